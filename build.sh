@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SoftPrompt build entry point. Verbs: restore | build | kernels | test | bench | demo | bundle
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+CONFIG="${CONFIG:-Release}"
+
+verb="${1:-build}"; shift || true
+
+restore() { dotnet restore Engine.sln; }
+
+kernels() {
+  if [ -x kernels/build-kernels.sh ]; then kernels/build-kernels.sh "$@"; fi
+}
+
+build() {
+  kernels
+  dotnet build Engine.sln -c "$CONFIG" --nologo -clp:ErrorsOnly "$@"
+}
+
+# Runs the NUnit suite (Microsoft.Testing.Platform executable) and ends with "N passed, N failed".
+test_() {
+  tools/install-deps.sh blas || echo "warning: OpenBLAS could not be installed; CPU GEMMs use the managed fallback" >&2
+  build
+  local log; log="$(mktemp)"
+  local exe="tests/SoftPrompt.Tests/bin/$CONFIG/net10.0/SoftPrompt.Tests"
+  set +e
+  ${TEST_PRELOAD:+env LD_PRELOAD="$TEST_PRELOAD" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"} \
+    "$exe" --no-progress "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local total failed passed skipped
+  total=$(sed -n 's/^ *total: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  failed=$(sed -n 's/^ *failed: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  passed=$(sed -n 's/^ *succeeded: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  skipped=$(sed -n 's/^ *skipped: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  rm -f "$log"
+  if [ -z "$total" ]; then echo "0 passed, 1 failed"; echo "test runner produced no summary (exit $rc)" >&2; return 1; fi
+  echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+  return "$rc"
+}
+
+bench() { dotnet run -c Release --project benchmarks/SoftPrompt.Benchmarks -- "$@"; }
+
+demo() {
+  build
+  "src/SoftPrompt.Cli/bin/$CONFIG/net10.0/softprompt" demo "$@"
+}
+
+bundle() {
+  kernels
+  local out="artifacts/bundle"
+  rm -rf "$out"; mkdir -p "$out"
+  dotnet publish src/SoftPrompt.Cli -c Release -r linux-x64 --self-contained true -o "$out" --nologo -clp:ErrorsOnly
+  dotnet publish tests/SoftPrompt.Tests -c Release -r linux-x64 --self-contained true -o "$out" --nologo -clp:ErrorsOnly
+  [ -d kernels/build/emu ] && cp -r kernels/build/emu "$out/emu" || true
+  tar -C artifacts -cJf artifacts/softprompt-bundle-linux-x64.tar.xz bundle
+  du -sh "$out" artifacts/softprompt-bundle-linux-x64.tar.xz
+}
+
+case "$verb" in
+  restore) restore "$@" ;;
+  build) build "$@" ;;
+  kernels) kernels "$@" ;;
+  test) test_ "$@" ;;
+  bench) bench "$@" ;;
+  demo) demo "$@" ;;
+  bundle) bundle "$@" ;;
+  *) echo "usage: ./build.sh restore|build|kernels|test|bench|demo|bundle" >&2; exit 2 ;;
+esac

@@ -1,0 +1,68 @@
+namespace SoftPrompt.Cuda;
+
+/// <summary>A launch grid or block size.</summary>
+public readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
+{
+    public static implicit operator Dim3(uint x) => new(x);
+    public static implicit operator Dim3(int x) => new(checked((uint)x));
+}
+
+/// <summary>A view of <see cref="Length"/> elements of device memory starting at <see cref="Address"/>.</summary>
+public readonly record struct DeviceSpan<T>(ulong Address, long Length) where T : unmanaged
+{
+    public unsafe DeviceSpan<T> Slice(long start, long length)
+    {
+        if ((ulong)start > (ulong)Length || (ulong)length > (ulong)(Length - start))
+            throw new ArgumentOutOfRangeException(nameof(start), $"Slice [{start}, {start + length}) is outside a device span of {Length} elements.");
+        return new(Address + (ulong)(start * sizeof(T)), length);
+    }
+    public DeviceSpan<T> Slice(long start) => Slice(start, Length - start);
+    public unsafe long ByteLength => Length * sizeof(T);
+}
+
+/// <summary>Row-major matrix operand of a GEMM: element (r, c) of the stored matrix is at r * LeadingDimension + c.</summary>
+public readonly record struct GemmOperand(DeviceSpan<float> Data, int LeadingDimension, bool Transposed = false, long BatchStride = 0);
+
+/// <summary>
+/// The small device contract the CUDA engine is written against. Two implementations: the real GPU
+/// (CUDA driver API + cuBLAS) and the emulated one (kernels compiled for the CPU, GEMM on the CPU), so
+/// launch configurations, argument order and buffer plans are exercised without a GPU.
+/// All work is queued on the device's one stream, in order; only <see cref="Synchronize"/> and the
+/// copies to the host wait for it.
+/// </summary>
+public interface IComputeDevice : IDisposable
+{
+    /// <summary>"cuda" or "cuda-emulated".</summary>
+    string Kind { get; }
+    /// <summary>Human-readable device description (name, capability, memory).</summary>
+    string Description { get; }
+
+    DeviceBuffer<T> Allocate<T>(long count) where T : unmanaged;
+    /// <summary>Called by <see cref="DeviceBuffer{T}.Dispose"/>.</summary>
+    void Free(ulong address);
+
+    void CopyToDevice<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged;
+    /// <summary>Waits for queued work, then copies.</summary>
+    void CopyToHost<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged;
+    void CopyDeviceToDevice<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged;
+    void Zero<T>(DeviceSpan<T> destination) where T : unmanaged;
+
+    /// <summary>Looks up a kernel of the embedded kernel module by its extern "C" name.</summary>
+    KernelFunction GetKernel(string name);
+    /// <summary>
+    /// Queues a launch. <paramref name="arguments"/> points to <paramref name="argumentCount"/> pointers,
+    /// each to one argument value (the CUDA kernelParams convention).
+    /// </summary>
+    unsafe void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount);
+
+    /// <summary>
+    /// Row-major fp32 GEMM, batched when <paramref name="batchCount"/> &gt; 1:
+    /// C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C. Operand strides come from each GemmOperand.
+    /// </summary>
+    void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1);
+
+    void Synchronize();
+}
+
+/// <summary>A kernel handle: its name and the implementation's opaque handle.</summary>
+public sealed record KernelFunction(string Name, nint Handle, int MaxThreadsPerBlock);

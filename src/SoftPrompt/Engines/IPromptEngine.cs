@@ -1,0 +1,38 @@
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// A frozen language model with trainable soft prompts: forward to the loss and an input-gradient-only
+/// reverse pass that yields dLoss/dPrompt. Prompts, their gradient and optimizer state live where the
+/// engine computes (host memory for the CPU engine, device memory for the CUDA engine); the host reads
+/// them only when it asks.
+/// </summary>
+public interface IPromptEngine : IDisposable
+{
+    /// <summary>"cpu", "cuda", "cuda-emulated".</summary>
+    string DeviceName { get; }
+    int EmbeddingSize { get; }
+    int VocabSize { get; }
+    int MaxPositions { get; }
+    int PromptCount { get; }
+    int PromptLength { get; }
+
+    /// <summary>Sets the prompts: <paramref name="values"/> is [promptCount, promptLength, EmbeddingSize] row-major. Resets optimizer state.</summary>
+    void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength);
+    /// <summary>Copies the prompts out: [PromptCount, PromptLength, EmbeddingSize].</summary>
+    void ReadPrompts(Span<float> destination);
+
+    /// <summary>Mean cross-entropy over the batch's targets; no gradient.</summary>
+    float Forward(TokenBatch batch);
+    /// <summary>
+    /// Sum of the log-probabilities of each row's targets (rank classification scores), written to
+    /// <paramref name="rowLogLikelihood"/>[0..batch.Rows).
+    /// </summary>
+    void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood);
+    /// <summary>Forward and reverse pass; the prompt gradient replaces the previous one (no accumulation) unless <paramref name="accumulate"/>.</summary>
+    float ForwardBackward(TokenBatch batch, bool accumulate = false);
+    /// <summary>Copies dLoss/dPrompt out: [PromptCount, PromptLength, EmbeddingSize].</summary>
+    void ReadPromptGradient(Span<float> destination);
+
+    /// <summary>Applies one optimizer update to the prompts with the current gradient (scaled by <paramref name="gradientScale"/>). Returns the gradient's global L2 norm before clipping.</summary>
+    float OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f);
+}
