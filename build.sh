@@ -25,6 +25,12 @@ test_() {
   build
   local log; log="$(mktemp)"
   local exe="tests/SoftPrompt.Tests/bin/$CONFIG/net10.0/SoftPrompt.Tests"
+  # Emulated kernels run under AddressSanitizer when its build exists: the test host gets libasan preloaded and
+  # EmulatedDevice then picks libsoftprompt_emu_asan.so. detect_leaks=0: the .NET runtime is not leak-clean.
+  if [ -z "${TEST_PRELOAD:-}" ] && [ -f kernels/build/emu/libsoftprompt_emu_asan.so ]; then
+    local asan; asan="$(g++ -print-file-name=libasan.so 2>/dev/null || true)"
+    if [ -f "$asan" ]; then TEST_PRELOAD="$asan"; else echo "warning: libasan not found; emulated kernels run without AddressSanitizer" >&2; fi
+  fi
   set +e
   ${TEST_PRELOAD:+env LD_PRELOAD="$TEST_PRELOAD" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"} \
     "$exe" --no-progress "$@" 2>&1 | tee "$log"

@@ -1,0 +1,137 @@
+// common.cuh — the CUDA vocabulary of every SoftPrompt kernel, and the ONLY file that touches CUDA intrinsics.
+//
+// Compiled two ways from the same kernel sources, unchanged:
+//   * by nvcc (PTX for compute_80):      every name below maps to the real intrinsic;
+//   * by g++ for the CPU kernel emulator (SOFTPROMPT_EMULATOR defined, or no __CUDACC__): every name maps to
+//     the emulator runtime in emu/emu_device.h (fibers per CUDA thread, real barriers, warp exchanges,
+//     real atomics, per-block shared memory, AddressSanitizer on every buffer).
+// Kernels never test SP_CUDA / SP_EMULATOR themselves: if a kernel needs something that is not here, add it
+// here, for both sides, with a self-test in selftest.cu. See kernels/README.md for the rules.
+#pragma once
+
+#if defined(__CUDACC__) && !defined(SOFTPROMPT_EMULATOR)
+#define SP_CUDA 1
+#else
+#define SP_EMULATOR 1
+#endif
+
+// ───────────────────────────────────────── CUDA side ─────────────────────────────────────────
+#if defined(SP_CUDA)
+#include <assert.h>   // device assert(); PTX is built with -DNDEBUG, so asserts are checked by the emulator only
+#include <stdint.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+// Static shared memory. Always 16-byte aligned so float4 accesses are legal.
+#define SHARED(type, name, count) __shared__ __align__(16) type name[count]
+#define SHARED2D(type, name, rows, cols) __shared__ __align__(16) type name[rows][cols]
+
+// Dynamic shared memory (the launch's sharedMemoryBytes), viewed as T[].
+template <typename T>
+__device__ __forceinline__ T* dynamic_smem() {
+    extern __shared__ __align__(16) unsigned char sp_dynamic_smem_[];
+    return reinterpret_cast<T*>(sp_dynamic_smem_);
+}
+
+#define SP_FULL_MASK 0xffffffffu
+template <typename T> __device__ __forceinline__ T warp_shfl(T v, int src_lane, int width = 32) { return __shfl_sync(SP_FULL_MASK, v, src_lane, width); }
+template <typename T> __device__ __forceinline__ T warp_shfl_xor(T v, int lane_mask, int width = 32) { return __shfl_xor_sync(SP_FULL_MASK, v, lane_mask, width); }
+template <typename T> __device__ __forceinline__ T warp_shfl_down(T v, unsigned delta, int width = 32) { return __shfl_down_sync(SP_FULL_MASK, v, delta, width); }
+template <typename T> __device__ __forceinline__ T warp_shfl_up(T v, unsigned delta, int width = 32) { return __shfl_up_sync(SP_FULL_MASK, v, delta, width); }
+__device__ __forceinline__ unsigned warp_ballot(bool p) { return __ballot_sync(SP_FULL_MASK, p); }
+__device__ __forceinline__ bool warp_any(bool p) { return __any_sync(SP_FULL_MASK, p) != 0; }
+__device__ __forceinline__ bool warp_all(bool p) { return __all_sync(SP_FULL_MASK, p) != 0; }
+
+template <typename T> __device__ __forceinline__ T ldg(const T* p) { return __ldg(p); }
+
+// bf16 / fp16 storage types: 2 bytes of IEEE bits. Math is done in float (to_float / to_bf16 / to_fp16), so
+// the GPU and the emulator agree bit for bit; the CUDA types stay inside this file.
+struct __align__(2) bf16 { unsigned short bits; };
+struct __align__(2) fp16 { unsigned short bits; };
+__device__ __forceinline__ bf16 to_bf16(float f) { bf16 r; r.bits = __bfloat16_as_ushort(__float2bfloat16_rn(f)); return r; }
+__device__ __forceinline__ fp16 to_fp16(float f) { fp16 r; r.bits = __half_as_ushort(__float2half_rn(f)); return r; }
+__device__ __forceinline__ float to_float(fp16 h) { return __half2float(__ushort_as_half(h.bits)); }
+
+// ─────────────────────────────────────── emulator side ───────────────────────────────────────
+#else
+#include "emu/emu_device.h"   // qualifiers, uint3/dim3/float4…, threadIdx…, __syncthreads, atomics, math, SHARED
+#endif
+
+// ─────────────────────────── shared vocabulary (identical code on both sides) ───────────────────────────
+#ifndef SP_WARP_SIZE
+#define SP_WARP_SIZE 32
+#endif
+
+__device__ __forceinline__ bf16 bf16_from_bits(unsigned short bits) { bf16 r; r.bits = bits; return r; }
+__device__ __forceinline__ fp16 fp16_from_bits(unsigned short bits) { fp16 r; r.bits = bits; return r; }
+// bf16 → float is exact: the bf16 bits are the top half of the float.
+__device__ __forceinline__ float to_float(bf16 b) { return __uint_as_float(static_cast<unsigned>(b.bits) << 16); }
+
+// Rank of this thread in its block (x fastest), and its lane / warp: the hardware's warp numbering.
+__device__ __forceinline__ unsigned thread_rank() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+__device__ __forceinline__ unsigned block_size() { return blockDim.x * blockDim.y * blockDim.z; }
+__device__ __forceinline__ unsigned lane_id() { return thread_rank() & (SP_WARP_SIZE - 1); }
+__device__ __forceinline__ unsigned warp_id() { return thread_rank() / SP_WARP_SIZE; }
+__device__ __forceinline__ int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// Butterfly reductions over the 32 lanes; every lane gets the result. All 32 lanes must call them.
+template <typename T> __device__ __forceinline__ T warp_reduce_sum(T v) {
+#pragma unroll
+    for (int o = SP_WARP_SIZE / 2; o > 0; o >>= 1) v += warp_shfl_xor(v, o);
+    return v;
+}
+template <typename T> __device__ __forceinline__ T warp_reduce_max(T v) {
+#pragma unroll
+    for (int o = SP_WARP_SIZE / 2; o > 0; o >>= 1) v = max(v, warp_shfl_xor(v, o));
+    return v;
+}
+template <typename T> __device__ __forceinline__ T warp_reduce_min(T v) {
+#pragma unroll
+    for (int o = SP_WARP_SIZE / 2; o > 0; o >>= 1) v = min(v, warp_shfl_xor(v, o));
+    return v;
+}
+
+// Block-wide sum / max of one float per thread; every thread gets the result. Block size must be a multiple
+// of 32 (≤ 1024) and every thread of the block must call it (it contains __syncthreads). Safe to call twice
+// in a row (the leading barrier protects the scratch array).
+__device__ __forceinline__ float block_reduce_sum(float v) {
+    SHARED(float, sp_block_partial_sum, 32);
+    const unsigned warps = block_size() / SP_WARP_SIZE;
+    v = warp_reduce_sum(v);
+    __syncthreads();
+    if (lane_id() == 0) sp_block_partial_sum[warp_id()] = v;
+    __syncthreads();
+    v = lane_id() < warps ? sp_block_partial_sum[lane_id()] : 0.0f;
+    return warp_reduce_sum(v);
+}
+__device__ __forceinline__ float block_reduce_max(float v) {
+    SHARED(float, sp_block_partial_max, 32);
+    const unsigned warps = block_size() / SP_WARP_SIZE;
+    v = warp_reduce_max(v);
+    __syncthreads();
+    if (lane_id() == 0) sp_block_partial_max[warp_id()] = v;
+    __syncthreads();
+    v = lane_id() < warps ? sp_block_partial_max[lane_id()] : -INFINITY;
+    return warp_reduce_max(v);
+}
+
+// float max through atomicCAS (for abs-max style reductions); returns the old value.
+__device__ __forceinline__ float atomic_max_float(float* address, float value) {
+    int* a = reinterpret_cast<int*>(address);
+    int old = *a;
+    while (__int_as_float(old) < value) {
+        const int seen = atomicCAS(a, old, __float_as_int(value));
+        if (seen == old) break;
+        old = seen;
+    }
+    return __int_as_float(old);
+}
+
+// 16-byte / 8-byte vector loads and stores; the address must be aligned (the emulator traps if not, the GPU
+// faults with "misaligned address").
+#if defined(SP_CUDA)
+__device__ __forceinline__ float4 load_float4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ void store_float4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ float2 load_float2(const float* p) { return *reinterpret_cast<const float2*>(p); }
+__device__ __forceinline__ void store_float2(float* p, float2 v) { *reinterpret_cast<float2*>(p) = v; }
+#endif

@@ -1,0 +1,164 @@
+namespace SoftPrompt.Cuda.Emulation;
+
+/// <summary>
+/// The CUDA device contract on the CPU: device memory is host memory from malloc's heap (posix_memalign of the exact
+/// size, 256-byte aligned like cudaMalloc, so the AddressSanitizer build puts redzones right around every buffer),
+/// copies are memcpy inside the emulator library (checked by ASan), a launch
+/// runs the kernel to completion in the emulator library (kernels/*.cu compiled for the CPU), and GEMMs run in
+/// <see cref="CpuGemm"/>. Work is synchronous and in order, like one stream. Fresh allocations hold 0xFF bytes
+/// (NaN as fp32, -1 as int32), so a kernel that reads memory nobody wrote shows up in its results.
+/// Not thread-safe: drive a device from one thread at a time.
+/// </summary>
+public sealed unsafe class EmulatedDevice : IComputeDevice
+{
+    /// <summary>cudaMalloc's alignment.</summary>
+    public const int Alignment = 256;
+
+    private readonly EmulatorLibrary library;
+    private readonly Dictionary<ulong, long> allocations = [];
+    private readonly Dictionary<string, KernelFunction> kernels = new(StringComparer.Ordinal);
+    private bool disposed;
+
+    /// <summary>Opens the emulator library at <paramref name="libraryPath"/>, or the default one (<see cref="EmulatorLibrary"/>).</summary>
+    /// <exception cref="EmulatorException">The emulator was not built or cannot be loaded.</exception>
+    public EmulatedDevice(string? libraryPath = null)
+    {
+        library = EmulatorLibrary.Load(libraryPath);
+    }
+
+    /// <summary>Whether the default emulator library can be loaded here; <paramref name="reason"/> says why not.</summary>
+    public static bool IsAvailable(out string? reason)
+    {
+        try
+        {
+            EmulatorLibrary.Load();
+            reason = null;
+            return true;
+        }
+        catch (EmulatorException e)
+        {
+            reason = e.Message;
+            return false;
+        }
+    }
+
+    public string Kind => "cuda-emulated";
+
+    public string Description =>
+        $"CPU kernel emulator ({Path.GetFileName(library.Path)}{(library.IsAddressSanitized ? ", AddressSanitizer" : "")}, " +
+        $"{library.Kernels.Count} kernels, {library.WorkerThreads} worker threads)";
+
+    public EmulatorLibrary Library => library;
+    public bool IsAddressSanitized => library.IsAddressSanitized;
+    /// <summary>Bytes currently allocated on this device.</summary>
+    public long AllocatedBytes { get; private set; }
+
+    public DeviceBuffer<T> Allocate<T>(long count) where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ThrowIfDisposed();
+        if (count == 0) return new DeviceBuffer<T>(this, 0, 0);
+        long bytes = checked(count * sizeof(T));
+        void* memory = library.Allocate((nuint)bytes, Alignment);
+        if (memory == null) throw new OutOfMemoryException($"Emulated device: allocation of {bytes} bytes failed.");
+        library.Fill(memory, 0xff, (nuint)bytes);
+        allocations.Add((ulong)memory, bytes);
+        AllocatedBytes += bytes;
+        return new DeviceBuffer<T>(this, (ulong)memory, count);
+    }
+
+    public void Free(ulong address)
+    {
+        if (disposed || address == 0) return;
+        if (!allocations.Remove(address, out long bytes))
+            throw new InvalidOperationException($"Free of 0x{address:x}: not an allocation of this emulated device (freed twice, or a slice).");
+        AllocatedBytes -= bytes;
+        library.Free((void*)address);
+    }
+
+    public void CopyToDevice<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged
+    {
+        RequireSameLength(source.Length, destination.Length, "host → device");
+        ThrowIfDisposed();
+        if (source.IsEmpty) return;
+        fixed (T* host = source) library.Copy((void*)destination.Address, host, (nuint)destination.ByteLength);
+    }
+
+    public void CopyToHost<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged
+    {
+        RequireSameLength(destination.Length, source.Length, "device → host");
+        ThrowIfDisposed();
+        if (destination.IsEmpty) return;
+        fixed (T* host = destination) library.Copy(host, (void*)source.Address, (nuint)source.ByteLength);
+    }
+
+    public void CopyDeviceToDevice<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged
+    {
+        RequireSameLength(source.Length, destination.Length, "device → device");
+        ThrowIfDisposed();
+        if (source.Length == 0) return;
+        ulong bytes = (ulong)source.ByteLength;
+        if (source.Address < destination.Address + bytes && destination.Address < source.Address + bytes)
+            throw new ArgumentException($"Device → device copy of {source.Length} elements between overlapping ranges 0x{source.Address:x} and 0x{destination.Address:x}.");
+        library.Copy((void*)destination.Address, (void*)source.Address, (nuint)bytes);
+    }
+
+    public void Zero<T>(DeviceSpan<T> destination) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        if (destination.Length == 0) return;
+        library.Fill((void*)destination.Address, 0, (nuint)destination.ByteLength);
+    }
+
+    /// <exception cref="EmulatorException">No kernel of that name in the emulator library.</exception>
+    public KernelFunction GetKernel(string name)
+    {
+        ThrowIfDisposed();
+        if (kernels.TryGetValue(name, out var function)) return function;
+        var kernel = library.Find(name) ?? throw new EmulatorException(
+            $"Kernel '{name}' is not in the emulator library {library.Path} ({library.Kernels.Count} kernels): rebuild with ./build.sh kernels, " +
+            "and check that the kernel is declared as extern \"C\" __global__ void name( on one line.");
+        function = new KernelFunction(name, kernel.Index, 1024);
+        kernels[name] = function;
+        return function;
+    }
+
+    /// <summary>Runs the launch to completion before returning.</summary>
+    /// <exception cref="EmulatorException">The kernel failed (assert, __trap, deadlock) or the launch is malformed.</exception>
+    public void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        ThrowIfDisposed();
+        if (argumentCount < 0 || (argumentCount > 0 && arguments == null))
+            throw new ArgumentException($"Launch of {kernel.Name}: {argumentCount} arguments but no argument pointer array.", nameof(arguments));
+        string? error = library.Launch((int)kernel.Handle, grid, block, sharedMemoryBytes, arguments, argumentCount);
+        if (error is not null) throw new EmulatorException($"Emulated launch of {kernel.Name} (grid {Format(grid)}, block {Format(block)}, {sharedMemoryBytes} bytes shared) failed: {error}");
+    }
+
+    public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1)
+    {
+        ThrowIfDisposed();
+        CpuGemm.Run(m, n, k, alpha, a, b, beta, c, batchCount);
+    }
+
+    public void Synchronize() => ThrowIfDisposed();
+
+    /// <summary>Frees every allocation still alive (as destroying a CUDA context does).</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        foreach (ulong address in allocations.Keys) library.Free((void*)address);
+        allocations.Clear();
+        AllocatedBytes = 0;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
+
+    private static string Format(Dim3 d) => $"({d.X},{d.Y},{d.Z})";
+
+    private static void RequireSameLength(long from, long to, string direction)
+    {
+        if (from != to) throw new ArgumentException($"Copy {direction} of {from} elements into {to}: the lengths must match (slice one side first).");
+    }
+}

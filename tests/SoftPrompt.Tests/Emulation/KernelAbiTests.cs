@@ -1,0 +1,95 @@
+using SoftPrompt.Cuda.Emulation;
+using SoftPrompt.Cuda.Kernels;
+
+namespace SoftPrompt.Tests.Emulation;
+
+/// <summary>Every kernel has one launcher whose declared signature matches the PTX entry and the emulator's kernel.</summary>
+public sealed class KernelAbiTests
+{
+    private const string SamplePtx = """
+        .version 7.8
+        .target sm_80
+        .address_size 64
+        	// .globl	layer_norm
+        .visible .entry layer_norm(
+        	.param .u64 layer_norm_param_0,
+        	.param .u64 .ptr .global .align 4 layer_norm_param_1,
+        	.param .u32 layer_norm_param_2,
+        	.param .f32 layer_norm_param_3,
+        	.param .align 8 .b8 layer_norm_param_4[16]
+        )
+        {
+        	ret;
+        }
+        .visible .entry no_args()
+        {
+        	ret;
+        }
+        """;
+
+    private readonly record struct Pair(long A, long B);
+
+    [Test]
+    public void ParsesPtxEntriesAndTheirParameters()
+    {
+        var entries = KernelAbi.ParsePtx(SamplePtx);
+        Assert.That(entries.Select(e => e.Name), Is.EqualTo(new[] { "layer_norm", "no_args" }));
+        var p = entries[0].Parameters;
+        Assert.That(p.Select(x => x.Size), Is.EqualTo(new[] { 8, 8, 4, 4, 16 }));
+        Assert.That(p.Select(x => x.IsFloat), Is.EqualTo(new[] { false, false, false, true, false }));
+        Assert.That(p[4].IsAggregate, Is.True);
+        Assert.That(entries[1].Parameters, Is.Empty);
+    }
+
+    [Test]
+    public void FindsEveryKindOfMismatch()
+    {
+        var entries = KernelAbi.ParsePtx(SamplePtx);
+        LauncherSignature Sig(string kernel, params Type[] types) => new(kernel, types, "Test." + kernel);
+        var good = new[] { Sig("layer_norm", typeof(float*), typeof(float*), typeof(int), typeof(float), typeof(Pair)), Sig("no_args") };
+        Assert.That(KernelAbi.CheckPtx(entries, good), Is.Empty);
+
+        Assert.That(KernelAbi.CheckPtx(entries, [good[1]]), Has.One.Contains("layer_norm").And.Contains("has no launcher"));
+        Assert.That(KernelAbi.CheckPtx(entries, [.. good, Sig("ghost")]), Has.One.Contains("ghost").And.Contains("not in the PTX"));
+        Assert.That(KernelAbi.CheckPtx(entries, [.. good, Sig("no_args")]), Has.One.Contains("two launcher signatures"));
+        var shortList = Sig("layer_norm", typeof(float*), typeof(float*), typeof(int), typeof(float));
+        Assert.That(KernelAbi.CheckPtx(entries, [shortList, good[1]]), Has.One.Contains("declares 4 parameters"));
+        var wrongSize = Sig("layer_norm", typeof(float*), typeof(float*), typeof(long), typeof(float), typeof(Pair));
+        Assert.That(KernelAbi.CheckPtx(entries, [wrongSize, good[1]]), Has.One.Contains("parameter 2").And.Contains("8 bytes"));
+        var wrongClass = Sig("layer_norm", typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(Pair));
+        Assert.That(KernelAbi.CheckPtx(entries, [wrongClass, good[1]]), Has.One.Contains("parameter 3").And.Contains("floating point"));
+        var swapped = Sig("layer_norm", typeof(float*), typeof(int), typeof(float*), typeof(float), typeof(Pair));
+        Assert.That(KernelAbi.CheckPtx(entries, [swapped, good[1]]), Has.Count.EqualTo(2));
+    }
+
+    [Test]
+    public void EmbeddedPtxEntriesMatchTheLaunchers()
+    {
+        string? ptx = EmbeddedPtx.Load();
+        if (ptx is null) Assert.Ignore(EmbeddedPtx.NotBuiltMessage);
+        Assert.That(EmbeddedPtx.ResourceNames(), Is.EqualTo(new[] { EmbeddedPtx.ResourceName }), "one kernel module");
+        var entries = KernelAbi.ParsePtx(ptx);
+        Assert.That(entries, Is.Not.Empty);
+        Assert.That(KernelAbi.CheckPtx(entries, KernelAbi.FindLaunchers()), Is.Empty);
+    }
+
+    [Test]
+    public void EmulatorKernelsMatchTheLaunchers()
+    {
+        if (!EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? EmulatorLibrary.NotBuiltMessage);
+        var library = EmulatorLibrary.Load();
+        Assert.That(library.Kernels, Is.Not.Empty);
+        Assert.That(KernelAbi.CheckEmulator(library.Kernels.Select(k => (k.Name, k.ParameterSizes)), KernelAbi.FindLaunchers()), Is.Empty);
+    }
+
+    [Test]
+    public void EmulatorAndPtxHoldTheSameKernels()
+    {
+        string? ptx = EmbeddedPtx.Load();
+        if (ptx is null) Assert.Ignore(EmbeddedPtx.NotBuiltMessage);
+        if (!EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? EmulatorLibrary.NotBuiltMessage);
+        var fromPtx = KernelAbi.ParsePtx(ptx).Select(e => (e.Name, Sizes: string.Join(",", e.Parameters.Select(p => p.Size)))).OrderBy(e => e.Name, StringComparer.Ordinal);
+        var fromEmulator = EmulatorLibrary.Load().Kernels.Select(k => (k.Name, Sizes: string.Join(",", k.ParameterSizes))).OrderBy(e => e.Name, StringComparer.Ordinal);
+        Assert.That(fromEmulator, Is.EqualTo(fromPtx));
+    }
+}
