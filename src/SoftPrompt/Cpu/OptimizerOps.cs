@@ -1,0 +1,45 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace SoftPrompt.Cpu;
+
+/// <summary>Prompt optimizer updates (PyTorch's definitions), mirrored by the device optimizer kernels.</summary>
+public static class OptimizerOps
+{
+    /// <summary>Global L2 norm of g [N].</summary>
+    public static T GlobalNorm<T>(ReadOnlySpan<T> gradient) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+        => T.Sqrt(TensorPrimitives.SumOfSquares(gradient));
+
+    /// <summary>
+    /// torch.optim.SGD without momentum: p −= lr · (gradScale·g + weightDecay·p). p, g [N].
+    /// </summary>
+    public static void SgdStep<T>(Span<T> parameters, ReadOnlySpan<T> gradient, T learningRate, T weightDecay, T gradientScale)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < parameters.Length; i++)
+            parameters[i] -= learningRate * (gradientScale * gradient[i] + weightDecay * parameters[i]);
+    }
+
+    /// <summary>
+    /// torch.optim.AdamW at 1-based <paramref name="step"/>: p ·= 1 − lr·wd; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+    /// p −= (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε), with g = gradScale·gradient. p, g, m, v [N].
+    /// </summary>
+    public static void AdamWStep<T>(Span<T> parameters, ReadOnlySpan<T> gradient, Span<T> firstMoment, Span<T> secondMoment,
+        T learningRate, T beta1, T beta2, T epsilon, T weightDecay, int step, T gradientScale)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        T bias1 = T.One - T.Pow(beta1, T.CreateChecked(step));
+        T bias2Root = T.Sqrt(T.One - T.Pow(beta2, T.CreateChecked(step)));
+        T stepSize = learningRate / bias1;
+        T decay = T.One - learningRate * weightDecay;
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            T g = gradientScale * gradient[i];
+            T m = beta1 * firstMoment[i] + (T.One - beta1) * g;
+            T v = beta2 * secondMoment[i] + (T.One - beta2) * g * g;
+            firstMoment[i] = m;
+            secondMoment[i] = v;
+            parameters[i] = parameters[i] * decay - stepSize * m / (T.Sqrt(v) / bias2Root + epsilon);
+        }
+    }
+}
