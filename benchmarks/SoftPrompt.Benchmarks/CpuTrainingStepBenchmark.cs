@@ -21,7 +21,7 @@ public class CpuTrainingStepBenchmark
     public void Setup()
     {
         var config = new Gpt2Config(VocabSize: 8192, MaxPositions: 256, Embedding: 256, Layers: 4, Heads: 8, Inner: 1024, LayerNormEpsilon: 1e-5, Activation: "gelu_new");
-        engine = new CpuGpt2Engine<float>(Gpt2RandomWeights.CreateRandom<float>(config, seed: 1));
+        engine = new CpuGpt2Engine<float>(Gpt2Weights<float>.CreateRandom(config, seed: 1));
         const int promptLength = 20, tokens = 108;
         var random = new Random(2);
         var prompt = new float[promptLength * config.Embedding];

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SoftPrompt.Cli;
 using SoftPrompt.Cli.Commands;
 
 var root = new RootCommand("softprompt — prompt tuning for frozen language models (Lester et al., 2021)");
