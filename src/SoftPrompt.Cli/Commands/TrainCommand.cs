@@ -17,8 +17,8 @@ internal static class TrainCommand
         var steps = new Option<int>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 100 };
         var batchSize = new Option<int>("--batch-size") { Description = "Rows per step", DefaultValueFactory = _ => 8 };
         var lr = new Option<float>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 0.3f };
-        var optimizer = new Option<string>("--optimizer") { Description = "sgd | adamw", DefaultValueFactory = _ => "adamw" };
-        optimizer.AcceptOnlyFromAmong("sgd", "adamw");
+        var optimizer = new Option<string>("--optimizer") { Description = "sgd | adamw | adafactor", DefaultValueFactory = _ => "adamw" };
+        optimizer.AcceptOnlyFromAmong("sgd", "adamw", "adafactor");
         var seed = new Option<int>("--seed") { Description = "Seed for initialisation and shuffling", DefaultValueFactory = _ => 0 };
         var noShuffle = new Option<bool>("--no-shuffle") { Description = "Take rows in file order" };
         var init = new Option<string>("--init") { Description = "random (uniform ±0.5) or FILE.safetensors", DefaultValueFactory = _ => "random" };
@@ -48,7 +48,7 @@ internal static class TrainCommand
         float[] prompt = PromptInitializer.Create(s.Init, s.PromptLength, loaded, s.Seed, out int promptLength);
         engine.LoadPrompts(prompt, 1, promptLength);
         var examples = PretokenizedJsonl.Load(s.Data, engine.VocabSize, engine.MaxPositions - promptLength);
-        var optimizer = new OptimizerSettings(s.Optimizer == "sgd" ? OptimizerKind.Sgd : OptimizerKind.AdamW, WeightDecay: s.WeightDecay, ClipNorm: s.ClipNorm);
+        var optimizer = new OptimizerSettings(s.Optimizer switch { "sgd" => OptimizerKind.Sgd, "adafactor" => OptimizerKind.Adafactor, _ => OptimizerKind.AdamW }, WeightDecay: s.WeightDecay, ClipNorm: s.ClipNorm);
         Console.WriteLine($"training P={promptLength} prompt on {examples.Count} rows, {s.Steps} steps × batch {s.BatchSize}, {s.Optimizer} lr {s.LearningRate.ToString(inv)}, device {engine.DeviceName}");
         int every = Math.Max(1, s.Steps / 20);
         long tokens = 0;

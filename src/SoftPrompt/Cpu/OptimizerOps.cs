@@ -43,3 +43,58 @@ public static class OptimizerOps
         }
     }
 }
+
+/// <summary>Adafactor for one [rows, cols] parameter matrix (Shazeer &amp; Stern 2018; Hugging Face's update rule).</summary>
+public static class AdafactorOps
+{
+    /// <summary>
+    /// p, g [rows, cols]; rowState [rows], colState [cols] (factored second moments); 1-based step.
+    /// β2 = 1 − t^decayRate; R = β2·R + (1−β2)·mean_c(g² + ε); C = β2·C + (1−β2)·mean_r(g² + ε);
+    /// u = g · rsqrt(R / mean(R)) ⊗ rsqrt(C); u /= max(1, RMS(u)/clipThreshold);
+    /// p = p·(1 − lr·wd) − lr·u. g is scaled by gradientScale first.
+    /// </summary>
+    public static void Step<T>(Span<T> parameters, ReadOnlySpan<T> gradient, Span<T> rowState, Span<T> colState, int rows, int cols,
+        T learningRate, T decayRate, T clipThreshold, T epsilon, T weightDecay, int step, T gradientScale)
+        where T : unmanaged, System.Numerics.IBinaryFloatingPointIeee754<T>
+    {
+        T beta2 = T.One - T.Pow(T.CreateChecked(step), decayRate);
+        T oneMinus = T.One - beta2;
+        for (int r = 0; r < rows; r++)
+        {
+            T sum = T.Zero;
+            for (int c = 0; c < cols; c++) { T g = gradientScale * gradient[r * cols + c]; sum += g * g + epsilon; }
+            rowState[r] = beta2 * rowState[r] + oneMinus * sum / T.CreateChecked(cols);
+        }
+        for (int c = 0; c < cols; c++)
+        {
+            T sum = T.Zero;
+            for (int r = 0; r < rows; r++) { T g = gradientScale * gradient[r * cols + c]; sum += g * g + epsilon; }
+            colState[c] = beta2 * colState[c] + oneMinus * sum / T.CreateChecked(rows);
+        }
+        T rowMean = T.Zero;
+        for (int r = 0; r < rows; r++) rowMean += rowState[r];
+        rowMean /= T.CreateChecked(rows);
+        T squares = T.Zero;
+        for (int r = 0; r < rows; r++)
+        {
+            T rowFactor = T.One / T.Sqrt(rowState[r] / rowMean);
+            for (int c = 0; c < cols; c++)
+            {
+                T u = gradientScale * gradient[r * cols + c] * rowFactor / T.Sqrt(colState[c]);
+                squares += u * u;
+            }
+        }
+        T rms = T.Sqrt(squares / T.CreateChecked(rows * cols));
+        T divisor = T.Max(T.One, rms / clipThreshold);
+        T decay = T.One - learningRate * weightDecay;
+        for (int r = 0; r < rows; r++)
+        {
+            T rowFactor = T.One / T.Sqrt(rowState[r] / rowMean);
+            for (int c = 0; c < cols; c++)
+            {
+                T u = gradientScale * gradient[r * cols + c] * rowFactor / T.Sqrt(colState[c]) / divisor;
+                parameters[r * cols + c] = parameters[r * cols + c] * decay - learningRate * u;
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     private Gpt2CpuActivations<T>? activations;
     private T[] prompts = [];
     private T[] promptGradient = [];
+    /// <summary>AdamW: m and v [PromptCount·P·d]. Adafactor: row state [PromptCount·P] and column state [PromptCount·d] in the first elements.</summary>
     private T[] firstMoment = [];
     private T[] secondMoment = [];
     private int lastBatchRows, lastSequence;
@@ -103,7 +104,9 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             weights.TokenEmbedding, config.Embedding, T.Zero, logits, config.VocabSize);
     }
 
-    public float OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+    public float LastGradientNorm { get; private set; }
+
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
     {
         if (PromptCount == 0) throw new InvalidOperationException("Load prompts before an optimizer step.");
         T scale = T.CreateChecked(gradientScale);
@@ -120,10 +123,20 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
                 OptimizerOps.AdamWStep<T>(prompts, promptGradient, firstMoment, secondMoment, lr, T.CreateChecked(settings.Beta1),
                     T.CreateChecked(settings.Beta2), T.CreateChecked(settings.Epsilon), wd, step, scale);
                 break;
+            case OptimizerKind.Adafactor:
+                int width = config.Embedding;
+                for (int p = 0; p < PromptCount; p++)
+                {
+                    int offset = p * PromptLength * width;
+                    AdafactorOps.Step<T>(prompts.AsSpan(offset, PromptLength * width), promptGradient.AsSpan(offset, PromptLength * width),
+                        firstMoment.AsSpan(p * PromptLength, PromptLength), secondMoment.AsSpan(p * width, width), PromptLength, width, lr,
+                        T.CreateChecked(settings.DecayRate), T.CreateChecked(settings.ClipThreshold), T.CreateChecked(settings.AdafactorEpsilon), wd, step, scale);
+                }
+                break;
             default:
                 throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CPU engine.");
         }
-        return float.CreateTruncating(norm);
+        LastGradientNorm = float.CreateTruncating(norm);
     }
 
     public void Dispose() => activations = null;

@@ -18,9 +18,9 @@ public static class PromptTrainer
             float loss = engine.ForwardBackward(batch);
             if (!float.IsFinite(loss))
                 throw new InvalidOperationException($"Loss became {loss} at step {step}; lower --lr or add --clip-norm.");
-            float norm = engine.OptimizerStep(options.Optimizer, step, options.LearningRate);
+            engine.OptimizerStep(options.Optimizer, step, options.LearningRate);
             int tokens = batch.Rows * batch.SequenceLength;
-            onStep?.Invoke(new TrainProgress(step, options.Steps, loss, norm, tokens, clock.Elapsed.TotalSeconds));
+            onStep?.Invoke(new TrainProgress(step, options.Steps, loss, engine, tokens, clock.Elapsed.TotalSeconds));
         }
     }
 }

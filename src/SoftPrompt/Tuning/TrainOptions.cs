@@ -12,4 +12,8 @@ public sealed record TrainOptions(
     bool Shuffle = true);
 
 /// <summary>What the trainer reports after each step.</summary>
-public readonly record struct TrainProgress(int Step, int Steps, float Loss, float GradientNorm, int Tokens, double Seconds);
+public readonly record struct TrainProgress(int Step, int Steps, float Loss, IPromptEngine Engine, int Tokens, double Seconds)
+{
+    /// <summary>Waits for the device: read it only on steps that are logged.</summary>
+    public float GradientNorm => Engine.LastGradientNorm;
+}
