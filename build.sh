@@ -33,7 +33,7 @@ test_() {
   fi
   set +e
   ${TEST_PRELOAD:+env LD_PRELOAD="$TEST_PRELOAD" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"} \
-    "$exe" --no-progress "$@" 2>&1 | tee "$log"
+    "$exe" --progress off "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   set -e
   local total failed passed skipped

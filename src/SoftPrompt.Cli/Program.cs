@@ -1,1 +1,8 @@
-return 0;
+using System.CommandLine;
+using SoftPrompt.Cli;
+using SoftPrompt.Cli.Commands;
+
+var root = new RootCommand("softprompt — prompt tuning for frozen language models (Lester et al., 2021)");
+root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
+return CliErrors.Run(() => root.Parse(args).Invoke());

@@ -33,6 +33,12 @@ public interface IPromptEngine : IDisposable
     /// <summary>Copies dLoss/dPrompt out: [PromptCount, PromptLength, EmbeddingSize].</summary>
     void ReadPromptGradient(Span<float> destination);
 
-    /// <summary>Applies one optimizer update to the prompts with the current gradient (scaled by <paramref name="gradientScale"/>). Returns the gradient's global L2 norm before clipping.</summary>
-    float OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f);
+    /// <summary>
+    /// Applies one optimizer update (1-based <paramref name="step"/>) to the prompts with the current gradient
+    /// scaled by <paramref name="gradientScale"/> (e.g. 1/k after accumulating k micro-batches). Queued on the
+    /// engine's device without waiting for it.
+    /// </summary>
+    void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f);
+    /// <summary>Global L2 norm of the (scaled, unclipped) gradient used by the last optimizer step; reading it waits for the device.</summary>
+    float LastGradientNorm { get; }
 }

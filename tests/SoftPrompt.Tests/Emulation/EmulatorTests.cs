@@ -31,7 +31,7 @@ public sealed class EmulatorTests
         int[] x = [.. Enumerable.Range(0, 100)];
         x[70] = -3;
         using var input = device.Upload(x);
-        var e = Assert.Throws<EmulatorException>(() => SelftestAssertNonneg.Launch(device, input.Span))!;
+        var e = Assert.Throws<CudaException>(() => SelftestAssertNonneg.Launch(device, input.Span))!;
         Assert.That(e.Message, Does.Contain("selftest_assert_nonneg").And.Contain("assertion `x[i] >= 0` failed")
             .And.Contain("selftest.cu:").And.Contain("block (2,0,0) thread (6,0,0)"));
         // The device stays usable after a failed launch.
@@ -44,7 +44,7 @@ public sealed class EmulatorTests
     public void ADivergentBarrierIsReportedAsADeadlock()
     {
         using var output = device.Allocate<uint>(64);
-        var e = Assert.Throws<EmulatorException>(() => SelftestDivergentBarrier.Launch(device, output.Span))!;
+        var e = Assert.Throws<CudaException>(() => SelftestDivergentBarrier.Launch(device, output.Span))!;
         Assert.That(e.Message, Does.Contain("deadlock").And.Contain("selftest_divergent_barrier").And.Contain("__syncthreads"));
     }
 
@@ -59,10 +59,10 @@ public sealed class EmulatorTests
         args[1] = &pointer;
         args[2] = &n;
         var kernel = device.GetKernel(SelftestBlockSum.Name);
-        Assert.That(() => device.Launch(kernel, 1, 256, 0, args, 2), Throws.TypeOf<EmulatorException>().With.Message.Contains("takes 3 arguments"));
-        Assert.That(() => device.Launch(kernel, 1, 2048, 0, args, 3), Throws.TypeOf<EmulatorException>().With.Message.Contains("invalid block"));
-        Assert.That(() => device.Launch(kernel, 0, 256, 0, args, 3), Throws.TypeOf<EmulatorException>().With.Message.Contains("invalid grid"));
-        Assert.That(() => device.GetKernel("no_such_kernel"), Throws.TypeOf<EmulatorException>().With.Message.Contains("no_such_kernel"));
+        Assert.That(() => device.Launch(kernel, 1, 256, 0, args, 2), Throws.TypeOf<CudaException>().With.Message.Contains("takes 3 arguments"));
+        Assert.That(() => device.Launch(kernel, 1, 2048, 0, args, 3), Throws.TypeOf<CudaException>().With.Message.Contains("invalid block"));
+        Assert.That(() => device.Launch(kernel, 0, 256, 0, args, 3), Throws.TypeOf<CudaException>().With.Message.Contains("invalid grid"));
+        Assert.That(() => device.GetKernel("no_such_kernel"), Throws.TypeOf<CudaException>().With.Message.Contains("no_such_kernel"));
     }
 
     [Test]

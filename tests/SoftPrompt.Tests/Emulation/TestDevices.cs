@@ -1,7 +1,7 @@
-using System.Reflection;
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Tests.Cuda;
 
 namespace SoftPrompt.Tests.Emulation;
 
@@ -10,7 +10,7 @@ public enum DeviceKind
 {
     /// <summary>The CPU kernel emulator (kernels/build/emu); skipped when it was not built.</summary>
     Emulated,
-    /// <summary>GPU 0 through CudaDevice and the embedded PTX; skipped without a GPU, PTX or CudaDevice.</summary>
+    /// <summary>GPU 0 through CudaDevice and the embedded PTX; skipped without a GPU or PTX.</summary>
     Gpu,
 }
 
@@ -29,32 +29,24 @@ internal static class TestDevices
         return new EmulatedDevice();
     }
 
-    // TODO(lead): once the cudahost branch (SoftPrompt.Cuda.CudaDevice) is merged, replace this reflection with
-    //     if (!CudaDevice.IsAvailable(out string? reason)) Assert.Ignore(reason);
-    //     return CudaDevice.Open(0, EmbeddedPtx.Load);
-    // It looks the class up by name so this branch builds without it.
+    /// <summary>
+    /// A CudaDevice of its own (GPU 0) with the embedded kernel module. Skipped without a GPU or without PTX, unless
+    /// SOFTPROMPT_REQUIRE_GPU=1 (see <see cref="GpuTestEnvironment"/>), which turns a missing GPU into a failure.
+    /// </summary>
     public static IComputeDevice OpenGpu()
     {
-        Type? type = typeof(IComputeDevice).Assembly.GetType("SoftPrompt.Cuda.CudaDevice");
-        if (type is null) Assert.Ignore("SoftPrompt.Cuda.CudaDevice is not in this build yet");
-        if (!EmbeddedPtx.IsAvailable) Assert.Ignore(EmbeddedPtx.NotBuiltMessage);
-        MethodInfo? isAvailable = type.GetMethod("IsAvailable", BindingFlags.Public | BindingFlags.Static, [typeof(string).MakeByRefType()]);
-        if (isAvailable is not null)
+        bool required = Environment.GetEnvironmentVariable(GpuTestEnvironment.RequireGpuVariable) == "1";
+        if (!CudaDevice.IsAvailable(out string? reason))
         {
-            object?[] args = [null];
-            if (!(bool)isAvailable.Invoke(null, args)!) Assert.Ignore($"no usable GPU: {args[0]}");
+            if (required) Assert.Fail($"{GpuTestEnvironment.RequireGpuVariable}=1 but no GPU is usable: {reason}");
+            Assert.Ignore(reason ?? "no CUDA GPU");
         }
-        MethodInfo? open = type.GetMethod("Open", BindingFlags.Public | BindingFlags.Static, [typeof(int), typeof(Func<string?>)]);
-        if (open is null)
-            throw new MissingMethodException("CudaDevice.Open(int, Func<string?>) not found: update TestDevices.OpenGpu.");
-        try
+        if (!EmbeddedPtx.IsAvailable)
         {
-            return (IComputeDevice)open.Invoke(null, [0, (Func<string?>)EmbeddedPtx.Load])!;
+            if (required) Assert.Fail($"{GpuTestEnvironment.RequireGpuVariable}=1 but {EmbeddedPtx.NotBuiltMessage}");
+            Assert.Ignore(EmbeddedPtx.NotBuiltMessage);
         }
-        catch (TargetInvocationException e) when (e.InnerException is not null)
-        {
-            throw e.InnerException;
-        }
+        return CudaDevice.Open(0, EmbeddedPtx.Load);
     }
 
     public static DeviceBuffer<T> Upload<T>(this IComputeDevice device, T[] data) where T : unmanaged

@@ -20,7 +20,7 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     private bool disposed;
 
     /// <summary>Opens the emulator library at <paramref name="libraryPath"/>, or the default one (<see cref="EmulatorLibrary"/>).</summary>
-    /// <exception cref="EmulatorException">The emulator was not built or cannot be loaded.</exception>
+    /// <exception cref="CudaException">The emulator was not built or cannot be loaded.</exception>
     public EmulatedDevice(string? libraryPath = null)
     {
         library = EmulatorLibrary.Load(libraryPath);
@@ -35,7 +35,7 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
             reason = null;
             return true;
         }
-        catch (EmulatorException e)
+        catch (CudaException e)
         {
             reason = e.Message;
             return false;
@@ -110,12 +110,12 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
         library.Fill((void*)destination.Address, 0, (nuint)destination.ByteLength);
     }
 
-    /// <exception cref="EmulatorException">No kernel of that name in the emulator library.</exception>
+    /// <exception cref="CudaException">No kernel of that name in the emulator library.</exception>
     public KernelFunction GetKernel(string name)
     {
         ThrowIfDisposed();
         if (kernels.TryGetValue(name, out var function)) return function;
-        var kernel = library.Find(name) ?? throw new EmulatorException(
+        var kernel = library.Find(name) ?? throw new CudaException(
             $"Kernel '{name}' is not in the emulator library {library.Path} ({library.Kernels.Count} kernels): rebuild with ./build.sh kernels, " +
             "and check that the kernel is declared as extern \"C\" __global__ void name( on one line.");
         function = new KernelFunction(name, kernel.Index, 1024);
@@ -124,7 +124,7 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     }
 
     /// <summary>Runs the launch to completion before returning.</summary>
-    /// <exception cref="EmulatorException">The kernel failed (assert, __trap, deadlock) or the launch is malformed.</exception>
+    /// <exception cref="CudaException">The kernel failed (assert, __trap, deadlock) or the launch is malformed.</exception>
     public void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
     {
         ArgumentNullException.ThrowIfNull(kernel);
@@ -132,7 +132,7 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
         if (argumentCount < 0 || (argumentCount > 0 && arguments == null))
             throw new ArgumentException($"Launch of {kernel.Name}: {argumentCount} arguments but no argument pointer array.", nameof(arguments));
         string? error = library.Launch((int)kernel.Handle, grid, block, sharedMemoryBytes, arguments, argumentCount);
-        if (error is not null) throw new EmulatorException($"Emulated launch of {kernel.Name} (grid {Format(grid)}, block {Format(block)}, {sharedMemoryBytes} bytes shared) failed: {error}");
+        if (error is not null) throw new CudaException($"Emulated launch of {kernel.Name} (grid {Format(grid)}, block {Format(block)}, {sharedMemoryBytes} bytes shared) failed: {error}");
     }
 
     public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1)

@@ -37,13 +37,13 @@ public sealed unsafe class EmulatorLibrary
         T Export<T>(string name) where T : unmanaged
         {
             if (!NativeLibrary.TryGetExport(handle, name, out nint address))
-                throw new EmulatorException($"{path} has no export '{name}': it is not a SoftPrompt kernel emulator library, or an old one (rebuild with ./build.sh kernels).");
+                throw new CudaException($"{path} has no export '{name}': it is not a SoftPrompt kernel emulator library, or an old one (rebuild with ./build.sh kernels).");
             return *(T*)&address;
         }
 
         var abiVersion = Export<nint>("emu_abi_version");
         if (((delegate* unmanaged<int>)abiVersion)() != 1)
-            throw new EmulatorException($"{path} speaks emulator ABI {((delegate* unmanaged<int>)abiVersion)()}, this library expects 1: rebuild with ./build.sh kernels.");
+            throw new CudaException($"{path} speaks emulator ABI {((delegate* unmanaged<int>)abiVersion)()}, this library expects 1: rebuild with ./build.sh kernels.");
         launch = (delegate* unmanaged<int, uint, uint, uint, uint, uint, uint, uint, void**, int, int>)Export<nint>("emu_launch");
         lastError = (delegate* unmanaged<byte*>)Export<nint>("emu_last_error");
         copy = (delegate* unmanaged<void*, void*, nuint, void>)Export<nint>("emu_memcpy");
@@ -86,17 +86,17 @@ public sealed unsafe class EmulatorLibrary
         NativeLibrary.TryGetExport(NativeLibrary.GetMainProgramHandle(), "__asan_init", out _);
 
     /// <summary>Loads (once) the library at <paramref name="path"/>, or the default one (see the class summary).</summary>
-    /// <exception cref="EmulatorException">Not built, not loadable, or an ASan build without the ASan runtime.</exception>
+    /// <exception cref="CudaException">Not built, not loadable, or an ASan build without the ASan runtime.</exception>
     public static EmulatorLibrary Load(string? path = null)
     {
-        path ??= Locate(out string searched) ?? throw new EmulatorException($"{NotBuiltMessage}; looked in {searched}.");
+        path ??= Locate(out string searched) ?? throw new CudaException($"{NotBuiltMessage}; looked in {searched}.");
         path = System.IO.Path.GetFullPath(path);
         lock (Gate)
         {
             if (Loaded.TryGetValue(path, out var library)) return library;
-            if (!File.Exists(path)) throw new EmulatorException($"{path} does not exist: {NotBuiltMessage}.");
+            if (!File.Exists(path)) throw new CudaException($"{path} does not exist: {NotBuiltMessage}.");
             if (System.IO.Path.GetFileName(path).Contains("asan", StringComparison.OrdinalIgnoreCase) && !AsanRuntimeLoaded)
-                throw new EmulatorException(
+                throw new CudaException(
                     $"{path} is the AddressSanitizer build, but the ASan runtime is not loaded: start the process with " +
                     "LD_PRELOAD=$(g++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 (./build.sh test does), or use " + FileName + ".");
             nint handle;
@@ -106,7 +106,7 @@ public sealed unsafe class EmulatorLibrary
             }
             catch (DllNotFoundException e)
             {
-                throw new EmulatorException($"{path} could not be loaded: {e.Message}", e);
+                throw new CudaException($"{path} could not be loaded: {e.Message}", e);
             }
             library = new EmulatorLibrary(path, handle);
             Loaded[path] = library;

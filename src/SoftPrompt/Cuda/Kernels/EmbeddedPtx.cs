@@ -11,7 +11,7 @@ namespace SoftPrompt.Cuda.Kernels;
 public static class EmbeddedPtx
 {
     public const string ResourceName = "SoftPrompt.Kernels.softprompt.ptx";
-    public const string NotBuiltMessage = "kernels were not built: run ./build.sh kernels (needs nvcc)";
+    public const string NotBuiltMessage = CudaDevice.KernelsNotBuiltMessage;
 
     private static readonly Lazy<string?> Text = new(Read);
 

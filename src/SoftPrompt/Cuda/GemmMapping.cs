@@ -1,0 +1,70 @@
+using SoftPrompt.Cuda.Interop;
+
+namespace SoftPrompt.Cuda;
+
+/// <summary>A row-major GEMM operand with the element type erased: address in bytes, length/ld/stride in elements.</summary>
+internal readonly record struct RowMajorMatrix(ulong Address, long Length, int LeadingDimension, bool Transposed, long BatchStride);
+
+/// <summary>The arguments of one column-major cuBLAS GEMM call (sgemm / gemmEx, strided-batched when BatchCount &gt; 1).</summary>
+internal readonly record struct ColumnMajorGemm(
+    CublasOperation TransA, CublasOperation TransB, int M, int N, int K,
+    ulong A, int Lda, long StrideA,
+    ulong B, int Ldb, long StrideB,
+    ulong C, int Ldc, long StrideC,
+    int BatchCount)
+{
+    /// <summary>Nothing to compute (an empty C).</summary>
+    public bool IsEmpty => M == 0 || N == 0;
+}
+
+/// <summary>
+/// The one place where our row-major GEMMs meet cuBLAS's column-major convention. A row-major matrix with leading
+/// dimension ld is, byte for byte, its transpose stored column-major with the same ld. So C = op(A)·op(B) in row-major
+/// is Cᵀ = op(B)ᵀ·op(A)ᵀ in column-major: swap the operands, swap m and n, keep each operand's own transpose flag.
+/// </summary>
+internal static class GemmMapping
+{
+    public static ColumnMajorGemm ToColumnMajor(int m, int n, int k, RowMajorMatrix a, RowMajorMatrix b, RowMajorMatrix c, int batchCount)
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must not be negative (m={m}, n={n}, k={k}).");
+        if (batchCount < 1) throw new ArgumentOutOfRangeException(nameof(batchCount), $"GEMM batch count {batchCount} must be at least 1.");
+        if (c.Transposed) throw new ArgumentException("GEMM output c cannot be transposed: write C row-major and transpose an input instead.", nameof(c));
+
+        // Stored shapes (rows × columns) of each row-major operand.
+        var (aRows, aCols) = a.Transposed ? (k, m) : (m, k);
+        var (bRows, bCols) = b.Transposed ? (n, k) : (k, n);
+        Validate("a", a, aRows, aCols, batchCount, m, n, k);
+        Validate("b", b, bRows, bCols, batchCount, m, n, k);
+        Validate("c", c, m, n, batchCount, m, n, k);
+        if (batchCount > 1 && m > 0 && n > 0 && c.BatchStride < (long)(m - 1) * c.LeadingDimension + n)
+            throw new ArgumentException(
+                $"GEMM output c: batch stride {c.BatchStride} makes the {batchCount} outputs of [{m}, {n}] (ld {c.LeadingDimension}) overlap.", nameof(c));
+
+        return new ColumnMajorGemm(
+            TransA: b.Transposed ? CublasOperation.T : CublasOperation.N,
+            TransB: a.Transposed ? CublasOperation.T : CublasOperation.N,
+            M: n, N: m, K: k,
+            A: b.Address, Lda: b.LeadingDimension, StrideA: b.BatchStride,
+            B: a.Address, Ldb: a.LeadingDimension, StrideB: a.BatchStride,
+            C: c.Address, Ldc: c.LeadingDimension, StrideC: c.BatchStride,
+            BatchCount: batchCount);
+    }
+
+    // Called on every GEMM: builds no string unless it throws.
+    private static void Validate(string name, RowMajorMatrix x, int rows, int cols, int batchCount, int m, int n, int k)
+    {
+        if (x.LeadingDimension < Math.Max(1, cols))
+            throw new ArgumentException($"GEMM operand {name}: leading dimension {x.LeadingDimension} is less than the {cols} columns of its stored {Shape(x, rows, cols, m, n, k)}.", name);
+        if (x.BatchStride < 0)
+            throw new ArgumentException($"GEMM operand {name}: negative batch stride {x.BatchStride}.", name);
+        if (rows == 0 || cols == 0) return;
+        long needed = (long)(batchCount - 1) * x.BatchStride + (long)(rows - 1) * x.LeadingDimension + cols;
+        if (needed > x.Length)
+            throw new ArgumentException(
+                $"GEMM operand {name}: {batchCount} × {Shape(x, rows, cols, m, n, k)} with ld {x.LeadingDimension} and batch stride {x.BatchStride} " +
+                $"reaches element {needed}, but its span holds {x.Length}.", name);
+    }
+
+    private static string Shape(RowMajorMatrix x, int rows, int cols, int m, int n, int k) =>
+        $"[{rows}, {cols}]{(x.Transposed ? " (transposed)" : "")} of a GEMM with m={m}, n={n}, k={k}";
+}

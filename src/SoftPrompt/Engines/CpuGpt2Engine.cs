@@ -1,0 +1,276 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using SoftPrompt.Cpu;
+using SoftPrompt.Models.Gpt2;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// The reference GPT-2 prompt-tuning engine: plain C# over the CPU ops, fp32 for use and fp64 for
+/// gradient checks. The reverse pass computes input gradients only — no weight gradient exists — and
+/// the LM head runs only at target positions.
+/// </summary>
+public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
+{
+    private readonly Gpt2Weights<T> weights;
+    private readonly Gpt2Config config;
+    private Gpt2CpuActivations<T>? activations;
+    private T[] prompts = [];
+    private T[] promptGradient = [];
+    /// <summary>AdamW: m and v [PromptCount·P·d]. Adafactor: row state [PromptCount·P] and column state [PromptCount·d] in the first elements.</summary>
+    private T[] firstMoment = [];
+    private T[] secondMoment = [];
+    private int lastBatchRows, lastSequence;
+
+    public CpuGpt2Engine(Gpt2Weights<T> weights)
+    {
+        this.weights = weights;
+        config = weights.Config;
+    }
+
+    public string DeviceName => "cpu";
+    public int EmbeddingSize => config.Embedding;
+    public int VocabSize => config.VocabSize;
+    public int MaxPositions => config.MaxPositions;
+    public int PromptCount { get; private set; }
+    public int PromptLength { get; private set; }
+
+    /// <summary>The prompts [PromptCount, PromptLength, d], editable in place.</summary>
+    public Span<T> Prompts => prompts;
+    /// <summary>dLoss/dPrompts from the last backward pass [PromptCount, PromptLength, d].</summary>
+    public ReadOnlySpan<T> PromptGradient => promptGradient;
+
+    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(promptCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
+        int size = promptCount * promptLength * config.Embedding;
+        if (values.Length != size)
+            throw new ArgumentException($"Prompts hold {values.Length} values; {promptCount} prompts × {promptLength} vectors × d={config.Embedding} need {size}.");
+        PromptCount = promptCount;
+        PromptLength = promptLength;
+        prompts = values.ToArray();
+        promptGradient = new T[size];
+        firstMoment = new T[size];
+        secondMoment = new T[size];
+    }
+
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength)
+    {
+        var converted = new T[values.Length];
+        for (int i = 0; i < values.Length; i++) converted[i] = T.CreateChecked(values[i]);
+        LoadPrompts(converted, promptCount, promptLength);
+    }
+
+    public void ReadPrompts(Span<float> destination) => Convert(prompts, destination);
+    public void ReadPromptGradient(Span<float> destination) => Convert(promptGradient, destination);
+
+    private static void Convert(ReadOnlySpan<T> source, Span<float> destination)
+    {
+        if (destination.Length != source.Length) throw new ArgumentException($"Destination holds {destination.Length} values, expected {source.Length}.");
+        for (int i = 0; i < source.Length; i++) destination[i] = float.CreateTruncating(source[i]);
+    }
+
+    public float Forward(TokenBatch batch) => float.CreateTruncating(Loss(batch));
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false) => float.CreateTruncating(LossAndGradient(batch, accumulate));
+
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood)
+    {
+        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false);
+        var a = activations!;
+        rowLogLikelihood[..batch.Rows].Clear();
+        for (int r = 0; r < batch.TargetCount; r++) rowLogLikelihood[a.TargetRow[r]] -= float.CreateTruncating(a.RowLoss[r]);
+    }
+
+    /// <summary>Mean cross-entropy over the batch's targets.</summary>
+    public T Loss(TokenBatch batch) => RunForward(batch, withGradient: false);
+
+    /// <summary>Mean cross-entropy, and dLoss/dPrompts into <see cref="PromptGradient"/> (added to it when accumulating).</summary>
+    public T LossAndGradient(TokenBatch batch, bool accumulate = false)
+    {
+        T loss = RunForward(batch, withGradient: true);
+        RunBackward(batch, accumulate);
+        return loss;
+    }
+
+    /// <summary>Full logits [B, T, V] for every position (tests and generation; training never materialises these).</summary>
+    public void Logits(TokenBatch batch, Span<T> logits)
+    {
+        RunForward(batch, withGradient: false);
+        int n = batch.Rows * batch.SequenceLength;
+        if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
+        CpuGemm.Gemm(false, true, n, config.VocabSize, config.Embedding, T.One, activations!.FinalNorm, config.Embedding,
+            weights.TokenEmbedding, config.Embedding, T.Zero, logits, config.VocabSize);
+    }
+
+    public float LastGradientNorm { get; private set; }
+
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+    {
+        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before an optimizer step.");
+        T scale = T.CreateChecked(gradientScale);
+        T norm = OptimizerOps.GlobalNorm<T>(promptGradient) * T.Abs(scale);
+        if (settings.ClipNorm > 0 && norm > T.CreateChecked(settings.ClipNorm))
+            scale *= T.CreateChecked(settings.ClipNorm) / norm;
+        T lr = T.CreateChecked(learningRate), wd = T.CreateChecked(settings.WeightDecay);
+        switch (settings.Kind)
+        {
+            case OptimizerKind.Sgd:
+                OptimizerOps.SgdStep<T>(prompts, promptGradient, lr, wd, scale);
+                break;
+            case OptimizerKind.AdamW:
+                OptimizerOps.AdamWStep<T>(prompts, promptGradient, firstMoment, secondMoment, lr, T.CreateChecked(settings.Beta1),
+                    T.CreateChecked(settings.Beta2), T.CreateChecked(settings.Epsilon), wd, step, scale);
+                break;
+            case OptimizerKind.Adafactor:
+                int width = config.Embedding;
+                for (int p = 0; p < PromptCount; p++)
+                {
+                    int offset = p * PromptLength * width;
+                    AdafactorOps.Step<T>(prompts.AsSpan(offset, PromptLength * width), promptGradient.AsSpan(offset, PromptLength * width),
+                        firstMoment.AsSpan(p * PromptLength, PromptLength), secondMoment.AsSpan(p * width, width), PromptLength, width, lr,
+                        T.CreateChecked(settings.DecayRate), T.CreateChecked(settings.ClipThreshold), T.CreateChecked(settings.AdafactorEpsilon), wd, step, scale);
+                }
+                break;
+            default:
+                throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CPU engine.");
+        }
+        LastGradientNorm = float.CreateTruncating(norm);
+    }
+
+    public void Dispose() => activations = null;
+
+    private void Validate(TokenBatch batch)
+    {
+        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
+        if (batch.PromptLength != PromptLength)
+            throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
+        if (batch.Rows == 0 || batch.TargetCount == 0) throw new ArgumentException("The batch has no rows or no targets.");
+        if (batch.SequenceLength > config.MaxPositions)
+            throw new ArgumentException($"Sequence of {batch.SequenceLength} positions (prompt {PromptLength} + {batch.TokenLength} tokens) exceeds the model's n_positions {config.MaxPositions}.");
+        for (int b = 0; b < batch.Rows; b++)
+        {
+            if ((uint)batch.PromptIndex[b] >= (uint)PromptCount)
+                throw new ArgumentException($"Batch row {b} uses prompt {batch.PromptIndex[b]}, only {PromptCount} are loaded.");
+            foreach (int id in batch.RowTokens(b))
+                if ((uint)id >= (uint)config.VocabSize)
+                    throw new ArgumentException($"Batch row {b} holds token id {id}, outside the vocabulary [0, {config.VocabSize}).");
+        }
+    }
+
+    private Gpt2CpuActivations<T> Plan(TokenBatch batch)
+    {
+        int n = batch.Rows * batch.SequenceLength;
+        if (activations is null || activations.Rows * activations.Sequence < n)
+        {
+            int logitRows = Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, n));
+            activations = new Gpt2CpuActivations<T>(config, batch.Rows, batch.SequenceLength, logitRows);
+        }
+        return activations;
+    }
+
+    private T RunForward(TokenBatch batch, bool withGradient)
+    {
+        Validate(batch);
+        var a = Plan(batch);
+        int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
+        lastBatchRows = rows;
+        lastSequence = seq;
+        T eps = T.CreateChecked(config.LayerNormEpsilon);
+
+        var first = config.Layers > 0 ? a.Layers[0].Input : a.Final;
+        EmbeddingOps.Forward<T>(first, batch.Tokens.AsSpan(0, rows * batch.TokenLength), prompts, batch.PromptIndex, weights.TokenEmbedding,
+            weights.PositionEmbedding, rows, seq, PromptLength, c);
+
+        for (int l = 0; l < config.Layers; l++)
+        {
+            var s = a.Layers[l];
+            var w = weights.Layers[l];
+            LayerNormOps.Forward<T>(a.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+            Linear(s.Qkv, a.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            AttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Qkv, rows, seq, c, config.Heads);
+            Linear(a.Projection, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
+            TensorPrimitives.Add(s.Input.AsSpan(0, n * c), a.Projection.AsSpan(0, n * c), s.Middle.AsSpan(0, n * c));
+            LayerNormOps.Forward<T>(a.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+            Linear(s.Hidden, a.Norm, w.FcWeight, w.FcBias, n, c, inner);
+            GeluOps.Forward<T>(a.Wide.AsSpan(0, n * inner), s.Hidden.AsSpan(0, n * inner));
+            Linear(a.Projection, a.Wide, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
+            var next = l + 1 < config.Layers ? a.Layers[l + 1].Input : a.Final;
+            TensorPrimitives.Add(s.Middle.AsSpan(0, n * c), a.Projection.AsSpan(0, n * c), next.AsSpan(0, n * c));
+        }
+        LayerNormOps.Forward<T>(a.FinalNorm, a.FinalMean, a.FinalRstd, a.Final, weights.FinalNormWeight, weights.FinalNormBias, n, c, eps);
+        return LanguageModelHead(batch, a, withGradient);
+    }
+
+    /// <summary>Logits, loss and (optionally) d(ln_f output) at target positions only, in chunks of rows.</summary>
+    private T LanguageModelHead(TokenBatch batch, Gpt2CpuActivations<T> a, bool withGradient)
+    {
+        int seq = batch.SequenceLength, n = batch.Rows * seq, c = config.Embedding, vocab = config.VocabSize;
+        int count = 0;
+        for (int pos = 0; pos < n; pos++)
+        {
+            int target = batch.Targets[pos];
+            if (target == TokenBatch.Ignore) continue;
+            if ((uint)target >= (uint)vocab)
+                throw new ArgumentException($"Batch row {pos / seq} has target id {target}, outside the vocabulary [0, {vocab}).");
+            a.TargetPositions[count] = pos;
+            a.TargetIds[count] = target;
+            a.TargetRow[count] = pos / seq;
+            count++;
+        }
+        if (withGradient) a.Gradient.AsSpan(0, n * c).Clear();
+        T scale = withGradient ? T.One / T.CreateChecked(count) : T.Zero;
+        T total = T.Zero;
+        for (int start = 0; start < count; start += a.LogitRows)
+        {
+            int chunk = Math.Min(a.LogitRows, count - start);
+            for (int r = 0; r < chunk; r++)
+                a.FinalNorm.AsSpan(a.TargetPositions[start + r] * c, c).CopyTo(a.TargetHidden.AsSpan(r * c, c));
+            CpuGemm.Gemm(false, true, chunk, vocab, c, T.One, a.TargetHidden, c, weights.TokenEmbedding, c, T.Zero, a.Logits, vocab);
+            CrossEntropyOps.ForwardBackward<T>(a.Logits, a.RowLoss.AsSpan(start, chunk), a.TargetIds.AsSpan(start, chunk), chunk, vocab, scale);
+            if (withGradient)
+            {
+                CpuGemm.Gemm(false, false, chunk, c, vocab, T.One, a.Logits, vocab, weights.TokenEmbedding, c, T.Zero, a.TargetHidden, c);
+                for (int r = 0; r < chunk; r++)
+                    a.TargetHidden.AsSpan(r * c, c).CopyTo(a.Gradient.AsSpan(a.TargetPositions[start + r] * c, c));
+            }
+        }
+        for (int r = 0; r < count; r++) total += a.RowLoss[r];
+        return total / T.CreateChecked(count);
+    }
+
+    private void RunBackward(TokenBatch batch, bool accumulate)
+    {
+        var a = activations!;
+        int rows = lastBatchRows, seq = lastSequence, n = rows * seq, c = config.Embedding, inner = config.Inner;
+        var dResidual = a.GradientNext;
+        dResidual.AsSpan(0, n * c).Clear();
+        LayerNormOps.Backward<T>(dResidual, a.Gradient, a.Final, weights.FinalNormWeight, a.FinalMean, a.FinalRstd, n, c);
+        for (int l = config.Layers - 1; l >= 0; l--)
+        {
+            var s = a.Layers[l];
+            var w = weights.Layers[l];
+            InputGradient(a.GradientWide, dResidual, w.FcProjectionWeight, n, inner, c);
+            GeluOps.Backward<T>(a.GradientWide.AsSpan(0, n * inner), a.GradientWide.AsSpan(0, n * inner), s.Hidden.AsSpan(0, n * inner));
+            InputGradient(a.Norm, a.GradientWide, w.FcWeight, n, c, inner);
+            LayerNormOps.Backward<T>(dResidual, a.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
+            InputGradient(a.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
+            AttentionOps.Backward<T>(a.GradientQkv, a.Projection, s.Qkv, s.Attention, s.LogSumExp, rows, seq, c, config.Heads);
+            InputGradient(a.Norm, a.GradientQkv, w.QkvWeight, n, c, 3 * c);
+            LayerNormOps.Backward<T>(dResidual, a.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
+        }
+        EmbeddingOps.PromptGradient<T>(promptGradient, dResidual, batch.PromptIndex, rows, seq, PromptLength, PromptCount, c, accumulate);
+    }
+
+    /// <summary>y [n, outDim] = x [n, inDim] · W [inDim, outDim] + bias.</summary>
+    private static void Linear(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, int n, int inDim, int outDim)
+    {
+        for (int r = 0; r < n; r++) bias.CopyTo(y.Slice(r * outDim, outDim));
+        CpuGemm.Gemm(false, false, n, outDim, inDim, T.One, x, inDim, weight, outDim, T.One, y, outDim);
+    }
+
+    /// <summary>dx [n, inDim] = dy [n, outDim] · Wᵀ, W [inDim, outDim]. The only GEMM a frozen layer needs backward.</summary>
+    private static void InputGradient(Span<T> dx, ReadOnlySpan<T> dy, ReadOnlySpan<T> weight, int n, int inDim, int outDim)
+        => CpuGemm.Gemm(false, true, n, inDim, outDim, T.One, dy, outDim, weight, outDim, T.Zero, dx, inDim);
+}

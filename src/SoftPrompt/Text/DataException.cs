@@ -1,0 +1,8 @@
+namespace SoftPrompt.Text;
+
+/// <summary>A data file or row that cannot be used; the message names the file and 1-based row and what to fix.</summary>
+public sealed class DataException : Exception
+{
+    public DataException(string message) : base(message) { }
+    public DataException(string message, Exception inner) : base(message, inner) { }
+}

@@ -1,0 +1,48 @@
+using SoftPrompt.Checkpoints;
+
+namespace SoftPrompt.Tuning;
+
+/// <summary>
+/// A trained prompt on disk: safetensors with tensor "prompt_embeddings" [P, d] (float32) and metadata
+/// naming the model it belongs to. Written atomically (temp file + rename).
+/// </summary>
+public sealed record PromptFile(float[] Values, int Length, int Width, IReadOnlyDictionary<string, string> Metadata)
+{
+    public const string TensorName = "prompt_embeddings";
+    public const string FingerprintKey = "model_fingerprint";
+    public const string FamilyKey = "model_family";
+
+    public void Save(string path)
+    {
+        var writer = new SafeTensorWriter();
+        foreach (var (key, value) in Metadata) writer.Metadata[key] = value;
+        writer.Metadata["format"] = "softprompt-prompt/1";
+        writer.Metadata["prompt_length"] = Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        writer.Metadata["d_model"] = Width.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        writer.Add(TensorName, Values, [Length, Width]);
+        writer.Save(path);
+    }
+
+    public static PromptFile Load(string path)
+    {
+        if (!File.Exists(path)) throw new CheckpointException($"{path}: prompt file not found.");
+        using var file = SafeTensorFile.Open(path);
+        if (!file.TryGetInfo(TensorName, out var info))
+            throw new CheckpointException($"{path}: no tensor '{TensorName}'; a SoftPrompt prompt file holds {TensorName} [P, d]. For a PEFT adapter use `softprompt import`.");
+        if (info.Shape.Length != 2)
+            throw new CheckpointException($"{path}: tensor '{TensorName}' has shape {info.ShapeText}, expected [P, d].");
+        var values = file.Read<float>(TensorName);
+        return new PromptFile(values, (int)info.Shape[0], (int)info.Shape[1], new Dictionary<string, string>(file.Metadata));
+    }
+
+    /// <summary>Throws unless this prompt fits a model of width <paramref name="width"/> and the given fingerprint.</summary>
+    public void CheckBelongsTo(string path, int width, string fingerprint)
+    {
+        if (Width != width)
+            throw new CheckpointException($"{path}: prompt vectors are {Width} wide but the model's embeddings are {width}; this prompt was made for another model.");
+        if (Metadata.TryGetValue(FingerprintKey, out var own) && own != fingerprint)
+            throw new CheckpointException($"{path}: prompt was trained for model {own}" +
+                (Metadata.TryGetValue("model_path", out var m) ? $" ({m})" : "") +
+                $", not this model ({fingerprint}). Use the checkpoint it was trained with.");
+    }
+}

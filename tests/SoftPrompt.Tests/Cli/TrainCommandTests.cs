@@ -1,0 +1,81 @@
+using SoftPrompt.Checkpoints;
+using SoftPrompt.Tuning;
+
+namespace SoftPrompt.Tests.Cli;
+
+public sealed class TrainCommandTests
+{
+    private string scratch = null!;
+    private static string Fixtures => Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", "gpt2");
+    private static string Model => Path.Combine(Fixtures, "tiny");
+    private static string Sgd(string file) => Path.Combine(Fixtures, "sgd", file);
+
+    [SetUp]
+    public void SetUp() => Directory.CreateDirectory(scratch = Path.Combine(Path.GetTempPath(), "softprompt-cli-" + Guid.NewGuid().ToString("N")));
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(scratch, recursive: true);
+
+    private static float[] Expected(string file)
+    {
+        using var f = SafeTensorFile.Open(Sgd(file));
+        return f.Read<float>(PromptFile.TensorName);
+    }
+
+    [TestCase("sgd", "1", "expected.safetensors")]
+    [TestCase("adamw", "0.01", "adamw_expected.safetensors")]
+    public void OneFullBatchStepEqualsPyTorch(string optimizer, string lr, string expectedFile)
+    {
+        string output = Path.Combine(scratch, "prompt.safetensors");
+        var (code, stdout, stderr) = CliRunner.Run("train", "--model", Model, "--data", Sgd("train.jsonl"), "--optimizer", optimizer, "--lr", lr,
+            "--steps", "1", "--batch-size", "6", "--no-shuffle", "--init", Sgd("init.safetensors"), "--out", output, "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), stdout + stderr);
+        var trained = PromptFile.Load(output);
+        var expected = Expected(expectedFile);
+        Assert.That(trained.Length, Is.EqualTo(5));
+        double worst = trained.Values.Zip(expected, (a, b) => Math.Abs(a - b)).Max();
+        Assert.That(worst, Is.LessThan(2e-6), "max |trained − PyTorch| after one step");
+        Assert.That(trained.Metadata[PromptFile.FingerprintKey], Has.Length.EqualTo(16));
+        Assert.That(Directory.GetFiles(scratch), Has.Length.EqualTo(1), "no temp file left behind");
+    }
+
+    [TestCase("{\"input_ids\":[1,2],\"target_ids\":[97]}", "outside the model's vocabulary")]
+    [TestCase("{\"input_ids\":[1,2],\"target_ids\":[]}", "target_ids is empty")]
+    [TestCase("{\"input_ids\":[1,2],\"target_ids\":[3]", "not valid JSON")]
+    public void BadRowsAreNamed(string row, string message)
+    {
+        string data = Path.Combine(scratch, "bad.jsonl");
+        File.WriteAllLines(data, ["{\"input_ids\":[1],\"target_ids\":[2]}", row]);
+        var (code, _, stderr) = CliRunner.Run("train", "--model", Model, "--data", data, "--steps", "1", "--out", Path.Combine(scratch, "p.safetensors"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("bad.jsonl, row 2").And.Contain(message));
+    }
+
+    [Test]
+    public void RowsLongerThanTheModelAllowsAreRejected()
+    {
+        string data = Path.Combine(scratch, "long.jsonl");
+        File.WriteAllText(data, "{\"input_ids\":[" + string.Join(",", Enumerable.Repeat(1, 60)) + "],\"target_ids\":[2]}\n");
+        var (code, _, stderr) = CliRunner.Run("train", "--model", Model, "--data", data, "--prompt-length", "5", "--out", Path.Combine(scratch, "p.safetensors"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("row 1").And.Contain("n_positions"));
+    }
+
+    [Test]
+    public void InitPromptOfAnotherWidthIsRejected()
+    {
+        string init = Path.Combine(scratch, "wide.safetensors");
+        new PromptFile(new float[5 * 48], 5, 48, new Dictionary<string, string>()).Save(init);
+        var (code, _, stderr) = CliRunner.Run("train", "--model", Model, "--data", Sgd("train.jsonl"), "--init", init, "--out", Path.Combine(scratch, "p.safetensors"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("48 wide").And.Contain("32"));
+    }
+
+    [Test]
+    public void InfoReportsSizesAndPromptCost()
+    {
+        var (code, stdout, _) = CliRunner.Run("info", Model, "--prompt-length", "10");
+        Assert.That(code, Is.EqualTo(0));
+        Assert.That(stdout, Does.Contain("layers       2").And.Contain("d_model      32").And.Contain("320 trainable parameters"));
+    }
+}
