@@ -5,4 +5,5 @@ using SoftPrompt.Cli.Commands;
 var root = new RootCommand("softprompt — prompt tuning for frozen language models (Lester et al., 2021)");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
 return CliErrors.Run(() => root.Parse(args).Invoke());

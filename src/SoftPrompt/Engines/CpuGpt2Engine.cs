@@ -74,13 +74,20 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     public float Forward(TokenBatch batch) => float.CreateTruncating(Loss(batch));
     public float ForwardBackward(TokenBatch batch, bool accumulate = false) => float.CreateTruncating(LossAndGradient(batch, accumulate));
 
-    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood)
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
     {
         if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
-        RunForward(batch, withGradient: false);
+        bool matches = !rowGreedyMatches.IsEmpty;
+        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, countGreedyMatches: matches);
         var a = activations!;
         rowLogLikelihood[..batch.Rows].Clear();
-        for (int r = 0; r < batch.TargetCount; r++) rowLogLikelihood[a.TargetRow[r]] -= float.CreateTruncating(a.RowLoss[r]);
+        if (matches) rowGreedyMatches[..batch.Rows].Clear();
+        for (int r = 0; r < batch.TargetCount; r++)
+        {
+            rowLogLikelihood[a.TargetRow[r]] -= float.CreateTruncating(a.RowLoss[r]);
+            if (matches && a.TargetArgmaxMatches[r]) rowGreedyMatches[a.TargetRow[r]]++;
+        }
     }
 
     /// <summary>Mean cross-entropy over the batch's targets.</summary>
@@ -170,7 +177,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         return activations;
     }
 
-    private T RunForward(TokenBatch batch, bool withGradient)
+    private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false)
     {
         Validate(batch);
         var a = Plan(batch);
@@ -200,11 +207,11 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             TensorPrimitives.Add(s.Middle.AsSpan(0, n * c), a.Projection.AsSpan(0, n * c), next.AsSpan(0, n * c));
         }
         LayerNormOps.Forward<T>(a.FinalNorm, a.FinalMean, a.FinalRstd, a.Final, weights.FinalNormWeight, weights.FinalNormBias, n, c, eps);
-        return LanguageModelHead(batch, a, withGradient);
+        return LanguageModelHead(batch, a, withGradient, countGreedyMatches);
     }
 
     /// <summary>Logits, loss and (optionally) d(ln_f output) at target positions only, in chunks of rows.</summary>
-    private T LanguageModelHead(TokenBatch batch, Gpt2CpuActivations<T> a, bool withGradient)
+    private T LanguageModelHead(TokenBatch batch, Gpt2CpuActivations<T> a, bool withGradient, bool countGreedyMatches)
     {
         int seq = batch.SequenceLength, n = batch.Rows * seq, c = config.Embedding, vocab = config.VocabSize;
         int count = 0;
@@ -228,6 +235,9 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             for (int r = 0; r < chunk; r++)
                 a.FinalNorm.AsSpan(a.TargetPositions[start + r] * c, c).CopyTo(a.TargetHidden.AsSpan(r * c, c));
             CpuGemm.Gemm(false, true, chunk, vocab, c, T.One, a.TargetHidden, c, weights.TokenEmbedding, c, T.Zero, a.Logits, vocab);
+            if (countGreedyMatches)
+                for (int r = 0; r < chunk; r++)
+                    a.TargetArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<T>(a.Logits.AsSpan(r * vocab, vocab)) == a.TargetIds[start + r];
             CrossEntropyOps.ForwardBackward<T>(a.Logits, a.RowLoss.AsSpan(start, chunk), a.TargetIds.AsSpan(start, chunk), chunk, vocab, scale);
             if (withGradient)
             {

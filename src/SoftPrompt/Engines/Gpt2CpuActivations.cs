@@ -40,6 +40,7 @@ internal sealed class Gpt2CpuActivations<T> where T : unmanaged, IBinaryFloating
         TargetHidden = new T[logitRows * c];
         Logits = new T[logitRows * config.VocabSize];
         RowLoss = new T[n];
+        TargetArgmaxMatches = new bool[n];
     }
 
     public int Rows { get; }
@@ -72,4 +73,5 @@ internal sealed class Gpt2CpuActivations<T> where T : unmanaged, IBinaryFloating
     public T[] TargetHidden { get; }
     public T[] Logits { get; }
     public T[] RowLoss { get; }
+    public bool[] TargetArgmaxMatches { get; }
 }

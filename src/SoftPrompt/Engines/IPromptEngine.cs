@@ -25,9 +25,11 @@ public interface IPromptEngine : IDisposable
     float Forward(TokenBatch batch);
     /// <summary>
     /// Sum of the log-probabilities of each row's targets (rank classification scores), written to
-    /// <paramref name="rowLogLikelihood"/>[0..batch.Rows).
+    /// <paramref name="rowLogLikelihood"/>[0..batch.Rows); when <paramref name="rowGreedyMatches"/> is not
+    /// empty, also how many of each row's targets are the argmax of their teacher-forced logits (a row whose
+    /// count equals its target length is exactly what greedy decoding would produce).
     /// </summary>
-    void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood);
+    void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default);
     /// <summary>Forward and reverse pass; the prompt gradient replaces the previous one (no accumulation) unless <paramref name="accumulate"/>.</summary>
     float ForwardBackward(TokenBatch batch, bool accumulate = false);
     /// <summary>Copies dLoss/dPrompt out: [PromptCount, PromptLength, EmbeddingSize].</summary>

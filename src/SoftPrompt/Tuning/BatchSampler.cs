@@ -11,6 +11,7 @@ public sealed class BatchSampler
 {
     private readonly IReadOnlyList<TokenizedExample> examples;
     private readonly int[] order;
+    private readonly int[] picks;
     private readonly Random random;
     private readonly bool shuffle;
     private int cursor;
@@ -25,6 +26,7 @@ public sealed class BatchSampler
         order = Enumerable.Range(0, examples.Count).ToArray();
         int longest = examples.Max(e => e.Length);
         Batch = new TokenBatch(batchSize, longest, promptLength);
+        picks = new int[batchSize];
         BeginEpoch();
     }
 
@@ -36,12 +38,16 @@ public sealed class BatchSampler
     {
         int rows = Batch.RowCapacity;
         int longest = 0;
-        for (int i = 0; i < rows; i++) longest = Math.Max(longest, examples[order[(cursor + i) % order.Length]].Length);
-        Batch.Reset(longest);
         for (int i = 0; i < rows; i++)
         {
             if (cursor == order.Length) BeginEpoch();
-            var example = examples[order[cursor++]];
+            picks[i] = order[cursor++];
+            longest = Math.Max(longest, examples[picks[i]].Length);
+        }
+        Batch.Reset(longest);
+        for (int i = 0; i < rows; i++)
+        {
+            var example = examples[picks[i]];
             Batch.AddRow(example.Input, example.Target, promptIndex);
         }
         return Batch;
