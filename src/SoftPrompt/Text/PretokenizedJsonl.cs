@@ -6,19 +6,45 @@ namespace SoftPrompt.Text;
 public static class PretokenizedJsonl
 {
     /// <param name="maxTokens">Longest allowed input + target (n_positions − prompt length).</param>
-    public static List<TokenizedExample> Load(string path, int vocabSize, int maxTokens)
+    public static List<TokenizedExample> Load(string path, int vocabSize, int maxTokens) =>
+        Load(path, vocabSize, maxTokens, skipBadRows: false, out _, out _);
+
+    /// <param name="skipBadRows">Skip malformed rows, counting them in <paramref name="skippedRows"/> (first reasons in <paramref name="skipReasons"/>).</param>
+    public static List<TokenizedExample> Load(string path, int vocabSize, int maxTokens, bool skipBadRows, out int skippedRows, out IReadOnlyList<string> skipReasons)
     {
         if (!File.Exists(path)) throw new DataException($"{path}: data file not found.");
+        var bad = new BadRows(skipBadRows);
         var rows = new List<TokenizedExample>();
         int line = 0;
         foreach (string text in File.ReadLines(path))
         {
             line++;
             if (string.IsNullOrWhiteSpace(text)) continue;
-            rows.Add(ParseRow(text, path, line, vocabSize, maxTokens));
+            try { rows.Add(ParseRow(text, path, line, vocabSize, maxTokens)); }
+            catch (DataException e) { bad.Report(e.Message, e.InnerException); }
         }
-        if (rows.Count == 0) throw new DataException($"{path}: no rows (expected one JSON object per line with input_ids and target_ids).");
+        if (rows.Count == 0) throw new DataException($"{path}: no usable rows (expected one JSON object per line with input_ids and target_ids; {bad.Count} skipped).");
+        skippedRows = bad.Count;
+        skipReasons = bad.Reasons;
         return rows;
+    }
+
+    /// <summary>True for a .jsonl/.ndjson file whose first non-blank line is a JSON object with "input_ids" or "target_ids".</summary>
+    public static bool IsPretokenized(string path)
+    {
+        if (!File.Exists(path) || Path.GetExtension(path).ToLowerInvariant() is not (".jsonl" or ".ndjson")) return false;
+        foreach (string text in File.ReadLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            try
+            {
+                using var document = JsonDocument.Parse(text);
+                var root = document.RootElement;
+                return root.ValueKind == JsonValueKind.Object && (root.TryGetProperty("input_ids", out _) || root.TryGetProperty("target_ids", out _));
+            }
+            catch (JsonException) { return false; }
+        }
+        return false;
     }
 
     private static TokenizedExample ParseRow(string text, string path, int line, int vocabSize, int maxTokens)

@@ -4,30 +4,34 @@ using SoftPrompt.Text;
 namespace SoftPrompt.Tuning;
 
 /// <summary>
-/// Walks the examples in epochs (a seeded shuffle per epoch unless disabled) and fills a reused
-/// <see cref="TokenBatch"/> with the next BatchSize rows, wrapping into the next epoch.
+/// Walks the examples in epochs and fills a reused <see cref="TokenBatch"/> with the next BatchSize rows, wrapping
+/// into the next epoch. Each epoch's order comes from a seeded shuffle (or file order when shuffling is off), or
+/// from a caller's order source such as <see cref="LengthBuckets.NextEpoch"/>.
 /// </summary>
 public sealed class BatchSampler
 {
     private readonly IReadOnlyList<TokenizedExample> examples;
-    private readonly int[] order;
-    private readonly int[] picks;
-    private readonly Random random;
-    private readonly bool shuffle;
+    private readonly Func<int[]> nextOrder;
+    private readonly int[] rows;
+    private readonly bool[] seen;
+    private int[] order;
     private int cursor;
 
     public BatchSampler(IReadOnlyList<TokenizedExample> examples, int batchSize, int promptLength, int seed, bool shuffle)
+        : this(examples, batchSize, promptLength, ShuffledOrders(examples.Count, seed, shuffle)) { }
+
+    /// <param name="epochOrder">Called once per epoch (the first time here); must return a permutation of 0 .. examples.Count − 1.</param>
+    public BatchSampler(IReadOnlyList<TokenizedExample> examples, int batchSize, int promptLength, Func<int[]> epochOrder)
     {
         if (examples.Count == 0) throw new ArgumentException("No examples to sample from.");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         this.examples = examples;
-        this.shuffle = shuffle;
-        random = new Random(seed);
-        order = Enumerable.Range(0, examples.Count).ToArray();
+        nextOrder = epochOrder;
+        rows = new int[batchSize];
+        seen = new bool[examples.Count];
         int longest = examples.Max(e => e.Length);
         Batch = new TokenBatch(batchSize, longest, promptLength);
-        picks = new int[batchSize];
-        BeginEpoch();
+        order = NextOrder();
     }
 
     public TokenBatch Batch { get; }
@@ -36,27 +40,50 @@ public sealed class BatchSampler
     /// <summary>Fills <see cref="Batch"/> with the next rows, all using prompt <paramref name="promptIndex"/>.</summary>
     public TokenBatch Next(int promptIndex = 0)
     {
-        int rows = Batch.RowCapacity;
+        // Choose the rows before sizing the batch: rows past an epoch's end come from the next epoch's order.
         int longest = 0;
-        for (int i = 0; i < rows; i++)
+        for (int i = 0; i < rows.Length; i++)
         {
-            if (cursor == order.Length) BeginEpoch();
-            picks[i] = order[cursor++];
-            longest = Math.Max(longest, examples[picks[i]].Length);
+            if (cursor == order.Length)
+            {
+                order = NextOrder();
+                cursor = 0;
+                Epoch++;
+            }
+            rows[i] = order[cursor++];
+            longest = Math.Max(longest, examples[rows[i]].Length);
         }
         Batch.Reset(longest);
-        for (int i = 0; i < rows; i++)
+        foreach (int row in rows)
         {
-            var example = examples[picks[i]];
+            var example = examples[row];
             Batch.AddRow(example.Input, example.Target, promptIndex);
         }
         return Batch;
     }
 
-    private void BeginEpoch()
+    private int[] NextOrder()
     {
-        if (cursor != 0) Epoch++;
-        cursor = 0;
-        if (shuffle) random.Shuffle(order);
+        int[] next = nextOrder();
+        if (next.Length != examples.Count) throw new InvalidOperationException($"Epoch order has {next.Length} entries for {examples.Count} examples.");
+        Array.Clear(seen);
+        foreach (int row in next)
+        {
+            if ((uint)row >= (uint)seen.Length || seen[row]) throw new InvalidOperationException($"Epoch order is not a permutation (row {row}).");
+            seen[row] = true;
+        }
+        return next;
+    }
+
+    // One array reshuffled in place each epoch: the sequence the sampler has always produced for a seed.
+    private static Func<int[]> ShuffledOrders(int count, int seed, bool shuffle)
+    {
+        var random = new Random(seed);
+        int[] order = Enumerable.Range(0, count).ToArray();
+        return () =>
+        {
+            if (shuffle) random.Shuffle(order);
+            return order;
+        };
     }
 }
