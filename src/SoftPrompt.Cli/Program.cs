@@ -6,4 +6,5 @@ var root = new RootCommand("softprompt — prompt tuning for frozen language mod
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(DoctorCommand.Create());
 return CliErrors.Run(() => root.Parse(args).Invoke());

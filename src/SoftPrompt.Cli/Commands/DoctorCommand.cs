@@ -1,0 +1,45 @@
+using System.CommandLine;
+using SoftPrompt.Cpu;
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Emulation;
+using SoftPrompt.Cuda.Kernels;
+
+namespace SoftPrompt.Cli.Commands;
+
+/// <summary>`softprompt doctor`: what this machine can run — GPU, driver, cuBLAS, kernels, emulator, CPU BLAS.</summary>
+internal static class DoctorCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("doctor", "Report the devices SoftPrompt can use here");
+        command.SetAction(_ => Run());
+        return command;
+    }
+
+    private static int Run()
+    {
+        var report = CudaDoctor.Run(EmbeddedPtx.Load, [device => LaunchCheck.Run(device)]);
+        foreach (string line in report.Lines) Console.WriteLine(line);
+        Console.WriteLine(EmulatorLine());
+        Console.WriteLine(CpuGemm.UsesOpenBlas
+            ? "[ ok ] cpu: OpenBLAS (libopenblas.so.0) for GEMMs"
+            : "[warn] cpu: OpenBLAS not found, GEMMs use the managed fallback (apt-get install libopenblas0-pthread)");
+        Console.WriteLine($"default device: {(report.CudaUsable ? "cuda" : "cpu")}");
+        return report.Checks.Any(c => c.Status == DoctorStatus.Failed) && report.CudaUsable ? 1 : 0;
+    }
+
+    private static string EmulatorLine()
+    {
+        if (!EmulatedDevice.IsAvailable(out string? reason)) return $"[info] cuda-emulated: not available ({reason})";
+        try
+        {
+            using var device = new EmulatedDevice();
+            var check = LaunchCheck.Run(device);
+            return $"{check} — {device.Description}";
+        }
+        catch (Exception e) when (e is CudaException or InvalidOperationException)
+        {
+            return $"[FAIL] cuda-emulated: {e.Message}";
+        }
+    }
+}
