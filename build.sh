@@ -60,7 +60,6 @@ bundle() {
   rm -rf "$out"; mkdir -p "$out"
   dotnet publish src/SoftPrompt.Cli -c Release -r linux-x64 --self-contained true -o "$out" --nologo -clp:ErrorsOnly
   dotnet publish tests/SoftPrompt.Tests -c Release -r linux-x64 --self-contained true -o "$out" --nologo -clp:ErrorsOnly
-  [ -d kernels/build/emu ] && cp -r kernels/build/emu "$out/emu" || true
   tar -C artifacts -cJf artifacts/softprompt-bundle-linux-x64.tar.xz bundle
   du -sh "$out" artifacts/softprompt-bundle-linux-x64.tar.xz
 }
