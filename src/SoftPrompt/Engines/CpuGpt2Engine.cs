@@ -63,6 +63,25 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     }
 
     public void ReadPrompts(Span<float> destination) => Convert(prompts, destination);
+
+    public int OptimizerStateLength => 2 * prompts.Length;
+
+    public void ReadOptimizerState(Span<float> destination)
+    {
+        if (destination.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state holds {OptimizerStateLength} values, the destination {destination.Length}.");
+        Convert(firstMoment, destination[..prompts.Length]);
+        Convert(secondMoment, destination[prompts.Length..]);
+    }
+
+    public void LoadOptimizerState(ReadOnlySpan<float> source)
+    {
+        if (source.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state needs {OptimizerStateLength} values for these prompts, got {source.Length}; was it saved for another prompt shape?");
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            firstMoment[i] = T.CreateChecked(source[i]);
+            secondMoment[i] = T.CreateChecked(source[prompts.Length + i]);
+        }
+    }
     public void ReadPromptGradient(Span<float> destination) => Convert(promptGradient, destination);
 
     private static void Convert(ReadOnlySpan<T> source, Span<float> destination)

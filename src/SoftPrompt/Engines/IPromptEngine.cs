@@ -41,6 +41,13 @@ public interface IPromptEngine : IDisposable
     /// engine's device without waiting for it.
     /// </summary>
     void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f);
+    /// <summary>Length of the optimizer state: two buffers of PromptCount·PromptLength·EmbeddingSize (AdamW's m and v; Adafactor's factored rows and columns at their starts).</summary>
+    int OptimizerStateLength { get; }
+    /// <summary>Copies the optimizer state out (for checkpoints that resume exactly).</summary>
+    void ReadOptimizerState(Span<float> destination);
+    /// <summary>Restores optimizer state saved by <see cref="ReadOptimizerState"/> (after <see cref="LoadPrompts"/>).</summary>
+    void LoadOptimizerState(ReadOnlySpan<float> source);
+
     /// <summary>Global L2 norm of the (scaled, unclipped) gradient used by the last optimizer step; reading it waits for the device.</summary>
     float LastGradientNorm { get; }
 }
