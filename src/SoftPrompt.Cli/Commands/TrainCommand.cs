@@ -1,79 +1,185 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Json.Nodes;
+using SoftPrompt.Cli.Output;
+using SoftPrompt.Cli.Training;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Cli.Commands;
 
-/// <summary>`softprompt train`: prompt-tune a frozen model on pre-tokenized JSONL rows.</summary>
+/// <summary>
+/// `softprompt train`: prompt-tune a frozen model. Writes the prompt (--out; with --dev the best on dev, and the last
+/// to OUT.last.safetensors), a metrics log (OUT.metrics.jsonl) and a PNG of the curves (OUT.curves.png); with
+/// --checkpoint-dir, resumable checkpoints. Ctrl+C stops after the current step, checkpoints and writes what it has.
+/// </summary>
 internal static class TrainCommand
 {
+    /// <summary>Exit code of a run stopped by Ctrl+C (128 + SIGINT, as shells report it).</summary>
+    public const int Interrupted = 130;
+
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory", Required = true };
-        var data = new Option<string>("--data") { Description = "JSONL rows {\"input_ids\":[…],\"target_ids\":[…]}", Required = true };
-        var promptLength = new Option<int?>("--prompt-length") { Description = "Prompt vectors P (default 20, or the --init file's length)" };
-        var steps = new Option<int>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 100 };
-        var batchSize = new Option<int>("--batch-size") { Description = "Rows per step", DefaultValueFactory = _ => 8 };
-        var lr = new Option<float>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 0.3f };
-        var optimizer = new Option<string>("--optimizer") { Description = "sgd | adamw | adafactor", DefaultValueFactory = _ => "adamw" };
-        optimizer.AcceptOnlyFromAmong("sgd", "adamw", "adafactor");
-        var seed = new Option<int>("--seed") { Description = "Seed for initialisation and shuffling", DefaultValueFactory = _ => 0 };
-        var noShuffle = new Option<bool>("--no-shuffle") { Description = "Take rows in file order" };
-        var init = new Option<string>("--init") { Description = "random (uniform ±0.5) or FILE.safetensors", DefaultValueFactory = _ => "random" };
-        var output = new Option<string>("--out") { Description = "Where to write the trained prompt (.safetensors)", Required = true };
-        var device = new Option<string>("--device") { Description = "cpu", DefaultValueFactory = _ => EngineFactory.DefaultDevice };
-        var clipNorm = new Option<float>("--clip-norm") { Description = "Clip the gradient's global L2 norm (0 = off)" };
-        var weightDecay = new Option<float>("--weight-decay") { Description = "Decoupled weight decay (AdamW) or L2 (SGD)" };
-        var command = new Command("train", "Prompt-tune a frozen model")
-        {
-            model, data, promptLength, steps, batchSize, lr, optimizer, seed, noShuffle, init, output, device, clipNorm, weightDecay,
-        };
-        command.SetAction(r => CliErrors.Run(() => Run(new Settings(
-            r.GetValue(model)!, r.GetValue(data)!, r.GetValue(promptLength), r.GetValue(steps), r.GetValue(batchSize), r.GetValue(lr),
-            r.GetValue(optimizer)!, r.GetValue(seed), !r.GetValue(noShuffle), r.GetValue(init)!, r.GetValue(output)!, r.GetValue(device)!,
-            r.GetValue(clipNorm), r.GetValue(weightDecay)))));
+        var flags = new TrainFlags();
+        var command = new Command("train", "Prompt-tune a frozen model");
+        foreach (var option in flags.All) command.Options.Add(option);
+        command.SetAction(r => CliErrors.Run(() => Run(flags.Resolve(r))));
         return command;
     }
 
-    private sealed record Settings(string Model, string Data, int? PromptLength, int Steps, int BatchSize, float LearningRate, string Optimizer,
-        int Seed, bool Shuffle, string Init, string Output, string Device, float ClipNorm, float WeightDecay);
-
-    private static int Run(Settings s)
+    private static int Run(TrainPlan plan)
     {
         var inv = CultureInfo.InvariantCulture;
-        using var loaded = EngineFactory.Open(s.Model, s.Device);
+        TextWriter human = plan.Json ? Console.Error : Console.Out;
+        using var loaded = EngineFactory.Open(plan.Model, plan.Device);
         var engine = loaded.Engine;
-        float[] prompt = PromptInitializer.Create(s.Init, s.PromptLength, loaded, s.Seed, out int promptLength);
-        engine.LoadPrompts(prompt, 1, promptLength);
-        var examples = PretokenizedJsonl.Load(s.Data, engine.VocabSize, engine.MaxPositions - promptLength);
-        var optimizer = new OptimizerSettings(s.Optimizer switch { "sgd" => OptimizerKind.Sgd, "adafactor" => OptimizerKind.Adafactor, _ => OptimizerKind.AdamW }, WeightDecay: s.WeightDecay, ClipNorm: s.ClipNorm);
-        Console.WriteLine($"training P={promptLength} prompt on {examples.Count} rows, {s.Steps} steps × batch {s.BatchSize}, {s.Optimizer} lr {s.LearningRate.ToString(inv)}, device {engine.DeviceName}");
-        int every = Math.Max(1, s.Steps / 20);
-        long tokens = 0;
-        float lastLoss = float.NaN;
-        PromptTrainer.Train(engine, examples, new TrainOptions(s.Steps, s.BatchSize, s.LearningRate, optimizer, s.Seed, s.Shuffle), p =>
+        int width = engine.EmbeddingSize;
+        ITextTokenizer? tokenizer = null;
+        ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.Load(loaded.Directory);
+
+        int promptLength = PromptInitializer.ResolveLength(plan.Init, plan.PromptLength, width, loaded.Fingerprint);
+        var train = DataOptions.Load(plan.Data, plan.Columns, Tokenizer, loaded, promptLength, human);
+        var dev = plan.Dev is null ? null : DataOptions.Load(plan.Dev, plan.Columns, Tokenizer, loaded, promptLength, human);
+
+        var init = plan.Init;
+        if (init.Kind == InitKind.ClassLabels && train.Classification is null && plan.InitFromRecipe)
         {
-            tokens += p.Tokens;
-            lastLoss = p.Loss;
-            if (p.Step % every == 0 || p.Step == p.Steps || p.Step == 1)
-                Console.WriteLine(string.Create(inv, $"step {p.Step,5}/{p.Steps}  loss {p.Loss:F4}  |g| {p.GradientNorm:E2}  {tokens / Math.Max(1e-9, p.Seconds):F0} tok/s"));
-        });
-        engine.ReadPrompts(prompt);
-        new PromptFile(prompt, promptLength, engine.EmbeddingSize, new Dictionary<string, string>
+            human.WriteLine($"recipe {plan.Recipe!.Name}: the data has no --labels, so the prompt starts from sampled vocabulary instead of class labels");
+            init = InitSpec.SampledVocab;
+        }
+        var labels = plan.Columns.HasMapping ? plan.Columns.Mapping()!.Labels : null;
+        var sources = new InitSources
         {
-            [PromptFile.FamilyKey] = loaded.Family,
-            [PromptFile.FingerprintKey] = loaded.Fingerprint,
-            ["model_path"] = loaded.Directory,
-            ["init"] = s.Init,
-            ["optimizer"] = s.Optimizer,
-            ["learning_rate"] = s.LearningRate.ToString(inv),
-            ["seed"] = s.Seed.ToString(inv),
-            ["step"] = s.Steps.ToString(inv),
-            ["train_loss"] = lastLoss.ToString("R", inv),
-        }).Save(s.Output);
-        Console.WriteLine($"wrote {s.Output}");
-        return 0;
+            TrainingData = train.Examples,
+            LabelTokens = init.Kind == InitKind.ClassLabels && labels is not null ? DataOptions.LabelTokens(labels, Tokenizer(), plan.Columns.TargetPrefix) : null,
+            Tokenizer = init.Kind == InitKind.Text ? Tokenizer() : null,
+            VocabIsFrequencyOrdered = plan.VocabIsFrequencyOrdered,
+            Excluded = init.Kind is InitKind.SampledVocab or InitKind.ClassLabels ? SpecialIds(Tokenizer) : new HashSet<int>(),
+            Seed = plan.Options.Seed,
+            ModelFingerprint = loaded.Fingerprint,
+        };
+        engine.LoadPrompts(PromptInitializer.Create(init, promptLength, loaded.TokenEmbedding, width, sources), 1, promptLength);
+
+        var metadata = PromptMetadata.ForRun(loaded, plan, init, promptLength);
+        var store = plan.CheckpointDir is null ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
+        var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize);
+        var run = new TrainingRun(engine, train.Examples, plan.Options) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
+        int? resumedFrom = Resume(run, store, plan, human);
+
+        var o = plan.Options;
+        human.WriteLine(string.Create(inv,
+            $"training P={promptLength} prompt ({init}) on {train.Examples.Count} rows{(dev is null ? "" : $", dev {dev.Examples.Count} rows ({(evaluator!.IsClassification ? "rank classification" : "exact match")}, every {o.EvalEvery} steps)")}, " +
+            $"{o.Steps} steps × batch {o.BatchSize}{(o.GradientAccumulation > 1 ? $" × {o.GradientAccumulation} micro-batches" : "")}, {plan.OptimizerName} lr {o.LearningRate} {o.Schedule}, device {engine.DeviceName}"));
+
+        TrainResult result;
+        double tokensPerSecond;
+        using (var log = resumedFrom is int from ? MetricsLog.Resume(plan.MetricsPath, from) : MetricsLog.Create(plan.MetricsPath))
+        {
+            var progress = new ProgressLine(human, plan.Progress, Math.Max(1, o.Steps / 20));
+            var console = new TrainingConsole(progress, log, best => PromptMetadata.Save(plan.Output, best.Values, promptLength, width, metadata, best.Step, "best-dev", best.Metrics, float.NaN));
+            using var cancel = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) =>
+            {
+                // The first Ctrl+C finishes the step and checkpoints; a second one ends the process as usual.
+                if (cancel.IsCancellationRequested) return;
+                e.Cancel = true;
+                cancel.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try { result = run.Run(console, cancel.Token); }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+                progress.Finish();
+            }
+            tokensPerSecond = console.TokensPerSecond;
+        }
+
+        // Outputs: with dev data --out is the best prompt and the last goes beside it; without, --out is the last.
+        string lastPath = plan.LastOutput ?? plan.Output;
+        PromptMetadata.Save(lastPath, run.CurrentPrompt(), promptLength, width, metadata, result.Step, "last", null, result.LastLoss);
+        if (plan.Dev is not null && result.Best is { } chosen)
+            PromptMetadata.Save(plan.Output, chosen.Values, promptLength, width, metadata, chosen.Step, "best-dev", chosen.Metrics, float.NaN);
+        string? plot = DrawCurves(plan, evaluator, promptLength, human);
+
+        var stop = result.Stop switch { TrainStop.EarlyStopped => "early_stopped", TrainStop.Interrupted => "interrupted", _ => "completed" };
+        if (plan.Json)
+        {
+            JsonOutput.Write(new JsonObject
+            {
+                ["out"] = plan.Dev is null || result.Best is not null ? plan.Output : null,
+                ["last"] = lastPath,
+                ["metrics"] = plan.MetricsPath,
+                ["plot"] = plot,
+                ["checkpoint"] = result.LastCheckpoint,
+                ["stop"] = stop,
+                ["steps"] = result.Step,
+                ["resumed_from"] = resumedFrom,
+                ["train_loss"] = JsonOutput.Number(result.LastLoss),
+                ["seconds"] = JsonOutput.Number(result.Seconds),
+                ["tokens_per_second"] = JsonOutput.Number(tokensPerSecond),
+                ["prompt_length"] = promptLength,
+                ["init"] = init.ToString(),
+                ["device"] = engine.DeviceName,
+                ["best"] = result.Best is { } b ? new JsonObject { ["step"] = b.Step, ["primary"] = b.Metrics.Primary, ["metrics"] = JsonOutput.Metrics(b.Metrics.Values) } : null,
+            });
+        }
+        human.WriteLine(string.Create(inv, $"{stop.Replace('_', ' ')}: step {result.Step}/{o.Steps} in {result.Seconds:F1} s ({tokensPerSecond:N0} tok/s), train loss {result.LastLoss:F4}"));
+        if (result.Best is { } best)
+            human.WriteLine(string.Create(inv, $"best dev {best.Metrics.Primary} {best.Metrics.Score:0.####} at step {best.Step} → {plan.Output}"));
+        human.WriteLine($"wrote {lastPath}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
+        return result.Stop == TrainStop.Interrupted ? Interrupted : 0;
+    }
+
+    /// <summary>Restores the newest checkpoint when --resume asks; refuses to mix a fresh run into a directory that holds another run's checkpoints.</summary>
+    private static int? Resume(TrainingRun run, CheckpointStore? store, TrainPlan plan, TextWriter human)
+    {
+        if (store is null) return null;
+        if (!plan.Resume)
+        {
+            if (store.List().Count > 0)
+                throw new ArgumentException($"{store.Directory} already holds checkpoints; add --resume to continue that run, or choose an empty --checkpoint-dir.");
+            return null;
+        }
+        var checkpoint = store.LoadLatest(warning => human.WriteLine($"warning: {warning}"), out string? path);
+        if (checkpoint is null)
+        {
+            human.WriteLine($"no checkpoint in {store.Directory} yet; starting at step 0");
+            return null;
+        }
+        run.Resume(checkpoint, path!);
+        human.WriteLine($"resumed from {path} at step {checkpoint.Step}");
+        return checkpoint.Step;
+    }
+
+    private static string? DrawCurves(TrainPlan plan, DevEvaluator? evaluator, int promptLength, TextWriter human)
+    {
+        if (plan.PlotPath is null) return null;
+        try
+        {
+            CurvePlot.Save(MetricsLog.Read(plan.MetricsPath), plan.PlotPath, evaluator?.Primary, $"{Path.GetFileName(plan.Output)}: P={promptLength}, {plan.OptimizerName}");
+            return plan.PlotPath;
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or DllNotFoundException or TypeInitializationException)
+        {
+            // The curves are a convenience: the prompt and the log are written, so a plotting problem only warns.
+            human.WriteLine($"warning: could not draw {plan.PlotPath}: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>The tokenizer's BOS/EOS/PAD ids, never sampled as prompt vectors; none when the model ships no tokenizer.</summary>
+    private static HashSet<int> SpecialIds(Func<ITextTokenizer> tokenizer)
+    {
+        try
+        {
+            var t = tokenizer();
+            return [.. new[] { t.BosId, t.EosId, t.PadId }.OfType<int>()];
+        }
+        catch (DataException)
+        {
+            return [];
+        }
     }
 }

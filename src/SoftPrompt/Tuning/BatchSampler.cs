@@ -7,6 +7,9 @@ namespace SoftPrompt.Tuning;
 /// Walks the examples in epochs and fills a reused <see cref="TokenBatch"/> with the next BatchSize rows, wrapping
 /// into the next epoch. Each epoch's order comes from a seeded shuffle (or file order when shuffling is off), or
 /// from a caller's order source such as <see cref="LengthBuckets.NextEpoch"/>.
+/// Its place in the data is <see cref="Position"/> (epoch, cursor): a fresh sampler built with the same
+/// examples and order source reaches the same place with <see cref="Seek"/>, which replays the epoch orders, so a
+/// resumed run draws exactly the batches an uninterrupted one would.
 /// </summary>
 public sealed class BatchSampler
 {
@@ -36,6 +39,25 @@ public sealed class BatchSampler
 
     public TokenBatch Batch { get; }
     public int Epoch { get; private set; }
+    /// <summary>Rows per batch.</summary>
+    public int BatchSize => rows.Length;
+
+    /// <summary>Where the next batch starts: the epoch and how many rows of its order were taken.</summary>
+    public SamplerPosition Position => new(Epoch, cursor);
+
+    /// <summary>
+    /// Moves a fresh sampler to <paramref name="position"/> by replaying the epoch orders before it (the order
+    /// sources are seeded, so the replay draws the same permutations).
+    /// </summary>
+    public void Seek(SamplerPosition position)
+    {
+        if (Epoch != 0 || cursor != 0) throw new InvalidOperationException("Seek needs a fresh sampler; build a new one with the same seed and data.");
+        if (position.Epoch < 0 || position.Cursor < 0 || position.Cursor > order.Length)
+            throw new ArgumentOutOfRangeException(nameof(position), $"Sampler position {position} does not fit {order.Length} examples.");
+        for (int e = 0; e < position.Epoch; e++) order = NextOrder();
+        Epoch = position.Epoch;
+        cursor = position.Cursor;
+    }
 
     /// <summary>Fills <see cref="Batch"/> with the next rows, all using prompt <paramref name="promptIndex"/>.</summary>
     public TokenBatch Next(int promptIndex = 0)
@@ -86,4 +108,10 @@ public sealed class BatchSampler
             return order;
         };
     }
+}
+
+/// <summary>A sampler's place in its data: <see cref="Cursor"/> rows of epoch <see cref="Epoch"/>'s order are taken.</summary>
+public readonly record struct SamplerPosition(int Epoch, int Cursor)
+{
+    public override string ToString() => $"epoch {Epoch}, row {Cursor}";
 }

@@ -7,8 +7,9 @@ namespace SoftPrompt.Tuning;
 public static class Evaluator
 {
     /// <summary>
-    /// Exact match of greedy decoding: a row counts when every target token is the argmax of its
-    /// teacher-forced logits (then greedy decoding reproduces the target exactly). Also the mean loss.
+    /// Exact match of greedy decoding: a row counts when every target token is the argmax of its teacher-forced
+    /// logits (then greedy decoding reproduces the target exactly, stopping at its EOS). Also the teacher-forced token
+    /// accuracy (targets whose argmax is right, over all targets) and the mean loss over target tokens.
     /// </summary>
     public static EvaluationResult ExactMatch(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, int batchSize = 32, int promptIndex = 0)
     {
@@ -20,7 +21,7 @@ public static class Evaluator
         var matches = new int[batchSize];
         int exact = 0;
         double logLikelihood = 0;
-        long targets = 0;
+        long targets = 0, matched = 0;
         for (int start = 0; start < examples.Count; start += batchSize)
         {
             int rows = Math.Min(batchSize, examples.Count - start);
@@ -34,10 +35,13 @@ public static class Evaluator
                 if (matches[i] == examples[start + i].Target.Length) exact++;
                 logLikelihood += scores[i];
                 targets += examples[start + i].Target.Length;
+                matched += matches[i];
             }
         }
-        return new EvaluationResult(examples.Count, (double)exact / examples.Count, -logLikelihood / targets);
+        return new EvaluationResult(examples.Count, (double)exact / examples.Count, -logLikelihood / targets, (double)matched / targets);
     }
 }
 
-public readonly record struct EvaluationResult(int Rows, double Accuracy, double MeanLoss);
+/// <param name="Accuracy">Exact match of greedy decoding.</param>
+/// <param name="TokenAccuracy">Teacher-forced: target tokens that are the argmax of their logits, over all target tokens.</param>
+public readonly record struct EvaluationResult(int Rows, double Accuracy, double MeanLoss, double TokenAccuracy);

@@ -35,12 +35,12 @@ public sealed record PromptFile(float[] Values, int Length, int Width, IReadOnly
         return new PromptFile(values, (int)info.Shape[0], (int)info.Shape[1], new Dictionary<string, string>(file.Metadata));
     }
 
-    /// <summary>Throws unless this prompt fits a model of width <paramref name="width"/> and the given fingerprint.</summary>
-    public void CheckBelongsTo(string path, int width, string fingerprint)
+    /// <summary>Throws unless this prompt fits a model of width <paramref name="width"/> and the given fingerprint (when both sides have one).</summary>
+    public void CheckBelongsTo(string path, int width, string? fingerprint)
     {
         if (Width != width)
             throw new CheckpointException($"{path}: prompt vectors are {Width} wide but the model's embeddings are {width}; this prompt was made for another model.");
-        if (Metadata.TryGetValue(FingerprintKey, out var own) && own != fingerprint)
+        if (fingerprint is not null && Metadata.TryGetValue(FingerprintKey, out var own) && own != fingerprint)
             throw new CheckpointException($"{path}: prompt was trained for model {own}" +
                 (Metadata.TryGetValue("model_path", out var m) ? $" ({m})" : "") +
                 $", not this model ({fingerprint}). Use the checkpoint it was trained with.");

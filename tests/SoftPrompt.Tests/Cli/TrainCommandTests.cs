@@ -36,7 +36,8 @@ public sealed class TrainCommandTests
         double worst = trained.Values.Zip(expected, (a, b) => Math.Abs(a - b)).Max();
         Assert.That(worst, Is.LessThan(2e-6), "max |trained − PyTorch| after one step");
         Assert.That(trained.Metadata[PromptFile.FingerprintKey], Has.Length.EqualTo(16));
-        Assert.That(Directory.GetFiles(scratch), Has.Length.EqualTo(1), "no temp file left behind");
+        Assert.That(Directory.GetFiles(scratch, "*.tmp-*"), Is.Empty, "no temp file left behind");
+        Assert.That(Directory.GetFiles(scratch).Select(Path.GetFileName), Is.EquivalentTo(new[] { "prompt.safetensors", "prompt.metrics.jsonl", "prompt.curves.png" }));
     }
 
     [TestCase("{\"input_ids\":[1,2],\"target_ids\":[97]}", "outside the model's vocabulary")]

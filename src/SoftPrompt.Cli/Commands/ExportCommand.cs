@@ -1,0 +1,56 @@
+using System.CommandLine;
+using System.Globalization;
+using SoftPrompt.Checkpoints;
+using SoftPrompt.Engines;
+using SoftPrompt.Tuning;
+
+namespace SoftPrompt.Cli.Commands;
+
+/// <summary>`softprompt export --format peft`: a prompt as a Hugging Face PEFT prompt-tuning adapter directory.</summary>
+internal static class ExportCommand
+{
+    public static Command Create()
+    {
+        var prompt = new Option<string>("--prompt") { Description = "Prompt file (.safetensors)", Required = true };
+        var format = new Option<string>("--format") { Description = "peft (adapter_model.safetensors + adapter_config.json)", DefaultValueFactory = _ => "peft" };
+        format.AcceptOnlyFromAmong("peft");
+        var output = new Option<string>("--out") { Description = "Adapter directory to write", Required = true };
+        var model = new Option<string?>("--model") { Description = "The checkpoint the prompt was trained for: checked against the prompt, and the source of num_layers/num_attention_heads" };
+        var baseModel = new Option<string?>("--base-model") { Description = "base_model_name_or_path to record, e.g. gpt2 (default: the model directory)" };
+        var command = new Command("export", "Write a prompt in another tool's format") { prompt, format, output, model, baseModel };
+        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(prompt)!, r.GetValue(output)!, r.GetValue(model), r.GetValue(baseModel))));
+        return command;
+    }
+
+    private static int Run(string promptPath, string output, string? modelDirectory, string? baseModel)
+    {
+        var prompt = PromptFile.Load(promptPath);
+        int layers, heads;
+        string? modelPath;
+        if (modelDirectory is not null)
+        {
+            using var loaded = EngineFactory.Open(modelDirectory, "cpu");
+            prompt.CheckBelongsTo(promptPath, loaded.Config.Embedding, loaded.Fingerprint);
+            (layers, heads, modelPath) = (loaded.Config.Layers, loaded.Config.Heads, loaded.Directory);
+        }
+        else
+        {
+            layers = Int(prompt, "model_layers", promptPath);
+            heads = Int(prompt, "model_heads", promptPath);
+            modelPath = prompt.Metadata.GetValueOrDefault("model_path");
+        }
+        string name = baseModel ?? modelPath ?? throw new ArgumentException($"{promptPath}: the prompt does not say which model it belongs to; give --base-model NAME (e.g. gpt2) or --model DIR.");
+        InitSpec init;
+        try { init = InitSpec.Parse(prompt.Metadata.GetValueOrDefault("init", "random-uniform")); }
+        catch (ArgumentException) { init = InitSpec.RandomUniform; }
+        PeftAdapter.Export(prompt, output, new PeftExportSettings(name, layers, heads, Init: init));
+        Console.WriteLine($"wrote {Path.Combine(output, PeftAdapter.WeightsFile)} (prompt_embeddings [{prompt.Length}, {prompt.Width}]) and {Path.Combine(output, PeftAdapter.ConfigFile)} (PROMPT_TUNING, base model {name})");
+        Console.WriteLine($"load it with: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(\"{name}\"), \"{output}\")");
+        return 0;
+    }
+
+    private static int Int(PromptFile prompt, string key, string path) =>
+        prompt.Metadata.TryGetValue(key, out var text) && int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value)
+            ? value
+            : throw new CheckpointException($"{path}: the prompt file does not record \"{key}\" (it predates the export format or was imported); give --model DIR so the adapter config can name the model's shape.");
+}

@@ -1,0 +1,57 @@
+using SoftPrompt.Engines;
+using SoftPrompt.Text;
+
+namespace SoftPrompt.Tuning;
+
+/// <summary>
+/// One evaluation's numbers by name ("accuracy", "macro_f1", "exact_match", "token_accuracy", "loss") and which of
+/// them selects the best prompt. Higher <see cref="Primary"/> is better; on a tie the lower loss wins, so a dev set
+/// that is already solved still keeps the more confident prompt.
+/// </summary>
+public sealed record DevMetrics(string Primary, IReadOnlyDictionary<string, double> Values)
+{
+    public const string Loss = "loss";
+
+    public double Score => Values[Primary];
+    public double MeanLoss => Values[Loss];
+
+    public bool IsBetterThan(DevMetrics other) => Score > other.Score || (Score == other.Score && MeanLoss < other.MeanLoss);
+
+    public override string ToString() =>
+        string.Join("  ", Values.Select(p => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{p.Key} {p.Value:0.####}")));
+}
+
+/// <summary>
+/// Scores a prompt on a dev set: rank classification (accuracy selects, with macro-F1, exact match, token accuracy
+/// and loss of the gold labels) when the data has a verbalizer, otherwise exact match of greedy decoding (selects)
+/// with teacher-forced token accuracy and loss.
+/// </summary>
+public sealed class DevEvaluator(IReadOnlyList<TokenizedExample> examples, ClassificationTask? task, int batchSize = 32)
+{
+    public int Rows => examples.Count;
+    public bool IsClassification => task is not null;
+    public string Primary => task is null ? "exact_match" : "accuracy";
+
+    public DevMetrics Evaluate(IPromptEngine engine)
+    {
+        if (task is not null)
+        {
+            var result = RankClassifier.Evaluate(engine, examples, task, batchSize);
+            return new DevMetrics(Primary, new Dictionary<string, double>
+            {
+                ["accuracy"] = result.Metrics.Accuracy,
+                ["macro_f1"] = result.Metrics.MacroF1,
+                ["exact_match"] = result.ExactMatch,
+                ["token_accuracy"] = result.TokenAccuracy,
+                [DevMetrics.Loss] = result.MeanLoss,
+            });
+        }
+        var scores = Evaluator.ExactMatch(engine, examples, batchSize);
+        return new DevMetrics(Primary, new Dictionary<string, double>
+        {
+            ["exact_match"] = scores.Accuracy,
+            ["token_accuracy"] = scores.TokenAccuracy,
+            [DevMetrics.Loss] = scores.MeanLoss,
+        });
+    }
+}

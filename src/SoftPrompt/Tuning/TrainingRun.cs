@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using SoftPrompt.Checkpoints;
+using SoftPrompt.Engines;
+using SoftPrompt.Text;
+
+namespace SoftPrompt.Tuning;
+
+/// <summary>
+/// The training loop with its bookkeeping: learning-rate schedule, gradient accumulation, dev evaluation with
+/// best-prompt selection and early stopping, checkpoints, and exact resumption.
+/// <para>
+/// Gradient accumulation: a step runs K micro-batches through ForwardBackward(accumulate) and one optimizer update
+/// with gradientScale 1/K, i.e. the gradient of the MEAN OF THE MICRO-BATCH LOSSES. Each micro-batch loss is already
+/// a mean over its own target tokens, so this equals the gradient of one batch of K×B rows (a mean over all its
+/// target tokens) exactly when every micro-batch has the same number of targets — fixed-length targets such as
+/// single-token or equal-length labels — and otherwise weights a target of a short micro-batch more. Token-exact
+/// weighting needs a per-micro-batch weight in the engine contract (see the product notes). The reported loss is
+/// token-weighted (Σ micro-batch loss × its targets / Σ targets), which is the K×B batch's loss in every case.
+/// </para>
+/// <para>
+/// Resumption is exact: a checkpoint holds the prompt, the optimizer state, the step, the sampler position and the
+/// best prompt; <see cref="Resume"/> restores all of them, so a run interrupted and resumed ends bit-identical to an
+/// uninterrupted one (on a deterministic engine).
+/// </para>
+/// </summary>
+public sealed class TrainingRun
+{
+    private readonly IPromptEngine engine;
+    private readonly IReadOnlyList<TokenizedExample> examples;
+    private readonly TrainOptions options;
+    private readonly BatchSampler sampler;
+
+    public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options)
+    {
+        options.Validate();
+        if (engine.PromptCount == 0) throw new InvalidOperationException("Load the initial prompt into the engine before training.");
+        this.engine = engine;
+        this.examples = examples;
+        this.options = options;
+        sampler = options.LengthBuckets
+            ? new BatchSampler(examples, options.BatchSize, engine.PromptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch)
+            : new BatchSampler(examples, options.BatchSize, engine.PromptLength, options.Seed, options.Shuffle);
+        Signature = RunSignature.Of(options, engine.PromptLength, examples);
+    }
+
+    /// <summary>Scores the prompt on dev data at the evaluation steps; null = no evaluation.</summary>
+    public DevEvaluator? Dev { get; init; }
+    /// <summary>Where checkpoints go; null = none.</summary>
+    public CheckpointStore? Checkpoints { get; init; }
+    /// <summary>Carried into every checkpoint (model fingerprint, init, …) so a checkpoint also reads as a prompt file.</summary>
+    public IReadOnlyDictionary<string, string> PromptMetadata { get; init; } = new Dictionary<string, string>();
+
+    public IReadOnlyDictionary<string, string> Signature { get; }
+    /// <summary>Optimizer steps done.</summary>
+    public int Step { get; private set; }
+    public BestPrompt? Best { get; private set; }
+    public int EvaluationsSinceBest { get; private set; }
+
+    /// <summary>Continues from <paramref name="checkpoint"/>: prompt, optimizer state, step, data position and best prompt.</summary>
+    public void Resume(TrainingCheckpoint checkpoint, string path)
+    {
+        if (Step != 0) throw new InvalidOperationException("Resume before running.");
+        if (PromptMetadata.TryGetValue(PromptFile.FingerprintKey, out var model) && checkpoint.PromptMetadata.TryGetValue(PromptFile.FingerprintKey, out var saved) && model != saved)
+            throw new CheckpointException($"{path}: the checkpoint was made with model {saved}, this run loads model {model}; resume with the run's --model.");
+        RunSignature.Check(checkpoint.Signature, Signature, path);
+        if (checkpoint.PromptLength != engine.PromptLength || checkpoint.Width != engine.EmbeddingSize)
+            throw new CheckpointException($"{path}: the checkpoint's prompt is [{checkpoint.PromptLength}, {checkpoint.Width}], this run's [{engine.PromptLength}, {engine.EmbeddingSize}].");
+        if (checkpoint.Step > options.Steps)
+            throw new CheckpointException($"{path}: the checkpoint is at step {checkpoint.Step}, past --steps {options.Steps}; raise --steps to train further.");
+        engine.LoadPrompts(checkpoint.Prompt, 1, checkpoint.PromptLength);
+        if (checkpoint.OptimizerState.Length != engine.OptimizerStateLength)
+            throw new CheckpointException($"{path}: optimizer state holds {checkpoint.OptimizerState.Length} values, the engine's {engine.OptimizerStateLength}; it was saved by another engine layout.");
+        engine.LoadOptimizerState(checkpoint.OptimizerState);
+        sampler.Seek(checkpoint.Sampler);
+        Step = checkpoint.Step;
+        Best = checkpoint.Best;
+        EvaluationsSinceBest = checkpoint.EvaluationsSinceBest;
+    }
+
+    /// <summary>
+    /// Trains up to <see cref="TrainOptions.Steps"/>. Cancellation is honoured between steps; with a checkpoint store
+    /// the run then writes a checkpoint of the step it reached, so it can be resumed exactly.
+    /// </summary>
+    public TrainResult Run(ITrainingObserver? observer = null, CancellationToken cancellation = default)
+    {
+        var clock = Stopwatch.StartNew();
+        int startStep = Step, accumulation = options.GradientAccumulation;
+        float gradientScale = 1f / accumulation;
+        float lastLoss = float.NaN;
+        long tokens = 0;
+        string? lastCheckpoint = null;
+        int checkpointedStep = -1;
+        var stop = TrainStop.Completed;
+        while (Step < options.Steps)
+        {
+            if (cancellation.IsCancellationRequested)
+            {
+                stop = TrainStop.Interrupted;
+                break;
+            }
+            int step = Step + 1;
+            double weightedLoss = 0;
+            long targets = 0;
+            int stepTokens = 0;
+            for (int micro = 0; micro < accumulation; micro++)
+            {
+                var batch = sampler.Next();
+                float loss = engine.ForwardBackward(batch, accumulate: micro > 0);
+                if (!float.IsFinite(loss))
+                    throw new InvalidOperationException($"Loss became {loss} at step {step}; lower --lr or add --clip-norm.");
+                weightedLoss += (double)loss * batch.TargetCount;
+                targets += batch.TargetCount;
+                stepTokens += batch.Rows * batch.SequenceLength;
+            }
+            float learningRate = options.Schedule.At(step, options.Steps, options.LearningRate);
+            engine.OptimizerStep(options.Optimizer, step, learningRate, gradientScale);
+            Step = step;
+            lastLoss = (float)(weightedLoss / targets);
+            tokens += stepTokens;
+            observer?.OnStep(new TrainProgress(step, options.Steps, lastLoss, engine, stepTokens, clock.Elapsed.TotalSeconds)
+            {
+                LearningRate = learningRate,
+                StartStep = startStep,
+            });
+
+            if (Dev is not null && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && Evaluate(observer))
+                stop = TrainStop.EarlyStopped;
+            bool last = step == options.Steps || stop == TrainStop.EarlyStopped;
+            if (Checkpoints is not null && ((options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0) || last))
+            {
+                lastCheckpoint = SaveCheckpoint(observer);
+                checkpointedStep = step;
+            }
+            if (stop == TrainStop.EarlyStopped) break;
+        }
+        if (stop == TrainStop.Interrupted && Checkpoints is not null && checkpointedStep != Step && Step > startStep)
+            lastCheckpoint = SaveCheckpoint(observer);
+        return new TrainResult(Step, lastLoss, stop, Best, clock.Elapsed.TotalSeconds, tokens, lastCheckpoint);
+    }
+
+    /// <summary>Evaluates, keeps the prompt when it is the best so far, and says whether patience has run out.</summary>
+    private bool Evaluate(ITrainingObserver? observer)
+    {
+        var metrics = Dev!.Evaluate(engine);
+        bool improved = Best is null || metrics.IsBetterThan(Best.Metrics);
+        if (improved)
+        {
+            // A fresh array per improvement (not a step's hot path): callers may hold on to the previous best.
+            Best = new BestPrompt(Step, metrics, CurrentPrompt());
+            EvaluationsSinceBest = 0;
+        }
+        else EvaluationsSinceBest++;
+        observer?.OnEvaluation(Step, metrics, improved, Best!);
+        return options.EarlyStoppingPatience > 0 && EvaluationsSinceBest >= options.EarlyStoppingPatience;
+    }
+
+    /// <summary>The engine's current prompt [P, d].</summary>
+    public float[] CurrentPrompt()
+    {
+        var values = new float[engine.PromptLength * engine.EmbeddingSize];
+        engine.ReadPrompts(values);
+        return values;
+    }
+
+    private string SaveCheckpoint(ITrainingObserver? observer)
+    {
+        var state = new float[engine.OptimizerStateLength];
+        engine.ReadOptimizerState(state);
+        var checkpoint = new TrainingCheckpoint(Step, engine.PromptLength, engine.EmbeddingSize, CurrentPrompt(), state, sampler.Position,
+            Best, EvaluationsSinceBest, Signature, PromptMetadata);
+        string path = Checkpoints!.Save(checkpoint);
+        observer?.OnCheckpoint(Step, path);
+        return path;
+    }
+}

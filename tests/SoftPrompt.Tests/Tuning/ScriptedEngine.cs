@@ -1,0 +1,50 @@
+using SoftPrompt.Engines;
+
+namespace SoftPrompt.Tests.Tuning;
+
+/// <summary>
+/// An engine whose scores are known by construction, for evaluation tests: a row's target token t costs |t − x| + 0.5
+/// of log-likelihood, where x is the row's first input token, and t counts as a greedy match when t == x. So the label
+/// closest to the first input token wins, and every number an evaluator reports can be worked out by hand.
+/// </summary>
+internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
+{
+    public int ScoredBatches { get; private set; }
+    public string DeviceName => "scripted";
+    public int EmbeddingSize => 4;
+    public int VocabSize => 32;
+    public int MaxPositions => 64;
+    public int PromptCount => 1;
+    public int PromptLength => promptLength;
+
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
+    {
+        ScoredBatches++;
+        for (int row = 0; row < batch.Rows; row++)
+        {
+            int first = batch.Tokens[row * batch.TokenLength];
+            float score = 0;
+            int matches = 0;
+            foreach (int target in batch.Targets.AsSpan(row * batch.SequenceLength, batch.SequenceLength))
+            {
+                if (target == TokenBatch.Ignore) continue;
+                score -= Math.Abs(target - first) + 0.5f;
+                if (target == first) matches++;
+            }
+            rowLogLikelihood[row] = score;
+            if (!rowGreedyMatches.IsEmpty) rowGreedyMatches[row] = matches;
+        }
+    }
+
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => throw new NotSupportedException();
+    public void ReadPrompts(Span<float> destination) => throw new NotSupportedException();
+    public float Forward(TokenBatch batch) => throw new NotSupportedException();
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false) => throw new NotSupportedException();
+    public void ReadPromptGradient(Span<float> destination) => throw new NotSupportedException();
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1) => throw new NotSupportedException();
+    public int OptimizerStateLength => 0;
+    public void ReadOptimizerState(Span<float> destination) => throw new NotSupportedException();
+    public void LoadOptimizerState(ReadOnlySpan<float> source) => throw new NotSupportedException();
+    public float LastGradientNorm => 0;
+    public void Dispose() { }
+}
