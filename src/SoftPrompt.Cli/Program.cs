@@ -7,4 +7,5 @@ root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
+root.Subcommands.Add(NeighborsCommand.Create());
 return CliErrors.Run(() => root.Parse(args).Invoke());
