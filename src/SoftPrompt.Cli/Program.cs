@@ -8,4 +8,5 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(NeighborsCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 return CliErrors.Run(() => root.Parse(args).Invoke());
