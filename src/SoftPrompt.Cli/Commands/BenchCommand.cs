@@ -24,26 +24,28 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 2 };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var tf32 = new Option<bool>("--tf32") { Description = "Let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
         var command = new Command("bench", "Measure prompt-tuning steps: tokens/s, ms/step, TFLOP/s, memory")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32,
         };
         command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json))));
+            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32))));
         return command;
     }
 
-    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json)
+    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
         LoadedModel loaded;
+        var options = new EngineOptions(AllowTf32: tf32);
         if (shapeName is not null)
         {
             if (!Gpt2Shapes.Named.TryGetValue(shapeName, out var config))
                 throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", Gpt2Shapes.Named.Keys)}.");
-            loaded = EngineFactory.Create(Gpt2Weights<float>.CreateRandom(config, seed: 1), device, shapeName);
+            loaded = EngineFactory.Create(Gpt2Weights<float>.CreateRandom(config, seed: 1), device, shapeName, options);
         }
-        else loaded = EngineFactory.Open(modelDir!, device);
+        else loaded = EngineFactory.Open(modelDir!, device, options);
         using var owner = loaded;
         var engine = loaded.Engine;
         var c = loaded.Config;
@@ -82,7 +84,7 @@ internal static class BenchCommand
                 ["model"] = loaded.Directory, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
-                ["memory_bytes"] = memory, ["loss"] = loss,
+                ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32,
             }));
         }
         else

@@ -12,13 +12,14 @@ internal static class CudaEngines
 
     public static bool GpuAvailable => Gpu.Value;
 
-    public static IPromptEngine Create(Gpt2Weights<float> weights, string device)
+    public static IPromptEngine Create(Gpt2Weights<float> weights, string device, EngineOptions options)
     {
         IComputeDevice compute = device switch
         {
             "cuda" => OpenGpu(),
             _ => new EmulatedDevice(),
         };
+        if (compute is CudaDevice gpu) gpu.AllowTf32 = options.AllowTf32;
         try
         {
             return new CudaGpt2Engine(compute, weights, ownsDevice: true);

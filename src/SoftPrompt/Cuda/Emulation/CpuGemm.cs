@@ -37,16 +37,19 @@ internal static unsafe class CpuGemm
 
     private static void Validate(string name, GemmOperand x, int rows, int cols, int batchCount, int m, int n, int k)
     {
-        string shape = $"[{rows}, {cols}]{(x.Transposed ? " (transposed)" : "")} of a GEMM with m={m}, n={n}, k={k}";
         if (x.LeadingDimension < Math.Max(1, cols))
-            throw new ArgumentException($"GEMM operand {name}: leading dimension {x.LeadingDimension} is less than the {cols} columns of its stored {shape}.", name);
+            throw new ArgumentException($"GEMM operand {name}: leading dimension {x.LeadingDimension} is less than the {cols} columns of its stored {Shape(x, rows, cols, m, n, k)}.", name);
         if (x.BatchStride < 0)
             throw new ArgumentException($"GEMM operand {name}: negative batch stride {x.BatchStride}.", name);
         if (rows == 0 || cols == 0) return;
         long needed = (long)(batchCount - 1) * x.BatchStride + (long)(rows - 1) * x.LeadingDimension + cols;
         if (needed > x.Data.Length)
             throw new ArgumentException(
-                $"GEMM operand {name}: {batchCount} × {shape} with ld {x.LeadingDimension} and batch stride {x.BatchStride} reaches element {needed}, " +
+                $"GEMM operand {name}: {batchCount} × {Shape(x, rows, cols, m, n, k)} with ld {x.LeadingDimension} and batch stride {x.BatchStride} reaches element {needed}, " +
                 $"but its span holds {x.Data.Length}.", name);
     }
+
+    // Only formatted on failure: a GEMM call must not allocate.
+    private static string Shape(GemmOperand x, int rows, int cols, int m, int n, int k) =>
+        $"[{rows}, {cols}]{(x.Transposed ? " (transposed)" : "")} of a GEMM with m={m}, n={n}, k={k}";
 }

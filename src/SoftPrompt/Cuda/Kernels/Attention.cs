@@ -67,9 +67,9 @@ internal static unsafe class AttentionForward
     {
         int headSize = AttentionShape.HeadSize(Name, batch, sequence, channels, heads);
         long rows = (long)batch * sequence;
-        AttentionShape.Require(Name, output, rows * channels, $"out [B={batch}, T={sequence}, C={channels}]", nameof(output));
-        AttentionShape.Require(Name, logSumExp, rows * heads, $"lse [B={batch}, H={heads}, T={sequence}]", nameof(logSumExp));
-        AttentionShape.Require(Name, qkv, rows * 3 * channels, $"qkv [B={batch}, T={sequence}, 3C={3 * channels}]", nameof(qkv));
+        AttentionShape.Require(Name, output, rows * channels, "out [B, T, C]", nameof(output));
+        AttentionShape.Require(Name, logSumExp, rows * heads, "lse [B, H, T]", nameof(logSumExp));
+        AttentionShape.Require(Name, qkv, rows * 3 * channels, "qkv [B, T, 3C]", nameof(qkv));
         if (rows == 0) return;
 
         int padded = AttentionShape.Padded(headSize);
@@ -133,12 +133,12 @@ internal static unsafe class AttentionBackward
     {
         int headSize = AttentionShape.HeadSize(Name, batch, sequence, channels, heads);
         long rows = (long)batch * sequence;
-        AttentionShape.Require(Name, dqkv, rows * 3 * channels, $"dqkv [B={batch}, T={sequence}, 3C={3 * channels}]", nameof(dqkv));
-        AttentionShape.Require(Name, dout, rows * channels, $"dout [B={batch}, T={sequence}, C={channels}]", nameof(dout));
-        AttentionShape.Require(Name, qkv, rows * 3 * channels, $"qkv [B={batch}, T={sequence}, 3C={3 * channels}]", nameof(qkv));
-        AttentionShape.Require(Name, output, rows * channels, $"out [B={batch}, T={sequence}, C={channels}]", nameof(output));
-        AttentionShape.Require(Name, logSumExp, rows * heads, $"lse [B={batch}, H={heads}, T={sequence}]", nameof(logSumExp));
-        AttentionShape.Require(Name, scratch, rows * heads, $"scratch [B={batch}, H={heads}, T={sequence}]", nameof(scratch));
+        AttentionShape.Require(Name, dqkv, rows * 3 * channels, "dqkv [B, T, 3C]", nameof(dqkv));
+        AttentionShape.Require(Name, dout, rows * channels, "dout [B, T, C]", nameof(dout));
+        AttentionShape.Require(Name, qkv, rows * 3 * channels, "qkv [B, T, 3C]", nameof(qkv));
+        AttentionShape.Require(Name, output, rows * channels, "out [B, T, C]", nameof(output));
+        AttentionShape.Require(Name, logSumExp, rows * heads, "lse [B, H, T]", nameof(logSumExp));
+        AttentionShape.Require(Name, scratch, rows * heads, "scratch [B, H, T]", nameof(scratch));
         if (rows == 0) return;
 
         int padded = AttentionShape.Padded(headSize);
