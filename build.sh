@@ -60,6 +60,7 @@ bundle() {
   rm -rf "$out"; mkdir -p "$out"
   dotnet publish src/SoftPrompt.Cli -c Release -r linux-x64 --self-contained true -o "$out" --nologo -clp:ErrorsOnly
   dotnet publish tests/SoftPrompt.Tests -c Release -r linux-x64 --self-contained true -o "$out" --nologo -clp:ErrorsOnly
+  dotnet publish benchmarks/SoftPrompt.Benchmarks -c Release -r linux-x64 --self-contained true -o "$out" --nologo -clp:ErrorsOnly
   tar -C artifacts -cJf artifacts/softprompt-bundle-linux-x64.tar.xz bundle
   du -sh "$out" artifacts/softprompt-bundle-linux-x64.tar.xz
 }

@@ -10,4 +10,6 @@ root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(ImportCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
+root.Subcommands.Add(NeighborsCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 return CliErrors.Run(() => root.Parse(args).Invoke());

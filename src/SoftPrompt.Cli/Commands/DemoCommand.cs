@@ -40,7 +40,8 @@ internal static class DemoCommand
         Console.WriteLine($"SoftPrompt demo: tiny GPT-2 ({model.Config.Layers} layers, d={width}, vocab {model.Config.VocabSize}) on device {engine.DeviceName}");
         Console.WriteLine("Soft prompts replace the task token; the tuning data never contains it.");
         Console.WriteLine();
-        Console.WriteLine($"{"task",-10} {"task token",10} {"untuned",8} {"tuned",8} {"tuned/token",12} {"steps",6} {"seconds",8}");
+        Console.WriteLine($"{"task",-10} {"task token",10} {"untuned",8} {"tuned",8} {"tuned/token",12} {"steps",6} {"seconds",8}  nearest token to each tuned prompt vector");
+        var vocabulary = SymbolNames(Path.Combine(DemoDirectory, "model", "vocab.json"));
         int passing = 0, total = 0;
         foreach (var task in manifest.RootElement.GetProperty("tasks").EnumerateArray())
         {
@@ -77,11 +78,12 @@ internal static class DemoCommand
             double ratio = tokenAccuracy > 0 ? tuned / tokenAccuracy : 0;
             total++;
             if (ratio >= 0.9) passing++;
-            Console.WriteLine(string.Create(inv, $"{name,-10} {tokenAccuracy,10:P1} {untuned,8:P1} {tuned,8:P1} {ratio,12:P1} {steps,6} {seconds,8:F1}"));
+            engine.ReadPrompts(prompt);
+            string nearest = string.Join(" ", PromptNeighbors.Find(prompt, model.TokenEmbedding, width, 1).Select(n => vocabulary[n.Nearest[0].TokenId]));
+            Console.WriteLine(string.Create(inv, $"{name,-10} {tokenAccuracy,10:P1} {untuned,8:P1} {tuned,8:P1} {ratio,12:P1} {steps,6} {seconds,8:F1}  {nearest}"));
             if (outDir is not null)
             {
                 Directory.CreateDirectory(outDir);
-                engine.ReadPrompts(prompt);
                 new PromptFile(prompt, promptLength, width, new Dictionary<string, string>
                 {
                     [PromptFile.FamilyKey] = model.Family,
@@ -95,5 +97,11 @@ internal static class DemoCommand
         Console.WriteLine();
         Console.WriteLine($"{passing} of {total} tasks reach at least 90% of the task token's accuracy with a tuned soft prompt.");
         return 0;
+    }
+
+    private static Dictionary<int, string> SymbolNames(string vocabPath)
+    {
+        using var vocab = JsonDocument.Parse(File.ReadAllText(vocabPath));
+        return vocab.RootElement.EnumerateObject().ToDictionary(e => e.Value.GetInt32(), e => e.Name);
     }
 }

@@ -1,26 +1,31 @@
 using System.CommandLine;
 using System.Globalization;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Cli.Commands;
 
-/// <summary>`softprompt info MODEL_DIR`: family, sizes, parameters, and what a prompt of length P costs.</summary>
+/// <summary>`softprompt info [MODEL_DIR] [--prompt FILE]`: a model's sizes and a prompt's cost, or a prompt file's contents.</summary>
 internal static class InfoCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Hugging Face checkpoint directory (config.json + safetensors)" };
+        var model = new Argument<string?>("model") { Description = "Hugging Face checkpoint directory (config.json + safetensors)", Arity = ArgumentArity.ZeroOrOne };
         var promptLength = new Option<int>("--prompt-length") { Description = "Prompt length P to cost", DefaultValueFactory = _ => 100 };
-        var command = new Command("info", "Describe a model and the size of a prompt for it") { model, promptLength };
-        command.SetAction(result => CliErrors.Run(() => Run(result.GetValue(model)!, result.GetValue(promptLength))));
+        var prompt = new Option<string?>("--prompt") { Description = "A prompt file to describe (its model is read from the file's metadata unless given)" };
+        var command = new Command("info", "Describe a model and the size of a prompt for it, or a prompt file") { model, promptLength, prompt };
+        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model), r.GetValue(promptLength), r.GetValue(prompt))));
         return command;
     }
 
-    private static int Run(string modelDirectory, int promptLength)
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    private static int Run(string? modelDirectory, int promptLength, string? promptPath)
     {
+        if (promptPath is not null) return DescribePrompt(promptPath, modelDirectory);
+        if (modelDirectory is null) throw new ArgumentException("Give a model directory, or --prompt FILE.");
         var config = Gpt2Config.Load(Path.Combine(modelDirectory, "config.json"));
         long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
-        var inv = CultureInfo.InvariantCulture;
         Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
         Console.WriteLine($"family       gpt2 ({config.Activation}, tied LM head)");
         Console.WriteLine($"layers       {config.Layers}");
@@ -28,8 +33,30 @@ internal static class InfoCommand
         Console.WriteLine($"mlp          {config.Inner}");
         Console.WriteLine($"vocab        {config.VocabSize}");
         Console.WriteLine($"positions    {config.MaxPositions}");
-        Console.WriteLine($"parameters   {parameters.ToString("N0", inv)} (frozen)");
-        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", inv)} trainable parameters = {(100.0 * promptParameters / parameters).ToString("0.####", inv)}% of the model");
+        Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
+        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model");
         return 0;
     }
+
+    private static int DescribePrompt(string promptPath, string? modelDirectory)
+    {
+        var file = PromptFile.Load(promptPath);
+        long parameters = (long)file.Length * file.Width;
+        Console.WriteLine($"prompt       {Path.GetFullPath(promptPath)}");
+        Console.WriteLine($"shape        {file.Length} vectors × {file.Width} = {parameters.ToString("N0", Inv)} parameters");
+        modelDirectory ??= file.Metadata.TryGetValue("model_path", out var recorded) && Directory.Exists(recorded) ? recorded : null;
+        if (modelDirectory is not null)
+        {
+            var weights = Gpt2Checkpoint.Load<float>(modelDirectory);
+            string fingerprint = ModelFingerprint.Of(weights);
+            bool matches = !file.Metadata.TryGetValue(PromptFile.FingerprintKey, out var own) || own == fingerprint;
+            Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)} ({weights.Config.ParameterCount.ToString("N0", Inv)} parameters): the prompt is {Percent(parameters, weights.Config.ParameterCount)} of it");
+            Console.WriteLine($"belongs      {(matches && file.Width == weights.Config.Embedding ? "yes" : "NO — trained for another model")}");
+        }
+        foreach (var (key, value) in file.Metadata.OrderBy(e => e.Key, StringComparer.Ordinal))
+            Console.WriteLine($"  {key,-20} {value}");
+        return 0;
+    }
+
+    private static string Percent(long part, long whole) => (100.0 * part / whole).ToString("0.####", Inv) + "%";
 }

@@ -1,0 +1,133 @@
+// embedding.cu — input embeddings with the soft prompts spliced in front, the prompt-gradient reduction, and
+// row gathers/scatters. Mirrors src/SoftPrompt/Cpu/EmbeddingOps.cs one-to-one.
+// Launchers: src/SoftPrompt/Cuda/Kernels/Embedding.cs. Tests: tests/SoftPrompt.Tests/Kernels/EmbeddingKernelTests.cs.
+#include "common.cuh"
+
+namespace embedding_detail {
+
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
+
+__device__ __forceinline__ float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
+
+// One warp copies a row of `channels` floats (lanes stride the row; float4 when `vec`).
+__device__ __forceinline__ void copy_row(float* __restrict__ dst, const float* __restrict__ src, int channels, bool vec) {
+    const int lane = static_cast<int>(lane_id());
+    if (vec) {
+        for (int c = 4 * lane; c < channels; c += 4 * SP_WARP_SIZE) store_float4(dst + c, load_float4(src + c));
+    } else {
+        for (int c = lane; c < channels; c += SP_WARP_SIZE) dst[c] = src[c];
+    }
+}
+
+}  // namespace embedding_detail
+
+// embedding_forward — token embeddings with soft prompts spliced in front, plus position embeddings.
+//   x: [B, T, C] out; tokens: [B, T−P] int (row stride T−P); prompts: [K, P, C]; prompt_index: [B] int in [0, K);
+//   wte: [V, C]; wpe: [≥T, C]. prompt_count (K) and vocab (V) are used only by the emulator's range asserts.
+//   x[b, t, :] = (t < P ? prompts[prompt_index[b], t, :] : wte[tokens[b·(T−P) + t−P], :]) + wpe[t, :].
+//   Each batch row may use a different prompt.
+//   Grid: ceil(B·T / 8) blocks; block: 256 threads = 8 warps, one warp per (b, t) row; the lanes stride the channels,
+//   with float4 accesses when C % 4 == 0 and x, prompts, wte, wpe are 16-byte aligned (scalar otherwise).
+//   Bit-exact with the CPU op (one add per element). Saves nothing: the backward needs only prompt_index.
+extern "C" __global__ void __launch_bounds__(256) embedding_forward(float* __restrict__ x, const int* __restrict__ tokens, const float* __restrict__ prompts, const int* __restrict__ prompt_index, const float* __restrict__ wte, const float* __restrict__ wpe, int batch, int sequence, int prompt_length, int channels, int prompt_count, int vocab) {
+    using namespace embedding_detail;
+    const int row = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
+    if (row >= batch * sequence) return;
+    const int b = row / sequence, t = row - b * sequence;
+    const float* src;
+    if (t < prompt_length) {
+        const int k = ldg(prompt_index + b);
+        assert(k >= 0 && k < prompt_count);
+        src = prompts + (static_cast<long long>(k) * prompt_length + t) * channels;
+    } else {
+        const int token = ldg(tokens + static_cast<long long>(b) * (sequence - prompt_length) + (t - prompt_length));
+        assert(token >= 0 && token < vocab);
+        src = wte + static_cast<long long>(token) * channels;
+    }
+    const float* pos = wpe + static_cast<long long>(t) * channels;
+    float* out = x + static_cast<long long>(row) * channels;
+    const bool vec = (channels & 3) == 0 && aligned16(x) && aligned16(prompts) && aligned16(wte) && aligned16(wpe);
+    const int lane = static_cast<int>(lane_id());
+    if (vec) {
+        for (int c = 4 * lane; c < channels; c += 4 * SP_WARP_SIZE) store_float4(out + c, add4(load_float4(src + c), load_float4(pos + c)));
+    } else {
+        for (int c = lane; c < channels; c += SP_WARP_SIZE) out[c] = src[c] + pos[c];
+    }
+}
+
+// prompt_gradient — the soft-prompt gradient: a deterministic reduction over the batch rows, no atomics.
+//   d_prompts: [K, P, C] (overwritten, or added to when accumulate != 0); dx: [B, T, C] (the embedding-output
+//   gradient; only positions t < P are read); prompt_index: [B] int in [0, K).
+//   d_prompts[k, p, c] (= | +=) Σ over b with prompt_index[b] == k, in increasing b, of dx[b, p, c].
+//   Grid: (K·P, ceil(C / (4·blockDim.x))); block: 32..256 threads (launcher: enough for the row's 4-channel chunks).
+//   Block (kp, j) owns dPrompts row kp = k·P + p; each thread owns 4 consecutive channels of it (float4 when C % 4 == 0
+//   and d_prompts, dx are 16-byte aligned) and walks the batch in order, so the sum is the CPU op's, bit for bit,
+//   whatever the grid. Rows of prompts that no batch row uses get 0 (or keep their value when accumulating).
+extern "C" __global__ void __launch_bounds__(256) prompt_gradient(float* __restrict__ d_prompts, const float* __restrict__ dx, const int* __restrict__ prompt_index, int batch, int sequence, int prompt_length, int prompt_count, int channels, int accumulate) {
+    using namespace embedding_detail;
+    const int kp = static_cast<int>(blockIdx.x);
+    const int k = kp / prompt_length, p = kp - k * prompt_length;
+    const int c = 4 * static_cast<int>(blockIdx.y * blockDim.x + threadIdx.x);
+    if (k >= prompt_count || c >= channels) return;
+    float* out = d_prompts + static_cast<long long>(kp) * channels + c;
+    const float* in = dx + static_cast<long long>(p) * channels + c;
+    const long long stride = static_cast<long long>(sequence) * channels;  // one batch row of dx
+    if ((channels & 3) == 0 && aligned16(d_prompts) && aligned16(dx)) {
+        float4 acc = accumulate ? load_float4(out) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        int b = 0;
+        // Four rows at a time: their loads are issued together, the adds still happen in row order (bit-exact).
+        for (; b + 4 <= batch; b += 4) {
+            const bool u0 = ldg(prompt_index + b) == k, u1 = ldg(prompt_index + b + 1) == k;
+            const bool u2 = ldg(prompt_index + b + 2) == k, u3 = ldg(prompt_index + b + 3) == k;
+            const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            const float4 v0 = u0 ? load_float4(in + b * stride) : zero;
+            const float4 v1 = u1 ? load_float4(in + (b + 1) * stride) : zero;
+            const float4 v2 = u2 ? load_float4(in + (b + 2) * stride) : zero;
+            const float4 v3 = u3 ? load_float4(in + (b + 3) * stride) : zero;
+            if (u0) acc = add4(acc, v0);  // skipped, not "+ 0": −0 + 0 would turn a −0 sum into +0
+            if (u1) acc = add4(acc, v1);
+            if (u2) acc = add4(acc, v2);
+            if (u3) acc = add4(acc, v3);
+        }
+        for (; b < batch; ++b)
+            if (ldg(prompt_index + b) == k) acc = add4(acc, load_float4(in + b * stride));
+        store_float4(out, acc);
+    } else {
+        const int n = min(4, channels - c);
+        float acc[4];
+        for (int j = 0; j < 4; ++j) acc[j] = j < n && accumulate ? out[j] : 0.0f;
+        for (int b = 0; b < batch; ++b) {
+            if (ldg(prompt_index + b) != k) continue;
+            for (int j = 0; j < n; ++j) acc[j] += in[b * stride + j];
+        }
+        for (int j = 0; j < n; ++j) out[j] = acc[j];
+    }
+}
+
+// gather_rows — destination[i, :] = source[row_index[i], :].
+//   destination: [count, C]; source: [rows, C] (source_rows rows, for the emulator's range assert); row_index: [count].
+//   Grid: ceil(count / 8) blocks; block: 256 threads = 8 warps, one warp per destination row (float4 when C % 4 == 0
+//   and both buffers are 16-byte aligned). Bit-exact copy.
+extern "C" __global__ void __launch_bounds__(256) gather_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int source_rows) {
+    using namespace embedding_detail;
+    const int i = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
+    if (i >= count) return;
+    const int r = ldg(row_index + i);
+    assert(r >= 0 && r < source_rows);
+    const bool vec = (channels & 3) == 0 && aligned16(destination) && aligned16(source);
+    copy_row(destination + static_cast<long long>(i) * channels, source + static_cast<long long>(r) * channels, channels, vec);
+}
+
+// scatter_rows — destination[row_index[i], :] = source[i, :]; the indices must be distinct (rows are written once).
+//   destination: [rows, C] (destination_rows rows, for the emulator's range assert); source: [count, C]; row_index: [count].
+//   Grid: ceil(count / 8) blocks; block: 256 threads = 8 warps, one warp per source row (float4 when C % 4 == 0 and
+//   both buffers are 16-byte aligned). Bit-exact copy; destination rows not named by row_index are untouched.
+extern "C" __global__ void __launch_bounds__(256) scatter_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int destination_rows) {
+    using namespace embedding_detail;
+    const int i = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
+    if (i >= count) return;
+    const int r = ldg(row_index + i);
+    assert(r >= 0 && r < destination_rows);
+    const bool vec = (channels & 3) == 0 && aligned16(destination) && aligned16(source);
+    copy_row(destination + static_cast<long long>(r) * channels, source + static_cast<long long>(i) * channels, channels, vec);
+}

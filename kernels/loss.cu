@@ -1,0 +1,130 @@
+// loss.cu — fused softmax cross-entropy over the vocabulary (loss and, in place, dLoss/dlogits) and the
+// deterministic loss sum. Mirrors src/SoftPrompt/Cpu/CrossEntropyOps.cs one-to-one.
+// Launchers: src/SoftPrompt/Cuda/Kernels/Loss.cs. Tests: tests/SoftPrompt.Tests/Kernels/LossKernelTests.cs.
+#include "common.cuh"
+
+namespace loss_detail {
+
+// "−∞" of the online softmax: finite, so an empty partial (max = kLowest, sum = 0) merges without ∞ − ∞ = NaN,
+// and a −∞ logit adds exp(−∞) = 0.
+constexpr float kLowest = -3.402823466e+38f;
+
+// Online max/sum of exp: the state (m, s) stands for Σ exp(x_i − m).
+struct MaxSum {
+    float m, s;
+};
+
+__device__ __forceinline__ MaxSum merge(MaxSum a, MaxSum b) {
+    const float m = fmaxf(a.m, b.m);
+    return {m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
+}
+
+__device__ __forceinline__ void add1(MaxSum& st, float x) {
+    if (x > st.m) {
+        st.s = st.s * expf(st.m - x) + 1.0f;
+        st.m = x;
+    } else {
+        st.s += expf(x - st.m);
+    }
+}
+
+__device__ __forceinline__ void add4(MaxSum& st, float4 v) {
+    const float hi = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w));
+    if (hi > st.m) {
+        st.s *= expf(st.m - hi);
+        st.m = hi;
+    }
+    st.s += (expf(v.x - st.m) + expf(v.y - st.m)) + (expf(v.z - st.m) + expf(v.w - st.m));
+}
+
+// Block-wide merge of every thread's state; every thread gets the result (deterministic: a fixed butterfly per
+// warp, then warp 0 merges the warps' states in a fixed order). Block size: a multiple of 32, ≤ 1024.
+__device__ __forceinline__ MaxSum block_merge(MaxSum st) {
+    SHARED(float, part_m, 32);
+    SHARED(float, part_s, 32);
+#pragma unroll
+    for (int o = SP_WARP_SIZE / 2; o > 0; o >>= 1) st = merge(st, MaxSum{warp_shfl_xor(st.m, o), warp_shfl_xor(st.s, o)});
+    const unsigned warps = block_size() / SP_WARP_SIZE;
+    if (lane_id() == 0) {
+        part_m[warp_id()] = st.m;
+        part_s[warp_id()] = st.s;
+    }
+    __syncthreads();
+    st = lane_id() < warps ? MaxSum{part_m[lane_id()], part_s[lane_id()]} : MaxSum{kLowest, 0.0f};
+#pragma unroll
+    for (int o = SP_WARP_SIZE / 2; o > 0; o >>= 1) st = merge(st, MaxSum{warp_shfl_xor(st.m, o), warp_shfl_xor(st.s, o)});
+    return st;
+}
+
+// The elements of a row split for float4 access: `head` scalars up to the first 16-byte boundary, `body` aligned
+// float4s, then `tail` scalars (any V, any row start: a row of V floats starts at r·V).
+struct RowSplit {
+    int head, body, tail;
+};
+__device__ __forceinline__ RowSplit split_row(const float* row, int n) {
+    const int misaligned = static_cast<int>((reinterpret_cast<unsigned long long>(row) & 15ull) >> 2);  // floats past a boundary
+    const int head = min(n, (4 - misaligned) & 3);
+    const int body = (n - head) / 4;
+    return {head, body, n - head - 4 * body};
+}
+
+}  // namespace loss_detail
+
+// cross_entropy — per target row: loss and, when gradient_scale != 0, the logits' gradient written in place.
+//   logits: [R, V] (row stride V, any V); row_loss: [R] out; targets: [R] int in [0, V).
+//   row_loss[r] = logsumexp(logits[r]) − logits[r, targets[r]];
+//   if gradient_scale != 0: logits[r, v] = (softmax(logits[r])[v] − (v == targets[r])) · gradient_scale.
+//   Grid: R blocks, one row each; block: 32..1024 threads (the launcher scales it with V). Pass 1 reads the row once
+//   with an online (single-pass) max + sum of exp per thread, float4 over the 16-byte-aligned middle of the row; the
+//   block merges the partial states deterministically; pass 2 (only with a gradient) reads the row again and
+//   overwrites it. Saves nothing: the gradient replaces the logits, no second [R, V] buffer.
+extern "C" __global__ void __launch_bounds__(1024) cross_entropy(float* __restrict__ logits, float* __restrict__ row_loss, const int* __restrict__ targets, int rows, int vocab, float gradient_scale) {
+    using namespace loss_detail;
+    const int r = static_cast<int>(blockIdx.x);
+    if (r >= rows) return;  // block-uniform
+    float* row = logits + static_cast<long long>(r) * vocab;
+    const int target = ldg(targets + r);
+    assert(target >= 0 && target < vocab);
+    const float target_logit = row[target];  // read before pass 2 overwrites it (block_merge's barrier orders them)
+    const RowSplit split = split_row(row, vocab);
+    const float* body = row + split.head;  // 16-byte aligned
+    const int t = static_cast<int>(threadIdx.x), threads = static_cast<int>(blockDim.x);
+
+    MaxSum st{kLowest, 0.0f};
+    if (t < split.head) add1(st, row[t]);
+    for (int q = t; q < split.body; q += threads) add4(st, load_float4(body + 4 * q));
+    if (t < split.tail) add1(st, row[split.head + 4 * split.body + t]);
+    st = block_merge(st);
+
+    if (t == 0) row_loss[r] = st.m + logf(st.s) - target_logit;
+    if (gradient_scale == 0.0f) return;
+
+    // (softmax − onehot)·scale = exp(x − max)·(scale / Σ) − scale·[v == target], as the CPU op orders it.
+    const float factor = gradient_scale / st.s, m = st.m;
+    auto grad = [&](float x, int v) {
+        const float g = expf(x - m) * factor;
+        return v == target ? g - gradient_scale : g;
+    };
+    if (t < split.head) row[t] = grad(row[t], t);
+    for (int q = t; q < split.body; q += threads) {
+        float* p = row + split.head + 4 * q;
+        const int v = split.head + 4 * q;
+        const float4 x = load_float4(p);
+        store_float4(p, make_float4(grad(x.x, v), grad(x.y, v + 1), grad(x.z, v + 2), grad(x.w, v + 3)));
+    }
+    if (t < split.tail) {
+        const int v = split.head + 4 * split.body + t;
+        row[v] = grad(row[v], v);
+    }
+}
+
+// sum_loss — result[0] = scale · Σ row_loss[i], deterministic.
+//   result: [1] out; row_loss: [n].
+//   Grid: 1 block; block: 1024 threads. Thread t adds i = t, t + 1024, … in order, then a fixed block tree
+//   (block_reduce_sum): the same bits on every run, whatever the scheduling.
+extern "C" __global__ void __launch_bounds__(1024) sum_loss(float* __restrict__ result, const float* __restrict__ row_loss, int n, float scale) {
+    float sum = 0.0f;
+    for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x)) sum += row_loss[i];
+    sum = block_reduce_sum(sum);
+    if (threadIdx.x == 0) result[0] = scale * sum;
+}

@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Emulation;
+using SoftPrompt.Engines;
+using SoftPrompt.Models.Gpt2;
+
+namespace SoftPrompt.Cli.Commands;
+
+/// <summary>`softprompt bench`: training-step throughput of a model or a named shape (random weights) on a device.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Hugging Face checkpoint directory" };
+        var shape = new Option<string?>("--shape") { Description = string.Join(" | ", Gpt2Shapes.Named.Keys) + " (random weights)" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
+        var seq = new Option<int>("--seq-len") { Description = "Tokens per row after the prompt", DefaultValueFactory = _ => 256 };
+        var promptLength = new Option<int>("--prompt-length") { DefaultValueFactory = _ => 100 };
+        var targets = new Option<int?>("--targets") { Description = "Target tokens per row (default: all but the first token, i.e. language modelling)" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 2 };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var tf32 = new Option<bool>("--tf32") { Description = "Let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
+        var command = new Command("bench", "Measure prompt-tuning steps: tokens/s, ms/step, TFLOP/s, memory")
+        {
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32,
+        };
+        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
+            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32))));
+        return command;
+    }
+
+    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32)
+    {
+        if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
+        LoadedModel loaded;
+        var options = new EngineOptions(AllowTf32: tf32);
+        if (shapeName is not null)
+        {
+            if (!Gpt2Shapes.Named.TryGetValue(shapeName, out var config))
+                throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", Gpt2Shapes.Named.Keys)}.");
+            loaded = EngineFactory.Create(Gpt2Weights<float>.CreateRandom(config, seed: 1), device, shapeName, options);
+        }
+        else loaded = EngineFactory.Open(modelDir!, device, options);
+        using var owner = loaded;
+        var engine = loaded.Engine;
+        var c = loaded.Config;
+        int positions = promptLength + seqLen;
+        if (positions > c.MaxPositions) throw new ArgumentException($"prompt {promptLength} + {seqLen} tokens exceed n_positions {c.MaxPositions}.");
+        int targetCount = Math.Clamp(targetsPerRow ?? seqLen - 1, 1, seqLen);
+        var random = new Random(3);
+        var prompt = new float[promptLength * c.Embedding];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = (float)(random.NextDouble() - 0.5);
+        engine.LoadPrompts(prompt, 1, promptLength);
+        var batch = new TokenBatch(batchSize, seqLen, promptLength);
+        batch.Reset(seqLen);
+        var ids = new int[seqLen];
+        for (int row = 0; row < batchSize; row++)
+        {
+            for (int i = 0; i < seqLen; i++) ids[i] = random.Next(c.VocabSize);
+            batch.AddRow(ids.AsSpan(0, seqLen - targetCount), ids.AsSpan(seqLen - targetCount));
+        }
+        var optimizer = new OptimizerSettings(OptimizerKind.AdamW);
+        for (int s = 1; s <= warmup; s++) { engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, s, 1e-3f); }
+        _ = engine.LastGradientNorm;
+        var clock = Stopwatch.StartNew();
+        float loss = 0;
+        for (int s = 1; s <= steps; s++) { loss = engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, warmup + s, 1e-3f); }
+        _ = engine.LastGradientNorm;
+        double seconds = clock.Elapsed.TotalSeconds;
+        double msPerStep = 1000 * seconds / steps;
+        double tokensPerSecond = (double)batchSize * positions * steps / seconds;
+        double tflops = Gpt2Shapes.TrainingStepFlops(c, batchSize, positions, (long)batchSize * targetCount) * steps / seconds / 1e12;
+        long memory = MemoryUsed(engine);
+        var inv = CultureInfo.InvariantCulture;
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["model"] = loaded.Directory, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
+                ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
+                ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
+                ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32,
+            }));
+        }
+        else
+        {
+            Console.WriteLine($"{loaded.Directory} on {Describe(engine)}");
+            Console.WriteLine(string.Create(inv, $"batch {batchSize} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row, {steps} steps"));
+            Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
+        }
+        return 0;
+    }
+
+    private static string Describe(IPromptEngine engine) => engine is CudaGpt2Engine cuda ? cuda.Device.Description : "cpu";
+
+    private static long MemoryUsed(IPromptEngine engine) => engine switch
+    {
+        CudaGpt2Engine { Device: CudaDevice gpu } => gpu.MemoryInfo.UsedBytes,
+        CudaGpt2Engine { Device: EmulatedDevice emulated } => emulated.AllocatedBytes,
+        _ => Environment.WorkingSet,
+    };
+}

@@ -1,0 +1,165 @@
+namespace SoftPrompt.Cuda.Kernels;
+
+// Launchers of kernels/embedding.cu (mirrors of Cpu/EmbeddingOps). All spans are device addresses; they may be longer
+// than the shapes need (slices of capacity-sized plans).
+
+/// <summary>
+/// embedding_forward: x[b, t, :] = (t &lt; P ? prompts[promptIndex[b], t, :] : wte[tokens[b·(T−P) + t−P], :]) + wpe[t, :]
+/// (EmbeddingOps.Forward). x [B, T, C]; tokens [B, T−P]; prompts [K, P, C]; promptIndex [B]; wte [V, C]; wpe [≥T, C].
+/// Each row may use a different prompt. Ids are not range-checked on the GPU (the emulator asserts them).
+/// </summary>
+internal static unsafe class EmbeddingForward
+{
+    public const string Name = "embedding_forward";
+    public const int Threads = 256;
+    public const int RowsPerBlock = Threads / 32;  // one warp per (b, t) row
+
+    [KernelSignature(Name, typeof(float*), typeof(int*), typeof(float*), typeof(int*), typeof(float*), typeof(float*),
+        typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<int> tokens, DeviceSpan<float> prompts, DeviceSpan<int> promptIndex,
+        DeviceSpan<float> wte, DeviceSpan<float> wpe, int batch, int sequence, int promptLength, int channels)
+    {
+        LaunchChecks.NotBelow(Name, batch, 0);
+        LaunchChecks.NotBelow(Name, promptLength, 0);
+        LaunchChecks.NotBelow(Name, sequence, promptLength);
+        LaunchChecks.NotBelow(Name, channels, 1);
+        int rows = checked(batch * sequence);
+        int tokenLength = sequence - promptLength;
+        LaunchChecks.AtLeast(Name, x, (long)rows * channels, "[B, T, C]");
+        LaunchChecks.AtLeast(Name, tokens, (long)batch * tokenLength, "[B, T − P]");
+        LaunchChecks.AtLeast(Name, wpe, (long)sequence * channels, "[T, C]");
+        int promptCount = 0, vocab = 0;
+        if (promptLength > 0)
+        {
+            LaunchChecks.AtLeast(Name, promptIndex, batch, "[B]");
+            LaunchChecks.AtLeast(Name, prompts, (long)promptLength * channels, "[K ≥ 1, P, C]");
+            promptCount = (int)Math.Min(int.MaxValue, prompts.Length / ((long)promptLength * channels));
+        }
+        if (tokenLength > 0)
+        {
+            LaunchChecks.AtLeast(Name, wte, channels, "[V ≥ 1, C]");
+            vocab = (int)Math.Min(int.MaxValue, wte.Length / channels);
+        }
+        if (rows == 0) return;
+        ulong xPtr = x.Address, tokensPtr = tokens.Address, promptsPtr = prompts.Address, indexPtr = promptIndex.Address,
+            wtePtr = wte.Address, wpePtr = wpe.Address;
+        void** args = stackalloc void*[12];
+        args[0] = &xPtr;
+        args[1] = &tokensPtr;
+        args[2] = &promptsPtr;
+        args[3] = &indexPtr;
+        args[4] = &wtePtr;
+        args[5] = &wpePtr;
+        args[6] = &batch;
+        args[7] = &sequence;
+        args[8] = &promptLength;
+        args[9] = &channels;
+        args[10] = &promptCount;
+        args[11] = &vocab;
+        device.Launch(device.GetKernel(Name), (rows + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 12);
+    }
+}
+
+/// <summary>
+/// prompt_gradient: dPrompts[k, p, c] (= or +=) Σ over b with promptIndex[b] == k, in increasing b, of dx[b, p, c]
+/// (EmbeddingOps.PromptGradient). dPrompts [K, P, C]; dx [B, T, C]; promptIndex [B]. Deterministic and bit-exact with
+/// the CPU op (no atomics); prompts no row uses get 0 (or keep their value when accumulating).
+/// </summary>
+internal static unsafe class PromptGradient
+{
+    public const string Name = "prompt_gradient";
+    public const int MaxThreads = 256;
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dPrompts, DeviceSpan<float> dx, DeviceSpan<int> promptIndex,
+        int batch, int sequence, int promptLength, int promptCount, int channels, bool accumulate)
+    {
+        LaunchChecks.NotBelow(Name, batch, 0);
+        LaunchChecks.NotBelow(Name, promptLength, 0);
+        LaunchChecks.NotBelow(Name, sequence, promptLength);
+        LaunchChecks.NotBelow(Name, promptCount, 0);
+        LaunchChecks.NotBelow(Name, channels, 1);
+        int promptRows = checked(promptCount * promptLength);
+        LaunchChecks.AtLeast(Name, dPrompts, (long)promptRows * channels, "[K, P, C]");
+        LaunchChecks.AtLeast(Name, dx, (long)batch * sequence * channels, "[B, T, C]");
+        LaunchChecks.AtLeast(Name, promptIndex, batch, "[B]");
+        if (promptRows == 0) return;
+        long chunks = (channels + 3L) / 4;  // each thread owns 4 consecutive channels
+        int threads = LaunchChecks.WarpMultiple(chunks, MaxThreads);
+        int columnBlocks = (int)((chunks + threads - 1) / threads);
+        ulong dPromptsPtr = dPrompts.Address, dxPtr = dx.Address, indexPtr = promptIndex.Address;
+        int accumulateFlag = accumulate ? 1 : 0;
+        void** args = stackalloc void*[9];
+        args[0] = &dPromptsPtr;
+        args[1] = &dxPtr;
+        args[2] = &indexPtr;
+        args[3] = &batch;
+        args[4] = &sequence;
+        args[5] = &promptLength;
+        args[6] = &promptCount;
+        args[7] = &channels;
+        args[8] = &accumulateFlag;
+        device.Launch(device.GetKernel(Name), new Dim3((uint)promptRows, (uint)columnBlocks), threads, 0, args, 9);
+    }
+}
+
+/// <summary>gather_rows: destination[i, :] = source[rowIndex[i], :]. destination [count, C]; source [rows, C]; rowIndex [count]. Bit-exact copy.</summary>
+internal static unsafe class GatherRows
+{
+    public const string Name = "gather_rows";
+    public const int Threads = 256;
+    public const int RowsPerBlock = Threads / 32;  // one warp per row
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels)
+    {
+        LaunchChecks.NotBelow(Name, count, 0);
+        LaunchChecks.NotBelow(Name, channels, 1);
+        LaunchChecks.AtLeast(Name, destination, (long)count * channels, "[count, C]");
+        LaunchChecks.AtLeast(Name, rowIndex, count, "[count]");
+        if (count == 0) return;
+        LaunchChecks.AtLeast(Name, source, channels, "[rows ≥ 1, C]");
+        int sourceRows = (int)Math.Min(int.MaxValue, source.Length / channels);
+        ulong dstPtr = destination.Address, srcPtr = source.Address, indexPtr = rowIndex.Address;
+        void** args = stackalloc void*[6];
+        args[0] = &dstPtr;
+        args[1] = &srcPtr;
+        args[2] = &indexPtr;
+        args[3] = &count;
+        args[4] = &channels;
+        args[5] = &sourceRows;
+        device.Launch(device.GetKernel(Name), (count + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 6);
+    }
+}
+
+/// <summary>
+/// scatter_rows: destination[rowIndex[i], :] = source[i, :] (indices distinct; other destination rows untouched).
+/// destination [rows, C]; source [count, C]; rowIndex [count]. Bit-exact copy.
+/// </summary>
+internal static unsafe class ScatterRows
+{
+    public const string Name = "scatter_rows";
+    public const int Threads = 256;
+    public const int RowsPerBlock = Threads / 32;  // one warp per row
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels)
+    {
+        LaunchChecks.NotBelow(Name, count, 0);
+        LaunchChecks.NotBelow(Name, channels, 1);
+        LaunchChecks.AtLeast(Name, source, (long)count * channels, "[count, C]");
+        LaunchChecks.AtLeast(Name, rowIndex, count, "[count]");
+        if (count == 0) return;
+        LaunchChecks.AtLeast(Name, destination, channels, "[rows ≥ 1, C]");
+        int destinationRows = (int)Math.Min(int.MaxValue, destination.Length / channels);
+        ulong dstPtr = destination.Address, srcPtr = source.Address, indexPtr = rowIndex.Address;
+        void** args = stackalloc void*[6];
+        args[0] = &dstPtr;
+        args[1] = &srcPtr;
+        args[2] = &indexPtr;
+        args[3] = &count;
+        args[4] = &channels;
+        args[5] = &destinationRows;
+        device.Launch(device.GetKernel(Name), (count + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 6);
+    }
+}

@@ -1,0 +1,172 @@
+namespace SoftPrompt.Cuda.Kernels;
+
+// Launchers of kernels/optimizer.cu (mirrors of Cpu/OptimizerOps and AdafactorOps). The gradient scale of a step
+// (loss scale × clip factor) stays on the device: GradientNorm writes it into its scratch buffer at ScaleOffset, and
+// the step kernels read it from there, so clipping never waits for the host.
+
+/// <summary>
+/// Global gradient norm and clip scale, in two deterministic launches (partials, then one block):
+/// scratch[NormOffset] = |gradientScale|·‖g‖₂; scratch[ScaleOffset] = gradientScale·(clipNorm &gt; 0 &amp;&amp; norm &gt; clipNorm ? clipNorm / norm : 1)
+/// (the CPU engine's OptimizerStep). scratch [≥ ScratchLength]; gradient [n = gradient.Length].
+/// </summary>
+internal static unsafe class GradientNorm
+{
+    public const string PartialsName = "gradient_norm_partials";
+    public const string FinishName = "gradient_norm_finish";
+    public const int NormOffset = 0;
+    public const int ScaleOffset = 1;
+    /// <summary>At most this many stage-1 blocks (and partial sums, stored from <see cref="PartialsOffset"/>).</summary>
+    public const int MaxPartials = 256;
+    public const int PartialsOffset = 2;
+    public const int ScratchLength = PartialsOffset + MaxPartials;
+    public const int Threads = 256;
+
+    /// <summary>Stage-1 blocks: a function of n only (so the summation order, and the bits, never change), ≥ 16 elements per thread.</summary>
+    public static int Partials(long n) => (int)Math.Clamp((n + 16L * Threads - 1) / (16L * Threads), 1, MaxPartials);
+
+    [KernelSignature(PartialsName, typeof(float*), typeof(float*), typeof(int))]
+    [KernelSignature(FinishName, typeof(float*), typeof(float*), typeof(int), typeof(float), typeof(float))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> scratch, DeviceSpan<float> gradient, float gradientScale, float clipNorm)
+    {
+        LaunchChecks.AtLeast(PartialsName, scratch, ScratchLength, "[GradientNorm.ScratchLength]");
+        int n = LaunchChecks.Elements(PartialsName, gradient.Length, "gradient");
+        int partials = Partials(n);
+        ulong resultPtr = scratch.Address, partialsPtr = scratch.Slice(PartialsOffset).Address, gradientPtr = gradient.Address;
+        void** args = stackalloc void*[5];
+        args[0] = &partialsPtr;
+        args[1] = &gradientPtr;
+        args[2] = &n;
+        device.Launch(device.GetKernel(PartialsName), partials, Threads, 0, args, 3);
+        args[0] = &resultPtr;
+        args[1] = &partialsPtr;
+        args[2] = &partials;
+        args[3] = &gradientScale;
+        args[4] = &clipNorm;
+        device.Launch(device.GetKernel(FinishName), 1, Threads, 0, args, 5);
+    }
+}
+
+/// <summary>
+/// sgd_step: p −= lr·(scale[0]·g + weightDecay·p) (OptimizerOps.SgdStep). parameters [n = parameters.Length];
+/// gradient [≥ n]; scale: 1-element device span (GradientNorm's scratch at ScaleOffset).
+/// </summary>
+internal static unsafe class SgdStep
+{
+    public const string Name = "sgd_step";
+    public const int Threads = 256;
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float), typeof(float), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> parameters, DeviceSpan<float> gradient, DeviceSpan<float> scale, float learningRate, float weightDecay)
+    {
+        int n = LaunchChecks.Elements(Name, parameters.Length, "parameters");
+        LaunchChecks.AtLeast(Name, gradient, n, "[n = parameters.Length]");
+        LaunchChecks.AtLeast(Name, scale, 1, "[1]");
+        if (n == 0) return;
+        ulong pPtr = parameters.Address, gPtr = gradient.Address, scalePtr = scale.Address;
+        int blocks = LaunchChecks.GridStrideBlocks(LaunchChecks.Aligned16(pPtr, gPtr) ? (n + 3) / 4 : n, Threads);
+        void** args = stackalloc void*[6];
+        args[0] = &pPtr;
+        args[1] = &gPtr;
+        args[2] = &scalePtr;
+        args[3] = &learningRate;
+        args[4] = &weightDecay;
+        args[5] = &n;
+        device.Launch(device.GetKernel(Name), blocks, Threads, 0, args, 6);
+    }
+}
+
+/// <summary>
+/// adamw_step: torch.optim.AdamW at 1-based <c>step</c> with g = scale[0]·gradient (OptimizerOps.AdamWStep; the bias
+/// corrections are computed here in fp32 exactly as the CPU op does). parameters, firstMoment, secondMoment
+/// [n = parameters.Length]; gradient [≥ n]; scale: 1-element device span.
+/// </summary>
+internal static unsafe class AdamWStep
+{
+    public const string Name = "adamw_step";
+    public const int Threads = 256;
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*),
+        typeof(float), typeof(float), typeof(float), typeof(float), typeof(float), typeof(float), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> parameters, DeviceSpan<float> gradient, DeviceSpan<float> firstMoment,
+        DeviceSpan<float> secondMoment, DeviceSpan<float> scale, float learningRate, float beta1, float beta2, float epsilon, float weightDecay, int step)
+    {
+        LaunchChecks.NotBelow(Name, step, 1);
+        int n = LaunchChecks.Elements(Name, parameters.Length, "parameters");
+        LaunchChecks.AtLeast(Name, gradient, n, "[n = parameters.Length]");
+        LaunchChecks.AtLeast(Name, firstMoment, n, "[n = parameters.Length]");
+        LaunchChecks.AtLeast(Name, secondMoment, n, "[n = parameters.Length]");
+        LaunchChecks.AtLeast(Name, scale, 1, "[1]");
+        if (n == 0) return;
+        float bias1 = 1f - MathF.Pow(beta1, step);
+        float bias2Root = MathF.Sqrt(1f - MathF.Pow(beta2, step));
+        float stepSize = learningRate / bias1;
+        float decay = 1f - learningRate * weightDecay;
+        ulong pPtr = parameters.Address, gPtr = gradient.Address, mPtr = firstMoment.Address, vPtr = secondMoment.Address, scalePtr = scale.Address;
+        int blocks = LaunchChecks.GridStrideBlocks(LaunchChecks.Aligned16(pPtr, gPtr, mPtr, vPtr) ? (n + 3) / 4 : n, Threads);
+        void** args = stackalloc void*[12];
+        args[0] = &pPtr;
+        args[1] = &gPtr;
+        args[2] = &mPtr;
+        args[3] = &vPtr;
+        args[4] = &scalePtr;
+        args[5] = &beta1;
+        args[6] = &beta2;
+        args[7] = &epsilon;
+        args[8] = &stepSize;
+        args[9] = &bias2Root;
+        args[10] = &decay;
+        args[11] = &n;
+        device.Launch(device.GetKernel(Name), blocks, Threads, 0, args, 12);
+    }
+}
+
+/// <summary>
+/// adafactor_step: AdafactorOps.Step on each of promptCount [rows, cols] matrices, g = scale[0]·gradient.
+/// parameters, gradient [promptCount·rows·cols]; rowState [promptCount·rows]; colState [promptCount·cols]; scale: 1-element
+/// device span. One block per matrix; β2 = 1 − step^decayRate and 1 − lr·wd are computed here in fp32 as the CPU op does.
+/// </summary>
+internal static unsafe class AdafactorStep
+{
+    public const string Name = "adafactor_step";
+    public const int Threads = 512;
+    /// <summary>Columns are staged in dynamic shared memory (4 bytes each): 96 KiB fits every GPU from sm_80 on.</summary>
+    public const int MaxColumns = 24 * 1024;
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*),
+        typeof(int), typeof(int), typeof(float), typeof(float), typeof(float), typeof(float), typeof(float))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> parameters, DeviceSpan<float> gradient, DeviceSpan<float> rowState,
+        DeviceSpan<float> colState, DeviceSpan<float> scale, int promptCount, int rows, int cols, float learningRate, float decayRate,
+        float clipThreshold, float epsilon, float weightDecay, int step)
+    {
+        LaunchChecks.NotBelow(Name, step, 1);
+        LaunchChecks.NotBelow(Name, promptCount, 0);
+        LaunchChecks.NotBelow(Name, rows, 1);
+        LaunchChecks.NotBelow(Name, cols, 1);
+        if (cols > MaxColumns) throw new ArgumentOutOfRangeException(nameof(cols), cols, $"{Name}: at most {MaxColumns} columns (shared memory).");
+        long n = (long)promptCount * rows * cols;
+        LaunchChecks.Elements(Name, n, "parameters");
+        LaunchChecks.AtLeast(Name, parameters, n, "[K, rows, cols]");
+        LaunchChecks.AtLeast(Name, gradient, n, "[K, rows, cols]");
+        LaunchChecks.AtLeast(Name, rowState, (long)promptCount * rows, "[K, rows]");
+        LaunchChecks.AtLeast(Name, colState, (long)promptCount * cols, "[K, cols]");
+        LaunchChecks.AtLeast(Name, scale, 1, "[1]");
+        if (promptCount == 0) return;
+        float beta2 = 1f - MathF.Pow(step, decayRate);
+        float decay = 1f - learningRate * weightDecay;
+        ulong pPtr = parameters.Address, gPtr = gradient.Address, rowPtr = rowState.Address, colPtr = colState.Address, scalePtr = scale.Address;
+        void** args = stackalloc void*[12];
+        args[0] = &pPtr;
+        args[1] = &gPtr;
+        args[2] = &rowPtr;
+        args[3] = &colPtr;
+        args[4] = &scalePtr;
+        args[5] = &rows;
+        args[6] = &cols;
+        args[7] = &beta2;
+        args[8] = &learningRate;
+        args[9] = &clipThreshold;
+        args[10] = &epsilon;
+        args[11] = &decay;
+        device.Launch(device.GetKernel(Name), promptCount, Threads, (uint)(cols * sizeof(float)), args, 12);
+    }
+}

@@ -1,0 +1,310 @@
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Models.Gpt2;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// The GPT-2 fast path: the CPU engine's forward and input-gradient-only reverse pass as handwritten kernels
+/// plus GEMMs, on any <see cref="IComputeDevice"/> (a real GPU, or the kernel emulator). Weights are uploaded
+/// once into one allocation; activations live in one plan per (rows, sequence) capacity, reused step after
+/// step; a step queues everything on the device's stream and waits only to read the loss.
+/// </summary>
+public sealed class CudaGpt2Engine : IPromptEngine
+{
+    private readonly IComputeDevice device;
+    private readonly bool ownsDevice;
+    private readonly Gpt2Config config;
+    private readonly Gpt2DeviceWeights weights;
+    private Gpt2DevicePlan? plan;
+    private DeviceBuffer<float>? prompts, promptGradient, firstState, secondState;
+    private readonly DeviceBuffer<float> normScratch;
+    private readonly float[] lossReadback = new float[1];
+    private int lastRows, lastSequence;
+
+    public CudaGpt2Engine(IComputeDevice device, Gpt2Weights<float> hostWeights, bool ownsDevice = false)
+    {
+        this.device = device;
+        this.ownsDevice = ownsDevice;
+        config = hostWeights.Config;
+        weights = new Gpt2DeviceWeights(device, hostWeights);
+        normScratch = device.Allocate<float>(GradientNorm.ScratchLength);
+    }
+
+    public string DeviceName => device.Kind;
+    public IComputeDevice Device => device;
+    public int EmbeddingSize => config.Embedding;
+    public int VocabSize => config.VocabSize;
+    public int MaxPositions => config.MaxPositions;
+    public int PromptCount { get; private set; }
+    public int PromptLength { get; private set; }
+
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(promptCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
+        int size = promptCount * promptLength * config.Embedding;
+        if (values.Length != size)
+            throw new ArgumentException($"Prompts hold {values.Length} values; {promptCount} prompts × {promptLength} vectors × d={config.Embedding} need {size}.");
+        if (prompts is null || prompts.Length != size)
+        {
+            prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
+            prompts = device.Allocate<float>(Math.Max(1, size));
+            promptGradient = device.Allocate<float>(Math.Max(1, size));
+            firstState = device.Allocate<float>(Math.Max(1, size));
+            secondState = device.Allocate<float>(Math.Max(1, size));
+        }
+        PromptCount = promptCount;
+        PromptLength = promptLength;
+        if (size > 0) prompts.CopyFrom(values);
+        device.Zero(promptGradient!.Span);
+        device.Zero(firstState!.Span);
+        device.Zero(secondState!.Span);
+    }
+
+    public void ReadPrompts(Span<float> destination) => ReadPromptBuffer(prompts, destination);
+
+    public int OptimizerStateLength => 2 * PromptCount * PromptLength * config.Embedding;
+
+    public void ReadOptimizerState(Span<float> destination)
+    {
+        if (destination.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state holds {OptimizerStateLength} values, the destination {destination.Length}.");
+        int half = OptimizerStateLength / 2;
+        if (half == 0) return;
+        firstState!.CopyTo(destination[..half]);
+        secondState!.CopyTo(destination[half..]);
+    }
+
+    public void LoadOptimizerState(ReadOnlySpan<float> source)
+    {
+        if (source.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state needs {OptimizerStateLength} values for these prompts, got {source.Length}; was it saved for another prompt shape?");
+        int half = OptimizerStateLength / 2;
+        if (half == 0) return;
+        firstState!.CopyFrom(source[..half]);
+        secondState!.CopyFrom(source[half..]);
+    }
+    public void ReadPromptGradient(Span<float> destination) => ReadPromptBuffer(promptGradient, destination);
+
+    private void ReadPromptBuffer(DeviceBuffer<float>? buffer, Span<float> destination)
+    {
+        int size = PromptCount * PromptLength * config.Embedding;
+        if (buffer is null) throw new InvalidOperationException("Load prompts first.");
+        if (destination.Length != size) throw new ArgumentException($"Destination holds {destination.Length} values, expected {size}.");
+        if (size > 0) buffer.CopyTo(destination);
+    }
+
+    public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
+
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false)
+    {
+        float loss = RunForward(batch, withGradient: true);
+        RunBackward(accumulate);
+        return loss;
+    }
+
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
+    {
+        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
+        bool matches = !rowGreedyMatches.IsEmpty;
+        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, countGreedyMatches: matches);
+        var p = plan!;
+        var rowLoss = p.HostRowLoss.AsSpan(0, p.TargetCount);
+        device.CopyToHost(p.RowLoss.Slice(0, p.TargetCount), rowLoss);
+        rowLogLikelihood[..batch.Rows].Clear();
+        if (matches) rowGreedyMatches[..batch.Rows].Clear();
+        for (int r = 0; r < p.TargetCount; r++)
+        {
+            rowLogLikelihood[p.HostTargetRow[r]] -= rowLoss[r];
+            if (matches && p.HostArgmaxMatches[r]) rowGreedyMatches[p.HostTargetRow[r]]++;
+        }
+    }
+
+    /// <summary>Full logits [B, T, V] at every position (tests and generation; training never materialises these).</summary>
+    public void Logits(TokenBatch batch, Span<float> logits)
+    {
+        RunForward(batch, withGradient: false);
+        int n = batch.Rows * batch.SequenceLength;
+        if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
+        using var all = device.Allocate<float>((long)n * config.VocabSize);
+        device.Gemm(n, config.VocabSize, config.Embedding, 1f, new GemmOperand(plan!.FinalNorm, config.Embedding),
+            new GemmOperand(weights.TokenEmbedding, config.Embedding, Transposed: true), 0f, new GemmOperand(all.Span, config.VocabSize));
+        device.CopyToHost(all.Span, logits[..(n * config.VocabSize)]);
+    }
+
+    public float LastGradientNorm
+    {
+        get
+        {
+            Span<float> norm = stackalloc float[1];
+            device.CopyToHost(normScratch.Slice(GradientNorm.NormOffset, 1), norm);
+            return norm[0];
+        }
+    }
+
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+    {
+        if (prompts is null || PromptCount == 0) throw new InvalidOperationException("Load prompts before an optimizer step.");
+        var p = prompts.Span;
+        var g = promptGradient!.Span;
+        GradientNorm.Launch(device, normScratch.Span, g, gradientScale, settings.ClipNorm);
+        var scale = normScratch.Slice(GradientNorm.ScaleOffset, 1);
+        switch (settings.Kind)
+        {
+            case OptimizerKind.Sgd:
+                SgdStep.Launch(device, p, g, scale, learningRate, settings.WeightDecay);
+                break;
+            case OptimizerKind.AdamW:
+                AdamWStep.Launch(device, p, g, firstState!.Span, secondState!.Span, scale, learningRate, settings.Beta1, settings.Beta2,
+                    settings.Epsilon, settings.WeightDecay, step);
+                break;
+            case OptimizerKind.Adafactor:
+                AdafactorStep.Launch(device, p, g, firstState!.Slice(0, PromptCount * PromptLength), secondState!.Slice(0, PromptCount * config.Embedding),
+                    scale, PromptCount, PromptLength, config.Embedding, learningRate, settings.DecayRate, settings.ClipThreshold,
+                    settings.AdafactorEpsilon, settings.WeightDecay, step);
+                break;
+            default:
+                throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CUDA engine.");
+        }
+    }
+
+    public void Dispose()
+    {
+        plan?.Dispose();
+        prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
+        normScratch.Dispose();
+        weights.Dispose();
+        if (ownsDevice) device.Dispose();
+    }
+
+    private void Validate(TokenBatch batch)
+    {
+        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
+        if (batch.PromptLength != PromptLength)
+            throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
+        if (batch.Rows == 0 || batch.TargetCount == 0) throw new ArgumentException("The batch has no rows or no targets.");
+        if (batch.SequenceLength > config.MaxPositions)
+            throw new ArgumentException($"Sequence of {batch.SequenceLength} positions (prompt {PromptLength} + {batch.TokenLength} tokens) exceeds the model's n_positions {config.MaxPositions}.");
+        for (int b = 0; b < batch.Rows; b++)
+        {
+            if ((uint)batch.PromptIndex[b] >= (uint)PromptCount)
+                throw new ArgumentException($"Batch row {b} uses prompt {batch.PromptIndex[b]}, only {PromptCount} are loaded.");
+            foreach (int id in batch.RowTokens(b))
+                if ((uint)id >= (uint)config.VocabSize)
+                    throw new ArgumentException($"Batch row {b} holds token id {id}, outside the vocabulary [0, {config.VocabSize}).");
+        }
+    }
+
+    private Gpt2DevicePlan Plan(TokenBatch batch)
+    {
+        int n = batch.Rows * batch.SequenceLength;
+        if (plan is null || plan.Positions < n || plan.Rows < batch.Rows)
+        {
+            plan?.Dispose();
+            plan = new Gpt2DevicePlan(device, config, Math.Max(batch.Rows, batch.RowCapacity), Math.Max(n, batch.RowCapacity * (batch.PromptLength + batch.TokenCapacity)));
+        }
+        return plan;
+    }
+
+    private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false)
+    {
+        Validate(batch);
+        var p = Plan(batch);
+        int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
+        lastRows = rows;
+        lastSequence = seq;
+        float eps = (float)config.LayerNormEpsilon;
+        p.Upload(batch);
+
+        var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
+        EmbeddingForward.Launch(device, first.Slice(0, (long)n * c), p.Tokens.Slice(0, rows * batch.TokenLength), prompts!.Span, p.PromptIndex.Slice(0, rows),
+            weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, PromptLength, c);
+        for (int l = 0; l < config.Layers; l++)
+        {
+            var s = p.Layers[l];
+            var w = weights.Layers[l];
+            LayerNormForward.Launch(device, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+            Linear(s.Qkv, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            AttentionForward.Launch(device, s.Attention, s.LogSumExp, s.Qkv, rows, seq, c, config.Heads);
+            Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
+            LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+            Linear(s.Hidden, default, p.Norm, w.FcWeight, w.FcBias, n, c, inner);
+            GeluForward.Launch(device, p.Wide.Slice(0, (long)n * inner), s.Hidden.Slice(0, (long)n * inner));
+            var next = l + 1 < config.Layers ? p.Layers[l + 1].Input : p.Final;
+            Linear(next, s.Middle, p.Wide, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
+        }
+        LayerNormForward.Launch(device, p.FinalNorm, p.FinalMean, p.FinalRstd, p.Final, weights.FinalNormWeight, weights.FinalNormBias, n, c, eps);
+        return LanguageModelHead(p, n, withGradient, countGreedyMatches);
+    }
+
+    /// <summary>Logits, loss and (optionally) d(ln_f output) at target positions only, in chunks of rows.</summary>
+    private float LanguageModelHead(Gpt2DevicePlan p, int n, bool withGradient, bool countGreedyMatches)
+    {
+        int c = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
+        if (withGradient) device.Zero(p.Gradient.Slice(0, (long)n * c));
+        float scale = withGradient ? 1f / count : 0f;
+        for (int start = 0; start < count; start += p.LogitRows)
+        {
+            int chunk = Math.Min(p.LogitRows, count - start);
+            var positions = p.TargetPositions.Slice(start, chunk);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * c), p.FinalNorm, positions, chunk, c);
+            var logits = p.Logits.Slice(0, (long)chunk * vocab);
+            device.Gemm(chunk, vocab, c, 1f, new GemmOperand(p.TargetHidden, c), new GemmOperand(weights.TokenEmbedding, c, Transposed: true), 0f, new GemmOperand(logits, vocab));
+            if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
+            CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
+            if (withGradient)
+            {
+                device.Gemm(chunk, c, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.TokenEmbedding, c), 0f, new GemmOperand(p.TargetHidden, c));
+                ScatterRows.Launch(device, p.Gradient, p.TargetHidden.Slice(0, (long)chunk * c), positions, chunk, c);
+            }
+        }
+        SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
+        device.CopyToHost(p.Loss, lossReadback);
+        return lossReadback[0];
+    }
+
+    /// <summary>Evaluation only: argmax of each target row's logits, on the host (a copy of the chunk's logits).</summary>
+    private void CountGreedyMatches(Gpt2DevicePlan p, DeviceSpan<float> logits, int start, int chunk)
+    {
+        int vocab = config.VocabSize;
+        var host = p.HostLogits(chunk * vocab);
+        device.CopyToHost(logits, host);
+        for (int r = 0; r < chunk; r++)
+            p.HostArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(host.Slice(r * vocab, vocab)) == p.HostTargetIds[start + r];
+    }
+
+    private void RunBackward(bool accumulate)
+    {
+        var p = plan!;
+        int rows = lastRows, seq = lastSequence, n = rows * seq, c = config.Embedding, inner = config.Inner;
+        var dResidual = p.GradientNext.Slice(0, (long)n * c);
+        device.Zero(dResidual);
+        LayerNormBackward.Launch(device, dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalMean, p.FinalRstd, n, c);
+        for (int l = config.Layers - 1; l >= 0; l--)
+        {
+            var s = p.Layers[l];
+            var w = weights.Layers[l];
+            var dWide = p.GradientWide.Slice(0, (long)n * inner);
+            InputGradient(dWide, dResidual, w.FcProjectionWeight, n, inner, c);
+            GeluBackward.Launch(device, dWide, dWide, s.Hidden.Slice(0, (long)n * inner));
+            InputGradient(p.Norm, dWide, w.FcWeight, n, c, inner);
+            LayerNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
+            InputGradient(p.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
+            AttentionBackward.Launch(device, p.GradientQkv, p.Projection, s.Qkv, s.Attention, s.LogSumExp, p.AttentionScratch, rows, seq, c, config.Heads);
+            InputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
+            LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
+        }
+        PromptGradient.Launch(device, promptGradient!.Span, dResidual, p.PromptIndex.Slice(0, rows), rows, seq, PromptLength, PromptCount, c, accumulate);
+    }
+
+    /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out]: the bias (and residual) are written first, the GEMM accumulates.</summary>
+    private void Linear(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    {
+        BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), residual.Length == 0 ? default : residual.Slice(0, (long)n * outDim), bias, n, outDim);
+        device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, outDim), 1f, new GemmOperand(y, outDim));
+    }
+
+    /// <summary>dx [n, in] = dy [n, out] · Wᵀ — the only GEMM a frozen layer needs backward.</summary>
+    private void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> weight, int n, int inDim, int outDim)
+        => device.Gemm(n, inDim, outDim, 1f, new GemmOperand(dy, outDim), new GemmOperand(weight, outDim, Transposed: true), 0f, new GemmOperand(dx, inDim));
+}

@@ -1,0 +1,73 @@
+using SoftPrompt.Cpu;
+using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Tests.Emulation;
+
+namespace SoftPrompt.Tests.Kernels;
+
+/// <summary>kernels/loss.cu against Cpu/CrossEntropyOps, and the deterministic loss sum.</summary>
+[TestFixture(DeviceKind.Emulated)]
+[TestFixture(DeviceKind.Gpu, Category = "Gpu")]
+public sealed class LossKernelTests(DeviceKind kind) : KernelTestBase(kind)
+{
+    //       rows      V   gradientScale
+    [TestCase(1, 1, 1f)]
+    [TestCase(5, 97, 0f)]
+    [TestCase(5, 97, 1f / 7)]
+    [TestCase(3, 1000, 0.5f)]
+    [TestCase(1, 4099, -2f)]
+    [TestCase(2, 50257, 0f)]
+    [TestCase(2, 50257, 1f / 3)]
+    public void CrossEntropyMatchesTheCpuOp(int rows, int vocab, float gradientScale)
+    {
+        float[] logits = RandomFloats(rows * vocab, vocab + rows, -8f, 8f);
+        int[] targets = RandomInts(rows, 5, vocab);
+        if (rows > 1) logits[vocab + 1] = 60f;              // a dominant logit: the online max must rescale
+        if (rows > 2) targets[2] = vocab - 1;               // the target in a row's scalar tail
+        float[] expected = (float[])logits.Clone();
+        var expectedLoss = new float[rows];
+        CrossEntropyOps.ForwardBackward<float>(expected, expectedLoss, targets, rows, vocab, gradientScale);
+
+        using var dLogits = Put(logits);
+        using var dLoss = Zeros<float>(rows);
+        using var dTargets = Put(targets);
+        CrossEntropy.Launch(Device, dLogits.Span, dLoss.Span, dTargets.Span, rows, vocab, gradientScale);
+        AssertClose(dLoss.Read(), expectedLoss, 1e-5, 2e-6, "rowLoss");
+        if (gradientScale == 0f) AssertBitEqual(dLogits.Read(), logits, "logits (untouched without a gradient)");
+        else AssertClose(dLogits.Read(), expected, 1e-5, 1e-9, "dlogits");
+    }
+
+    [Test]
+    public void CrossEntropyOfEqualLogitsIsLogV()
+    {
+        const int rows = 2, vocab = 1003;
+        using var dLogits = Put(new float[rows * vocab]);
+        using var dLoss = Zeros<float>(rows);
+        using var dTargets = Put(new[] { 0, vocab - 1 });
+        CrossEntropy.Launch(Device, dLogits.Span, dLoss.Span, dTargets.Span, rows, vocab, 1f);
+        Assert.That(dLoss.Read(), Is.EqualTo(new[] { MathF.Log(vocab), MathF.Log(vocab) }).Within(2e-6));
+        float[] g = dLogits.Read();
+        Assert.That(g[1], Is.EqualTo(1f / vocab).Within(1e-9));
+        Assert.That(g[0], Is.EqualTo(1f / vocab - 1f).Within(1e-6));
+    }
+
+    [TestCase(0)]
+    [TestCase(1)]
+    [TestCase(1000)]
+    [TestCase(5003)]
+    public void SumLossIsScaledAndDeterministic(int n)
+    {
+        float[] loss = RandomFloats(n, n, 0f, 10f);
+        const float scale = 1f / 3;
+        double expected = 0;
+        foreach (float v in loss) expected += v;
+        expected *= scale;
+
+        using var dLoss = Put(loss);
+        using var result = Put(new[] { float.NaN });
+        SumLoss.Launch(Device, result.Span, dLoss.Span, scale);
+        float first = result.Read()[0];
+        Assert.That(first, Is.EqualTo(expected).Within(1e-5 * Math.Max(1, Math.Abs(expected))));
+        SumLoss.Launch(Device, result.Span, dLoss.Span, scale);
+        AssertBitEqual(result.Read(), [first], "second run");
+    }
+}
