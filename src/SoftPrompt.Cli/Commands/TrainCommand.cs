@@ -32,7 +32,7 @@ internal static class TrainCommand
     {
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = plan.Json ? Console.Error : Console.Out;
-        using var loaded = EngineFactory.Open(plan.Model, plan.Device);
+        using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(AllowTf32: plan.Tf32));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;
         ITextTokenizer? tokenizer = null;

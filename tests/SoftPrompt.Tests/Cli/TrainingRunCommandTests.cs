@@ -125,3 +125,32 @@ public sealed class TrainingRunCommandTests : CliScratch
         Assert.That(stderr, Does.Contain("--dev"));
     }
 }
+
+/// <summary>The --init kinds through the CLI; with lr 0 the written prompt is the initial one.</summary>
+public sealed class TrainInitCommandTests : CliScratch
+{
+    private float[] Initial(params string[] init)
+    {
+        string output = In("p.safetensors");
+        var (code, _, stderr) = CliRunner.Run(["train", "--model", Demo, "--data", DemoData("majority.train.jsonl"), "--prompt-length", "6",
+            "--steps", "1", "--lr", "0", "--optimizer", "sgd", "--out", output, "--no-plot", .. init]);
+        Assert.That(code, Is.EqualTo(0), stderr);
+        return PromptFile.Load(output).Values;
+    }
+
+    private static int[] RowTokens(float[] prompt, float[] table, int width) =>
+        [.. Enumerable.Range(0, prompt.Length / width).Select(row => Enumerable.Range(0, table.Length / width)
+            .Single(id => table.AsSpan(id * width, width).SequenceEqual(prompt.AsSpan(row * width, width))))];
+
+    [Test]
+    public void SampledVocabAndTextInitsAreRowsOfTheEmbeddingTable()
+    {
+        using var model = Tuning.DemoModel.Open();
+        int width = model.Config.Embedding;
+        var sampled = RowTokens(Initial("--init", "sampled-vocab"), model.TokenEmbedding, width);
+        Assert.That(sampled.Distinct().Count(), Is.EqualTo(6));
+        Assert.That(sampled, Has.None.EqualTo(22), "the tokenizer's <eos> is never sampled");
+        Assert.That(sampled, Has.All.LessThan(17), "majority rows hold only symbols and <sep>");
+        Assert.That(RowTokens(Initial("--init", "text:<majority> 7"), model.TokenEmbedding, width), Is.EqualTo(new[] { 21, 7, 21, 7, 21, 7 }));
+    }
+}

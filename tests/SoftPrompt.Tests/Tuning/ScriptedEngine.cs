@@ -6,10 +6,15 @@ namespace SoftPrompt.Tests.Tuning;
 /// An engine whose scores are known by construction, for evaluation tests: a row's target token t costs |t − x| + 0.5
 /// of log-likelihood, where x is the row's first input token, and t counts as a greedy match when t == x. So the label
 /// closest to the first input token wins, and every number an evaluator reports can be worked out by hand.
+/// With <see cref="TrainingLoss"/> set it also "trains": ForwardBackward returns that loss for the current step and
+/// optimizer steps do nothing.
 /// </summary>
 internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
 {
     public int ScoredBatches { get; private set; }
+    /// <summary>The loss ForwardBackward reports, by 1-based optimizer step.</summary>
+    public Func<int, float>? TrainingLoss { get; init; }
+    private int step = 1;
     public string DeviceName => "scripted";
     public int EmbeddingSize => 4;
     public int VocabSize => 32;
@@ -39,9 +44,10 @@ internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
     public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => throw new NotSupportedException();
     public void ReadPrompts(Span<float> destination) => throw new NotSupportedException();
     public float Forward(TokenBatch batch) => throw new NotSupportedException();
-    public float ForwardBackward(TokenBatch batch, bool accumulate = false) => throw new NotSupportedException();
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false) => TrainingLoss?.Invoke(step) ?? throw new NotSupportedException();
     public void ReadPromptGradient(Span<float> destination) => throw new NotSupportedException();
-    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1) => throw new NotSupportedException();
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1) =>
+        this.step = TrainingLoss is null ? throw new NotSupportedException() : step + 1;
     public int OptimizerStateLength => 0;
     public void ReadOptimizerState(Span<float> destination) => throw new NotSupportedException();
     public void LoadOptimizerState(ReadOnlySpan<float> source) => throw new NotSupportedException();
