@@ -20,6 +20,7 @@ internal sealed class ProgressLine
     private readonly StringBuilder text = new(160);
     private DateTime lastDraw = DateTime.MinValue;
     private int drawnLength;
+    private bool drawnFinal;
 
     public ProgressLine(TextWriter writer, ProgressMode mode, int plainEvery)
     {
@@ -46,6 +47,7 @@ internal sealed class ProgressLine
                 lastDraw = now;
                 Format(step, steps, loss, learningRate, gradientNorm, tokensPerSecond, etaSeconds, bar: true);
                 Draw();
+                drawnFinal = last;
                 return;
         }
     }
@@ -98,6 +100,13 @@ internal sealed class ProgressLine
     private void Clear()
     {
         if (mode != ProgressMode.Live || drawnLength == 0) return;
+        if (drawnFinal)
+        {
+            // The finished bar is the run's summary line: keep it and write below it.
+            writer.WriteLine();
+            drawnLength = 0;
+            return;
+        }
         writer.Write('\r');
         writer.Write(new string(' ', drawnLength));
         writer.Write('\r');
