@@ -167,12 +167,31 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
 
     public void Dispose() => activations = null;
 
-    private void Validate(TokenBatch batch)
+    public void NextTokenLogits(TokenBatch batch, Span<float> logits)
+    {
+        int vocab = config.VocabSize, c = config.Embedding;
+        if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        var a = activations!;
+        for (int start = 0; start < batch.Rows; start += a.LogitRows)
+        {
+            int chunk = Math.Min(a.LogitRows, batch.Rows - start);
+            for (int r = 0; r < chunk; r++)
+            {
+                int row = start + r, position = row * batch.SequenceLength + PromptLength + batch.Lengths[row] - 1;
+                a.FinalNorm.AsSpan(position * c, c).CopyTo(a.TargetHidden.AsSpan(r * c, c));
+            }
+            CpuGemm.Gemm(false, true, chunk, vocab, c, T.One, a.TargetHidden, c, weights.TokenEmbedding, c, T.Zero, a.Logits, vocab);
+            Convert(a.Logits.AsSpan(0, chunk * vocab), logits.Slice(start * vocab, chunk * vocab));
+        }
+    }
+
+    private void Validate(TokenBatch batch, bool requireTargets = true)
     {
         if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
         if (batch.PromptLength != PromptLength)
             throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
-        if (batch.Rows == 0 || batch.TargetCount == 0) throw new ArgumentException("The batch has no rows or no targets.");
+        if (batch.Rows == 0 || (requireTargets && batch.TargetCount == 0)) throw new ArgumentException("The batch has no rows or no targets.");
         if (batch.SequenceLength > config.MaxPositions)
             throw new ArgumentException($"Sequence of {batch.SequenceLength} positions (prompt {PromptLength} + {batch.TokenLength} tokens) exceeds the model's n_positions {config.MaxPositions}.");
         for (int b = 0; b < batch.Rows; b++)
@@ -196,9 +215,9 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         return activations;
     }
 
-    private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false)
+    private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        Validate(batch);
+        Validate(batch, requireTargets: languageModelHead);
         var a = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
         lastBatchRows = rows;
@@ -226,7 +245,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             TensorPrimitives.Add(s.Middle.AsSpan(0, n * c), a.Projection.AsSpan(0, n * c), next.AsSpan(0, n * c));
         }
         LayerNormOps.Forward<T>(a.FinalNorm, a.FinalMean, a.FinalRstd, a.Final, weights.FinalNormWeight, weights.FinalNormBias, n, c, eps);
-        return LanguageModelHead(batch, a, withGradient, countGreedyMatches);
+        return languageModelHead ? LanguageModelHead(batch, a, withGradient, countGreedyMatches) : T.Zero;
     }
 
     /// <summary>Logits, loss and (optionally) d(ln_f output) at target positions only, in chunks of rows.</summary>

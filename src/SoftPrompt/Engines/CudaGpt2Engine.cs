@@ -177,12 +177,31 @@ public sealed class CudaGpt2Engine : IPromptEngine
         if (ownsDevice) device.Dispose();
     }
 
-    private void Validate(TokenBatch batch)
+    public void NextTokenLogits(TokenBatch batch, Span<float> logits)
+    {
+        int vocab = config.VocabSize, c = config.Embedding;
+        if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        var p = plan!;
+        for (int row = 0; row < batch.Rows; row++)
+            p.HostTargetPositions[row] = row * batch.SequenceLength + PromptLength + batch.Lengths[row] - 1;
+        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, batch.Rows), p.TargetPositions.Slice(0, batch.Rows));
+        for (int start = 0; start < batch.Rows; start += p.LogitRows)
+        {
+            int chunk = Math.Min(p.LogitRows, batch.Rows - start);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * c), p.FinalNorm, p.TargetPositions.Slice(start, chunk), chunk, c);
+            var chunkLogits = p.Logits.Slice(0, (long)chunk * vocab);
+            device.Gemm(chunk, vocab, c, 1f, new GemmOperand(p.TargetHidden, c), new GemmOperand(weights.TokenEmbedding, c, Transposed: true), 0f, new GemmOperand(chunkLogits, vocab));
+            device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
+        }
+    }
+
+    private void Validate(TokenBatch batch, bool requireTargets = true)
     {
         if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
         if (batch.PromptLength != PromptLength)
             throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
-        if (batch.Rows == 0 || batch.TargetCount == 0) throw new ArgumentException("The batch has no rows or no targets.");
+        if (batch.Rows == 0 || (requireTargets && batch.TargetCount == 0)) throw new ArgumentException("The batch has no rows or no targets.");
         if (batch.SequenceLength > config.MaxPositions)
             throw new ArgumentException($"Sequence of {batch.SequenceLength} positions (prompt {PromptLength} + {batch.TokenLength} tokens) exceeds the model's n_positions {config.MaxPositions}.");
         for (int b = 0; b < batch.Rows; b++)
@@ -206,9 +225,9 @@ public sealed class CudaGpt2Engine : IPromptEngine
         return plan;
     }
 
-    private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false)
+    private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        Validate(batch);
+        Validate(batch, requireTargets: languageModelHead);
         var p = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
         lastRows = rows;
@@ -234,7 +253,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
             Linear(next, s.Middle, p.Wide, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
         }
         LayerNormForward.Launch(device, p.FinalNorm, p.FinalMean, p.FinalRstd, p.Final, weights.FinalNormWeight, weights.FinalNormBias, n, c, eps);
-        return LanguageModelHead(p, n, withGradient, countGreedyMatches);
+        return languageModelHead ? LanguageModelHead(p, n, withGradient, countGreedyMatches) : 0f;
     }
 
     /// <summary>Logits, loss and (optionally) d(ln_f output) at target positions only, in chunks of rows.</summary>

@@ -30,6 +30,14 @@ public interface IPromptEngine : IDisposable
     /// count equals its target length is exactly what greedy decoding would produce).
     /// </summary>
     void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default);
+    /// <summary>
+    /// Logits of the token that follows each row: <paramref name="logits"/> [batch.Rows, VocabSize] taken at the row's
+    /// last position (PromptLength + Lengths[b] − 1). Rows stay right-padded, so rows of unequal length decode together
+    /// without left padding shifting their positions. The batch's targets are ignored (rows may have none).
+    /// </summary>
+    void NextTokenLogits(TokenBatch batch, Span<float> logits) =>
+        throw new NotSupportedException($"{GetType().Name} cannot decode yet; use rank classification or teacher-forced exact match.");
+
     /// <summary>Forward and reverse pass; the prompt gradient replaces the previous one (no accumulation) unless <paramref name="accumulate"/>.</summary>
     float ForwardBackward(TokenBatch batch, bool accumulate = false);
     /// <summary>Copies dLoss/dPrompt out: [PromptCount, PromptLength, EmbeddingSize].</summary>

@@ -55,6 +55,21 @@ public sealed class TokenBatch
         TokenLength = tokenLength;
     }
 
+    /// <summary>Appends a row to decode from: it reads <paramref name="tokens"/> after its prompt and has no targets.</summary>
+    public void AddDecodingRow(ReadOnlySpan<int> tokens, int promptIndex = 0)
+    {
+        if (Rows == RowCapacity) throw new InvalidOperationException($"Batch is full ({RowCapacity} rows).");
+        if (tokens.Length > TokenLength) throw new ArgumentException($"Row of {tokens.Length} tokens exceeds the batch's token length {TokenLength}.");
+        if (PromptLength == 0 && tokens.IsEmpty) throw new ArgumentException("Without a prompt a row needs at least one token to continue.");
+        int row = Rows++;
+        var stored = Tokens.AsSpan(row * TokenLength, TokenLength);
+        stored.Clear();
+        tokens.CopyTo(stored);
+        Targets.AsSpan(row * SequenceLength, SequenceLength).Fill(Ignore);
+        Lengths[row] = tokens.Length;
+        PromptIndex[row] = promptIndex;
+    }
+
     /// <summary>
     /// Appends a row that reads <paramref name="input"/> then <paramref name="target"/>; the loss covers the
     /// prediction of every target token from the position before it (the last prompt vector predicts the

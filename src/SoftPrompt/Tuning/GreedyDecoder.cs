@@ -1,0 +1,50 @@
+using System.Numerics.Tensors;
+using SoftPrompt.Engines;
+
+namespace SoftPrompt.Tuning;
+
+/// <summary>
+/// Greedy generation with a prompt, batched over rows of unequal length. Each step re-runs the forward pass over
+/// the rows so far and takes the argmax at each row's own last position (no KV cache yet: cost grows with the
+/// square of the generated length, fine for labels and short answers). Rows stay right-padded, so the soft prompt
+/// always sits directly before each row's first real token.
+/// </summary>
+public static class GreedyDecoder
+{
+    public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, int maxNewTokens, int? stopToken, int batchSize = 32, int promptIndex = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        var outputs = new int[inputs.Count][];
+        if (inputs.Count == 0) return outputs;
+        int longestInput = inputs.Max(i => i.Length);
+        int room = engine.MaxPositions - engine.PromptLength - longestInput;
+        if (room <= 0) throw new ArgumentException($"An input of {longestInput} tokens leaves no room after a prompt of {engine.PromptLength} in {engine.MaxPositions} positions.");
+        maxNewTokens = Math.Min(maxNewTokens, room);
+        var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.PromptLength);
+        var logits = new float[batchSize * engine.VocabSize];
+        for (int start = 0; start < inputs.Count; start += batchSize)
+        {
+            int rows = Math.Min(batchSize, inputs.Count - start);
+            var sequences = Enumerable.Range(start, rows).Select(i => new List<int>(inputs[i])).ToArray();
+            var generated = Enumerable.Range(0, rows).Select(_ => new List<int>()).ToArray();
+            var finished = new bool[rows];
+            for (int step = 0; step < maxNewTokens && finished.Contains(false); step++)
+            {
+                batch.Reset(Math.Max(1, sequences.Max(s => s.Count)));
+                foreach (var sequence in sequences) batch.AddDecodingRow(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence), promptIndex);
+                engine.NextTokenLogits(batch, logits);
+                for (int r = 0; r < rows; r++)
+                {
+                    if (finished[r]) continue;
+                    int next = TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * engine.VocabSize, engine.VocabSize));
+                    generated[r].Add(next);
+                    sequences[r].Add(next);
+                    if (next == stopToken) finished[r] = true;
+                }
+            }
+            for (int r = 0; r < rows; r++) outputs[start + r] = [.. generated[r]];
+        }
+        return outputs;
+    }
+}
