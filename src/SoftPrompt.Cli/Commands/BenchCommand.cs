@@ -74,7 +74,7 @@ internal static class BenchCommand
         double seconds = clock.Elapsed.TotalSeconds;
         double msPerStep = 1000 * seconds / steps;
         double tokensPerSecond = (double)batchSize * positions * steps / seconds;
-        double tflops = Gpt2Shapes.TrainingStepFlops(c, batchSize, positions, (long)batchSize * targetCount) * steps / seconds / 1e12;
+        double tflops = c.TrainingStepFlops(batchSize, positions, (long)batchSize * targetCount) * steps / seconds / 1e12;
         long memory = MemoryUsed(engine);
         var inv = CultureInfo.InvariantCulture;
         if (json)

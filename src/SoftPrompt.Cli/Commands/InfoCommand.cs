@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.T5;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Cli.Commands;
@@ -24,6 +26,7 @@ internal static class InfoCommand
     {
         if (promptPath is not null) return DescribePrompt(promptPath, modelDirectory);
         if (modelDirectory is null) throw new ArgumentException("Give a model directory, or --prompt FILE.");
+        if (ModelFamily.Detect(modelDirectory) == ModelFamily.T5) return DescribeT5(modelDirectory, promptLength);
         var config = Gpt2Config.Load(Path.Combine(modelDirectory, "config.json"));
         long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
         Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
@@ -38,6 +41,35 @@ internal static class InfoCommand
         return 0;
     }
 
+    private static int DescribeT5(string modelDirectory, int promptLength)
+    {
+        var config = T5Config.Load(Path.Combine(modelDirectory, "config.json"));
+        long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
+        string version = config.IsGated ? "v1.1, gated-gelu" : "v1.0, relu";
+        Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
+        Console.WriteLine($"family       t5 ({version}, {(config.TiedEmbeddings ? "tied LM head, rescaled by d_model^-0.5" : "separate lm_head")})");
+        Console.WriteLine($"layers       {config.Layers} encoder + {config.DecoderLayers} decoder");
+        Console.WriteLine($"d_model      {config.Embedding} ({config.Heads} heads × d_kv {config.HeadSize})");
+        Console.WriteLine($"mlp          {config.FeedForwardSize}");
+        Console.WriteLine($"vocab        {config.VocabSize}");
+        Console.WriteLine($"positions    relative ({config.RelativeBuckets} buckets, max distance {config.RelativeMaxDistance}); batches up to {config.MaxPositions}");
+        Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
+        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model (prepended to the encoder input)");
+        return 0;
+    }
+
+    /// <summary>The model's sizes and fingerprint, whatever its family (loads the weights: the fingerprint hashes the embedding table).</summary>
+    private static (IModelConfig Config, string Fingerprint) Identify(string modelDirectory)
+    {
+        if (ModelFamily.Detect(modelDirectory) == ModelFamily.T5)
+        {
+            var t5 = T5Checkpoint.Load<float>(modelDirectory);
+            return (t5.Config, ModelFingerprint.Of(t5));
+        }
+        var gpt2 = Gpt2Checkpoint.Load<float>(modelDirectory);
+        return (gpt2.Config, ModelFingerprint.Of(gpt2));
+    }
+
     private static int DescribePrompt(string promptPath, string? modelDirectory)
     {
         var file = PromptFile.Load(promptPath);
@@ -47,11 +79,10 @@ internal static class InfoCommand
         modelDirectory ??= file.Metadata.TryGetValue("model_path", out var recorded) && Directory.Exists(recorded) ? recorded : null;
         if (modelDirectory is not null)
         {
-            var weights = Gpt2Checkpoint.Load<float>(modelDirectory);
-            string fingerprint = ModelFingerprint.Of(weights);
+            var (config, fingerprint) = Identify(modelDirectory);
             bool matches = !file.Metadata.TryGetValue(PromptFile.FingerprintKey, out var own) || own == fingerprint;
-            Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)} ({weights.Config.ParameterCount.ToString("N0", Inv)} parameters): the prompt is {Percent(parameters, weights.Config.ParameterCount)} of it");
-            Console.WriteLine($"belongs      {(matches && file.Width == weights.Config.Embedding ? "yes" : "NO — trained for another model")}");
+            Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)} ({config.ParameterCount.ToString("N0", Inv)} parameters): the prompt is {Percent(parameters, config.ParameterCount)} of it");
+            Console.WriteLine($"belongs      {(matches && file.Width == config.Embedding ? "yes" : "NO — trained for another model")}");
         }
         foreach (var (key, value) in file.Metadata.OrderBy(e => e.Key, StringComparer.Ordinal))
             Console.WriteLine($"  {key,-20} {value}");

@@ -14,81 +14,36 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
 {
     private readonly Gpt2Weights<T> weights;
     private readonly Gpt2Config config;
+    private readonly CpuPromptState<T> state;
     private Gpt2CpuActivations<T>? activations;
-    private T[] prompts = [];
-    private T[] promptGradient = [];
-    /// <summary>AdamW: m and v [PromptCount·P·d]. Adafactor: row state [PromptCount·P] and column state [PromptCount·d] in the first elements.</summary>
-    private T[] firstMoment = [];
-    private T[] secondMoment = [];
     private int lastBatchRows, lastSequence;
 
     public CpuGpt2Engine(Gpt2Weights<T> weights)
     {
         this.weights = weights;
         config = weights.Config;
+        state = new CpuPromptState<T>(config.Embedding);
     }
 
     public string DeviceName => "cpu";
     public int EmbeddingSize => config.Embedding;
     public int VocabSize => config.VocabSize;
     public int MaxPositions => config.MaxPositions;
-    public int PromptCount { get; private set; }
-    public int PromptLength { get; private set; }
+    public int PromptCount => state.PromptCount;
+    public int PromptLength => state.PromptLength;
 
     /// <summary>The prompts [PromptCount, PromptLength, d], editable in place.</summary>
-    public Span<T> Prompts => prompts;
+    public Span<T> Prompts => state.Prompts;
     /// <summary>dLoss/dPrompts from the last backward pass [PromptCount, PromptLength, d].</summary>
-    public ReadOnlySpan<T> PromptGradient => promptGradient;
+    public ReadOnlySpan<T> PromptGradient => state.Gradient;
 
-    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(promptCount);
-        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
-        int size = promptCount * promptLength * config.Embedding;
-        if (values.Length != size)
-            throw new ArgumentException($"Prompts hold {values.Length} values; {promptCount} prompts × {promptLength} vectors × d={config.Embedding} need {size}.");
-        PromptCount = promptCount;
-        PromptLength = promptLength;
-        prompts = values.ToArray();
-        promptGradient = new T[size];
-        firstMoment = new T[size];
-        secondMoment = new T[size];
-    }
-
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength)
-    {
-        var converted = new T[values.Length];
-        for (int i = 0; i < values.Length; i++) converted[i] = T.CreateChecked(values[i]);
-        LoadPrompts(converted, promptCount, promptLength);
-    }
-
-    public void ReadPrompts(Span<float> destination) => Convert(prompts, destination);
-
-    public int OptimizerStateLength => 2 * prompts.Length;
-
-    public void ReadOptimizerState(Span<float> destination)
-    {
-        if (destination.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state holds {OptimizerStateLength} values, the destination {destination.Length}.");
-        Convert(firstMoment, destination[..prompts.Length]);
-        Convert(secondMoment, destination[prompts.Length..]);
-    }
-
-    public void LoadOptimizerState(ReadOnlySpan<float> source)
-    {
-        if (source.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state needs {OptimizerStateLength} values for these prompts, got {source.Length}; was it saved for another prompt shape?");
-        for (int i = 0; i < prompts.Length; i++)
-        {
-            firstMoment[i] = T.CreateChecked(source[i]);
-            secondMoment[i] = T.CreateChecked(source[prompts.Length + i]);
-        }
-    }
-    public void ReadPromptGradient(Span<float> destination) => Convert(promptGradient, destination);
-
-    private static void Convert(ReadOnlySpan<T> source, Span<float> destination)
-    {
-        if (destination.Length != source.Length) throw new ArgumentException($"Destination holds {destination.Length} values, expected {source.Length}.");
-        for (int i = 0; i < source.Length; i++) destination[i] = float.CreateTruncating(source[i]);
-    }
+    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
+    public int OptimizerStateLength => state.OptimizerStateLength;
+    public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
+    public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
+    public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
 
     public float Forward(TokenBatch batch) => float.CreateTruncating(Loss(batch));
     public float ForwardBackward(TokenBatch batch, bool accumulate = false) => float.CreateTruncating(LossAndGradient(batch, accumulate));
@@ -130,40 +85,10 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             weights.TokenEmbedding, config.Embedding, T.Zero, logits, config.VocabSize);
     }
 
-    public float LastGradientNorm { get; private set; }
+    public float LastGradientNorm => state.LastGradientNorm;
 
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
-    {
-        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before an optimizer step.");
-        T scale = T.CreateChecked(gradientScale);
-        T norm = OptimizerOps.GlobalNorm<T>(promptGradient) * T.Abs(scale);
-        if (settings.ClipNorm > 0 && norm > T.CreateChecked(settings.ClipNorm))
-            scale *= T.CreateChecked(settings.ClipNorm) / norm;
-        T lr = T.CreateChecked(learningRate), wd = T.CreateChecked(settings.WeightDecay);
-        switch (settings.Kind)
-        {
-            case OptimizerKind.Sgd:
-                OptimizerOps.SgdStep<T>(prompts, promptGradient, lr, wd, scale);
-                break;
-            case OptimizerKind.AdamW:
-                OptimizerOps.AdamWStep<T>(prompts, promptGradient, firstMoment, secondMoment, lr, T.CreateChecked(settings.Beta1),
-                    T.CreateChecked(settings.Beta2), T.CreateChecked(settings.Epsilon), wd, step, scale);
-                break;
-            case OptimizerKind.Adafactor:
-                int width = config.Embedding;
-                for (int p = 0; p < PromptCount; p++)
-                {
-                    int offset = p * PromptLength * width;
-                    AdafactorOps.Step<T>(prompts.AsSpan(offset, PromptLength * width), promptGradient.AsSpan(offset, PromptLength * width),
-                        firstMoment.AsSpan(p * PromptLength, PromptLength), secondMoment.AsSpan(p * width, width), PromptLength, width, lr,
-                        T.CreateChecked(settings.DecayRate), T.CreateChecked(settings.ClipThreshold), T.CreateChecked(settings.AdafactorEpsilon), wd, step, scale);
-                }
-                break;
-            default:
-                throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CPU engine.");
-        }
-        LastGradientNorm = float.CreateTruncating(norm);
-    }
+        => state.OptimizerStep(settings, step, learningRate, gradientScale);
 
     public void Dispose() => activations = null;
 
@@ -182,7 +107,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
                 a.FinalNorm.AsSpan(position * c, c).CopyTo(a.TargetHidden.AsSpan(r * c, c));
             }
             CpuGemm.Gemm(false, true, chunk, vocab, c, T.One, a.TargetHidden, c, weights.TokenEmbedding, c, T.Zero, a.Logits, vocab);
-            Convert(a.Logits.AsSpan(0, chunk * vocab), logits.Slice(start * vocab, chunk * vocab));
+            CpuPromptState<T>.Convert(a.Logits.AsSpan(0, chunk * vocab), logits.Slice(start * vocab, chunk * vocab));
         }
     }
 
@@ -225,7 +150,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         T eps = T.CreateChecked(config.LayerNormEpsilon);
 
         var first = config.Layers > 0 ? a.Layers[0].Input : a.Final;
-        EmbeddingOps.Forward<T>(first, batch.Tokens.AsSpan(0, rows * batch.TokenLength), prompts, batch.PromptIndex, weights.TokenEmbedding,
+        EmbeddingOps.Forward<T>(first, batch.Tokens.AsSpan(0, rows * batch.TokenLength), state.Prompts, batch.PromptIndex, weights.TokenEmbedding,
             weights.PositionEmbedding, rows, seq, PromptLength, c);
 
         for (int l = 0; l < config.Layers; l++)
@@ -308,7 +233,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             InputGradient(a.Norm, a.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormOps.Backward<T>(dResidual, a.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
         }
-        EmbeddingOps.PromptGradient<T>(promptGradient, dResidual, batch.PromptIndex, rows, seq, PromptLength, PromptCount, c, accumulate);
+        EmbeddingOps.PromptGradient<T>(state.Gradient, dResidual, batch.PromptIndex, rows, seq, PromptLength, PromptCount, c, accumulate);
     }
 
     /// <summary>y [n, outDim] = x [n, inDim] · W [inDim, outDim] + bias.</summary>

@@ -1,12 +1,16 @@
-using SoftPrompt.Checkpoints;
+using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.T5;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Engines;
 
 /// <summary>A frozen model opened on a device, with what prompt files need to know about it.</summary>
-public sealed record LoadedModel(IPromptEngine Engine, string Family, Gpt2Config Config, string Fingerprint, string Directory, float[] TokenEmbedding) : IDisposable
+public sealed record LoadedModel(IPromptEngine Engine, IModelConfig Config, string Fingerprint, string Directory, float[] TokenEmbedding) : IDisposable
 {
+    /// <summary>"gpt2", "t5": recorded in prompt files.</summary>
+    public string Family => Config.Family;
+
     public void Dispose() => Engine.Dispose();
 }
 
@@ -21,13 +25,17 @@ public static class EngineFactory
 {
     public static readonly string[] Devices = ["cpu", "cuda", "cuda-emulated"];
 
+    /// <summary>Detects the family from config.json (<see cref="ModelFamily.Detect"/>) and loads the weights as float32.</summary>
     public static LoadedModel Open(string modelDirectory, string device, EngineOptions? options = null)
     {
-        string configPath = Path.Combine(modelDirectory, "config.json");
-        if (!File.Exists(configPath))
-            throw new CheckpointException($"{modelDirectory}: no config.json; point --model at a Hugging Face checkpoint directory.");
-        var weights = Gpt2Checkpoint.Load<float>(modelDirectory);
-        return Create(weights, device, Path.GetFullPath(modelDirectory), options);
+        string family = ModelFamily.Detect(modelDirectory);
+        string origin = Path.GetFullPath(modelDirectory);
+        if (family == ModelFamily.T5)
+        {
+            CheckT5Device(device); // before reading the weights: a refusal should not cost a load
+            return Create(T5Checkpoint.Load<float>(modelDirectory), device, origin);
+        }
+        return Create(Gpt2Checkpoint.Load<float>(modelDirectory), device, origin, options);
     }
 
     public static LoadedModel Create(Gpt2Weights<float> weights, string device, string origin, EngineOptions? options = null)
@@ -37,11 +45,27 @@ public static class EngineFactory
         {
             "cpu" => new CpuGpt2Engine<float>(weights),
             "cuda" or "cuda-emulated" => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
-            _ => throw new ArgumentException($"Unknown device '{device}'; choose one of: {string.Join(", ", Devices)}."),
+            _ => throw UnknownDevice(device),
         };
-        return new LoadedModel(engine, "gpt2", weights.Config, fingerprint, origin, weights.TokenEmbedding);
+        return new LoadedModel(engine, weights.Config, fingerprint, origin, weights.TokenEmbedding);
+    }
+
+    public static LoadedModel Create(T5Weights<float> weights, string device, string origin)
+    {
+        CheckT5Device(device);
+        return new LoadedModel(new CpuT5Engine<float>(weights), weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
     }
 
     /// <summary>cuda when a usable GPU is present, else cpu.</summary>
     public static string DefaultDevice => CudaEngines.GpuAvailable ? "cuda" : "cpu";
+
+    private static void CheckT5Device(string device)
+    {
+        if (device is "cuda" or "cuda-emulated")
+            throw new NotSupportedException($"T5 on the CUDA engine is not implemented yet; use --device cpu (asked for --device {device}).");
+        if (device != "cpu") throw UnknownDevice(device);
+    }
+
+    private static ArgumentException UnknownDevice(string device) =>
+        new($"Unknown device '{device}'; choose one of: {string.Join(", ", Devices)}.");
 }

@@ -6,6 +6,8 @@ namespace SoftPrompt.Engines;
 /// SequenceLength = PromptLength + TokenCapacity positions. Targets[b, t] is the token id the model
 /// must predict at position t (from the hidden state at t), or <see cref="Ignore"/>.
 /// Buffers are sized once for a capacity and refilled, so a training loop allocates nothing per step.
+/// An encoder-decoder engine (T5) reads the same layout differently: prompt + input tokens are the encoder input,
+/// the targets the decoder's; it recovers each row's input length from where its first target sits.
 /// </summary>
 public sealed class TokenBatch
 {

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Tuning;
 
@@ -15,10 +16,21 @@ public static class ModelFingerprint
     public static string Of<T>(Gpt2Weights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         var c = weights.Config;
+        return Of($"gpt2|{c.VocabSize}|{c.MaxPositions}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.Inner}|", weights.TokenEmbedding);
+    }
+
+    public static string Of<T>(T5Weights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        var c = weights.Config;
+        return Of($"t5|{c.VocabSize}|{c.Embedding}|{c.HeadSize}|{c.FeedForwardSize}|{c.Layers}|{c.DecoderLayers}|{c.Heads}|"
+            + $"{c.RelativeBuckets}|{c.RelativeMaxDistance}|{c.FeedForwardProjection}|{(c.TiedEmbeddings ? "tied" : "untied")}|", weights.TokenEmbedding);
+    }
+
+    private static string Of<T>(string architecture, T[] table) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        hash.AppendData(Encoding.UTF8.GetBytes($"gpt2|{c.VocabSize}|{c.MaxPositions}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.Inner}|"));
+        hash.AppendData(Encoding.UTF8.GetBytes(architecture));
         Span<float> chunk = stackalloc float[4096];
-        var table = weights.TokenEmbedding;
         for (int start = 0; start < table.Length; start += chunk.Length)
         {
             int count = Math.Min(chunk.Length, table.Length - start);

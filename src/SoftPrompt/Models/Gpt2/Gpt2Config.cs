@@ -12,8 +12,10 @@ public sealed record Gpt2Config(
     int Heads,
     int Inner,
     double LayerNormEpsilon,
-    string Activation)
+    string Activation) : IModelConfig
 {
+    public string Family => ModelFamily.Gpt2;
+
     public int HeadSize => Embedding / Heads;
 
     /// <summary>Frozen parameters of the model (tied LM head counted once).</summary>
@@ -27,6 +29,8 @@ public sealed record Gpt2Config(
             return (long)VocabSize * d + (long)MaxPositions * d + Layers * perLayer + 2 * d;
         }
     }
+
+    public double TrainingStepFlops(int rows, int positions, long targets) => Gpt2Shapes.TrainingStepFlops(this, rows, positions, targets);
 
     public static Gpt2Config Load(string configPath)
     {

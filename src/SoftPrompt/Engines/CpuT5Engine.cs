@@ -1,0 +1,426 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using SoftPrompt.Cpu;
+using SoftPrompt.Models.T5;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// The reference T5 prompt-tuning engine (PEFT's seq2seq prompt tuning): plain C# over the CPU ops, fp32 for use
+/// and fp64 for gradient checks. A <see cref="TokenBatch"/> row's prompt and input tokens form the encoder input;
+/// its target tokens, shifted right behind decoder_start_token_id, are the decoder input (teacher forcing), and
+/// decoder position j predicts target j. The reverse pass computes input gradients only: through the decoder,
+/// into the encoder output through every cross-attention's k and v, and down the encoder to the prompt rows.
+/// </summary>
+public sealed class CpuT5Engine<T> : IPromptEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
+{
+    private readonly T5Weights<T> weights;
+    private readonly T5Config config;
+    private readonly CpuPromptState<T> state;
+    private T5CpuActivations<T>? activations;
+    /// <summary>Shape of the last forward: rows, encoder positions (P + longest input), decoder positions (longest target).</summary>
+    private int rows, encoderLength, decoderLength;
+
+    public CpuT5Engine(T5Weights<T> weights)
+    {
+        this.weights = weights;
+        config = weights.Config;
+        state = new CpuPromptState<T>(config.Embedding);
+    }
+
+    public string DeviceName => "cpu";
+    public int EmbeddingSize => config.Embedding;
+    public int VocabSize => config.VocabSize;
+    /// <summary>T5 has no position table; this bounds each stack's length (config n_positions, else <see cref="T5Config.DefaultMaxPositions"/>).</summary>
+    public int MaxPositions => config.MaxPositions;
+    public int PromptCount => state.PromptCount;
+    public int PromptLength => state.PromptLength;
+
+    /// <summary>The prompts [PromptCount, PromptLength, d], editable in place.</summary>
+    public Span<T> Prompts => state.Prompts;
+    /// <summary>dLoss/dPrompts from the last backward pass [PromptCount, PromptLength, d].</summary>
+    public ReadOnlySpan<T> PromptGradient => state.Gradient;
+    /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
+    public int DecoderLength => decoderLength;
+
+    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
+    public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
+    public int OptimizerStateLength => state.OptimizerStateLength;
+    public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
+    public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
+    public float LastGradientNorm => state.LastGradientNorm;
+
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+        => state.OptimizerStep(settings, step, learningRate, gradientScale);
+
+    public float Forward(TokenBatch batch) => float.CreateTruncating(Loss(batch));
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false) => float.CreateTruncating(LossAndGradient(batch, accumulate));
+
+    /// <summary>Mean cross-entropy over the batch's targets.</summary>
+    public T Loss(TokenBatch batch) => RunForward(batch, withGradient: false);
+
+    /// <summary>Mean cross-entropy, and dLoss/dPrompts into <see cref="PromptGradient"/> (added to it when accumulating).</summary>
+    public T LossAndGradient(TokenBatch batch, bool accumulate = false)
+    {
+        T loss = RunForward(batch, withGradient: true);
+        RunBackward(batch, accumulate);
+        return loss;
+    }
+
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
+    {
+        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
+        bool matches = !rowGreedyMatches.IsEmpty;
+        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, countGreedyMatches: matches);
+        var a = activations!;
+        rowLogLikelihood[..batch.Rows].Clear();
+        if (matches) rowGreedyMatches[..batch.Rows].Clear();
+        for (int r = 0; r < batch.TargetCount; r++)
+        {
+            rowLogLikelihood[a.TargetRow[r]] -= float.CreateTruncating(a.RowLoss[r]);
+            if (matches && a.TargetArgmaxMatches[r]) rowGreedyMatches[a.TargetRow[r]]++;
+        }
+    }
+
+    /// <summary>
+    /// Decoder logits [B, <see cref="DecoderLength"/>, V] at every decoder position (tests and generation; training
+    /// never materialises these). Position j of row b predicts target j; positions past a row's targets are padding.
+    /// </summary>
+    public void Logits(TokenBatch batch, Span<T> logits)
+    {
+        RunForward(batch, withGradient: false);
+        int n = rows * decoderLength;
+        if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
+        CpuGemm.Gemm(false, true, n, config.VocabSize, config.Embedding, HeadScale, activations!.DecoderOutput, config.Embedding,
+            weights.HeadWeight, config.Embedding, T.Zero, logits, config.VocabSize);
+    }
+
+    public void Dispose() => activations = null;
+
+    /// <summary>T5 v1.0 (tied) scales the decoder output by d_model^-0.5 before the shared-embedding head; v1.1's own lm_head does not.</summary>
+    private T HeadScale => config.TiedEmbeddings ? T.One / T.Sqrt(T.CreateChecked(config.Embedding)) : T.One;
+
+    /// <summary>
+    /// A row's input and target token counts, recovered from the batch layout: its first target sits in Targets at
+    /// P + inputLength − 1 (TokenBatch's decoder-only convention); the rest of the row's tokens are targets.
+    /// </summary>
+    private static (int Input, int Target) RowLengths(TokenBatch batch, int row)
+    {
+        var targets = batch.Targets.AsSpan(row * batch.SequenceLength, batch.SequenceLength);
+        int first = targets.IndexOfAnyExcept(TokenBatch.Ignore);
+        if (first < 0) throw new ArgumentException($"Batch row {row} has no target tokens; every row needs at least one.");
+        int input = first - batch.PromptLength + 1;
+        return (input, batch.Lengths[row] - input);
+    }
+
+    /// <summary>Checks the batch and returns its encoder and decoder lengths.</summary>
+    private (int Encoder, int Decoder) Validate(TokenBatch batch)
+    {
+        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
+        if (batch.PromptLength != PromptLength)
+            throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
+        if (batch.Rows == 0 || batch.TargetCount == 0) throw new ArgumentException("The batch has no rows or no targets.");
+        int longestInput = 0, longestTarget = 0;
+        for (int b = 0; b < batch.Rows; b++)
+        {
+            if ((uint)batch.PromptIndex[b] >= (uint)PromptCount)
+                throw new ArgumentException($"Batch row {b} uses prompt {batch.PromptIndex[b]}, only {PromptCount} are loaded.");
+            foreach (int id in batch.RowTokens(b))
+                if ((uint)id >= (uint)config.VocabSize)
+                    throw new ArgumentException($"Batch row {b} holds token id {id}, outside the vocabulary [0, {config.VocabSize}).");
+            var (input, target) = RowLengths(batch, b);
+            longestInput = Math.Max(longestInput, input);
+            longestTarget = Math.Max(longestTarget, target);
+        }
+        int encoder = PromptLength + longestInput;
+        if (encoder == 0) throw new ArgumentException("The encoder would have no positions: give the rows a prompt or input tokens.");
+        if (encoder > config.MaxPositions || longestTarget > config.MaxPositions)
+            throw new ArgumentException($"Encoder input of {encoder} positions (prompt {PromptLength} + {longestInput} tokens) or {longestTarget} target tokens exceeds the model's limit of {config.MaxPositions} positions.");
+        return (encoder, longestTarget);
+    }
+
+    private T5CpuActivations<T> Plan(int batchRows, int encoder, int decoder)
+    {
+        var a = activations;
+        if (a is null || a.Rows < batchRows || a.EncoderLength < encoder || a.DecoderLength < decoder)
+        {
+            // Grow every dimension to the largest seen so far, so alternating batch shapes settle on one plan.
+            int r = Math.Max(batchRows, a?.Rows ?? 0), e = Math.Max(encoder, a?.EncoderLength ?? 0), d = Math.Max(decoder, a?.DecoderLength ?? 0);
+            int logitRows = Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, r * d));
+            activations = a = new T5CpuActivations<T>(config, r, e, d, logitRows);
+        }
+        return a;
+    }
+
+    private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false)
+    {
+        var (encoder, decoder) = Validate(batch);
+        var a = Plan(batch.Rows, encoder, decoder);
+        rows = batch.Rows;
+        encoderLength = encoder;
+        decoderLength = decoder;
+        for (int b = 0; b < rows; b++)
+        {
+            (a.InputLengths[b], a.TargetLengths[b]) = RowLengths(batch, b);
+            a.EncoderLengths[b] = PromptLength + a.InputLengths[b];
+        }
+        EncoderForward(batch, a);
+        DecoderForward(batch, a);
+        return LanguageModelHead(batch, a, withGradient, countGreedyMatches);
+    }
+
+    private void EncoderForward(TokenBatch batch, T5CpuActivations<T> a)
+    {
+        int ne = rows * encoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads;
+        T eps = T.CreateChecked(config.LayerNormEpsilon);
+        var x = config.Layers > 0 ? a.Encoder[0].Input : a.EncoderFinal;
+        for (int b = 0; b < rows; b++)
+        {
+            for (int t = 0; t < encoderLength; t++)
+            {
+                int input = t - PromptLength;
+                var source = t < PromptLength
+                    ? state.Prompts.AsSpan((batch.PromptIndex[b] * PromptLength + t) * d, d)
+                    : TokenRow(input < a.InputLengths[b] ? batch.Tokens[b * batch.TokenLength + input] : config.PadTokenId);
+                source.CopyTo(x.AsSpan((b * encoderLength + t) * d, d));
+            }
+        }
+        if (a.EncoderBiasLength != encoderLength)
+        {
+            RelativePositionOps.Bias<T>(a.EncoderBias, weights.EncoderRelativeBias, heads, encoderLength, encoderLength, bidirectional: true,
+                config.RelativeBuckets, config.RelativeMaxDistance);
+            a.EncoderBiasLength = encoderLength;
+        }
+        var bias = a.EncoderBias.AsSpan(0, heads * encoderLength * encoderLength);
+        var keys = a.EncoderLengths.AsSpan(0, rows);
+        for (int l = 0; l < config.Layers; l++)
+        {
+            var s = a.Encoder[l];
+            var w = weights.EncoderLayers[l];
+            var sa = s.SelfAttention;
+            RmsNormOps.Forward<T>(a.Norm, s.Rstd1, s.Input, w.SelfAttentionNormWeight, ne, d, eps);
+            Project(sa.Query, a.Norm, w.SelfAttention.Query, ne, d, att);
+            Project(sa.Key, a.Norm, w.SelfAttention.Key, ne, d, att);
+            Project(sa.Value, a.Norm, w.SelfAttention.Value, ne, d, att);
+            BiasedAttentionOps.Forward<T>(sa.Output, sa.LogSumExp, sa.Query, sa.Key, sa.Value, bias, keys, rows, encoderLength, encoderLength, heads, config.HeadSize, causal: false);
+            Project(a.Projection, sa.Output, w.SelfAttention.Output, ne, att, d);
+            TensorPrimitives.Add(s.Input.AsSpan(0, ne * d), a.Projection.AsSpan(0, ne * d), s.Middle.AsSpan(0, ne * d));
+            RmsNormOps.Forward<T>(a.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, eps);
+            FeedForward(a, s.Hidden, s.Linear, w.FeedForward, ne);
+            var next = l + 1 < config.Layers ? a.Encoder[l + 1].Input : a.EncoderFinal;
+            TensorPrimitives.Add(s.Middle.AsSpan(0, ne * d), a.Projection.AsSpan(0, ne * d), next.AsSpan(0, ne * d));
+        }
+        RmsNormOps.Forward<T>(a.EncoderOutput, a.EncoderFinalRstd, a.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+    }
+
+    private void DecoderForward(TokenBatch batch, T5CpuActivations<T> a)
+    {
+        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads;
+        T eps = T.CreateChecked(config.LayerNormEpsilon);
+        var y = config.DecoderLayers > 0 ? a.Decoder[0].Input : a.DecoderFinal;
+        for (int b = 0; b < rows; b++)
+        {
+            // Teacher forcing: position j reads target j − 1 (decoder_start at j = 0) and predicts target j.
+            int firstTarget = b * batch.TokenLength + a.InputLengths[b];
+            for (int j = 0; j < decoderLength; j++)
+            {
+                int id = j == 0 ? config.DecoderStartTokenId : j < a.TargetLengths[b] ? batch.Tokens[firstTarget + j - 1] : config.PadTokenId;
+                TokenRow(id).CopyTo(y.AsSpan((b * decoderLength + j) * d, d));
+            }
+        }
+        if (a.DecoderBiasLength != decoderLength)
+        {
+            RelativePositionOps.Bias<T>(a.DecoderBias, weights.DecoderRelativeBias, heads, decoderLength, decoderLength, bidirectional: false,
+                config.RelativeBuckets, config.RelativeMaxDistance);
+            a.DecoderBiasLength = decoderLength;
+        }
+        var bias = a.DecoderBias.AsSpan(0, heads * decoderLength * decoderLength);
+        var encoderKeys = a.EncoderLengths.AsSpan(0, rows);
+        for (int l = 0; l < config.DecoderLayers; l++)
+        {
+            var s = a.Decoder[l];
+            var w = weights.DecoderLayers[l];
+            var sa = s.SelfAttention;
+            RmsNormOps.Forward<T>(a.Norm, s.Rstd1, s.Input, w.SelfAttentionNormWeight, nd, d, eps);
+            Project(sa.Query, a.Norm, w.SelfAttention.Query, nd, d, att);
+            Project(sa.Key, a.Norm, w.SelfAttention.Key, nd, d, att);
+            Project(sa.Value, a.Norm, w.SelfAttention.Value, nd, d, att);
+            // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
+            BiasedAttentionOps.Forward<T>(sa.Output, sa.LogSumExp, sa.Query, sa.Key, sa.Value, bias, [], rows, decoderLength, decoderLength, heads, config.HeadSize, causal: true);
+            Project(a.Projection, sa.Output, w.SelfAttention.Output, nd, att, d);
+            TensorPrimitives.Add(s.Input.AsSpan(0, nd * d), a.Projection.AsSpan(0, nd * d), s.Middle1.AsSpan(0, nd * d));
+
+            var ca = s.CrossAttention;
+            RmsNormOps.Forward<T>(a.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
+            Project(ca.Query, a.Norm, w.CrossAttention.Query, nd, d, att);
+            Project(ca.Key, a.EncoderOutput, w.CrossAttention.Key, ne, d, att);
+            Project(ca.Value, a.EncoderOutput, w.CrossAttention.Value, ne, d, att);
+            BiasedAttentionOps.Forward<T>(ca.Output, ca.LogSumExp, ca.Query, ca.Key, ca.Value, [], encoderKeys, rows, decoderLength, encoderLength, heads, config.HeadSize, causal: false);
+            Project(a.Projection, ca.Output, w.CrossAttention.Output, nd, att, d);
+            TensorPrimitives.Add(s.Middle1.AsSpan(0, nd * d), a.Projection.AsSpan(0, nd * d), s.Middle2.AsSpan(0, nd * d));
+
+            RmsNormOps.Forward<T>(a.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
+            FeedForward(a, s.Hidden, s.Linear, w.FeedForward, nd);
+            var next = l + 1 < config.DecoderLayers ? a.Decoder[l + 1].Input : a.DecoderFinal;
+            TensorPrimitives.Add(s.Middle2.AsSpan(0, nd * d), a.Projection.AsSpan(0, nd * d), next.AsSpan(0, nd * d));
+        }
+        RmsNormOps.Forward<T>(a.DecoderOutput, a.DecoderFinalRstd, a.DecoderFinal, weights.DecoderFinalNormWeight, nd, d, eps);
+    }
+
+    /// <summary>a.Projection [n, d] = wo·act(a.Norm) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x), saving the pre-activations.</summary>
+    private void FeedForward(T5CpuActivations<T> a, T[] hidden, T[] linear, T5FeedForwardWeights<T> w, int n)
+    {
+        int d = config.Embedding, ff = config.FeedForwardSize;
+        Project(hidden, a.Norm, w.Input, n, d, ff);
+        if (config.IsGated)
+        {
+            Project(linear, a.Norm, w.Linear!, n, d, ff);
+            GatedGeluOps.Forward<T>(a.Wide.AsSpan(0, n * ff), hidden.AsSpan(0, n * ff), linear.AsSpan(0, n * ff));
+        }
+        else ReluOps.Forward<T>(a.Wide.AsSpan(0, n * ff), hidden.AsSpan(0, n * ff));
+        Project(a.Projection, a.Wide, w.Output, n, ff, d);
+    }
+
+    /// <summary>Logits, loss and (optionally) d(decoder output) at target positions only, in chunks of rows.</summary>
+    private T LanguageModelHead(TokenBatch batch, T5CpuActivations<T> a, bool withGradient, bool countGreedyMatches)
+    {
+        int nd = rows * decoderLength, d = config.Embedding, vocab = config.VocabSize;
+        int count = 0;
+        for (int b = 0; b < rows; b++)
+        {
+            int first = b * batch.SequenceLength + PromptLength + a.InputLengths[b] - 1;
+            for (int j = 0; j < a.TargetLengths[b]; j++)
+            {
+                int target = batch.Targets[first + j];
+                if ((uint)target >= (uint)vocab)
+                    throw new ArgumentException($"Batch row {b} has target id {target}, outside the vocabulary [0, {vocab}).");
+                a.TargetPositions[count] = b * decoderLength + j;
+                a.TargetIds[count] = target;
+                a.TargetRow[count] = b;
+                count++;
+            }
+        }
+        if (withGradient) a.DecoderOutputGradient.AsSpan(0, nd * d).Clear();
+        T gradientScale = withGradient ? T.One / T.CreateChecked(count) : T.Zero;
+        T headScale = HeadScale;
+        for (int start = 0; start < count; start += a.LogitRows)
+        {
+            int chunk = Math.Min(a.LogitRows, count - start);
+            for (int r = 0; r < chunk; r++)
+                a.DecoderOutput.AsSpan(a.TargetPositions[start + r] * d, d).CopyTo(a.TargetHidden.AsSpan(r * d, d));
+            CpuGemm.Gemm(false, true, chunk, vocab, d, headScale, a.TargetHidden, d, weights.HeadWeight, d, T.Zero, a.Logits, vocab);
+            if (countGreedyMatches)
+                for (int r = 0; r < chunk; r++)
+                    a.TargetArgmaxMatches[start + r] = TensorPrimitives.IndexOfMax<T>(a.Logits.AsSpan(r * vocab, vocab)) == a.TargetIds[start + r];
+            CrossEntropyOps.ForwardBackward<T>(a.Logits, a.RowLoss.AsSpan(start, chunk), a.TargetIds.AsSpan(start, chunk), chunk, vocab, gradientScale);
+            if (withGradient)
+            {
+                // logits = s·h·Eᵀ, so dh = s·dlogits·E.
+                CpuGemm.Gemm(false, false, chunk, d, vocab, headScale, a.Logits, vocab, weights.HeadWeight, d, T.Zero, a.TargetHidden, d);
+                for (int r = 0; r < chunk; r++)
+                    a.TargetHidden.AsSpan(r * d, d).CopyTo(a.DecoderOutputGradient.AsSpan(a.TargetPositions[start + r] * d, d));
+            }
+        }
+        T total = T.Zero;
+        for (int r = 0; r < count; r++) total += a.RowLoss[r];
+        return total / T.CreateChecked(count);
+    }
+
+    private void RunBackward(TokenBatch batch, bool accumulate)
+    {
+        var a = activations!;
+        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
+        var encoderKeys = a.EncoderLengths.AsSpan(0, rows);
+
+        var dDecoder = a.DecoderGradient;
+        dDecoder.AsSpan(0, nd * d).Clear();
+        RmsNormOps.Backward<T>(dDecoder, a.DecoderOutputGradient, a.DecoderFinal, weights.DecoderFinalNormWeight, a.DecoderFinalRstd, nd, d);
+        var dEncoderOutput = a.EncoderOutputGradient;
+        dEncoderOutput.AsSpan(0, ne * d).Clear();
+        var decoderBias = a.DecoderBias.AsSpan(0, heads * decoderLength * decoderLength);
+        for (int l = config.DecoderLayers - 1; l >= 0; l--)
+        {
+            var s = a.Decoder[l];
+            var w = weights.DecoderLayers[l];
+            FeedForwardBackward(a, dDecoder, s.Hidden, s.Linear, w.FeedForward, nd);
+            RmsNormOps.Backward<T>(dDecoder, a.Norm, s.Middle2, w.FeedForwardNormWeight, s.Rstd3, nd, d);
+
+            var ca = s.CrossAttention;
+            InputGradient(a.GradientAttention, dDecoder, w.CrossAttention.Output, nd, att, d);
+            BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, ca.Query, ca.Key, ca.Value, ca.Output, ca.LogSumExp,
+                [], encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false);
+            InputGradient(a.Norm, a.GradientQuery, w.CrossAttention.Query, nd, d, att);
+            RmsNormOps.Backward<T>(dDecoder, a.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd, d);
+            // Every decoder layer reads the same encoder output: its k and v gradients add up there.
+            InputGradient(dEncoderOutput, a.GradientKey, w.CrossAttention.Key, ne, d, att, accumulate: true);
+            InputGradient(dEncoderOutput, a.GradientValue, w.CrossAttention.Value, ne, d, att, accumulate: true);
+
+            var sa = s.SelfAttention;
+            InputGradient(a.GradientAttention, dDecoder, w.SelfAttention.Output, nd, att, d);
+            BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, sa.Query, sa.Key, sa.Value, sa.Output, sa.LogSumExp,
+                decoderBias, [], rows, decoderLength, decoderLength, heads, hs, causal: true);
+            QkvInputGradient(a, w.SelfAttention, nd);
+            RmsNormOps.Backward<T>(dDecoder, a.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, nd, d);
+        }
+
+        var dEncoder = a.EncoderGradient;
+        dEncoder.AsSpan(0, ne * d).Clear();
+        RmsNormOps.Backward<T>(dEncoder, dEncoderOutput, a.EncoderFinal, weights.EncoderFinalNormWeight, a.EncoderFinalRstd, ne, d);
+        var encoderBias = a.EncoderBias.AsSpan(0, heads * encoderLength * encoderLength);
+        for (int l = config.Layers - 1; l >= 0; l--)
+        {
+            var s = a.Encoder[l];
+            var w = weights.EncoderLayers[l];
+            FeedForwardBackward(a, dEncoder, s.Hidden, s.Linear, w.FeedForward, ne);
+            RmsNormOps.Backward<T>(dEncoder, a.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
+            var sa = s.SelfAttention;
+            InputGradient(a.GradientAttention, dEncoder, w.SelfAttention.Output, ne, att, d);
+            BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, sa.Query, sa.Key, sa.Value, sa.Output, sa.LogSumExp,
+                encoderBias, encoderKeys, rows, encoderLength, encoderLength, heads, hs, causal: false);
+            QkvInputGradient(a, w.SelfAttention, ne);
+            RmsNormOps.Backward<T>(dEncoder, a.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
+        }
+        EmbeddingOps.PromptGradient<T>(state.Gradient, dEncoder, batch.PromptIndex, rows, encoderLength, PromptLength, PromptCount, d, accumulate);
+    }
+
+    /// <summary>a.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>
+    private void FeedForwardBackward(T5CpuActivations<T> a, T[] dOut, T[] hidden, T[] linear, T5FeedForwardWeights<T> w, int n)
+    {
+        int d = config.Embedding, ff = config.FeedForwardSize;
+        var dWide = a.GradientWide.AsSpan(0, n * ff);
+        InputGradient(a.GradientWide, dOut, w.Output, n, ff, d);
+        if (config.IsGated)
+        {
+            GatedGeluOps.Backward<T>(dWide, a.GradientLinear.AsSpan(0, n * ff), dWide, hidden.AsSpan(0, n * ff), linear.AsSpan(0, n * ff));
+            InputGradient(a.Norm, a.GradientWide, w.Input, n, d, ff);
+            InputGradient(a.Norm, a.GradientLinear, w.Linear!, n, d, ff, accumulate: true);
+        }
+        else
+        {
+            ReluOps.Backward<T>(dWide, dWide, hidden.AsSpan(0, n * ff));
+            InputGradient(a.Norm, a.GradientWide, w.Input, n, d, ff);
+        }
+    }
+
+    /// <summary>a.Norm [n, d] = dq·Wq + dk·Wk + dv·Wv: self-attention's input reaches q, k and v.</summary>
+    private void QkvInputGradient(T5CpuActivations<T> a, T5AttentionWeights<T> w, int n)
+    {
+        int d = config.Embedding, att = config.AttentionSize;
+        InputGradient(a.Norm, a.GradientQuery, w.Query, n, d, att);
+        InputGradient(a.Norm, a.GradientKey, w.Key, n, d, att, accumulate: true);
+        InputGradient(a.Norm, a.GradientValue, w.Value, n, d, att, accumulate: true);
+    }
+
+    private ReadOnlySpan<T> TokenRow(int id) => weights.TokenEmbedding.AsSpan(id * config.Embedding, config.Embedding);
+
+    /// <summary>y [n, outDim] = x [n, inDim] · Wᵀ with W [outDim, inDim] (nn.Linear, no bias).</summary>
+    private static void Project(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, int n, int inDim, int outDim)
+        => CpuGemm.Gemm(false, true, n, outDim, inDim, T.One, x, inDim, weight, inDim, T.Zero, y, outDim);
+
+    /// <summary>dx [n, inDim] (=, or += when accumulating) dy [n, outDim] · W, W [outDim, inDim]. The only GEMM a frozen layer needs backward.</summary>
+    private static void InputGradient(Span<T> dx, ReadOnlySpan<T> dy, ReadOnlySpan<T> weight, int n, int inDim, int outDim, bool accumulate = false)
+        => CpuGemm.Gemm(false, false, n, inDim, outDim, T.One, dy, outDim, weight, inDim, accumulate ? T.One : T.Zero, dx, inDim);
+}

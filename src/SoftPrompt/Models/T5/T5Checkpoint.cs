@@ -1,0 +1,126 @@
+using System.Numerics;
+using SoftPrompt.Checkpoints;
+using static SoftPrompt.Models.T5.T5TensorNames;
+
+namespace SoftPrompt.Models.T5;
+
+/// <summary>Loads a Hugging Face T5 directory (config.json + safetensors) into <see cref="T5Weights{T}"/>.</summary>
+public static class T5Checkpoint
+{
+    /// <summary>
+    /// Reads every tensor once, converted to <typeparamref name="T"/>, after checking its shape against config.json.
+    /// tie_word_embeddings decides the head, as in Hugging Face: tied → shared.weight (a stored lm_head.weight is a
+    /// copy and is ignored), untied → lm_head.weight must be present. Copies that converted checkpoints carry
+    /// (encoder/decoder.embed_tokens.weight, the unused decoder.block.0.layer.1.EncDecAttention.relative_attention_bias)
+    /// are ignored; encoder.embed_tokens.weight stands in for shared.weight when only it was saved.
+    /// </summary>
+    public static T5Weights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        var config = T5Config.Load(Path.Combine(modelDir, "config.json"));
+        using var checkpoint = CheckpointDirectory.Open(modelDir);
+        string embedding = checkpoint.Contains(Shared) ? Shared
+            : checkpoint.Contains(EncoderEmbedTokens) ? EncoderEmbedTokens
+            : throw new CheckpointException(
+                $"{modelDir}: no '{Shared}' (or '{EncoderEmbedTokens}'), so this is not a T5 checkpoint ({NearestNames.Describe(Shared, checkpoint.TensorNames)}).");
+        foreach (var (stack, layers, field) in new[] { ("encoder", config.Layers, "num_layers"), ("decoder", config.DecoderLayers, "num_decoder_layers") })
+        {
+            if (checkpoint.Contains(Norm(Block(stack, layers), 0)))
+                throw new CheckpointException(
+                    $"{modelDir}: the checkpoint has a block {stack}.block.{layers} but config.json says {field}={layers}; use the config.json that came with these weights.");
+        }
+
+        var reader = new Reader<T>(checkpoint, config);
+        long d = config.Embedding, vocab = config.VocabSize;
+        var encoder = new T5EncoderLayerWeights<T>[config.Layers];
+        for (int i = 0; i < encoder.Length; i++)
+        {
+            string block = Block("encoder", i);
+            encoder[i] = new T5EncoderLayerWeights<T>
+            {
+                SelfAttentionNormWeight = reader.Read(Norm(block, 0), d),
+                SelfAttention = reader.Attention(Attention(block, 0, cross: false)),
+                FeedForwardNormWeight = reader.Read(Norm(block, 1), d),
+                FeedForward = reader.FeedForward(FeedForward(block, 1)),
+            };
+        }
+        var decoder = new T5DecoderLayerWeights<T>[config.DecoderLayers];
+        for (int i = 0; i < decoder.Length; i++)
+        {
+            string block = Block("decoder", i);
+            decoder[i] = new T5DecoderLayerWeights<T>
+            {
+                SelfAttentionNormWeight = reader.Read(Norm(block, 0), d),
+                SelfAttention = reader.Attention(Attention(block, 0, cross: false)),
+                CrossAttentionNormWeight = reader.Read(Norm(block, 1), d),
+                CrossAttention = reader.Attention(Attention(block, 1, cross: true)),
+                FeedForwardNormWeight = reader.Read(Norm(block, 2), d),
+                FeedForward = reader.FeedForward(FeedForward(block, 2)),
+            };
+        }
+        if (!config.TiedEmbeddings && !checkpoint.Contains(LanguageModelHead))
+            throw new CheckpointException(
+                $"{modelDir}: config.json says tie_word_embeddings=false but the checkpoint has no '{LanguageModelHead}'; download the complete checkpoint (T5 v1.1 keeps a separate LM head).");
+        return new T5Weights<T>
+        {
+            Config = config,
+            TokenEmbedding = reader.Read(embedding, vocab, d),
+            LanguageModelHead = config.TiedEmbeddings ? null : reader.Read(LanguageModelHead, vocab, d),
+            EncoderRelativeBias = reader.RelativeBias(EncoderRelativeBias, modelDir),
+            DecoderRelativeBias = reader.RelativeBias(DecoderRelativeBias, modelDir),
+            EncoderLayers = encoder,
+            DecoderLayers = decoder,
+            EncoderFinalNormWeight = reader.Read(EncoderFinalNorm, d),
+            DecoderFinalNormWeight = reader.Read(DecoderFinalNorm, d),
+        };
+    }
+
+    private sealed class Reader<T>(CheckpointDirectory checkpoint, T5Config config) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        public T5AttentionWeights<T> Attention(string prefix)
+        {
+            long d = config.Embedding, a = config.AttentionSize;
+            return new T5AttentionWeights<T>
+            {
+                Query = Read(prefix + "q.weight", a, d),
+                Key = Read(prefix + "k.weight", a, d),
+                Value = Read(prefix + "v.weight", a, d),
+                Output = Read(prefix + "o.weight", d, a),
+            };
+        }
+
+        public T5FeedForwardWeights<T> FeedForward(string prefix)
+        {
+            long d = config.Embedding, ff = config.FeedForwardSize;
+            if (!config.IsGated && checkpoint.Contains(prefix + "wi_0.weight"))
+                throw new CheckpointException(
+                    $"{checkpoint.DirectoryPath}: tensor '{prefix}wi_0.weight' belongs to a gated feed-forward but config.json says feed_forward_proj='{config.FeedForwardProjection}'; use the config.json that came with these weights (T5 v1.1 has \"gated-gelu\").");
+            return config.IsGated
+                ? new T5FeedForwardWeights<T> { Input = Read(prefix + "wi_0.weight", ff, d), Linear = Read(prefix + "wi_1.weight", ff, d), Output = Read(prefix + "wo.weight", d, ff) }
+                : new T5FeedForwardWeights<T> { Input = Read(prefix + "wi.weight", ff, d), Output = Read(prefix + "wo.weight", d, ff) };
+        }
+
+        public T[] RelativeBias(string name, string modelDir)
+        {
+            if (!checkpoint.Contains(name))
+                throw new CheckpointException(
+                    $"{modelDir}: no '{name}'. T5 keeps its relative position bias table [num_buckets, num_heads] in block 0 of each stack and shares it with every layer; "
+                    + $"the checkpoint is incomplete or not a T5 model ({NearestNames.Describe(name, checkpoint.TensorNames)}).");
+            return Read(name, config.RelativeBuckets, config.Heads);
+        }
+
+        public T[] Read(string name, params ReadOnlySpan<long> shape)
+        {
+            var info = checkpoint.GetInfo(name);
+            if (!info.HasShape(shape))
+                throw new CheckpointException(
+                    $"{info.FilePath}: tensor '{name}' has shape {info.ShapeText} but config.json (d_model={config.Embedding}, d_kv={config.HeadSize}, num_heads={config.Heads}, "
+                    + $"d_ff={config.FeedForwardSize}, vocab_size={config.VocabSize}, relative_attention_num_buckets={config.RelativeBuckets}) expects {TensorInfo.FormatShape(shape)}; "
+                    + "use the config.json that came with these weights.");
+            if (!info.DType.IsConvertibleFloat)
+                throw new CheckpointException($"{info.FilePath}: tensor '{name}' is stored as {info.DType}; T5 weights must be F32, F16, BF16 or F64.");
+            var values = GC.AllocateUninitializedArray<T>(checked((int)info.ElementCount));
+            checkpoint.Read<T>(name, values);
+            return values;
+        }
+    }
+}
