@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
@@ -84,16 +85,25 @@ internal static class EvalCommand
         else
         {
             var result = Evaluator.ExactMatch(engine, dataset.Examples, batchSize);
+            var generated = GenerationMetrics.Score(engine, dataset.Examples, StopToken(loaded.Directory), batchSize);
             document["task"] = "generation";
             document["metrics"] = JsonOutput.Metrics(new Dictionary<string, double>
             {
-                ["exact_match"] = result.Accuracy, ["token_accuracy"] = result.TokenAccuracy, ["loss"] = result.MeanLoss,
+                ["exact_match"] = generated.ExactMatch, ["token_f1"] = generated.TokenF1,
+                ["teacher_forced_exact_match"] = result.Accuracy, ["token_accuracy"] = result.TokenAccuracy, ["loss"] = result.MeanLoss,
             });
             human.WriteLine($"{promptPath} (P={prompt.Length}{step}) on {dataPath}: {dataset.Examples.Count} rows");
-            human.WriteLine(string.Create(inv, $"exact match {result.Accuracy:F4}  token accuracy {result.TokenAccuracy:F4}  loss {result.MeanLoss:F4}"));
-            human.WriteLine("(exact match of greedy decoding under teacher forcing: a row counts when every target token is the argmax)");
+            human.WriteLine(string.Create(inv, $"exact match {generated.ExactMatch:F4}  token F1 {generated.TokenF1:F4}  (greedy decoding)"));
+            human.WriteLine(string.Create(inv, $"teacher-forced: exact match {result.Accuracy:F4}  token accuracy {result.TokenAccuracy:F4}  loss {result.MeanLoss:F4}"));
         }
         if (json) JsonOutput.Write(document);
         return 0;
+    }
+
+    /// <summary>The tokenizer's end-of-sequence id, when the model directory has a tokenizer that declares one.</summary>
+    private static int? StopToken(string modelDirectory)
+    {
+        try { return TokenizerLoader.Load(modelDirectory).EosId; }
+        catch (Exception e) when (e is DataException or CheckpointException or IOException) { return null; }
     }
 }

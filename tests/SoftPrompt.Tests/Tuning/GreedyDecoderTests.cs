@@ -57,3 +57,28 @@ public sealed class GreedyDecoderTests
         Assert.That(actual, Is.EqualTo(expected).Within(1e-4));
     }
 }
+
+public sealed class GenerationMetricsTests
+{
+    [TestCase(new[] { 1, 2, 3 }, new[] { 1, 2, 3 }, 1.0)]
+    [TestCase(new[] { 3, 2, 1 }, new[] { 1, 2, 3 }, 1.0)]
+    [TestCase(new[] { 1, 1 }, new[] { 1, 2 }, 0.5)]
+    [TestCase(new[] { 4 }, new[] { 1, 2 }, 0.0)]
+    [TestCase(new[] { 1, 2, 3, 4 }, new[] { 1, 2 }, 2 * 0.5 * 1.0 / 1.5)]
+    public void TokenF1CountsTheMultisetOverlap(int[] predicted, int[] gold, double expected)
+        => Assert.That(GenerationMetrics.TokenF1(predicted, gold), Is.EqualTo(expected).Within(1e-12));
+
+    [Test]
+    public void DecodedExactMatchEqualsTeacherForcedExactMatchOnTheDemo()
+    {
+        string demo = Path.Combine(TestContext.CurrentContext.TestDirectory, "Demo");
+        using var model = EngineFactory.Open(Path.Combine(demo, "model"), "cpu");
+        var prompt = PromptFile.Load(Path.Combine(demo, "prompts", "reverse.safetensors"));
+        model.Engine.LoadPrompts(prompt.Values, 1, prompt.Length);
+        var dev = PretokenizedJsonl.Load(Path.Combine(demo, "data", "reverse.dev.jsonl"), model.Engine.VocabSize, 28).Take(30).ToList();
+        var generated = GenerationMetrics.Score(model.Engine, dev, stopToken: 22);
+        Assert.That(generated.ExactMatch, Is.EqualTo(Evaluator.ExactMatch(model.Engine, dev).Accuracy).Within(1e-12));
+        Assert.That(generated.ExactMatch, Is.GreaterThan(0.9));
+        Assert.That(generated.TokenF1, Is.GreaterThanOrEqualTo(generated.ExactMatch));
+    }
+}
