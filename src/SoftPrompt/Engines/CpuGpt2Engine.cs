@@ -12,6 +12,8 @@ namespace SoftPrompt.Engines;
 /// </summary>
 public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
+    /// <summary>Multiplies the next backward pass's gradient (see IPromptEngine.ForwardBackward).</summary>
+    private T lossGradientWeight = T.One;
     private readonly Gpt2Weights<T> weights;
     private readonly Gpt2Config config;
     private readonly CpuPromptState<T> state;
@@ -46,7 +48,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
 
     public float Forward(TokenBatch batch) => float.CreateTruncating(Loss(batch));
-    public float ForwardBackward(TokenBatch batch, bool accumulate = false) => float.CreateTruncating(LossAndGradient(batch, accumulate));
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f) => float.CreateTruncating(LossAndGradient(batch, accumulate, T.CreateChecked(gradientWeight)));
 
     public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
     {
@@ -68,8 +70,12 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     public T Loss(TokenBatch batch) => RunForward(batch, withGradient: false);
 
     /// <summary>Mean cross-entropy, and dLoss/dPrompts into <see cref="PromptGradient"/> (added to it when accumulating).</summary>
-    public T LossAndGradient(TokenBatch batch, bool accumulate = false)
+    public T LossAndGradient(TokenBatch batch, bool accumulate = false) => LossAndGradient(batch, accumulate, T.One);
+
+    /// <summary>As <see cref="LossAndGradient(TokenBatch, bool)"/>, with the gradient multiplied by <paramref name="gradientWeight"/>.</summary>
+    public T LossAndGradient(TokenBatch batch, bool accumulate, T gradientWeight)
     {
+        lossGradientWeight = gradientWeight;
         T loss = RunForward(batch, withGradient: true);
         RunBackward(batch, accumulate);
         return loss;
@@ -190,7 +196,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             count++;
         }
         if (withGradient) a.Gradient.AsSpan(0, n * c).Clear();
-        T scale = withGradient ? T.One / T.CreateChecked(count) : T.Zero;
+        T scale = withGradient ? lossGradientWeight / T.CreateChecked(count) : T.Zero;
         T total = T.Zero;
         for (int start = 0; start < count; start += a.LogitRows)
         {

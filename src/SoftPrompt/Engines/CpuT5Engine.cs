@@ -14,6 +14,8 @@ namespace SoftPrompt.Engines;
 /// </summary>
 public sealed class CpuT5Engine<T> : IPromptEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
+    /// <summary>Multiplies the next backward pass's gradient (see IPromptEngine.ForwardBackward).</summary>
+    private T lossGradientWeight = T.One;
     private readonly T5Weights<T> weights;
     private readonly T5Config config;
     private readonly CpuPromptState<T> state;
@@ -56,14 +58,18 @@ public sealed class CpuT5Engine<T> : IPromptEngine where T : unmanaged, IBinaryF
         => state.OptimizerStep(settings, step, learningRate, gradientScale);
 
     public float Forward(TokenBatch batch) => float.CreateTruncating(Loss(batch));
-    public float ForwardBackward(TokenBatch batch, bool accumulate = false) => float.CreateTruncating(LossAndGradient(batch, accumulate));
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f) => float.CreateTruncating(LossAndGradient(batch, accumulate, T.CreateChecked(gradientWeight)));
 
     /// <summary>Mean cross-entropy over the batch's targets.</summary>
     public T Loss(TokenBatch batch) => RunForward(batch, withGradient: false);
 
     /// <summary>Mean cross-entropy, and dLoss/dPrompts into <see cref="PromptGradient"/> (added to it when accumulating).</summary>
-    public T LossAndGradient(TokenBatch batch, bool accumulate = false)
+    public T LossAndGradient(TokenBatch batch, bool accumulate = false) => LossAndGradient(batch, accumulate, T.One);
+
+    /// <summary>As <see cref="LossAndGradient(TokenBatch, bool)"/>, with the gradient multiplied by <paramref name="gradientWeight"/>.</summary>
+    public T LossAndGradient(TokenBatch batch, bool accumulate, T gradientWeight)
     {
+        lossGradientWeight = gradientWeight;
         T loss = RunForward(batch, withGradient: true);
         RunBackward(batch, accumulate);
         return loss;
@@ -304,7 +310,7 @@ public sealed class CpuT5Engine<T> : IPromptEngine where T : unmanaged, IBinaryF
             }
         }
         if (withGradient) a.DecoderOutputGradient.AsSpan(0, nd * d).Clear();
-        T gradientScale = withGradient ? T.One / T.CreateChecked(count) : T.Zero;
+        T gradientScale = withGradient ? lossGradientWeight / T.CreateChecked(count) : T.Zero;
         T headScale = HeadScale;
         for (int start = 0; start < count; start += a.LogitRows)
         {

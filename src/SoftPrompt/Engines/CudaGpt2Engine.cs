@@ -12,6 +12,8 @@ namespace SoftPrompt.Engines;
 /// </summary>
 public sealed class CudaGpt2Engine : IPromptEngine
 {
+    /// <summary>Multiplies the next backward pass's gradient (see IPromptEngine.ForwardBackward).</summary>
+    private float lossGradientWeight = 1f;
     private readonly IComputeDevice device;
     private readonly bool ownsDevice;
     private readonly Gpt2Config config;
@@ -95,8 +97,9 @@ public sealed class CudaGpt2Engine : IPromptEngine
 
     public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
 
-    public float ForwardBackward(TokenBatch batch, bool accumulate = false)
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
     {
+        lossGradientWeight = gradientWeight;
         float loss = RunForward(batch, withGradient: true);
         RunBackward(accumulate);
         return loss;
@@ -261,7 +264,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
     {
         int c = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
         if (withGradient) device.Zero(p.Gradient.Slice(0, (long)n * c));
-        float scale = withGradient ? 1f / count : 0f;
+        float scale = withGradient ? lossGradientWeight / count : 0f;
         for (int start = 0; start < count; start += p.LogitRows)
         {
             int chunk = Math.Min(p.LogitRows, count - start);

@@ -38,8 +38,13 @@ public interface IPromptEngine : IDisposable
     void NextTokenLogits(TokenBatch batch, Span<float> logits) =>
         throw new NotSupportedException($"{GetType().Name} cannot decode yet; use rank classification or teacher-forced exact match.");
 
-    /// <summary>Forward and reverse pass; the prompt gradient replaces the previous one (no accumulation) unless <paramref name="accumulate"/>.</summary>
-    float ForwardBackward(TokenBatch batch, bool accumulate = false);
+    /// <summary>
+    /// Forward and reverse pass. The prompt gradient is d(mean loss of this batch)/dPrompt × <paramref name="gradientWeight"/>;
+    /// it replaces the previous gradient, or is added to it when <paramref name="accumulate"/>. Returns the batch's mean
+    /// loss. Exact gradient accumulation over micro-batches weights each by its target count and scales the optimizer
+    /// step by 1/(total targets), so the update equals one big batch's whatever the micro-batches' sizes.
+    /// </summary>
+    float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f);
     /// <summary>Copies dLoss/dPrompt out: [PromptCount, PromptLength, EmbeddingSize].</summary>
     void ReadPromptGradient(Span<float> destination);
 

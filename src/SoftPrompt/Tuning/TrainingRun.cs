@@ -9,13 +9,11 @@ namespace SoftPrompt.Tuning;
 /// The training loop with its bookkeeping: learning-rate schedule, gradient accumulation, dev evaluation with
 /// best-prompt selection and early stopping, checkpoints, and exact resumption.
 /// <para>
-/// Gradient accumulation: a step runs K micro-batches through ForwardBackward(accumulate) and one optimizer update
-/// with gradientScale 1/K, i.e. the gradient of the MEAN OF THE MICRO-BATCH LOSSES. Each micro-batch loss is already
-/// a mean over its own target tokens, so this equals the gradient of one batch of K×B rows (a mean over all its
-/// target tokens) exactly when every micro-batch has the same number of targets — fixed-length targets such as
-/// single-token or equal-length labels — and otherwise weights a target of a short micro-batch more. Token-exact
-/// weighting needs a per-micro-batch weight in the engine contract (see the product notes). The reported loss is
-/// token-weighted (Σ micro-batch loss × its targets / Σ targets), which is the K×B batch's loss in every case.
+/// Gradient accumulation: a step runs K micro-batches through ForwardBackward(accumulate), each weighted by its own
+/// target count, and one optimizer update scaled by 1/(all targets of the K micro-batches): the gradient of ONE batch
+/// of K×B rows (a mean over all its target tokens) whatever the micro-batches' sizes. A single micro-batch keeps
+/// weight 1 and scale 1. The reported loss is token-weighted (Σ micro-batch loss × its targets / Σ targets), the
+/// K×B batch's loss.
 /// </para>
 /// <para>
 /// Resumption is exact: a checkpoint holds the prompt, the optimizer state, the step, the sampler position and the
@@ -85,7 +83,6 @@ public sealed class TrainingRun
     {
         var clock = Stopwatch.StartNew();
         int startStep = Step, accumulation = options.GradientAccumulation;
-        float gradientScale = 1f / accumulation;
         float lastLoss = float.NaN;
         long tokens = 0;
         string? lastCheckpoint = null;
@@ -105,7 +102,7 @@ public sealed class TrainingRun
             for (int micro = 0; micro < accumulation; micro++)
             {
                 var batch = sampler.Next();
-                float loss = engine.ForwardBackward(batch, accumulate: micro > 0);
+                float loss = engine.ForwardBackward(batch, accumulate: micro > 0, gradientWeight: accumulation == 1 ? 1f : batch.TargetCount);
                 if (!float.IsFinite(loss))
                     throw new InvalidOperationException($"Loss became {loss} at step {step}; lower --lr or add --clip-norm.");
                 weightedLoss += (double)loss * batch.TargetCount;
@@ -113,6 +110,7 @@ public sealed class TrainingRun
                 stepTokens += batch.Rows * batch.SequenceLength;
             }
             float learningRate = options.Schedule.At(step, options.Steps, options.LearningRate);
+            float gradientScale = accumulation == 1 ? 1f : 1f / targets;
             engine.OptimizerStep(options.Optimizer, step, learningRate, gradientScale);
             Step = step;
             lastLoss = (float)(weightedLoss / targets);
