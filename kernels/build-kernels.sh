@@ -84,7 +84,7 @@ ptx_report() {  # ptxas -v output → one line per kernel: registers, spill stor
                                         if (st[k] + ld[k] > 0) spills = 1 }
              if (spills) print "    note: some kernels spill registers" }'
 }
-if stale "$ptx" "${kernel_inputs[@]}"; then
+if stale "$ptx" "${kernel_inputs[@]}" || [ ! -f "$OUT/ptx/softprompt.sm_90.cubin" ]; then
   if ! command -v nvcc >/dev/null 2>&1; then
     echo "kernels: nvcc not found; installing the CUDA toolkit (tools/install-deps.sh cuda)" >&2
     tools/install-deps.sh cuda >&2 || echo "warning: tools/install-deps.sh cuda failed" >&2
@@ -99,13 +99,15 @@ if stale "$ptx" "${kernel_inputs[@]}"; then
     nvcc "${host[@]}" -ptx -arch=compute_80 -O3 -std=c++17 -lineinfo -DNDEBUG -I kernels \
       -o "$ptx.tmp" "$OUT/gen/softprompt.cu"
     for sm in sm_80 sm_90; do
-      if ! ptxas -arch=$sm -v "$ptx.tmp" -o /dev/null >"$OUT/ptx/ptxas-$sm.txt" 2>&1; then
+      # The SASS ptxas writes is embedded too, so sm_80/sm_90 GPUs load the module without a JIT.
+      if ! ptxas -arch=$sm -O3 -v "$ptx.tmp" -o "$OUT/ptx/softprompt.$sm.cubin.tmp" >"$OUT/ptx/ptxas-$sm.txt" 2>&1; then
         cat "$OUT/ptx/ptxas-$sm.txt" >&2
         rm -f "$ptx.tmp" "$ptx"
         echo "error: ptxas -arch=$sm rejected the PTX" >&2
         exit 1
       fi
     done
+    for sm in sm_80 sm_90; do mv -f "$OUT/ptx/softprompt.$sm.cubin.tmp" "$OUT/ptx/softprompt.$sm.cubin"; done
     mv -f "$ptx.tmp" "$ptx"
     echo "kernels: PTX $(wc -c <"$ptx") bytes, ${#names[@]} kernels ($(elapsed "$t"))"
     for sm in sm_80 sm_90; do echo "  ptxas $sm:"; ptx_report <"$OUT/ptx/ptxas-$sm.txt"; done

@@ -19,6 +19,6 @@ internal static class BenchDevices
             "cuda-emulated" => false,
             _ => CudaDevice.IsAvailable(out _) && EmbeddedPtx.IsAvailable,
         };
-        return gpu ? CudaDevice.Open(0, EmbeddedPtx.Load) : new EmulatedDevice();
+        return gpu ? CudaDevice.Open(0, EmbeddedPtx.Load, EmbeddedPtx.LoadCubin) : new EmulatedDevice();
     }
 }

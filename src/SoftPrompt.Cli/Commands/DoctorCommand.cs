@@ -18,7 +18,7 @@ internal static class DoctorCommand
 
     private static int Run()
     {
-        var report = CudaDoctor.Run(EmbeddedPtx.Load, [device => LaunchCheck.Run(device)]);
+        var report = CudaDoctor.Run(EmbeddedPtx.Load, [device => LaunchCheck.Run(device)], EmbeddedPtx.LoadCubin);
         foreach (string line in report.Lines) Console.WriteLine(line);
         Console.WriteLine(EmulatorLine());
         Console.WriteLine(CpuGemm.UsesOpenBlas

@@ -11,6 +11,7 @@ public sealed unsafe partial class CudaDevice
     public const string KernelsNotBuiltMessage = "kernels were not built: run ./build.sh kernels (needs nvcc)";
 
     private readonly Func<string?>? loadPtx;
+    private readonly Func<ComputeCapability, byte[]?>? loadCubin;
     private CudaModule? module;
     // The dynamic shared memory limit already raised per kernel, so the attribute is set once, not every launch.
     private readonly Dictionary<nint, uint> dynamicSharedLimits = [];
@@ -23,6 +24,19 @@ public sealed unsafe partial class CudaDevice
         {
             ThrowIfDisposed();
             if (module is not null) return module;
+            // A cubin prebuilt for this architecture loads in milliseconds; the PTX JIT of the whole module takes
+            // seconds. A cubin the driver refuses (e.g. built for another minor architecture) falls back to the PTX.
+            if (loadCubin?.Invoke(ComputeCapability) is { } cubin)
+            {
+                try
+                {
+                    module = CudaModule.LoadBinary(this, cubin, $"kernel module (sm_{ComputeCapability.Major}{ComputeCapability.Minor} cubin)");
+                    return module;
+                }
+                catch (CudaException) when (loadPtx is not null)
+                {
+                }
+            }
             string? ptx = loadPtx?.Invoke();
             if (ptx is null) throw new CudaException(KernelsNotBuiltMessage);
             module = CudaModule.Load(this, ptx, "kernel module");

@@ -22,7 +22,7 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
     private bool disposed;
 
     private CudaDevice(CudaDeviceInfo info, int driverVersion, PrimaryContextHandle context, StreamHandle stream, CublasHandle blas,
-        int cublasVersion, Func<string?>? loadPtx)
+        int cublasVersion, Func<string?>? loadPtx, Func<ComputeCapability, byte[]?>? loadCubin)
     {
         Info = info;
         DriverVersion = driverVersion;
@@ -34,14 +34,16 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
         blasValue = blas.DangerousGetHandle();
         CublasVersion = cublasVersion;
         this.loadPtx = loadPtx;
+        this.loadCubin = loadCubin;
     }
 
     /// <summary>
     /// Opens GPU <paramref name="ordinal"/>. <paramref name="loadPtx"/> supplies the kernel module's PTX text (or null
-    /// when the kernels were not built); it is called once, on the first <see cref="GetKernel"/>.
+    /// when the kernels were not built); it is called once, on the first <see cref="GetKernel"/>. <paramref name="loadCubin"/>
+    /// may supply a cubin prebuilt for the GPU's compute capability, which is tried first (no JIT).
     /// </summary>
     /// <exception cref="CudaException">No driver, no such GPU, cuBLAS missing or failing to start.</exception>
-    public static CudaDevice Open(int ordinal = 0, Func<string?>? loadPtx = null)
+    public static CudaDevice Open(int ordinal = 0, Func<string?>? loadPtx = null, Func<ComputeCapability, byte[]?>? loadCubin = null)
     {
         CudaDriverProbe.Initialize();
         var info = QueryDevice(ordinal);
@@ -63,7 +65,7 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
             stream = new StreamHandle(context, rawStream);
 
             blas = CreateCublas(context, rawStream, out int cublasVersion);
-            return new CudaDevice(info, driverVersion, context, stream, blas, cublasVersion, loadPtx);
+            return new CudaDevice(info, driverVersion, context, stream, blas, cublasVersion, loadPtx, loadCubin);
         }
         catch
         {

@@ -36,7 +36,9 @@ public static class CudaDoctor
 {
     /// <param name="loadPtx">The kernel module's PTX provider (as given to <see cref="CudaDevice.Open"/>); null skips the module check.</param>
     /// <param name="deviceChecks">More checks run on GPU 0 once it opens (e.g. a tiny kernel launch); an exception becomes a failed check.</param>
-    public static DoctorReport Run(Func<string?>? loadPtx = null, IEnumerable<Func<CudaDevice, DoctorCheck>>? deviceChecks = null)
+    /// <param name="loadCubin">Prebuilt cubins per compute capability (as given to <see cref="CudaDevice.Open"/>), tried before the PTX.</param>
+    public static DoctorReport Run(Func<string?>? loadPtx = null, IEnumerable<Func<CudaDevice, DoctorCheck>>? deviceChecks = null,
+        Func<ComputeCapability, byte[]?>? loadCubin = null)
     {
         var checks = new List<DoctorCheck>
         {
@@ -45,7 +47,7 @@ public static class CudaDoctor
         bool usable = false;
         try
         {
-            usable = RunDriverChecks(checks, loadPtx, deviceChecks);
+            usable = RunDriverChecks(checks, loadPtx, deviceChecks, loadCubin);
         }
         catch (Exception e)
         {
@@ -54,7 +56,8 @@ public static class CudaDoctor
         return new DoctorReport(checks) { CudaUsable = usable };
     }
 
-    private static bool RunDriverChecks(List<DoctorCheck> checks, Func<string?>? loadPtx, IEnumerable<Func<CudaDevice, DoctorCheck>>? deviceChecks)
+    private static bool RunDriverChecks(List<DoctorCheck> checks, Func<string?>? loadPtx, IEnumerable<Func<CudaDevice, DoctorCheck>>? deviceChecks,
+        Func<ComputeCapability, byte[]?>? loadCubin)
     {
         if (!CudaDriverProbe.IsDriverLoadable)
         {
@@ -90,7 +93,7 @@ public static class CudaDoctor
         CudaDevice opened;
         try
         {
-            opened = CudaDevice.Open(0, loadPtx);
+            opened = CudaDevice.Open(0, loadPtx, loadCubin);
         }
         catch (CudaException e)
         {
@@ -116,7 +119,9 @@ public static class CudaDoctor
         try
         {
             var module = device.Kernels;
-            return new("kernel module", DoctorStatus.Ok, $"PTX JIT-compiled for compute capability {device.ComputeCapability} in {module.JitMilliseconds:F0} ms");
+            return new("kernel module", DoctorStatus.Ok, module.IsBinary
+                ? $"prebuilt cubin for compute capability {device.ComputeCapability} loaded in {module.JitMilliseconds:F0} ms"
+                : $"PTX JIT-compiled for compute capability {device.ComputeCapability} in {module.JitMilliseconds:F0} ms");
         }
         catch (CudaException e)
         {

@@ -26,7 +26,7 @@ public sealed unsafe class CudaModule : IDisposable
 
     /// <summary>The JIT's info log (register and spill reports when verbose); empty if it said nothing.</summary>
     public string InfoLog { get; }
-    /// <summary>How long cuModuleLoadDataEx took (mostly the PTX JIT).</summary>
+    /// <summary>How long cuModuleLoadDataEx took (for PTX, mostly the JIT).</summary>
     public double JitMilliseconds { get; }
 
     /// <summary>JIT-compiles <paramref name="ptx"/>; on failure the exception carries the JIT's error log.</summary>
@@ -36,7 +36,18 @@ public sealed unsafe class CudaModule : IDisposable
         int length = Encoding.UTF8.GetByteCount(ptx);
         byte[] image = new byte[length + 1];
         Encoding.UTF8.GetBytes(ptx, image);
+        return LoadImage(device, image, origin, $"{length} bytes of PTX", isBinary: false);
+    }
 
+    /// <summary>Loads a cubin built ahead of time for this GPU's architecture: no JIT at all.</summary>
+    internal static CudaModule LoadBinary(CudaDevice device, byte[] cubin, string origin) =>
+        LoadImage(device, cubin, origin, $"{cubin.Length} bytes of cubin", isBinary: true);
+
+    /// <summary>True when the module came from a prebuilt cubin, false when the driver JIT-compiled PTX.</summary>
+    public bool IsBinary { get; private init; }
+
+    private static CudaModule LoadImage(CudaDevice device, byte[] image, string origin, string what, bool isBinary)
+    {
         byte* info = (byte*)NativeMemory.AllocZeroed(LogBytes);
         byte* error = (byte*)NativeMemory.AllocZeroed(LogBytes);
         try
@@ -62,9 +73,9 @@ public sealed unsafe class CudaModule : IDisposable
             {
                 string errorLog = ReadLog(error, values[3]);
                 string log = errorLog.Length > 0 ? "JIT error log:" + Environment.NewLine + errorLog : "the JIT wrote no error log";
-                throw CudaCheck.Failure(result, $"cuModuleLoadDataEx({origin}, {length} bytes of PTX)", detail: log);
+                throw CudaCheck.Failure(result, $"cuModuleLoadDataEx({origin}, {what})", detail: log);
             }
-            return new CudaModule(device, new CudaModuleHandle(device.Context, module), infoLog, ms);
+            return new CudaModule(device, new CudaModuleHandle(device.Context, module), infoLog, ms) { IsBinary = isBinary };
         }
         finally
         {

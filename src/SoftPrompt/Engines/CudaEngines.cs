@@ -35,6 +35,6 @@ internal static class CudaEngines
     {
         if (!CudaDevice.IsAvailable(out string? reason)) throw new InvalidOperationException($"--device cuda: {reason}");
         if (!EmbeddedPtx.IsAvailable) throw new InvalidOperationException($"--device cuda: {EmbeddedPtx.NotBuiltMessage}");
-        return CudaDevice.Open(0, EmbeddedPtx.Load);
+        return CudaDevice.Open(0, EmbeddedPtx.Load, EmbeddedPtx.LoadCubin);
     }
 }

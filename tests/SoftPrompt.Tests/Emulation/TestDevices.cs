@@ -46,7 +46,7 @@ internal static class TestDevices
             if (required) Assert.Fail($"{GpuTestEnvironment.RequireGpuVariable}=1 but {EmbeddedPtx.NotBuiltMessage}");
             Assert.Ignore(EmbeddedPtx.NotBuiltMessage);
         }
-        return CudaDevice.Open(0, EmbeddedPtx.Load);
+        return CudaDevice.Open(0, EmbeddedPtx.Load, EmbeddedPtx.LoadCubin);
     }
 
     public static DeviceBuffer<T> Upload<T>(this IComputeDevice device, T[] data) where T : unmanaged

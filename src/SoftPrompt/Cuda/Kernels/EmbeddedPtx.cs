@@ -20,6 +20,26 @@ public static class EmbeddedPtx
 
     public static bool IsAvailable => Load() is not null;
 
+    /// <summary>
+    /// The cubin that ptxas built for the architecture family of <paramref name="capability"/> (sm_80 for 8.x, whose
+    /// SASS runs on 8.6/8.9 too; sm_90 for 9.0), or null: other GPUs JIT-compile the PTX. Fits CudaDevice.Open.
+    /// </summary>
+    public static byte[]? LoadCubin(ComputeCapability capability)
+    {
+        string? arch = capability switch
+        {
+            { Major: 8 } => "sm_80",
+            { Major: 9, Minor: 0 } => "sm_90",
+            _ => null,
+        };
+        if (arch is null) return null;
+        using Stream? stream = typeof(EmbeddedPtx).Assembly.GetManifestResourceStream($"SoftPrompt.Kernels.softprompt.{arch}.cubin");
+        if (stream is null) return null;
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
     private static string? Read()
     {
         using Stream? stream = typeof(EmbeddedPtx).Assembly.GetManifestResourceStream(ResourceName);
