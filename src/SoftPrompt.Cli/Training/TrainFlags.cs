@@ -25,7 +25,7 @@ internal sealed class TrainFlags
 
     public readonly Option<int?> Steps = new("--steps") { Description = "Optimizer steps (default 100)" };
     public readonly Option<int?> BatchSize = new("--batch-size") { Description = "Rows per micro-batch (default 8)" };
-    public readonly Option<int?> GradAccum = new("--grad-accum") { Description = "Micro-batches per optimizer step (default 1); the step's gradient is the mean of the micro-batch gradients" };
+    public readonly Option<int?> GradAccum = new("--grad-accum") { Description = "Micro-batches per optimizer step (default 1); each weighted by its target tokens, so a step equals one batch of K×B rows" };
     public readonly Option<float?> LearningRate = new("--lr") { Description = "Peak learning rate (default 0.3)" };
     public readonly Option<string?> Optimizer = new("--optimizer") { Description = "adafactor | adamw | sgd (default adamw)" };
     public readonly Option<string?> Schedule = new("--schedule") { Description = "constant | linear (default constant); both as transformers' *_schedule_with_warmup" };
