@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
-using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 
@@ -25,19 +24,21 @@ internal static class NeighborsCommand
 
     private static int Run(string modelDir, string promptPath, int k, string? labelList, bool json)
     {
-        var weights = Gpt2Checkpoint.Load<float>(modelDir);
+        var table = TokenEmbeddingTable.Load(modelDir);
         var file = PromptFile.Load(promptPath);
-        file.CheckBelongsTo(promptPath, weights.Config.Embedding, ModelFingerprint.Of(weights));
+        file.CheckBelongsTo(promptPath, table.Config.Embedding, table.Fingerprint);
         ITextTokenizer? tokenizer = TryTokenizer(modelDir);
+        // T5 pads its table past the tokenizer (32128 rows for 32100 pieces); rows no text can produce are not neighbours.
+        int searched = Math.Min(table.Config.VocabSize, tokenizer?.VocabSize ?? int.MaxValue);
         string Text(int id) => tokenizer?.TokenText(id) ?? $"<{id}>";
         var labelIds = new HashSet<int>();
         if (labelList is not null)
         {
-            if (tokenizer is null) throw new ArgumentException($"--labels needs a tokenizer in {modelDir} (vocab.json + merges.txt, tokenizer.json, or a SentencePiece model).");
+            if (tokenizer is null) throw new ArgumentException($"--labels needs a tokenizer in {modelDir} (vocab.json + merges.txt, tokenizer.json, a SentencePiece model such as T5's spiece.model, or a symbol vocab.json).");
             foreach (string label in labelList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 labelIds.UnionWith(tokenizer.Encode(label));
         }
-        var neighbors = PromptNeighbors.Find(file.Values, weights.TokenEmbedding, file.Width, k);
+        var neighbors = PromptNeighbors.Find(file.Values, table.Values.AsSpan(0, searched * file.Width), file.Width, k);
         var inv = CultureInfo.InvariantCulture;
         if (json)
         {
@@ -50,7 +51,7 @@ internal static class NeighborsCommand
             })));
             return 0;
         }
-        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest tokens by cosine similarity");
+        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest of {searched} {table.Config.Family} tokens by cosine similarity");
         foreach (var n in neighbors)
         {
             string tokens = string.Join("  ", n.Nearest.Select(x => string.Create(inv, $"{Text(x.TokenId)} ({x.Cosine:F2})")));
