@@ -28,9 +28,9 @@ internal static class NeighborsCommand
         var file = PromptFile.Load(promptPath);
         file.CheckBelongsTo(promptPath, table.Config.Embedding, table.Fingerprint);
         ITextTokenizer? tokenizer = TryTokenizer(modelDir);
-        // T5 pads its table past the tokenizer (32128 rows for 32100 pieces); rows no text can produce are not neighbours.
-        int searched = Math.Min(table.Config.VocabSize, tokenizer?.VocabSize ?? int.MaxValue);
-        string Text(int id) => tokenizer?.TokenText(id) ?? $"<{id}>";
+        // Every row is searched, also those the tokenizer cannot spell (T5's sentinels <extra_id_*> past spiece.model's
+        // 32000 pieces, and its unused rows up to 32128): they print as <id N>.
+        string Text(int id) => tokenizer is not null && id < tokenizer.VocabSize ? tokenizer.TokenText(id) : $"<id {id}>";
         var labelIds = new HashSet<int>();
         if (labelList is not null)
         {
@@ -38,7 +38,7 @@ internal static class NeighborsCommand
             foreach (string label in labelList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 labelIds.UnionWith(tokenizer.Encode(label));
         }
-        var neighbors = PromptNeighbors.Find(file.Values, table.Values.AsSpan(0, searched * file.Width), file.Width, k);
+        var neighbors = PromptNeighbors.Find(file.Values, table.Values, file.Width, k);
         var inv = CultureInfo.InvariantCulture;
         if (json)
         {
@@ -51,7 +51,7 @@ internal static class NeighborsCommand
             })));
             return 0;
         }
-        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest of {searched} {table.Config.Family} tokens by cosine similarity");
+        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest of the {table.Config.VocabSize} rows of the {table.Config.Family} embedding table by cosine similarity");
         foreach (var n in neighbors)
         {
             string tokens = string.Join("  ", n.Nearest.Select(x => string.Create(inv, $"{Text(x.TokenId)} ({x.Cosine:F2})")));

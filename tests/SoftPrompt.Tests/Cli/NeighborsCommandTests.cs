@@ -14,7 +14,7 @@ public sealed class NeighborsCommandTests : CliScratch
         var (code, stdout, stderr) = CliRunner.Run("neighbors", "--model", Path.Combine(demo, "model"), "--prompt", Path.Combine(demo, "prompts", "copy.safetensors"),
             "--k", "3", "--labels", "<copy>,<sort>");
         Assert.That(code, Is.EqualTo(0), stderr);
-        Assert.That(stdout, Does.Contain($"4 vectors × 64; 3 nearest of {vocabulary} {family} tokens"));
+        Assert.That(stdout, Does.Contain($"4 vectors × 64; 3 nearest of the {vocabulary} rows of the {family} embedding table"));
         Assert.That(stdout, Does.Contain("cohesion").And.Contain("mean cohesion"));
         Assert.That(stdout, Does.Not.Contain("<id "), "every neighbour is spelled by the symbol vocabulary");
 
