@@ -5,7 +5,9 @@ using System.Text.Json;
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Engines;
+using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Cli.Commands;
 
@@ -15,11 +17,11 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Hugging Face checkpoint directory" };
-        var shape = new Option<string?>("--shape") { Description = string.Join(" | ", Gpt2Shapes.Named.Keys) + " (random weights)" };
+        var shape = new Option<string?>("--shape") { Description = string.Join(" | ", ShapeNames) + " (random weights; T5 shapes are v1.1/LM-adapted and run on --device cpu)" };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
-        var seq = new Option<int>("--seq-len") { Description = "Tokens per row after the prompt", DefaultValueFactory = _ => 256 };
+        var seq = new Option<int>("--seq-len") { Description = "Tokens per row after the prompt (T5: encoder input tokens)", DefaultValueFactory = _ => 256 };
         var promptLength = new Option<int>("--prompt-length") { DefaultValueFactory = _ => 100 };
-        var targets = new Option<int?>("--targets") { Description = "Target tokens per row (default: all but the first token, i.e. language modelling)" };
+        var targets = new Option<int?>("--targets") { Description = $"Target tokens per row (default: all but the first token, i.e. language modelling; T5: decoder target tokens, default {DefaultT5Targets})" };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 2 };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
@@ -34,35 +36,37 @@ internal static class BenchCommand
         return command;
     }
 
+    private const int DefaultT5Targets = 32;
+
+    private static IEnumerable<string> ShapeNames => Gpt2Shapes.Named.Keys.Concat(T5Shapes.Named.Keys);
+
     private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
-        LoadedModel loaded;
-        var options = new EngineOptions(AllowTf32: tf32);
-        if (shapeName is not null)
-        {
-            if (!Gpt2Shapes.Named.TryGetValue(shapeName, out var config))
-                throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", Gpt2Shapes.Named.Keys)}.");
-            loaded = EngineFactory.Create(Gpt2Weights<float>.CreateRandom(config, seed: 1), device, shapeName, options);
-        }
-        else loaded = EngineFactory.Open(modelDir!, device, options);
-        using var owner = loaded;
+        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(AllowTf32: tf32));
         var engine = loaded.Engine;
         var c = loaded.Config;
-        int positions = promptLength + seqLen;
-        if (positions > c.MaxPositions) throw new ArgumentException($"prompt {promptLength} + {seqLen} tokens exceed n_positions {c.MaxPositions}.");
-        int targetCount = Math.Clamp(targetsPerRow ?? seqLen - 1, 1, seqLen);
+        // Decoder-only rows are [prompt, tokens] with the last targets as labels; encoder-decoder rows feed
+        // prompt + seq-len tokens to the encoder and a separate run of targets to the decoder.
+        bool encoderDecoder = loaded.Family == ModelFamily.T5;
+        int targetCount = encoderDecoder ? targetsPerRow ?? DefaultT5Targets : Math.Clamp(targetsPerRow ?? seqLen - 1, 1, seqLen);
+        if (targetCount <= 0) throw new ArgumentException($"--targets must be positive (got {targetCount}).");
+        int inputTokens = encoderDecoder ? seqLen : seqLen - targetCount;
+        int rowTokens = inputTokens + targetCount;
+        int encoderPositions = promptLength + inputTokens;
+        if (encoderDecoder ? Math.Max(encoderPositions, targetCount) > c.MaxPositions : promptLength + seqLen > c.MaxPositions)
+            throw new ArgumentException($"prompt {promptLength} + {seqLen} tokens{(encoderDecoder ? $" (or {targetCount} targets)" : "")} exceed the model's limit of {c.MaxPositions} positions.");
         var random = new Random(3);
         var prompt = new float[promptLength * c.Embedding];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = (float)(random.NextDouble() - 0.5);
         engine.LoadPrompts(prompt, 1, promptLength);
-        var batch = new TokenBatch(batchSize, seqLen, promptLength);
-        batch.Reset(seqLen);
-        var ids = new int[seqLen];
+        var batch = new TokenBatch(batchSize, rowTokens, promptLength);
+        batch.Reset(rowTokens);
+        var ids = new int[rowTokens];
         for (int row = 0; row < batchSize; row++)
         {
-            for (int i = 0; i < seqLen; i++) ids[i] = random.Next(c.VocabSize);
-            batch.AddRow(ids.AsSpan(0, seqLen - targetCount), ids.AsSpan(seqLen - targetCount));
+            for (int i = 0; i < rowTokens; i++) ids[i] = random.Next(c.VocabSize);
+            batch.AddRow(ids.AsSpan(0, inputTokens), ids.AsSpan(inputTokens));
         }
         var optimizer = new OptimizerSettings(OptimizerKind.AdamW);
         for (int s = 1; s <= warmup; s++) { engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, s, 1e-3f); }
@@ -73,15 +77,21 @@ internal static class BenchCommand
         _ = engine.LastGradientNorm;
         double seconds = clock.Elapsed.TotalSeconds;
         double msPerStep = 1000 * seconds / steps;
+        // Every position a stack runs over: prompt + tokens, and for T5 the decoder's target positions too.
+        int positions = promptLength + rowTokens;
         double tokensPerSecond = (double)batchSize * positions * steps / seconds;
-        double tflops = c.TrainingStepFlops(batchSize, positions, (long)batchSize * targetCount) * steps / seconds / 1e12;
+        long targetTotal = (long)batchSize * targetCount;
+        double flops = c is T5Config t5
+            ? t5.TrainingStepFlops(batchSize, encoderPositions, targetCount, targetTotal)
+            : c.TrainingStepFlops(batchSize, positions, targetTotal);
+        double tflops = flops * steps / seconds / 1e12;
         long memory = MemoryUsed(engine);
         var inv = CultureInfo.InvariantCulture;
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
             {
-                ["model"] = loaded.Directory, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
+                ["model"] = loaded.Directory, ["family"] = loaded.Family, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
                 ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32,
@@ -90,10 +100,25 @@ internal static class BenchCommand
         else
         {
             Console.WriteLine($"{loaded.Directory} on {Describe(engine)}");
-            Console.WriteLine(string.Create(inv, $"batch {batchSize} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row, {steps} steps"));
+            Console.WriteLine(encoderDecoder
+                ? string.Create(inv, $"batch {batchSize} × (encoder: prompt {promptLength} + {seqLen} tokens; decoder: {targetCount} targets), {steps} steps")
+                : string.Create(inv, $"batch {batchSize} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row, {steps} steps"));
             Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
         }
         return 0;
+    }
+
+    private static LoadedModel Load(string? modelDir, string? shapeName, string device, EngineOptions options)
+    {
+        if (shapeName is null) return EngineFactory.Open(modelDir!, device, options);
+        if (Gpt2Shapes.Named.TryGetValue(shapeName, out var gpt2))
+            return EngineFactory.Create(Gpt2Weights<float>.CreateRandom(gpt2, seed: 1), device, shapeName, options);
+        if (T5Shapes.Named.TryGetValue(shapeName, out var t5))
+        {
+            EngineFactory.CheckT5Device(device); // before building gigabytes of random weights
+            return EngineFactory.Create(T5Weights<float>.CreateRandom(t5, seed: 1), device, shapeName);
+        }
+        throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
     }
 
     private static string Describe(IPromptEngine engine) => engine is CudaGpt2Engine cuda ? cuda.Device.Description : "cpu";

@@ -3,45 +3,63 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using SoftPrompt.Engines;
+using SoftPrompt.Models;
+using SoftPrompt.Models.T5;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Cli.Commands;
 
 /// <summary>
-/// `softprompt demo`: on the bundled tiny GPT-2 (pretrained on a synthetic language where a task token picks
-/// copy / reverse / sort / majority), tune soft prompts that stand in for the task token — the tuning data
-/// never contains it — and compare their dev accuracy with the real task token's.
+/// `softprompt demo`: on a bundled tiny model (GPT-2 by default, or T5 with --model-family t5; both pretrained on
+/// the same synthetic language where a task token picks copy / reverse / sort / majority), tune soft prompts that
+/// stand in for the task token — the tuning data never contains it — and compare their dev accuracy with the real
+/// task token's.
 /// </summary>
 internal static class DemoCommand
 {
     public static Command Create()
     {
-        var device = new Option<string>("--device") { Description = "cpu | cuda | cuda-emulated", DefaultValueFactory = _ => EngineFactory.DefaultDevice };
+        var family = new Option<string>("--model-family") { Description = "gpt2 (decoder-only) | t5 (encoder-decoder: the prompt goes to the encoder)", DefaultValueFactory = _ => ModelFamily.Gpt2 };
+        family.AcceptOnlyFromAmong(ModelFamily.Gpt2, ModelFamily.T5);
+        var device = new Option<string?>("--device") { Description = "cpu | cuda | cuda-emulated (default: cuda when a GPU is present, else cpu; T5 runs on cpu only)" };
         var tasks = new Option<string?>("--tasks") { Description = "Comma-separated subset of copy,reverse,sort,majority" };
         var steps = new Option<int?>("--steps") { Description = "Override the recipe's step count" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var outDir = new Option<string?>("--out-dir") { Description = "Write each tuned prompt here as <task>.safetensors" };
-        var command = new Command("demo", "Prompt-tune the bundled tiny model and compare with its task tokens") { device, tasks, steps, seed, outDir };
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(device)!, r.GetValue(tasks), r.GetValue(steps), r.GetValue(seed), r.GetValue(outDir))));
+        var command = new Command("demo", "Prompt-tune a bundled tiny model and compare with its task tokens") { family, device, tasks, steps, seed, outDir };
+        command.SetAction(r => CliErrors.Run(() =>
+        {
+            string modelFamily = r.GetValue(family)!;
+            // T5 has no CUDA engine yet, so its demo does not follow the GPU default.
+            string chosen = r.GetValue(device) ?? (modelFamily == ModelFamily.T5 ? "cpu" : EngineFactory.DefaultDevice);
+            return Run(DirectoryOf(modelFamily), chosen, r.GetValue(tasks), r.GetValue(steps), r.GetValue(seed), r.GetValue(outDir));
+        }));
         return command;
     }
 
+    /// <summary>The GPT-2 demo (model/, data/, prompts/, tasks.json); the T5 demo sits in its t5/ folder and reuses data/.</summary>
     public static string DemoDirectory => Path.Combine(AppContext.BaseDirectory, "Demo");
 
-    private static int Run(string device, string? taskFilter, int? stepsOverride, int seed, string? outDir)
+    public static string DirectoryOf(string family) => family == ModelFamily.T5 ? Path.Combine(DemoDirectory, "t5") : DemoDirectory;
+
+    private static int Run(string demoDirectory, string device, string? taskFilter, int? stepsOverride, int seed, string? outDir)
     {
         var inv = CultureInfo.InvariantCulture;
-        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(DemoDirectory, "tasks.json")));
-        using var model = EngineFactory.Open(Path.Combine(DemoDirectory, "model"), device);
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(demoDirectory, "tasks.json")));
+        string modelDirectory = Path.Combine(demoDirectory, manifest.RootElement.TryGetProperty("model", out var m) ? m.GetString()! : "model");
+        using var model = EngineFactory.Open(modelDirectory, device);
         var engine = model.Engine;
         int width = model.Config.Embedding;
         var wanted = taskFilter?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
-        Console.WriteLine($"SoftPrompt demo: tiny GPT-2 ({model.Config.Layers} layers, d={width}, vocab {model.Config.VocabSize}) on device {engine.DeviceName}");
+        string shape = model.Config is T5Config t5
+            ? $"tiny T5 ({t5.Layers}+{t5.DecoderLayers} layers, d={width}, vocab {t5.VocabSize}; the prompt is prepended to the encoder input)"
+            : $"tiny GPT-2 ({model.Config.Layers} layers, d={width}, vocab {model.Config.VocabSize})";
+        Console.WriteLine($"SoftPrompt demo: {shape} on device {engine.DeviceName}");
         Console.WriteLine("Soft prompts replace the task token; the tuning data never contains it.");
         Console.WriteLine();
         Console.WriteLine($"{"task",-10} {"task token",10} {"untuned",8} {"tuned",8} {"tuned/token",12} {"steps",6} {"seconds",8}  nearest token to each tuned prompt vector");
-        var vocabulary = SymbolNames(Path.Combine(DemoDirectory, "model", "vocab.json"));
+        var vocabulary = SymbolNames(Path.Combine(modelDirectory, "vocab.json"));
         int passing = 0, total = 0;
         foreach (var task in manifest.RootElement.GetProperty("tasks").EnumerateArray())
         {
@@ -54,8 +72,8 @@ internal static class DemoCommand
             float lr = recipe.GetProperty("lr").GetSingle();
             float range = recipe.GetProperty("init_range").GetSingle();
             int maxTokens = engine.MaxPositions - promptLength;
-            var train = PretokenizedJsonl.Load(Path.Combine(DemoDirectory, task.GetProperty("train").GetString()!), engine.VocabSize, maxTokens);
-            var dev = PretokenizedJsonl.Load(Path.Combine(DemoDirectory, task.GetProperty("dev").GetString()!), engine.VocabSize, maxTokens);
+            var train = PretokenizedJsonl.Load(Path.GetFullPath(Path.Combine(demoDirectory, task.GetProperty("train").GetString()!)), engine.VocabSize, maxTokens);
+            var dev = PretokenizedJsonl.Load(Path.GetFullPath(Path.Combine(demoDirectory, task.GetProperty("dev").GetString()!)), engine.VocabSize, maxTokens);
 
             // The task token as a prompt: the embeddings of [<fill>…, TASK] at the same positions.
             int filler = task.GetProperty("filler_id").GetInt32(), taskToken = task.GetProperty("task_token_id").GetInt32();

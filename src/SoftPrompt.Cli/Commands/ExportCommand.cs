@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Engines;
+using SoftPrompt.Models;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Cli.Commands;
@@ -27,25 +28,32 @@ internal static class ExportCommand
         var prompt = PromptFile.Load(promptPath);
         int layers, heads;
         string? modelPath;
+        string family;
         if (modelDirectory is not null)
         {
             using var loaded = EngineFactory.Open(modelDirectory, "cpu");
             prompt.CheckBelongsTo(promptPath, loaded.Config.Embedding, loaded.Fingerprint);
-            (layers, heads, modelPath) = (loaded.Config.Layers, loaded.Config.Heads, loaded.Directory);
+            (layers, heads, modelPath, family) = (loaded.Config.Layers, loaded.Config.Heads, loaded.Directory, loaded.Family);
         }
         else
         {
             layers = Int(prompt, "model_layers", promptPath);
             heads = Int(prompt, "model_heads", promptPath);
             modelPath = prompt.Metadata.GetValueOrDefault("model_path");
+            // Prompt files from before T5 carry no family; they were all GPT-2's.
+            family = prompt.Metadata.GetValueOrDefault(PromptFile.FamilyKey, ModelFamily.Gpt2);
         }
         string name = baseModel ?? modelPath ?? throw new ArgumentException($"{promptPath}: the prompt does not say which model it belongs to; give --base-model NAME (e.g. gpt2) or --model DIR.");
         InitSpec init;
         try { init = InitSpec.Parse(prompt.Metadata.GetValueOrDefault("init", "random-uniform")); }
         catch (ArgumentException) { init = InitSpec.RandomUniform; }
-        PeftAdapter.Export(prompt, output, new PeftExportSettings(name, layers, heads, Init: init));
-        Console.WriteLine($"wrote {Path.Combine(output, PeftAdapter.WeightsFile)} (prompt_embeddings [{prompt.Length}, {prompt.Width}]) and {Path.Combine(output, PeftAdapter.ConfigFile)} (PROMPT_TUNING, base model {name})");
-        Console.WriteLine($"load it with: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(\"{name}\"), \"{output}\")");
+        string taskType = PeftAdapter.TaskTypeFor(family);
+        PeftAdapter.Export(prompt, output, new PeftExportSettings(name, layers, heads, taskType, init));
+        Console.WriteLine($"wrote {Path.Combine(output, PeftAdapter.WeightsFile)} (prompt_embeddings [{prompt.Length}, {prompt.Width}]) and {Path.Combine(output, PeftAdapter.ConfigFile)} (PROMPT_TUNING {taskType}, base model {name})");
+        string auto = taskType == PeftAdapter.Seq2SeqLm ? "AutoModelForSeq2SeqLM" : "AutoModelForCausalLM";
+        Console.WriteLine($"load it with: PeftModel.from_pretrained({auto}.from_pretrained(\"{name}\"), \"{output}\")");
+        if (taskType == PeftAdapter.Seq2SeqLm)
+            Console.WriteLine("num_transformer_submodules is 1: PEFT prepends the prompt to the encoder input only, as SoftPrompt trained it (PEFT's default of 2 would also prompt the decoder).");
         return 0;
     }
 

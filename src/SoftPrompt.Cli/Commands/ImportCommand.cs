@@ -30,6 +30,10 @@ internal static class ImportCommand
             if (prompt.Length >= loaded.Config.MaxPositions)
                 throw new CheckpointException($"{directory}: {prompt.Length} virtual tokens leave no room for input within the model's n_positions {loaded.Config.MaxPositions}.");
             prompt.CheckBelongsTo(directory, loaded.Config.Embedding, loaded.Fingerprint);
+            // Other task types (SEQ_CLS, FEATURE_EXTRACTION …) still hold an input prompt; only the two LM types say which architecture.
+            string? taskType = prompt.Metadata.GetValueOrDefault(PeftAdapter.TaskTypeKey);
+            if (taskType is PeftAdapter.CausalLm or PeftAdapter.Seq2SeqLm && taskType != PeftAdapter.TaskTypeFor(loaded.Family))
+                throw new CheckpointException($"{directory}: the adapter's task_type is {taskType} but {modelDirectory} is a {loaded.Family} model ({PeftAdapter.TaskTypeFor(loaded.Family)}); it was trained for another kind of model.");
             metadata[PromptFile.FamilyKey] = loaded.Family;
             metadata[PromptFile.FingerprintKey] = loaded.Fingerprint;
             metadata["model_path"] = loaded.Directory;
@@ -37,6 +41,9 @@ internal static class ImportCommand
             metadata["model_heads"] = loaded.Config.Heads.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
         new PromptFile(prompt.Values, prompt.Length, prompt.Width, metadata).Save(output);
+        if (metadata.TryGetValue(PeftAdapter.DroppedDecoderRowsKey, out var dropped))
+            Console.WriteLine($"note: the adapter has 2 transformer submodules; kept its {prompt.Length} encoder rows and dropped the {dropped} decoder rows " +
+                "(PEFT's generate() uses only the encoder rows, its forward() also prepends the decoder rows to the decoder input; SoftPrompt prompts the encoder only).");
         Console.WriteLine($"wrote {output}: prompt [{prompt.Length}, {prompt.Width}] from {directory}" +
             (modelDirectory is null ? " (not tied to a model: pass --model DIR to check its shape and record the model's fingerprint)" : $", for model {metadata[PromptFile.FingerprintKey]}"));
         return 0;

@@ -58,16 +58,11 @@ internal static class InfoCommand
         return 0;
     }
 
-    /// <summary>The model's sizes and fingerprint, whatever its family (loads the weights: the fingerprint hashes the embedding table).</summary>
+    /// <summary>The model's sizes and fingerprint, whatever its family (reads the embedding table, which the fingerprint hashes).</summary>
     private static (IModelConfig Config, string Fingerprint) Identify(string modelDirectory)
     {
-        if (ModelFamily.Detect(modelDirectory) == ModelFamily.T5)
-        {
-            var t5 = T5Checkpoint.Load<float>(modelDirectory);
-            return (t5.Config, ModelFingerprint.Of(t5));
-        }
-        var gpt2 = Gpt2Checkpoint.Load<float>(modelDirectory);
-        return (gpt2.Config, ModelFingerprint.Of(gpt2));
+        var table = TokenEmbeddingTable.Load(modelDirectory);
+        return (table.Config, table.Fingerprint);
     }
 
     private static int DescribePrompt(string promptPath, string? modelDirectory)

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
-using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 
@@ -25,19 +24,21 @@ internal static class NeighborsCommand
 
     private static int Run(string modelDir, string promptPath, int k, string? labelList, bool json)
     {
-        var weights = Gpt2Checkpoint.Load<float>(modelDir);
+        var table = TokenEmbeddingTable.Load(modelDir);
         var file = PromptFile.Load(promptPath);
-        file.CheckBelongsTo(promptPath, weights.Config.Embedding, ModelFingerprint.Of(weights));
+        file.CheckBelongsTo(promptPath, table.Config.Embedding, table.Fingerprint);
         ITextTokenizer? tokenizer = TryTokenizer(modelDir);
-        string Text(int id) => tokenizer?.TokenText(id) ?? $"<{id}>";
+        // Every row is searched, also those the tokenizer cannot spell (T5's sentinels <extra_id_*> past spiece.model's
+        // 32000 pieces, and its unused rows up to 32128): they print as <id N>.
+        string Text(int id) => tokenizer is not null && id < tokenizer.VocabSize ? tokenizer.TokenText(id) : $"<id {id}>";
         var labelIds = new HashSet<int>();
         if (labelList is not null)
         {
-            if (tokenizer is null) throw new ArgumentException($"--labels needs a tokenizer in {modelDir} (vocab.json + merges.txt, tokenizer.json, or a SentencePiece model).");
+            if (tokenizer is null) throw new ArgumentException($"--labels needs a tokenizer in {modelDir} (vocab.json + merges.txt, tokenizer.json, a SentencePiece model such as T5's spiece.model, or a symbol vocab.json).");
             foreach (string label in labelList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 labelIds.UnionWith(tokenizer.Encode(label));
         }
-        var neighbors = PromptNeighbors.Find(file.Values, weights.TokenEmbedding, file.Width, k);
+        var neighbors = PromptNeighbors.Find(file.Values, table.Values, file.Width, k);
         var inv = CultureInfo.InvariantCulture;
         if (json)
         {
@@ -50,7 +51,7 @@ internal static class NeighborsCommand
             })));
             return 0;
         }
-        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest tokens by cosine similarity");
+        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest of the {table.Config.VocabSize} rows of the {table.Config.Family} embedding table by cosine similarity");
         foreach (var n in neighbors)
         {
             string tokens = string.Join("  ", n.Nearest.Select(x => string.Create(inv, $"{Text(x.TokenId)} ({x.Cosine:F2})")));

@@ -12,7 +12,7 @@ namespace SoftPrompt.Engines;
 /// decoder position j predicts target j. The reverse pass computes input gradients only: through the decoder,
 /// into the encoder output through every cross-attention's k and v, and down the encoder to the prompt rows.
 /// </summary>
-public sealed class CpuT5Engine<T> : IPromptEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
+public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
     /// <summary>Multiplies the next backward pass's gradient (see IPromptEngine.ForwardBackward).</summary>
     private T lossGradientWeight = T.One;
@@ -102,6 +102,19 @@ public sealed class CpuT5Engine<T> : IPromptEngine where T : unmanaged, IBinaryF
         if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
         CpuGemm.Gemm(false, true, n, config.VocabSize, config.Embedding, HeadScale, activations!.DecoderOutput, config.Embedding,
             weights.HeadWeight, config.Embedding, T.Zero, logits, config.VocabSize);
+    }
+
+    public void DecoderLogits(TokenBatch batch, Span<float> logits)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Logits(batch, System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(logits));
+            return;
+        }
+        // fp64 engines (gradient checks) decode through a temporary: decoding is not a training step.
+        var wide = new T[logits.Length];
+        Logits(batch, wide);
+        for (int i = 0; i < wide.Length; i++) logits[i] = float.CreateTruncating(wide[i]);
     }
 
     public void Dispose() => activations = null;

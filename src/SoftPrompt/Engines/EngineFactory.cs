@@ -59,7 +59,8 @@ public static class EngineFactory
     /// <summary>cuda when a usable GPU is present, else cpu.</summary>
     public static string DefaultDevice => CudaEngines.GpuAvailable ? "cuda" : "cpu";
 
-    private static void CheckT5Device(string device)
+    /// <summary>Throws unless T5 can run on <paramref name="device"/>: callers that build T5 weights themselves check first, as a refusal should not cost a load.</summary>
+    public static void CheckT5Device(string device)
     {
         if (device is "cuda" or "cuda-emulated")
             throw new NotSupportedException($"T5 on the CUDA engine is not implemented yet; use --device cpu (asked for --device {device}).");

@@ -16,7 +16,10 @@ public static class GenerationMetrics
     {
         if (examples.Count == 0) throw new ArgumentException("No examples to evaluate.");
         int longest = examples.Max(e => e.Target.Length);
-        var decoded = GreedyDecoder.Generate(engine, examples.Select(e => e.Input).ToList(), longest, stopToken, batchSize);
+        var inputs = examples.Select(e => e.Input).ToList();
+        var decoded = engine is IEncoderDecoderEngine seq2seq
+            ? Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, longest, stopToken, batchSize)
+            : GreedyDecoder.Generate(engine, inputs, longest, stopToken, batchSize);
         int exact = 0;
         double f1 = 0;
         for (int i = 0; i < examples.Count; i++)

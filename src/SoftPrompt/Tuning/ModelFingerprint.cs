@@ -13,18 +13,18 @@ namespace SoftPrompt.Tuning;
 /// </summary>
 public static class ModelFingerprint
 {
-    public static string Of<T>(Gpt2Weights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        var c = weights.Config;
-        return Of($"gpt2|{c.VocabSize}|{c.MaxPositions}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.Inner}|", weights.TokenEmbedding);
-    }
+    public static string Of<T>(Gpt2Weights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T> => Of(weights.Config, weights.TokenEmbedding);
 
-    public static string Of<T>(T5Weights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        var c = weights.Config;
-        return Of($"t5|{c.VocabSize}|{c.Embedding}|{c.HeadSize}|{c.FeedForwardSize}|{c.Layers}|{c.DecoderLayers}|{c.Heads}|"
-            + $"{c.RelativeBuckets}|{c.RelativeMaxDistance}|{c.FeedForwardProjection}|{(c.TiedEmbeddings ? "tied" : "untied")}|", weights.TokenEmbedding);
-    }
+    public static string Of<T>(T5Weights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T> => Of(weights.Config, weights.TokenEmbedding);
+
+    /// <param name="tokenEmbedding">wte [V, d].</param>
+    public static string Of<T>(Gpt2Config c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
+        Of($"gpt2|{c.VocabSize}|{c.MaxPositions}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.Inner}|", tokenEmbedding);
+
+    /// <param name="tokenEmbedding">shared [V, d].</param>
+    public static string Of<T>(T5Config c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
+        Of($"t5|{c.VocabSize}|{c.Embedding}|{c.HeadSize}|{c.FeedForwardSize}|{c.Layers}|{c.DecoderLayers}|{c.Heads}|"
+            + $"{c.RelativeBuckets}|{c.RelativeMaxDistance}|{c.FeedForwardProjection}|{(c.TiedEmbeddings ? "tied" : "untied")}|", tokenEmbedding);
 
     private static string Of<T>(string architecture, T[] table) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {

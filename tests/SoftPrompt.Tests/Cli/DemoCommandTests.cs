@@ -11,6 +11,36 @@ public sealed class DemoCommandTests
     }
 
     [Test]
+    public void TunedPromptsReachTheT5TaskTokensAccuracy()
+    {
+        // The T5 demo reuses the GPT-2 demo's rows; its prompt goes to the encoder (make_demo_t5.py: 4 of 4 tasks in PyTorch).
+        var (code, stdout, stderr) = CliRunner.Run("demo", "--model-family", "t5", "--tasks", "reverse,majority");
+        Assert.That(code, Is.EqualTo(0), stdout + stderr);
+        Assert.That(stdout, Does.Contain("tiny T5 (2+2 layers").And.Contain("on device cpu"), "T5 runs on the CPU whatever GPU is present");
+        Assert.That(stdout, Does.Contain("2 of 2 tasks reach at least 90%"), stdout);
+    }
+
+    [Test]
+    public void TheT5DemosReferencePromptsScoreAsInPyTorch()
+    {
+        string t5 = SoftPrompt.Cli.Commands.DemoCommand.DirectoryOf("t5");
+        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(t5, "tasks.json")));
+        foreach (var task in manifest.RootElement.GetProperty("tasks").EnumerateArray())
+        {
+            string name = task.GetProperty("name").GetString()!;
+            var (code, stdout, stderr) = CliRunner.Run("eval", "--model", Path.Combine(t5, "model"), "--prompt", Path.Combine(t5, "prompts", name + ".safetensors"),
+                "--data", Path.GetFullPath(Path.Combine(t5, task.GetProperty("dev").GetString()!)), "--device", "cpu", "--json");
+            Assert.That(code, Is.EqualTo(0), stderr);
+            using var result = System.Text.Json.JsonDocument.Parse(stdout);
+            var metrics = result.RootElement.GetProperty("metrics");
+            double pytorch = task.GetProperty("accuracy").GetProperty("reference_prompt").GetDouble();
+            Assert.That(metrics.GetProperty("teacher_forced_exact_match").GetDouble(), Is.EqualTo(pytorch).Within(0.0051), $"{name}: one dev row at most may flip");
+            Assert.That(metrics.GetProperty("exact_match").GetDouble(), Is.EqualTo(metrics.GetProperty("teacher_forced_exact_match").GetDouble()).Within(1e-12),
+                $"{name}: greedy decoding to <eos> reproduces exactly the rows whose teacher-forced argmaxes match");
+        }
+    }
+
+    [Test]
     public void TooFewStepsDoNotReachIt()
     {
         var (code, stdout, _) = CliRunner.Run("demo", "--device", "cpu", "--tasks", "reverse", "--steps", "1");

@@ -103,6 +103,38 @@ public sealed class PeftAdapterTests
     }
 
     [Test]
+    public void ASeq2SeqExportKeepsOneSubmoduleSoThePromptReachesTheEncoderOnly()
+    {
+        string adapter = Path.Combine(directory, "t5");
+        PeftAdapter.Export(Prompt(), adapter, new PeftExportSettings("t5-base", 12, 12, PeftAdapter.TaskTypeFor("t5")));
+        using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapter, PeftAdapter.ConfigFile))))
+        {
+            Assert.That(config.RootElement.GetProperty("task_type").GetString(), Is.EqualTo("SEQ_2_SEQ_LM"));
+            Assert.That(config.RootElement.GetProperty("num_transformer_submodules").GetInt32(), Is.EqualTo(1));
+        }
+        using (var weights = SafeTensorFile.Open(Path.Combine(adapter, PeftAdapter.WeightsFile)))
+            Assert.That(weights.GetInfo("prompt_embeddings").Shape, Is.EqualTo(new long[] { 5, 8 }));
+        var back = PeftAdapter.Import(adapter);
+        Assert.That(back.Values, Is.EqualTo(Prompt().Values));
+        Assert.That(back.Metadata.ContainsKey(PeftAdapter.DroppedDecoderRowsKey), Is.False);
+        Assert.That(PeftAdapter.TaskTypeFor("gpt2"), Is.EqualTo("CAUSAL_LM"));
+    }
+
+    [TestCase("{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"SEQ_2_SEQ_LM\", \"num_transformer_submodules\": 2, \"num_virtual_tokens\": 5}", "num_virtual_tokens 5 × num_transformer_submodules 2")]
+    [TestCase("{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"SEQ_2_SEQ_LM\"}", "× num_transformer_submodules 2")]
+    [TestCase("{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"CAUSAL_LM\", \"num_transformer_submodules\": 2}", "with task_type CAUSAL_LM")]
+    [TestCase("{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"SEQ_2_SEQ_LM\", \"num_transformer_submodules\": 3}", "num_transformer_submodules is 3")]
+    public void ImportChecksRowsAgainstTheSubmoduleCount(string config, string message)
+    {
+        // The tensor holds 5 rows: not 2 × 5, and odd, so no two-submodule reading fits it.
+        string adapter = Path.Combine(directory, "rows");
+        PeftAdapter.Export(Prompt(), adapter, new PeftExportSettings("t5-base", 2, 2, PeftAdapter.Seq2SeqLm));
+        File.WriteAllText(Path.Combine(adapter, PeftAdapter.ConfigFile), config);
+        var e = Assert.Throws<CheckpointException>(() => PeftAdapter.Import(adapter));
+        Assert.That(e!.Message, Does.Contain(message));
+    }
+
+    [Test]
     public void APickledAdapterIsNamed()
     {
         string adapter = Path.Combine(directory, "pickle");

@@ -18,10 +18,7 @@ public static class Gpt2Checkpoint
     {
         var config = Gpt2Config.Load(Path.Combine(modelDir, "config.json"));
         using var checkpoint = CheckpointDirectory.Open(modelDir);
-        string prefix = checkpoint.Contains(Prefix + "wte.weight") ? Prefix
-            : checkpoint.Contains("wte.weight") ? ""
-            : throw new CheckpointException(
-                $"{modelDir}: no 'wte.weight' or '{Prefix}wte.weight', so this is not a GPT-2 checkpoint ({NearestNames.Describe("wte.weight", checkpoint.TensorNames)}).");
+        string prefix = PrefixOf(checkpoint, modelDir);
         if (checkpoint.Contains($"{prefix}h.{config.Layers}.ln_1.weight"))
             throw new CheckpointException(
                 $"{modelDir}: the checkpoint has a block h.{config.Layers} but config.json says n_layer={config.Layers}; use the config.json that came with these weights.");
@@ -58,6 +55,20 @@ public static class Gpt2Checkpoint
             FinalNormBias = Tensor("ln_f.bias", d),
         };
     }
+
+    /// <summary>config.json and wte [V, d] only: what a fingerprint and nearest-token analysis need, without reading the blocks.</summary>
+    public static (Gpt2Config Config, T[] TokenEmbedding) LoadTokenEmbedding<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        var config = Gpt2Config.Load(Path.Combine(modelDir, "config.json"));
+        using var checkpoint = CheckpointDirectory.Open(modelDir);
+        return (config, ReadChecked<T>(checkpoint, PrefixOf(checkpoint, modelDir) + "wte.weight", [config.VocabSize, config.Embedding], config));
+    }
+
+    private static string PrefixOf(CheckpointDirectory checkpoint, string modelDir) =>
+        checkpoint.Contains(Prefix + "wte.weight") ? Prefix
+        : checkpoint.Contains("wte.weight") ? ""
+        : throw new CheckpointException(
+            $"{modelDir}: no 'wte.weight' or '{Prefix}wte.weight', so this is not a GPT-2 checkpoint ({NearestNames.Describe("wte.weight", checkpoint.TensorNames)}).");
 
     private static T[] ReadChecked<T>(CheckpointDirectory checkpoint, string name, ReadOnlySpan<long> shape, Gpt2Config config)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>

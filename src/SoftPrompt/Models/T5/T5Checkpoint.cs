@@ -18,10 +18,7 @@ public static class T5Checkpoint
     {
         var config = T5Config.Load(Path.Combine(modelDir, "config.json"));
         using var checkpoint = CheckpointDirectory.Open(modelDir);
-        string embedding = checkpoint.Contains(Shared) ? Shared
-            : checkpoint.Contains(EncoderEmbedTokens) ? EncoderEmbedTokens
-            : throw new CheckpointException(
-                $"{modelDir}: no '{Shared}' (or '{EncoderEmbedTokens}'), so this is not a T5 checkpoint ({NearestNames.Describe(Shared, checkpoint.TensorNames)}).");
+        string embedding = EmbeddingName(checkpoint, modelDir);
         foreach (var (stack, layers, field) in new[] { ("encoder", config.Layers, "num_layers"), ("decoder", config.DecoderLayers, "num_decoder_layers") })
         {
             if (checkpoint.Contains(Norm(Block(stack, layers), 0)))
@@ -73,6 +70,20 @@ public static class T5Checkpoint
             DecoderFinalNormWeight = reader.Read(DecoderFinalNorm, d),
         };
     }
+
+    /// <summary>config.json and the input embedding table [V, d] only (shared.weight, where prompts live), without reading the stacks.</summary>
+    public static (T5Config Config, T[] TokenEmbedding) LoadTokenEmbedding<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        var config = T5Config.Load(Path.Combine(modelDir, "config.json"));
+        using var checkpoint = CheckpointDirectory.Open(modelDir);
+        return (config, new Reader<T>(checkpoint, config).Read(EmbeddingName(checkpoint, modelDir), config.VocabSize, config.Embedding));
+    }
+
+    private static string EmbeddingName(CheckpointDirectory checkpoint, string modelDir) =>
+        checkpoint.Contains(Shared) ? Shared
+        : checkpoint.Contains(EncoderEmbedTokens) ? EncoderEmbedTokens
+        : throw new CheckpointException(
+            $"{modelDir}: no '{Shared}' (or '{EncoderEmbedTokens}'), so this is not a T5 checkpoint ({NearestNames.Describe(Shared, checkpoint.TensorNames)}).");
 
     private sealed class Reader<T>(CheckpointDirectory checkpoint, T5Config config) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
