@@ -1,0 +1,590 @@
+// biased_attention.cu — T5 multi-head attention, forward and backward, FlashAttention-2 style in fp32 SIMT: an additive
+// relative-position bias looked up on the fly, NO 1/√hs scale, an optional causal mask, per-row key lengths (padding),
+// and separate q / k / v with their own row strides, so one kernel family serves encoder self-attention, decoder causal
+// self-attention and cross-attention (Tq ≠ Tk). Input gradients only: the bias table is frozen.
+// CPU reference: src/SoftPrompt/Cpu/BiasedAttentionOps.cs (+ RelativePositionOps.Bias). Launchers:
+// src/SoftPrompt/Cuda/Kernels/T5Attention.cs. Tests: tests/SoftPrompt.Tests/Kernels/T5KernelAttentionTests.cs.
+// The structure (tiles, thread layout, micro-kernels, launch bounds) is attention.cu's; read its header first.
+//
+// Layouts (A = H·hs; head h uses columns h·hs .. h·hs + hs − 1 of a row):
+//   q      [B, Tq, ·] row stride q_stride ≥ A (a column slice of a packed qkv buffer, or a buffer of its own); k, v
+//          [B, Tk, ·] with k_stride, v_stride likewise
+//   out    [B, Tq, A]  out_i = Σ_j softmax_j(s_ij) v_j over the visible keys j
+//   lse    [B, H, Tq]  lse_i = log Σ_j exp(s_ij) (natural log; all the backward needs)
+//   s_ij = q_i·k_j + table[bucket_by_offset[j − i + Tq − 1]·H + h]   (table [numBuckets, H] = HF's
+//          relative_attention_bias.weight; bucket_by_offset [Tq + Tk − 1]; both null = no bias)
+//   visible: j < key_lengths[b] (key_lengths [B], each in [1, Tk], or null = all Tk keys) and, when causal, j ≤ i.
+//   dq [B, Tq, A], dk and dv [B, Tk, A]: backward outputs, every element written (keys no query sees get 0).
+//
+// The bias is never a [H, Tq, Tk] plane: every score tile needs only the Tr + Tc − 1 diagonals it crosses, which the
+// block looks up (two dependent loads per diagonal, one diagonal per thread) into a small shared array sB together with
+// the tile's K/V (or Q/dO) load; the score loop then adds sB[c − r + Tr − 1]. Keys at or beyond the row's key length
+// are never loaded (their tile rows are zero) and are masked; tiles past the causal limit or the key length are skipped.
+// The backward is deterministic: no atomics; each output element is summed by one thread in a fixed order.
+#include "common.cuh"
+
+namespace biased_attention_detail {
+
+constexpr int kThreads = 128;
+constexpr float kLog2e = 1.4426950408889634f;
+
+// This thread's place in the micro-tile layout of a tile whose warps own RM·4 rows each (as attention.cu).
+struct Layout {
+    int row0;  // first owned row of the tile; the others are row0 + 4i
+    int cg;    // column group 0..7
+};
+
+template <int RM>
+__device__ __forceinline__ Layout layout() {
+    const int lane = static_cast<int>(lane_id()), warp = static_cast<int>(warp_id());
+    return Layout{4 * RM * warp + (lane >> 3), lane & 7};
+}
+
+// True when every pointer is 16-byte aligned and hs and every row stride are multiples of 4 (then A = H·hs is too):
+// every head row starts 16-byte aligned and tiles move as float4. Otherwise scalar loads and stores (same results).
+template <typename... P>
+__device__ __forceinline__ bool vector_ok(int hs, int q_stride, int k_stride, int v_stride, const P*... p) {
+    const unsigned long long bits = (reinterpret_cast<unsigned long long>(p) | ...);
+    return (bits & 15ull) == 0 && ((hs | q_stride | k_stride | v_stride) & 3) == 0;
+}
+
+// Keys row b may attend to: key_lengths[b] (in [1, Tk]; checked by the emulator, clamped to Tk so a bad length
+// cannot read past k / v), or Tk when key_lengths is null.
+__device__ __forceinline__ int key_limit(const int* __restrict__ key_lengths, int b, int Tk) {
+    if (key_lengths == nullptr) return Tk;
+    const int keys = ldg(key_lengths + b);
+    assert(keys >= 1 && keys <= Tk);
+    return min(keys, Tk);
+}
+
+// dst[r][c] (stride LD) = src[r·stride + c] for r < rows, c < hs; 0 for the padding (r < ROWS, c < D).
+template <int ROWS, int D, int LD>
+__device__ __forceinline__ void load_tile(float* __restrict__ dst, const float* __restrict__ src, int stride, int rows,
+                                          int hs, bool vec) {
+    constexpr int kChunks = D / 4;
+    static_assert((ROWS * kChunks) % kThreads == 0, "tile chunks must be a multiple of the block size");
+#pragma unroll
+    for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
+        const int idx = it * kThreads + static_cast<int>(threadIdx.x);
+        const int r = idx / kChunks, c = (idx % kChunks) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (r < rows && c < hs) {
+            const float* p = src + static_cast<long long>(r) * stride + c;
+            if (vec) {
+                v = load_float4(p);
+            } else {
+                v.x = p[0];
+                if (c + 1 < hs) v.y = p[1];
+                if (c + 2 < hs) v.z = p[2];
+                if (c + 3 < hs) v.w = p[3];
+            }
+        }
+        store_float4(dst + r * LD + c, v);
+    }
+}
+
+// The bias of the N = TR + TC − 1 diagonals crossed by a tile of TR query rows starting at q0 and TC key columns
+// starting at k0: sB[x] = bias of relative position (key − query) = k0 − q0 − (TR − 1) + x, so query q0 + r and key
+// k0 + c read sB[c − r + TR − 1]. Positions outside [1 − Tq, Tk − 1] (padding rows and columns) and a null table
+// give 0.
+template <int TR, int TC>
+__device__ __forceinline__ void load_bias(float* __restrict__ sB, const float* __restrict__ table,
+                                          const int* __restrict__ bucket_by_offset, int q0, int k0, int Tq, int Tk, int H,
+                                          int h) {
+    constexpr int N = TR + TC - 1;
+    const int first = k0 - q0 - (TR - 1) + Tq - 1;  // index into bucket_by_offset of sB[0]
+    for (int x = static_cast<int>(threadIdx.x); x < N; x += kThreads) {
+        const int o = first + x;
+        float value = 0.0f;
+        if (table != nullptr && o >= 0 && o < Tq + Tk - 1) value = ldg(table + ldg(bucket_by_offset + o) * H + h);
+        sB[x] = value;
+    }
+}
+
+// Score micro-tile, "A·Bᵀ": acc[i][j] += Σ_{k < K} A[row0 + 4i][k] · B[cg + 8j][k]. A, B in shared memory.
+// KU: unrolling of the k loop — 2 as attention.cu, 1 where the extra live registers of the bias, the key length and
+// the separate q / k / v would otherwise make ptxas spill under the kernel's launch bounds.
+template <int RM, int RN, int K, int LDA, int LDB, int KU = 2>
+__device__ __forceinline__ void mma_nt(float (&acc)[RM][RN], const float* __restrict__ A, const float* __restrict__ B,
+                                       Layout t) {
+    static_assert(K % 4 == 0 && LDA % 4 == 0 && LDB % 4 == 0, "float4 operands");
+    static_assert(KU == 1 || KU == 2, "k unrolling");
+#pragma unroll KU
+    for (int k = 0; k < K; k += 4) {
+        float4 a[RM];
+#pragma unroll
+        for (int i = 0; i < RM; ++i) a[i] = load_float4(A + (t.row0 + 4 * i) * LDA + k);
+#pragma unroll
+        for (int j = 0; j < RN; ++j) {
+            const float4 b = load_float4(B + (t.cg + 8 * j) * LDB + k);
+#pragma unroll
+            for (int i = 0; i < RM; ++i) {
+                float s = acc[i][j];
+                s = fmaf(a[i].x, b.x, s);
+                s = fmaf(a[i].y, b.y, s);
+                s = fmaf(a[i].z, b.z, s);
+                s = fmaf(a[i].w, b.w, s);
+                acc[i][j] = s;
+            }
+        }
+    }
+}
+
+template <int W>
+__device__ __forceinline__ void load_vec(float (&v)[W], const float* p) {
+    static_assert(W == 2 || W == 4, "vector width");
+    if constexpr (W == 4) {
+        const float4 x = load_float4(p);
+        v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+    } else {
+        const float2 x = load_float2(p);
+        v[0] = x.x; v[1] = x.y;
+    }
+}
+
+// Output micro-tile, "A·B": acc[i][W·j + w] += Σ_{k < K} A[row0 + 4i][k] · B[k][W·cg + 8W·j + w]. Shared memory.
+template <int RM, int W, int J, int K, int LDA, int LDB>
+__device__ __forceinline__ void mma_nn(float (&acc)[RM][W * J], const float* __restrict__ A, const float* __restrict__ B,
+                                       Layout t) {
+    static_assert(K % 4 == 0 && LDA % 4 == 0 && LDB % W == 0, "vector operands");
+#pragma unroll 2
+    for (int k = 0; k < K; k += 4) {
+        float a[RM][4];
+#pragma unroll
+        for (int i = 0; i < RM; ++i) {
+            const float4 v = load_float4(A + (t.row0 + 4 * i) * LDA + k);
+            a[i][0] = v.x; a[i][1] = v.y; a[i][2] = v.z; a[i][3] = v.w;
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+            for (int j = 0; j < J; ++j) {
+                float b[W];
+                load_vec<W>(b, B + (k + kk) * LDB + W * t.cg + 8 * W * j);
+#pragma unroll
+                for (int i = 0; i < RM; ++i)
+#pragma unroll
+                    for (int w = 0; w < W; ++w) acc[i][W * j + w] = fmaf(a[i][kk], b[w], acc[i][W * j + w]);
+            }
+        }
+    }
+}
+
+// dst[W·cg + 8W·j + w] = v[W·j + w] · mul for the columns < hs (one row of an output tile).
+template <int W, int J>
+__device__ __forceinline__ void store_row(float* __restrict__ dst, const float (&v)[W * J], float mul, int cg, int hs,
+                                          bool vec) {
+#pragma unroll
+    for (int j = 0; j < J; ++j) {
+        const int c = W * cg + 8 * W * j;
+        if (vec) {
+            if (c < hs) {  // hs % 4 == 0, so the whole vector is inside the head
+                if constexpr (W == 4)
+                    store_float4(dst + c, make_float4(v[4 * j] * mul, v[4 * j + 1] * mul, v[4 * j + 2] * mul, v[4 * j + 3] * mul));
+                else
+                    store_float2(dst + c, make_float2(v[2 * j] * mul, v[2 * j + 1] * mul));
+            }
+        } else {
+#pragma unroll
+            for (int w = 0; w < W; ++w)
+                if (c + w < hs) dst[c + w] = v[W * j + w] * mul;
+        }
+    }
+}
+
+// Sum / max over the 8 lanes of a row group (lanes that differ in bits 0..2).
+__device__ __forceinline__ float row_group_sum(float v) {
+    v += warp_shfl_xor(v, 1);
+    v += warp_shfl_xor(v, 2);
+    v += warp_shfl_xor(v, 4);
+    return v;
+}
+__device__ __forceinline__ float row_group_max(float v) {
+    v = fmaxf(v, warp_shfl_xor(v, 1));
+    v = fmaxf(v, warp_shfl_xor(v, 2));
+    v = fmaxf(v, warp_shfl_xor(v, 4));
+    return v;
+}
+
+template <int D> struct OutputVector {
+    static constexpr int W = D >= 32 ? 4 : 2;  // head columns per vector
+    static constexpr int J = D / (8 * W);      // vectors per row and thread
+};
+
+// The tensors and shape of one launch, as the kernels receive them.
+struct Args {
+    const float* q;
+    const float* k;
+    const float* v;
+    const float* table;
+    const int* bucket_by_offset;
+    const int* key_lengths;
+    int q_stride, k_stride, v_stride, Tq, Tk, H, hs;
+    bool causal;
+};
+
+// ── forward ──
+// Block: BR = 64 query rows [q0, q0 + 64) of one (b, h); loops over key tiles of BC rows up to the row's key length
+// (and the causal limit). Shared memory (floats): Q [64][D+4], K [BC][D+4], V [BC][D+4], P [64][BC+8], bias [64+BC].
+template <int D, int BC>
+__device__ __forceinline__ void forward(float* __restrict__ out, float* __restrict__ lse, const Args a) {
+    constexpr int BR = 64, RM = BR / 16, RN = BC / 8, LD = D + 4, LDP = BC + 8;
+    constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
+    float* sQ = dynamic_smem<float>();
+    float* sK = sQ + BR * LD;
+    float* sV = sK + BC * LD;
+    float* sP = sV + BC * LD;
+    float* sB = sP + BR * LDP;
+    const Layout t = layout<RM>();
+    const int hs = a.hs, A = a.H * hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
+    const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;  // longest rows first
+    const int keys = key_limit(a.key_lengths, b, a.Tk);
+    const bool vec = vector_ok(hs, a.q_stride, a.k_stride, a.v_stride, a.q, a.k, a.v, out);
+    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
+    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
+    const int bias_base = t.cg - t.row0 + BR - 1;  // sB index of this thread's score (i, j) is bias_base + 8j − 4i
+
+    load_tile<BR, D, LD>(sQ, a.q + (static_cast<long long>(b) * a.Tq + q0) * a.q_stride + h * hs, a.q_stride,
+                         min(BR, a.Tq - q0), hs, vec);
+
+    float o[RM][W * J], m[RM], l[RM];  // l: this thread's part of the row sum (its columns), reduced at the end
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int n = 0; n < W * J; ++n) o[i][n] = 0.0f;
+    }
+
+    const int key_end = a.causal ? min(keys, q0 + BR) : keys;  // keys 0 .. key_end − 1 are visible to some row
+    for (int k0 = 0; k0 < key_end; k0 += BC) {
+        __syncthreads();  // the previous tile's K, V, bias (and the Q load) are done with
+        const int rows = min(BC, keys - k0);
+        load_tile<BC, D, LD>(sK, kh + static_cast<long long>(k0) * a.k_stride, a.k_stride, rows, hs, vec);
+        load_tile<BC, D, LD>(sV, vh + static_cast<long long>(k0) * a.v_stride, a.v_stride, rows, hs, vec);
+        load_bias<BR, BC>(sB, a.table, a.bucket_by_offset, q0, k0, a.Tq, a.Tk, a.H, h);
+        __syncthreads();
+
+        float s[RM][RN];
+#pragma unroll
+        for (int i = 0; i < RM; ++i)
+#pragma unroll
+            for (int j = 0; j < RN; ++j) s[i][j] = sB[bias_base + 8 * j - 4 * i];
+        mma_nt<RM, RN, D, LD, LD>(s, sQ, sK, t);
+
+        if (k0 + BC > keys || (a.causal && k0 + BC - 1 > q0)) {  // the tile crosses the key length or the diagonal
+#pragma unroll
+            for (int i = 0; i < RM; ++i)
+#pragma unroll
+                for (int j = 0; j < RN; ++j) {
+                    const int row = q0 + t.row0 + 4 * i, col = k0 + t.cg + 8 * j;
+                    if (col >= keys || (a.causal && col > row)) s[i][j] = -INFINITY;
+                }
+        }
+        // Online softmax. Key tile 0 always holds column 0 (keys ≥ 1, 0 ≤ row), so m is finite from the first tile on.
+#pragma unroll
+        for (int i = 0; i < RM; ++i) {
+            float mx = s[i][0];
+#pragma unroll
+            for (int j = 1; j < RN; ++j) mx = fmaxf(mx, s[i][j]);
+            const float m_new = fmaxf(m[i], row_group_max(mx));
+            const float alpha = exp2f((m[i] - m_new) * kLog2e);  // 0 on the first tile (m = −∞)
+            const float mc = m_new * kLog2e;
+            float rs = 0.0f;
+#pragma unroll
+            for (int j = 0; j < RN; ++j) {
+                const float p = exp2f(fmaf(s[i][j], kLog2e, -mc));
+                sP[(t.row0 + 4 * i) * LDP + t.cg + 8 * j] = p;
+                rs += p;
+            }
+            l[i] = fmaf(l[i], alpha, rs);
+            m[i] = m_new;
+#pragma unroll
+            for (int n = 0; n < W * J; ++n) o[i][n] *= alpha;
+        }
+        __syncwarp();  // P rows are warp-private
+        mma_nn<RM, W, J, BC, LDP, LD>(o, sP, sV, t);
+    }
+
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+        const float sum = row_group_sum(l[i]);
+        const int row = q0 + t.row0 + 4 * i;
+        if (row < a.Tq) {
+            store_row<W, J>(out + (static_cast<long long>(b) * a.Tq + row) * A + h * hs, o[i], 1.0f / sum, t.cg, hs, vec);
+            if (t.cg == 0) lse[static_cast<long long>(bh) * a.Tq + row] = m[i] + logf(sum);
+        }
+    }
+}
+
+// ── backward: dQ (and D = rowsum(dout ∘ out)) ──
+// Block: BR query rows [q0, q0 + BR) of one (b, h); loops over key tiles of BC rows up to the key length (and the
+// causal limit). Shared memory (floats): Q [BR][D+4], dO [BR][D+4], K [BC][D+4], V [BC][D+4], dS [BR][BC+8], bias [BR+BC].
+template <int D, int BR, int BC, int KU>
+__device__ __forceinline__ void backward_dq(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout,
+                                            const float* __restrict__ out, const float* __restrict__ lse, const Args a) {
+    constexpr int RM = BR / 16, RN = BC / 8, LD = D + 4, LDS = BC + 8;
+    constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
+    float* sQ = dynamic_smem<float>();
+    float* sdO = sQ + BR * LD;
+    float* sK = sdO + BR * LD;
+    float* sV = sK + BC * LD;
+    float* sdS = sV + BC * LD;
+    float* sB = sdS + BR * LDS;
+    const Layout t = layout<RM>();
+    const int hs = a.hs, A = a.H * hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
+    const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;  // longest rows first
+    const int keys = key_limit(a.key_lengths, b, a.Tk);
+    const bool vec = vector_ok(hs, a.q_stride, a.k_stride, a.v_stride, a.q, a.k, a.v, dq, dout, out);
+    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
+    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
+    const long long row_base = static_cast<long long>(b) * a.Tq;  // row (b, 0) of q / out / dout / dq
+    const int rows = min(BR, a.Tq - q0);
+    const int bias_base = t.cg - t.row0 + BR - 1;
+
+    load_tile<BR, D, LD>(sQ, a.q + (row_base + q0) * a.q_stride + h * hs, a.q_stride, rows, hs, vec);
+    load_tile<BR, D, LD>(sdO, dout + (row_base + q0) * A + h * hs, A, rows, hs, vec);
+    __syncthreads();
+
+    // Per owned row: D_i = dout_i · out_i (saved for the dK/dV kernel) and lse_i in base 2.
+    float di[RM], lse2[RM];
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+        const int r = t.row0 + 4 * i, row = q0 + r;
+        float d = 0.0f;
+        if (row < a.Tq) {
+            const float* o_row = out + (row_base + row) * A + h * hs;
+            for (int c = t.cg; c < hs; c += 8) d = fmaf(sdO[r * LD + c], o_row[c], d);
+        }
+        d = row_group_sum(d);
+        di[i] = d;
+        lse2[i] = row < a.Tq ? lse[static_cast<long long>(bh) * a.Tq + row] * kLog2e : 0.0f;
+        if (row < a.Tq && t.cg == 0) dsum[static_cast<long long>(bh) * a.Tq + row] = d;
+    }
+
+    float acc[RM][W * J];
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int n = 0; n < W * J; ++n) acc[i][n] = 0.0f;
+
+    const int key_end = a.causal ? min(keys, q0 + BR) : keys;
+    for (int k0 = 0; k0 < key_end; k0 += BC) {
+        __syncthreads();
+        const int krows = min(BC, keys - k0);
+        load_tile<BC, D, LD>(sK, kh + static_cast<long long>(k0) * a.k_stride, a.k_stride, krows, hs, vec);
+        load_tile<BC, D, LD>(sV, vh + static_cast<long long>(k0) * a.v_stride, a.v_stride, krows, hs, vec);
+        load_bias<BR, BC>(sB, a.table, a.bucket_by_offset, q0, k0, a.Tq, a.Tk, a.H, h);
+        __syncthreads();
+
+        float s[RM][RN], dp[RM][RN];
+#pragma unroll
+        for (int i = 0; i < RM; ++i)
+#pragma unroll
+            for (int j = 0; j < RN; ++j) {
+                s[i][j] = sB[bias_base + 8 * j - 4 * i];
+                dp[i][j] = 0.0f;
+            }
+        mma_nt<RM, RN, D, LD, LD, KU>(s, sQ, sK, t);    // q_i · k_j + bias
+        mma_nt<RM, RN, D, LD, LD, KU>(dp, sdO, sV, t);  // dout_i · v_j
+
+        const bool masked = k0 + BC > keys || (a.causal && k0 + BC - 1 > q0);
+#pragma unroll
+        for (int i = 0; i < RM; ++i)
+#pragma unroll
+            for (int j = 0; j < RN; ++j) {
+                const int row = q0 + t.row0 + 4 * i, col = k0 + t.cg + 8 * j;
+                float p = exp2f(fmaf(s[i][j], kLog2e, -lse2[i]));
+                if (masked && (col >= keys || (a.causal && col > row))) p = 0.0f;
+                sdS[(t.row0 + 4 * i) * LDS + t.cg + 8 * j] = p * (dp[i][j] - di[i]);
+            }
+        __syncwarp();  // dS rows are warp-private
+        mma_nn<RM, W, J, BC, LDS, LD>(acc, sdS, sK, t);
+    }
+
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+        const int row = q0 + t.row0 + 4 * i;
+        if (row < a.Tq) store_row<W, J>(dq + (row_base + row) * A + h * hs, acc[i], 1.0f, t.cg, hs, vec);
+    }
+}
+
+// ── backward: dK, dV ──
+// Block: BC key rows [k0, k0 + BC) of one (b, h); loops over query tiles of BR rows (from the one holding row k0 when
+// causal) to Tq. Works on transposed score tiles (rows = keys, columns = queries). A block whose keys all lie at or past
+// the row's key length only writes zeros. Shared memory (floats): K [BC][D+4], V [BC][D+4], Q [BR][D+4], dO [BR][D+4],
+// Pᵀ [BC][BR+8], dSᵀ [BC][BR+8], lse·log2(e) [BR], D [BR], bias [BR+BC].
+template <int D, int BC, int BR, int KU>
+__device__ __forceinline__ void backward_dkv(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
+                                             const float* __restrict__ lse, const float* __restrict__ dsum, const Args a) {
+    constexpr int RM = BC / 16, RN = BR / 8, LD = D + 4, LDS = BR + 8;
+    constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
+    float* sK = dynamic_smem<float>();
+    float* sV = sK + BC * LD;
+    float* sQ = sV + BC * LD;
+    float* sdO = sQ + BR * LD;
+    float* sP = sdO + BR * LD;
+    float* sdS = sP + BC * LDS;
+    float* sL = sdS + BC * LDS;
+    float* sD = sL + BR;
+    float* sB = sD + BR;
+    const Layout t = layout<RM>();
+    const int hs = a.hs, A = a.H * hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
+    const int k0 = static_cast<int>(blockIdx.x) * BC;  // the first key tiles see the most queries: they start first
+    const int keys = key_limit(a.key_lengths, b, a.Tk);
+    const bool vec = vector_ok(hs, a.q_stride, a.k_stride, a.v_stride, a.q, a.k, a.v, dk, dv, dout);
+    const float* qh = a.q + static_cast<long long>(b) * a.Tq * a.q_stride + h * hs;
+    const long long q_rows = static_cast<long long>(b) * a.Tq;  // row (b, 0) of dout
+    const long long k_rows = static_cast<long long>(b) * a.Tk;  // row (b, 0) of k / v / dk / dv
+    const long long stat_base = static_cast<long long>(bh) * a.Tq;
+    // sB index of this thread's transposed score (key row0 + 4i, query cg + 8j): (row0 + 4i) − (cg + 8j) + BR − 1.
+    const int bias_base = t.row0 - t.cg + BR - 1;
+
+    float acc_k[RM][W * J], acc_v[RM][W * J];
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int n = 0; n < W * J; ++n) acc_k[i][n] = acc_v[i][n] = 0.0f;
+
+    if (k0 < keys) {  // block-uniform
+        const int krows = min(BC, keys - k0);
+        load_tile<BC, D, LD>(sK, a.k + (k_rows + k0) * a.k_stride + h * hs, a.k_stride, krows, hs, vec);
+        load_tile<BC, D, LD>(sV, a.v + (k_rows + k0) * a.v_stride + h * hs, a.v_stride, krows, hs, vec);
+
+        for (int q0 = a.causal ? (k0 / BR) * BR : 0; q0 < a.Tq; q0 += BR) {
+            __syncthreads();
+            const int rows = min(BR, a.Tq - q0);
+            load_tile<BR, D, LD>(sQ, qh + static_cast<long long>(q0) * a.q_stride, a.q_stride, rows, hs, vec);
+            load_tile<BR, D, LD>(sdO, dout + (q_rows + q0) * A + h * hs, A, rows, hs, vec);
+            for (int r = static_cast<int>(threadIdx.x); r < BR; r += kThreads) {
+                sL[r] = r < rows ? lse[stat_base + q0 + r] * kLog2e : 0.0f;
+                sD[r] = r < rows ? dsum[stat_base + q0 + r] : 0.0f;
+            }
+            load_bias<BR, BC>(sB, a.table, a.bucket_by_offset, q0, k0, a.Tq, a.Tk, a.H, h);
+            __syncthreads();
+
+            float s[RM][RN], dp[RM][RN];
+#pragma unroll
+            for (int i = 0; i < RM; ++i)
+#pragma unroll
+                for (int j = 0; j < RN; ++j) {
+                    s[i][j] = sB[bias_base + 4 * i - 8 * j];
+                    dp[i][j] = 0.0f;
+                }
+            mma_nt<RM, RN, D, LD, LD, KU>(s, sK, sQ, t);    // k_i · q_j + bias
+            mma_nt<RM, RN, D, LD, LD, KU>(dp, sV, sdO, t);  // v_i · dout_j
+
+            const bool masked = q0 + BR > a.Tq || k0 + BC > keys || (a.causal && q0 < k0 + BC - 1);
+#pragma unroll
+            for (int i = 0; i < RM; ++i)
+#pragma unroll
+                for (int j = 0; j < RN; ++j) {
+                    const int key = k0 + t.row0 + 4 * i, r = t.cg + 8 * j, query = q0 + r;
+                    float p = exp2f(fmaf(s[i][j], kLog2e, -sL[r]));
+                    if (masked && (query >= a.Tq || key >= keys || (a.causal && query < key))) p = 0.0f;
+                    sP[(t.row0 + 4 * i) * LDS + r] = p;
+                    sdS[(t.row0 + 4 * i) * LDS + r] = p * (dp[i][j] - sD[r]);
+                }
+            __syncwarp();  // Pᵀ and dSᵀ rows are warp-private
+            mma_nn<RM, W, J, BR, LDS, LD>(acc_v, sP, sdO, t);
+            mma_nn<RM, W, J, BR, LDS, LD>(acc_k, sdS, sQ, t);
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+        const int key = k0 + t.row0 + 4 * i;
+        if (key < a.Tk) {
+            const long long offset = (k_rows + key) * A + h * hs;
+            store_row<W, J>(dk + offset, acc_k[i], 1.0f, t.cg, hs, vec);
+            store_row<W, J>(dv + offset, acc_v[i], 1.0f, t.cg, hs, vec);
+        }
+    }
+}
+
+__device__ __forceinline__ Args args(const float* q, const float* k, const float* v, const float* table, const int* bucket_by_offset,
+                                     const int* key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H,
+                                     int hs, int causal) {
+    return Args{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0};
+}
+
+}  // namespace biased_attention_detail
+
+// biased_attention_forward_hs{16,32,64,128} — T5 attention forward for head sizes padded to 16 / 32 / 64 / 128.
+//   out: [B, Tq, A] fp32, A = H·hs (written for every row and this head's columns); lse: [B, H, Tq] fp32 (saved for
+//   the backward: natural-log logsumexp of the biased scores); q: [B, Tq, ·] row stride q_stride; k, v: [B, Tk, ·] row
+//   strides k_stride, v_stride (each ≥ A; head h at columns h·hs ..); table: [numBuckets, H] or null (no bias);
+//   bucket_by_offset: [Tq + Tk − 1] bucket of relative position j − i at index j − i + Tq − 1 (null with table);
+//   key_lengths: [B], each in [1, Tk], or null (all Tk keys); causal: 0 or 1 (j ≤ i). Tq, Tk ≥ 1, hs ≤ D.
+//   Grid: (ceil(Tq / 64), B·H); block: 128 threads; block x handles query rows [q0, q0 + 64) with
+//   q0 = (gridDim.x − 1 − x)·64 of head blockIdx.y = b·H + h. Key tiles: 64 rows (D ≤ 64) or 32 (D = 128), up to the
+//   row's key length (and the diagonal when causal); only tiles crossing the key length or the diagonal are masked.
+//   Dynamic shared memory: 4·(64·(D+4) + 2·BC·(D+4) + 64·(BC+8) + 64 + BC) bytes (34,304 / 46,592 / 71,168 / 78,208).
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_forward_hs16(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    forward<16, 64>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_forward_hs32(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    forward<32, 64>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_forward_hs64(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    forward<64, 64>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 2) biased_attention_forward_hs128(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    forward<128, 32>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+
+// biased_attention_backward_dq_hs{16,32,64,128} — backward, step 1: dq and D = rowsum(dout ∘ out).
+//   dq: [B, Tq, A] fp32 (every row, this head's columns); dsum: [B, H, Tq] fp32 scratch — writes D_i = dout_i · out_i
+//   (read by the dK/dV kernel); dout, out: [B, Tq, A]; lse: [B, H, Tq] from the forward; q, k, v, table,
+//   bucket_by_offset, key_lengths, strides, Tq, Tk, H, hs, causal: as the forward.
+//   Grid: (ceil(Tq / BR), B·H) with BR = 64 (D ≤ 64) or 32 (D = 128); block: 128 threads; block x handles query rows
+//   [q0, q0 + BR), q0 = (gridDim.x − 1 − x)·BR, and loops over key tiles of 32 rows up to the key length (and the
+//   diagonal): P = exp(q·k + bias − lse) and dP = dout·vᵀ recomputed, dS = P ∘ (dP − D), dq += dS·k — summed by one
+//   thread per element in key order (deterministic).
+//   Dynamic shared memory: 4·(2·BR·(D+4) + 2·32·(D+4) + BR·40 + BR + 32) bytes (25,984 / 38,272 / 62,848 / 72,960).
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dq_hs16(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dq<16, 64, 32, 2>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dq_hs32(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dq<32, 64, 32, 1>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dq_hs64(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dq<64, 64, 32, 2>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dq_hs128(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dq<128, 32, 32, 1>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+
+// biased_attention_backward_dkv_hs{16,32,64,128} — backward, step 2 (after dq): dk and dv.
+//   dk, dv: [B, Tk, A] fp32 — every row of this head's columns (keys at or past the row's key length, and keys no
+//   query sees, get 0); dout: [B, Tq, A]; lse: [B, H, Tq]; dsum: [B, H, Tq] (D from the dq kernel); q, k, v, table,
+//   bucket_by_offset, key_lengths, strides, Tq, Tk, H, hs, causal: as the forward.
+//   Grid: (ceil(Tk / BC), B·H) with BC = 64 (D ≤ 64) or 32 (D = 128); block: 128 threads; block x handles key rows
+//   [x·BC, x·BC + BC) and loops over query tiles of 32 rows (from the one holding its first key when causal) to Tq:
+//   Pᵀ and dPᵀ = v·doutᵀ recomputed, dSᵀ = Pᵀ ∘ (dPᵀ − D), dv += Pᵀ·dout, dk += dSᵀ·q — one thread per element, query
+//   order (deterministic).
+//   Dynamic shared memory: 4·(2·BC·(D+4) + 2·32·(D+4) + 2·BC·40 + 64 + 32 + BC) bytes (36,480 / 48,768 / 73,344 / 78,336).
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dkv_hs16(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dkv<16, 64, 32, 2>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dkv_hs32(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dkv<32, 64, 32, 2>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dkv_hs64(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dkv<64, 64, 32, 1>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}
+extern "C" __global__ void __launch_bounds__(128, 2) biased_attention_backward_dkv_hs128(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+    using namespace biased_attention_detail;
+    backward_dkv<128, 32, 32, 2>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+}

@@ -1,0 +1,449 @@
+using SoftPrompt.Cpu;
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Tests.Emulation;
+
+namespace SoftPrompt.Tests.Kernels;
+
+/// <summary>
+/// kernels/biased_attention.cu against <see cref="BiasedAttentionOps"/> with the bias plane of
+/// <see cref="RelativePositionOps.Bias"/> (the CPU reference), on the emulator and (Category "Gpu") on a real GPU:
+/// encoder self-attention (bidirectional buckets + key lengths), decoder self-attention (causal + unidirectional buckets)
+/// and cross-attention (Tq ≠ Tk, key lengths, no bias); q/k/v packed in one qkv buffer (stride 3A), cross-attention's
+/// separate q + packed kv (stride 2A), three separate buffers (stride A) and padded rows (stride A + 3, scalar path).
+/// Outputs and scratch start as NaN (every element must be written); k/v rows past a row's key length are NaN (they must
+/// never be read) and their dk/dv must come out 0.
+/// </summary>
+[TestFixture(DeviceKind.Emulated)]
+[TestFixture(DeviceKind.Gpu, Category = "Gpu")]
+public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kind)
+{
+    public enum Kind { Encoder, Decoder, Cross }
+
+    /// <summary>
+    /// How q, k, v sit in device memory. Packed: self-attention's one qkv buffer [B, T, 3A] (q, k, v at columns 0, A, 2A,
+    /// stride 3A); cross-attention's q [B, Tq, A] plus one kv buffer [B, Tk, 2A] (stride 2A). Separate: three buffers,
+    /// stride A. Padded: three buffers with stride A + 3 and NaN in the 3 extra columns (misaligned rows: scalar path).
+    /// </summary>
+    public enum Layout { Packed, Separate, Padded }
+
+    private const int NumBuckets = 32;
+
+    private sealed record Case(Kind Kind, int B, int Tq, int Tk, int H, int Hs, int[]? KeyLengths, float[] Table, int[] Buckets,
+        float[] Q, float[] K, float[] V, float[] Dout, float[] Out, float[] Lse, float[] Dq, float[] Dk, float[] Dv)
+    {
+        public int A => H * Hs;
+        public bool Causal => Kind == Kind.Decoder;
+        public bool HasBias => Kind != Kind.Cross;
+        public override string ToString() =>
+            $"{Kind} B={B} Tq={Tq} Tk={Tk} H={H} hs={Hs} key lengths [{(KeyLengths is null ? "absent" : string.Join(", ", KeyLengths))}]";
+    }
+
+    // Random q, k, v (O(1), unscaled as in T5: scores of a few units), a bias table of ±3, dout, and the CPU reference
+    // of both passes. Encoder: buckets of 32 up to distance 128; decoder: unidirectional, max distance 20 (the last
+    // bucket is reached).
+    private static Case Make(Kind attention, int batch, int queryLength, int keyLength, int heads, int headSize, bool keyLengths)
+    {
+        var rng = new Random(((((int)attention * 1009 + batch) * 1009 + queryLength) * 1009 + keyLength) * 1009 + heads * 131 + headSize);
+        int a = heads * headSize;
+        float[] Random(int n, float scale)
+        {
+            var x = new float[n];
+            for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1) * scale;
+            return x;
+        }
+        float[] q = Random(batch * queryLength * a, 1f), k = Random(batch * keyLength * a, 1f), v = Random(batch * keyLength * a, 1f);
+        float[] dout = Random(batch * queryLength * a, 1f), table = Random(NumBuckets * heads, 3f);
+        int[]? lengths = null;
+        if (keyLengths)
+        {
+            lengths = new int[batch];
+            for (int b = 0; b < batch; b++) lengths[b] = b switch { 0 => keyLength, 1 => (keyLength + 1) / 2, 2 => 1, _ => 1 + rng.Next(keyLength) };
+            // Keys past a row's length are padding: NaN proves that no kernel reads them.
+            for (int b = 0; b < batch; b++)
+                for (int t = lengths[b]; t < keyLength; t++)
+                    for (int c = 0; c < a; c++) k[(b * keyLength + t) * a + c] = v[(b * keyLength + t) * a + c] = float.NaN;
+        }
+
+        bool bidirectional = attention == Kind.Encoder;
+        int maxDistance = bidirectional ? 128 : 20;
+        var buckets = new int[RelativeBuckets.Length(queryLength, keyLength)];
+        RelativeBuckets.Compute(queryLength, keyLength, bidirectional, NumBuckets, maxDistance, buckets);
+        float[] bias = [];
+        if (attention != Kind.Cross)
+        {
+            bias = new float[heads * queryLength * keyLength];
+            RelativePositionOps.Bias<float>(bias, table, heads, queryLength, keyLength, bidirectional, NumBuckets, maxDistance);
+        }
+
+        bool causal = attention == Kind.Decoder;
+        var output = new float[q.Length];
+        var lse = new float[batch * heads * queryLength];
+        BiasedAttentionOps.Forward<float>(output, lse, q, k, v, bias, lengths ?? [], batch, queryLength, keyLength, heads, headSize, causal);
+        var dq = new float[q.Length];
+        var dk = new float[k.Length];
+        var dv = new float[v.Length];
+        BiasedAttentionOps.Backward<float>(dq, dk, dv, dout, q, k, v, output, lse, bias, lengths ?? [], batch, queryLength, keyLength, heads, headSize, causal);
+        return new Case(attention, batch, queryLength, keyLength, heads, headSize, lengths, attention == Kind.Cross ? [] : table, buckets,
+            q, k, v, dout, output, lse, dq, dk, dv);
+    }
+
+    private static float[] Filled(int n, float value)
+    {
+        var x = new float[n];
+        Array.Fill(x, value);
+        return x;
+    }
+
+    // |actual − expected| ≤ looseness·(2e-5·max(max|expected|, 1) + 1e-4·|expected|) element-wise (fp32, other summation
+    // orders; as AttentionKernelTests). NaN fails.
+    private static void AssertNear(float[] actual, float[] expected, string what, Case c, double looseness = 1)
+    {
+        Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
+        double maxAbs = 0, maxErr = 0;
+        foreach (float e in expected) maxAbs = Math.Max(maxAbs, Math.Abs(e));
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double err = Math.Abs((double)actual[i] - expected[i]);
+            double tolerance = looseness * (2e-5 * Math.Max(maxAbs, 1) + 1e-4 * Math.Abs(expected[i]));
+            if (!(err <= tolerance))
+                Assert.Fail($"{what}[{i}] = {actual[i]:R}, expected {expected[i]:R} (error {err:E2}, tolerance {tolerance:E2}, max |x| {maxAbs:G4}; {c})");
+            maxErr = Math.Max(maxErr, err);
+        }
+        TestContext.Out.WriteLine($"{what}: max error {maxErr:E2}, max |x| = {maxAbs:G4}");
+    }
+
+    /// <summary>q, k, v on the device in one of the layouts, with their row strides.</summary>
+    private sealed class Inputs : IDisposable
+    {
+        private readonly List<IDisposable> owned = [];
+        public DeviceSpan<float> Q, K, V;
+        public int QStride, KStride, VStride;
+
+        public Inputs(T5KernelAttentionTests test, Case c, Layout layout)
+        {
+            int a = c.A;
+            switch (layout)
+            {
+                case Layout.Packed when c.Kind != Kind.Cross:
+                {
+                    var qkv = test.Put(Interleave(c.B * c.Tq, a, 3 * a, c.Q, c.K, c.V));
+                    owned.Add(qkv);
+                    Q = qkv.Span;
+                    K = qkv.Span.Slice(a);
+                    V = qkv.Span.Slice(2 * a);
+                    QStride = KStride = VStride = 3 * a;
+                    break;
+                }
+                case Layout.Packed:
+                {
+                    var q = test.Put(c.Q);
+                    var kv = test.Put(Interleave(c.B * c.Tk, a, 2 * a, c.K, c.V));
+                    owned.Add(q);
+                    owned.Add(kv);
+                    (Q, QStride) = (q.Span, a);
+                    K = kv.Span;
+                    V = kv.Span.Slice(a);
+                    KStride = VStride = 2 * a;
+                    break;
+                }
+                default:
+                {
+                    int stride = layout == Layout.Padded ? a + 3 : a;
+                    DeviceSpan<float> One(float[] data, int rows)
+                    {
+                        var buffer = test.Put(Interleave(rows, a, stride, data));
+                        owned.Add(buffer);
+                        return buffer.Span;
+                    }
+                    Q = One(c.Q, c.B * c.Tq);
+                    K = One(c.K, c.B * c.Tk);
+                    V = One(c.V, c.B * c.Tk);
+                    QStride = KStride = VStride = stride;
+                    break;
+                }
+            }
+        }
+
+        // rows × stride, part p's row r at columns [p·A, p·A + A), NaN in the columns no part covers.
+        private static float[] Interleave(int rows, int a, int stride, params float[][] parts)
+        {
+            var x = Filled(rows * stride, float.NaN);
+            for (int r = 0; r < rows; r++)
+                for (int p = 0; p < parts.Length; p++)
+                    Array.Copy(parts[p], r * a, x, r * stride + p * a, a);
+            return x;
+        }
+
+        public void Dispose()
+        {
+            foreach (var d in owned) d.Dispose();
+        }
+    }
+
+    private sealed class Bias : IDisposable
+    {
+        private readonly DeviceArray<float>? table;
+        private readonly DeviceArray<int>? buckets;
+        private readonly DeviceArray<int>? lengths;
+        public DeviceSpan<float> Table => table?.Span ?? default;
+        public DeviceSpan<int> Buckets => buckets?.Span ?? default;
+        public DeviceSpan<int> Lengths => lengths?.Span ?? default;
+
+        public Bias(T5KernelAttentionTests test, Case c)
+        {
+            if (c.HasBias)
+            {
+                table = test.Put(c.Table);
+                buckets = test.Put(c.Buckets);
+            }
+            if (c.KeyLengths is not null) lengths = test.Put(c.KeyLengths);
+        }
+
+        public void Dispose()
+        {
+            table?.Dispose();
+            buckets?.Dispose();
+            lengths?.Dispose();
+        }
+    }
+
+    private (float[] Dq, float[] Dk, float[] Dv) RunBackward(Case c, Inputs x, Bias bias, DeviceSpan<float> output, DeviceSpan<float> lse)
+    {
+        using var dout = Put(c.Dout);
+        using var dq = Put(Filled(c.Q.Length, float.NaN));
+        using var dk = Put(Filled(c.K.Length, float.NaN));
+        using var dv = Put(Filled(c.V.Length, float.NaN));
+        using var scratch = Put(Filled(c.B * c.H * c.Tq, float.NaN));
+        BiasedAttentionBackward.Launch(Device, dq.Span, dk.Span, dv.Span, dout.Span, x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride,
+            output, lse, scratch.Span, bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal);
+        return (dq.Read(), dk.Read(), dv.Read());
+    }
+
+    private void ForwardAndBackward(Case c, Layout layout)
+    {
+        using var x = new Inputs(this, c, layout);
+        using var bias = new Bias(this, c);
+        using var output = Put(Filled(c.Out.Length, float.NaN));
+        using var lse = Put(Filled(c.Lse.Length, float.NaN));
+        BiasedAttentionForward.Launch(Device, output.Span, lse.Span, x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride,
+            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal);
+        AssertNear(output.Read(), c.Out, "out", c);
+        AssertNear(lse.Read(), c.Lse, "lse", c);
+
+        // The backward on the kernel's own out and lse (close to the CPU's, checked above).
+        var (dq, dk, dv) = RunBackward(c, x, bias, output.Span, lse.Span);
+        AssertNear(dq, c.Dq, "dq", c);
+        AssertNear(dk, c.Dk, "dk", c);
+        AssertNear(dv, c.Dv, "dv", c);
+    }
+
+    //  kind          layout           B  Tq  Tk  H  hs  key lengths
+    private static readonly object[] Cases =
+    [
+        new object[] { Kind.Encoder, Layout.Packed, 2, 1, 1, 2, 8, true },       // T = 1
+        new object[] { Kind.Encoder, Layout.Packed, 2, 5, 5, 3, 16, true },
+        new object[] { Kind.Encoder, Layout.Packed, 3, 33, 33, 2, 33, true },    // hs 33: padded to 64, scalar path
+        new object[] { Kind.Encoder, Layout.Packed, 2, 70, 70, 2, 64, true },    // two query tiles, the second partial
+        new object[] { Kind.Encoder, Layout.Separate, 3, 70, 70, 1, 16, true },
+        new object[] { Kind.Encoder, Layout.Separate, 1, 33, 33, 2, 8, false },  // no key lengths
+        new object[] { Kind.Encoder, Layout.Padded, 2, 33, 33, 2, 64, true },    // stride A + 3: scalar path at hs 64
+        new object[] { Kind.Encoder, Layout.Separate, 2, 40, 40, 1, 128, true }, // padded 128 variant
+        new object[] { Kind.Decoder, Layout.Packed, 2, 1, 1, 1, 64, false },
+        new object[] { Kind.Decoder, Layout.Packed, 2, 5, 5, 2, 33, false },
+        new object[] { Kind.Decoder, Layout.Packed, 1, 33, 33, 2, 16, false },
+        new object[] { Kind.Decoder, Layout.Separate, 2, 70, 70, 2, 8, false },
+        new object[] { Kind.Decoder, Layout.Packed, 1, 70, 70, 2, 64, false },
+        new object[] { Kind.Decoder, Layout.Padded, 2, 33, 33, 1, 16, true },    // causal and key lengths together
+        new object[] { Kind.Cross, Layout.Packed, 2, 5, 33, 2, 16, true },
+        new object[] { Kind.Cross, Layout.Packed, 2, 70, 5, 1, 64, true },       // more queries than keys
+        new object[] { Kind.Cross, Layout.Separate, 3, 1, 70, 2, 33, true },     // Tq = 1, two key tiles
+        new object[] { Kind.Cross, Layout.Separate, 1, 33, 1, 2, 8, false },     // Tk = 1, no key lengths
+        new object[] { Kind.Cross, Layout.Padded, 2, 20, 37, 1, 100, true },     // hs 100: padded 128, scalar path
+    ];
+
+    [TestCaseSource(nameof(Cases))]
+    public void ForwardAndBackwardMatchTheCpuOps(Kind attention, Layout layout, int batch, int queryLength, int keyLength, int heads,
+        int headSize, bool keyLengths) =>
+        ForwardAndBackward(Make(attention, batch, queryLength, keyLength, heads, headSize, keyLengths), layout);
+
+    [TestCase(Kind.Encoder, Layout.Packed, 2, 70, 70, 2, 64)]
+    [TestCase(Kind.Decoder, Layout.Separate, 1, 70, 70, 1, 128)]
+    [TestCase(Kind.Cross, Layout.Packed, 2, 33, 70, 2, 16)]
+    public void BackwardIsBitReproducible(Kind attention, Layout layout, int batch, int queryLength, int keyLength, int heads, int headSize)
+    {
+        var c = Make(attention, batch, queryLength, keyLength, heads, headSize, keyLengths: attention != Kind.Decoder);
+        using var x = new Inputs(this, c, layout);
+        using var bias = new Bias(this, c);
+        using var output = Put(c.Out);
+        using var lse = Put(c.Lse);
+        var first = RunBackward(c, x, bias, output.Span, lse.Span);
+        var second = RunBackward(c, x, bias, output.Span, lse.Span);
+        AssertBitEqual(second.Dq, first.Dq, $"dq ({c})");
+        AssertBitEqual(second.Dk, first.Dk, $"dk ({c})");
+        AssertBitEqual(second.Dv, first.Dv, $"dv ({c})");
+        AssertNear(first.Dq, c.Dq, "dq", c);
+    }
+
+    // Spans that are slices of larger buffers (longer than needed) with sentinels around them: nothing outside is touched.
+    [Test]
+    public void OutputsStayInsideTheirSpans()
+    {
+        var c = Make(Kind.Encoder, 2, 33, 33, 2, 16, keyLengths: true);
+        const int offset = 4, tail = 37;
+        const float sentinel = 12345.5f;
+        using var x = new Inputs(this, c, Layout.Packed);
+        using var bias = new Bias(this, c);
+        DeviceArray<float> Guarded(int length)
+        {
+            var data = Filled(offset + length + tail, sentinel);
+            Array.Fill(data, float.NaN, offset, length);
+            return Put(data);
+        }
+        DeviceSpan<float> Inside(DeviceArray<float> a) => a.Span.Slice(offset);
+        using var output = Guarded(c.Out.Length);
+        using var lse = Guarded(c.Lse.Length);
+        using var dq = Guarded(c.Q.Length);
+        using var dk = Guarded(c.K.Length);
+        using var dv = Guarded(c.V.Length);
+        using var scratch = Guarded(c.Lse.Length);
+        using var dout = Put(c.Dout);
+        BiasedAttentionForward.Launch(Device, Inside(output), Inside(lse), x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride,
+            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal);
+        BiasedAttentionBackward.Launch(Device, Inside(dq), Inside(dk), Inside(dv), dout.Span, x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride,
+            Inside(output), Inside(lse), Inside(scratch), bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal);
+        foreach (var (name, array, expected) in new[] { ("out", output, c.Out), ("lse", lse, c.Lse), ("dq", dq, c.Dq), ("dk", dk, c.Dk), ("dv", dv, c.Dv) })
+        {
+            float[] all = array.Read();
+            AssertNear(all[offset..(offset + expected.Length)], expected, name, c);
+            Assert.That(all[..offset], Is.All.EqualTo(sentinel), $"{name}: elements before the span were written");
+            Assert.That(all[(offset + expected.Length)..], Is.All.EqualTo(sentinel), $"{name}: elements past the span were written");
+        }
+    }
+
+    [Test]
+    public void LaunchersRejectWhatTheKernelsCannotRun()
+    {
+        using var big = Zeros<float>(4096);
+        using var ints = Zeros<int>(64);
+        var s = big.Span;
+        var i = ints.Span;
+        // B = 1, Tq = Tk = 4, H = 2, hs = 8: A = 16.
+        Assert.That(() => BiasedAttentionForward.Launch(Device, s, s.Slice(1000), s.Slice(2000), 16, s.Slice(3000), 16, s.Slice(3500), 16, default, default, default, 1, 4, 4, 2, 129, false),
+            Throws.ArgumentException.With.Message.Contains("head size 129"));
+        Assert.That(() => BiasedAttentionForward.Launch(Device, s, s.Slice(1000), s.Slice(2000), 15, s.Slice(3000), 16, s.Slice(3500), 16, default, default, default, 1, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("row strides"));
+        Assert.That(() => BiasedAttentionForward.Launch(Device, s, s.Slice(0, 7), s.Slice(2000), 16, s.Slice(3000), 16, s.Slice(3500), 16, default, default, default, 1, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("lse"));
+        Assert.That(() => BiasedAttentionForward.Launch(Device, s, s.Slice(1000), s.Slice(2000), 48, s.Slice(3950), 48, s.Slice(3500), 16, default, default, default, 1, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("k [B, Tk"));
+        Assert.That(() => BiasedAttentionForward.Launch(Device, s, s.Slice(1000), s.Slice(2000), 16, s.Slice(3000), 16, s.Slice(3500), 16, s.Slice(0, 64), i.Slice(0, 6), default, 1, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("bucketByOffset"));
+        Assert.That(() => BiasedAttentionForward.Launch(Device, s, s.Slice(1000), s.Slice(2000), 16, s.Slice(3000), 16, s.Slice(3500), 16, default, default, i.Slice(0, 1), 2, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("keyLengths"));
+        Assert.That(() => BiasedAttentionForward.Launch(Device, s, s.Slice(1000), s, 16, s.Slice(3000), 16, s.Slice(3500), 16, default, default, default, 1, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("alias"));
+        Assert.That(() => BiasedAttentionBackward.Launch(Device, s, s.Slice(100), s.Slice(200), s.Slice(300), s.Slice(2000), 16, s.Slice(3000), 16, s.Slice(3500), 16,
+                s.Slice(400), s.Slice(500), s.Slice(600, 7), default, default, default, 1, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("scratch"));
+        Assert.That(() => BiasedAttentionBackward.Launch(Device, s, s, s.Slice(200), s.Slice(300), s.Slice(2000), 16, s.Slice(3000), 16, s.Slice(3500), 16,
+                s.Slice(400), s.Slice(500), s.Slice(600), default, default, default, 1, 4, 4, 2, 8, false),
+            Throws.ArgumentException.With.Message.Contains("different buffers"));
+        Assert.DoesNotThrow(() => BiasedAttentionForward.Launch(Device, s, s.Slice(1000), s.Slice(2000), 16, s.Slice(3000), 16, s.Slice(3500), 16, default, default, default, 0, 4, 4, 2, 8, false),
+            "an empty batch launches nothing");
+    }
+
+    // GPU only: milliseconds at T5-base shapes (H = 12, hs = 64), for the record; the assertion only bounds the time.
+    [TestCase(Kind.Encoder, 16, 512, 512)]
+    [TestCase(Kind.Decoder, 16, 128, 128)]
+    [TestCase(Kind.Cross, 16, 128, 512)]
+    public void Throughput(Kind attention, int batch, int queryLength, int keyLength)
+    {
+        if (Device is not CudaDevice gpu) { Assert.Ignore("timing is measured on a GPU only"); return; }
+        const int heads = 12, headSize = 64, a = heads * headSize;
+        long queries = (long)batch * queryLength, keys = (long)batch * keyLength;
+        using var q = gpu.Allocate<float>(queries * a);
+        using var kv = gpu.Allocate<float>(keys * 2 * a);
+        using var output = gpu.Allocate<float>(queries * a);
+        using var lse = gpu.Allocate<float>(queries * heads);
+        using var dout = gpu.Allocate<float>(queries * a);
+        using var dq = gpu.Allocate<float>(queries * a);
+        using var dk = gpu.Allocate<float>(keys * a);
+        using var dv = gpu.Allocate<float>(keys * a);
+        using var scratch = gpu.Allocate<float>(queries * heads);
+        using var table = gpu.Allocate<float>(NumBuckets * heads);
+        using var buckets = gpu.Allocate<int>(queryLength + keyLength - 1);
+        using var lengths = gpu.Allocate<int>(batch);
+        var rng = new Random(1);
+        float[] host = new float[keys * 2 * a];
+        for (int i = 0; i < host.Length; i++) host[i] = (float)(rng.NextDouble() * 2 - 1);
+        kv.CopyFrom(host);
+        q.CopyFrom(host.AsSpan(0, (int)(queries * a)));
+        dout.CopyFrom(host.AsSpan(0, (int)(queries * a)));
+        table.CopyFrom(host.AsSpan(0, NumBuckets * heads));
+        var bucketHost = new int[queryLength + keyLength - 1];
+        RelativeBuckets.Compute(queryLength, keyLength, attention == Kind.Encoder, NumBuckets, 128, bucketHost);
+        buckets.CopyFrom(bucketHost);
+        var lengthHost = new int[batch];
+        for (int b = 0; b < batch; b++) lengthHost[b] = keyLength - (b * 7) % (keyLength / 2);
+        lengths.CopyFrom(lengthHost);
+        bool causal = attention == Kind.Decoder, hasBias = attention != Kind.Cross;
+        var t = hasBias ? table.Span : default;
+        var bk = hasBias ? buckets.Span : default;
+        var kl = attention == Kind.Decoder ? default : lengths.Span;
+        var k = kv.Span;
+        var v = kv.Span.Slice(a);
+        void Forward() => BiasedAttentionForward.Launch(gpu, output.Span, lse.Span, q.Span, a, k, 2 * a, v, 2 * a, t, bk, kl, batch, queryLength, keyLength, heads, headSize, causal);
+        void Backward() => BiasedAttentionBackward.Launch(gpu, dq.Span, dk.Span, dv.Span, dout.Span, q.Span, a, k, 2 * a, v, 2 * a, output.Span, lse.Span, scratch.Span,
+            t, bk, kl, batch, queryLength, keyLength, heads, headSize, causal);
+        Forward();
+        Backward();
+        gpu.Synchronize();
+        const int runs = 5;
+        using var timer = gpu.CreateTimer();
+        timer.Start();
+        for (int i = 0; i < runs; i++) Forward();
+        float forwardMs = timer.Stop() / runs;
+        timer.Start();
+        for (int i = 0; i < runs; i++) Backward();
+        float backwardMs = timer.Stop() / runs;
+        TestContext.Out.WriteLine($"biased attention {attention} B={batch} Tq={queryLength} Tk={keyLength} H={heads} hs={headSize} on {gpu.Name}: " +
+                                  $"forward {forwardMs:F3} ms, backward {backwardMs:F3} ms");
+        Assert.That(forwardMs + backwardMs, Is.GreaterThan(0f).And.LessThan(10_000f));
+    }
+}
+
+/// <summary><see cref="RelativeBuckets"/> (the host side of the kernels' bias) against <see cref="RelativePositionOps.Bias"/>.</summary>
+public sealed class T5KernelRelativeBucketsTests
+{
+    [TestCase(1, 1, true, 32, 128)]
+    [TestCase(5, 9, true, 32, 128)]
+    [TestCase(70, 70, true, 32, 128)]
+    [TestCase(200, 200, true, 32, 20)]   // past max distance: the last bucket of each half
+    [TestCase(70, 70, false, 32, 128)]
+    [TestCase(33, 200, false, 16, 40)]
+    public void BucketsRebuildTheCpuBiasPlane(int queryLength, int keyLength, bool bidirectional, int numBuckets, int maxDistance)
+    {
+        const int heads = 3;
+        var table = new float[numBuckets * heads];
+        for (int i = 0; i < table.Length; i++) table[i] = i + 0.5f;  // distinct per (bucket, head)
+        var expected = new float[heads * queryLength * keyLength];
+        RelativePositionOps.Bias<float>(expected, table, heads, queryLength, keyLength, bidirectional, numBuckets, maxDistance);
+
+        var buckets = new int[RelativeBuckets.Length(queryLength, keyLength) + 2];
+        Array.Fill(buckets, -7);
+        RelativeBuckets.Compute(queryLength, keyLength, bidirectional, numBuckets, maxDistance, buckets);
+        Assert.That(buckets[^2..], Is.All.EqualTo(-7), "entries past Tq + Tk − 1 are left alone");
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < queryLength; i++)
+                for (int j = 0; j < keyLength; j++)
+                {
+                    float actual = table[buckets[j - i + queryLength - 1] * heads + h];
+                    Assert.That(actual, Is.EqualTo(expected[(h * queryLength + i) * keyLength + j]), $"h {h}, i {i}, j {j}");
+                }
+    }
+
+    [Test]
+    public void ComputeRejectsAShortSpan() =>
+        Assert.That(() => RelativeBuckets.Compute(4, 5, true, 32, 128, new int[7]), Throws.ArgumentException.With.Message.Contains("need 8 entries"));
+}
