@@ -94,7 +94,8 @@ internal static class PredictCommand
             room[name] = maxTokens - (labelTokens is null ? 1 : labelTokens.Max(l => l.Length));
         }
         bool needsTokenizer = DataOptions.IsText(plan.Data) || plan.Columns.TargetColumn is not null;
-        var table = TaskRowReader.Read(plan.Data, plan.Columns, needsTokenizer ? Tokenizer() : TryTokenizer(Tokenizer), options, room);
+        var table = TaskRowReader.Read(plan.Data, plan.Columns, needsTokenizer ? Tokenizer() : TryTokenizer(Tokenizer), options, room,
+            specs.Labels.Keys.ToHashSet(StringComparer.Ordinal));
         if (table.SkippedRows > 0) human.WriteLine($"{plan.Data}: skipped {table.SkippedRows} bad rows" + (table.SkipReasons.Count > 0 ? $" (first: {table.SkipReasons[0]})" : ""));
         if (table.TruncatedRows > 0) human.WriteLine($"{plan.Data}: truncated the input of {table.TruncatedRows} rows to leave room for the answer");
 

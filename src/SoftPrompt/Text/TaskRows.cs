@@ -26,7 +26,9 @@ public static class TaskRowReader
     /// <param name="tokenizer">Needed for text rows, and for a target column's text.</param>
     /// <param name="inputRoom">Per task: the most input tokens a row may keep (n_positions − prompt length − the room its
     /// answer needs). A row naming a task not listed here is a bad row.</param>
-    public static TaskRows Read(string path, TaskColumns columns, ITextTokenizer? tokenizer, TokenizeOptions options, IReadOnlyDictionary<string, int> inputRoom)
+    /// <param name="classificationTasks">Tasks whose target column holds class values, which are kept as text, not tokenized.</param>
+    public static TaskRows Read(string path, TaskColumns columns, ITextTokenizer? tokenizer, TokenizeOptions options, IReadOnlyDictionary<string, int> inputRoom,
+        IReadOnlySet<string>? classificationTasks = null)
     {
         bool pretokenized = PretokenizedJsonl.IsPretokenized(path);
         if (pretokenized && (columns.InputColumn is not null || columns.Template is not null))
@@ -60,7 +62,7 @@ public static class TaskRowReader
                 }
                 string? gold = columns.TargetColumn is null ? null : ExampleBuilder.Value(row, columns.TargetColumn, where);
                 int[]? goldTokens = pretokenized ? Ids(row, "target_ids", where, options, required: false)
-                    : gold is null ? null : ExampleBuilder.TargetTokens(gold, tokenizer!, options);
+                    : gold is null || classificationTasks?.Contains(task) == true ? null : ExampleBuilder.TargetTokens(gold, tokenizer!, options);
                 rows.Add(new TaskRow(row.Number, where, task, input, gold, goldTokens));
             }
             catch (DataException e)
