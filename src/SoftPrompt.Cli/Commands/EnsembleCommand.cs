@@ -48,7 +48,7 @@ internal static class EnsembleCommand
         ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.Load(loaded.Directory);
         var dataset = DataOptions.Load(dataPath, request, Tokenizer, loaded, prompts.Length, human);
 
-        var result = Evaluate(engine, dataset, DataOptions.IsText(dataPath) ? PredictCommand.TryTokenizer(Tokenizer)?.EosId : null, batchSize);
+        var result = Evaluate(engine, dataset, DataOptions.IsText(dataPath) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null, batchSize);
         human.WriteLine($"ensemble of {prompts.Count} prompts (P={prompts.Length}) on {dataPath}: {dataset.Examples.Count} rows, " +
             (result.IsClassification ? $"rank classification over {dataset.Classification!.LabelTexts.Count} labels" : "exact match of greedy decoding") +
             $", device {engine.DeviceName}");

@@ -94,12 +94,12 @@ internal static class PredictCommand
             room[name] = maxTokens - (labelTokens is null ? 1 : labelTokens.Max(l => l.Length));
         }
         bool needsTokenizer = DataOptions.IsText(plan.Data) || plan.Columns.TargetColumn is not null;
-        var table = TaskRowReader.Read(plan.Data, plan.Columns, needsTokenizer ? Tokenizer() : TryTokenizer(Tokenizer), options, room,
+        var table = TaskRowReader.Read(plan.Data, plan.Columns, needsTokenizer ? Tokenizer() : DataOptions.TryTokenizer(Tokenizer), options, room,
             specs.Labels.Keys.ToHashSet(StringComparer.Ordinal));
         if (table.SkippedRows > 0) human.WriteLine($"{plan.Data}: skipped {table.SkippedRows} bad rows" + (table.SkipReasons.Count > 0 ? $" (first: {table.SkipReasons[0]})" : ""));
         if (table.TruncatedRows > 0) human.WriteLine($"{plan.Data}: truncated the input of {table.TruncatedRows} rows to leave room for the answer");
 
-        int? stop = plan.StopToken ?? TryTokenizer(Tokenizer)?.EosId;
+        int? stop = plan.StopToken ?? DataOptions.TryTokenizer(Tokenizer)?.EosId;
         var taskIndex = specs.Tasks.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i, StringComparer.Ordinal);
         var rows = table.Rows.Select(r => new ServedRow(taskIndex[r.Task], r.Input)).ToArray();
         var predictions = MixedPredictor.Predict(engine, served, rows, plan.MaxNewTokens, stop, plan.BatchSize);
@@ -173,12 +173,5 @@ internal static class PredictCommand
         if (stop is int s && ids.Length > 0 && ids[^1] == s) ids = ids[..^1];
         string text = tokenizer.Decode(ids);
         return targetPrefix.Length > 0 && text.StartsWith(targetPrefix, StringComparison.Ordinal) ? text[targetPrefix.Length..] : text;
-    }
-
-    /// <summary>The model's tokenizer, or null when it ships none (pre-tokenized data still works then).</summary>
-    internal static ITextTokenizer? TryTokenizer(Func<ITextTokenizer> load)
-    {
-        try { return load(); }
-        catch (DataException) { return null; }
     }
 }

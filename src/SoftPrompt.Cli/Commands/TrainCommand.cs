@@ -62,11 +62,11 @@ internal static class TrainCommand
             ModelFingerprint = loaded.Fingerprint,
         };
         int ensemble = plan.Ensemble;
-        engine.LoadPrompts(InitialPrompts(init, promptLength, loaded.TokenEmbedding, width, sources, ensemble), ensemble, promptLength);
+        engine.LoadPrompts(PromptInitializer.CreateEnsemble(init, ensemble, promptLength, loaded.TokenEmbedding, width, sources), ensemble, promptLength);
 
         var metadata = PromptMetadata.ForRun(loaded, plan, init, promptLength);
         var store = plan.CheckpointDir is null ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
-        int? stopToken = plan.Dev is not null && DataOptions.IsText(plan.Dev) ? PredictCommand.TryTokenizer(Tokenizer)?.EosId : null;
+        int? stopToken = plan.Dev is not null && DataOptions.IsText(plan.Dev) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null;
         var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize) { StopToken = stopToken };
         var run = new TrainingRun(engine, train.Examples, plan.Options) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
         int? resumedFrom = Resume(run, store, plan, human);
@@ -103,7 +103,6 @@ internal static class TrainCommand
 
         // Outputs: with dev data --out is the best prompt and the last goes beside it; without, --out is the last.
         string LastPath(int k) => plan.LastPromptPath(k) ?? plan.PromptPath(k);
-        string lastPath = LastPath(0);
         var lastPrompts = run.CurrentPrompt();
         PromptMetadata.SaveAll(LastPath, lastPrompts, ensemble, promptLength, width, metadata, o.Seed, result.Step, "last", null, result.LastLoss);
         if (plan.Dev is not null && result.Best is { } chosen)
@@ -124,7 +123,7 @@ internal static class TrainCommand
             var document = new JsonObject
             {
                 ["out"] = plan.Dev is null || result.Best is not null ? plan.Output : null,
-                ["last"] = lastPath,
+                ["last"] = LastPath(0),
                 ["metrics"] = plan.MetricsPath,
                 ["plot"] = plot,
                 ["checkpoint"] = result.LastCheckpoint,
@@ -139,32 +138,15 @@ internal static class TrainCommand
                 ["device"] = engine.DeviceName,
                 ["best"] = result.Best is { } b ? new JsonObject { ["step"] = b.Step, ["primary"] = b.Metrics.Primary, ["metrics"] = JsonOutput.Metrics(b.Metrics.Values) } : null,
             };
-            if (ensemble > 1)
-            {
-                // An ensemble has K outputs: "out" and "last" become lists, prompt k at index k.
-                var members = Enumerable.Range(0, ensemble).ToList();
-                document["out"] = plan.Dev is null || result.Best is not null ? new JsonArray([.. members.Select(k => JsonValue.Create(plan.PromptPath(k)))]) : null;
-                document["last"] = new JsonArray([.. members.Select(k => JsonValue.Create(LastPath(k)))]);
-                document["ensemble"] = new JsonObject
-                {
-                    ["size"] = ensemble,
-                    ["seeds"] = new JsonArray([.. members.Select(k => JsonValue.Create(o.Seed + k))]),
-                    ["dev"] = ensembleDev is null ? null : EnsembleReport.Json(ensembleDev, [.. members.Select(plan.PromptPath)]),
-                };
-            }
+            if (ensemble > 1) EnsembleRunReport.AddTo(document, plan, LastPath, result.Best is not null, ensembleDev);
             JsonOutput.Write(document);
         }
         human.WriteLine(string.Create(inv, $"{stop.Replace('_', ' ')}: step {result.Step}/{o.Steps} in {result.Seconds:F1} s ({tokensPerSecond:N0} tok/s), train loss {result.LastLoss:F4}"));
-        string outputs = ensemble > 1 ? $"{TrainPlan.Stem(plan.Output)}.k{{0..{ensemble - 1}}}.safetensors" : plan.Output;
+        string outputs = EnsembleRunReport.Outputs(plan, last: false);
         if (result.Best is { } best)
             human.WriteLine(string.Create(inv, $"best dev {(ensemble > 1 ? "ensemble (majority vote) " : "")}{best.Metrics.Primary} {best.Metrics.Score:0.####} at step {best.Step} → {outputs}"));
-        if (ensembleDev is not null)
-        {
-            human.WriteLine($"ensemble of {ensemble} on {plan.Dev} ({outputs}):");
-            EnsembleReport.WriteTable(human, ensembleDev, [.. Enumerable.Range(0, ensemble).Select(k => Path.GetFileName(plan.PromptPath(k)))]);
-        }
-        string written = ensemble > 1 ? (plan.LastOutput is null ? outputs : $"{TrainPlan.Stem(plan.Output)}.k{{0..{ensemble - 1}}}.last.safetensors") : lastPath;
-        human.WriteLine($"wrote {written}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
+        if (ensembleDev is not null) EnsembleRunReport.WriteTable(human, plan, ensembleDev);
+        human.WriteLine($"wrote {EnsembleRunReport.Outputs(plan, last: true)}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
         return result.Stop == TrainStop.Interrupted ? Interrupted : 0;
     }
 
@@ -203,27 +185,6 @@ internal static class TrainCommand
             human.WriteLine($"warning: could not draw {plan.PlotPath}: {e.Message}");
             return null;
         }
-    }
-
-    /// <summary>
-    /// The initial prompts [K, P, d]: prompt k from the init with seed SEED + k (k = 0 is the single-prompt run's). An init
-    /// that draws nothing at random (text, a file) would start every prompt alike, and identical prompts train identically.
-    /// </summary>
-    private static float[] InitialPrompts(InitSpec init, int length, float[] tokenEmbedding, int width, InitSources sources, int count)
-    {
-        if (count == 1) return PromptInitializer.Create(init, length, tokenEmbedding, width, sources);
-        int size = length * width;
-        var values = new float[count * size];
-        for (int k = 0; k < count; k++)
-        {
-            var prompt = PromptInitializer.Create(init, length, tokenEmbedding, width, sources with { Seed = sources.Seed + k });
-            for (int j = 0; j < k; j++)
-                if (values.AsSpan(j * size, size).SequenceEqual(prompt))
-                    throw new ArgumentException($"--ensemble {count} with --init {init}: prompts {j} and {k} start identical (this init draws nothing at random), " +
-                        "so they would train identically; use random-uniform or sampled-vocab (or class-labels with --prompt-length above the number of labels).");
-            prompt.CopyTo(values.AsSpan(k * size, size));
-        }
-        return values;
     }
 
     /// <summary>The tokenizer's BOS/EOS/PAD ids, never sampled as prompt vectors; none when the model ships no tokenizer.</summary>

@@ -101,6 +101,20 @@ public sealed class EnsembleTrainingTests
     }
 
     [Test]
+    public void EnsembleMemberKStartsFromTheSeedPlusK()
+    {
+        var table = TestModels.RandomPrompts<float>(23 * 8, seed: 1);
+        var sources = new InitSources { Seed = 7, TrainingData = Train };
+        var values = PromptInitializer.CreateEnsemble(InitSpec.SampledVocab, 3, PromptLength, table, 8, sources);
+        for (int k = 0; k < 3; k++)
+            Assert.That(values.AsSpan(k * PromptLength * 8, PromptLength * 8).ToArray(),
+                Is.EqualTo(PromptInitializer.Create(InitSpec.SampledVocab, PromptLength, table, 8, sources with { Seed = 7 + k })), $"prompt {k}");
+        var e = Assert.Throws<ArgumentException>(() => PromptInitializer.CreateEnsemble(new InitSpec(InitKind.Text, "1 2"), 2, PromptLength, table, 8,
+            sources with { Tokenizer = DemoModel.Tokenizer() }));
+        Assert.That(e!.Message, Does.Contain("prompts 0 and 1 start identical"));
+    }
+
+    [Test]
     public void GlobalNormClippingIsRefusedForEnsembles()
     {
         var options = new TrainOptions(1, 2, 0.1f, new OptimizerSettings(OptimizerKind.AdamW, ClipNorm: 1f)) { Ensemble = 3 };
