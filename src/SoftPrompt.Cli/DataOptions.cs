@@ -53,6 +53,13 @@ internal sealed class DataOptions
         return dataset;
     }
 
+    /// <summary>The model's tokenizer, or null when it ships none (pre-tokenized data works without one).</summary>
+    public static ITextTokenizer? TryTokenizer(Func<ITextTokenizer> load)
+    {
+        try { return load(); }
+        catch (DataException) { return null; }
+    }
+
     /// <summary>Each label's token ids as the targets spell them, without EOS: the class-labels initialisation embeds these.</summary>
     public static int[][] LabelTokens(Verbalizer labels, ITextTokenizer tokenizer, string targetPrefix) =>
         [.. labels.Texts.Select(text => tokenizer.Encode(targetPrefix + text))];

@@ -27,12 +27,13 @@ internal static class BenchCommand
         var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var tf32 = new Option<bool>("--tf32") { Description = "Let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
+        var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 };
         var command = new Command("bench", "Measure prompt-tuning steps: tokens/s, ms/step, TFLOP/s, memory")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble,
         };
         command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32))));
+            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble))));
         return command;
     }
 
@@ -40,9 +41,11 @@ internal static class BenchCommand
 
     private static IEnumerable<string> ShapeNames => Gpt2Shapes.Named.Keys.Concat(T5Shapes.Named.Keys);
 
-    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32)
+    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32,
+        int ensemble)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
+        if (ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {ensemble}.");
         using var loaded = Load(modelDir, shapeName, device, new EngineOptions(AllowTf32: tf32));
         var engine = loaded.Engine;
         var c = loaded.Config;
@@ -57,33 +60,33 @@ internal static class BenchCommand
         if (encoderDecoder ? Math.Max(encoderPositions, targetCount) > c.MaxPositions : promptLength + seqLen > c.MaxPositions)
             throw new ArgumentException($"prompt {promptLength} + {seqLen} tokens{(encoderDecoder ? $" (or {targetCount} targets)" : "")} exceed the model's limit of {c.MaxPositions} positions.");
         var random = new Random(3);
-        var prompt = new float[promptLength * c.Embedding];
+        var prompt = new float[ensemble * promptLength * c.Embedding];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = (float)(random.NextDouble() - 0.5);
-        engine.LoadPrompts(prompt, 1, promptLength);
-        var batch = new TokenBatch(batchSize, rowTokens, promptLength);
+        engine.LoadPrompts(prompt, ensemble, promptLength);
+        var batch = new TokenBatch(batchSize * ensemble, rowTokens, promptLength);
         batch.Reset(rowTokens);
         var ids = new int[rowTokens];
         for (int row = 0; row < batchSize; row++)
         {
             for (int i = 0; i < rowTokens; i++) ids[i] = random.Next(c.VocabSize);
-            batch.AddRow(ids.AsSpan(0, inputTokens), ids.AsSpan(inputTokens));
+            for (int k = 0; k < ensemble; k++) batch.AddRow(ids.AsSpan(0, inputTokens), ids.AsSpan(inputTokens), k);
         }
         var optimizer = new OptimizerSettings(OptimizerKind.AdamW);
-        for (int s = 1; s <= warmup; s++) { engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, s, 1e-3f); }
+        for (int s = 1; s <= warmup; s++) { engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, s, 1e-3f, ensemble); }
         _ = engine.LastGradientNorm;
         var clock = Stopwatch.StartNew();
         float loss = 0;
-        for (int s = 1; s <= steps; s++) { loss = engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, warmup + s, 1e-3f); }
+        for (int s = 1; s <= steps; s++) { loss = engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, warmup + s, 1e-3f, ensemble); }
         _ = engine.LastGradientNorm;
         double seconds = clock.Elapsed.TotalSeconds;
         double msPerStep = 1000 * seconds / steps;
         // Every position a stack runs over: prompt + tokens, and for T5 the decoder's target positions too.
-        int positions = promptLength + rowTokens;
-        double tokensPerSecond = (double)batchSize * positions * steps / seconds;
-        long targetTotal = (long)batchSize * targetCount;
+        int positions = promptLength + rowTokens, rows = batchSize * ensemble;
+        double tokensPerSecond = (double)rows * positions * steps / seconds;
+        long targetTotal = (long)rows * targetCount;
         double flops = c is T5Config t5
-            ? t5.TrainingStepFlops(batchSize, encoderPositions, targetCount, targetTotal)
-            : c.TrainingStepFlops(batchSize, positions, targetTotal);
+            ? t5.TrainingStepFlops(rows, encoderPositions, targetCount, targetTotal)
+            : c.TrainingStepFlops(rows, positions, targetTotal);
         double tflops = flops * steps / seconds / 1e12;
         long memory = MemoryUsed(engine);
         var inv = CultureInfo.InvariantCulture;
@@ -94,7 +97,7 @@ internal static class BenchCommand
                 ["model"] = loaded.Directory, ["family"] = loaded.Family, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
-                ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32,
+                ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,
             }));
         }
         else
@@ -102,8 +105,8 @@ internal static class BenchCommand
             Console.WriteLine($"{loaded.Directory} on {Describe(engine)}");
             Console.WriteLine(encoderDecoder
                 ? string.Create(inv, $"batch {batchSize} × (encoder: prompt {promptLength} + {seqLen} tokens; decoder: {targetCount} targets), {steps} steps")
-                : string.Create(inv, $"batch {batchSize} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row, {steps} steps"));
-            Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
+                : string.Create(inv, $"batch {batchSize}{(ensemble > 1 ? $" × {ensemble} prompts" : "")} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row, {steps} steps"));
+            Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step{(ensemble > 1 ? $" ({msPerStep / ensemble:F2} ms per prompt)" : "")}  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
         }
         return 0;
     }

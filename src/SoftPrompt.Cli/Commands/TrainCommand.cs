@@ -13,6 +13,8 @@ namespace SoftPrompt.Cli.Commands;
 /// `softprompt train`: prompt-tune a frozen model. Writes the prompt (--out; with --dev the best on dev, and the last
 /// to OUT.last.safetensors), a metrics log (OUT.metrics.jsonl) and a PNG of the curves (OUT.curves.png); with
 /// --checkpoint-dir, resumable checkpoints. Ctrl+C stops after the current step, checkpoints and writes what it has.
+/// With --ensemble K, K prompts train in the same passes and go to OUT.k0.safetensors … (OUT.k{k}.last.safetensors
+/// beside them with --dev), and the run ends with the ensemble's dev scores.
 /// </summary>
 internal static class TrainCommand
 {
@@ -59,17 +61,19 @@ internal static class TrainCommand
             Seed = plan.Options.Seed,
             ModelFingerprint = loaded.Fingerprint,
         };
-        engine.LoadPrompts(PromptInitializer.Create(init, promptLength, loaded.TokenEmbedding, width, sources), 1, promptLength);
+        int ensemble = plan.Ensemble;
+        engine.LoadPrompts(PromptInitializer.CreateEnsemble(init, ensemble, promptLength, loaded.TokenEmbedding, width, sources), ensemble, promptLength);
 
         var metadata = PromptMetadata.ForRun(loaded, plan, init, promptLength);
         var store = plan.CheckpointDir is null ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
-        var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize);
+        int? stopToken = plan.Dev is not null && DataOptions.IsText(plan.Dev) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null;
+        var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize) { StopToken = stopToken };
         var run = new TrainingRun(engine, train.Examples, plan.Options) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
         int? resumedFrom = Resume(run, store, plan, human);
 
         var o = plan.Options;
         human.WriteLine(string.Create(inv,
-            $"training P={promptLength} prompt ({init}) on {train.Examples.Count} rows{(dev is null ? "" : $", dev {dev.Examples.Count} rows ({(evaluator!.IsClassification ? "rank classification" : "exact match")}, every {o.EvalEvery} steps)")}, " +
+            $"training {(ensemble > 1 ? $"an ensemble of {ensemble} " : "")}P={promptLength} prompt{(ensemble > 1 ? "s" : "")} ({init}{(ensemble > 1 ? $", seeds {o.Seed}..{o.Seed + ensemble - 1}" : "")}) on {train.Examples.Count} rows{(dev is null ? "" : $", dev {dev.Examples.Count} rows ({(evaluator!.IsClassification ? "rank classification" : "exact match")}, every {o.EvalEvery} steps)")}, " +
             $"{o.Steps} steps × batch {o.BatchSize}{(o.GradientAccumulation > 1 ? $" × {o.GradientAccumulation} micro-batches" : "")}, {plan.OptimizerName} lr {o.LearningRate} {o.Schedule}, device {engine.DeviceName}"));
 
         TrainResult result;
@@ -77,7 +81,8 @@ internal static class TrainCommand
         using (var log = resumedFrom is int from ? MetricsLog.Resume(plan.MetricsPath, from) : MetricsLog.Create(plan.MetricsPath))
         {
             var progress = new ProgressLine(human, plan.Progress, Math.Max(1, o.Steps / 20));
-            var console = new TrainingConsole(progress, log, best => PromptMetadata.Save(plan.Output, best.Values, promptLength, width, metadata, best.Step, "best-dev", best.Metrics, float.NaN));
+            var console = new TrainingConsole(progress, log, best => PromptMetadata.SaveAll(plan.PromptPath, best.Values, ensemble, promptLength, width, metadata, o.Seed,
+                best.Step, "best-dev", best.Metrics, float.NaN));
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) =>
             {
@@ -97,19 +102,28 @@ internal static class TrainCommand
         }
 
         // Outputs: with dev data --out is the best prompt and the last goes beside it; without, --out is the last.
-        string lastPath = plan.LastOutput ?? plan.Output;
-        PromptMetadata.Save(lastPath, run.CurrentPrompt(), promptLength, width, metadata, result.Step, "last", null, result.LastLoss);
+        string LastPath(int k) => plan.LastPromptPath(k) ?? plan.PromptPath(k);
+        var lastPrompts = run.CurrentPrompt();
+        PromptMetadata.SaveAll(LastPath, lastPrompts, ensemble, promptLength, width, metadata, o.Seed, result.Step, "last", null, result.LastLoss);
         if (plan.Dev is not null && result.Best is { } chosen)
-            PromptMetadata.Save(plan.Output, chosen.Values, promptLength, width, metadata, chosen.Step, "best-dev", chosen.Metrics, float.NaN);
+            PromptMetadata.SaveAll(plan.PromptPath, chosen.Values, ensemble, promptLength, width, metadata, o.Seed, chosen.Step, "best-dev", chosen.Metrics, float.NaN);
         string? plot = DrawCurves(plan, evaluator, promptLength, human);
+
+        // The ensemble's own dev report: the prompts --out now holds (the best step's, else the last), each alone and combined.
+        EnsembleEvaluation? ensembleDev = null;
+        if (ensemble > 1 && dev is not null)
+        {
+            engine.LoadPrompts(result.Best?.Values ?? lastPrompts, ensemble, promptLength);
+            ensembleDev = EnsembleCommand.Evaluate(engine, dev, stopToken, plan.EvalBatchSize);
+        }
 
         var stop = result.Stop switch { TrainStop.EarlyStopped => "early_stopped", TrainStop.Interrupted => "interrupted", _ => "completed" };
         if (plan.Json)
         {
-            JsonOutput.Write(new JsonObject
+            var document = new JsonObject
             {
                 ["out"] = plan.Dev is null || result.Best is not null ? plan.Output : null,
-                ["last"] = lastPath,
+                ["last"] = LastPath(0),
                 ["metrics"] = plan.MetricsPath,
                 ["plot"] = plot,
                 ["checkpoint"] = result.LastCheckpoint,
@@ -123,12 +137,16 @@ internal static class TrainCommand
                 ["init"] = init.ToString(),
                 ["device"] = engine.DeviceName,
                 ["best"] = result.Best is { } b ? new JsonObject { ["step"] = b.Step, ["primary"] = b.Metrics.Primary, ["metrics"] = JsonOutput.Metrics(b.Metrics.Values) } : null,
-            });
+            };
+            if (ensemble > 1) EnsembleRunReport.AddTo(document, plan, LastPath, result.Best is not null, ensembleDev);
+            JsonOutput.Write(document);
         }
         human.WriteLine(string.Create(inv, $"{stop.Replace('_', ' ')}: step {result.Step}/{o.Steps} in {result.Seconds:F1} s ({tokensPerSecond:N0} tok/s), train loss {result.LastLoss:F4}"));
+        string outputs = EnsembleRunReport.Outputs(plan, last: false);
         if (result.Best is { } best)
-            human.WriteLine(string.Create(inv, $"best dev {best.Metrics.Primary} {best.Metrics.Score:0.####} at step {best.Step} → {plan.Output}"));
-        human.WriteLine($"wrote {lastPath}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
+            human.WriteLine(string.Create(inv, $"best dev {(ensemble > 1 ? "ensemble (majority vote) " : "")}{best.Metrics.Primary} {best.Metrics.Score:0.####} at step {best.Step} → {outputs}"));
+        if (ensembleDev is not null) EnsembleRunReport.WriteTable(human, plan, ensembleDev);
+        human.WriteLine($"wrote {EnsembleRunReport.Outputs(plan, last: true)}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
         return result.Stop == TrainStop.Interrupted ? Interrupted : 0;
     }
 

@@ -49,4 +49,28 @@ internal static class PromptMetadata
         }
         new PromptFile(values, length, width, metadata).Save(path);
     }
+
+    /// <summary>
+    /// Saves a run's prompts [K, P, d]: prompt k to <paramref name="path"/>(k), its metadata naming its place in the
+    /// ensemble and the seed it was initialised with (K = 1: just the one prompt, as <see cref="Save"/>).
+    /// </summary>
+    public static void SaveAll(Func<int, string> path, float[] values, int count, int length, int width, IReadOnlyDictionary<string, string> run,
+        int seed, int step, string selected, DevMetrics? dev, float trainLoss)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        int size = length * width;
+        if (values.Length != count * size) throw new ArgumentException($"{values.Length} prompt values for {count} prompts of [{length}, {width}].");
+        for (int k = 0; k < count; k++)
+        {
+            var metadata = run;
+            if (count > 1)
+                metadata = new Dictionary<string, string>(run)
+                {
+                    ["ensemble_size"] = count.ToString(inv),
+                    ["ensemble_index"] = k.ToString(inv),
+                    ["init_seed"] = (seed + k).ToString(inv),
+                };
+            Save(path(k), values[(k * size)..((k + 1) * size)], length, width, metadata, step, selected, dev, trainLoss);
+        }
+    }
 }

@@ -37,6 +37,12 @@ internal sealed class TrainFlags
     public readonly Option<int> Seed = new("--seed") { Description = "Seed for initialisation and shuffling", DefaultValueFactory = _ => 0 };
     public readonly Option<bool> NoShuffle = new("--no-shuffle") { Description = "Take rows in file order" };
     public readonly Option<bool> LengthBuckets = new("--length-buckets") { Description = "Batch rows of similar length together (less padding)" };
+    public readonly Option<int> Ensemble = new("--ensemble")
+    {
+        Description = "Train K prompts at once (prompt k initialised with seed SEED+k; all see the batches of --seed), every example once per prompt " +
+            "in one forward and reverse pass; writes OUT.k0.safetensors … OUT.k{K-1}.safetensors and, with --dev, the ensemble's dev score. No --clip-norm",
+        DefaultValueFactory = _ => 1,
+    };
 
     public readonly Option<int?> EvalEvery = new("--eval-every") { Description = "Evaluate on --dev every N steps (default steps/10) and at the end" };
     public readonly Option<int> EvalBatchSize = new("--eval-batch-size") { Description = "Rows per evaluation batch", DefaultValueFactory = _ => 32 };
@@ -65,7 +71,7 @@ internal sealed class TrainFlags
     public IEnumerable<Option> All =>
     [
         Model, Data, Dev, Output, Device, Tf32, Recipe, PromptLength, Init, FrequencyOrdered, Steps, BatchSize, GradAccum, LearningRate, Optimizer,
-        Schedule, WarmupSteps, ClipNorm, WeightDecay, UpdateClip, DecayRate, Seed, NoShuffle, LengthBuckets, .. DataFlags.All, EvalEvery, EvalBatchSize,
+        Schedule, WarmupSteps, ClipNorm, WeightDecay, UpdateClip, DecayRate, Seed, NoShuffle, LengthBuckets, Ensemble, .. DataFlags.All, EvalEvery, EvalBatchSize,
         Patience, CheckpointDir, CheckpointEvery, KeepLast, Resume, Metrics, Plot, NoPlot, Json, Progress,
     ];
 
@@ -100,7 +106,7 @@ internal sealed class TrainFlags
         bool resume = r.GetValue(Resume);
         if (resume && checkpointDir is null) throw new ArgumentException("--resume continues from --checkpoint-dir: give the directory the run checkpointed to.");
 
-        string stem = output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? output[..^".safetensors".Length] : output;
+        string stem = TrainPlan.Stem(output);
         bool json = r.GetValue(Json);
         return new TrainPlan
         {
@@ -126,6 +132,7 @@ internal sealed class TrainFlags
                 EvalEvery = resolvedEvalEvery,
                 EarlyStoppingPatience = r.GetValue(Patience) ?? 0,
                 CheckpointEvery = checkpointDir is null ? 0 : r.GetValue(CheckpointEvery) ?? (resolvedEvalEvery > 0 ? resolvedEvalEvery : Math.Max(1, steps / 10)),
+                Ensemble = r.GetValue(Ensemble),
             },
             Columns = DataFlags.Read(r),
             EvalBatchSize = r.GetValue(EvalBatchSize),
@@ -149,6 +156,16 @@ internal sealed record TrainPlan
     public required string Output { get; init; }
     /// <summary>Where the last prompt goes when --out holds the best one (runs with --dev).</summary>
     public required string? LastOutput { get; init; }
+
+    public int Ensemble => Options.Ensemble;
+
+    /// <summary>Where prompt <paramref name="k"/> of the run goes: --out itself, or OUT.k{k}.safetensors for an ensemble.</summary>
+    public string PromptPath(int k) => Ensemble == 1 ? Output : $"{Stem(Output)}.k{k}.safetensors";
+
+    /// <summary>Where the last prompt <paramref name="k"/> goes when --out holds the best (runs with --dev): OUT.last.safetensors, or OUT.k{k}.last.safetensors.</summary>
+    public string? LastPromptPath(int k) => LastOutput is null ? null : Ensemble == 1 ? LastOutput : $"{Stem(Output)}.k{k}.last.safetensors";
+
+    public static string Stem(string output) => output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? output[..^".safetensors".Length] : output;
     public required string Device { get; init; }
     public required bool Tf32 { get; init; }
     public required TrainRecipe? Recipe { get; init; }

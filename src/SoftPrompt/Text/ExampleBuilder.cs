@@ -70,8 +70,8 @@ public static class ExampleBuilder
         return (new TokenizedExample(ids, target), label, truncated);
     }
 
-    /// <summary>Label token sequences, built once: every row of a class shares its label's array.</summary>
-    private static int[][] LabelTokens(Verbalizer labels, ITextTokenizer tokenizer, TokenizeOptions options)
+    /// <summary>Label token sequences (target prefix and EOS as the targets spell them), built once: every row of a class shares its label's array.</summary>
+    public static int[][] LabelTokens(Verbalizer labels, ITextTokenizer tokenizer, TokenizeOptions options)
     {
         var tokens = new int[labels.Texts.Count][];
         for (int i = 0; i < tokens.Length; i++)
@@ -86,7 +86,7 @@ public static class ExampleBuilder
         return tokens;
     }
 
-    private static int[] TargetTokens(string text, ITextTokenizer tokenizer, TokenizeOptions options)
+    internal static int[] TargetTokens(string text, ITextTokenizer tokenizer, TokenizeOptions options)
     {
         int[] ids = tokenizer.Encode(options.TargetPrefix + text);
         if (options.TargetEos && tokenizer.EosId is int eos) ids = [.. ids, eos];
@@ -94,7 +94,7 @@ public static class ExampleBuilder
         return ids;
     }
 
-    private static int[] InputTokens(string text, ITextTokenizer tokenizer, TokenizeOptions options)
+    internal static int[] InputTokens(string text, ITextTokenizer tokenizer, TokenizeOptions options)
     {
         int[] ids = tokenizer.Encode(text);
         if (options.AddBos) ids = [tokenizer.BosId!.Value, .. ids];
@@ -106,7 +106,7 @@ public static class ExampleBuilder
     internal static int[] KeepEnd(int[] ids, int room, bool keepFirst) =>
         keepFirst ? [ids[0], .. ids.AsSpan(ids.Length - (room - 1))] : ids[^room..];
 
-    private static string Value(TextRow row, string column, string where)
+    internal static string Value(TextRow row, string column, string where)
     {
         if (!row.Values.TryGetValue(column, out string? value))
             throw new DataException($"{where}: no \"{column}\" value (the row has: {string.Join(", ", row.Values.Keys.Select(k => $"\"{k}\""))}).");

@@ -10,6 +10,11 @@ namespace SoftPrompt.Tuning;
 /// Its place in the data is <see cref="Position"/> (epoch, cursor): a fresh sampler built with the same
 /// examples and order source reaches the same place with <see cref="Seek"/>, which replays the epoch orders, so a
 /// resumed run draws exactly the batches an uninterrupted one would.
+/// <para>
+/// With K prompts per example (an ensemble run) every drawn example becomes K consecutive rows, one per prompt, so
+/// one forward pass trains all K prompts on the same examples; the batch then holds BatchSize × K rows and the epoch
+/// order does not depend on K (each prompt sees the batches a single-prompt run with the same seed sees).
+/// </para>
 /// </summary>
 public sealed class BatchSampler
 {
@@ -17,30 +22,35 @@ public sealed class BatchSampler
     private readonly Func<int[]> nextOrder;
     private readonly int[] rows;
     private readonly bool[] seen;
+    private readonly int promptsPerExample;
     private int[] order;
     private int cursor;
 
-    public BatchSampler(IReadOnlyList<TokenizedExample> examples, int batchSize, int promptLength, int seed, bool shuffle)
-        : this(examples, batchSize, promptLength, ShuffledOrders(examples.Count, seed, shuffle)) { }
+    public BatchSampler(IReadOnlyList<TokenizedExample> examples, int batchSize, int promptLength, int seed, bool shuffle, int promptsPerExample = 1)
+        : this(examples, batchSize, promptLength, ShuffledOrders(examples.Count, seed, shuffle), promptsPerExample) { }
 
     /// <param name="epochOrder">Called once per epoch (the first time here); must return a permutation of 0 .. examples.Count − 1.</param>
-    public BatchSampler(IReadOnlyList<TokenizedExample> examples, int batchSize, int promptLength, Func<int[]> epochOrder)
+    /// <param name="promptsPerExample">Rows per drawn example, one per prompt (K of an ensemble run).</param>
+    public BatchSampler(IReadOnlyList<TokenizedExample> examples, int batchSize, int promptLength, Func<int[]> epochOrder, int promptsPerExample = 1)
     {
         if (examples.Count == 0) throw new ArgumentException("No examples to sample from.");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(promptsPerExample);
         this.examples = examples;
+        this.promptsPerExample = promptsPerExample;
         nextOrder = epochOrder;
         rows = new int[batchSize];
         seen = new bool[examples.Count];
         int longest = examples.Max(e => e.Length);
-        Batch = new TokenBatch(batchSize, longest, promptLength);
+        Batch = new TokenBatch(batchSize * promptsPerExample, longest, promptLength);
         order = NextOrder();
     }
 
     public TokenBatch Batch { get; }
     public int Epoch { get; private set; }
-    /// <summary>Rows per batch.</summary>
+    /// <summary>Examples per batch (each is <see cref="PromptsPerExample"/> rows).</summary>
     public int BatchSize => rows.Length;
+    public int PromptsPerExample => promptsPerExample;
 
     /// <summary>Where the next batch starts: the epoch and how many rows of its order were taken.</summary>
     public SamplerPosition Position => new(Epoch, cursor);
@@ -59,7 +69,10 @@ public sealed class BatchSampler
         cursor = position.Cursor;
     }
 
-    /// <summary>Fills <see cref="Batch"/> with the next rows, all using prompt <paramref name="promptIndex"/>.</summary>
+    /// <summary>
+    /// Fills <see cref="Batch"/> with the next examples, each as rows using prompts <paramref name="promptIndex"/> ..
+    /// <paramref name="promptIndex"/> + <see cref="PromptsPerExample"/> − 1 (just <paramref name="promptIndex"/> for one prompt per example).
+    /// </summary>
     public TokenBatch Next(int promptIndex = 0)
     {
         // Choose the rows before sizing the batch: rows past an epoch's end come from the next epoch's order.
@@ -79,7 +92,7 @@ public sealed class BatchSampler
         foreach (int row in rows)
         {
             var example = examples[row];
-            Batch.AddRow(example.Input, example.Target, promptIndex);
+            for (int k = 0; k < promptsPerExample; k++) Batch.AddRow(example.Input, example.Target, promptIndex + k);
         }
         return Batch;
     }

@@ -25,15 +25,24 @@ public sealed record DevMetrics(string Primary, IReadOnlyDictionary<string, doub
 /// Scores a prompt on a dev set: rank classification (accuracy selects, with macro-F1, exact match, token accuracy
 /// and loss of the gold labels) when the data has a verbalizer, otherwise exact match of greedy decoding (selects)
 /// with teacher-forced token accuracy and loss.
+/// <para>
+/// An engine holding K &gt; 1 prompts (an ensemble run) is scored as an ensemble (<see cref="EnsembleEvaluator"/>): the
+/// primary metric (accuracy or exact_match) is then the majority vote's, beside mean_probability_*, best_prompt_*,
+/// mean_prompt_* and prompt{k}_* of each prompt alone; loss is the prompts' mean gold loss. Generation is then
+/// scored by decoding (a vote needs the answers), which gives the same per-prompt exact match as teacher forcing.
+/// </para>
 /// </summary>
 public sealed class DevEvaluator(IReadOnlyList<TokenizedExample> examples, ClassificationTask? task, int batchSize = 32)
 {
     public int Rows => examples.Count;
     public bool IsClassification => task is not null;
     public string Primary => task is null ? "exact_match" : "accuracy";
+    /// <summary>Where an ensemble's decoding stops (the tokenizer's EOS); null infers it from the targets.</summary>
+    public int? StopToken { get; init; }
 
     public DevMetrics Evaluate(IPromptEngine engine)
     {
+        if (engine.PromptCount > 1) return EnsembleMetrics(engine);
         if (task is not null)
         {
             var result = RankClassifier.Evaluate(engine, examples, task, batchSize);
@@ -53,5 +62,22 @@ public sealed class DevEvaluator(IReadOnlyList<TokenizedExample> examples, Class
             ["token_accuracy"] = scores.TokenAccuracy,
             [DevMetrics.Loss] = scores.MeanLoss,
         });
+    }
+
+    /// <summary>The metrics of an ensemble: see the class remarks.</summary>
+    public DevMetrics EnsembleMetrics(IPromptEngine engine) => Metrics(Primary, task is null
+        ? EnsembleEvaluator.Generate(engine, examples, StopToken, batchSize)
+        : EnsembleEvaluator.Classify(engine, examples, task, batchSize));
+
+    public static DevMetrics Metrics(string primary, EnsembleEvaluation result)
+    {
+        var values = new Dictionary<string, double> { [primary] = result.Majority.Accuracy };
+        if (result.IsClassification) values["macro_f1"] = result.Majority.MacroF1;
+        values["mean_probability_" + primary] = result.MeanProbability.Accuracy;
+        values["best_prompt_" + primary] = result.Prompts[result.BestPrompt].Accuracy;
+        values["mean_prompt_" + primary] = result.Prompts.Average(p => p.Accuracy);
+        values[DevMetrics.Loss] = result.Prompts.Average(p => p.Loss);
+        for (int k = 0; k < result.Prompts.Count; k++) values[$"prompt{k}_{primary}"] = result.Prompts[k].Accuracy;
+        return new DevMetrics(primary, values);
     }
 }

@@ -12,9 +12,17 @@ namespace SoftPrompt.Tuning;
 public static class GreedyDecoder
 {
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, int maxNewTokens, int? stopToken, int batchSize = 32, int promptIndex = 0)
+        => Generate(engine, inputs, Enumerable.Repeat(promptIndex, inputs.Count).ToArray(), maxNewTokens, stopToken, batchSize);
+
+    /// <summary>
+    /// Decodes row i with prompt <paramref name="promptIndices"/>[i]: rows of different prompts share batches (one
+    /// frozen model serving several tasks, or an ensemble's prompts, in one forward pass per step).
+    /// </summary>
+    public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize = 32)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
         var outputs = new int[inputs.Count][];
         if (inputs.Count == 0) return outputs;
         int longestInput = inputs.Max(i => i.Length);
@@ -32,7 +40,7 @@ public static class GreedyDecoder
             for (int step = 0; step < maxNewTokens && finished.Contains(false); step++)
             {
                 batch.Reset(Math.Max(1, sequences.Max(s => s.Count)));
-                foreach (var sequence in sequences) batch.AddDecodingRow(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequence), promptIndex);
+                for (int r = 0; r < rows; r++) batch.AddDecodingRow(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequences[r]), promptIndices[start + r]);
                 engine.NextTokenLogits(batch, logits);
                 for (int r = 0; r < rows; r++)
                 {

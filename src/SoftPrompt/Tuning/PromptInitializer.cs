@@ -87,6 +87,29 @@ public static class PromptInitializer
         return values;
     }
 
+    /// <summary>
+    /// Initial prompts of an ensemble [K, P, d]: prompt k as <see cref="Create"/> makes it with seed Seed + k (k = 0 is
+    /// the single-prompt run's prompt). An init that draws nothing at random (text, a file, class labels filling the
+    /// whole prompt) would start every prompt alike, and identical prompts train identically: that is an error.
+    /// </summary>
+    public static float[] CreateEnsemble(InitSpec spec, int count, int length, ReadOnlySpan<float> tokenEmbedding, int width, InitSources sources)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        if (count == 1) return Create(spec, length, tokenEmbedding, width, sources);
+        int size = length * width;
+        var values = new float[count * size];
+        for (int k = 0; k < count; k++)
+        {
+            var prompt = Create(spec, length, tokenEmbedding, width, sources with { Seed = sources.Seed + k });
+            for (int j = 0; j < k; j++)
+                if (values.AsSpan(j * size, size).SequenceEqual(prompt))
+                    throw new ArgumentException($"--ensemble {count} with --init {spec}: prompts {j} and {k} start identical (this init draws nothing at random), " +
+                        "so they would train identically; use random-uniform or sampled-vocab (or class-labels with --prompt-length above the number of labels).");
+            prompt.CopyTo(values.AsSpan(k * size, size));
+        }
+        return values;
+    }
+
     private static PromptFile LoadFile(InitSpec spec, int width, string? fingerprint)
     {
         var file = PromptFile.Load(spec.Argument);

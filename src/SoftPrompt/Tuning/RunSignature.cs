@@ -19,7 +19,7 @@ public static class RunSignature
         ["batch_size"] = "--batch-size", ["grad_accum"] = "--grad-accum", ["seed"] = "--seed", ["shuffle"] = "--no-shuffle",
         ["length_buckets"] = "--length-buckets", ["lr"] = "--lr", ["optimizer"] = "--optimizer/--weight-decay/--clip-norm",
         ["schedule"] = "--schedule/--warmup-steps", ["steps"] = "--steps (the linear schedule depends on it)",
-        ["prompt_length"] = "--prompt-length", ["train_rows"] = "--data", ["train_hash"] = "--data",
+        ["prompt_length"] = "--prompt-length", ["train_rows"] = "--data", ["train_hash"] = "--data", ["ensemble"] = "--ensemble",
     };
 
     public static SortedDictionary<string, string> Of(TrainOptions options, int promptLength, IReadOnlyList<TokenizedExample> examples)
@@ -43,6 +43,8 @@ public static class RunSignature
         };
         // A constant schedule does not look at the total, so a finished run can be resumed with more --steps.
         if (options.Schedule.Kind != ScheduleKind.Constant) signature["steps"] = options.Steps.ToString(inv);
+        // Only ensembles carry the key, so single-prompt checkpoints made before ensembles existed keep their signature.
+        if (options.Ensemble > 1) signature["ensemble"] = options.Ensemble.ToString(inv);
         return signature;
     }
 

@@ -25,6 +25,11 @@ public sealed record TrainOptions(
     public int EarlyStoppingPatience { get; init; }
     /// <summary>Write a checkpoint every this many steps (and at the end); 0 = only at the end and on interruption.</summary>
     public int CheckpointEvery { get; init; }
+    /// <summary>
+    /// Prompts trained together (an ensemble, <see cref="TrainingRun"/>): every example of a batch runs once per prompt in
+    /// the same forward and reverse pass. 1 = an ordinary single-prompt run.
+    /// </summary>
+    public int Ensemble { get; init; } = 1;
 
     public void Validate()
     {
@@ -35,12 +40,18 @@ public sealed record TrainOptions(
         if (EvalEvery < 0 || EarlyStoppingPatience < 0 || CheckpointEvery < 0)
             throw new ArgumentException("--eval-every, --early-stopping-patience and --checkpoint-every must be 0 or more.");
         if (Optimizer.ClipNorm < 0 || Optimizer.WeightDecay < 0) throw new ArgumentException("--clip-norm and --weight-decay must be 0 or more.");
+        if (Ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {Ensemble}.");
+        // The engines clip the norm of all prompts' gradients together, which would let one prompt's large gradient
+        // shrink every other prompt's step: the prompts would no longer train as K independent runs.
+        if (Ensemble > 1 && Optimizer.ClipNorm > 0)
+            throw new ArgumentException($"--clip-norm with --ensemble {Ensemble}: the engines clip the global norm over all prompts, which would couple the prompts' updates; " +
+                "drop --clip-norm (Adafactor's --update-clip is per prompt and stays available), or train the prompts in separate runs.");
     }
 }
 
 /// <summary>What the trainer reports after each optimizer step.</summary>
-/// <param name="Loss">Mean cross-entropy over every target token of the step's micro-batches (the loss of the whole effective batch).</param>
-/// <param name="Tokens">Positions (prompt + tokens, padding included) the engine computed in this step.</param>
+/// <param name="Loss">Mean cross-entropy over every target token of the step's micro-batches (the loss of the whole effective batch; an ensemble's mean over its prompts).</param>
+/// <param name="Tokens">Positions (prompt + tokens, padding included) the engine computed in this step; an ensemble run counts every prompt's rows.</param>
 /// <param name="Seconds">Since this process started training (a resumed run counts from its resume).</param>
 public readonly record struct TrainProgress(int Step, int Steps, float Loss, IPromptEngine Engine, int Tokens, double Seconds)
 {
@@ -53,7 +64,7 @@ public readonly record struct TrainProgress(int Step, int Steps, float Loss, IPr
     public float GradientNorm => Engine.LastGradientNorm;
 }
 
-/// <summary>The best prompt of a run so far: the step it was evaluated at, its dev metrics and its values [P, d].</summary>
+/// <summary>The best prompt of a run so far: the step it was evaluated at, its dev metrics and its values [P, d] (an ensemble's [K, P, d]).</summary>
 public sealed record BestPrompt(int Step, DevMetrics Metrics, float[] Values);
 
 public enum TrainStop { Completed, EarlyStopped, Interrupted }

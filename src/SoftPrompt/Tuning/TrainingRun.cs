@@ -20,6 +20,16 @@ namespace SoftPrompt.Tuning;
 /// best prompt; <see cref="Resume"/> restores all of them, so a run interrupted and resumed ends bit-identical to an
 /// uninterrupted one (on a deterministic engine).
 /// </para>
+/// <para>
+/// Ensembles (<see cref="TrainOptions.Ensemble"/> = K &gt; 1): the engine holds K prompts and every batch carries each
+/// example once per prompt (B × K rows) through one forward and one reverse pass. The engine's loss is the mean over
+/// all K·T target tokens (T per prompt, the same for every prompt), so prompt k's gradient is (1/K)·∇ of its own
+/// mean loss; the step scales the gradient by K, and each prompt then takes exactly the update a single-prompt run on
+/// the same batches would (AdamW and SGD are elementwise, Adafactor factors each prompt on its own). Global norm
+/// clipping would couple the prompts, so <see cref="TrainOptions.Validate"/> refuses it. The reported loss is the mean
+/// of the prompts' losses; the gradient norm is over all K prompts' (single-prompt-scaled) gradients. Dev evaluation
+/// scores the ensemble (<see cref="DevEvaluator"/>) and the best step keeps all K prompts.
+/// </para>
 /// </summary>
 public sealed class TrainingRun
 {
@@ -32,12 +42,14 @@ public sealed class TrainingRun
     {
         options.Validate();
         if (engine.PromptCount == 0) throw new InvalidOperationException("Load the initial prompt into the engine before training.");
+        if (engine.PromptCount != options.Ensemble)
+            throw new InvalidOperationException($"The engine holds {engine.PromptCount} prompts but the run trains an ensemble of {options.Ensemble}; load one initial prompt per ensemble member.");
         this.engine = engine;
         this.examples = examples;
         this.options = options;
         sampler = options.LengthBuckets
-            ? new BatchSampler(examples, options.BatchSize, engine.PromptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch)
-            : new BatchSampler(examples, options.BatchSize, engine.PromptLength, options.Seed, options.Shuffle);
+            ? new BatchSampler(examples, options.BatchSize, engine.PromptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch, options.Ensemble)
+            : new BatchSampler(examples, options.BatchSize, engine.PromptLength, options.Seed, options.Shuffle, options.Ensemble);
         Signature = RunSignature.Of(options, engine.PromptLength, examples);
     }
 
@@ -63,9 +75,11 @@ public sealed class TrainingRun
         RunSignature.Check(checkpoint.Signature, Signature, path);
         if (checkpoint.PromptLength != engine.PromptLength || checkpoint.Width != engine.EmbeddingSize)
             throw new CheckpointException($"{path}: the checkpoint's prompt is [{checkpoint.PromptLength}, {checkpoint.Width}], this run's [{engine.PromptLength}, {engine.EmbeddingSize}].");
+        if (checkpoint.PromptCount != options.Ensemble)
+            throw new CheckpointException($"{path}: the checkpoint holds {checkpoint.PromptCount} prompts, this run trains {options.Ensemble}; resume with --ensemble {checkpoint.PromptCount}.");
         if (checkpoint.Step > options.Steps)
             throw new CheckpointException($"{path}: the checkpoint is at step {checkpoint.Step}, past --steps {options.Steps}; raise --steps to train further.");
-        engine.LoadPrompts(checkpoint.Prompt, 1, checkpoint.PromptLength);
+        engine.LoadPrompts(checkpoint.Prompt, checkpoint.PromptCount, checkpoint.PromptLength);
         if (checkpoint.OptimizerState.Length != engine.OptimizerStateLength)
             throw new CheckpointException($"{path}: optimizer state holds {checkpoint.OptimizerState.Length} values, the engine's {engine.OptimizerStateLength}; it was saved by another engine layout.");
         engine.LoadOptimizerState(checkpoint.OptimizerState);
@@ -110,7 +124,9 @@ public sealed class TrainingRun
                 stepTokens += batch.Rows * batch.SequenceLength;
             }
             float learningRate = options.Schedule.At(step, options.Steps, options.LearningRate);
-            float gradientScale = accumulation == 1 ? 1f : 1f / targets;
+            // Micro-batches were weighted by their target counts, so 1/targets makes the mean over all of them; × K
+            // undoes the engine's mean over the K prompts' targets (see remarks).
+            float gradientScale = accumulation == 1 ? options.Ensemble : (float)options.Ensemble / targets;
             engine.OptimizerStep(options.Optimizer, step, learningRate, gradientScale);
             Step = step;
             lastLoss = (float)(weightedLoss / targets);
@@ -152,10 +168,10 @@ public sealed class TrainingRun
         return options.EarlyStoppingPatience > 0 && EvaluationsSinceBest >= options.EarlyStoppingPatience;
     }
 
-    /// <summary>The engine's current prompt [P, d].</summary>
+    /// <summary>The engine's current prompts [K, P, d] (K = 1 outside ensembles).</summary>
     public float[] CurrentPrompt()
     {
-        var values = new float[engine.PromptLength * engine.EmbeddingSize];
+        var values = new float[engine.PromptCount * engine.PromptLength * engine.EmbeddingSize];
         engine.ReadPrompts(values);
         return values;
     }
@@ -165,7 +181,7 @@ public sealed class TrainingRun
         var state = new float[engine.OptimizerStateLength];
         engine.ReadOptimizerState(state);
         var checkpoint = new TrainingCheckpoint(Step, engine.PromptLength, engine.EmbeddingSize, CurrentPrompt(), state, sampler.Position,
-            Best, EvaluationsSinceBest, Signature, PromptMetadata);
+            Best, EvaluationsSinceBest, Signature, PromptMetadata) { PromptCount = engine.PromptCount };
         string path = Checkpoints!.Save(checkpoint);
         observer?.OnCheckpoint(Step, path);
         return path;

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using SoftPrompt.Cli.Output;
+using SoftPrompt.Engines;
+using SoftPrompt.Text;
+using SoftPrompt.Tuning;
+
+namespace SoftPrompt.Cli.Commands;
+
+/// <summary>
+/// `softprompt ensemble`: score K prompts of one task together. Each example runs once as K rows (one per prompt) in a
+/// single forward pass; reports each prompt's score, the best single prompt, the majority vote and the mean label
+/// probability (rank classification with --labels; greedy generation with exact match otherwise).
+/// </summary>
+internal static class EnsembleCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory", Required = true };
+        var prompts = new Option<string[]>("--prompts")
+        {
+            Description = "The ensemble's prompt files (same model, same length)",
+            Required = true,
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var data = new Option<string>("--data") { Description = "Dev data with gold answers: pre-tokenized JSONL, or text .jsonl/.csv/.tsv/.parquet with the column flags", Required = true };
+        var device = new Option<string>("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
+        var batchSize = new Option<int>("--batch-size") { Description = "Rows per batch (whole examples: K prompts × labels rows each)", DefaultValueFactory = _ => 32 };
+        var json = new Option<bool>("--json") { Description = "Print the results as one JSON document" };
+        var tf32 = new Option<bool>("--tf32") { Description = "cuda: let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
+        var columns = new DataOptions();
+        var command = new Command("ensemble", "Score several prompts of one task as an ensemble (majority vote, mean probability)") { model, prompts, data, device, batchSize, json, tf32 };
+        foreach (var option in columns.All) command.Options.Add(option);
+        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model)!, r.GetValue(prompts) ?? [], r.GetValue(data)!, r.GetValue(device)!,
+            r.GetValue(batchSize), r.GetValue(json), r.GetValue(tf32), columns.Read(r))));
+        return command;
+    }
+
+    private static int Run(string modelDirectory, string[] promptPaths, string dataPath, string device, int batchSize, bool json, bool tf32, DataRequest request)
+    {
+        TextWriter human = json ? Console.Error : Console.Out;
+        using var loaded = EngineFactory.Open(modelDirectory, device, new EngineOptions(AllowTf32: tf32));
+        var engine = loaded.Engine;
+        var prompts = PromptSet.Load(promptPaths, engine.EmbeddingSize, loaded.Fingerprint);
+        engine.LoadPrompts(prompts.Values, prompts.Count, prompts.Length);
+        ITextTokenizer? tokenizer = null;
+        ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.Load(loaded.Directory);
+        var dataset = DataOptions.Load(dataPath, request, Tokenizer, loaded, prompts.Length, human);
+
+        var result = Evaluate(engine, dataset, DataOptions.IsText(dataPath) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null, batchSize);
+        human.WriteLine($"ensemble of {prompts.Count} prompts (P={prompts.Length}) on {dataPath}: {dataset.Examples.Count} rows, " +
+            (result.IsClassification ? $"rank classification over {dataset.Classification!.LabelTexts.Count} labels" : "exact match of greedy decoding") +
+            $", device {engine.DeviceName}");
+        EnsembleReport.WriteTable(human, result, promptPaths);
+        if (json)
+        {
+            var document = EnsembleReport.Json(result, [.. promptPaths.Select(Path.GetFullPath)]);
+            document["model"] = loaded.Directory;
+            document["data"] = Path.GetFullPath(dataPath);
+            document["skipped_rows"] = dataset.SkippedRows;
+            document["device"] = engine.DeviceName;
+            JsonOutput.Write(document);
+        }
+        return 0;
+    }
+
+    /// <param name="stopToken">Generation: the tokenizer's EOS for text data; null infers it from pre-tokenized targets.</param>
+    internal static EnsembleEvaluation Evaluate(IPromptEngine engine, TokenizedDataset dataset, int? stopToken, int batchSize) =>
+        dataset.Classification is { } task
+            ? EnsembleEvaluator.Classify(engine, dataset.Examples, task, batchSize)
+            : EnsembleEvaluator.Generate(engine, dataset.Examples, stopToken, batchSize);
+}

@@ -1,0 +1,153 @@
+using System.Text.Json;
+using SoftPrompt.Tests.Tuning;
+using SoftPrompt.Tuning;
+
+namespace SoftPrompt.Tests.Cli;
+
+/// <summary>`predict`: rows of several tasks in one file, each answered with its task's prompt in shared batches.</summary>
+public sealed class PredictCommandTests : CliScratch
+{
+    private static readonly Dictionary<int, string> Symbols =
+        JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(Path.Combine(DemoModel.Directory, "vocab.json")))!.ToDictionary(p => p.Value, p => p.Key);
+
+    /// <summary>Copy and reverse dev rows alternating in one pre-tokenized file, each naming its task.</summary>
+    private string MixedCopyReverse(int perTask)
+    {
+        var lines = new List<string>();
+        var copy = File.ReadLines(DemoData("copy.dev.jsonl")).Take(perTask).ToList();
+        var reverse = File.ReadLines(DemoData("reverse.dev.jsonl")).Take(perTask).ToList();
+        for (int i = 0; i < perTask; i++)
+        {
+            lines.Add(copy[i].Replace("{", "{\"task\":\"copy\","));
+            lines.Add(reverse[i].Replace("{", "{\"task\":\"reverse\","));
+        }
+        string path = In("mixed.jsonl");
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    private static List<JsonElement> Lines(string path) => [.. File.ReadLines(path).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
+
+    private static int[] Ids(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetInt32())];
+
+    [Test]
+    public void EachRowIsAnsweredWithItsTasksPrompt()
+    {
+        string data = MixedCopyReverse(12);
+        var (code, stdout, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}",
+            "--prompt", $"reverse={DemoModel.Prompt("reverse")}", "--data", data, "--out", In("pred.jsonl"), "--batch-size", "7", "--device", "cpu", "--json");
+        Assert.That(code, Is.EqualTo(0), stderr);
+
+        var inputs = File.ReadLines(data).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var lines = Lines(In("pred.jsonl"));
+        Assert.That(lines, Has.Count.EqualTo(24));
+        for (int i = 0; i < lines.Count; i++)
+        {
+            var line = lines[i];
+            string task = inputs[i].GetProperty("task").GetString()!;
+            int[] symbols = Ids(inputs[i].GetProperty("input_ids"))[..^1];
+            int[] expected = [.. (task == "copy" ? symbols : symbols.Reverse()), 22];
+            Assert.That(line.GetProperty("row").GetInt32(), Is.EqualTo(i + 1));
+            Assert.That(line.GetProperty("task").GetString(), Is.EqualTo(task));
+            Assert.That(Ids(line.GetProperty("prediction")), Is.EqualTo(expected), $"row {i + 1}: the {task} of its input");
+            Assert.That(line.GetProperty("correct").GetBoolean(), Is.True);
+            Assert.That(line.GetProperty("score").GetDouble(), Is.LessThan(0).And.GreaterThan(-1));
+        }
+        var summary = ParseJson(stdout).GetProperty("tasks");
+        Assert.That(summary.EnumerateArray().Select(t => (t.GetProperty("task").GetString(), t.GetProperty("rows").GetInt32(), t.GetProperty("accuracy").GetDouble())),
+            Is.EqualTo(new[] { ("copy", 12, 1.0), ("reverse", 12, 1.0) }));
+    }
+
+    [Test]
+    public void SwappingThePromptsSwapsTheAnswers()
+    {
+        string data = MixedCopyReverse(6);
+        var (code, _, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("reverse")}",
+            "--prompt", $"reverse={DemoModel.Prompt("copy")}", "--data", data, "--out", In("pred.jsonl"), "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), stderr);
+        var inputs = File.ReadLines(data).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var lines = Lines(In("pred.jsonl"));
+        for (int i = 0; i < lines.Count; i++)
+        {
+            int[] symbols = Ids(inputs[i].GetProperty("input_ids"))[..^1];
+            bool copyRow = inputs[i].GetProperty("task").GetString() == "copy";
+            int[] expected = [.. (copyRow ? symbols.Reverse() : symbols), 22];
+            Assert.That(Ids(lines[i].GetProperty("prediction")), Is.EqualTo(expected), $"row {i + 1}: the prompt its task names, not the row's real task");
+        }
+    }
+
+    [Test]
+    public void TextRowsMixRankClassificationAndGeneration()
+    {
+        // The majority task as a classification over values "three" and "seven" (label texts 3 and 7), the copy task
+        // generated as text; one CSV, --labels for one task.
+        var lines = new List<string> { "task,symbols,answer" };
+        string Text(JsonElement ids) => string.Join(' ', ids.EnumerateArray().Select(e => Symbols[e.GetInt32()]).SkipLast(1));
+        foreach (string line in File.ReadLines(DemoData("majority.dev.jsonl")).Take(60))
+        {
+            var row = JsonDocument.Parse(line).RootElement;
+            string answer = Text(row.GetProperty("target_ids"));
+            if (answer is "3" or "7") lines.Add($"majority,{Text(row.GetProperty("input_ids"))},{(answer == "3" ? "three" : "seven")}");
+        }
+        int majorityRows = lines.Count - 1;
+        foreach (string line in File.ReadLines(DemoData("copy.dev.jsonl")).Take(8))
+        {
+            var row = JsonDocument.Parse(line).RootElement;
+            lines.Add($"copy,{Text(row.GetProperty("input_ids"))},{Text(row.GetProperty("target_ids"))}");
+        }
+        File.WriteAllLines(In("tasks.csv"), lines);
+
+        var (code, stdout, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"majority={DemoModel.Prompt("majority")}",
+            "--prompt", $"copy={DemoModel.Prompt("copy")}", "--data", In("tasks.csv"), "--template", "{symbols} <sep>", "--target-column", "answer",
+            "--labels", "majority=three=3,seven=7", "--out", In("pred.jsonl"), "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), stderr);
+        Assert.That(stdout, Does.Contain("majority: ").And.Contain("rank classification").And.Contain("copy: 8 rows, generation"));
+        var predictions = Lines(In("pred.jsonl"));
+        Assert.That(predictions, Has.Count.EqualTo(majorityRows + 8));
+        foreach (var p in predictions.Take(majorityRows))
+        {
+            Assert.That(p.GetProperty("task").GetString(), Is.EqualTo("majority"));
+            string label = p.GetProperty("label").GetString()!;
+            Assert.That(p.GetProperty("prediction").GetString(), Is.EqualTo(label == "three" ? "3" : "7"), "the label text of the chosen value");
+            Assert.That(p.GetProperty("probability").GetDouble(), Is.InRange(0.5, 1.0));
+            Assert.That(p.GetProperty("correct").GetBoolean(), Is.EqualTo(label == p.GetProperty("gold").GetString()));
+        }
+        Assert.That(predictions.Take(majorityRows).Count(p => p.GetProperty("correct").GetBoolean()), Is.GreaterThanOrEqualTo(majorityRows - 1));
+        foreach (var p in predictions.Skip(majorityRows))
+        {
+            Assert.That(p.GetProperty("task").GetString(), Is.EqualTo("copy"));
+            Assert.That(p.GetProperty("prediction").GetString(), Is.EqualTo(p.GetProperty("gold").GetString()), "decoded text without <eos>");
+            Assert.That(p.GetProperty("correct").GetBoolean(), Is.True);
+        }
+    }
+
+    [Test]
+    public void PromptsOfDifferentLengthsAreRefused()
+    {
+        string longer = In("long.safetensors");
+        new PromptFile(new float[5 * 64], 5, 64, new Dictionary<string, string>()).Save(longer);
+        var (code, _, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}", "--prompt", $"other={longer}",
+            "--data", MixedCopyReverse(2), "--out", In("pred.jsonl"), "--device", "cpu");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("copy.safetensors: P=4").And.Contain("long.safetensors: P=5").And.Contain("same length"));
+    }
+
+    [Test]
+    public void ARowOfATaskWithoutAPromptIsNamed()
+    {
+        var (code, _, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}",
+            "--data", MixedCopyReverse(2), "--out", In("pred.jsonl"), "--device", "cpu");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("mixed.jsonl, row 2").And.Contain("task \"reverse\" has no prompt").And.Contain("--prompt reverse=FILE"));
+    }
+
+    [TestCase("copy", "write TASK=FILE")]
+    [TestCase("copy=a.safetensors --prompt copy=b.safetensors", "given twice")]
+    public void MalformedPromptFlagsAreExplained(string spec, string message)
+    {
+        var prompts = spec.Split(' ');
+        var (code, _, stderr) = CliRunner.Run(["predict", "--model", Demo, "--prompt", .. prompts, "--data", "x.jsonl", "--out", In("p.jsonl")]);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain(message));
+    }
+}

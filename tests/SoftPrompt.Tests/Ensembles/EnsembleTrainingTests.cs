@@ -1,0 +1,153 @@
+using SoftPrompt.Engines;
+using SoftPrompt.Tests.Tuning;
+using SoftPrompt.Text;
+using SoftPrompt.Tuning;
+
+namespace SoftPrompt.Tests.Ensembles;
+
+/// <summary>
+/// Training K prompts in one run equals K separate runs on the same batches: the engine's loss is the mean over all
+/// K prompts' targets, so each prompt's gradient is 1/K of its own mean-loss gradient and the step scales it by K.
+/// </summary>
+public sealed class EnsembleTrainingTests
+{
+    private const int PromptLength = 4;
+    private static readonly List<TokenizedExample> Train = DemoModel.Rows("reverse.train.jsonl", 40);
+
+    private static float[] Init(int seed, int width)
+    {
+        var random = new Random(seed);
+        return [.. Enumerable.Range(0, PromptLength * width).Select(_ => (float)(random.NextDouble() - 0.5))];
+    }
+
+    private static float[] RunSingle(IPromptEngine engine, float[] init, TrainOptions options)
+    {
+        engine.LoadPrompts(init, 1, PromptLength);
+        new TrainingRun(engine, Train, options).Run();
+        return ReadAll(engine);
+    }
+
+    private static float[] ReadAll(IPromptEngine engine)
+    {
+        var values = new float[engine.PromptCount * engine.PromptLength * engine.EmbeddingSize];
+        engine.ReadPrompts(values);
+        return values;
+    }
+
+    [TestCase("cpu")]
+    [TestCase("cuda-emulated")]
+    public void EachPromptsGradientTimesKIsItsSinglePromptGradient(string device)
+    {
+        if (device == "cuda-emulated" && !SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "emulator not built");
+        using var model = EngineFactory.Open(DemoModel.Directory, device);
+        var engine = model.Engine;
+        int width = model.Config.Embedding, size = PromptLength * width;
+        float[] a = Init(1, width), b = Init(2, width), c = Init(3, width);
+        var sampler = new BatchSampler(Train, 6, PromptLength, seed: 0, shuffle: false, promptsPerExample: 3);
+        var batch = sampler.Next();
+        Assert.That(batch.Rows, Is.EqualTo(18));
+        Assert.That(batch.PromptIndex.Take(6), Is.EqualTo(new[] { 0, 1, 2, 0, 1, 2 }), "each example once per prompt, consecutively");
+
+        engine.LoadPrompts([.. a, .. b, .. c], 3, PromptLength);
+        engine.ForwardBackward(batch);
+        var together = new float[3 * size];
+        engine.ReadPromptGradient(together);
+
+        var single = new BatchSampler(Train, 6, PromptLength, seed: 0, shuffle: false).Next();
+        float[][] inits = [a, b, c];
+        for (int k = 0; k < 3; k++)
+        {
+            engine.LoadPrompts(inits[k], 1, PromptLength);
+            engine.ForwardBackward(single);
+            var alone = new float[size];
+            engine.ReadPromptGradient(alone);
+            var scaled = together.AsSpan(k * size, size).ToArray().Select(g => g * 3).ToArray();
+            Assert.That(scaled, Is.EqualTo(alone).Within(2e-6f * alone.Max(Math.Abs)), $"prompt {k}");
+        }
+    }
+
+    // One SGD step is the algebra itself: equal to fp32 rounding. Over several steps the rounding differences grow with
+    // the trajectory's sensitivity (the batches differ in size — 2B rows against B — so GEMM blocking and the
+    // 1/(K·T)·K scaling round differently), so the bound there is relative to how far each prompt moved; a wrong
+    // scale (1 instead of K) would be off by about half that distance.
+    [TestCase(OptimizerKind.Sgd, 0.05f, false, 1, 1, 2e-6)]
+    [TestCase(OptimizerKind.Sgd, 0.05f, false, 1, 4, 1e-4)]
+    [TestCase(OptimizerKind.Sgd, 0.05f, true, 2, 4, 1e-4)]
+    [TestCase(OptimizerKind.AdamW, 0.05f, false, 1, 4, 1e-4)]
+    [TestCase(OptimizerKind.Adafactor, 0.3f, true, 1, 4, 1e-4)]
+    public void AnEnsembleOfTwoEndsWhereTwoSeparateRunsEnd(OptimizerKind optimizer, float lr, bool shuffle, int accumulation, int steps, double relative)
+    {
+        using var model = DemoModel.Open();
+        var engine = model.Engine;
+        int width = model.Config.Embedding, size = PromptLength * width;
+        float[] a = Init(5, width), b = Init(6, width);
+        var options = new TrainOptions(steps, 8, lr, new OptimizerSettings(optimizer, WeightDecay: 0.01f), Seed: 3, Shuffle: shuffle) { GradientAccumulation = accumulation };
+
+        engine.LoadPrompts([.. a, .. b], 2, PromptLength);
+        var result = new TrainingRun(engine, Train, options with { Ensemble = 2 }).Run();
+        var together = ReadAll(engine);
+        var first = RunSingle(engine, a, options);
+        var second = RunSingle(engine, b, options);
+
+        Assert.That(result.Step, Is.EqualTo(steps));
+        foreach (var (k, init, alone) in new[] { (0, a, first), (1, b, second) })
+        {
+            var mine = together.AsSpan(k * size, size).ToArray();
+            double moved = alone.Zip(init, (x, y) => Math.Abs(x - y)).Max();
+            double worst = mine.Zip(alone, (x, y) => Math.Abs(x - y)).Max();
+            Assert.That(moved, Is.GreaterThan(1e-2), "the prompts moved");
+            Assert.That(worst, Is.LessThan(relative * moved), $"prompt {k} = the separate run from its init (moved {moved:E2})");
+        }
+    }
+
+    [Test]
+    public void EnsembleMemberKStartsFromTheSeedPlusK()
+    {
+        var table = TestModels.RandomPrompts<float>(23 * 8, seed: 1);
+        var sources = new InitSources { Seed = 7, TrainingData = Train };
+        var values = PromptInitializer.CreateEnsemble(InitSpec.SampledVocab, 3, PromptLength, table, 8, sources);
+        for (int k = 0; k < 3; k++)
+            Assert.That(values.AsSpan(k * PromptLength * 8, PromptLength * 8).ToArray(),
+                Is.EqualTo(PromptInitializer.Create(InitSpec.SampledVocab, PromptLength, table, 8, sources with { Seed = 7 + k })), $"prompt {k}");
+        var e = Assert.Throws<ArgumentException>(() => PromptInitializer.CreateEnsemble(new InitSpec(InitKind.Text, "1 2"), 2, PromptLength, table, 8,
+            sources with { Tokenizer = DemoModel.Tokenizer() }));
+        Assert.That(e!.Message, Does.Contain("prompts 0 and 1 start identical"));
+    }
+
+    [Test]
+    public void GlobalNormClippingIsRefusedForEnsembles()
+    {
+        var options = new TrainOptions(1, 2, 0.1f, new OptimizerSettings(OptimizerKind.AdamW, ClipNorm: 1f)) { Ensemble = 3 };
+        var e = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.That(e!.Message, Does.Contain("--clip-norm").And.Contain("--ensemble 3"));
+        Assert.DoesNotThrow((options with { Ensemble = 1 }).Validate, "a single prompt may clip");
+    }
+
+    [Test]
+    public void TheEngineMustHoldOnePromptPerEnsembleMember()
+    {
+        using var model = DemoModel.Open();
+        model.Engine.LoadPrompts(Init(1, model.Config.Embedding), 1, PromptLength);
+        var e = Assert.Throws<InvalidOperationException>(() => new TrainingRun(model.Engine, Train, new TrainOptions(1, 2, 0.1f, new OptimizerSettings(OptimizerKind.Sgd)) { Ensemble = 2 }));
+        Assert.That(e!.Message, Does.Contain("holds 1 prompts").And.Contain("ensemble of 2"));
+    }
+
+    [Test]
+    public void AnEnsembleCheckpointRoundTripsItsPrompts()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"softprompt-ens-{Guid.NewGuid():N}.safetensors");
+        var prompts = Enumerable.Range(0, 3 * 2 * 5).Select(i => (float)i).ToArray();
+        var best = new BestPrompt(2, new DevMetrics("accuracy", new Dictionary<string, double> { ["accuracy"] = 1, ["loss"] = 0.5 }), [.. prompts.Reverse()]);
+        try
+        {
+            new TrainingCheckpoint(4, 2, 5, prompts, new float[60], new SamplerPosition(0, 8), best, 0, new Dictionary<string, string>(), new Dictionary<string, string>())
+            { PromptCount = 3 }.Save(path);
+            var loaded = TrainingCheckpoint.Load(path);
+            Assert.That(loaded.PromptCount, Is.EqualTo(3));
+            Assert.That(loaded.Prompt, Is.EqualTo(prompts));
+            Assert.That(loaded.Best!.Values, Is.EqualTo(best.Values));
+            Assert.That(loaded.PromptMetadata, Does.Not.ContainKey("prompt_count"));
+        }
+        finally { File.Delete(path); }
+    }
+}
