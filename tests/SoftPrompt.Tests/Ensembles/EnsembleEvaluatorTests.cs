@@ -11,7 +11,7 @@ public sealed class EnsembleEvaluatorTests
     private static readonly string[] Tasks = ["copy", "reverse", "sort", "majority"];
 
     private static PromptSet Load(LoadedModel model, params string[] tasks) =>
-        PromptSet.Load([.. tasks.Select(DemoModel.Prompt)], model.Config.Embedding, model.Fingerprint);
+        PromptSet.Load([.. tasks.Select(DemoModel.Prompt)], model.Engine.EmbeddingSize, model.Fingerprint);
 
     private static void LoadOne(IPromptEngine engine, PromptSet set, int k)
     {

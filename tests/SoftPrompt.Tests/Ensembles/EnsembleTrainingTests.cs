@@ -41,7 +41,7 @@ public sealed class EnsembleTrainingTests
         if (device == "cuda-emulated" && !SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "emulator not built");
         using var model = EngineFactory.Open(DemoModel.Directory, device);
         var engine = model.Engine;
-        int width = model.Config.Embedding, size = PromptLength * width;
+        int width = model.Engine.EmbeddingSize, size = PromptLength * width;
         float[] a = Init(1, width), b = Init(2, width), c = Init(3, width);
         var sampler = new BatchSampler(Train, 6, PromptLength, seed: 0, shuffle: false, promptsPerExample: 3);
         var batch = sampler.Next();
@@ -79,7 +79,7 @@ public sealed class EnsembleTrainingTests
     {
         using var model = DemoModel.Open();
         var engine = model.Engine;
-        int width = model.Config.Embedding, size = PromptLength * width;
+        int width = model.Engine.EmbeddingSize, size = PromptLength * width;
         float[] a = Init(5, width), b = Init(6, width);
         var options = new TrainOptions(steps, 8, lr, new OptimizerSettings(optimizer, WeightDecay: 0.01f), Seed: 3, Shuffle: shuffle) { GradientAccumulation = accumulation };
 
@@ -127,7 +127,7 @@ public sealed class EnsembleTrainingTests
     public void TheEngineMustHoldOnePromptPerEnsembleMember()
     {
         using var model = DemoModel.Open();
-        model.Engine.LoadPrompts(Init(1, model.Config.Embedding), 1, PromptLength);
+        model.Engine.LoadPrompts(Init(1, model.Engine.EmbeddingSize), 1, PromptLength);
         var e = Assert.Throws<InvalidOperationException>(() => new TrainingRun(model.Engine, Train, new TrainOptions(1, 2, 0.1f, new OptimizerSettings(OptimizerKind.Sgd)) { Ensemble = 2 }));
         Assert.That(e!.Message, Does.Contain("holds 1 prompts").And.Contain("ensemble of 2"));
     }

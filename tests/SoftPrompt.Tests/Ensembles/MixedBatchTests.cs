@@ -21,7 +21,7 @@ public sealed class MixedBatchTests
     }
 
     private static PromptSet Prompts(LoadedModel model) =>
-        PromptSet.Load([.. Tasks.Select(DemoModel.Prompt)], model.Config.Embedding, model.Fingerprint);
+        PromptSet.Load([.. Tasks.Select(DemoModel.Prompt)], model.Engine.EmbeddingSize, model.Fingerprint);
 
     /// <summary>Rows from the three tasks' dev data, the prompt of row i being i mod 3 reordered so neighbours differ.</summary>
     private static (List<TokenizedExample> Rows, int[] Prompts) Mixed(int perTask)
@@ -124,10 +124,10 @@ public sealed class MixedBatchTests
     {
         using var model = DemoModel.Open();
         string longer = Path.Combine(Path.GetTempPath(), $"softprompt-p5-{Guid.NewGuid():N}.safetensors");
-        new PromptFile(new float[5 * model.Config.Embedding], 5, model.Config.Embedding, new Dictionary<string, string>()).Save(longer);
+        new PromptFile(new float[5 * model.Engine.EmbeddingSize], 5, model.Engine.EmbeddingSize, new Dictionary<string, string>()).Save(longer);
         try
         {
-            var e = Assert.Throws<SoftPrompt.Checkpoints.CheckpointException>(() => PromptSet.Load([DemoModel.Prompt("copy"), longer], model.Config.Embedding, model.Fingerprint));
+            var e = Assert.Throws<SoftPrompt.Checkpoints.CheckpointException>(() => PromptSet.Load([DemoModel.Prompt("copy"), longer], model.Engine.EmbeddingSize, model.Fingerprint));
             Assert.That(e!.Message, Does.Contain("copy.safetensors: P=4").And.Contain(Path.GetFileName(longer) + ": P=5").And.Contain("per-row prompt lengths"));
         }
         finally { File.Delete(longer); }
