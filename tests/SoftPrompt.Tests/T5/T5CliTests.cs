@@ -50,7 +50,7 @@ public sealed class T5CliTests
     [Test]
     public void CudaWithoutAGpuSaysWhy()
     {
-        if (Engines.EngineFactory.DefaultDevice == "cuda") Assert.Ignore("A GPU is present.");
+        if (SoftPrompt.Engines.EngineFactory.DefaultDevice == "cuda") Assert.Ignore("A GPU is present.");
         var (code, _, stderr) = CliRunner.Run("train", "--model", Model, "--data", Sgd("train.jsonl"), "--steps", "1",
             "--out", Path.Combine(scratch, "p.safetensors"), "--device", "cuda");
         Assert.That(code, Is.EqualTo(1));
