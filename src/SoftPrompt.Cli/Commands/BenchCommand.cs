@@ -119,17 +119,24 @@ internal static class BenchCommand
         if (T5Shapes.Named.TryGetValue(shapeName, out var t5))
         {
             EngineFactory.CheckT5Device(device); // before building gigabytes of random weights
-            return EngineFactory.Create(T5Weights<float>.CreateRandom(t5, seed: 1), device, shapeName);
+            return EngineFactory.Create(T5Weights<float>.CreateRandom(t5, seed: 1), device, shapeName, options);
         }
         throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
     }
 
-    private static string Describe(IPromptEngine engine) => engine is CudaGpt2Engine cuda ? cuda.Device.Description : "cpu";
+    private static string Describe(IPromptEngine engine) => engine switch
+    {
+        CudaGpt2Engine cuda => cuda.Device.Description,
+        CudaT5Engine cuda => cuda.Device.Description,
+        _ => "cpu",
+    };
 
     private static long MemoryUsed(IPromptEngine engine) => engine switch
     {
         CudaGpt2Engine { Device: CudaDevice gpu } => gpu.MemoryInfo.UsedBytes,
         CudaGpt2Engine { Device: EmulatedDevice emulated } => emulated.AllocatedBytes,
+        CudaT5Engine { Device: CudaDevice gpu } => gpu.MemoryInfo.UsedBytes,
+        CudaT5Engine { Device: EmulatedDevice emulated } => emulated.AllocatedBytes,
         _ => Environment.WorkingSet,
     };
 }

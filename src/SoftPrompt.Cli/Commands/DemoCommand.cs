@@ -22,7 +22,7 @@ internal static class DemoCommand
     {
         var family = new Option<string>("--model-family") { Description = "gpt2 (decoder-only) | t5 (encoder-decoder: the prompt goes to the encoder)", DefaultValueFactory = _ => ModelFamily.Gpt2 };
         family.AcceptOnlyFromAmong(ModelFamily.Gpt2, ModelFamily.T5);
-        var device = new Option<string?>("--device") { Description = "cpu | cuda | cuda-emulated (default: cuda when a GPU is present, else cpu; T5 runs on cpu only)" };
+        var device = new Option<string?>("--device") { Description = "cpu | cuda | cuda-emulated (default: cuda when a GPU is present, else cpu)" };
         var tasks = new Option<string?>("--tasks") { Description = "Comma-separated subset of copy,reverse,sort,majority" };
         var steps = new Option<int?>("--steps") { Description = "Override the recipe's step count" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
@@ -31,8 +31,7 @@ internal static class DemoCommand
         command.SetAction(r => CliErrors.Run(() =>
         {
             string modelFamily = r.GetValue(family)!;
-            // T5 has no CUDA engine yet, so its demo does not follow the GPU default.
-            string chosen = r.GetValue(device) ?? (modelFamily == ModelFamily.T5 ? "cpu" : EngineFactory.DefaultDevice);
+            string chosen = r.GetValue(device) ?? EngineFactory.DefaultDevice;
             return Run(DirectoryOf(modelFamily), chosen, r.GetValue(tasks), r.GetValue(steps), r.GetValue(seed), r.GetValue(outDir));
         }));
         return command;

@@ -2,6 +2,7 @@ using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Cuda.Kernels;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Engines;
 
@@ -13,6 +14,20 @@ internal static class CudaEngines
     public static bool GpuAvailable => Gpu.Value;
 
     public static IPromptEngine Create(Gpt2Weights<float> weights, string device, EngineOptions options)
+        => Create(device, options, compute => new CudaGpt2Engine(compute, weights, ownsDevice: true));
+
+    public static IPromptEngine Create(T5Weights<float> weights, string device, EngineOptions options)
+        => Create(device, options, compute => new CudaT5Engine(compute, weights, ownsDevice: true));
+
+    /// <summary>Throws unless <paramref name="device"/> can be opened ("cuda" needs a usable GPU and the built kernels): callers check before an expensive load.</summary>
+    public static void Check(string device)
+    {
+        if (device != "cuda") return;
+        if (!CudaDevice.IsAvailable(out string? reason)) throw new InvalidOperationException($"--device cuda: {reason}");
+        if (!EmbeddedPtx.IsAvailable) throw new InvalidOperationException($"--device cuda: {EmbeddedPtx.NotBuiltMessage}");
+    }
+
+    private static IPromptEngine Create(string device, EngineOptions options, Func<IComputeDevice, IPromptEngine> engine)
     {
         IComputeDevice compute = device switch
         {
@@ -22,7 +37,7 @@ internal static class CudaEngines
         if (compute is CudaDevice gpu) gpu.AllowTf32 = options.AllowTf32;
         try
         {
-            return new CudaGpt2Engine(compute, weights, ownsDevice: true);
+            return engine(compute);
         }
         catch
         {
@@ -33,8 +48,7 @@ internal static class CudaEngines
 
     private static CudaDevice OpenGpu()
     {
-        if (!CudaDevice.IsAvailable(out string? reason)) throw new InvalidOperationException($"--device cuda: {reason}");
-        if (!EmbeddedPtx.IsAvailable) throw new InvalidOperationException($"--device cuda: {EmbeddedPtx.NotBuiltMessage}");
+        Check("cuda");
         return CudaDevice.Open(0, EmbeddedPtx.Load, EmbeddedPtx.LoadCubin);
     }
 }

@@ -33,7 +33,7 @@ public static class EngineFactory
         if (family == ModelFamily.T5)
         {
             CheckT5Device(device); // before reading the weights: a refusal should not cost a load
-            return Create(T5Checkpoint.Load<float>(modelDirectory), device, origin);
+            return Create(T5Checkpoint.Load<float>(modelDirectory), device, origin, options);
         }
         return Create(Gpt2Checkpoint.Load<float>(modelDirectory), device, origin, options);
     }
@@ -50,21 +50,25 @@ public static class EngineFactory
         return new LoadedModel(engine, weights.Config, fingerprint, origin, weights.TokenEmbedding);
     }
 
-    public static LoadedModel Create(T5Weights<float> weights, string device, string origin)
+    public static LoadedModel Create(T5Weights<float> weights, string device, string origin, EngineOptions? options = null)
     {
         CheckT5Device(device);
-        return new LoadedModel(new CpuT5Engine<float>(weights), weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
+        IPromptEngine engine = device switch
+        {
+            "cpu" => new CpuT5Engine<float>(weights),
+            _ => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
+        };
+        return new LoadedModel(engine, weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
     }
 
     /// <summary>cuda when a usable GPU is present, else cpu.</summary>
     public static string DefaultDevice => CudaEngines.GpuAvailable ? "cuda" : "cpu";
 
-    /// <summary>Throws unless T5 can run on <paramref name="device"/>: callers that build T5 weights themselves check first, as a refusal should not cost a load.</summary>
+    /// <summary>Throws unless T5 can run on <paramref name="device"/> (an unknown name, or --device cuda without a usable GPU): callers that build T5 weights themselves check first, as a refusal should not cost a load.</summary>
     public static void CheckT5Device(string device)
     {
-        if (device is "cuda" or "cuda-emulated")
-            throw new NotSupportedException($"T5 on the CUDA engine is not implemented yet; use --device cpu (asked for --device {device}).");
-        if (device != "cpu") throw UnknownDevice(device);
+        if (device is not ("cpu" or "cuda" or "cuda-emulated")) throw UnknownDevice(device);
+        CudaEngines.Check(device);
     }
 
     private static ArgumentException UnknownDevice(string device) =>

@@ -50,7 +50,7 @@ public sealed class CpuT5ParityTests
     }
 
     [Test]
-    public void FactoryOpensTheFixtureOnTheCpuAndRefusesCuda()
+    public void FactoryOpensTheFixtureOnTheCpuAndTheEmulatedCudaEngine()
     {
         string dir = Path.Combine(T5Fixture.Root, "v1_1");
         using (var loaded = EngineFactory.Open(dir, "cpu"))
@@ -61,10 +61,16 @@ public sealed class CpuT5ParityTests
             Assert.That(loaded.Engine.MaxPositions, Is.EqualTo(T5Config.DefaultMaxPositions));
             Assert.That(loaded.Fingerprint, Has.Length.EqualTo(16));
         }
-        foreach (string device in new[] { "cuda", "cuda-emulated" })
+        using (var emulated = EngineFactory.Open(dir, "cuda-emulated"))
         {
-            var error = Assert.Throws<NotSupportedException>(() => EngineFactory.Open(dir, device))!;
-            Assert.That(error.Message, Does.Contain("T5 on the CUDA engine is not implemented yet; use --device cpu"));
+            Assert.That(emulated.Engine, Is.TypeOf<CudaT5Engine>());
+            Assert.That(emulated.Engine.DeviceName, Is.EqualTo("cuda-emulated"));
+            Assert.That(emulated.Family, Is.EqualTo("t5"));
+        }
+        if (!EngineFactory.DefaultDevice.Equals("cuda"))
+        {
+            var error = Assert.Throws<InvalidOperationException>(() => EngineFactory.Open(dir, "cuda"))!;
+            Assert.That(error.Message, Does.StartWith("--device cuda:"));
         }
         using var v10 = EngineFactory.Open(Path.Combine(T5Fixture.Root, "v1_0"), "cpu");
         Assert.That(v10.Engine.MaxPositions, Is.EqualTo(512), "n_positions from config.json");

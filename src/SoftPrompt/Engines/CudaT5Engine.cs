@@ -1,0 +1,511 @@
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Models.T5;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// The T5 fast path: <see cref="CpuT5Engine{T}"/>'s forward and input-gradient-only reverse pass, op for op, as
+/// handwritten kernels plus GEMMs on any <see cref="IComputeDevice"/> (a real GPU, or the kernel emulator). Weights are
+/// uploaded once into one allocation; activations live in one plan per (rows, encoder length, decoder length)
+/// capacity, reused step after step; logits are computed at target positions only.
+/// </summary>
+public sealed class CudaT5Engine : IEncoderDecoderEngine
+{
+    private float lossGradientWeight = 1f;
+    private readonly IComputeDevice device;
+    private readonly bool ownsDevice;
+    private readonly T5Config config;
+    private readonly T5DeviceWeights weights;
+    private T5DevicePlan? plan;
+    private DeviceBuffer<float>? prompts, promptGradient, firstState, secondState;
+    private readonly DeviceBuffer<float> normScratch;
+    private readonly float[] lossReadback = new float[1];
+    /// <summary>Shape of the last forward: rows, encoder positions (P + longest input), decoder positions (longest target).</summary>
+    private int rows, encoderLength, decoderLength;
+
+    public CudaT5Engine(IComputeDevice device, T5Weights<float> hostWeights, bool ownsDevice = false)
+    {
+        this.device = device;
+        this.ownsDevice = ownsDevice;
+        config = hostWeights.Config;
+        weights = new T5DeviceWeights(device, hostWeights);
+        normScratch = device.Allocate<float>(GradientNorm.ScratchLength);
+    }
+
+    public string DeviceName => device.Kind;
+    public IComputeDevice Device => device;
+    public int EmbeddingSize => config.Embedding;
+    public int VocabSize => config.VocabSize;
+    public int MaxPositions => config.MaxPositions;
+    public int PromptCount { get; private set; }
+    public int PromptLength { get; private set; }
+    /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
+    public int DecoderLength => decoderLength;
+
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(promptCount);
+        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
+        int size = promptCount * promptLength * config.Embedding;
+        if (values.Length != size)
+            throw new ArgumentException($"Prompts hold {values.Length} values; {promptCount} prompts × {promptLength} vectors × d={config.Embedding} need {size}.");
+        if (prompts is null || prompts.Length != Math.Max(1, size))
+        {
+            prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
+            prompts = device.Allocate<float>(Math.Max(1, size));
+            promptGradient = device.Allocate<float>(Math.Max(1, size));
+            firstState = device.Allocate<float>(Math.Max(1, size));
+            secondState = device.Allocate<float>(Math.Max(1, size));
+        }
+        PromptCount = promptCount;
+        PromptLength = promptLength;
+        if (size > 0) prompts.CopyFrom(values);
+        device.Zero(promptGradient!.Span);
+        device.Zero(firstState!.Span);
+        device.Zero(secondState!.Span);
+    }
+
+    public void ReadPrompts(Span<float> destination) => ReadPromptBuffer(prompts, destination);
+    public void ReadPromptGradient(Span<float> destination) => ReadPromptBuffer(promptGradient, destination);
+
+    private void ReadPromptBuffer(DeviceBuffer<float>? buffer, Span<float> destination)
+    {
+        int size = PromptCount * PromptLength * config.Embedding;
+        if (buffer is null) throw new InvalidOperationException("Load prompts first.");
+        if (destination.Length != size) throw new ArgumentException($"Destination holds {destination.Length} values, expected {size}.");
+        if (size > 0) buffer.CopyTo(destination);
+    }
+
+    public int OptimizerStateLength => 2 * PromptCount * PromptLength * config.Embedding;
+
+    public void ReadOptimizerState(Span<float> destination)
+    {
+        if (destination.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state holds {OptimizerStateLength} values, the destination {destination.Length}.");
+        int half = OptimizerStateLength / 2;
+        if (half == 0) return;
+        firstState!.CopyTo(destination[..half]);
+        secondState!.CopyTo(destination[half..]);
+    }
+
+    public void LoadOptimizerState(ReadOnlySpan<float> source)
+    {
+        if (source.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state needs {OptimizerStateLength} values for these prompts, got {source.Length}; was it saved for another prompt shape?");
+        int half = OptimizerStateLength / 2;
+        if (half == 0) return;
+        firstState!.CopyFrom(source[..half]);
+        secondState!.CopyFrom(source[half..]);
+    }
+
+    public float LastGradientNorm
+    {
+        get
+        {
+            Span<float> norm = stackalloc float[1];
+            device.CopyToHost(normScratch.Slice(GradientNorm.NormOffset, 1), norm);
+            return norm[0];
+        }
+    }
+
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+    {
+        if (prompts is null || PromptCount == 0) throw new InvalidOperationException("Load prompts before an optimizer step.");
+        var p = prompts.Span;
+        var g = promptGradient!.Span;
+        GradientNorm.Launch(device, normScratch.Span, g, gradientScale, settings.ClipNorm);
+        var scale = normScratch.Slice(GradientNorm.ScaleOffset, 1);
+        switch (settings.Kind)
+        {
+            case OptimizerKind.Sgd:
+                SgdStep.Launch(device, p, g, scale, learningRate, settings.WeightDecay);
+                break;
+            case OptimizerKind.AdamW:
+                AdamWStep.Launch(device, p, g, firstState!.Span, secondState!.Span, scale, learningRate, settings.Beta1, settings.Beta2,
+                    settings.Epsilon, settings.WeightDecay, step);
+                break;
+            case OptimizerKind.Adafactor:
+                AdafactorStep.Launch(device, p, g, firstState!.Slice(0, PromptCount * PromptLength), secondState!.Slice(0, PromptCount * config.Embedding),
+                    scale, PromptCount, PromptLength, config.Embedding, learningRate, settings.DecayRate, settings.ClipThreshold,
+                    settings.AdafactorEpsilon, settings.WeightDecay, step);
+                break;
+            default:
+                throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CUDA engine.");
+        }
+    }
+
+    public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
+
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
+    {
+        lossGradientWeight = gradientWeight;
+        float loss = RunForward(batch, withGradient: true);
+        RunBackward(accumulate);
+        return loss;
+    }
+
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
+    {
+        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
+        bool matches = !rowGreedyMatches.IsEmpty;
+        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, countGreedyMatches: matches);
+        var p = plan!;
+        var rowLoss = p.HostRowLoss.AsSpan(0, p.TargetCount);
+        device.CopyToHost(p.RowLoss.Slice(0, p.TargetCount), rowLoss);
+        rowLogLikelihood[..batch.Rows].Clear();
+        if (matches) rowGreedyMatches[..batch.Rows].Clear();
+        for (int r = 0; r < p.TargetCount; r++)
+        {
+            rowLogLikelihood[p.HostTargetRow[r]] -= rowLoss[r];
+            if (matches && p.HostArgmaxMatches[r]) rowGreedyMatches[p.HostTargetRow[r]]++;
+        }
+    }
+
+    /// <summary>Decoder logits [B, <see cref="DecoderLength"/>, V] at every decoder position (tests and generation; training never materialises these).</summary>
+    public void Logits(TokenBatch batch, Span<float> logits)
+    {
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        int n = rows * decoderLength, vocab = config.VocabSize, d = config.Embedding;
+        if (logits.Length < (long)n * vocab) throw new ArgumentException($"Logits buffer needs {(long)n * vocab} values.");
+        using var all = device.Allocate<float>((long)n * vocab);
+        device.Gemm(n, vocab, d, HeadScale, new GemmOperand(plan!.DecoderOutput, d), new GemmOperand(weights.Head, d, Transposed: true), 0f, new GemmOperand(all.Span, vocab));
+        device.CopyToHost(all.Span, logits[..(n * vocab)]);
+    }
+
+    public void DecoderLogits(TokenBatch batch, Span<float> logits) => Logits(batch, logits);
+
+    public void Dispose()
+    {
+        plan?.Dispose();
+        prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
+        normScratch.Dispose();
+        weights.Dispose();
+        if (ownsDevice) device.Dispose();
+    }
+
+    /// <summary>T5 v1.0 (tied) scales the decoder output by d_model^-0.5 before the shared-embedding head; v1.1's own lm_head does not.</summary>
+    private float HeadScale => config.TiedEmbeddings ? 1f / MathF.Sqrt(config.Embedding) : 1f;
+
+    /// <summary>A row's input and target token counts, recovered from the batch layout as <see cref="CpuT5Engine{T}"/> does.</summary>
+    private static (int Input, int Target) RowLengths(TokenBatch batch, int row)
+    {
+        var targets = batch.Targets.AsSpan(row * batch.SequenceLength, batch.SequenceLength);
+        int first = targets.IndexOfAnyExcept(TokenBatch.Ignore);
+        if (first < 0) throw new ArgumentException($"Batch row {row} has no target tokens; every row needs at least one.");
+        int input = first - batch.PromptLength + 1;
+        return (input, batch.Lengths[row] - input);
+    }
+
+    private (int Encoder, int Decoder) Validate(TokenBatch batch)
+    {
+        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
+        if (batch.PromptLength != PromptLength)
+            throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
+        if (batch.Rows == 0 || batch.TargetCount == 0) throw new ArgumentException("The batch has no rows or no targets.");
+        int longestInput = 0, longestTarget = 0;
+        for (int b = 0; b < batch.Rows; b++)
+        {
+            if ((uint)batch.PromptIndex[b] >= (uint)PromptCount)
+                throw new ArgumentException($"Batch row {b} uses prompt {batch.PromptIndex[b]}, only {PromptCount} are loaded.");
+            foreach (int id in batch.RowTokens(b))
+                if ((uint)id >= (uint)config.VocabSize)
+                    throw new ArgumentException($"Batch row {b} holds token id {id}, outside the vocabulary [0, {config.VocabSize}).");
+            var (input, target) = RowLengths(batch, b);
+            longestInput = Math.Max(longestInput, input);
+            longestTarget = Math.Max(longestTarget, target);
+        }
+        int encoder = PromptLength + longestInput;
+        if (encoder == 0) throw new ArgumentException("The encoder would have no positions: give the rows a prompt or input tokens.");
+        if (encoder > config.MaxPositions || longestTarget > config.MaxPositions)
+            throw new ArgumentException($"Encoder input of {encoder} positions (prompt {PromptLength} + {longestInput} tokens) or {longestTarget} target tokens exceeds the model's limit of {config.MaxPositions} positions.");
+        return (encoder, longestTarget);
+    }
+
+    private T5DevicePlan Plan(int batchRows, int encoder, int decoder)
+    {
+        var p = plan;
+        if (p is null || p.Rows < batchRows || p.EncoderLength < encoder || p.DecoderLength < decoder)
+        {
+            // Grow every dimension to the largest seen so far, so alternating batch shapes settle on one plan.
+            int r = Math.Max(batchRows, p?.Rows ?? 0), e = Math.Max(encoder, p?.EncoderLength ?? 0), d = Math.Max(decoder, p?.DecoderLength ?? 0);
+            p?.Dispose();
+            plan = p = new T5DevicePlan(device, config, r, e, d);
+        }
+        return p;
+    }
+
+    /// <summary>Lays out the encoder and decoder token ids, key lengths, prompt indices and targets on the host and copies them to the device.</summary>
+    private void Upload(TokenBatch batch, T5DevicePlan p)
+    {
+        int inputLength = encoderLength - PromptLength, vocab = config.VocabSize;
+        for (int b = 0; b < rows; b++)
+        {
+            var (input, target) = RowLengths(batch, b);
+            p.HostInputLengths[b] = input;
+            p.HostTargetLengths[b] = target;
+            p.HostEncoderLengths[b] = PromptLength + input;
+            int rowStart = b * batch.TokenLength;
+            for (int i = 0; i < inputLength; i++)
+                p.HostEncoderTokens[b * inputLength + i] = i < input ? batch.Tokens[rowStart + i] : config.PadTokenId;
+            // Teacher forcing: position j reads target j − 1 (decoder_start at j = 0) and predicts target j.
+            int firstTarget = rowStart + input;
+            for (int j = 0; j < decoderLength; j++)
+                p.HostDecoderTokens[b * decoderLength + j] = j == 0 ? config.DecoderStartTokenId : j < target ? batch.Tokens[firstTarget + j - 1] : config.PadTokenId;
+        }
+        int count = 0;
+        for (int b = 0; b < rows; b++)
+        {
+            int first = b * batch.SequenceLength + PromptLength + p.HostInputLengths[b] - 1;
+            for (int j = 0; j < p.HostTargetLengths[b]; j++)
+            {
+                int target = batch.Targets[first + j];
+                if ((uint)target >= (uint)vocab)
+                    throw new ArgumentException($"Batch row {b} has target id {target}, outside the vocabulary [0, {vocab}).");
+                p.HostTargetPositions[count] = b * decoderLength + j;
+                p.HostTargetIds[count] = target;
+                p.HostTargetRow[count] = b;
+                count++;
+            }
+        }
+        p.TargetCount = count;
+        int encoderTokens = rows * inputLength, decoderTokens = rows * decoderLength;
+        if (encoderTokens > 0) device.CopyToDevice<int>(p.HostEncoderTokens.AsSpan(0, encoderTokens), p.EncoderTokens.Slice(0, encoderTokens));
+        device.CopyToDevice<int>(p.HostDecoderTokens.AsSpan(0, decoderTokens), p.DecoderTokens.Slice(0, decoderTokens));
+        device.CopyToDevice<int>(batch.PromptIndex.AsSpan(0, rows), p.PromptIndex.Slice(0, rows));
+        device.CopyToDevice<int>(p.HostEncoderLengths.AsSpan(0, rows), p.EncoderLengths.Slice(0, rows));
+        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, count), p.TargetPositions.Slice(0, count));
+        device.CopyToDevice<int>(p.HostTargetIds.AsSpan(0, count), p.TargetIds.Slice(0, count));
+        p.UploadBuckets(config, encoderLength, decoderLength);
+    }
+
+    private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
+    {
+        var (encoder, decoder) = Validate(batch);
+        var p = Plan(batch.Rows, encoder, decoder);
+        rows = batch.Rows;
+        encoderLength = encoder;
+        decoderLength = decoder;
+        Upload(batch, p);
+        EncoderForward(p);
+        DecoderForward(p);
+        return languageModelHead ? LanguageModelHead(p, withGradient, countGreedyMatches) : 0f;
+    }
+
+    private void EncoderForward(T5DevicePlan p)
+    {
+        int ne = rows * encoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
+        float eps = (float)config.LayerNormEpsilon;
+        var x = config.Layers > 0 ? p.Encoder[0].Input : p.EncoderFinal;
+        EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, prompts!.Span, p.PromptIndex.Slice(0, rows),
+            weights.TokenEmbedding, p.ZeroPositions, rows, encoderLength, PromptLength, d);
+        var keys = p.EncoderLengths.Slice(0, rows);
+        for (int l = 0; l < config.Layers; l++)
+        {
+            var s = p.Encoder[l];
+            var w = weights.EncoderLayers[l];
+            var sa = s.SelfAttention;
+            RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.SelfAttentionNormWeight, ne, d, eps);
+            Project(sa.Query, p.Norm, w.SelfAttention.Query, ne, d, att);
+            Project(sa.Key, p.Norm, w.SelfAttention.Key, ne, d, att);
+            Project(sa.Value, p.Norm, w.SelfAttention.Value, ne, d, att);
+            BiasedAttentionForward.Launch(device, sa.Output, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
+                weights.EncoderRelativeBias, p.EncoderBuckets, keys, rows, encoderLength, encoderLength, heads, hs, causal: false);
+            Residual(s.Middle, s.Input, sa.Output, w.SelfAttention.Output, ne, att, d);
+            RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, eps);
+            var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
+            FeedForward(p, next, s.Middle, s.Hidden, s.Linear, w.FeedForward, ne);
+        }
+        RmsNormForward.Launch(device, p.EncoderOutput, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+    }
+
+    private void DecoderForward(T5DevicePlan p)
+    {
+        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
+        float eps = (float)config.LayerNormEpsilon;
+        var y = config.DecoderLayers > 0 ? p.Decoder[0].Input : p.DecoderFinal;
+        EmbeddingForward.Launch(device, y.Slice(0, (long)nd * d), p.DecoderTokens, prompts!.Span, p.PromptIndex.Slice(0, rows),
+            weights.TokenEmbedding, p.ZeroPositions, rows, decoderLength, 0, d);
+        var encoderKeys = p.EncoderLengths.Slice(0, rows);
+        for (int l = 0; l < config.DecoderLayers; l++)
+        {
+            var s = p.Decoder[l];
+            var w = weights.DecoderLayers[l];
+            var sa = s.SelfAttention;
+            RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.SelfAttentionNormWeight, nd, d, eps);
+            Project(sa.Query, p.Norm, w.SelfAttention.Query, nd, d, att);
+            Project(sa.Key, p.Norm, w.SelfAttention.Key, nd, d, att);
+            Project(sa.Value, p.Norm, w.SelfAttention.Value, nd, d, att);
+            // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
+            BiasedAttentionForward.Launch(device, sa.Output, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
+                weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength, heads, hs, causal: true);
+            Residual(s.Middle1, s.Input, sa.Output, w.SelfAttention.Output, nd, att, d);
+
+            var ca = s.CrossAttention;
+            RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
+            Project(ca.Query, p.Norm, w.CrossAttention.Query, nd, d, att);
+            Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
+            Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
+            BiasedAttentionForward.Launch(device, ca.Output, ca.LogSumExp, ca.Query, att, ca.Key, att, ca.Value, att,
+                default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false);
+            Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
+
+            RmsNormForward.Launch(device, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
+            var next = l + 1 < config.DecoderLayers ? p.Decoder[l + 1].Input : p.DecoderFinal;
+            FeedForward(p, next, s.Middle2, s.Hidden, s.Linear, w.FeedForward, nd);
+        }
+        RmsNormForward.Launch(device, p.DecoderOutput, p.DecoderFinalRstd, p.DecoderFinal, weights.DecoderFinalNormWeight, nd, d, eps);
+    }
+
+    /// <summary>output [n, d] = residual + wo·act(p.Norm) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x), saving the pre-activations.</summary>
+    private void FeedForward(T5DevicePlan p, DeviceSpan<float> output, DeviceSpan<float> residual, DeviceSpan<float> hidden, DeviceSpan<float> linear,
+        T5DeviceWeights.FeedForward w, int n)
+    {
+        int d = config.Embedding, ff = config.FeedForwardSize;
+        Project(hidden, p.Norm, w.Input, n, d, ff);
+        var wide = p.Wide.Slice(0, (long)n * ff);
+        if (config.IsGated)
+        {
+            Project(linear, p.Norm, w.Linear, n, d, ff);
+            GatedGeluForward.Launch(device, wide, hidden.Slice(0, (long)n * ff), linear.Slice(0, (long)n * ff));
+        }
+        else ReluForward.Launch(device, wide, hidden.Slice(0, (long)n * ff));
+        Residual(output, residual, p.Wide, w.Output, n, ff, d);
+    }
+
+    /// <summary>Logits, loss and (optionally) d(decoder output) at target positions only, in chunks of rows.</summary>
+    private float LanguageModelHead(T5DevicePlan p, bool withGradient, bool countGreedyMatches)
+    {
+        int nd = rows * decoderLength, d = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
+        if (withGradient) device.Zero(p.DecoderOutputGradient.Slice(0, (long)nd * d));
+        float scale = withGradient ? lossGradientWeight / count : 0f;
+        float headScale = HeadScale;
+        for (int start = 0; start < count; start += p.LogitRows)
+        {
+            int chunk = Math.Min(p.LogitRows, count - start);
+            var positions = p.TargetPositions.Slice(start, chunk);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.DecoderOutput, positions, chunk, d);
+            var logits = p.Logits.Slice(0, (long)chunk * vocab);
+            device.Gemm(chunk, vocab, d, headScale, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.Head, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
+            if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
+            CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
+            if (withGradient)
+            {
+                // logits = s·h·Eᵀ, so dh = s·dlogits·E.
+                device.Gemm(chunk, d, vocab, headScale, new GemmOperand(logits, vocab), new GemmOperand(weights.Head, d), 0f, new GemmOperand(p.TargetHidden, d));
+                ScatterRows.Launch(device, p.DecoderOutputGradient, p.TargetHidden.Slice(0, (long)chunk * d), positions, chunk, d);
+            }
+        }
+        SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
+        device.CopyToHost(p.Loss, lossReadback);
+        return lossReadback[0];
+    }
+
+    /// <summary>Evaluation only: argmax of each target row's logits, on the host (a copy of the chunk's logits).</summary>
+    private void CountGreedyMatches(T5DevicePlan p, DeviceSpan<float> logits, int start, int chunk)
+    {
+        int vocab = config.VocabSize;
+        var host = p.HostLogits(chunk * vocab);
+        device.CopyToHost(logits, host);
+        for (int r = 0; r < chunk; r++)
+            p.HostArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(host.Slice(r * vocab, vocab)) == p.HostTargetIds[start + r];
+    }
+
+    private void RunBackward(bool accumulate)
+    {
+        var p = plan!;
+        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
+        var encoderKeys = p.EncoderLengths.Slice(0, rows);
+
+        var dDecoder = p.DecoderGradient.Slice(0, (long)nd * d);
+        device.Zero(dDecoder);
+        RmsNormBackward.Launch(device, dDecoder, p.DecoderOutputGradient, p.DecoderFinal, weights.DecoderFinalNormWeight, p.DecoderFinalRstd, nd, d);
+        var dEncoderOutput = p.EncoderOutputGradient.Slice(0, (long)ne * d);
+        device.Zero(dEncoderOutput);
+        for (int l = config.DecoderLayers - 1; l >= 0; l--)
+        {
+            var s = p.Decoder[l];
+            var w = weights.DecoderLayers[l];
+            FeedForwardBackward(p, dDecoder, s.Hidden, s.Linear, w.FeedForward, nd);
+            RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Middle2, w.FeedForwardNormWeight, s.Rstd3, nd, d);
+
+            var ca = s.CrossAttention;
+            InputGradient(p.GradientAttention, dDecoder, w.CrossAttention.Output, nd, att, d);
+            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, ca.Query, att, ca.Key, att, ca.Value, att,
+                ca.Output, ca.LogSumExp, p.AttentionScratch, default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false);
+            InputGradient(p.Norm, p.GradientQuery, w.CrossAttention.Query, nd, d, att);
+            RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd, d);
+            // Every decoder layer reads the same encoder output: its k and v gradients add up there.
+            InputGradient(dEncoderOutput, p.GradientKey, w.CrossAttention.Key, ne, d, att, accumulate: true);
+            InputGradient(dEncoderOutput, p.GradientValue, w.CrossAttention.Value, ne, d, att, accumulate: true);
+
+            var sa = s.SelfAttention;
+            InputGradient(p.GradientAttention, dDecoder, w.SelfAttention.Output, nd, att, d);
+            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, sa.Query, att, sa.Key, att, sa.Value, att,
+                sa.Output, sa.LogSumExp, p.AttentionScratch, weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength, heads, hs, causal: true);
+            QkvInputGradient(p, w.SelfAttention, nd);
+            RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, nd, d);
+        }
+
+        var dEncoder = p.EncoderGradient.Slice(0, (long)ne * d);
+        device.Zero(dEncoder);
+        RmsNormBackward.Launch(device, dEncoder, dEncoderOutput, p.EncoderFinal, weights.EncoderFinalNormWeight, p.EncoderFinalRstd, ne, d);
+        for (int l = config.Layers - 1; l >= 0; l--)
+        {
+            var s = p.Encoder[l];
+            var w = weights.EncoderLayers[l];
+            FeedForwardBackward(p, dEncoder, s.Hidden, s.Linear, w.FeedForward, ne);
+            RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
+            var sa = s.SelfAttention;
+            InputGradient(p.GradientAttention, dEncoder, w.SelfAttention.Output, ne, att, d);
+            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, sa.Query, att, sa.Key, att, sa.Value, att,
+                sa.Output, sa.LogSumExp, p.AttentionScratch, weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, rows, encoderLength, encoderLength, heads, hs, causal: false);
+            QkvInputGradient(p, w.SelfAttention, ne);
+            RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
+        }
+        PromptGradient.Launch(device, promptGradient!.Span, dEncoder, p.PromptIndex.Slice(0, rows), rows, encoderLength, PromptLength, PromptCount, d, accumulate);
+    }
+
+    /// <summary>p.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>
+    private void FeedForwardBackward(T5DevicePlan p, DeviceSpan<float> dOut, DeviceSpan<float> hidden, DeviceSpan<float> linear, T5DeviceWeights.FeedForward w, int n)
+    {
+        int d = config.Embedding, ff = config.FeedForwardSize;
+        var dWide = p.GradientWide.Slice(0, (long)n * ff);
+        InputGradient(dWide, dOut, w.Output, n, ff, d);
+        if (config.IsGated)
+        {
+            var dLinear = p.GradientLinear.Slice(0, (long)n * ff);
+            GatedGeluBackward.Launch(device, dWide, dLinear, dWide, hidden.Slice(0, (long)n * ff), linear.Slice(0, (long)n * ff));
+            InputGradient(p.Norm, dWide, w.Input, n, d, ff);
+            InputGradient(p.Norm, dLinear, w.Linear, n, d, ff, accumulate: true);
+        }
+        else
+        {
+            ReluBackward.Launch(device, dWide, dWide, hidden.Slice(0, (long)n * ff));
+            InputGradient(p.Norm, dWide, w.Input, n, d, ff);
+        }
+    }
+
+    /// <summary>p.Norm [n, d] = dq·Wq + dk·Wk + dv·Wv: self-attention's input reaches q, k and v.</summary>
+    private void QkvInputGradient(T5DevicePlan p, T5DeviceWeights.Attention w, int n)
+    {
+        int d = config.Embedding, att = config.AttentionSize;
+        InputGradient(p.Norm, p.GradientQuery, w.Query, n, d, att);
+        InputGradient(p.Norm, p.GradientKey, w.Key, n, d, att, accumulate: true);
+        InputGradient(p.Norm, p.GradientValue, w.Value, n, d, att, accumulate: true);
+    }
+
+    /// <summary>y [n, outDim] = x [n, inDim] · Wᵀ with W [outDim, inDim] (nn.Linear, no bias).</summary>
+    private void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
+        => device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), 0f, new GemmOperand(y, outDim));
+
+    /// <summary>y [n, outDim] = residual + x · Wᵀ: the residual is copied in first, the GEMM accumulates onto it.</summary>
+    private void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
+    {
+        device.CopyDeviceToDevice(residual.Slice(0, (long)n * outDim), y.Slice(0, (long)n * outDim));
+        device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), 1f, new GemmOperand(y, outDim));
+    }
+
+    /// <summary>dx [n, inDim] (=, or += when accumulating) dy [n, outDim] · W, W [outDim, inDim].</summary>
+    private void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> weight, int n, int inDim, int outDim, bool accumulate = false)
+        => device.Gemm(n, inDim, outDim, 1f, new GemmOperand(dy, outDim), new GemmOperand(weight, inDim), accumulate ? 1f : 0f, new GemmOperand(dx, inDim));
+}
