@@ -23,6 +23,8 @@ public static class GreedyDecoder
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
+        if (engine is IEncoderDecoderEngine seq2seq)
+            return Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, promptIndices, maxNewTokens, stopToken, batchSize);
         var outputs = new int[inputs.Count][];
         if (inputs.Count == 0) return outputs;
         int longestInput = inputs.Max(i => i.Length);

@@ -12,7 +12,12 @@ namespace SoftPrompt.Tuning;
 public static class Seq2SeqGreedyDecoder
 {
     public static int[][] Generate(IEncoderDecoderEngine engine, IReadOnlyList<int[]> inputs, int maxNewTokens, int? stopToken, int batchSize = 32, int promptIndex = 0)
+        => Generate(engine, inputs, Enumerable.Repeat(promptIndex, inputs.Count).ToArray(), maxNewTokens, stopToken, batchSize);
+
+    /// <summary>Decodes row i with prompt <paramref name="promptIndices"/>[i]; rows of different prompts share batches.</summary>
+    public static int[][] Generate(IEncoderDecoderEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize = 32)
     {
+        if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         var outputs = new int[inputs.Count][];
@@ -31,7 +36,7 @@ public static class Seq2SeqGreedyDecoder
             for (int step = 0; step < maxNewTokens && finished.Contains(false); step++)
             {
                 batch.Reset(Enumerable.Range(0, rows).Max(r => inputs[start + r].Length) + step + 1);
-                for (int r = 0; r < rows; r++) batch.AddRow(inputs[start + r], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(generated[r]), promptIndex);
+                for (int r = 0; r < rows; r++) batch.AddRow(inputs[start + r], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(generated[r]), promptIndices[start + r]);
                 engine.DecoderLogits(batch, logits);
                 for (int r = 0; r < rows; r++)
                 {

@@ -47,6 +47,21 @@ public sealed class EnsembleCommandTests : CliScratch
     }
 
     [Test]
+    public void OnT5TheEnsembleDecodesEveryPromptInOnePass()
+    {
+        string t5 = Path.Combine(TestContext.CurrentContext.TestDirectory, "Demo", "t5");
+        string data = FirstRows("reverse.dev.jsonl", 12);
+        string[] prompts = [.. new[] { "reverse", "copy", "reverse" }.Select(t => Path.Combine(t5, "prompts", t + ".safetensors"))];
+        var (code, stdout, stderr) = CliRunner.Run(["ensemble", "--model", Path.Combine(t5, "model"), "--prompts", .. prompts, "--data", data, "--device", "cpu", "--json"]);
+        Assert.That(code, Is.EqualTo(0), stderr);
+        var json = ParseJson(stdout);
+        var each = json.GetProperty("prompts").EnumerateArray().Select(p => p.GetProperty("exact_match").GetDouble()).ToList();
+        Assert.That(each[0], Is.EqualTo(1.0));
+        Assert.That(each[1], Is.LessThan(0.5), "the copy prompt does not reverse");
+        Assert.That(json.GetProperty("majority_vote").GetProperty("exact_match").GetDouble(), Is.EqualTo(1.0), "two reverse prompts out-vote one copy prompt");
+    }
+
+    [Test]
     public void RankClassificationPerPromptAccuracyEqualsEval()
     {
         string dev = MajorityCsv("dev", "3", "7");

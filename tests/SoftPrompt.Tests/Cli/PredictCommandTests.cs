@@ -59,6 +59,20 @@ public sealed class PredictCommandTests : CliScratch
     }
 
     [Test]
+    public void OnT5TheRowsAreDecodedWithTheirTasksPrompt()
+    {
+        string t5 = Path.Combine(TestContext.CurrentContext.TestDirectory, "Demo", "t5");
+        string data = MixedCopyReverse(6);
+        var (code, stdout, stderr) = CliRunner.Run("predict", "--model", Path.Combine(t5, "model"),
+            "--prompt", $"copy={Path.Combine(t5, "prompts", "copy.safetensors")}", "--prompt", $"reverse={Path.Combine(t5, "prompts", "reverse.safetensors")}",
+            "--data", data, "--out", In("pred-t5.jsonl"), "--batch-size", "5", "--device", "cpu", "--json");
+        Assert.That(code, Is.EqualTo(0), stderr);
+        var summary = ParseJson(stdout).GetProperty("tasks");
+        Assert.That(summary.EnumerateArray().Select(t => (t.GetProperty("task").GetString(), t.GetProperty("rows").GetInt32(), t.GetProperty("accuracy").GetDouble())),
+            Is.EqualTo(new[] { ("copy", 6, 1.0), ("reverse", 6, 1.0) }));
+    }
+
+    [Test]
     public void SwappingThePromptsSwapsTheAnswers()
     {
         string data = MixedCopyReverse(6);
