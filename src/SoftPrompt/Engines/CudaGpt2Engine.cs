@@ -19,8 +19,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
     private readonly Gpt2Config config;
     private readonly Gpt2DeviceWeights weights;
     private Gpt2DevicePlan? plan;
-    private DeviceBuffer<float>? prompts, promptGradient, firstState, secondState;
-    private readonly DeviceBuffer<float> normScratch;
+    private readonly DevicePromptState state;
     private readonly float[] lossReadback = new float[1];
     private int lastRows, lastSequence;
 
@@ -30,7 +29,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
         this.ownsDevice = ownsDevice;
         config = hostWeights.Config;
         weights = new Gpt2DeviceWeights(device, hostWeights);
-        normScratch = device.Allocate<float>(GradientNorm.ScratchLength);
+        state = new DevicePromptState(device, config.Embedding);
     }
 
     public string DeviceName => device.Kind;
@@ -38,63 +37,18 @@ public sealed class CudaGpt2Engine : IPromptEngine
     public int EmbeddingSize => config.Embedding;
     public int VocabSize => config.VocabSize;
     public int MaxPositions => config.MaxPositions;
-    public int PromptCount { get; private set; }
-    public int PromptLength { get; private set; }
+    public int PromptCount => state.PromptCount;
+    public int PromptLength => state.PromptLength;
 
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(promptCount);
-        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
-        int size = promptCount * promptLength * config.Embedding;
-        if (values.Length != size)
-            throw new ArgumentException($"Prompts hold {values.Length} values; {promptCount} prompts × {promptLength} vectors × d={config.Embedding} need {size}.");
-        if (prompts is null || prompts.Length != size)
-        {
-            prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
-            prompts = device.Allocate<float>(Math.Max(1, size));
-            promptGradient = device.Allocate<float>(Math.Max(1, size));
-            firstState = device.Allocate<float>(Math.Max(1, size));
-            secondState = device.Allocate<float>(Math.Max(1, size));
-        }
-        PromptCount = promptCount;
-        PromptLength = promptLength;
-        if (size > 0) prompts.CopyFrom(values);
-        device.Zero(promptGradient!.Span);
-        device.Zero(firstState!.Span);
-        device.Zero(secondState!.Span);
-    }
-
-    public void ReadPrompts(Span<float> destination) => ReadPromptBuffer(prompts, destination);
-
-    public int OptimizerStateLength => 2 * PromptCount * PromptLength * config.Embedding;
-
-    public void ReadOptimizerState(Span<float> destination)
-    {
-        if (destination.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state holds {OptimizerStateLength} values, the destination {destination.Length}.");
-        int half = OptimizerStateLength / 2;
-        if (half == 0) return;
-        firstState!.CopyTo(destination[..half]);
-        secondState!.CopyTo(destination[half..]);
-    }
-
-    public void LoadOptimizerState(ReadOnlySpan<float> source)
-    {
-        if (source.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state needs {OptimizerStateLength} values for these prompts, got {source.Length}; was it saved for another prompt shape?");
-        int half = OptimizerStateLength / 2;
-        if (half == 0) return;
-        firstState!.CopyFrom(source[..half]);
-        secondState!.CopyFrom(source[half..]);
-    }
-    public void ReadPromptGradient(Span<float> destination) => ReadPromptBuffer(promptGradient, destination);
-
-    private void ReadPromptBuffer(DeviceBuffer<float>? buffer, Span<float> destination)
-    {
-        int size = PromptCount * PromptLength * config.Embedding;
-        if (buffer is null) throw new InvalidOperationException("Load prompts first.");
-        if (destination.Length != size) throw new ArgumentException($"Destination holds {destination.Length} values, expected {size}.");
-        if (size > 0) buffer.CopyTo(destination);
-    }
-
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
+    public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
+    public int OptimizerStateLength => state.OptimizerStateLength;
+    public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
+    public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
+    public float LastGradientNorm => state.LastGradientNorm;
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+        => state.OptimizerStep(settings, step, learningRate, gradientScale);
     public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
 
     public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
@@ -135,47 +89,10 @@ public sealed class CudaGpt2Engine : IPromptEngine
         device.CopyToHost(all.Span, logits[..(n * config.VocabSize)]);
     }
 
-    public float LastGradientNorm
-    {
-        get
-        {
-            Span<float> norm = stackalloc float[1];
-            device.CopyToHost(normScratch.Slice(GradientNorm.NormOffset, 1), norm);
-            return norm[0];
-        }
-    }
-
-    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
-    {
-        if (prompts is null || PromptCount == 0) throw new InvalidOperationException("Load prompts before an optimizer step.");
-        var p = prompts.Span;
-        var g = promptGradient!.Span;
-        GradientNorm.Launch(device, normScratch.Span, g, gradientScale, settings.ClipNorm);
-        var scale = normScratch.Slice(GradientNorm.ScaleOffset, 1);
-        switch (settings.Kind)
-        {
-            case OptimizerKind.Sgd:
-                SgdStep.Launch(device, p, g, scale, learningRate, settings.WeightDecay);
-                break;
-            case OptimizerKind.AdamW:
-                AdamWStep.Launch(device, p, g, firstState!.Span, secondState!.Span, scale, learningRate, settings.Beta1, settings.Beta2,
-                    settings.Epsilon, settings.WeightDecay, step);
-                break;
-            case OptimizerKind.Adafactor:
-                AdafactorStep.Launch(device, p, g, firstState!.Slice(0, PromptCount * PromptLength), secondState!.Slice(0, PromptCount * config.Embedding),
-                    scale, PromptCount, PromptLength, config.Embedding, learningRate, settings.DecayRate, settings.ClipThreshold,
-                    settings.AdafactorEpsilon, settings.WeightDecay, step);
-                break;
-            default:
-                throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CUDA engine.");
-        }
-    }
-
     public void Dispose()
     {
         plan?.Dispose();
-        prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
-        normScratch.Dispose();
+        state.Dispose();
         weights.Dispose();
         if (ownsDevice) device.Dispose();
     }
@@ -239,7 +156,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
         p.Upload(batch);
 
         var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
-        EmbeddingForward.Launch(device, first.Slice(0, (long)n * c), p.Tokens.Slice(0, rows * batch.TokenLength), prompts!.Span, p.PromptIndex.Slice(0, rows),
+        EmbeddingForward.Launch(device, first.Slice(0, (long)n * c), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
             weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, PromptLength, c);
         for (int l = 0; l < config.Layers; l++)
         {
@@ -316,7 +233,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
             InputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
         }
-        PromptGradient.Launch(device, promptGradient!.Span, dResidual, p.PromptIndex.Slice(0, rows), rows, seq, PromptLength, PromptCount, c, accumulate);
+        PromptGradient.Launch(device, state.Gradient, dResidual, p.PromptIndex.Slice(0, rows), rows, seq, PromptLength, PromptCount, c, accumulate);
     }
 
     /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out]: the bias (and residual) are written first, the GEMM accumulates.</summary>

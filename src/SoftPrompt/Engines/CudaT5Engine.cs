@@ -18,8 +18,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
     private readonly T5Config config;
     private readonly T5DeviceWeights weights;
     private T5DevicePlan? plan;
-    private DeviceBuffer<float>? prompts, promptGradient, firstState, secondState;
-    private readonly DeviceBuffer<float> normScratch;
+    private readonly DevicePromptState state;
     private readonly float[] lossReadback = new float[1];
     /// <summary>Shape of the last forward: rows, encoder positions (P + longest input), decoder positions (longest target).</summary>
     private int rows, encoderLength, decoderLength;
@@ -30,7 +29,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
         this.ownsDevice = ownsDevice;
         config = hostWeights.Config;
         weights = new T5DeviceWeights(device, hostWeights);
-        normScratch = device.Allocate<float>(GradientNorm.ScratchLength);
+        state = new DevicePromptState(device, config.Embedding);
     }
 
     public string DeviceName => device.Kind;
@@ -38,101 +37,20 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
     public int EmbeddingSize => config.Embedding;
     public int VocabSize => config.VocabSize;
     public int MaxPositions => config.MaxPositions;
-    public int PromptCount { get; private set; }
-    public int PromptLength { get; private set; }
+    public int PromptCount => state.PromptCount;
+    public int PromptLength => state.PromptLength;
     /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
     public int DecoderLength => decoderLength;
 
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(promptCount);
-        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
-        int size = promptCount * promptLength * config.Embedding;
-        if (values.Length != size)
-            throw new ArgumentException($"Prompts hold {values.Length} values; {promptCount} prompts × {promptLength} vectors × d={config.Embedding} need {size}.");
-        if (prompts is null || prompts.Length != Math.Max(1, size))
-        {
-            prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
-            prompts = device.Allocate<float>(Math.Max(1, size));
-            promptGradient = device.Allocate<float>(Math.Max(1, size));
-            firstState = device.Allocate<float>(Math.Max(1, size));
-            secondState = device.Allocate<float>(Math.Max(1, size));
-        }
-        PromptCount = promptCount;
-        PromptLength = promptLength;
-        if (size > 0) prompts.CopyFrom(values);
-        device.Zero(promptGradient!.Span);
-        device.Zero(firstState!.Span);
-        device.Zero(secondState!.Span);
-    }
-
-    public void ReadPrompts(Span<float> destination) => ReadPromptBuffer(prompts, destination);
-    public void ReadPromptGradient(Span<float> destination) => ReadPromptBuffer(promptGradient, destination);
-
-    private void ReadPromptBuffer(DeviceBuffer<float>? buffer, Span<float> destination)
-    {
-        int size = PromptCount * PromptLength * config.Embedding;
-        if (buffer is null) throw new InvalidOperationException("Load prompts first.");
-        if (destination.Length != size) throw new ArgumentException($"Destination holds {destination.Length} values, expected {size}.");
-        if (size > 0) buffer.CopyTo(destination);
-    }
-
-    public int OptimizerStateLength => 2 * PromptCount * PromptLength * config.Embedding;
-
-    public void ReadOptimizerState(Span<float> destination)
-    {
-        if (destination.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state holds {OptimizerStateLength} values, the destination {destination.Length}.");
-        int half = OptimizerStateLength / 2;
-        if (half == 0) return;
-        firstState!.CopyTo(destination[..half]);
-        secondState!.CopyTo(destination[half..]);
-    }
-
-    public void LoadOptimizerState(ReadOnlySpan<float> source)
-    {
-        if (source.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state needs {OptimizerStateLength} values for these prompts, got {source.Length}; was it saved for another prompt shape?");
-        int half = OptimizerStateLength / 2;
-        if (half == 0) return;
-        firstState!.CopyFrom(source[..half]);
-        secondState!.CopyFrom(source[half..]);
-    }
-
-    public float LastGradientNorm
-    {
-        get
-        {
-            Span<float> norm = stackalloc float[1];
-            device.CopyToHost(normScratch.Slice(GradientNorm.NormOffset, 1), norm);
-            return norm[0];
-        }
-    }
-
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
+    public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
+    public int OptimizerStateLength => state.OptimizerStateLength;
+    public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
+    public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
+    public float LastGradientNorm => state.LastGradientNorm;
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
-    {
-        if (prompts is null || PromptCount == 0) throw new InvalidOperationException("Load prompts before an optimizer step.");
-        var p = prompts.Span;
-        var g = promptGradient!.Span;
-        GradientNorm.Launch(device, normScratch.Span, g, gradientScale, settings.ClipNorm);
-        var scale = normScratch.Slice(GradientNorm.ScaleOffset, 1);
-        switch (settings.Kind)
-        {
-            case OptimizerKind.Sgd:
-                SgdStep.Launch(device, p, g, scale, learningRate, settings.WeightDecay);
-                break;
-            case OptimizerKind.AdamW:
-                AdamWStep.Launch(device, p, g, firstState!.Span, secondState!.Span, scale, learningRate, settings.Beta1, settings.Beta2,
-                    settings.Epsilon, settings.WeightDecay, step);
-                break;
-            case OptimizerKind.Adafactor:
-                AdafactorStep.Launch(device, p, g, firstState!.Slice(0, PromptCount * PromptLength), secondState!.Slice(0, PromptCount * config.Embedding),
-                    scale, PromptCount, PromptLength, config.Embedding, learningRate, settings.DecayRate, settings.ClipThreshold,
-                    settings.AdafactorEpsilon, settings.WeightDecay, step);
-                break;
-            default:
-                throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CUDA engine.");
-        }
-    }
-
+        => state.OptimizerStep(settings, step, learningRate, gradientScale);
     public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
 
     public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
@@ -177,8 +95,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
     public void Dispose()
     {
         plan?.Dispose();
-        prompts?.Dispose(); promptGradient?.Dispose(); firstState?.Dispose(); secondState?.Dispose();
-        normScratch.Dispose();
+        state.Dispose();
         weights.Dispose();
         if (ownsDevice) device.Dispose();
     }
@@ -296,7 +213,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
         int ne = rows * encoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
         float eps = (float)config.LayerNormEpsilon;
         var x = config.Layers > 0 ? p.Encoder[0].Input : p.EncoderFinal;
-        EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, prompts!.Span, p.PromptIndex.Slice(0, rows),
+        EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows),
             weights.TokenEmbedding, p.ZeroPositions, rows, encoderLength, PromptLength, d);
         var keys = p.EncoderLengths.Slice(0, rows);
         for (int l = 0; l < config.Layers; l++)
@@ -323,7 +240,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
         int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
         float eps = (float)config.LayerNormEpsilon;
         var y = config.DecoderLayers > 0 ? p.Decoder[0].Input : p.DecoderFinal;
-        EmbeddingForward.Launch(device, y.Slice(0, (long)nd * d), p.DecoderTokens, prompts!.Span, p.PromptIndex.Slice(0, rows),
+        EmbeddingForward.Launch(device, y.Slice(0, (long)nd * d), p.DecoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows),
             weights.TokenEmbedding, p.ZeroPositions, rows, decoderLength, 0, d);
         var encoderKeys = p.EncoderLengths.Slice(0, rows);
         for (int l = 0; l < config.DecoderLayers; l++)
@@ -462,7 +379,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
             QkvInputGradient(p, w.SelfAttention, ne);
             RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
         }
-        PromptGradient.Launch(device, promptGradient!.Span, dEncoder, p.PromptIndex.Slice(0, rows), rows, encoderLength, PromptLength, PromptCount, d, accumulate);
+        PromptGradient.Launch(device, state.Gradient, dEncoder, p.PromptIndex.Slice(0, rows), rows, encoderLength, PromptLength, PromptCount, d, accumulate);
     }
 
     /// <summary>p.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>
