@@ -117,24 +117,6 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         }
     }
 
-    private void Validate(TokenBatch batch, bool requireTargets = true)
-    {
-        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
-        if (batch.PromptLength != PromptLength)
-            throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
-        if (batch.Rows == 0 || (requireTargets && batch.TargetCount == 0)) throw new ArgumentException("The batch has no rows or no targets.");
-        if (batch.SequenceLength > config.MaxPositions)
-            throw new ArgumentException($"Sequence of {batch.SequenceLength} positions (prompt {PromptLength} + {batch.TokenLength} tokens) exceeds the model's n_positions {config.MaxPositions}.");
-        for (int b = 0; b < batch.Rows; b++)
-        {
-            if ((uint)batch.PromptIndex[b] >= (uint)PromptCount)
-                throw new ArgumentException($"Batch row {b} uses prompt {batch.PromptIndex[b]}, only {PromptCount} are loaded.");
-            foreach (int id in batch.RowTokens(b))
-                if ((uint)id >= (uint)config.VocabSize)
-                    throw new ArgumentException($"Batch row {b} holds token id {id}, outside the vocabulary [0, {config.VocabSize}).");
-        }
-    }
-
     private Gpt2CpuActivations<T> Plan(TokenBatch batch)
     {
         int n = batch.Rows * batch.SequenceLength;
@@ -148,7 +130,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
 
     private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        Validate(batch, requireTargets: languageModelHead);
+        BatchChecks.DecoderOnly(batch, PromptCount, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
         var a = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
         lastBatchRows = rows;

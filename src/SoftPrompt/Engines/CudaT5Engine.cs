@@ -103,41 +103,6 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
     /// <summary>T5 v1.0 (tied) scales the decoder output by d_model^-0.5 before the shared-embedding head; v1.1's own lm_head does not.</summary>
     private float HeadScale => config.TiedEmbeddings ? 1f / MathF.Sqrt(config.Embedding) : 1f;
 
-    /// <summary>A row's input and target token counts, recovered from the batch layout as <see cref="CpuT5Engine{T}"/> does.</summary>
-    private static (int Input, int Target) RowLengths(TokenBatch batch, int row)
-    {
-        var targets = batch.Targets.AsSpan(row * batch.SequenceLength, batch.SequenceLength);
-        int first = targets.IndexOfAnyExcept(TokenBatch.Ignore);
-        if (first < 0) throw new ArgumentException($"Batch row {row} has no target tokens; every row needs at least one.");
-        int input = first - batch.PromptLength + 1;
-        return (input, batch.Lengths[row] - input);
-    }
-
-    private (int Encoder, int Decoder) Validate(TokenBatch batch)
-    {
-        if (PromptCount == 0) throw new InvalidOperationException("Load prompts before running a batch.");
-        if (batch.PromptLength != PromptLength)
-            throw new ArgumentException($"The batch was laid out for prompt length {batch.PromptLength}, the engine holds prompts of length {PromptLength}.");
-        if (batch.Rows == 0 || batch.TargetCount == 0) throw new ArgumentException("The batch has no rows or no targets.");
-        int longestInput = 0, longestTarget = 0;
-        for (int b = 0; b < batch.Rows; b++)
-        {
-            if ((uint)batch.PromptIndex[b] >= (uint)PromptCount)
-                throw new ArgumentException($"Batch row {b} uses prompt {batch.PromptIndex[b]}, only {PromptCount} are loaded.");
-            foreach (int id in batch.RowTokens(b))
-                if ((uint)id >= (uint)config.VocabSize)
-                    throw new ArgumentException($"Batch row {b} holds token id {id}, outside the vocabulary [0, {config.VocabSize}).");
-            var (input, target) = RowLengths(batch, b);
-            longestInput = Math.Max(longestInput, input);
-            longestTarget = Math.Max(longestTarget, target);
-        }
-        int encoder = PromptLength + longestInput;
-        if (encoder == 0) throw new ArgumentException("The encoder would have no positions: give the rows a prompt or input tokens.");
-        if (encoder > config.MaxPositions || longestTarget > config.MaxPositions)
-            throw new ArgumentException($"Encoder input of {encoder} positions (prompt {PromptLength} + {longestInput} tokens) or {longestTarget} target tokens exceeds the model's limit of {config.MaxPositions} positions.");
-        return (encoder, longestTarget);
-    }
-
     private T5DevicePlan Plan(int batchRows, int encoder, int decoder)
     {
         var p = plan;
@@ -157,7 +122,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
         int inputLength = encoderLength - PromptLength, vocab = config.VocabSize;
         for (int b = 0; b < rows; b++)
         {
-            var (input, target) = RowLengths(batch, b);
+            var (input, target) = BatchChecks.RowLengths(batch, b);
             p.HostInputLengths[b] = input;
             p.HostTargetLengths[b] = target;
             p.HostEncoderLengths[b] = PromptLength + input;
@@ -197,7 +162,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
 
     private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        var (encoder, decoder) = Validate(batch);
+        var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, PromptCount, PromptLength, config.VocabSize, config.MaxPositions);
         var p = Plan(batch.Rows, encoder, decoder);
         rows = batch.Rows;
         encoderLength = encoder;
