@@ -36,6 +36,8 @@ test_() {
     "$exe" --progress off "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   set -e
+  # The runner colours its summary when it believes it is in CI (CI=true): strip ANSI escapes before reading it.
+  sed -i 's/\x1b\[[0-9;]*m//g' "$log"
   local total failed passed skipped
   total=$(sed -n 's/^ *total: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   failed=$(sed -n 's/^ *failed: *\([0-9]*\).*/\1/p' "$log" | tail -1)
