@@ -22,30 +22,41 @@ __device__ __forceinline__ void copy_row(float* __restrict__ dst, const float* _
 }  // namespace embedding_detail
 
 // embedding_forward — token embeddings with soft prompts spliced in front, plus position embeddings.
-//   x: [B, T, C] out; tokens: [B, T−P] int (row stride T−P); prompts: [K, P, C]; prompt_index: [B] int in [0, K);
-//   wte: [V, C]; wpe: [≥T, C]. prompt_count (K) and vocab (V) are used only by the emulator's range asserts.
-//   x[b, t, :] = (t < P ? prompts[prompt_index[b], t, :] : wte[tokens[b·(T−P) + t−P], :]) + wpe[t, :].
-//   Each batch row may use a different prompt.
+//   x: [B, T, C] out; tokens: [B, token_length] int (row stride token_length); prompts: [ΣP_k, C], prompt k at rows
+//   [prompt_offsets[k], prompt_offsets[k + 1]); prompt_index: [B] int in [0, K); prompt_offsets: [K + 1] int, or null
+//   for no prompts (every P_b = 0); wte: [V, C]; wpe: [≥T, C]. prompt_count (K) and vocab (V) are used only by the
+//   emulator's range asserts. With k = prompt_index[b], o = prompt_offsets[k], P_b = prompt_offsets[k + 1] − o:
+//   x[b, t, :] = (t < P_b ? prompts[o + t, :] : t − P_b < token_length ? wte[tokens[b, t − P_b], :] : 0) + wpe[t, :].
+//   Rows may use different prompts of different lengths; a row with a shorter prompt ends with zero-token positions.
 //   Grid: ceil(B·T / 8) blocks; block: 256 threads = 8 warps, one warp per (b, t) row; the lanes stride the channels,
 //   with float4 accesses when C % 4 == 0 and x, prompts, wte, wpe are 16-byte aligned (scalar otherwise).
 //   Bit-exact with the CPU op (one add per element). Saves nothing: the backward needs only prompt_index.
-extern "C" __global__ void __launch_bounds__(256) embedding_forward(float* __restrict__ x, const int* __restrict__ tokens, const float* __restrict__ prompts, const int* __restrict__ prompt_index, const float* __restrict__ wte, const float* __restrict__ wpe, int batch, int sequence, int prompt_length, int channels, int prompt_count, int vocab) {
+extern "C" __global__ void __launch_bounds__(256) embedding_forward(float* __restrict__ x, const int* __restrict__ tokens, const float* __restrict__ prompts, const int* __restrict__ prompt_index, const int* __restrict__ prompt_offsets, const float* __restrict__ wte, const float* __restrict__ wpe, int batch, int sequence, int token_length, int channels, int prompt_count, int vocab) {
     using namespace embedding_detail;
     const int row = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
     if (row >= batch * sequence) return;
     const int b = row / sequence, t = row - b * sequence;
-    const float* src;
-    if (t < prompt_length) {
+    int offset = 0, prompt_length = 0;
+    if (prompt_offsets != nullptr) {
         const int k = ldg(prompt_index + b);
         assert(k >= 0 && k < prompt_count);
-        src = prompts + (static_cast<long long>(k) * prompt_length + t) * channels;
-    } else {
-        const int token = ldg(tokens + static_cast<long long>(b) * (sequence - prompt_length) + (t - prompt_length));
+        offset = ldg(prompt_offsets + k);
+        prompt_length = ldg(prompt_offsets + k + 1) - offset;
+    }
+    const float* src = nullptr;
+    if (t < prompt_length) {
+        src = prompts + (static_cast<long long>(offset) + t) * channels;
+    } else if (t - prompt_length < token_length) {
+        const int token = ldg(tokens + static_cast<long long>(b) * token_length + (t - prompt_length));
         assert(token >= 0 && token < vocab);
         src = wte + static_cast<long long>(token) * channels;
     }
     const float* pos = wpe + static_cast<long long>(t) * channels;
     float* out = x + static_cast<long long>(row) * channels;
+    if (src == nullptr) {  // past a shorter prompt's token row: the position embedding alone
+        copy_row(out, pos, channels, (channels & 3) == 0 && aligned16(x) && aligned16(wpe));
+        return;
+    }
     const bool vec = (channels & 3) == 0 && aligned16(x) && aligned16(prompts) && aligned16(wte) && aligned16(wpe);
     const int lane = static_cast<int>(lane_id());
     if (vec) {
@@ -56,20 +67,24 @@ extern "C" __global__ void __launch_bounds__(256) embedding_forward(float* __res
 }
 
 // prompt_gradient — the soft-prompt gradient: a deterministic reduction over the batch rows, no atomics.
-//   d_prompts: [K, P, C] (overwritten, or added to when accumulate != 0); dx: [B, T, C] (the embedding-output
-//   gradient; only positions t < P are read); prompt_index: [B] int in [0, K).
-//   d_prompts[k, p, c] (= | +=) Σ over b with prompt_index[b] == k, in increasing b, of dx[b, p, c].
-//   Grid: (K·P, ceil(C / (4·blockDim.x))); block: 32..256 threads (launcher: enough for the row's 4-channel chunks).
-//   Block (kp, j) owns dPrompts row kp = k·P + p; each thread owns 4 consecutive channels of it (float4 when C % 4 == 0
-//   and d_prompts, dx are 16-byte aligned) and walks the batch in order, so the sum is the CPU op's, bit for bit,
-//   whatever the grid. Rows of prompts that no batch row uses get 0 (or keep their value when accumulating).
-extern "C" __global__ void __launch_bounds__(256) prompt_gradient(float* __restrict__ d_prompts, const float* __restrict__ dx, const int* __restrict__ prompt_index, int batch, int sequence, int prompt_length, int prompt_count, int channels, int accumulate) {
+//   d_prompts: [ΣP_k, C] (overwritten, or added to when accumulate != 0); dx: [B, T, C] (the embedding-output
+//   gradient; only positions t < P_b are read); prompt_index: [B] int in [0, K); prompt_offsets: [K + 1] int as in
+//   embedding_forward. d_prompts[o_k + p, c] (= | +=) Σ over b with prompt_index[b] == k, in increasing b, of dx[b, p, c].
+//   Grid: (ΣP_k, ceil(C / (4·blockDim.x))); block: 32..256 threads (launcher: enough for the row's 4-channel chunks).
+//   Block (r, j) owns dPrompts row r (prompt k with o_k ≤ r < o_{k+1}, found by a scan of the offsets: K is small);
+//   each thread owns 4 consecutive channels of it (float4 when C % 4 == 0 and d_prompts, dx are 16-byte aligned) and
+//   walks the batch in order, so the sum is the CPU op's, bit for bit, whatever the grid. Rows of prompts that no batch
+//   row uses get 0 (or keep their value when accumulating).
+extern "C" __global__ void __launch_bounds__(256) prompt_gradient(float* __restrict__ d_prompts, const float* __restrict__ dx, const int* __restrict__ prompt_index, const int* __restrict__ prompt_offsets, int batch, int sequence, int prompt_count, int channels, int accumulate) {
     using namespace embedding_detail;
-    const int kp = static_cast<int>(blockIdx.x);
-    const int k = kp / prompt_length, p = kp - k * prompt_length;
+    const int r = static_cast<int>(blockIdx.x);
     const int c = 4 * static_cast<int>(blockIdx.y * blockDim.x + threadIdx.x);
-    if (k >= prompt_count || c >= channels) return;
-    float* out = d_prompts + static_cast<long long>(kp) * channels + c;
+    if (c >= channels) return;
+    int k = 0;  // the grid has exactly ΣP_k rows, so the scan ends inside the offsets
+    while (ldg(prompt_offsets + k + 1) <= r) ++k;
+    assert(k < prompt_count);
+    const int p = r - ldg(prompt_offsets + k);
+    float* out = d_prompts + static_cast<long long>(r) * channels + c;
     const float* in = dx + static_cast<long long>(p) * channels + c;
     const long long stride = static_cast<long long>(sequence) * channels;  // one batch row of dx
     if ((channels & 3) == 0 && aligned16(d_prompts) && aligned16(dx)) {

@@ -18,7 +18,7 @@ public class KernelBenchmarks
     private DeviceBuffer<float> x = null!, y = null!, mean = null!, rstd = null!, weight = null!, bias = null!, dx = null!;
     private DeviceBuffer<float> qkv = null!, attention = null!, lse = null!, dqkv = null!, scratch = null!;
     private DeviceBuffer<float> logits = null!, rowLoss = null!, wide = null!, prompts = null!, promptGrad = null!, m = null!, v = null!, norm = null!;
-    private DeviceBuffer<int> targets = null!, promptIndex = null!;
+    private DeviceBuffer<int> targets = null!, promptIndex = null!, promptOffsets = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -47,6 +47,8 @@ public class KernelBenchmarks
         targets.CopyFrom(Enumerable.Range(0, targetRows).Select(i => i * 7 % vocab).ToArray());
         promptIndex = device.Allocate<int>(batch);
         promptIndex.CopyFrom(new int[batch]);
+        promptOffsets = device.Allocate<int>(2);
+        promptOffsets.CopyFrom([0, promptLength]);
         LayerNormForward.Launch(device, y.Span, mean.Span, rstd.Span, x.Span, weight.Span, bias.Span, rows, channels, 1e-5f);
         AttentionForward.Launch(device, attention.Span, lse.Span, qkv.Span, batch, sequence, channels, heads);
         device.Synchronize();
@@ -80,7 +82,7 @@ public class KernelBenchmarks
     public void CrossEntropyKernel() => Repeat(() => CrossEntropy.Launch(device, logits.Span, rowLoss.Span, targets.Span, targetRows, vocab, 0f));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
-    public void PromptGradientKernel() => Repeat(() => PromptGradient.Launch(device, promptGrad.Span, x.Span, promptIndex.Span, batch, sequence, promptLength, 1, channels, false));
+    public void PromptGradientKernel() => Repeat(() => PromptGradient.Launch(device, promptGrad.Span, x.Span, promptIndex.Span, promptOffsets.Span, promptLength, batch, sequence, channels, false));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void AdamWStepKernels() => Repeat(() =>

@@ -19,7 +19,7 @@ internal static class EnsembleCommand
         var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory", Required = true };
         var prompts = new Option<string[]>("--prompts")
         {
-            Description = "The ensemble's prompt files (same model, same length)",
+            Description = "The ensemble's prompt files (same model; lengths may differ)",
             Required = true,
             Arity = ArgumentArity.OneOrMore,
             AllowMultipleArgumentsPerToken = true,
@@ -43,13 +43,13 @@ internal static class EnsembleCommand
         using var loaded = EngineFactory.Open(modelDirectory, device, new EngineOptions(AllowTf32: tf32));
         var engine = loaded.Engine;
         var prompts = PromptSet.Load(promptPaths, engine.EmbeddingSize, loaded.Fingerprint);
-        engine.LoadPrompts(prompts.Values, prompts.Count, prompts.Length);
+        engine.LoadPrompts(prompts.Values, prompts.Layout);
         ITextTokenizer? tokenizer = null;
         ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.Load(loaded.Directory);
-        var dataset = DataOptions.Load(dataPath, request, Tokenizer, loaded, prompts.Length, human);
+        var dataset = DataOptions.Load(dataPath, request, Tokenizer, loaded, prompts.LongestLength, human);
 
         var result = Evaluate(engine, dataset, DataOptions.IsText(dataPath) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null, batchSize);
-        human.WriteLine($"ensemble of {prompts.Count} prompts (P={prompts.Length}) on {dataPath}: {dataset.Examples.Count} rows, " +
+        human.WriteLine($"ensemble of {prompts.Count} prompts ({prompts.LengthText}) on {dataPath}: {dataset.Examples.Count} rows, " +
             (result.IsClassification ? $"rank classification over {dataset.Classification!.LabelTexts.Count} labels" : "exact match of greedy decoding") +
             $", device {engine.DeviceName}");
         EnsembleReport.WriteTable(human, result, promptPaths);

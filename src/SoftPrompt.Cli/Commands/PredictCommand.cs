@@ -22,7 +22,7 @@ internal static class PredictCommand
         var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory", Required = true };
         var prompts = new Option<string[]>("--prompt")
         {
-            Description = "TASK=FILE: the prompt that serves the rows of TASK; repeat for every task (all prompts must have the same length)",
+            Description = "TASK=FILE: the prompt that serves the rows of TASK; repeat for every task (prompts may differ in length)",
             Required = true,
             Arity = ArgumentArity.OneOrMore,
         };
@@ -70,12 +70,12 @@ internal static class PredictCommand
         var engine = loaded.Engine;
         var specs = plan.Tasks;
         var prompts = PromptSet.Load(specs.PromptPaths, engine.EmbeddingSize, loaded.Fingerprint);
-        engine.LoadPrompts(prompts.Values, prompts.Count, prompts.Length);
+        engine.LoadPrompts(prompts.Values, prompts.Layout);
 
         ITextTokenizer? tokenizer = null;
         ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.Load(loaded.Directory);
-        int maxTokens = engine.MaxPositions - prompts.Length;
-        if (maxTokens <= 1) throw new ArgumentException($"Prompts of {prompts.Length} vectors leave no room for tokens within n_positions {engine.MaxPositions}.");
+        int maxTokens = engine.MaxPositions - prompts.LongestLength;
+        if (maxTokens <= 1) throw new ArgumentException($"Prompts of up to {prompts.LongestLength} vectors leave no room for tokens within n_positions {engine.MaxPositions}.");
         var options = TokenizeOptions.ForModelType(loaded.Family, maxTokens) with
         {
             SkipBadRows = plan.SkipBadRows,
@@ -123,7 +123,7 @@ internal static class PredictCommand
         }
         File.WriteAllText(plan.Output, lines.ToString(), new UTF8Encoding(false));
 
-        human.WriteLine($"{rows.Length} rows of {specs.Tasks.Count} tasks, prompts of P={prompts.Length} in shared batches on {engine.DeviceName} → {plan.Output}");
+        human.WriteLine($"{rows.Length} rows of {specs.Tasks.Count} tasks, prompts of {prompts.LengthText} in shared batches on {engine.DeviceName} → {plan.Output}");
         var summary = new JsonArray();
         foreach (var (task, c) in perTask)
         {

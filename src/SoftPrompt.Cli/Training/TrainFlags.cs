@@ -40,7 +40,7 @@ internal sealed class TrainFlags
     public readonly Option<int> Ensemble = new("--ensemble")
     {
         Description = "Train K prompts at once (prompt k initialised with seed SEED+k; all see the batches of --seed), every example once per prompt " +
-            "in one forward and reverse pass; writes OUT.k0.safetensors … OUT.k{K-1}.safetensors and, with --dev, the ensemble's dev score. No --clip-norm",
+            "in one forward and reverse pass; writes OUT.k0.safetensors … OUT.k{K-1}.safetensors and, with --dev, the ensemble's dev score. --clip-norm clips each prompt's own gradient",
         DefaultValueFactory = _ => 1,
     };
 

@@ -7,43 +7,52 @@ namespace SoftPrompt.Cpu;
 public static unsafe class EmbeddingOps
 {
     /// <summary>
-    /// x [B, T, C]; tokens [B, T − P] (row stride T − P); prompts [numPrompts, P, C]; promptIndex [B];
-    /// wte [V, C]; wpe [≥T, C].
-    /// x[b, t] = (t &lt; P ? prompts[promptIndex[b], t] : wte[tokens[b, t − P]]) + wpe[t]. Ids must be valid.
+    /// x [B, T, C]; tokens [B, tokenLength] (row stride tokenLength); prompts [ΣP_k, C], prompt k at rows
+    /// [promptOffsets[k], promptOffsets[k + 1]); promptIndex [B]; promptOffsets [K + 1] (empty: no prompts);
+    /// wte [V, C]; wpe [≥T, C]. With k = promptIndex[b], o = promptOffsets[k], P_b = promptOffsets[k + 1] − o:
+    /// x[b, t] = (t &lt; P_b ? prompts[o + t] : t − P_b &lt; tokenLength ? wte[tokens[b, t − P_b]] : 0) + wpe[t]
+    /// (the zero fills the positions a row with a shorter prompt leaves after its token row). Ids must be valid.
     /// </summary>
     public static void Forward<T>(Span<T> x, ReadOnlySpan<int> tokens, ReadOnlySpan<T> prompts, ReadOnlySpan<int> promptIndex,
-        ReadOnlySpan<T> wte, ReadOnlySpan<T> wpe, int batch, int sequence, int promptLength, int channels)
+        ReadOnlySpan<int> promptOffsets, ReadOnlySpan<T> wte, ReadOnlySpan<T> wpe, int batch, int sequence, int tokenLength, int channels)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        int tokenLength = sequence - promptLength;
         for (int b = 0; b < batch; b++)
         {
+            int offset = 0, promptLength = 0;
+            if (!promptOffsets.IsEmpty)
+            {
+                int k = promptIndex[b];
+                offset = promptOffsets[k];
+                promptLength = promptOffsets[k + 1] - offset;
+            }
             for (int t = 0; t < sequence; t++)
             {
                 var row = x.Slice((b * sequence + t) * channels, channels);
-                var source = t < promptLength
-                    ? prompts.Slice((promptIndex[b] * promptLength + t) * channels, channels)
-                    : wte.Slice(tokens[b * tokenLength + t - promptLength] * channels, channels);
-                TensorPrimitives.Add(source, wpe.Slice(t * channels, channels), row);
+                var position = wpe.Slice(t * channels, channels);
+                int token = t - promptLength;
+                if (t < promptLength) TensorPrimitives.Add(prompts.Slice((offset + t) * channels, channels), position, row);
+                else if (token < tokenLength) TensorPrimitives.Add(wte.Slice(tokens[b * tokenLength + token] * channels, channels), position, row);
+                else position.CopyTo(row);
             }
         }
     }
 
     /// <summary>
-    /// dPrompts [numPrompts, P, C] = Σ over rows b with promptIndex[b] = p of dx[b, t &lt; P] (overwrites,
+    /// dPrompts [ΣP_k, C]: prompt k's rows = Σ over batch rows b with promptIndex[b] = k of dx[b, t &lt; P_k] (overwrites,
     /// or adds when <paramref name="accumulate"/>). Rows are summed in order: bit-reproducible, no atomics.
-    /// dx [B, T, C].
+    /// dx [B, T, C]; promptOffsets [K + 1] as in <see cref="Forward{T}"/>.
     /// </summary>
-    public static void PromptGradient<T>(Span<T> dPrompts, ReadOnlySpan<T> dx, ReadOnlySpan<int> promptIndex,
-        int batch, int sequence, int promptLength, int promptCount, int channels, bool accumulate)
+    public static void PromptGradient<T>(Span<T> dPrompts, ReadOnlySpan<T> dx, ReadOnlySpan<int> promptIndex, ReadOnlySpan<int> promptOffsets,
+        int batch, int sequence, int channels, bool accumulate)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        if (!accumulate) dPrompts[..(promptCount * promptLength * channels)].Clear();
+        if (!accumulate) dPrompts[..(promptOffsets[^1] * channels)].Clear();
         for (int b = 0; b < batch; b++)
         {
-            int p = promptIndex[b];
-            var source = dx.Slice(b * sequence * channels, promptLength * channels);
-            var target = dPrompts.Slice(p * promptLength * channels, promptLength * channels);
+            int k = promptIndex[b], offset = promptOffsets[k], length = promptOffsets[k + 1] - offset;
+            var source = dx.Slice(b * sequence * channels, length * channels);
+            var target = dPrompts.Slice(offset * channels, length * channels);
             TensorPrimitives.Add(target, source, target);
         }
     }

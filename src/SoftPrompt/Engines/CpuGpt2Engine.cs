@@ -32,15 +32,17 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     public int VocabSize => config.VocabSize;
     public int MaxPositions => config.MaxPositions;
     public int PromptCount => state.PromptCount;
-    public int PromptLength => state.PromptLength;
+    public PromptLayout? PromptLayout => state.Layout;
 
-    /// <summary>The prompts [PromptCount, PromptLength, d], editable in place.</summary>
+    /// <summary>The prompts [ΣP_k, d] packed as <see cref="PromptLayout"/> says, editable in place.</summary>
     public Span<T> Prompts => state.Prompts;
-    /// <summary>dLoss/dPrompts from the last backward pass [PromptCount, PromptLength, d].</summary>
+    /// <summary>dLoss/dPrompts from the last backward pass [ΣP_k, d].</summary>
     public ReadOnlySpan<T> PromptGradient => state.Gradient;
 
-    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void LoadPrompts(ReadOnlySpan<T> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
+    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
     public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
     public int OptimizerStateLength => state.OptimizerStateLength;
     public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
@@ -92,6 +94,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     }
 
     public float LastGradientNorm => state.LastGradientNorm;
+    public void ReadGradientNorms(Span<float> destination) => state.ReadGradientNorms(destination);
 
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
         => state.OptimizerStep(settings, step, learningRate, gradientScale);
@@ -109,7 +112,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             int chunk = Math.Min(a.LogitRows, batch.Rows - start);
             for (int r = 0; r < chunk; r++)
             {
-                int row = start + r, position = row * batch.SequenceLength + PromptLength + batch.Lengths[row] - 1;
+                int row = start + r, position = row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1;
                 a.FinalNorm.AsSpan(position * c, c).CopyTo(a.TargetHidden.AsSpan(r * c, c));
             }
             CpuGemm.Gemm(false, true, chunk, vocab, c, T.One, a.TargetHidden, c, weights.TokenEmbedding, c, T.Zero, a.Logits, vocab);
@@ -130,7 +133,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
 
     private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        BatchChecks.DecoderOnly(batch, PromptCount, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
+        BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
         var a = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
         lastBatchRows = rows;
@@ -138,8 +141,8 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         T eps = T.CreateChecked(config.LayerNormEpsilon);
 
         var first = config.Layers > 0 ? a.Layers[0].Input : a.Final;
-        EmbeddingOps.Forward<T>(first, batch.Tokens.AsSpan(0, rows * batch.TokenLength), state.Prompts, batch.PromptIndex, weights.TokenEmbedding,
-            weights.PositionEmbedding, rows, seq, PromptLength, c);
+        EmbeddingOps.Forward<T>(first, batch.Tokens.AsSpan(0, rows * batch.TokenLength), state.Prompts, batch.PromptIndex, state.Layout!.Offsets,
+            weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, batch.TokenLength, c);
 
         for (int l = 0; l < config.Layers; l++)
         {
@@ -221,7 +224,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             InputGradient(a.Norm, a.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormOps.Backward<T>(dResidual, a.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
         }
-        EmbeddingOps.PromptGradient<T>(state.Gradient, dResidual, batch.PromptIndex, rows, seq, PromptLength, PromptCount, c, accumulate);
+        EmbeddingOps.PromptGradient<T>(state.Gradient, dResidual, batch.PromptIndex, state.Layout!.Offsets, rows, seq, c, accumulate);
     }
 
     /// <summary>y [n, outDim] = x [n, inDim] · W [inDim, outDim] + bias.</summary>

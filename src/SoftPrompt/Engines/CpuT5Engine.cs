@@ -36,23 +36,26 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
     /// <summary>T5 has no position table; this bounds each stack's length (config n_positions, else <see cref="T5Config.DefaultMaxPositions"/>).</summary>
     public int MaxPositions => config.MaxPositions;
     public int PromptCount => state.PromptCount;
-    public int PromptLength => state.PromptLength;
+    public PromptLayout? PromptLayout => state.Layout;
 
-    /// <summary>The prompts [PromptCount, PromptLength, d], editable in place.</summary>
+    /// <summary>The prompts [ΣP_k, d] packed as <see cref="PromptLayout"/> says, editable in place.</summary>
     public Span<T> Prompts => state.Prompts;
-    /// <summary>dLoss/dPrompts from the last backward pass [PromptCount, PromptLength, d].</summary>
+    /// <summary>dLoss/dPrompts from the last backward pass [ΣP_k, d].</summary>
     public ReadOnlySpan<T> PromptGradient => state.Gradient;
     /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
     public int DecoderLength => decoderLength;
 
-    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void LoadPrompts(ReadOnlySpan<T> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<T> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
+    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
     public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
     public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
     public int OptimizerStateLength => state.OptimizerStateLength;
     public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
     public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
     public float LastGradientNorm => state.LastGradientNorm;
+    public void ReadGradientNorms(Span<float> destination) => state.ReadGradientNorms(destination);
 
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
         => state.OptimizerStep(settings, step, learningRate, gradientScale);
@@ -137,7 +140,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
 
     private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false)
     {
-        var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, PromptCount, PromptLength, config.VocabSize, config.MaxPositions);
+        var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
         var a = Plan(batch.Rows, encoder, decoder);
         rows = batch.Rows;
         encoderLength = encoder;
@@ -145,7 +148,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
         for (int b = 0; b < rows; b++)
         {
             (a.InputLengths[b], a.TargetLengths[b]) = BatchChecks.RowLengths(batch, b);
-            a.EncoderLengths[b] = PromptLength + a.InputLengths[b];
+            a.EncoderLengths[b] = batch.RowPromptLength(b) + a.InputLengths[b];
         }
         EncoderForward(batch, a);
         DecoderForward(batch, a);
@@ -157,13 +160,15 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
         int ne = rows * encoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads;
         T eps = T.CreateChecked(config.LayerNormEpsilon);
         var x = config.Layers > 0 ? a.Encoder[0].Input : a.EncoderFinal;
+        var layout = state.Layout!;
         for (int b = 0; b < rows; b++)
         {
+            int promptLength = batch.RowPromptLength(b), promptOffset = layout.Offset(batch.PromptIndex[b]);
             for (int t = 0; t < encoderLength; t++)
             {
-                int input = t - PromptLength;
-                var source = t < PromptLength
-                    ? state.Prompts.AsSpan((batch.PromptIndex[b] * PromptLength + t) * d, d)
+                int input = t - promptLength;
+                var source = t < promptLength
+                    ? state.Prompts.AsSpan((promptOffset + t) * d, d)
                     : TokenRow(input < a.InputLengths[b] ? batch.Tokens[b * batch.TokenLength + input] : config.PadTokenId);
                 source.CopyTo(x.AsSpan((b * encoderLength + t) * d, d));
             }
@@ -271,7 +276,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
         int count = 0;
         for (int b = 0; b < rows; b++)
         {
-            int first = b * batch.SequenceLength + PromptLength + a.InputLengths[b] - 1;
+            int first = b * batch.SequenceLength + batch.RowPromptLength(b) + a.InputLengths[b] - 1;
             for (int j = 0; j < a.TargetLengths[b]; j++)
             {
                 int target = batch.Targets[first + j];
@@ -363,7 +368,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             QkvInputGradient(a, w.SelfAttention, ne);
             RmsNormOps.Backward<T>(dEncoder, a.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
         }
-        EmbeddingOps.PromptGradient<T>(state.Gradient, dEncoder, batch.PromptIndex, rows, encoderLength, PromptLength, PromptCount, d, accumulate);
+        EmbeddingOps.PromptGradient<T>(state.Gradient, dEncoder, batch.PromptIndex, state.Layout!.Offsets, rows, encoderLength, d, accumulate);
     }
 
     /// <summary>a.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>

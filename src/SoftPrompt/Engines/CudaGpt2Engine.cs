@@ -38,15 +38,17 @@ public sealed class CudaGpt2Engine : IPromptEngine
     public int VocabSize => config.VocabSize;
     public int MaxPositions => config.MaxPositions;
     public int PromptCount => state.PromptCount;
-    public int PromptLength => state.PromptLength;
+    public PromptLayout? PromptLayout => state.Layout;
 
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
     public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
     public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
     public int OptimizerStateLength => state.OptimizerStateLength;
     public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
     public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
     public float LastGradientNorm => state.LastGradientNorm;
+    public void ReadGradientNorms(Span<float> destination) => state.ReadGradientNorms(destination);
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
         => state.OptimizerStep(settings, step, learningRate, gradientScale);
     public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
@@ -104,7 +106,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
         RunForward(batch, withGradient: false, languageModelHead: false);
         var p = plan!;
         for (int row = 0; row < batch.Rows; row++)
-            p.HostTargetPositions[row] = row * batch.SequenceLength + PromptLength + batch.Lengths[row] - 1;
+            p.HostTargetPositions[row] = row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1;
         device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, batch.Rows), p.TargetPositions.Slice(0, batch.Rows));
         for (int start = 0; start < batch.Rows; start += p.LogitRows)
         {
@@ -122,14 +124,14 @@ public sealed class CudaGpt2Engine : IPromptEngine
         if (plan is null || plan.Positions < n || plan.Rows < batch.Rows)
         {
             plan?.Dispose();
-            plan = new Gpt2DevicePlan(device, config, Math.Max(batch.Rows, batch.RowCapacity), Math.Max(n, batch.RowCapacity * (batch.PromptLength + batch.TokenCapacity)));
+            plan = new Gpt2DevicePlan(device, config, Math.Max(batch.Rows, batch.RowCapacity), Math.Max(n, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity)));
         }
         return plan;
     }
 
     private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        BatchChecks.DecoderOnly(batch, PromptCount, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
+        BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
         var p = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
         lastRows = rows;
@@ -139,7 +141,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
 
         var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
         EmbeddingForward.Launch(device, first.Slice(0, (long)n * c), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
-            weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, PromptLength, c);
+            state.Offsets, weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, batch.TokenLength, c);
         for (int l = 0; l < config.Layers; l++)
         {
             var s = p.Layers[l];
@@ -215,7 +217,7 @@ public sealed class CudaGpt2Engine : IPromptEngine
             InputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
         }
-        PromptGradient.Launch(device, state.Gradient, dResidual, p.PromptIndex.Slice(0, rows), rows, seq, PromptLength, PromptCount, c, accumulate);
+        PromptGradient.Launch(device, state.Gradient, dResidual, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, seq, c, accumulate);
     }
 
     /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out]: the bias (and residual) are written first, the GEMM accumulates.</summary>

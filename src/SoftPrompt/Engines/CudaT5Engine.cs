@@ -38,17 +38,19 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
     public int VocabSize => config.VocabSize;
     public int MaxPositions => config.MaxPositions;
     public int PromptCount => state.PromptCount;
-    public int PromptLength => state.PromptLength;
+    public PromptLayout? PromptLayout => state.Layout;
     /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
     public int DecoderLength => decoderLength;
 
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, promptCount, promptLength);
+    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
     public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
     public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
     public int OptimizerStateLength => state.OptimizerStateLength;
     public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
     public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
     public float LastGradientNorm => state.LastGradientNorm;
+    public void ReadGradientNorms(Span<float> destination) => state.ReadGradientNorms(destination);
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
         => state.OptimizerStep(settings, step, learningRate, gradientScale);
     public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
@@ -119,16 +121,17 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
     /// <summary>Lays out the encoder and decoder token ids, key lengths, prompt indices and targets on the host and copies them to the device.</summary>
     private void Upload(TokenBatch batch, T5DevicePlan p)
     {
-        int inputLength = encoderLength - PromptLength, vocab = config.VocabSize;
+        int vocab = config.VocabSize;
         for (int b = 0; b < rows; b++)
         {
             var (input, target) = BatchChecks.RowLengths(batch, b);
             p.HostInputLengths[b] = input;
             p.HostTargetLengths[b] = target;
-            p.HostEncoderLengths[b] = PromptLength + input;
+            p.HostEncoderLengths[b] = batch.RowPromptLength(b) + input;
+            // Row stride encoderLength: after a prompt of any length the row's inputs and pads fill the rest.
             int rowStart = b * batch.TokenLength;
-            for (int i = 0; i < inputLength; i++)
-                p.HostEncoderTokens[b * inputLength + i] = i < input ? batch.Tokens[rowStart + i] : config.PadTokenId;
+            for (int i = 0; i < encoderLength; i++)
+                p.HostEncoderTokens[b * encoderLength + i] = i < input ? batch.Tokens[rowStart + i] : config.PadTokenId;
             // Teacher forcing: position j reads target j − 1 (decoder_start at j = 0) and predicts target j.
             int firstTarget = rowStart + input;
             for (int j = 0; j < decoderLength; j++)
@@ -137,7 +140,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
         int count = 0;
         for (int b = 0; b < rows; b++)
         {
-            int first = b * batch.SequenceLength + PromptLength + p.HostInputLengths[b] - 1;
+            int first = b * batch.SequenceLength + batch.RowPromptLength(b) + p.HostInputLengths[b] - 1;
             for (int j = 0; j < p.HostTargetLengths[b]; j++)
             {
                 int target = batch.Targets[first + j];
@@ -150,7 +153,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
             }
         }
         p.TargetCount = count;
-        int encoderTokens = rows * inputLength, decoderTokens = rows * decoderLength;
+        int encoderTokens = rows * encoderLength, decoderTokens = rows * decoderLength;
         if (encoderTokens > 0) device.CopyToDevice<int>(p.HostEncoderTokens.AsSpan(0, encoderTokens), p.EncoderTokens.Slice(0, encoderTokens));
         device.CopyToDevice<int>(p.HostDecoderTokens.AsSpan(0, decoderTokens), p.DecoderTokens.Slice(0, decoderTokens));
         device.CopyToDevice<int>(batch.PromptIndex.AsSpan(0, rows), p.PromptIndex.Slice(0, rows));
@@ -162,7 +165,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
 
     private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, PromptCount, PromptLength, config.VocabSize, config.MaxPositions);
+        var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
         var p = Plan(batch.Rows, encoder, decoder);
         rows = batch.Rows;
         encoderLength = encoder;
@@ -178,8 +181,8 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
         int ne = rows * encoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
         float eps = (float)config.LayerNormEpsilon;
         var x = config.Layers > 0 ? p.Encoder[0].Input : p.EncoderFinal;
-        EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows),
-            weights.TokenEmbedding, p.ZeroPositions, rows, encoderLength, PromptLength, d);
+        EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows), state.Offsets,
+            weights.TokenEmbedding, p.ZeroPositions, rows, encoderLength, encoderLength, d);
         var keys = p.EncoderLengths.Slice(0, rows);
         for (int l = 0; l < config.Layers; l++)
         {
@@ -205,8 +208,8 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
         int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
         float eps = (float)config.LayerNormEpsilon;
         var y = config.DecoderLayers > 0 ? p.Decoder[0].Input : p.DecoderFinal;
-        EmbeddingForward.Launch(device, y.Slice(0, (long)nd * d), p.DecoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows),
-            weights.TokenEmbedding, p.ZeroPositions, rows, decoderLength, 0, d);
+        EmbeddingForward.Launch(device, y.Slice(0, (long)nd * d), p.DecoderTokens, default, default, default,
+            weights.TokenEmbedding, p.ZeroPositions, rows, decoderLength, decoderLength, d);
         var encoderKeys = p.EncoderLengths.Slice(0, rows);
         for (int l = 0; l < config.DecoderLayers; l++)
         {
@@ -344,7 +347,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine
             QkvInputGradient(p, w.SelfAttention, ne);
             RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
         }
-        PromptGradient.Launch(device, state.Gradient, dEncoder, p.PromptIndex.Slice(0, rows), rows, encoderLength, PromptLength, PromptCount, d, accumulate);
+        PromptGradient.Launch(device, state.Gradient, dEncoder, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, encoderLength, d, accumulate);
     }
 
     /// <summary>p.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>

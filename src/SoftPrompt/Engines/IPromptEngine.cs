@@ -14,11 +14,17 @@ public interface IPromptEngine : IDisposable
     int VocabSize { get; }
     int MaxPositions { get; }
     int PromptCount { get; }
-    int PromptLength { get; }
+    /// <summary>The loaded prompts' lengths and packing (null before <see cref="LoadPrompts(ReadOnlySpan{float}, PromptLayout)"/>); build batches with it.</summary>
+    PromptLayout? PromptLayout { get; }
 
-    /// <summary>Sets the prompts: <paramref name="values"/> is [promptCount, promptLength, EmbeddingSize] row-major. Resets optimizer state.</summary>
-    void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength);
-    /// <summary>Copies the prompts out: [PromptCount, PromptLength, EmbeddingSize].</summary>
+    /// <summary>
+    /// Sets the prompts: <paramref name="values"/> is [ΣP_k, EmbeddingSize] row-major, prompt k's P_k vectors at rows
+    /// [layout.Offset(k), layout.Offset(k) + P_k). Prompts may differ in length. Resets optimizer state.
+    /// </summary>
+    void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout);
+    /// <summary>Sets <paramref name="promptCount"/> prompts of one length: <paramref name="values"/> is [promptCount, promptLength, EmbeddingSize].</summary>
+    void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => LoadPrompts(values, PromptLayout.Uniform(promptCount, promptLength));
+    /// <summary>Copies the prompts out: [ΣP_k, EmbeddingSize], packed as loaded.</summary>
     void ReadPrompts(Span<float> destination);
 
     /// <summary>Mean cross-entropy over the batch's targets; no gradient.</summary>
@@ -45,22 +51,25 @@ public interface IPromptEngine : IDisposable
     /// step by 1/(total targets), so the update equals one big batch's whatever the micro-batches' sizes.
     /// </summary>
     float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f);
-    /// <summary>Copies dLoss/dPrompt out: [PromptCount, PromptLength, EmbeddingSize].</summary>
+    /// <summary>Copies dLoss/dPrompt out: [ΣP_k, EmbeddingSize].</summary>
     void ReadPromptGradient(Span<float> destination);
 
     /// <summary>
     /// Applies one optimizer update (1-based <paramref name="step"/>) to the prompts with the current gradient
-    /// scaled by <paramref name="gradientScale"/> (e.g. 1/k after accumulating k micro-batches). Queued on the
-    /// engine's device without waiting for it.
+    /// scaled by <paramref name="gradientScale"/> (e.g. 1/k after accumulating k micro-batches). Each prompt is updated
+    /// as if it trained alone: gradient clipping applies to its own norm, Adafactor factors its own [P_k, d] matrix.
+    /// Queued on the engine's device without waiting for it.
     /// </summary>
     void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f);
-    /// <summary>Length of the optimizer state: two buffers of PromptCount·PromptLength·EmbeddingSize (AdamW's m and v; Adafactor's factored rows and columns at their starts).</summary>
+    /// <summary>Length of the optimizer state: two buffers of ΣP_k·EmbeddingSize (AdamW's m and v; Adafactor's factored rows [ΣP_k] and columns [K·d] at their starts).</summary>
     int OptimizerStateLength { get; }
     /// <summary>Copies the optimizer state out (for checkpoints that resume exactly).</summary>
     void ReadOptimizerState(Span<float> destination);
     /// <summary>Restores optimizer state saved by <see cref="ReadOptimizerState"/> (after <see cref="LoadPrompts"/>).</summary>
     void LoadOptimizerState(ReadOnlySpan<float> source);
 
-    /// <summary>Global L2 norm of the (scaled, unclipped) gradient used by the last optimizer step; reading it waits for the device.</summary>
+    /// <summary>Global L2 norm of the (scaled, unclipped) gradient used by the last optimizer step, over all prompts; reading it waits for the device.</summary>
     float LastGradientNorm { get; }
+    /// <summary>Each prompt's L2 norm of the (scaled, unclipped) gradient of the last optimizer step: [PromptCount]. Waits for the device.</summary>
+    void ReadGradientNorms(Span<float> destination);
 }

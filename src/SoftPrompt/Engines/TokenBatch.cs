@@ -2,9 +2,10 @@ namespace SoftPrompt.Engines;
 
 /// <summary>
 /// One batch of token rows laid out for prompt tuning. Row b is the sequence
-/// [prompt PromptIndex[b] (PromptLength vectors), Tokens[b, 0 .. Lengths[b])], right-padded to
-/// SequenceLength = PromptLength + TokenCapacity positions. Targets[b, t] is the token id the model
-/// must predict at position t (from the hidden state at t), or <see cref="Ignore"/>.
+/// [prompt PromptIndex[b] (its P_b vectors), Tokens[b, 0 .. Lengths[b])], right-padded to
+/// SequenceLength = LongestPrompt + TokenLength positions; prompts may differ in length from row to row, so row b's
+/// tokens start at position P_b. Targets[b, t] is the token id the model must predict at position t (from the hidden
+/// state at t), or <see cref="Ignore"/>.
 /// Buffers are sized once for a capacity and refilled, so a training loop allocates nothing per step.
 /// An encoder-decoder engine (T5) reads the same layout differently: prompt + input tokens are the encoder input,
 /// the targets the decoder's; it recovers each row's input length from where its first target sits.
@@ -13,28 +14,38 @@ public sealed class TokenBatch
 {
     public const int Ignore = -1;
 
-    public TokenBatch(int rowCapacity, int tokenCapacity, int promptLength)
+    private readonly PromptLayout? prompts;
+
+    /// <summary>A batch whose prompts all have length <paramref name="promptLength"/>, whatever their index.</summary>
+    public TokenBatch(int rowCapacity, int tokenCapacity, int promptLength) : this(rowCapacity, tokenCapacity, promptLength, null) { }
+
+    /// <summary>A batch for the prompts of <paramref name="prompts"/>: a row with prompt k starts its tokens at position Length(k).</summary>
+    public TokenBatch(int rowCapacity, int tokenCapacity, PromptLayout prompts) : this(rowCapacity, tokenCapacity, prompts.MaxLength, prompts) { }
+
+    private TokenBatch(int rowCapacity, int tokenCapacity, int longestPrompt, PromptLayout? prompts)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rowCapacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tokenCapacity);
-        ArgumentOutOfRangeException.ThrowIfNegative(promptLength);
+        ArgumentOutOfRangeException.ThrowIfNegative(longestPrompt);
         RowCapacity = rowCapacity;
         TokenCapacity = tokenCapacity;
-        PromptLength = promptLength;
+        LongestPrompt = longestPrompt;
+        this.prompts = prompts;
         Tokens = new int[rowCapacity * tokenCapacity];
-        Targets = new int[rowCapacity * (promptLength + tokenCapacity)];
+        Targets = new int[rowCapacity * (longestPrompt + tokenCapacity)];
         Lengths = new int[rowCapacity];
         PromptIndex = new int[rowCapacity];
     }
 
     public int RowCapacity { get; }
     public int TokenCapacity { get; }
-    public int PromptLength { get; }
+    /// <summary>The longest prompt a row may have: the prompt region in front of the tokens is this long.</summary>
+    public int LongestPrompt { get; }
     /// <summary>Rows in use (≤ RowCapacity).</summary>
     public int Rows { get; private set; }
-    /// <summary>Longest token row in use (≤ TokenCapacity); the batch's sequences are PromptLength + TokenLength long.</summary>
+    /// <summary>Longest token row in use (≤ TokenCapacity); the batch's sequences are LongestPrompt + TokenLength long.</summary>
     public int TokenLength { get; private set; }
-    public int SequenceLength => PromptLength + TokenLength;
+    public int SequenceLength => LongestPrompt + TokenLength;
     /// <summary>Number of non-ignored targets; the loss is the mean over these.</summary>
     public int TargetCount { get; private set; }
 
@@ -46,6 +57,21 @@ public sealed class TokenBatch
     public int[] PromptIndex { get; }
 
     public ReadOnlySpan<int> RowTokens(int row) => Tokens.AsSpan(row * TokenLength, Lengths[row]);
+
+    /// <summary>The per-prompt lengths the batch was laid out for; null when every prompt has length <see cref="LongestPrompt"/>.</summary>
+    public PromptLayout? Prompts => prompts;
+
+    /// <summary>Length of prompt <paramref name="prompt"/> in this batch's layout.</summary>
+    public int PromptLengthOf(int prompt)
+    {
+        if (prompts is null) return LongestPrompt;
+        if ((uint)prompt >= (uint)prompts.Count)
+            throw new ArgumentOutOfRangeException(nameof(prompt), $"Prompt {prompt} is not in the batch's layout of {prompts.Count} prompts.");
+        return prompts.Length(prompt);
+    }
+
+    /// <summary>Length of row <paramref name="row"/>'s prompt: its tokens start at this position.</summary>
+    public int RowPromptLength(int row) => PromptLengthOf(PromptIndex[row]);
 
     /// <summary>Clears the batch and sets its token length (the longest row that will be added).</summary>
     public void Reset(int tokenLength)
@@ -62,7 +88,7 @@ public sealed class TokenBatch
     {
         if (Rows == RowCapacity) throw new InvalidOperationException($"Batch is full ({RowCapacity} rows).");
         if (tokens.Length > TokenLength) throw new ArgumentException($"Row of {tokens.Length} tokens exceeds the batch's token length {TokenLength}.");
-        if (PromptLength == 0 && tokens.IsEmpty) throw new ArgumentException("Without a prompt a row needs at least one token to continue.");
+        if (PromptLengthOf(promptIndex) == 0 && tokens.IsEmpty) throw new ArgumentException("Without a prompt a row needs at least one token to continue.");
         int row = Rows++;
         var stored = Tokens.AsSpan(row * TokenLength, TokenLength);
         stored.Clear();
@@ -83,7 +109,8 @@ public sealed class TokenBatch
         int length = input.Length + target.Length;
         if (length > TokenLength) throw new ArgumentException($"Row of {length} tokens exceeds the batch's token length {TokenLength}.");
         if (target.IsEmpty) throw new ArgumentException("A row needs at least one target token.");
-        if (PromptLength == 0 && input.IsEmpty) throw new ArgumentException("Without a prompt a row needs at least one input token to predict its first target from.");
+        int promptLength = PromptLengthOf(promptIndex);
+        if (promptLength == 0 && input.IsEmpty) throw new ArgumentException("Without a prompt a row needs at least one input token to predict its first target from.");
         int row = Rows++;
         var tokens = Tokens.AsSpan(row * TokenLength, TokenLength);
         tokens.Clear();
@@ -91,7 +118,7 @@ public sealed class TokenBatch
         target.CopyTo(tokens[input.Length..]);
         var targets = Targets.AsSpan(row * SequenceLength, SequenceLength);
         targets.Fill(Ignore);
-        int first = PromptLength + input.Length - 1;
+        int first = promptLength + input.Length - 1;
         for (int i = 0; i < target.Length; i++) targets[first + i] = target[i];
         Lengths[row] = length;
         PromptIndex[row] = promptIndex;

@@ -16,7 +16,7 @@ public static class Evaluator
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (examples.Count == 0) throw new ArgumentException("No examples to evaluate.");
         int longest = examples.Max(e => e.Length);
-        var batch = new TokenBatch(batchSize, longest, engine.PromptLength);
+        var batch = new TokenBatch(batchSize, longest, engine.RequirePrompts());
         var scores = new float[batchSize];
         var matches = new int[batchSize];
         int exact = 0;

@@ -28,10 +28,11 @@ public static class GreedyDecoder
         var outputs = new int[inputs.Count][];
         if (inputs.Count == 0) return outputs;
         int longestInput = inputs.Max(i => i.Length);
-        int room = engine.MaxPositions - engine.PromptLength - longestInput;
-        if (room <= 0) throw new ArgumentException($"An input of {longestInput} tokens leaves no room after a prompt of {engine.PromptLength} in {engine.MaxPositions} positions.");
+        int longestPrompt = engine.RequirePrompts().MaxLength;
+        int room = engine.MaxPositions - longestPrompt - longestInput;
+        if (room <= 0) throw new ArgumentException($"An input of {longestInput} tokens leaves no room after a prompt of {longestPrompt} in {engine.MaxPositions} positions.");
         maxNewTokens = Math.Min(maxNewTokens, room);
-        var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.PromptLength);
+        var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var logits = new float[batchSize * engine.VocabSize];
         for (int start = 0; start < inputs.Count; start += batchSize)
         {

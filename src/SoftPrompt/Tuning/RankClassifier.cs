@@ -30,7 +30,7 @@ public static class RankClassifier
         if (task.GoldLabels.Length != examples.Count) throw new ArgumentException($"{task.GoldLabels.Length} gold labels for {examples.Count} examples.");
         int labels = task.LabelTokens.Count;
         int longestInput = examples.Max(e => e.Input.Length), longestLabel = task.LabelTokens.Max(l => l.Length);
-        var batch = new TokenBatch(batchSize, longestInput + longestLabel, engine.PromptLength);
+        var batch = new TokenBatch(batchSize, longestInput + longestLabel, engine.RequirePrompts());
         var rowScores = new float[batchSize];
         var rowMatches = new int[batchSize];
         var scores = new float[examples.Count * labels];

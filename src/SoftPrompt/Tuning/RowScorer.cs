@@ -31,7 +31,7 @@ public static class RowScorer
         int capacity = Math.Max(groupSize, batchSize / groupSize * groupSize);
         int longest = 0;
         foreach (var row in rows) longest = Math.Max(longest, row.Input.Length + row.Target.Length);
-        var batch = new TokenBatch(Math.Min(capacity, rows.Count), longest, engine.PromptLength);
+        var batch = new TokenBatch(Math.Min(capacity, rows.Count), longest, engine.RequirePrompts());
         var scores = new float[batch.RowCapacity];
         var matches = new int[batch.RowCapacity];
         for (int start = 0; start < rows.Count; start += batch.RowCapacity)

@@ -25,7 +25,7 @@ public static class Seq2SeqGreedyDecoder
         // The decoder is a stack of its own: it may run as long as the model's limit, whatever the input.
         maxNewTokens = Math.Min(maxNewTokens, engine.MaxPositions);
         int longestInput = inputs.Max(i => i.Length);
-        var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.PromptLength);
+        var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var logits = new float[batchSize * maxNewTokens * engine.VocabSize];
         int vocab = engine.VocabSize;
         for (int start = 0; start < inputs.Count; start += batchSize)

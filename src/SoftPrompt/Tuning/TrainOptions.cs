@@ -41,11 +41,6 @@ public sealed record TrainOptions(
             throw new ArgumentException("--eval-every, --early-stopping-patience and --checkpoint-every must be 0 or more.");
         if (Optimizer.ClipNorm < 0 || Optimizer.WeightDecay < 0) throw new ArgumentException("--clip-norm and --weight-decay must be 0 or more.");
         if (Ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {Ensemble}.");
-        // The engines clip the norm of all prompts' gradients together, which would let one prompt's large gradient
-        // shrink every other prompt's step: the prompts would no longer train as K independent runs.
-        if (Ensemble > 1 && Optimizer.ClipNorm > 0)
-            throw new ArgumentException($"--clip-norm with --ensemble {Ensemble}: the engines clip the global norm over all prompts, which would couple the prompts' updates; " +
-                "drop --clip-norm (Adafactor's --update-clip is per prompt and stays available), or train the prompts in separate runs.");
     }
 }
 

@@ -37,6 +37,7 @@ public sealed class TrainingRun
     private readonly IReadOnlyList<TokenizedExample> examples;
     private readonly TrainOptions options;
     private readonly BatchSampler sampler;
+    private readonly int promptLength;
 
     public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options)
     {
@@ -44,13 +45,17 @@ public sealed class TrainingRun
         if (engine.PromptCount == 0) throw new InvalidOperationException("Load the initial prompt into the engine before training.");
         if (engine.PromptCount != options.Ensemble)
             throw new InvalidOperationException($"The engine holds {engine.PromptCount} prompts but the run trains an ensemble of {options.Ensemble}; load one initial prompt per ensemble member.");
+        var layout = engine.RequirePrompts();
+        if (!layout.IsUniform)
+            throw new InvalidOperationException($"A training run trains prompts of one length; the engine holds prompts of lengths {layout}.");
         this.engine = engine;
         this.examples = examples;
         this.options = options;
+        promptLength = layout.MaxLength;
         sampler = options.LengthBuckets
-            ? new BatchSampler(examples, options.BatchSize, engine.PromptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch, options.Ensemble)
-            : new BatchSampler(examples, options.BatchSize, engine.PromptLength, options.Seed, options.Shuffle, options.Ensemble);
-        Signature = RunSignature.Of(options, engine.PromptLength, examples);
+            ? new BatchSampler(examples, options.BatchSize, promptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch, options.Ensemble)
+            : new BatchSampler(examples, options.BatchSize, promptLength, options.Seed, options.Shuffle, options.Ensemble);
+        Signature = RunSignature.Of(options, promptLength, examples);
     }
 
     /// <summary>Scores the prompt on dev data at the evaluation steps; null = no evaluation.</summary>
@@ -73,8 +78,8 @@ public sealed class TrainingRun
         if (PromptMetadata.TryGetValue(PromptFile.FingerprintKey, out var model) && checkpoint.PromptMetadata.TryGetValue(PromptFile.FingerprintKey, out var saved) && model != saved)
             throw new CheckpointException($"{path}: the checkpoint was made with model {saved}, this run loads model {model}; resume with the run's --model.");
         RunSignature.Check(checkpoint.Signature, Signature, path);
-        if (checkpoint.PromptLength != engine.PromptLength || checkpoint.Width != engine.EmbeddingSize)
-            throw new CheckpointException($"{path}: the checkpoint's prompt is [{checkpoint.PromptLength}, {checkpoint.Width}], this run's [{engine.PromptLength}, {engine.EmbeddingSize}].");
+        if (checkpoint.PromptLength != promptLength || checkpoint.Width != engine.EmbeddingSize)
+            throw new CheckpointException($"{path}: the checkpoint's prompt is [{checkpoint.PromptLength}, {checkpoint.Width}], this run's [{promptLength}, {engine.EmbeddingSize}].");
         if (checkpoint.PromptCount != options.Ensemble)
             throw new CheckpointException($"{path}: the checkpoint holds {checkpoint.PromptCount} prompts, this run trains {options.Ensemble}; resume with --ensemble {checkpoint.PromptCount}.");
         if (checkpoint.Step > options.Steps)
@@ -171,7 +176,7 @@ public sealed class TrainingRun
     /// <summary>The engine's current prompts [K, P, d] (K = 1 outside ensembles).</summary>
     public float[] CurrentPrompt()
     {
-        var values = new float[engine.PromptCount * engine.PromptLength * engine.EmbeddingSize];
+        var values = new float[engine.PromptCount * promptLength * engine.EmbeddingSize];
         engine.ReadPrompts(values);
         return values;
     }
@@ -180,7 +185,7 @@ public sealed class TrainingRun
     {
         var state = new float[engine.OptimizerStateLength];
         engine.ReadOptimizerState(state);
-        var checkpoint = new TrainingCheckpoint(Step, engine.PromptLength, engine.EmbeddingSize, CurrentPrompt(), state, sampler.Position,
+        var checkpoint = new TrainingCheckpoint(Step, promptLength, engine.EmbeddingSize, CurrentPrompt(), state, sampler.Position,
             Best, EvaluationsSinceBest, Signature, PromptMetadata) { PromptCount = engine.PromptCount };
         string path = Checkpoints!.Save(checkpoint);
         observer?.OnCheckpoint(Step, path);

@@ -135,15 +135,44 @@ public sealed class PredictCommandTests : CliScratch
         }
     }
 
-    [Test]
-    public void PromptsOfDifferentLengthsAreRefused()
+    /// <summary>
+    /// Prompts of different lengths serve one file: the copy prompt (P = 4) and, for the reverse rows, a random P = 6
+    /// prompt. Every row's line equals the line that predicting its task alone writes.
+    /// </summary>
+    [TestCase("cpu")]
+    [TestCase("cuda-emulated")]
+    public void PromptsOfDifferentLengthsShareBatches(string device)
     {
+        if (device == "cuda-emulated" && !SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "emulator not built");
         string longer = In("long.safetensors");
-        new PromptFile(new float[5 * 64], 5, 64, new Dictionary<string, string>()).Save(longer);
-        var (code, _, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}", "--prompt", $"other={longer}",
-            "--data", MixedCopyReverse(2), "--out", In("pred.jsonl"), "--device", "cpu");
-        Assert.That(code, Is.EqualTo(1));
-        Assert.That(stderr, Does.Contain("copy.safetensors: P=4").And.Contain("long.safetensors: P=5").And.Contain("same length"));
+        var metadata = PromptFile.Load(DemoModel.Prompt("copy")).Metadata;
+        new PromptFile(TestModels.RandomPrompts<float>(6 * 64, seed: 3), 6, 64, metadata).Save(longer);
+        string data = MixedCopyReverse(5);
+        var (code, stdout, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}", "--prompt", $"reverse={longer}",
+            "--data", data, "--out", In("mixed.out.jsonl"), "--batch-size", "4", "--device", device);
+        Assert.That(code, Is.EqualTo(0), stderr);
+        Assert.That(stdout, Does.Contain("prompts of P=4/6 in shared batches"));
+        var mixed = Lines(In("mixed.out.jsonl"));
+
+        var alone = new Dictionary<string, List<JsonElement>>();
+        foreach (var (task, prompt) in new[] { ("copy", DemoModel.Prompt("copy")), ("reverse", longer) })
+        {
+            string only = In(task + ".only.jsonl");
+            File.WriteAllLines(only, File.ReadLines(data).Where(l => l.Contains($"\"task\":\"{task}\"")));
+            (code, _, stderr) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"{task}={prompt}", "--data", only, "--out", In(task + ".out.jsonl"),
+                "--batch-size", "4", "--device", device);
+            Assert.That(code, Is.EqualTo(0), stderr);
+            alone[task] = Lines(In(task + ".out.jsonl"));
+        }
+        var next = new Dictionary<string, int> { ["copy"] = 0, ["reverse"] = 0 };
+        foreach (var line in mixed)
+        {
+            string task = line.GetProperty("task").GetString()!;
+            var own = alone[task][next[task]++];
+            Assert.That(Ids(line.GetProperty("prediction")), Is.EqualTo(Ids(own.GetProperty("prediction"))), $"row {line.GetProperty("row")} ({task})");
+            Assert.That(line.GetProperty("score").GetDouble(), Is.EqualTo(own.GetProperty("score").GetDouble()).Within(1e-4), $"row {line.GetProperty("row")} score");
+        }
+        Assert.That(mixed.Where(l => l.GetProperty("task").GetString() == "copy").All(l => l.GetProperty("correct").GetBoolean()), "the copy rows are still copied");
     }
 
     [Test]

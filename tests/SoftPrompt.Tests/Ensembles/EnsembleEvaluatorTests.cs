@@ -15,8 +15,8 @@ public sealed class EnsembleEvaluatorTests
 
     private static void LoadOne(IPromptEngine engine, PromptSet set, int k)
     {
-        int size = set.Length * set.Width;
-        engine.LoadPrompts(set.Values.AsSpan(k * size, size), 1, set.Length);
+        int size = set.LongestLength * set.Width;
+        engine.LoadPrompts(set.Values.AsSpan(k * size, size), 1, set.LongestLength);
     }
 
     [Test]
@@ -26,7 +26,7 @@ public sealed class EnsembleEvaluatorTests
         var engine = model.Engine;
         var set = Load(model, Tasks);
         var dev = DemoModel.Rows("copy.dev.jsonl", 48);
-        engine.LoadPrompts(set.Values, set.Count, set.Length);
+        engine.LoadPrompts(set.Values, set.Layout);
         var result = EnsembleEvaluator.Generate(engine, dev, stopToken: 22, batchSize: 10);
 
         Assert.That(result.IsClassification, Is.False);
@@ -50,7 +50,7 @@ public sealed class EnsembleEvaluatorTests
         var engine = model.Engine;
         var set = Load(model, "copy", "reverse", "copy");
         var dev = DemoModel.Rows("copy.dev.jsonl", 30);
-        engine.LoadPrompts(set.Values, set.Count, set.Length);
+        engine.LoadPrompts(set.Values, set.Layout);
         Assert.That(EnsembleEvaluator.InferStopToken(dev), Is.EqualTo(22), "every copy target ends with <eos> and holds it nowhere else");
         var result = EnsembleEvaluator.Generate(engine, dev);
         Assert.That(result.Majority.Accuracy, Is.EqualTo(result.Prompts[0].Accuracy));
@@ -68,7 +68,7 @@ public sealed class EnsembleEvaluatorTests
         // Every symbol is a label "s <eos>"; the gold label is the row's answer.
         var labels = Enumerable.Range(0, 16).Select(s => new[] { s, 22 }).ToArray();
         var task = new ClassificationTask([.. Enumerable.Range(0, 16).Select(s => s.ToString("x"))], labels, [.. dev.Select(e => e.Target[0])]);
-        engine.LoadPrompts(set.Values, set.Count, set.Length);
+        engine.LoadPrompts(set.Values, set.Layout);
         var result = EnsembleEvaluator.Classify(engine, dev, task, batchSize: 40);
 
         Assert.That(result.IsClassification, Is.True);
@@ -92,7 +92,7 @@ public sealed class EnsembleEvaluatorTests
         var engine = model.Engine;
         var set = Load(model, "reverse", "reverse");
         var dev = DemoModel.Rows("reverse.dev.jsonl", 12);
-        engine.LoadPrompts(set.Values, set.Count, set.Length);
+        engine.LoadPrompts(set.Values, set.Layout);
         var metrics = new DevEvaluator(dev, null, 8).Evaluate(engine);
         Assert.That(metrics.Primary, Is.EqualTo("exact_match"));
         Assert.That(metrics.Values.Keys, Is.SupersetOf(new[] { "exact_match", "mean_probability_exact_match", "best_prompt_exact_match", "mean_prompt_exact_match", "loss", "prompt0_exact_match", "prompt1_exact_match" }));

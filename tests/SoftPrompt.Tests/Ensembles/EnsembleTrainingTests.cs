@@ -29,7 +29,7 @@ public sealed class EnsembleTrainingTests
 
     private static float[] ReadAll(IPromptEngine engine)
     {
-        var values = new float[engine.PromptCount * engine.PromptLength * engine.EmbeddingSize];
+        var values = new float[engine.RequirePrompts().ValueCount(engine.EmbeddingSize)];
         engine.ReadPrompts(values);
         return values;
     }
@@ -75,17 +75,22 @@ public sealed class EnsembleTrainingTests
     [TestCase(OptimizerKind.Sgd, 0.05f, true, 2, 4, 1e-4)]
     [TestCase(OptimizerKind.AdamW, 0.05f, false, 1, 4, 1e-4)]
     [TestCase(OptimizerKind.Adafactor, 0.3f, true, 1, 4, 1e-4)]
-    public void AnEnsembleOfTwoEndsWhereTwoSeparateRunsEnd(OptimizerKind optimizer, float lr, bool shuffle, int accumulation, int steps, double relative)
+    [TestCase(OptimizerKind.Sgd, 1f, false, 1, 4, 1e-4, 0.05f)]    // clipping active: each prompt clips its own gradient
+    [TestCase(OptimizerKind.AdamW, 0.05f, true, 2, 4, 1e-4, 0.05f)]
+    public void AnEnsembleOfTwoEndsWhereTwoSeparateRunsEnd(OptimizerKind optimizer, float lr, bool shuffle, int accumulation, int steps, double relative, float clipNorm = 0f)
     {
         using var model = DemoModel.Open();
         var engine = model.Engine;
         int width = model.Engine.EmbeddingSize, size = PromptLength * width;
         float[] a = Init(5, width), b = Init(6, width);
-        var options = new TrainOptions(steps, 8, lr, new OptimizerSettings(optimizer, WeightDecay: 0.01f), Seed: 3, Shuffle: shuffle) { GradientAccumulation = accumulation };
+        var options = new TrainOptions(steps, 8, lr, new OptimizerSettings(optimizer, WeightDecay: 0.01f, ClipNorm: clipNorm), Seed: 3, Shuffle: shuffle) { GradientAccumulation = accumulation };
 
         engine.LoadPrompts([.. a, .. b], 2, PromptLength);
         var result = new TrainingRun(engine, Train, options with { Ensemble = 2 }).Run();
         var together = ReadAll(engine);
+        var norms = new float[2];
+        engine.ReadGradientNorms(norms);
+        if (clipNorm > 0) Assert.That(norms, Has.All.GreaterThan(clipNorm), "the last step clipped both prompts");
         var first = RunSingle(engine, a, options);
         var second = RunSingle(engine, b, options);
 
@@ -114,13 +119,68 @@ public sealed class EnsembleTrainingTests
         Assert.That(e!.Message, Does.Contain("prompts 0 and 1 start identical"));
     }
 
-    [Test]
-    public void GlobalNormClippingIsRefusedForEnsembles()
+    /// <summary>
+    /// One SGD step with clipping, prompts of different lengths: prompt k moves by lr·g_k·min(1, c/‖g_k‖) with its own
+    /// norm, on every device (the device optimizer launches per prompt; the CPU engine loops over them).
+    /// </summary>
+    [TestCase("cpu", OptimizerKind.Sgd)]
+    [TestCase("cuda-emulated", OptimizerKind.Sgd)]
+    [TestCase("cuda-emulated", OptimizerKind.AdamW)]
+    [TestCase("cuda-emulated", OptimizerKind.Adafactor)]
+    public void EachPromptIsClippedByItsOwnNorm(string device, OptimizerKind optimizer)
     {
-        var options = new TrainOptions(1, 2, 0.1f, new OptimizerSettings(OptimizerKind.AdamW, ClipNorm: 1f)) { Ensemble = 3 };
-        var e = Assert.Throws<ArgumentException>(options.Validate);
-        Assert.That(e!.Message, Does.Contain("--clip-norm").And.Contain("--ensemble 3"));
-        Assert.DoesNotThrow((options with { Ensemble = 1 }).Validate, "a single prompt may clip");
+        if (device == "cuda-emulated" && !SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "emulator not built");
+        using var model = EngineFactory.Open(DemoModel.Directory, device);
+        using var reference = DemoModel.Open();
+        var engine = model.Engine;
+        int width = engine.EmbeddingSize;
+        var layout = new PromptLayout([3, 6, 2]);
+        var values = TestModels.RandomPrompts<float>(layout.ValueCount(width), seed: 4);
+        var rows = Train.Take(6).ToList();
+        var batch = new TokenBatch(rows.Count, rows.Max(r => r.Length), layout);
+        batch.Reset(rows.Max(r => r.Length));
+        for (int i = 0; i < rows.Count; i++) batch.AddRow(rows[i].Input, rows[i].Target, i % 3);
+
+        engine.LoadPrompts(values, layout);
+        engine.ForwardBackward(batch);
+        var gradient = new float[values.Length];
+        engine.ReadPromptGradient(gradient);
+        var expectedNorms = new float[3];
+        for (int k = 0; k < 3; k++)
+            expectedNorms[k] = MathF.Sqrt(gradient.AsSpan(layout.Offset(k) * width, layout.Length(k) * width).ToArray().Sum(g => g * g));
+        float clip = expectedNorms.Order().ElementAt(1);  // clips the largest, leaves the smallest alone
+        var settings = new OptimizerSettings(optimizer, ClipNorm: clip);
+        engine.OptimizerStep(settings, 1, 0.5f);
+        var norms = new float[3];
+        engine.ReadGradientNorms(norms);
+        Assert.That(norms, Is.EqualTo(expectedNorms).Within(1e-5f * expectedNorms.Max()), "each prompt's own norm");
+        Assert.That(engine.LastGradientNorm, Is.EqualTo(MathF.Sqrt(expectedNorms.Sum(n => n * n))).Within(1e-5f * expectedNorms.Max()), "the global norm");
+        var stepped = new float[values.Length];
+        engine.ReadPrompts(stepped);
+
+        // The CPU engine's optimizer, fed the same gradient, is the reference; for SGD the update is also written out.
+        var expected = new float[values.Length];
+        if (optimizer == OptimizerKind.Sgd)
+        {
+            for (int k = 0; k < 3; k++)
+            {
+                float factor = expectedNorms[k] > clip ? clip / expectedNorms[k] : 1f;
+                for (int i = layout.Offset(k) * width; i < (layout.Offset(k) + layout.Length(k)) * width; i++)
+                    expected[i] = values[i] - 0.5f * gradient[i] * factor;
+            }
+        }
+        else
+        {
+            var cpu = (CpuGpt2Engine<float>)reference.Engine;
+            cpu.LoadPrompts(values, layout);
+            cpu.ForwardBackward(batch);
+            cpu.OptimizerStep(settings, 1, 0.5f);
+            cpu.ReadPrompts(expected);
+        }
+        float moved = stepped.Zip(values, (x, y) => Math.Abs(x - y)).Max();
+        Assert.That(moved, Is.GreaterThan(1e-3f), "the step moved the prompts");
+        for (int i = 0; i < values.Length; i++)
+            Assert.That(stepped[i], Is.EqualTo(expected[i]).Within(1e-4f * moved), $"value {i}");
     }
 
     [Test]

@@ -57,19 +57,19 @@ public sealed class MixedBatchTests
         var (rows, promptOf) = Mixed(4);
         int vocab = engine.VocabSize;
 
-        engine.LoadPrompts(set.Values, set.Count, set.Length);
-        var mixed = Batch(rows, i => promptOf[i], set.Length);
+        engine.LoadPrompts(set.Values, set.Layout);
+        var mixed = Batch(rows, i => promptOf[i], set.LongestLength);
         var scores = new float[rows.Count];
         var matches = new int[rows.Count];
         var logits = new float[rows.Count * vocab];
         engine.ScoreRows(mixed, scores, matches);
         engine.NextTokenLogits(mixed, logits);
 
-        int size = set.Length * set.Width;
+        int size = set.LongestLength * set.Width;
         for (int p = 0; p < set.Count; p++)
         {
-            engine.LoadPrompts(set.Values.AsSpan(p * size, size), 1, set.Length);
-            var single = Batch(rows, _ => 0, set.Length);
+            engine.LoadPrompts(set.Values.AsSpan(p * size, size), 1, set.LongestLength);
+            var single = Batch(rows, _ => 0, set.LongestLength);
             var singleScores = new float[rows.Count];
             var singleMatches = new int[rows.Count];
             var singleLogits = new float[rows.Count * vocab];
@@ -97,15 +97,15 @@ public sealed class MixedBatchTests
         var (rows, promptOf) = Mixed(3);
         var inputs = rows.Select(r => r.Input).ToList();
 
-        engine.LoadPrompts(set.Values, set.Count, set.Length);
+        engine.LoadPrompts(set.Values, set.Layout);
         var mixed = GreedyDecoder.Generate(engine, inputs, promptOf, maxNewTokens: 10, stopToken: 22, batchSize: 5);
         var scored = new float[rows.Count];
         RowScorer.Score(engine, [.. rows.Select((r, i) => new ScoreRow(r.Input, r.Target, promptOf[i]))], scored, batchSize: 4);
 
-        int size = set.Length * set.Width;
+        int size = set.LongestLength * set.Width;
         for (int p = 0; p < set.Count; p++)
         {
-            engine.LoadPrompts(set.Values.AsSpan(p * size, size), 1, set.Length);
+            engine.LoadPrompts(set.Values.AsSpan(p * size, size), 1, set.LongestLength);
             var mine = Enumerable.Range(0, rows.Count).Where(i => promptOf[i] == p).ToList();
             var alone = GreedyDecoder.Generate(engine, [.. mine.Select(i => inputs[i])], 10, 22, batchSize: 5);
             var aloneScores = Evaluator.ExactMatch(engine, [.. mine.Select(i => rows[i])]);
@@ -120,15 +120,20 @@ public sealed class MixedBatchTests
     }
 
     [Test]
-    public void PromptsOfDifferentLengthsAreRefusedNamingTheFiles()
+    public void PromptFilesOfDifferentLengthsLoadPackedInOrder()
     {
         using var model = DemoModel.Open();
+        int width = model.Engine.EmbeddingSize;
         string longer = Path.Combine(Path.GetTempPath(), $"softprompt-p5-{Guid.NewGuid():N}.safetensors");
-        new PromptFile(new float[5 * model.Engine.EmbeddingSize], 5, model.Engine.EmbeddingSize, new Dictionary<string, string>()).Save(longer);
+        var values = TestModels.RandomPrompts<float>(5 * width, seed: 9);
+        new PromptFile(values, 5, width, new Dictionary<string, string>()).Save(longer);
         try
         {
-            var e = Assert.Throws<SoftPrompt.Checkpoints.CheckpointException>(() => PromptSet.Load([DemoModel.Prompt("copy"), longer], model.Engine.EmbeddingSize, model.Fingerprint));
-            Assert.That(e!.Message, Does.Contain("copy.safetensors: P=4").And.Contain(Path.GetFileName(longer) + ": P=5").And.Contain("per-row prompt lengths"));
+            var set = PromptSet.Load([DemoModel.Prompt("copy"), longer], width, model.Fingerprint);
+            Assert.That(set.Layout.Lengths.ToArray(), Is.EqualTo(new[] { 4, 5 }));
+            Assert.That(set.LengthText, Is.EqualTo("P=4/5"));
+            Assert.That(set.Values.AsSpan(0, 4 * width).ToArray(), Is.EqualTo(PromptFile.Load(DemoModel.Prompt("copy")).Values));
+            Assert.That(set.Values.AsSpan(4 * width).ToArray(), Is.EqualTo(values));
         }
         finally { File.Delete(longer); }
     }

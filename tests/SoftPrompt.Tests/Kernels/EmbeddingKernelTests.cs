@@ -11,82 +11,142 @@ public sealed class EmbeddingKernelTests(DeviceKind kind) : KernelTestBase(kind)
 {
     private const int Vocab = 50;
 
-    //         B  T  P    C  K  offset
-    [TestCase(1, 1, 1, 1, 1, 0)]
-    [TestCase(1, 1, 0, 4, 1, 0)]      // no prompt, T = 1
-    [TestCase(3, 7, 2, 33, 2, 0)]
-    [TestCase(4, 9, 3, 100, 3, 0)]    // float4 path
-    [TestCase(4, 9, 3, 100, 3, 1)]    // misaligned rows: scalar path
-    [TestCase(2, 5, 5, 3, 2, 0)]      // prompt only
-    [TestCase(2, 6, 0, 769, 1, 0)]    // tokens only
-    [TestCase(5, 3, 1, 64, 4, 0)]
-    public void ForwardSplicesEachRowsPromptBitForBit(int batch, int sequence, int promptLength, int channels, int promptCount, int offset)
+    private static int[] Lengths(string lengths) => lengths.Length == 0 ? [] : [.. lengths.Split(',').Select(int.Parse)];
+
+    private static int[] Offsets(int[] lengths)
     {
-        int tokenLength = sequence - promptLength;
+        var offsets = new int[lengths.Length + 1];
+        for (int k = 0; k < lengths.Length; k++) offsets[k + 1] = offsets[k] + lengths[k];
+        return offsets;
+    }
+
+    //        B  lengths   tokens  C  offset   (lengths "": no prompts at all, as the T5 decoder calls it)
+    [TestCase(1, "1", 0, 1, 0)]
+    [TestCase(1, "0", 1, 4, 0)]          // an empty prompt, T = 1
+    [TestCase(1, "", 1, 4, 0)]           // no prompts
+    [TestCase(3, "2,2", 5, 33, 0)]
+    [TestCase(4, "3,3,3", 6, 100, 0)]    // float4 path
+    [TestCase(4, "3,3,3", 6, 100, 1)]    // misaligned rows: scalar path
+    [TestCase(2, "5,5", 0, 3, 0)]        // prompt only
+    [TestCase(2, "", 6, 769, 0)]         // tokens only
+    [TestCase(5, "1,1,1,1", 2, 64, 0)]
+    [TestCase(6, "2,0,5", 3, 64, 0)]     // different lengths: shorter prompts leave zero-token positions at the end
+    [TestCase(6, "4,1,3", 2, 33, 1)]     // different lengths, scalar path
+    public void ForwardSplicesEachRowsPromptBitForBit(int batch, string lengthList, int tokenLength, int channels, int offset)
+    {
+        int[] lengths = Lengths(lengthList), offsets = Offsets(lengths);
+        int promptCount = Math.Max(1, lengths.Length), sequence = lengths.DefaultIfEmpty(0).Max() + tokenLength;
         int[] tokens = RandomInts(batch * tokenLength, 1, Vocab);
         int[] promptIndex = RandomInts(batch, 2, promptCount);
-        float[] prompts = RandomFloats(promptCount * promptLength * channels, 3);
+        float[] prompts = RandomFloats(Math.Max(1, offsets[^1]) * channels, 3);
         float[] wte = RandomFloats(Vocab * channels, 4);
         float[] wpe = RandomFloats((sequence + 2) * channels, 5);  // longer than T rows, as a model's table is
         var expected = new float[batch * sequence * channels];
-        EmbeddingOps.Forward<float>(expected, tokens, prompts, promptIndex, wte, wpe, batch, sequence, promptLength, channels);
+        EmbeddingOps.Forward<float>(expected, tokens, prompts, promptIndex, lengths.Length == 0 ? [] : offsets, wte, wpe, batch, sequence, tokenLength, channels);
 
         using var x = Zeros<float>(expected.Length, offset);
-        using var dTokens = Put(tokens);
+        using var dTokens = Put(tokens.Length == 0 ? [0] : tokens);
         using var dPrompts = Put(prompts, offset);
         using var dIndex = Put(promptIndex);
+        using var dOffsets = Put(offsets);
         using var dWte = Put(wte, offset);
         using var dWpe = Put(wpe, offset);
-        EmbeddingForward.Launch(Device, x.Span, dTokens.Span, promptLength > 0 ? dPrompts.Span : default, dIndex.Span, dWte.Span, dWpe.Span,
-            batch, sequence, promptLength, channels);
+        EmbeddingForward.Launch(Device, x.Span, dTokens.Span, dPrompts.Span, dIndex.Span, lengths.Length == 0 ? default : dOffsets.Span, dWte.Span, dWpe.Span,
+            batch, sequence, tokenLength, channels);
         AssertBitEqual(x.Read(), expected, "x");
     }
 
-    //         B  T  P  K    C  accumulate offset
-    [TestCase(1, 1, 1, 1, 1, false, 0)]
-    [TestCase(7, 6, 3, 4, 33, false, 0)]
-    [TestCase(7, 6, 3, 4, 33, true, 0)]
-    [TestCase(5, 4, 2, 3, 64, true, 0)]    // float4 path
-    [TestCase(5, 4, 2, 3, 64, false, 1)]   // scalar path
-    [TestCase(3, 5, 2, 2, 769, true, 0)]
-    [TestCase(2, 3, 3, 1, 3, false, 0)]    // T = P
-    [TestCase(9, 2, 1, 2, 1100, false, 0)] // more than one column block
-    public void PromptGradientSumsTheRowsOfEachPromptInOrder(int batch, int sequence, int promptLength, int promptCount, int channels, bool accumulate, int offset)
+    [Test]
+    public void ForwardPutsEachRowsTokensRightAfterItsOwnPrompt()
     {
+        // Two prompts of lengths 1 and 3, channels 1, zero positions: x is readable as the spliced sequence itself.
+        float[] prompts = [10, 20, 21, 22];
+        float[] wte = [.. Enumerable.Range(0, Vocab).Select(i => 100f + i)];
+        float[] wpe = new float[5];
+        int[] tokens = [1, 2, 3, 4];
+        var x = new float[2 * 5];
+        EmbeddingOps.Forward<float>(x, tokens, prompts, [1, 0], [0, 1, 4], wte, wpe, batch: 2, sequence: 5, tokenLength: 2, channels: 1);
+        Assert.That(x, Is.EqualTo(new float[] { 20, 21, 22, 101, 102, /* row 1: */ 10, 103, 104, 0, 0 }));
+
+        using var dX = Zeros<float>(x.Length);
+        using var dTokens = Put(tokens);
+        using var dPrompts = Put(prompts);
+        using var dIndex = Put(new[] { 1, 0 });
+        using var dOffsets = Put(new[] { 0, 1, 4 });
+        using var dWte = Put(wte);
+        using var dWpe = Put(wpe);
+        EmbeddingForward.Launch(Device, dX.Span, dTokens.Span, dPrompts.Span, dIndex.Span, dOffsets.Span, dWte.Span, dWpe.Span, 2, 5, 2, 1);
+        AssertBitEqual(dX.Read(), x, "x");
+    }
+
+    //        B  T  lengths  C    accumulate offset
+    [TestCase(1, 1, "1", 1, false, 0)]
+    [TestCase(7, 6, "3,3,3,3", 33, false, 0)]
+    [TestCase(7, 6, "3,3,3,3", 33, true, 0)]
+    [TestCase(5, 4, "2,2,2", 64, true, 0)]    // float4 path
+    [TestCase(5, 4, "2,2,2", 64, false, 1)]   // scalar path
+    [TestCase(3, 5, "2,2", 769, true, 0)]
+    [TestCase(2, 3, "3", 3, false, 0)]        // T = P
+    [TestCase(9, 2, "1,1", 1100, false, 0)]   // more than one column block
+    [TestCase(9, 6, "4,1,0,2", 36, false, 0)] // different lengths (one empty)
+    [TestCase(9, 6, "4,1,0,2", 36, true, 1)]
+    public void PromptGradientSumsTheRowsOfEachPromptInOrder(int batch, int sequence, string lengthList, int channels, bool accumulate, int offset)
+    {
+        int[] lengths = Lengths(lengthList), offsets = Offsets(lengths);
+        int promptCount = lengths.Length;
         // Unequal usage: prompt 0 takes most rows, the last prompt (when K > 2) none.
         var promptIndex = new int[batch];
         for (int b = 0; b < batch; b++) promptIndex[b] = promptCount == 1 ? 0 : b % 3 == 1 ? 1 : b % 5 == 4 && promptCount > 3 ? 2 : 0;
         float[] dx = RandomFloats(batch * sequence * channels, 11, -3f, 3f);
-        float[] initial = RandomFloats(promptCount * promptLength * channels, 12);
+        float[] initial = RandomFloats(offsets[^1] * channels, 12);
         float[] expected = (float[])initial.Clone();
-        EmbeddingOps.PromptGradient<float>(expected, dx, promptIndex, batch, sequence, promptLength, promptCount, channels, accumulate);
+        EmbeddingOps.PromptGradient<float>(expected, dx, promptIndex, offsets, batch, sequence, channels, accumulate);
 
         using var dPrompts = Put(initial, offset);
         using var dDx = Put(dx, offset);
         using var dIndex = Put(promptIndex);
-        PromptGradient.Launch(Device, dPrompts.Span, dDx.Span, dIndex.Span, batch, sequence, promptLength, promptCount, channels, accumulate);
+        using var dOffsets = Put(offsets);
+        PromptGradient.Launch(Device, dPrompts.Span, dDx.Span, dIndex.Span, dOffsets.Span, offsets[^1], batch, sequence, channels, accumulate);
         float[] first = dPrompts.Read();
         AssertBitEqual(first, expected, "dPrompts");
 
         dPrompts.Write(initial);
-        PromptGradient.Launch(Device, dPrompts.Span, dDx.Span, dIndex.Span, batch, sequence, promptLength, promptCount, channels, accumulate);
+        PromptGradient.Launch(Device, dPrompts.Span, dDx.Span, dIndex.Span, dOffsets.Span, offsets[^1], batch, sequence, channels, accumulate);
         AssertBitEqual(dPrompts.Read(), first, "second run");
+    }
+
+    [Test]
+    public void PromptGradientReadsOnlyEachPromptsOwnPositions()
+    {
+        // Prompts of lengths 2 and 1, one channel: row b's dx is 100·b + t, so each sum names the rows and positions it took.
+        float[] dx = [0, 1, 2, /* row 1 */ 100, 101, 102, /* row 2 */ 200, 201, 202];
+        var expected = new float[3];
+        EmbeddingOps.PromptGradient<float>(expected, dx, [0, 1, 0], [0, 2, 3], batch: 3, sequence: 3, channels: 1, accumulate: false);
+        Assert.That(expected, Is.EqualTo(new float[] { 0 + 200, 1 + 201, 100 }));
+
+        using var dPrompts = Zeros<float>(3);
+        using var dDx = Put(dx);
+        using var dIndex = Put(new[] { 0, 1, 0 });
+        using var dOffsets = Put(new[] { 0, 2, 3 });
+        PromptGradient.Launch(Device, dPrompts.Span, dDx.Span, dIndex.Span, dOffsets.Span, 3, 3, 3, 1, accumulate: false);
+        AssertBitEqual(dPrompts.Read(), expected, "dPrompts");
     }
 
     [Test]
     public void PromptGradientAcceptsSpansLongerThanTheShapes()
     {
-        const int batch = 3, sequence = 4, promptLength = 2, promptCount = 2, channels = 8;
-        int[] promptIndex = [1, 0, 1];
+        const int batch = 3, sequence = 4, channels = 8;
+        int[] promptIndex = [1, 0, 1], offsets = [0, 2, 4];
         float[] dx = RandomFloats(batch * sequence * channels + 40, 13);
-        float[] initial = RandomFloats(promptCount * promptLength * channels + 24, 14);
+        float[] initial = RandomFloats(4 * channels + 24, 14);
         float[] expected = (float[])initial.Clone();
-        EmbeddingOps.PromptGradient<float>(expected, dx, promptIndex, batch, sequence, promptLength, promptCount, channels, accumulate: false);
+        EmbeddingOps.PromptGradient<float>(expected, dx, promptIndex, offsets, batch, sequence, channels, accumulate: false);
 
         using var dPrompts = Put(initial);
         using var dDx = Put(dx);
         using var dIndex = Put(new[] { 1, 0, 1, 7, 7 });
-        PromptGradient.Launch(Device, dPrompts.Span, dDx.Span, dIndex.Span, batch, sequence, promptLength, promptCount, channels, accumulate: false);
+        using var dOffsets = Put(offsets);
+        PromptGradient.Launch(Device, dPrompts.Span, dDx.Span, dIndex.Span, dOffsets.Span, 4, batch, sequence, channels, accumulate: false);
         AssertBitEqual(dPrompts.Read(), expected, "dPrompts (tail untouched)");
     }
 
@@ -128,6 +188,6 @@ public sealed class EmbeddingKernelTests(DeviceKind kind) : KernelTestBase(kind)
         using var index = Zeros<int>(4);
         var e = Assert.Throws<ArgumentException>(() => GatherRows.Launch(Device, small.Span, small.Span, index.Span, 4, 3));
         Assert.That(e!.Message, Does.Contain(GatherRows.Name).And.Contain("destination"));
-        Assert.Throws<ArgumentException>(() => PromptGradient.Launch(Device, small.Span, small.Span, index.Span, 4, 2, 1, 1, 3, false));
+        Assert.Throws<ArgumentException>(() => PromptGradient.Launch(Device, small.Span, small.Span, index.Span, index.Span, 4, 2, 1, 3, false));
     }
 }

@@ -147,7 +147,7 @@ public sealed class CpuT5GradientTests
         var wrongPrompt = new TokenBatch(1, 4, 3);
         wrongPrompt.Reset(3);
         wrongPrompt.AddRow([1], [2, 3]);
-        Assert.That(Assert.Throws<ArgumentException>(() => engine.Forward(wrongPrompt))!.Message, Does.Contain("prompt length 3"));
+        Assert.That(Assert.Throws<ArgumentException>(() => engine.Forward(wrongPrompt))!.Message, Does.Contain("prompt 0 of length 3").And.Contain("has length 2"));
         var outside = new TokenBatch(1, 4, 2);
         outside.Reset(3);
         outside.AddRow([1], [2, 99]);

@@ -20,7 +20,7 @@ internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
     public int VocabSize => 32;
     public int MaxPositions => 64;
     public int PromptCount => 1;
-    public int PromptLength => promptLength;
+    public PromptLayout? PromptLayout { get; } = PromptLayout.Uniform(1, promptLength);
 
     public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
     {
@@ -41,7 +41,7 @@ internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
         }
     }
 
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => throw new NotSupportedException();
+    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => throw new NotSupportedException();
     public void ReadPrompts(Span<float> destination) => throw new NotSupportedException();
     public float Forward(TokenBatch batch) => throw new NotSupportedException();
     public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f) => TrainingLoss?.Invoke(step) ?? throw new NotSupportedException();
@@ -52,5 +52,6 @@ internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
     public void ReadOptimizerState(Span<float> destination) => throw new NotSupportedException();
     public void LoadOptimizerState(ReadOnlySpan<float> source) => throw new NotSupportedException();
     public float LastGradientNorm => 0;
+    public void ReadGradientNorms(Span<float> destination) => destination.Clear();
     public void Dispose() { }
 }

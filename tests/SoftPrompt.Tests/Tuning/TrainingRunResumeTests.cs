@@ -50,7 +50,7 @@ public sealed class TrainingRunResumeTests
 
     private static (byte[] Prompt, byte[] State) Snapshot(IPromptEngine engine)
     {
-        var prompt = new float[engine.PromptLength * engine.EmbeddingSize];
+        var prompt = new float[engine.RequirePrompts().ValueCount(engine.EmbeddingSize)];
         var state = new float[engine.OptimizerStateLength];
         engine.ReadPrompts(prompt);
         engine.ReadOptimizerState(state);

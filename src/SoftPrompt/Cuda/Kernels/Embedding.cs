@@ -4,9 +4,11 @@ namespace SoftPrompt.Cuda.Kernels;
 // than the shapes need (slices of capacity-sized plans).
 
 /// <summary>
-/// embedding_forward: x[b, t, :] = (t &lt; P ? prompts[promptIndex[b], t, :] : wte[tokens[b·(T−P) + t−P], :]) + wpe[t, :]
-/// (EmbeddingOps.Forward). x [B, T, C]; tokens [B, T−P]; prompts [K, P, C]; promptIndex [B]; wte [V, C]; wpe [≥T, C].
-/// Each row may use a different prompt. Ids are not range-checked on the GPU (the emulator asserts them).
+/// embedding_forward (EmbeddingOps.Forward): x[b, t, :] = (t &lt; P_b ? prompts[o_b + t, :] : t − P_b &lt; tokenLength ?
+/// wte[tokens[b, t − P_b], :] : 0) + wpe[t, :], with prompt k = promptIndex[b] at rows [o_k, o_k + P_k) of the packed
+/// prompts. x [B, T, C]; tokens [B, tokenLength]; prompts [ΣP_k, C]; promptIndex [B]; promptOffsets [K + 1] (empty: no
+/// prompts, every row starts with its tokens); wte [V, C]; wpe [≥T, C]. Rows may use prompts of different lengths.
+/// Ids are not range-checked on the GPU (the emulator asserts them).
 /// </summary>
 internal static unsafe class EmbeddingForward
 {
@@ -14,26 +16,25 @@ internal static unsafe class EmbeddingForward
     public const int Threads = 256;
     public const int RowsPerBlock = Threads / 32;  // one warp per (b, t) row
 
-    [KernelSignature(Name, typeof(float*), typeof(int*), typeof(float*), typeof(int*), typeof(float*), typeof(float*),
+    [KernelSignature(Name, typeof(float*), typeof(int*), typeof(float*), typeof(int*), typeof(int*), typeof(float*), typeof(float*),
         typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<int> tokens, DeviceSpan<float> prompts, DeviceSpan<int> promptIndex,
-        DeviceSpan<float> wte, DeviceSpan<float> wpe, int batch, int sequence, int promptLength, int channels)
+        DeviceSpan<int> promptOffsets, DeviceSpan<float> wte, DeviceSpan<float> wpe, int batch, int sequence, int tokenLength, int channels)
     {
         LaunchChecks.NotBelow(Name, batch, 0);
-        LaunchChecks.NotBelow(Name, promptLength, 0);
-        LaunchChecks.NotBelow(Name, sequence, promptLength);
+        LaunchChecks.NotBelow(Name, sequence, 0);
+        LaunchChecks.NotBelow(Name, tokenLength, 0);
         LaunchChecks.NotBelow(Name, channels, 1);
         int rows = checked(batch * sequence);
-        int tokenLength = sequence - promptLength;
         LaunchChecks.AtLeast(Name, x, (long)rows * channels, "[B, T, C]");
-        LaunchChecks.AtLeast(Name, tokens, (long)batch * tokenLength, "[B, T − P]");
+        LaunchChecks.AtLeast(Name, tokens, (long)batch * tokenLength, "[B, tokenLength]");
         LaunchChecks.AtLeast(Name, wpe, (long)sequence * channels, "[T, C]");
         int promptCount = 0, vocab = 0;
-        if (promptLength > 0)
+        if (promptOffsets.Length > 0)
         {
+            LaunchChecks.AtLeast(Name, promptOffsets, 2, "[K + 1 ≥ 2]");
             LaunchChecks.AtLeast(Name, promptIndex, batch, "[B]");
-            LaunchChecks.AtLeast(Name, prompts, (long)promptLength * channels, "[K ≥ 1, P, C]");
-            promptCount = (int)Math.Min(int.MaxValue, prompts.Length / ((long)promptLength * channels));
+            promptCount = (int)Math.Min(int.MaxValue, promptOffsets.Length - 1);
         }
         if (tokenLength > 0)
         {
@@ -42,27 +43,29 @@ internal static unsafe class EmbeddingForward
         }
         if (rows == 0) return;
         ulong xPtr = x.Address, tokensPtr = tokens.Address, promptsPtr = prompts.Address, indexPtr = promptIndex.Address,
-            wtePtr = wte.Address, wpePtr = wpe.Address;
-        void** args = stackalloc void*[12];
+            offsetsPtr = promptOffsets.Length == 0 ? 0 : promptOffsets.Address, wtePtr = wte.Address, wpePtr = wpe.Address;
+        void** args = stackalloc void*[13];
         args[0] = &xPtr;
         args[1] = &tokensPtr;
         args[2] = &promptsPtr;
         args[3] = &indexPtr;
-        args[4] = &wtePtr;
-        args[5] = &wpePtr;
-        args[6] = &batch;
-        args[7] = &sequence;
-        args[8] = &promptLength;
-        args[9] = &channels;
-        args[10] = &promptCount;
-        args[11] = &vocab;
-        device.Launch(device.GetKernel(Name), (rows + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 12);
+        args[4] = &offsetsPtr;
+        args[5] = &wtePtr;
+        args[6] = &wpePtr;
+        args[7] = &batch;
+        args[8] = &sequence;
+        args[9] = &tokenLength;
+        args[10] = &channels;
+        args[11] = &promptCount;
+        args[12] = &vocab;
+        device.Launch(device.GetKernel(Name), (rows + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 13);
     }
 }
 
 /// <summary>
-/// prompt_gradient: dPrompts[k, p, c] (= or +=) Σ over b with promptIndex[b] == k, in increasing b, of dx[b, p, c]
-/// (EmbeddingOps.PromptGradient). dPrompts [K, P, C]; dx [B, T, C]; promptIndex [B]. Deterministic and bit-exact with
+/// prompt_gradient (EmbeddingOps.PromptGradient): dPrompts[o_k + p, c] (= or +=) Σ over b with promptIndex[b] == k, in
+/// increasing b, of dx[b, p, c], for p &lt; P_k. dPrompts [ΣP_k, C]; dx [B, T, C]; promptIndex [B]; promptOffsets [K + 1]
+/// on the device, with <paramref name="promptRows"/> = ΣP_k its last entry (the grid). Deterministic and bit-exact with
 /// the CPU op (no atomics); prompts no row uses get 0 (or keep their value when accumulating).
 /// </summary>
 internal static unsafe class PromptGradient
@@ -70,32 +73,32 @@ internal static unsafe class PromptGradient
     public const string Name = "prompt_gradient";
     public const int MaxThreads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> dPrompts, DeviceSpan<float> dx, DeviceSpan<int> promptIndex,
-        int batch, int sequence, int promptLength, int promptCount, int channels, bool accumulate)
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dPrompts, DeviceSpan<float> dx, DeviceSpan<int> promptIndex, DeviceSpan<int> promptOffsets,
+        int promptRows, int batch, int sequence, int channels, bool accumulate)
     {
         LaunchChecks.NotBelow(Name, batch, 0);
-        LaunchChecks.NotBelow(Name, promptLength, 0);
-        LaunchChecks.NotBelow(Name, sequence, promptLength);
-        LaunchChecks.NotBelow(Name, promptCount, 0);
+        LaunchChecks.NotBelow(Name, sequence, 0);
+        LaunchChecks.NotBelow(Name, promptRows, 0);
         LaunchChecks.NotBelow(Name, channels, 1);
-        int promptRows = checked(promptCount * promptLength);
-        LaunchChecks.AtLeast(Name, dPrompts, (long)promptRows * channels, "[K, P, C]");
+        LaunchChecks.AtLeast(Name, promptOffsets, 2, "[K + 1 ≥ 2]");
+        LaunchChecks.AtLeast(Name, dPrompts, (long)promptRows * channels, "[ΣP, C]");
         LaunchChecks.AtLeast(Name, dx, (long)batch * sequence * channels, "[B, T, C]");
         LaunchChecks.AtLeast(Name, promptIndex, batch, "[B]");
         if (promptRows == 0) return;
+        int promptCount = (int)Math.Min(int.MaxValue, promptOffsets.Length - 1);
         long chunks = (channels + 3L) / 4;  // each thread owns 4 consecutive channels
         int threads = LaunchChecks.WarpMultiple(chunks, MaxThreads);
         int columnBlocks = (int)((chunks + threads - 1) / threads);
-        ulong dPromptsPtr = dPrompts.Address, dxPtr = dx.Address, indexPtr = promptIndex.Address;
+        ulong dPromptsPtr = dPrompts.Address, dxPtr = dx.Address, indexPtr = promptIndex.Address, offsetsPtr = promptOffsets.Address;
         int accumulateFlag = accumulate ? 1 : 0;
         void** args = stackalloc void*[9];
         args[0] = &dPromptsPtr;
         args[1] = &dxPtr;
         args[2] = &indexPtr;
-        args[3] = &batch;
-        args[4] = &sequence;
-        args[5] = &promptLength;
+        args[3] = &offsetsPtr;
+        args[4] = &batch;
+        args[5] = &sequence;
         args[6] = &promptCount;
         args[7] = &channels;
         args[8] = &accumulateFlag;
