@@ -46,6 +46,23 @@ public sealed class EnsembleCommandTests : CliScratch
         Assert.That(stderr, Does.Contain("majority vote").And.Contain("best single prompt (0)"), "the table goes to stderr under --json");
     }
 
+    [TestCase("cpu")]
+    [TestCase("cuda-emulated")]
+    public void MembersOfDifferentLengthsScoreAsEachAlone(string device)
+    {
+        if (device == "cuda-emulated" && !SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "emulator not built");
+        string data = FirstRows("copy.dev.jsonl", 16);
+        string longer = In("p9.safetensors");
+        new PromptFile(TestModels.RandomPrompts<float>(9 * 64, seed: 2), 9, 64, PromptFile.Load(DemoModel.Prompt("copy")).Metadata).Save(longer);
+        string[] prompts = [DemoModel.Prompt("reverse"), longer, DemoModel.Prompt("copy")];
+        var (code, stdout, stderr) = CliRunner.Run(["ensemble", "--model", Demo, "--prompts", .. prompts, "--data", data, "--device", device, "--json"]);
+        Assert.That(code, Is.EqualTo(0), stderr);
+        Assert.That(stderr, Does.Contain("(P=4/9/4)"));
+        var each = ParseJson(stdout).GetProperty("prompts").EnumerateArray().Select(p => p.GetProperty("exact_match").GetDouble()).ToList();
+        for (int k = 0; k < 3; k++) Assert.That(each[k], Is.EqualTo(EvalAlone(prompts[k], data, "exact_match")), $"member {k} alone");
+        Assert.That(each[2], Is.EqualTo(1.0), "the copy prompt, last behind a longer one, still copies");
+    }
+
     [Test]
     public void OnT5TheEnsembleDecodesEveryPromptInOnePass()
     {
