@@ -39,8 +39,10 @@ public sealed record EnsembleEvaluation(
 /// <summary>
 /// Scores every prompt the engine holds on the same examples, and their ensemble (<see cref="EnsembleVote"/>). Each
 /// example runs once as K rows, one per prompt (row promptIndex = k), in one forward pass: batches are whole examples.
-/// Rank classification scores K × labels rows per example; generation greedy-decodes K answers per example, then
-/// scores each distinct answer under every prompt (the candidates' probabilities) and the gold target (the loss).
+/// Rank classification scores K × labels rows per example; generation scores the gold target under every prompt (the
+/// loss, and whether teacher forcing reproduces it, in which case greedy decoding would too), greedy-decodes the
+/// answers teacher forcing does not settle, then scores each distinct answer under every prompt (the candidates'
+/// probabilities).
 /// </summary>
 public static class EnsembleEvaluator
 {
@@ -96,18 +98,32 @@ public static class EnsembleEvaluator
         int prompts = engine.PromptCount, n = examples.Count;
         Check(engine, examples, batchSize);
         stopToken ??= InferStopToken(examples);
-        var inputs = new int[n * prompts][];
-        var promptOf = new int[n * prompts];
         var gold = new ScoreRow[n * prompts];
         for (int i = 0; i < n; i++)
+            for (int k = 0; k < prompts; k++) gold[i * prompts + k] = new ScoreRow(examples[i].Input, examples[i].Target, k);
+        var goldScores = new float[gold.Length];
+        var goldMatches = new int[gold.Length];
+        RowScorer.Score(engine, gold, goldScores, goldMatches, batchSize, prompts);
+
+        // A prompt whose teacher-forced argmaxes are the whole gold target (ending in the stop token, which it holds
+        // nowhere else, and within the decoding limit) decodes exactly that target: only the other rows are decoded.
+        var answers = new int[n * prompts][];
+        int limit = GreedyDecoder.NewTokenLimit(engine, [.. examples.Select(e => e.Input)], examples.Max(e => e.Target.Length));
+        var undecided = new List<int>();
+        for (int i = 0; i < n; i++)
+        {
+            var target = examples[i].Target;
+            bool decodesToItself = stopToken is int stop && target.Length <= limit && target.AsSpan().IndexOf(stop) == target.Length - 1;
             for (int k = 0; k < prompts; k++)
             {
-                inputs[i * prompts + k] = examples[i].Input;
-                promptOf[i * prompts + k] = k;
-                gold[i * prompts + k] = new ScoreRow(examples[i].Input, examples[i].Target, k);
+                int row = i * prompts + k;
+                if (decodesToItself && goldMatches[row] == target.Length) answers[row] = target;
+                else undecided.Add(row);
             }
-        int longestTarget = examples.Max(e => e.Target.Length);
-        var answers = GreedyDecoder.Generate(engine, inputs, promptOf, longestTarget, stopToken, Math.Max(prompts, batchSize / prompts * prompts));
+        }
+        var decoded = undecided.Count == 0 ? [] : GreedyDecoder.Generate(engine, [.. undecided.Select(r => examples[r / prompts].Input)], [.. undecided.Select(r => r % prompts)],
+            limit, stopToken, Math.Max(prompts, batchSize / prompts * prompts));
+        for (int j = 0; j < undecided.Count; j++) answers[undecided[j]] = decoded[j];
 
         // Candidates: each example's distinct answers. Where all prompts agree there is nothing to weigh, so those rows are not scored.
         var candidates = new List<int[]>[n];
@@ -131,8 +147,6 @@ public static class EnsembleEvaluator
         }
         var candidateScores = new float[candidateRows.Count];
         RowScorer.Score(engine, candidateRows, candidateScores, default, batchSize);
-        var goldScores = new float[gold.Length];
-        RowScorer.Score(engine, gold, goldScores, default, batchSize, prompts);
 
         var correct = new int[prompts];
         var goldLogLikelihood = new double[prompts];

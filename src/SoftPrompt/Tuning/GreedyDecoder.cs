@@ -11,6 +11,21 @@ namespace SoftPrompt.Tuning;
 /// </summary>
 public static class GreedyDecoder
 {
+    /// <summary>
+    /// How many tokens <see cref="Generate(IPromptEngine, IReadOnlyList{int[]}, IReadOnlyList{int}, int, int?, int)"/> decodes
+    /// at most for these inputs: <paramref name="maxNewTokens"/>, capped by the positions the model has left after the
+    /// longest prompt and input (decoder-only) or by its decoder length (encoder-decoder).
+    /// </summary>
+    public static int NewTokenLimit(IPromptEngine engine, IReadOnlyList<int[]> inputs, int maxNewTokens)
+    {
+        if (engine is IEncoderDecoderEngine) return Math.Min(maxNewTokens, engine.MaxPositions);
+        int longestInput = inputs.Count == 0 ? 0 : inputs.Max(i => i.Length);
+        int longestPrompt = engine.RequirePrompts().MaxLength;
+        int room = engine.MaxPositions - longestPrompt - longestInput;
+        if (room <= 0) throw new ArgumentException($"An input of {longestInput} tokens leaves no room after a prompt of {longestPrompt} in {engine.MaxPositions} positions.");
+        return Math.Min(maxNewTokens, room);
+    }
+
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, int maxNewTokens, int? stopToken, int batchSize = 32, int promptIndex = 0)
         => Generate(engine, inputs, Enumerable.Repeat(promptIndex, inputs.Count).ToArray(), maxNewTokens, stopToken, batchSize);
 
@@ -28,10 +43,7 @@ public static class GreedyDecoder
         var outputs = new int[inputs.Count][];
         if (inputs.Count == 0) return outputs;
         int longestInput = inputs.Max(i => i.Length);
-        int longestPrompt = engine.RequirePrompts().MaxLength;
-        int room = engine.MaxPositions - longestPrompt - longestInput;
-        if (room <= 0) throw new ArgumentException($"An input of {longestInput} tokens leaves no room after a prompt of {longestPrompt} in {engine.MaxPositions} positions.");
-        maxNewTokens = Math.Min(maxNewTokens, room);
+        maxNewTokens = NewTokenLimit(engine, inputs, maxNewTokens);
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var logits = new float[batchSize * engine.VocabSize];
         for (int start = 0; start < inputs.Count; start += batchSize)

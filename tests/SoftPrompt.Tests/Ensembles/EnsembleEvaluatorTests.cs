@@ -43,6 +43,40 @@ public sealed class EnsembleEvaluatorTests
         Assert.That(result.Candidates!.All(c => c.Count is >= 1 and <= 4), Is.True);
     }
 
+    /// <summary>
+    /// The evaluator decodes only the answers teacher forcing leaves open: its candidates must be exactly those of
+    /// decoding every (example, prompt) pair. Sort rows: the sort prompt gets most of them right, copy and reverse some
+    /// (inputs that are already sorted, or palindromes sorted), so both paths are taken.
+    /// </summary>
+    [Test]
+    public void CandidatesEqualDecodingEveryPromptOnEveryExample()
+    {
+        using var model = DemoModel.Open();
+        var engine = model.Engine;
+        var set = Load(model, "sort", "copy", "reverse");
+        var dev = DemoModel.Rows("sort.dev.jsonl", 40);
+        engine.LoadPrompts(set.Values, set.Layout);
+        var result = EnsembleEvaluator.Generate(engine, dev, stopToken: 22, batchSize: 9);
+
+        int k = set.Count;
+        var inputs = dev.SelectMany(e => Enumerable.Repeat(e.Input, k)).ToList();
+        var promptOf = Enumerable.Range(0, dev.Count * k).Select(r => r % k).ToArray();
+        var all = GreedyDecoder.Generate(engine, inputs, promptOf, dev.Max(e => e.Target.Length), 22, batchSize: 9);
+        int settled = 0;
+        for (int i = 0; i < dev.Count; i++)
+        {
+            var expected = new List<int[]>();
+            for (int p = 0; p < k; p++)
+            {
+                var answer = all[i * k + p];
+                if (!expected.Any(a => a.SequenceEqual(answer))) expected.Add(answer);
+                if (answer.SequenceEqual(dev[i].Target)) settled++;
+            }
+            Assert.That(result.Candidates![i], Is.EqualTo(expected), $"example {i}: distinct answers in prompt order");
+        }
+        Assert.That(settled, Is.InRange(1, dev.Count * k - 1), "some answers were settled by teacher forcing, some decoded");
+    }
+
     [Test]
     public void TwoAgreeingPromptsOutvoteAThirdAndAStopTokenIsInferredFromTheTargets()
     {
