@@ -1,5 +1,6 @@
 using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 using SoftPrompt.Tuning;
 
@@ -30,6 +31,11 @@ public static class EngineFactory
     {
         string family = ModelFamily.Detect(modelDirectory);
         string origin = Path.GetFullPath(modelDirectory);
+        if (family == ModelFamily.Llama)
+        {
+            CheckLlamaDevice(device);
+            return Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin);
+        }
         if (family == ModelFamily.T5)
         {
             CheckT5Device(device); // before reading the weights: a refusal should not cost a load
@@ -59,6 +65,20 @@ public static class EngineFactory
             _ => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
         };
         return new LoadedModel(engine, weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
+    }
+
+    /// <summary>Llama-style models run on the CPU reference engine; the CUDA Llama engine (RoPE, SwiGLU, GQA kernels) is not written yet.</summary>
+    public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin)
+    {
+        CheckLlamaDevice(device);
+        return new LoadedModel(new CpuLlamaEngine<float>(weights), weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
+    }
+
+    private static void CheckLlamaDevice(string device)
+    {
+        if (device is "cuda" or "cuda-emulated")
+            throw new NotSupportedException($"Llama-style models run on --device cpu only for now (no CUDA Llama engine yet); '{device}' was asked for.");
+        if (device != "cpu") throw UnknownDevice(device);
     }
 
     /// <summary>cuda when a usable GPU is present, else cpu.</summary>

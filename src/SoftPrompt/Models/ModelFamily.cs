@@ -8,9 +8,11 @@ public static class ModelFamily
 {
     public const string Gpt2 = "gpt2";
     public const string T5 = "t5";
+    /// <summary>Llama-style decoders: RMSNorm, rotate-half RoPE, SwiGLU, grouped-query attention (Llama 2/3 and kin).</summary>
+    public const string Llama = "llama";
 
     /// <summary>
-    /// "gpt2" or "t5", from config.json's <c>model_type</c>, or from <c>architectures</c> (e.g. "T5ForConditionalGeneration")
+    /// "gpt2", "t5" or "llama", from config.json's <c>model_type</c>, or from <c>architectures</c> (e.g. "T5ForConditionalGeneration")
     /// when an old export has no model_type. Anything else is a <see cref="CheckpointException"/> naming what was found.
     /// </summary>
     public static string Detect(string modelDirectory)
@@ -30,13 +32,14 @@ public static class ModelFamily
         }
         if (root.ValueKind != JsonValueKind.Object)
             throw new CheckpointException($"{configPath}: config.json must hold a JSON object.");
-        const string supported = "SoftPrompt runs gpt2 and t5 models";
+        const string supported = "SoftPrompt runs gpt2, t5 and llama models";
         if (root.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String)
         {
             return type.GetString() switch
             {
                 Gpt2 => Gpt2,
                 T5 => T5,
+                Llama => Llama,
                 var other => throw new CheckpointException($"{configPath}: model_type '{other}' is not supported; {supported}."),
             };
         }
@@ -49,10 +52,11 @@ public static class ModelFamily
                 string name = item.GetString()!;
                 if (name.StartsWith("GPT2", StringComparison.Ordinal)) return Gpt2;
                 if (name.StartsWith("T5", StringComparison.Ordinal)) return T5;
+                if (name.StartsWith("Llama", StringComparison.Ordinal)) return Llama;
                 architectures.Add(name);
             }
         }
         string found = architectures.Count == 0 ? "no model_type and no architectures" : $"no model_type and architectures [{string.Join(", ", architectures)}]";
-        throw new CheckpointException($"{configPath}: {found}, so the model family is unknown; {supported} (add \"model_type\": \"gpt2\" or \"t5\" if it is one of them).");
+        throw new CheckpointException($"{configPath}: {found}, so the model family is unknown; {supported} (add \"model_type\": \"gpt2\", \"t5\" or \"llama\" if it is one of them).");
     }
 }

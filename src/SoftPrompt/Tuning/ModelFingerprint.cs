@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Tuning;
@@ -25,6 +26,13 @@ public static class ModelFingerprint
     public static string Of<T>(T5Config c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
         Of($"t5|{c.VocabSize}|{c.Embedding}|{c.HeadSize}|{c.FeedForwardSize}|{c.Layers}|{c.DecoderLayers}|{c.Heads}|"
             + $"{c.RelativeBuckets}|{c.RelativeMaxDistance}|{c.FeedForwardProjection}|{(c.TiedEmbeddings ? "tied" : "untied")}|", tokenEmbedding);
+
+    public static string Of<T>(LlamaWeights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T> => Of(weights.Config, weights.TokenEmbedding);
+
+    /// <param name="tokenEmbedding">embed_tokens [V, d].</param>
+    public static string Of<T>(LlamaConfig c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
+        Of($"llama|{c.VocabSize}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.KeyValueHeads}|{c.HeadSize}|{c.Intermediate}|{c.MaxPositions}|"
+            + $"{c.RmsNormEpsilon:R}|{c.RopeTheta:R}|{c.RopeScaling}|{(c.TiedEmbeddings ? "tied" : "untied")}|", tokenEmbedding);
 
     private static string Of<T>(string architecture, T[] table) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {

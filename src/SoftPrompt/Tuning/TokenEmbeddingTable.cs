@@ -1,5 +1,6 @@
 using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Tuning;
@@ -11,10 +12,16 @@ namespace SoftPrompt.Tuning;
 /// </summary>
 public sealed record TokenEmbeddingTable(IModelConfig Config, float[] Values, string Fingerprint)
 {
-    /// <summary>The family from config.json (<see cref="ModelFamily.Detect"/>): GPT-2's wte, or T5's shared embedding (where its prompts live).</summary>
+    /// <summary>The family from config.json (<see cref="ModelFamily.Detect"/>): GPT-2's wte, T5's shared embedding or Llama's embed_tokens (where prompts live).</summary>
     public static TokenEmbeddingTable Load(string modelDirectory)
     {
-        if (ModelFamily.Detect(modelDirectory) == ModelFamily.T5)
+        string family = ModelFamily.Detect(modelDirectory);
+        if (family == ModelFamily.Llama)
+        {
+            var (llama, embedTokens) = LlamaCheckpoint.LoadTokenEmbedding<float>(modelDirectory);
+            return new TokenEmbeddingTable(llama, embedTokens, ModelFingerprint.Of(llama, embedTokens));
+        }
+        if (family == ModelFamily.T5)
         {
             var (t5, shared) = T5Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
             return new TokenEmbeddingTable(t5, shared, ModelFingerprint.Of(t5, shared));

@@ -1,0 +1,64 @@
+using System.Numerics;
+
+namespace SoftPrompt.Cpu;
+
+/// <summary>
+/// Rotary position embedding in Hugging Face Llama's rotate-half layout: head vector x [hd] at position p, with
+/// h = hd/2, c_j = cos(p·ω_j), s_j = sin(p·ω_j): y_j = x_j·c_j − x_{j+h}·s_j, y_{j+h} = x_{j+h}·c_j + x_j·s_j.
+/// The backward is the inverse rotation (a rotation's transpose).
+/// </summary>
+public static class RopeOps
+{
+    /// <summary>cos and sin tables [positions, hd/2]: angle p·ω_j computed in <typeparamref name="T"/> (as HF does in its dtype).</summary>
+    public static (T[] Cos, T[] Sin) Tables<T>(ReadOnlySpan<T> inverseFrequencies, int positions) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        int half = inverseFrequencies.Length;
+        var cos = new T[positions * half];
+        var sin = new T[positions * half];
+        for (int p = 0; p < positions; p++)
+            for (int j = 0; j < half; j++)
+            {
+                T angle = T.CreateChecked(p) * inverseFrequencies[j];
+                cos[p * half + j] = T.Cos(angle);
+                sin[p * half + j] = T.Sin(angle);
+            }
+        return (cos, sin);
+    }
+
+    /// <summary>
+    /// x [B, S, heads·hd] rotated in place, position of (b, t) = t (the prompt counts). cos, sin [≥ S, hd/2].
+    /// </summary>
+    public static void Forward<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+        => Rotate(x, cos, sin, batch, sequence, heads, headSize, inverse: false);
+
+    /// <summary>dx from dy [B, S, heads·hd], in place: the rotation by −angle.</summary>
+    public static void Backward<T>(Span<T> gradient, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+        => Rotate(gradient, cos, sin, batch, sequence, heads, headSize, inverse: true);
+
+    private static void Rotate<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize, bool inverse)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        int half = headSize / 2, width = heads * headSize;
+        if (headSize % 2 != 0) throw new ArgumentException($"RoPE needs an even head size, got {headSize}.");
+        if (x.Length < (long)batch * sequence * width || cos.Length < sequence * half || sin.Length < sequence * half)
+            throw new ArgumentException("RoPE: buffers shorter than the shapes.");
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < sequence; t++)
+            {
+                var c = cos.Slice(t * half, half);
+                var s = sin.Slice(t * half, half);
+                for (int h = 0; h < heads; h++)
+                {
+                    var head = x.Slice((b * sequence + t) * width + h * headSize, headSize);
+                    for (int j = 0; j < half; j++)
+                    {
+                        T first = head[j], second = head[j + half], sj = inverse ? -s[j] : s[j];
+                        head[j] = first * c[j] - second * sj;
+                        head[j + half] = second * c[j] + first * sj;
+                    }
+                }
+            }
+    }
+}

@@ -1,0 +1,87 @@
+using System.Numerics;
+using SoftPrompt.Models.Llama;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// Everything the CPU Llama engine keeps for one (rows, sequence) capacity: per layer exactly what the
+/// input-gradient-only backward needs (residual inputs, RMS statistics, rotated q and the k/v widened to every query
+/// head, attention output and logsumexp, the SwiGLU branches) plus shared scratch. Allocated once, reused every step.
+/// </summary>
+internal sealed class LlamaCpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
+{
+    public LlamaCpuActivations(LlamaConfig config, int rows, int sequence, int logitRows)
+    {
+        Rows = rows;
+        Sequence = sequence;
+        LogitRows = logitRows;
+        int n = rows * sequence, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
+        Layers = new LayerSaved[config.Layers];
+        for (int l = 0; l < Layers.Length; l++)
+        {
+            Layers[l] = new LayerSaved(Input: new T[n * d], Rstd1: new T[n], Query: new T[n * a], Key: new T[n * a], Value: new T[n * a],
+                Attention: new T[n * a], LogSumExp: new T[n * config.Heads], Middle: new T[n * d], Rstd2: new T[n], Gate: new T[n * ff], Up: new T[n * ff]);
+        }
+        Final = new T[n * d];
+        FinalRstd = new T[n];
+        FinalNorm = new T[n * d];
+        NoPositions = new T[sequence * d];
+        Norm = new T[n * d];
+        KeyNarrow = new T[n * kv];
+        ValueNarrow = new T[n * kv];
+        Projection = new T[n * d];
+        Wide = new T[n * ff];
+        Gradient = new T[n * d];
+        GradientNext = new T[n * d];
+        GradientQuery = new T[n * a];
+        GradientKey = new T[n * a];
+        GradientValue = new T[n * a];
+        GradientAttention = new T[n * a];
+        GradientGate = new T[n * ff];
+        GradientUp = new T[n * ff];
+        TargetPositions = new int[n];
+        TargetIds = new int[n];
+        TargetRow = new int[n];
+        TargetHidden = new T[logitRows * d];
+        Logits = new T[logitRows * config.VocabSize];
+        RowLoss = new T[n];
+        TargetArgmaxMatches = new bool[n];
+    }
+
+    public int Rows { get; }
+    public int Sequence { get; }
+    public int LogitRows { get; }
+
+    /// <summary>Query is rotated and scaled by 1/√hd; Key and Value are rotated (k) and repeated to [n, Heads·hd].</summary>
+    public readonly record struct LayerSaved(T[] Input, T[] Rstd1, T[] Query, T[] Key, T[] Value, T[] Attention, T[] LogSumExp,
+        T[] Middle, T[] Rstd2, T[] Gate, T[] Up);
+
+    public LayerSaved[] Layers { get; }
+    public T[] Final { get; }
+    public T[] FinalRstd { get; }
+    public T[] FinalNorm { get; }
+    /// <summary>Zeros [Sequence, d]: Llama has no position table (RoPE rotates q and k instead).</summary>
+    public T[] NoPositions { get; }
+
+    public T[] Norm { get; }
+    public T[] KeyNarrow { get; }
+    public T[] ValueNarrow { get; }
+    public T[] Projection { get; }
+    public T[] Wide { get; }
+    public T[] Gradient { get; }
+    public T[] GradientNext { get; }
+    public T[] GradientQuery { get; }
+    public T[] GradientKey { get; }
+    public T[] GradientValue { get; }
+    public T[] GradientAttention { get; }
+    public T[] GradientGate { get; }
+    public T[] GradientUp { get; }
+
+    public int[] TargetPositions { get; }
+    public int[] TargetIds { get; }
+    public int[] TargetRow { get; }
+    public T[] TargetHidden { get; }
+    public T[] Logits { get; }
+    public T[] RowLoss { get; }
+    public bool[] TargetArgmaxMatches { get; }
+}

@@ -1,0 +1,186 @@
+using System.Text.Json;
+using SoftPrompt.Checkpoints;
+
+namespace SoftPrompt.Models.Llama;
+
+/// <summary>
+/// Llama-3's rope_scaling ("rope_type": "llama3"): long wavelengths are slowed by <see cref="Factor"/>, short ones kept,
+/// the band between them interpolated (Hugging Face's _compute_llama3_parameters). "linear" divides every frequency by the factor.
+/// </summary>
+public sealed record LlamaRopeScaling(string Type, double Factor, double LowFrequencyFactor = 1, double HighFrequencyFactor = 4, int OriginalMaxPositions = 8192)
+{
+    public const string Llama3 = "llama3";
+    public const string Linear = "linear";
+}
+
+/// <summary>
+/// Llama-style decoder hyper-parameters as Hugging Face's config.json names them (hidden_size, num_key_value_heads,
+/// rope_theta, …): RMSNorm, rotate-half RoPE, SwiGLU MLP and grouped-query attention, no biases.
+/// The attention width is Heads·HeadSize, which need not equal hidden_size when config.json gives head_dim.
+/// </summary>
+public sealed record LlamaConfig(
+    int VocabSize,
+    int Embedding,
+    int Layers,
+    int Heads,
+    int KeyValueHeads,
+    int HeadSize,
+    int Intermediate,
+    int MaxPositions,
+    double RmsNormEpsilon,
+    double RopeTheta,
+    LlamaRopeScaling? RopeScaling,
+    bool TiedEmbeddings,
+    int? BosTokenId = null,
+    int? EosTokenId = null) : IModelConfig
+{
+    public string Family => ModelFamily.Llama;
+
+    /// <summary>Heads·head_dim: the width of q and of o's input.</summary>
+    public int AttentionSize => Heads * HeadSize;
+    /// <summary>KeyValueHeads·head_dim: the width of k and v.</summary>
+    public int KeyValueSize => KeyValueHeads * HeadSize;
+    /// <summary>Query heads per key/value head (HF's num_key_value_groups): query head h reads kv head h / Group.</summary>
+    public int Group => Heads / KeyValueHeads;
+
+    public long ParameterCount
+    {
+        get
+        {
+            long d = Embedding, attention = d * AttentionSize * 2 + d * KeyValueSize * 2, mlp = 3 * d * Intermediate;
+            return (long)VocabSize * d * (TiedEmbeddings ? 1 : 2) + Layers * (attention + mlp + 2 * d) + d;
+        }
+    }
+
+    /// <summary>
+    /// Multiply-adds ×2 of one forward + input-gradient-only backward: every block GEMM once forward and once backward,
+    /// attention score and value products over the causal pairs (forward 2, backward 5 per pair: the backward recomputes
+    /// the scores), and the LM head at target positions only.
+    /// </summary>
+    public double TrainingStepFlops(int rows, int positions, long targets)
+    {
+        double n = (double)rows * positions, d = Embedding;
+        double gemms = 2 * n * (d * AttentionSize * 2 + d * KeyValueSize * 2 + 3 * d * Intermediate);
+        double pairs = rows * (double)positions * (positions + 1) / 2;
+        double attention = (2 + 5) * 2 * AttentionSize * pairs;
+        return Layers * (2 * gemms + attention) + 2 * 2 * targets * d * VocabSize;
+    }
+
+    /// <summary>
+    /// RoPE's inverse frequencies [HeadSize / 2] in <typeparamref name="T"/>, as Hugging Face computes them in its dtype:
+    /// 1 / θ^(2j/hd), then the rope_scaling adjustment.
+    /// </summary>
+    public T[] InverseFrequencies<T>() where T : unmanaged, System.Numerics.IBinaryFloatingPointIeee754<T>
+    {
+        int half = HeadSize / 2;
+        var inverse = new T[half];
+        T theta = T.CreateChecked(RopeTheta), dim = T.CreateChecked(HeadSize);
+        for (int j = 0; j < half; j++) inverse[j] = T.One / T.Pow(theta, T.CreateChecked(2 * j) / dim);
+        if (RopeScaling is { Type: LlamaRopeScaling.Linear } linear)
+            for (int j = 0; j < half; j++) inverse[j] /= T.CreateChecked(linear.Factor);
+        if (RopeScaling is { Type: LlamaRopeScaling.Llama3 } s)
+        {
+            T factor = T.CreateChecked(s.Factor), low = T.CreateChecked(s.LowFrequencyFactor), high = T.CreateChecked(s.HighFrequencyFactor);
+            T old = T.CreateChecked(s.OriginalMaxPositions), twoPi = T.CreateChecked(2 * Math.PI);
+            T lowWavelength = old / low, highWavelength = old / high;
+            for (int j = 0; j < half; j++)
+            {
+                T wavelength = twoPi / inverse[j];
+                if (wavelength > lowWavelength) inverse[j] /= factor;
+                else if (wavelength >= highWavelength)
+                {
+                    T smooth = (old / wavelength - low) / (high - low);
+                    inverse[j] = (T.One - smooth) * inverse[j] / factor + smooth * inverse[j];
+                }
+            }
+        }
+        return inverse;
+    }
+
+    public static LlamaConfig Load(string configPath)
+    {
+        JsonElement root;
+        try
+        {
+            using var stream = File.OpenRead(configPath);
+            root = JsonDocument.Parse(stream).RootElement.Clone();
+        }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException($"{configPath}: cannot read config.json ({e.Message}).", e);
+        }
+        if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{configPath}: config.json must hold a JSON object.");
+        bool Present(string name) => root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
+        int Int(string name, int? fallback = null)
+        {
+            if (root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int value)) return value;
+            if (fallback is { } f && !Present(name)) return f;
+            throw new CheckpointException($"{configPath}: field '{name}' is {(root.TryGetProperty(name, out _) ? "not an integer" : "missing")}; Llama configs need it.");
+        }
+        double Number(string name, double fallback) =>
+            root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble()
+            : !Present(name) ? fallback
+            : throw new CheckpointException($"{configPath}: field '{name}' is not a number.");
+        int? OptionalId(string name) =>
+            root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int id) ? id : null;
+
+        foreach (var (flag, what) in new[] { ("attention_bias", "attention biases"), ("mlp_bias", "MLP biases") })
+            if (root.TryGetProperty(flag, out var b) && b.ValueKind == JsonValueKind.True)
+                throw new CheckpointException($"{configPath}: {flag}=true ({what}) is not supported; SoftPrompt runs bias-free Llama-style models.");
+        if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind == JsonValueKind.String && act.GetString() != "silu")
+            throw new CheckpointException($"{configPath}: hidden_act '{act.GetString()}' is not supported; Llama-style models use 'silu' (SwiGLU).");
+
+        int hidden = Int("hidden_size"), heads = Int("num_attention_heads");
+        if (heads <= 0) throw new CheckpointException($"{configPath}: num_attention_heads must be positive, got {heads}.");
+        var config = new LlamaConfig(
+            VocabSize: Int("vocab_size"),
+            Embedding: hidden,
+            Layers: Int("num_hidden_layers"),
+            Heads: heads,
+            KeyValueHeads: Int("num_key_value_heads", heads),
+            HeadSize: Int("head_dim", hidden / heads),
+            Intermediate: Int("intermediate_size"),
+            MaxPositions: Int("max_position_embeddings"),
+            RmsNormEpsilon: Number("rms_norm_eps", 1e-6),
+            RopeTheta: Number("rope_theta", 10000),
+            RopeScaling: ReadRopeScaling(root, configPath),
+            TiedEmbeddings: root.TryGetProperty("tie_word_embeddings", out var t) && t.ValueKind == JsonValueKind.True,
+            BosTokenId: OptionalId("bos_token_id"),
+            EosTokenId: OptionalId("eos_token_id"));
+        config.Validate(configPath);
+        return config;
+    }
+
+    private static LlamaRopeScaling? ReadRopeScaling(JsonElement root, string configPath)
+    {
+        if (!root.TryGetProperty("rope_scaling", out var s) || s.ValueKind == JsonValueKind.Null) return null;
+        if (s.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{configPath}: rope_scaling must be an object or null.");
+        string? type = s.TryGetProperty("rope_type", out var rt) && rt.ValueKind == JsonValueKind.String ? rt.GetString()
+            : s.TryGetProperty("type", out var ty) && ty.ValueKind == JsonValueKind.String ? ty.GetString() : null;
+        double Field(string name, double? fallback = null) =>
+            s.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble()
+            : fallback ?? throw new CheckpointException($"{configPath}: rope_scaling.{name} is missing or not a number.");
+        return type switch
+        {
+            "default" => null,
+            LlamaRopeScaling.Linear => new LlamaRopeScaling(LlamaRopeScaling.Linear, Field("factor")),
+            LlamaRopeScaling.Llama3 => new LlamaRopeScaling(LlamaRopeScaling.Llama3, Field("factor"), Field("low_freq_factor"), Field("high_freq_factor"),
+                (int)Field("original_max_position_embeddings")),
+            _ => throw new CheckpointException(
+                $"{configPath}: rope_scaling type '{type}' is not supported; SoftPrompt computes 'linear' and 'llama3' RoPE scaling (dynamic NTK and YaRN are not implemented)."),
+        };
+    }
+
+    public void Validate(string source)
+    {
+        if (VocabSize <= 0 || Embedding <= 0 || Layers <= 0 || Heads <= 0 || KeyValueHeads <= 0 || HeadSize <= 0 || Intermediate <= 0 || MaxPositions <= 0)
+            throw new CheckpointException($"{source}: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size and max_position_embeddings must be positive ({this}).");
+        if (Heads % KeyValueHeads != 0)
+            throw new CheckpointException($"{source}: num_attention_heads {Heads} is not a multiple of num_key_value_heads {KeyValueHeads}; grouped-query attention needs whole groups.");
+        if (HeadSize % 2 != 0) throw new CheckpointException($"{source}: head_dim {HeadSize} must be even (RoPE rotates pairs of channels).");
+        if (RopeTheta <= 0) throw new CheckpointException($"{source}: rope_theta must be positive, got {RopeTheta}.");
+        if (RopeScaling is { Factor: <= 0 }) throw new CheckpointException($"{source}: rope_scaling.factor must be positive.");
+        if (RopeScaling is { Type: LlamaRopeScaling.Llama3 } s && (s.HighFrequencyFactor <= s.LowFrequencyFactor || s.OriginalMaxPositions <= 0))
+            throw new CheckpointException($"{source}: llama3 rope_scaling needs high_freq_factor > low_freq_factor and a positive original_max_position_embeddings.");
+    }
+}
