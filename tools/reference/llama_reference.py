@@ -761,10 +761,12 @@ y = x·W^T, no biases.
   (`lm_head.weight` present).
 - `tiny-tied-llama3/`: vocab 89, hidden 48, 6 heads, 1 kv head (multi-query), `head_dim` 12 in config.json
   (NOT hidden/heads = 8: q_proj [72,48], k_proj/v_proj [12,48], o_proj [48,72]), intermediate 64, 3 layers,
-  max_position_embeddings 64, rms_norm_eps 1e-6, rope_theta 500000, Llama-3 rope_scaling
-  `{scaling}`, tie_word_embeddings true (no `lm_head.weight`: logits = h·embed_tokens^T).
-  Its rescaled inv_freq[j], j = 0..5 (float64): {inv_freq}. The three Llama-3 branches are all exercised
-  (wavelen < 16 unchanged, 16..64 blended, > 64 divided by 8).
+  max_position_embeddings 64, rms_norm_eps 1e-6, rope_theta 500000, tie_word_embeddings true (no
+  `lm_head.weight`: logits = h·embed_tokens^T), Llama-3 rope_scaling
+  `{scaling}`.
+  original_max_position_embeddings 64 makes all three Llama-3 branches occur (wavelen < 64/4 unchanged,
+  between blended, > 64/1 divided by 8); the rescaled inv_freq[j], j = 0..5 (float64):
+  {inv_freq}.
 
 Forward: x = [prompt; embed_tokens[ids]]; per layer x += o_proj(attn(rmsnorm(x))), x += down(silu(gate(n))·up(n))
 with n = rmsnorm(x); RMSNorm = x·rsqrt(mean(x²)+eps)·w; hidden = model.norm(x); logits = hidden·head^T.
@@ -781,7 +783,12 @@ same offset changes nothing but rounding; what matters is that the prompt counts
 Weights are deliberately larger than Llama's 0.02 init (embed_tokens std {embed}, every nn.Linear std
 {gain}/sqrt(fan_in), RMSNorm weights 1 + {nw}·N(0,1)) so the model is nonlinear enough that plausible bugs are
 visible: the script checks that each applicable mutant moves the logits or the prompt gradient by > 100x the
-float32-vs-float64 difference (max over real positions): {mutants}.
+float32-vs-float64 difference (ratio = max(max|Δlogits| / logit noise, max|Δgrad| / grad noise), over real
+positions, float64 mutant vs float64 reference; noise = max|f32 - f64| of the correct model):
+
+| mutant | max\|Δlogits\| (smallest over cases) | weakest ratio over cases |
+|---|---|---|
+{mutants}
 
 ## Case files (`<model>/case-*.safetensors`)
 Conventions (the same as the GPT-2 fixtures): row b = [prompt `prompt_index[b]` (P vectors), `input_ids[b]`,
@@ -843,6 +850,7 @@ MUTANT_TEXT = {
     "rope_theta_ignored": "rope_theta ignored, 10000 used (llama3 model only)",
     "llama3_scaling_ignored": "rope_scaling ignored (llama3 model only)",
     "llama3_no_smooth": "the Llama-3 medium band left unscaled (llama3 model only)",
+    "rms_eps_1e-12": "RMSNorm eps 1e-12 instead of rms_norm_eps",
 }
 
 
@@ -860,9 +868,17 @@ def write_readme(out, summary):
 
     cfg = MODELS["tiny-tied-llama3"][0]
     inv = ", ".join(f"{f:.4g} ({b})" for f, b in zip(inv_freq_scalar(cfg), inv_freq_bands(cfg)))
+    mut = []
+    for m in list(MUTANTS) + list(WEAK_MUTANTS):
+        res = [(n, r["mutants"][m]) for n, r in summary if m in r["mutants"]]
+        dl = min(v[0] for _, v in res)
+        ratio = min(v[2] for _, v in res)
+        models = sorted({n.split("/")[0] for n, _ in res})
+        note = " (not asserted)" if m in WEAK_MUTANTS else ""
+        mut.append(f"| {m}: {MUTANT_TEXT[m]}{note} [{', '.join(models)}] | {dl:.1e} | {ratio:.2g}x |")
     text = README.format(torch=torch.__version__, embed=EMBED_STD, gain=MATRIX_GAIN, nw=NORM_WEIGHT_STD,
                          scaling=json.dumps(LLAMA3_SCALING, sort_keys=True), inv_freq=inv,
-                         mutants="; ".join(MUTANT_TEXT[m] for m in MUTANTS), cases="\n".join(lines),
+                         mutants="\n".join(mut), cases="\n".join(lines),
                          fd=worst("fd_rel"), lr=worst("loss_rel"), gr=worst("grad_rel"), la=worst("logit_abs"),
                          nv=worst("naive"))
     with open(os.path.join(out, "README.md"), "w") as f:
@@ -887,7 +903,7 @@ def main():
     ap.add_argument("--out", required=True, help="fixture folder, e.g. tests/SoftPrompt.Tests/fixtures/llama")
     args = ap.parse_args()
 
-    assert sorted(MUTANT_TEXT) == sorted(MUTANTS)
+    assert sorted(MUTANT_TEXT) == sorted(list(MUTANTS) + list(WEAK_MUTANTS))
     check_ops()
     with tempfile.TemporaryDirectory() as tmp:
         first, second = os.path.join(tmp, "a"), os.path.join(tmp, "b")
