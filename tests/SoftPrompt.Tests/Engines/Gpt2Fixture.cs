@@ -29,9 +29,11 @@ internal sealed class Gpt2Fixture
     public required double LossF64 { get; init; }
     public required double[] PromptGradientF64 { get; init; }
 
-    public static Gpt2Fixture Load(string model, string caseName)
+    public static Gpt2Fixture Load(string model, string caseName) => LoadFrom(Path.Combine(Root, model), caseName);
+
+    /// <summary>A case in the decoder-only fixture layout from any model folder (the Llama fixtures share it).</summary>
+    public static Gpt2Fixture LoadFrom(string dir, string caseName)
     {
-        string dir = Path.Combine(Root, model);
         using var file = SafeTensorFile.Open(Path.Combine(dir, caseName + ".safetensors"));
         var promptShape = file.GetInfo("prompts").Shape;
         int rows = (int)file.GetInfo("prompt_index").Shape[0];

@@ -1,0 +1,72 @@
+using SoftPrompt.Engines;
+using SoftPrompt.Models.Llama;
+using SoftPrompt.Tests.Engines;
+
+namespace SoftPrompt.Tests.Llama;
+
+/// <summary>
+/// The CPU Llama engine against PyTorch autograd (fixtures from tools/reference/llama_reference.py, in the decoder-only
+/// layout the GPT-2 fixtures use): grouped-query and multi-query attention, head_dim ≠ d/heads, rope_theta 500000 with
+/// Llama-3 scaling, tied and untied heads, prompts serving several rows, an empty input.
+/// </summary>
+public sealed class CpuLlamaParityTests
+{
+    private static string Root => Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", "llama");
+
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (var (model, caseName) in new[] { ("tiny", "case-a"), ("tiny", "case-b"), ("tiny", "case-c"), ("tiny-tied-llama3", "case-a"), ("tiny-tied-llama3", "case-b") })
+            yield return new TestCaseData(model, caseName).SetName($"{{m}}({model}/{caseName})");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Float32MatchesPyTorch(string model, string caseName)
+    {
+        var fixture = Gpt2Fixture.LoadFrom(Path.Combine(Root, model), caseName);
+        using var engine = new CpuLlamaEngine<float>(LlamaCheckpoint.Load<float>(fixture.ModelDirectory));
+        engine.LoadPrompts(fixture.Prompts.AsSpan(), fixture.PromptCount, fixture.PromptLength);
+        var batch = fixture.Batch();
+
+        var logits = new float[fixture.Logits.Length];
+        engine.Logits(batch, logits);
+        double worstLogit = 0;
+        int vocab = engine.VocabSize;
+        for (int position = 0; position < fixture.PositionMask.Length; position++)
+        {
+            if (fixture.PositionMask[position] == 0) continue;
+            for (int v = 0; v < vocab; v++)
+                worstLogit = Math.Max(worstLogit, Math.Abs(logits[position * vocab + v] - fixture.Logits[position * vocab + v]));
+        }
+        Assert.That(worstLogit, Is.LessThan(1e-4), "max |logit − PyTorch| over real positions");
+
+        float loss = engine.ForwardBackward(batch);
+        Assert.That(Math.Abs(loss - fixture.Loss) / Math.Abs(fixture.Loss), Is.LessThanOrEqualTo(1e-5), "loss relative error");
+        var gradient = new float[fixture.PromptGradient.Length];
+        engine.ReadPromptGradient(gradient);
+        Assert.That(Gpt2Fixture.RelativeError<float>(gradient, fixture.PromptGradient), Is.LessThanOrEqualTo(1e-4), "prompt gradient relative error");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Float64MatchesPyTorchFloat64(string model, string caseName)
+    {
+        var fixture = Gpt2Fixture.LoadFrom(Path.Combine(Root, model), caseName);
+        using var engine = new CpuLlamaEngine<double>(LlamaCheckpoint.Load<double>(fixture.ModelDirectory));
+        engine.LoadPrompts(fixture.Prompts.Select(v => (double)v).ToArray(), fixture.PromptCount, fixture.PromptLength);
+        double loss = engine.LossAndGradient(fixture.Batch(), accumulate: false, 1.0);
+        Assert.That(Math.Abs(loss - fixture.LossF64) / Math.Abs(fixture.LossF64), Is.LessThan(1e-10), "loss relative error (fp64)");
+        Assert.That(Gpt2Fixture.RelativeError(engine.PromptGradient, fixture.PromptGradientF64), Is.LessThan(1e-9), "prompt gradient relative error (fp64)");
+    }
+
+    [Test]
+    public void TheFactoryOpensALlamaDirectoryOnTheCpu()
+    {
+        using var model = EngineFactory.Open(Path.Combine(Root, "tiny-tied-llama3"), "cpu");
+        Assert.That(model.Family, Is.EqualTo("llama"));
+        Assert.That(model.Engine, Is.InstanceOf<CpuLlamaEngine<float>>());
+        var config = (LlamaConfig)model.Config;
+        Assert.That((config.Heads, config.KeyValueHeads, config.HeadSize, config.TiedEmbeddings), Is.EqualTo((6, 1, 12, true)));
+        Assert.That(config.RopeScaling!.Type, Is.EqualTo(LlamaRopeScaling.Llama3));
+        var e = Assert.Throws<NotSupportedException>(() => EngineFactory.Open(Path.Combine(Root, "tiny"), "cuda-emulated"));
+        Assert.That(e!.Message, Does.Contain("--device cpu"));
+    }
+}
