@@ -118,7 +118,7 @@ internal static class BenchCommand
             return EngineFactory.Create(Gpt2Weights<float>.CreateRandom(gpt2, seed: 1), device, shapeName, options);
         if (T5Shapes.Named.TryGetValue(shapeName, out var t5))
         {
-            EngineFactory.CheckT5Device(device); // before building gigabytes of random weights
+            EngineFactory.CheckDevice(device); // before building gigabytes of random weights
             return EngineFactory.Create(T5Weights<float>.CreateRandom(t5, seed: 1), device, shapeName, options);
         }
         throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");

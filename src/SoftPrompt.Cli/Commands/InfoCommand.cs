@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 using SoftPrompt.Tuning;
 
@@ -26,7 +27,9 @@ internal static class InfoCommand
     {
         if (promptPath is not null) return DescribePrompt(promptPath, modelDirectory);
         if (modelDirectory is null) throw new ArgumentException("Give a model directory, or --prompt FILE.");
-        if (ModelFamily.Detect(modelDirectory) == ModelFamily.T5) return DescribeT5(modelDirectory, promptLength);
+        string family = ModelFamily.Detect(modelDirectory);
+        if (family == ModelFamily.T5) return DescribeT5(modelDirectory, promptLength);
+        if (family == ModelFamily.Llama) return DescribeLlama(modelDirectory, promptLength);
         var config = Gpt2Config.Load(Path.Combine(modelDirectory, "config.json"));
         long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
         Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
@@ -55,6 +58,24 @@ internal static class InfoCommand
         Console.WriteLine($"positions    relative ({config.RelativeBuckets} buckets, max distance {config.RelativeMaxDistance}); batches up to {config.MaxPositions}");
         Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
         Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model (prepended to the encoder input)");
+        return 0;
+    }
+
+    private static int DescribeLlama(string modelDirectory, int promptLength)
+    {
+        var config = LlamaConfig.Load(Path.Combine(modelDirectory, "config.json"));
+        long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
+        string rope = $"RoPE θ={config.RopeTheta.ToString(Inv)}" + (config.RopeScaling is { } s ? $", {s.Type} scaling ×{s.Factor.ToString(Inv)}" : "");
+        string attention = config.KeyValueHeads == config.Heads ? "multi-head" : config.KeyValueHeads == 1 ? "multi-query" : $"grouped-query, {config.KeyValueHeads} kv heads";
+        Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
+        Console.WriteLine($"family       llama (RMSNorm, SwiGLU, {rope}, {(config.TiedEmbeddings ? "tied LM head" : "separate lm_head")})");
+        Console.WriteLine($"layers       {config.Layers}");
+        Console.WriteLine($"d_model      {config.Embedding} ({config.Heads} heads × {config.HeadSize}, {attention})");
+        Console.WriteLine($"mlp          {config.Intermediate}");
+        Console.WriteLine($"vocab        {config.VocabSize}");
+        Console.WriteLine($"positions    {config.MaxPositions}");
+        Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
+        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model");
         return 0;
     }
 

@@ -2,6 +2,7 @@ using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Cuda.Kernels;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Engines;
@@ -18,6 +19,9 @@ internal static class CudaEngines
 
     public static IPromptEngine Create(T5Weights<float> weights, string device, EngineOptions options)
         => Create(device, options, compute => new CudaT5Engine(compute, weights, ownsDevice: true));
+
+    public static IPromptEngine Create(LlamaWeights<float> weights, string device, EngineOptions options)
+        => Create(device, options, compute => new CudaLlamaEngine(compute, weights, ownsDevice: true));
 
     /// <summary>Throws unless <paramref name="device"/> can be opened ("cuda" needs a usable GPU and the built kernels): callers check before an expensive load.</summary>
     public static void Check(string device)

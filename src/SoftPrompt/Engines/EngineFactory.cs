@@ -33,12 +33,12 @@ public static class EngineFactory
         string origin = Path.GetFullPath(modelDirectory);
         if (family == ModelFamily.Llama)
         {
-            CheckLlamaDevice(device);
-            return Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin);
+            CheckDevice(device);
+            return Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin, options);
         }
         if (family == ModelFamily.T5)
         {
-            CheckT5Device(device); // before reading the weights: a refusal should not cost a load
+            CheckDevice(device); // before reading the weights: a refusal should not cost a load
             return Create(T5Checkpoint.Load<float>(modelDirectory), device, origin, options);
         }
         return Create(Gpt2Checkpoint.Load<float>(modelDirectory), device, origin, options);
@@ -58,7 +58,7 @@ public static class EngineFactory
 
     public static LoadedModel Create(T5Weights<float> weights, string device, string origin, EngineOptions? options = null)
     {
-        CheckT5Device(device);
+        CheckDevice(device);
         IPromptEngine engine = device switch
         {
             "cpu" => new CpuT5Engine<float>(weights),
@@ -67,25 +67,22 @@ public static class EngineFactory
         return new LoadedModel(engine, weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
     }
 
-    /// <summary>Llama-style models run on the CPU reference engine; the CUDA Llama engine (RoPE, SwiGLU, GQA kernels) is not written yet.</summary>
-    public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin)
+    public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin, EngineOptions? options = null)
     {
-        CheckLlamaDevice(device);
-        return new LoadedModel(new CpuLlamaEngine<float>(weights), weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
-    }
-
-    private static void CheckLlamaDevice(string device)
-    {
-        if (device is "cuda" or "cuda-emulated")
-            throw new NotSupportedException($"Llama-style models run on --device cpu only for now (no CUDA Llama engine yet); '{device}' was asked for.");
-        if (device != "cpu") throw UnknownDevice(device);
+        CheckDevice(device);
+        IPromptEngine engine = device switch
+        {
+            "cpu" => new CpuLlamaEngine<float>(weights),
+            _ => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
+        };
+        return new LoadedModel(engine, weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
     }
 
     /// <summary>cuda when a usable GPU is present, else cpu.</summary>
     public static string DefaultDevice => CudaEngines.GpuAvailable ? "cuda" : "cpu";
 
-    /// <summary>Throws unless T5 can run on <paramref name="device"/> (an unknown name, or --device cuda without a usable GPU): callers that build T5 weights themselves check first, as a refusal should not cost a load.</summary>
-    public static void CheckT5Device(string device)
+    /// <summary>Throws unless a model can run on <paramref name="device"/> (an unknown name, or --device cuda without a usable GPU): callers check before loading or building weights, as a refusal should not cost a load.</summary>
+    public static void CheckDevice(string device)
     {
         if (device is not ("cpu" or "cuda" or "cuda-emulated")) throw UnknownDevice(device);
         CudaEngines.Check(device);

@@ -1,0 +1,260 @@
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Models.Llama;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// The Llama-style fast path: <see cref="CpuLlamaEngine{T}"/>'s forward and input-gradient-only reverse pass as kernels
+/// plus GEMMs, on any <see cref="IComputeDevice"/> (a real GPU, or the kernel emulator). RoPE folds attention's 1/√hd into
+/// the query's rotation; grouped-query attention repeats each kv head for its query heads and sums the group's
+/// gradients back (deterministic, no atomics) around the biased-attention kernel run without a bias. Weights and RoPE
+/// tables are uploaded once; activations live in one plan per (rows, sequence) capacity; a step waits only to read the loss.
+/// </summary>
+public sealed class CudaLlamaEngine : IPromptEngine
+{
+    private float lossGradientWeight = 1f;
+    private readonly IComputeDevice device;
+    private readonly bool ownsDevice;
+    private readonly LlamaConfig config;
+    private readonly LlamaDeviceWeights weights;
+    private readonly DevicePromptState state;
+    private readonly float attentionScale;
+    private readonly float[] lossReadback = new float[1];
+    private LlamaDevicePlan? plan;
+    private int lastRows, lastSequence;
+
+    public CudaLlamaEngine(IComputeDevice device, LlamaWeights<float> hostWeights, bool ownsDevice = false)
+    {
+        this.device = device;
+        this.ownsDevice = ownsDevice;
+        config = hostWeights.Config;
+        weights = new LlamaDeviceWeights(device, hostWeights);
+        state = new DevicePromptState(device, config.Embedding);
+        attentionScale = 1f / MathF.Sqrt(config.HeadSize);
+    }
+
+    public string DeviceName => device.Kind;
+    public IComputeDevice Device => device;
+    public int EmbeddingSize => config.Embedding;
+    public int VocabSize => config.VocabSize;
+    public int MaxPositions => config.MaxPositions;
+    public int PromptCount => state.PromptCount;
+    public PromptLayout? PromptLayout => state.Layout;
+
+    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
+    public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
+    public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
+    public int OptimizerStateLength => state.OptimizerStateLength;
+    public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
+    public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
+    public float LastGradientNorm => state.LastGradientNorm;
+    public void ReadGradientNorms(Span<float> destination) => state.ReadGradientNorms(destination);
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+        => state.OptimizerStep(settings, step, learningRate, gradientScale);
+
+    public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
+
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
+    {
+        lossGradientWeight = gradientWeight;
+        float loss = RunForward(batch, withGradient: true);
+        RunBackward(accumulate);
+        return loss;
+    }
+
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
+    {
+        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
+        bool matches = !rowGreedyMatches.IsEmpty;
+        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, countGreedyMatches: matches);
+        var p = plan!;
+        var rowLoss = p.HostRowLoss.AsSpan(0, p.TargetCount);
+        device.CopyToHost(p.RowLoss.Slice(0, p.TargetCount), rowLoss);
+        rowLogLikelihood[..batch.Rows].Clear();
+        if (matches) rowGreedyMatches[..batch.Rows].Clear();
+        for (int r = 0; r < p.TargetCount; r++)
+        {
+            rowLogLikelihood[p.HostTargetRow[r]] -= rowLoss[r];
+            if (matches && p.HostArgmaxMatches[r]) rowGreedyMatches[p.HostTargetRow[r]]++;
+        }
+    }
+
+    /// <summary>Full logits [B, T, V] at every position (tests; training never materialises these).</summary>
+    public void Logits(TokenBatch batch, Span<float> logits)
+    {
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        int n = batch.Rows * batch.SequenceLength, d = config.Embedding, vocab = config.VocabSize;
+        if (logits.Length < (long)n * vocab) throw new ArgumentException($"Logits buffer needs {(long)n * vocab} values.");
+        using var all = device.Allocate<float>((long)n * vocab);
+        device.Gemm(n, vocab, d, 1f, new GemmOperand(plan!.FinalNorm, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(all.Span, vocab));
+        device.CopyToHost(all.Span, logits[..(n * vocab)]);
+    }
+
+    public void NextTokenLogits(TokenBatch batch, Span<float> logits)
+    {
+        int vocab = config.VocabSize, d = config.Embedding;
+        if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        var p = plan!;
+        for (int row = 0; row < batch.Rows; row++)
+            p.HostTargetPositions[row] = row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1;
+        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, batch.Rows), p.TargetPositions.Slice(0, batch.Rows));
+        for (int start = 0; start < batch.Rows; start += p.LogitRows)
+        {
+            int chunk = Math.Min(p.LogitRows, batch.Rows - start);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.FinalNorm, p.TargetPositions.Slice(start, chunk), chunk, d);
+            var chunkLogits = p.Logits.Slice(0, (long)chunk * vocab);
+            device.Gemm(chunk, vocab, d, 1f, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(chunkLogits, vocab));
+            device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
+        }
+    }
+
+    public void Dispose()
+    {
+        plan?.Dispose();
+        state.Dispose();
+        weights.Dispose();
+        if (ownsDevice) device.Dispose();
+    }
+
+    private LlamaDevicePlan Plan(TokenBatch batch)
+    {
+        var p = plan;
+        int rows = Math.Max(batch.Rows, batch.RowCapacity), sequence = batch.SequenceLength;
+        if (p is null || p.Rows < rows || p.Sequence < sequence)
+        {
+            // Grow both dimensions to the largest seen, so alternating batch shapes settle on one plan.
+            int r = Math.Max(rows, p?.Rows ?? 0), s = Math.Max(Math.Min(config.MaxPositions, batch.LongestPrompt + batch.TokenCapacity), Math.Max(sequence, p?.Sequence ?? 0));
+            p?.Dispose();
+            plan = p = new LlamaDevicePlan(device, config, r, s);
+        }
+        return p;
+    }
+
+    private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
+    {
+        BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
+        var p = Plan(batch);
+        int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, d = config.Embedding;
+        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
+        lastRows = rows;
+        lastSequence = seq;
+        float eps = (float)config.RmsNormEpsilon;
+        p.Upload(batch);
+
+        var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
+        EmbeddingForward.Launch(device, first.Slice(0, (long)n * d), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
+            state.Offsets, weights.TokenEmbedding, p.ZeroPositions, rows, seq, batch.TokenLength, d);
+        for (int l = 0; l < config.Layers; l++)
+        {
+            var s = p.Layers[l];
+            var w = weights.Layers[l];
+            RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
+            Project(s.Query, p.Norm, w.Query, n, d, att);
+            Project(p.KeyNarrow, p.Norm, w.Key, n, d, kv);
+            Project(p.ValueNarrow, p.Norm, w.Value, n, d, kv);
+            RopeForward.Launch(device, s.Query, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
+            RopeForward.Launch(device, p.KeyNarrow, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+            RepeatKeyValueHeads.Launch(device, s.Key, p.KeyNarrow, n, heads, kvHeads, hd);
+            RepeatKeyValueHeads.Launch(device, s.Value, p.ValueNarrow, n, heads, kvHeads, hd);
+            BiasedAttentionForward.Launch(device, s.Attention, s.LogSumExp, s.Query, att, s.Key, att, s.Value, att,
+                default, default, default, rows, seq, seq, heads, hd, causal: true);
+            Residual(s.Middle, s.Input, s.Attention, w.Output, n, att, d);
+            RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
+            Project(s.Gate, p.Norm, w.Gate, n, d, ff);
+            Project(s.Up, p.Norm, w.Up, n, d, ff);
+            SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
+            var next = l + 1 < config.Layers ? p.Layers[l + 1].Input : p.Final;
+            Residual(next, s.Middle, p.Wide, w.Down, n, ff, d);
+        }
+        RmsNormForward.Launch(device, p.FinalNorm, p.FinalRstd, p.Final, weights.FinalNormWeight, n, d, eps);
+        return languageModelHead ? LanguageModelHead(p, n, withGradient, countGreedyMatches) : 0f;
+    }
+
+    /// <summary>Logits, loss and (optionally) d(final norm output) at target positions only, in chunks of rows.</summary>
+    private float LanguageModelHead(LlamaDevicePlan p, int n, bool withGradient, bool countGreedyMatches)
+    {
+        int d = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
+        if (withGradient) device.Zero(p.Gradient.Slice(0, (long)n * d));
+        float scale = withGradient ? lossGradientWeight / count : 0f;
+        for (int start = 0; start < count; start += p.LogitRows)
+        {
+            int chunk = Math.Min(p.LogitRows, count - start);
+            var positions = p.TargetPositions.Slice(start, chunk);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.FinalNorm, positions, chunk, d);
+            var logits = p.Logits.Slice(0, (long)chunk * vocab);
+            device.Gemm(chunk, vocab, d, 1f, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
+            if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
+            CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
+            if (withGradient)
+            {
+                device.Gemm(chunk, d, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.HeadWeight, d), 0f, new GemmOperand(p.TargetHidden, d));
+                ScatterRows.Launch(device, p.Gradient, p.TargetHidden.Slice(0, (long)chunk * d), positions, chunk, d);
+            }
+        }
+        SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
+        device.CopyToHost(p.Loss, lossReadback);
+        return lossReadback[0];
+    }
+
+    /// <summary>Evaluation only: argmax of each target row's logits, on the host (a copy of the chunk's logits).</summary>
+    private void CountGreedyMatches(LlamaDevicePlan p, DeviceSpan<float> logits, int start, int chunk)
+    {
+        int vocab = config.VocabSize;
+        var host = p.HostLogits(chunk * vocab);
+        device.CopyToHost(logits, host);
+        for (int r = 0; r < chunk; r++)
+            p.HostArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(host.Slice(r * vocab, vocab)) == p.HostTargetIds[start + r];
+    }
+
+    private void RunBackward(bool accumulate)
+    {
+        var p = plan!;
+        int rows = lastRows, seq = lastSequence, n = rows * seq, d = config.Embedding;
+        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
+        var dResidual = p.GradientNext.Slice(0, (long)n * d);
+        device.Zero(dResidual);
+        RmsNormBackward.Launch(device, dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalRstd, n, d);
+        for (int l = config.Layers - 1; l >= 0; l--)
+        {
+            var s = p.Layers[l];
+            var w = weights.Layers[l];
+            InputGradient(p.Wide, dResidual, w.Down, n, ff, d);
+            SwiGluBackward.Launch(device, p.GradientGate, p.GradientUp, p.Wide, s.Gate, s.Up, n * ff);
+            InputGradient(p.Norm, p.GradientGate, w.Gate, n, d, ff);
+            InputGradient(p.Norm, p.GradientUp, w.Up, n, d, ff, accumulate: true);
+            RmsNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.MlpNormWeight, s.Rstd2, n, d);
+
+            InputGradient(p.GradientAttention, dResidual, w.Output, n, att, d);
+            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, s.Query, att, s.Key, att, s.Value, att,
+                s.Attention, s.LogSumExp, p.AttentionScratch, default, default, default, rows, seq, seq, heads, hd, causal: true);
+            SumKeyValueGroups.Launch(device, p.KeyNarrow, p.GradientKey, n, heads, kvHeads, hd);
+            SumKeyValueGroups.Launch(device, p.ValueNarrow, p.GradientValue, n, heads, kvHeads, hd);
+            RopeBackward.Launch(device, p.GradientQuery, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
+            RopeBackward.Launch(device, p.KeyNarrow, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+            InputGradient(p.Norm, p.GradientQuery, w.Query, n, d, att);
+            InputGradient(p.Norm, p.KeyNarrow, w.Key, n, d, kv, accumulate: true);
+            InputGradient(p.Norm, p.ValueNarrow, w.Value, n, d, kv, accumulate: true);
+            RmsNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, n, d);
+        }
+        PromptGradient.Launch(device, state.Gradient, dResidual, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, seq, d, accumulate);
+    }
+
+    /// <summary>y [n, outDim] = x [n, inDim] · Wᵀ, W [outDim, inDim] (nn.Linear, no bias).</summary>
+    private void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
+        => device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), 0f, new GemmOperand(y, outDim));
+
+    /// <summary>y [n, outDim] = residual + x · Wᵀ: the residual is copied in first, the GEMM accumulates onto it.</summary>
+    private void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
+    {
+        device.CopyDeviceToDevice(residual.Slice(0, (long)n * outDim), y.Slice(0, (long)n * outDim));
+        device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), 1f, new GemmOperand(y, outDim));
+    }
+
+    /// <summary>dx [n, inDim] (=, or += when accumulating) dy [n, outDim] · W, W [outDim, inDim]. The only GEMM a frozen layer needs backward.</summary>
+    private void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> weight, int n, int inDim, int outDim, bool accumulate = false)
+        => device.Gemm(n, inDim, outDim, 1f, new GemmOperand(dy, outDim), new GemmOperand(weight, inDim), accumulate ? 1f : 0f, new GemmOperand(dx, inDim));
+}
