@@ -27,17 +27,20 @@ public static class RopeOps
 
     /// <summary>
     /// x [B, S, heads·hd] rotated in place, position of (b, t) = t (the prompt counts). cos, sin [≥ S, hd/2].
+    /// With <paramref name="scale"/> (null = 1) each rotated value is then multiplied by it — x ← scale·R(t)·x, rounded
+    /// as kernels/rope.cu does — so attention's 1/√hd can ride on the query's rotation.
     /// </summary>
-    public static void Forward<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize)
+    public static void Forward<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize, T? scale = null)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
-        => Rotate(x, cos, sin, batch, sequence, heads, headSize, inverse: false);
+        => Rotate(x, cos, sin, batch, sequence, heads, headSize, inverse: false, scale ?? T.One);
 
-    /// <summary>dx from dy [B, S, heads·hd], in place: the rotation by −angle.</summary>
-    public static void Backward<T>(Span<T> gradient, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize)
+    /// <summary>dx from dy [B, S, heads·hd], in place: the rotation by −angle, then the optional scale (x ← scale·R(t)ᵀ·x).</summary>
+    public static void Backward<T>(Span<T> gradient, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize, T? scale = null)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
-        => Rotate(gradient, cos, sin, batch, sequence, heads, headSize, inverse: true);
+        => Rotate(gradient, cos, sin, batch, sequence, heads, headSize, inverse: true, scale ?? T.One);
 
-    private static void Rotate<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize, bool inverse)
+    // Multiplying by a scale of 1 is exact, so callers without a scale get the unscaled rotation's bits.
+    private static void Rotate<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize, bool inverse, T scale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         int half = headSize / 2, width = heads * headSize;
@@ -55,8 +58,8 @@ public static class RopeOps
                     for (int j = 0; j < half; j++)
                     {
                         T first = head[j], second = head[j + half], sj = inverse ? -s[j] : s[j];
-                        head[j] = first * c[j] - second * sj;
-                        head[j + half] = second * c[j] + first * sj;
+                        head[j] = (first * c[j] - second * sj) * scale;
+                        head[j + half] = (second * c[j] + first * sj) * scale;
                     }
                 }
             }

@@ -157,8 +157,8 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
             RopeOps.Forward<T>(s.Query, cos, sin, rows, seq, heads, hd);
             RopeOps.Forward<T>(a.KeyNarrow, cos, sin, rows, seq, kvHeads, hd);
             TensorPrimitives.Multiply(s.Query.AsSpan(0, n * att), attentionScale, s.Query.AsSpan(0, n * att));
-            RepeatKeyValueHeads(s.Key, a.KeyNarrow, n);
-            RepeatKeyValueHeads(s.Value, a.ValueNarrow, n);
+            GroupedQueryOps.Repeat<T>(s.Key, a.KeyNarrow, n, heads, kvHeads, hd);
+            GroupedQueryOps.Repeat<T>(s.Value, a.ValueNarrow, n, heads, kvHeads, hd);
             BiasedAttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Query, s.Key, s.Value, default, default, rows, seq, seq, heads, hd, causal: true);
             Project(a.Projection, s.Attention, w.Output, n, att, d);
             TensorPrimitives.Add(s.Input.AsSpan(0, n * d), a.Projection.AsSpan(0, n * d), s.Middle.AsSpan(0, n * d));
@@ -237,8 +237,8 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
             BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, s.Query, s.Key, s.Value, s.Attention, s.LogSumExp,
                 default, default, rows, seq, seq, heads, hd, causal: true);
             TensorPrimitives.Multiply(a.GradientQuery.AsSpan(0, n * att), attentionScale, a.GradientQuery.AsSpan(0, n * att));
-            SumKeyValueGroups(a.KeyNarrow, a.GradientKey, n);
-            SumKeyValueGroups(a.ValueNarrow, a.GradientValue, n);
+            GroupedQueryOps.Sum<T>(a.KeyNarrow, a.GradientKey, n, heads, kvHeads, hd);
+            GroupedQueryOps.Sum<T>(a.ValueNarrow, a.GradientValue, n, heads, kvHeads, hd);
             RopeOps.Backward<T>(a.GradientQuery, cos, sin, rows, seq, heads, hd);
             RopeOps.Backward<T>(a.KeyNarrow, cos, sin, rows, seq, kvHeads, hd);
             InputGradient(a.Norm, a.GradientQuery, w.Query, n, d, att, accumulate: false);
@@ -247,28 +247,6 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
             RmsNormOps.Backward<T>(dResidual, a.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, n, d);
         }
         EmbeddingOps.PromptGradient<T>(state.Gradient, dResidual, batch.PromptIndex, state.Layout!.Offsets, rows, seq, d, accumulate);
-    }
-
-    /// <summary>wide [n, Heads·hd] ← narrow [n, KeyValueHeads·hd]: query head h reads kv head h / Group (HF's repeat_kv).</summary>
-    private void RepeatKeyValueHeads(Span<T> wide, ReadOnlySpan<T> narrow, int n)
-    {
-        int hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, group = config.Group;
-        for (int r = 0; r < n; r++)
-            for (int h = 0; h < config.Heads; h++)
-                narrow.Slice(r * kv + h / group * hd, hd).CopyTo(wide.Slice(r * att + h * hd, hd));
-    }
-
-    /// <summary>narrow [n, KeyValueHeads·hd] = Σ over each kv head's group of query heads of wide [n, Heads·hd]: repeat_kv's backward.</summary>
-    private void SumKeyValueGroups(Span<T> narrow, ReadOnlySpan<T> wide, int n)
-    {
-        int hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, group = config.Group;
-        narrow[..(n * kv)].Clear();
-        for (int r = 0; r < n; r++)
-            for (int h = 0; h < config.Heads; h++)
-            {
-                var target = narrow.Slice(r * kv + h / group * hd, hd);
-                TensorPrimitives.Add(target, wide.Slice(r * att + h * hd, hd), target);
-            }
     }
 
     /// <summary>y [n, outDim] = x [n, inDim] · Wᵀ, W [outDim, inDim] (nn.Linear, no bias).</summary>

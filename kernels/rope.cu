@@ -1,0 +1,52 @@
+// rope.cu — rotary position embedding in Hugging Face Llama's rotate-half layout, in place, with an optional scale folded
+// in (the engine passes attention's 1/√hd with the query). Mirrors src/SoftPrompt/Cpu/RopeOps.cs one-to-one.
+// Launchers: src/SoftPrompt/Cuda/Kernels/Rope.cs. Tests: tests/SoftPrompt.Tests/Kernels/LlamaKernelTests.cs.
+//
+// For a head vector x [hd] at position t, h = hd/2, c_j = cos[t, j], s_j = sin[t, j]:
+//   forward  y_j = (x_j·c_j − x_{j+h}·s_j)·scale,  y_{j+h} = (x_{j+h}·c_j + x_j·s_j)·scale   (scale · R(t)·x)
+//   backward the same with s_j → −s_j                                                         (scale · R(t)ᵀ·x)
+// Mapping: a grid-stride loop with one thread per rotated pair (row, head, j < h); consecutive threads take consecutive
+// j, so the reads of x_j, x_{j+h} and of the table rows are coalesced. The thread owning a pair reads both elements
+// before writing them, so the rotation in place is race-free. Every product and sum is rounded on its own
+// (__fmul_rn / __fadd_rn stop nvcc from contracting them into FMAs), so the GPU gives the CPU op's bits.
+#include "common.cuh"
+
+namespace rope_detail {
+
+__device__ __forceinline__ int grid_stride() { return static_cast<int>(gridDim.x * blockDim.x); }
+__device__ __forceinline__ int grid_first() { return static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
+
+// Rotates every pair of x [batch·sequence, heads·head_size] by its position's angle; sign = +1 forward, −1 backward
+// (negating s is exact, so the backward rounds exactly as the CPU op's `sj = -s[j]`).
+__device__ __forceinline__ void rotate_pairs(float* x, const float* cos_table, const float* sin_table, int batch, int sequence, int heads,
+                                             int head_size, float scale, float sign) {
+    const int half = head_size / 2;
+    const int pairs = batch * sequence * heads * half;  // ≤ the element count, which the launcher keeps in int range
+    for (int p = grid_first(); p < pairs; p += grid_stride()) {
+        const int j = p % half;
+        const int row_head = p / half;       // (b·sequence + t)·heads + head
+        const int t = (row_head / heads) % sequence;
+        float* v = x + row_head * head_size + j;
+        const float c = cos_table[t * half + j], s = sign * sin_table[t * half + j];
+        const float a = v[0], b = v[half];
+        v[0] = __fmul_rn(__fadd_rn(__fmul_rn(a, c), -__fmul_rn(b, s)), scale);
+        v[half] = __fmul_rn(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)), scale);
+    }
+}
+
+}  // namespace rope_detail
+
+// rope_forward — x ← scale · R(t)·x, in place (RopeOps.Forward).
+//   x: [batch, sequence, heads·head_size], row (b, t) at position t; cos_table, sin_table: [≥ sequence, head_size/2]
+//   (cos and sin of t·ω_j); head_size even.
+//   Grid: any (grid-stride over batch·sequence·heads·head_size/2 pairs); block: 256; no shared memory. Saves nothing:
+//   the backward needs only the tables.
+extern "C" __global__ void __launch_bounds__(256) rope_forward(float* x, const float* cos_table, const float* sin_table, int batch, int sequence, int heads, int head_size, float scale) {
+    rope_detail::rotate_pairs(x, cos_table, sin_table, batch, sequence, heads, head_size, scale, 1.0f);
+}
+
+// rope_backward — dx ← scale · R(t)ᵀ·dy, in place over x (RopeOps.Backward): the gradient through rope_forward.
+//   Shapes, grid and block as rope_forward.
+extern "C" __global__ void __launch_bounds__(256) rope_backward(float* x, const float* cos_table, const float* sin_table, int batch, int sequence, int heads, int head_size, float scale) {
+    rope_detail::rotate_pairs(x, cos_table, sin_table, batch, sequence, heads, head_size, scale, -1.0f);
+}

@@ -1,0 +1,67 @@
+namespace SoftPrompt.Cuda.Kernels;
+
+// Launchers of kernels/rope.cu: rotate-half RoPE in place, with a scale folded in (mirrors of Cpu/RopeOps).
+// Grid-stride kernels over the rotated pairs: 256 threads, at most LaunchChecks.MaxGridStrideBlocks blocks.
+
+/// <summary>
+/// rope_forward: x ← scale·R(t)·x in place (RopeOps.Forward with scale). x [batch, sequence, heads·headSize], row (b, t)
+/// at position t; cos, sin [≥ sequence, headSize/2] (RopeOps.Tables); headSize even. The engine passes attention's
+/// 1/√hd as the query's scale.
+/// </summary>
+internal static unsafe class RopeForward
+{
+    public const string Name = "rope_forward";
+    public const int Threads = 256;
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
+        int batch, int sequence, int heads, int headSize, float scale)
+        => RopeLaunch.Launch(device, Name, x, cos, sin, batch, sequence, heads, headSize, scale);
+}
+
+/// <summary>
+/// rope_backward: x ← scale·R(t)ᵀ·x in place (RopeOps.Backward with scale): the gradient through
+/// <see cref="RopeForward"/> with the same tables and scale. Shapes as <see cref="RopeForward"/>.
+/// </summary>
+internal static unsafe class RopeBackward
+{
+    public const string Name = "rope_backward";
+    public const int Threads = RopeForward.Threads;
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
+        int batch, int sequence, int heads, int headSize, float scale)
+        => RopeLaunch.Launch(device, Name, x, cos, sin, batch, sequence, heads, headSize, scale);
+}
+
+/// <summary>The checks and launch the two directions share: their kernels take the same arguments.</summary>
+file static unsafe class RopeLaunch
+{
+    public static void Launch(IComputeDevice device, string kernel, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
+        int batch, int sequence, int heads, int headSize, float scale)
+    {
+        LaunchChecks.NotBelow(kernel, batch, 0);
+        LaunchChecks.NotBelow(kernel, sequence, 0);
+        LaunchChecks.NotBelow(kernel, heads, 1);
+        LaunchChecks.NotBelow(kernel, headSize, 2);
+        if (headSize % 2 != 0) throw new ArgumentException($"{kernel}: headSize must be even (RoPE rotates pairs of channels), got {headSize}.", nameof(headSize));
+        int n = LaunchChecks.Elements(kernel, (long)batch * sequence * heads * headSize, "x [batch, sequence, heads·headSize]");
+        long table = (long)sequence * (headSize / 2);
+        LaunchChecks.AtLeast(kernel, x, n, "[batch, sequence, heads·headSize]");
+        LaunchChecks.AtLeast(kernel, cos, table, "[sequence, headSize/2]");
+        LaunchChecks.AtLeast(kernel, sin, table, "[sequence, headSize/2]");
+        if (n == 0) return;
+        ulong xPtr = x.Address, cosPtr = cos.Address, sinPtr = sin.Address;
+        int blocks = LaunchChecks.GridStrideBlocks(n / 2, RopeForward.Threads);
+        void** args = stackalloc void*[8];
+        args[0] = &xPtr;
+        args[1] = &cosPtr;
+        args[2] = &sinPtr;
+        args[3] = &batch;
+        args[4] = &sequence;
+        args[5] = &heads;
+        args[6] = &headSize;
+        args[7] = &scale;
+        device.Launch(device.GetKernel(kernel), blocks, RopeForward.Threads, 0, args, 8);
+    }
+}
