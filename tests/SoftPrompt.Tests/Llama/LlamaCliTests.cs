@@ -34,7 +34,7 @@ public sealed class LlamaCliTests : CliScratch
         }
 
         var (code, stdout, stderr) = CliRunner.Run("train", "--model", Model, "--data", data, "--prompt-length", "4",
-            "--optimizer", "adamw", "--lr", "0.05", "--steps", "30", "--batch-size", "16", "--out", output, "--no-plot", "--device", device);
+            "--optimizer", "adamw", "--lr", "0.1", "--steps", "60", "--batch-size", "16", "--out", output, "--no-plot", "--device", device);
         Assert.That(code, Is.EqualTo(0), stdout + stderr);
         var trained = PromptFile.Load(output);
         Assert.That(trained.Metadata[PromptFile.FamilyKey], Is.EqualTo("llama"));

@@ -174,13 +174,15 @@ public sealed class T5CheckpointTests : CheckpointTestDirectory
     [TestCase("{\"model_type\": \"t5\"}", "t5")]
     [TestCase("{\"architectures\": [\"T5ForConditionalGeneration\"]}", "t5")]
     [TestCase("{\"architectures\": [\"GPT2LMHeadModel\"]}", "gpt2")]
+    [TestCase("{\"model_type\": \"llama\"}", "llama")]
+    [TestCase("{\"architectures\": [\"LlamaForCausalLM\"]}", "llama")]
     public void FamilyIsDetected(string config, string family)
     {
         File.WriteAllText(PathOf("config.json"), config);
         Assert.That(ModelFamily.Detect(Dir), Is.EqualTo(family));
     }
 
-    [TestCase("{\"model_type\": \"llama\"}", "model_type 'llama' is not supported")]
+    [TestCase("{\"model_type\": \"bert\"}", "model_type 'bert' is not supported; SoftPrompt runs gpt2, t5 and llama models")]
     [TestCase("{\"architectures\": [\"BertModel\"]}", "architectures [BertModel]")]
     [TestCase("[1, 2]", "JSON object")]
     [TestCase("{", "cannot read config.json")]
