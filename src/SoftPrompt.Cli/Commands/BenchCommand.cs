@@ -7,6 +7,7 @@ using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Cli.Commands;
@@ -17,7 +18,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Hugging Face checkpoint directory" };
-        var shape = new Option<string?>("--shape") { Description = string.Join(" | ", ShapeNames) + " (random weights; T5 shapes are v1.1/LM-adapted and run on --device cpu)" };
+        var shape = new Option<string?>("--shape") { Description = string.Join(" | ", ShapeNames) + " (random weights; T5 shapes are v1.1/LM-adapted, Llama shapes fp32 copies of the published configs)" };
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
         var seq = new Option<int>("--seq-len") { Description = "Tokens per row after the prompt (T5: encoder input tokens)", DefaultValueFactory = _ => 256 };
         var promptLength = new Option<int>("--prompt-length") { DefaultValueFactory = _ => 100 };
@@ -39,7 +40,7 @@ internal static class BenchCommand
 
     private const int DefaultT5Targets = 32;
 
-    private static IEnumerable<string> ShapeNames => Gpt2Shapes.Named.Keys.Concat(T5Shapes.Named.Keys);
+    private static IEnumerable<string> ShapeNames => Gpt2Shapes.Named.Keys.Concat(T5Shapes.Named.Keys).Concat(LlamaShapes.Named.Keys);
 
     private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32,
         int ensemble)
@@ -121,22 +122,24 @@ internal static class BenchCommand
             EngineFactory.CheckDevice(device); // before building gigabytes of random weights
             return EngineFactory.Create(T5Weights<float>.CreateRandom(t5, seed: 1), device, shapeName, options);
         }
+        if (LlamaShapes.Named.TryGetValue(shapeName, out var llama))
+        {
+            EngineFactory.CheckDevice(device);
+            return EngineFactory.Create(LlamaWeights<float>.CreateRandom(llama, seed: 1), device, shapeName, options);
+        }
         throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
     }
 
     private static string Describe(IPromptEngine engine) => engine switch
     {
-        CudaGpt2Engine cuda => cuda.Device.Description,
-        CudaT5Engine cuda => cuda.Device.Description,
+        IDeviceEngine cuda => cuda.Device.Description,
         _ => "cpu",
     };
 
     private static long MemoryUsed(IPromptEngine engine) => engine switch
     {
-        CudaGpt2Engine { Device: CudaDevice gpu } => gpu.MemoryInfo.UsedBytes,
-        CudaGpt2Engine { Device: EmulatedDevice emulated } => emulated.AllocatedBytes,
-        CudaT5Engine { Device: CudaDevice gpu } => gpu.MemoryInfo.UsedBytes,
-        CudaT5Engine { Device: EmulatedDevice emulated } => emulated.AllocatedBytes,
+        IDeviceEngine { Device: CudaDevice gpu } => gpu.MemoryInfo.UsedBytes,
+        IDeviceEngine { Device: EmulatedDevice emulated } => emulated.AllocatedBytes,
         _ => Environment.WorkingSet,
     };
 }

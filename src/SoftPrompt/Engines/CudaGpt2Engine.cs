@@ -10,7 +10,7 @@ namespace SoftPrompt.Engines;
 /// once into one allocation; activations live in one plan per (rows, sequence) capacity, reused step after
 /// step; a step queues everything on the device's stream and waits only to read the loss.
 /// </summary>
-public sealed class CudaGpt2Engine : IPromptEngine
+public sealed class CudaGpt2Engine : IDeviceEngine
 {
     /// <summary>Multiplies the next backward pass's gradient (see IPromptEngine.ForwardBackward).</summary>
     private float lossGradientWeight = 1f;

@@ -11,7 +11,7 @@ namespace SoftPrompt.Engines;
 /// gradients back (deterministic, no atomics) around the biased-attention kernel run without a bias. Weights and RoPE
 /// tables are uploaded once; activations live in one plan per (rows, sequence) capacity; a step waits only to read the loss.
 /// </summary>
-public sealed class CudaLlamaEngine : IPromptEngine
+public sealed class CudaLlamaEngine : IDeviceEngine
 {
     private float lossGradientWeight = 1f;
     private readonly IComputeDevice device;

@@ -10,7 +10,7 @@ namespace SoftPrompt.Engines;
 /// uploaded once into one allocation; activations live in one plan per (rows, encoder length, decoder length)
 /// capacity, reused step after step; logits are computed at target positions only.
 /// </summary>
-public sealed class CudaT5Engine : IEncoderDecoderEngine
+public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
 {
     private float lossGradientWeight = 1f;
     private readonly IComputeDevice device;
