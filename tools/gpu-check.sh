@@ -11,13 +11,15 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvi
 SOFTPROMPT_REQUIRE_GPU=1 timeout "${GPU_TEST_TIMEOUT:-150}" ./SoftPrompt.Tests --progress off --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.txt" 2>&1
 echo "gpu tests exit $?" >> "$out/gpu-tests.txt"
 timeout 60 ./softprompt demo --device cuda > "$out/demo-cuda.txt" 2>&1
-b() { timeout 60 ./softprompt bench --device cuda --steps 10 --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.err"; }
+b() { timeout "${BENCH_TIMEOUT:-60}" ./softprompt bench --device cuda --steps 10 --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.err"; }
 b --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100
 b --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
 b --shape gpt2-medium --batch-size 16 --seq-len 256 --prompt-length 100
 b --shape gpt2-medium --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
 b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4
 b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4 --ensemble 5
+b --shape t5-base --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
+BENCH_TIMEOUT=120 b --shape llama3.2-1b --batch-size 8 --seq-len 256 --prompt-length 100 --targets 4 --tf32
 if [ "${SKIP_BDN:-0}" != 1 ]; then
   timeout 150 ./SoftPrompt.Benchmarks --filter '*KernelBenchmarks*' '*CudaTrainingStep*' --inProcess --job short > "$out/bdn.txt" 2>&1
 fi
