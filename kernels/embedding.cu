@@ -146,3 +146,41 @@ extern "C" __global__ void __launch_bounds__(256) scatter_rows(float* __restrict
     const bool vec = (channels & 3) == 0 && aligned16(destination) && aligned16(source);
     copy_row(destination + static_cast<long long>(r) * channels, source + static_cast<long long>(i) * channels, channels, vec);
 }
+
+// gather_sum_rows — destination[r, :] (= | +=) Σ over i in [starts[r], starts[r + 1]), in increasing i, of
+//   source[index[i], :]; a row with no entries gets 0 (or keeps its value when accumulating). The deterministic
+//   reduction behind shared prompt positions: a prompt position's gradient is the sum over the batch rows that read it.
+//   destination: [rows, C]; source: [source_rows, C] (source_rows for the emulator's range assert); starts: [rows + 1];
+//   index: [starts[rows]].
+//   Grid: ceil(rows / 8) blocks; block: 256 threads = 8 warps, one warp per destination row; the lanes stride the
+//   channels (float4 when C % 4 == 0 and both buffers are 16-byte aligned). Each element's adds happen in entry order,
+//   so the result is bit-identical to a CPU loop over the entries.
+extern "C" __global__ void __launch_bounds__(256) gather_sum_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ starts, const int* __restrict__ index, int rows, int channels, int source_rows, int accumulate) {
+    using namespace embedding_detail;
+    const int r = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
+    if (r >= rows) return;
+    const int first = ldg(starts + r), last = ldg(starts + r + 1);
+    float* out = destination + static_cast<long long>(r) * channels;
+    const int lane = static_cast<int>(lane_id());
+    if ((channels & 3) == 0 && aligned16(destination) && aligned16(source)) {
+        for (int c = 4 * lane; c < channels; c += 4 * SP_WARP_SIZE) {
+            float4 acc = accumulate ? load_float4(out + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            for (int i = first; i < last; ++i) {
+                const int s = ldg(index + i);
+                assert(s >= 0 && s < source_rows);
+                acc = add4(acc, load_float4(source + static_cast<long long>(s) * channels + c));
+            }
+            store_float4(out + c, acc);
+        }
+    } else {
+        for (int c = lane; c < channels; c += SP_WARP_SIZE) {
+            float acc = accumulate ? out[c] : 0.0f;
+            for (int i = first; i < last; ++i) {
+                const int s = ldg(index + i);
+                assert(s >= 0 && s < source_rows);
+                acc += source[static_cast<long long>(s) * channels + c];
+            }
+            out[c] = acc;
+        }
+    }
+}

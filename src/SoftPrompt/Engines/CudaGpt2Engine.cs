@@ -9,6 +9,8 @@ namespace SoftPrompt.Engines;
 /// plus GEMMs, on any <see cref="IComputeDevice"/> (a real GPU, or the kernel emulator). Weights are uploaded
 /// once into one allocation; activations live in one plan per (rows, sequence) capacity, reused step after
 /// step; a step queues everything on the device's stream and waits only to read the loss.
+/// Each prompt's positions are computed once per batch, however many rows use it (<see cref="SharedPromptRows"/>):
+/// every position-wise op and GEMM runs on the shared rows, attention on each row's full sequence gathered from them.
 /// </summary>
 public sealed class CudaGpt2Engine : IDeviceEngine
 {
@@ -21,7 +23,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     private Gpt2DevicePlan? plan;
     private readonly DevicePromptState state;
     private readonly float[] lossReadback = new float[1];
-    private int lastRows, lastSequence;
+    private int lastRows, lastSequence, lastShared;
 
     public CudaGpt2Engine(IComputeDevice device, Gpt2Weights<float> hostWeights, bool ownsDevice = false)
     {
@@ -86,7 +88,8 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         int n = batch.Rows * batch.SequenceLength;
         if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
         using var all = device.Allocate<float>((long)n * config.VocabSize);
-        device.Gemm(n, config.VocabSize, config.Embedding, 1f, new GemmOperand(plan!.FinalNorm, config.Embedding),
+        GatherRows.Launch(device, plan!.AttentionFull, plan.FinalNorm, plan.FullToShared, n, config.Embedding);
+        device.Gemm(n, config.VocabSize, config.Embedding, 1f, new GemmOperand(plan.AttentionFull, config.Embedding),
             new GemmOperand(weights.TokenEmbedding, config.Embedding, Transposed: true), 0f, new GemmOperand(all.Span, config.VocabSize));
         device.CopyToHost(all.Span, logits[..(n * config.VocabSize)]);
     }
@@ -106,8 +109,8 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         RunForward(batch, withGradient: false, languageModelHead: false);
         var p = plan!;
         for (int row = 0; row < batch.Rows; row++)
-            p.HostTargetPositions[row] = row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1;
-        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, batch.Rows), p.TargetPositions.Slice(0, batch.Rows));
+            p.HostSharedTargets[row] = p.SharedRows.FullToShared[row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1];
+        device.CopyToDevice<int>(p.HostSharedTargets.AsSpan(0, batch.Rows), p.TargetPositions.Slice(0, batch.Rows));
         for (int start = 0; start < batch.Rows; start += p.LogitRows)
         {
             int chunk = Math.Min(p.LogitRows, batch.Rows - start);
@@ -121,10 +124,13 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     private Gpt2DevicePlan Plan(TokenBatch batch)
     {
         int n = batch.Rows * batch.SequenceLength;
-        if (plan is null || plan.Positions < n || plan.Rows < batch.Rows)
+        var layout = state.Layout!;
+        if (plan is null || plan.Positions < n || plan.Rows < batch.Rows || !ReferenceEquals(plan.Layout, layout))
         {
+            int rows = Math.Max(batch.Rows, batch.RowCapacity), positions = Math.Max(n, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity));
+            if (plan is not null) (rows, positions) = (Math.Max(rows, plan.Rows), Math.Max(positions, plan.Positions));
             plan?.Dispose();
-            plan = new Gpt2DevicePlan(device, config, Math.Max(batch.Rows, batch.RowCapacity), Math.Max(n, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity)));
+            plan = new Gpt2DevicePlan(device, config, rows, positions, layout);
         }
         return plan;
     }
@@ -133,22 +139,28 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     {
         BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
         var p = Plan(batch);
-        int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, c = config.Embedding, inner = config.Inner;
-        lastRows = rows;
-        lastSequence = seq;
+        int rows = batch.Rows, seq = batch.SequenceLength, full = rows * seq, c = config.Embedding, inner = config.Inner;
         float eps = (float)config.LayerNormEpsilon;
         p.Upload(batch);
+        int n = p.SharedRows.Shared;
+        lastRows = rows;
+        lastSequence = seq;
+        lastShared = n;
 
+        // The embeddings of the full layout, then each shared row's (a prompt position from the first row using it).
         var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
-        EmbeddingForward.Launch(device, first.Slice(0, (long)n * c), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
+        EmbeddingForward.Launch(device, p.AttentionFull.Slice(0, (long)full * c), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
             state.Offsets, weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, batch.TokenLength, c);
+        GatherRows.Launch(device, first, p.AttentionFull, p.SharedToFull, n, c);
         for (int l = 0; l < config.Layers; l++)
         {
             var s = p.Layers[l];
             var w = weights.Layers[l];
             LayerNormForward.Launch(device, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
             Linear(s.Qkv, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
-            AttentionForward.Launch(device, s.Attention, s.LogSumExp, s.Qkv, rows, seq, c, config.Heads);
+            GatherRows.Launch(device, p.QkvFull, s.Qkv, p.FullToShared, full, 3 * c);
+            AttentionForward.Launch(device, p.AttentionFull, s.LogSumExp, p.QkvFull, rows, seq, c, config.Heads);
+            GatherRows.Launch(device, s.Attention, p.AttentionFull, p.SharedToFull, n, c);
             Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
             LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
             Linear(s.Hidden, default, p.Norm, w.FcWeight, w.FcBias, n, c, inner);
@@ -164,8 +176,9 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     private float LanguageModelHead(Gpt2DevicePlan p, int n, bool withGradient, bool countGreedyMatches)
     {
         int c = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
-        if (withGradient) device.Zero(p.Gradient.Slice(0, (long)n * c));
         float scale = withGradient ? lossGradientWeight / count : 0f;
+        // d(target hidden) of every target, [count, c]: GradientQkvFull is free until the reverse pass reaches attention.
+        var targetGradient = p.GradientQkvFull;
         for (int start = 0; start < count; start += p.LogitRows)
         {
             int chunk = Math.Min(p.LogitRows, count - start);
@@ -176,11 +189,11 @@ public sealed class CudaGpt2Engine : IDeviceEngine
             if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
             CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
             if (withGradient)
-            {
-                device.Gemm(chunk, c, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.TokenEmbedding, c), 0f, new GemmOperand(p.TargetHidden, c));
-                ScatterRows.Launch(device, p.Gradient, p.TargetHidden.Slice(0, (long)chunk * c), positions, chunk, c);
-            }
+                device.Gemm(chunk, c, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.TokenEmbedding, c), 0f,
+                    new GemmOperand(targetGradient.Slice((long)start * c, (long)chunk * c), c));
         }
+        // Two rows with empty inputs predict from their prompt's one shared last position: their gradients add there.
+        if (withGradient) GatherSumRows.Launch(device, p.Gradient, targetGradient, p.TargetStarts, p.TargetIndex, n, c, accumulate: false);
         SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
         device.CopyToHost(p.Loss, lossReadback);
         return lossReadback[0];
@@ -199,10 +212,11 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     private void RunBackward(bool accumulate)
     {
         var p = plan!;
-        int rows = lastRows, seq = lastSequence, n = rows * seq, c = config.Embedding, inner = config.Inner;
+        int rows = lastRows, seq = lastSequence, full = rows * seq, n = lastShared, c = config.Embedding, inner = config.Inner;
         var dResidual = p.GradientNext.Slice(0, (long)n * c);
         device.Zero(dResidual);
         LayerNormBackward.Launch(device, dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalMean, p.FinalRstd, n, c);
+        device.Zero(p.Projection.Slice((long)n * c, c));  // the zero row FullToSharedOrZero points repeated prompt positions at
         for (int l = config.Layers - 1; l >= 0; l--)
         {
             var s = p.Layers[l];
@@ -213,11 +227,18 @@ public sealed class CudaGpt2Engine : IDeviceEngine
             InputGradient(p.Norm, dWide, w.FcWeight, n, c, inner);
             LayerNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
             InputGradient(p.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
-            AttentionBackward.Launch(device, p.GradientQkv, p.Projection, s.Qkv, s.Attention, s.LogSumExp, p.AttentionScratch, rows, seq, c, config.Heads);
+            // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the
+            // first row using it); every row's key/value gradients at its prompt positions then add up on the shared row.
+            GatherRows.Launch(device, p.GradientAttentionFull, p.Projection, p.FullToSharedOrZero, full, c);
+            GatherRows.Launch(device, p.QkvFull, s.Qkv, p.FullToShared, full, 3 * c);
+            GatherRows.Launch(device, p.AttentionFull, s.Attention, p.FullToShared, full, c);
+            AttentionBackward.Launch(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch, rows, seq, c, config.Heads);
+            GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, p.ReduceStarts, p.ReduceIndex, n, 3 * c, accumulate: false);
             InputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
         }
-        PromptGradient.Launch(device, state.Gradient, dResidual, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, seq, c, accumulate);
+        // The shared prompt rows are the prompts' own embedding rows: their gradient is dPrompt (0 for prompts the batch does not use).
+        GatherSumRows.Launch(device, state.Gradient, dResidual, p.PromptStarts, p.PromptRowIndex, state.Layout!.TotalLength, c, accumulate);
     }
 
     /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out]: the bias (and residual) are written first, the GEMM accumulates.</summary>

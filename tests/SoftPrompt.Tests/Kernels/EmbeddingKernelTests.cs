@@ -181,6 +181,42 @@ public sealed class EmbeddingKernelTests(DeviceKind kind) : KernelTestBase(kind)
         AssertBitEqual(dTable.Read(), scattered, "scattered");
     }
 
+    //       rows  C  sources accumulate offset
+    [TestCase(1, 1, 1, false, 0)]
+    [TestCase(7, 33, 20, false, 0)]
+    [TestCase(9, 64, 30, true, 0)]    // float4 path
+    [TestCase(9, 64, 30, true, 1)]    // scalar path
+    [TestCase(5, 769, 12, false, 0)]
+    public void GatherSumRowsAddsEachRowsEntriesInOrder(int rows, int channels, int sourceRows, bool accumulate, int offset)
+    {
+        var rng = new Random(31);
+        var starts = new int[rows + 1];
+        var index = new List<int>();
+        for (int r = 0; r < rows; r++)
+        {
+            int count = r % 4 == 2 ? 0 : rng.Next(1, 6);  // some rows have no entries
+            for (int i = 0; i < count; i++) index.Add(rng.Next(sourceRows));
+            starts[r + 1] = index.Count;
+        }
+        float[] source = RandomFloats(sourceRows * channels, 32, -3f, 3f);
+        float[] initial = RandomFloats(rows * channels, 33);
+        var expected = (float[])initial.Clone();
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < channels; c++)
+            {
+                float acc = accumulate ? initial[r * channels + c] : 0f;
+                for (int i = starts[r]; i < starts[r + 1]; i++) acc += source[index[i] * channels + c];
+                expected[r * channels + c] = acc;
+            }
+
+        using var dDestination = Put(initial, offset);
+        using var dSource = Put(source, offset);
+        using var dStarts = Put(starts);
+        using var dIndex = Put(index.Count == 0 ? [0] : index.ToArray());
+        GatherSumRows.Launch(Device, dDestination.Span, dSource.Span, dStarts.Span, dIndex.Span, rows, channels, accumulate);
+        AssertBitEqual(dDestination.Read(), expected, "destination");
+    }
+
     [Test]
     public void LaunchersRejectSpansShorterThanTheShapes()
     {

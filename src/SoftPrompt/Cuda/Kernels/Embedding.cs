@@ -166,3 +166,40 @@ internal static unsafe class ScatterRows
         device.Launch(device.GetKernel(Name), (count + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 6);
     }
 }
+
+/// <summary>
+/// gather_sum_rows: destination[r, :] (= or +=) Σ over i in [starts[r], starts[r + 1]), in order, of source[index[i], :]
+/// (rows with no entries get 0, or keep their value when accumulating). destination [rows, C]; source [·, C];
+/// starts [rows + 1]; index [starts[rows]]. Deterministic: bit-identical to a loop over the entries.
+/// </summary>
+internal static unsafe class GatherSumRows
+{
+    public const string Name = "gather_sum_rows";
+    public const int Threads = 256;
+    public const int RowsPerBlock = Threads / 32;  // one warp per destination row
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> starts, DeviceSpan<int> index,
+        int rows, int channels, bool accumulate)
+    {
+        LaunchChecks.NotBelow(Name, rows, 0);
+        LaunchChecks.NotBelow(Name, channels, 1);
+        LaunchChecks.AtLeast(Name, destination, (long)rows * channels, "[rows, C]");
+        LaunchChecks.AtLeast(Name, starts, rows + 1L, "[rows + 1]");
+        if (rows == 0) return;
+        LaunchChecks.AtLeast(Name, source, channels, "[source rows ≥ 1, C]");
+        int sourceRows = (int)Math.Min(int.MaxValue, source.Length / channels);
+        ulong dstPtr = destination.Address, srcPtr = source.Address, startsPtr = starts.Address, indexPtr = index.Address;
+        int accumulateFlag = accumulate ? 1 : 0;
+        void** args = stackalloc void*[8];
+        args[0] = &dstPtr;
+        args[1] = &srcPtr;
+        args[2] = &startsPtr;
+        args[3] = &indexPtr;
+        args[4] = &rows;
+        args[5] = &channels;
+        args[6] = &sourceRows;
+        args[7] = &accumulateFlag;
+        device.Launch(device.GetKernel(Name), (rows + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 8);
+    }
+}
