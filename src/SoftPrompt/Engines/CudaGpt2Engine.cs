@@ -88,7 +88,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         int n = batch.Rows * batch.SequenceLength;
         if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
         using var all = device.Allocate<float>((long)n * config.VocabSize);
-        GatherRows.Launch(device, plan!.AttentionFull, plan.FinalNorm, plan.FullToShared, n, config.Embedding);
+        GatherRows.Launch(device, plan!.AttentionFull, plan.FinalNorm, plan.SharedRows.FullToShared, n, config.Embedding);
         device.Gemm(n, config.VocabSize, config.Embedding, 1f, new GemmOperand(plan.AttentionFull, config.Embedding),
             new GemmOperand(weights.TokenEmbedding, config.Embedding, Transposed: true), 0f, new GemmOperand(all.Span, config.VocabSize));
         device.CopyToHost(all.Span, logits[..(n * config.VocabSize)]);
@@ -108,13 +108,12 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
         RunForward(batch, withGradient: false, languageModelHead: false);
         var p = plan!;
-        for (int row = 0; row < batch.Rows; row++)
-            p.HostSharedTargets[row] = p.SharedRows.FullToShared[row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1];
-        device.CopyToDevice<int>(p.HostSharedTargets.AsSpan(0, batch.Rows), p.TargetPositions.Slice(0, batch.Rows));
+        var shared = p.SharedRows;
+        shared.UploadLastPositions(batch);
         for (int start = 0; start < batch.Rows; start += p.LogitRows)
         {
             int chunk = Math.Min(p.LogitRows, batch.Rows - start);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * c), p.FinalNorm, p.TargetPositions.Slice(start, chunk), chunk, c);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * c), p.FinalNorm, shared.TargetRows.Slice(start, chunk), chunk, c);
             var chunkLogits = p.Logits.Slice(0, (long)chunk * vocab);
             device.Gemm(chunk, vocab, c, 1f, new GemmOperand(p.TargetHidden, c), new GemmOperand(weights.TokenEmbedding, c, Transposed: true), 0f, new GemmOperand(chunkLogits, vocab));
             device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
@@ -142,7 +141,8 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         int rows = batch.Rows, seq = batch.SequenceLength, full = rows * seq, c = config.Embedding, inner = config.Inner;
         float eps = (float)config.LayerNormEpsilon;
         p.Upload(batch);
-        int n = p.SharedRows.Shared;
+        var shared = p.SharedRows;
+        int n = shared.Shared;
         lastRows = rows;
         lastSequence = seq;
         lastShared = n;
@@ -151,16 +151,16 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
         EmbeddingForward.Launch(device, p.AttentionFull.Slice(0, (long)full * c), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
             state.Offsets, weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, batch.TokenLength, c);
-        GatherRows.Launch(device, first, p.AttentionFull, p.SharedToFull, n, c);
+        GatherRows.Launch(device, first, p.AttentionFull, shared.SharedToFull, n, c);
         for (int l = 0; l < config.Layers; l++)
         {
             var s = p.Layers[l];
             var w = weights.Layers[l];
             LayerNormForward.Launch(device, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
             Linear(s.Qkv, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
-            GatherRows.Launch(device, p.QkvFull, s.Qkv, p.FullToShared, full, 3 * c);
+            GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, full, 3 * c);
             AttentionForward.Launch(device, p.AttentionFull, s.LogSumExp, p.QkvFull, rows, seq, c, config.Heads);
-            GatherRows.Launch(device, s.Attention, p.AttentionFull, p.SharedToFull, n, c);
+            GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
             Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
             LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
             Linear(s.Hidden, default, p.Norm, w.FcWeight, w.FcBias, n, c, inner);
@@ -182,7 +182,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         for (int start = 0; start < count; start += p.LogitRows)
         {
             int chunk = Math.Min(p.LogitRows, count - start);
-            var positions = p.TargetPositions.Slice(start, chunk);
+            var positions = p.SharedRows.TargetRows.Slice(start, chunk);
             GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * c), p.FinalNorm, positions, chunk, c);
             var logits = p.Logits.Slice(0, (long)chunk * vocab);
             device.Gemm(chunk, vocab, c, 1f, new GemmOperand(p.TargetHidden, c), new GemmOperand(weights.TokenEmbedding, c, Transposed: true), 0f, new GemmOperand(logits, vocab));
@@ -193,7 +193,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
                     new GemmOperand(targetGradient.Slice((long)start * c, (long)chunk * c), c));
         }
         // Two rows with empty inputs predict from their prompt's one shared last position: their gradients add there.
-        if (withGradient) GatherSumRows.Launch(device, p.Gradient, targetGradient, p.TargetStarts, p.TargetIndex, n, c, accumulate: false);
+        if (withGradient) GatherSumRows.Launch(device, p.Gradient, targetGradient, p.SharedRows.TargetStarts, p.SharedRows.TargetIndex, n, c, accumulate: false);
         SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
         device.CopyToHost(p.Loss, lossReadback);
         return lossReadback[0];
@@ -212,6 +212,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     private void RunBackward(bool accumulate)
     {
         var p = plan!;
+        var shared = p.SharedRows;
         int rows = lastRows, seq = lastSequence, full = rows * seq, n = lastShared, c = config.Embedding, inner = config.Inner;
         var dResidual = p.GradientNext.Slice(0, (long)n * c);
         device.Zero(dResidual);
@@ -229,16 +230,16 @@ public sealed class CudaGpt2Engine : IDeviceEngine
             InputGradient(p.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
             // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the
             // first row using it); every row's key/value gradients at its prompt positions then add up on the shared row.
-            GatherRows.Launch(device, p.GradientAttentionFull, p.Projection, p.FullToSharedOrZero, full, c);
-            GatherRows.Launch(device, p.QkvFull, s.Qkv, p.FullToShared, full, 3 * c);
-            GatherRows.Launch(device, p.AttentionFull, s.Attention, p.FullToShared, full, c);
+            GatherRows.Launch(device, p.GradientAttentionFull, p.Projection, shared.FullToSharedOrZero, full, c);
+            GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, full, 3 * c);
+            GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, c);
             AttentionBackward.Launch(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch, rows, seq, c, config.Heads);
-            GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, p.ReduceStarts, p.ReduceIndex, n, 3 * c, accumulate: false);
+            GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
             InputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
         }
         // The shared prompt rows are the prompts' own embedding rows: their gradient is dPrompt (0 for prompts the batch does not use).
-        GatherSumRows.Launch(device, state.Gradient, dResidual, p.PromptStarts, p.PromptRowIndex, state.Layout!.TotalLength, c, accumulate);
+        GatherSumRows.Launch(device, state.Gradient, dResidual, shared.PromptStarts, shared.PromptIndex, state.Layout!.TotalLength, c, accumulate);
     }
 
     /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out]: the bias (and residual) are written first, the GEMM accumulates.</summary>

@@ -22,16 +22,16 @@ internal sealed class Gpt2DevicePlan : IDisposable
         this.device = device;
         Rows = rows;
         Positions = positions;
-        Layout = layout;
-        long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads, promptRows = layout.TotalLength;
+        long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads;
         LogitRows = (int)Math.Clamp((1L << 26) / config.VocabSize, 16, Math.Max(16, n));
         long perLayer = Aligned(n * c) * 4 + Aligned(n) * 4 + Aligned(n * 3 * c) + Aligned(n * heads) + Aligned(n * inner);
         long shared = Aligned(n * c) * 6 + Aligned((n + 1) * c) + Aligned(n) * 3 + Aligned(n * 3 * c) + Aligned(n * inner) * 2 + Aligned(n * heads)
             + Aligned(n * 3 * c) * 2 + Aligned(n * c) * 2
             + Aligned((long)LogitRows * c) + Aligned((long)LogitRows * config.VocabSize) + Aligned(n) + Aligned(1);
         floats = device.Allocate<float>(perLayer * config.Layers + shared);
-        ints = device.Allocate<int>(Aligned(n) * 3 + Aligned(rows) + Aligned(n) * 5 + Aligned(n + 1) * 2 + Aligned(promptRows + 1) + Aligned(Math.Max(1, promptRows)));
-        Bytes = floats.Length * sizeof(float) + ints.Length * sizeof(int);
+        ints = device.Allocate<int>(Aligned(n) * 2 + Aligned(rows));
+        SharedRows = new DeviceSharedRows(device, rows, positions, layout);
+        Bytes = floats.Length * sizeof(float) + ints.Length * sizeof(int) + SharedRows.Bytes;
 
         Layers = new Layer[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
@@ -42,16 +42,12 @@ internal sealed class Gpt2DevicePlan : IDisposable
         GradientQkv = F(n * 3 * c); GradientWide = F(n * inner); AttentionScratch = F(n * heads);
         QkvFull = F(n * 3 * c); GradientQkvFull = F(n * 3 * c); AttentionFull = F(n * c); GradientAttentionFull = F(n * c);
         TargetHidden = F((long)LogitRows * c); Logits = F((long)LogitRows * config.VocabSize); RowLoss = F(n); Loss = F(1);
-        Tokens = I(n); TargetPositions = I(n); TargetIds = I(n); PromptIndex = I(rows);
-        FullToShared = I(n); FullToSharedOrZero = I(n); SharedToFull = I(n); ReduceStarts = I(n + 1); ReduceIndex = I(n);
-        TargetStarts = I(n + 1); TargetIndex = I(n); PromptStarts = I(promptRows + 1); PromptRowIndex = I(Math.Max(1, promptRows));
-        SharedRows = new SharedPromptRows(rows, positions, layout);
+        Tokens = I(n); TargetIds = I(n); PromptIndex = I(rows);
         HostTargetPositions = new int[n];
         HostTargetIds = new int[n];
         HostTargetRow = new int[n];
         HostRowLoss = new float[n];
         HostArgmaxMatches = new bool[n];
-        HostSharedTargets = new int[n];
     }
 
     private float[] hostLogits = [];
@@ -69,9 +65,9 @@ internal sealed class Gpt2DevicePlan : IDisposable
 
     public int Rows { get; }
     public int Positions { get; }
-    public PromptLayout Layout { get; }
-    /// <summary>The host side of the shared-row maps below, rebuilt per batch.</summary>
-    public SharedPromptRows SharedRows { get; }
+    public PromptLayout Layout => SharedRows.Layout;
+    /// <summary>Where each prompt's positions live once per batch (the maps, on the host and the device).</summary>
+    public DeviceSharedRows SharedRows { get; }
     public int LogitRows { get; }
     public long Bytes { get; }
     public int TargetCount { get; private set; }
@@ -102,28 +98,15 @@ internal sealed class Gpt2DevicePlan : IDisposable
     public DeviceSpan<float> RowLoss { get; }
     public DeviceSpan<float> Loss { get; }
     public DeviceSpan<int> Tokens { get; }
-    public DeviceSpan<int> TargetPositions { get; }
     public DeviceSpan<int> TargetIds { get; }
     public DeviceSpan<int> PromptIndex { get; }
-    public DeviceSpan<int> FullToShared { get; }
-    public DeviceSpan<int> FullToSharedOrZero { get; }
-    public DeviceSpan<int> SharedToFull { get; }
-    public DeviceSpan<int> ReduceStarts { get; }
-    public DeviceSpan<int> ReduceIndex { get; }
-    public DeviceSpan<int> TargetStarts { get; }
-    public DeviceSpan<int> TargetIndex { get; }
-    public DeviceSpan<int> PromptStarts { get; }
-    public DeviceSpan<int> PromptRowIndex { get; }
     public int[] HostTargetPositions { get; }
     public int[] HostTargetIds { get; }
     public int[] HostTargetRow { get; }
     public float[] HostRowLoss { get; }
     public bool[] HostArgmaxMatches { get; }
 
-    /// <summary>
-    /// Copies the batch's tokens, prompt index, target ids and the shared-row maps to the device; the target positions go
-    /// up as shared rows (the full positions stay on the host in <see cref="HostTargetPositions"/>).
-    /// </summary>
+    /// <summary>Copies the batch's tokens, prompt index, target ids and the shared-row maps (with the targets' shared rows) to the device.</summary>
     public void Upload(TokenBatch batch)
     {
         int seq = batch.SequenceLength, n = batch.Rows * seq, count = 0;
@@ -137,31 +120,17 @@ internal sealed class Gpt2DevicePlan : IDisposable
             count++;
         }
         TargetCount = count;
-        var maps = SharedRows;
-        maps.Build(batch, HostTargetPositions.AsSpan(0, count));
-        int shared = maps.Shared, tokens = batch.Rows * batch.TokenLength, promptRows = Layout.TotalLength;
-        for (int j = 0; j < count; j++) HostSharedTargets[j] = maps.FullToShared[HostTargetPositions[j]];
+        int tokens = batch.Rows * batch.TokenLength;
         device.CopyToDevice<int>(batch.Tokens.AsSpan(0, tokens), Tokens.Slice(0, tokens));
         device.CopyToDevice<int>(batch.PromptIndex.AsSpan(0, batch.Rows), PromptIndex.Slice(0, batch.Rows));
-        device.CopyToDevice<int>(HostSharedTargets.AsSpan(0, count), TargetPositions.Slice(0, count));
         device.CopyToDevice<int>(HostTargetIds.AsSpan(0, count), TargetIds.Slice(0, count));
-        device.CopyToDevice<int>(maps.FullToShared.AsSpan(0, n), FullToShared.Slice(0, n));
-        device.CopyToDevice<int>(maps.FullToSharedOrZero.AsSpan(0, n), FullToSharedOrZero.Slice(0, n));
-        device.CopyToDevice<int>(maps.SharedToFull.AsSpan(0, shared), SharedToFull.Slice(0, shared));
-        device.CopyToDevice<int>(maps.ReduceStarts.AsSpan(0, shared + 1), ReduceStarts.Slice(0, shared + 1));
-        device.CopyToDevice<int>(maps.ReduceIndex.AsSpan(0, maps.ReduceStarts[shared]), ReduceIndex.Slice(0, maps.ReduceStarts[shared]));
-        device.CopyToDevice<int>(maps.TargetStarts.AsSpan(0, shared + 1), TargetStarts.Slice(0, shared + 1));
-        device.CopyToDevice<int>(maps.TargetIndex.AsSpan(0, count), TargetIndex.Slice(0, count));
-        device.CopyToDevice<int>(maps.PromptStarts.AsSpan(0, promptRows + 1), PromptStarts.Slice(0, promptRows + 1));
-        device.CopyToDevice<int>(maps.PromptIndex.AsSpan(0, maps.PromptStarts[promptRows]), PromptRowIndex.Slice(0, maps.PromptStarts[promptRows]));
+        SharedRows.Upload(batch, HostTargetPositions.AsSpan(0, count));
     }
-
-    /// <summary>The shared rows of the last batch's targets (what <see cref="TargetPositions"/> holds on the device).</summary>
-    public int[] HostSharedTargets { get; }
 
     public void Dispose()
     {
         floats.Dispose();
         ints.Dispose();
+        SharedRows.Dispose();
     }
 }
