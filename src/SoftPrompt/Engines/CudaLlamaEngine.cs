@@ -9,7 +9,10 @@ namespace SoftPrompt.Engines;
 /// plus GEMMs, on any <see cref="IComputeDevice"/> (a real GPU, or the kernel emulator). RoPE folds attention's 1/√hd into
 /// the query's rotation; grouped-query attention repeats each kv head for its query heads and sums the group's
 /// gradients back (deterministic, no atomics) around the biased-attention kernel run without a bias. Weights and RoPE
-/// tables are uploaded once; activations live in one plan per (rows, sequence) capacity; a step waits only to read the loss.
+/// tables are uploaded once; activations live in one plan per (rows, positions) capacity; a step waits only to read the loss.
+/// Each prompt's positions are computed once per batch (<see cref="SharedPromptRows"/>): norms, GEMMs and SwiGLU run on
+/// the shared rows; RoPE and attention on each row's full sequence gathered from them (RoPE is applied in the full
+/// layout, where a position's angle is its index).
 /// </summary>
 public sealed class CudaLlamaEngine : IDeviceEngine
 {
@@ -22,7 +25,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
     private readonly float attentionScale;
     private readonly float[] lossReadback = new float[1];
     private LlamaDevicePlan? plan;
-    private int lastRows, lastSequence;
+    private int lastRows, lastSequence, lastShared;
 
     public CudaLlamaEngine(IComputeDevice device, LlamaWeights<float> hostWeights, bool ownsDevice = false)
     {
@@ -89,7 +92,8 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         int n = batch.Rows * batch.SequenceLength, d = config.Embedding, vocab = config.VocabSize;
         if (logits.Length < (long)n * vocab) throw new ArgumentException($"Logits buffer needs {(long)n * vocab} values.");
         using var all = device.Allocate<float>((long)n * vocab);
-        device.Gemm(n, vocab, d, 1f, new GemmOperand(plan!.FinalNorm, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(all.Span, vocab));
+        GatherRows.Launch(device, plan!.FullScratch, plan.FinalNorm, plan.SharedRows.FullToShared, n, d);
+        device.Gemm(n, vocab, d, 1f, new GemmOperand(plan.FullScratch, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(all.Span, vocab));
         device.CopyToHost(all.Span, logits[..(n * vocab)]);
     }
 
@@ -99,13 +103,11 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
         RunForward(batch, withGradient: false, languageModelHead: false);
         var p = plan!;
-        for (int row = 0; row < batch.Rows; row++)
-            p.HostTargetPositions[row] = row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1;
-        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, batch.Rows), p.TargetPositions.Slice(0, batch.Rows));
+        p.SharedRows.UploadLastPositions(batch);
         for (int start = 0; start < batch.Rows; start += p.LogitRows)
         {
             int chunk = Math.Min(p.LogitRows, batch.Rows - start);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.FinalNorm, p.TargetPositions.Slice(start, chunk), chunk, d);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.FinalNorm, p.SharedRows.TargetRows.Slice(start, chunk), chunk, d);
             var chunkLogits = p.Logits.Slice(0, (long)chunk * vocab);
             device.Gemm(chunk, vocab, d, 1f, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(chunkLogits, vocab));
             device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
@@ -123,13 +125,16 @@ public sealed class CudaLlamaEngine : IDeviceEngine
     private LlamaDevicePlan Plan(TokenBatch batch)
     {
         var p = plan;
+        var layout = state.Layout!;
         int rows = Math.Max(batch.Rows, batch.RowCapacity), sequence = batch.SequenceLength;
-        if (p is null || p.Rows < rows || p.Sequence < sequence)
+        int positions = Math.Max(batch.Rows * sequence, batch.RowCapacity * Math.Min(config.MaxPositions, batch.LongestPrompt + batch.TokenCapacity));
+        if (p is null || p.Rows < rows || p.Positions < batch.Rows * sequence || p.Sequence < sequence || !ReferenceEquals(p.Layout, layout))
         {
-            // Grow both dimensions to the largest seen, so alternating batch shapes settle on one plan.
-            int r = Math.Max(rows, p?.Rows ?? 0), s = Math.Max(Math.Min(config.MaxPositions, batch.LongestPrompt + batch.TokenCapacity), Math.Max(sequence, p?.Sequence ?? 0));
+            // Grow every dimension to the largest seen, so alternating batch shapes settle on one plan.
+            int r = Math.Max(rows, p?.Rows ?? 0), n = Math.Max(positions, p?.Positions ?? 0);
+            int s = Math.Max(Math.Min(config.MaxPositions, batch.LongestPrompt + batch.TokenCapacity), Math.Max(sequence, p?.Sequence ?? 0));
             p?.Dispose();
-            plan = p = new LlamaDevicePlan(device, config, r, s);
+            plan = p = new LlamaDevicePlan(device, config, r, n, s, layout);
         }
         return p;
     }
@@ -138,30 +143,32 @@ public sealed class CudaLlamaEngine : IDeviceEngine
     {
         BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
         var p = Plan(batch);
-        int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, d = config.Embedding;
-        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
-        lastRows = rows;
-        lastSequence = seq;
+        int rows = batch.Rows, seq = batch.SequenceLength, full = rows * seq, d = config.Embedding;
+        int att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
         p.Upload(batch);
+        var shared = p.SharedRows;
+        int n = shared.Shared;
+        lastRows = rows;
+        lastSequence = seq;
+        lastShared = n;
 
         var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
-        EmbeddingForward.Launch(device, first.Slice(0, (long)n * d), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
+        EmbeddingForward.Launch(device, p.FullScratch.Slice(0, (long)full * d), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
             state.Offsets, weights.TokenEmbedding, p.ZeroPositions, rows, seq, batch.TokenLength, d);
+        GatherRows.Launch(device, first, p.FullScratch, shared.SharedToFull, n, d);
         for (int l = 0; l < config.Layers; l++)
         {
             var s = p.Layers[l];
             var w = weights.Layers[l];
             RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
             Project(s.Query, p.Norm, w.Query, n, d, att);
-            Project(p.KeyNarrow, p.Norm, w.Key, n, d, kv);
-            Project(p.ValueNarrow, p.Norm, w.Value, n, d, kv);
-            RopeForward.Launch(device, s.Query, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
-            RopeForward.Launch(device, p.KeyNarrow, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
-            RepeatKeyValueHeads.Launch(device, s.Key, p.KeyNarrow, n, heads, kvHeads, hd);
-            RepeatKeyValueHeads.Launch(device, s.Value, p.ValueNarrow, n, heads, kvHeads, hd);
-            BiasedAttentionForward.Launch(device, s.Attention, s.LogSumExp, s.Query, att, s.Key, att, s.Value, att,
-                default, default, default, rows, seq, seq, heads, hd, causal: true);
+            Project(s.Key, p.Norm, w.Key, n, d, kv);
+            Project(s.Value, p.Norm, w.Value, n, d, kv);
+            FullAttentionInputs(p, s, rows, seq);
+            BiasedAttentionForward.Launch(device, p.AttentionFull, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
+                default, default, default, rows, seq, seq, config.Heads, config.HeadSize, causal: true);
+            GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
             Residual(s.Middle, s.Input, s.Attention, w.Output, n, att, d);
             RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
             Project(s.Gate, p.Norm, w.Gate, n, d, ff);
@@ -174,27 +181,45 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         return languageModelHead ? LanguageModelHead(p, n, withGradient, countGreedyMatches) : 0f;
     }
 
+    /// <summary>
+    /// Attention's inputs in the full layout, from a layer's shared-row projections: q rotated and scaled by 1/√hd, k rotated
+    /// (position = index in the row's sequence, the prompt counting), k and v repeated to every query head. The forward
+    /// computes them, and the reverse pass again (cheaper than keeping them per layer).
+    /// </summary>
+    private void FullAttentionInputs(LlamaDevicePlan p, LlamaDevicePlan.Layer s, int rows, int seq)
+    {
+        int full = rows * seq, heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize;
+        var shared = p.SharedRows;
+        GatherRows.Launch(device, p.QueryFull, s.Query, shared.FullToShared, full, att);
+        RopeForward.Launch(device, p.QueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
+        GatherRows.Launch(device, p.KeyNarrowFull, s.Key, shared.FullToShared, full, kv);
+        RopeForward.Launch(device, p.KeyNarrowFull, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+        RepeatKeyValueHeads.Launch(device, p.KeyFull, p.KeyNarrowFull, full, heads, kvHeads, hd);
+        GatherRows.Launch(device, p.ValueNarrowFull, s.Value, shared.FullToShared, full, kv);
+        RepeatKeyValueHeads.Launch(device, p.ValueFull, p.ValueNarrowFull, full, heads, kvHeads, hd);
+    }
+
     /// <summary>Logits, loss and (optionally) d(final norm output) at target positions only, in chunks of rows.</summary>
     private float LanguageModelHead(LlamaDevicePlan p, int n, bool withGradient, bool countGreedyMatches)
     {
         int d = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
-        if (withGradient) device.Zero(p.Gradient.Slice(0, (long)n * d));
         float scale = withGradient ? lossGradientWeight / count : 0f;
+        var shared = p.SharedRows;
         for (int start = 0; start < count; start += p.LogitRows)
         {
             int chunk = Math.Min(p.LogitRows, count - start);
-            var positions = p.TargetPositions.Slice(start, chunk);
+            var positions = shared.TargetRows.Slice(start, chunk);
             GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.FinalNorm, positions, chunk, d);
             var logits = p.Logits.Slice(0, (long)chunk * vocab);
             device.Gemm(chunk, vocab, d, 1f, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
             if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
             CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
             if (withGradient)
-            {
-                device.Gemm(chunk, d, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.HeadWeight, d), 0f, new GemmOperand(p.TargetHidden, d));
-                ScatterRows.Launch(device, p.Gradient, p.TargetHidden.Slice(0, (long)chunk * d), positions, chunk, d);
-            }
+                device.Gemm(chunk, d, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.HeadWeight, d), 0f,
+                    new GemmOperand(p.FullScratch.Slice((long)start * d, (long)chunk * d), d));
         }
+        // Rows with empty inputs predict from their prompt's one shared last position: their gradients add there.
+        if (withGradient) GatherSumRows.Launch(device, p.Gradient, p.FullScratch, shared.TargetStarts, shared.TargetIndex, n, d, accumulate: false);
         SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
         device.CopyToHost(p.Loss, lossReadback);
         return lossReadback[0];
@@ -213,11 +238,13 @@ public sealed class CudaLlamaEngine : IDeviceEngine
     private void RunBackward(bool accumulate)
     {
         var p = plan!;
-        int rows = lastRows, seq = lastSequence, n = rows * seq, d = config.Embedding;
+        var shared = p.SharedRows;
+        int rows = lastRows, seq = lastSequence, full = rows * seq, n = lastShared, d = config.Embedding;
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         var dResidual = p.GradientNext.Slice(0, (long)n * d);
         device.Zero(dResidual);
         RmsNormBackward.Launch(device, dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalRstd, n, d);
+        device.Zero(p.GradientAttention.Slice((long)n * att, att));  // the zero row FullToSharedOrZero points repeated prompt positions at
         for (int l = config.Layers - 1; l >= 0; l--)
         {
             var s = p.Layers[l];
@@ -228,19 +255,28 @@ public sealed class CudaLlamaEngine : IDeviceEngine
             InputGradient(p.Norm, p.GradientUp, w.Up, n, d, ff, accumulate: true);
             RmsNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.MlpNormWeight, s.Rstd2, n, d);
 
+            // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the first
+            // row using it); every row's gradients at its prompt positions then add up on the shared row.
             InputGradient(p.GradientAttention, dResidual, w.Output, n, att, d);
-            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, s.Query, att, s.Key, att, s.Value, att,
-                s.Attention, s.LogSumExp, p.AttentionScratch, default, default, default, rows, seq, seq, heads, hd, causal: true);
-            SumKeyValueGroups.Launch(device, p.KeyNarrow, p.GradientKey, n, heads, kvHeads, hd);
-            SumKeyValueGroups.Launch(device, p.ValueNarrow, p.GradientValue, n, heads, kvHeads, hd);
-            RopeBackward.Launch(device, p.GradientQuery, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
-            RopeBackward.Launch(device, p.KeyNarrow, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+            GatherRows.Launch(device, p.GradientAttentionFull, p.GradientAttention, shared.FullToSharedOrZero, full, att);
+            FullAttentionInputs(p, s, rows, seq);
+            GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, att);
+            BiasedAttentionBackward.Launch(device, p.GradientQueryFull, p.GradientKeyFull, p.GradientValueFull, p.GradientAttentionFull, p.QueryFull, att, p.KeyFull, att,
+                p.ValueFull, att, p.AttentionFull, s.LogSumExp, p.AttentionScratch, default, default, default, rows, seq, seq, heads, hd, causal: true);
+            SumKeyValueGroups.Launch(device, p.KeyNarrowFull, p.GradientKeyFull, full, heads, kvHeads, hd);
+            SumKeyValueGroups.Launch(device, p.ValueNarrowFull, p.GradientValueFull, full, heads, kvHeads, hd);
+            RopeBackward.Launch(device, p.GradientQueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
+            RopeBackward.Launch(device, p.KeyNarrowFull, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+            GatherSumRows.Launch(device, p.GradientQuery, p.GradientQueryFull, shared.ReduceStarts, shared.ReduceIndex, n, att, accumulate: false);
+            GatherSumRows.Launch(device, p.KeyNarrow, p.KeyNarrowFull, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
+            GatherSumRows.Launch(device, p.ValueNarrow, p.ValueNarrowFull, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
             InputGradient(p.Norm, p.GradientQuery, w.Query, n, d, att);
             InputGradient(p.Norm, p.KeyNarrow, w.Key, n, d, kv, accumulate: true);
             InputGradient(p.Norm, p.ValueNarrow, w.Value, n, d, kv, accumulate: true);
             RmsNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, n, d);
         }
-        PromptGradient.Launch(device, state.Gradient, dResidual, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, seq, d, accumulate);
+        // The shared prompt rows are the prompts' own embedding rows: their gradient is dPrompt (0 for prompts the batch does not use).
+        GatherSumRows.Launch(device, state.Gradient, dResidual, shared.PromptStarts, shared.PromptIndex, state.Layout!.TotalLength, d, accumulate);
     }
 
     /// <summary>y [n, outDim] = x [n, inDim] · Wᵀ, W [outDim, inDim] (nn.Linear, no bias).</summary>

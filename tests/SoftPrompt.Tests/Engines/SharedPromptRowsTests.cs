@@ -1,11 +1,12 @@
 using SoftPrompt.Engines;
 using SoftPrompt.Tests.Emulation;
+using SoftPrompt.Tests.Llama;
 
 namespace SoftPrompt.Tests.Engines;
 
 /// <summary>
-/// The CUDA GPT-2 engine computes each prompt's positions once per batch (<see cref="SharedPromptRows"/>); the CPU engine
-/// computes every row in full. They must agree on batches that stress the sharing: several rows with empty inputs
+/// The CUDA GPT-2 and Llama engines compute each prompt's positions once per batch (<see cref="SharedPromptRows"/>); the
+/// CPU engines compute every row in full. They must agree on batches that stress the sharing: several rows with empty inputs
 /// predicting from one shared last prompt position, a loaded prompt no row uses, prompts of different lengths.
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
@@ -54,15 +55,33 @@ public sealed class SharedPromptRowsTests(DeviceKind kind)
         Assert.That(maps.PromptStarts[3 + 2] - maps.PromptStarts[3], Is.Zero, "the unused prompt's rows take nothing");
     }
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public void TheSharedEngineMatchesTheFullCpuEngine(bool accumulate)
+    [TestCase("gpt2", false)]
+    [TestCase("gpt2", true)]
+    [TestCase("llama", false)]
+    [TestCase("llama", true)]
+    public void TheSharedEngineMatchesTheFullCpuEngine(string family, bool accumulate)
     {
-        var config = TestModels.TinyConfig();
-        var weights = TestModels.Random<float>(config, seed: 5);
-        var prompts = TestModels.RandomPrompts<float>(Layout.ValueCount(config.Embedding), seed: 6);
-        using var cpu = new CpuGpt2Engine<float>(weights);
-        using var cuda = new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true);
+        int width, vocab;
+        IPromptEngine cpu, cuda;
+        if (family == "gpt2")
+        {
+            var config = TestModels.TinyConfig();
+            var weights = TestModels.Random<float>(config, seed: 5);
+            (width, vocab) = (config.Embedding, config.VocabSize);
+            cpu = new CpuGpt2Engine<float>(weights);
+            cuda = new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true);
+        }
+        else
+        {
+            var config = LlamaTestModels.TinyConfig();
+            var weights = LlamaTestModels.Random<float>(config, seed: 5);
+            (width, vocab) = (config.Embedding, config.VocabSize);
+            cpu = new CpuLlamaEngine<float>(weights);
+            cuda = new CudaLlamaEngine(TestDevices.Open(kind), weights, ownsDevice: true);
+        }
+        using var cpuEngine = cpu;
+        using var cudaEngine = cuda;
+        var prompts = TestModels.RandomPrompts<float>(Layout.ValueCount(width), seed: 6);
         var batch = Batch();
         var results = new List<(float Loss, float[] Gradient, float[] Scores, float[] Next)>();
         foreach (IPromptEngine engine in new IPromptEngine[] { cpu, cuda })
@@ -74,14 +93,14 @@ public sealed class SharedPromptRowsTests(DeviceKind kind)
             engine.ReadPromptGradient(gradient);
             var scores = new float[batch.Rows];
             engine.ScoreRows(batch, scores);
-            var next = new float[batch.Rows * config.VocabSize];
+            var next = new float[batch.Rows * vocab];
             engine.NextTokenLogits(batch, next);
             results.Add((loss, gradient, scores, next));
         }
         var (expected, actual) = (results[0], results[1]);
         Assert.That(actual.Loss, Is.EqualTo(expected.Loss).Within(1e-5f * expected.Loss));
         Assert.That(Gpt2Fixture.RelativeError<float>(actual.Gradient, expected.Gradient), Is.LessThan(1e-4), "prompt gradient");
-        Assert.That(actual.Gradient.AsSpan(3 * config.Embedding, 2 * config.Embedding).ToArray(), accumulate ? Has.Some.Not.Zero : Has.All.Zero,
+        Assert.That(actual.Gradient.AsSpan(3 * width, 2 * width).ToArray(), accumulate ? Has.Some.Not.Zero : Has.All.Zero,
             "the unused prompt's gradient: kept when accumulating, else zero");
         Assert.That(actual.Scores, Is.EqualTo(expected.Scores).Within(1e-4));
         Assert.That(actual.Next, Is.EqualTo(expected.Next).Within(1e-4));
