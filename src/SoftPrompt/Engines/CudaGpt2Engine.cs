@@ -22,7 +22,6 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     private readonly Gpt2DeviceWeights weights;
     private Gpt2DevicePlan? plan;
     private readonly DevicePromptState state;
-    private readonly float[] lossReadback = new float[1];
     private int lastRows, lastSequence, lastShared;
 
     public CudaGpt2Engine(IComputeDevice device, Gpt2Weights<float> hostWeights, bool ownsDevice = false)
@@ -69,16 +68,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         bool matches = !rowGreedyMatches.IsEmpty;
         if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
         RunForward(batch, withGradient: false, countGreedyMatches: matches);
-        var p = plan!;
-        var rowLoss = p.HostRowLoss.AsSpan(0, p.TargetCount);
-        device.CopyToHost(p.RowLoss.Slice(0, p.TargetCount), rowLoss);
-        rowLogLikelihood[..batch.Rows].Clear();
-        if (matches) rowGreedyMatches[..batch.Rows].Clear();
-        for (int r = 0; r < p.TargetCount; r++)
-        {
-            rowLogLikelihood[p.HostTargetRow[r]] -= rowLoss[r];
-            if (matches && p.HostArgmaxMatches[r]) rowGreedyMatches[p.HostTargetRow[r]]++;
-        }
+        plan!.Head.ScoreRows(plan.Inputs, batch.Rows, rowLogLikelihood, rowGreedyMatches);
     }
 
     /// <summary>Full logits [B, T, V] at every position (tests and generation; training never materialises these).</summary>
@@ -88,7 +78,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         int n = batch.Rows * batch.SequenceLength;
         if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
         using var all = device.Allocate<float>((long)n * config.VocabSize);
-        GatherRows.Launch(device, plan!.AttentionFull, plan.FinalNorm, plan.SharedRows.FullToShared, n, config.Embedding);
+        GatherRows.Launch(device, plan!.AttentionFull, plan.FinalNorm, plan.Inputs.SharedRows.FullToShared, n, config.Embedding);
         device.Gemm(n, config.VocabSize, config.Embedding, 1f, new GemmOperand(plan.AttentionFull, config.Embedding),
             new GemmOperand(weights.TokenEmbedding, config.Embedding, Transposed: true), 0f, new GemmOperand(all.Span, config.VocabSize));
         device.CopyToHost(all.Span, logits[..(n * config.VocabSize)]);
@@ -107,17 +97,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         int vocab = config.VocabSize, c = config.Embedding;
         if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
         RunForward(batch, withGradient: false, languageModelHead: false);
-        var p = plan!;
-        var shared = p.SharedRows;
-        shared.UploadLastPositions(batch);
-        for (int start = 0; start < batch.Rows; start += p.LogitRows)
-        {
-            int chunk = Math.Min(p.LogitRows, batch.Rows - start);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * c), p.FinalNorm, shared.TargetRows.Slice(start, chunk), chunk, c);
-            var chunkLogits = p.Logits.Slice(0, (long)chunk * vocab);
-            device.Gemm(chunk, vocab, c, 1f, new GemmOperand(p.TargetHidden, c), new GemmOperand(weights.TokenEmbedding, c, Transposed: true), 0f, new GemmOperand(chunkLogits, vocab));
-            device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
-        }
+        plan!.Head.NextTokenLogits(batch, plan.Inputs, plan.FinalNorm, weights.TokenEmbedding, logits);
     }
 
     private Gpt2DevicePlan Plan(TokenBatch batch)
@@ -140,8 +120,9 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         var p = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, full = rows * seq, c = config.Embedding, inner = config.Inner;
         float eps = (float)config.LayerNormEpsilon;
-        p.Upload(batch);
-        var shared = p.SharedRows;
+        var inputs = p.Inputs;
+        inputs.Upload(batch);
+        var shared = inputs.SharedRows;
         int n = shared.Shared;
         lastRows = rows;
         lastSequence = seq;
@@ -149,7 +130,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
 
         // The embeddings of the full layout, then each shared row's (a prompt position from the first row using it).
         var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
-        EmbeddingForward.Launch(device, p.AttentionFull.Slice(0, (long)full * c), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
+        EmbeddingForward.Launch(device, p.AttentionFull.Slice(0, (long)full * c), inputs.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, inputs.PromptIndex.Slice(0, rows),
             state.Offsets, weights.TokenEmbedding, weights.PositionEmbedding, rows, seq, batch.TokenLength, c);
         GatherRows.Launch(device, first, p.AttentionFull, shared.SharedToFull, n, c);
         for (int l = 0; l < config.Layers; l++)
@@ -169,50 +150,16 @@ public sealed class CudaGpt2Engine : IDeviceEngine
             Linear(next, s.Middle, p.Wide, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
         }
         LayerNormForward.Launch(device, p.FinalNorm, p.FinalMean, p.FinalRstd, p.Final, weights.FinalNormWeight, weights.FinalNormBias, n, c, eps);
-        return languageModelHead ? LanguageModelHead(p, n, withGradient, countGreedyMatches) : 0f;
-    }
-
-    /// <summary>Logits, loss and (optionally) d(ln_f output) at target positions only, in chunks of rows.</summary>
-    private float LanguageModelHead(Gpt2DevicePlan p, int n, bool withGradient, bool countGreedyMatches)
-    {
-        int c = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
-        float scale = withGradient ? lossGradientWeight / count : 0f;
-        // d(target hidden) of every target, [count, c]: GradientQkvFull is free until the reverse pass reaches attention.
-        var targetGradient = p.GradientQkvFull;
-        for (int start = 0; start < count; start += p.LogitRows)
-        {
-            int chunk = Math.Min(p.LogitRows, count - start);
-            var positions = p.SharedRows.TargetRows.Slice(start, chunk);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * c), p.FinalNorm, positions, chunk, c);
-            var logits = p.Logits.Slice(0, (long)chunk * vocab);
-            device.Gemm(chunk, vocab, c, 1f, new GemmOperand(p.TargetHidden, c), new GemmOperand(weights.TokenEmbedding, c, Transposed: true), 0f, new GemmOperand(logits, vocab));
-            if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
-            CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
-            if (withGradient)
-                device.Gemm(chunk, c, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.TokenEmbedding, c), 0f,
-                    new GemmOperand(targetGradient.Slice((long)start * c, (long)chunk * c), c));
-        }
-        // Two rows with empty inputs predict from their prompt's one shared last position: their gradients add there.
-        if (withGradient) GatherSumRows.Launch(device, p.Gradient, targetGradient, p.SharedRows.TargetStarts, p.SharedRows.TargetIndex, n, c, accumulate: false);
-        SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
-        device.CopyToHost(p.Loss, lossReadback);
-        return lossReadback[0];
-    }
-
-    /// <summary>Evaluation only: argmax of each target row's logits, on the host (a copy of the chunk's logits).</summary>
-    private void CountGreedyMatches(Gpt2DevicePlan p, DeviceSpan<float> logits, int start, int chunk)
-    {
-        int vocab = config.VocabSize;
-        var host = p.HostLogits(chunk * vocab);
-        device.CopyToHost(logits, host);
-        for (int r = 0; r < chunk; r++)
-            p.HostArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(host.Slice(r * vocab, vocab)) == p.HostTargetIds[start + r];
+        // d(target hidden) of every target, [targets, c]: GradientQkvFull is free until the reverse pass reaches attention.
+        return languageModelHead
+            ? p.Head.Run(inputs, p.FinalNorm, weights.TokenEmbedding, n, p.Gradient, p.GradientQkvFull, lossGradientWeight, withGradient, countGreedyMatches)
+            : 0f;
     }
 
     private void RunBackward(bool accumulate)
     {
         var p = plan!;
-        var shared = p.SharedRows;
+        var shared = p.Inputs.SharedRows;
         int rows = lastRows, seq = lastSequence, full = rows * seq, n = lastShared, c = config.Embedding, inner = config.Inner;
         var dResidual = p.GradientNext.Slice(0, (long)n * c);
         device.Zero(dResidual);

@@ -23,7 +23,6 @@ public sealed class CudaLlamaEngine : IDeviceEngine
     private readonly LlamaDeviceWeights weights;
     private readonly DevicePromptState state;
     private readonly float attentionScale;
-    private readonly float[] lossReadback = new float[1];
     private LlamaDevicePlan? plan;
     private int lastRows, lastSequence, lastShared;
 
@@ -73,16 +72,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         bool matches = !rowGreedyMatches.IsEmpty;
         if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
         RunForward(batch, withGradient: false, countGreedyMatches: matches);
-        var p = plan!;
-        var rowLoss = p.HostRowLoss.AsSpan(0, p.TargetCount);
-        device.CopyToHost(p.RowLoss.Slice(0, p.TargetCount), rowLoss);
-        rowLogLikelihood[..batch.Rows].Clear();
-        if (matches) rowGreedyMatches[..batch.Rows].Clear();
-        for (int r = 0; r < p.TargetCount; r++)
-        {
-            rowLogLikelihood[p.HostTargetRow[r]] -= rowLoss[r];
-            if (matches && p.HostArgmaxMatches[r]) rowGreedyMatches[p.HostTargetRow[r]]++;
-        }
+        plan!.Head.ScoreRows(plan.Inputs, batch.Rows, rowLogLikelihood, rowGreedyMatches);
     }
 
     /// <summary>Full logits [B, T, V] at every position (tests; training never materialises these).</summary>
@@ -92,7 +82,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         int n = batch.Rows * batch.SequenceLength, d = config.Embedding, vocab = config.VocabSize;
         if (logits.Length < (long)n * vocab) throw new ArgumentException($"Logits buffer needs {(long)n * vocab} values.");
         using var all = device.Allocate<float>((long)n * vocab);
-        GatherRows.Launch(device, plan!.FullScratch, plan.FinalNorm, plan.SharedRows.FullToShared, n, d);
+        GatherRows.Launch(device, plan!.FullScratch, plan.FinalNorm, plan.Inputs.SharedRows.FullToShared, n, d);
         device.Gemm(n, vocab, d, 1f, new GemmOperand(plan.FullScratch, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(all.Span, vocab));
         device.CopyToHost(all.Span, logits[..(n * vocab)]);
     }
@@ -102,16 +92,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         int vocab = config.VocabSize, d = config.Embedding;
         if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
         RunForward(batch, withGradient: false, languageModelHead: false);
-        var p = plan!;
-        p.SharedRows.UploadLastPositions(batch);
-        for (int start = 0; start < batch.Rows; start += p.LogitRows)
-        {
-            int chunk = Math.Min(p.LogitRows, batch.Rows - start);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.FinalNorm, p.SharedRows.TargetRows.Slice(start, chunk), chunk, d);
-            var chunkLogits = p.Logits.Slice(0, (long)chunk * vocab);
-            device.Gemm(chunk, vocab, d, 1f, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(chunkLogits, vocab));
-            device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
-        }
+        plan!.Head.NextTokenLogits(batch, plan.Inputs, plan.FinalNorm, weights.HeadWeight, logits);
     }
 
     public void Dispose()
@@ -146,15 +127,16 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         int rows = batch.Rows, seq = batch.SequenceLength, full = rows * seq, d = config.Embedding;
         int att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
-        p.Upload(batch);
-        var shared = p.SharedRows;
+        var inputs = p.Inputs;
+        inputs.Upload(batch);
+        var shared = inputs.SharedRows;
         int n = shared.Shared;
         lastRows = rows;
         lastSequence = seq;
         lastShared = n;
 
         var first = config.Layers > 0 ? p.Layers[0].Input : p.Final;
-        EmbeddingForward.Launch(device, p.FullScratch.Slice(0, (long)full * d), p.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, p.PromptIndex.Slice(0, rows),
+        EmbeddingForward.Launch(device, p.FullScratch.Slice(0, (long)full * d), inputs.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts, inputs.PromptIndex.Slice(0, rows),
             state.Offsets, weights.TokenEmbedding, p.ZeroPositions, rows, seq, batch.TokenLength, d);
         GatherRows.Launch(device, first, p.FullScratch, shared.SharedToFull, n, d);
         for (int l = 0; l < config.Layers; l++)
@@ -178,7 +160,10 @@ public sealed class CudaLlamaEngine : IDeviceEngine
             Residual(next, s.Middle, p.Wide, w.Down, n, ff, d);
         }
         RmsNormForward.Launch(device, p.FinalNorm, p.FinalRstd, p.Final, weights.FinalNormWeight, n, d, eps);
-        return languageModelHead ? LanguageModelHead(p, n, withGradient, countGreedyMatches) : 0f;
+        // d(target hidden) of every target goes to FullScratch ([targets, d]; the embeddings there are no longer needed).
+        return languageModelHead
+            ? p.Head.Run(inputs, p.FinalNorm, weights.HeadWeight, n, p.Gradient, p.FullScratch, lossGradientWeight, withGradient, countGreedyMatches)
+            : 0f;
     }
 
     /// <summary>
@@ -189,7 +174,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
     private void FullAttentionInputs(LlamaDevicePlan p, LlamaDevicePlan.Layer s, int rows, int seq)
     {
         int full = rows * seq, heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize;
-        var shared = p.SharedRows;
+        var shared = p.Inputs.SharedRows;
         GatherRows.Launch(device, p.QueryFull, s.Query, shared.FullToShared, full, att);
         RopeForward.Launch(device, p.QueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
         GatherRows.Launch(device, p.KeyNarrowFull, s.Key, shared.FullToShared, full, kv);
@@ -199,46 +184,10 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         RepeatKeyValueHeads.Launch(device, p.ValueFull, p.ValueNarrowFull, full, heads, kvHeads, hd);
     }
 
-    /// <summary>Logits, loss and (optionally) d(final norm output) at target positions only, in chunks of rows.</summary>
-    private float LanguageModelHead(LlamaDevicePlan p, int n, bool withGradient, bool countGreedyMatches)
-    {
-        int d = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
-        float scale = withGradient ? lossGradientWeight / count : 0f;
-        var shared = p.SharedRows;
-        for (int start = 0; start < count; start += p.LogitRows)
-        {
-            int chunk = Math.Min(p.LogitRows, count - start);
-            var positions = shared.TargetRows.Slice(start, chunk);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.FinalNorm, positions, chunk, d);
-            var logits = p.Logits.Slice(0, (long)chunk * vocab);
-            device.Gemm(chunk, vocab, d, 1f, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.HeadWeight, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
-            if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
-            CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
-            if (withGradient)
-                device.Gemm(chunk, d, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(weights.HeadWeight, d), 0f,
-                    new GemmOperand(p.FullScratch.Slice((long)start * d, (long)chunk * d), d));
-        }
-        // Rows with empty inputs predict from their prompt's one shared last position: their gradients add there.
-        if (withGradient) GatherSumRows.Launch(device, p.Gradient, p.FullScratch, shared.TargetStarts, shared.TargetIndex, n, d, accumulate: false);
-        SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
-        device.CopyToHost(p.Loss, lossReadback);
-        return lossReadback[0];
-    }
-
-    /// <summary>Evaluation only: argmax of each target row's logits, on the host (a copy of the chunk's logits).</summary>
-    private void CountGreedyMatches(LlamaDevicePlan p, DeviceSpan<float> logits, int start, int chunk)
-    {
-        int vocab = config.VocabSize;
-        var host = p.HostLogits(chunk * vocab);
-        device.CopyToHost(logits, host);
-        for (int r = 0; r < chunk; r++)
-            p.HostArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(host.Slice(r * vocab, vocab)) == p.HostTargetIds[start + r];
-    }
-
     private void RunBackward(bool accumulate)
     {
         var p = plan!;
-        var shared = p.SharedRows;
+        var shared = p.Inputs.SharedRows;
         int rows = lastRows, seq = lastSequence, full = rows * seq, n = lastShared, d = config.Embedding;
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         var dResidual = p.GradientNext.Slice(0, (long)n * d);
