@@ -58,14 +58,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         bool matches = !rowGreedyMatches.IsEmpty;
         if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
         RunForward(batch, withGradient: false, countGreedyMatches: matches);
-        var a = activations!;
-        rowLogLikelihood[..batch.Rows].Clear();
-        if (matches) rowGreedyMatches[..batch.Rows].Clear();
-        for (int r = 0; r < batch.TargetCount; r++)
-        {
-            rowLogLikelihood[a.TargetRow[r]] -= float.CreateTruncating(a.RowLoss[r]);
-            if (matches && a.TargetArgmaxMatches[r]) rowGreedyMatches[a.TargetRow[r]]++;
-        }
+        activations!.Head.ScoreRows(batch.Rows, rowLogLikelihood, rowGreedyMatches);
     }
 
     /// <summary>Mean cross-entropy over the batch's targets.</summary>
@@ -103,21 +96,8 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
 
     public void NextTokenLogits(TokenBatch batch, Span<float> logits)
     {
-        int vocab = config.VocabSize, c = config.Embedding;
-        if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
         RunForward(batch, withGradient: false, languageModelHead: false);
-        var a = activations!;
-        for (int start = 0; start < batch.Rows; start += a.LogitRows)
-        {
-            int chunk = Math.Min(a.LogitRows, batch.Rows - start);
-            for (int r = 0; r < chunk; r++)
-            {
-                int row = start + r, position = row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1;
-                a.FinalNorm.AsSpan(position * c, c).CopyTo(a.TargetHidden.AsSpan(r * c, c));
-            }
-            CpuGemm.Gemm(false, true, chunk, vocab, c, T.One, a.TargetHidden, c, weights.TokenEmbedding, c, T.Zero, a.Logits, vocab);
-            CpuPromptState<T>.Convert(a.Logits.AsSpan(0, chunk * vocab), logits.Slice(start * vocab, chunk * vocab));
-        }
+        activations!.Head.NextTokenLogits(batch, activations.FinalNorm, weights.TokenEmbedding, logits);
     }
 
     private Gpt2CpuActivations<T> Plan(TokenBatch batch)
@@ -125,8 +105,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         int n = batch.Rows * batch.SequenceLength;
         if (activations is null || activations.Rows * activations.Sequence < n)
         {
-            int logitRows = Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, n));
-            activations = new Gpt2CpuActivations<T>(config, batch.Rows, batch.SequenceLength, logitRows);
+            activations = new Gpt2CpuActivations<T>(config, batch.Rows, batch.SequenceLength);
         }
         return activations;
     }
@@ -164,44 +143,15 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         return languageModelHead ? LanguageModelHead(batch, a, withGradient, countGreedyMatches) : T.Zero;
     }
 
-    /// <summary>Logits, loss and (optionally) d(ln_f output) at target positions only, in chunks of rows.</summary>
+    /// <summary>Logits, loss and (optionally) d(final norm output) at target positions only, in chunks of rows.</summary>
     private T LanguageModelHead(TokenBatch batch, Gpt2CpuActivations<T> a, bool withGradient, bool countGreedyMatches)
     {
-        int seq = batch.SequenceLength, n = batch.Rows * seq, c = config.Embedding, vocab = config.VocabSize;
-        int count = 0;
+        int seq = batch.SequenceLength, n = batch.Rows * seq, d = config.Embedding;
+        var head = a.Head;
+        head.Clear();
         for (int pos = 0; pos < n; pos++)
-        {
-            int target = batch.Targets[pos];
-            if (target == TokenBatch.Ignore) continue;
-            if ((uint)target >= (uint)vocab)
-                throw new ArgumentException($"Batch row {pos / seq} has target id {target}, outside the vocabulary [0, {vocab}).");
-            a.TargetPositions[count] = pos;
-            a.TargetIds[count] = target;
-            a.TargetRow[count] = pos / seq;
-            count++;
-        }
-        if (withGradient) a.Gradient.AsSpan(0, n * c).Clear();
-        T scale = withGradient ? lossGradientWeight / T.CreateChecked(count) : T.Zero;
-        T total = T.Zero;
-        for (int start = 0; start < count; start += a.LogitRows)
-        {
-            int chunk = Math.Min(a.LogitRows, count - start);
-            for (int r = 0; r < chunk; r++)
-                a.FinalNorm.AsSpan(a.TargetPositions[start + r] * c, c).CopyTo(a.TargetHidden.AsSpan(r * c, c));
-            CpuGemm.Gemm(false, true, chunk, vocab, c, T.One, a.TargetHidden, c, weights.TokenEmbedding, c, T.Zero, a.Logits, vocab);
-            if (countGreedyMatches)
-                for (int r = 0; r < chunk; r++)
-                    a.TargetArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<T>(a.Logits.AsSpan(r * vocab, vocab)) == a.TargetIds[start + r];
-            CrossEntropyOps.ForwardBackward<T>(a.Logits, a.RowLoss.AsSpan(start, chunk), a.TargetIds.AsSpan(start, chunk), chunk, vocab, scale);
-            if (withGradient)
-            {
-                CpuGemm.Gemm(false, false, chunk, c, vocab, T.One, a.Logits, vocab, weights.TokenEmbedding, c, T.Zero, a.TargetHidden, c);
-                for (int r = 0; r < chunk; r++)
-                    a.TargetHidden.AsSpan(r * c, c).CopyTo(a.Gradient.AsSpan(a.TargetPositions[start + r] * c, c));
-            }
-        }
-        for (int r = 0; r < count; r++) total += a.RowLoss[r];
-        return total / T.CreateChecked(count);
+            if (batch.Targets[pos] != TokenBatch.Ignore) head.Add(pos, batch.Targets[pos], pos / seq);
+        return head.Run(a.FinalNorm, weights.TokenEmbedding, T.One, withGradient ? a.Gradient.AsSpan(0, n * d) : default, lossGradientWeight, countGreedyMatches);
     }
 
     private void RunBackward(TokenBatch batch, bool accumulate)

@@ -80,14 +80,7 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
         bool matches = !rowGreedyMatches.IsEmpty;
         if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
         RunForward(batch, withGradient: false, countGreedyMatches: matches);
-        var a = activations!;
-        rowLogLikelihood[..batch.Rows].Clear();
-        if (matches) rowGreedyMatches[..batch.Rows].Clear();
-        for (int r = 0; r < batch.TargetCount; r++)
-        {
-            rowLogLikelihood[a.TargetRow[r]] -= float.CreateTruncating(a.RowLoss[r]);
-            if (matches && a.TargetArgmaxMatches[r]) rowGreedyMatches[a.TargetRow[r]]++;
-        }
+        activations!.Head.ScoreRows(batch.Rows, rowLogLikelihood, rowGreedyMatches);
     }
 
     /// <summary>Full logits [B, T, V] for every position (tests; training never materialises these).</summary>
@@ -102,21 +95,8 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
 
     public void NextTokenLogits(TokenBatch batch, Span<float> logits)
     {
-        int vocab = config.VocabSize, d = config.Embedding;
-        if (logits.Length < (long)batch.Rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {batch.Rows} rows × {vocab} need {(long)batch.Rows * vocab}.");
         RunForward(batch, withGradient: false, languageModelHead: false);
-        var a = activations!;
-        for (int start = 0; start < batch.Rows; start += a.LogitRows)
-        {
-            int chunk = Math.Min(a.LogitRows, batch.Rows - start);
-            for (int r = 0; r < chunk; r++)
-            {
-                int row = start + r, position = row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1;
-                a.FinalNorm.AsSpan(position * d, d).CopyTo(a.TargetHidden.AsSpan(r * d, d));
-            }
-            CpuGemm.Gemm(false, true, chunk, vocab, d, T.One, a.TargetHidden, d, weights.HeadWeight, d, T.Zero, a.Logits, vocab);
-            CpuPromptState<T>.Convert(a.Logits.AsSpan(0, chunk * vocab), logits.Slice(start * vocab, chunk * vocab));
-        }
+        activations!.Head.NextTokenLogits(batch, activations.FinalNorm, weights.HeadWeight, logits);
     }
 
     public void Dispose() => activations = null;
@@ -126,8 +106,7 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
         int n = batch.Rows * batch.SequenceLength;
         if (activations is null || activations.Rows * activations.Sequence < n || activations.Sequence < batch.SequenceLength)
         {
-            int logitRows = Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, n));
-            activations = new LlamaCpuActivations<T>(config, batch.Rows, Math.Max(batch.SequenceLength, activations?.Sequence ?? 0), logitRows);
+            activations = new LlamaCpuActivations<T>(config, batch.Rows, Math.Max(batch.SequenceLength, activations?.Sequence ?? 0));
         }
         return activations;
     }
@@ -177,42 +156,12 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
     /// <summary>Logits, loss and (optionally) d(final norm output) at target positions only, in chunks of rows.</summary>
     private T LanguageModelHead(TokenBatch batch, LlamaCpuActivations<T> a, bool withGradient, bool countGreedyMatches)
     {
-        int seq = batch.SequenceLength, n = batch.Rows * seq, d = config.Embedding, vocab = config.VocabSize;
-        var head = weights.HeadWeight;
-        int count = 0;
+        int seq = batch.SequenceLength, n = batch.Rows * seq, d = config.Embedding;
+        var head = a.Head;
+        head.Clear();
         for (int pos = 0; pos < n; pos++)
-        {
-            int target = batch.Targets[pos];
-            if (target == TokenBatch.Ignore) continue;
-            if ((uint)target >= (uint)vocab)
-                throw new ArgumentException($"Batch row {pos / seq} has target id {target}, outside the vocabulary [0, {vocab}).");
-            a.TargetPositions[count] = pos;
-            a.TargetIds[count] = target;
-            a.TargetRow[count] = pos / seq;
-            count++;
-        }
-        if (withGradient) a.Gradient.AsSpan(0, n * d).Clear();
-        T scale = withGradient ? lossGradientWeight / T.CreateChecked(count) : T.Zero;
-        T total = T.Zero;
-        for (int start = 0; start < count; start += a.LogitRows)
-        {
-            int chunk = Math.Min(a.LogitRows, count - start);
-            for (int r = 0; r < chunk; r++)
-                a.FinalNorm.AsSpan(a.TargetPositions[start + r] * d, d).CopyTo(a.TargetHidden.AsSpan(r * d, d));
-            CpuGemm.Gemm(false, true, chunk, vocab, d, T.One, a.TargetHidden, d, head, d, T.Zero, a.Logits, vocab);
-            if (countGreedyMatches)
-                for (int r = 0; r < chunk; r++)
-                    a.TargetArgmaxMatches[start + r] = TensorPrimitives.IndexOfMax<T>(a.Logits.AsSpan(r * vocab, vocab)) == a.TargetIds[start + r];
-            CrossEntropyOps.ForwardBackward<T>(a.Logits, a.RowLoss.AsSpan(start, chunk), a.TargetIds.AsSpan(start, chunk), chunk, vocab, scale);
-            if (withGradient)
-            {
-                CpuGemm.Gemm(false, false, chunk, d, vocab, T.One, a.Logits, vocab, head, d, T.Zero, a.TargetHidden, d);
-                for (int r = 0; r < chunk; r++)
-                    a.TargetHidden.AsSpan(r * d, d).CopyTo(a.Gradient.AsSpan(a.TargetPositions[start + r] * d, d));
-            }
-        }
-        for (int r = 0; r < count; r++) total += a.RowLoss[r];
-        return total / T.CreateChecked(count);
+            if (batch.Targets[pos] != TokenBatch.Ignore) head.Add(pos, batch.Targets[pos], pos / seq);
+        return head.Run(a.FinalNorm, weights.HeadWeight, T.One, withGradient ? a.Gradient.AsSpan(0, n * d) : default, lossGradientWeight, countGreedyMatches);
     }
 
     private void RunBackward(TokenBatch batch, bool accumulate)

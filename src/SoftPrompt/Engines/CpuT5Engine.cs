@@ -84,14 +84,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
         bool matches = !rowGreedyMatches.IsEmpty;
         if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
         RunForward(batch, withGradient: false, countGreedyMatches: matches);
-        var a = activations!;
-        rowLogLikelihood[..batch.Rows].Clear();
-        if (matches) rowGreedyMatches[..batch.Rows].Clear();
-        for (int r = 0; r < batch.TargetCount; r++)
-        {
-            rowLogLikelihood[a.TargetRow[r]] -= float.CreateTruncating(a.RowLoss[r]);
-            if (matches && a.TargetArgmaxMatches[r]) rowGreedyMatches[a.TargetRow[r]]++;
-        }
+        activations!.Head.ScoreRows(batch.Rows, rowLogLikelihood, rowGreedyMatches);
     }
 
     /// <summary>
@@ -132,8 +125,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
         {
             // Grow every dimension to the largest seen so far, so alternating batch shapes settle on one plan.
             int r = Math.Max(batchRows, a?.Rows ?? 0), e = Math.Max(encoder, a?.EncoderLength ?? 0), d = Math.Max(decoder, a?.DecoderLength ?? 0);
-            int logitRows = Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, r * d));
-            activations = a = new T5CpuActivations<T>(config, r, e, d, logitRows);
+            activations = a = new T5CpuActivations<T>(config, r, e, d);
         }
         return a;
     }
@@ -272,46 +264,15 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
     /// <summary>Logits, loss and (optionally) d(decoder output) at target positions only, in chunks of rows.</summary>
     private T LanguageModelHead(TokenBatch batch, T5CpuActivations<T> a, bool withGradient, bool countGreedyMatches)
     {
-        int nd = rows * decoderLength, d = config.Embedding, vocab = config.VocabSize;
-        int count = 0;
+        int nd = rows * decoderLength, d = config.Embedding;
+        var head = a.Head;
+        head.Clear();
         for (int b = 0; b < rows; b++)
         {
             int first = b * batch.SequenceLength + batch.RowPromptLength(b) + a.InputLengths[b] - 1;
-            for (int j = 0; j < a.TargetLengths[b]; j++)
-            {
-                int target = batch.Targets[first + j];
-                if ((uint)target >= (uint)vocab)
-                    throw new ArgumentException($"Batch row {b} has target id {target}, outside the vocabulary [0, {vocab}).");
-                a.TargetPositions[count] = b * decoderLength + j;
-                a.TargetIds[count] = target;
-                a.TargetRow[count] = b;
-                count++;
-            }
+            for (int j = 0; j < a.TargetLengths[b]; j++) head.Add(b * decoderLength + j, batch.Targets[first + j], b);
         }
-        if (withGradient) a.DecoderOutputGradient.AsSpan(0, nd * d).Clear();
-        T gradientScale = withGradient ? lossGradientWeight / T.CreateChecked(count) : T.Zero;
-        T headScale = HeadScale;
-        for (int start = 0; start < count; start += a.LogitRows)
-        {
-            int chunk = Math.Min(a.LogitRows, count - start);
-            for (int r = 0; r < chunk; r++)
-                a.DecoderOutput.AsSpan(a.TargetPositions[start + r] * d, d).CopyTo(a.TargetHidden.AsSpan(r * d, d));
-            CpuGemm.Gemm(false, true, chunk, vocab, d, headScale, a.TargetHidden, d, weights.HeadWeight, d, T.Zero, a.Logits, vocab);
-            if (countGreedyMatches)
-                for (int r = 0; r < chunk; r++)
-                    a.TargetArgmaxMatches[start + r] = TensorPrimitives.IndexOfMax<T>(a.Logits.AsSpan(r * vocab, vocab)) == a.TargetIds[start + r];
-            CrossEntropyOps.ForwardBackward<T>(a.Logits, a.RowLoss.AsSpan(start, chunk), a.TargetIds.AsSpan(start, chunk), chunk, vocab, gradientScale);
-            if (withGradient)
-            {
-                // logits = s·h·Eᵀ, so dh = s·dlogits·E.
-                CpuGemm.Gemm(false, false, chunk, d, vocab, headScale, a.Logits, vocab, weights.HeadWeight, d, T.Zero, a.TargetHidden, d);
-                for (int r = 0; r < chunk; r++)
-                    a.TargetHidden.AsSpan(r * d, d).CopyTo(a.DecoderOutputGradient.AsSpan(a.TargetPositions[start + r] * d, d));
-            }
-        }
-        T total = T.Zero;
-        for (int r = 0; r < count; r++) total += a.RowLoss[r];
-        return total / T.CreateChecked(count);
+        return head.Run(a.DecoderOutput, weights.HeadWeight, HeadScale, withGradient ? a.DecoderOutputGradient.AsSpan(0, nd * d) : default, lossGradientWeight, countGreedyMatches);
     }
 
     private void RunBackward(TokenBatch batch, bool accumulate)

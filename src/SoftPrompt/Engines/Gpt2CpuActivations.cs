@@ -10,12 +10,11 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal sealed class Gpt2CpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
-    public Gpt2CpuActivations(Gpt2Config config, int rows, int sequence, int logitRows)
+    public Gpt2CpuActivations(Gpt2Config config, int rows, int sequence)
     {
         Rows = rows;
         Sequence = sequence;
         int n = rows * sequence, c = config.Embedding;
-        LogitRows = logitRows;
         Layers = new LayerSaved[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
         {
@@ -34,18 +33,11 @@ internal sealed class Gpt2CpuActivations<T> where T : unmanaged, IBinaryFloating
         GradientNext = new T[n * c];
         GradientQkv = new T[n * 3 * c];
         GradientWide = new T[n * config.Inner];
-        TargetPositions = new int[n];
-        TargetIds = new int[n];
-        TargetRow = new int[n];
-        TargetHidden = new T[logitRows * c];
-        Logits = new T[logitRows * config.VocabSize];
-        RowLoss = new T[n];
-        TargetArgmaxMatches = new bool[n];
+        Head = new CpuLanguageModelHead<T>(n, c, config.VocabSize);
     }
 
     public int Rows { get; }
     public int Sequence { get; }
-    public int LogitRows { get; }
 
     public readonly record struct LayerSaved(T[] Input, T[] Mean1, T[] Rstd1, T[] Qkv, T[] Attention, T[] LogSumExp,
         T[] Middle, T[] Mean2, T[] Rstd2, T[] Hidden);
@@ -65,13 +57,6 @@ internal sealed class Gpt2CpuActivations<T> where T : unmanaged, IBinaryFloating
     public T[] GradientQkv { get; }
     public T[] GradientWide { get; }
 
-    /// <summary>Flattened (row·T + t) positions that carry a target, their ids and batch rows.</summary>
-    public int[] TargetPositions { get; }
-    public int[] TargetIds { get; }
-    public int[] TargetRow { get; }
-    /// <summary>ln_f output gathered at one chunk of target positions [LogitRows, C], and their logits [LogitRows, V].</summary>
-    public T[] TargetHidden { get; }
-    public T[] Logits { get; }
-    public T[] RowLoss { get; }
-    public bool[] TargetArgmaxMatches { get; }
+    /// <summary>The LM head's target list and chunk buffers (targets by flattened row·T + t position).</summary>
+    public CpuLanguageModelHead<T> Head { get; }
 }

@@ -10,11 +10,10 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal sealed class LlamaCpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
-    public LlamaCpuActivations(LlamaConfig config, int rows, int sequence, int logitRows)
+    public LlamaCpuActivations(LlamaConfig config, int rows, int sequence)
     {
         Rows = rows;
         Sequence = sequence;
-        LogitRows = logitRows;
         int n = rows * sequence, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         Layers = new LayerSaved[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
@@ -39,18 +38,11 @@ internal sealed class LlamaCpuActivations<T> where T : unmanaged, IBinaryFloatin
         GradientAttention = new T[n * a];
         GradientGate = new T[n * ff];
         GradientUp = new T[n * ff];
-        TargetPositions = new int[n];
-        TargetIds = new int[n];
-        TargetRow = new int[n];
-        TargetHidden = new T[logitRows * d];
-        Logits = new T[logitRows * config.VocabSize];
-        RowLoss = new T[n];
-        TargetArgmaxMatches = new bool[n];
+        Head = new CpuLanguageModelHead<T>(n, d, config.VocabSize);
     }
 
     public int Rows { get; }
     public int Sequence { get; }
-    public int LogitRows { get; }
 
     /// <summary>Query is rotated and scaled by 1/√hd; Key and Value are rotated (k) and repeated to [n, Heads·hd].</summary>
     public readonly record struct LayerSaved(T[] Input, T[] Rstd1, T[] Query, T[] Key, T[] Value, T[] Attention, T[] LogSumExp,
@@ -76,12 +68,7 @@ internal sealed class LlamaCpuActivations<T> where T : unmanaged, IBinaryFloatin
     public T[] GradientAttention { get; }
     public T[] GradientGate { get; }
     public T[] GradientUp { get; }
+    /// <summary>The LM head's target list and chunk buffers (targets by flattened row·T + t position).</summary>
+    public CpuLanguageModelHead<T> Head { get; }
 
-    public int[] TargetPositions { get; }
-    public int[] TargetIds { get; }
-    public int[] TargetRow { get; }
-    public T[] TargetHidden { get; }
-    public T[] Logits { get; }
-    public T[] RowLoss { get; }
-    public bool[] TargetArgmaxMatches { get; }
 }

@@ -11,12 +11,11 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal sealed class T5CpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
-    public T5CpuActivations(T5Config config, int rows, int encoderLength, int decoderLength, int logitRows)
+    public T5CpuActivations(T5Config config, int rows, int encoderLength, int decoderLength)
     {
         Rows = rows;
         EncoderLength = encoderLength;
         DecoderLength = decoderLength;
-        LogitRows = logitRows;
         int ne = rows * encoderLength, nd = rows * decoderLength, n = Math.Max(ne, nd);
         int d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, heads = config.Heads;
         T[] Linear(int count) => config.IsGated ? new T[count] : [];
@@ -61,19 +60,12 @@ internal sealed class T5CpuActivations<T> where T : unmanaged, IBinaryFloatingPo
         InputLengths = new int[rows];
         TargetLengths = new int[rows];
         EncoderLengths = new int[rows];
-        TargetPositions = new int[nd];
-        TargetIds = new int[nd];
-        TargetRow = new int[nd];
-        TargetHidden = new T[logitRows * d];
-        Logits = new T[logitRows * config.VocabSize];
-        RowLoss = new T[nd];
-        TargetArgmaxMatches = new bool[nd];
+        Head = new CpuLanguageModelHead<T>(nd, d, config.VocabSize);
     }
 
     public int Rows { get; }
     public int EncoderLength { get; }
     public int DecoderLength { get; }
-    public int LogitRows { get; }
 
     /// <summary>q [nq, a], k and v [nk, a], attention output before the o projection [nq, a], logsumexp [rows, H, Tq].</summary>
     public sealed class AttentionSaved(int queries, int keys, int width, int lseCount)
@@ -130,13 +122,6 @@ internal sealed class T5CpuActivations<T> where T : unmanaged, IBinaryFloatingPo
     public int[] TargetLengths { get; }
     public int[] EncoderLengths { get; }
 
-    /// <summary>Flattened decoder positions (row·Tdec + j) that carry a target, their ids and batch rows.</summary>
-    public int[] TargetPositions { get; }
-    public int[] TargetIds { get; }
-    public int[] TargetRow { get; }
-    /// <summary>Decoder output gathered at one chunk of target positions [LogitRows, d], and their logits [LogitRows, V].</summary>
-    public T[] TargetHidden { get; }
-    public T[] Logits { get; }
-    public T[] RowLoss { get; }
-    public bool[] TargetArgmaxMatches { get; }
+    /// <summary>The LM head's target list and chunk buffers (targets by flattened decoder position row·Tdec + j).</summary>
+    public CpuLanguageModelHead<T> Head { get; }
 }
