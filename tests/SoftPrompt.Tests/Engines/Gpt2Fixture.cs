@@ -73,6 +73,34 @@ internal sealed class Gpt2Fixture
         return batch;
     }
 
+    /// <summary>
+    /// Loads this case's prompts into <paramref name="engine"/> and checks it against PyTorch: the logits at real
+    /// positions within 1e-4 (read through <paramref name="logits"/>, the engine's full-logits method), the loss and the
+    /// prompt gradient within the given relative errors.
+    /// </summary>
+    public void AssertEngineMatches(IPromptEngine engine, Action<TokenBatch, float[]> logits, double lossTolerance, double gradientTolerance)
+    {
+        engine.LoadPrompts(Prompts, PromptCount, PromptLength);
+        var batch = Batch();
+        var actual = new float[Logits.Length];
+        logits(batch, actual);
+        double worstLogit = 0;
+        int vocab = engine.VocabSize;
+        for (int position = 0; position < PositionMask.Length; position++)
+        {
+            if (PositionMask[position] == 0) continue;
+            for (int v = 0; v < vocab; v++)
+                worstLogit = Math.Max(worstLogit, Math.Abs(actual[position * vocab + v] - Logits[position * vocab + v]));
+        }
+        Assert.That(worstLogit, Is.LessThan(1e-4), "max |logit − PyTorch| over real positions");
+
+        float loss = engine.ForwardBackward(batch);
+        Assert.That(Math.Abs(loss - Loss) / Math.Abs(Loss), Is.LessThanOrEqualTo(lossTolerance), "loss relative error");
+        var gradient = new float[PromptGradient.Length];
+        engine.ReadPromptGradient(gradient);
+        Assert.That(RelativeError<float>(gradient, PromptGradient), Is.LessThanOrEqualTo(gradientTolerance), "prompt gradient relative error");
+    }
+
     /// <summary>max |actual − expected| / max |expected|: a relative error that tiny entries cannot inflate.</summary>
     public static double RelativeError<T>(ReadOnlySpan<T> actual, ReadOnlySpan<T> expected) where T : IBinaryFloatingPointIeee754<T>
     {

@@ -19,26 +19,7 @@ public sealed class CudaLlamaEngineTests(DeviceKind kind)
     {
         var fixture = Gpt2Fixture.LoadFrom(Path.Combine(Root, model), caseName);
         using var engine = Open(LlamaCheckpoint.Load<float>(fixture.ModelDirectory));
-        engine.LoadPrompts(fixture.Prompts, fixture.PromptCount, fixture.PromptLength);
-        var batch = fixture.Batch();
-
-        var logits = new float[fixture.Logits.Length];
-        engine.Logits(batch, logits);
-        double worstLogit = 0;
-        int vocab = engine.VocabSize;
-        for (int position = 0; position < fixture.PositionMask.Length; position++)
-        {
-            if (fixture.PositionMask[position] == 0) continue;
-            for (int v = 0; v < vocab; v++)
-                worstLogit = Math.Max(worstLogit, Math.Abs(logits[position * vocab + v] - fixture.Logits[position * vocab + v]));
-        }
-        Assert.That(worstLogit, Is.LessThan(1e-4), "max |logit − PyTorch| over real positions");
-
-        float loss = engine.ForwardBackward(batch);
-        Assert.That(Math.Abs(loss - fixture.Loss) / Math.Abs(fixture.Loss), Is.LessThanOrEqualTo(1e-5), "loss relative error");
-        var gradient = new float[fixture.PromptGradient.Length];
-        engine.ReadPromptGradient(gradient);
-        Assert.That(Gpt2Fixture.RelativeError<float>(gradient, fixture.PromptGradient), Is.LessThanOrEqualTo(1e-4), "prompt gradient relative error");
+        fixture.AssertEngineMatches(engine, (batch, logits) => engine.Logits(batch, logits), lossTolerance: 1e-5, gradientTolerance: 1e-4);
     }
 
     [TestCase(OptimizerKind.Sgd)]
