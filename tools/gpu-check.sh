@@ -21,7 +21,7 @@ b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 
 b --shape t5-base --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
 BENCH_TIMEOUT=120 b --shape llama3.2-1b --batch-size 8 --seq-len 256 --prompt-length 100 --targets 4 --tf32
 if [ "${SKIP_BDN:-0}" != 1 ]; then
-  timeout 150 ./SoftPrompt.Benchmarks --filter '*KernelBenchmarks*' '*CudaTrainingStep*' --inProcess --job short > "$out/bdn.txt" 2>&1
+  timeout 240 ./SoftPrompt.Benchmarks --filter '*KernelBenchmarks*' '*CudaTrainingStep*' '*CudaLlamaTrainingStep*' --inProcess --job short > "$out/bdn.txt" 2>&1
 fi
 for f in nvidia.txt doctor.txt demo-cuda.txt bench.jsonl bench.err; do echo "== $f"; cat "$out/$f"; done
 echo "== bdn"; grep -E "^\|" "$out/bdn.txt" 2>/dev/null | head -30

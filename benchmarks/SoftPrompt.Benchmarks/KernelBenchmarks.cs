@@ -18,7 +18,8 @@ public class KernelBenchmarks
     private DeviceBuffer<float> x = null!, y = null!, mean = null!, rstd = null!, weight = null!, bias = null!, dx = null!;
     private DeviceBuffer<float> qkv = null!, attention = null!, lse = null!, dqkv = null!, scratch = null!;
     private DeviceBuffer<float> logits = null!, rowLoss = null!, wide = null!, prompts = null!, promptGrad = null!, m = null!, v = null!, norm = null!;
-    private DeviceBuffer<int> targets = null!, promptIndex = null!, promptOffsets = null!;
+    private DeviceBuffer<int> targets = null!, promptIndex = null!, promptOffsets = null!, fullToShared = null!, reduceStarts = null!, reduceIndex = null!;
+    private int sharedRows;
 
     [GlobalSetup]
     public void Setup()
@@ -49,6 +50,25 @@ public class KernelBenchmarks
         promptIndex.CopyFrom(new int[batch]);
         promptOffsets = device.Allocate<int>(2);
         promptOffsets.CopyFrom([0, promptLength]);
+        // The shared-prompt maps of one prompt serving every row: the maps the decoder-only engines gather and reduce by.
+        sharedRows = promptLength + batch * (sequence - promptLength);
+        var toShared = new int[rows];
+        var starts = new int[sharedRows + 1];
+        var members = Enumerable.Range(0, sharedRows).Select(_ => new List<int>()).ToArray();
+        for (int b = 0; b < batch; b++)
+            for (int s = 0; s < sequence; s++)
+            {
+                int shared = s < promptLength ? s : promptLength + b * (sequence - promptLength) + s - promptLength;
+                toShared[b * sequence + s] = shared;
+                members[shared].Add(b * sequence + s);
+            }
+        for (int r = 0; r < sharedRows; r++) starts[r + 1] = starts[r] + members[r].Count;
+        fullToShared = device.Allocate<int>(rows);
+        fullToShared.CopyFrom(toShared);
+        reduceStarts = device.Allocate<int>(sharedRows + 1);
+        reduceStarts.CopyFrom(starts);
+        reduceIndex = device.Allocate<int>(rows);
+        reduceIndex.CopyFrom(members.SelectMany(m => m).ToArray());
         LayerNormForward.Launch(device, y.Span, mean.Span, rstd.Span, x.Span, weight.Span, bias.Span, rows, channels, 1e-5f);
         AttentionForward.Launch(device, attention.Span, lse.Span, qkv.Span, batch, sequence, channels, heads);
         device.Synchronize();
@@ -83,6 +103,14 @@ public class KernelBenchmarks
 
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void PromptGradientKernel() => Repeat(() => PromptGradient.Launch(device, promptGrad.Span, x.Span, promptIndex.Span, promptOffsets.Span, promptLength, batch, sequence, channels, false));
+
+    /// <summary>Attention's qkv gathered from the shared rows into the full layout [B·S, 3C] (once per layer, forward and backward).</summary>
+    [Benchmark(OperationsPerInvoke = Repeats)]
+    public void GatherQkvToFullKernel() => Repeat(() => GatherRows.Launch(device, dqkv.Span, qkv.Span, fullToShared.Span, rows, 3 * channels));
+
+    /// <summary>The qkv gradient of the full layout reduced onto the shared rows (a prompt position sums over the batch).</summary>
+    [Benchmark(OperationsPerInvoke = Repeats)]
+    public void ReduceQkvToSharedKernel() => Repeat(() => GatherSumRows.Launch(device, qkv.Span, dqkv.Span, reduceStarts.Span, reduceIndex.Span, sharedRows, 3 * channels, false));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void AdamWStepKernels() => Repeat(() =>
