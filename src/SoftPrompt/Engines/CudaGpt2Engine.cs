@@ -104,7 +104,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
     {
         int n = batch.Rows * batch.SequenceLength;
         var layout = state.Layout!;
-        if (plan is null || plan.Positions < n || plan.Rows < batch.Rows || !ReferenceEquals(plan.Layout, layout))
+        if (plan is null || plan.Positions < n || plan.Rows < batch.Rows || !plan.Layout.Equals(layout))
         {
             int rows = Math.Max(batch.Rows, batch.RowCapacity), positions = Math.Max(n, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity));
             if (plan is not null) (rows, positions) = (Math.Max(rows, plan.Rows), Math.Max(positions, plan.Positions));

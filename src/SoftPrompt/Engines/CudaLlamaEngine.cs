@@ -109,7 +109,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         var layout = state.Layout!;
         int rows = Math.Max(batch.Rows, batch.RowCapacity), sequence = batch.SequenceLength;
         int positions = Math.Max(batch.Rows * sequence, batch.RowCapacity * Math.Min(config.MaxPositions, batch.LongestPrompt + batch.TokenCapacity));
-        if (p is null || p.Rows < rows || p.Positions < batch.Rows * sequence || p.Sequence < sequence || !ReferenceEquals(p.Layout, layout))
+        if (p is null || p.Rows < rows || p.Positions < batch.Rows * sequence || p.Sequence < sequence || !p.Layout.Equals(layout))
         {
             // Grow every dimension to the largest seen, so alternating batch shapes settle on one plan.
             int r = Math.Max(rows, p?.Rows ?? 0), n = Math.Max(positions, p?.Positions ?? 0);
