@@ -4,10 +4,10 @@ using SoftPrompt.Engines;
 namespace SoftPrompt.Tuning;
 
 /// <summary>
-/// Greedy generation with a prompt, batched over rows of unequal length. Each step re-runs the forward pass over
-/// the rows so far and takes the argmax at each row's own last position (no KV cache yet: cost grows with the
-/// square of the generated length, fine for labels and short answers). Rows stay right-padded, so the soft prompt
-/// always sits directly before each row's first real token.
+/// Greedy generation with a prompt, batched over rows of unequal length, continuously: a finished row's slot goes
+/// to the next waiting input. Each step re-runs the forward pass over the rows so far and takes the argmax at each
+/// row's own last position (no KV cache yet: cost grows with the square of the generated length, fine for labels and
+/// short answers). Rows stay right-padded, so the soft prompt always sits directly before each row's first real token.
 /// </summary>
 public static class GreedyDecoder
 {
@@ -46,27 +46,47 @@ public static class GreedyDecoder
         maxNewTokens = NewTokenLimit(engine, inputs, maxNewTokens);
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var logits = new float[batchSize * engine.VocabSize];
-        for (int start = 0; start < inputs.Count; start += batchSize)
+        // Continuous batching: a row that finishes hands its slot to the next waiting input, so the batch stays full
+        // and the step count follows the total generated length rather than each chunk's longest answer.
+        var slots = new int[batchSize];
+        var sequences = new List<int>[batchSize];
+        var generated = new List<int>[batchSize];
+        int active = 0, next = 0;
+        void Fill()
         {
-            int rows = Math.Min(batchSize, inputs.Count - start);
-            var sequences = Enumerable.Range(start, rows).Select(i => new List<int>(inputs[i])).ToArray();
-            var generated = Enumerable.Range(0, rows).Select(_ => new List<int>()).ToArray();
-            var finished = new bool[rows];
-            for (int step = 0; step < maxNewTokens && finished.Contains(false); step++)
+            while (active < batchSize && next < inputs.Count)
             {
-                batch.Reset(Math.Max(1, sequences.Max(s => s.Count)));
-                for (int r = 0; r < rows; r++) batch.AddDecodingRow(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequences[r]), promptIndices[start + r]);
-                engine.NextTokenLogits(batch, logits);
-                for (int r = 0; r < rows; r++)
-                {
-                    if (finished[r]) continue;
-                    int next = TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * engine.VocabSize, engine.VocabSize));
-                    generated[r].Add(next);
-                    sequences[r].Add(next);
-                    if (next == stopToken) finished[r] = true;
-                }
+                slots[active] = next;
+                sequences[active] = new List<int>(inputs[next]);
+                generated[active] = [];
+                active++;
+                next++;
             }
-            for (int r = 0; r < rows; r++) outputs[start + r] = [.. generated[r]];
+        }
+        Fill();
+        while (active > 0)
+        {
+            int longest = 1;
+            for (int r = 0; r < active; r++) longest = Math.Max(longest, sequences[r].Count);
+            batch.Reset(longest);
+            for (int r = 0; r < active; r++) batch.AddDecodingRow(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequences[r]), promptIndices[slots[r]]);
+            engine.NextTokenLogits(batch, logits);
+            int kept = 0;
+            for (int r = 0; r < active; r++)
+            {
+                int token = TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * engine.VocabSize, engine.VocabSize));
+                generated[r].Add(token);
+                sequences[r].Add(token);
+                if (token == stopToken || generated[r].Count == maxNewTokens)
+                {
+                    outputs[slots[r]] = [.. generated[r]];
+                    continue;
+                }
+                (slots[kept], sequences[kept], generated[kept]) = (slots[r], sequences[r], generated[r]);
+                kept++;
+            }
+            active = kept;
+            Fill();
         }
         return outputs;
     }
