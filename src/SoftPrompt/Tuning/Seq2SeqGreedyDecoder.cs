@@ -7,7 +7,8 @@ namespace SoftPrompt.Tuning;
 /// Greedy generation for encoder-decoder engines (T5): each row's prompt + input is the encoder input, and the
 /// tokens generated so far are the decoder's targets. Each step re-runs the forward pass (no cache yet) with one
 /// placeholder target behind the generated ones and takes the argmax at that position; a decoder position never
-/// reads its own target, so the placeholder's value does not matter.
+/// reads its own target, so the placeholder's value does not matter. Batches continuously: a finished row's slot goes
+/// to the next waiting input.
 /// </summary>
 public static class Seq2SeqGreedyDecoder
 {
@@ -28,32 +29,48 @@ public static class Seq2SeqGreedyDecoder
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var logits = new float[batchSize * maxNewTokens * engine.VocabSize];
         int vocab = engine.VocabSize;
-        for (int start = 0; start < inputs.Count; start += batchSize)
+        // Continuous batching, as GreedyDecoder: a finished row's slot goes to the next waiting input.
+        var slots = new int[batchSize];
+        var generated = new List<int>[batchSize];  // [generated…, placeholder]
+        int active = 0, next = 0;
+        void Fill()
         {
-            int rows = Math.Min(batchSize, inputs.Count - start);
-            var generated = Enumerable.Range(0, rows).Select(_ => new List<int> { 0 }).ToArray(); // [generated…, placeholder]
-            var finished = new bool[rows];
-            for (int step = 0; step < maxNewTokens && finished.Contains(false); step++)
+            while (active < batchSize && next < inputs.Count)
             {
-                batch.Reset(Enumerable.Range(0, rows).Max(r => inputs[start + r].Length) + step + 1);
-                for (int r = 0; r < rows; r++) batch.AddRow(inputs[start + r], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(generated[r]), promptIndices[start + r]);
-                engine.DecoderLogits(batch, logits);
-                for (int r = 0; r < rows; r++)
-                {
-                    // Every row has step + 1 targets, so the decoder length is step + 1 and position `step` is the placeholder's.
-                    int next = TensorPrimitives.IndexOfMax<float>(logits.AsSpan((r * (step + 1) + step) * vocab, vocab));
-                    if (finished[r]) next = 0; // keeps the row's shape; cut below
-                    generated[r][step] = next;
-                    generated[r].Add(0);
-                    if (!finished[r] && next == stopToken) finished[r] = true;
-                }
+                slots[active] = next++;
+                generated[active++] = [0];
             }
-            for (int r = 0; r < rows; r++)
+        }
+        Fill();
+        while (active > 0)
+        {
+            int longestRow = 0, decoderLength = 0;
+            for (int r = 0; r < active; r++)
             {
+                longestRow = Math.Max(longestRow, inputs[slots[r]].Length + generated[r].Count);
+                decoderLength = Math.Max(decoderLength, generated[r].Count);
+            }
+            batch.Reset(longestRow);
+            for (int r = 0; r < active; r++) batch.AddRow(inputs[slots[r]], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(generated[r]), promptIndices[slots[r]]);
+            engine.DecoderLogits(batch, logits);
+            int kept = 0;
+            for (int r = 0; r < active; r++)
+            {
+                // Row r's placeholder sits at decoder position Count − 1 of a batch whose decoder length is the longest row's.
                 var tokens = generated[r];
-                int stop = stopToken is { } s ? tokens.IndexOf(s) : -1;
-                outputs[start + r] = [.. tokens.Take(stop >= 0 ? stop + 1 : tokens.Count - 1)];
+                int token = TensorPrimitives.IndexOfMax<float>(logits.AsSpan((r * decoderLength + tokens.Count - 1) * vocab, vocab));
+                tokens[^1] = token;
+                if (token == stopToken || tokens.Count == maxNewTokens)
+                {
+                    outputs[slots[r]] = [.. tokens];
+                    continue;
+                }
+                tokens.Add(0);
+                (slots[kept], generated[kept]) = (slots[r], tokens);
+                kept++;
             }
+            active = kept;
+            Fill();
         }
         return outputs;
     }
