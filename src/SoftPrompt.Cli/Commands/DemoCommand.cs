@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
@@ -11,8 +12,8 @@ using SoftPrompt.Tuning;
 namespace SoftPrompt.Cli.Commands;
 
 /// <summary>
-/// `softprompt demo`: on a bundled tiny model (GPT-2 by default, or T5 with --model-family t5; both pretrained on
-/// the same synthetic language where a task token picks copy / reverse / sort / majority), tune soft prompts that
+/// `softprompt demo`: on a bundled tiny model (GPT-2 by default, T5 with --model-family t5, Llama with --model-family llama;
+/// all pretrained on the same synthetic language where a task token picks copy / reverse / sort / majority), tune soft prompts that
 /// stand in for the task token — the tuning data never contains it — and compare their dev accuracy with the real
 /// task token's.
 /// </summary>
@@ -20,8 +21,8 @@ internal static class DemoCommand
 {
     public static Command Create()
     {
-        var family = new Option<string>("--model-family") { Description = "gpt2 (decoder-only) | t5 (encoder-decoder: the prompt goes to the encoder)", DefaultValueFactory = _ => ModelFamily.Gpt2 };
-        family.AcceptOnlyFromAmong(ModelFamily.Gpt2, ModelFamily.T5);
+        var family = new Option<string>("--model-family") { Description = "gpt2 (decoder-only) | t5 (encoder-decoder: the prompt goes to the encoder) | llama (decoder-only: RMSNorm, RoPE, SwiGLU, grouped-query attention)", DefaultValueFactory = _ => ModelFamily.Gpt2 };
+        family.AcceptOnlyFromAmong(ModelFamily.Gpt2, ModelFamily.T5, ModelFamily.Llama);
         var device = new Option<string?>("--device") { Description = "cpu | cuda | cuda-emulated (default: cuda when a GPU is present, else cpu)" };
         var tasks = new Option<string?>("--tasks") { Description = "Comma-separated subset of copy,reverse,sort,majority" };
         var steps = new Option<int?>("--steps") { Description = "Override the recipe's step count" };
@@ -37,10 +38,15 @@ internal static class DemoCommand
         return command;
     }
 
-    /// <summary>The GPT-2 demo (model/, data/, prompts/, tasks.json); the T5 demo sits in its t5/ folder and reuses data/.</summary>
+    /// <summary>The GPT-2 demo (model/, data/, prompts/, tasks.json); the T5 and Llama demos sit in its t5/ and llama/ folders and reuse data/.</summary>
     public static string DemoDirectory => Path.Combine(AppContext.BaseDirectory, "Demo");
 
-    public static string DirectoryOf(string family) => family == ModelFamily.T5 ? Path.Combine(DemoDirectory, "t5") : DemoDirectory;
+    public static string DirectoryOf(string family) => family switch
+    {
+        ModelFamily.T5 => Path.Combine(DemoDirectory, "t5"),
+        ModelFamily.Llama => Path.Combine(DemoDirectory, "llama"),
+        _ => DemoDirectory,
+    };
 
     private static int Run(string demoDirectory, string device, string? taskFilter, int? stepsOverride, int seed, string? outDir)
     {
@@ -51,9 +57,13 @@ internal static class DemoCommand
         var engine = model.Engine;
         int width = model.Config.Embedding;
         var wanted = taskFilter?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
-        string shape = model.Config is T5Config t5
-            ? $"tiny T5 ({t5.Layers}+{t5.DecoderLayers} layers, d={width}, vocab {t5.VocabSize}; the prompt is prepended to the encoder input)"
-            : $"tiny GPT-2 ({model.Config.Layers} layers, d={width}, vocab {model.Config.VocabSize})";
+        string shape = model.Config switch
+        {
+            T5Config t5 => $"tiny T5 ({t5.Layers}+{t5.DecoderLayers} layers, d={width}, vocab {t5.VocabSize}; the prompt is prepended to the encoder input)",
+            LlamaConfig llama => $"tiny Llama ({llama.Layers} layers, d={width}, {llama.Heads} query heads on {llama.KeyValueHeads} key/value heads (grouped-query), "
+                + $"SwiGLU {llama.Intermediate}, RoPE, vocab {llama.VocabSize})",
+            var c => $"tiny GPT-2 ({c.Layers} layers, d={width}, vocab {c.VocabSize})",
+        };
         Console.WriteLine($"SoftPrompt demo: {shape} on device {engine.DeviceName}");
         Console.WriteLine("Soft prompts replace the task token; the tuning data never contains it.");
         Console.WriteLine();

@@ -3,11 +3,12 @@ using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Tests.Cli;
 
-/// <summary>`softprompt neighbors` on both demo models: symbol vocabularies, both families, label flags.</summary>
+/// <summary>`softprompt neighbors` on the demo models: symbol vocabularies, every family, label flags.</summary>
 public sealed class NeighborsCommandTests : CliScratch
 {
     [TestCase("gpt2", 23)]
     [TestCase("t5", 24)]
+    [TestCase("llama", 23)]
     public void TheDemosReferencePromptsHaveNamedNeighbours(string family, int vocabulary)
     {
         string demo = DemoCommand.DirectoryOf(family);

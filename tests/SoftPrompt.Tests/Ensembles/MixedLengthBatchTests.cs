@@ -8,7 +8,7 @@ using SoftPrompt.Tuning;
 namespace SoftPrompt.Tests.Ensembles;
 
 /// <summary>
-/// Prompts of different lengths in one batch, on both model families and every device: each row gets what a batch of
+/// Prompts of different lengths in one batch, on every model family and device: each row gets what a batch of
 /// its prompt alone gives it (scores, greedy matches, logits, decoded answers, the prompt's gradient), although its
 /// tokens start at a different position from its neighbours'. The prompts: the trained copy prompt (P = 4), random
 /// ones of P = 7 and P = 1, and an empty one (P = 0).
@@ -17,6 +17,8 @@ namespace SoftPrompt.Tests.Ensembles;
 [TestFixture("gpt2", "cuda-emulated")]
 [TestFixture("t5", "cpu")]
 [TestFixture("t5", "cuda-emulated")]
+[TestFixture("llama", "cpu")]
+[TestFixture("llama", "cuda-emulated")]
 public sealed class MixedLengthBatchTests(string family, string device)
 {
     private static readonly int[] Lengths = [4, 7, 0, 1];
