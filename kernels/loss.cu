@@ -128,3 +128,50 @@ extern "C" __global__ void __launch_bounds__(1024) sum_loss(float* __restrict__ 
     sum = block_reduce_sum(sum);
     if (threadIdx.x == 0) result[0] = scale * sum;
 }
+
+namespace loss_detail {
+
+// Whether (v, i) beats (best, best_index) under TensorPrimitives.IndexOfMax's rule: the larger value, NaN above
+// everything, and the lower index among equals (so the first maximum wins whatever the thread that saw it).
+__device__ __forceinline__ bool beats(float v, int i, float best, int best_index) {
+    const bool v_nan = v != v, best_nan = best != best;
+    if (v_nan != best_nan) return v_nan;
+    if (!v_nan && v != best) return v > best;
+    return i < best_index;
+}
+
+}  // namespace loss_detail
+
+// row_argmax — indices[r] = the column of row r's largest logit (the first one among equals; the first NaN if any).
+//   indices: [rows] int out; logits: [rows, vocab] (read before cross_entropy overwrites them with gradients).
+//   Grid: rows blocks; block: 256 threads striding the row, then a warp-shuffle and a shared-memory reduction of
+//   (value, index) pairs. Greedy-match counting on the device: the host reads one int per target instead of V floats.
+extern "C" __global__ void __launch_bounds__(256) row_argmax(int* __restrict__ indices, const float* __restrict__ logits, int rows, int vocab) {
+    using namespace loss_detail;
+    const int r = static_cast<int>(blockIdx.x);
+    if (r >= rows) return;
+    const float* row = logits + static_cast<long long>(r) * vocab;
+    const int t = static_cast<int>(threadIdx.x);
+    float best = -INFINITY;
+    int best_index = 0x7fffffff;
+    for (int c = t; c < vocab; c += static_cast<int>(blockDim.x)) {
+        const float v = row[c];
+        if (beats(v, c, best, best_index)) { best = v; best_index = c; }
+    }
+    for (int offset = SP_WARP_SIZE / 2; offset > 0; offset /= 2) {
+        const float v = warp_shfl_down(best, static_cast<unsigned>(offset));
+        const int i = warp_shfl_down(best_index, static_cast<unsigned>(offset));
+        if (beats(v, i, best, best_index)) { best = v; best_index = i; }
+    }
+    SHARED(float, warp_best, 8);
+    SHARED(int, warp_index, 8);
+    const int lane = static_cast<int>(lane_id()), warp = static_cast<int>(warp_id());
+    if (lane == 0) { warp_best[warp] = best; warp_index[warp] = best_index; }
+    __syncthreads();
+    if (t == 0) {
+        const int warps = static_cast<int>(blockDim.x) / SP_WARP_SIZE;
+        for (int w = 1; w < warps; ++w)
+            if (beats(warp_best[w], warp_index[w], best, best_index)) { best = warp_best[w]; best_index = warp_index[w]; }
+        indices[r] = best_index;
+    }
+}

@@ -271,7 +271,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
             GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.DecoderOutput, positions, chunk, d);
             var logits = p.Logits.Slice(0, (long)chunk * vocab);
             device.Gemm(chunk, vocab, d, headScale, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.Head, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
-            if (countGreedyMatches) CountGreedyMatches(p, logits, start, chunk);
+            if (countGreedyMatches) p.GreedyMatches.Count(logits, chunk, vocab, p.HostTargetIds.AsSpan(start, chunk), p.HostArgmaxMatches.AsSpan(start, chunk));
             CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
             if (withGradient)
             {
@@ -283,16 +283,6 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
         SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
         device.CopyToHost(p.Loss, lossReadback);
         return lossReadback[0];
-    }
-
-    /// <summary>Evaluation only: argmax of each target row's logits, on the host (a copy of the chunk's logits).</summary>
-    private void CountGreedyMatches(T5DevicePlan p, DeviceSpan<float> logits, int start, int chunk)
-    {
-        int vocab = config.VocabSize;
-        var host = p.HostLogits(chunk * vocab);
-        device.CopyToHost(logits, host);
-        for (int r = 0; r < chunk; r++)
-            p.HostArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(host.Slice(r * vocab, vocab)) == p.HostTargetIds[start + r];
     }
 
     private void RunBackward(bool accumulate)

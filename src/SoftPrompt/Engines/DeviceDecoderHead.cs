@@ -15,7 +15,7 @@ internal sealed class DeviceDecoderHead : IDisposable
     private readonly DeviceBuffer<float> floats;
     private readonly int width, vocab;
     private readonly float[] lossReadback = new float[1];
-    private float[] hostLogits = [];
+    private readonly DeviceGreedyMatches greedy;
 
     public DeviceDecoderHead(IComputeDevice device, int width, int vocab, int positions)
     {
@@ -31,7 +31,8 @@ internal sealed class DeviceDecoderHead : IDisposable
         Loss = floats.Slice(hidden + logits + rowLoss, 1);
         HostRowLoss = new float[positions];
         HostArgmaxMatches = new bool[positions];
-        Bytes = floats.Length * sizeof(float);
+        greedy = new DeviceGreedyMatches(device, LogitRows);
+        Bytes = floats.Length * sizeof(float) + LogitRows * sizeof(int);
     }
 
     private static long A(long count) => (count + 63) / 64 * 64;
@@ -65,7 +66,7 @@ internal sealed class DeviceDecoderHead : IDisposable
             GatherRows.Launch(device, TargetHidden.Slice(0, (long)chunk * d), finalNorm, shared.TargetRows.Slice(start, chunk), chunk, d);
             var logits = Logits.Slice(0, (long)chunk * vocab);
             device.Gemm(chunk, vocab, d, 1f, new GemmOperand(TargetHidden, d), new GemmOperand(head, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
-            if (countGreedyMatches) CountGreedyMatches(inputs, logits, start, chunk);
+            if (countGreedyMatches) greedy.Count(logits, chunk, vocab, inputs.HostTargetIds.AsSpan(start, chunk), HostArgmaxMatches.AsSpan(start, chunk));
             CrossEntropy.Launch(device, logits, RowLoss.Slice(start, chunk), inputs.TargetIds.Slice(start, chunk), chunk, vocab, scale);
             if (withGradient)
                 device.Gemm(chunk, d, vocab, 1f, new GemmOperand(logits, vocab), new GemmOperand(head, d), 0f,
@@ -109,15 +110,9 @@ internal sealed class DeviceDecoderHead : IDisposable
         }
     }
 
-    /// <summary>Evaluation only: argmax of each target row's logits, on the host (a copy of the chunk's logits).</summary>
-    private void CountGreedyMatches(DecoderBatchInputs inputs, DeviceSpan<float> logits, int start, int chunk)
+    public void Dispose()
     {
-        if (hostLogits.Length < chunk * vocab) hostLogits = new float[chunk * vocab];
-        var host = hostLogits.AsSpan(0, chunk * vocab);
-        device.CopyToHost(logits, host);
-        for (int r = 0; r < chunk; r++)
-            HostArgmaxMatches[start + r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(host.Slice(r * vocab, vocab)) == inputs.HostTargetIds[start + r];
+        floats.Dispose();
+        greedy.Dispose();
     }
-
-    public void Dispose() => floats.Dispose();
 }

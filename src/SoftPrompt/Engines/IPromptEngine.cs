@@ -38,7 +38,7 @@ public interface IPromptEngine : IDisposable
     void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default);
     /// <summary>
     /// Logits of the token that follows each row: <paramref name="logits"/> [batch.Rows, VocabSize] taken at the row's
-    /// last position (PromptLength + Lengths[b] − 1). Rows stay right-padded, so rows of unequal length decode together
+    /// last position (its prompt length P_b + Lengths[b] − 1). Rows stay right-padded, so rows of unequal length decode together
     /// without left padding shifting their positions. The batch's targets are ignored (rows may have none).
     /// </summary>
     void NextTokenLogits(TokenBatch batch, Span<float> logits) =>

@@ -53,6 +53,7 @@ internal sealed class T5DevicePlan : IDisposable
         ZeroPositions = F(longest * d);
         TargetHidden = F((long)LogitRows * d); Logits = F((long)LogitRows * config.VocabSize); RowLoss = F(nd); Loss = F(1);
         device.Zero(ZeroPositions);
+        GreedyMatches = new DeviceGreedyMatches(device, LogitRows);
 
         EncoderTokens = I(ne); DecoderTokens = I(nd); TargetPositions = I(nd); TargetIds = I(nd); PromptIndex = I(rows); EncoderLengths = I(rows);
         EncoderBuckets = I(2 * encoderLength); DecoderBuckets = I(2 * decoderLength);
@@ -134,14 +135,8 @@ internal sealed class T5DevicePlan : IDisposable
     public int[] HostEncoderBuckets { get; }
     public int[] HostDecoderBuckets { get; }
 
-    private float[] hostLogits = [];
-
-    /// <summary>Host staging for evaluation-only logit reads, grown on demand.</summary>
-    public Span<float> HostLogits(int count)
-    {
-        if (hostLogits.Length < count) hostLogits = new float[count];
-        return hostLogits.AsSpan(0, count);
-    }
+    /// <summary>Exact-match evaluation: each target's argmax, decided on the device.</summary>
+    public DeviceGreedyMatches GreedyMatches { get; }
 
     /// <summary>Uploads the relative-position buckets of the encoder (bidirectional) and decoder (causal) self-attention when the lengths changed.</summary>
     public void UploadBuckets(T5Config config, int encoderLength, int decoderLength)
@@ -166,5 +161,6 @@ internal sealed class T5DevicePlan : IDisposable
     {
         floats.Dispose();
         ints.Dispose();
+        GreedyMatches.Dispose();
     }
 }

@@ -70,4 +70,24 @@ public sealed class LossKernelTests(DeviceKind kind) : KernelTestBase(kind)
         SumLoss.Launch(Device, result.Span, dLoss.Span, scale);
         AssertBitEqual(result.Read(), [first], "second run");
     }
+
+    //        rows  vocab
+    [TestCase(1, 1)]
+    [TestCase(7, 97)]
+    [TestCase(3, 257)]
+    [TestCase(2, 50257)]
+    public void RowArgmaxIsIndexOfMax(int rows, int vocab)
+    {
+        float[] logits = RandomFloats(rows * vocab, 41, -5f, 5f);
+        // Ties and NaN: row 0 has its maximum twice (the first must win); row 1, when there is one, a NaN after its maximum.
+        if (vocab > 3) { logits[vocab - 1] = 9f; logits[1] = 9f; }
+        if (rows > 1 && vocab > 3) { logits[vocab + 0] = 20f; logits[vocab + 2] = float.NaN; }
+        var expected = new int[rows];
+        for (int r = 0; r < rows; r++) expected[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * vocab, vocab));
+        if (vocab > 3) Assert.That(expected[0], Is.EqualTo(1), "the reference takes the first of equal maxima");
+        using var dLogits = Put(logits);
+        using var dIndices = Zeros<int>(rows);
+        RowArgmax.Launch(Device, dIndices.Span, dLogits.Span, rows, vocab);
+        Assert.That(dIndices.Read(), Is.EqualTo(expected));
+    }
 }

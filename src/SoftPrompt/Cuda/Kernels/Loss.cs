@@ -59,3 +59,30 @@ internal static unsafe class SumLoss
         device.Launch(device.GetKernel(Name), 1, Threads, 0, args, 4);
     }
 }
+
+/// <summary>
+/// row_argmax: indices[r] = the column of row r's largest logit, the first among equals (the first NaN if any):
+/// TensorPrimitives.IndexOfMax's answer. indices [rows]; logits [rows, vocab].
+/// </summary>
+internal static unsafe class RowArgmax
+{
+    public const string Name = "row_argmax";
+    public const int Threads = 256;  // the kernel's shared memory holds 8 warps' partial results
+
+    [KernelSignature(Name, typeof(int*), typeof(float*), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<int> indices, DeviceSpan<float> logits, int rows, int vocab)
+    {
+        LaunchChecks.NotBelow(Name, rows, 0);
+        LaunchChecks.NotBelow(Name, vocab, 1);
+        LaunchChecks.AtLeast(Name, indices, rows, "[rows]");
+        LaunchChecks.AtLeast(Name, logits, (long)rows * vocab, "[rows, vocab]");
+        if (rows == 0) return;
+        ulong indicesPtr = indices.Address, logitsPtr = logits.Address;
+        void** args = stackalloc void*[4];
+        args[0] = &indicesPtr;
+        args[1] = &logitsPtr;
+        args[2] = &rows;
+        args[3] = &vocab;
+        device.Launch(device.GetKernel(Name), rows, Threads, 0, args, 4);
+    }
+}

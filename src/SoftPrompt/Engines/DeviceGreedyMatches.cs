@@ -1,0 +1,32 @@
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// Whether each target is the argmax of its teacher-forced logits (exact-match evaluation), decided on the device:
+/// the host reads one index per target instead of a chunk's [rows, V] logits.
+/// </summary>
+internal sealed class DeviceGreedyMatches : IDisposable
+{
+    private readonly IComputeDevice device;
+    private readonly DeviceBuffer<int> indices;
+    private readonly int[] hostIndices;
+
+    public DeviceGreedyMatches(IComputeDevice device, int rows)
+    {
+        this.device = device;
+        indices = device.Allocate<int>(rows);
+        hostIndices = new int[rows];
+    }
+
+    /// <summary>matches[r] = argmax(logits[r, :]) == targetIds[r] for the chunk's rows; reading them waits for the device.</summary>
+    public void Count(DeviceSpan<float> logits, int rows, int vocab, ReadOnlySpan<int> targetIds, Span<bool> matches)
+    {
+        RowArgmax.Launch(device, indices.Span, logits, rows, vocab);
+        device.CopyToHost(indices.Slice(0, rows), hostIndices.AsSpan(0, rows));
+        for (int r = 0; r < rows; r++) matches[r] = hostIndices[r] == targetIds[r];
+    }
+
+    public void Dispose() => indices.Dispose();
+}
