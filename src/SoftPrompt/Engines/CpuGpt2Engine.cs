@@ -100,6 +100,12 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         activations!.Head.NextTokenLogits(batch, activations.FinalNorm, weights.TokenEmbedding, logits);
     }
 
+    public void NextTokens(TokenBatch batch, Span<int> tokens)
+    {
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        activations!.Head.NextTokens(batch, activations.FinalNorm, weights.TokenEmbedding, tokens);
+    }
+
     private Gpt2CpuActivations<T> Plan(TokenBatch batch)
     {
         int n = batch.Rows * batch.SequenceLength;

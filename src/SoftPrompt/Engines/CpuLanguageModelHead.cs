@@ -102,10 +102,19 @@ internal sealed class CpuLanguageModelHead<T> where T : unmanaged, IBinaryFloati
     /// Decoding: logits [batch.Rows, V] at each row's last position (P_b + Lengths[b] − 1) of a decoder-only batch whose
     /// hidden states <paramref name="hidden"/> are laid out [rows, SequenceLength, d]. Clears the target list.
     /// </summary>
-    public void NextTokenLogits(TokenBatch batch, ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, Span<float> logits)
+    public void NextTokenLogits(TokenBatch batch, ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, Span<float> logits) => LastPositions(batch, hidden, head, logits, default);
+
+    /// <summary>Decoding: each row's argmax at its last position (the first among equal maxima). Clears the target list.</summary>
+    public void NextTokens(TokenBatch batch, ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, Span<int> tokens)
+    {
+        if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
+        LastPositions(batch, hidden, head, default, tokens);
+    }
+
+    private void LastPositions(TokenBatch batch, ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, Span<float> logits, Span<int> tokens)
     {
         int d = width, rows = batch.Rows;
-        if (logits.Length < (long)rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {rows} rows × {vocab} need {(long)rows * vocab}.");
+        if (tokens.IsEmpty && logits.Length < (long)rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {rows} rows × {vocab} need {(long)rows * vocab}.");
         Count = 0;
         for (int start = 0; start < rows; start += LogitRows)
         {
@@ -116,7 +125,9 @@ internal sealed class CpuLanguageModelHead<T> where T : unmanaged, IBinaryFloati
                 hidden.Slice(position * d, d).CopyTo(TargetHidden.AsSpan(r * d, d));
             }
             CpuGemm.Gemm(false, true, chunk, vocab, d, T.One, TargetHidden, d, head, d, T.Zero, Logits, vocab);
-            CpuPromptState<T>.Convert(Logits.AsSpan(0, chunk * vocab), logits.Slice(start * vocab, chunk * vocab));
+            if (tokens.IsEmpty) CpuPromptState<T>.Convert(Logits.AsSpan(0, chunk * vocab), logits.Slice(start * vocab, chunk * vocab));
+            else
+                for (int r = 0; r < chunk; r++) tokens[start + r] = TensorPrimitives.IndexOfMax<T>(Logits.AsSpan(r * vocab, vocab));
         }
     }
 }

@@ -99,6 +99,12 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
         activations!.Head.NextTokenLogits(batch, activations.FinalNorm, weights.HeadWeight, logits);
     }
 
+    public void NextTokens(TokenBatch batch, Span<int> tokens)
+    {
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        activations!.Head.NextTokens(batch, activations.FinalNorm, weights.HeadWeight, tokens);
+    }
+
     public void Dispose() => activations = null;
 
     private LlamaCpuActivations<T> Plan(TokenBatch batch)

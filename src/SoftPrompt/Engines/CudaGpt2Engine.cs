@@ -100,6 +100,13 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         plan!.Head.NextTokenLogits(batch, plan.Inputs, plan.FinalNorm, weights.TokenEmbedding, logits);
     }
 
+    public void NextTokens(TokenBatch batch, Span<int> tokens)
+    {
+        if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        plan!.Head.NextTokenLogits(batch, plan.Inputs, plan.FinalNorm, weights.TokenEmbedding, default, tokens);
+    }
+
     private Gpt2DevicePlan Plan(TokenBatch batch)
     {
         int n = batch.Rows * batch.SequenceLength;

@@ -95,6 +95,13 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         plan!.Head.NextTokenLogits(batch, plan.Inputs, plan.FinalNorm, weights.HeadWeight, logits);
     }
 
+    public void NextTokens(TokenBatch batch, Span<int> tokens)
+    {
+        if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        plan!.Head.NextTokenLogits(batch, plan.Inputs, plan.FinalNorm, weights.HeadWeight, default, tokens);
+    }
+
     public void Dispose()
     {
         plan?.Dispose();

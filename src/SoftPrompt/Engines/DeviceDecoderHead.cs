@@ -94,8 +94,11 @@ internal sealed class DeviceDecoderHead : IDisposable
         }
     }
 
-    /// <summary>Logits [batch.Rows, V] at each row's last position, after a forward pass that left <paramref name="finalNorm"/>.</summary>
-    public void NextTokenLogits(TokenBatch batch, DecoderBatchInputs inputs, DeviceSpan<float> finalNorm, DeviceSpan<float> head, Span<float> logits)
+    /// <summary>
+    /// Logits [batch.Rows, V] at each row's last position, after a forward pass that left <paramref name="finalNorm"/>; with
+    /// <paramref name="tokens"/> instead, only each row's argmax (decided on the device).
+    /// </summary>
+    public void NextTokenLogits(TokenBatch batch, DecoderBatchInputs inputs, DeviceSpan<float> finalNorm, DeviceSpan<float> head, Span<float> logits, Span<int> tokens = default)
     {
         int d = width;
         var shared = inputs.SharedRows;
@@ -106,7 +109,8 @@ internal sealed class DeviceDecoderHead : IDisposable
             GatherRows.Launch(device, TargetHidden.Slice(0, (long)chunk * d), finalNorm, shared.TargetRows.Slice(start, chunk), chunk, d);
             var chunkLogits = Logits.Slice(0, (long)chunk * vocab);
             device.Gemm(chunk, vocab, d, 1f, new GemmOperand(TargetHidden, d), new GemmOperand(head, d, Transposed: true), 0f, new GemmOperand(chunkLogits, vocab));
-            device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
+            if (tokens.IsEmpty) device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
+            else greedy.Argmax(chunkLogits, chunk, vocab, tokens.Slice(start, chunk));
         }
     }
 

@@ -28,5 +28,12 @@ internal sealed class DeviceGreedyMatches : IDisposable
         for (int r = 0; r < rows; r++) matches[r] = hostIndices[r] == targetIds[r];
     }
 
+    /// <summary>argmax[r] = the column of row r's largest logit, for the chunk's rows (decoding); waits for the device.</summary>
+    public void Argmax(DeviceSpan<float> logits, int rows, int vocab, Span<int> argmax)
+    {
+        RowArgmax.Launch(device, indices.Span, logits, rows, vocab);
+        device.CopyToHost(indices.Slice(0, rows), argmax[..rows]);
+    }
+
     public void Dispose() => indices.Dispose();
 }

@@ -45,6 +45,18 @@ public interface IPromptEngine : IDisposable
         throw new NotSupportedException($"{GetType().Name} cannot decode yet; use rank classification or teacher-forced exact match.");
 
     /// <summary>
+    /// Greedy decoding's step: the argmax of <see cref="NextTokenLogits"/> for each row (the first among equal maxima),
+    /// into <paramref name="tokens"/>[0..batch.Rows). Device engines decide it on the device and copy one int per row.
+    /// </summary>
+    void NextTokens(TokenBatch batch, Span<int> tokens)
+    {
+        if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
+        var logits = new float[batch.Rows * VocabSize];
+        NextTokenLogits(batch, logits);
+        for (int r = 0; r < batch.Rows; r++) tokens[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * VocabSize, VocabSize));
+    }
+
+    /// <summary>
     /// Forward and reverse pass. The prompt gradient is d(mean loss of this batch)/dPrompt × <paramref name="gradientWeight"/>;
     /// it replaces the previous gradient, or is added to it when <paramref name="accumulate"/>. Returns the batch's mean
     /// loss. Exact gradient accumulation over micro-batches weights each by its target count and scales the optimizer

@@ -45,7 +45,7 @@ public static class GreedyDecoder
         int longestInput = inputs.Max(i => i.Length);
         maxNewTokens = NewTokenLimit(engine, inputs, maxNewTokens);
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
-        var logits = new float[batchSize * engine.VocabSize];
+        var nextTokens = new int[batchSize];
         // Continuous batching: a row that finishes hands its slot to the next waiting input, so the batch stays full
         // and the step count follows the total generated length rather than each chunk's longest answer.
         var slots = new int[batchSize];
@@ -70,11 +70,11 @@ public static class GreedyDecoder
             for (int r = 0; r < active; r++) longest = Math.Max(longest, sequences[r].Count);
             batch.Reset(longest);
             for (int r = 0; r < active; r++) batch.AddDecodingRow(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequences[r]), promptIndices[slots[r]]);
-            engine.NextTokenLogits(batch, logits);
+            engine.NextTokens(batch, nextTokens);
             int kept = 0;
             for (int r = 0; r < active; r++)
             {
-                int token = TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * engine.VocabSize, engine.VocabSize));
+                int token = nextTokens[r];
                 generated[r].Add(token);
                 sequences[r].Add(token);
                 if (token == stopToken || generated[r].Count == maxNewTokens)

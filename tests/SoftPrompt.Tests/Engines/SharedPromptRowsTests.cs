@@ -83,7 +83,7 @@ public sealed class SharedPromptRowsTests(DeviceKind kind)
         using var cudaEngine = cuda;
         var prompts = TestModels.RandomPrompts<float>(Layout.ValueCount(width), seed: 6);
         var batch = Batch();
-        var results = new List<(float Loss, float[] Gradient, float[] Scores, float[] Next)>();
+        var results = new List<(float Loss, float[] Gradient, float[] Scores, float[] Next, int[] Tokens)>();
         foreach (IPromptEngine engine in new IPromptEngine[] { cpu, cuda })
         {
             engine.LoadPrompts(prompts, Layout);
@@ -95,7 +95,9 @@ public sealed class SharedPromptRowsTests(DeviceKind kind)
             engine.ScoreRows(batch, scores);
             var next = new float[batch.Rows * vocab];
             engine.NextTokenLogits(batch, next);
-            results.Add((loss, gradient, scores, next));
+            var tokens = new int[batch.Rows];
+            engine.NextTokens(batch, tokens);
+            results.Add((loss, gradient, scores, next, tokens));
         }
         var (expected, actual) = (results[0], results[1]);
         Assert.That(actual.Loss, Is.EqualTo(expected.Loss).Within(1e-5f * expected.Loss));
@@ -104,5 +106,8 @@ public sealed class SharedPromptRowsTests(DeviceKind kind)
             "the unused prompt's gradient: kept when accumulating, else zero");
         Assert.That(actual.Scores, Is.EqualTo(expected.Scores).Within(1e-4));
         Assert.That(actual.Next, Is.EqualTo(expected.Next).Within(1e-4));
+        var argmax = Enumerable.Range(0, batch.Rows).Select(r => System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(expected.Next.AsSpan(r * vocab, vocab))).ToArray();
+        Assert.That(expected.Tokens, Is.EqualTo(argmax), "the CPU engine's next tokens are its logits' argmax");
+        Assert.That(actual.Tokens, Is.EqualTo(argmax), "the device decides the same next tokens");
     }
 }
