@@ -111,6 +111,19 @@ internal sealed class CpuLanguageModelHead<T> where T : unmanaged, IBinaryFloati
         LastPositions(batch, hidden, head, default, tokens);
     }
 
+    /// <summary>Each listed position's argmax of s·h·Wᵀ (the first among equal maxima), into <paramref name="tokens"/>.</summary>
+    public void ArgmaxAt(ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, T headScale, ReadOnlySpan<int> positions, Span<int> tokens)
+    {
+        int d = width, rows = positions.Length;
+        for (int start = 0; start < rows; start += LogitRows)
+        {
+            int chunk = Math.Min(LogitRows, rows - start);
+            for (int r = 0; r < chunk; r++) hidden.Slice(positions[start + r] * d, d).CopyTo(TargetHidden.AsSpan(r * d, d));
+            CpuGemm.Gemm(false, true, chunk, vocab, d, headScale, TargetHidden, d, head, d, T.Zero, Logits, vocab);
+            for (int r = 0; r < chunk; r++) tokens[start + r] = TensorPrimitives.IndexOfMax<T>(Logits.AsSpan(r * vocab, vocab));
+        }
+    }
+
     private void LastPositions(TokenBatch batch, ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, Span<float> logits, Span<int> tokens)
     {
         int d = width, rows = batch.Rows;

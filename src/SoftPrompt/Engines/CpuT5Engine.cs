@@ -100,6 +100,18 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             weights.HeadWeight, config.Embedding, T.Zero, logits, config.VocabSize);
     }
 
+    public void DecoderNextTokens(TokenBatch batch, Span<int> tokens)
+    {
+        if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false);
+        var a = activations!;
+        // Reuses the head's position list: row b's last target sits at decoder position b·Tdec + TargetLengths[b] − 1.
+        var positions = a.Head.TargetPositions.AsSpan(0, rows);
+        for (int b = 0; b < rows; b++) positions[b] = b * decoderLength + a.TargetLengths[b] - 1;
+        a.Head.ArgmaxAt(a.DecoderOutput, weights.HeadWeight, HeadScale, positions, tokens);
+        a.Head.Clear();
+    }
+
     public void DecoderLogits(TokenBatch batch, Span<float> logits)
     {
         if (typeof(T) == typeof(float))

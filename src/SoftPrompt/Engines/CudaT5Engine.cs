@@ -94,6 +94,24 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
 
     public void DecoderLogits(TokenBatch batch, Span<float> logits) => Logits(batch, logits);
 
+    public void DecoderNextTokens(TokenBatch batch, Span<int> tokens)
+    {
+        if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, languageModelHead: false);
+        var p = plan!;
+        int d = config.Embedding, vocab = config.VocabSize;
+        for (int b = 0; b < rows; b++) p.HostTargetPositions[b] = b * decoderLength + p.HostTargetLengths[b] - 1;
+        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, rows), p.TargetPositions.Slice(0, rows));
+        for (int start = 0; start < rows; start += p.LogitRows)
+        {
+            int chunk = Math.Min(p.LogitRows, rows - start);
+            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.DecoderOutput, p.TargetPositions.Slice(start, chunk), chunk, d);
+            var logits = p.Logits.Slice(0, (long)chunk * vocab);
+            device.Gemm(chunk, vocab, d, HeadScale, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.Head, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
+            p.GreedyMatches.Argmax(logits, chunk, vocab, tokens.Slice(start, chunk));
+        }
+    }
+
     public void Dispose()
     {
         plan?.Dispose();

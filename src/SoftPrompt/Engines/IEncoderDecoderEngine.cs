@@ -13,4 +13,11 @@ public interface IEncoderDecoderEngine : IPromptEngine
     /// Positions past a row's targets are padding.
     /// </summary>
     void DecoderLogits(TokenBatch batch, Span<float> logits);
+
+    /// <summary>
+    /// Greedy decoding's step: for each row, the argmax (first among equal maxima) of the decoder logits at its last
+    /// target position (Count − 1: the placeholder behind the tokens generated so far), into <paramref name="tokens"/>.
+    /// Device engines decide it on the device and copy one int per row.
+    /// </summary>
+    void DecoderNextTokens(TokenBatch batch, Span<int> tokens);
 }

@@ -27,8 +27,7 @@ public static class Seq2SeqGreedyDecoder
         maxNewTokens = Math.Min(maxNewTokens, engine.MaxPositions);
         int longestInput = inputs.Max(i => i.Length);
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
-        var logits = new float[batchSize * maxNewTokens * engine.VocabSize];
-        int vocab = engine.VocabSize;
+        var nextTokens = new int[batchSize];
         // Continuous batching, as GreedyDecoder: a finished row's slot goes to the next waiting input.
         var slots = new int[batchSize];
         var generated = new List<int>[batchSize];  // [generated…, placeholder]
@@ -44,21 +43,16 @@ public static class Seq2SeqGreedyDecoder
         Fill();
         while (active > 0)
         {
-            int longestRow = 0, decoderLength = 0;
-            for (int r = 0; r < active; r++)
-            {
-                longestRow = Math.Max(longestRow, inputs[slots[r]].Length + generated[r].Count);
-                decoderLength = Math.Max(decoderLength, generated[r].Count);
-            }
+            int longestRow = 0;
+            for (int r = 0; r < active; r++) longestRow = Math.Max(longestRow, inputs[slots[r]].Length + generated[r].Count);
             batch.Reset(longestRow);
             for (int r = 0; r < active; r++) batch.AddRow(inputs[slots[r]], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(generated[r]), promptIndices[slots[r]]);
-            engine.DecoderLogits(batch, logits);
+            engine.DecoderNextTokens(batch, nextTokens);  // the argmax at each row's placeholder (its last target position)
             int kept = 0;
             for (int r = 0; r < active; r++)
             {
-                // Row r's placeholder sits at decoder position Count − 1 of a batch whose decoder length is the longest row's.
                 var tokens = generated[r];
-                int token = TensorPrimitives.IndexOfMax<float>(logits.AsSpan((r * decoderLength + tokens.Count - 1) * vocab, vocab));
+                int token = nextTokens[r];
                 tokens[^1] = token;
                 if (token == stopToken || tokens.Count == maxNewTokens)
                 {

@@ -51,4 +51,20 @@ public sealed class Seq2SeqGreedyDecoderTests
         }
         Assert.That(stopped[0], Has.Length.EqualTo(Array.IndexOf(free[0], stop) + 1));
     }
+
+    /// <summary>The CUDA engine decides each step's token on the device (DecoderNextTokens); the answers are the CPU engine's.</summary>
+    [Test]
+    public void TheDeviceEngineDecodesWhatTheCpuEngineDecodes()
+    {
+        if (!SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "emulator not built");
+        using var cpu = Engine(out int width);
+        var weights = T5Checkpoint.Load<float>(Path.Combine(T5Fixture.Root, "v1_1"));
+        using var cuda = new CudaT5Engine(new SoftPrompt.Cuda.Emulation.EmulatedDevice(), weights, ownsDevice: true);
+        var prompt = new float[3 * width];
+        cpu.ReadPrompts(prompt);
+        cuda.LoadPrompts(prompt, 1, 3);
+        var expected = Seq2SeqGreedyDecoder.Generate(cpu, Inputs, maxNewTokens: 5, stopToken: null, batchSize: 3);
+        var actual = Seq2SeqGreedyDecoder.Generate(cuda, Inputs, maxNewTokens: 5, stopToken: null, batchSize: 3);
+        Assert.That(actual, Is.EqualTo(expected));
+    }
 }
