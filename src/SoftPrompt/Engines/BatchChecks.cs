@@ -29,7 +29,7 @@ internal static class BatchChecks
     {
         Common(batch, prompts, vocabSize, requireTargets);
         if (batch.SequenceLength > maxPositions)
-            throw new ArgumentException($"Sequence of {batch.SequenceLength} positions (prompt {batch.LongestPrompt} + {batch.TokenLength} tokens) exceeds the model's n_positions {maxPositions}.");
+            throw new ArgumentException($"Sequence of {batch.SequenceLength} positions (prompt {batch.LongestPrompt} + {batch.TokenLength} tokens) exceeds the model's limit of {maxPositions} positions.");
     }
 
     /// <summary>

@@ -27,14 +27,14 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
         this.weights = weights;
         config = weights.Config;
         state = new CpuPromptState<T>(config.Embedding);
-        (cos, sin) = RopeOps.Tables<T>(config.InverseFrequencies<T>(), config.MaxPositions);
+        (cos, sin) = RopeOps.Tables<T>(config.InverseFrequencies<T>(), config.SequenceLimit);
         attentionScale = T.One / T.Sqrt(T.CreateChecked(config.HeadSize));
     }
 
     public string DeviceName => "cpu";
     public int EmbeddingSize => config.Embedding;
     public int VocabSize => config.VocabSize;
-    public int MaxPositions => config.MaxPositions;
+    public int MaxPositions => config.SequenceLimit;
     public int PromptCount => state.PromptCount;
     public PromptLayout? PromptLayout => state.Layout;
 
@@ -119,7 +119,7 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
 
     private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
+        BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.SequenceLimit, requireTargets: languageModelHead);
         var a = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, n = rows * seq, d = config.Embedding;
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;

@@ -40,7 +40,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
     public IComputeDevice Device => device;
     public int EmbeddingSize => config.Embedding;
     public int VocabSize => config.VocabSize;
-    public int MaxPositions => config.MaxPositions;
+    public int MaxPositions => config.SequenceLimit;
     public int PromptCount => state.PromptCount;
     public PromptLayout? PromptLayout => state.Layout;
 
@@ -115,12 +115,12 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         var p = plan;
         var layout = state.Layout!;
         int rows = Math.Max(batch.Rows, batch.RowCapacity), sequence = batch.SequenceLength;
-        int positions = Math.Max(batch.Rows * sequence, batch.RowCapacity * Math.Min(config.MaxPositions, batch.LongestPrompt + batch.TokenCapacity));
+        int positions = Math.Max(batch.Rows * sequence, batch.RowCapacity * Math.Min(config.SequenceLimit, batch.LongestPrompt + batch.TokenCapacity));
         if (p is null || p.Rows < rows || p.Positions < batch.Rows * sequence || p.Sequence < sequence || !p.Layout.Equals(layout))
         {
             // Grow every dimension to the largest seen, so alternating batch shapes settle on one plan.
             int r = Math.Max(rows, p?.Rows ?? 0), n = Math.Max(positions, p?.Positions ?? 0);
-            int s = Math.Max(Math.Min(config.MaxPositions, batch.LongestPrompt + batch.TokenCapacity), Math.Max(sequence, p?.Sequence ?? 0));
+            int s = Math.Max(Math.Min(config.SequenceLimit, batch.LongestPrompt + batch.TokenCapacity), Math.Max(sequence, p?.Sequence ?? 0));
             p?.Dispose();
             plan = p = new LlamaDevicePlan(device, config, r, n, s, layout);
         }
@@ -129,7 +129,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
 
     private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
-        BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.MaxPositions, requireTargets: languageModelHead);
+        BatchChecks.DecoderOnly(batch, state.Layout, config.VocabSize, config.SequenceLimit, requireTargets: languageModelHead);
         var p = Plan(batch);
         int rows = batch.Rows, seq = batch.SequenceLength, full = rows * seq, d = config.Embedding;
         int att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;

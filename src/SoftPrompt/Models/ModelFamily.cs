@@ -10,6 +10,8 @@ public static class ModelFamily
     public const string T5 = "t5";
     /// <summary>Llama-style decoders: RMSNorm, rotate-half RoPE, SwiGLU, grouped-query attention (Llama 2/3 and kin).</summary>
     public const string Llama = "llama";
+    /// <summary>Mistral's config names a Llama-style model with a sliding attention window; SoftPrompt runs it as "llama" within the window.</summary>
+    private const string Mistral = "mistral";
 
     /// <summary>
     /// "gpt2", "t5" or "llama", from config.json's <c>model_type</c>, or from <c>architectures</c> (e.g. "T5ForConditionalGeneration")
@@ -39,7 +41,7 @@ public static class ModelFamily
             {
                 Gpt2 => Gpt2,
                 T5 => T5,
-                Llama => Llama,
+                Llama or Mistral => Llama,
                 var other => throw new CheckpointException($"{configPath}: model_type '{other}' is not supported; {supported}."),
             };
         }
@@ -52,7 +54,7 @@ public static class ModelFamily
                 string name = item.GetString()!;
                 if (name.StartsWith("GPT2", StringComparison.Ordinal)) return Gpt2;
                 if (name.StartsWith("T5", StringComparison.Ordinal)) return T5;
-                if (name.StartsWith("Llama", StringComparison.Ordinal)) return Llama;
+                if (name.StartsWith("Llama", StringComparison.Ordinal) || name.StartsWith("Mistral", StringComparison.Ordinal)) return Llama;
                 architectures.Add(name);
             }
         }

@@ -51,3 +51,38 @@ public sealed class CpuLlamaParityTests
         Assert.That(e!.Message, Does.Contain("Unknown device 'tpu'"));
     }
 }
+
+/// <summary>Mistral's config (model_type "mistral", a sliding window) opens as a Llama-style model limited to its window.</summary>
+public sealed class MistralConfigTests
+{
+    [Test]
+    public void WithinTheWindowAMistralConfigIsTheLlamaModelAndLongerSequencesAreRefused()
+    {
+        string source = Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", "llama", "tiny");
+        string dir = Directory.CreateTempSubdirectory("softprompt-mistral-").FullName;
+        try
+        {
+            File.Copy(Path.Combine(source, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
+            config["model_type"] = "mistral";
+            config["architectures"] = new System.Text.Json.Nodes.JsonArray("MistralForCausalLM");
+            config["sliding_window"] = 16;
+            File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+
+            using var mistral = EngineFactory.Open(dir, "cpu");
+            using var llama = EngineFactory.Open(source, "cpu");
+            Assert.That(mistral.Family, Is.EqualTo("llama"));
+            Assert.That(mistral.Engine.MaxPositions, Is.EqualTo(16), "the window bounds the sequence");
+            var fixture = Gpt2Fixture.LoadFrom(source, "case-a");  // 14 positions: inside the window
+            foreach (var model in new[] { mistral, llama }) model.Engine.LoadPrompts(fixture.Prompts, fixture.PromptCount, fixture.PromptLength);
+            Assert.That(mistral.Engine.Forward(fixture.Batch()), Is.EqualTo(llama.Engine.Forward(fixture.Batch())));
+
+            var longer = new TokenBatch(1, 16, fixture.PromptLength);
+            longer.Reset(16);
+            longer.AddRow([.. Enumerable.Range(1, 12)], [3, 4], 0);
+            var e = Assert.Throws<ArgumentException>(() => mistral.Engine.Forward(longer));
+            Assert.That(e!.Message, Does.Contain("limit of 16 positions"));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}

@@ -32,9 +32,16 @@ public sealed record LlamaConfig(
     LlamaRopeScaling? RopeScaling,
     bool TiedEmbeddings,
     int? BosTokenId = null,
-    int? EosTokenId = null) : IModelConfig
+    int? EosTokenId = null,
+    int? SlidingWindow = null) : IModelConfig
 {
     public string Family => ModelFamily.Llama;
+
+    /// <summary>
+    /// Longest sequence (prompt included) the engines accept: max_position_embeddings, or Mistral's sliding_window when
+    /// smaller, because within the window sliding-window attention is plain causal attention and beyond it it is not.
+    /// </summary>
+    public int SequenceLimit => SlidingWindow is int window && window < MaxPositions ? window : MaxPositions;
 
     /// <summary>Heads·head_dim: the width of q and of o's input.</summary>
     public int AttentionSize => Heads * HeadSize;
@@ -146,7 +153,8 @@ public sealed record LlamaConfig(
             RopeScaling: ReadRopeScaling(root, configPath),
             TiedEmbeddings: root.TryGetProperty("tie_word_embeddings", out var t) && t.ValueKind == JsonValueKind.True,
             BosTokenId: OptionalId("bos_token_id"),
-            EosTokenId: OptionalId("eos_token_id"));
+            EosTokenId: OptionalId("eos_token_id"),
+            SlidingWindow: OptionalId("sliding_window"));
         config.Validate(configPath);
         return config;
     }
@@ -178,6 +186,7 @@ public sealed record LlamaConfig(
         if (Heads % KeyValueHeads != 0)
             throw new CheckpointException($"{source}: num_attention_heads {Heads} is not a multiple of num_key_value_heads {KeyValueHeads}; grouped-query attention needs whole groups.");
         if (HeadSize % 2 != 0) throw new CheckpointException($"{source}: head_dim {HeadSize} must be even (RoPE rotates pairs of channels).");
+        if (SlidingWindow is <= 0) throw new CheckpointException($"{source}: sliding_window must be positive or null, got {SlidingWindow}.");
         if (RopeTheta <= 0) throw new CheckpointException($"{source}: rope_theta must be positive, got {RopeTheta}.");
         if (RopeScaling is { Factor: <= 0 }) throw new CheckpointException($"{source}: rope_scaling.factor must be positive.");
         if (RopeScaling is { Type: LlamaRopeScaling.Llama3 } s && (s.HighFrequencyFactor <= s.LowFrequencyFactor || s.OriginalMaxPositions <= 0))
