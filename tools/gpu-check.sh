@@ -18,6 +18,8 @@ b --shape gpt2-medium --batch-size 16 --seq-len 256 --prompt-length 100
 b --shape gpt2-medium --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
 b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4
 b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4 --ensemble 5
+b --shape gpt2-small --batch-size 2 --seq-len 128 --prompt-length 20 --targets 4 --tf32
+b --shape gpt2-small --batch-size 2 --seq-len 128 --prompt-length 20 --targets 4 --tf32 --ensemble 5
 b --shape t5-base --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
 BENCH_TIMEOUT=120 b --shape llama3.2-1b --batch-size 8 --seq-len 256 --prompt-length 100 --targets 4 --tf32
 if [ "${SKIP_BDN:-0}" != 1 ]; then
