@@ -58,9 +58,6 @@ public sealed class TokenBatch
 
     public ReadOnlySpan<int> RowTokens(int row) => Tokens.AsSpan(row * TokenLength, Lengths[row]);
 
-    /// <summary>The per-prompt lengths the batch was laid out for; null when every prompt has length <see cref="LongestPrompt"/>.</summary>
-    public PromptLayout? Prompts => prompts;
-
     /// <summary>Length of prompt <paramref name="prompt"/> in this batch's layout.</summary>
     public int PromptLengthOf(int prompt)
     {

@@ -14,7 +14,7 @@ public sealed record PromptSet(IReadOnlyList<string> Paths, IReadOnlyList<Prompt
     /// <summary>The longest prompt: the room the prompts take in front of every batch's tokens.</summary>
     public int LongestLength => Layout.MaxLength;
     /// <summary>"P=20" when all prompts have one length, else "P=20/50/100".</summary>
-    public string LengthText => Layout.IsUniform ? $"P={Layout.MaxLength}" : "P=" + string.Join("/", Layout.Lengths.ToArray());
+    public string LengthText => Layout.IsUniform ? $"P={Layout.MaxLength}" : Layout.ToString();
 
     /// <summary>Loads and checks the files: each must fit the model (<see cref="PromptFile.CheckBelongsTo"/>).</summary>
     public static PromptSet Load(IReadOnlyList<string> paths, int width, string? fingerprint)
