@@ -93,7 +93,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
     /// </summary>
     public void Logits(TokenBatch batch, Span<T> logits)
     {
-        RunForward(batch, withGradient: false);
+        RunForward(batch, withGradient: false, languageModelHead: false);
         int n = rows * decoderLength;
         if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
         CpuGemm.Gemm(false, true, n, config.VocabSize, config.Embedding, HeadScale, activations!.DecoderOutput, config.Embedding,
@@ -103,7 +103,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
     public void DecoderNextTokens(TokenBatch batch, Span<int> tokens)
     {
         if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
-        RunForward(batch, withGradient: false);
+        RunForward(batch, withGradient: false, languageModelHead: false);
         var a = activations!;
         // Reuses the head's position list: row b's last target sits at decoder position b·Tdec + TargetLengths[b] − 1.
         var positions = a.Head.TargetPositions.AsSpan(0, rows);
@@ -142,7 +142,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
         return a;
     }
 
-    private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false)
+    private T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
     {
         var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
         var a = Plan(batch.Rows, encoder, decoder);
@@ -156,7 +156,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
         }
         EncoderForward(batch, a);
         DecoderForward(batch, a);
-        return LanguageModelHead(batch, a, withGradient, countGreedyMatches);
+        return languageModelHead ? LanguageModelHead(batch, a, withGradient, countGreedyMatches) : T.Zero;
     }
 
     private void EncoderForward(TokenBatch batch, T5CpuActivations<T> a)
