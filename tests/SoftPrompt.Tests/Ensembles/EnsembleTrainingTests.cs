@@ -62,7 +62,7 @@ public sealed class EnsembleTrainingTests
             var alone = new float[size];
             engine.ReadPromptGradient(alone);
             var scaled = together.AsSpan(k * size, size).ToArray().Select(g => g * 3).ToArray();
-            Assert.That(scaled, Is.EqualTo(alone).Within(2e-6f * alone.Max(Math.Abs)), $"prompt {k}");
+            Assert.That(scaled, Is.EqualTo(alone).Within(1e-5f * alone.Max(Math.Abs)), $"prompt {k}");  // float32, BLAS kernels chosen by batch size
         }
     }
 

@@ -78,9 +78,11 @@ public sealed class MixedBatchTests
             for (int i = 0; i < rows.Count; i++)
             {
                 if (promptOf[i] != p) continue;
-                Assert.That(scores[i], Is.EqualTo(singleScores[i]), $"row {i} ({Tasks[p]}) log-likelihood");
+                Assert.That(scores[i], Is.EqualTo(singleScores[i]).Within(1e-5f * Math.Max(1f, Math.Abs(singleScores[i]))), $"row {i} ({Tasks[p]}) log-likelihood");
                 Assert.That(matches[i], Is.EqualTo(singleMatches[i]), $"row {i} greedy matches");
-                Assert.That(logits.AsSpan(i * vocab, vocab).ToArray(), Is.EqualTo(singleLogits.AsSpan(i * vocab, vocab).ToArray()), $"row {i} next-token logits");
+                // Equal up to float32 summation order: BLAS picks its kernel by matrix size, and the batches differ in rows.
+                var expected = singleLogits.AsSpan(i * vocab, vocab).ToArray();
+                Assert.That(logits.AsSpan(i * vocab, vocab).ToArray(), Is.EqualTo(expected).Within(1e-5f * expected.Max(Math.Abs)), $"row {i} next-token logits");
             }
         }
         Assert.That(matches.Select((m, i) => m == rows[i].Target.Length).Count(x => x), Is.GreaterThanOrEqualTo(rows.Count - 1),

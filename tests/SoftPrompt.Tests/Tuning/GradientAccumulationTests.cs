@@ -39,8 +39,10 @@ public sealed class GradientAccumulationTests
         var big = Train(rows, kind, batchSize: 8, accumulation: 1, out var bigResult);
         var accumulated = Train(rows, kind, batchSize: 4, accumulation: 2, out var accumulatedResult);
         var quarters = Train(rows, kind, batchSize: 2, accumulation: 4, out _);
-        Assert.That(accumulated, Is.EqualTo(big).Within(2e-6f));
-        Assert.That(quarters, Is.EqualTo(big).Within(2e-6f));
+        // float32 sums in another order (BLAS picks kernels by batch size); Adafactor's RMS normalisation magnifies that
+        // to a few 1e-6 of an update of size lr = 0.5, while a wrongly weighted micro-batch moves it by 1e-2.
+        Assert.That(accumulated, Is.EqualTo(big).Within(2e-5f));
+        Assert.That(quarters, Is.EqualTo(big).Within(2e-5f));
         Assert.That(accumulatedResult.LastLoss, Is.EqualTo(bigResult.LastLoss).Within(1e-5f));
     }
 
