@@ -29,12 +29,13 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var tf32 = new Option<bool>("--tf32") { Description = "Let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
         var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 };
+        var plan = new Option<bool>("--plan") { Description = "Print the device memory a CUDA engine would allocate for this shape (weights, activations, workspace, prompts) without allocating or loading weights" };
         var command = new Command("bench", "Measure prompt-tuning steps: tokens/s, ms/step, TFLOP/s, memory")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble, plan,
         };
         command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble))));
+            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble), r.GetValue(plan))));
         return command;
     }
 
@@ -43,16 +44,14 @@ internal static class BenchCommand
     private static IEnumerable<string> ShapeNames => Gpt2Shapes.Named.Keys.Concat(T5Shapes.Named.Keys).Concat(LlamaShapes.Named.Keys);
 
     private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32,
-        int ensemble)
+        int ensemble, bool plan)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
         if (ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {ensemble}.");
-        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(AllowTf32: tf32));
-        var engine = loaded.Engine;
-        var c = loaded.Config;
+        var c = modelDir is null ? ShapeConfig(shapeName!) : ModelConfig(modelDir);
         // Decoder-only rows are [prompt, tokens] with the last targets as labels; encoder-decoder rows feed
         // prompt + seq-len tokens to the encoder and a separate run of targets to the decoder.
-        bool encoderDecoder = loaded.Family == ModelFamily.T5;
+        bool encoderDecoder = c is T5Config;
         int targetCount = encoderDecoder ? targetsPerRow ?? DefaultT5Targets : Math.Clamp(targetsPerRow ?? seqLen - 1, 1, seqLen);
         if (targetCount <= 0) throw new ArgumentException($"--targets must be positive (got {targetCount}).");
         int inputTokens = encoderDecoder ? seqLen : seqLen - targetCount;
@@ -61,9 +60,6 @@ internal static class BenchCommand
         if (encoderDecoder ? Math.Max(encoderPositions, targetCount) > c.MaxPositions : promptLength + seqLen > c.MaxPositions)
             throw new ArgumentException($"prompt {promptLength} + {seqLen} tokens{(encoderDecoder ? $" (or {targetCount} targets)" : "")} exceed the model's limit of {c.MaxPositions} positions.");
         var random = new Random(3);
-        var prompt = new float[ensemble * promptLength * c.Embedding];
-        for (int i = 0; i < prompt.Length; i++) prompt[i] = (float)(random.NextDouble() - 0.5);
-        engine.LoadPrompts(prompt, ensemble, promptLength);
         var batch = new TokenBatch(batchSize * ensemble, rowTokens, promptLength);
         batch.Reset(rowTokens);
         var ids = new int[rowTokens];
@@ -72,6 +68,16 @@ internal static class BenchCommand
             for (int i = 0; i < rowTokens; i++) ids[i] = random.Next(c.VocabSize);
             for (int k = 0; k < ensemble; k++) batch.AddRow(ids.AsSpan(0, inputTokens), ids.AsSpan(inputTokens), k);
         }
+        string shapeText = encoderDecoder
+            ? string.Create(CultureInfo.InvariantCulture, $"batch {batchSize} × (encoder: prompt {promptLength} + {seqLen} tokens; decoder: {targetCount} targets)")
+            : string.Create(CultureInfo.InvariantCulture, $"batch {batchSize}{(ensemble > 1 ? $" × {ensemble} prompts" : "")} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row");
+        if (plan) return PrintPlan(modelDir ?? shapeName!, c, batch, PromptLayout.Uniform(ensemble, promptLength), shapeText, json);
+
+        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(AllowTf32: tf32));
+        var engine = loaded.Engine;
+        var prompt = new float[ensemble * promptLength * c.Embedding];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = (float)(random.NextDouble() - 0.5);
+        engine.LoadPrompts(prompt, ensemble, promptLength);
         var optimizer = new OptimizerSettings(OptimizerKind.AdamW);
         for (int s = 1; s <= warmup; s++) { engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, s, 1e-3f, ensemble); }
         _ = engine.LastGradientNorm;
@@ -104,12 +110,51 @@ internal static class BenchCommand
         else
         {
             Console.WriteLine($"{loaded.Directory} on {Describe(engine)}");
-            Console.WriteLine(encoderDecoder
-                ? string.Create(inv, $"batch {batchSize} × (encoder: prompt {promptLength} + {seqLen} tokens; decoder: {targetCount} targets), {steps} steps")
-                : string.Create(inv, $"batch {batchSize}{(ensemble > 1 ? $" × {ensemble} prompts" : "")} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row, {steps} steps"));
+            Console.WriteLine($"{shapeText}, {steps} steps");
             Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step{(ensemble > 1 ? $" ({msPerStep / ensemble:F2} ms per prompt)" : "")}  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
         }
         return 0;
+    }
+
+    /// <summary>The device memory the CUDA engine would allocate, by kind, from the engine's own plan declarations (nothing allocated, no weights read).</summary>
+    private static int PrintPlan(string name, IModelConfig config, TokenBatch batch, PromptLayout layout, string shapeText, bool json)
+    {
+        var plan = DeviceMemoryPlan.Measure(config, batch, layout);
+        var kinds = Enum.GetValues<DeviceMemoryKind>();
+        if (json)
+        {
+            var fields = new Dictionary<string, object> { ["model"] = name, ["family"] = config.Family, ["rows"] = batch.Rows, ["total_bytes"] = plan.TotalBytes };
+            foreach (var kind in kinds) fields[$"{Snake(kind)}_bytes"] = plan.BytesOf(kind);
+            Console.WriteLine(JsonSerializer.Serialize(fields));
+            return 0;
+        }
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine($"{name}: device memory for {shapeText} (measured, not allocated)");
+        foreach (var kind in kinds) Console.WriteLine(string.Create(inv, $"  {Snake(kind).Replace('_', ' '),-13}{plan.BytesOf(kind) / 1048576.0,12:F1} MiB"));
+        Console.WriteLine(string.Create(inv, $"  {"total",-13}{plan.TotalBytes / 1048576.0,12:F1} MiB  ({plan.TotalBytes} bytes)"));
+        return 0;
+    }
+
+    private static string Snake(DeviceMemoryKind kind) => kind switch
+    {
+        DeviceMemoryKind.PromptState => "prompt_state",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
+
+    private static IModelConfig ShapeConfig(string shapeName)
+    {
+        if (Gpt2Shapes.Named.TryGetValue(shapeName, out var gpt2)) return gpt2;
+        if (T5Shapes.Named.TryGetValue(shapeName, out var t5)) return t5;
+        if (LlamaShapes.Named.TryGetValue(shapeName, out var llama)) return llama;
+        throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
+    }
+
+    private static IModelConfig ModelConfig(string modelDir)
+    {
+        string family = ModelFamily.Detect(modelDir), path = Path.Combine(modelDir, "config.json");
+        if (family == ModelFamily.T5) return T5Config.Load(path);
+        if (family == ModelFamily.Llama) return LlamaConfig.Load(path);
+        return Gpt2Config.Load(path);
     }
 
     private static LoadedModel Load(string? modelDir, string? shapeName, string device, EngineOptions options)

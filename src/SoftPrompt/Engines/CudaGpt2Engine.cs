@@ -29,7 +29,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
         this.device = device;
         this.ownsDevice = ownsDevice;
         config = hostWeights.Config;
-        weights = new Gpt2DeviceWeights(device, hostWeights);
+        weights = Gpt2DeviceWeights.Upload(device, hostWeights);
         state = new DevicePromptState(device, config.Embedding);
     }
 
@@ -109,14 +109,13 @@ public sealed class CudaGpt2Engine : IDeviceEngine
 
     private Gpt2DevicePlan Plan(TokenBatch batch)
     {
-        int n = batch.Rows * batch.SequenceLength;
         var layout = state.Layout!;
-        if (plan is null || plan.Positions < n || plan.Rows < batch.Rows || !plan.Layout.Equals(layout))
+        if (plan is null || !plan.Fits(batch, layout))
         {
-            int rows = Math.Max(batch.Rows, batch.RowCapacity), positions = Math.Max(n, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity));
-            if (plan is not null) (rows, positions) = (Math.Max(rows, plan.Rows), Math.Max(positions, plan.Positions));
+            var (rows, positions) = Gpt2DevicePlan.Capacity(batch, plan);
             plan?.Dispose();
-            plan = new Gpt2DevicePlan(device, config, rows, positions, layout);
+            plan = null;
+            plan = Gpt2DevicePlan.Allocate(device, config, rows, positions, layout);
         }
         return plan;
     }

@@ -31,7 +31,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
         this.device = device;
         this.ownsDevice = ownsDevice;
         config = hostWeights.Config;
-        weights = new LlamaDeviceWeights(device, hostWeights);
+        weights = LlamaDeviceWeights.Upload(device, hostWeights);
         state = new DevicePromptState(device, config.Embedding);
         attentionScale = 1f / MathF.Sqrt(config.HeadSize);
     }
@@ -112,19 +112,15 @@ public sealed class CudaLlamaEngine : IDeviceEngine
 
     private LlamaDevicePlan Plan(TokenBatch batch)
     {
-        var p = plan;
         var layout = state.Layout!;
-        int rows = Math.Max(batch.Rows, batch.RowCapacity), sequence = batch.SequenceLength;
-        int positions = Math.Max(batch.Rows * sequence, batch.RowCapacity * Math.Min(config.SequenceLimit, batch.LongestPrompt + batch.TokenCapacity));
-        if (p is null || p.Rows < rows || p.Positions < batch.Rows * sequence || p.Sequence < sequence || !p.Layout.Equals(layout))
+        if (plan is null || !plan.Fits(batch, layout))
         {
-            // Grow every dimension to the largest seen, so alternating batch shapes settle on one plan.
-            int r = Math.Max(rows, p?.Rows ?? 0), n = Math.Max(positions, p?.Positions ?? 0);
-            int s = Math.Max(Math.Min(config.SequenceLimit, batch.LongestPrompt + batch.TokenCapacity), Math.Max(sequence, p?.Sequence ?? 0));
-            p?.Dispose();
-            plan = p = new LlamaDevicePlan(device, config, r, n, s, layout);
+            var (rows, positions, sequence) = LlamaDevicePlan.Capacity(config, batch, plan);
+            plan?.Dispose();
+            plan = null;
+            plan = LlamaDevicePlan.Allocate(device, config, rows, positions, sequence, layout);
         }
-        return p;
+        return plan;
     }
 
     private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)

@@ -28,7 +28,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
         this.device = device;
         this.ownsDevice = ownsDevice;
         config = hostWeights.Config;
-        weights = new T5DeviceWeights(device, hostWeights);
+        weights = T5DeviceWeights.Upload(device, hostWeights);
         state = new DevicePromptState(device, config.Embedding);
     }
 
@@ -125,15 +125,14 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
 
     private T5DevicePlan Plan(int batchRows, int encoder, int decoder)
     {
-        var p = plan;
-        if (p is null || p.Rows < batchRows || p.EncoderLength < encoder || p.DecoderLength < decoder)
+        if (plan is null || !plan.Fits(batchRows, encoder, decoder))
         {
-            // Grow every dimension to the largest seen so far, so alternating batch shapes settle on one plan.
-            int r = Math.Max(batchRows, p?.Rows ?? 0), e = Math.Max(encoder, p?.EncoderLength ?? 0), d = Math.Max(decoder, p?.DecoderLength ?? 0);
-            p?.Dispose();
-            plan = p = new T5DevicePlan(device, config, r, e, d);
+            var (r, e, d) = T5DevicePlan.Capacity(batchRows, encoder, decoder, plan);
+            plan?.Dispose();
+            plan = null;
+            plan = T5DevicePlan.Allocate(device, config, r, e, d);
         }
-        return p;
+        return plan;
     }
 
     /// <summary>Lays out the encoder and decoder token ids, key lengths, prompt indices and targets on the host and copies them to the device.</summary>

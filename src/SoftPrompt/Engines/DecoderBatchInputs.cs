@@ -5,29 +5,25 @@ namespace SoftPrompt.Engines;
 /// <summary>
 /// A decoder-only batch on a device: token ids, each row's prompt, the target ids in position order and the
 /// shared-row maps (<see cref="DeviceSharedRows"/>, which also place each target on its shared row), plus the host
-/// mirrors scoring reads. Buffers are sized once for a (rows, positions) capacity and refilled every step.
+/// mirrors scoring reads. Its tensors are carved from the plan's arena for a (rows, positions) capacity and refilled every step.
 /// </summary>
-internal sealed class DecoderBatchInputs : IDisposable
+internal sealed class DecoderBatchInputs
 {
     private readonly IComputeDevice device;
-    private readonly DeviceBuffer<int> ints;
 
-    public DecoderBatchInputs(IComputeDevice device, int rows, int positions, PromptLayout layout)
+    public DecoderBatchInputs(ArenaCarver carve, int rows, int positions, PromptLayout layout)
     {
-        this.device = device;
-        long n = positions, aligned = (n + 63) / 64 * 64;
-        ints = device.Allocate<int>(2 * aligned + rows);
-        Tokens = ints.Slice(0, n);
-        TargetIds = ints.Slice(aligned, n);
-        PromptIndex = ints.Slice(2 * aligned, rows);
-        SharedRows = new DeviceSharedRows(device, rows, positions, layout);
-        Bytes = ints.Length * sizeof(int) + SharedRows.Bytes;
+        device = carve.Device;
+        long n = positions;
+        Tokens = carve.Take<int>("tokens", n);
+        TargetIds = carve.Take<int>("target_ids", n);
+        PromptIndex = carve.Take<int>("prompt_index", rows);
+        SharedRows = new DeviceSharedRows(carve, rows, positions, layout);
         HostTargetPositions = new int[n];
         HostTargetIds = new int[n];
         HostTargetRow = new int[n];
     }
 
-    public long Bytes { get; }
     public DeviceSpan<int> Tokens { get; }
     public DeviceSpan<int> TargetIds { get; }
     public DeviceSpan<int> PromptIndex { get; }
@@ -57,11 +53,5 @@ internal sealed class DecoderBatchInputs : IDisposable
         device.CopyToDevice<int>(batch.PromptIndex.AsSpan(0, batch.Rows), PromptIndex.Slice(0, batch.Rows));
         device.CopyToDevice<int>(HostTargetIds.AsSpan(0, count), TargetIds.Slice(0, count));
         SharedRows.Upload(batch, HostTargetPositions.AsSpan(0, count));
-    }
-
-    public void Dispose()
-    {
-        ints.Dispose();
-        SharedRows.Dispose();
     }
 }

@@ -6,39 +6,32 @@ namespace SoftPrompt.Engines;
 /// <summary>
 /// The LM head of a decoder-only device engine, run at target positions only and in chunks of rows so [targets, V]
 /// logits never exist at once: logits = h·Wᵀ (W [V, d], the tied embedding or lm_head), fused cross-entropy, the
-/// loss summed on the device (the one value a step waits for), and d(h) reduced onto the shared rows. Owns its
-/// buffers (one allocation per capacity).
+/// loss summed on the device (the one value a step waits for), and d(h) reduced onto the shared rows. Its tensors
+/// are carved from the plan's arena.
 /// </summary>
-internal sealed class DeviceDecoderHead : IDisposable
+internal sealed class DeviceDecoderHead
 {
     private readonly IComputeDevice device;
-    private readonly DeviceBuffer<float> floats;
     private readonly int width, vocab;
     private readonly float[] lossReadback = new float[1];
     private readonly DeviceGreedyMatches greedy;
 
-    public DeviceDecoderHead(IComputeDevice device, int width, int vocab, int positions)
+    public DeviceDecoderHead(ArenaCarver carve, int width, int vocab, int positions)
     {
-        this.device = device;
+        device = carve.Device;
         this.width = width;
         this.vocab = vocab;
         LogitRows = (int)Math.Clamp((1L << 26) / vocab, 16, Math.Max(16, positions));
-        long hidden = A((long)LogitRows * width), logits = A((long)LogitRows * vocab), rowLoss = A(positions);
-        floats = device.Allocate<float>(hidden + logits + rowLoss + A(1));
-        TargetHidden = floats.Slice(0, (long)LogitRows * width);
-        Logits = floats.Slice(hidden, (long)LogitRows * vocab);
-        RowLoss = floats.Slice(hidden + logits, positions);
-        Loss = floats.Slice(hidden + logits + rowLoss, 1);
+        TargetHidden = carve.Take<float>("head.target_hidden", (long)LogitRows * width);
+        Logits = carve.Take<float>("head.logits", (long)LogitRows * vocab);
+        RowLoss = carve.Take<float>("head.row_loss", positions);
+        Loss = carve.Take<float>("head.loss", 1);
         HostRowLoss = new float[positions];
         HostArgmaxMatches = new bool[positions];
-        greedy = new DeviceGreedyMatches(device, LogitRows);
-        Bytes = floats.Length * sizeof(float) + LogitRows * sizeof(int);
+        greedy = new DeviceGreedyMatches(carve, LogitRows);
     }
 
-    private static long A(long count) => (count + 63) / 64 * 64;
-
     public int LogitRows { get; }
-    public long Bytes { get; }
     /// <summary>Hidden states gathered at one chunk of targets [LogitRows, d], and their logits [LogitRows, V].</summary>
     public DeviceSpan<float> TargetHidden { get; }
     public DeviceSpan<float> Logits { get; }
@@ -112,11 +105,5 @@ internal sealed class DeviceDecoderHead : IDisposable
             if (tokens.IsEmpty) device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
             else greedy.Argmax(chunkLogits, chunk, vocab, tokens.Slice(start, chunk));
         }
-    }
-
-    public void Dispose()
-    {
-        floats.Dispose();
-        greedy.Dispose();
     }
 }

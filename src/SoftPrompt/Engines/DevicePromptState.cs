@@ -14,8 +14,7 @@ internal sealed class DevicePromptState : IDisposable
 {
     private readonly IComputeDevice device;
     private readonly int width;
-    private DeviceBuffer<float>? prompts, gradient, firstState, secondState, normScratch;
-    private DeviceBuffer<int>? offsets;
+    private Buffers? buffers;
     private float[] hostScratch = [];
 
     public DevicePromptState(IComputeDevice device, int width)
@@ -24,14 +23,53 @@ internal sealed class DevicePromptState : IDisposable
         this.width = width;
     }
 
+    /// <summary>The device memory of K prompts of a layout (width d): one arena.</summary>
+    internal sealed class Buffers : IDisposable
+    {
+        public static Buffers Allocate(IComputeDevice device, int width, PromptLayout layout)
+            => DeviceArena.Allocate(device, "prompt state", carve => new Buffers(carve, width, layout));
+
+        public static Buffers Measure(int width, PromptLayout layout) => DeviceArena.Measure("prompt state", carve => new Buffers(carve, width, layout));
+
+        private Buffers(ArenaCarver carve, int width, PromptLayout layout)
+        {
+            Arena = carve.Arena;
+            carve.Kind = DeviceMemoryKind.PromptState;
+            long size = Math.Max(1, layout.ValueCount(width));
+            Prompts = carve.Take<float>("prompts", size);
+            Gradient = carve.Take<float>("gradient", size);
+            FirstState = carve.Take<float>("optimizer.first", size);
+            SecondState = carve.Take<float>("optimizer.second", size);
+            NormScratch = carve.Take<float>("norm_scratch", (long)layout.Count * GradientNorm.ScratchLength);
+            Offsets = carve.Take<int>("offsets", layout.Count + 1);
+            Width = width;
+            Count = layout.Count;
+            Size = layout.ValueCount(width);
+        }
+
+        public DeviceArena Arena { get; }
+        public int Width { get; }
+        public int Count { get; }
+        public int Size { get; }
+        public DeviceSpan<float> Prompts { get; }
+        public DeviceSpan<float> Gradient { get; }
+        public DeviceSpan<float> FirstState { get; }
+        public DeviceSpan<float> SecondState { get; }
+        public DeviceSpan<float> NormScratch { get; }
+        public DeviceSpan<int> Offsets { get; }
+
+        public void Dispose() => Arena.Dispose();
+    }
+
     public PromptLayout? Layout { get; private set; }
     public int PromptCount => Layout?.Count ?? 0;
     private int Size => Layout?.ValueCount(width) ?? 0;
+    private Buffers Loaded => buffers ?? throw NotLoaded();
 
-    public DeviceSpan<float> Prompts => (prompts ?? throw NotLoaded()).Span;
-    public DeviceSpan<float> Gradient => (gradient ?? throw NotLoaded()).Span;
+    public DeviceSpan<float> Prompts => Loaded.Prompts;
+    public DeviceSpan<float> Gradient => Loaded.Gradient;
     /// <summary>[K + 1] int: prompt k's first row of <see cref="Prompts"/>, then ΣP_k (the embedding kernels' prompt_offsets).</summary>
-    public DeviceSpan<int> Offsets => (offsets ?? throw NotLoaded()).Span;
+    public DeviceSpan<int> Offsets => Loaded.Offsets;
 
     private static InvalidOperationException NotLoaded() => new("Load prompts first.");
 
@@ -40,39 +78,30 @@ internal sealed class DevicePromptState : IDisposable
         int size = layout.ValueCount(width);
         if (values.Length != size)
             throw new ArgumentException($"Prompts hold {values.Length} values; prompts {layout} × d={width} need {size}.");
-        if (prompts is null || prompts.Length != Math.Max(1, size))
+        if (buffers is null || buffers.Size != size || buffers.Count != layout.Count)
         {
-            DisposeBuffers(prompts, gradient, firstState, secondState);
-            prompts = device.Allocate<float>(Math.Max(1, size));
-            gradient = device.Allocate<float>(Math.Max(1, size));
-            firstState = device.Allocate<float>(Math.Max(1, size));
-            secondState = device.Allocate<float>(Math.Max(1, size));
-        }
-        if (offsets is null || offsets.Length != layout.Count + 1)
-        {
-            DisposeBuffers(normScratch);
-            offsets?.Dispose();
-            offsets = device.Allocate<int>(layout.Count + 1);
-            normScratch = device.Allocate<float>((long)layout.Count * GradientNorm.ScratchLength);
+            buffers?.Dispose();
+            buffers = null;
+            buffers = Buffers.Allocate(device, width, layout);
             hostScratch = new float[layout.Count * GradientNorm.ScratchLength];
         }
+        var b = buffers;
         Layout = layout;
-        offsets.CopyFrom(layout.Offsets);
-        if (size > 0) prompts.CopyFrom(values);
-        device.Zero(gradient!.Span);
-        device.Zero(firstState!.Span);
-        device.Zero(secondState!.Span);
-        device.Zero(normScratch!.Span);
+        device.CopyToDevice<int>(layout.Offsets, b.Offsets);
+        if (size > 0) device.CopyToDevice(values, b.Prompts.Slice(0, size));
+        device.Zero(b.Gradient);
+        device.Zero(b.FirstState);
+        device.Zero(b.SecondState);
+        device.Zero(b.NormScratch);
     }
 
-    public void ReadPrompts(Span<float> destination) => Read(prompts, destination);
-    public void ReadGradient(Span<float> destination) => Read(gradient, destination);
+    public void ReadPrompts(Span<float> destination) => Read(Loaded.Prompts, destination);
+    public void ReadGradient(Span<float> destination) => Read(Loaded.Gradient, destination);
 
-    private void Read(DeviceBuffer<float>? buffer, Span<float> destination)
+    private void Read(DeviceSpan<float> source, Span<float> destination)
     {
-        if (buffer is null) throw NotLoaded();
         if (destination.Length != Size) throw new ArgumentException($"Destination holds {destination.Length} values, expected {Size}.");
-        if (Size > 0) buffer.CopyTo(destination);
+        if (Size > 0) device.CopyToHost(source.Slice(0, Size), destination);
     }
 
     public int OptimizerStateLength => 2 * Size;
@@ -81,16 +110,16 @@ internal sealed class DevicePromptState : IDisposable
     {
         if (destination.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state holds {OptimizerStateLength} values, the destination {destination.Length}.");
         if (Size == 0) return;
-        firstState!.CopyTo(destination[..Size]);
-        secondState!.CopyTo(destination[Size..]);
+        device.CopyToHost(Loaded.FirstState.Slice(0, Size), destination[..Size]);
+        device.CopyToHost(Loaded.SecondState.Slice(0, Size), destination[Size..]);
     }
 
     public void LoadOptimizerState(ReadOnlySpan<float> source)
     {
         if (source.Length != OptimizerStateLength) throw new ArgumentException($"Optimizer state needs {OptimizerStateLength} values for these prompts, got {source.Length}; was it saved for another prompt shape?");
         if (Size == 0) return;
-        firstState!.CopyFrom(source[..Size]);
-        secondState!.CopyFrom(source[Size..]);
+        device.CopyToDevice(source[..Size], Loaded.FirstState.Slice(0, Size));
+        device.CopyToDevice(source[Size..], Loaded.SecondState.Slice(0, Size));
     }
 
     /// <summary>Global L2 norm of the last step's scaled, unclipped gradient over all prompts; reading it waits for the device.</summary>
@@ -118,7 +147,7 @@ internal sealed class DevicePromptState : IDisposable
         for (int k = 0; k < destination.Length; k++) destination[k] = hostScratch[k * GradientNorm.ScratchLength + GradientNorm.NormOffset];
     }
 
-    private void ReadScratch() => normScratch!.CopyTo(hostScratch);
+    private void ReadScratch() => device.CopyToHost(Loaded.NormScratch, hostScratch);
 
     /// <summary>
     /// One update of every prompt, queued without waiting: per prompt, its gradient norm and clip scale (into its own
@@ -128,14 +157,15 @@ internal sealed class DevicePromptState : IDisposable
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale)
     {
         var layout = Layout ?? throw new InvalidOperationException("Load prompts before an optimizer step.");
+        var b = Loaded;
         for (int k = 0; k < layout.Count; k++)
         {
             int rows = layout.Length(k);
             if (rows == 0) continue;
             long start = (long)layout.Offset(k) * width, size = (long)rows * width;
-            var p = prompts!.Slice(start, size);
-            var g = gradient!.Slice(start, size);
-            var scratch = normScratch!.Slice((long)k * GradientNorm.ScratchLength, GradientNorm.ScratchLength);
+            var p = b.Prompts.Slice(start, size);
+            var g = b.Gradient.Slice(start, size);
+            var scratch = b.NormScratch.Slice((long)k * GradientNorm.ScratchLength, GradientNorm.ScratchLength);
             GradientNorm.Launch(device, scratch, g, gradientScale, settings.ClipNorm);
             var scale = scratch.Slice(GradientNorm.ScaleOffset, 1);
             switch (settings.Kind)
@@ -144,11 +174,11 @@ internal sealed class DevicePromptState : IDisposable
                     SgdStep.Launch(device, p, g, scale, learningRate, settings.WeightDecay);
                     break;
                 case OptimizerKind.AdamW:
-                    AdamWStep.Launch(device, p, g, firstState!.Slice(start, size), secondState!.Slice(start, size), scale, learningRate, settings.Beta1,
+                    AdamWStep.Launch(device, p, g, b.FirstState.Slice(start, size), b.SecondState.Slice(start, size), scale, learningRate, settings.Beta1,
                         settings.Beta2, settings.Epsilon, settings.WeightDecay, step);
                     break;
                 case OptimizerKind.Adafactor:
-                    AdafactorStep.Launch(device, p, g, firstState!.Slice(layout.Offset(k), rows), secondState!.Slice((long)k * width, width),
+                    AdafactorStep.Launch(device, p, g, b.FirstState.Slice(layout.Offset(k), rows), b.SecondState.Slice((long)k * width, width),
                         scale, 1, rows, width, learningRate, settings.DecayRate, settings.ClipThreshold, settings.AdafactorEpsilon, settings.WeightDecay, step);
                     break;
                 default:
@@ -157,14 +187,5 @@ internal sealed class DevicePromptState : IDisposable
         }
     }
 
-    private static void DisposeBuffers(params DeviceBuffer<float>?[] buffers)
-    {
-        foreach (var buffer in buffers) buffer?.Dispose();
-    }
-
-    public void Dispose()
-    {
-        DisposeBuffers(prompts, gradient, firstState, secondState, normScratch);
-        offsets?.Dispose();
-    }
+    public void Dispose() => buffers?.Dispose();
 }

@@ -4,30 +4,25 @@ namespace SoftPrompt.Engines;
 
 /// <summary>
 /// <see cref="SharedPromptRows"/>' maps on a device, for the engines that compute each prompt's positions once per batch:
-/// built on the host and copied up once per step into buffers sized for the plan's capacity (one int allocation).
+/// built on the host and copied up once per step into tensors of the plan's arena, sized for its capacity.
 /// </summary>
-internal sealed class DeviceSharedRows : IDisposable
+internal sealed class DeviceSharedRows
 {
     private readonly IComputeDevice device;
-    private readonly DeviceBuffer<int> ints;
-    private long offset;
 
-    public DeviceSharedRows(IComputeDevice device, int rows, int positions, PromptLayout layout)
+    public DeviceSharedRows(ArenaCarver carve, int rows, int positions, PromptLayout layout)
     {
-        this.device = device;
+        device = carve.Device;
         long n = positions, promptRows = layout.TotalLength;
-        ints = device.Allocate<int>(A(n) * 6 + A(n + 1) * 2 + A(promptRows + 1) + A(Math.Max(1, promptRows)));
-        Bytes = ints.Length * sizeof(int);
-        FullToShared = I(n); FullToSharedOrZero = I(n); SharedToFull = I(n); ReduceStarts = I(n + 1); ReduceIndex = I(n);
-        TargetRows = I(n); TargetStarts = I(n + 1); TargetIndex = I(n); PromptStarts = I(promptRows + 1); PromptIndex = I(Math.Max(1, promptRows));
+        DeviceSpan<int> I(string name, long count) => carve.Take<int>("shared_rows." + name, count);
+        FullToShared = I("full_to_shared", n); FullToSharedOrZero = I("full_to_shared_or_zero", n); SharedToFull = I("shared_to_full", n);
+        ReduceStarts = I("reduce_starts", n + 1); ReduceIndex = I("reduce_index", n);
+        TargetRows = I("target_rows", n); TargetStarts = I("target_starts", n + 1); TargetIndex = I("target_index", n);
+        PromptStarts = I("prompt_starts", promptRows + 1); PromptIndex = I("prompt_index", Math.Max(1, promptRows));
         Host = new SharedPromptRows(rows, positions, layout);
         HostTargetRows = new int[n];
     }
 
-    private static long A(long count) => (count + 63) / 64 * 64;
-    private DeviceSpan<int> I(long count) { var s = ints.Slice(offset, count); offset += A(count); return s; }
-
-    public long Bytes { get; }
     public SharedPromptRows Host { get; }
     public PromptLayout Layout => Host.Layout;
     /// <summary>Rows of the shared layout for the last batch.</summary>
@@ -71,6 +66,4 @@ internal sealed class DeviceSharedRows : IDisposable
             HostTargetRows[row] = Host.FullToShared[row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1];
         device.CopyToDevice<int>(HostTargetRows.AsSpan(0, batch.Rows), TargetRows.Slice(0, batch.Rows));
     }
-
-    public void Dispose() => ints.Dispose();
 }

@@ -4,49 +4,67 @@ using SoftPrompt.Models.Gpt2;
 namespace SoftPrompt.Engines;
 
 /// <summary>
-/// The device memory of one (rows, positions) capacity: what the backward pass needs per layer and shared scratch, in
-/// one float arena allocated once and reused every step (a step allocates nothing on the device); the batch's inputs
-/// (<see cref="DecoderBatchInputs"/>) and the LM head (<see cref="DeviceDecoderHead"/>) keep their own. Per-layer
+/// The device memory of one (rows, positions) capacity: what the backward pass needs per layer, shared scratch, the
+/// batch's inputs (<see cref="DecoderBatchInputs"/>) and the LM head's buffers (<see cref="DeviceDecoderHead"/>), in one
+/// arena allocated once and reused every step (a step allocates nothing on the device). Per-layer
 /// activations hold the shared layout's rows (each prompt's positions once, <see cref="SharedPromptRows"/>); attention
 /// works on the full [rows, sequence] layout in the *Full scratch tensors, gathered from and reduced back to them.
 /// </summary>
 internal sealed class Gpt2DevicePlan : IDisposable
 {
-    private readonly DeviceBuffer<float> floats;
-    private long floatOffset;
+    public static Gpt2DevicePlan Allocate(IComputeDevice device, Gpt2Config config, int rows, int positions, PromptLayout layout)
+        => DeviceArena.Allocate(device, "gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout));
 
-    public Gpt2DevicePlan(IComputeDevice device, Gpt2Config config, int rows, int positions, PromptLayout layout)
+    /// <summary>The plan's layout and size without a device.</summary>
+    public static Gpt2DevicePlan Measure(Gpt2Config config, int rows, int positions, PromptLayout layout)
+        => DeviceArena.Measure("gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout));
+
+    private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout)
     {
+        Arena = carve.Arena;
         Rows = rows;
         Positions = positions;
         long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads;
-        long perLayer = Aligned(n * c) * 4 + Aligned(n) * 4 + Aligned(n * 3 * c) + Aligned(n * heads) + Aligned(n * inner);
-        long shared = Aligned(n * c) * 7 + Aligned((n + 1) * c) + Aligned(n) * 2 + Aligned(n * 3 * c) * 3 + Aligned(n * inner) * 2 + Aligned(n * heads);
-        floats = device.Allocate<float>(perLayer * config.Layers + shared);
-        Inputs = new DecoderBatchInputs(device, rows, positions, layout);
-        Head = new DeviceDecoderHead(device, config.Embedding, config.VocabSize, positions);
-        Bytes = floats.Length * sizeof(float) + Inputs.Bytes + Head.Bytes;
+        DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
 
+        carve.Kind = DeviceMemoryKind.Activations;
         Layers = new Layer[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
-            Layers[l] = new Layer(Input: F(n * c), Mean1: F(n), Rstd1: F(n), Qkv: F(n * 3 * c), Attention: F(n * c), LogSumExp: F(n * heads),
-                Middle: F(n * c), Mean2: F(n), Rstd2: F(n), Hidden: F(n * inner));
-        Final = F(n * c); FinalMean = F(n); FinalRstd = F(n); FinalNorm = F(n * c);
-        Norm = F(n * c); Projection = F((n + 1) * c); Wide = F(n * inner); Gradient = F(n * c); GradientNext = F(n * c);
-        GradientQkv = F(n * 3 * c); GradientWide = F(n * inner); AttentionScratch = F(n * heads);
-        QkvFull = F(n * 3 * c); GradientQkvFull = F(n * 3 * c); AttentionFull = F(n * c); GradientAttentionFull = F(n * c);
+        {
+            string at = $"h.{l}.";
+            Layers[l] = new Layer(Input: F(at + "input", n * c), Mean1: F(at + "ln_1.mean", n), Rstd1: F(at + "ln_1.rstd", n), Qkv: F(at + "qkv", n * 3 * c),
+                Attention: F(at + "attention", n * c), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * c),
+                Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", n * inner));
+        }
+        Final = F("final", n * c); FinalMean = F("ln_f.mean", n); FinalRstd = F("ln_f.rstd", n); FinalNorm = F("ln_f.output", n * c);
+
+        carve.Kind = DeviceMemoryKind.Workspace;
+        Norm = F("norm", n * c); Projection = F("projection", (n + 1) * c); Wide = F("wide", n * inner);
+        Gradient = F("gradient", n * c); GradientNext = F("gradient_next", n * c);
+        GradientQkv = F("gradient_qkv", n * 3 * c); GradientWide = F("gradient_wide", n * inner); AttentionScratch = F("attention_scratch", n * heads);
+        QkvFull = F("qkv_full", n * 3 * c); GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
+        AttentionFull = F("attention_full", n * c); GradientAttentionFull = F("gradient_attention_full", n * c);
+        Inputs = new DecoderBatchInputs(carve, rows, positions, layout);
+        Head = new DeviceDecoderHead(carve, config.Embedding, config.VocabSize, positions);
     }
 
-    private static long Aligned(long count) => (count + 63) / 64 * 64;
-    private DeviceSpan<float> F(long count) { var s = floats.Slice(floatOffset, count); floatOffset += Aligned(count); return s; }
+    /// <summary>A plan for <paramref name="batch"/> and its capacity (its RowCapacity rows of its longest prompt and TokenCapacity tokens), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
+    public static (int Rows, int Positions) Capacity(TokenBatch batch, Gpt2DevicePlan? current)
+    {
+        int rows = Math.Max(batch.Rows, batch.RowCapacity);
+        int positions = Math.Max(batch.Rows * batch.SequenceLength, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity));
+        return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0));
+    }
 
+    public bool Fits(TokenBatch batch, PromptLayout layout) => Positions >= batch.Rows * batch.SequenceLength && Rows >= batch.Rows && Layout.Equals(layout);
+
+    public DeviceArena Arena { get; }
     public int Rows { get; }
     public int Positions { get; }
     public PromptLayout Layout => Inputs.Layout;
     /// <summary>The batch's token ids, prompts, targets and shared-row maps.</summary>
     public DecoderBatchInputs Inputs { get; }
     public DeviceDecoderHead Head { get; }
-    public long Bytes { get; }
 
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Mean1, DeviceSpan<float> Rstd1, DeviceSpan<float> Qkv,
         DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Mean2, DeviceSpan<float> Rstd2, DeviceSpan<float> Hidden);
@@ -70,10 +88,5 @@ internal sealed class Gpt2DevicePlan : IDisposable
     public DeviceSpan<float> AttentionFull { get; }
     public DeviceSpan<float> GradientAttentionFull { get; }
 
-    public void Dispose()
-    {
-        floats.Dispose();
-        Inputs.Dispose();
-        Head.Dispose();
-    }
+    public void Dispose() => Arena.Dispose();
 }

@@ -5,50 +5,69 @@ namespace SoftPrompt.Engines;
 
 /// <summary>
 /// The device twin of <see cref="LlamaCpuActivations{T}"/>: everything the CUDA Llama engine keeps for one (rows,
-/// positions) capacity, carved out of one float and one int allocation, reused step after step (a step allocates nothing
-/// on the device). Per-layer activations hold the shared layout's rows (each prompt's positions once,
+/// positions) capacity, carved out of one arena, reused step after step (a step allocates nothing on the device). Per-layer
+/// activations hold the shared layout's rows (each prompt's positions once,
 /// <see cref="SharedPromptRows"/>); attention works on the full [rows, sequence] layout in the *Full scratch tensors. The
-/// batch's inputs (<see cref="DecoderBatchInputs"/>) and the LM head (<see cref="DeviceDecoderHead"/>) keep their own buffers.
+/// batch's inputs (<see cref="DecoderBatchInputs"/>) and the LM head's buffers (<see cref="DeviceDecoderHead"/>) are carved from it too.
 /// </summary>
 internal sealed class LlamaDevicePlan : IDisposable
 {
-    private readonly DeviceBuffer<float> floats;
-    private long floatOffset;
+    public static LlamaDevicePlan Allocate(IComputeDevice device, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
+        => DeviceArena.Allocate(device, "llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout));
 
-    public LlamaDevicePlan(IComputeDevice device, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
+    /// <summary>The plan's layout and size without a device.</summary>
+    public static LlamaDevicePlan Measure(LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
+        => DeviceArena.Measure("llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout));
+
+    private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
     {
+        Arena = carve.Arena;
         Rows = rows;
         Positions = positions;
         Sequence = sequence;
         long n = positions, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, heads = config.Heads;
-        long perLayer = A(n * d) * 2 + A(n) * 2 + A(n * a) * 2 + A(n * kv) * 2 + A(n * heads) + A(n * ff) * 2;
-        long shared = A(n * d) * 5 + A(n) + A(n * kv) * 2 + A(n * ff) * 3 + A(n * a) + A((n + 1) * a) + A(n * heads) + A(sequence * d)
-            + A(n * a) * 8 + A(n * kv) * 2 + A(n * d);
-        floats = device.Allocate<float>(perLayer * config.Layers + shared);
-        Inputs = new DecoderBatchInputs(device, rows, positions, layout);
-        Head = new DeviceDecoderHead(device, config.Embedding, config.VocabSize, positions);
-        Bytes = floats.Length * sizeof(float) + Inputs.Bytes + Head.Bytes;
+        DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
 
+        carve.Kind = DeviceMemoryKind.Activations;
         Layers = new Layer[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
-            Layers[l] = new Layer(Input: F(n * d), Rstd1: F(n), Query: F(n * a), Key: F(n * kv), Value: F(n * kv), Attention: F(n * a),
-                LogSumExp: F(n * heads), Middle: F(n * d), Rstd2: F(n), Gate: F(n * ff), Up: F(n * ff));
-        Final = F(n * d); FinalRstd = F(n); FinalNorm = F(n * d); Norm = F(n * d);
-        KeyNarrow = F(n * kv); ValueNarrow = F(n * kv); Wide = F(n * ff);
-        Gradient = F(n * d); GradientNext = F(n * d);
-        GradientQuery = F(n * a); GradientAttention = F((n + 1) * a);
-        GradientGate = F(n * ff); GradientUp = F(n * ff);
-        AttentionScratch = F(n * heads);
-        ZeroPositions = F(sequence * d);
-        QueryFull = F(n * a); KeyFull = F(n * a); ValueFull = F(n * a); AttentionFull = F(n * a); GradientAttentionFull = F(n * a);
-        GradientQueryFull = F(n * a); GradientKeyFull = F(n * a); GradientValueFull = F(n * a);
-        KeyNarrowFull = F(n * kv); ValueNarrowFull = F(n * kv); FullScratch = F(n * d);
-        device.Zero(ZeroPositions);
+        {
+            string at = $"layers.{l}.";
+            Layers[l] = new Layer(Input: F(at + "input", n * d), Rstd1: F(at + "input_layernorm.rstd", n), Query: F(at + "q", n * a), Key: F(at + "k", n * kv),
+                Value: F(at + "v", n * kv), Attention: F(at + "attention", n * a), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * d),
+                Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F(at + "gate", n * ff), Up: F(at + "up", n * ff));
+        }
+        Final = F("final", n * d); FinalRstd = F("norm.rstd", n); FinalNorm = F("norm.output", n * d);
+
+        carve.Kind = DeviceMemoryKind.Workspace;
+        Norm = F("norm", n * d); KeyNarrow = F("k_narrow", n * kv); ValueNarrow = F("v_narrow", n * kv); Wide = F("wide", n * ff);
+        Gradient = F("gradient", n * d); GradientNext = F("gradient_next", n * d);
+        GradientQuery = F("gradient_q", n * a); GradientAttention = F("gradient_attention", (n + 1) * a);
+        GradientGate = F("gradient_gate", n * ff); GradientUp = F("gradient_up", n * ff);
+        AttentionScratch = F("attention_scratch", n * heads);
+        ZeroPositions = carve.Zeroed<float>("zero_positions", sequence * d);
+        QueryFull = F("q_full", n * a); KeyFull = F("k_full", n * a); ValueFull = F("v_full", n * a);
+        AttentionFull = F("attention_full", n * a); GradientAttentionFull = F("gradient_attention_full", n * a);
+        GradientQueryFull = F("gradient_q_full", n * a); GradientKeyFull = F("gradient_k_full", n * a); GradientValueFull = F("gradient_v_full", n * a);
+        KeyNarrowFull = F("k_narrow_full", n * kv); ValueNarrowFull = F("v_narrow_full", n * kv); FullScratch = F("full_scratch", n * d);
+        Inputs = new DecoderBatchInputs(carve, rows, positions, layout);
+        Head = new DeviceDecoderHead(carve, config.Embedding, config.VocabSize, positions);
     }
 
-    private static long A(long count) => (count + 63) / 64 * 64;
-    private DeviceSpan<float> F(long count) { var s = floats.Slice(floatOffset, count); floatOffset += A(count); return s; }
+    /// <summary>A plan for <paramref name="batch"/> and its capacity (up to the model's sequence limit), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
+    public static (int Rows, int Positions, int Sequence) Capacity(LlamaConfig config, TokenBatch batch, LlamaDevicePlan? current)
+    {
+        int capacitySequence = Math.Min(config.SequenceLimit, batch.LongestPrompt + batch.TokenCapacity);
+        int rows = Math.Max(batch.Rows, batch.RowCapacity);
+        int positions = Math.Max(batch.Rows * batch.SequenceLength, batch.RowCapacity * capacitySequence);
+        int sequence = Math.Max(capacitySequence, batch.SequenceLength);
+        return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0), Math.Max(sequence, current?.Sequence ?? 0));
+    }
 
+    public bool Fits(TokenBatch batch, PromptLayout layout) =>
+        Rows >= batch.Rows && Positions >= batch.Rows * batch.SequenceLength && Sequence >= batch.SequenceLength && Layout.Equals(layout);
+
+    public DeviceArena Arena { get; }
     public int Rows { get; }
     /// <summary>Most rows·sequence positions a batch may have.</summary>
     public int Positions { get; }
@@ -58,7 +77,6 @@ internal sealed class LlamaDevicePlan : IDisposable
     /// <summary>The batch's token ids, prompts, targets and shared-row maps.</summary>
     public DecoderBatchInputs Inputs { get; }
     public DeviceDecoderHead Head { get; }
-    public long Bytes { get; }
 
     /// <summary>Shared rows: the q, k, v projections before RoPE (k and v at their own kv width), attention output, the SwiGLU branches.</summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Rstd1, DeviceSpan<float> Query, DeviceSpan<float> Key,
@@ -96,10 +114,5 @@ internal sealed class LlamaDevicePlan : IDisposable
     /// <summary>Zeros [Sequence, d]: the embedding kernel's position table (Llama has none; RoPE rotates q and k instead).</summary>
     public DeviceSpan<float> ZeroPositions { get; }
 
-    public void Dispose()
-    {
-        floats.Dispose();
-        Inputs.Dispose();
-        Head.Dispose();
-    }
+    public void Dispose() => Arena.Dispose();
 }

@@ -3,50 +3,49 @@ using SoftPrompt.Models.Llama;
 
 namespace SoftPrompt.Engines;
 
-/// <summary>Frozen Llama-style weights on a device, plus RoPE's cos/sin tables: one allocation carved into named tensors, uploaded once.</summary>
+/// <summary>Frozen Llama-style weights on a device, plus RoPE's cos/sin tables: one arena of named tensors declared from the config, uploaded once.</summary>
 internal sealed class LlamaDeviceWeights : IDisposable
 {
-    private readonly DeviceBuffer<float> arena;
-
-    public LlamaDeviceWeights(IComputeDevice device, LlamaWeights<float> host)
+    public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaWeights<float> host)
     {
         var config = host.Config;
         var (cos, sin) = Cpu.RopeOps.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
-        long total = Aligned(host.TokenEmbedding.Length) + Aligned(host.LanguageModelHead?.Length ?? 0) + Aligned(host.FinalNormWeight.Length)
-            + Aligned(cos.Length) + Aligned(sin.Length);
-        foreach (var l in host.Layers)
-            foreach (var t in LayerTensors(l)) total += Aligned(t.Length);
-        arena = device.Allocate<float>(total);
-        long offset = 0;
-        DeviceSpan<float> Put(float[] values)
-        {
-            var span = arena.Slice(offset, values.Length);
-            device.CopyToDevice<float>(values, span);
-            offset += Aligned(values.Length);
-            return span;
-        }
-        TokenEmbedding = Put(host.TokenEmbedding);
-        HeadWeight = host.LanguageModelHead is { } head ? Put(head) : TokenEmbedding;
-        FinalNormWeight = Put(host.FinalNormWeight);
-        RopeCos = Put(cos);
-        RopeSin = Put(sin);
-        Layers = [.. host.Layers.Select(l => new Layer(Put(l.AttentionNormWeight), Put(l.Query), Put(l.Key), Put(l.Value), Put(l.Output),
-            Put(l.MlpNormWeight), Put(l.Gate), Put(l.Up), Put(l.Down)))];
-        Bytes = total * sizeof(float);
+        return DeviceArena.Allocate(device, "llama weights", carve => new LlamaDeviceWeights(carve, config, host, cos, sin));
     }
 
-    /// <summary>Keeps every tensor 256-byte aligned (64 floats) so vector loads and cuBLAS get aligned pointers.</summary>
-    private static long Aligned(long count) => (count + 63) / 64 * 64;
+    /// <summary>The layout alone, from the config (no host weights, no device).</summary>
+    public static LlamaDeviceWeights Measure(LlamaConfig config) => DeviceArena.Measure("llama weights", carve => new LlamaDeviceWeights(carve, config, null, null, null));
 
-    private static float[][] LayerTensors(LlamaLayerWeights<float> l) =>
-        [l.AttentionNormWeight, l.Query, l.Key, l.Value, l.Output, l.MlpNormWeight, l.Gate, l.Up, l.Down];
+    private LlamaDeviceWeights(ArenaCarver carve, LlamaConfig config, LlamaWeights<float>? host, float[]? cos, float[]? sin)
+    {
+        Arena = carve.Arena;
+        carve.Kind = DeviceMemoryKind.Weights;
+        long d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, vocab = config.VocabSize;
+        TokenEmbedding = carve.Upload("embed_tokens", vocab * d, host?.TokenEmbedding);
+        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", vocab * d, host?.LanguageModelHead);
+        FinalNormWeight = carve.Upload("norm", d, host?.FinalNormWeight);
+        long table = (long)config.SequenceLimit * (config.HeadSize / 2);
+        RopeCos = carve.Upload("rope.cos", table, cos);
+        RopeSin = carve.Upload("rope.sin", table, sin);
+        Layers = new Layer[config.Layers];
+        for (int l = 0; l < Layers.Length; l++)
+        {
+            var h = host?.Layers[l];
+            string at = $"layers.{l}.";
+            Layers[l] = new Layer(carve.Upload(at + "input_layernorm", d, h?.AttentionNormWeight),
+                carve.Upload(at + "q_proj", a * d, h?.Query), carve.Upload(at + "k_proj", kv * d, h?.Key), carve.Upload(at + "v_proj", kv * d, h?.Value),
+                carve.Upload(at + "o_proj", d * a, h?.Output), carve.Upload(at + "post_attention_layernorm", d, h?.MlpNormWeight),
+                carve.Upload(at + "gate_proj", ff * d, h?.Gate), carve.Upload(at + "up_proj", ff * d, h?.Up), carve.Upload(at + "down_proj", d * ff, h?.Down));
+        }
+    }
 
-    public long Bytes { get; }
+    public DeviceArena Arena { get; }
+    public long Bytes => Arena.Bytes;
     public DeviceSpan<float> TokenEmbedding { get; }
     /// <summary>lm_head [V, d], or the token embedding when tied.</summary>
     public DeviceSpan<float> HeadWeight { get; }
     public DeviceSpan<float> FinalNormWeight { get; }
-    /// <summary>[max_position_embeddings, head_dim/2] each, from <see cref="LlamaConfig.InverseFrequencies{T}"/>.</summary>
+    /// <summary>[sequence limit, head_dim/2] each, from <see cref="LlamaConfig.InverseFrequencies{T}"/>.</summary>
     public DeviceSpan<float> RopeCos { get; }
     public DeviceSpan<float> RopeSin { get; }
     public Layer[] Layers { get; }
@@ -55,5 +54,5 @@ internal sealed class LlamaDeviceWeights : IDisposable
     public sealed record Layer(DeviceSpan<float> AttentionNormWeight, DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value,
         DeviceSpan<float> Output, DeviceSpan<float> MlpNormWeight, DeviceSpan<float> Gate, DeviceSpan<float> Up, DeviceSpan<float> Down);
 
-    public void Dispose() => arena.Dispose();
+    public void Dispose() => Arena.Dispose();
 }

@@ -6,57 +6,70 @@ namespace SoftPrompt.Engines;
 
 /// <summary>
 /// The device twin of <see cref="T5CpuActivations{T}"/>: everything the CUDA T5 engine keeps for one (rows, encoder
-/// length, decoder length) capacity, carved out of one float and one int allocation, reused step after step. A batch
+/// length, decoder length) capacity, carved out of one arena, reused step after step. A batch
 /// uses the leading rows·length part of each tensor (contiguous at its own lengths, like the CPU engine).
 /// </summary>
 internal sealed class T5DevicePlan : IDisposable
 {
     private readonly IComputeDevice device;
-    private readonly DeviceBuffer<float> floats;
-    private readonly DeviceBuffer<int> ints;
-    private long floatOffset, intOffset;
 
-    public T5DevicePlan(IComputeDevice device, T5Config config, int rows, int encoderLength, int decoderLength)
+    public static T5DevicePlan Allocate(IComputeDevice device, T5Config config, int rows, int encoderLength, int decoderLength)
+        => DeviceArena.Allocate(device, "t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength));
+
+    /// <summary>The plan's layout and size without a device.</summary>
+    public static T5DevicePlan Measure(T5Config config, int rows, int encoderLength, int decoderLength)
+        => DeviceArena.Measure("t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength));
+
+    private T5DevicePlan(ArenaCarver carve, T5Config config, int rows, int encoderLength, int decoderLength)
     {
-        this.device = device;
+        device = carve.Device;
+        Arena = carve.Arena;
         Rows = rows;
         EncoderLength = encoderLength;
         DecoderLength = decoderLength;
-        int ne = rows * encoderLength, nd = rows * decoderLength, n = Math.Max(ne, nd), longest = Math.Max(encoderLength, decoderLength);
-        int d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, heads = config.Heads;
-        int gatedFf = config.IsGated ? ff : 0;
-        LogitRows = Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, nd));
+        long ne = (long)rows * encoderLength, nd = (long)rows * decoderLength, n = Math.Max(ne, nd), longest = Math.Max(encoderLength, decoderLength);
+        long d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, heads = config.Heads;
+        long gatedFf = config.IsGated ? ff : 0;
+        LogitRows = (int)Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, nd));
+        DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
+        DeviceSpan<int> I(string name, long count) => carve.Take<int>(name, count);
+        Attention Att(string at, long queryLength, long keyLength) => new(F(at + "q", rows * queryLength * a), F(at + "k", rows * keyLength * a),
+            F(at + "v", rows * keyLength * a), F(at + "output", rows * queryLength * a), F(at + "logsumexp", rows * heads * queryLength));
 
-        long perEncoder = A(ne * d) * 2 + A(ne) * 2 + A(ne * a) * 4 + A(rows * heads * encoderLength) + A(ne * ff) + A(ne * gatedFf);
-        long perDecoder = A(nd * d) * 3 + A(nd) * 3 + A(nd * a) * 3 + A(rows * heads * decoderLength)
-            + A(nd * a) * 2 + A(ne * a) * 2 + A(rows * heads * decoderLength) + A(nd * ff) + A(nd * gatedFf);
-        long shared = A(ne * d) * 5 + A(ne) + A(nd * d) * 5 + A(nd) + A(n * d) + A(n * ff) * 2 + A(n * gatedFf) + A(n * a) * 4
-            + A(rows * heads * longest) + A(longest * d) + A((long)LogitRows * d) + A((long)LogitRows * config.VocabSize) + A(nd) + A(1) + 64;
-        floats = device.Allocate<float>(perEncoder * config.Layers + perDecoder * config.DecoderLayers + shared);
-        ints = device.Allocate<int>(A(ne) + A(nd) * 3 + A(rows) * 2 + A(2 * encoderLength) + A(2 * decoderLength) + 64);
-        Bytes = floats.Length * sizeof(float) + ints.Length * sizeof(int);
-
-        Attention Att(int queries, int keys, int lse) => new(F(queries * a), F(keys * a), F(keys * a), F(queries * a), F(lse));
+        carve.Kind = DeviceMemoryKind.Activations;
         Encoder = new EncoderLayer[config.Layers];
         for (int l = 0; l < Encoder.Length; l++)
-            Encoder[l] = new EncoderLayer(F(ne * d), F(ne), Att(ne, ne, rows * heads * encoderLength), F(ne * d), F(ne), F(ne * ff), F(ne * gatedFf));
+        {
+            string at = $"encoder.block.{l}.";
+            Encoder[l] = new EncoderLayer(F(at + "input", ne * d), F(at + "self.rstd", ne), Att(at + "self.", encoderLength, encoderLength), F(at + "middle", ne * d),
+                F(at + "ff.rstd", ne), F(at + "ff.hidden", ne * ff), F(at + "ff.linear", ne * gatedFf));
+        }
         Decoder = new DecoderLayer[config.DecoderLayers];
         for (int l = 0; l < Decoder.Length; l++)
-            Decoder[l] = new DecoderLayer(F(nd * d), F(nd), Att(nd, nd, rows * heads * decoderLength), F(nd * d), F(nd),
-                Att(nd, ne, rows * heads * decoderLength), F(nd * d), F(nd), F(nd * ff), F(nd * gatedFf));
-        EncoderFinal = F(ne * d); EncoderFinalRstd = F(ne); EncoderOutput = F(ne * d);
-        DecoderFinal = F(nd * d); DecoderFinalRstd = F(nd); DecoderOutput = F(nd * d);
-        Norm = F(n * d); Wide = F(n * ff); GradientWide = F(n * ff); GradientLinear = F(n * gatedFf);
-        GradientAttention = F(n * a); GradientQuery = F(n * a); GradientKey = F(n * a); GradientValue = F(n * a);
-        AttentionScratch = F(rows * heads * longest);
-        DecoderOutputGradient = F(nd * d); DecoderGradient = F(nd * d); EncoderOutputGradient = F(ne * d); EncoderGradient = F(ne * d);
-        ZeroPositions = F(longest * d);
-        TargetHidden = F((long)LogitRows * d); Logits = F((long)LogitRows * config.VocabSize); RowLoss = F(nd); Loss = F(1);
-        device.Zero(ZeroPositions);
-        GreedyMatches = new DeviceGreedyMatches(device, LogitRows);
+        {
+            string at = $"decoder.block.{l}.";
+            Decoder[l] = new DecoderLayer(F(at + "input", nd * d), F(at + "self.rstd", nd), Att(at + "self.", decoderLength, decoderLength), F(at + "middle1", nd * d),
+                F(at + "cross.rstd", nd), Att(at + "cross.", decoderLength, encoderLength), F(at + "middle2", nd * d), F(at + "ff.rstd", nd),
+                F(at + "ff.hidden", nd * ff), F(at + "ff.linear", nd * gatedFf));
+        }
+        EncoderFinal = F("encoder.final", ne * d); EncoderFinalRstd = F("encoder.final_layer_norm.rstd", ne); EncoderOutput = F("encoder.output", ne * d);
+        DecoderFinal = F("decoder.final", nd * d); DecoderFinalRstd = F("decoder.final_layer_norm.rstd", nd); DecoderOutput = F("decoder.output", nd * d);
 
-        EncoderTokens = I(ne); DecoderTokens = I(nd); TargetPositions = I(nd); TargetIds = I(nd); PromptIndex = I(rows); EncoderLengths = I(rows);
-        EncoderBuckets = I(2 * encoderLength); DecoderBuckets = I(2 * decoderLength);
+        carve.Kind = DeviceMemoryKind.Workspace;
+        Norm = F("norm", n * d); Wide = F("wide", n * ff); GradientWide = F("gradient_wide", n * ff); GradientLinear = F("gradient_linear", n * gatedFf);
+        GradientAttention = F("gradient_attention", n * a); GradientQuery = F("gradient_q", n * a);
+        GradientKey = F("gradient_k", n * a); GradientValue = F("gradient_v", n * a);
+        AttentionScratch = F("attention_scratch", rows * heads * longest);
+        DecoderOutputGradient = F("gradient_decoder_output", nd * d); DecoderGradient = F("gradient_decoder", nd * d);
+        EncoderOutputGradient = F("gradient_encoder_output", ne * d); EncoderGradient = F("gradient_encoder", ne * d);
+        ZeroPositions = carve.Zeroed<float>("zero_positions", longest * d);
+        TargetHidden = F("head.target_hidden", LogitRows * d); Logits = F("head.logits", LogitRows * (long)config.VocabSize);
+        RowLoss = F("head.row_loss", nd); Loss = F("head.loss", 1);
+        GreedyMatches = new DeviceGreedyMatches(carve, LogitRows);
+
+        EncoderTokens = I("encoder_tokens", ne); DecoderTokens = I("decoder_tokens", nd); TargetPositions = I("target_positions", nd); TargetIds = I("target_ids", nd);
+        PromptIndex = I("prompt_index", rows); EncoderLengths = I("encoder_lengths", rows);
+        EncoderBuckets = I("encoder_buckets", 2L * encoderLength); DecoderBuckets = I("decoder_buckets", 2L * decoderLength);
 
         HostEncoderTokens = new int[ne]; HostDecoderTokens = new int[nd];
         HostTargetPositions = new int[nd]; HostTargetIds = new int[nd]; HostTargetRow = new int[nd]; HostRowLoss = new float[nd]; HostArgmaxMatches = new bool[nd];
@@ -64,15 +77,17 @@ internal sealed class T5DevicePlan : IDisposable
         HostEncoderBuckets = new int[2 * encoderLength]; HostDecoderBuckets = new int[2 * decoderLength];
     }
 
-    private static long A(long count) => (count + 63) / 64 * 64;
-    private DeviceSpan<float> F(long count) { var s = floats.Slice(floatOffset, count); floatOffset += A(count); return s; }
-    private DeviceSpan<int> I(long count) { var s = ints.Slice(intOffset, count); intOffset += A(count); return s; }
+    /// <summary>A plan for a batch of these lengths, grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
+    public static (int Rows, int EncoderLength, int DecoderLength) Capacity(int rows, int encoderLength, int decoderLength, T5DevicePlan? current) =>
+        (Math.Max(rows, current?.Rows ?? 0), Math.Max(encoderLength, current?.EncoderLength ?? 0), Math.Max(decoderLength, current?.DecoderLength ?? 0));
 
+    public bool Fits(int rows, int encoderLength, int decoderLength) => Rows >= rows && EncoderLength >= encoderLength && DecoderLength >= decoderLength;
+
+    public DeviceArena Arena { get; }
     public int Rows { get; }
     public int EncoderLength { get; }
     public int DecoderLength { get; }
     public int LogitRows { get; }
-    public long Bytes { get; }
     public int TargetCount { get; set; }
     /// <summary>Lengths the uploaded bucket arrays were computed for (−1: none yet).</summary>
     public int EncoderBucketLength { get; set; } = -1;
@@ -157,10 +172,5 @@ internal sealed class T5DevicePlan : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        floats.Dispose();
-        ints.Dispose();
-        GreedyMatches.Dispose();
-    }
+    public void Dispose() => Arena.Dispose();
 }

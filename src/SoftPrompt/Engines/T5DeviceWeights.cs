@@ -3,60 +3,50 @@ using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Engines;
 
-/// <summary>Frozen T5 weights on a device: one allocation carved into named tensors, uploaded once. Layouts as on the host ([out, in]).</summary>
+/// <summary>Frozen T5 weights on a device: one arena of named tensors declared from the config, uploaded once. Layouts as on the host ([out, in]).</summary>
 internal sealed class T5DeviceWeights : IDisposable
 {
-    private readonly DeviceBuffer<float> arena;
-    private long offset;
+    public static T5DeviceWeights Upload(IComputeDevice device, T5Weights<float> host)
+        => DeviceArena.Allocate(device, "t5 weights", carve => new T5DeviceWeights(carve, host.Config, host));
 
-    public T5DeviceWeights(IComputeDevice device, T5Weights<float> host)
+    /// <summary>The layout alone, from the config (no host weights, no device).</summary>
+    public static T5DeviceWeights Measure(T5Config config) => DeviceArena.Measure("t5 weights", carve => new T5DeviceWeights(carve, config, null));
+
+    private T5DeviceWeights(ArenaCarver carve, T5Config config, T5Weights<float>? host)
     {
-        var all = new List<float[]> { host.TokenEmbedding, host.EncoderRelativeBias, host.DecoderRelativeBias, host.EncoderFinalNormWeight, host.DecoderFinalNormWeight };
-        if (host.LanguageModelHead is not null) all.Add(host.LanguageModelHead);
-        foreach (var l in host.EncoderLayers)
-        {
-            all.AddRange([l.SelfAttentionNormWeight, l.FeedForwardNormWeight]);
-            all.AddRange(Tensors(l.SelfAttention));
-            all.AddRange(Tensors(l.FeedForward));
-        }
-        foreach (var l in host.DecoderLayers)
-        {
-            all.AddRange([l.SelfAttentionNormWeight, l.CrossAttentionNormWeight, l.FeedForwardNormWeight]);
-            all.AddRange(Tensors(l.SelfAttention));
-            all.AddRange(Tensors(l.CrossAttention));
-            all.AddRange(Tensors(l.FeedForward));
-        }
-        long total = 64;
-        foreach (var t in all) total += Aligned(t.Length);
-        arena = device.Allocate<float>(total);
-        Bytes = total * sizeof(float);
+        Arena = carve.Arena;
+        carve.Kind = DeviceMemoryKind.Weights;
+        long d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, bias = (long)config.RelativeBuckets * config.Heads;
+        Attention Att(string at, T5AttentionWeights<float>? w) => new(carve.Upload(at + "q", a * d, w?.Query), carve.Upload(at + "k", a * d, w?.Key),
+            carve.Upload(at + "v", a * d, w?.Value), carve.Upload(at + "o", d * a, w?.Output));
+        FeedForward Ff(string at, T5FeedForwardWeights<float>? w) => config.IsGated
+            ? new(carve.Upload(at + "wi_0", ff * d, w?.Input), carve.Upload(at + "wi_1", ff * d, w?.Linear), carve.Upload(at + "wo", d * ff, w?.Output))
+            : new(carve.Upload(at + "wi", ff * d, w?.Input), default, carve.Upload(at + "wo", d * ff, w?.Output));
 
-        DeviceSpan<float> Put(float[] values)
+        TokenEmbedding = carve.Upload("shared", config.VocabSize * d, host?.TokenEmbedding);
+        Head = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", config.VocabSize * d, host?.LanguageModelHead);
+        EncoderRelativeBias = carve.Upload("encoder.relative_attention_bias", bias, host?.EncoderRelativeBias);
+        DecoderRelativeBias = carve.Upload("decoder.relative_attention_bias", bias, host?.DecoderRelativeBias);
+        EncoderFinalNormWeight = carve.Upload("encoder.final_layer_norm", d, host?.EncoderFinalNormWeight);
+        DecoderFinalNormWeight = carve.Upload("decoder.final_layer_norm", d, host?.DecoderFinalNormWeight);
+        EncoderLayers = new EncoderLayer[config.Layers];
+        for (int l = 0; l < EncoderLayers.Length; l++)
         {
-            var span = arena.Slice(offset, values.Length);
-            device.CopyToDevice<float>(values, span);
-            offset += Aligned(values.Length);
-            return span;
+            var h = host?.EncoderLayers[l];
+            string at = $"encoder.block.{l}.";
+            EncoderLayers[l] = new EncoderLayer(carve.Upload(at + "self.layer_norm", d, h?.SelfAttentionNormWeight), Att(at + "self.", h?.SelfAttention),
+                carve.Upload(at + "ff.layer_norm", d, h?.FeedForwardNormWeight), Ff(at + "ff.", h?.FeedForward));
         }
-        Attention Att(T5AttentionWeights<float> w) => new(Put(w.Query), Put(w.Key), Put(w.Value), Put(w.Output));
-        FeedForward Ff(T5FeedForwardWeights<float> w) => new(Put(w.Input), w.Linear is null ? default : Put(w.Linear), Put(w.Output));
-
-        TokenEmbedding = Put(host.TokenEmbedding);
-        Head = host.LanguageModelHead is null ? TokenEmbedding : Put(host.LanguageModelHead);
-        EncoderRelativeBias = Put(host.EncoderRelativeBias);
-        DecoderRelativeBias = Put(host.DecoderRelativeBias);
-        EncoderFinalNormWeight = Put(host.EncoderFinalNormWeight);
-        DecoderFinalNormWeight = Put(host.DecoderFinalNormWeight);
-        EncoderLayers = host.EncoderLayers.Select(l => new EncoderLayer(Put(l.SelfAttentionNormWeight), Att(l.SelfAttention), Put(l.FeedForwardNormWeight), Ff(l.FeedForward))).ToArray();
-        DecoderLayers = host.DecoderLayers.Select(l => new DecoderLayer(Put(l.SelfAttentionNormWeight), Att(l.SelfAttention), Put(l.CrossAttentionNormWeight),
-            Att(l.CrossAttention), Put(l.FeedForwardNormWeight), Ff(l.FeedForward))).ToArray();
+        DecoderLayers = new DecoderLayer[config.DecoderLayers];
+        for (int l = 0; l < DecoderLayers.Length; l++)
+        {
+            var h = host?.DecoderLayers[l];
+            string at = $"decoder.block.{l}.";
+            DecoderLayers[l] = new DecoderLayer(carve.Upload(at + "self.layer_norm", d, h?.SelfAttentionNormWeight), Att(at + "self.", h?.SelfAttention),
+                carve.Upload(at + "cross.layer_norm", d, h?.CrossAttentionNormWeight), Att(at + "cross.", h?.CrossAttention),
+                carve.Upload(at + "ff.layer_norm", d, h?.FeedForwardNormWeight), Ff(at + "ff.", h?.FeedForward));
+        }
     }
-
-    private static float[][] Tensors(T5AttentionWeights<float> w) => [w.Query, w.Key, w.Value, w.Output];
-    private static float[][] Tensors(T5FeedForwardWeights<float> w) => w.Linear is null ? [w.Input, w.Output] : [w.Input, w.Linear, w.Output];
-
-    /// <summary>Keeps every tensor 256-byte aligned (64 floats).</summary>
-    private static long Aligned(long count) => (count + 63) / 64 * 64;
 
     public readonly record struct Attention(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output);
     /// <summary>Input: wi or wi_0 [ff, d]; Linear: wi_1 [ff, d] (empty for v1.0); Output: wo [d, ff].</summary>
@@ -65,6 +55,8 @@ internal sealed class T5DeviceWeights : IDisposable
     public readonly record struct DecoderLayer(DeviceSpan<float> SelfAttentionNormWeight, Attention SelfAttention, DeviceSpan<float> CrossAttentionNormWeight,
         Attention CrossAttention, DeviceSpan<float> FeedForwardNormWeight, FeedForward FeedForward);
 
+    public DeviceArena Arena { get; }
+    public long Bytes => Arena.Bytes;
     public DeviceSpan<float> TokenEmbedding { get; }
     /// <summary>lm_head [V, d], or the shared embedding when tied.</summary>
     public DeviceSpan<float> Head { get; }
@@ -74,7 +66,6 @@ internal sealed class T5DeviceWeights : IDisposable
     public DeviceSpan<float> DecoderFinalNormWeight { get; }
     public EncoderLayer[] EncoderLayers { get; }
     public DecoderLayer[] DecoderLayers { get; }
-    public long Bytes { get; }
 
-    public void Dispose() => arena.Dispose();
+    public void Dispose() => Arena.Dispose();
 }
