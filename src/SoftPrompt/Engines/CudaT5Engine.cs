@@ -10,81 +10,29 @@ namespace SoftPrompt.Engines;
 /// uploaded once into one allocation; activations live in one plan per (rows, encoder length, decoder length)
 /// capacity, reused step after step; logits are computed at target positions only.
 /// </summary>
-public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
+public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 {
-    private float lossGradientWeight = 1f;
-    private readonly IComputeDevice device;
-    private readonly bool ownsDevice;
     private readonly T5Config config;
     private readonly T5DeviceWeights weights;
     private T5DevicePlan? plan;
-    private readonly DevicePromptState state;
-    private readonly float[] lossReadback = new float[1];
     /// <summary>Shape of the last forward: rows, encoder positions (P + longest input), decoder positions (longest target).</summary>
     private int rows, encoderLength, decoderLength;
 
     public CudaT5Engine(IComputeDevice device, T5Weights<float> hostWeights, bool ownsDevice = false)
+        : base(device, ownsDevice, hostWeights.Config.Embedding, hostWeights.Config.VocabSize, hostWeights.Config.MaxPositions)
     {
-        this.device = device;
-        this.ownsDevice = ownsDevice;
         config = hostWeights.Config;
         weights = T5DeviceWeights.Upload(device, hostWeights);
-        state = new DevicePromptState(device, config.Embedding);
     }
 
-    public string DeviceName => device.Kind;
-    public IComputeDevice Device => device;
-    public int EmbeddingSize => config.Embedding;
-    public int VocabSize => config.VocabSize;
-    public int MaxPositions => config.MaxPositions;
-    public int PromptCount => state.PromptCount;
-    public PromptLayout? PromptLayout => state.Layout;
     /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
     public int DecoderLength => decoderLength;
-
-    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => state.Load(values, layout);
-    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
-    public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
-    public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
-    public int OptimizerStateLength => state.OptimizerStateLength;
-    public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
-    public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
-    public float LastGradientNorm => state.LastGradientNorm;
-    public void ReadGradientNorms(Span<float> destination) => state.ReadGradientNorms(destination);
-    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
-        => state.OptimizerStep(settings, step, learningRate, gradientScale);
-    public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false);
-
-    public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
-    {
-        lossGradientWeight = gradientWeight;
-        float loss = RunForward(batch, withGradient: true);
-        RunBackward(accumulate);
-        return loss;
-    }
-
-    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
-    {
-        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
-        bool matches = !rowGreedyMatches.IsEmpty;
-        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
-        RunForward(batch, withGradient: false, countGreedyMatches: matches);
-        var p = plan!;
-        var rowLoss = p.HostRowLoss.AsSpan(0, p.TargetCount);
-        device.CopyToHost(p.RowLoss.Slice(0, p.TargetCount), rowLoss);
-        rowLogLikelihood[..batch.Rows].Clear();
-        if (matches) rowGreedyMatches[..batch.Rows].Clear();
-        for (int r = 0; r < p.TargetCount; r++)
-        {
-            rowLogLikelihood[p.HostTargetRow[r]] -= rowLoss[r];
-            if (matches && p.HostArgmaxMatches[r]) rowGreedyMatches[p.HostTargetRow[r]]++;
-        }
-    }
+    private protected override DeviceLanguageModelHead Head => plan!.Head;
 
     /// <summary>Decoder logits [B, <see cref="DecoderLength"/>, V] at every decoder position (tests and generation; training never materialises these).</summary>
     public void Logits(TokenBatch batch, Span<float> logits)
     {
-        RunForward(batch, withGradient: false, languageModelHead: false);
+        RunForward(batch, withGradient: false, countGreedyMatches: false, languageModelHead: false);
         int n = rows * decoderLength, vocab = config.VocabSize, d = config.Embedding;
         if (logits.Length < (long)n * vocab) throw new ArgumentException($"Logits buffer needs {(long)n * vocab} values.");
         using var all = device.Allocate<float>((long)n * vocab);
@@ -97,27 +45,17 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
     public void DecoderNextTokens(TokenBatch batch, Span<int> tokens)
     {
         if (tokens.Length < batch.Rows) throw new ArgumentException($"Token buffer holds {tokens.Length} rows, the batch has {batch.Rows}.");
-        RunForward(batch, withGradient: false, languageModelHead: false);
+        RunForward(batch, withGradient: false, countGreedyMatches: false, languageModelHead: false);
         var p = plan!;
-        int d = config.Embedding, vocab = config.VocabSize;
-        for (int b = 0; b < rows; b++) p.HostTargetPositions[b] = b * decoderLength + p.HostTargetLengths[b] - 1;
-        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, rows), p.TargetPositions.Slice(0, rows));
-        for (int start = 0; start < rows; start += p.LogitRows)
-        {
-            int chunk = Math.Min(p.LogitRows, rows - start);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.DecoderOutput, p.TargetPositions.Slice(start, chunk), chunk, d);
-            var logits = p.Logits.Slice(0, (long)chunk * vocab);
-            device.Gemm(chunk, vocab, d, HeadScale, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.Head, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
-            p.GreedyMatches.Argmax(logits, chunk, vocab, tokens.Slice(start, chunk));
-        }
+        for (int b = 0; b < rows; b++) p.Head.HostHiddenRows[b] = b * decoderLength + p.HostTargetLengths[b] - 1;
+        p.Head.SetTargets(rows);
+        p.Head.NextTokens(p.DecoderOutput, weights.Head, HeadScale, rows, default, tokens);
     }
 
-    public void Dispose()
+    private protected override void DisposeModel()
     {
         plan?.Dispose();
-        state.Dispose();
         weights.Dispose();
-        if (ownsDevice) device.Dispose();
     }
 
     /// <summary>T5 v1.0 (tied) scales the decoder output by d_model^-0.5 before the shared-embedding head; v1.1's own lm_head does not.</summary>
@@ -154,6 +92,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
             for (int j = 0; j < decoderLength; j++)
                 p.HostDecoderTokens[b * decoderLength + j] = j == 0 ? config.DecoderStartTokenId : j < target ? batch.Tokens[firstTarget + j - 1] : config.PadTokenId;
         }
+        var head = p.Head;
         int count = 0;
         for (int b = 0; b < rows; b++)
         {
@@ -163,24 +102,22 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
                 int target = batch.Targets[first + j];
                 if ((uint)target >= (uint)vocab)
                     throw new ArgumentException($"Batch row {b} has target id {target}, outside the vocabulary [0, {vocab}).");
-                p.HostTargetPositions[count] = b * decoderLength + j;
-                p.HostTargetIds[count] = target;
-                p.HostTargetRow[count] = b;
+                head.HostHiddenRows[count] = b * decoderLength + j;
+                head.HostTargetIds[count] = target;
+                head.HostTargetRow[count] = b;
                 count++;
             }
         }
-        p.TargetCount = count;
+        head.SetTargets(count);
         int encoderTokens = rows * encoderLength, decoderTokens = rows * decoderLength;
         if (encoderTokens > 0) device.CopyToDevice<int>(p.HostEncoderTokens.AsSpan(0, encoderTokens), p.EncoderTokens.Slice(0, encoderTokens));
         device.CopyToDevice<int>(p.HostDecoderTokens.AsSpan(0, decoderTokens), p.DecoderTokens.Slice(0, decoderTokens));
         device.CopyToDevice<int>(batch.PromptIndex.AsSpan(0, rows), p.PromptIndex.Slice(0, rows));
         device.CopyToDevice<int>(p.HostEncoderLengths.AsSpan(0, rows), p.EncoderLengths.Slice(0, rows));
-        device.CopyToDevice<int>(p.HostTargetPositions.AsSpan(0, count), p.TargetPositions.Slice(0, count));
-        device.CopyToDevice<int>(p.HostTargetIds.AsSpan(0, count), p.TargetIds.Slice(0, count));
         p.UploadBuckets(config, encoderLength, decoderLength);
     }
 
-    private float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches = false, bool languageModelHead = true)
+    private protected override float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches, bool languageModelHead)
     {
         var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
         var p = Plan(batch.Rows, encoder, decoder);
@@ -274,35 +211,22 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
         Residual(output, residual, p.Wide, w.Output, n, ff, d);
     }
 
-    /// <summary>Logits, loss and (optionally) d(decoder output) at target positions only, in chunks of rows.</summary>
+    /// <summary>Logits, loss and (optionally) d(decoder output) at target positions only.</summary>
     private float LanguageModelHead(T5DevicePlan p, bool withGradient, bool countGreedyMatches)
     {
-        int nd = rows * decoderLength, d = config.Embedding, vocab = config.VocabSize, count = p.TargetCount;
-        if (withGradient) device.Zero(p.DecoderOutputGradient.Slice(0, (long)nd * d));
-        float scale = withGradient ? lossGradientWeight / count : 0f;
-        float headScale = HeadScale;
-        for (int start = 0; start < count; start += p.LogitRows)
+        int d = config.Embedding;
+        var head = p.Head;
+        // Each target's d(decoder output) lands in DecoderGradient (free until the reverse pass), then on its own position.
+        float loss = head.Run(p.DecoderOutput, weights.Head, HeadScale, p.DecoderGradient, lossGradientWeight, withGradient, countGreedyMatches);
+        if (withGradient)
         {
-            int chunk = Math.Min(p.LogitRows, count - start);
-            var positions = p.TargetPositions.Slice(start, chunk);
-            GatherRows.Launch(device, p.TargetHidden.Slice(0, (long)chunk * d), p.DecoderOutput, positions, chunk, d);
-            var logits = p.Logits.Slice(0, (long)chunk * vocab);
-            device.Gemm(chunk, vocab, d, headScale, new GemmOperand(p.TargetHidden, d), new GemmOperand(weights.Head, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
-            if (countGreedyMatches) p.GreedyMatches.Count(logits, chunk, vocab, p.HostTargetIds.AsSpan(start, chunk), p.HostArgmaxMatches.AsSpan(start, chunk));
-            CrossEntropy.Launch(device, logits, p.RowLoss.Slice(start, chunk), p.TargetIds.Slice(start, chunk), chunk, vocab, scale);
-            if (withGradient)
-            {
-                // logits = s·h·Eᵀ, so dh = s·dlogits·E.
-                device.Gemm(chunk, d, vocab, headScale, new GemmOperand(logits, vocab), new GemmOperand(weights.Head, d), 0f, new GemmOperand(p.TargetHidden, d));
-                ScatterRows.Launch(device, p.DecoderOutputGradient, p.TargetHidden.Slice(0, (long)chunk * d), positions, chunk, d);
-            }
+            device.Zero(p.DecoderOutputGradient.Slice(0, (long)rows * decoderLength * d));
+            ScatterRows.Launch(device, p.DecoderOutputGradient, p.DecoderGradient.Slice(0, (long)head.TargetCount * d), head.HiddenRows, head.TargetCount, d);
         }
-        SumLoss.Launch(device, p.Loss, p.RowLoss.Slice(0, count), 1f / count);
-        device.CopyToHost(p.Loss, lossReadback);
-        return lossReadback[0];
+        return loss;
     }
 
-    private void RunBackward(bool accumulate)
+    private protected override void RunBackward(bool accumulate)
     {
         var p = plan!;
         int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
@@ -385,19 +309,4 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
         InputGradient(p.Norm, p.GradientKey, w.Key, n, d, att, accumulate: true);
         InputGradient(p.Norm, p.GradientValue, w.Value, n, d, att, accumulate: true);
     }
-
-    /// <summary>y [n, outDim] = x [n, inDim] · Wᵀ with W [outDim, inDim] (nn.Linear, no bias).</summary>
-    private void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
-        => device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), 0f, new GemmOperand(y, outDim));
-
-    /// <summary>y [n, outDim] = residual + x · Wᵀ: the residual is copied in first, the GEMM accumulates onto it.</summary>
-    private void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
-    {
-        device.CopyDeviceToDevice(residual.Slice(0, (long)n * outDim), y.Slice(0, (long)n * outDim));
-        device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), 1f, new GemmOperand(y, outDim));
-    }
-
-    /// <summary>dx [n, inDim] (=, or += when accumulating) dy [n, outDim] · W, W [outDim, inDim].</summary>
-    private void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> weight, int n, int inDim, int outDim, bool accumulate = false)
-        => device.Gemm(n, inDim, outDim, 1f, new GemmOperand(dy, outDim), new GemmOperand(weight, inDim), accumulate ? 1f : 0f, new GemmOperand(dx, inDim));
 }

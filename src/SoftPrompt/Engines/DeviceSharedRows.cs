@@ -17,10 +17,9 @@ internal sealed class DeviceSharedRows
         DeviceSpan<int> I(string name, long count) => carve.Take<int>("shared_rows." + name, count);
         FullToShared = I("full_to_shared", n); FullToSharedOrZero = I("full_to_shared_or_zero", n); SharedToFull = I("shared_to_full", n);
         ReduceStarts = I("reduce_starts", n + 1); ReduceIndex = I("reduce_index", n);
-        TargetRows = I("target_rows", n); TargetStarts = I("target_starts", n + 1); TargetIndex = I("target_index", n);
+        TargetStarts = I("target_starts", n + 1); TargetIndex = I("target_index", n);
         PromptStarts = I("prompt_starts", promptRows + 1); PromptIndex = I("prompt_index", Math.Max(1, promptRows));
         Host = new SharedPromptRows(rows, positions, layout);
-        HostTargetRows = new int[n];
     }
 
     public SharedPromptRows Host { get; }
@@ -32,13 +31,10 @@ internal sealed class DeviceSharedRows
     public DeviceSpan<int> SharedToFull { get; }
     public DeviceSpan<int> ReduceStarts { get; }
     public DeviceSpan<int> ReduceIndex { get; }
-    /// <summary>The shared row each target (or, for decoding, each row's last position) is predicted from.</summary>
-    public DeviceSpan<int> TargetRows { get; }
     public DeviceSpan<int> TargetStarts { get; }
     public DeviceSpan<int> TargetIndex { get; }
     public DeviceSpan<int> PromptStarts { get; }
     public DeviceSpan<int> PromptIndex { get; }
-    public int[] HostTargetRows { get; }
 
     /// <summary>Builds the maps for <paramref name="batch"/> (whose targets sit at <paramref name="targetPositions"/>, full positions in order) and copies them up.</summary>
     public void Upload(TokenBatch batch, ReadOnlySpan<int> targetPositions)
@@ -46,8 +42,6 @@ internal sealed class DeviceSharedRows
         var maps = Host;
         maps.Build(batch, targetPositions);
         int full = maps.Full, shared = maps.Shared, count = targetPositions.Length, promptRows = Layout.TotalLength;
-        for (int j = 0; j < count; j++) HostTargetRows[j] = maps.FullToShared[targetPositions[j]];
-        device.CopyToDevice<int>(HostTargetRows.AsSpan(0, count), TargetRows.Slice(0, count));
         device.CopyToDevice<int>(maps.FullToShared.AsSpan(0, full), FullToShared.Slice(0, full));
         device.CopyToDevice<int>(maps.FullToSharedOrZero.AsSpan(0, full), FullToSharedOrZero.Slice(0, full));
         device.CopyToDevice<int>(maps.SharedToFull.AsSpan(0, shared), SharedToFull.Slice(0, shared));
@@ -57,13 +51,5 @@ internal sealed class DeviceSharedRows
         device.CopyToDevice<int>(maps.TargetIndex.AsSpan(0, count), TargetIndex.Slice(0, count));
         device.CopyToDevice<int>(maps.PromptStarts.AsSpan(0, promptRows + 1), PromptStarts.Slice(0, promptRows + 1));
         device.CopyToDevice<int>(maps.PromptIndex.AsSpan(0, maps.PromptStarts[promptRows]), PromptIndex.Slice(0, maps.PromptStarts[promptRows]));
-    }
-
-    /// <summary>For decoding: row b's last position ((b, P_b + L_b − 1)) as a shared row, copied up into <see cref="TargetRows"/>.</summary>
-    public void UploadLastPositions(TokenBatch batch)
-    {
-        for (int row = 0; row < batch.Rows; row++)
-            HostTargetRows[row] = Host.FullToShared[row * batch.SequenceLength + batch.RowPromptLength(row) + batch.Lengths[row] - 1];
-        device.CopyToDevice<int>(HostTargetRows.AsSpan(0, batch.Rows), TargetRows.Slice(0, batch.Rows));
     }
 }

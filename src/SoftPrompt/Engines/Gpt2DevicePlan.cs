@@ -4,13 +4,10 @@ using SoftPrompt.Models.Gpt2;
 namespace SoftPrompt.Engines;
 
 /// <summary>
-/// The device memory of one (rows, positions) capacity: what the backward pass needs per layer, shared scratch, the
-/// batch's inputs (<see cref="DecoderBatchInputs"/>) and the LM head's buffers (<see cref="DeviceDecoderHead"/>), in one
-/// arena allocated once and reused every step (a step allocates nothing on the device). Per-layer
-/// activations hold the shared layout's rows (each prompt's positions once, <see cref="SharedPromptRows"/>); attention
-/// works on the full [rows, sequence] layout in the *Full scratch tensors, gathered from and reduced back to them.
+/// GPT-2's device memory for one (rows, positions) capacity, one arena reused every step: per block what its reverse pass
+/// reads (shared rows), and scratch, including attention's full [rows·sequence, ·] layout gathered from the shared rows.
 /// </summary>
-internal sealed class Gpt2DevicePlan : IDisposable
+internal sealed class Gpt2DevicePlan : DecoderDevicePlan
 {
     public static Gpt2DevicePlan Allocate(IComputeDevice device, Gpt2Config config, int rows, int positions, PromptLayout layout)
         => DeviceArena.Allocate(device, "gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout));
@@ -19,11 +16,17 @@ internal sealed class Gpt2DevicePlan : IDisposable
     public static Gpt2DevicePlan Measure(Gpt2Config config, int rows, int positions, PromptLayout layout)
         => DeviceArena.Measure("gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout));
 
-    private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout)
+    /// <summary>A plan for <paramref name="batch"/> and its capacity (its RowCapacity rows of its longest prompt and TokenCapacity tokens), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
+    public static (int Rows, int Positions) Capacity(TokenBatch batch, Gpt2DevicePlan? current)
     {
-        Arena = carve.Arena;
-        Rows = rows;
-        Positions = positions;
+        int rows = Math.Max(batch.Rows, batch.RowCapacity);
+        int positions = Math.Max(batch.Rows * batch.SequenceLength, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity));
+        return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0));
+    }
+
+    private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout)
+        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout)
+    {
         long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads;
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
 
@@ -36,49 +39,25 @@ internal sealed class Gpt2DevicePlan : IDisposable
                 Attention: F(at + "attention", n * c), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * c),
                 Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", n * inner));
         }
-        Final = F("final", n * c); FinalMean = F("ln_f.mean", n); FinalRstd = F("ln_f.rstd", n); FinalNorm = F("ln_f.output", n * c);
+        FinalMean = F("ln_f.mean", n); FinalRstd = F("ln_f.rstd", n);
 
         carve.Kind = DeviceMemoryKind.Workspace;
-        Norm = F("norm", n * c); Projection = F("projection", (n + 1) * c); Wide = F("wide", n * inner);
-        Gradient = F("gradient", n * c); GradientNext = F("gradient_next", n * c);
+        Projection = F("projection", (n + 1) * c); Wide = F("wide", n * inner);
         GradientQkv = F("gradient_qkv", n * 3 * c); GradientWide = F("gradient_wide", n * inner); AttentionScratch = F("attention_scratch", n * heads);
         QkvFull = F("qkv_full", n * 3 * c); GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
         AttentionFull = F("attention_full", n * c); GradientAttentionFull = F("gradient_attention_full", n * c);
-        Inputs = new DecoderBatchInputs(carve, rows, positions, layout);
-        Head = new DeviceDecoderHead(carve, config.Embedding, config.VocabSize, positions);
     }
 
-    /// <summary>A plan for <paramref name="batch"/> and its capacity (its RowCapacity rows of its longest prompt and TokenCapacity tokens), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
-    public static (int Rows, int Positions) Capacity(TokenBatch batch, Gpt2DevicePlan? current)
-    {
-        int rows = Math.Max(batch.Rows, batch.RowCapacity);
-        int positions = Math.Max(batch.Rows * batch.SequenceLength, batch.RowCapacity * (batch.LongestPrompt + batch.TokenCapacity));
-        return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0));
-    }
-
-    public bool Fits(TokenBatch batch, PromptLayout layout) => Positions >= batch.Rows * batch.SequenceLength && Rows >= batch.Rows && Layout.Equals(layout);
-
-    public DeviceArena Arena { get; }
-    public int Rows { get; }
-    public int Positions { get; }
-    public PromptLayout Layout => Inputs.Layout;
-    /// <summary>The batch's token ids, prompts, targets and shared-row maps.</summary>
-    public DecoderBatchInputs Inputs { get; }
-    public DeviceDecoderHead Head { get; }
-
+    /// <summary>Shared rows: the block's input, ln_1's statistics, q|k|v, attention output before c_proj, logsumexp, the residual after attention, ln_2's statistics, the MLP's pre-activation.</summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Mean1, DeviceSpan<float> Rstd1, DeviceSpan<float> Qkv,
         DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Mean2, DeviceSpan<float> Rstd2, DeviceSpan<float> Hidden);
 
     public Layer[] Layers { get; }
-    public DeviceSpan<float> Final { get; }
     public DeviceSpan<float> FinalMean { get; }
     public DeviceSpan<float> FinalRstd { get; }
-    public DeviceSpan<float> FinalNorm { get; }
-    public DeviceSpan<float> Norm { get; }
+    /// <summary>[n + 1, c]: c_proj's input gradient, with a zero row past the shared rows for repeated prompt positions.</summary>
     public DeviceSpan<float> Projection { get; }
     public DeviceSpan<float> Wide { get; }
-    public DeviceSpan<float> Gradient { get; }
-    public DeviceSpan<float> GradientNext { get; }
     public DeviceSpan<float> GradientQkv { get; }
     public DeviceSpan<float> GradientWide { get; }
     public DeviceSpan<float> AttentionScratch { get; }
@@ -88,5 +67,8 @@ internal sealed class Gpt2DevicePlan : IDisposable
     public DeviceSpan<float> AttentionFull { get; }
     public DeviceSpan<float> GradientAttentionFull { get; }
 
-    public void Dispose() => Arena.Dispose();
+    public override DeviceSpan<float> BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
+    public override DeviceSpan<float> FullEmbeddings => AttentionFull;
+    /// <summary>GradientQkvFull is free until the reverse pass reaches attention.</summary>
+    public override DeviceSpan<float> TargetGradients => GradientQkvFull;
 }

@@ -4,13 +4,12 @@ using SoftPrompt.Models.Llama;
 namespace SoftPrompt.Engines;
 
 /// <summary>
-/// The device twin of <see cref="LlamaCpuActivations{T}"/>: everything the CUDA Llama engine keeps for one (rows,
-/// positions) capacity, carved out of one arena, reused step after step (a step allocates nothing on the device). Per-layer
-/// activations hold the shared layout's rows (each prompt's positions once,
-/// <see cref="SharedPromptRows"/>); attention works on the full [rows, sequence] layout in the *Full scratch tensors. The
-/// batch's inputs (<see cref="DecoderBatchInputs"/>) and the LM head's buffers (<see cref="DeviceDecoderHead"/>) are carved from it too.
+/// A Llama-style model's device memory for one (rows, positions, sequence) capacity, one arena reused every step (the
+/// twin of <see cref="LlamaCpuActivations{T}"/>): per block what its reverse pass reads (shared rows), and scratch,
+/// including attention's full layout: rotated (and scaled) q, rotated k and v repeated to every query head, their narrow
+/// forms, the output, and gradients.
 /// </summary>
-internal sealed class LlamaDevicePlan : IDisposable
+internal sealed class LlamaDevicePlan : DecoderDevicePlan
 {
     public static LlamaDevicePlan Allocate(IComputeDevice device, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
         => DeviceArena.Allocate(device, "llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout));
@@ -19,11 +18,19 @@ internal sealed class LlamaDevicePlan : IDisposable
     public static LlamaDevicePlan Measure(LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
         => DeviceArena.Measure("llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout));
 
-    private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
+    /// <summary>A plan for <paramref name="batch"/> and its capacity (up to the model's sequence limit), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
+    public static (int Rows, int Positions, int Sequence) Capacity(LlamaConfig config, TokenBatch batch, LlamaDevicePlan? current)
     {
-        Arena = carve.Arena;
-        Rows = rows;
-        Positions = positions;
+        int capacitySequence = Math.Min(config.SequenceLimit, batch.LongestPrompt + batch.TokenCapacity);
+        int rows = Math.Max(batch.Rows, batch.RowCapacity);
+        int positions = Math.Max(batch.Rows * batch.SequenceLength, batch.RowCapacity * capacitySequence);
+        int sequence = Math.Max(capacitySequence, batch.SequenceLength);
+        return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0), Math.Max(sequence, current?.Sequence ?? 0));
+    }
+
+    private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
+        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout)
+    {
         Sequence = sequence;
         long n = positions, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, heads = config.Heads;
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
@@ -37,11 +44,10 @@ internal sealed class LlamaDevicePlan : IDisposable
                 Value: F(at + "v", n * kv), Attention: F(at + "attention", n * a), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * d),
                 Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F(at + "gate", n * ff), Up: F(at + "up", n * ff));
         }
-        Final = F("final", n * d); FinalRstd = F("norm.rstd", n); FinalNorm = F("norm.output", n * d);
+        FinalRstd = F("norm.rstd", n);
 
         carve.Kind = DeviceMemoryKind.Workspace;
-        Norm = F("norm", n * d); KeyNarrow = F("k_narrow", n * kv); ValueNarrow = F("v_narrow", n * kv); Wide = F("wide", n * ff);
-        Gradient = F("gradient", n * d); GradientNext = F("gradient_next", n * d);
+        KeyNarrow = F("k_narrow", n * kv); ValueNarrow = F("v_narrow", n * kv); Wide = F("wide", n * ff);
         GradientQuery = F("gradient_q", n * a); GradientAttention = F("gradient_attention", (n + 1) * a);
         GradientGate = F("gradient_gate", n * ff); GradientUp = F("gradient_up", n * ff);
         AttentionScratch = F("attention_scratch", n * heads);
@@ -50,33 +56,10 @@ internal sealed class LlamaDevicePlan : IDisposable
         AttentionFull = F("attention_full", n * a); GradientAttentionFull = F("gradient_attention_full", n * a);
         GradientQueryFull = F("gradient_q_full", n * a); GradientKeyFull = F("gradient_k_full", n * a); GradientValueFull = F("gradient_v_full", n * a);
         KeyNarrowFull = F("k_narrow_full", n * kv); ValueNarrowFull = F("v_narrow_full", n * kv); FullScratch = F("full_scratch", n * d);
-        Inputs = new DecoderBatchInputs(carve, rows, positions, layout);
-        Head = new DeviceDecoderHead(carve, config.Embedding, config.VocabSize, positions);
     }
 
-    /// <summary>A plan for <paramref name="batch"/> and its capacity (up to the model's sequence limit), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
-    public static (int Rows, int Positions, int Sequence) Capacity(LlamaConfig config, TokenBatch batch, LlamaDevicePlan? current)
-    {
-        int capacitySequence = Math.Min(config.SequenceLimit, batch.LongestPrompt + batch.TokenCapacity);
-        int rows = Math.Max(batch.Rows, batch.RowCapacity);
-        int positions = Math.Max(batch.Rows * batch.SequenceLength, batch.RowCapacity * capacitySequence);
-        int sequence = Math.Max(capacitySequence, batch.SequenceLength);
-        return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0), Math.Max(sequence, current?.Sequence ?? 0));
-    }
-
-    public bool Fits(TokenBatch batch, PromptLayout layout) =>
-        Rows >= batch.Rows && Positions >= batch.Rows * batch.SequenceLength && Sequence >= batch.SequenceLength && Layout.Equals(layout);
-
-    public DeviceArena Arena { get; }
-    public int Rows { get; }
-    /// <summary>Most rows·sequence positions a batch may have.</summary>
-    public int Positions { get; }
     /// <summary>Longest sequence a batch may have (the zero position table's length).</summary>
     public int Sequence { get; }
-    public PromptLayout Layout => Inputs.Layout;
-    /// <summary>The batch's token ids, prompts, targets and shared-row maps.</summary>
-    public DecoderBatchInputs Inputs { get; }
-    public DeviceDecoderHead Head { get; }
 
     /// <summary>Shared rows: the q, k, v projections before RoPE (k and v at their own kv width), attention output, the SwiGLU branches.</summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Rstd1, DeviceSpan<float> Query, DeviceSpan<float> Key,
@@ -84,21 +67,16 @@ internal sealed class LlamaDevicePlan : IDisposable
         DeviceSpan<float> Gate, DeviceSpan<float> Up);
 
     public Layer[] Layers { get; }
-    public DeviceSpan<float> Final { get; }
     public DeviceSpan<float> FinalRstd { get; }
-    public DeviceSpan<float> FinalNorm { get; }
-    public DeviceSpan<float> Norm { get; }
     public DeviceSpan<float> KeyNarrow { get; }
     public DeviceSpan<float> ValueNarrow { get; }
     public DeviceSpan<float> Wide { get; }
-    public DeviceSpan<float> Gradient { get; }
-    public DeviceSpan<float> GradientNext { get; }
     public DeviceSpan<float> GradientQuery { get; }
+    /// <summary>[n + 1, a]: o_proj's input gradient, with a zero row past the shared rows for repeated prompt positions.</summary>
     public DeviceSpan<float> GradientAttention { get; }
     public DeviceSpan<float> GradientGate { get; }
     public DeviceSpan<float> GradientUp { get; }
     public DeviceSpan<float> AttentionScratch { get; }
-    /// <summary>Full-layout scratch for attention: rotated (and scaled) q, rotated k and v repeated to every query head, their narrow forms, the output, and gradients.</summary>
     public DeviceSpan<float> QueryFull { get; }
     public DeviceSpan<float> KeyFull { get; }
     public DeviceSpan<float> ValueFull { get; }
@@ -114,5 +92,8 @@ internal sealed class LlamaDevicePlan : IDisposable
     /// <summary>Zeros [Sequence, d]: the embedding kernel's position table (Llama has none; RoPE rotates q and k instead).</summary>
     public DeviceSpan<float> ZeroPositions { get; }
 
-    public void Dispose() => Arena.Dispose();
+    public override DeviceSpan<float> BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
+    public override DeviceSpan<float> FullEmbeddings => FullScratch;
+    public override DeviceSpan<float> TargetGradients => FullScratch;
+    public override bool Fits(TokenBatch batch, PromptLayout layout) => base.Fits(batch, layout) && Sequence >= batch.SequenceLength;
 }

@@ -30,7 +30,6 @@ internal sealed class T5DevicePlan : IDisposable
         long ne = (long)rows * encoderLength, nd = (long)rows * decoderLength, n = Math.Max(ne, nd), longest = Math.Max(encoderLength, decoderLength);
         long d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, heads = config.Heads;
         long gatedFf = config.IsGated ? ff : 0;
-        LogitRows = (int)Math.Clamp((1 << 22) / config.VocabSize, 16, Math.Max(16, nd));
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
         DeviceSpan<int> I(string name, long count) => carve.Take<int>(name, count);
         Attention Att(string at, long queryLength, long keyLength) => new(F(at + "q", rows * queryLength * a), F(at + "k", rows * keyLength * a),
@@ -63,16 +62,13 @@ internal sealed class T5DevicePlan : IDisposable
         DecoderOutputGradient = F("gradient_decoder_output", nd * d); DecoderGradient = F("gradient_decoder", nd * d);
         EncoderOutputGradient = F("gradient_encoder_output", ne * d); EncoderGradient = F("gradient_encoder", ne * d);
         ZeroPositions = carve.Zeroed<float>("zero_positions", longest * d);
-        TargetHidden = F("head.target_hidden", LogitRows * d); Logits = F("head.logits", LogitRows * (long)config.VocabSize);
-        RowLoss = F("head.row_loss", nd); Loss = F("head.loss", 1);
-        GreedyMatches = new DeviceGreedyMatches(carve, LogitRows);
+        Head = new DeviceLanguageModelHead(carve, config.Embedding, config.VocabSize, (int)nd);
 
-        EncoderTokens = I("encoder_tokens", ne); DecoderTokens = I("decoder_tokens", nd); TargetPositions = I("target_positions", nd); TargetIds = I("target_ids", nd);
+        EncoderTokens = I("encoder_tokens", ne); DecoderTokens = I("decoder_tokens", nd);
         PromptIndex = I("prompt_index", rows); EncoderLengths = I("encoder_lengths", rows);
         EncoderBuckets = I("encoder_buckets", 2L * encoderLength); DecoderBuckets = I("decoder_buckets", 2L * decoderLength);
 
         HostEncoderTokens = new int[ne]; HostDecoderTokens = new int[nd];
-        HostTargetPositions = new int[nd]; HostTargetIds = new int[nd]; HostTargetRow = new int[nd]; HostRowLoss = new float[nd]; HostArgmaxMatches = new bool[nd];
         HostInputLengths = new int[rows]; HostTargetLengths = new int[rows]; HostEncoderLengths = new int[rows];
         HostEncoderBuckets = new int[2 * encoderLength]; HostDecoderBuckets = new int[2 * decoderLength];
     }
@@ -87,8 +83,6 @@ internal sealed class T5DevicePlan : IDisposable
     public int Rows { get; }
     public int EncoderLength { get; }
     public int DecoderLength { get; }
-    public int LogitRows { get; }
-    public int TargetCount { get; set; }
     /// <summary>Lengths the uploaded bucket arrays were computed for (−1: none yet).</summary>
     public int EncoderBucketLength { get; set; } = -1;
     public int DecoderBucketLength { get; set; } = -1;
@@ -123,15 +117,9 @@ internal sealed class T5DevicePlan : IDisposable
     public DeviceSpan<float> EncoderGradient { get; }
     /// <summary>Zeros [max length, d]: the position table embedding_forward adds (T5 has none).</summary>
     public DeviceSpan<float> ZeroPositions { get; }
-    public DeviceSpan<float> TargetHidden { get; }
-    public DeviceSpan<float> Logits { get; }
-    public DeviceSpan<float> RowLoss { get; }
-    public DeviceSpan<float> Loss { get; }
 
     public DeviceSpan<int> EncoderTokens { get; }
     public DeviceSpan<int> DecoderTokens { get; }
-    public DeviceSpan<int> TargetPositions { get; }
-    public DeviceSpan<int> TargetIds { get; }
     public DeviceSpan<int> PromptIndex { get; }
     public DeviceSpan<int> EncoderLengths { get; }
     public DeviceSpan<int> EncoderBuckets { get; }
@@ -139,19 +127,14 @@ internal sealed class T5DevicePlan : IDisposable
 
     public int[] HostEncoderTokens { get; }
     public int[] HostDecoderTokens { get; }
-    public int[] HostTargetPositions { get; }
-    public int[] HostTargetIds { get; }
-    public int[] HostTargetRow { get; }
-    public float[] HostRowLoss { get; }
-    public bool[] HostArgmaxMatches { get; }
     public int[] HostInputLengths { get; }
     public int[] HostTargetLengths { get; }
     public int[] HostEncoderLengths { get; }
     public int[] HostEncoderBuckets { get; }
     public int[] HostDecoderBuckets { get; }
 
-    /// <summary>Exact-match evaluation: each target's argmax, decided on the device.</summary>
-    public DeviceGreedyMatches GreedyMatches { get; }
+    /// <summary>The LM head: logits, loss and d(decoder output) at the targets only.</summary>
+    public DeviceLanguageModelHead Head { get; }
 
     /// <summary>Uploads the relative-position buckets of the encoder (bidirectional) and decoder (causal) self-attention when the lengths changed.</summary>
     public void UploadBuckets(T5Config config, int encoderLength, int decoderLength)

@@ -1,0 +1,102 @@
+using SoftPrompt.Cuda;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// What every CUDA engine shares, on any <see cref="IComputeDevice"/> (a real GPU, or the kernel emulator): the prompts
+/// with their gradient and optimizer (<see cref="DevicePromptState"/>), the order of a training step (forward to the
+/// loss, then the input-gradient-only reverse pass), scoring, and the two GEMMs a frozen nn.Linear layer needs. A family
+/// supplies its forward and reverse pass over its own weights and plan; a step queues everything on the device's stream
+/// and waits only to read the loss.
+/// </summary>
+public abstract class DeviceEngine : IDeviceEngine
+{
+    private readonly bool ownsDevice;
+    private protected readonly IComputeDevice device;
+    private protected readonly DevicePromptState state;
+    /// <summary>Multiplies the next reverse pass's gradient (see IPromptEngine.ForwardBackward).</summary>
+    private protected float lossGradientWeight = 1f;
+
+    private protected DeviceEngine(IComputeDevice device, bool ownsDevice, int embeddingSize, int vocabSize, int maxPositions)
+    {
+        this.device = device;
+        this.ownsDevice = ownsDevice;
+        EmbeddingSize = embeddingSize;
+        VocabSize = vocabSize;
+        MaxPositions = maxPositions;
+        state = new DevicePromptState(device, embeddingSize);
+    }
+
+    public string DeviceName => device.Kind;
+    public IComputeDevice Device => device;
+    public int EmbeddingSize { get; }
+    public int VocabSize { get; }
+    public int MaxPositions { get; }
+    public int PromptCount => state.PromptCount;
+    public PromptLayout? PromptLayout => state.Layout;
+
+    public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => state.Load(values, layout);
+    public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
+    public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
+    public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
+    public int OptimizerStateLength => state.OptimizerStateLength;
+    public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
+    public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);
+    public float LastGradientNorm => state.LastGradientNorm;
+    public void ReadGradientNorms(Span<float> destination) => state.ReadGradientNorms(destination);
+    public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
+        => state.OptimizerStep(settings, step, learningRate, gradientScale);
+
+    public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false, countGreedyMatches: false, languageModelHead: true);
+
+    public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
+    {
+        lossGradientWeight = gradientWeight;
+        float loss = RunForward(batch, withGradient: true, countGreedyMatches: false, languageModelHead: true);
+        RunBackward(accumulate);
+        return loss;
+    }
+
+    public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
+    {
+        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
+        bool matches = !rowGreedyMatches.IsEmpty;
+        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
+        RunForward(batch, withGradient: false, countGreedyMatches: matches, languageModelHead: true);
+        Head.ScoreRows(batch.Rows, rowLogLikelihood, rowGreedyMatches);
+    }
+
+    /// <summary>The LM head of the plan the last forward pass ran on.</summary>
+    private protected abstract DeviceLanguageModelHead Head { get; }
+
+    /// <summary>The forward pass of <paramref name="batch"/>: the mean target loss when <paramref name="languageModelHead"/> (else 0, for decoding), saving what the reverse pass needs when <paramref name="withGradient"/>.</summary>
+    private protected abstract float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches, bool languageModelHead);
+
+    /// <summary>The reverse pass of the last forward pass into the prompt gradient (replacing it, or adding when <paramref name="accumulate"/>).</summary>
+    private protected abstract void RunBackward(bool accumulate);
+
+    /// <summary>Frees the family's weights and plan.</summary>
+    private protected abstract void DisposeModel();
+
+    public void Dispose()
+    {
+        DisposeModel();
+        state.Dispose();
+        if (ownsDevice) device.Dispose();
+    }
+
+    /// <summary>y [n, outDim] (=, or += when accumulating) x [n, inDim] · Wᵀ with W [outDim, inDim] (nn.Linear, no bias).</summary>
+    private protected void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim, bool accumulate = false)
+        => device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), accumulate ? 1f : 0f, new GemmOperand(y, outDim));
+
+    /// <summary>y [n, outDim] = residual + x · Wᵀ: the residual is copied in first, the GEMM accumulates onto it.</summary>
+    private protected void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
+    {
+        device.CopyDeviceToDevice(residual.Slice(0, (long)n * outDim), y.Slice(0, (long)n * outDim));
+        Project(y, x, weight, n, inDim, outDim, accumulate: true);
+    }
+
+    /// <summary>dx [n, inDim] (=, or += when accumulating) dy [n, outDim] · W, W [outDim, inDim]: the only GEMM a frozen layer needs backward.</summary>
+    private protected void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> weight, int n, int inDim, int outDim, bool accumulate = false)
+        => device.Gemm(n, inDim, outDim, 1f, new GemmOperand(dy, outDim), new GemmOperand(weight, inDim), accumulate ? 1f : 0f, new GemmOperand(dx, inDim));
+}
