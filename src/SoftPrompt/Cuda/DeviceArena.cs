@@ -24,6 +24,9 @@ public sealed class DeviceArena : IDisposable
 
     private readonly List<ArenaTensor> tensors = [];
     private DeviceBuffer<byte>? buffer;
+    /// <summary>Under AddressSanitizer, one allocation per tensor (see <see cref="Allocate{TPlan}"/>); otherwise null.</summary>
+    private List<DeviceBuffer<byte>>? separate;
+    private IComputeDevice? separateDevice;
 
     private DeviceArena(string name) => Name = name;
 
@@ -34,7 +37,7 @@ public sealed class DeviceArena : IDisposable
     /// <summary>Bytes the arena spans (its allocation's size once allocated).</summary>
     public long Bytes { get; private set; }
     /// <summary>Whether device memory backs the spans (false for a <see cref="Measure{TPlan}"/>d plan).</summary>
-    public bool IsAllocated => buffer is not null;
+    public bool IsAllocated => buffer is not null || separate is not null;
     public ulong BaseAddress => buffer?.Address ?? MeasuredBase;
 
     /// <summary>Bytes of the tensors of one kind (alignment padding included).</summary>
@@ -46,19 +49,24 @@ public sealed class DeviceArena : IDisposable
         return sum;
     }
 
-    /// <summary>Declares <typeparamref name="TPlan"/>'s tensors, allocates their sum once on <paramref name="device"/> and builds the plan on it.</summary>
+    /// <summary>
+    /// Declares <typeparamref name="TPlan"/>'s tensors, allocates their sum once on <paramref name="device"/> and builds the plan
+    /// on it. On the kernel emulator built with AddressSanitizer every tensor gets an allocation of its own instead, so a
+    /// kernel that reads or writes past its tensor stops the run there rather than touching its neighbour in the arena.
+    /// </summary>
     public static TPlan Allocate<TPlan>(IComputeDevice device, string name, Func<ArenaCarver, TPlan> declare)
     {
         var sizing = new ArenaCarver(new DeviceArena(name), device: null);
         declare(sizing);
         long bytes = sizing.Arena.Bytes;
-        var arena = new DeviceArena(name) { buffer = device.Allocate<byte>(Math.Max(bytes, 1)) };
+        var arena = device is Emulation.EmulatedDevice { IsAddressSanitized: true }
+            ? new DeviceArena(name) { separate = [], separateDevice = device }
+            : new DeviceArena(name) { buffer = device.Allocate<byte>(Math.Max(bytes, 1)) };
         try
         {
             var carver = new ArenaCarver(arena, device);
             var plan = declare(carver);
-            if (arena.Bytes != bytes)
-                throw new InvalidOperationException($"{name}: the declaration carved {arena.Bytes} bytes after measuring {bytes}; a plan must declare the same tensors every time.");
+            arena.CheckSameTensors(sizing.Arena);
             return plan;
         }
         catch
@@ -73,7 +81,20 @@ public sealed class DeviceArena : IDisposable
 
     internal static long Aligned(long bytes) => checked((bytes + Alignment - 1) / Alignment * Alignment);
 
-    internal long Take(string tensorName, DeviceMemoryKind kind, long bytes)
+    private void CheckSameTensors(DeviceArena measured)
+    {
+        for (int i = 0; i < Math.Max(tensors.Count, measured.tensors.Count); i++)
+        {
+            var carved = i < tensors.Count ? tensors[i] : default;
+            var sized = i < measured.tensors.Count ? measured.tensors[i] : default;
+            if (carved != sized)
+                throw new InvalidOperationException($"{Name}: tensor {i} was declared as '{sized.Name}' ({sized.Bytes} bytes) when measured and as " +
+                    $"'{carved.Name}' ({carved.Bytes} bytes) when carved; a plan must declare the same tensors every time.");
+        }
+    }
+
+    /// <summary>Records the next tensor and returns its device address.</summary>
+    internal ulong Take(string tensorName, DeviceMemoryKind kind, long bytes)
     {
         long offset = Bytes;
         long end = checked(offset + Aligned(bytes));
@@ -81,13 +102,19 @@ public sealed class DeviceArena : IDisposable
             throw new InvalidOperationException($"{Name}: tensor '{tensorName}' ({bytes} bytes at {offset}) does not fit the {buffer.Length} bytes measured for the plan.");
         tensors.Add(new ArenaTensor(tensorName, kind, offset, bytes));
         Bytes = end;
-        return offset;
+        if (separate is null) return BaseAddress + (ulong)offset;
+        var own = separateDevice!.Allocate<byte>(Math.Max(bytes, 1));
+        separate.Add(own);
+        return own.Address;
     }
 
     public void Dispose()
     {
         buffer?.Dispose();
         buffer = null;
+        if (separate is null) return;
+        foreach (var own in separate) own.Dispose();
+        separate.Clear();
     }
 }
 
@@ -119,8 +146,7 @@ public sealed class ArenaCarver
     public unsafe DeviceSpan<T> Take<T>(string name, long count) where T : unmanaged
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count, name);
-        long offset = Arena.Take(name, Kind, checked(count * sizeof(T)));
-        return new DeviceSpan<T>(Arena.BaseAddress + (ulong)offset, count);
+        return new DeviceSpan<T>(Arena.Take(name, Kind, checked(count * sizeof(T))), count);
     }
 
     /// <summary><paramref name="count"/> elements of <typeparamref name="T"/>, zeroed once when the arena is allocated.</summary>
