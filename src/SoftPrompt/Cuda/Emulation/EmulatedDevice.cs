@@ -5,7 +5,7 @@ namespace SoftPrompt.Cuda.Emulation;
 /// size, 256-byte aligned like cudaMalloc, so the AddressSanitizer build puts redzones right around every buffer),
 /// copies are memcpy inside the emulator library (checked by ASan), a launch
 /// runs the kernel to completion in the emulator library (kernels/*.cu compiled for the CPU), and GEMMs run in
-/// <see cref="CpuGemm"/>. Work is synchronous and in order, like one stream. Fresh allocations hold 0xFF bytes
+/// <see cref="EmulatedGemm"/>. Work is synchronous and in order, like one stream. Fresh allocations hold 0xFF bytes
 /// (NaN as fp32, -1 as int32), so a kernel that reads memory nobody wrote shows up in its results.
 /// Not thread-safe: drive a device from one thread at a time.
 /// </summary>
@@ -138,7 +138,7 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1)
     {
         ThrowIfDisposed();
-        CpuGemm.Run(m, n, k, alpha, a, b, beta, c, batchCount);
+        EmulatedGemm.Run(m, n, k, alpha, a, b, beta, c, batchCount);
     }
 
     public void Synchronize() => ThrowIfDisposed();

@@ -5,7 +5,7 @@ namespace SoftPrompt.Cuda.Emulation;
 /// with cuBLAS's conventions (beta = 0 never reads C, so NaN there does not propagate; k = 0 scales C by beta).
 /// Operands are validated with the same rules as the GPU path; the arithmetic is the CPU engine's GEMM (OpenBLAS when present).
 /// </summary>
-internal static unsafe class CpuGemm
+internal static unsafe class EmulatedGemm
 {
     public static void Run(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount)
     {
