@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Models;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 

@@ -2,7 +2,6 @@ using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
-using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Engines;
 

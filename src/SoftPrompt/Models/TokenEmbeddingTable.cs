@@ -1,9 +1,8 @@
-using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
-namespace SoftPrompt.Tuning;
+namespace SoftPrompt.Models;
 
 /// <summary>
 /// A checkpoint's input token embeddings [V, d] with its config and fingerprint, whatever its family, read without
