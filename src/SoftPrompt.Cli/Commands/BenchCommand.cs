@@ -95,7 +95,7 @@ internal static class BenchCommand
         {
             Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
             {
-                ["model"] = loaded.Directory, ["family"] = loaded.Family, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
+                ["model"] = loaded.Directory, ["family"] = loaded.Family.Name, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
                 ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,

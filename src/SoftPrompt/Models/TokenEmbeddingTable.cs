@@ -1,7 +1,3 @@
-using SoftPrompt.Models.Gpt2;
-using SoftPrompt.Models.Llama;
-using SoftPrompt.Models.T5;
-
 namespace SoftPrompt.Models;
 
 /// <summary>
@@ -11,21 +7,6 @@ namespace SoftPrompt.Models;
 /// </summary>
 public sealed record TokenEmbeddingTable(IModelConfig Config, float[] Values, string Fingerprint)
 {
-    /// <summary>The family from config.json (<see cref="ModelFamily.Detect"/>): GPT-2's wte, T5's shared embedding or Llama's embed_tokens (where prompts live).</summary>
-    public static TokenEmbeddingTable Load(string modelDirectory)
-    {
-        string family = ModelFamily.Detect(modelDirectory);
-        if (family == ModelFamily.Llama)
-        {
-            var (llama, embedTokens) = LlamaCheckpoint.LoadTokenEmbedding<float>(modelDirectory);
-            return new TokenEmbeddingTable(llama, embedTokens, ModelFingerprint.Of(llama, embedTokens));
-        }
-        if (family == ModelFamily.T5)
-        {
-            var (t5, shared) = T5Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
-            return new TokenEmbeddingTable(t5, shared, ModelFingerprint.Of(t5, shared));
-        }
-        var (gpt2, wte) = Gpt2Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
-        return new TokenEmbeddingTable(gpt2, wte, ModelFingerprint.Of(gpt2, wte));
-    }
+    /// <summary>The family from config.json (<see cref="ModelFamily.Detect"/>) reads its table (<see cref="ModelFamily.LoadTokenEmbedding"/>): GPT-2's wte, T5's shared embedding or Llama's embed_tokens (where prompts live).</summary>
+    public static TokenEmbeddingTable Load(string modelDirectory) => ModelFamily.Detect(modelDirectory).LoadTokenEmbedding(modelDirectory);
 }
