@@ -6,8 +6,6 @@ using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
-using SoftPrompt.Models.Gpt2;
-using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Cli.Commands;
@@ -40,7 +38,7 @@ internal static class BenchCommand
 
     private const int DefaultT5Targets = 32;
 
-    private static IEnumerable<string> ShapeNames => Gpt2Shapes.Named.Keys.Concat(T5Shapes.Named.Keys).Concat(LlamaShapes.Named.Keys);
+    private static IEnumerable<string> ShapeNames => ModelFamily.All.SelectMany(f => f.ShapeNames);
 
     private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32,
         int ensemble)
@@ -52,7 +50,7 @@ internal static class BenchCommand
         var c = loaded.Config;
         // Decoder-only rows are [prompt, tokens] with the last targets as labels; encoder-decoder rows feed
         // prompt + seq-len tokens to the encoder and a separate run of targets to the decoder.
-        bool encoderDecoder = loaded.Family == ModelFamily.T5;
+        bool encoderDecoder = loaded.Family.IsEncoderDecoder;
         int targetCount = encoderDecoder ? targetsPerRow ?? DefaultT5Targets : Math.Clamp(targetsPerRow ?? seqLen - 1, 1, seqLen);
         if (targetCount <= 0) throw new ArgumentException($"--targets must be positive (got {targetCount}).");
         int inputTokens = encoderDecoder ? seqLen : seqLen - targetCount;
@@ -115,19 +113,8 @@ internal static class BenchCommand
     private static LoadedModel Load(string? modelDir, string? shapeName, string device, EngineOptions options)
     {
         if (shapeName is null) return EngineFactory.Open(modelDir!, device, options);
-        if (Gpt2Shapes.Named.TryGetValue(shapeName, out var gpt2))
-            return EngineFactory.Create(Gpt2Weights<float>.CreateRandom(gpt2, seed: 1), device, shapeName, options);
-        if (T5Shapes.Named.TryGetValue(shapeName, out var t5))
-        {
-            EngineFactory.CheckDevice(device); // before building gigabytes of random weights
-            return EngineFactory.Create(T5Weights<float>.CreateRandom(t5, seed: 1), device, shapeName, options);
-        }
-        if (LlamaShapes.Named.TryGetValue(shapeName, out var llama))
-        {
-            EngineFactory.CheckDevice(device);
-            return EngineFactory.Create(LlamaWeights<float>.CreateRandom(llama, seed: 1), device, shapeName, options);
-        }
-        throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
+        var family = ModelFamily.OfShape(shapeName) ?? throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
+        return family.OpenShape(shapeName, device, options); // random weights, after checking the device
     }
 
     private static string Describe(IPromptEngine engine) => engine switch
