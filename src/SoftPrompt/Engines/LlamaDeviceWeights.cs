@@ -11,7 +11,7 @@ internal sealed class LlamaDeviceWeights : IDisposable
     public LlamaDeviceWeights(IComputeDevice device, LlamaWeights<float> host)
     {
         var config = host.Config;
-        var (cos, sin) = Cpu.RopeOps.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
+        var (cos, sin) = LlamaRope.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
         long total = Aligned(host.TokenEmbedding.Length) + Aligned(host.LanguageModelHead?.Length ?? 0) + Aligned(host.FinalNormWeight.Length)
             + Aligned(cos.Length) + Aligned(sin.Length);
         foreach (var l in host.Layers)
