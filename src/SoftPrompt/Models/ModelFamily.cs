@@ -1,3 +1,4 @@
+using System.Collections.ObjectModel;
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Engines;
@@ -20,7 +21,9 @@ public abstract class ModelFamily
     /// <summary>Llama-style decoders: RMSNorm, rotate-half RoPE, SwiGLU, grouped-query attention (Llama 2/3 and kin; Mistral configs open as Llama within their sliding window).</summary>
     public static ModelFamily Llama => LlamaFamily.Instance;
 
-    public static IReadOnlyList<ModelFamily> All { get; } = [Gpt2, T5, Llama];
+    /// <summary>GPT-2, T5, Llama. (Built on first use, not in a static initializer: each instance lives in its own class, whose initializer must not wait on this one.)</summary>
+    public static IReadOnlyList<ModelFamily> All => all ??= new([Gpt2, T5, Llama]);
+    private static ReadOnlyCollection<ModelFamily>? all;
 
     private protected ModelFamily() { }
 
@@ -50,6 +53,8 @@ public abstract class ModelFamily
     public abstract IModelConfig LoadConfig(string modelDirectory);
     /// <summary>The input token embeddings (where prompts live), the config and the fingerprint, without the rest of the weights.</summary>
     public abstract TokenEmbeddingTable LoadTokenEmbedding(string modelDirectory);
+    /// <summary>The <see cref="ModelFingerprint"/> of a model of this family: its architecture and its token embeddings [V, d].</summary>
+    public abstract string Fingerprint(IModelConfig config, float[] tokenEmbedding);
 
     /// <summary>Loads the checkpoint as float32 on <paramref name="device"/> (checked first: a refusal should not cost a load).</summary>
     public LoadedModel Open(string modelDirectory, string device, EngineOptions? options = null)
@@ -146,10 +151,20 @@ internal abstract class ModelFamily<TConfig> : ModelFamily where TConfig : class
     private protected abstract IReadOnlyDictionary<string, TConfig> Shapes { get; }
     public sealed override IReadOnlyList<string> ShapeNames => [.. Shapes.Keys];
     public sealed override IModelConfig? Shape(string name) => Shapes.GetValueOrDefault(name);
+    public sealed override string Fingerprint(IModelConfig config, float[] tokenEmbedding) => Fingerprint(Typed(config), tokenEmbedding);
+
+    public sealed override TokenEmbeddingTable LoadTokenEmbedding(string modelDirectory)
+    {
+        var (config, table) = ReadTokenEmbedding(modelDirectory);
+        return new TokenEmbeddingTable(config, table, Fingerprint(config, table));
+    }
+
     public sealed override IReadOnlyList<(string Label, string Text)> Describe(IModelConfig config) => Describe(Typed(config));
     public sealed override string Outline(IModelConfig config) => Outline(Typed(config));
     private protected sealed override LoadedModel CreateRandom(IModelConfig shape, string device, string origin, EngineOptions? options) => CreateRandom(Typed(shape), device, origin, options);
 
+    private protected abstract (TConfig Config, float[] TokenEmbedding) ReadTokenEmbedding(string modelDirectory);
+    private protected abstract string Fingerprint(TConfig config, float[] tokenEmbedding);
     private protected abstract IReadOnlyList<(string Label, string Text)> Describe(TConfig config);
     private protected abstract string Outline(TConfig config);
     private protected abstract LoadedModel CreateRandom(TConfig shape, string device, string origin, EngineOptions? options);

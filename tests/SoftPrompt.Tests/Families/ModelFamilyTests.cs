@@ -73,6 +73,7 @@ public sealed class ModelFamilyTests : CheckpointTestDirectory
         var table = TokenEmbeddingTable.Load(directory);
         Assert.That(table.Config.Family, Is.SameAs(family));
         Assert.That(table.Values, Has.Length.EqualTo(table.Config.VocabSize * table.Config.Embedding));
+        Assert.That(family.Fingerprint(table.Config, table.Values), Is.EqualTo(table.Fingerprint));
         using var model = EngineFactory.Open(directory, "cpu");
         Assert.That(model.Family, Is.SameAs(family));
         Assert.That(model.Fingerprint, Is.EqualTo(table.Fingerprint));

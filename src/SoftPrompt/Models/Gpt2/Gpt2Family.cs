@@ -21,11 +21,9 @@ internal sealed class Gpt2Family : ModelFamily<Gpt2Config>
 
     public override IModelConfig LoadConfig(string modelDirectory) => Gpt2Config.Load(Path.Combine(modelDirectory, "config.json"));
 
-    public override TokenEmbeddingTable LoadTokenEmbedding(string modelDirectory)
-    {
-        var (config, wte) = Gpt2Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
-        return new TokenEmbeddingTable(config, wte, ModelFingerprint.Of(config, wte));
-    }
+    private protected override (Gpt2Config Config, float[] TokenEmbedding) ReadTokenEmbedding(string modelDirectory) => Gpt2Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
+
+    private protected override string Fingerprint(Gpt2Config config, float[] tokenEmbedding) => ModelFingerprint.Of(config, tokenEmbedding);
 
     private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(Gpt2Checkpoint.Load<float>(modelDirectory), device, origin, options);

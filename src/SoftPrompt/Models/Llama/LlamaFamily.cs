@@ -24,11 +24,9 @@ internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
 
     public override IModelConfig LoadConfig(string modelDirectory) => LlamaConfig.Load(Path.Combine(modelDirectory, "config.json"));
 
-    public override TokenEmbeddingTable LoadTokenEmbedding(string modelDirectory)
-    {
-        var (config, embedTokens) = LlamaCheckpoint.LoadTokenEmbedding<float>(modelDirectory);
-        return new TokenEmbeddingTable(config, embedTokens, ModelFingerprint.Of(config, embedTokens));
-    }
+    private protected override (LlamaConfig Config, float[] TokenEmbedding) ReadTokenEmbedding(string modelDirectory) => LlamaCheckpoint.LoadTokenEmbedding<float>(modelDirectory);
+
+    private protected override string Fingerprint(LlamaConfig config, float[] tokenEmbedding) => ModelFingerprint.Of(config, tokenEmbedding);
 
     private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin, options);

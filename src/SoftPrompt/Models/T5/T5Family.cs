@@ -21,11 +21,9 @@ internal sealed class T5Family : ModelFamily<T5Config>
 
     public override IModelConfig LoadConfig(string modelDirectory) => T5Config.Load(Path.Combine(modelDirectory, "config.json"));
 
-    public override TokenEmbeddingTable LoadTokenEmbedding(string modelDirectory)
-    {
-        var (config, shared) = T5Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
-        return new TokenEmbeddingTable(config, shared, ModelFingerprint.Of(config, shared));
-    }
+    private protected override (T5Config Config, float[] TokenEmbedding) ReadTokenEmbedding(string modelDirectory) => T5Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
+
+    private protected override string Fingerprint(T5Config config, float[] tokenEmbedding) => ModelFingerprint.Of(config, tokenEmbedding);
 
     private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(T5Checkpoint.Load<float>(modelDirectory), device, origin, options);
