@@ -6,8 +6,6 @@ using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
-using SoftPrompt.Models.Gpt2;
-using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Cli.Commands;
@@ -41,17 +39,17 @@ internal static class BenchCommand
 
     private const int DefaultT5Targets = 32;
 
-    private static IEnumerable<string> ShapeNames => Gpt2Shapes.Named.Keys.Concat(T5Shapes.Named.Keys).Concat(LlamaShapes.Named.Keys);
+    private static IEnumerable<string> ShapeNames => ModelFamily.All.SelectMany(f => f.ShapeNames);
 
     private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32,
         int ensemble, bool plan)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
         if (ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {ensemble}.");
-        var c = modelDir is null ? ShapeConfig(shapeName!) : ModelConfig(modelDir);
+        var c = modelDir is null ? ShapeConfig(shapeName!) : ModelFamily.Detect(modelDir).LoadConfig(modelDir);
         // Decoder-only rows are [prompt, tokens] with the last targets as labels; encoder-decoder rows feed
         // prompt + seq-len tokens to the encoder and a separate run of targets to the decoder.
-        bool encoderDecoder = c is T5Config;
+        bool encoderDecoder = c.Family.IsEncoderDecoder;
         int targetCount = encoderDecoder ? targetsPerRow ?? DefaultT5Targets : Math.Clamp(targetsPerRow ?? seqLen - 1, 1, seqLen);
         if (targetCount <= 0) throw new ArgumentException($"--targets must be positive (got {targetCount}).");
         int inputTokens = encoderDecoder ? seqLen : seqLen - targetCount;
@@ -101,7 +99,7 @@ internal static class BenchCommand
         {
             Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
             {
-                ["model"] = loaded.Directory, ["family"] = loaded.Family, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
+                ["model"] = loaded.Directory, ["family"] = loaded.Family.Name, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
                 ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,
@@ -123,7 +121,7 @@ internal static class BenchCommand
         var kinds = Enum.GetValues<DeviceMemoryKind>();
         if (json)
         {
-            var fields = new Dictionary<string, object> { ["model"] = name, ["family"] = config.Family, ["rows"] = batch.Rows, ["total_bytes"] = plan.TotalBytes };
+            var fields = new Dictionary<string, object> { ["model"] = name, ["family"] = config.Family.Name, ["rows"] = batch.Rows, ["total_bytes"] = plan.TotalBytes };
             foreach (var kind in kinds) fields[$"{Snake(kind)}_bytes"] = plan.BytesOf(kind);
             Console.WriteLine(JsonSerializer.Serialize(fields));
             return 0;
@@ -141,38 +139,13 @@ internal static class BenchCommand
         _ => kind.ToString().ToLowerInvariant(),
     };
 
-    private static IModelConfig ShapeConfig(string shapeName)
-    {
-        if (Gpt2Shapes.Named.TryGetValue(shapeName, out var gpt2)) return gpt2;
-        if (T5Shapes.Named.TryGetValue(shapeName, out var t5)) return t5;
-        if (LlamaShapes.Named.TryGetValue(shapeName, out var llama)) return llama;
-        throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
-    }
-
-    private static IModelConfig ModelConfig(string modelDir)
-    {
-        string family = ModelFamily.Detect(modelDir), path = Path.Combine(modelDir, "config.json");
-        if (family == ModelFamily.T5) return T5Config.Load(path);
-        if (family == ModelFamily.Llama) return LlamaConfig.Load(path);
-        return Gpt2Config.Load(path);
-    }
+    private static IModelConfig ShapeConfig(string shapeName) =>
+        ModelFamily.OfShape(shapeName)?.Shape(shapeName) ?? throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
 
     private static LoadedModel Load(string? modelDir, string? shapeName, string device, EngineOptions options)
     {
         if (shapeName is null) return EngineFactory.Open(modelDir!, device, options);
-        if (Gpt2Shapes.Named.TryGetValue(shapeName, out var gpt2))
-            return EngineFactory.Create(Gpt2Weights<float>.CreateRandom(gpt2, seed: 1), device, shapeName, options);
-        if (T5Shapes.Named.TryGetValue(shapeName, out var t5))
-        {
-            EngineFactory.CheckDevice(device); // before building gigabytes of random weights
-            return EngineFactory.Create(T5Weights<float>.CreateRandom(t5, seed: 1), device, shapeName, options);
-        }
-        if (LlamaShapes.Named.TryGetValue(shapeName, out var llama))
-        {
-            EngineFactory.CheckDevice(device);
-            return EngineFactory.Create(LlamaWeights<float>.CreateRandom(llama, seed: 1), device, shapeName, options);
-        }
-        throw new ArgumentException($"Unknown shape '{shapeName}'; choose one of: {string.Join(", ", ShapeNames)}.");
+        return ModelFamily.OfShape(shapeName)!.OpenShape(shapeName, device, options); // random weights, after checking the device
     }
 
     private static string Describe(IPromptEngine engine) => engine switch

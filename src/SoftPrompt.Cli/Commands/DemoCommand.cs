@@ -4,8 +4,6 @@ using System.Globalization;
 using System.Text.Json;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
-using SoftPrompt.Models.Llama;
-using SoftPrompt.Models.T5;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 
@@ -21,8 +19,12 @@ internal static class DemoCommand
 {
     public static Command Create()
     {
-        var family = new Option<string>("--model-family") { Description = "gpt2 (decoder-only) | t5 (encoder-decoder: the prompt goes to the encoder) | llama (decoder-only: RMSNorm, RoPE, SwiGLU, grouped-query attention)", DefaultValueFactory = _ => ModelFamily.Gpt2 };
-        family.AcceptOnlyFromAmong(ModelFamily.Gpt2, ModelFamily.T5, ModelFamily.Llama);
+        var family = new Option<string>("--model-family")
+        {
+            Description = string.Join(" | ", ModelFamily.All.Select(f => $"{f.Name} ({f.Summary})")),
+            DefaultValueFactory = _ => ModelFamily.Gpt2.Name,
+        };
+        family.AcceptOnlyFromAmong([.. ModelFamily.All.Select(f => f.Name)]);
         var device = new Option<string?>("--device") { Description = "cpu | cuda | cuda-emulated (default: cuda when a GPU is present, else cpu)" };
         var tasks = new Option<string?>("--tasks") { Description = "Comma-separated subset of copy,reverse,sort,majority" };
         var steps = new Option<int?>("--steps") { Description = "Override the recipe's step count" };
@@ -41,12 +43,8 @@ internal static class DemoCommand
     /// <summary>The GPT-2 demo (model/, data/, prompts/, tasks.json); the T5 and Llama demos sit in its t5/ and llama/ folders and reuse data/.</summary>
     public static string DemoDirectory => Path.Combine(AppContext.BaseDirectory, "Demo");
 
-    public static string DirectoryOf(string family) => family switch
-    {
-        ModelFamily.T5 => Path.Combine(DemoDirectory, "t5"),
-        ModelFamily.Llama => Path.Combine(DemoDirectory, "llama"),
-        _ => DemoDirectory,
-    };
+    /// <summary>The demo directory of the family called <paramref name="family"/> (<see cref="ModelFamily.DemoFolder"/>).</summary>
+    public static string DirectoryOf(string family) => Path.Combine(DemoDirectory, ModelFamily.FromName(family).DemoFolder);
 
     private static int Run(string demoDirectory, string device, string? taskFilter, int? stepsOverride, int seed, string? outDir)
     {
@@ -57,14 +55,7 @@ internal static class DemoCommand
         var engine = model.Engine;
         int width = model.Config.Embedding;
         var wanted = taskFilter?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
-        string shape = model.Config switch
-        {
-            T5Config t5 => $"tiny T5 ({t5.Layers}+{t5.DecoderLayers} layers, d={width}, vocab {t5.VocabSize}; the prompt is prepended to the encoder input)",
-            LlamaConfig llama => $"tiny Llama ({llama.Layers} layers, d={width}, {llama.Heads} query heads on {llama.KeyValueHeads} key/value heads (grouped-query), "
-                + $"SwiGLU {llama.Intermediate}, RoPE, vocab {llama.VocabSize})",
-            var c => $"tiny GPT-2 ({c.Layers} layers, d={width}, vocab {c.VocabSize})",
-        };
-        Console.WriteLine($"SoftPrompt demo: {shape} on device {engine.DeviceName}");
+        Console.WriteLine($"SoftPrompt demo: tiny {model.Family.Outline(model.Config)} on device {engine.DeviceName}");
         Console.WriteLine("Soft prompts replace the task token; the tuning data never contains it.");
         Console.WriteLine();
         Console.WriteLine($"{"task",-10} {"task token",10} {"untuned",8} {"tuned",8} {"tuned/token",12} {"steps",6} {"seconds",8}  nearest token to each tuned prompt vector");
@@ -113,7 +104,7 @@ internal static class DemoCommand
                 Directory.CreateDirectory(outDir);
                 new PromptFile(prompt, promptLength, width, new Dictionary<string, string>
                 {
-                    [PromptFile.FamilyKey] = model.Family,
+                    [PromptFile.FamilyKey] = model.Family.Name,
                     [PromptFile.FingerprintKey] = model.Fingerprint,
                     ["task"] = name,
                     ["dev_accuracy"] = tuned.ToString("R", inv),

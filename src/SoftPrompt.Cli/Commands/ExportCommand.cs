@@ -28,7 +28,7 @@ internal static class ExportCommand
         var prompt = PromptFile.Load(promptPath);
         int layers, heads;
         string? modelPath;
-        string family;
+        ModelFamily family;
         if (modelDirectory is not null)
         {
             using var loaded = EngineFactory.Open(modelDirectory, "cpu");
@@ -41,13 +41,13 @@ internal static class ExportCommand
             heads = Int(prompt, "model_heads", promptPath);
             modelPath = prompt.Metadata.GetValueOrDefault("model_path");
             // Prompt files from before T5 carry no family; they were all GPT-2's.
-            family = prompt.Metadata.GetValueOrDefault(PromptFile.FamilyKey, ModelFamily.Gpt2);
+            family = prompt.Metadata.TryGetValue(PromptFile.FamilyKey, out var recorded) ? ModelFamily.FromName(recorded) : ModelFamily.Gpt2;
         }
         string name = baseModel ?? modelPath ?? throw new ArgumentException($"{promptPath}: the prompt does not say which model it belongs to; give --base-model NAME (e.g. gpt2) or --model DIR.");
         InitSpec init;
         try { init = InitSpec.Parse(prompt.Metadata.GetValueOrDefault("init", "random-uniform")); }
         catch (ArgumentException) { init = InitSpec.RandomUniform; }
-        string taskType = PeftAdapter.TaskTypeFor(family);
+        string taskType = family.PeftTaskType;
         PeftAdapter.Export(prompt, output, new PeftExportSettings(name, layers, heads, taskType, init));
         Console.WriteLine($"wrote {Path.Combine(output, PeftAdapter.WeightsFile)} (prompt_embeddings [{prompt.Length}, {prompt.Width}]) and {Path.Combine(output, PeftAdapter.ConfigFile)} (PROMPT_TUNING {taskType}, base model {name})");
         string auto = taskType == PeftAdapter.Seq2SeqLm ? "AutoModelForSeq2SeqLM" : "AutoModelForCausalLM";

@@ -32,9 +32,9 @@ internal static class ImportCommand
             prompt.CheckBelongsTo(directory, loaded.Config.Embedding, loaded.Fingerprint);
             // Other task types (SEQ_CLS, FEATURE_EXTRACTION …) still hold an input prompt; only the two LM types say which architecture.
             string? taskType = prompt.Metadata.GetValueOrDefault(PeftAdapter.TaskTypeKey);
-            if (taskType is PeftAdapter.CausalLm or PeftAdapter.Seq2SeqLm && taskType != PeftAdapter.TaskTypeFor(loaded.Family))
-                throw new CheckpointException($"{directory}: the adapter's task_type is {taskType} but {modelDirectory} is a {loaded.Family} model ({PeftAdapter.TaskTypeFor(loaded.Family)}); it was trained for another kind of model.");
-            metadata[PromptFile.FamilyKey] = loaded.Family;
+            if (taskType is PeftAdapter.CausalLm or PeftAdapter.Seq2SeqLm && taskType != loaded.Family.PeftTaskType)
+                throw new CheckpointException($"{directory}: the adapter's task_type is {taskType} but {modelDirectory} is a {loaded.Family.Name} model ({loaded.Family.PeftTaskType}); it was trained for another kind of model.");
+            metadata[PromptFile.FamilyKey] = loaded.Family.Name;
             metadata[PromptFile.FingerprintKey] = loaded.Fingerprint;
             metadata["model_path"] = loaded.Directory;
             metadata["model_layers"] = loaded.Config.Layers.ToString(System.Globalization.CultureInfo.InvariantCulture);

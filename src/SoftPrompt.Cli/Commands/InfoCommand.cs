@@ -1,9 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using SoftPrompt.Models;
-using SoftPrompt.Models.Gpt2;
-using SoftPrompt.Models.Llama;
-using SoftPrompt.Models.T5;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Cli.Commands;
@@ -27,55 +24,14 @@ internal static class InfoCommand
     {
         if (promptPath is not null) return DescribePrompt(promptPath, modelDirectory);
         if (modelDirectory is null) throw new ArgumentException("Give a model directory, or --prompt FILE.");
-        string family = ModelFamily.Detect(modelDirectory);
-        if (family == ModelFamily.T5) return DescribeT5(modelDirectory, promptLength);
-        if (family == ModelFamily.Llama) return DescribeLlama(modelDirectory, promptLength);
-        var config = Gpt2Config.Load(Path.Combine(modelDirectory, "config.json"));
+        var family = ModelFamily.Detect(modelDirectory);
+        var config = family.LoadConfig(modelDirectory);
         long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
         Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
-        Console.WriteLine($"family       gpt2 ({config.Activation}, tied LM head)");
-        Console.WriteLine($"layers       {config.Layers}");
-        Console.WriteLine($"d_model      {config.Embedding} ({config.Heads} heads × {config.HeadSize})");
-        Console.WriteLine($"mlp          {config.Inner}");
-        Console.WriteLine($"vocab        {config.VocabSize}");
-        Console.WriteLine($"positions    {config.MaxPositions}");
+        foreach (var (label, text) in family.Describe(config)) Console.WriteLine($"{label,-12} {text}");
         Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
-        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model");
-        return 0;
-    }
-
-    private static int DescribeT5(string modelDirectory, int promptLength)
-    {
-        var config = T5Config.Load(Path.Combine(modelDirectory, "config.json"));
-        long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
-        string version = config.IsGated ? "v1.1, gated-gelu" : "v1.0, relu";
-        Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
-        Console.WriteLine($"family       t5 ({version}, {(config.TiedEmbeddings ? "tied LM head, rescaled by d_model^-0.5" : "separate lm_head")})");
-        Console.WriteLine($"layers       {config.Layers} encoder + {config.DecoderLayers} decoder");
-        Console.WriteLine($"d_model      {config.Embedding} ({config.Heads} heads × d_kv {config.HeadSize})");
-        Console.WriteLine($"mlp          {config.FeedForwardSize}");
-        Console.WriteLine($"vocab        {config.VocabSize}");
-        Console.WriteLine($"positions    relative ({config.RelativeBuckets} buckets, max distance {config.RelativeMaxDistance}); batches up to {config.MaxPositions}");
-        Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
-        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model (prepended to the encoder input)");
-        return 0;
-    }
-
-    private static int DescribeLlama(string modelDirectory, int promptLength)
-    {
-        var config = LlamaConfig.Load(Path.Combine(modelDirectory, "config.json"));
-        long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
-        string rope = $"RoPE θ={config.RopeTheta.ToString(Inv)}" + (config.RopeScaling is { } s ? $", {s.Type} scaling ×{s.Factor.ToString(Inv)}" : "");
-        string attention = config.KeyValueHeads == config.Heads ? "multi-head" : config.KeyValueHeads == 1 ? "multi-query" : $"grouped-query, {config.KeyValueHeads} kv heads";
-        Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
-        Console.WriteLine($"family       llama (RMSNorm, SwiGLU, {rope}, {(config.TiedEmbeddings ? "tied LM head" : "separate lm_head")})");
-        Console.WriteLine($"layers       {config.Layers}");
-        Console.WriteLine($"d_model      {config.Embedding} ({config.Heads} heads × {config.HeadSize}, {attention})");
-        Console.WriteLine($"mlp          {config.Intermediate}");
-        Console.WriteLine($"vocab        {config.VocabSize}");
-        Console.WriteLine($"positions    {config.MaxPositions}");
-        Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
-        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model");
+        Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model"
+            + (family.IsEncoderDecoder ? " (prepended to the encoder input)" : ""));
         return 0;
     }
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Models;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 
@@ -51,7 +52,7 @@ internal static class NeighborsCommand
             })));
             return 0;
         }
-        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest of the {table.Config.VocabSize} rows of the {table.Config.Family} embedding table by cosine similarity");
+        Console.WriteLine($"{promptPath}: {file.Length} vectors × {file.Width}; {k} nearest of the {table.Config.VocabSize} rows of the {table.Config.Family.Name} embedding table by cosine similarity");
         foreach (var n in neighbors)
         {
             string tokens = string.Join("  ", n.Nearest.Select(x => string.Create(inv, $"{Text(x.TokenId)} ({x.Cosine:F2})")));

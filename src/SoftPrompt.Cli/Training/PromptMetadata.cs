@@ -13,7 +13,7 @@ internal static class PromptMetadata
         var o = plan.Options;
         return new Dictionary<string, string>
         {
-            [PromptFile.FamilyKey] = model.Family,
+            [PromptFile.FamilyKey] = model.Family.Name,
             [PromptFile.FingerprintKey] = model.Fingerprint,
             ["model_path"] = model.Directory,
             ["model_layers"] = model.Config.Layers.ToString(inv),

@@ -1,30 +1,15 @@
 using System.Numerics;
+using SoftPrompt.Models.Llama;
 
 namespace SoftPrompt.Cpu;
 
 /// <summary>
 /// Rotary position embedding in Hugging Face Llama's rotate-half layout: head vector x [hd] at position p, with
 /// h = hd/2, c_j = cos(p·ω_j), s_j = sin(p·ω_j): y_j = x_j·c_j − x_{j+h}·s_j, y_{j+h} = x_{j+h}·c_j + x_j·s_j.
-/// The backward is the inverse rotation (a rotation's transpose).
+/// The backward is the inverse rotation (a rotation's transpose). The cos/sin tables come from <see cref="LlamaRope.Tables{T}"/>.
 /// </summary>
 public static class RopeOps
 {
-    /// <summary>cos and sin tables [positions, hd/2]: angle p·ω_j computed in <typeparamref name="T"/> (as HF does in its dtype).</summary>
-    public static (T[] Cos, T[] Sin) Tables<T>(ReadOnlySpan<T> inverseFrequencies, int positions) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        int half = inverseFrequencies.Length;
-        var cos = new T[positions * half];
-        var sin = new T[positions * half];
-        for (int p = 0; p < positions; p++)
-            for (int j = 0; j < half; j++)
-            {
-                T angle = T.CreateChecked(p) * inverseFrequencies[j];
-                cos[p * half + j] = T.Cos(angle);
-                sin[p * half + j] = T.Sin(angle);
-            }
-        return (cos, sin);
-    }
-
     /// <summary>
     /// x [B, S, heads·hd] rotated in place, position of (b, t) = t (the prompt counts). cos, sin [≥ S, hd/2].
     /// With <paramref name="scale"/> (null = 1) each rotated value is then multiplied by it — x ← scale·R(t)·x, rounded

@@ -27,7 +27,7 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
         this.weights = weights;
         config = weights.Config;
         state = new CpuPromptState<T>(config.Embedding);
-        (cos, sin) = RopeOps.Tables<T>(config.InverseFrequencies<T>(), config.SequenceLimit);
+        (cos, sin) = LlamaRope.Tables<T>(config.InverseFrequencies<T>(), config.SequenceLimit);
         attentionScale = T.One / T.Sqrt(T.CreateChecked(config.HeadSize));
     }
 

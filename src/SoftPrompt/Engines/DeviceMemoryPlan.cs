@@ -21,31 +21,28 @@ public sealed class DeviceMemoryPlan
     public long BytesOf(DeviceMemoryKind kind) => Arenas.Sum(a => a.BytesOf(kind));
 
     /// <summary>The arenas the CUDA engine for <paramref name="config"/> allocates to run <paramref name="batch"/> with prompts laid out as <paramref name="layout"/>.</summary>
-    public static DeviceMemoryPlan Measure(IModelConfig config, TokenBatch batch, PromptLayout layout)
+    public static DeviceMemoryPlan Measure(IModelConfig config, TokenBatch batch, PromptLayout layout) => config.Family.MeasureDeviceMemory(config, batch, layout);
+
+    internal static DeviceMemoryPlan Measure(Gpt2Config config, TokenBatch batch, PromptLayout layout)
     {
-        var prompts = DevicePromptState.Buffers.Measure(config.Embedding, layout).Arena;
-        switch (config)
-        {
-            case Gpt2Config gpt2:
-            {
-                BatchChecks.DecoderOnly(batch, layout, gpt2.VocabSize, gpt2.MaxPositions, requireTargets: false);
-                var (rows, positions) = Gpt2DevicePlan.Capacity(batch, null);
-                return new(Gpt2DeviceWeights.Measure(gpt2).Arena, Gpt2DevicePlan.Measure(gpt2, rows, positions, layout).Arena, prompts);
-            }
-            case LlamaConfig llama:
-            {
-                BatchChecks.DecoderOnly(batch, layout, llama.VocabSize, llama.SequenceLimit, requireTargets: false);
-                var (rows, positions, sequence) = LlamaDevicePlan.Capacity(llama, batch, null);
-                return new(LlamaDeviceWeights.Measure(llama).Arena, LlamaDevicePlan.Measure(llama, rows, positions, sequence, layout).Arena, prompts);
-            }
-            case T5Config t5:
-            {
-                var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, layout, t5.VocabSize, t5.MaxPositions);
-                var (rows, encoderLength, decoderLength) = T5DevicePlan.Capacity(batch.Rows, encoder, decoder, null);
-                return new(T5DeviceWeights.Measure(t5).Arena, T5DevicePlan.Measure(t5, rows, encoderLength, decoderLength).Arena, prompts);
-            }
-            default:
-                throw new NotSupportedException($"No device plan for {config.GetType().Name}.");
-        }
+        BatchChecks.DecoderOnly(batch, layout, config.VocabSize, config.MaxPositions, requireTargets: false);
+        var (rows, positions) = Gpt2DevicePlan.Capacity(batch, null);
+        return new(Gpt2DeviceWeights.Measure(config).Arena, Gpt2DevicePlan.Measure(config, rows, positions, layout).Arena, Prompts(config, layout));
     }
+
+    internal static DeviceMemoryPlan Measure(LlamaConfig config, TokenBatch batch, PromptLayout layout)
+    {
+        BatchChecks.DecoderOnly(batch, layout, config.VocabSize, config.SequenceLimit, requireTargets: false);
+        var (rows, positions, sequence) = LlamaDevicePlan.Capacity(config, batch, null);
+        return new(LlamaDeviceWeights.Measure(config).Arena, LlamaDevicePlan.Measure(config, rows, positions, sequence, layout).Arena, Prompts(config, layout));
+    }
+
+    internal static DeviceMemoryPlan Measure(T5Config config, TokenBatch batch, PromptLayout layout)
+    {
+        var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, layout, config.VocabSize, config.MaxPositions);
+        var (rows, encoderLength, decoderLength) = T5DevicePlan.Capacity(batch.Rows, encoder, decoder, null);
+        return new(T5DeviceWeights.Measure(config).Arena, T5DevicePlan.Measure(config, rows, encoderLength, decoderLength).Arena, Prompts(config, layout));
+    }
+
+    private static DeviceArena Prompts(IModelConfig config, PromptLayout layout) => DevicePromptState.Buffers.Measure(config.Embedding, layout).Arena;
 }

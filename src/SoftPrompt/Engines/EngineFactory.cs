@@ -2,15 +2,14 @@ using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
-using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Engines;
 
 /// <summary>A frozen model opened on a device, with what prompt files need to know about it.</summary>
 public sealed record LoadedModel(IPromptEngine Engine, IModelConfig Config, string Fingerprint, string Directory, float[] TokenEmbedding) : IDisposable
 {
-    /// <summary>"gpt2", "t5": recorded in prompt files.</summary>
-    public string Family => Config.Family;
+    /// <summary>The model's family; its name is recorded in prompt files.</summary>
+    public ModelFamily Family => Config.Family;
 
     public void Dispose() => Engine.Dispose();
 }
@@ -26,23 +25,9 @@ public static class EngineFactory
 {
     public static readonly string[] Devices = ["cpu", "cuda", "cuda-emulated"];
 
-    /// <summary>Detects the family from config.json (<see cref="ModelFamily.Detect"/>) and loads the weights as float32.</summary>
+    /// <summary>Detects the family from config.json (<see cref="ModelFamily.Detect"/>) and loads the weights as float32 (<see cref="ModelFamily.Open"/>).</summary>
     public static LoadedModel Open(string modelDirectory, string device, EngineOptions? options = null)
-    {
-        string family = ModelFamily.Detect(modelDirectory);
-        string origin = Path.GetFullPath(modelDirectory);
-        if (family == ModelFamily.Llama)
-        {
-            CheckDevice(device);
-            return Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin, options);
-        }
-        if (family == ModelFamily.T5)
-        {
-            CheckDevice(device); // before reading the weights: a refusal should not cost a load
-            return Create(T5Checkpoint.Load<float>(modelDirectory), device, origin, options);
-        }
-        return Create(Gpt2Checkpoint.Load<float>(modelDirectory), device, origin, options);
-    }
+        => ModelFamily.Detect(modelDirectory).Open(modelDirectory, device, options);
 
     public static LoadedModel Create(Gpt2Weights<float> weights, string device, string origin, EngineOptions? options = null)
     {

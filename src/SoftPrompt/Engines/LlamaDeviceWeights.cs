@@ -9,7 +9,7 @@ internal sealed class LlamaDeviceWeights : IDisposable
     public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaWeights<float> host)
     {
         var config = host.Config;
-        var (cos, sin) = Cpu.RopeOps.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
+        var (cos, sin) = LlamaRope.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
         return DeviceArena.Allocate(device, "llama weights", carve => new LlamaDeviceWeights(carve, config, host, cos, sin));
     }
 

@@ -142,14 +142,14 @@ internal sealed class T5DevicePlan : IDisposable
         if (EncoderBucketLength != encoderLength)
         {
             int count = 2 * encoderLength - 1;
-            RelativeBuckets.Compute(encoderLength, encoderLength, bidirectional: true, config.RelativeBuckets, config.RelativeMaxDistance, HostEncoderBuckets);
+            T5RelativeBuckets.Compute(encoderLength, encoderLength, bidirectional: true, config.RelativeBuckets, config.RelativeMaxDistance, HostEncoderBuckets);
             device.CopyToDevice<int>(HostEncoderBuckets.AsSpan(0, count), EncoderBuckets.Slice(0, count));
             EncoderBucketLength = encoderLength;
         }
         if (DecoderBucketLength != decoderLength)
         {
             int count = 2 * decoderLength - 1;
-            RelativeBuckets.Compute(decoderLength, decoderLength, bidirectional: false, config.RelativeBuckets, config.RelativeMaxDistance, HostDecoderBuckets);
+            T5RelativeBuckets.Compute(decoderLength, decoderLength, bidirectional: false, config.RelativeBuckets, config.RelativeMaxDistance, HostDecoderBuckets);
             device.CopyToDevice<int>(HostDecoderBuckets.AsSpan(0, count), DecoderBuckets.Slice(0, count));
             DecoderBucketLength = decoderLength;
         }

@@ -6,8 +6,8 @@ namespace SoftPrompt.Models;
 /// </summary>
 public interface IModelConfig
 {
-    /// <summary>"gpt2", "t5": the <see cref="ModelFamily"/> name, also written into prompt files.</summary>
-    string Family { get; }
+    /// <summary>The family the config belongs to; its <see cref="ModelFamily.Name"/> is written into prompt files.</summary>
+    ModelFamily Family { get; }
     /// <summary>Width of the token embeddings, and so of every prompt vector.</summary>
     int Embedding { get; }
     /// <summary>Transformer blocks (for an encoder-decoder model, the encoder's).</summary>

@@ -1,3 +1,5 @@
+using SoftPrompt.Models;
+
 namespace SoftPrompt.Text;
 
 /// <summary>
@@ -22,11 +24,11 @@ public sealed record TokenizeOptions
     /// <summary>Rows using an id at or above this (the model's embedding rows) are bad rows; null skips the check.</summary>
     public int? ModelVocabSize { get; init; }
 
-    /// <summary>Hugging Face's conventions per config.json model_type: Llama-family inputs start with BOS, T5 inputs end with EOS.</summary>
-    public static TokenizeOptions ForModelType(string modelType, int maxTokens) => new()
+    /// <summary>Hugging Face's conventions for the family's inputs (<see cref="ModelFamily.InputStartsWithBos"/>: Llama; <see cref="ModelFamily.InputEndsWithEos"/>: T5).</summary>
+    public static TokenizeOptions For(ModelFamily family, int maxTokens) => new()
     {
         MaxTokens = maxTokens,
-        AddBos = modelType is "llama" or "mistral",
-        InputEos = modelType is "t5" or "mt5",
+        AddBos = family.InputStartsWithBos,
+        InputEos = family.InputEndsWithEos,
     };
 }

@@ -7,7 +7,7 @@ namespace SoftPrompt.Tuning;
 /// <summary>What a PEFT adapter_config.json needs to know about the model besides the prompt itself.</summary>
 /// <param name="BaseModel">base_model_name_or_path: a Hub id ("gpt2") or the checkpoint directory.</param>
 /// <param name="Layers">num_layers (an encoder-decoder model's encoder layers, as PEFT reads them from the model config).</param>
-/// <param name="TaskType">PEFT's task_type: <see cref="PeftAdapter.CausalLm"/> for decoder-only models, <see cref="PeftAdapter.Seq2SeqLm"/> for T5 (<see cref="PeftAdapter.TaskTypeFor"/>).</param>
+/// <param name="TaskType">PEFT's task_type: <see cref="PeftAdapter.CausalLm"/> for decoder-only models, <see cref="PeftAdapter.Seq2SeqLm"/> for T5 (<see cref="Models.ModelFamily.PeftTaskType"/>).</param>
 public sealed record PeftExportSettings(string BaseModel, int Layers, int Heads, string TaskType = PeftAdapter.CausalLm, InitSpec? Init = null);
 
 /// <summary>
@@ -35,9 +35,6 @@ public static class PeftAdapter
     /// <summary>Metadata an import adds: the adapter's task_type, and how many decoder-prompt rows it dropped.</summary>
     public const string TaskTypeKey = "peft_task_type";
     public const string DroppedDecoderRowsKey = "peft_dropped_decoder_rows";
-
-    /// <summary>PEFT's task_type for a <see cref="Models.ModelFamily"/> name: T5 is SEQ_2_SEQ_LM, the rest CAUSAL_LM.</summary>
-    public static string TaskTypeFor(string family) => family == Models.ModelFamily.T5 ? Seq2SeqLm : CausalLm;
 
     // SoftPrompt's own metadata keys, carried in the safetensors header so an import restores them.
     private static readonly string[] CarriedKeys = [PromptFile.FingerprintKey, PromptFile.FamilyKey, "model_path", "init", "step"];

@@ -1,4 +1,5 @@
 using SoftPrompt.Cli.Commands;
+using SoftPrompt.Models;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Tests.Cli;

@@ -1,7 +1,6 @@
 using SoftPrompt.Cuda;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
-using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 using SoftPrompt.Tests.Emulation;
@@ -16,9 +15,8 @@ public sealed class DevicePlanTests
 {
     public static IEnumerable<TestCaseData> Shapes()
     {
-        foreach (var (name, config) in Gpt2Shapes.Named) yield return new TestCaseData(name, (IModelConfig)config).SetArgDisplayNames(name);
-        foreach (var (name, config) in LlamaShapes.Named) yield return new TestCaseData(name, (IModelConfig)config).SetArgDisplayNames(name);
-        foreach (var (name, config) in T5Shapes.Named) yield return new TestCaseData(name, (IModelConfig)config).SetArgDisplayNames(name);
+        foreach (var family in ModelFamily.All)
+            foreach (string name in family.ShapeNames) yield return new TestCaseData(name, family.Shape(name)).SetArgDisplayNames(name);
     }
 
     /// <summary>(rows, prompt lengths, input tokens, targets per row): the README's bench shape, many targets, T = 1, P = 0, prompts of different lengths.</summary>

@@ -54,7 +54,7 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         var config = new LlamaConfig(VocabSize: 128, Embedding: 256, Layers: 1, Heads: 4, KeyValueHeads: 2, HeadSize: 64, Intermediate: 512,
             MaxPositions: 512, RmsNormEpsilon: 1e-5, RopeTheta: 500000, RopeScaling: new LlamaRopeScaling(LlamaRopeScaling.Llama3, 8, 1, 4, 8192),
             TiedEmbeddings: true);
-        var (cos, sin) = RopeOps.Tables<float>(config.InverseFrequencies<float>(), config.MaxPositions);
+        var (cos, sin) = LlamaRope.Tables<float>(config.InverseFrequencies<float>(), config.MaxPositions);
         const int batch = 2, sequence = 300;
         int hd = config.HeadSize, width = config.AttentionSize, n = batch * sequence * width;
         float scale = 1f / MathF.Sqrt(hd);
@@ -90,7 +90,7 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         var config = LlamaTestModels.TinyConfig();
         const int batch = 3, sequence = 17, heads = 5;
         int hd = config.HeadSize, n = batch * sequence * heads * hd;
-        var (cos, sin) = RopeOps.Tables<float>(config.InverseFrequencies<float>(), sequence);
+        var (cos, sin) = LlamaRope.Tables<float>(config.InverseFrequencies<float>(), sequence);
         float[] x = RandomFloats(n, 7);
         using var dCos = Put(cos);
         using var dSin = Put(sin);

@@ -1,6 +1,7 @@
 using SoftPrompt.Cpu;
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Models.T5;
 using SoftPrompt.Tests.Emulation;
 
 namespace SoftPrompt.Tests.Kernels;
@@ -67,8 +68,8 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
 
         bool bidirectional = attention == Kind.Encoder;
         int maxDistance = bidirectional ? 128 : 20;
-        var buckets = new int[RelativeBuckets.Length(queryLength, keyLength)];
-        RelativeBuckets.Compute(queryLength, keyLength, bidirectional, NumBuckets, maxDistance, buckets);
+        var buckets = new int[T5RelativeBuckets.Length(queryLength, keyLength)];
+        T5RelativeBuckets.Compute(queryLength, keyLength, bidirectional, NumBuckets, maxDistance, buckets);
         float[] bias = [];
         if (attention != Kind.Cross)
         {
@@ -382,7 +383,7 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
         dout.CopyFrom(host.AsSpan(0, (int)(queries * a)));
         table.CopyFrom(host.AsSpan(0, NumBuckets * heads));
         var bucketHost = new int[queryLength + keyLength - 1];
-        RelativeBuckets.Compute(queryLength, keyLength, attention == Kind.Encoder, NumBuckets, 128, bucketHost);
+        T5RelativeBuckets.Compute(queryLength, keyLength, attention == Kind.Encoder, NumBuckets, 128, bucketHost);
         buckets.CopyFrom(bucketHost);
         var lengthHost = new int[batch];
         for (int b = 0; b < batch; b++) lengthHost[b] = keyLength - (b * 7) % (keyLength / 2);
@@ -413,7 +414,7 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
     }
 }
 
-/// <summary><see cref="RelativeBuckets"/> (the host side of the kernels' bias) against <see cref="RelativePositionOps.Bias"/>.</summary>
+/// <summary><see cref="T5RelativeBuckets"/> (the host side of the kernels' bias) against <see cref="RelativePositionOps.Bias"/>.</summary>
 public sealed class T5KernelRelativeBucketsTests
 {
     [TestCase(1, 1, true, 32, 128)]
@@ -430,9 +431,9 @@ public sealed class T5KernelRelativeBucketsTests
         var expected = new float[heads * queryLength * keyLength];
         RelativePositionOps.Bias<float>(expected, table, heads, queryLength, keyLength, bidirectional, numBuckets, maxDistance);
 
-        var buckets = new int[RelativeBuckets.Length(queryLength, keyLength) + 2];
+        var buckets = new int[T5RelativeBuckets.Length(queryLength, keyLength) + 2];
         Array.Fill(buckets, -7);
-        RelativeBuckets.Compute(queryLength, keyLength, bidirectional, numBuckets, maxDistance, buckets);
+        T5RelativeBuckets.Compute(queryLength, keyLength, bidirectional, numBuckets, maxDistance, buckets);
         Assert.That(buckets[^2..], Is.All.EqualTo(-7), "entries past Tq + Tk − 1 are left alone");
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < queryLength; i++)
@@ -445,5 +446,5 @@ public sealed class T5KernelRelativeBucketsTests
 
     [Test]
     public void ComputeRejectsAShortSpan() =>
-        Assert.That(() => RelativeBuckets.Compute(4, 5, true, 32, 128, new int[7]), Throws.ArgumentException.With.Message.Contains("need 8 entries"));
+        Assert.That(() => T5RelativeBuckets.Compute(4, 5, true, 32, 128, new int[7]), Throws.ArgumentException.With.Message.Contains("need 8 entries"));
 }

@@ -1,5 +1,6 @@
 using SoftPrompt.Cpu;
 using SoftPrompt.Engines;
+using SoftPrompt.Models.Llama;
 
 namespace SoftPrompt.Tests.Llama;
 
@@ -69,7 +70,7 @@ public sealed class CpuLlamaGradientTests
     public void RopeBackwardIsTheInverseRotationAndKeepsNorms()
     {
         var config = LlamaTestModels.TinyConfig();
-        var (cos, sin) = RopeOps.Tables<double>(config.InverseFrequencies<double>(), 10);
+        var (cos, sin) = LlamaRope.Tables<double>(config.InverseFrequencies<double>(), 10);
         var x = TestModels.RandomPrompts<double>(2 * 10 * 3 * 6, seed: 1);
         var y = (double[])x.Clone();
         RopeOps.Forward<double>(y, cos, sin, 2, 10, 3, 6);

@@ -42,7 +42,7 @@ public sealed class CpuLlamaParityTests
     public void TheFactoryOpensALlamaDirectoryOnTheCpu()
     {
         using var model = EngineFactory.Open(Path.Combine(Root, "tiny-tied-llama3"), "cpu");
-        Assert.That(model.Family, Is.EqualTo("llama"));
+        Assert.That(model.Family.Name, Is.EqualTo("llama"));
         Assert.That(model.Engine, Is.InstanceOf<CpuLlamaEngine<float>>());
         var config = (LlamaConfig)model.Config;
         Assert.That((config.Heads, config.KeyValueHeads, config.HeadSize, config.TiedEmbeddings), Is.EqualTo((6, 1, 12, true)));
@@ -71,7 +71,7 @@ public sealed class MistralConfigTests
 
             using var mistral = EngineFactory.Open(dir, "cpu");
             using var llama = EngineFactory.Open(source, "cpu");
-            Assert.That(mistral.Family, Is.EqualTo("llama"));
+            Assert.That(mistral.Family.Name, Is.EqualTo("llama"));
             Assert.That(mistral.Engine.MaxPositions, Is.EqualTo(16), "the window bounds the sequence");
             var fixture = Gpt2Fixture.LoadFrom(source, "case-a");  // 14 positions: inside the window
             foreach (var model in new[] { mistral, llama }) model.Engine.LoadPrompts(fixture.Prompts, fixture.PromptCount, fixture.PromptLength);

@@ -56,7 +56,7 @@ public sealed class CpuT5ParityTests
         using (var loaded = EngineFactory.Open(dir, "cpu"))
         {
             Assert.That(loaded.Engine, Is.TypeOf<CpuT5Engine<float>>());
-            Assert.That(loaded.Family, Is.EqualTo("t5"));
+            Assert.That(loaded.Family.Name, Is.EqualTo("t5"));
             Assert.That(loaded.Config.Embedding, Is.EqualTo(32));
             Assert.That(loaded.Engine.MaxPositions, Is.EqualTo(T5Config.DefaultMaxPositions));
             Assert.That(loaded.Fingerprint, Has.Length.EqualTo(16));
@@ -65,7 +65,7 @@ public sealed class CpuT5ParityTests
         {
             Assert.That(emulated.Engine, Is.TypeOf<CudaT5Engine>());
             Assert.That(emulated.Engine.DeviceName, Is.EqualTo("cuda-emulated"));
-            Assert.That(emulated.Family, Is.EqualTo("t5"));
+            Assert.That(emulated.Family.Name, Is.EqualTo("t5"));
         }
         if (!EngineFactory.DefaultDevice.Equals("cuda"))
         {

@@ -179,7 +179,7 @@ public sealed class T5CheckpointTests : CheckpointTestDirectory
     public void FamilyIsDetected(string config, string family)
     {
         File.WriteAllText(PathOf("config.json"), config);
-        Assert.That(ModelFamily.Detect(Dir), Is.EqualTo(family));
+        Assert.That(ModelFamily.Detect(Dir).Name, Is.EqualTo(family));
     }
 
     [TestCase("{\"model_type\": \"bert\"}", "model_type 'bert' is not supported; SoftPrompt runs gpt2, t5 and llama models")]

@@ -2,6 +2,7 @@ using System.Text.Json;
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Cli;
 using SoftPrompt.Engines;
+using SoftPrompt.Models;
 using SoftPrompt.Models.T5;
 using SoftPrompt.Tests.Cli;
 using SoftPrompt.Tuning;

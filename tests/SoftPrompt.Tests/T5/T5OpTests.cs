@@ -1,5 +1,6 @@
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Cpu;
+using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Tests.T5;
 
@@ -171,7 +172,7 @@ public sealed class T5OpTests
     [TestCase(-64, false, 26)]
     [TestCase(-1000, false, 31)]
     public void BucketMatchesHandComputedValues(int relative, bool bidirectional, int expected)
-        => Assert.That(RelativePositionOps.Bucket(relative, bidirectional, 32, 128), Is.EqualTo(expected));
+        => Assert.That(T5RelativeBuckets.Bucket(relative, bidirectional, 32, 128), Is.EqualTo(expected));
 
     [Test]
     public void BucketMatchesHuggingFaceOverTheFixtureTable()
@@ -191,7 +192,7 @@ public sealed class T5OpTests
             {
                 long[] expected = Longs($"{(bidirectional ? "bidirectional" : "causal")}_{buckets}_{distance}");
                 for (int i = 0; i < relative.Length; i++)
-                    Assert.That(RelativePositionOps.Bucket((int)relative[i], bidirectional, buckets, distance), Is.EqualTo(expected[i]),
+                    Assert.That(T5RelativeBuckets.Bucket((int)relative[i], bidirectional, buckets, distance), Is.EqualTo(expected[i]),
                         $"relative position {relative[i]}, {buckets} buckets, max distance {distance}, bidirectional {bidirectional}");
                 settings++;
             }
@@ -211,6 +212,6 @@ public sealed class T5OpTests
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < tq; i++)
                 for (int j = 0; j < tk; j++)
-                    Assert.That(bias[(h * tq + i) * tk + j], Is.EqualTo(table[RelativePositionOps.Bucket(j - i, bidirectional, buckets, distance) * heads + h]));
+                    Assert.That(bias[(h * tq + i) * tk + j], Is.EqualTo(table[T5RelativeBuckets.Bucket(j - i, bidirectional, buckets, distance) * heads + h]));
     }
 }

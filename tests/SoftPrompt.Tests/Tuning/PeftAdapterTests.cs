@@ -1,5 +1,6 @@
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Models;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Tests.Tuning;
@@ -106,7 +107,7 @@ public sealed class PeftAdapterTests
     public void ASeq2SeqExportKeepsOneSubmoduleSoThePromptReachesTheEncoderOnly()
     {
         string adapter = Path.Combine(directory, "t5");
-        PeftAdapter.Export(Prompt(), adapter, new PeftExportSettings("t5-base", 12, 12, PeftAdapter.TaskTypeFor("t5")));
+        PeftAdapter.Export(Prompt(), adapter, new PeftExportSettings("t5-base", 12, 12, ModelFamily.T5.PeftTaskType));
         using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(adapter, PeftAdapter.ConfigFile))))
         {
             Assert.That(config.RootElement.GetProperty("task_type").GetString(), Is.EqualTo("SEQ_2_SEQ_LM"));
@@ -117,7 +118,7 @@ public sealed class PeftAdapterTests
         var back = PeftAdapter.Import(adapter);
         Assert.That(back.Values, Is.EqualTo(Prompt().Values));
         Assert.That(back.Metadata.ContainsKey(PeftAdapter.DroppedDecoderRowsKey), Is.False);
-        Assert.That(PeftAdapter.TaskTypeFor("gpt2"), Is.EqualTo("CAUSAL_LM"));
+        Assert.That(ModelFamily.Gpt2.PeftTaskType, Is.EqualTo(PeftAdapter.CausalLm));
     }
 
     [TestCase("{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"SEQ_2_SEQ_LM\", \"num_transformer_submodules\": 2, \"num_virtual_tokens\": 5}", "num_virtual_tokens 5 × num_transformer_submodules 2")]

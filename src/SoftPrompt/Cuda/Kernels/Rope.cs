@@ -5,7 +5,7 @@ namespace SoftPrompt.Cuda.Kernels;
 
 /// <summary>
 /// rope_forward: x ← scale·R(t)·x in place (RopeOps.Forward with scale). x [batch, sequence, heads·headSize], row (b, t)
-/// at position t; cos, sin [≥ sequence, headSize/2] (RopeOps.Tables); headSize even. The engine passes attention's
+/// at position t; cos, sin [≥ sequence, headSize/2] (Models/Llama/LlamaRope.Tables); headSize even. The engine passes attention's
 /// 1/√hd as the query's scale.
 /// </summary>
 internal static unsafe class RopeForward

@@ -1,41 +1,14 @@
-using SoftPrompt.Cpu;
+using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Cuda.Kernels;
 
 // Launchers of kernels/biased_attention.cu: T5 attention (mirror of Cpu/BiasedAttentionOps with the bias of
-// Cpu/RelativePositionOps looked up on the fly), FlashAttention-2 style in fp32. One kernel family serves encoder
+// Cpu/RelativePositionOps, from Models/T5/T5RelativeBuckets, looked up on the fly), FlashAttention-2 style in fp32. One kernel family serves encoder
 // self-attention (bidirectional bias + key lengths), decoder self-attention (causal + bias) and cross-attention
 // (Tq ≠ Tk, key lengths, no bias). Every kernel is instantiated for the head size padded to 16, 32, 64 or 128; the
 // launcher picks the variant, the tile sizes and the dynamic shared memory (at most 78,336 bytes, so sm_80/86 parts run
 // them too). Spans may be longer than needed (slices of capacity-sized plans); a span of length 0 means "absent" where
 // documented.
-
-/// <summary>
-/// The bucket of every key − query offset of a (Tq, Tk) attention, the host side of T5's relative position bias: the
-/// engine uploads it once per shape and the kernels add <c>biasTable[bucketByOffset[j − i + Tq − 1]·H + h]</c> to s_ij.
-/// </summary>
-internal static class RelativeBuckets
-{
-    /// <summary>Entries of the bucket array of a (Tq, Tk) attention: one per diagonal, Tq + Tk − 1.</summary>
-    public static int Length(int queryLength, int keyLength) => queryLength + keyLength - 1;
-
-    /// <summary>
-    /// bucketByOffset[j − i + Tq − 1] = <see cref="RelativePositionOps.Bucket"/>(j − i, …) for every key − query offset
-    /// j − i in [1 − Tq, Tk − 1]; bucketByOffset must hold at least Tq + Tk − 1 entries (the rest is left alone).
-    /// </summary>
-    public static void Compute(int queryLength, int keyLength, bool bidirectional, int numBuckets, int maxDistance, Span<int> bucketByOffset)
-    {
-        if (queryLength < 1 || keyLength < 1)
-            throw new ArgumentException($"Relative buckets: query length {queryLength} and key length {keyLength} must be at least 1.");
-        if (numBuckets < (bidirectional ? 4 : 2) || maxDistance < 1)
-            throw new ArgumentException($"Relative buckets: {numBuckets} buckets (max distance {maxDistance}) cannot hold the exact and logarithmic ranges.");
-        int length = Length(queryLength, keyLength);
-        if (bucketByOffset.Length < length)
-            throw new ArgumentException($"Relative buckets: Tq = {queryLength}, Tk = {keyLength} need {length} entries, the span holds {bucketByOffset.Length}.", nameof(bucketByOffset));
-        for (int offset = 1 - queryLength; offset < keyLength; offset++)
-            bucketByOffset[offset + queryLength - 1] = RelativePositionOps.Bucket(offset, bidirectional, numBuckets, maxDistance);
-    }
-}
 
 /// <summary>Shape checks, pointers and the padded-head-size dispatch shared by the biased attention launchers.</summary>
 internal static class BiasedAttentionShape
@@ -72,7 +45,7 @@ internal static class BiasedAttentionShape
         if (biasTable.Length == 0) return;
         if (biasTable.Length < heads)
             throw new ArgumentException($"{kernel}: biasTable must hold [numBuckets, H = {heads}] values, the span holds {biasTable.Length}.", nameof(biasTable));
-        LaunchChecks.AtLeast(kernel, bucketByOffset, (long)queryLength + keyLength - 1, "[Tq + Tk − 1] (RelativeBuckets.Compute)");
+        LaunchChecks.AtLeast(kernel, bucketByOffset, (long)queryLength + keyLength - 1, "[Tq + Tk − 1] (T5RelativeBuckets.Compute)");
         table = biasTable.Address;
         buckets = bucketByOffset.Address;
     }
@@ -86,7 +59,7 @@ internal static class BiasedAttentionShape
 /// and, when causal, j ≤ i (BiasedAttentionOps.Forward with RelativePositionOps.Bias). q [B, Tq, ·] with row stride
 /// qStride; k, v [B, Tk, ·] with kStride, vStride (packed qkv: the column slices at 0, A, 2A with stride 3A); head h at
 /// columns h·hs. biasTable [numBuckets, H] or absent (no bias; bucketByOffset is then ignored); bucketByOffset
-/// [Tq + Tk − 1] from <see cref="RelativeBuckets"/>; keyLengths [B] (each in [1, Tk]) or absent (all Tk keys).
+/// [Tq + Tk − 1] from <see cref="T5RelativeBuckets"/>; keyLengths [B] (each in [1, Tk]) or absent (all Tk keys).
 /// One block of 128 threads per (64 query rows, b·H + h); online softmax over key tiles; saves the natural-log
 /// logsumexp of every row for <see cref="BiasedAttentionBackward"/>.
 /// </summary>

@@ -14,7 +14,7 @@ public sealed record Gpt2Config(
     double LayerNormEpsilon,
     string Activation) : IModelConfig
 {
-    public string Family => ModelFamily.Gpt2;
+    public ModelFamily Family => Gpt2Family.Instance;
 
     public int HeadSize => Embedding / Heads;
 

@@ -35,7 +35,7 @@ public sealed record LlamaConfig(
     int? EosTokenId = null,
     int? SlidingWindow = null) : IModelConfig
 {
-    public string Family => ModelFamily.Llama;
+    public ModelFamily Family => LlamaFamily.Instance;
 
     /// <summary>
     /// Longest sequence (prompt included) the engines accept: max_position_embeddings, or Mistral's sliding_window when

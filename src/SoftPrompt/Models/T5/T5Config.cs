@@ -33,7 +33,7 @@ public sealed record T5Config(
     public const string Relu = "relu";
     public const string GatedGelu = "gated-gelu";
 
-    public string Family => ModelFamily.T5;
+    public ModelFamily Family => T5Family.Instance;
 
     /// <summary>Heads·d_kv: the width of q, k, v and the input of o.</summary>
     public int AttentionSize => Heads * HeadSize;

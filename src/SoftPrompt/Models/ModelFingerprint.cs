@@ -6,7 +6,7 @@ using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 
-namespace SoftPrompt.Tuning;
+namespace SoftPrompt.Models;
 
 /// <summary>
 /// Identifies the frozen model a prompt belongs to: SHA-256 over the architecture and the token

@@ -1,0 +1,56 @@
+using SoftPrompt.Engines;
+using static System.FormattableString;
+
+namespace SoftPrompt.Models.Llama;
+
+/// <summary>
+/// Llama-style decoders: RMSNorm, rotate-half RoPE, SwiGLU, grouped-query attention (Llama 2/3 and kin). Mistral's
+/// config names a Llama-style model with a sliding attention window; it opens as "llama", limited to the window
+/// (<see cref="LlamaConfig.SequenceLimit"/>), where it is exact.
+/// </summary>
+internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
+{
+    public static readonly LlamaFamily Instance = new();
+
+    private LlamaFamily() { }
+
+    public override string Name => "llama";
+    public override string DisplayName => "Llama";
+    public override string Summary => "decoder-only: RMSNorm, RoPE, SwiGLU, grouped-query attention";
+    public override bool InputStartsWithBos => true;
+    private protected override IReadOnlyList<string> ModelTypes => ["llama", "mistral"];
+    private protected override IReadOnlyList<string> ArchitecturePrefixes => ["Llama", "Mistral"];
+    private protected override IReadOnlyDictionary<string, LlamaConfig> Shapes => LlamaShapes.Named;
+
+    public override IModelConfig LoadConfig(string modelDirectory) => LlamaConfig.Load(Path.Combine(modelDirectory, "config.json"));
+
+    private protected override (LlamaConfig Config, float[] TokenEmbedding) ReadTokenEmbedding(string modelDirectory) => LlamaCheckpoint.LoadTokenEmbedding<float>(modelDirectory);
+
+    private protected override string Fingerprint(LlamaConfig config, float[] tokenEmbedding) => ModelFingerprint.Of(config, tokenEmbedding);
+
+    private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options) =>
+        EngineFactory.Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin, options);
+
+    private protected override LoadedModel CreateRandom(LlamaConfig shape, string device, string origin, EngineOptions? options) =>
+        EngineFactory.Create(LlamaWeights<float>.CreateRandom(shape, seed: 1), device, origin, options);
+
+    private protected override DeviceMemoryPlan MeasureDeviceMemory(LlamaConfig config, TokenBatch batch, PromptLayout layout) => DeviceMemoryPlan.Measure(config, batch, layout);
+
+    private protected override IReadOnlyList<(string Label, string Text)> Describe(LlamaConfig c)
+    {
+        string rope = Invariant($"RoPE θ={c.RopeTheta}") + (c.RopeScaling is { } s ? Invariant($", {s.Type} scaling ×{s.Factor}") : "");
+        string attention = c.KeyValueHeads == c.Heads ? "multi-head" : c.KeyValueHeads == 1 ? "multi-query" : Invariant($"grouped-query, {c.KeyValueHeads} kv heads");
+        return
+        [
+            ("family", $"llama (RMSNorm, SwiGLU, {rope}, {(c.TiedEmbeddings ? "tied LM head" : "separate lm_head")})"),
+            ("layers", Invariant($"{c.Layers}")),
+            ("d_model", Invariant($"{c.Embedding} ({c.Heads} heads × {c.HeadSize}, {attention})")),
+            ("mlp", Invariant($"{c.Intermediate}")),
+            ("vocab", Invariant($"{c.VocabSize}")),
+            ("positions", Invariant($"{c.MaxPositions}")),
+        ];
+    }
+
+    private protected override string Outline(LlamaConfig c) =>
+        Invariant($"Llama ({c.Layers} layers, d={c.Embedding}, {c.Heads} query heads on {c.KeyValueHeads} key/value heads (grouped-query), SwiGLU {c.Intermediate}, RoPE, vocab {c.VocabSize})");
+}
