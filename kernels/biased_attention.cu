@@ -1,34 +1,57 @@
-// biased_attention.cu — T5 multi-head attention, forward and backward, FlashAttention-2 style in fp32 SIMT: an additive
-// relative-position bias looked up on the fly, NO 1/√hs scale, an optional causal mask, per-row key lengths (padding),
-// and separate q / k / v with their own row strides, so one kernel family serves encoder self-attention, decoder causal
-// self-attention and cross-attention (Tq ≠ Tk). Input gradients only: the bias table is frozen.
-// CPU reference: src/SoftPrompt/Cpu/BiasedAttentionOps.cs (+ RelativePositionOps.Bias). Launchers:
-// src/SoftPrompt/Cuda/Kernels/T5Attention.cs. Tests: tests/SoftPrompt.Tests/Kernels/T5KernelAttentionTests.cs.
-// The structure (tiles, thread layout, micro-kernels, launch bounds) is attention.cu's; read its header first.
+// biased_attention.cu — multi-head attention, forward and backward, FlashAttention-2 style in fp32 SIMT. One kernel family for
+// every model: GPT-2 (causal, scale 1/√hs, q/k/v column slices of one fused qkv buffer), T5 (an additive
+// relative-position bias looked up on the fly, no scale, per-row key lengths, causal or not, cross-attention with
+// Tq ≠ Tk) and Llama (causal, no bias; the engine folds 1/√hd into RoPE and passes scale 1). Input gradients only.
+// CPU references: src/SoftPrompt/Cpu/BiasedAttentionOps.cs (+ RelativePositionOps.Bias), and AttentionOps.cs for
+// GPT-2's fused layout. Launchers: src/SoftPrompt/Cuda/Kernels/T5Attention.cs. Tests:
+// tests/SoftPrompt.Tests/Kernels/AttentionKernelTests.cs (GPT-2 cases) and T5KernelAttentionTests.cs (the rest).
 //
-// Layouts (A = H·hs; head h uses columns h·hs .. h·hs + hs − 1 of a row):
-//   q      [B, Tq, ·] row stride q_stride ≥ A (a column slice of a packed qkv buffer, or a buffer of its own); k, v
-//          [B, Tk, ·] with k_stride, v_stride likewise
-//   out    [B, Tq, A]  out_i = Σ_j softmax_j(s_ij) v_j over the visible keys j
+// Layouts (A = H·hs; head h uses columns h·hs .. h·hs + hs − 1 of a row; every [rows, ·] tensor has its own row
+// stride ≥ A, so a tensor may be a column slice of a wider buffer — e.g. GPT-2's qkv [B·T, 3C] read as q, k, v at
+// columns 0, C, 2C with stride 3C, and its gradient dqkv written the same way):
+//   q      [B, Tq, ·] q_stride;  k, v [B, Tk, ·] k_stride, v_stride
+//   out    [B, Tq, ·] out_stride   out_i = Σ_j softmax_j(s_ij) v_j over the visible keys j
 //   lse    [B, H, Tq]  lse_i = log Σ_j exp(s_ij) (natural log; all the backward needs)
-//   s_ij = q_i·k_j + table[bucket_by_offset[j − i + Tq − 1]·H + h]   (table [numBuckets, H] = HF's
+//   s_ij = scale·(q_i·k_j) + table[bucket_by_offset[j − i + Tq − 1]·H + h]   (table [numBuckets, H] = HF's
 //          relative_attention_bias.weight; bucket_by_offset [Tq + Tk − 1]; both null = no bias)
 //   visible: j < key_lengths[b] (key_lengths [B], each in [1, Tk], or null = all Tk keys) and, when causal, j ≤ i.
-//   dq [B, Tq, A], dk and dv [B, Tk, A]: backward outputs, every element written (keys no query sees get 0).
+//   dq [B, Tq, ·] dq_stride, dk and dv [B, Tk, ·] dk_stride, dv_stride: backward outputs, every element of their
+//   A columns written (keys no query sees get 0); dout [B, Tq, ·] dout_stride.
+// Row offsets are 64-bit everywhere (row · stride can pass 2^31 at long sequences and wide strides).
+//
+// The scale is applied once, when a q tile is loaded into shared memory (the tile holds scale·q): the score loop is the
+// same with and without it, scale = 1 is exact (T5, Llama), and so is a power of two (GPT-2 at hs 64). The backward
+// then has dq = scale·Σ_j dS_ij k_j and dk_j = Σ_i dS_ij (scale·q_i).
+//
+// Every kernel is a template over the head size padded to D ∈ {16, 32, 64, 128} (columns hs..D−1 of a tile are zero in
+// shared memory, so any hs in 1..128 works), instantiated once per D as an extern "C" entry; the launcher picks D and
+// the tile sizes. No Tq×Tk matrix ever reaches global memory: the forward keeps a running max / sum per row (online
+// softmax) and saves lse; the backward recomputes P = exp(s − lse). The backward is deterministic: no atomics; each
+// output element is summed by one thread in a fixed order.
 //
 // The bias is never a [H, Tq, Tk] plane: every score tile needs only the Tr + Tc − 1 diagonals it crosses, which the
 // block looks up (two dependent loads per diagonal, one diagonal per thread) into a small shared array sB together with
-// the tile's K/V (or Q/dO) load; the score loop then adds sB[c − r + Tr − 1]. Keys at or beyond the row's key length
+// the tile's K/V (or Q/dO) load; the score loop starts from sB[c − r + Tr − 1]. Keys at or beyond the row's key length
 // are never loaded (their tile rows are zero) and are masked; tiles past the causal limit or the key length are skipped.
-// The backward is deterministic: no atomics; each output element is summed by one thread in a fixed order.
+//
+// Thread layout (all kernels, 128 threads = 4 warps): lane = 8·rg + cg. A tile of M rows is split over the 4 warps
+// (M/4 consecutive rows each: warp-private, so a warp's rows of a score tile need only __syncwarp); a thread owns
+// RM = M/16 rows row0 + 4i (row0 = 4·RM·warp + rg) and, in a score tile (A·Bᵀ over the head dimension), the columns
+// cg + 8j; in an output tile (P·V, over the key/query dimension), the head columns W·cg + 8W·j + w (W = 4, or 2 for
+// D = 16). Shared-memory tiles of q/k/v/dout rows have a stride of D + 4 floats (float4 reads of 8 different rows per
+// quarter-warp hit 32 different banks), score tiles a stride of N + 8 (4 rows × 8 consecutive columns per store
+// hit 32 different banks). Row reductions over a score tile are 3 xor-shuffles among the 8 lanes of a row group.
+// __launch_bounds__(128, n): n is the number of blocks per SM that the kernel's shared memory allows on an H100
+// (228 KiB per SM), lowered where the register cap it implies (65,536 / (128·n)) would make ptxas spill.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace biased_attention_detail {
 
 constexpr int kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 
-// This thread's place in the micro-tile layout of a tile whose warps own RM·4 rows each (as attention.cu).
+// This thread's place in the micro-tile layout of a tile whose warps own RM·4 rows each.
 struct Layout {
     int row0;  // first owned row of the tile; the others are row0 + 4i
     int cg;    // column group 0..7
@@ -40,12 +63,11 @@ __device__ __forceinline__ Layout layout() {
     return Layout{4 * RM * warp + (lane >> 3), lane & 7};
 }
 
-// True when every pointer is 16-byte aligned and hs and every row stride are multiples of 4 (then A = H·hs is too):
+// True when every pointer is 16-byte aligned and hs and every row stride are multiples of 4 (`ints`: their bitwise or):
 // every head row starts 16-byte aligned and tiles move as float4. Otherwise scalar loads and stores (same results).
 template <typename... P>
-__device__ __forceinline__ bool vector_ok(int hs, int q_stride, int k_stride, int v_stride, const P*... p) {
-    const unsigned long long bits = (reinterpret_cast<unsigned long long>(p) | ...);
-    return (bits & 15ull) == 0 && ((hs | q_stride | k_stride | v_stride) & 3) == 0;
+__device__ __forceinline__ bool vector_ok(int ints, const P*... p) {
+    return (ints & 3) == 0 && (aligned16(p) && ...);
 }
 
 // Keys row b may attend to: key_lengths[b] (in [1, Tk]; checked by the emulator, clamped to Tk so a bad length
@@ -57,10 +79,10 @@ __device__ __forceinline__ int key_limit(const int* __restrict__ key_lengths, in
     return min(keys, Tk);
 }
 
-// dst[r][c] (stride LD) = src[r·stride + c] for r < rows, c < hs; 0 for the padding (r < ROWS, c < D).
+// dst[r][c] (stride LD) = mul · src[r·stride + c] for r < rows, c < hs; 0 for the padding (r < ROWS, c < D).
 template <int ROWS, int D, int LD>
 __device__ __forceinline__ void load_tile(float* __restrict__ dst, const float* __restrict__ src, int stride, int rows,
-                                          int hs, bool vec) {
+                                          int hs, bool vec, float mul = 1.0f) {
     constexpr int kChunks = D / 4;
     static_assert((ROWS * kChunks) % kThreads == 0, "tile chunks must be a multiple of the block size");
 #pragma unroll
@@ -78,6 +100,7 @@ __device__ __forceinline__ void load_tile(float* __restrict__ dst, const float* 
                 if (c + 2 < hs) v.z = p[2];
                 if (c + 3 < hs) v.w = p[3];
             }
+            v.x *= mul; v.y *= mul; v.z *= mul; v.w *= mul;
         }
         store_float4(dst + r * LD + c, v);
     }
@@ -102,8 +125,8 @@ __device__ __forceinline__ void load_bias(float* __restrict__ sB, const float* _
 }
 
 // Score micro-tile, "A·Bᵀ": acc[i][j] += Σ_{k < K} A[row0 + 4i][k] · B[cg + 8j][k]. A, B in shared memory.
-// KU: unrolling of the k loop — 2 as attention.cu, 1 where the extra live registers of the bias, the key length and
-// the separate q / k / v would otherwise make ptxas spill under the kernel's launch bounds.
+// KU: unrolling of the k loop — 2, or 1 where the extra live registers of the bias, the key length and the separate
+// q / k / v would otherwise make ptxas spill under the kernel's launch bounds.
 template <int RM, int RN, int K, int LDA, int LDB, int KU = 2>
 __device__ __forceinline__ void mma_nt(float (&acc)[RM][RN], const float* __restrict__ A, const float* __restrict__ B,
                                        Layout t) {
@@ -130,18 +153,6 @@ __device__ __forceinline__ void mma_nt(float (&acc)[RM][RN], const float* __rest
     }
 }
 
-template <int W>
-__device__ __forceinline__ void load_vec(float (&v)[W], const float* p) {
-    static_assert(W == 2 || W == 4, "vector width");
-    if constexpr (W == 4) {
-        const float4 x = load_float4(p);
-        v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
-    } else {
-        const float2 x = load_float2(p);
-        v[0] = x.x; v[1] = x.y;
-    }
-}
-
 // Output micro-tile, "A·B": acc[i][W·j + w] += Σ_{k < K} A[row0 + 4i][k] · B[k][W·cg + 8W·j + w]. Shared memory.
 template <int RM, int W, int J, int K, int LDA, int LDB>
 __device__ __forceinline__ void mma_nn(float (&acc)[RM][W * J], const float* __restrict__ A, const float* __restrict__ B,
@@ -151,10 +162,7 @@ __device__ __forceinline__ void mma_nn(float (&acc)[RM][W * J], const float* __r
     for (int k = 0; k < K; k += 4) {
         float a[RM][4];
 #pragma unroll
-        for (int i = 0; i < RM; ++i) {
-            const float4 v = load_float4(A + (t.row0 + 4 * i) * LDA + k);
-            a[i][0] = v.x; a[i][1] = v.y; a[i][2] = v.z; a[i][3] = v.w;
-        }
+        for (int i = 0; i < RM; ++i) load_vec<4>(a[i], A + (t.row0 + 4 * i) * LDA + k);
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
 #pragma unroll
@@ -179,10 +187,10 @@ __device__ __forceinline__ void store_row(float* __restrict__ dst, const float (
         const int c = W * cg + 8 * W * j;
         if (vec) {
             if (c < hs) {  // hs % 4 == 0, so the whole vector is inside the head
-                if constexpr (W == 4)
-                    store_float4(dst + c, make_float4(v[4 * j] * mul, v[4 * j + 1] * mul, v[4 * j + 2] * mul, v[4 * j + 3] * mul));
-                else
-                    store_float2(dst + c, make_float2(v[2 * j] * mul, v[2 * j + 1] * mul));
+                float x[W];
+#pragma unroll
+                for (int w = 0; w < W; ++w) x[w] = v[W * j + w] * mul;
+                store_vec<W>(dst + c, x);
             }
         } else {
 #pragma unroll
@@ -211,7 +219,7 @@ template <int D> struct OutputVector {
     static constexpr int J = D / (8 * W);      // vectors per row and thread
 };
 
-// The tensors and shape of one launch, as the kernels receive them.
+// The inputs and shape of one launch, as every kernel receives them.
 struct Args {
     const float* q;
     const float* k;
@@ -221,13 +229,14 @@ struct Args {
     const int* key_lengths;
     int q_stride, k_stride, v_stride, Tq, Tk, H, hs;
     bool causal;
+    float scale;
 };
 
 // ── forward ──
 // Block: BR = 64 query rows [q0, q0 + 64) of one (b, h); loops over key tiles of BC rows up to the row's key length
 // (and the causal limit). Shared memory (floats): Q [64][D+4], K [BC][D+4], V [BC][D+4], P [64][BC+8], bias [64+BC].
 template <int D, int BC>
-__device__ __forceinline__ void forward(float* __restrict__ out, float* __restrict__ lse, const Args a) {
+__device__ __forceinline__ void forward(float* __restrict__ out, int out_stride, float* __restrict__ lse, const Args a) {
     constexpr int BR = 64, RM = BR / 16, RN = BC / 8, LD = D + 4, LDP = BC + 8;
     constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
     float* sQ = dynamic_smem<float>();
@@ -236,16 +245,16 @@ __device__ __forceinline__ void forward(float* __restrict__ out, float* __restri
     float* sP = sV + BC * LD;
     float* sB = sP + BR * LDP;
     const Layout t = layout<RM>();
-    const int hs = a.hs, A = a.H * hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
+    const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
     const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;  // longest rows first
     const int keys = key_limit(a.key_lengths, b, a.Tk);
-    const bool vec = vector_ok(hs, a.q_stride, a.k_stride, a.v_stride, a.q, a.k, a.v, out);
+    const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | out_stride, a.q, a.k, a.v, out);
+    const long long q_rows = static_cast<long long>(b) * a.Tq;  // row (b, 0) of q / out
     const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
     const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
     const int bias_base = t.cg - t.row0 + BR - 1;  // sB index of this thread's score (i, j) is bias_base + 8j − 4i
 
-    load_tile<BR, D, LD>(sQ, a.q + (static_cast<long long>(b) * a.Tq + q0) * a.q_stride + h * hs, a.q_stride,
-                         min(BR, a.Tq - q0), hs, vec);
+    load_tile<BR, D, LD>(sQ, a.q + (q_rows + q0) * a.q_stride + h * hs, a.q_stride, min(BR, a.Tq - q0), hs, vec, a.scale);
 
     float o[RM][W * J], m[RM], l[RM];  // l: this thread's part of the row sum (its columns), reduced at the end
 #pragma unroll
@@ -311,7 +320,7 @@ __device__ __forceinline__ void forward(float* __restrict__ out, float* __restri
         const float sum = row_group_sum(l[i]);
         const int row = q0 + t.row0 + 4 * i;
         if (row < a.Tq) {
-            store_row<W, J>(out + (static_cast<long long>(b) * a.Tq + row) * A + h * hs, o[i], 1.0f / sum, t.cg, hs, vec);
+            store_row<W, J>(out + (q_rows + row) * out_stride + h * hs, o[i], 1.0f / sum, t.cg, hs, vec);
             if (t.cg == 0) lse[static_cast<long long>(bh) * a.Tq + row] = m[i] + logf(sum);
         }
     }
@@ -321,8 +330,9 @@ __device__ __forceinline__ void forward(float* __restrict__ out, float* __restri
 // Block: BR query rows [q0, q0 + BR) of one (b, h); loops over key tiles of BC rows up to the key length (and the
 // causal limit). Shared memory (floats): Q [BR][D+4], dO [BR][D+4], K [BC][D+4], V [BC][D+4], dS [BR][BC+8], bias [BR+BC].
 template <int D, int BR, int BC, int KU>
-__device__ __forceinline__ void backward_dq(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout,
-                                            const float* __restrict__ out, const float* __restrict__ lse, const Args a) {
+__device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_stride, float* __restrict__ dsum,
+                                            const float* __restrict__ dout, int dout_stride, const float* __restrict__ out,
+                                            int out_stride, const float* __restrict__ lse, const Args a) {
     constexpr int RM = BR / 16, RN = BC / 8, LD = D + 4, LDS = BC + 8;
     constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
     float* sQ = dynamic_smem<float>();
@@ -332,18 +342,19 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, float* __res
     float* sdS = sV + BC * LD;
     float* sB = sdS + BR * LDS;
     const Layout t = layout<RM>();
-    const int hs = a.hs, A = a.H * hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
+    const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
     const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;  // longest rows first
     const int keys = key_limit(a.key_lengths, b, a.Tk);
-    const bool vec = vector_ok(hs, a.q_stride, a.k_stride, a.v_stride, a.q, a.k, a.v, dq, dout, out);
+    const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | dq_stride | dout_stride | out_stride,
+                               a.q, a.k, a.v, dq, dout, out);
     const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
     const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
     const long long row_base = static_cast<long long>(b) * a.Tq;  // row (b, 0) of q / out / dout / dq
     const int rows = min(BR, a.Tq - q0);
     const int bias_base = t.cg - t.row0 + BR - 1;
 
-    load_tile<BR, D, LD>(sQ, a.q + (row_base + q0) * a.q_stride + h * hs, a.q_stride, rows, hs, vec);
-    load_tile<BR, D, LD>(sdO, dout + (row_base + q0) * A + h * hs, A, rows, hs, vec);
+    load_tile<BR, D, LD>(sQ, a.q + (row_base + q0) * a.q_stride + h * hs, a.q_stride, rows, hs, vec, a.scale);
+    load_tile<BR, D, LD>(sdO, dout + (row_base + q0) * dout_stride + h * hs, dout_stride, rows, hs, vec);
     __syncthreads();
 
     // Per owned row: D_i = dout_i · out_i (saved for the dK/dV kernel) and lse_i in base 2.
@@ -353,7 +364,7 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, float* __res
         const int r = t.row0 + 4 * i, row = q0 + r;
         float d = 0.0f;
         if (row < a.Tq) {
-            const float* o_row = out + (row_base + row) * A + h * hs;
+            const float* o_row = out + (row_base + row) * out_stride + h * hs;
             for (int c = t.cg; c < hs; c += 8) d = fmaf(sdO[r * LD + c], o_row[c], d);
         }
         d = row_group_sum(d);
@@ -385,7 +396,7 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, float* __res
                 s[i][j] = sB[bias_base + 8 * j - 4 * i];
                 dp[i][j] = 0.0f;
             }
-        mma_nt<RM, RN, D, LD, LD, KU>(s, sQ, sK, t);    // q_i · k_j + bias
+        mma_nt<RM, RN, D, LD, LD, KU>(s, sQ, sK, t);    // scale·q_i · k_j + bias
         mma_nt<RM, RN, D, LD, LD, KU>(dp, sdO, sV, t);  // dout_i · v_j
 
         const bool masked = k0 + BC > keys || (a.causal && k0 + BC - 1 > q0);
@@ -405,7 +416,7 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, float* __res
 #pragma unroll
     for (int i = 0; i < RM; ++i) {
         const int row = q0 + t.row0 + 4 * i;
-        if (row < a.Tq) store_row<W, J>(dq + (row_base + row) * A + h * hs, acc[i], 1.0f, t.cg, hs, vec);
+        if (row < a.Tq) store_row<W, J>(dq + (row_base + row) * dq_stride + h * hs, acc[i], a.scale, t.cg, hs, vec);
     }
 }
 
@@ -415,8 +426,9 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, float* __res
 // the row's key length only writes zeros. Shared memory (floats): K [BC][D+4], V [BC][D+4], Q [BR][D+4], dO [BR][D+4],
 // Pᵀ [BC][BR+8], dSᵀ [BC][BR+8], lse·log2(e) [BR], D [BR], bias [BR+BC].
 template <int D, int BC, int BR, int KU>
-__device__ __forceinline__ void backward_dkv(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout,
-                                             const float* __restrict__ lse, const float* __restrict__ dsum, const Args a) {
+__device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stride, float* __restrict__ dv, int dv_stride,
+                                             const float* __restrict__ dout, int dout_stride, const float* __restrict__ lse,
+                                             const float* __restrict__ dsum, const Args a) {
     constexpr int RM = BC / 16, RN = BR / 8, LD = D + 4, LDS = BR + 8;
     constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
     float* sK = dynamic_smem<float>();
@@ -429,12 +441,12 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, float* __re
     float* sD = sL + BR;
     float* sB = sD + BR;
     const Layout t = layout<RM>();
-    const int hs = a.hs, A = a.H * hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
+    const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
     const int k0 = static_cast<int>(blockIdx.x) * BC;  // the first key tiles see the most queries: they start first
     const int keys = key_limit(a.key_lengths, b, a.Tk);
-    const bool vec = vector_ok(hs, a.q_stride, a.k_stride, a.v_stride, a.q, a.k, a.v, dk, dv, dout);
-    const float* qh = a.q + static_cast<long long>(b) * a.Tq * a.q_stride + h * hs;
-    const long long q_rows = static_cast<long long>(b) * a.Tq;  // row (b, 0) of dout
+    const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | dk_stride | dv_stride | dout_stride,
+                               a.q, a.k, a.v, dk, dv, dout);
+    const long long q_rows = static_cast<long long>(b) * a.Tq;  // row (b, 0) of q / dout
     const long long k_rows = static_cast<long long>(b) * a.Tk;  // row (b, 0) of k / v / dk / dv
     const long long stat_base = static_cast<long long>(bh) * a.Tq;
     // sB index of this thread's transposed score (key row0 + 4i, query cg + 8j): (row0 + 4i) − (cg + 8j) + BR − 1.
@@ -454,8 +466,8 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, float* __re
         for (int q0 = a.causal ? (k0 / BR) * BR : 0; q0 < a.Tq; q0 += BR) {
             __syncthreads();
             const int rows = min(BR, a.Tq - q0);
-            load_tile<BR, D, LD>(sQ, qh + static_cast<long long>(q0) * a.q_stride, a.q_stride, rows, hs, vec);
-            load_tile<BR, D, LD>(sdO, dout + (q_rows + q0) * A + h * hs, A, rows, hs, vec);
+            load_tile<BR, D, LD>(sQ, a.q + (q_rows + q0) * a.q_stride + h * hs, a.q_stride, rows, hs, vec, a.scale);
+            load_tile<BR, D, LD>(sdO, dout + (q_rows + q0) * dout_stride + h * hs, dout_stride, rows, hs, vec);
             for (int r = static_cast<int>(threadIdx.x); r < BR; r += kThreads) {
                 sL[r] = r < rows ? lse[stat_base + q0 + r] * kLog2e : 0.0f;
                 sD[r] = r < rows ? dsum[stat_base + q0 + r] : 0.0f;
@@ -471,7 +483,7 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, float* __re
                     s[i][j] = sB[bias_base + 4 * i - 8 * j];
                     dp[i][j] = 0.0f;
                 }
-            mma_nt<RM, RN, D, LD, LD, KU>(s, sK, sQ, t);    // k_i · q_j + bias
+            mma_nt<RM, RN, D, LD, LD, KU>(s, sK, sQ, t);    // k_i · scale·q_j + bias
             mma_nt<RM, RN, D, LD, LD, KU>(dp, sV, sdO, t);  // v_i · dout_j
 
             const bool masked = q0 + BR > a.Tq || k0 + BC > keys || (a.causal && q0 < k0 + BC - 1);
@@ -487,7 +499,7 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, float* __re
                 }
             __syncwarp();  // Pᵀ and dSᵀ rows are warp-private
             mma_nn<RM, W, J, BR, LDS, LD>(acc_v, sP, sdO, t);
-            mma_nn<RM, W, J, BR, LDS, LD>(acc_k, sdS, sQ, t);
+            mma_nn<RM, W, J, BR, LDS, LD>(acc_k, sdS, sQ, t);  // sQ holds scale·q: dk needs no further scaling
         }
     }
 
@@ -495,96 +507,102 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, float* __re
     for (int i = 0; i < RM; ++i) {
         const int key = k0 + t.row0 + 4 * i;
         if (key < a.Tk) {
-            const long long offset = (k_rows + key) * A + h * hs;
-            store_row<W, J>(dk + offset, acc_k[i], 1.0f, t.cg, hs, vec);
-            store_row<W, J>(dv + offset, acc_v[i], 1.0f, t.cg, hs, vec);
+            store_row<W, J>(dk + (k_rows + key) * dk_stride + h * hs, acc_k[i], 1.0f, t.cg, hs, vec);
+            store_row<W, J>(dv + (k_rows + key) * dv_stride + h * hs, acc_v[i], 1.0f, t.cg, hs, vec);
         }
     }
 }
 
-__device__ __forceinline__ Args args(const float* q, const float* k, const float* v, const float* table, const int* bucket_by_offset,
-                                     const int* key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H,
-                                     int hs, int causal) {
-    return Args{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0};
+__device__ __forceinline__ Args inputs(const float* q, const float* k, const float* v, const float* table, const int* bucket_by_offset,
+                                       const int* key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H,
+                                       int hs, int causal, float scale) {
+    return Args{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0, scale};
 }
 
 }  // namespace biased_attention_detail
 
-// biased_attention_forward_hs{16,32,64,128} — T5 attention forward for head sizes padded to 16 / 32 / 64 / 128.
-//   out: [B, Tq, A] fp32, A = H·hs (written for every row and this head's columns); lse: [B, H, Tq] fp32 (saved for
-//   the backward: natural-log logsumexp of the biased scores); q: [B, Tq, ·] row stride q_stride; k, v: [B, Tk, ·] row
-//   strides k_stride, v_stride (each ≥ A; head h at columns h·hs ..); table: [numBuckets, H] or null (no bias);
-//   bucket_by_offset: [Tq + Tk − 1] bucket of relative position j − i at index j − i + Tq − 1 (null with table);
-//   key_lengths: [B], each in [1, Tk], or null (all Tk keys); causal: 0 or 1 (j ≤ i). Tq, Tk ≥ 1, hs ≤ D.
+// The parameter lists are long but uniform: each ends with the inputs and shape (q … scale), and both backward kernels
+// take the same list (each ignores the other's outputs), so the launcher fills one argument array for both.
+
+// biased_attention_forward_hs{16,32,64,128} — attention forward for head sizes padded to 16 / 32 / 64 / 128.
+//   out: [B, Tq, ·] fp32, row stride out_stride ≥ A (A = H·hs; written for every row and this head's columns);
+//   lse: [B, H, Tq] fp32 (saved for the backward: natural-log logsumexp of the scaled, biased scores); q: [B, Tq, ·] row
+//   stride q_stride; k, v: [B, Tk, ·] row strides k_stride, v_stride (each ≥ A; head h at columns h·hs ..); table:
+//   [numBuckets, H] or null (no bias); bucket_by_offset: [Tq + Tk − 1] bucket of relative position j − i at index
+//   j − i + Tq − 1 (null with table); key_lengths: [B], each in [1, Tk], or null (all Tk keys); causal: 0 or 1
+//   (j ≤ i); scale: multiplies q·k (1/√hs for GPT-2, 1 for T5 and Llama). Tq, Tk ≥ 1, hs ≤ D.
 //   Grid: (ceil(Tq / 64), B·H); block: 128 threads; block x handles query rows [q0, q0 + 64) with
 //   q0 = (gridDim.x − 1 − x)·64 of head blockIdx.y = b·H + h. Key tiles: 64 rows (D ≤ 64) or 32 (D = 128), up to the
 //   row's key length (and the diagonal when causal); only tiles crossing the key length or the diagonal are masked.
 //   Dynamic shared memory: 4·(64·(D+4) + 2·BC·(D+4) + 64·(BC+8) + 64 + BC) bytes (34,304 / 46,592 / 71,168 / 78,208).
-extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_forward_hs16(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_forward_hs16(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    forward<16, 64>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    forward<16, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_forward_hs32(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_forward_hs32(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    forward<32, 64>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    forward<32, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_forward_hs64(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_forward_hs64(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    forward<64, 64>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    forward<64, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 2) biased_attention_forward_hs128(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 2) biased_attention_forward_hs128(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    forward<128, 32>(out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    forward<128, 32>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
 
 // biased_attention_backward_dq_hs{16,32,64,128} — backward, step 1: dq and D = rowsum(dout ∘ out).
-//   dq: [B, Tq, A] fp32 (every row, this head's columns); dsum: [B, H, Tq] fp32 scratch — writes D_i = dout_i · out_i
-//   (read by the dK/dV kernel); dout, out: [B, Tq, A]; lse: [B, H, Tq] from the forward; q, k, v, table,
-//   bucket_by_offset, key_lengths, strides, Tq, Tk, H, hs, causal: as the forward.
+//   dq: [B, Tq, ·] fp32 row stride dq_stride (every row, this head's columns); dsum: [B, H, Tq] fp32 scratch — writes
+//   D_i = dout_i · out_i (read by the dK/dV kernel); dout: [B, Tq, ·] dout_stride; out: [B, Tq, ·] out_stride; lse:
+//   [B, H, Tq] from the forward; q, k, v, table, bucket_by_offset, key_lengths, their strides, Tq, Tk, H, hs, causal,
+//   scale: as the forward. dk, dv, dk_stride, dv_stride: unused (the dK/dV kernel's; one parameter list for both).
 //   Grid: (ceil(Tq / BR), B·H) with BR = 64 (D ≤ 64) or 32 (D = 128); block: 128 threads; block x handles query rows
 //   [q0, q0 + BR), q0 = (gridDim.x − 1 − x)·BR, and loops over key tiles of 32 rows up to the key length (and the
-//   diagonal): P = exp(q·k + bias − lse) and dP = dout·vᵀ recomputed, dS = P ∘ (dP − D), dq += dS·k — summed by one
+//   diagonal): P = exp(s − lse) and dP = dout·vᵀ recomputed, dS = P ∘ (dP − D), dq += dS·k·scale — summed by one
 //   thread per element in key order (deterministic).
 //   Dynamic shared memory: 4·(2·BR·(D+4) + 2·32·(D+4) + BR·40 + BR + 32) bytes (25,984 / 38,272 / 62,848 / 72,960).
-extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dq_hs16(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dq_hs16(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dq<16, 64, 32, 2>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dq<16, 64, 32, 2>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dq_hs32(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dq_hs32(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dq<32, 64, 32, 1>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dq<32, 64, 32, 1>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dq_hs64(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dq_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dq<64, 64, 32, 2>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dq<64, 64, 32, 2>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dq_hs128(float* __restrict__ dq, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dq_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dq<128, 32, 32, 1>(dq, dsum, dout, out, lse, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dq<128, 32, 32, 1>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
 
 // biased_attention_backward_dkv_hs{16,32,64,128} — backward, step 2 (after dq): dk and dv.
-//   dk, dv: [B, Tk, A] fp32 — every row of this head's columns (keys at or past the row's key length, and keys no
-//   query sees, get 0); dout: [B, Tq, A]; lse: [B, H, Tq]; dsum: [B, H, Tq] (D from the dq kernel); q, k, v, table,
-//   bucket_by_offset, key_lengths, strides, Tq, Tk, H, hs, causal: as the forward.
+//   dk, dv: [B, Tk, ·] fp32, row strides dk_stride, dv_stride — every row of this head's columns (keys at or past the
+//   row's key length, and keys no query sees, get 0); dk and dv may be column slices of one buffer (GPT-2's dqkv), but
+//   no element may be both. dsum: [B, H, Tq] (D from the dq kernel); dout: [B, Tq, ·] dout_stride; lse: [B, H, Tq];
+//   q, k, v, table, bucket_by_offset, key_lengths, their strides, Tq, Tk, H, hs, causal, scale: as the forward. dq,
+//   out, dq_stride, out_stride: unused (the dq kernel's; one parameter list for both).
 //   Grid: (ceil(Tk / BC), B·H) with BC = 64 (D ≤ 64) or 32 (D = 128); block: 128 threads; block x handles key rows
 //   [x·BC, x·BC + BC) and loops over query tiles of 32 rows (from the one holding its first key when causal) to Tq:
-//   Pᵀ and dPᵀ = v·doutᵀ recomputed, dSᵀ = Pᵀ ∘ (dPᵀ − D), dv += Pᵀ·dout, dk += dSᵀ·q — one thread per element, query
-//   order (deterministic).
+//   Pᵀ and dPᵀ = v·doutᵀ recomputed, dSᵀ = Pᵀ ∘ (dPᵀ − D), dv += Pᵀ·dout, dk += dSᵀ·q·scale — one thread per element,
+//   query order (deterministic).
 //   Dynamic shared memory: 4·(2·BC·(D+4) + 2·32·(D+4) + 2·BC·40 + 64 + 32 + BC) bytes (36,480 / 48,768 / 73,344 / 78,336).
-extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dkv_hs16(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 4) biased_attention_backward_dkv_hs16(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dkv<16, 64, 32, 2>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dkv<16, 64, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dkv_hs32(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dkv_hs32(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dkv<32, 64, 32, 2>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dkv<32, 64, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dkv_hs64(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 3) biased_attention_backward_dkv_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dkv<64, 64, 32, 1>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dkv<64, 64, 32, 1>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
-extern "C" __global__ void __launch_bounds__(128, 2) biased_attention_backward_dkv_hs128(float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ dsum, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal) {
+extern "C" __global__ void __launch_bounds__(128, 2) biased_attention_backward_dkv_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace biased_attention_detail;
-    backward_dkv<128, 32, 32, 2>(dk, dv, dout, lse, dsum, args(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal));
+    backward_dkv<128, 32, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
