@@ -147,7 +147,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
             LayerNormForward.Launch(device, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
             Linear(s.Qkv, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
             GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, full, 3 * c);
-            AttentionForward.Launch(device, p.AttentionFull, s.LogSumExp, p.QkvFull, rows, seq, c, config.Heads);
+            FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, rows, seq, c, config.Heads);
             GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
             Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
             LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
@@ -187,7 +187,7 @@ public sealed class CudaGpt2Engine : IDeviceEngine
             GatherRows.Launch(device, p.GradientAttentionFull, p.Projection, shared.FullToSharedOrZero, full, c);
             GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, full, 3 * c);
             GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, c);
-            AttentionBackward.Launch(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch, rows, seq, c, config.Heads);
+            FusedQkvAttention.Backward(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch, rows, seq, c, config.Heads);
             GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
             InputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);

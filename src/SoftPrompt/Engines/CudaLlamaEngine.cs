@@ -156,7 +156,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
             Project(s.Value, p.Norm, w.Value, n, d, kv);
             FullAttentionInputs(p, s, rows, seq);
             // scale 1: FullAttentionInputs folded 1/√hd into q with RoPE (as the CPU engine does).
-            BiasedAttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
+            AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
                 default, default, default, rows, seq, seq, config.Heads, config.HeadSize, causal: true, scale: 1f);
             GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
             Residual(s.Middle, s.Input, s.Attention, w.Output, n, att, d);
@@ -218,7 +218,7 @@ public sealed class CudaLlamaEngine : IDeviceEngine
             GatherRows.Launch(device, p.GradientAttentionFull, p.GradientAttention, shared.FullToSharedOrZero, full, att);
             FullAttentionInputs(p, s, rows, seq);
             GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, att);
-            BiasedAttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, att, p.GradientValueFull, att, p.GradientAttentionFull, att,
+            AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, att, p.GradientValueFull, att, p.GradientAttentionFull, att,
                 p.QueryFull, att, p.KeyFull, att, p.ValueFull, att, p.AttentionFull, att, s.LogSumExp, p.AttentionScratch, default, default, default,
                 rows, seq, seq, heads, hd, causal: true, scale: 1f);
             SumKeyValueGroups.Launch(device, p.KeyNarrowFull, p.GradientKeyFull, full, heads, kvHeads, hd);

@@ -211,7 +211,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
             Project(sa.Query, p.Norm, w.SelfAttention.Query, ne, d, att);
             Project(sa.Key, p.Norm, w.SelfAttention.Key, ne, d, att);
             Project(sa.Value, p.Norm, w.SelfAttention.Value, ne, d, att);
-            BiasedAttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
+            AttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
                 weights.EncoderRelativeBias, p.EncoderBuckets, keys, rows, encoderLength, encoderLength, heads, hs, causal: false, scale: 1f);
             Residual(s.Middle, s.Input, sa.Output, w.SelfAttention.Output, ne, att, d);
             RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, eps);
@@ -239,7 +239,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
             Project(sa.Key, p.Norm, w.SelfAttention.Key, nd, d, att);
             Project(sa.Value, p.Norm, w.SelfAttention.Value, nd, d, att);
             // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
-            BiasedAttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
+            AttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
                 weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength, heads, hs, causal: true, scale: 1f);
             Residual(s.Middle1, s.Input, sa.Output, w.SelfAttention.Output, nd, att, d);
 
@@ -248,7 +248,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
             Project(ca.Query, p.Norm, w.CrossAttention.Query, nd, d, att);
             Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
             Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
-            BiasedAttentionForward.Launch(device, ca.Output, att, ca.LogSumExp, ca.Query, att, ca.Key, att, ca.Value, att,
+            AttentionForward.Launch(device, ca.Output, att, ca.LogSumExp, ca.Query, att, ca.Key, att, ca.Value, att,
                 default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false, scale: 1f);
             Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
 
@@ -323,7 +323,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
 
             var ca = s.CrossAttention;
             InputGradient(p.GradientAttention, dDecoder, w.CrossAttention.Output, nd, att, d);
-            BiasedAttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, ca.Query, att, ca.Key, att,
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, ca.Query, att, ca.Key, att,
                 ca.Value, att, ca.Output, att, ca.LogSumExp, p.AttentionScratch, default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false,
                 scale: 1f);
             InputGradient(p.Norm, p.GradientQuery, w.CrossAttention.Query, nd, d, att);
@@ -334,7 +334,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
 
             var sa = s.SelfAttention;
             InputGradient(p.GradientAttention, dDecoder, w.SelfAttention.Output, nd, att, d);
-            BiasedAttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
                 sa.Value, att, sa.Output, att, sa.LogSumExp, p.AttentionScratch, weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength,
                 heads, hs, causal: true, scale: 1f);
             QkvInputGradient(p, w.SelfAttention, nd);
@@ -352,7 +352,7 @@ public sealed class CudaT5Engine : IEncoderDecoderEngine, IDeviceEngine
             RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
             var sa = s.SelfAttention;
             InputGradient(p.GradientAttention, dEncoder, w.SelfAttention.Output, ne, att, d);
-            BiasedAttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
                 sa.Value, att, sa.Output, att, sa.LogSumExp, p.AttentionScratch, weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, rows, encoderLength, encoderLength,
                 heads, hs, causal: false, scale: 1f);
             QkvInputGradient(p, w.SelfAttention, ne);
