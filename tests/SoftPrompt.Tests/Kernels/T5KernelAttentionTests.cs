@@ -312,7 +312,6 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
         public float[] ReadOut() => outBlock.Read(outPart);
         public (float[] Dq, float[] Dk, float[] Dv) ReadGradients() => (dqBlock.Read(dqPart), dkBlock.Read(dkPart), dvBlock.Read(dvPart));
 
-        /// <summary>Makes dq, dk, dv NaN again (a second backward must overwrite them too).</summary>
         public void Dispose()
         {
             foreach (var b in owned) b.Dispose();
