@@ -2,66 +2,42 @@
 // that precedes a beta = 1 GEMM. Mirrors src/SoftPrompt/Cpu/GeluOps.cs one-to-one.
 // Launchers: src/SoftPrompt/Cuda/Kernels/Activation.cs. Tests: tests/SoftPrompt.Tests/Kernels/ActivationKernelTests.cs.
 #include "common.cuh"
-
-namespace activation_detail {
-
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
-
-// The CPU op's constants, computed the same way in fp32: √(2/π) and 0.044715.
-__device__ __forceinline__ float gelu_scale() { return sqrtf(2.0f / 3.14159265358979f); }
-constexpr float kGeluCubic = 0.044715f;
-
-__device__ __forceinline__ float gelu(float x) {
-    const float k = gelu_scale();
-    return 0.5f * x * (1.0f + tanhf(k * (x + kGeluCubic * x * x * x)));
-}
-
-__device__ __forceinline__ float gelu_derivative(float x) {
-    const float k = gelu_scale();
-    const float th = tanhf(k * (x + kGeluCubic * x * x * x));
-    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * kGeluCubic * x * x);
-}
-
-}  // namespace activation_detail
+#include "kernel_helpers.cuh"
 
 // gelu_forward — y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Hugging Face gelu_new).
 //   y, x: [n]; y may alias x (in place).
 //   Grid: any (the launcher caps it; grid-stride loop); block: 256. Each thread handles float4s when y and x are
 //   16-byte aligned (then the n % 4 tail element-wise), single floats otherwise.
 extern "C" __global__ void __launch_bounds__(256) gelu_forward(float* y, const float* x, int n) {
-    using namespace activation_detail;
-    const int stride = static_cast<int>(gridDim.x * blockDim.x);
-    const int first = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    const int stride = grid_stride(), first = grid_first();
     int done = 0;
     if (aligned16(y) && aligned16(x)) {
         const int n4 = n / 4;
         for (int q = first; q < n4; q += stride) {
             const float4 v = load_float4(x + 4 * q);
-            store_float4(y + 4 * q, make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
+            store_float4(y + 4 * q, make_float4(gelu_tanh(v.x), gelu_tanh(v.y), gelu_tanh(v.z), gelu_tanh(v.w)));
         }
         done = 4 * n4;
     }
-    for (int i = done + first; i < n; i += stride) y[i] = gelu(x[i]);
+    for (int i = done + first; i < n; i += stride) y[i] = gelu_tanh(x[i]);
 }
 
 // gelu_backward — dx = dy · gelu'(x).
 //   dx, dy, x: [n]; dx may alias dy (in place). Grid/block and vectorization as gelu_forward.
 extern "C" __global__ void __launch_bounds__(256) gelu_backward(float* dx, const float* dy, const float* __restrict__ x, int n) {
-    using namespace activation_detail;
-    const int stride = static_cast<int>(gridDim.x * blockDim.x);
-    const int first = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    const int stride = grid_stride(), first = grid_first();
     int done = 0;
     if (aligned16(dx) && aligned16(dy) && aligned16(x)) {
         const int n4 = n / 4;
         for (int q = first; q < n4; q += stride) {
             const float4 v = load_float4(x + 4 * q);
             const float4 g = load_float4(dy + 4 * q);
-            store_float4(dx + 4 * q, make_float4(g.x * gelu_derivative(v.x), g.y * gelu_derivative(v.y),
-                                                 g.z * gelu_derivative(v.z), g.w * gelu_derivative(v.w)));
+            store_float4(dx + 4 * q, make_float4(g.x * gelu_tanh_derivative(v.x), g.y * gelu_tanh_derivative(v.y),
+                                                 g.z * gelu_tanh_derivative(v.z), g.w * gelu_tanh_derivative(v.w)));
         }
         done = 4 * n4;
     }
-    for (int i = done + first; i < n; i += stride) dx[i] = dy[i] * gelu_derivative(x[i]);
+    for (int i = done + first; i < n; i += stride) dx[i] = dy[i] * gelu_tanh_derivative(x[i]);
 }
 
 // bias_residual — y[r, c] = (residual ? residual[r, c] : 0) + bias[c]: the initial value of a GEMM output that
@@ -70,9 +46,7 @@ extern "C" __global__ void __launch_bounds__(256) gelu_backward(float* dx, const
 //   Grid: any (the launcher caps it; grid-stride over the N·C elements, as N·C/4 float4s when C % 4 == 0 and
 //   y, residual, bias are 16-byte aligned); block: 256.
 extern "C" __global__ void __launch_bounds__(256) bias_residual(float* __restrict__ y, const float* __restrict__ residual, const float* __restrict__ bias, int rows, int channels) {
-    using namespace activation_detail;
-    const int stride = static_cast<int>(gridDim.x * blockDim.x);
-    const int first = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    const int stride = grid_stride(), first = grid_first();
     const int n = rows * channels;
     if ((channels & 3) == 0 && aligned16(y) && aligned16(residual) && aligned16(bias)) {
         const int c4 = channels / 4;

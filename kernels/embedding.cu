@@ -2,10 +2,9 @@
 // row gathers/scatters. Mirrors src/SoftPrompt/Cpu/EmbeddingOps.cs one-to-one.
 // Launchers: src/SoftPrompt/Cuda/Kernels/Embedding.cs. Tests: tests/SoftPrompt.Tests/Kernels/EmbeddingKernelTests.cs.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace embedding_detail {
-
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
 
 __device__ __forceinline__ float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 

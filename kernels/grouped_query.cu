@@ -9,12 +9,9 @@
 // CPU op's bits. A thread handles a float4 when head_size % 4 == 0 and both buffers are 16-byte aligned (a float4 then
 // never straddles two heads), single floats otherwise.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace grouped_query_detail {
-
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
-__device__ __forceinline__ int grid_stride() { return static_cast<int>(gridDim.x * blockDim.x); }
-__device__ __forceinline__ int grid_first() { return static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
 
 // Index math in units of VEC floats (VEC = 4 or 1): `width` is head_size / VEC.
 // Element i of wide → its row, query head and offset within the head; and the narrow element it is a copy of.

@@ -7,24 +7,9 @@
 // registers, so x (and dy) are read from global memory once; wider rows are streamed again from L1/L2 per pass.
 // Vector (float4) accesses are used when C % 4 == 0 and every buffer is 16-byte aligned, scalar ones otherwise.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace layernorm_detail {
-
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
-
-// VEC consecutive floats at p → v (VEC is 4: one aligned float4, or 1).
-template <int VEC> __device__ __forceinline__ void load_vec(float (&v)[VEC], const float* p) {
-    if constexpr (VEC == 4) {
-        const float4 t = load_float4(p);
-        v[0] = t.x; v[1] = t.y; v[2] = t.z; v[3] = t.w;
-    } else {
-        v[0] = *p;
-    }
-}
-template <int VEC> __device__ __forceinline__ void store_vec(float* p, const float (&v)[VEC]) {
-    if constexpr (VEC == 4) store_float4(p, make_float4(v[0], v[1], v[2], v[3]));
-    else *p = v[0];
-}
 
 // Forward of one row by one warp. Lane l owns the VEC-chunks l, l + 32, l + 64, …; with SLOTS > 0 the first SLOTS
 // chunks are all there are (C ≤ 32·VEC·SLOTS) and are kept in registers between the passes; SLOTS == 0 streams

@@ -4,10 +4,9 @@
 // every step kernel, so clipping never waits for the host.
 // Launchers: src/SoftPrompt/Cuda/Kernels/Optimizer.cs. Tests: tests/SoftPrompt.Tests/Kernels/OptimizerKernelTests.cs.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace optimizer_detail {
-
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
 
 // torch.optim.AdamW's element update (OptimizerOps.AdamWStep), g already scaled.
 __device__ __forceinline__ void adamw(float& p, float& m, float& v, float g, float beta1, float beta2, float epsilon,
@@ -26,8 +25,7 @@ __device__ __forceinline__ void adamw(float& p, float& m, float& v, float g, flo
 //   otherwise; each thread adds in order, then a fixed block tree.
 extern "C" __global__ void __launch_bounds__(256) gradient_norm_partials(float* __restrict__ partials, const float* __restrict__ gradient, int n) {
     using namespace optimizer_detail;
-    const int stride = static_cast<int>(gridDim.x * blockDim.x);
-    const int first = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    const int stride = grid_stride(), first = grid_first();
     float sum = 0.0f;
     int done = 0;
     if (aligned16(gradient)) {
@@ -64,8 +62,7 @@ extern "C" __global__ void __launch_bounds__(256) gradient_norm_finish(float* re
 extern "C" __global__ void __launch_bounds__(256) sgd_step(float* __restrict__ parameters, const float* __restrict__ gradient, const float* __restrict__ scale, float learning_rate, float weight_decay, int n) {
     using namespace optimizer_detail;
     const float sc = ldg(scale);
-    const int stride = static_cast<int>(gridDim.x * blockDim.x);
-    const int first = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    const int stride = grid_stride(), first = grid_first();
     auto update = [&](float p, float g) { return p - learning_rate * (sc * g + weight_decay * p); };
     int done = 0;
     if (aligned16(parameters) && aligned16(gradient)) {
@@ -87,8 +84,7 @@ extern "C" __global__ void __launch_bounds__(256) sgd_step(float* __restrict__ p
 extern "C" __global__ void __launch_bounds__(256) adamw_step(float* __restrict__ parameters, const float* __restrict__ gradient, float* __restrict__ first_moment, float* __restrict__ second_moment, const float* __restrict__ scale, float beta1, float beta2, float epsilon, float step_size, float bias2_root, float decay, int n) {
     using namespace optimizer_detail;
     const float sc = ldg(scale);
-    const int stride = static_cast<int>(gridDim.x * blockDim.x);
-    const int first = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    const int stride = grid_stride(), first = grid_first();
     int done = 0;
     if (aligned16(parameters) && aligned16(gradient) && aligned16(first_moment) && aligned16(second_moment)) {
         const int n4 = n / 4;

@@ -10,11 +10,9 @@
 // before writing them, so the rotation in place is race-free. Every product and sum is rounded on its own
 // (__fmul_rn / __fadd_rn stop nvcc from contracting them into FMAs), so the GPU gives the CPU op's bits.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace rope_detail {
-
-__device__ __forceinline__ int grid_stride() { return static_cast<int>(gridDim.x * blockDim.x); }
-__device__ __forceinline__ int grid_first() { return static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
 
 // Rotates every pair of x [batch·sequence, heads·head_size] by its position's angle; sign = +1 forward, −1 backward
 // (negating s is exact, so the backward rounds exactly as the CPU op's `sj = -s[j]`).

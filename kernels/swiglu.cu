@@ -10,12 +10,9 @@
 // same order, and __fmul_rn / __fadd_rn where nvcc would otherwise contract a product and a sum into one FMA. What is
 // left between the two is expf's last bits (CUDA's expf is within 2 ulp; the emulator uses libm's).
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace swiglu_detail {
-
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
-__device__ __forceinline__ int grid_stride() { return static_cast<int>(gridDim.x * blockDim.x); }
-__device__ __forceinline__ int grid_first() { return static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
 
 // 1 + exp(−g), with exp rounded first: a plain `1.0f + expf(-g)` lets nvcc fuse the add into expf's last multiply.
 __device__ __forceinline__ float one_plus_exp_minus(float g) { return __fadd_rn(1.0f, expf(-g)); }

@@ -6,32 +6,13 @@
 // when every buffer is 16-byte aligned (then the n % 4 tail element-wise), single floats otherwise. Each element is read
 // by the thread that writes it, before it writes it, so outputs may alias inputs (exceptions noted per kernel).
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace t5_activation_detail {
-
-__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
-
-// gelu_new and its derivative exactly as activation.cu (and Cpu/GeluOps) compute them in fp32.
-__device__ __forceinline__ float gelu_scale() { return sqrtf(2.0f / 3.14159265358979f); }
-constexpr float kGeluCubic = 0.044715f;
-
-__device__ __forceinline__ float gelu(float x) {
-    const float k = gelu_scale();
-    return 0.5f * x * (1.0f + tanhf(k * (x + kGeluCubic * x * x * x)));
-}
-
-__device__ __forceinline__ float gelu_derivative(float x) {
-    const float k = gelu_scale();
-    const float th = tanhf(k * (x + kGeluCubic * x * x * x));
-    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * kGeluCubic * x * x);
-}
 
 // max(x, 0) with the CPU op's edge cases: −0 → +0, NaN propagates.
 __device__ __forceinline__ float relu(float x) { return x <= 0.0f ? 0.0f : x; }
 __device__ __forceinline__ float relu_grad(float dy, float x) { return x > 0.0f ? dy : 0.0f; }
-
-__device__ __forceinline__ int grid_stride() { return static_cast<int>(gridDim.x * blockDim.x); }
-__device__ __forceinline__ int grid_first() { return static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
 
 }  // namespace t5_activation_detail
 
@@ -81,11 +62,11 @@ extern "C" __global__ void __launch_bounds__(256) gated_gelu_forward(float* y, c
         for (int q = first; q < n4; q += stride) {
             const float4 g = load_float4(gate + 4 * q);
             const float4 l = load_float4(linear + 4 * q);
-            store_float4(y + 4 * q, make_float4(gelu(g.x) * l.x, gelu(g.y) * l.y, gelu(g.z) * l.z, gelu(g.w) * l.w));
+            store_float4(y + 4 * q, make_float4(gelu_tanh(g.x) * l.x, gelu_tanh(g.y) * l.y, gelu_tanh(g.z) * l.z, gelu_tanh(g.w) * l.w));
         }
         done = 4 * n4;
     }
-    for (int i = done + first; i < n; i += stride) y[i] = gelu(gate[i]) * linear[i];
+    for (int i = done + first; i < n; i += stride) y[i] = gelu_tanh(gate[i]) * linear[i];
 }
 
 // gated_gelu_backward — dLinear = dy · gelu_new(gate); dGate = (dy · linear) · gelu_new'(gate) (the CPU op's order).
@@ -101,9 +82,9 @@ extern "C" __global__ void __launch_bounds__(256) gated_gelu_backward(float* d_g
             const float4 d = load_float4(dy + 4 * q);
             const float4 g = load_float4(gate + 4 * q);
             const float4 l = load_float4(linear + 4 * q);
-            const float4 dl = make_float4(d.x * gelu(g.x), d.y * gelu(g.y), d.z * gelu(g.z), d.w * gelu(g.w));
-            const float4 dg = make_float4(d.x * l.x * gelu_derivative(g.x), d.y * l.y * gelu_derivative(g.y),
-                                          d.z * l.z * gelu_derivative(g.z), d.w * l.w * gelu_derivative(g.w));
+            const float4 dl = make_float4(d.x * gelu_tanh(g.x), d.y * gelu_tanh(g.y), d.z * gelu_tanh(g.z), d.w * gelu_tanh(g.w));
+            const float4 dg = make_float4(d.x * l.x * gelu_tanh_derivative(g.x), d.y * l.y * gelu_tanh_derivative(g.y),
+                                          d.z * l.z * gelu_tanh_derivative(g.z), d.w * l.w * gelu_tanh_derivative(g.w));
             store_float4(d_linear + 4 * q, dl);
             store_float4(d_gate + 4 * q, dg);
         }
@@ -111,7 +92,7 @@ extern "C" __global__ void __launch_bounds__(256) gated_gelu_backward(float* d_g
     }
     for (int i = done + first; i < n; i += stride) {
         const float d = dy[i], g = gate[i], l = linear[i];
-        d_linear[i] = d * gelu(g);
-        d_gate[i] = d * l * gelu_derivative(g);
+        d_linear[i] = d * gelu_tanh(g);
+        d_gate[i] = d * l * gelu_tanh_derivative(g);
     }
 }

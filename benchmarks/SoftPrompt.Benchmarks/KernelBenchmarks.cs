@@ -70,7 +70,7 @@ public class KernelBenchmarks
         reduceIndex = device.Allocate<int>(rows);
         reduceIndex.CopyFrom(members.SelectMany(m => m).ToArray());
         LayerNormForward.Launch(device, y.Span, mean.Span, rstd.Span, x.Span, weight.Span, bias.Span, rows, channels, 1e-5f);
-        AttentionForward.Launch(device, attention.Span, lse.Span, qkv.Span, batch, sequence, channels, heads);
+        FusedQkvAttention.Forward(device, attention.Span, lse.Span, qkv.Span, batch, sequence, channels, heads);
         device.Synchronize();
     }
 
@@ -89,11 +89,12 @@ public class KernelBenchmarks
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void LayerNormBackwardKernel() => Repeat(() => LayerNormBackward.Launch(device, dx.Span, y.Span, x.Span, weight.Span, mean.Span, rstd.Span, rows, channels));
 
+    /// <summary>GPT-2's causal attention on the fused qkv (kernels/attention.cu; more shapes in <see cref="AttentionKernelBenchmarks"/>).</summary>
     [Benchmark(OperationsPerInvoke = Repeats)]
-    public void AttentionForwardKernel() => Repeat(() => AttentionForward.Launch(device, attention.Span, lse.Span, qkv.Span, batch, sequence, channels, heads));
+    public void AttentionForwardKernel() => Repeat(() => FusedQkvAttention.Forward(device, attention.Span, lse.Span, qkv.Span, batch, sequence, channels, heads));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
-    public void AttentionBackwardKernel() => Repeat(() => AttentionBackward.Launch(device, dqkv.Span, y.Span, qkv.Span, attention.Span, lse.Span, scratch.Span, batch, sequence, channels, heads));
+    public void AttentionBackwardKernel() => Repeat(() => FusedQkvAttention.Backward(device, dqkv.Span, y.Span, qkv.Span, attention.Span, lse.Span, scratch.Span, batch, sequence, channels, heads));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void GeluForwardKernel() => Repeat(() => GeluForward.Launch(device, wide.Span, wide.Span.Slice(0, wide.Length)));

@@ -4,20 +4,22 @@ using System.Numerics.Tensors;
 namespace SoftPrompt.Cpu;
 
 /// <summary>
-/// Multi-head attention with an additive score bias and no 1/√hs scale (T5), over separate q, k, v so one op serves
-/// self-attention and cross-attention. Saves only the per-row logsumexp; the backward recomputes the probabilities
-/// (the FlashAttention contract a kernel would mirror). Input gradients only: the bias is frozen.
+/// Multi-head attention with an optional additive score bias and a score scale (T5: relative-position bias, scale 1;
+/// GPT-2: no bias, scale 1/√hs), over separate q, k, v so one op serves self-attention and cross-attention. Saves only
+/// the per-row logsumexp; the backward recomputes the probabilities (the FlashAttention contract kernels/attention.cu
+/// mirrors). Input gradients only: the bias is frozen.
 /// </summary>
 public static unsafe class BiasedAttentionOps
 {
     /// <summary>
     /// q [B, Tq, H·hs], k and v [B, Tk, H·hs] (head h in columns h·hs ..); out [B, Tq, H·hs]; lse [B, H, Tq].
-    /// s_ij = q_i·k_j + bias[h, i, j], over the keys j &lt; keyLengths[b] and, when causal, j ≤ i;
+    /// s_ij = scale·(q_i·k_j) + bias[h, i, j], over the keys j &lt; keyLengths[b] and, when causal, j ≤ i;
     /// out_i = Σ_j softmax_j(s_ij) v_j; lse_i = log Σ_j exp(s_ij).
     /// bias [H, Tq, Tk] is shared by the batch, or empty for none; keyLengths [B] (each ≥ 1), or empty for all Tk keys.
     /// </summary>
     public static void Forward<T>(Span<T> output, Span<T> logSumExp, ReadOnlySpan<T> q, ReadOnlySpan<T> k, ReadOnlySpan<T> v,
-        ReadOnlySpan<T> bias, ReadOnlySpan<int> keyLengths, int batch, int queryLength, int keyLength, int heads, int headSize, bool causal)
+        ReadOnlySpan<T> bias, ReadOnlySpan<int> keyLengths, int batch, int queryLength, int keyLength, int heads, int headSize, bool causal,
+        T scale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         Check(output.Length, logSumExp.Length, q.Length, k.Length, v.Length, bias.Length, keyLengths, batch, queryLength, keyLength, heads, headSize);
@@ -26,7 +28,7 @@ public static unsafe class BiasedAttentionOps
             var job = new Job<T>
             {
                 Out = po, Lse = pl, Q = pq, K = pk, V = pv, Bias = bias.IsEmpty ? null : pb, KeyLengths = keyLengths.IsEmpty ? null : pkl,
-                B = batch, Tq = queryLength, Tk = keyLength, H = heads, Hs = headSize, Causal = causal,
+                B = batch, Tq = queryLength, Tk = keyLength, H = heads, Hs = headSize, Causal = causal, Scale = scale,
             };
             CpuParallel.For(batch * heads, &ForwardHead<T>, &job);
         }
@@ -35,11 +37,12 @@ public static unsafe class BiasedAttentionOps
     /// <summary>
     /// dq [B, Tq, H·hs], dk and dv [B, Tk, H·hs] (overwritten) from dout [B, Tq, H·hs], with the forward's inputs, out and lse.
     /// With p_ij = exp(s_ij − lse_i) and D_i = dout_i·out_i: dv_j = Σ_i p_ij dout_i, ds_ij = p_ij (dout_i·v_j − D_i),
-    /// dq_i = Σ_j ds_ij k_j, dk_j = Σ_i ds_ij q_i. Keys outside every query's window get zero gradient.
+    /// dq_i = scale·Σ_j ds_ij k_j, dk_j = scale·Σ_i ds_ij q_i. Keys outside every query's window get zero gradient.
     /// </summary>
     public static void Backward<T>(Span<T> dq, Span<T> dk, Span<T> dv, ReadOnlySpan<T> dout,
         ReadOnlySpan<T> q, ReadOnlySpan<T> k, ReadOnlySpan<T> v, ReadOnlySpan<T> output, ReadOnlySpan<T> logSumExp,
-        ReadOnlySpan<T> bias, ReadOnlySpan<int> keyLengths, int batch, int queryLength, int keyLength, int heads, int headSize, bool causal)
+        ReadOnlySpan<T> bias, ReadOnlySpan<int> keyLengths, int batch, int queryLength, int keyLength, int heads, int headSize, bool causal,
+        T scale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         Check(output.Length, logSumExp.Length, q.Length, k.Length, v.Length, bias.Length, keyLengths, batch, queryLength, keyLength, heads, headSize);
@@ -53,7 +56,7 @@ public static unsafe class BiasedAttentionOps
             {
                 Dq = pdq, Dk = pdk, Dv = pdv, Dout = pdo,
                 Out = po, Lse = pl, Q = pq, K = pk, V = pv, Bias = bias.IsEmpty ? null : pb, KeyLengths = keyLengths.IsEmpty ? null : pkl,
-                B = batch, Tq = queryLength, Tk = keyLength, H = heads, Hs = headSize, Causal = causal,
+                B = batch, Tq = queryLength, Tk = keyLength, H = heads, Hs = headSize, Causal = causal, Scale = scale,
             };
             CpuParallel.For(batch * heads, &BackwardHead<T>, &job);
         }
@@ -81,6 +84,7 @@ public static unsafe class BiasedAttentionOps
         public int* KeyLengths;
         public int B, Tq, Tk, H, Hs;
         public bool Causal;
+        public T Scale;
     }
 
     /// <summary>Keys query i may see: j &lt; KeysFor(i).</summary>
@@ -102,7 +106,7 @@ public static unsafe class BiasedAttentionOps
             int keys = KeysFor(ref j, b, i);
             var q = new ReadOnlySpan<T>(q0 + (long)i * width, hs);
             for (int t = 0; t < keys; t++)
-                scores[t] = TensorPrimitives.Dot(q, new ReadOnlySpan<T>(k0 + (long)t * width, hs)) + (bias is null ? T.Zero : bias[(long)i * j.Tk + t]);
+                scores[t] = j.Scale * TensorPrimitives.Dot(q, new ReadOnlySpan<T>(k0 + (long)t * width, hs)) + (bias is null ? T.Zero : bias[(long)i * j.Tk + t]);
             var row = scores[..keys];
             T max = TensorPrimitives.Max<T>(row);
             TensorPrimitives.Subtract(row, max, row);
@@ -142,11 +146,11 @@ public static unsafe class BiasedAttentionOps
             {
                 long key = keyBase + (long)t * width;
                 var k = new ReadOnlySpan<T>(j.K + key, hs);
-                T s = TensorPrimitives.Dot(q, k) + (bias is null ? T.Zero : bias[(long)i * j.Tk + t]);
+                T s = j.Scale * TensorPrimitives.Dot(q, k) + (bias is null ? T.Zero : bias[(long)i * j.Tk + t]);
                 T p = T.Exp(s - lse);
                 var dv = new Span<T>(j.Dv + key, hs);
                 TensorPrimitives.MultiplyAdd(dout, p, dv, dv);
-                T ds = p * (TensorPrimitives.Dot(dout, new ReadOnlySpan<T>(j.V + key, hs)) - d);
+                T ds = p * (TensorPrimitives.Dot(dout, new ReadOnlySpan<T>(j.V + key, hs)) - d) * j.Scale;  // d(scale·q·k)
                 TensorPrimitives.MultiplyAdd(k, ds, dq, dq);
                 var dk = new Span<T>(j.Dk + key, hs);
                 TensorPrimitives.MultiplyAdd(q, ds, dk, dk);

@@ -144,7 +144,7 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
             TensorPrimitives.Multiply(s.Query.AsSpan(0, n * att), attentionScale, s.Query.AsSpan(0, n * att));
             GroupedQueryOps.Repeat<T>(s.Key, a.KeyNarrow, n, heads, kvHeads, hd);
             GroupedQueryOps.Repeat<T>(s.Value, a.ValueNarrow, n, heads, kvHeads, hd);
-            BiasedAttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Query, s.Key, s.Value, default, default, rows, seq, seq, heads, hd, causal: true);
+            BiasedAttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Query, s.Key, s.Value, default, default, rows, seq, seq, heads, hd, causal: true, scale: T.One);
             Project(a.Projection, s.Attention, w.Output, n, att, d);
             TensorPrimitives.Add(s.Input.AsSpan(0, n * d), a.Projection.AsSpan(0, n * d), s.Middle.AsSpan(0, n * d));
             RmsNormOps.Forward<T>(a.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
@@ -190,7 +190,7 @@ public sealed class CpuLlamaEngine<T> : IPromptEngine where T : unmanaged, IBina
 
             InputGradient(a.GradientAttention, dResidual, w.Output, n, att, d, accumulate: false);
             BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, s.Query, s.Key, s.Value, s.Attention, s.LogSumExp,
-                default, default, rows, seq, seq, heads, hd, causal: true);
+                default, default, rows, seq, seq, heads, hd, causal: true, scale: T.One);
             TensorPrimitives.Multiply(a.GradientQuery.AsSpan(0, n * att), attentionScale, a.GradientQuery.AsSpan(0, n * att));
             GroupedQueryOps.Sum<T>(a.KeyNarrow, a.GradientKey, n, heads, kvHeads, hd);
             GroupedQueryOps.Sum<T>(a.ValueNarrow, a.GradientValue, n, heads, kvHeads, hd);

@@ -194,7 +194,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             Project(sa.Query, a.Norm, w.SelfAttention.Query, ne, d, att);
             Project(sa.Key, a.Norm, w.SelfAttention.Key, ne, d, att);
             Project(sa.Value, a.Norm, w.SelfAttention.Value, ne, d, att);
-            BiasedAttentionOps.Forward<T>(sa.Output, sa.LogSumExp, sa.Query, sa.Key, sa.Value, bias, keys, rows, encoderLength, encoderLength, heads, config.HeadSize, causal: false);
+            BiasedAttentionOps.Forward<T>(sa.Output, sa.LogSumExp, sa.Query, sa.Key, sa.Value, bias, keys, rows, encoderLength, encoderLength, heads, config.HeadSize, causal: false, scale: T.One);
             Project(a.Projection, sa.Output, w.SelfAttention.Output, ne, att, d);
             TensorPrimitives.Add(s.Input.AsSpan(0, ne * d), a.Projection.AsSpan(0, ne * d), s.Middle.AsSpan(0, ne * d));
             RmsNormOps.Forward<T>(a.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, eps);
@@ -238,7 +238,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             Project(sa.Key, a.Norm, w.SelfAttention.Key, nd, d, att);
             Project(sa.Value, a.Norm, w.SelfAttention.Value, nd, d, att);
             // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
-            BiasedAttentionOps.Forward<T>(sa.Output, sa.LogSumExp, sa.Query, sa.Key, sa.Value, bias, [], rows, decoderLength, decoderLength, heads, config.HeadSize, causal: true);
+            BiasedAttentionOps.Forward<T>(sa.Output, sa.LogSumExp, sa.Query, sa.Key, sa.Value, bias, [], rows, decoderLength, decoderLength, heads, config.HeadSize, causal: true, scale: T.One);
             Project(a.Projection, sa.Output, w.SelfAttention.Output, nd, att, d);
             TensorPrimitives.Add(s.Input.AsSpan(0, nd * d), a.Projection.AsSpan(0, nd * d), s.Middle1.AsSpan(0, nd * d));
 
@@ -247,7 +247,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             Project(ca.Query, a.Norm, w.CrossAttention.Query, nd, d, att);
             Project(ca.Key, a.EncoderOutput, w.CrossAttention.Key, ne, d, att);
             Project(ca.Value, a.EncoderOutput, w.CrossAttention.Value, ne, d, att);
-            BiasedAttentionOps.Forward<T>(ca.Output, ca.LogSumExp, ca.Query, ca.Key, ca.Value, [], encoderKeys, rows, decoderLength, encoderLength, heads, config.HeadSize, causal: false);
+            BiasedAttentionOps.Forward<T>(ca.Output, ca.LogSumExp, ca.Query, ca.Key, ca.Value, [], encoderKeys, rows, decoderLength, encoderLength, heads, config.HeadSize, causal: false, scale: T.One);
             Project(a.Projection, ca.Output, w.CrossAttention.Output, nd, att, d);
             TensorPrimitives.Add(s.Middle1.AsSpan(0, nd * d), a.Projection.AsSpan(0, nd * d), s.Middle2.AsSpan(0, nd * d));
 
@@ -309,7 +309,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             var ca = s.CrossAttention;
             InputGradient(a.GradientAttention, dDecoder, w.CrossAttention.Output, nd, att, d);
             BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, ca.Query, ca.Key, ca.Value, ca.Output, ca.LogSumExp,
-                [], encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false);
+                [], encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false, scale: T.One);
             InputGradient(a.Norm, a.GradientQuery, w.CrossAttention.Query, nd, d, att);
             RmsNormOps.Backward<T>(dDecoder, a.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd, d);
             // Every decoder layer reads the same encoder output: its k and v gradients add up there.
@@ -319,7 +319,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             var sa = s.SelfAttention;
             InputGradient(a.GradientAttention, dDecoder, w.SelfAttention.Output, nd, att, d);
             BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, sa.Query, sa.Key, sa.Value, sa.Output, sa.LogSumExp,
-                decoderBias, [], rows, decoderLength, decoderLength, heads, hs, causal: true);
+                decoderBias, [], rows, decoderLength, decoderLength, heads, hs, causal: true, scale: T.One);
             QkvInputGradient(a, w.SelfAttention, nd);
             RmsNormOps.Backward<T>(dDecoder, a.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, nd, d);
         }
@@ -337,7 +337,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
             var sa = s.SelfAttention;
             InputGradient(a.GradientAttention, dEncoder, w.SelfAttention.Output, ne, att, d);
             BiasedAttentionOps.Backward<T>(a.GradientQuery, a.GradientKey, a.GradientValue, a.GradientAttention, sa.Query, sa.Key, sa.Value, sa.Output, sa.LogSumExp,
-                encoderBias, encoderKeys, rows, encoderLength, encoderLength, heads, hs, causal: false);
+                encoderBias, encoderKeys, rows, encoderLength, encoderLength, heads, hs, causal: false, scale: T.One);
             QkvInputGradient(a, w.SelfAttention, ne);
             RmsNormOps.Backward<T>(dEncoder, a.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
         }

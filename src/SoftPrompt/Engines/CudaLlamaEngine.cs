@@ -58,8 +58,8 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
         Project(s.Key, p.Norm, w.Key, n, d, kv);
         Project(s.Value, p.Norm, w.Value, n, d, kv);
         FullAttentionInputs(p, s);
-        BiasedAttentionForward.Launch(device, p.AttentionFull, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
-            default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true);
+        AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
+            default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true, scale: 1f);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
         Residual(s.Middle, s.Input, s.Attention, w.Output, n, att, d);
         RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
@@ -122,8 +122,9 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
         GatherRows.Launch(device, p.GradientAttentionFull, p.GradientAttention, shared.FullToSharedOrZero, full, att);
         FullAttentionInputs(p, s);
         GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, att);
-        BiasedAttentionBackward.Launch(device, p.GradientQueryFull, p.GradientKeyFull, p.GradientValueFull, p.GradientAttentionFull, p.QueryFull, att, p.KeyFull, att,
-            p.ValueFull, att, p.AttentionFull, s.LogSumExp, p.AttentionScratch, default, default, default, rows, seq, seq, heads, hd, causal: true);
+        AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, att, p.GradientValueFull, att, p.GradientAttentionFull, att,
+            p.QueryFull, att, p.KeyFull, att, p.ValueFull, att, p.AttentionFull, att, s.LogSumExp, p.AttentionScratch, default, default, default,
+            rows, seq, seq, heads, hd, causal: true, scale: 1f);
         SumKeyValueGroups.Launch(device, p.KeyNarrowFull, p.GradientKeyFull, full, heads, kvHeads, hd);
         SumKeyValueGroups.Launch(device, p.ValueNarrowFull, p.GradientValueFull, full, heads, kvHeads, hd);
         RopeBackward.Launch(device, p.GradientQueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);

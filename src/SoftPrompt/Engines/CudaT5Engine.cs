@@ -147,8 +147,8 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             Project(sa.Query, p.Norm, w.SelfAttention.Query, ne, d, att);
             Project(sa.Key, p.Norm, w.SelfAttention.Key, ne, d, att);
             Project(sa.Value, p.Norm, w.SelfAttention.Value, ne, d, att);
-            BiasedAttentionForward.Launch(device, sa.Output, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
-                weights.EncoderRelativeBias, p.EncoderBuckets, keys, rows, encoderLength, encoderLength, heads, hs, causal: false);
+            AttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
+                weights.EncoderRelativeBias, p.EncoderBuckets, keys, rows, encoderLength, encoderLength, heads, hs, causal: false, scale: 1f);
             Residual(s.Middle, s.Input, sa.Output, w.SelfAttention.Output, ne, att, d);
             RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, eps);
             var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
@@ -175,8 +175,8 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             Project(sa.Key, p.Norm, w.SelfAttention.Key, nd, d, att);
             Project(sa.Value, p.Norm, w.SelfAttention.Value, nd, d, att);
             // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
-            BiasedAttentionForward.Launch(device, sa.Output, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
-                weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength, heads, hs, causal: true);
+            AttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
+                weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength, heads, hs, causal: true, scale: 1f);
             Residual(s.Middle1, s.Input, sa.Output, w.SelfAttention.Output, nd, att, d);
 
             var ca = s.CrossAttention;
@@ -184,8 +184,8 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             Project(ca.Query, p.Norm, w.CrossAttention.Query, nd, d, att);
             Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
             Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
-            BiasedAttentionForward.Launch(device, ca.Output, ca.LogSumExp, ca.Query, att, ca.Key, att, ca.Value, att,
-                default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false);
+            AttentionForward.Launch(device, ca.Output, att, ca.LogSumExp, ca.Query, att, ca.Key, att, ca.Value, att,
+                default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false, scale: 1f);
             Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
 
             RmsNormForward.Launch(device, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
@@ -246,8 +246,9 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
             var ca = s.CrossAttention;
             InputGradient(p.GradientAttention, dDecoder, w.CrossAttention.Output, nd, att, d);
-            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, ca.Query, att, ca.Key, att, ca.Value, att,
-                ca.Output, ca.LogSumExp, p.AttentionScratch, default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false);
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, ca.Query, att, ca.Key, att,
+                ca.Value, att, ca.Output, att, ca.LogSumExp, p.AttentionScratch, default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false,
+                scale: 1f);
             InputGradient(p.Norm, p.GradientQuery, w.CrossAttention.Query, nd, d, att);
             RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd, d);
             // Every decoder layer reads the same encoder output: its k and v gradients add up there.
@@ -256,8 +257,9 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
             var sa = s.SelfAttention;
             InputGradient(p.GradientAttention, dDecoder, w.SelfAttention.Output, nd, att, d);
-            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, sa.Query, att, sa.Key, att, sa.Value, att,
-                sa.Output, sa.LogSumExp, p.AttentionScratch, weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength, heads, hs, causal: true);
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
+                sa.Value, att, sa.Output, att, sa.LogSumExp, p.AttentionScratch, weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength,
+                heads, hs, causal: true, scale: 1f);
             QkvInputGradient(p, w.SelfAttention, nd);
             RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, nd, d);
         }
@@ -273,8 +275,9 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
             var sa = s.SelfAttention;
             InputGradient(p.GradientAttention, dEncoder, w.SelfAttention.Output, ne, att, d);
-            BiasedAttentionBackward.Launch(device, p.GradientQuery, p.GradientKey, p.GradientValue, p.GradientAttention, sa.Query, att, sa.Key, att, sa.Value, att,
-                sa.Output, sa.LogSumExp, p.AttentionScratch, weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, rows, encoderLength, encoderLength, heads, hs, causal: false);
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
+                sa.Value, att, sa.Output, att, sa.LogSumExp, p.AttentionScratch, weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, rows, encoderLength, encoderLength,
+                heads, hs, causal: false, scale: 1f);
             QkvInputGradient(p, w.SelfAttention, ne);
             RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
         }

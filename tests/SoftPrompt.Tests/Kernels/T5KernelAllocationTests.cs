@@ -37,10 +37,11 @@ public sealed class T5KernelAllocationTests(DeviceKind kind) : KernelTestBase(ki
             GatedGeluBackward.Launch(Device, Part(6), Part(7), Part(5), Part(1), Part(2));
             // Packed qkv in Part(8) (stride 3A), out in Part(9).
             var qkv = Part(8);
-            BiasedAttentionForward.Launch(Device, Part(9), lse.Span, qkv, 3 * a, qkv.Slice(a), 3 * a, qkv.Slice(2 * a), 3 * a,
-                Part(10).Slice(0, 32 * heads), buckets.Span, lengths.Span, batch, sequence, sequence, heads, headSize, causal: false);
-            BiasedAttentionBackward.Launch(Device, Part(11), Part(12), Part(13), Part(14), qkv, 3 * a, qkv.Slice(a), 3 * a, qkv.Slice(2 * a), 3 * a,
-                Part(9), lse.Span, scratch.Span, Part(10).Slice(0, 32 * heads), buckets.Span, lengths.Span, batch, sequence, sequence, heads, headSize, causal: false);
+            AttentionForward.Launch(Device, Part(9), a, lse.Span, qkv, 3 * a, qkv.Slice(a), 3 * a, qkv.Slice(2 * a), 3 * a,
+                Part(10).Slice(0, 32 * heads), buckets.Span, lengths.Span, batch, sequence, sequence, heads, headSize, causal: false, scale: 1f);
+            AttentionBackward.Launch(Device, Part(11), a, Part(12), a, Part(13), a, Part(14), a, qkv, 3 * a, qkv.Slice(a), 3 * a, qkv.Slice(2 * a), 3 * a,
+                Part(9), a, lse.Span, scratch.Span, Part(10).Slice(0, 32 * heads), buckets.Span, lengths.Span, batch, sequence, sequence, heads, headSize,
+                causal: false, scale: 1f);
         }
 
         Step();

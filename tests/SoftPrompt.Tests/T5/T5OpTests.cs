@@ -68,7 +68,10 @@ public sealed class T5OpTests
     [TestCase(2, 4, 4, 2, 3, true, true, false, TestName = "{m}(encoder: bias + padded keys)")]
     [TestCase(2, 4, 4, 3, 2, false, true, true, TestName = "{m}(decoder: bias + causal)")]
     [TestCase(1, 1, 1, 1, 1, false, true, true, TestName = "{m}(T=1)")]
-    public void BiasedAttentionBackwardMatchesFiniteDifferences(int batch, int tq, int tk, int heads, int headSize, bool padKeys, bool withBias, bool causal)
+    [TestCase(2, 4, 4, 3, 2, false, true, true, 0.37, TestName = "{m}(decoder: bias + causal, scale 0.37)")]
+    [TestCase(2, 5, 5, 2, 3, false, false, true, 0.5773502691896258, TestName = "{m}(GPT-2: causal, scale 1/√hs)")]
+    public void BiasedAttentionBackwardMatchesFiniteDifferences(int batch, int tq, int tk, int heads, int headSize, bool padKeys, bool withBias, bool causal,
+        double scale = 1)
     {
         int width = heads * headSize;
         double[] q = Random(batch * tq * width, 11), k = Random(batch * tk * width, 12), v = Random(batch * tk * width, 13);
@@ -78,14 +81,14 @@ public sealed class T5OpTests
         double Loss()
         {
             var o = new double[dout.Length];
-            BiasedAttentionOps.Forward<double>(o, new double[batch * heads * tq], q, k, v, bias, keyLengths, batch, tq, tk, heads, headSize, causal);
+            BiasedAttentionOps.Forward<double>(o, new double[batch * heads * tq], q, k, v, bias, keyLengths, batch, tq, tk, heads, headSize, causal, scale);
             return Dot(o, dout);
         }
         var output = new double[dout.Length];
         var lse = new double[batch * heads * tq];
-        BiasedAttentionOps.Forward<double>(output, lse, q, k, v, bias, keyLengths, batch, tq, tk, heads, headSize, causal);
+        BiasedAttentionOps.Forward<double>(output, lse, q, k, v, bias, keyLengths, batch, tq, tk, heads, headSize, causal, scale);
         double[] dq = new double[q.Length], dk = Random(k.Length, 16), dv = Random(v.Length, 17); // overwritten, garbage in
-        BiasedAttentionOps.Backward<double>(dq, dk, dv, dout, q, k, v, output, lse, bias, keyLengths, batch, tq, tk, heads, headSize, causal);
+        BiasedAttentionOps.Backward<double>(dq, dk, dv, dout, q, k, v, output, lse, bias, keyLengths, batch, tq, tk, heads, headSize, causal, scale);
         Assert.That(WorstRelativeError(q, dq, Loss), Is.LessThan(1e-6), "dq");
         Assert.That(WorstRelativeError(k, dk, Loss), Is.LessThan(1e-6), "dk");
         Assert.That(WorstRelativeError(v, dv, Loss), Is.LessThan(1e-6), "dv");
@@ -103,7 +106,7 @@ public sealed class T5OpTests
         const int tq = 3, tk = 4, heads = 2, headSize = 2, width = heads * headSize;
         double[] q = Random(tq * width, 21), k = Random(tk * width, 22), v = Random(tk * width, 23), bias = Random(heads * tq * tk, 24);
         var output = new double[tq * width];
-        BiasedAttentionOps.Forward<double>(output, new double[heads * tq], q, k, v, bias, [3], 1, tq, tk, heads, headSize, causal: false);
+        BiasedAttentionOps.Forward<double>(output, new double[heads * tq], q, k, v, bias, [3], 1, tq, tk, heads, headSize, causal: false, scale: 1.0);
         for (int h = 0; h < heads; h++)
         {
             for (int i = 0; i < tq; i++)
@@ -121,11 +124,48 @@ public sealed class T5OpTests
         }
     }
 
+    /// <summary>
+    /// GPT-2's attention (<see cref="AttentionOps"/>, fused qkv) is the biased op without bias or key lengths, causal, with
+    /// scale 1/√hs, on the q, k, v column slices of qkv: the identity the CUDA engines rely on (one kernel family).
+    /// </summary>
+    [TestCase(2, 5, 12, 3)]
+    [TestCase(1, 1, 8, 2)]
+    public void BiasedAttentionWithScaleIsGpt2Attention(int batch, int sequence, int channels, int heads)
+    {
+        int rows = batch * sequence, c3 = 3 * channels, hs = channels / heads;
+        double[] qkv = Random(rows * c3, 41, 2), dout = Random(rows * channels, 42);
+        double[] Part(int part) => Enumerable.Range(0, rows * channels).Select(i => qkv[i / channels * c3 + part * channels + i % channels]).ToArray();
+        double[] q = Part(0), k = Part(1), v = Part(2);
+
+        var expectedOut = new double[rows * channels];
+        var expectedLse = new double[batch * heads * sequence];
+        AttentionOps.Forward<double>(expectedOut, expectedLse, qkv, batch, sequence, channels, heads);
+        var expectedDqkv = new double[qkv.Length];
+        AttentionOps.Backward<double>(expectedDqkv, dout, qkv, expectedOut, expectedLse, batch, sequence, channels, heads);
+
+        var output = new double[rows * channels];
+        var lse = new double[batch * heads * sequence];
+        double scale = 1 / Math.Sqrt(hs);
+        BiasedAttentionOps.Forward<double>(output, lse, q, k, v, [], [], batch, sequence, sequence, heads, hs, causal: true, scale);
+        double[] dq = new double[q.Length], dk = new double[k.Length], dv = new double[v.Length];
+        BiasedAttentionOps.Backward<double>(dq, dk, dv, dout, q, k, v, output, lse, [], [], batch, sequence, sequence, heads, hs, causal: true, scale);
+
+        Assert.That(output, Is.EqualTo(expectedOut).Within(1e-12), "out");
+        Assert.That(lse, Is.EqualTo(expectedLse).Within(1e-12), "lse");
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < channels; j++)
+            {
+                Assert.That(dq[r * channels + j], Is.EqualTo(expectedDqkv[r * c3 + j]).Within(1e-12), $"dq row {r} column {j}");
+                Assert.That(dk[r * channels + j], Is.EqualTo(expectedDqkv[r * c3 + channels + j]).Within(1e-12), $"dk row {r} column {j}");
+                Assert.That(dv[r * channels + j], Is.EqualTo(expectedDqkv[r * c3 + 2 * channels + j]).Within(1e-12), $"dv row {r} column {j}");
+            }
+    }
+
     [Test]
     public void ZeroKeyLengthIsRejected()
     {
         var error = Assert.Throws<ArgumentException>(() => BiasedAttentionOps.Forward<double>(new double[4], new double[2], new double[4], new double[4], new double[4],
-            [], [0], 1, 2, 2, 1, 2, causal: false))!;
+            [], [0], 1, 2, 2, 1, 2, causal: false, scale: 1.0))!;
         Assert.That(error.Message, Does.Contain("row 0 has key length 0"));
     }
 

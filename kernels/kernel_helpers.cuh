@@ -1,0 +1,53 @@
+// kernel_helpers.cuh — small device helpers that several kernel files share, written once in common.cuh's vocabulary
+// (no CUDA intrinsic of their own: those live in common.cuh only). Include it after common.cuh.
+//
+//   aligned16(p)                    p is 16-byte aligned (float4 loads and stores are legal there)
+//   grid_first(), grid_stride()     a 1-D grid-stride loop: for (i = grid_first(); i < n; i += grid_stride())
+//   load_vec<N>(v, p), store_vec<N>  N = 1, 2 or 4 consecutive floats ↔ float v[N] (one aligned float2 / float4 access)
+//   gelu_tanh(x), gelu_tanh_derivative(x)
+//                                   Hugging Face's gelu_new (GELU, tanh approximation) and its derivative, exactly as
+//                                   src/SoftPrompt/Cpu/GeluOps.cs computes them in fp32
+#pragma once
+#include "common.cuh"
+
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0; }
+
+__device__ __forceinline__ int grid_first() { return static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
+__device__ __forceinline__ int grid_stride() { return static_cast<int>(gridDim.x * blockDim.x); }
+
+// N consecutive floats at p → v: N = 4 is one float4 access, N = 2 one float2 (p aligned to 16 / 8 bytes), N = 1 a float.
+template <int N>
+__device__ __forceinline__ void load_vec(float (&v)[N], const float* p) {
+    static_assert(N == 1 || N == 2 || N == 4, "vector width");
+    if constexpr (N == 4) {
+        const float4 x = load_float4(p);
+        v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+    } else if constexpr (N == 2) {
+        const float2 x = load_float2(p);
+        v[0] = x.x; v[1] = x.y;
+    } else {
+        v[0] = *p;
+    }
+}
+template <int N>
+__device__ __forceinline__ void store_vec(float* p, const float (&v)[N]) {
+    static_assert(N == 1 || N == 2 || N == 4, "vector width");
+    if constexpr (N == 4) store_float4(p, make_float4(v[0], v[1], v[2], v[3]));
+    else if constexpr (N == 2) store_float2(p, make_float2(v[0], v[1]));
+    else *p = v[0];
+}
+
+// gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), with the CPU op's constants computed the same way in fp32.
+__device__ __forceinline__ float gelu_tanh_scale() { return sqrtf(2.0f / 3.14159265358979f); }
+constexpr float kGeluTanhCubic = 0.044715f;
+
+__device__ __forceinline__ float gelu_tanh(float x) {
+    const float k = gelu_tanh_scale();
+    return 0.5f * x * (1.0f + tanhf(k * (x + kGeluTanhCubic * x * x * x)));
+}
+
+__device__ __forceinline__ float gelu_tanh_derivative(float x) {
+    const float k = gelu_tanh_scale();
+    const float th = tanhf(k * (x + kGeluTanhCubic * x * x * x));
+    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * kGeluTanhCubic * x * x);
+}
