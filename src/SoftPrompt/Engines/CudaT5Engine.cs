@@ -132,7 +132,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
     private void EncoderForward(T5DevicePlan p)
     {
-        int ne = rows * encoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
+        int ne = rows * encoderLength, d = config.Embedding;
         float eps = (float)config.LayerNormEpsilon;
         var x = config.Layers > 0 ? p.Encoder[0].Input : p.EncoderFinal;
         EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows), state.Offsets,
@@ -142,14 +142,8 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         {
             var s = p.Encoder[l];
             var w = weights.EncoderLayers[l];
-            var sa = s.SelfAttention;
-            RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.SelfAttentionNormWeight, ne, d, eps);
-            Project(sa.Query, p.Norm, w.SelfAttention.Query, ne, d, att);
-            Project(sa.Key, p.Norm, w.SelfAttention.Key, ne, d, att);
-            Project(sa.Value, p.Norm, w.SelfAttention.Value, ne, d, att);
-            AttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
-                weights.EncoderRelativeBias, p.EncoderBuckets, keys, rows, encoderLength, encoderLength, heads, hs, causal: false, scale: 1f);
-            Residual(s.Middle, s.Input, sa.Output, w.SelfAttention.Output, ne, att, d);
+            SelfAttention(p, s.Middle, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
+                weights.EncoderRelativeBias, p.EncoderBuckets, keys, causal: false);
             RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, eps);
             var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
             FeedForward(p, next, s.Middle, s.Hidden, s.Linear, w.FeedForward, ne);
@@ -159,7 +153,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
     private void DecoderForward(T5DevicePlan p)
     {
-        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
+        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize;
         float eps = (float)config.LayerNormEpsilon;
         var y = config.DecoderLayers > 0 ? p.Decoder[0].Input : p.DecoderFinal;
         EmbeddingForward.Launch(device, y.Slice(0, (long)nd * d), p.DecoderTokens, default, default, default,
@@ -169,23 +163,16 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         {
             var s = p.Decoder[l];
             var w = weights.DecoderLayers[l];
-            var sa = s.SelfAttention;
-            RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.SelfAttentionNormWeight, nd, d, eps);
-            Project(sa.Query, p.Norm, w.SelfAttention.Query, nd, d, att);
-            Project(sa.Key, p.Norm, w.SelfAttention.Key, nd, d, att);
-            Project(sa.Value, p.Norm, w.SelfAttention.Value, nd, d, att);
             // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
-            AttentionForward.Launch(device, sa.Output, att, sa.LogSumExp, sa.Query, att, sa.Key, att, sa.Value, att,
-                weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength, heads, hs, causal: true, scale: 1f);
-            Residual(s.Middle1, s.Input, sa.Output, w.SelfAttention.Output, nd, att, d);
+            SelfAttention(p, s.Middle1, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, decoderLength,
+                weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
 
             var ca = s.CrossAttention;
             RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
             Project(ca.Query, p.Norm, w.CrossAttention.Query, nd, d, att);
             Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
             Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
-            AttentionForward.Launch(device, ca.Output, att, ca.LogSumExp, ca.Query, att, ca.Key, att, ca.Value, att,
-                default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false, scale: 1f);
+            Attend(ca, default, default, encoderKeys, decoderLength, encoderLength, causal: false);
             Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
 
             RmsNormForward.Launch(device, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
@@ -229,7 +216,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     private protected override void RunBackward(bool accumulate)
     {
         var p = plan!;
-        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize, heads = config.Heads, hs = config.HeadSize;
+        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize;
         var encoderKeys = p.EncoderLengths.Slice(0, rows);
 
         var dDecoder = p.DecoderGradient.Slice(0, (long)nd * d);
@@ -246,22 +233,15 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
             var ca = s.CrossAttention;
             InputGradient(p.GradientAttention, dDecoder, w.CrossAttention.Output, nd, att, d);
-            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, ca.Query, att, ca.Key, att,
-                ca.Value, att, ca.Output, att, ca.LogSumExp, p.AttentionScratch, default, default, encoderKeys, rows, decoderLength, encoderLength, heads, hs, causal: false,
-                scale: 1f);
+            AttendBackward(p, ca, default, default, encoderKeys, decoderLength, encoderLength, causal: false);
             InputGradient(p.Norm, p.GradientQuery, w.CrossAttention.Query, nd, d, att);
             RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd, d);
             // Every decoder layer reads the same encoder output: its k and v gradients add up there.
             InputGradient(dEncoderOutput, p.GradientKey, w.CrossAttention.Key, ne, d, att, accumulate: true);
             InputGradient(dEncoderOutput, p.GradientValue, w.CrossAttention.Value, ne, d, att, accumulate: true);
 
-            var sa = s.SelfAttention;
-            InputGradient(p.GradientAttention, dDecoder, w.SelfAttention.Output, nd, att, d);
-            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
-                sa.Value, att, sa.Output, att, sa.LogSumExp, p.AttentionScratch, weights.DecoderRelativeBias, p.DecoderBuckets, default, rows, decoderLength, decoderLength,
-                heads, hs, causal: true, scale: 1f);
-            QkvInputGradient(p, w.SelfAttention, nd);
-            RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, nd, d);
+            SelfAttentionBackward(p, dDecoder, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, decoderLength,
+                weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
         }
 
         var dEncoder = p.EncoderGradient.Slice(0, (long)ne * d);
@@ -273,13 +253,8 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             var w = weights.EncoderLayers[l];
             FeedForwardBackward(p, dEncoder, s.Hidden, s.Linear, w.FeedForward, ne);
             RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
-            var sa = s.SelfAttention;
-            InputGradient(p.GradientAttention, dEncoder, w.SelfAttention.Output, ne, att, d);
-            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, sa.Query, att, sa.Key, att,
-                sa.Value, att, sa.Output, att, sa.LogSumExp, p.AttentionScratch, weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, rows, encoderLength, encoderLength,
-                heads, hs, causal: false, scale: 1f);
-            QkvInputGradient(p, w.SelfAttention, ne);
-            RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Input, w.SelfAttentionNormWeight, s.Rstd1, ne, d);
+            SelfAttentionBackward(p, dEncoder, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
+                weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, causal: false);
         }
         PromptGradient.Launch(device, state.Gradient, dEncoder, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, encoderLength, d, accumulate);
     }
@@ -304,12 +279,50 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         }
     }
 
-    /// <summary>p.Norm [n, d] = dq·Wq + dk·Wk + dv·Wv: self-attention's input reaches q, k and v.</summary>
-    private void QkvInputGradient(T5DevicePlan p, T5DeviceWeights.Attention w, int n)
+    /// <summary>
+    /// output [rows·length, d] = input + o(attention(rmsnorm(input))) over one stack's own positions, with T5's relative
+    /// bias, saving the norm's rstd and the attention's q, k, v, output and logsumexp.
+    /// </summary>
+    private void SelfAttention(T5DevicePlan p, DeviceSpan<float> output, DeviceSpan<float> input, DeviceSpan<float> rstd, DeviceSpan<float> normWeight,
+        T5DevicePlan.Attention a, T5DeviceWeights.Attention w, int length, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, bool causal)
     {
-        int d = config.Embedding, att = config.AttentionSize;
+        int n = rows * length, d = config.Embedding, att = config.AttentionSize;
+        RmsNormForward.Launch(device, p.Norm, rstd, input, normWeight, n, d, (float)config.LayerNormEpsilon);
+        Project(a.Query, p.Norm, w.Query, n, d, att);
+        Project(a.Key, p.Norm, w.Key, n, d, att);
+        Project(a.Value, p.Norm, w.Value, n, d, att);
+        Attend(a, bias, buckets, keyLengths, length, length, causal);
+        Residual(output, input, a.Output, w.Output, n, att, d);
+    }
+
+    /// <summary><paramref name="dResidual"/> [rows·length, d]: d(loss)/d(output) of <see cref="SelfAttention"/> in, d(loss)/d(input) out.</summary>
+    private void SelfAttentionBackward(T5DevicePlan p, DeviceSpan<float> dResidual, DeviceSpan<float> input, DeviceSpan<float> rstd, DeviceSpan<float> normWeight,
+        T5DevicePlan.Attention a, T5DeviceWeights.Attention w, int length, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, bool causal)
+    {
+        int n = rows * length, d = config.Embedding, att = config.AttentionSize;
+        InputGradient(p.GradientAttention, dResidual, w.Output, n, att, d);
+        AttendBackward(p, a, bias, buckets, keyLengths, length, length, causal);
         InputGradient(p.Norm, p.GradientQuery, w.Query, n, d, att);
         InputGradient(p.Norm, p.GradientKey, w.Key, n, d, att, accumulate: true);
         InputGradient(p.Norm, p.GradientValue, w.Value, n, d, att, accumulate: true);
+        RmsNormBackward.Launch(device, dResidual, p.Norm, input, normWeight, rstd, n, d);
+    }
+
+    /// <summary>a.Output = softmax(q·kᵀ + bias)·v per head (no 1/√d: T5 folds it into its weights), saving the logsumexp.</summary>
+    private void Attend(T5DevicePlan.Attention a, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, int queryLength, int keyLength, bool causal)
+    {
+        int att = config.AttentionSize;
+        AttentionForward.Launch(device, a.Output, att, a.LogSumExp, a.Query, att, a.Key, att, a.Value, att, bias, buckets, keyLengths,
+            rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+    }
+
+    /// <summary>p.GradientQuery, GradientKey, GradientValue from p.GradientAttention = d(loss)/d(a.Output).</summary>
+    private void AttendBackward(T5DevicePlan p, T5DevicePlan.Attention a, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths,
+        int queryLength, int keyLength, bool causal)
+    {
+        int att = config.AttentionSize;
+        AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, a.Query, att, a.Key, att,
+            a.Value, att, a.Output, att, a.LogSumExp, p.AttentionScratch, bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize,
+            causal, scale: 1f);
     }
 }
