@@ -103,18 +103,7 @@ public abstract class ModelFamily
         string configPath = Path.Combine(modelDirectory, "config.json");
         if (!File.Exists(configPath))
             throw new CheckpointException($"{modelDirectory}: no config.json; point --model at a Hugging Face checkpoint directory.");
-        JsonElement root;
-        try
-        {
-            using var stream = File.OpenRead(configPath);
-            root = JsonDocument.Parse(stream).RootElement.Clone();
-        }
-        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
-        {
-            throw new CheckpointException($"{configPath}: cannot read config.json ({e.Message}).", e);
-        }
-        if (root.ValueKind != JsonValueKind.Object)
-            throw new CheckpointException($"{configPath}: config.json must hold a JSON object.");
+        var root = ConfigJson.Read(configPath, "model").Root;
         if (root.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String)
         {
             string modelType = type.GetString()!;

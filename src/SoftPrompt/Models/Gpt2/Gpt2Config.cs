@@ -1,4 +1,3 @@
-using System.Text.Json;
 using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Models.Gpt2;
@@ -34,26 +33,10 @@ public sealed record Gpt2Config(
 
     public static Gpt2Config Load(string configPath)
     {
-        JsonElement root;
-        try
-        {
-            using var stream = File.OpenRead(configPath);
-            root = JsonDocument.Parse(stream).RootElement.Clone();
-        }
-        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
-        {
-            throw new CheckpointException($"{configPath}: cannot read config.json ({e.Message}).", e);
-        }
-        int Int(string name, int? fallback = null)
-        {
-            if (root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number) return v.GetInt32();
-            return fallback ?? throw new CheckpointException($"{configPath}: required field '{name}' is missing or not a number.");
-        }
-        int d = Int("n_embd");
-        int inner = root.TryGetProperty("n_inner", out var ni) && ni.ValueKind == JsonValueKind.Number ? ni.GetInt32() : 4 * d;
-        double eps = root.TryGetProperty("layer_norm_epsilon", out var epsValue) && epsValue.ValueKind == JsonValueKind.Number ? epsValue.GetDouble() : 1e-5;
-        string act = root.TryGetProperty("activation_function", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : "gelu_new";
-        var config = new Gpt2Config(Int("vocab_size"), Int("n_positions"), d, Int("n_layer"), Int("n_head"), inner, eps, act);
+        var json = ConfigJson.Read(configPath, "GPT-2");
+        int d = json.Int("n_embd");
+        var config = new Gpt2Config(json.Int("vocab_size"), json.Int("n_positions"), d, json.Int("n_layer"), json.Int("n_head"),
+            json.Int("n_inner", 4 * d), json.Number("layer_norm_epsilon", 1e-5), json.String("activation_function", "gelu_new"));
         config.Validate(configPath);
         return config;
     }

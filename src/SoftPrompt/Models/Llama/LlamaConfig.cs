@@ -106,30 +106,9 @@ public sealed record LlamaConfig(
 
     public static LlamaConfig Load(string configPath)
     {
-        JsonElement root;
-        try
-        {
-            using var stream = File.OpenRead(configPath);
-            root = JsonDocument.Parse(stream).RootElement.Clone();
-        }
-        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
-        {
-            throw new CheckpointException($"{configPath}: cannot read config.json ({e.Message}).", e);
-        }
-        if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{configPath}: config.json must hold a JSON object.");
-        bool Present(string name) => root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
-        int Int(string name, int? fallback = null)
-        {
-            if (root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int value)) return value;
-            if (fallback is { } f && !Present(name)) return f;
-            throw new CheckpointException($"{configPath}: field '{name}' is {(root.TryGetProperty(name, out _) ? "not an integer" : "missing")}; Llama configs need it.");
-        }
-        double Number(string name, double fallback) =>
-            root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble()
-            : !Present(name) ? fallback
-            : throw new CheckpointException($"{configPath}: field '{name}' is not a number.");
-        int? OptionalId(string name) =>
-            root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int id) ? id : null;
+        var json = ConfigJson.Read(configPath, "Llama");
+        var root = json.Root;
+        int Int(string name, int? fallback = null) => json.Int(name, fallback);
 
         foreach (var (flag, what) in new[] { ("attention_bias", "attention biases"), ("mlp_bias", "MLP biases") })
             if (root.TryGetProperty(flag, out var b) && b.ValueKind == JsonValueKind.True)
@@ -148,13 +127,13 @@ public sealed record LlamaConfig(
             HeadSize: Int("head_dim", hidden / heads),
             Intermediate: Int("intermediate_size"),
             MaxPositions: Int("max_position_embeddings"),
-            RmsNormEpsilon: Number("rms_norm_eps", 1e-6),
-            RopeTheta: Number("rope_theta", 10000),
+            RmsNormEpsilon: json.Number("rms_norm_eps", 1e-6),
+            RopeTheta: json.Number("rope_theta", 10000),
             RopeScaling: ReadRopeScaling(root, configPath),
-            TiedEmbeddings: root.TryGetProperty("tie_word_embeddings", out var t) && t.ValueKind == JsonValueKind.True,
-            BosTokenId: OptionalId("bos_token_id"),
-            EosTokenId: OptionalId("eos_token_id"),
-            SlidingWindow: OptionalId("sliding_window"));
+            TiedEmbeddings: json.Bool("tie_word_embeddings", false),
+            BosTokenId: json.OptionalInt("bos_token_id"),
+            EosTokenId: json.OptionalInt("eos_token_id"),
+            SlidingWindow: json.OptionalInt("sliding_window"));
         config.Validate(configPath);
         return config;
     }

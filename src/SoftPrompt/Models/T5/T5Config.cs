@@ -1,4 +1,3 @@
-using System.Text.Json;
 using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Models.T5;
@@ -84,26 +83,11 @@ public sealed record T5Config(
 
     public static T5Config Load(string configPath)
     {
-        JsonElement root;
-        try
-        {
-            using var stream = File.OpenRead(configPath);
-            root = JsonDocument.Parse(stream).RootElement.Clone();
-        }
-        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
-        {
-            throw new CheckpointException($"{configPath}: cannot read config.json ({e.Message}).", e);
-        }
-        if (root.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{configPath}: config.json must hold a JSON object.");
-        int Int(string name, int? fallback = null)
-        {
-            if (root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int value)) return value;
-            if (fallback is { } f && (!root.TryGetProperty(name, out var present) || present.ValueKind == JsonValueKind.Null)) return f;
-            throw new CheckpointException($"{configPath}: field '{name}' is {(root.TryGetProperty(name, out _) ? "not an integer" : "missing")}; T5 configs need it.");
-        }
-        double eps = root.TryGetProperty("layer_norm_epsilon", out var epsilon) && epsilon.ValueKind == JsonValueKind.Number ? epsilon.GetDouble() : 1e-6;
-        string projection = root.TryGetProperty("feed_forward_proj", out var p) && p.ValueKind == JsonValueKind.String ? p.GetString()! : Relu;
-        bool tied = !root.TryGetProperty("tie_word_embeddings", out var t) || t.ValueKind != JsonValueKind.False;
+        var json = ConfigJson.Read(configPath, "T5");
+        int Int(string name, int? fallback = null) => json.Int(name, fallback);
+        double eps = json.Number("layer_norm_epsilon", 1e-6);
+        string projection = json.String("feed_forward_proj", Relu);
+        bool tied = json.Bool("tie_word_embeddings", true);
         int layers = Int("num_layers");
         var config = new T5Config(
             VocabSize: Int("vocab_size"),
