@@ -128,7 +128,7 @@ public sealed class CpuT5Engine<T> : IEncoderDecoderEngine where T : unmanaged, 
     public void Dispose() => activations = null;
 
     /// <summary>T5 v1.0 (tied) scales the decoder output by d_model^-0.5 before the shared-embedding head; v1.1's own lm_head does not.</summary>
-    private T HeadScale => config.TiedEmbeddings ? T.One / T.Sqrt(T.CreateChecked(config.Embedding)) : T.One;
+    private T HeadScale => config.RescalesDecoderOutput ? T.One / T.Sqrt(T.CreateChecked(config.Embedding)) : T.One;
 
     private T5CpuActivations<T> Plan(int batchRows, int encoder, int decoder)
     {

@@ -59,7 +59,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     }
 
     /// <summary>T5 v1.0 (tied) scales the decoder output by d_model^-0.5 before the shared-embedding head; v1.1's own lm_head does not.</summary>
-    private float HeadScale => config.TiedEmbeddings ? 1f / MathF.Sqrt(config.Embedding) : 1f;
+    private float HeadScale => config.RescalesDecoderOutput ? 1f / MathF.Sqrt(config.Embedding) : 1f;
 
     private T5DevicePlan Plan(int batchRows, int encoder, int decoder)
     {

@@ -25,7 +25,8 @@ public static class ModelFingerprint
     /// <param name="tokenEmbedding">shared [V, d].</param>
     public static string Of<T>(T5Config c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
         Of($"t5|{c.VocabSize}|{c.Embedding}|{c.HeadSize}|{c.FeedForwardSize}|{c.Layers}|{c.DecoderLayers}|{c.Heads}|"
-            + $"{c.RelativeBuckets}|{c.RelativeMaxDistance}|{c.FeedForwardProjection}|{(c.TiedEmbeddings ? "tied" : "untied")}|", tokenEmbedding);
+            + $"{c.RelativeBuckets}|{c.RelativeMaxDistance}|{c.FeedForwardProjection}|{(c.TiedEmbeddings ? "tied" : "untied")}|"
+            + (c.RescalesDecoderOutput == c.TiedEmbeddings ? "" : c.RescalesDecoderOutput ? "rescaled|" : "unscaled|"), tokenEmbedding);
 
     public static string Of<T>(LlamaWeights<T> weights) where T : unmanaged, IBinaryFloatingPointIeee754<T> => Of(weights.Config, weights.TokenEmbedding);
 

@@ -31,9 +31,11 @@ internal sealed class T5Fixture
     public required double LossF64 { get; init; }
     public required double[] PromptGradientF64 { get; init; }
 
-    public static T5Fixture Load(string model, string caseName)
+    public static T5Fixture Load(string model, string caseName) => LoadFrom(Path.Combine(Root, model), caseName);
+
+    /// <summary>A case from any folder in the fixture layout (a copy of a fixture with another config.json, say).</summary>
+    public static T5Fixture LoadFrom(string dir, string caseName)
     {
-        string dir = Path.Combine(Root, model);
         using var file = SafeTensorFile.Open(Path.Combine(dir, caseName + ".safetensors"));
         var promptShape = file.GetInfo("prompts").Shape;
         int rows = (int)file.GetInfo("prompt_index").Shape[0];

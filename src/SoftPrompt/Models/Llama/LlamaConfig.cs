@@ -116,6 +116,7 @@ public sealed record LlamaConfig(
         if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind == JsonValueKind.String && act.GetString() != "silu")
             throw new CheckpointException($"{configPath}: hidden_act '{act.GetString()}' is not supported; Llama-style models use 'silu' (SwiGLU).");
 
+        var (ropeTheta, ropeScaling) = ReadRope(json);
         int hidden = Int("hidden_size"), heads = Int("num_attention_heads");
         if (heads <= 0) throw new CheckpointException($"{configPath}: num_attention_heads must be positive, got {heads}.");
         var config = new LlamaConfig(
@@ -128,8 +129,8 @@ public sealed record LlamaConfig(
             Intermediate: Int("intermediate_size"),
             MaxPositions: Int("max_position_embeddings"),
             RmsNormEpsilon: json.Number("rms_norm_eps", 1e-6),
-            RopeTheta: json.Number("rope_theta", 10000),
-            RopeScaling: ReadRopeScaling(root, configPath),
+            RopeTheta: ropeTheta,
+            RopeScaling: ropeScaling,
             TiedEmbeddings: json.Bool("tie_word_embeddings", false),
             BosTokenId: json.OptionalInt("bos_token_id"),
             EosTokenId: json.OptionalInt("eos_token_id"),
@@ -138,15 +139,46 @@ public sealed record LlamaConfig(
         return config;
     }
 
-    private static LlamaRopeScaling? ReadRopeScaling(JsonElement root, string configPath)
+    /// <summary>
+    /// RoPE's base and scaling. transformers v4 writes them at the top level (rope_theta, rope_scaling); v5 moves both
+    /// into rope_parameters and writes that key on every save, keeping the old keys only when they were loaded. A config
+    /// that has both must say the same thing in both, or we cannot know which one the model was trained with.
+    /// </summary>
+    private static (double Theta, LlamaRopeScaling? Scaling) ReadRope(ConfigJson json)
     {
-        if (!root.TryGetProperty("rope_scaling", out var s) || s.ValueKind == JsonValueKind.Null) return null;
-        if (s.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{configPath}: rope_scaling must be an object or null.");
+        double legacyTheta = json.Number("rope_theta", 10000);
+        var legacyScaling = json.Has("rope_scaling") ? ReadRopeScaling(json.Root.GetProperty("rope_scaling"), "rope_scaling", json.Path, defaultType: null) : null;
+        if (!json.Has("rope_parameters")) return (legacyTheta, legacyScaling);
+
+        var parameters = json.Root.GetProperty("rope_parameters");
+        if (parameters.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{json.Path}: rope_parameters must be an object or null.");
+        foreach (var field in parameters.EnumerateObject())
+            if (field.Value.ValueKind == JsonValueKind.Object)
+                throw new CheckpointException($"{json.Path}: rope_parameters.{field.Name} gives RoPE per layer type; SoftPrompt runs one RoPE for every layer (Llama-style models).");
+        if (parameters.TryGetProperty("partial_rotary_factor", out var partial) && !(partial.ValueKind == JsonValueKind.Number && partial.GetDouble() == 1))
+            throw new CheckpointException($"{json.Path}: rope_parameters.partial_rotary_factor {partial} is not supported; SoftPrompt rotates every channel of a head.");
+        double theta = parameters.TryGetProperty("rope_theta", out var t) && t.ValueKind == JsonValueKind.Number ? t.GetDouble()
+            : parameters.TryGetProperty("rope_theta", out _) ? throw new CheckpointException($"{json.Path}: rope_parameters.rope_theta is not a number.")
+            : legacyTheta;
+        var scaling = ReadRopeScaling(parameters, "rope_parameters", json.Path, defaultType: "default");
+        if (json.Has("rope_theta") && legacyTheta != theta)
+            throw new CheckpointException($"{json.Path}: rope_theta {legacyTheta} and rope_parameters.rope_theta {theta} disagree; remove the one the model was not trained with.");
+        if (json.Has("rope_scaling") && legacyScaling != scaling)
+            throw new CheckpointException($"{json.Path}: rope_scaling ({Describe(legacyScaling)}) and rope_parameters ({Describe(scaling)}) disagree; remove the one the model was not trained with.");
+        return (theta, scaling);
+    }
+
+    private static string Describe(LlamaRopeScaling? scaling) => scaling is null ? "no scaling" : scaling.ToString();
+
+    /// <param name="defaultType">The type when neither rope_type nor type is given: "default" in v5's rope_parameters; none in v4's rope_scaling.</param>
+    private static LlamaRopeScaling? ReadRopeScaling(JsonElement s, string key, string configPath, string? defaultType)
+    {
+        if (s.ValueKind != JsonValueKind.Object) throw new CheckpointException($"{configPath}: {key} must be an object or null.");
         string? type = s.TryGetProperty("rope_type", out var rt) && rt.ValueKind == JsonValueKind.String ? rt.GetString()
-            : s.TryGetProperty("type", out var ty) && ty.ValueKind == JsonValueKind.String ? ty.GetString() : null;
-        double Field(string name, double? fallback = null) =>
+            : s.TryGetProperty("type", out var ty) && ty.ValueKind == JsonValueKind.String ? ty.GetString() : defaultType;
+        double Field(string name) =>
             s.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble()
-            : fallback ?? throw new CheckpointException($"{configPath}: rope_scaling.{name} is missing or not a number.");
+            : throw new CheckpointException($"{configPath}: {key}.{name} is missing or not a number.");
         return type switch
         {
             "default" => null,
@@ -154,7 +186,7 @@ public sealed record LlamaConfig(
             LlamaRopeScaling.Llama3 => new LlamaRopeScaling(LlamaRopeScaling.Llama3, Field("factor"), Field("low_freq_factor"), Field("high_freq_factor"),
                 (int)Field("original_max_position_embeddings")),
             _ => throw new CheckpointException(
-                $"{configPath}: rope_scaling type '{type}' is not supported; SoftPrompt computes 'linear' and 'llama3' RoPE scaling (dynamic NTK and YaRN are not implemented)."),
+                $"{configPath}: {key} type '{type}' is not supported; SoftPrompt computes 'linear' and 'llama3' RoPE scaling (dynamic NTK and YaRN are not implemented)."),
         };
     }
 

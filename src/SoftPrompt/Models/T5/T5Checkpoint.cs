@@ -9,15 +9,16 @@ public static class T5Checkpoint
 {
     /// <summary>
     /// Reads every tensor once, converted to <typeparamref name="T"/>, after checking its shape against config.json.
-    /// tie_word_embeddings decides the head, as in Hugging Face: tied → shared.weight (a stored lm_head.weight is a
-    /// copy and is ignored), untied → lm_head.weight must be present. Copies that converted checkpoints carry
+    /// tie_word_embeddings decides the head, as in Hugging Face v4: tied → shared.weight (a stored lm_head.weight is a
+    /// copy and is ignored), untied → lm_head.weight must be present; configs with v5's scale_decoder_outputs take
+    /// lm_head.weight whenever the checkpoint has it (<see cref="LoadConfig"/>). Copies that converted checkpoints carry
     /// (encoder/decoder.embed_tokens.weight, the unused decoder.block.0.layer.1.EncDecAttention.relative_attention_bias)
     /// are ignored; encoder.embed_tokens.weight stands in for shared.weight when only it was saved.
     /// </summary>
     public static T5Weights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        var config = T5Config.Load(Path.Combine(modelDir, "config.json"));
         using var checkpoint = CheckpointDirectory.Open(modelDir);
+        var config = LoadConfig(modelDir, checkpoint);
         string embedding = EmbeddingName(checkpoint, modelDir);
         foreach (var (stack, layers, field) in new[] { ("encoder", config.Layers, "num_layers"), ("decoder", config.DecoderLayers, "num_decoder_layers") })
         {
@@ -74,10 +75,20 @@ public static class T5Checkpoint
     /// <summary>config.json and the input embedding table [V, d] only (shared.weight, where prompts live), without reading the stacks.</summary>
     public static (T5Config Config, T[] TokenEmbedding) LoadTokenEmbedding<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        var config = T5Config.Load(Path.Combine(modelDir, "config.json"));
         using var checkpoint = CheckpointDirectory.Open(modelDir);
+        var config = LoadConfig(modelDir, checkpoint);
         return (config, new Reader<T>(checkpoint, config).Read(EmbeddingName(checkpoint, modelDir), config.VocabSize, config.Embedding));
     }
+
+    /// <summary>config.json with the head decided against the checkpoint's tensors (<see cref="T5Config.WithHeadOf"/>).</summary>
+    public static T5Config LoadConfig(string modelDir)
+    {
+        using var checkpoint = CheckpointDirectory.Open(modelDir);
+        return LoadConfig(modelDir, checkpoint);
+    }
+
+    private static T5Config LoadConfig(string modelDir, CheckpointDirectory checkpoint) =>
+        T5Config.Load(Path.Combine(modelDir, "config.json")).WithHeadOf(checkpoint.Contains(LanguageModelHead));
 
     private static string EmbeddingName(CheckpointDirectory checkpoint, string modelDir) =>
         checkpoint.Contains(Shared) ? Shared

@@ -102,6 +102,7 @@ public static class T5CheckpointWriter
         json.WriteString("dense_act_fn", config.IsGated ? "gelu_new" : "relu");
         json.WriteBoolean("is_gated_act", config.IsGated);
         json.WriteBoolean("tie_word_embeddings", config.TiedEmbeddings);
+        if (config.RescalesDecoderOutput != config.TiedEmbeddings) json.WriteBoolean("scale_decoder_outputs", config.RescalesDecoderOutput);
         json.WriteNumber("layer_norm_epsilon", config.LayerNormEpsilon);
         json.WriteNumber("decoder_start_token_id", config.DecoderStartTokenId);
         json.WriteNumber("pad_token_id", config.PadTokenId);

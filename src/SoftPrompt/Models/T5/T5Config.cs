@@ -22,7 +22,8 @@ public sealed record T5Config(
     int DecoderStartTokenId = 0,
     int PadTokenId = 0,
     int EosTokenId = 1,
-    int MaxPositions = T5Config.DefaultMaxPositions) : IModelConfig
+    int MaxPositions = T5Config.DefaultMaxPositions,
+    bool? DecoderOutputScaling = null) : IModelConfig
 {
     /// <summary>
     /// T5 has no position table (relative positions), so no hard limit exists; this bounds what a batch may
@@ -33,6 +34,19 @@ public sealed record T5Config(
     public const string GatedGelu = "gated-gelu";
 
     public ModelFamily Family => T5Family.Instance;
+
+    /// <summary>
+    /// The decoder output is multiplied by d_model^-0.5 before the LM head. transformers v5 records it as
+    /// scale_decoder_outputs (<see cref="DecoderOutputScaling"/>, and then writes tie_word_embeddings: true for every
+    /// T5); v4 configs have no such key and rescale exactly when the head is tied.
+    /// </summary>
+    public bool RescalesDecoderOutput => DecoderOutputScaling ?? TiedEmbeddings;
+
+    /// <summary>
+    /// The config with the head decided as transformers v5 decides it when scale_decoder_outputs is present: lm_head.weight
+    /// when the checkpoint has one, else the shared table. v4 configs keep tie_word_embeddings' answer.
+    /// </summary>
+    public T5Config WithHeadOf(bool checkpointHasHead) => DecoderOutputScaling is null ? this : this with { TiedEmbeddings = !checkpointHasHead };
 
     /// <summary>Heads·d_kv: the width of q, k, v and the input of o.</summary>
     public int AttentionSize => Heads * HeadSize;
@@ -86,8 +100,9 @@ public sealed record T5Config(
         var json = ConfigJson.Read(configPath, "T5");
         int Int(string name, int? fallback = null) => json.Int(name, fallback);
         double eps = json.Number("layer_norm_epsilon", 1e-6);
-        string projection = json.String("feed_forward_proj", Relu);
+        string projection = FeedForwardOf(json);
         bool tied = json.Bool("tie_word_embeddings", true);
+        bool? scaling = json.Has("scale_decoder_outputs") ? json.Bool("scale_decoder_outputs", false) : null;
         int layers = Int("num_layers");
         var config = new T5Config(
             VocabSize: Int("vocab_size"),
@@ -105,9 +120,30 @@ public sealed record T5Config(
             DecoderStartTokenId: Int("decoder_start_token_id", 0),
             PadTokenId: Int("pad_token_id", 0),
             EosTokenId: Int("eos_token_id", 1),
-            MaxPositions: Int("n_positions", DefaultMaxPositions));
+            MaxPositions: Int("n_positions", DefaultMaxPositions),
+            DecoderOutputScaling: scaling);
         config.Validate(configPath);
         return config;
+    }
+
+    /// <summary>
+    /// feed_forward_proj ("relu", "gated-gelu"), checked against the dense_act_fn and is_gated_act that transformers
+    /// derives from it and saves next to it: a config where they disagree was edited by hand, and which of the two the
+    /// weights were trained with cannot be known.
+    /// </summary>
+    private static string FeedForwardOf(ConfigJson json)
+    {
+        string projection = json.String("feed_forward_proj", Relu);
+        if (projection is not (Relu or GatedGelu))
+            throw new CheckpointException($"{json.Path}: feed_forward_proj '{projection}' is not supported; SoftPrompt runs '{Relu}' (T5 v1.0) and '{GatedGelu}' (T5 v1.1, LM-adapted).");
+        bool gated = projection == GatedGelu;
+        string activation = gated ? "gelu_new" : "relu";
+        if (json.Bool("is_gated_act", gated) != gated || json.String("dense_act_fn", activation) is var named && named != activation && !(gated && named == "gelu_pytorch_tanh"))
+            throw new CheckpointException(
+                $"{json.Path}: feed_forward_proj '{projection}' means dense_act_fn '{activation}' and is_gated_act {(gated ? "true" : "false")}, but config.json says "
+                + $"dense_act_fn '{json.String("dense_act_fn", activation)}' and is_gated_act {(json.Bool("is_gated_act", gated) ? "true" : "false")}; "
+                + "restore the config.json that came with these weights.");
+        return projection;
     }
 
     public void Validate(string source)

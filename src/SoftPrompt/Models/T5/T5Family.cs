@@ -19,7 +19,7 @@ internal sealed class T5Family : ModelFamily<T5Config>
     private protected override IReadOnlyList<string> ArchitecturePrefixes => ["T5"];
     private protected override IReadOnlyDictionary<string, T5Config> Shapes => T5Shapes.Named;
 
-    public override IModelConfig LoadConfig(string modelDirectory) => T5Config.Load(Path.Combine(modelDirectory, "config.json"));
+    public override IModelConfig LoadConfig(string modelDirectory) => T5Checkpoint.LoadConfig(modelDirectory);
 
     private protected override (T5Config Config, float[] TokenEmbedding) ReadTokenEmbedding(string modelDirectory) => T5Checkpoint.LoadTokenEmbedding<float>(modelDirectory);
 
@@ -35,7 +35,7 @@ internal sealed class T5Family : ModelFamily<T5Config>
 
     private protected override IReadOnlyList<(string Label, string Text)> Describe(T5Config c) =>
     [
-        ("family", $"t5 ({(c.IsGated ? "v1.1, gated-gelu" : "v1.0, relu")}, {(c.TiedEmbeddings ? "tied LM head, rescaled by d_model^-0.5" : "separate lm_head")})"),
+        ("family", $"t5 ({(c.IsGated ? "v1.1, gated-gelu" : "v1.0, relu")}, {(c.TiedEmbeddings ? "tied LM head" : "separate lm_head")}{(c.RescalesDecoderOutput ? ", rescaled by d_model^-0.5" : "")})"),
         ("layers", Invariant($"{c.Layers} encoder + {c.DecoderLayers} decoder")),
         ("d_model", Invariant($"{c.Embedding} ({c.Heads} heads × d_kv {c.HeadSize})")),
         ("mlp", Invariant($"{c.FeedForwardSize}")),
