@@ -7,6 +7,9 @@ Everything is written by hand in plain PyTorch (no `transformers`, no `peft`, no
   ln_1 -> attention (Conv1D c_attn [d,3d], y = x@W+b, q|k|v split, n_head heads of d/n_head, causal mask,
   softmax(q k^T / sqrt(hd))) -> c_proj [d,d] -> residual; ln_2 -> c_fc [d,inner] -> gelu_new (tanh) ->
   c_proj [inner,d] -> residual; ln_f; LM head tied to wte (logits = h @ wte^T).
+* The config flags some GPT-2s set: scale_attn_weights=false drops the 1/sqrt(hd), scale_attn_by_inverse_layer_idx
+  divides the scores of layer i (0-based) by i+1 as well (codeparrot, Stanford CRFM), tie_word_embeddings=false
+  gives the LM head its own lm_head.weight.
 * Prompt tuning as PEFT does it for decoder-only models: the P vectors of prompt `prompt_index[b]` are
   prepended to the token embeddings of row b, position ids count the prompt (prompt vector p sits at
   position p, token i at P+i) and the prompt gets position embeddings like tokens.
@@ -51,7 +54,11 @@ BIAS_STD = 0.02  # every bias ~ 0.02 N(0,1) (layer norms and Conv1D)
 
 
 class Config:
-    def __init__(self, vocab_size, n_positions, n_embd, n_layer, n_head, n_inner=None, layer_norm_epsilon=1e-5):
+    def __init__(self, vocab_size, n_positions, n_embd, n_layer, n_head, n_inner=None, layer_norm_epsilon=1e-5,
+                 scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False, tie_word_embeddings=True):
+        self.scale_attn_weights = scale_attn_weights
+        self.scale_attn_by_inverse_layer_idx = scale_attn_by_inverse_layer_idx
+        self.tie_word_embeddings = tie_word_embeddings
         self.vocab_size = vocab_size
         self.n_positions = n_positions
         self.n_embd = n_embd
@@ -67,6 +74,11 @@ class Config:
     @property
     def head_size(self):
         return self.n_embd // self.n_head
+
+    def attention_divisors(self, layer):
+        """What layer `layer` (0-based) divides q.k by, one after the other, as Hugging Face's GPT2Attention does."""
+        return ([math.sqrt(self.head_size)] if self.scale_attn_weights else []) \
+            + ([float(layer + 1)] if self.scale_attn_by_inverse_layer_idx else [])
 
     def to_hf_json(self):
         V = self.vocab_size
@@ -87,11 +99,12 @@ class Config:
             "n_layer": self.n_layer,
             "n_positions": self.n_positions,
             "resid_pdrop": 0.1,
-            "scale_attn_weights": True,
+            "scale_attn_weights": self.scale_attn_weights,
             "torch_dtype": "float32",
             "use_cache": True,
             "vocab_size": V,
-        }
+        } | ({"scale_attn_by_inverse_layer_idx": True} if self.scale_attn_by_inverse_layer_idx else {}) \
+          | ({"tie_word_embeddings": False} if not self.tie_word_embeddings else {})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -124,6 +137,8 @@ def make_weights(cfg, seed):
         w[p + "mlp.c_proj.bias"] = BIAS_STD * randn(d)
     w["ln_f.weight"] = 1 + LN_WEIGHT_STD * randn(d)
     w["ln_f.bias"] = BIAS_STD * randn(d)
+    if not cfg.tie_word_embeddings:
+        w["lm_head.weight"] = randn(cfg.vocab_size, d) * EMBED_STD
     return {k: v.to(torch.float32) for k, v in w.items()}
 
 
@@ -154,7 +169,7 @@ def gelu_new(x, bug=None):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
-def attention(x, w_qkv, b_qkv, w_o, b_o, n_head, bug=None):
+def attention(x, w_qkv, b_qkv, w_o, b_o, n_head, divisors, bug=None):
     """x [B,T,d] -> [B,T,d]. Conv1D: y = x @ W + b with W stored [in, out]."""
     B, T, d = x.shape
     hd = d // n_head
@@ -168,8 +183,8 @@ def attention(x, w_qkv, b_qkv, w_o, b_o, n_head, bug=None):
         q, k, v = (t.reshape(B, T, n_head, hd) for t in (q, k, v))
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B,nh,T,hd]
     scores = q @ k.transpose(-1, -2)  # [B,nh,T,T]
-    if bug != "no_attn_scale":
-        scores = scores / math.sqrt(hd)
+    for divisor in divisors[1:] if bug == "no_attn_scale" else divisors:
+        scores = scores / divisor
     if bug != "no_causal_mask":
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         scores = scores.masked_fill(~causal, float("-inf"))
@@ -186,9 +201,10 @@ def transformer(w, cfg, x, bug=None):
     """x [B,T,d] (embeddings, positions already added) -> (hidden after ln_f [B,T,d], logits [B,T,V])."""
     for i in range(cfg.n_layer):
         p = f"h.{i}."
+        divisors = cfg.attention_divisors(0 if bug == "no_inverse_layer_scale" else i)
         if bug == "post_ln":
             x = layer_norm(x + attention(x, w[p + "attn.c_attn.weight"], w[p + "attn.c_attn.bias"],
-                                         w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"], cfg.n_head),
+                                         w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"], cfg.n_head, divisors),
                            w[p + "ln_1.weight"], w[p + "ln_1.bias"], cfg.eps)
             h = x @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]
             x = layer_norm(x + gelu_new(h) @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"],
@@ -196,7 +212,7 @@ def transformer(w, cfg, x, bug=None):
             continue
         a = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], cfg.eps, bug)
         x = x + attention(a, w[p + "attn.c_attn.weight"], w[p + "attn.c_attn.bias"],
-                          w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"], cfg.n_head, bug)
+                          w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"], cfg.n_head, divisors, bug)
         m = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], cfg.eps, bug)
         h = m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]
         x = x + gelu_new(h, bug) @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
@@ -204,8 +220,12 @@ def transformer(w, cfg, x, bug=None):
         hidden = x
     else:
         hidden = layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], cfg.eps, bug)
-    logits = hidden @ w["wte.weight"].t()  # tied LM head
+    logits = hidden @ lm_head(w, cfg, bug).t()
     return hidden, logits
+
+
+def lm_head(w, cfg, bug=None):
+    return w["wte.weight"] if cfg.tie_word_embeddings or bug == "tied_head" else w["lm_head.weight"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -321,7 +341,9 @@ def naive_row_logits(w32, cfg, prompt, input_ids, target_ids):
                 ck = slice(d + h * hd, d + (h + 1) * hd)
                 cv = slice(2 * d + h * hd, 2 * d + (h + 1) * hd)
                 q = a[t] @ Wqkv[:, cq] + bqkv[cq]
-                sc = [float(q @ (a[s] @ Wqkv[:, ck] + bqkv[ck])) / math.sqrt(hd) for s in range(t + 1)]
+                sc = [float(q @ (a[s] @ Wqkv[:, ck] + bqkv[ck])) for s in range(t + 1)]
+                for divisor in cfg.attention_divisors(i):
+                    sc = [v / divisor for v in sc]
                 mx = max(sc)
                 ex = [math.exp(s - mx) for s in sc]
                 tot = sum(ex)
@@ -335,7 +357,7 @@ def naive_row_logits(w32, cfg, prompt, input_ids, target_ids):
                               for z in u.tolist()], dtype=torch.float64)
             new.append(x + g @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"])
         xs = new
-    return torch.stack([ln(x, w["ln_f.weight"], w["ln_f.bias"]) @ w["wte.weight"].t() for x in xs])
+    return torch.stack([ln(x, w["ln_f.weight"], w["ln_f.bias"]) @ lm_head(w, cfg).t() for x in xs])
 
 
 def check_ops():
@@ -414,6 +436,16 @@ MUTANTS = ["no_attn_scale", "gelu_erf", "relu", "no_causal_mask", "qkv_order_kqv
 WEAK_MUTANTS = ["ln_eps_1e-12"]
 
 
+def mutants_of(cfg):
+    """The mutants that change this model: a flag's bug is only a bug where the flag is set."""
+    mutants = [m for m in MUTANTS if m != "no_attn_scale" or cfg.scale_attn_weights]
+    if cfg.scale_attn_by_inverse_layer_idx:
+        mutants.append("no_inverse_layer_scale")
+    if not cfg.tie_word_embeddings:
+        mutants.append("tied_head")
+    return mutants
+
+
 def check_mutants(name, w32, cfg, prompts, batch, r32, r64):
     """Every plausible bug must move the real-position logits (or the prompt grad) far beyond float32 noise."""
     mask = batch.position_mask.bool()
@@ -421,7 +453,7 @@ def check_mutants(name, w32, cfg, prompts, batch, r32, r64):
     gnoise = (r32["prompt_grad"].double() - r64["prompt_grad"]).abs().max().item()
     parts = []
     weakest = math.inf
-    for bug in MUTANTS + WEAK_MUTANTS:
+    for bug in mutants_of(cfg) + WEAK_MUTANTS:
         rb = run(w32, cfg, prompts, batch, torch.float64, bug)
         dl = (rb["logits"] - r64["logits"])[mask].abs().max().item()
         dg = (rb["prompt_grad"] - r64["prompt_grad"]).abs().max().item()
@@ -477,8 +509,8 @@ def write_model(dir_, cfg, w, prefixed):
         json.dump(cfg.to_hf_json(), f, indent=2, sort_keys=True)
         f.write("\n")
     if prefixed:
-        t = {"transformer." + k: v for k, v in w.items()}
-        t["lm_head.weight"] = w["wte.weight"].clone()
+        t = {("" if k == "lm_head.weight" else "transformer.") + k: v for k, v in w.items()}
+        t["lm_head.weight"] = w["wte.weight"].clone() if cfg.tie_word_embeddings else w["lm_head.weight"]
         mask = torch.ones(cfg.n_positions, cfg.n_positions).tril().view(1, 1, cfg.n_positions, cfg.n_positions)
         for i in range(cfg.n_layer):
             t[f"transformer.h.{i}.attn.bias"] = mask.clone()
@@ -492,6 +524,10 @@ MODELS = {
     "tiny": (Config(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=4), 1234, False),
     "tiny-prefixed": (Config(vocab_size=113, n_positions=32, n_embd=48, n_layer=3, n_head=3, n_inner=100),
                       5678, True),
+    "tiny-layer-scaled": (Config(vocab_size=89, n_positions=32, n_embd=32, n_layer=3, n_head=2,
+                                 scale_attn_by_inverse_layer_idx=True, tie_word_embeddings=False), 4321, True),
+    "tiny-unscaled": (Config(vocab_size=71, n_positions=32, n_embd=24, n_layer=2, n_head=3, scale_attn_weights=False),
+                      8765, False),
 }
 
 # model, case name, P, num_prompts, [(input_len, target_len)], prompt_index per row, seed, description
@@ -505,6 +541,9 @@ CASES = [
     ("tiny-prefixed", "case-a", 7, 1, [(5, 3), (9, 1)], [0, 0], 21,
      "prefixed checkpoint (transformer.*, lm_head.weight, attn.bias buffers), n_inner=100, head size 16; "
      "P=7, B=2"),
+    ("tiny-layer-scaled", "case-a", 4, 2, [(5, 2), (3, 3), (6, 1)], [1, 0, 1], 41,
+     "scale_attn_by_inverse_layer_idx (layer i's scores also divided by i+1) and an untied lm_head.weight; P=4, B=3"),
+    ("tiny-unscaled", "case-a", 3, 1, [(4, 2), (2, 3)], [0, 0], 51, "scale_attn_weights=false (no 1/sqrt(hd)); P=3, B=2"),
 ]
 
 SGD_P = 5
@@ -525,7 +564,7 @@ def generate(out, checks):
             # the written file must round-trip to exactly the weights used below
             t, _ = load_file(os.path.join(out, mname, "model.safetensors"))
             pre = "transformer." if prefixed else ""
-            assert all(torch.equal(t[pre + k], v) for k, v in w.items())
+            assert all(torch.equal(t[("" if k == "lm_head.weight" else pre) + k], v) for k, v in w.items())
 
     summary = []
     for (mname, cname, P, nprompts, shapes, pidx, seed, desc) in CASES:
@@ -610,12 +649,17 @@ little-endian data; tensors ordered by element size then name).
 - `tiny-prefixed/`: vocab 113, n_positions 32, n_embd 48, n_layer 3, n_head 3 (head size 16), n_inner 100.
   Names prefixed `transformer.`, plus `lm_head.weight` (a tied copy of wte) and
   `transformer.h.{{i}}.attn.bias` ([1,1,32,32] F32 causal-mask buffers) that a loader must ignore.
+- `tiny-layer-scaled/`: vocab 89, n_positions 32, n_embd 32, n_layer 3, n_head 2, prefixed like tiny-prefixed;
+  `scale_attn_by_inverse_layer_idx: true` (layer i's scores are also divided by i+1) and
+  `tie_word_embeddings: false` with its own random `lm_head.weight`.
+- `tiny-unscaled/`: vocab 71, n_positions 32, n_embd 24, n_layer 2, n_head 3, `scale_attn_weights: false`.
 
 Weights are deliberately larger than GPT-2's 0.02 init (wte/wpe std {embed}, Conv1D std {gain}/sqrt(fan_in),
 layer-norm weights 1 + {lnw}·N(0,1), every bias {bias}·N(0,1)) so the model is nonlinear enough that plausible
 bugs are visible: the script checks that each of {nmut} mutants (no 1/sqrt(hd), erf GELU, no causal mask,
 k|q|v order, interleaved heads, transposed c_proj, unbiased variance, wrong eps, missing gamma or beta,
-post-LN, no ln_f, prompt without position / tokens not offset by P, ...) moves the logits or the prompt
+post-LN, no ln_f, prompt without position / tokens not offset by P, no 1/(i+1) and wte as the head where the
+flags ask for them, ...) moves the logits or the prompt
 gradient by > 100x the float32-vs-float64 difference.
 
 ## Case files (`<model>/case-*.safetensors`)
@@ -676,7 +720,7 @@ def write_readme(out):
         rows = ", ".join(f"({a},{b},{p})" for (a, b), p in zip(shapes, pidx))
         lines.append(f"| {mname}/{cname}.safetensors | {P} | {nprompts} | {rows} | {T} | {desc} |")
     text = README.format(torch=torch.__version__, embed=EMBED_STD, gain=MATRIX_GAIN, lnw=LN_WEIGHT_STD,
-                         bias=BIAS_STD, nmut=len(MUTANTS), cases="\n".join(lines), sgd_p=SGD_P,
+                         bias=BIAS_STD, nmut=len(MUTANTS) + 2, cases="\n".join(lines), sgd_p=SGD_P,
                          sgd_rows=len(SGD_SHAPES))
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write(text)
@@ -692,7 +736,7 @@ def tree_bytes(root):
     return files
 
 
-OWNED = ["tiny", "tiny-prefixed", "sgd", "README.md"]
+OWNED = ["tiny", "tiny-prefixed", "tiny-layer-scaled", "tiny-unscaled", "sgd", "README.md"]
 
 
 def main():
