@@ -20,7 +20,8 @@ public static class ModelFingerprint
 
     /// <param name="tokenEmbedding">wte [V, d].</param>
     public static string Of<T>(Gpt2Config c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
-        Of($"gpt2|{c.VocabSize}|{c.MaxPositions}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.Inner}|", tokenEmbedding);
+        Of($"gpt2|{c.VocabSize}|{c.MaxPositions}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.Inner}|"
+            + (c.ScaleAttentionWeights ? "" : "unscaled|") + (c.ScaleAttentionByInverseLayerIndex ? "layer-scaled|" : "") + (c.TiedEmbeddings ? "" : "untied|"), tokenEmbedding);
 
     /// <param name="tokenEmbedding">shared [V, d].</param>
     public static string Of<T>(T5Config c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>

@@ -11,7 +11,8 @@ public static class Gpt2Checkpoint
     /// <summary>
     /// Reads every tensor once, mmap → converted array (F32/F16/BF16/F64 storage → <typeparamref name="T"/>),
     /// after checking its shape against config.json. Names may carry the <c>transformer.</c> prefix
-    /// (GPT2LMHeadModel) or not (GPT2Model). <c>lm_head.weight</c> is ignored (tied to wte), as are the
+    /// (GPT2LMHeadModel) or not (GPT2Model). <c>lm_head.weight</c> (never prefixed) is the head when
+    /// tie_word_embeddings is false and is ignored otherwise (a copy of wte), as are the
     /// attention-mask buffers <c>attn.bias</c>/<c>attn.masked_bias</c> older exports carry.
     /// </summary>
     public static Gpt2Weights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
@@ -53,6 +54,7 @@ public static class Gpt2Checkpoint
             Layers = layers,
             FinalNormWeight = Tensor("ln_f.weight", d),
             FinalNormBias = Tensor("ln_f.bias", d),
+            LanguageModelHead = config.TiedEmbeddings ? null : ReadChecked<T>(checkpoint, RequireHead(checkpoint, modelDir), [config.VocabSize, d], config),
         };
     }
 
@@ -63,6 +65,12 @@ public static class Gpt2Checkpoint
         using var checkpoint = CheckpointDirectory.Open(modelDir);
         return (config, ReadChecked<T>(checkpoint, PrefixOf(checkpoint, modelDir) + "wte.weight", [config.VocabSize, config.Embedding], config));
     }
+
+    private const string LanguageModelHead = "lm_head.weight";
+
+    private static string RequireHead(CheckpointDirectory checkpoint, string modelDir) =>
+        checkpoint.Contains(LanguageModelHead) ? LanguageModelHead
+        : throw new CheckpointException($"{modelDir}: config.json says tie_word_embeddings=false but the checkpoint has no '{LanguageModelHead}'; download the complete checkpoint.");
 
     private static string PrefixOf(CheckpointDirectory checkpoint, string modelDir) =>
         checkpoint.Contains(Prefix + "wte.weight") ? Prefix

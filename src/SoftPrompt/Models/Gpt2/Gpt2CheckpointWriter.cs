@@ -28,8 +28,9 @@ public static class Gpt2CheckpointWriter
         writer.Metadata["format"] = "pt"; // transformers refuses safetensors without it
         void Add(string name, T[] data, params ReadOnlySpan<long> shape)
         {
-            if (typeof(T) == typeof(float)) writer.Add(prefix + name, MemoryMarshal.Cast<T, float>(data), shape, storeAs);
-            else if (typeof(T) == typeof(double)) writer.Add(prefix + name, MemoryMarshal.Cast<T, double>(data), shape, storeAs);
+            if (name != LanguageModelHead) name = prefix + name;
+            if (typeof(T) == typeof(float)) writer.Add(name, MemoryMarshal.Cast<T, float>(data), shape, storeAs);
+            else if (typeof(T) == typeof(double)) writer.Add(name, MemoryMarshal.Cast<T, double>(data), shape, storeAs);
             else throw new NotSupportedException($"Writing {typeof(T).Name} weights is not supported; use float or double.");
         }
         Add("wte.weight", weights.TokenEmbedding, config.VocabSize, d);
@@ -53,9 +54,13 @@ public static class Gpt2CheckpointWriter
         }
         Add("ln_f.weight", weights.FinalNormWeight, d);
         Add("ln_f.bias", weights.FinalNormBias, d);
+        if (!config.TiedEmbeddings)
+            Add(LanguageModelHead, weights.LanguageModelHead ?? throw new ArgumentException("Untied GPT-2 weights need an LM head."), config.VocabSize, d);
         writer.Save(Path.Combine(modelDir, CheckpointDirectory.SingleFileName));
         AtomicFile.Write(Path.Combine(modelDir, "config.json"), stream => WriteConfig(config, stream));
     }
+
+    private const string LanguageModelHead = "lm_head.weight";
 
     private static void WriteConfig(Gpt2Config config, Stream stream)
     {
@@ -74,7 +79,9 @@ public static class Gpt2CheckpointWriter
         json.WriteNumber("n_inner", config.Inner);
         json.WriteNumber("layer_norm_epsilon", config.LayerNormEpsilon);
         json.WriteString("activation_function", config.Activation);
-        json.WriteBoolean("tie_word_embeddings", true);
+        json.WriteBoolean("tie_word_embeddings", config.TiedEmbeddings);
+        json.WriteBoolean("scale_attn_weights", config.ScaleAttentionWeights);
+        json.WriteBoolean("scale_attn_by_inverse_layer_idx", config.ScaleAttentionByInverseLayerIndex);
         json.WriteEndObject();
     }
 }

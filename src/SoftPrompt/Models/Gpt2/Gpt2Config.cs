@@ -11,13 +11,23 @@ public sealed record Gpt2Config(
     int Heads,
     int Inner,
     double LayerNormEpsilon,
-    string Activation) : IModelConfig
+    string Activation,
+    bool ScaleAttentionWeights = true,
+    bool ScaleAttentionByInverseLayerIndex = false,
+    bool TiedEmbeddings = true) : IModelConfig
 {
     public ModelFamily Family => Gpt2Family.Instance;
 
     public int HeadSize => Embedding / Heads;
 
-    /// <summary>Frozen parameters of the model (tied LM head counted once).</summary>
+    /// <summary>
+    /// What block <paramref name="layer"/> (0-based) multiplies q·k by: 1/√head_size unless scale_attn_weights is false,
+    /// and 1/(layer + 1) more with scale_attn_by_inverse_layer_idx (codeparrot, Stanford CRFM's GPT-2s).
+    /// </summary>
+    public float AttentionScale(int layer) =>
+        (float)((ScaleAttentionWeights ? 1 / Math.Sqrt(HeadSize) : 1) / (ScaleAttentionByInverseLayerIndex ? layer + 1 : 1));
+
+    /// <summary>Frozen parameters of the model (a tied LM head counted once).</summary>
     public long ParameterCount
     {
         get
@@ -25,7 +35,7 @@ public sealed record Gpt2Config(
             long d = Embedding, perLayer = 2 * d + 2 * d          // ln_1, ln_2
                 + d * 3 * d + 3 * d + d * d + d                    // c_attn, attn.c_proj
                 + d * Inner + Inner + Inner * d + d;               // mlp.c_fc, mlp.c_proj
-            return (long)VocabSize * d + (long)MaxPositions * d + Layers * perLayer + 2 * d;
+            return (long)VocabSize * d * (TiedEmbeddings ? 1 : 2) + (long)MaxPositions * d + Layers * perLayer + 2 * d;
         }
     }
 
@@ -36,7 +46,10 @@ public sealed record Gpt2Config(
         var json = ConfigJson.Read(configPath, "GPT-2");
         int d = json.Int("n_embd");
         var config = new Gpt2Config(json.Int("vocab_size"), json.Int("n_positions"), d, json.Int("n_layer"), json.Int("n_head"),
-            json.Int("n_inner", 4 * d), json.Number("layer_norm_epsilon", 1e-5), json.String("activation_function", "gelu_new"));
+            json.Int("n_inner", 4 * d), json.Number("layer_norm_epsilon", 1e-5), json.String("activation_function", "gelu_new"),
+            ScaleAttentionWeights: json.Bool("scale_attn_weights", true),
+            ScaleAttentionByInverseLayerIndex: json.Bool("scale_attn_by_inverse_layer_idx", false),
+            TiedEmbeddings: json.Bool("tie_word_embeddings", true));
         config.Validate(configPath);
         return config;
     }

@@ -35,7 +35,7 @@ internal sealed class Gpt2Family : ModelFamily<Gpt2Config>
 
     private protected override IReadOnlyList<(string Label, string Text)> Describe(Gpt2Config c) =>
     [
-        ("family", $"gpt2 ({c.Activation}, tied LM head)"),
+        ("family", $"gpt2 ({c.Activation}, {(c.TiedEmbeddings ? "tied LM head" : "separate lm_head")}{(c.ScaleAttentionWeights ? "" : ", unscaled attention")}{(c.ScaleAttentionByInverseLayerIndex ? ", attention scaled by 1/(layer+1)" : "")})"),
         ("layers", Invariant($"{c.Layers}")),
         ("d_model", Invariant($"{c.Embedding} ({c.Heads} heads × {c.HeadSize})")),
         ("mlp", Invariant($"{c.Inner}")),

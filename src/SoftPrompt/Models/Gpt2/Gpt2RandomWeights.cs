@@ -46,6 +46,7 @@ public static class Gpt2RandomWeights
                 Layers = layers,
                 FinalNormWeight = Normal(d, mean: 1),
                 FinalNormBias = Normal(d),
+                LanguageModelHead = config.TiedEmbeddings ? null : Normal((long)config.VocabSize * d),
             };
         }
     }

@@ -4,7 +4,7 @@ namespace SoftPrompt.Models.Gpt2;
 
 /// <summary>
 /// Frozen GPT-2 parameters in host memory, row-major, in Hugging Face's layout. Conv1D weights are
-/// stored [in, out] so a projection is y = x·W + b. The LM head is tied to <see cref="TokenEmbedding"/>.
+/// stored [in, out] so a projection is y = x·W + b. The LM head is <see cref="TokenEmbedding"/> unless the config unties it.
 /// </summary>
 public sealed class Gpt2Weights<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
@@ -18,6 +18,10 @@ public sealed class Gpt2Weights<T> where T : unmanaged, IBinaryFloatingPointIeee
     public required T[] FinalNormWeight { get; init; }
     /// <summary>ln_f.bias [d]</summary>
     public required T[] FinalNormBias { get; init; }
+    /// <summary>lm_head.weight [VocabSize, d] when tie_word_embeddings is false; null when the head is wte.</summary>
+    public T[]? LanguageModelHead { get; init; }
+    /// <summary>The matrix the logits come from: lm_head.weight, or wte when tied.</summary>
+    public T[] Head => LanguageModelHead ?? TokenEmbedding;
 }
 
 /// <summary>One transformer block (h.{i}).</summary>
