@@ -37,6 +37,13 @@ public sealed class ConfigJson
         return new ConfigJson(path, root, family);
     }
 
+    /// <summary>Refuses the first size that is not positive, by its config.json name.</summary>
+    public static void RequirePositive(string source, params ReadOnlySpan<(string Name, int Value)> sizes)
+    {
+        foreach (var (name, value) in sizes)
+            if (value <= 0) throw new CheckpointException($"{source}: {name} is {value}; it must be positive.");
+    }
+
     public bool Has(string name) => Root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
 
     public int Int(string name, int? fallback = null)

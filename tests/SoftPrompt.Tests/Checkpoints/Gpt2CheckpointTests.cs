@@ -188,6 +188,21 @@ public sealed class Gpt2CheckpointTests : CheckpointTestDirectory
         Assert.That(LoadFails().Message, Does.Contain("config.json"));
     }
 
+    [TestCase("n_layer", "3.5", "field 'n_layer' is not an integer; GPT-2 configs need it")]
+    [TestCase("n_layer", "1000000000000", "field 'n_layer' is not an integer")]
+    [TestCase("n_head", "0", "n_head is 0; it must be positive")]
+    [TestCase("layer_norm_epsilon", "\"abc\"", "field 'layer_norm_epsilon' is not a number")]
+    [TestCase("activation_function", "\"relu\"", "activation_function 'relu' is not supported")]
+    public void BadConfigFieldsAreNamedOnOneLine(string field, string value, string message)
+    {
+        Gpt2CheckpointWriter.Save(Gpt2Weights<float>.CreateRandom(Tiny, seed: 9), Dir);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(PathOf("config.json")))!.AsObject();
+        config[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        File.WriteAllText(PathOf("config.json"), config.ToJsonString());
+        string text = LoadFails().Message;
+        Assert.That(text, Does.Contain(PathOf("config.json")).And.Contain(message).And.Not.Contain("\n").And.Not.Contain("Gpt2Config {"));
+    }
+
     [Test]
     public void RandomWeightsAreDeterministicAndShaped()
     {

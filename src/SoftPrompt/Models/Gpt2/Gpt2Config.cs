@@ -56,8 +56,8 @@ public sealed record Gpt2Config(
 
     public void Validate(string source)
     {
-        if (VocabSize <= 0 || MaxPositions <= 0 || Embedding <= 0 || Layers <= 0 || Heads <= 0 || Inner <= 0)
-            throw new CheckpointException($"{source}: sizes must be positive ({this}).");
+        ConfigJson.RequirePositive(source, ("vocab_size", VocabSize), ("n_positions", MaxPositions), ("n_embd", Embedding), ("n_layer", Layers),
+            ("n_head", Heads), ("n_inner", Inner));
         if (Embedding % Heads != 0)
             throw new CheckpointException($"{source}: n_embd {Embedding} is not divisible by n_head {Heads}.");
         if (Activation is not ("gelu_new" or "gelu_pytorch_tanh"))

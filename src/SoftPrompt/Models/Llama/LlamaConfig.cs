@@ -192,8 +192,8 @@ public sealed record LlamaConfig(
 
     public void Validate(string source)
     {
-        if (VocabSize <= 0 || Embedding <= 0 || Layers <= 0 || Heads <= 0 || KeyValueHeads <= 0 || HeadSize <= 0 || Intermediate <= 0 || MaxPositions <= 0)
-            throw new CheckpointException($"{source}: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size and max_position_embeddings must be positive ({this}).");
+        ConfigJson.RequirePositive(source, ("vocab_size", VocabSize), ("hidden_size", Embedding), ("num_hidden_layers", Layers), ("num_attention_heads", Heads),
+            ("num_key_value_heads", KeyValueHeads), ("head_dim", HeadSize), ("intermediate_size", Intermediate), ("max_position_embeddings", MaxPositions));
         if (Heads % KeyValueHeads != 0)
             throw new CheckpointException($"{source}: num_attention_heads {Heads} is not a multiple of num_key_value_heads {KeyValueHeads}; grouped-query attention needs whole groups.");
         if (HeadSize % 2 != 0) throw new CheckpointException($"{source}: head_dim {HeadSize} must be even (RoPE rotates pairs of channels).");

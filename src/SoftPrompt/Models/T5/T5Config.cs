@@ -148,8 +148,8 @@ public sealed record T5Config(
 
     public void Validate(string source)
     {
-        if (VocabSize <= 0 || Embedding <= 0 || HeadSize <= 0 || FeedForwardSize <= 0 || Layers <= 0 || DecoderLayers <= 0 || Heads <= 0 || MaxPositions <= 0)
-            throw new CheckpointException($"{source}: vocab_size, d_model, d_kv, d_ff, num_layers, num_decoder_layers, num_heads and n_positions must be positive ({this}).");
+        ConfigJson.RequirePositive(source, ("vocab_size", VocabSize), ("d_model", Embedding), ("d_kv", HeadSize), ("d_ff", FeedForwardSize),
+            ("num_layers", Layers), ("num_decoder_layers", DecoderLayers), ("num_heads", Heads), ("n_positions", MaxPositions));
         if (FeedForwardProjection is not (Relu or GatedGelu))
             throw new CheckpointException($"{source}: feed_forward_proj '{FeedForwardProjection}' is not supported; SoftPrompt runs '{Relu}' (T5 v1.0) and '{GatedGelu}' (T5 v1.1, LM-adapted).");
         // Bidirectional buckets split in two halves, each with RelativeBuckets/4 exact buckets before the log range.
