@@ -11,15 +11,15 @@ public static unsafe class AttentionOps
 {
     /// <summary>
     /// qkv [B, T, 3C] (q | k | v, heads of size C/H along each); out [B, T, C]; lse [B, H, T].
-    /// out[b, i, h] = Σ_{j ≤ i} softmax_j(q_i·k_j / √hs) v_j; lse[b, h, i] = log Σ_{j ≤ i} exp(q_i·k_j / √hs).
+    /// out[b, i, h] = Σ_{j ≤ i} softmax_j(scale·q_i·k_j) v_j; lse[b, h, i] = log Σ_{j ≤ i} exp(scale·q_i·k_j); scale 1/√hs unless given.
     /// </summary>
-    public static void Forward<T>(Span<T> output, Span<T> logSumExp, ReadOnlySpan<T> qkv, int batch, int sequence, int channels, int heads)
+    public static void Forward<T>(Span<T> output, Span<T> logSumExp, ReadOnlySpan<T> qkv, int batch, int sequence, int channels, int heads, T? scale = null)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         Check(output.Length, qkv.Length, logSumExp.Length, batch, sequence, channels, heads);
         fixed (T* po = output) fixed (T* pl = logSumExp) fixed (T* pq = qkv)
         {
-            var job = new Job<T> { Out = po, Lse = pl, Qkv = pq, B = batch, Seq = sequence, C = channels, H = heads };
+            var job = new Job<T> { Out = po, Lse = pl, Qkv = pq, B = batch, Seq = sequence, C = channels, H = heads, Scale = scale ?? T.One / T.Sqrt(T.CreateChecked(channels / heads)) };
             CpuParallel.For(batch * heads, &ForwardHead<T>, &job);
         }
     }
@@ -27,17 +27,17 @@ public static unsafe class AttentionOps
     /// <summary>
     /// dqkv [B, T, 3C] (overwritten) from dout [B, T, C], with qkv, out and lse from the forward pass.
     /// With p_ij = exp(s_ij − lse_i) and D_i = dout_i·out_i: dv_j = Σ_i p_ij dout_i,
-    /// ds_ij = p_ij (dout_i·v_j − D_i), dq_i = Σ_j ds_ij k_j / √hs, dk_j = Σ_i ds_ij q_i / √hs.
+    /// ds_ij = p_ij (dout_i·v_j − D_i), dq_i = scale·Σ_j ds_ij k_j, dk_j = scale·Σ_i ds_ij q_i.
     /// </summary>
     public static void Backward<T>(Span<T> dqkv, ReadOnlySpan<T> dout, ReadOnlySpan<T> qkv, ReadOnlySpan<T> output, ReadOnlySpan<T> logSumExp,
-        int batch, int sequence, int channels, int heads)
+        int batch, int sequence, int channels, int heads, T? scale = null)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         Check(output.Length, qkv.Length, logSumExp.Length, batch, sequence, channels, heads);
         if (dqkv.Length < qkv.Length || dout.Length < output.Length) throw new ArgumentException("Attention backward: gradient buffers too short.");
         fixed (T* pd = dqkv) fixed (T* pdo = dout) fixed (T* po = output) fixed (T* pl = logSumExp) fixed (T* pq = qkv)
         {
-            var job = new Job<T> { Dqkv = pd, Dout = pdo, Out = po, Lse = pl, Qkv = pq, B = batch, Seq = sequence, C = channels, H = heads };
+            var job = new Job<T> { Dqkv = pd, Dout = pdo, Out = po, Lse = pl, Qkv = pq, B = batch, Seq = sequence, C = channels, H = heads, Scale = scale ?? T.One / T.Sqrt(T.CreateChecked(channels / heads)) };
             CpuParallel.For(batch * heads, &BackwardHead<T>, &job);
         }
     }
@@ -54,13 +54,14 @@ public static unsafe class AttentionOps
     {
         public T* Out, Lse, Qkv, Dqkv, Dout;
         public int B, Seq, C, H;
+        public T Scale;
     }
 
     private static void ForwardHead<T>(void* state, int item) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         ref var j = ref *(Job<T>*)state;
         int b = item / j.H, h = item % j.H, hs = j.C / j.H, c3 = 3 * j.C;
-        T scale = T.One / T.Sqrt(T.CreateChecked(hs));
+        T scale = j.Scale;
         Span<T> scores = j.Seq <= 2048 ? stackalloc T[j.Seq] : new T[j.Seq];
         T* baseQkv = j.Qkv + (long)b * j.Seq * c3;
         for (int i = 0; i < j.Seq; i++)
@@ -86,7 +87,7 @@ public static unsafe class AttentionOps
     {
         ref var j = ref *(Job<T>*)state;
         int b = item / j.H, h = item % j.H, hs = j.C / j.H, c3 = 3 * j.C;
-        T scale = T.One / T.Sqrt(T.CreateChecked(hs));
+        T scale = j.Scale;
         T* baseQkv = j.Qkv + (long)b * j.Seq * c3;
         T* baseD = j.Dqkv + (long)b * j.Seq * c3;
         for (int t = 0; t < j.Seq; t++)

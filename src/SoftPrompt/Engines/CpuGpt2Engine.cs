@@ -83,7 +83,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         int n = batch.Rows * batch.SequenceLength;
         if (logits.Length < (long)n * config.VocabSize) throw new ArgumentException($"Logits buffer needs {(long)n * config.VocabSize} values.");
         CpuGemm.Gemm(false, true, n, config.VocabSize, config.Embedding, T.One, activations!.FinalNorm, config.Embedding,
-            weights.TokenEmbedding, config.Embedding, T.Zero, logits, config.VocabSize);
+            weights.Head, config.Embedding, T.Zero, logits, config.VocabSize);
     }
 
     public float LastGradientNorm => state.LastGradientNorm;
@@ -97,13 +97,13 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
     public void NextTokenLogits(TokenBatch batch, Span<float> logits)
     {
         RunForward(batch, withGradient: false, languageModelHead: false);
-        activations!.Head.NextTokenLogits(batch, activations.FinalNorm, weights.TokenEmbedding, logits);
+        activations!.Head.NextTokenLogits(batch, activations.FinalNorm, weights.Head, logits);
     }
 
     public void NextTokens(TokenBatch batch, Span<int> tokens)
     {
         RunForward(batch, withGradient: false, languageModelHead: false);
-        activations!.Head.NextTokens(batch, activations.FinalNorm, weights.TokenEmbedding, tokens);
+        activations!.Head.NextTokens(batch, activations.FinalNorm, weights.Head, tokens);
     }
 
     private Gpt2CpuActivations<T> Plan(TokenBatch batch)
@@ -135,7 +135,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             var w = weights.Layers[l];
             LayerNormOps.Forward<T>(a.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
             Linear(s.Qkv, a.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
-            AttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Qkv, rows, seq, c, config.Heads);
+            AttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Qkv, rows, seq, c, config.Heads, config.AttentionScale<T>(l));
             Linear(a.Projection, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
             TensorPrimitives.Add(s.Input.AsSpan(0, n * c), a.Projection.AsSpan(0, n * c), s.Middle.AsSpan(0, n * c));
             LayerNormOps.Forward<T>(a.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
@@ -157,7 +157,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
         head.Clear();
         for (int pos = 0; pos < n; pos++)
             if (batch.Targets[pos] != TokenBatch.Ignore) head.Add(pos, batch.Targets[pos], pos / seq);
-        return head.Run(a.FinalNorm, weights.TokenEmbedding, T.One, withGradient ? a.Gradient.AsSpan(0, n * d) : default, lossGradientWeight, countGreedyMatches);
+        return head.Run(a.FinalNorm, weights.Head, T.One, withGradient ? a.Gradient.AsSpan(0, n * d) : default, lossGradientWeight, countGreedyMatches);
     }
 
     private void RunBackward(TokenBatch batch, bool accumulate)
@@ -176,7 +176,7 @@ public sealed class CpuGpt2Engine<T> : IPromptEngine where T : unmanaged, IBinar
             InputGradient(a.Norm, a.GradientWide, w.FcWeight, n, c, inner);
             LayerNormOps.Backward<T>(dResidual, a.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
             InputGradient(a.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
-            AttentionOps.Backward<T>(a.GradientQkv, a.Projection, s.Qkv, s.Attention, s.LogSumExp, rows, seq, c, config.Heads);
+            AttentionOps.Backward<T>(a.GradientQkv, a.Projection, s.Qkv, s.Attention, s.LogSumExp, rows, seq, c, config.Heads, config.AttentionScale<T>(l));
             InputGradient(a.Norm, a.GradientQkv, w.QkvWeight, n, c, 3 * c);
             LayerNormOps.Backward<T>(dResidual, a.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
         }

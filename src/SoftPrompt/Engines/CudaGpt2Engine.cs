@@ -25,7 +25,7 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
     private protected override DeviceSpan<float> TokenEmbedding => weights.TokenEmbedding;
     private protected override DeviceSpan<float> PositionTable => weights.PositionEmbedding;
-    private protected override DeviceSpan<float> HeadWeight => weights.TokenEmbedding;
+    private protected override DeviceSpan<float> HeadWeight => weights.HeadWeight;
 
     private protected override DecoderDevicePlan PlanFor(TokenBatch batch)
     {
@@ -51,7 +51,7 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
         LayerNormForward.Launch(device, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
         Linear(s.Qkv, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
-        FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads);
+        FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer));
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
         Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
@@ -95,7 +95,7 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
         GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
         GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, step.Full, c);
         FusedQkvAttention.Backward(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch,
-            step.Rows, step.Sequence, c, config.Heads);
+            step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer));
         GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
         Conv1DInputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
         LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);

@@ -18,6 +18,7 @@ internal sealed class Gpt2DeviceWeights : IDisposable
         carve.Kind = DeviceMemoryKind.Weights;
         long c = config.Embedding, inner = config.Inner;
         TokenEmbedding = carve.Upload("wte", config.VocabSize * c, host?.TokenEmbedding);
+        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", config.VocabSize * c, host?.LanguageModelHead);
         PositionEmbedding = carve.Upload("wpe", config.MaxPositions * c, host?.PositionEmbedding);
         FinalNormWeight = carve.Upload("ln_f.weight", c, host?.FinalNormWeight);
         FinalNormBias = carve.Upload("ln_f.bias", c, host?.FinalNormBias);
@@ -39,6 +40,8 @@ internal sealed class Gpt2DeviceWeights : IDisposable
     public DeviceArena Arena { get; }
     public long Bytes => Arena.Bytes;
     public DeviceSpan<float> TokenEmbedding { get; }
+    /// <summary>lm_head [V, d], or wte when tied.</summary>
+    public DeviceSpan<float> HeadWeight { get; }
     public DeviceSpan<float> PositionEmbedding { get; }
     public DeviceSpan<float> FinalNormWeight { get; }
     public DeviceSpan<float> FinalNormBias { get; }

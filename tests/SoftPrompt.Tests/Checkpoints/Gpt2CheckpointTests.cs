@@ -93,6 +93,42 @@ public sealed class Gpt2CheckpointTests : CheckpointTestDirectory
         AssertSame(weights, Gpt2Checkpoint.Load<float>(Dir), stored);
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public void UntiedHeadAndAttentionFlagsRoundTrip(bool transformerPrefix)
+    {
+        var config = Tiny with { TiedEmbeddings = false, ScaleAttentionWeights = false, ScaleAttentionByInverseLayerIndex = true };
+        var weights = Gpt2Weights<float>.CreateRandom(config, seed: 6);
+        Gpt2CheckpointWriter.Save(weights, Dir, transformerPrefix: transformerPrefix);
+        using (var file = SafeTensorFile.Open(PathOf(CheckpointDirectory.SingleFileName)))
+            Assert.That(file.Contains("lm_head.weight"), "Hugging Face never prefixes the head");
+        var loaded = Gpt2Checkpoint.Load<float>(Dir);
+        Assert.That(loaded.Config, Is.EqualTo(config));
+        Assert.That(loaded.LanguageModelHead, Is.EqualTo(weights.LanguageModelHead));
+        Assert.That(loaded.Head, Is.Not.SameAs(loaded.TokenEmbedding));
+        Assert.That(config.AttentionScale<double>(2), Is.EqualTo(1.0 / 3), "unscaled weights, third layer: 1/(2+1)");
+        Assert.That(Tiny.AttentionScale<double>(2), Is.EqualTo(1 / Math.Sqrt(4)), "GPT-2's default: 1/√hs in every layer");
+    }
+
+    [Test]
+    public void UntiedConfigWithoutAHeadIsRefused()
+    {
+        Gpt2CheckpointWriter.Save(Gpt2Weights<float>.CreateRandom(Tiny with { TiedEmbeddings = false }, seed: 7), Dir);
+        Rewrite(name => name != "lm_head.weight", _ => { });
+        Assert.That(LoadFails().Message, Does.Contain("tie_word_embeddings=false").And.Contain("lm_head.weight"));
+    }
+
+    [Test]
+    public void AttentionFlagsAndAnUntiedHeadChangeTheFingerprintDefaultsDoNot()
+    {
+        var table = new float[Tiny.VocabSize * Tiny.Embedding];
+        string plain = SoftPrompt.Models.ModelFingerprint.Of(Tiny, table);
+        Assert.That(SoftPrompt.Models.ModelFingerprint.Of(Tiny with { ScaleAttentionWeights = true, TiedEmbeddings = true }, table), Is.EqualTo(plain));
+        var others = new[] { Tiny with { TiedEmbeddings = false }, Tiny with { ScaleAttentionWeights = false }, Tiny with { ScaleAttentionByInverseLayerIndex = true } }
+            .Select(c => SoftPrompt.Models.ModelFingerprint.Of(c, table)).Append(plain).ToArray();
+        Assert.That(others.Distinct().Count(), Is.EqualTo(4));
+    }
+
     [Test]
     public void TiedHeadAndMaskBuffersAreIgnored()
     {

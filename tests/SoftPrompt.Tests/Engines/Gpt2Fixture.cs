@@ -11,7 +11,7 @@ internal sealed class Gpt2Fixture
 
     public static IEnumerable<TestCaseData> Cases()
     {
-        foreach (var (model, caseName) in new[] { ("tiny", "case-a"), ("tiny", "case-b"), ("tiny", "case-c"), ("tiny-prefixed", "case-a") })
+        foreach (var (model, caseName) in new[] { ("tiny", "case-a"), ("tiny", "case-b"), ("tiny", "case-c"), ("tiny-prefixed", "case-a"), ("tiny-layer-scaled", "case-a"), ("tiny-unscaled", "case-a") })
             yield return new TestCaseData(model, caseName).SetName($"{{m}}({model}/{caseName})");
     }
 

@@ -301,7 +301,7 @@ internal static unsafe class AttentionBackward
 /// <summary>
 /// GPT-2's attention on its fused layout, through <see cref="AttentionForward"/> / <see cref="AttentionBackward"/>:
 /// qkv [B·T, 3C] read as q, k, v (the column slices at 0, C, 2C, row stride 3C), out and dout [B·T, C], dqkv [B·T, 3C]
-/// written the same way as qkv (every element); causal, scale 1/√hs (hs = C/H), no bias, no key lengths; lse and the
+/// written the same way as qkv (every element); causal, no bias, no key lengths, scores times scale (1/√hs unless given); lse and the
 /// backward's scratch [B, H, T]. Mirrors <see cref="AttentionOps"/>.
 /// </summary>
 internal static class FusedQkvAttention
@@ -314,22 +314,20 @@ internal static class FusedQkvAttention
         return channels / heads;
     }
 
-    public static float Scale(int headSize) => 1f / MathF.Sqrt(headSize);
-
     /// <summary>out [B·T, C] and lse [B, H, T] from qkv [B·T, 3C].</summary>
     public static void Forward(IComputeDevice device, DeviceSpan<float> output, DeviceSpan<float> logSumExp, DeviceSpan<float> qkv,
-        int batch, int sequence, int channels, int heads)
+        int batch, int sequence, int channels, int heads, float? scale = null)
     {
         int hs = HeadSize(AttentionForward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionForward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
         if (sequence == 0) return;
         AttentionForward.Launch(device, output, channels, logSumExp, qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, Scale(hs));
+            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
     }
 
     /// <summary>dqkv [B·T, 3C] (overwritten) from dout [B·T, C] and the forward's qkv, out and lse; scratch [B·H·T].</summary>
     public static void Backward(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<float> qkv, DeviceSpan<float> output,
-        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads)
+        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null)
     {
         int hs = HeadSize(AttentionBackward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionBackward.Name, dqkv, (long)batch * sequence * c3, "dqkv [B·T, 3C]");
@@ -337,7 +335,7 @@ internal static class FusedQkvAttention
         if (sequence == 0) return;
         AttentionBackward.Launch(device, dqkv, c3, Slice(dqkv, channels), c3, Slice(dqkv, 2 * channels), c3, dout, channels,
             qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3, output, channels, logSumExp, scratch,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, Scale(hs));
+            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
     }
 
     // The column slice at `offset` of a [rows, 3C] buffer, or an absent span for an empty buffer (no rows).

@@ -1,3 +1,4 @@
+using System.Numerics;
 using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Models.Gpt2;
@@ -24,8 +25,8 @@ public sealed record Gpt2Config(
     /// What block <paramref name="layer"/> (0-based) multiplies q·k by: 1/√head_size unless scale_attn_weights is false,
     /// and 1/(layer + 1) more with scale_attn_by_inverse_layer_idx (codeparrot, Stanford CRFM's GPT-2s).
     /// </summary>
-    public float AttentionScale(int layer) =>
-        (float)((ScaleAttentionWeights ? 1 / Math.Sqrt(HeadSize) : 1) / (ScaleAttentionByInverseLayerIndex ? layer + 1 : 1));
+    public T AttentionScale<T>(int layer) where T : IFloatingPointIeee754<T> =>
+        (ScaleAttentionWeights ? T.One / T.Sqrt(T.CreateChecked(HeadSize)) : T.One) / (ScaleAttentionByInverseLayerIndex ? T.CreateChecked(layer + 1) : T.One);
 
     /// <summary>Frozen parameters of the model (a tied LM head counted once).</summary>
     public long ParameterCount
