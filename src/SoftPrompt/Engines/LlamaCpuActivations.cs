@@ -4,16 +4,14 @@ using SoftPrompt.Models.Llama;
 namespace SoftPrompt.Engines;
 
 /// <summary>
-/// Everything the CPU Llama engine keeps for one (rows, sequence) capacity: per layer exactly what the
+/// What the CPU Llama engine keeps besides <see cref="DecoderCpuActivations{T}"/>: per layer exactly what the
 /// input-gradient-only backward needs (residual inputs, RMS statistics, rotated q and the k/v widened to every query
-/// head, attention output and logsumexp, the SwiGLU branches) plus shared scratch. Allocated once, reused every step.
+/// head, attention output and logsumexp, the SwiGLU branches), the final norm's statistics, and shared scratch.
 /// </summary>
-internal sealed class LlamaCpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
+internal sealed class LlamaCpuActivations<T> : DecoderCpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
-    public LlamaCpuActivations(LlamaConfig config, int rows, int sequence)
+    public LlamaCpuActivations(LlamaConfig config, int rows, int sequence) : base(rows, sequence, config.Embedding, config.VocabSize)
     {
-        Rows = rows;
-        Sequence = sequence;
         int n = rows * sequence, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         Layers = new LayerSaved[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
@@ -21,37 +19,28 @@ internal sealed class LlamaCpuActivations<T> where T : unmanaged, IBinaryFloatin
             Layers[l] = new LayerSaved(Input: new T[n * d], Rstd1: new T[n], Query: new T[n * a], Key: new T[n * a], Value: new T[n * a],
                 Attention: new T[n * a], LogSumExp: new T[n * config.Heads], Middle: new T[n * d], Rstd2: new T[n], Gate: new T[n * ff], Up: new T[n * ff]);
         }
-        Final = new T[n * d];
         FinalRstd = new T[n];
-        FinalNorm = new T[n * d];
         NoPositions = new T[sequence * d];
         Norm = new T[n * d];
         KeyNarrow = new T[n * kv];
         ValueNarrow = new T[n * kv];
         Projection = new T[n * d];
         Wide = new T[n * ff];
-        Gradient = new T[n * d];
-        GradientNext = new T[n * d];
         GradientQuery = new T[n * a];
         GradientKey = new T[n * a];
         GradientValue = new T[n * a];
         GradientAttention = new T[n * a];
         GradientGate = new T[n * ff];
         GradientUp = new T[n * ff];
-        Head = new CpuLanguageModelHead<T>(n, d, config.VocabSize);
     }
-
-    public int Rows { get; }
-    public int Sequence { get; }
 
     /// <summary>Query is rotated and scaled by 1/√hd; Key and Value are rotated (k) and repeated to [n, Heads·hd].</summary>
     public readonly record struct LayerSaved(T[] Input, T[] Rstd1, T[] Query, T[] Key, T[] Value, T[] Attention, T[] LogSumExp,
         T[] Middle, T[] Rstd2, T[] Gate, T[] Up);
 
     public LayerSaved[] Layers { get; }
-    public T[] Final { get; }
+    public override T[] BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
     public T[] FinalRstd { get; }
-    public T[] FinalNorm { get; }
     /// <summary>Zeros [Sequence, d]: Llama has no position table (RoPE rotates q and k instead).</summary>
     public T[] NoPositions { get; }
 
@@ -60,15 +49,10 @@ internal sealed class LlamaCpuActivations<T> where T : unmanaged, IBinaryFloatin
     public T[] ValueNarrow { get; }
     public T[] Projection { get; }
     public T[] Wide { get; }
-    public T[] Gradient { get; }
-    public T[] GradientNext { get; }
     public T[] GradientQuery { get; }
     public T[] GradientKey { get; }
     public T[] GradientValue { get; }
     public T[] GradientAttention { get; }
     public T[] GradientGate { get; }
     public T[] GradientUp { get; }
-    /// <summary>The LM head's target list and chunk buffers (targets by flattened row·T + t position).</summary>
-    public CpuLanguageModelHead<T> Head { get; }
-
 }
