@@ -4,7 +4,7 @@ using SoftPrompt.Tests.Emulation;
 
 namespace SoftPrompt.Tests.Kernels;
 
-/// <summary>kernels/layernorm.cu against Cpu/LayerNormOps (warp sums vs the CPU's order: fp32 tolerances).</summary>
+/// <summary>kernels/norm.cu (LayerNorm) against Cpu/LayerNormOps (warp sums vs the CPU's order: fp32 tolerances).</summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
 public sealed class LayerNormKernelTests(DeviceKind kind) : KernelTestBase(kind)

@@ -4,10 +4,10 @@ using SoftPrompt.Tests.Emulation;
 
 namespace SoftPrompt.Tests.Kernels;
 
-/// <summary>kernels/rmsnorm.cu against Cpu/RmsNormOps (warp sums vs the CPU's order: fp32 tolerances).</summary>
+/// <summary>kernels/norm.cu (RMS norm) against Cpu/RmsNormOps (warp sums vs the CPU's order: fp32 tolerances).</summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
-public sealed class T5KernelRmsNormTests(DeviceKind kind) : KernelTestBase(kind)
+public sealed class RmsNormKernelTests(DeviceKind kind) : KernelTestBase(kind)
 {
     private const float Epsilon = 1e-6f;  // T5's layer_norm_epsilon
 

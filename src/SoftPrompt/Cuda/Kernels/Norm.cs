@@ -1,0 +1,160 @@
+namespace SoftPrompt.Cuda.Kernels;
+
+// Launchers of kernels/norm.cu: LayerNorm (mirror of Cpu/LayerNormOps, GPT-2) and RMS norm (mirror of Cpu/RmsNormOps,
+// T5 and Llama). One warp per row, 8 rows per 256-thread block.
+
+/// <summary>The shape checks and grid every norm kernel shares.</summary>
+internal static class NormLaunch
+{
+    public const int Threads = 256;
+    public const int RowsPerBlock = Threads / 32;
+
+    public static int Blocks(int rows) => (rows + RowsPerBlock - 1) / RowsPerBlock;
+
+    /// <summary>Checks y, x [N, C], weight [C] and rstd [N] (absent allowed); false when there is nothing to launch.</summary>
+    public static bool CheckForward(string kernel, DeviceSpan<float> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int rows, int channels)
+    {
+        LaunchChecks.NotBelow(kernel, rows, 0);
+        LaunchChecks.NotBelow(kernel, channels, 1);
+        long n = (long)rows * channels;
+        LaunchChecks.AtLeast(kernel, y, n, "[N, C]");
+        LaunchChecks.AtLeast(kernel, x, n, "[N, C]");
+        LaunchChecks.AtLeast(kernel, weight, channels, "[C]");
+        LaunchChecks.AbsentOrAtLeast(kernel, rstd, rows, "[N]");
+        return rows > 0;
+    }
+
+    /// <summary>Checks dx, dy, x [N, C], weight [C] and rstd [N], and that dx aliases neither dy nor x; false when there is nothing to launch.</summary>
+    public static bool CheckBackward(string kernel, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> rstd,
+        int rows, int channels)
+    {
+        LaunchChecks.NotBelow(kernel, rows, 0);
+        LaunchChecks.NotBelow(kernel, channels, 1);
+        long n = (long)rows * channels;
+        LaunchChecks.AtLeast(kernel, dx, n, "[N, C]");
+        LaunchChecks.AtLeast(kernel, dy, n, "[N, C]");
+        LaunchChecks.AtLeast(kernel, x, n, "[N, C]");
+        LaunchChecks.AtLeast(kernel, weight, channels, "[C]");
+        LaunchChecks.AtLeast(kernel, rstd, rows, "[N]");
+        if (rows == 0) return false;
+        if (dx.Address == dy.Address || dx.Address == x.Address)
+            throw new ArgumentException($"{kernel}: dx must not alias dy or x (the gradient is added into dx).", nameof(dx));
+        return true;
+    }
+
+    /// <summary>The device address of an optional buffer (0 when absent: the kernel then saves nothing there).</summary>
+    public static ulong Optional(DeviceSpan<float> span) => span.Length == 0 ? 0 : span.Address;
+}
+
+/// <summary>
+/// layernorm_forward: y = (x − mean)·rstd·weight + bias over the last axis, saving mean [N] and rstd [N]
+/// (LayerNormOps.Forward). x, y [N, C] (y must not alias x); weight, bias [C]. mean/rstd may be absent (length 0) when nothing is saved.
+/// </summary>
+internal static unsafe class LayerNormForward
+{
+    public const string Name = "layernorm_forward";
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(float))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
+        DeviceSpan<float> weight, DeviceSpan<float> bias, int rows, int channels, float epsilon)
+    {
+        LaunchChecks.AtLeast(Name, bias, channels, "[C]");
+        LaunchChecks.AbsentOrAtLeast(Name, mean, rows, "[N]");
+        if (!NormLaunch.CheckForward(Name, y, rstd, x, weight, rows, channels)) return;
+        if (y.Address == x.Address) throw new ArgumentException($"{Name}: y must not alias x (the backward needs x).", nameof(y));
+        ulong yPtr = y.Address, meanPtr = NormLaunch.Optional(mean), rstdPtr = NormLaunch.Optional(rstd), xPtr = x.Address, weightPtr = weight.Address, biasPtr = bias.Address;
+        void** args = stackalloc void*[9];
+        args[0] = &yPtr;
+        args[1] = &meanPtr;
+        args[2] = &rstdPtr;
+        args[3] = &xPtr;
+        args[4] = &weightPtr;
+        args[5] = &biasPtr;
+        args[6] = &rows;
+        args[7] = &channels;
+        args[8] = &epsilon;
+        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 9);
+    }
+}
+
+/// <summary>
+/// layernorm_backward: dx += rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·weight, x̂ = (x − mean)·rstd — the input gradient
+/// ADDED into dx, so the residual add is fused (LayerNormOps.Backward). dx, dy, x [N, C]; weight [C]; mean, rstd [N]
+/// from the forward. dx must not alias dy or x.
+/// </summary>
+internal static unsafe class LayerNormBackward
+{
+    public const string Name = "layernorm_backward";
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight,
+        DeviceSpan<float> mean, DeviceSpan<float> rstd, int rows, int channels)
+    {
+        LaunchChecks.AtLeast(Name, mean, rows, "[N]");
+        if (!NormLaunch.CheckBackward(Name, dx, dy, x, weight, rstd, rows, channels)) return;
+        ulong dxPtr = dx.Address, dyPtr = dy.Address, xPtr = x.Address, weightPtr = weight.Address, meanPtr = mean.Address, rstdPtr = rstd.Address;
+        void** args = stackalloc void*[8];
+        args[0] = &dxPtr;
+        args[1] = &dyPtr;
+        args[2] = &xPtr;
+        args[3] = &weightPtr;
+        args[4] = &meanPtr;
+        args[5] = &rstdPtr;
+        args[6] = &rows;
+        args[7] = &channels;
+        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 8);
+    }
+}
+
+/// <summary>
+/// rmsnorm_forward: y = x·rstd·weight over the last axis, rstd = 1/sqrt(mean(x²) + epsilon), saving rstd [N]
+/// (RmsNormOps.Forward). x, y [N, C] (y may alias x); weight [C]. rstd may be absent (length 0) when nothing is saved.
+/// </summary>
+internal static unsafe class RmsNormForward
+{
+    public const string Name = "rmsnorm_forward";
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(float))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight,
+        int rows, int channels, float epsilon)
+    {
+        if (!NormLaunch.CheckForward(Name, y, rstd, x, weight, rows, channels)) return;
+        ulong yPtr = y.Address, rstdPtr = NormLaunch.Optional(rstd), xPtr = x.Address, weightPtr = weight.Address;
+        void** args = stackalloc void*[7];
+        args[0] = &yPtr;
+        args[1] = &rstdPtr;
+        args[2] = &xPtr;
+        args[3] = &weightPtr;
+        args[4] = &rows;
+        args[5] = &channels;
+        args[6] = &epsilon;
+        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 7);
+    }
+}
+
+/// <summary>
+/// rmsnorm_backward: dx += rstd·(g − x̂·mean(g·x̂)), g = dy·weight, x̂ = x·rstd — the input gradient ADDED into dx, so the
+/// residual add is fused (RmsNormOps.Backward). dx, dy, x [N, C]; weight [C]; rstd [N] from the forward. dx must not
+/// alias dy or x.
+/// </summary>
+internal static unsafe class RmsNormBackward
+{
+    public const string Name = "rmsnorm_backward";
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight,
+        DeviceSpan<float> rstd, int rows, int channels)
+    {
+        if (!NormLaunch.CheckBackward(Name, dx, dy, x, weight, rstd, rows, channels)) return;
+        ulong dxPtr = dx.Address, dyPtr = dy.Address, xPtr = x.Address, weightPtr = weight.Address, rstdPtr = rstd.Address;
+        void** args = stackalloc void*[7];
+        args[0] = &dxPtr;
+        args[1] = &dyPtr;
+        args[2] = &xPtr;
+        args[3] = &weightPtr;
+        args[4] = &rstdPtr;
+        args[5] = &rows;
+        args[6] = &channels;
+        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 7);
+    }
+}
