@@ -1,43 +1,113 @@
-// activation.cu — elementwise kernels: GPT-2's tanh GELU (gelu_new) forward/backward, and the bias(+residual) fill
-// that precedes a beta = 1 GEMM. Mirrors src/SoftPrompt/Cpu/GeluOps.cs one-to-one.
-// Launchers: src/SoftPrompt/Cuda/Kernels/Activation.cs. Tests: tests/SoftPrompt.Tests/Kernels/ActivationKernelTests.cs.
+// activation.cu — every elementwise activation, forward and input gradient, through one grid-stride map: GPT-2's tanh
+// GELU (gelu_new), T5 v1.0's ReLU, T5 v1.1's gated GELU (gelu_new(gate) ⊙ linear), Llama's SwiGLU (silu(gate) ⊙ up);
+// plus the bias(+residual) fill that precedes a beta = 1 GEMM. Mirrors src/SoftPrompt/Cpu/GeluOps.cs, ReluOps.cs,
+// GatedGeluOps.cs and SwiGluOps.cs one-to-one, in their order of operations.
+// Launchers: src/SoftPrompt/Cuda/Kernels/Activation.cs. Tests: tests/SoftPrompt.Tests/Kernels/ActivationKernelTests.cs,
+// T5KernelActivationTests.cs, LlamaKernelTests.cs.
+//
+// Every activation kernel is a grid-stride loop (block 256, the launcher caps the grid) over n elements; a thread handles
+// float4s when every buffer is 16-byte aligned (then the n % 4 tail element-wise), single floats otherwise. Each element
+// is read by the thread that writes it, before it writes it, so outputs may alias inputs (exceptions noted per kernel).
 #include "common.cuh"
 #include "kernel_helpers.cuh"
 
-// gelu_forward — y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Hugging Face gelu_new).
-//   y, x: [n]; y may alias x (in place).
-//   Grid: any (the launcher caps it; grid-stride loop); block: 256. Each thread handles float4s when y and x are
-//   16-byte aligned (then the n % 4 tail element-wise), single floats otherwise.
-extern "C" __global__ void __launch_bounds__(256) gelu_forward(float* y, const float* x, int n) {
+namespace activation_detail {
+
+// out[k][i] = f(in[0][i], …) for i < n: f(float (&o)[OUTS], const float (&v)[INS]) maps one element.
+template <int OUTS, int INS, class F>
+__device__ __forceinline__ void map(float* const (&out)[OUTS], const float* const (&in)[INS], int n, F f) {
     const int stride = grid_stride(), first = grid_first();
+    bool aligned = true;
+    for (int k = 0; k < OUTS; ++k) aligned = aligned && aligned16(out[k]);
+    for (int k = 0; k < INS; ++k) aligned = aligned && aligned16(in[k]);
     int done = 0;
-    if (aligned16(y) && aligned16(x)) {
+    if (aligned) {
         const int n4 = n / 4;
         for (int q = first; q < n4; q += stride) {
-            const float4 v = load_float4(x + 4 * q);
-            store_float4(y + 4 * q, make_float4(gelu_tanh(v.x), gelu_tanh(v.y), gelu_tanh(v.z), gelu_tanh(v.w)));
+            float v[INS][4], o[OUTS][4];
+            for (int k = 0; k < INS; ++k) load_vec<4>(v[k], in[k] + 4 * q);
+            for (int j = 0; j < 4; ++j) {
+                float vj[INS], oj[OUTS];
+                for (int k = 0; k < INS; ++k) vj[k] = v[k][j];
+                f(oj, vj);
+                for (int k = 0; k < OUTS; ++k) o[k][j] = oj[k];
+            }
+            for (int k = 0; k < OUTS; ++k) store_vec<4>(out[k] + 4 * q, o[k]);
         }
         done = 4 * n4;
     }
-    for (int i = done + first; i < n; i += stride) y[i] = gelu_tanh(x[i]);
+    for (int i = done + first; i < n; i += stride) {
+        float vi[INS], oi[OUTS];
+        for (int k = 0; k < INS; ++k) vi[k] = in[k][i];
+        f(oi, vi);
+        for (int k = 0; k < OUTS; ++k) out[k][i] = oi[k];
+    }
 }
 
-// gelu_backward — dx = dy · gelu'(x).
-//   dx, dy, x: [n]; dx may alias dy (in place). Grid/block and vectorization as gelu_forward.
-extern "C" __global__ void __launch_bounds__(256) gelu_backward(float* dx, const float* dy, const float* __restrict__ x, int n) {
-    const int stride = grid_stride(), first = grid_first();
-    int done = 0;
-    if (aligned16(dx) && aligned16(dy) && aligned16(x)) {
-        const int n4 = n / 4;
-        for (int q = first; q < n4; q += stride) {
-            const float4 v = load_float4(x + 4 * q);
-            const float4 g = load_float4(dy + 4 * q);
-            store_float4(dx + 4 * q, make_float4(g.x * gelu_tanh_derivative(v.x), g.y * gelu_tanh_derivative(v.y),
-                                                 g.z * gelu_tanh_derivative(v.z), g.w * gelu_tanh_derivative(v.w)));
-        }
-        done = 4 * n4;
-    }
-    for (int i = done + first; i < n; i += stride) dx[i] = dy[i] * gelu_tanh_derivative(x[i]);
+// max(x, 0) with the CPU op's edge cases: −0 → +0, NaN propagates.
+__device__ __forceinline__ float relu(float x) { return x <= 0.0f ? 0.0f : x; }
+
+// 1 + exp(−g), with exp rounded first: a plain `1.0f + expf(-g)` lets nvcc fuse the add into expf's last multiply.
+// SwiGLU keeps the CPU op's arithmetic operation by operation: expf (not __expf), the same divisions, the products in the
+// same order, and __fmul_rn / __fadd_rn where nvcc would otherwise contract a product and a sum into one FMA. What is left
+// between the two is expf's last bits (CUDA's expf is within 2 ulp; the emulator uses libm's).
+__device__ __forceinline__ float one_plus_exp_minus(float g) { return __fadd_rn(1.0f, expf(-g)); }
+
+}  // namespace activation_detail
+
+// gelu_forward — y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Hugging Face gelu_new). y, x: [n]; y may alias x.
+extern "C" __global__ void __launch_bounds__(256) gelu_forward(float* y, const float* x, int n) {
+    activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = gelu_tanh(v[0]); });
+}
+
+// gelu_backward — dx = dy · gelu'(x). dx, dy, x: [n]; dx may alias dy.
+extern "C" __global__ void __launch_bounds__(256) gelu_backward(float* dx, const float* dy, const float* x, int n) {
+    activation_detail::map<1, 2>({dx}, {dy, x}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = v[0] * gelu_tanh_derivative(v[1]); });
+}
+
+// relu_forward — y = max(x, 0) (nn.ReLU; −0 → +0, NaN stays NaN). y, x: [n]; y may alias x.
+extern "C" __global__ void __launch_bounds__(256) relu_forward(float* y, const float* x, int n) {
+    activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = activation_detail::relu(v[0]); });
+}
+
+// relu_backward — dx = x > 0 ? dy : 0 (x the pre-activation; the gradient at 0 is 0). dx, dy, x: [n]; dx may alias dy.
+extern "C" __global__ void __launch_bounds__(256) relu_backward(float* dx, const float* dy, const float* x, int n) {
+    activation_detail::map<1, 2>({dx}, {dy, x}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = v[1] > 0.0f ? v[0] : 0.0f; });
+}
+
+// gated_gelu_forward — y = gelu_new(gate) · linear (T5 v1.1's feed-forward: gate = wi_0·x, linear = wi_1·x).
+//   y, gate, linear: [n]; y may alias gate or linear.
+extern "C" __global__ void __launch_bounds__(256) gated_gelu_forward(float* y, const float* gate, const float* linear, int n) {
+    activation_detail::map<1, 2>({y}, {gate, linear}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = gelu_tanh(v[0]) * v[1]; });
+}
+
+// gated_gelu_backward — dLinear = dy · gelu_new(gate); dGate = (dy · linear) · gelu_new'(gate) (the CPU op's order).
+//   d_gate, d_linear, dy, gate, linear: [n]; d_gate and d_linear may alias any input but not each other.
+extern "C" __global__ void __launch_bounds__(256) gated_gelu_backward(float* d_gate, float* d_linear, const float* dy, const float* gate, const float* linear, int n) {
+    activation_detail::map<2, 3>({d_gate, d_linear}, {dy, gate, linear}, n, [](float (&o)[2], const float (&v)[3]) {
+        o[1] = v[0] * gelu_tanh(v[1]);
+        o[0] = v[0] * v[2] * gelu_tanh_derivative(v[1]);
+    });
+}
+
+// swiglu_forward — y = silu(gate) · up = gate / (1 + exp(−gate)) · up (Llama: gate = gate_proj·x, up = up_proj·x).
+//   y, gate, up: [n]; y may alias gate or up. Saves nothing: the backward takes gate and up again.
+extern "C" __global__ void __launch_bounds__(256) swiglu_forward(float* y, const float* gate, const float* up, int n) {
+    activation_detail::map<1, 2>({y}, {gate, up}, n, [](float (&o)[1], const float (&v)[2]) {
+        o[0] = v[0] / activation_detail::one_plus_exp_minus(v[0]) * v[1];
+    });
+}
+
+// swiglu_backward — σ = 1/(1 + exp(−gate)); dUp = dy·gate·σ; dGate = dy·up·σ·(1 + gate·(1 − σ)).
+//   d_gate, d_up, dy, gate, up: [n]; d_gate and d_up may alias any input (the engine puts d_gate over dy), not each other.
+extern "C" __global__ void __launch_bounds__(256) swiglu_backward(float* d_gate, float* d_up, const float* dy, const float* gate, const float* up, int n) {
+    activation_detail::map<2, 3>({d_gate, d_up}, {dy, gate, up}, n, [](float (&o)[2], const float (&v)[3]) {
+        const float d = v[0], g = v[1], u = v[2];
+        const float sigmoid = 1.0f / activation_detail::one_plus_exp_minus(g);
+        const float slope = __fadd_rn(1.0f, __fmul_rn(g, 1.0f - sigmoid));  // not fma(g, 1 − σ, 1): the CPU rounds twice
+        o[0] = d * u * sigmoid * slope;
+        o[1] = d * g * sigmoid;
+    });
 }
 
 // bias_residual — y[r, c] = (residual ? residual[r, c] : 0) + bias[c]: the initial value of a GEMM output that

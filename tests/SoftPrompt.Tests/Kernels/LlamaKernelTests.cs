@@ -11,7 +11,7 @@ namespace SoftPrompt.Tests.Kernels;
 /// <summary>
 /// The Llama-specific kernels against their CPU ops: kernels/rope.cu vs Cpu/RopeOps and kernels/grouped_query.cu vs
 /// Cpu/GroupedQueryOps bit for bit (the same roundings in the same order: copies, and products and sums that the
-/// kernels keep from being contracted into FMAs); kernels/swiglu.cu vs Cpu/SwiGluOps to expf's last bits.
+/// kernels keep from being contracted into FMAs); kernels/activation.cu (SwiGLU) vs Cpu/SwiGluOps to expf's last bits.
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]

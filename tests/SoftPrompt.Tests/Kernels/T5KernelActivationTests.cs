@@ -5,7 +5,7 @@ using SoftPrompt.Tests.Emulation;
 namespace SoftPrompt.Tests.Kernels;
 
 /// <summary>
-/// kernels/t5_activation.cu against Cpu/ReluOps (bit for bit, including −0 and NaN) and Cpu/GatedGeluOps (tanhf to a few
+/// kernels/activation.cu (ReLU, gated GELU) against Cpu/ReluOps (bit for bit, including −0 and NaN) and Cpu/GatedGeluOps (tanhf to a few
 /// ulps): T5 v1.0's and v1.1's feed-forward activations.
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
