@@ -16,7 +16,8 @@ public sealed class DemoCommandTests
         // The T5 demo reuses the GPT-2 demo's rows; its prompt goes to the encoder (make_demo_t5.py: 4 of 4 tasks in PyTorch).
         var (code, stdout, stderr) = CliRunner.Run("demo", "--model-family", "t5", "--tasks", "reverse,majority");
         Assert.That(code, Is.EqualTo(0), stdout + stderr);
-        Assert.That(stdout, Does.Contain("tiny T5 (2+2 layers").And.Contain("on device cpu"), "T5 runs on the CPU whatever GPU is present");
+        Assert.That(stdout, Does.Contain("tiny T5 (2+2 layers").And.Contain($"on device {SoftPrompt.Engines.EngineFactory.DefaultDevice}"),
+            "without --device the demo runs where the library's default puts it: the GPU when one is usable, else the CPU");
         Assert.That(stdout, Does.Contain("2 of 2 tasks reach at least 90%"), stdout);
     }
 

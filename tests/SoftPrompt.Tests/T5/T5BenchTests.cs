@@ -32,7 +32,11 @@ public sealed class T5BenchTests : CliScratch
         Assert.That(json.GetProperty("seq_len").GetInt32(), Is.EqualTo(6));
         Assert.That(json.GetProperty("targets_per_row").GetInt32(), Is.EqualTo(3));
         Assert.That(json.GetProperty("loss").GetDouble(), Is.GreaterThan(0).And.LessThan(double.PositiveInfinity));
-        Assert.That(json.GetProperty("tflops").GetDouble(), Is.GreaterThan(0));
+        // Its throughput figures are the shape's FLOP and token counts over the measured time, encoder P + T, decoder = targets.
+        double seconds = json.GetProperty("ms_per_step").GetDouble() / 1000;
+        double flops = T5Shapes.Named["t5-small"].TrainingStepFlops(rows: 1, encoderPositions: 2 + 6, decoderPositions: 3, targets: 3);
+        Assert.That(json.GetProperty("tflops").GetDouble() * 1e12 * seconds, Is.EqualTo(flops).Within(1e-9).Percent);
+        Assert.That(json.GetProperty("tokens_per_second").GetDouble() * seconds, Is.EqualTo(1 * (2 + 6 + 3)).Within(1e-9).Percent);
 
         (code, stdout, stderr) = CliRunner.Run("bench", "--shape", "t5-small", "--device", "cpu", "--batch-size", "1", "--seq-len", "2",
             "--prompt-length", "1", "--steps", "1", "--warmup", "0");
