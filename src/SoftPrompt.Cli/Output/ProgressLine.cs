@@ -29,27 +29,39 @@ internal sealed class ProgressLine
         this.plainEvery = Math.Max(1, plainEvery);
     }
 
-    public void Update(int step, int steps, float loss, float learningRate, float gradientNorm, double tokensPerSecond, double etaSeconds)
+    /// <summary>
+    /// Whether step <paramref name="step"/> gets a progress line (first, last and every plainEvery-th step in plain mode;
+    /// at most ten redraws a second in live mode). A true answer commits the caller to <see cref="Draw"/> this step, so the
+    /// caller reads what only a drawn line shows (the gradient norm, which waits for the device) on these steps only.
+    /// </summary>
+    public bool Due(int step, int steps)
     {
         bool last = step == steps;
         switch (mode)
         {
             case ProgressMode.Off:
-                return;
+                return false;
             case ProgressMode.Plain:
-                if (step != 1 && !last && step % plainEvery != 0) return;
-                Format(step, steps, loss, learningRate, gradientNorm, tokensPerSecond, etaSeconds, bar: false);
-                writer.WriteLine(text);
-                return;
+                return step == 1 || last || step % plainEvery == 0;
             default:
                 var now = DateTime.UtcNow;
-                if (!last && now - lastDraw < RedrawInterval) return;
+                if (!last && now - lastDraw < RedrawInterval) return false;
                 lastDraw = now;
-                Format(step, steps, loss, learningRate, gradientNorm, tokensPerSecond, etaSeconds, bar: true);
-                Draw();
-                drawnFinal = last;
-                return;
+                return true;
         }
+    }
+
+    /// <summary>Writes the line of a step <see cref="Due"/> said yes to.</summary>
+    public void Draw(int step, int steps, float loss, float learningRate, float gradientNorm, double tokensPerSecond, double etaSeconds)
+    {
+        Format(step, steps, loss, learningRate, gradientNorm, tokensPerSecond, etaSeconds, bar: mode == ProgressMode.Live);
+        if (mode == ProgressMode.Plain)
+        {
+            writer.WriteLine(text);
+            return;
+        }
+        Redraw();
+        drawnFinal = step == steps;
     }
 
     /// <summary>Prints a message (evaluations, checkpoints) on its own line, above the live line, which is redrawn on the next update; shown in every mode.</summary>
@@ -84,7 +96,7 @@ internal sealed class ProgressLine
         if (step < steps) text.Append("  ETA ").Append(Duration(etaSeconds));
     }
 
-    private void Draw()
+    private void Redraw()
     {
         int limit = int.MaxValue;
         try { if (Console.WindowWidth > 1) limit = Console.WindowWidth - 1; }

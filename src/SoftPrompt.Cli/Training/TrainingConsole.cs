@@ -14,10 +14,12 @@ internal sealed class TrainingConsole(ProgressLine progress, MetricsLog log, Act
     {
         tokens += p.Tokens;
         TokensPerSecond = tokens / Math.Max(1e-9, p.Seconds);
-        float gradientNorm = p.GradientNorm;
+        // The gradient norm waits for the device: it is read only on steps that draw a line or log it.
+        bool drawn = progress.Due(p.Step, p.Steps);
+        float? gradientNorm = drawn || MetricsLog.LogsGradientNorm(p.Step, p.Steps) ? p.GradientNorm : null;
         log.Step(p, gradientNorm, TokensPerSecond);
         double eta = p.Seconds / Math.Max(1, p.Step - p.StartStep) * (p.Steps - p.Step);
-        progress.Update(p.Step, p.Steps, p.Loss, p.LearningRate, gradientNorm, TokensPerSecond, eta);
+        if (drawn) progress.Draw(p.Step, p.Steps, p.Loss, p.LearningRate, gradientNorm!.Value, TokensPerSecond, eta);
     }
 
     public void OnEvaluation(int step, DevMetrics metrics, bool improved, BestPrompt best)

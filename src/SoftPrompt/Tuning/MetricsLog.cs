@@ -55,13 +55,19 @@ public sealed class MetricsLog : IDisposable
         return new MetricsLog(path, FileMode.OpenOrCreate);
     }
 
-    /// <param name="gradientNorm">Passed in rather than read from the progress: reading it waits for the device, once is enough.</param>
-    public void Step(in TrainProgress progress, float gradientNorm, double tokensPerSecond)
+    /// <summary>Every how many steps a train row carries grad_norm (and on the first and last step).</summary>
+    public const int GradientNormEvery = 10;
+
+    /// <summary>Whether step <paramref name="step"/>'s row should carry grad_norm: reading it waits for the device, so not every step does.</summary>
+    public static bool LogsGradientNorm(int step, int steps) => step == 1 || step == steps || step % GradientNormEvery == 0;
+
+    /// <param name="gradientNorm">Passed in rather than read from the progress (reading it waits for the device); null leaves grad_norm out of the row.</param>
+    public void Step(in TrainProgress progress, float? gradientNorm, double tokensPerSecond)
     {
         Begin("train", progress.Step);
         Number("loss", progress.Loss);
         Number("lr", progress.LearningRate);
-        Number("grad_norm", gradientNorm);
+        if (gradientNorm is { } norm) Number("grad_norm", norm);
         Number("tokens_per_second", tokensPerSecond);
         Number("elapsed_s", progress.Seconds);
         End();
