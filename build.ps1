@@ -10,9 +10,10 @@ switch ($Verb) {
   "restore" { dotnet restore Engine.sln }
   "build"   { dotnet build Engine.sln -c $config --nologo }
   "kernels" { Write-Error "kernels: needs Linux with nvcc (run ./build.sh kernels)" }
-  "test"    { dotnet build Engine.sln -c $config --nologo; & "tests/SoftPrompt.Tests/bin/$config/net10.0/SoftPrompt.Tests" --progress off @Rest; exit $LASTEXITCODE }
+  "test"    { dotnet build Engine.sln -c $config --nologo; & "tests/SoftPrompt.Tests/bin/$config/net10.0/SoftPrompt.Tests" --progress off --show-test-results failed @Rest; exit $LASTEXITCODE }
+  "test-fast" { dotnet build Engine.sln -c $config --nologo; & "tests/SoftPrompt.Tests/bin/$config/net10.0/SoftPrompt.Tests" --progress off --show-test-results failed --filter "TestCategory!=Slow" @Rest; exit $LASTEXITCODE }
   "bench"   { dotnet run -c Release --project benchmarks/SoftPrompt.Benchmarks -- @Rest }
   "demo"    { dotnet run -c $config --project src/SoftPrompt.Cli -- demo @Rest }
   "bundle"  { Write-Error "bundle: linux-x64 only (run ./build.sh bundle)" }
-  default   { Write-Error "usage: ./build.ps1 restore|build|kernels|test|bench|demo|bundle" }
+  default   { Write-Error "usage: ./build.ps1 restore|build|kernels|test|test-fast|bench|demo|bundle" }
 }

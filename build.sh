@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SoftPrompt build entry point. Verbs: restore | build | kernels | test | bench | demo | bundle
+# SoftPrompt build entry point. Verbs: restore | build | kernels | test | test-fast | bench | demo | bundle
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -33,7 +33,7 @@ test_() {
   fi
   set +e
   ${TEST_PRELOAD:+env LD_PRELOAD="$TEST_PRELOAD" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"} \
-    "$exe" --progress off "$@" 2>&1 | tee "$log"
+    "$exe" --progress off --show-test-results failed "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   set -e
   # The runner colours its summary when it believes it is in CI (CI=true): strip ANSI escapes before reading it.
@@ -72,8 +72,10 @@ case "$verb" in
   build) build "$@" ;;
   kernels) kernels "$@" ;;
   test) test_ "$@" ;;
+  # Everything but [Category("Slow")] (the demo runs, CLI runs on the emulator, the big parity runs): about a minute.
+  test-fast) test_ --filter "TestCategory!=Slow" "$@" ;;
   bench) bench "$@" ;;
   demo) demo "$@" ;;
   bundle) bundle "$@" ;;
-  *) echo "usage: ./build.sh restore|build|kernels|test|bench|demo|bundle" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh restore|build|kernels|test|test-fast|bench|demo|bundle" >&2; exit 2 ;;
 esac

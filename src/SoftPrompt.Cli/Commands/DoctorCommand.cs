@@ -18,7 +18,7 @@ internal static class DoctorCommand
 
     private static int Run()
     {
-        var report = CudaDoctor.Run(EmbeddedPtx.Load, [device => LaunchCheck.Run(device)], EmbeddedPtx.LoadCubin);
+        var report = CudaDoctor.Run(EmbeddedPtx.Load, [device => DeviceSelfTest.Run(device)], EmbeddedPtx.LoadCubin);
         foreach (string line in report.Lines) Console.WriteLine(line);
         Console.WriteLine(EmulatorLine());
         Console.WriteLine(CpuGemm.UsesOpenBlas
@@ -34,7 +34,7 @@ internal static class DoctorCommand
         try
         {
             using var device = new EmulatedDevice();
-            var check = LaunchCheck.Run(device);
+            var check = DeviceSelfTest.Run(device);
             return $"{check} — {device.Description}";
         }
         catch (Exception e) when (e is CudaException or InvalidOperationException)

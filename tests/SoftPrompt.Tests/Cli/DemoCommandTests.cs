@@ -2,6 +2,7 @@ namespace SoftPrompt.Tests.Cli;
 
 public sealed class DemoCommandTests
 {
+    [Category("Slow")]
     [Test]
     public void TunedPromptsReachTheTaskTokensAccuracy()
     {
@@ -10,6 +11,7 @@ public sealed class DemoCommandTests
         Assert.That(stdout, Does.Contain("2 of 2 tasks reach at least 90%"), stdout);
     }
 
+    [Category("Slow")]
     [Test]
     public void TunedPromptsReachTheT5TaskTokensAccuracy()
     {
@@ -21,6 +23,7 @@ public sealed class DemoCommandTests
         Assert.That(stdout, Does.Contain("2 of 2 tasks reach at least 90%"), stdout);
     }
 
+    [Category("Slow")]
     [Test]
     public void TunedPromptsReachTheLlamaTaskTokensAccuracy()
     {
@@ -35,6 +38,7 @@ public sealed class DemoCommandTests
     /// The bundled model and its PyTorch-tuned prompts agree with the generator: each reference prompt scores on the dev
     /// rows what make_demo_*.py measured (a wrong weight name, layout or config field would not).
     /// </summary>
+    [Category("Slow")]
     [TestCase("t5")]
     [TestCase("llama")]
     public void TheDemosReferencePromptsScoreAsInPyTorch(string family)
@@ -56,6 +60,7 @@ public sealed class DemoCommandTests
         }
     }
 
+    [Category("Slow")]
     [Test]
     public void TooFewStepsDoNotReachIt()
     {

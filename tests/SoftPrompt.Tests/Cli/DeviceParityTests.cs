@@ -6,6 +6,7 @@ namespace SoftPrompt.Tests.Cli;
 /// <summary>`softprompt train` gives the same prompt on every device.</summary>
 public sealed class DeviceParityTests
 {
+    [Category("Slow")]
     [TestCase("adamw")]
     [TestCase("adafactor")]
     public void TrainOnTheEmulatedGpuMatchesTheCpu(string optimizer)

@@ -24,6 +24,7 @@ public sealed class EnsembleCommandTests : CliScratch
         return ParseJson(stdout).GetProperty("metrics").GetProperty(metric).GetDouble();
     }
 
+    [Category("Slow")]
     [Test]
     public void TheDemosFourPromptsOnCopyRowsScoreAsEachAloneAndCombine()
     {
@@ -46,6 +47,7 @@ public sealed class EnsembleCommandTests : CliScratch
         Assert.That(stderr, Does.Contain("majority vote").And.Contain("best single prompt (0)"), "the table goes to stderr under --json");
     }
 
+    [Category("Slow")]
     [TestCase("cpu")]
     [TestCase("cuda-emulated")]
     public void MembersOfDifferentLengthsScoreAsEachAlone(string device)
@@ -122,6 +124,7 @@ public sealed class EnsembleCommandTests : CliScratch
         }
     }
 
+    [Category("Slow")]
     [Test]
     public void WithDevDataTheRunEndsWithTheEnsemblesDevScore()
     {

@@ -7,6 +7,7 @@ public sealed class EvalExportImportCommandTests : CliScratch
 {
     private static string Reference(string task) => Tuning.DemoModel.Prompt(task);
 
+    [Category("Slow")]
     [Test]
     public void EvalScoresTheDemosReferencePromptWithExactMatch()
     {
@@ -30,6 +31,7 @@ public sealed class EvalExportImportCommandTests : CliScratch
         Assert.That(stderr, Does.Contain("64 wide").And.Contain("32"));
     }
 
+    [Category("Slow")]
     [Test]
     public void ExportToPeftAndImportBackGivesTheSamePrompt()
     {

@@ -139,6 +139,7 @@ public sealed class PredictCommandTests : CliScratch
     /// Prompts of different lengths serve one file: the copy prompt (P = 4) and, for the reverse rows, a random P = 6
     /// prompt. Every row's line equals the line that predicting its task alone writes.
     /// </summary>
+    [Category("Slow")]
     [TestCase("cpu")]
     [TestCase("cuda-emulated")]
     public void PromptsOfDifferentLengthsShareBatches(string device)

@@ -9,6 +9,7 @@ public sealed class TrainingRunCommandTests : CliScratch
 {
     private static readonly byte[] PngMagic = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
+    [Category("Slow")]
     [Test]
     public void WithDevDataTheBestPromptTheLastOneTheLogTheCurvesAndJsonAreWritten()
     {
@@ -59,6 +60,7 @@ public sealed class TrainingRunCommandTests : CliScratch
         Assert.That(PromptFile.Load(In("ck/checkpoint-00000012.safetensors")).Values, Is.EqualTo(last.Values), "a checkpoint reads as a prompt file");
     }
 
+    [Category("Slow")]
     [Test]
     public void ResumingEndsWithTheSamePromptBytesAsOneRun()
     {
@@ -92,6 +94,7 @@ public sealed class TrainingRunCommandTests : CliScratch
         Assert.That(stderr, Does.Contain("already holds checkpoints").And.Contain("--resume"));
     }
 
+    [Category("Slow")]
     [Test]
     public void TextClassificationWithTheLesterRecipeThenEval()
     {

@@ -90,6 +90,7 @@ public sealed class EmulatorTests
     /// Runs <see cref="AsanChildWritesOutOfBounds"/> in a child test process (the ASan report aborts the process)
     /// and checks that AddressSanitizer stopped it at the kernel's source line.
     /// </summary>
+    [Category("Slow")]
     [Test]
     public void AddressSanitizerStopsAnOutOfBoundsWriteInAKernel()
     {

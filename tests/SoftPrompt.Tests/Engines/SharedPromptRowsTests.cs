@@ -55,6 +55,7 @@ public sealed class SharedPromptRowsTests(DeviceKind kind)
         Assert.That(maps.PromptStarts[3 + 2] - maps.PromptStarts[3], Is.Zero, "the unused prompt's rows take nothing");
     }
 
+    [Category("Slow")]
     [TestCase("gpt2", false)]
     [TestCase("gpt2", true)]
     [TestCase("llama", false)]

@@ -19,6 +19,7 @@ public sealed class EnsembleEvaluatorTests
         engine.LoadPrompts(set.Values.AsSpan(k * size, size), 1, set.LongestLength);
     }
 
+    [Category("Slow")]
     [Test]
     public void GenerationScoresEachPromptAsExactMatchAloneDoes()
     {
@@ -48,6 +49,7 @@ public sealed class EnsembleEvaluatorTests
     /// decoding every (example, prompt) pair. Sort rows: the sort prompt gets most of them right, copy and reverse some
     /// (inputs that are already sorted, or palindromes sorted), so both paths are taken.
     /// </summary>
+    [Category("Slow")]
     [Test]
     public void CandidatesEqualDecodingEveryPromptOnEveryExample()
     {
@@ -92,6 +94,7 @@ public sealed class EnsembleEvaluatorTests
         Assert.That(result.Prompts[1].Accuracy, Is.LessThan(0.2));
     }
 
+    [Category("Slow")]
     [Test]
     public void RankClassificationScoresEachPromptAsRankClassifierAloneDoes()
     {

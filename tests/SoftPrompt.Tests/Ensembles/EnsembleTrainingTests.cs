@@ -34,6 +34,7 @@ public sealed class EnsembleTrainingTests
         return values;
     }
 
+    [Category("Slow")]
     [TestCase("cpu")]
     [TestCase("cuda-emulated")]
     public void EachPromptsGradientTimesKIsItsSinglePromptGradient(string device)
@@ -70,6 +71,7 @@ public sealed class EnsembleTrainingTests
     // the trajectory's sensitivity (the batches differ in size — 2B rows against B — so GEMM blocking and the
     // 1/(K·T)·K scaling round differently), so the bound there is relative to how far each prompt moved; a wrong
     // scale (1 instead of K) would be off by about half that distance.
+    [Category("Slow")]
     [TestCase(OptimizerKind.Sgd, 0.05f, false, 1, 1, 2e-6)]
     [TestCase(OptimizerKind.Sgd, 0.05f, false, 1, 4, 1e-4)]
     [TestCase(OptimizerKind.Sgd, 0.05f, true, 2, 4, 1e-4)]
@@ -123,6 +125,7 @@ public sealed class EnsembleTrainingTests
     /// One SGD step with clipping, prompts of different lengths: prompt k moves by lr·g_k·min(1, c/‖g_k‖) with its own
     /// norm, on every device (the device optimizer launches per prompt; the CPU engine loops over them).
     /// </summary>
+    [Category("Slow")]
     [TestCase("cpu", OptimizerKind.Sgd)]
     [TestCase("cuda-emulated", OptimizerKind.Sgd)]
     [TestCase("cuda-emulated", OptimizerKind.AdamW)]

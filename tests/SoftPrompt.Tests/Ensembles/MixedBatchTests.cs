@@ -47,6 +47,7 @@ public sealed class MixedBatchTests
         return batch;
     }
 
+    [Category("Slow")]
     [TestCase("cpu")]
     [TestCase("cuda-emulated")]
     public void ScoresAndNextTokenLogitsOfEachRowEqualItsSinglePromptBatch(string device)
@@ -89,6 +90,7 @@ public sealed class MixedBatchTests
             "each task's reference prompt solves its rows in the mixed batch");
     }
 
+    [Category("Slow")]
     [TestCase("cpu")]
     [TestCase("cuda-emulated")]
     public void DecodingWithAPromptPerRowEqualsDecodingEachTaskAlone(string device)

@@ -68,6 +68,7 @@ public sealed class MixedLengthBatchTests(string family, string device)
             Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-4f * scale), $"{what} [{i}]");
     }
 
+    [Category("Slow")]
     [Test]
     public void EachRowScoresAsUnderItsPromptAlone()
     {
@@ -96,6 +97,7 @@ public sealed class MixedLengthBatchTests(string family, string device)
             "the trained copy prompt still copies when its rows share the batch with longer and shorter prompts");
     }
 
+    [Category("Slow")]
     [Test]
     public void EachPromptsGradientIsItsRowsShareOfTheBatchLoss()
     {
@@ -123,6 +125,7 @@ public sealed class MixedLengthBatchTests(string family, string device)
         }
     }
 
+    [Category("Slow")]
     [Test]
     public void DecodingWithPromptsOfDifferentLengthsEqualsDecodingEachAlone()
     {

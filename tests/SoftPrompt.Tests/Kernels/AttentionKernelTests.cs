@@ -135,6 +135,7 @@ public sealed class AttentionKernelTests(DeviceKind kind)
         AssertClose(lse.Download(), c.Lse, $"lse ({c})");
     }
 
+    [Category("Slow")]
     [TestCaseSource(nameof(Shapes))]
     public void BackwardMatchesTheCpuReferenceAndWritesEveryElement(int batch, int sequence, int channels, int heads)
     {
@@ -245,6 +246,7 @@ public sealed class AttentionKernelTests(DeviceKind kind)
     }
 
     // The longest sequence the engine plans for, 16 query tiles: one head, checked against the CPU.
+    [Category("Slow")]
     [Test]
     public void LongSequenceMatchesTheCpuReference()
     {

@@ -57,6 +57,7 @@ public sealed class ReadmeExampleTests
         return (modelDir, rows) => (float[])run.Invoke(null, [modelDir, rows])!;
     }
 
+    [Category("Slow")]
     [Test]
     public void TheReadmeExampleCompilesRunsAndTrains()
     {

@@ -18,6 +18,7 @@ public sealed class LlamaCliTests : CliScratch
             .And.Contain("d_model      32 (4 heads × 8, grouped-query, 2 kv heads)").And.Contain("prompt P=10  320 trainable parameters"));
     }
 
+    [Category("Slow")]
     [TestCase("cpu")]
     [TestCase("cuda-emulated")]
     public void TrainingLowersTheDevLossAndTheFileNamesItsModel(string device)

@@ -21,6 +21,7 @@ public sealed class T5BenchTests : CliScratch
         config.Validate(name);
     }
 
+    [Category("Slow")]
     [Test]
     public void BenchRunsAT5ShapeOnTheCpuWithEncoderTokensAndDecoderTargets()
     {

@@ -17,6 +17,7 @@ public sealed class GreedyDecoderTests
         return prompt;
     }
 
+    [Category("Slow")]
     [Test]
     public void DecodedAnswersEqualTheTargetsExactlyWhenTeacherForcedArgmaxesDo()
     {

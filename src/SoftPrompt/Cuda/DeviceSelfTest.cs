@@ -3,7 +3,7 @@ using SoftPrompt.Cuda.Kernels;
 namespace SoftPrompt.Cuda;
 
 /// <summary>A tiny end-to-end check of a device: upload, one kernel launch (block reduction), download, compare with the CPU.</summary>
-public static class LaunchCheck
+public static class DeviceSelfTest
 {
     public static DoctorCheck Run(IComputeDevice device)
     {
