@@ -14,7 +14,7 @@ internal static class CliErrors
         }
         catch (Exception e) when (e is CheckpointException or DataException or ArgumentException or InvalidOperationException or IOException or NotSupportedException)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {CliFlags.Translate(e.Message)}");
             return 1;
         }
     }

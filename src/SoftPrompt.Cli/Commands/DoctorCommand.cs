@@ -39,7 +39,7 @@ internal static class DoctorCommand
         }
         catch (Exception e) when (e is CudaException or InvalidOperationException)
         {
-            return $"[FAIL] cuda-emulated: {e.Message}";
+            return $"[FAIL] cuda-emulated: {CliFlags.Translate(e.Message)}";
         }
     }
 }

@@ -250,7 +250,7 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
         CudaCheck.Driver(CudaDriver.cuDeviceGetCount(&count), "cuDeviceGetCount");
         if (ordinal < 0 || ordinal >= count)
             throw new CudaException($"GPU {ordinal} does not exist: the driver sees {count} GPU{(count == 1 ? "" : "s")} (ordinals 0..{count - 1}) — " +
-                                    "pick another --gpu, or check CUDA_VISIBLE_DEVICES and `softprompt doctor`");
+                                    "pick another GPU ordinal (`gpu`), or check CUDA_VISIBLE_DEVICES and `softprompt doctor`");
         int device;
         CudaCheck.Driver(CudaDriver.cuDeviceGet(&device, ordinal), $"cuDeviceGet({ordinal})");
         byte* name = stackalloc byte[256];

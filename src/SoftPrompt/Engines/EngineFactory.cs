@@ -66,7 +66,7 @@ public static class EngineFactory
     /// <summary>cuda when a usable GPU is present, else cpu.</summary>
     public static string DefaultDevice => CudaEngines.GpuAvailable ? "cuda" : "cpu";
 
-    /// <summary>Throws unless a model can run on <paramref name="device"/> (an unknown name, or --device cuda without a usable GPU): callers check before loading or building weights, as a refusal should not cost a load.</summary>
+    /// <summary>Throws unless a model can run on <paramref name="device"/> (an unknown name, or cuda without a usable GPU): callers check before loading or building weights, as a refusal should not cost a load.</summary>
     public static void CheckDevice(string device)
     {
         if (device is not ("cpu" or "cuda" or "cuda-emulated")) throw UnknownDevice(device);

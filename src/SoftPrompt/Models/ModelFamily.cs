@@ -102,7 +102,7 @@ public abstract class ModelFamily
     {
         string configPath = Path.Combine(modelDirectory, "config.json");
         if (!File.Exists(configPath))
-            throw new CheckpointException($"{modelDirectory}: no config.json; point --model at a Hugging Face checkpoint directory.");
+            throw new CheckpointException($"{modelDirectory}: no config.json; `model` must be a Hugging Face checkpoint directory.");
         var root = ConfigJson.Read(configPath, "model").Root;
         if (root.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String)
         {

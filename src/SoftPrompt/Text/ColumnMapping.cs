@@ -13,8 +13,8 @@ public sealed record ColumnMapping
     public static ColumnMapping From(string? inputColumn, string? template, string targetColumn, string? labels)
     {
         if ((inputColumn is null) == (template is null))
-            throw new DataException("give exactly one of --input-column (use a column as the input) and --template (build the input from columns, e.g. \"sentence: {sentence}\\nanswer:\").");
-        if (string.IsNullOrEmpty(targetColumn)) throw new DataException("--target-column is required: the column holding the text (or class) to predict.");
+            throw new DataException("give exactly one of `ColumnMapping.InputColumn` (use a column as the input) and `ColumnMapping.Template` (build the input from columns, e.g. \"sentence: {sentence}\\nanswer:\").");
+        if (string.IsNullOrEmpty(targetColumn)) throw new DataException("`ColumnMapping.TargetColumn` is required: the column holding the text (or class) to predict.");
         return new ColumnMapping
         {
             InputColumn = inputColumn,

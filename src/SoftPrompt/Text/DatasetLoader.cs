@@ -19,7 +19,7 @@ public static class DatasetLoader
         if (tokenizer is null)
             throw new DataException($"{path}: text data needs a tokenizer, but none was found beside the model; add the tokenizer files or supply pre-tokenized JSONL (input_ids/target_ids).");
         if (mapping is null)
-            throw new DataException($"{path}: say which columns to use: --input-column or --template, and --target-column (columns: {string.Join(", ", TextTable.Read(path, true).Columns)}).");
+            throw new DataException($"{path}: say which columns to use: `ColumnMapping.InputColumn` or `ColumnMapping.Template`, and `ColumnMapping.TargetColumn` (columns: {string.Join(", ", TextTable.Read(path, true).Columns)}).");
         var table = TextTable.Read(path, options.SkipBadRows);
         return ExampleBuilder.Build(table, mapping, tokenizer, options);
     }

@@ -51,7 +51,7 @@ public static class ExampleBuilder
         if (mapping.Labels is { } labels)
         {
             label = labels.IndexOf(rawTarget) ?? throw new DataException(
-                $"{where}: \"{mapping.TargetColumn}\" = \"{rawTarget}\" is not one of the labels ({string.Join(", ", labels.Values.Select(v => $"\"{v}\""))}); add it to --labels or fix the row.");
+                $"{where}: \"{mapping.TargetColumn}\" = \"{rawTarget}\" is not one of the labels ({string.Join(", ", labels.Values.Select(v => $"\"{v}\""))}); add it to `labels` or fix the row.");
             target = labelTokens![label];
         }
         else

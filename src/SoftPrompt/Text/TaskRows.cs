@@ -32,14 +32,14 @@ public static class TaskRowReader
     {
         bool pretokenized = PretokenizedJsonl.IsPretokenized(path);
         if (pretokenized && (columns.InputColumn is not null || columns.Template is not null))
-            throw new DataException($"{path}: the rows are pre-tokenized (input_ids), so --input-column and --template do not apply; drop them or use a text data file.");
+            throw new DataException($"{path}: the rows are pre-tokenized (input_ids), so `ColumnMapping.InputColumn` and `ColumnMapping.Template` do not apply; drop them or use a text data file.");
         if (!pretokenized && (columns.InputColumn is null) == (columns.Template is null))
-            throw new DataException($"{path}: give exactly one of --input-column and --template to say what each row's input is.");
+            throw new DataException($"{path}: give exactly one of `ColumnMapping.InputColumn` and `ColumnMapping.Template` to say what each row's input is.");
         if (!pretokenized && tokenizer is null)
             throw new DataException($"{path}: text data needs a tokenizer, but none was found beside the model; add the tokenizer files or supply pre-tokenized JSONL (input_ids).");
 
         var table = TextTable.Read(path, options.SkipBadRows);
-        if (!table.Columns.Contains(columns.TaskColumn)) throw table.MissingColumn(columns.TaskColumn, "the task each row belongs to (--task-column)");
+        if (!table.Columns.Contains(columns.TaskColumn)) throw table.MissingColumn(columns.TaskColumn, "the task each row belongs to (`taskColumn`)");
         var bad = new BadRows(options.SkipBadRows);
         bad.Add(table.SkippedRows, table.SkipReasons);
         var rows = new List<TaskRow>(table.Rows.Count);
@@ -52,7 +52,7 @@ public static class TaskRowReader
             {
                 string task = ExampleBuilder.Value(row, columns.TaskColumn, where).Trim();
                 if (!inputRoom.TryGetValue(task, out int room))
-                    throw new DataException($"{where}: task \"{task}\" has no prompt (prompts given for {known}); add --prompt {task}=FILE or fix the row.");
+                    throw new DataException($"{where}: task \"{task}\" has no prompt (prompts given for {known}); add its prompt (`prompts` {task}=FILE) or fix the row.");
                 int[] input = pretokenized ? Ids(row, "input_ids", where, options, required: true)! : Encode(row, columns, where, tokenizer!, options);
                 if (room <= 0) throw new DataException($"{where}: task \"{task}\" leaves no room for input within n_positions; use a shorter prompt or answer.");
                 if (input.Length > room)

@@ -12,7 +12,7 @@ public sealed class Verbalizer
 
     public Verbalizer(IReadOnlyList<(string Value, string Text)> labels)
     {
-        if (labels.Count < 2) throw new DataException($"labels: {labels.Count} given; classification needs at least two (e.g. --labels 0=negative,1=positive).");
+        if (labels.Count < 2) throw new DataException($"labels: {labels.Count} given; classification needs at least two (e.g. `labels` 0=negative,1=positive).");
         indexOf = new Dictionary<string, int>(StringComparer.Ordinal);
         var texts = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < labels.Count; i++)

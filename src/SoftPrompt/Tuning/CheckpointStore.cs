@@ -31,7 +31,7 @@ public sealed class CheckpointStore
         try { System.IO.Directory.CreateDirectory(Directory); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CheckpointException($"{Directory}: cannot create the checkpoint directory ({e.Message}); choose a writable --checkpoint-dir.", e);
+            throw new CheckpointException($"{Directory}: cannot create the checkpoint directory ({e.Message}); choose a writable `CheckpointStore` directory.", e);
         }
         string path = PathOf(checkpoint.Step);
         checkpoint.Save(path);

@@ -29,11 +29,11 @@ public sealed record InitSpec(InitKind Kind, string Argument = "")
             string text = spec[TextPrefix.Length..];
             // Shells keep the quotes of text:"…" when they are not at the start of the word.
             if (text.Length >= 2 && text[0] == '"' && text[^1] == '"') text = text[1..^1];
-            if (text.Length == 0) throw new ArgumentException("--init text: needs the text to embed, e.g. --init 'text:Classify the sentiment of this review'.");
+            if (text.Length == 0) throw new ArgumentException("`InitSpec` text: needs the text to embed, e.g. text:Classify the sentiment of this review.");
             return new InitSpec(InitKind.Text, text);
         }
         if (spec.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || File.Exists(spec)) return new InitSpec(InitKind.File, spec);
-        throw new ArgumentException($"--init \"{spec}\" is not an initialisation: use random-uniform, sampled-vocab, class-labels, text:\"…\" or a prompt FILE.safetensors.");
+        throw new ArgumentException($"`InitSpec` \"{spec}\" is not an initialisation: use random-uniform, sampled-vocab, class-labels, text:\"…\" or a prompt FILE.safetensors.");
     }
 
     /// <summary>The spec as written on a command line, for metadata and logs.</summary>

@@ -15,12 +15,12 @@ public sealed record LearningRateSchedule(ScheduleKind Kind, int WarmupSteps = 0
 
     public static LearningRateSchedule Parse(string kind, int warmupSteps)
     {
-        if (warmupSteps < 0) throw new ArgumentException($"--warmup-steps must be 0 or more, got {warmupSteps}.");
+        if (warmupSteps < 0) throw new ArgumentException($"`LearningRateSchedule.WarmupSteps` must be 0 or more, got {warmupSteps}.");
         return kind switch
         {
             "constant" => new LearningRateSchedule(ScheduleKind.Constant, warmupSteps),
             "linear" => new LearningRateSchedule(ScheduleKind.Linear, warmupSteps),
-            _ => throw new ArgumentException($"--schedule \"{kind}\" is not a schedule: use constant or linear."),
+            _ => throw new ArgumentException($"`LearningRateSchedule.Kind` \"{kind}\" is not a schedule: use constant or linear."),
         };
     }
 

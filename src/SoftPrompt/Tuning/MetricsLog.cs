@@ -26,7 +26,7 @@ public sealed class MetricsLog : IDisposable
         try { stream = new FileStream(path, mode, FileAccess.Write, FileShare.Read); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CheckpointException($"{path}: cannot write the metrics log ({e.Message}); choose another --metrics path.", e);
+            throw new CheckpointException($"{path}: cannot write the metrics log ({e.Message}); choose another `MetricsLog` path.", e);
         }
         stream.Seek(0, SeekOrigin.End);
         json = new Utf8JsonWriter(buffer);

@@ -100,7 +100,7 @@ public static class PeftAdapter
     {
         if (!Directory.Exists(directory)) throw new CheckpointException($"{directory}: adapter directory not found.");
         string configPath = Path.Combine(directory, ConfigFile);
-        if (!File.Exists(configPath)) throw new CheckpointException($"{directory}: no {ConfigFile}; point --peft at a directory saved by PeftModel.save_pretrained.");
+        if (!File.Exists(configPath)) throw new CheckpointException($"{directory}: no {ConfigFile}; give `PeftAdapter` a directory saved by PeftModel.save_pretrained.");
         JsonElement config;
         try
         {

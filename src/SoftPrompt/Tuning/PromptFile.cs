@@ -31,7 +31,7 @@ public sealed record PromptFile(float[] Values, int Length, int Width, IReadOnly
             throw new CheckpointException($"{path}: no tensor '{TensorName}'; a SoftPrompt prompt file holds {TensorName} [P, d]. For a PEFT adapter use `softprompt import`.");
         if (info.Shape.Length == 3)
             throw new CheckpointException($"{path}: tensor '{TensorName}' has shape {info.ShapeText}: {info.Shape[0]} prompts of an ensemble run's checkpoint, not one prompt; " +
-                "use the run's OUT.k{k}.safetensors files, or resume the ensemble with --ensemble.");
+                "use the run's OUT.k{k}.safetensors files, or resume the ensemble with `TrainOptions.Ensemble`.");
         if (info.Shape.Length != 2)
             throw new CheckpointException($"{path}: tensor '{TensorName}' has shape {info.ShapeText}, expected [P, d].");
         var values = file.Read<float>(TensorName);

@@ -33,11 +33,11 @@ public static class PromptInitializer
     /// <summary>The prompt length: a file init's own length (which <paramref name="requested"/> must match), else the request or the default.</summary>
     public static int ResolveLength(InitSpec spec, int? requested, int width, string? fingerprint)
     {
-        if (requested is <= 0) throw new ArgumentException($"--prompt-length must be positive, got {requested}.");
+        if (requested is <= 0) throw new ArgumentException($"`promptLength` must be positive, got {requested}.");
         if (spec.Kind != InitKind.File) return requested ?? DefaultLength;
         var file = LoadFile(spec, width, fingerprint);
         if (requested is int length && length != file.Length)
-            throw new ArgumentException($"{spec.Argument}: the init prompt has {file.Length} vectors but --prompt-length is {length}; omit --prompt-length or use a matching file.");
+            throw new ArgumentException($"{spec.Argument}: the init prompt has {file.Length} vectors but `promptLength` is {length}; leave `promptLength` unset or use a matching file.");
         return file.Length;
     }
 
@@ -59,19 +59,19 @@ public static class PromptInitializer
                 break;
             case InitKind.ClassLabels:
                 var labels = sources.LabelTokens ?? throw new DataException(
-                    "--init class-labels needs a verbalizer: give --labels (e.g. 0=negative,1=positive) with text data, or choose another --init.");
+                    "`InitSpec` class-labels needs a verbalizer: give `InitSources.LabelTokens` (e.g. 0=negative,1=positive) with text data, or choose another `InitSpec`.");
                 if (labels.Count > length)
-                    throw new ArgumentException($"--init class-labels: {labels.Count} labels do not fit a prompt of {length} vectors; use --prompt-length {labels.Count} or more.");
+                    throw new ArgumentException($"`InitSpec` class-labels: {labels.Count} labels do not fit a prompt of {length} vectors; use a `promptLength` of {labels.Count} or more.");
                 for (int label = 0; label < labels.Count; label++) MeanOfRows(values.AsSpan(label * width, width), labels[label], tokenEmbedding, width, label);
                 if (length > labels.Count)
                     CopyRows(values, labels.Count, VocabularySampler.Draw(Pool(sources, vocab), length - labels.Count, random), tokenEmbedding, width);
                 break;
             case InitKind.Text:
-                var tokenizer = sources.Tokenizer ?? throw new DataException("--init text:… needs the model's tokenizer, but none was found beside the model; add the tokenizer files or choose another --init.");
+                var tokenizer = sources.Tokenizer ?? throw new DataException("`InitSpec` text:… needs the model's tokenizer, but none was found beside the model; add the tokenizer files or choose another `InitSpec`.");
                 int[] ids;
                 try { ids = tokenizer.Encode(spec.Argument); }
-                catch (DataException e) { throw new DataException($"--init text:\"{spec.Argument}\": {e.Message}", e); }
-                if (ids.Length == 0) throw new DataException($"--init text:\"{spec.Argument}\" encodes to no tokens; give some text.");
+                catch (DataException e) { throw new DataException($"`InitSpec` text:\"{spec.Argument}\": {e.Message}", e); }
+                if (ids.Length == 0) throw new DataException($"`InitSpec` text:\"{spec.Argument}\" encodes to no tokens; give some text.");
                 var repeated = new int[length];
                 for (int i = 0; i < length; i++) repeated[i] = ids[i % ids.Length];
                 CopyRows(values, 0, repeated, tokenEmbedding, width);
@@ -103,8 +103,8 @@ public static class PromptInitializer
             var prompt = Create(spec, length, tokenEmbedding, width, sources with { Seed = sources.Seed + k });
             for (int j = 0; j < k; j++)
                 if (values.AsSpan(j * size, size).SequenceEqual(prompt))
-                    throw new ArgumentException($"--ensemble {count} with --init {spec}: prompts {j} and {k} start identical (this init draws nothing at random), " +
-                        "so they would train identically; use random-uniform or sampled-vocab (or class-labels with --prompt-length above the number of labels).");
+                    throw new ArgumentException($"`TrainOptions.Ensemble` {count} with `InitSpec` {spec}: prompts {j} and {k} start identical (this init draws nothing at random), " +
+                        "so they would train identically; use random-uniform or sampled-vocab (or class-labels with a `promptLength` above the number of labels).");
             prompt.CopyTo(values.AsSpan(k * size, size));
         }
         return values;
@@ -121,7 +121,7 @@ public static class PromptInitializer
     {
         if (sources.VocabIsFrequencyOrdered) return VocabularySampler.FirstIds(vocab, new HashSet<int>(sources.Excluded));
         var data = sources.TrainingData ?? throw new ArgumentException(
-            "sampled-vocab needs the training data to count token frequencies (or --vocab-is-frequency-ordered for SentencePiece vocabularies ordered by frequency).");
+            "sampled-vocab needs the training data to count token frequencies (or `InitSources.VocabIsFrequencyOrdered` for SentencePiece vocabularies ordered by frequency).");
         return VocabularySampler.MostFrequent(data, vocab, new HashSet<int>(sources.Excluded));
     }
 
@@ -133,14 +133,14 @@ public static class PromptInitializer
     // Summed in double so the mean does not depend on the order of a long label's tokens beyond float rounding.
     private static void MeanOfRows(Span<float> destination, int[] ids, ReadOnlySpan<float> table, int width, int label)
     {
-        if (ids.Length == 0) throw new DataException($"--init class-labels: label {label} encodes to no tokens.");
+        if (ids.Length == 0) throw new DataException($"`InitSpec` class-labels: label {label} encodes to no tokens.");
         int vocab = table.Length / width;
         for (int c = 0; c < width; c++)
         {
             double sum = 0;
             foreach (int id in ids)
             {
-                if ((uint)id >= (uint)vocab) throw new DataException($"--init class-labels: label {label} has token id {id}, outside the model's vocabulary [0, {vocab}).");
+                if ((uint)id >= (uint)vocab) throw new DataException($"`InitSpec` class-labels: label {label} has token id {id}, outside the model's vocabulary [0, {vocab}).");
                 sum += table[id * width + c];
             }
             destination[c] = (float)(sum / ids.Length);

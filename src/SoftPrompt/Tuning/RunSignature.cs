@@ -13,13 +13,13 @@ namespace SoftPrompt.Tuning;
 /// </summary>
 public static class RunSignature
 {
-    // key → the command-line flag that sets it, for the mismatch message.
-    private static readonly Dictionary<string, string> Flags = new()
+    // key → the setting that decides it, for the mismatch message (the CLI names its flags instead).
+    private static readonly Dictionary<string, string> Settings = new()
     {
-        ["batch_size"] = "--batch-size", ["grad_accum"] = "--grad-accum", ["seed"] = "--seed", ["shuffle"] = "--no-shuffle",
-        ["length_buckets"] = "--length-buckets", ["lr"] = "--lr", ["optimizer"] = "--optimizer/--weight-decay/--clip-norm",
-        ["schedule"] = "--schedule/--warmup-steps", ["steps"] = "--steps (the linear schedule depends on it)",
-        ["prompt_length"] = "--prompt-length", ["train_rows"] = "--data", ["train_hash"] = "--data", ["ensemble"] = "--ensemble",
+        ["batch_size"] = "`TrainOptions.BatchSize`", ["grad_accum"] = "`TrainOptions.GradientAccumulation`", ["seed"] = "`TrainOptions.Seed`",
+        ["shuffle"] = "`TrainOptions.Shuffle`", ["length_buckets"] = "`TrainOptions.LengthBuckets`", ["lr"] = "`TrainOptions.LearningRate`",
+        ["optimizer"] = "`TrainOptions.Optimizer`", ["schedule"] = "`TrainOptions.Schedule`", ["steps"] = "`TrainOptions.Steps` (the linear schedule depends on it)",
+        ["prompt_length"] = "`promptLength`", ["train_rows"] = "the training data", ["train_hash"] = "the training data", ["ensemble"] = "`TrainOptions.Ensemble`",
     };
 
     public static SortedDictionary<string, string> Of(TrainOptions options, int promptLength, IReadOnlyList<TokenizedExample> examples)
@@ -57,7 +57,7 @@ public static class RunSignature
             string what = key is "train_rows" or "train_hash"
                 ? $"the training data differs ({key} {old} then, {value} now)"
                 : $"{key} was {old}, this run has {value}";
-            throw new CheckpointException($"{path}: cannot resume: {what}. Resume with the run's original settings ({Flags.GetValueOrDefault(key, key)}), or start afresh with another --checkpoint-dir.");
+            throw new CheckpointException($"{path}: cannot resume: {what}. Resume with the run's original settings ({Settings.GetValueOrDefault(key, key)}), or start afresh in another `CheckpointStore` directory.");
         }
     }
 

@@ -33,14 +33,14 @@ public sealed record TrainOptions(
 
     public void Validate()
     {
-        if (Steps <= 0) throw new ArgumentException($"--steps must be positive, got {Steps}.");
-        if (BatchSize <= 0) throw new ArgumentException($"--batch-size must be positive, got {BatchSize}.");
-        if (GradientAccumulation <= 0) throw new ArgumentException($"--grad-accum must be positive, got {GradientAccumulation}.");
-        if (!float.IsFinite(LearningRate) || LearningRate < 0) throw new ArgumentException($"--lr must be a non-negative number, got {LearningRate}.");
+        if (Steps <= 0) throw new ArgumentException($"`TrainOptions.Steps` must be positive, got {Steps}.");
+        if (BatchSize <= 0) throw new ArgumentException($"`TrainOptions.BatchSize` must be positive, got {BatchSize}.");
+        if (GradientAccumulation <= 0) throw new ArgumentException($"`TrainOptions.GradientAccumulation` must be positive, got {GradientAccumulation}.");
+        if (!float.IsFinite(LearningRate) || LearningRate < 0) throw new ArgumentException($"`TrainOptions.LearningRate` must be a non-negative number, got {LearningRate}.");
         if (EvalEvery < 0 || EarlyStoppingPatience < 0 || CheckpointEvery < 0)
-            throw new ArgumentException("--eval-every, --early-stopping-patience and --checkpoint-every must be 0 or more.");
-        if (Optimizer.ClipNorm < 0 || Optimizer.WeightDecay < 0) throw new ArgumentException("--clip-norm and --weight-decay must be 0 or more.");
-        if (Ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {Ensemble}.");
+            throw new ArgumentException("`TrainOptions.EvalEvery`, `TrainOptions.EarlyStoppingPatience` and `TrainOptions.CheckpointEvery` must be 0 or more.");
+        if (Optimizer.ClipNorm < 0 || Optimizer.WeightDecay < 0) throw new ArgumentException("`OptimizerSettings.ClipNorm` and `OptimizerSettings.WeightDecay` must be 0 or more.");
+        if (Ensemble <= 0) throw new ArgumentException($"`TrainOptions.Ensemble` must be positive, got {Ensemble}.");
     }
 }
 

@@ -34,5 +34,5 @@ public sealed record TrainRecipe(
     public static readonly IReadOnlyList<TrainRecipe> All = [Lester2021];
 
     public static TrainRecipe Find(string name) => All.FirstOrDefault(r => r.Name == name)
-        ?? throw new ArgumentException($"--recipe \"{name}\" is not a recipe; available: {string.Join(", ", All.Select(r => r.Name))}.");
+        ?? throw new ArgumentException($"`TrainRecipe` \"{name}\" is not a recipe; available: {string.Join(", ", All.Select(r => r.Name))}.");
 }

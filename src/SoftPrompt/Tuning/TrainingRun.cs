@@ -76,14 +76,14 @@ public sealed class TrainingRun
     {
         if (Step != 0) throw new InvalidOperationException("Resume before running.");
         if (PromptMetadata.TryGetValue(PromptFile.FingerprintKey, out var model) && checkpoint.PromptMetadata.TryGetValue(PromptFile.FingerprintKey, out var saved) && model != saved)
-            throw new CheckpointException($"{path}: the checkpoint was made with model {saved}, this run loads model {model}; resume with the run's --model.");
+            throw new CheckpointException($"{path}: the checkpoint was made with model {saved}, this run loads model {model}; resume with the run's `model`.");
         RunSignature.Check(checkpoint.Signature, Signature, path);
         if (checkpoint.PromptLength != promptLength || checkpoint.Width != engine.EmbeddingSize)
             throw new CheckpointException($"{path}: the checkpoint's prompt is [{checkpoint.PromptLength}, {checkpoint.Width}], this run's [{promptLength}, {engine.EmbeddingSize}].");
         if (checkpoint.PromptCount != options.Ensemble)
-            throw new CheckpointException($"{path}: the checkpoint holds {checkpoint.PromptCount} prompts, this run trains {options.Ensemble}; resume with --ensemble {checkpoint.PromptCount}.");
+            throw new CheckpointException($"{path}: the checkpoint holds {checkpoint.PromptCount} prompts, this run trains {options.Ensemble}; resume with `TrainOptions.Ensemble` {checkpoint.PromptCount}.");
         if (checkpoint.Step > options.Steps)
-            throw new CheckpointException($"{path}: the checkpoint is at step {checkpoint.Step}, past --steps {options.Steps}; raise --steps to train further.");
+            throw new CheckpointException($"{path}: the checkpoint is at step {checkpoint.Step}, past `TrainOptions.Steps` {options.Steps}; raise `TrainOptions.Steps` to train further.");
         engine.LoadPrompts(checkpoint.Prompt, checkpoint.PromptCount, checkpoint.PromptLength);
         if (checkpoint.OptimizerState.Length != engine.OptimizerStateLength)
             throw new CheckpointException($"{path}: optimizer state holds {checkpoint.OptimizerState.Length} values, the engine's {engine.OptimizerStateLength}; it was saved by another engine layout.");
@@ -123,7 +123,7 @@ public sealed class TrainingRun
                 var batch = sampler.Next();
                 float loss = engine.ForwardBackward(batch, accumulate: micro > 0, gradientWeight: accumulation == 1 ? 1f : batch.TargetCount);
                 if (!float.IsFinite(loss))
-                    throw new InvalidOperationException($"Loss became {loss} at step {step}; lower --lr or add --clip-norm.");
+                    throw new InvalidOperationException($"Loss became {loss} at step {step}; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`.");
                 weightedLoss += (double)loss * batch.TargetCount;
                 targets += batch.TargetCount;
                 stepTokens += batch.Rows * batch.SequenceLength;

@@ -278,7 +278,7 @@ public sealed unsafe class CudaDeviceGpuTests
         var gpu = Gpu;
         var e = Assert.Throws<CudaException>(() => gpu.Allocate<float>(1L << 48));
         Assert.That(e!.Message, Does.StartWith($"cuMemAlloc_v2({4L << 48} bytes) failed: CUDA_ERROR_OUT_OF_MEMORY (out of memory) — "));
-        Assert.That(e.Message, Does.Contain("MiB free of").And.Contain("--batch-size"));
+        Assert.That(e.Message, Does.Contain("MiB free of").And.Contain("`TrainOptions.BatchSize`"));
         // The device is still usable.
         using var small = gpu.Allocate<float>(4);
         small.CopyFrom([1, 2, 3, 4]);

@@ -19,7 +19,7 @@ public sealed class CudaErrorTests
         var e = CudaCheck.Failure(CuResult.OutOfMemory, "cuMemAlloc_v2(1073741824 bytes)", "1024 MiB requested, 12 MiB free");
         // With a driver the description comes from cuGetErrorString; without one only the name is known.
         Assert.That(e.Message, Does.StartWith("cuMemAlloc_v2(1073741824 bytes) failed: CUDA_ERROR_OUT_OF_MEMORY"));
-        Assert.That(e.Message, Does.Contain("1024 MiB requested, 12 MiB free; reduce --batch-size"));
+        Assert.That(e.Message, Does.Contain("1024 MiB requested, 12 MiB free; reduce `TrainOptions.BatchSize`"));
         Assert.That(e.Call, Is.EqualTo("cuMemAlloc_v2(1073741824 bytes)"));
         Assert.That(e.DriverResult, Is.EqualTo(2));
         Assert.That(e.CublasStatus, Is.Null);

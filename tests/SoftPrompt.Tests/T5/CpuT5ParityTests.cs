@@ -70,7 +70,7 @@ public sealed class CpuT5ParityTests
         if (!EngineFactory.DefaultDevice.Equals("cuda"))
         {
             var error = Assert.Throws<InvalidOperationException>(() => EngineFactory.Open(dir, "cuda"))!;
-            Assert.That(error.Message, Does.StartWith("--device cuda:"));
+            Assert.That(error.Message, Does.StartWith("`device` cuda:"));
         }
         using var v10 = EngineFactory.Open(Path.Combine(T5Fixture.Root, "v1_0"), "cpu");
         Assert.That(v10.Engine.MaxPositions, Is.EqualTo(512), "n_positions from config.json");

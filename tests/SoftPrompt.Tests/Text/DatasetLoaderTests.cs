@@ -54,7 +54,7 @@ public sealed class DatasetLoaderTests : TextTestDirectory
     {
         string path = Write("data.csv", "sentence,label\ngood,1\n");
         var e = Assert.Throws<DataException>(() => DatasetLoader.Load(path, Words, null, new TokenizeOptions { MaxTokens = 8 }));
-        Assert.That(e!.Message, Does.Contain("--input-column").And.Contain("sentence, label"));
+        Assert.That(e!.Message, Does.Contain("`ColumnMapping.InputColumn`").And.Contain("sentence, label"));
     }
 
     [Test]

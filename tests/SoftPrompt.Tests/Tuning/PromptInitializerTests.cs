@@ -94,9 +94,9 @@ public sealed class PromptInitializerTests
     public void ClassLabelsNeedAVerbalizerAndRoomForEveryLabel()
     {
         var e = Assert.Throws<DataException>(() => PromptInitializer.Create(InitSpec.ClassLabels, 4, Table(10), 3, new InitSources()));
-        Assert.That(e!.Message, Does.Contain("--labels"));
+        Assert.That(e!.Message, Does.Contain("`InitSources.LabelTokens`"));
         var a = Assert.Throws<ArgumentException>(() => PromptInitializer.Create(InitSpec.ClassLabels, 1, Table(10), 3, new InitSources { LabelTokens = [[1], [2]] }));
-        Assert.That(a!.Message, Does.Contain("--prompt-length 2"));
+        Assert.That(a!.Message, Does.Contain("a `promptLength` of 2 or more"));
     }
 
     [TestCase(7, new[] { 1, 2, 3, 1, 2, 3, 1 })]
@@ -116,7 +116,7 @@ public sealed class PromptInitializerTests
         using var model = DemoModel.Open();
         var e = Assert.Throws<DataException>(() => PromptInitializer.Create(InitSpec.Parse("text:1 zz"), 3, model.TokenEmbedding, model.Config.Embedding,
             new InitSources { Tokenizer = DemoModel.Tokenizer() }));
-        Assert.That(e!.Message, Does.StartWith("--init text:\"1 zz\"").And.Contain("zz"));
+        Assert.That(e!.Message, Does.StartWith("`InitSpec` text:\"1 zz\"").And.Contain("zz"));
     }
 
     [Test]

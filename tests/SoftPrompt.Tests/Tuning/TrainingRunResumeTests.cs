@@ -110,7 +110,7 @@ public sealed class TrainingRunResumeTests
         using var other = Engine(seed: 3);
         var changed = Run(other, Options(false) with { BatchSize = 4 }, "other");
         var e = Assert.Throws<CheckpointException>(() => changed.Resume(checkpoint, path!));
-        Assert.That(e!.Message, Does.Contain("batch_size was 3, this run has 4").And.Contain("--batch-size"));
+        Assert.That(e!.Message, Does.Contain("batch_size was 3, this run has 4").And.Contain("`TrainOptions.BatchSize`"));
     }
 
     [Test]

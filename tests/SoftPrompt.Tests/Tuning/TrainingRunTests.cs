@@ -53,6 +53,6 @@ public sealed class TrainingRunTests
     {
         var engine = new ScriptedEngine { TrainingLoss = step => step < 3 ? 2f : float.NaN };
         var e = Assert.Throws<InvalidOperationException>(() => new TrainingRun(engine, Rows, new TrainOptions(5, 2, 0.1f, new OptimizerSettings(OptimizerKind.Sgd))).Run());
-        Assert.That(e!.Message, Does.Contain("at step 3").And.Contain("lower --lr"));
+        Assert.That(e!.Message, Does.Contain("at step 3").And.Contain("lower `TrainOptions.LearningRate`"));
     }
 }

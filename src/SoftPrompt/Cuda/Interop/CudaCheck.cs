@@ -84,10 +84,10 @@ internal static unsafe class CudaCheck
 
     public const string KernelFaultHint =
         "a kernel queued earlier faulted (errors surface at the next call that waits) and the GPU context is now unusable: " +
-        "rerun with CUDA_LAUNCH_BLOCKING=1 or under compute-sanitizer to find the kernel, or debug it with --device cuda-emulated";
+        "rerun with CUDA_LAUNCH_BLOCKING=1 or under compute-sanitizer to find the kernel, or debug it on the `device` cuda-emulated";
 
     public const string OutOfMemoryHint =
-        "reduce --batch-size or --max-length, turn on activation recomputation, or stop other processes using the GPU (nvidia-smi)";
+        "reduce `TrainOptions.BatchSize` or the sequence length, turn on activation recomputation, or stop other processes using the GPU (nvidia-smi)";
 
     public static string? DriverHint(CuResult result) => result switch
     {

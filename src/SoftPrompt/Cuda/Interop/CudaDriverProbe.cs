@@ -12,7 +12,7 @@ internal static unsafe class CudaDriverProbe
     static CudaDriverProbe() => CudaLibraries.EnsureRegistered();
 
     public const string NoDriverFix =
-        "install the NVIDIA driver (nvidia-smi must work) or run with --device cpu or --device cuda-emulated";
+        "install the NVIDIA driver (nvidia-smi must work) or use `device` cpu or cuda-emulated";
 
     public static bool IsDriverLoadable => NativeLibraryResolver.TryLoad(CudaLibraries.DriverImportName, out _);
 
@@ -38,7 +38,7 @@ internal static unsafe class CudaDriverProbe
                 // A driver's user-space libraries without its kernel module or a GPU (containers, CI) end up here.
                 string? generic = CudaCheck.DriverHint(result) is null ? "nvidia-smi must work (kernel module loaded, /dev/nvidia* present)" : null;
                 failure = "no usable NVIDIA GPU: the driver library loaded but " +
-                          CudaCheck.Failure(result, "cuInit(0)", generic).Message + "; or run with --device cpu or --device cuda-emulated";
+                          CudaCheck.Failure(result, "cuInit(0)", generic).Message + "; or use `device` cpu or cuda-emulated";
                 return false;
             }
             initialized = true;

@@ -27,8 +27,8 @@ internal static class CudaEngines
     public static void Check(string device)
     {
         if (device != "cuda") return;
-        if (!CudaDevice.IsAvailable(out string? reason)) throw new InvalidOperationException($"--device cuda: {reason}");
-        if (!EmbeddedPtx.IsAvailable) throw new InvalidOperationException($"--device cuda: {EmbeddedPtx.NotBuiltMessage}");
+        if (!CudaDevice.IsAvailable(out string? reason)) throw new InvalidOperationException($"`device` cuda: {reason}");
+        if (!EmbeddedPtx.IsAvailable) throw new InvalidOperationException($"`device` cuda: {EmbeddedPtx.NotBuiltMessage}");
     }
 
     private static IPromptEngine Create(string device, EngineOptions options, Func<IComputeDevice, IPromptEngine> engine)
