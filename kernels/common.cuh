@@ -91,7 +91,7 @@ template <typename T> __device__ __forceinline__ T warp_reduce_min(T v) {
     return v;
 }
 
-// Block-wide sum / max of one float per thread; every thread gets the result. Block size must be a multiple
+// Block-wide sum of one float per thread; every thread gets the result. Block size must be a multiple
 // of 32 (≤ 1024) and every thread of the block must call it (it contains __syncthreads). Safe to call twice
 // in a row (the leading barrier protects the scratch array).
 __device__ __forceinline__ float block_reduce_sum(float v) {
@@ -103,16 +103,6 @@ __device__ __forceinline__ float block_reduce_sum(float v) {
     __syncthreads();
     v = lane_id() < warps ? sp_block_partial_sum[lane_id()] : 0.0f;
     return warp_reduce_sum(v);
-}
-__device__ __forceinline__ float block_reduce_max(float v) {
-    SHARED(float, sp_block_partial_max, 32);
-    const unsigned warps = block_size() / SP_WARP_SIZE;
-    v = warp_reduce_max(v);
-    __syncthreads();
-    if (lane_id() == 0) sp_block_partial_max[warp_id()] = v;
-    __syncthreads();
-    v = lane_id() < warps ? sp_block_partial_max[lane_id()] : -INFINITY;
-    return warp_reduce_max(v);
 }
 
 // float max through atomicCAS (for abs-max style reductions); returns the old value.

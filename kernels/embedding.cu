@@ -18,6 +18,20 @@ __device__ __forceinline__ void copy_row(float* __restrict__ dst, const float* _
     }
 }
 
+// gather_rows / scatter_rows: one warp copies compact row i to (SCATTER) or from indexed row row_index[i]
+// (indexed_rows rows, for the emulator's range assert).
+template <bool SCATTER>
+__device__ __forceinline__ void copy_indexed_row(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index,
+                                                 int count, int channels, int indexed_rows) {
+    const int i = grid_warp();
+    if (i >= count) return;
+    const int r = ldg(row_index + i);
+    assert(r >= 0 && r < indexed_rows);
+    const long long to = SCATTER ? r : i, from = SCATTER ? i : r;
+    const bool vec = (channels & 3) == 0 && aligned16(destination) && aligned16(source);
+    copy_row(destination + to * channels, source + from * channels, channels, vec);
+}
+
 }  // namespace embedding_detail
 
 // embedding_forward — token embeddings with soft prompts spliced in front, plus position embeddings.
@@ -32,7 +46,7 @@ __device__ __forceinline__ void copy_row(float* __restrict__ dst, const float* _
 //   Bit-exact with the CPU op (one add per element). Saves nothing: the backward needs only prompt_index.
 extern "C" __global__ void __launch_bounds__(256) embedding_forward(float* __restrict__ x, const int* __restrict__ tokens, const float* __restrict__ prompts, const int* __restrict__ prompt_index, const int* __restrict__ prompt_offsets, const float* __restrict__ wte, const float* __restrict__ wpe, int batch, int sequence, int token_length, int channels, int prompt_count, int vocab) {
     using namespace embedding_detail;
-    const int row = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
+    const int row = grid_warp();
     if (row >= batch * sequence) return;
     const int b = row / sequence, t = row - b * sequence;
     int offset = 0, prompt_length = 0;
@@ -123,13 +137,7 @@ extern "C" __global__ void __launch_bounds__(256) prompt_gradient(float* __restr
 //   Grid: ceil(count / 8) blocks; block: 256 threads = 8 warps, one warp per destination row (float4 when C % 4 == 0
 //   and both buffers are 16-byte aligned). Bit-exact copy.
 extern "C" __global__ void __launch_bounds__(256) gather_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int source_rows) {
-    using namespace embedding_detail;
-    const int i = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
-    if (i >= count) return;
-    const int r = ldg(row_index + i);
-    assert(r >= 0 && r < source_rows);
-    const bool vec = (channels & 3) == 0 && aligned16(destination) && aligned16(source);
-    copy_row(destination + static_cast<long long>(i) * channels, source + static_cast<long long>(r) * channels, channels, vec);
+    embedding_detail::copy_indexed_row<false>(destination, source, row_index, count, channels, source_rows);
 }
 
 // scatter_rows — destination[row_index[i], :] = source[i, :]; the indices must be distinct (rows are written once).
@@ -137,13 +145,7 @@ extern "C" __global__ void __launch_bounds__(256) gather_rows(float* __restrict_
 //   Grid: ceil(count / 8) blocks; block: 256 threads = 8 warps, one warp per source row (float4 when C % 4 == 0 and
 //   both buffers are 16-byte aligned). Bit-exact copy; destination rows not named by row_index are untouched.
 extern "C" __global__ void __launch_bounds__(256) scatter_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int destination_rows) {
-    using namespace embedding_detail;
-    const int i = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
-    if (i >= count) return;
-    const int r = ldg(row_index + i);
-    assert(r >= 0 && r < destination_rows);
-    const bool vec = (channels & 3) == 0 && aligned16(destination) && aligned16(source);
-    copy_row(destination + static_cast<long long>(r) * channels, source + static_cast<long long>(i) * channels, channels, vec);
+    embedding_detail::copy_indexed_row<true>(destination, source, row_index, count, channels, destination_rows);
 }
 
 // gather_sum_rows — destination[r, :] (= | +=) Σ over i in [starts[r], starts[r + 1]), in increasing i, of
@@ -156,7 +158,7 @@ extern "C" __global__ void __launch_bounds__(256) scatter_rows(float* __restrict
 //   so the result is bit-identical to a CPU loop over the entries.
 extern "C" __global__ void __launch_bounds__(256) gather_sum_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ starts, const int* __restrict__ index, int rows, int channels, int source_rows, int accumulate) {
     using namespace embedding_detail;
-    const int r = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
+    const int r = grid_warp();
     if (r >= rows) return;
     const int first = ldg(starts + r), last = ldg(starts + r + 1);
     float* out = destination + static_cast<long long>(r) * channels;

@@ -3,6 +3,7 @@
 //
 //   aligned16(p)                    p is 16-byte aligned (float4 loads and stores are legal there)
 //   grid_first(), grid_stride()     a 1-D grid-stride loop: for (i = grid_first(); i < n; i += grid_stride())
+//   grid_warp()                     this warp's index in a 1-D grid (one warp per row: the row)
 //   load_vec<N>(v, p), store_vec<N>  N = 1, 2 or 4 consecutive floats ↔ float v[N] (one aligned float2 / float4 access)
 //   gelu_tanh(x), gelu_tanh_derivative(x)
 //                                   Hugging Face's gelu_new (GELU, tanh approximation) and its derivative, exactly as
@@ -14,6 +15,7 @@ __device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_c
 
 __device__ __forceinline__ int grid_first() { return static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
 __device__ __forceinline__ int grid_stride() { return static_cast<int>(gridDim.x * blockDim.x); }
+__device__ __forceinline__ int grid_warp() { return static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id()); }
 
 // N consecutive floats at p → v: N = 4 is one float4 access, N = 2 one float2 (p aligned to 16 / 8 bytes), N = 1 a float.
 template <int N>

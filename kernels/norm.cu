@@ -142,16 +142,10 @@ __device__ __forceinline__ void backward_row(float* __restrict__ dx, const float
     });
 }
 
-// The row of this warp, or -1 past the last row (whole warps exit together: the row is warp-uniform).
-__device__ __forceinline__ int warp_row(int rows) {
-    const int row = static_cast<int>(blockIdx.x * (blockDim.x / SP_WARP_SIZE) + warp_id());
-    return row < rows ? row : -1;
-}
-
 template <bool CENTERED>
 __device__ __forceinline__ void forward(float* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias, int rows, int channels, float epsilon) {
-    const int row = warp_row(rows);
-    if (row < 0) return;
+    const int row = grid_warp();
+    if (row >= rows) return;  // whole warps exit together: the row is warp-uniform
     const bool vec = (channels & 3) == 0 && aligned16(y) && aligned16(x) && aligned16(weight) && (!CENTERED || aligned16(bias));
     if (vec) {
         if (channels <= 4 * SP_WARP_SIZE * 8) forward_row<CENTERED, 4, 8>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
@@ -165,8 +159,8 @@ __device__ __forceinline__ void forward(float* y, float* mean, float* rstd, cons
 
 template <bool CENTERED>
 __device__ __forceinline__ void backward(float* dx, const float* dy, const float* x, const float* weight, const float* mean, const float* rstd, int rows, int channels) {
-    const int row = warp_row(rows);
-    if (row < 0) return;
+    const int row = grid_warp();
+    if (row >= rows) return;  // whole warps exit together: the row is warp-uniform
     const float m = CENTERED ? ldg(mean + row) : 0.0f, s = ldg(rstd + row);
     const bool vec = (channels & 3) == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(weight);
     if (vec) {

@@ -13,8 +13,7 @@ namespace SoftPrompt.Cuda.Kernels;
 internal static unsafe class EmbeddingForward
 {
     public const string Name = "embedding_forward";
-    public const int Threads = 256;
-    public const int RowsPerBlock = Threads / 32;  // one warp per (b, t) row
+    public const int Threads = 256;  // one warp per (b, t) row
 
     [KernelSignature(Name, typeof(float*), typeof(int*), typeof(float*), typeof(int*), typeof(int*), typeof(float*), typeof(float*),
         typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
@@ -58,7 +57,7 @@ internal static unsafe class EmbeddingForward
         args[10] = &channels;
         args[11] = &promptCount;
         args[12] = &vocab;
-        device.Launch(device.GetKernel(Name), (rows + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 13);
+        device.Launch(device.GetKernel(Name), LaunchChecks.WarpPerRowBlocks(rows, Threads), Threads, 0, args, 13);
     }
 }
 
@@ -106,23 +105,27 @@ internal static unsafe class PromptGradient
     }
 }
 
-/// <summary>gather_rows: destination[i, :] = source[rowIndex[i], :]. destination [count, C]; source [rows, C]; rowIndex [count]. Bit-exact copy.</summary>
-internal static unsafe class GatherRows
+/// <summary>
+/// What gather_rows and scatter_rows share: one warp per compact row i, copied from (gather) or to (scatter) row
+/// rowIndex[i] of the indexed side. Bit-exact copies.
+/// </summary>
+internal static unsafe class IndexedRows
 {
-    public const string Name = "gather_rows";
     public const int Threads = 256;
-    public const int RowsPerBlock = Threads / 32;  // one warp per row
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels)
+    public static void Copy(IComputeDevice device, string kernel, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex,
+        int count, int channels, bool scatter)
     {
-        LaunchChecks.NotBelow(Name, count, 0);
-        LaunchChecks.NotBelow(Name, channels, 1);
-        LaunchChecks.AtLeast(Name, destination, (long)count * channels, "[count, C]");
-        LaunchChecks.AtLeast(Name, rowIndex, count, "[count]");
+        LaunchChecks.NotBelow(kernel, count, 0);
+        LaunchChecks.NotBelow(kernel, channels, 1);
+        var (compact, compactName, indexed, indexedName) = scatter
+            ? (source, nameof(source), destination, nameof(destination))
+            : (destination, nameof(destination), source, nameof(source));
+        LaunchChecks.AtLeast(kernel, compact, (long)count * channels, "[count, C]", compactName);
+        LaunchChecks.AtLeast(kernel, rowIndex, count, "[count]");
         if (count == 0) return;
-        LaunchChecks.AtLeast(Name, source, channels, "[rows ≥ 1, C]");
-        int sourceRows = (int)Math.Min(int.MaxValue, source.Length / channels);
+        LaunchChecks.AtLeast(kernel, indexed, channels, "[rows ≥ 1, C]", indexedName);
+        int indexedRows = (int)Math.Min(int.MaxValue, indexed.Length / channels);
         ulong dstPtr = destination.Address, srcPtr = source.Address, indexPtr = rowIndex.Address;
         void** args = stackalloc void*[6];
         args[0] = &dstPtr;
@@ -130,9 +133,19 @@ internal static unsafe class GatherRows
         args[2] = &indexPtr;
         args[3] = &count;
         args[4] = &channels;
-        args[5] = &sourceRows;
-        device.Launch(device.GetKernel(Name), (count + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 6);
+        args[5] = &indexedRows;
+        device.Launch(device.GetKernel(kernel), LaunchChecks.WarpPerRowBlocks(count, Threads), Threads, 0, args, 6);
     }
+}
+
+/// <summary>gather_rows: destination[i, :] = source[rowIndex[i], :]. destination [count, C]; source [rows, C]; rowIndex [count]. Bit-exact copy.</summary>
+internal static unsafe class GatherRows
+{
+    public const string Name = "gather_rows";
+
+    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int))]
+    public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels) =>
+        IndexedRows.Copy(device, Name, destination, source, rowIndex, count, channels, scatter: false);
 }
 
 /// <summary>
@@ -142,29 +155,10 @@ internal static unsafe class GatherRows
 internal static unsafe class ScatterRows
 {
     public const string Name = "scatter_rows";
-    public const int Threads = 256;
-    public const int RowsPerBlock = Threads / 32;  // one warp per row
 
     [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels)
-    {
-        LaunchChecks.NotBelow(Name, count, 0);
-        LaunchChecks.NotBelow(Name, channels, 1);
-        LaunchChecks.AtLeast(Name, source, (long)count * channels, "[count, C]");
-        LaunchChecks.AtLeast(Name, rowIndex, count, "[count]");
-        if (count == 0) return;
-        LaunchChecks.AtLeast(Name, destination, channels, "[rows ≥ 1, C]");
-        int destinationRows = (int)Math.Min(int.MaxValue, destination.Length / channels);
-        ulong dstPtr = destination.Address, srcPtr = source.Address, indexPtr = rowIndex.Address;
-        void** args = stackalloc void*[6];
-        args[0] = &dstPtr;
-        args[1] = &srcPtr;
-        args[2] = &indexPtr;
-        args[3] = &count;
-        args[4] = &channels;
-        args[5] = &destinationRows;
-        device.Launch(device.GetKernel(Name), (count + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 6);
-    }
+    public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels) =>
+        IndexedRows.Copy(device, Name, destination, source, rowIndex, count, channels, scatter: true);
 }
 
 /// <summary>
@@ -175,8 +169,7 @@ internal static unsafe class ScatterRows
 internal static unsafe class GatherSumRows
 {
     public const string Name = "gather_sum_rows";
-    public const int Threads = 256;
-    public const int RowsPerBlock = Threads / 32;  // one warp per destination row
+    public const int Threads = 256;  // one warp per destination row
 
     [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> starts, DeviceSpan<int> index,
@@ -200,6 +193,6 @@ internal static unsafe class GatherSumRows
         args[5] = &channels;
         args[6] = &sourceRows;
         args[7] = &accumulateFlag;
-        device.Launch(device.GetKernel(Name), (rows + RowsPerBlock - 1) / RowsPerBlock, Threads, 0, args, 8);
+        device.Launch(device.GetKernel(Name), LaunchChecks.WarpPerRowBlocks(rows, Threads), Threads, 0, args, 8);
     }
 }

@@ -51,6 +51,9 @@ internal static class LaunchChecks
     public static int GridStrideBlocks(long items, int threads) =>
         (int)Math.Clamp((items + threads - 1) / threads, 1, MaxGridStrideBlocks);
 
+    /// <summary>Blocks of <paramref name="threads"/> threads for one warp per row over <paramref name="rows"/> rows.</summary>
+    public static int WarpPerRowBlocks(int rows, int threads) => (rows + threads / 32 - 1) / (threads / 32);
+
     /// <summary>Whether every address is 16-byte aligned (the kernels' float4 paths; they decide on the device too).</summary>
     public static bool Aligned16(params ReadOnlySpan<ulong> addresses)
     {

@@ -7,9 +7,8 @@ namespace SoftPrompt.Cuda.Kernels;
 internal static class NormLaunch
 {
     public const int Threads = 256;
-    public const int RowsPerBlock = Threads / 32;
 
-    public static int Blocks(int rows) => (rows + RowsPerBlock - 1) / RowsPerBlock;
+    public static int Blocks(int rows) => LaunchChecks.WarpPerRowBlocks(rows, Threads);
 
     /// <summary>Checks y, x [N, C], weight [C] and rstd [N] (absent allowed); false when there is nothing to launch.</summary>
     public static bool CheckForward(string kernel, DeviceSpan<float> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int rows, int channels)
