@@ -2,7 +2,7 @@
 // variance, bias) and RMS norm (T5's "T5LayerNorm", Llama's RMSNorm: no mean, no bias). Forward saving the statistics,
 // and the input-gradient backward with the residual add fused. Mirror src/SoftPrompt/Cpu/LayerNormOps.cs and
 // RmsNormOps.cs one-to-one, in their order of operations.
-// Launchers: src/SoftPrompt/Cuda/Kernels/Norm.cs. Tests: tests/SoftPrompt.Tests/Kernels/LayerNormKernelTests.cs, RmsNormKernelTests.cs.
+// Launchers: src/SoftPrompt/Cuda/Kernels/Norm.cs. Tests: tests/SoftPrompt.Tests/Kernels/NormKernelTests.cs.
 //
 // Mapping (every kernel): one warp per row, 8 rows per 256-thread block, no __syncthreads and no shared memory: the
 // reductions are warp butterflies. A row of up to 1024 channels (2048 in the forward when C % 4 == 0) is held in
