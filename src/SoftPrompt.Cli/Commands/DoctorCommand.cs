@@ -19,13 +19,25 @@ internal static class DoctorCommand
     private static int Run()
     {
         var report = CudaDoctor.Run(EmbeddedPtx.Load, [device => DeviceSelfTest.Run(device)], EmbeddedPtx.LoadCubin);
-        foreach (string line in report.Lines) Console.WriteLine(line);
+        foreach (string line in report.Lines) Console.WriteLine(CliFlags.Translate(line));
+        Console.WriteLine(KernelAbiLine());
         Console.WriteLine(EmulatorLine());
         Console.WriteLine(CpuGemm.UsesOpenBlas
             ? "[ ok ] cpu: OpenBLAS (libopenblas.so.0) for GEMMs"
             : "[warn] cpu: OpenBLAS not found, GEMMs use the managed fallback (apt-get install libopenblas0-pthread)");
         Console.WriteLine($"default device: {(report.CudaUsable ? "cuda" : "cpu")}");
         return report.Checks.Any(c => c.Status == DoctorStatus.Failed) && report.CudaUsable ? 1 : 0;
+    }
+
+    /// <summary>The embedded PTX's entry points against the launchers' declared signatures (count, order, sizes).</summary>
+    private static string KernelAbiLine()
+    {
+        if (EmbeddedPtx.Load() is not string ptx) return "[info] kernels: not built into this library";
+        var entries = KernelAbi.ParsePtx(ptx);
+        var problems = KernelAbi.CheckPtx(entries, KernelAbi.FindLaunchers());
+        return problems.Count == 0
+            ? $"[ ok ] kernels: {entries.Count} PTX entry points match their launchers' signatures"
+            : $"[FAIL] kernels: {string.Join("; ", problems)}";
     }
 
     private static string EmulatorLine()
