@@ -50,6 +50,7 @@ public static class PeftAdapter
         writer.Metadata["format"] = "pt";
         foreach (string key in CarriedKeys)
             if (prompt.Metadata.TryGetValue(key, out var value)) writer.Metadata["softprompt_" + key] = value;
+        FinitePrompt.Require(prompt.Values, prompt.Width, Path.Combine(directory, WeightsFile), PromptFile.TensorName, writing: true);
         writer.Add(PromptFile.TensorName, prompt.Values, [prompt.Length, prompt.Width]);
         writer.Save(Path.Combine(directory, WeightsFile));
         AtomicFile.Write(Path.Combine(directory, ConfigFile), stream => WriteConfig(stream, prompt, settings));
@@ -160,6 +161,7 @@ public static class PeftAdapter
         // Rows [0, P) are the encoder prompt; a second submodule's rows [P, 2P) (PEFT's decoder prompt) are dropped.
         var values = file.Read<float>(PromptFile.TensorName);
         if (submodules != 1) values = values[..(length * width)];
+        FinitePrompt.Require(values, width, Path.Combine(directory, WeightsFile), PromptFile.TensorName, writing: false);
         return new PromptFile(values, length, width, metadata);
     }
 

@@ -14,6 +14,7 @@ public sealed record PromptFile(float[] Values, int Length, int Width, IReadOnly
 
     public void Save(string path)
     {
+        FinitePrompt.Require(Values, Width, path, TensorName, writing: true);
         var writer = new SafeTensorWriter();
         foreach (var (key, value) in Metadata) writer.Metadata[key] = value;
         writer.Metadata["format"] = "softprompt-prompt/1";
@@ -35,6 +36,7 @@ public sealed record PromptFile(float[] Values, int Length, int Width, IReadOnly
         if (info.Shape.Length != 2)
             throw new CheckpointException($"{path}: tensor '{TensorName}' has shape {info.ShapeText}, expected [P, d].");
         var values = file.Read<float>(TensorName);
+        FinitePrompt.Require(values, (int)info.Shape[1], path, TensorName, writing: false);
         return new PromptFile(values, (int)info.Shape[0], (int)info.Shape[1], new Dictionary<string, string>(file.Metadata));
     }
 

@@ -47,6 +47,8 @@ public sealed record TrainingCheckpoint(
         writer.Metadata["sampler_cursor"] = Sampler.Cursor.ToString(inv);
         writer.Metadata["evals_since_best"] = EvaluationsSinceBest.ToString(inv);
         writer.Metadata["signature"] = JsonSerializer.Serialize(Signature);
+        FinitePrompt.Require(Prompt, Width, path, PromptFile.TensorName, writing: true);
+        FinitePrompt.Require(OptimizerState, OptimizerState.Length, path, OptimizerTensor, writing: true);
         writer.Add(PromptFile.TensorName, Prompt, PromptShape);
         writer.Add(OptimizerTensor, OptimizerState, [OptimizerState.Length]);
         if (Best is not null)
@@ -87,7 +89,9 @@ public sealed record TrainingCheckpoint(
     {
         if (!file.TryGetInfo(name, out var info)) throw new CheckpointException($"{path}: no tensor \"{name}\"; the checkpoint is damaged, resume from an earlier one.");
         if (info.ElementCount != elements) throw new CheckpointException($"{path}: tensor \"{name}\" has shape {info.ShapeText}, its metadata says {elements} values.");
-        return file.Read<float>(name);
+        var values = file.Read<float>(name);
+        FinitePrompt.Require(values, info.Shape.Length > 0 ? (int)info.Shape[^1] : 1, path, name, writing: false);
+        return values;
     }
 
     internal static string MetricsJson(DevMetrics metrics) =>
