@@ -40,7 +40,19 @@ public static class GpuTestEnvironment
         if (openFailure is not null) Assert.Fail($"A CUDA driver and GPU are present but GPU 0 did not open: {openFailure}");
         if (Environment.GetEnvironmentVariable(RequireGpuVariable) == "1")
             Assert.Fail($"{RequireGpuVariable}=1 but no GPU is usable: {unavailable}");
-        Assert.Ignore(unavailable!);
+        SkipWithoutGpu(unavailable!);
         throw new InvalidOperationException("unreachable: Assert.Ignore throws");
+    }
+
+    private static int explained;
+
+    /// <summary>
+    /// Skips the test for want of a GPU. The reason (a few hundred characters from the driver probe) is printed once per
+    /// run; each skipped test then says only "no GPU", so a CPU machine's log is not hundreds of copies of it.
+    /// </summary>
+    public static void SkipWithoutGpu(string reason)
+    {
+        if (Interlocked.Exchange(ref explained, 1) == 0) TestContext.Progress.WriteLine($"GPU tests are skipped on this machine: {reason}");
+        Assert.Ignore("no GPU");
     }
 }

@@ -39,7 +39,7 @@ internal static class TestDevices
         if (!CudaDevice.IsAvailable(out string? reason))
         {
             if (required) Assert.Fail($"{GpuTestEnvironment.RequireGpuVariable}=1 but no GPU is usable: {reason}");
-            Assert.Ignore(reason ?? "no CUDA GPU");
+            GpuTestEnvironment.SkipWithoutGpu(reason ?? "no CUDA GPU");
         }
         if (!EmbeddedPtx.IsAvailable)
         {
