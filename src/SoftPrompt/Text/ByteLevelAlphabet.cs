@@ -9,6 +9,19 @@ internal static class ByteLevelAlphabet
     /// <summary>Symbols[b] is the vocabulary character standing for byte b.</summary>
     public static readonly char[] Symbols = Build();
 
+    private static readonly short[] Bytes = BuildInverse();
+
+    /// <summary>The byte a vocabulary character stands for, or -1 when it is not one of the 256 symbols.</summary>
+    public static int ByteOf(char symbol) => symbol < Bytes.Length ? Bytes[symbol] : -1;
+
+    private static short[] BuildInverse()
+    {
+        var bytes = new short[Symbols.Max() + 1];
+        Array.Fill(bytes, (short)-1);
+        for (int b = 0; b < 256; b++) bytes[Symbols[b]] = (short)b;
+        return bytes;
+    }
+
     private static char[] Build()
     {
         var symbols = new char[256];

@@ -1,40 +1,55 @@
+using System.Buffers;
+using System.Text;
 using System.Text.RegularExpressions;
-using Microsoft.ML.Tokenizers;
 
 namespace SoftPrompt.Text;
 
+/// <summary>A token matched whole before pre-tokenization (Hugging Face's added tokens: &lt;|endoftext|&gt;, [PAD] …).</summary>
+/// <param name="StripLeft">lstrip: the match swallows white space before it.</param>
+/// <param name="StripRight">rstrip: the match swallows white space after it.</param>
+internal sealed record AddedToken(string Content, int Id, bool StripLeft = false, bool StripRight = false);
+
+/// <summary>One pre-tokenizer step: optionally prefix each piece with a space, then split it with <paramref name="Split"/> (matches and the text between them each become pieces).</summary>
+internal sealed record SplitStep(Regex? Split, bool AddPrefixSpace = false);
+
+/// <summary>What runs between the added tokens and the BPE model: NFC normalization, the pre-tokenizer steps, ignore_merges.</summary>
+internal sealed record ByteLevelPipeline(IReadOnlyList<SplitStep> Steps, bool Nfc = false, bool IgnoreMerges = false)
+{
+    public static ByteLevelPipeline Gpt2 => new([new SplitStep(CodePointRegex.Create(ByteLevelBpeTokenizer.Gpt2Pattern))]);
+}
+
 /// <summary>
-/// GPT-2-style byte-level BPE (GPT-2, RoBERTa, GPT-J/NeoX, Llama 3 …) on Microsoft.ML.Tokenizers' BpeTokenizer:
-/// split the text with the pre-tokenizer regex, spell each piece's UTF-8 bytes with <see cref="ByteLevelAlphabet"/>,
-/// apply the merges. Every byte has a token, so any text encodes and Decode(Encode(s)) == s.
+/// GPT-2-style byte-level BPE (GPT-2, RoBERTa, GPT-J/NeoX, Llama 3, Qwen2 …) giving Hugging Face's ids: added tokens are
+/// cut out first, each stretch between them is normalized and split by the pre-tokenizer regexes (on code points, see
+/// <see cref="CodePointRegex"/>), and each piece's UTF-8 bytes go through <see cref="BytePairMerger"/>. Every byte has
+/// a token, so any text encodes and Decode(Encode(s)) == s.
 /// </summary>
-/// <remarks>
-/// Microsoft.ML.Tokenizers' CodeGenTokenizer is not used: it hard-codes CodeGen's extra whitespace tokens
-/// (ids 50257+), which do not exist in GPT-2's vocabulary, and a regex that merges runs of spaces differently.
-/// </remarks>
 public sealed class ByteLevelBpeTokenizer : ITextTokenizer
 {
     /// <summary>GPT-2's pre-tokenizer: contractions, then letter / digit / other runs each with one optional leading space, then whitespace.</summary>
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-    private readonly BpeTokenizer bpe;
+    private readonly BytePairMerger model;
+    private readonly ByteLevelPipeline pipeline;
+    private readonly Dictionary<string, AddedToken>.AlternateLookup<ReadOnlySpan<char>> addedTokens;
+    private readonly Regex? addedTokenPattern;
     private readonly TokenIndex index;
 
-    /// <param name="addedTokens">Tokens matched whole before the regex runs (Hugging Face's added tokens: &lt;|endoftext|&gt; …); they may lie outside <paramref name="vocab"/>.</param>
-    internal ByteLevelBpeTokenizer(Dictionary<string, int> vocab, IReadOnlyList<string> merges, Dictionary<string, int> addedTokens,
-        string pattern, SpecialTokenNames names, string source, string description)
+    internal ByteLevelBpeTokenizer(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges,
+        IReadOnlyList<AddedToken> addedTokens, ByteLevelPipeline pipeline, SpecialTokenNames names, string source, string description)
     {
         if (ByteLevelAlphabet.FirstMissingByte(vocab) is int missing)
             throw new DataException($"{source}: byte 0x{missing:X2} ({VocabFiles.Quote(ByteLevelAlphabet.Symbols[missing].ToString())}) has no token, so some text could not be encoded; this is not a byte-level BPE vocabulary.");
-        index = new TokenIndex(vocab.Concat(addedTokens));
-        var regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
-        bpe = BpeTokenizer.Create(new BpeOptions(vocab)
-        {
-            Merges = merges,
-            ByteLevel = true,
-            SpecialTokens = addedTokens,
-            PreTokenizer = new RegexPreTokenizer(regex, addedTokens),
-        });
+        model = new BytePairMerger(vocab, merges, pipeline.IgnoreMerges);
+        this.pipeline = pipeline;
+        var byContent = new Dictionary<string, AddedToken>(StringComparer.Ordinal);
+        foreach (var token in addedTokens)
+            if (token.Content.Length > 0) byContent.TryAdd(token.Content, token);
+        this.addedTokens = byContent.GetAlternateLookup<ReadOnlySpan<char>>();
+        // Longest first: .NET takes the first alternative that matches, so this finds the leftmost-longest token as Hugging Face does.
+        if (byContent.Count > 0)
+            addedTokenPattern = new Regex(string.Join("|", byContent.Keys.OrderByDescending(t => t.Length).Select(Regex.Escape)), RegexOptions.CultureInvariant);
+        index = new TokenIndex(vocab.Concat(addedTokens.Select(t => KeyValuePair.Create(t.Content, t.Id))));
         // GPT-2 names no special tokens in its config: <|endoftext|> is its BOS and EOS, and it has no PAD.
         int? endOfText = index.Find("<|endoftext|>");
         BosId = SpecialTokenNames.Resolve(names.Bos, "bos_token", index.Find) ?? endOfText;
@@ -43,17 +58,19 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
         Description = description;
     }
 
-    /// <summary>From vocab.json + merges.txt, the files GPT-2's slow tokenizer reads.</summary>
+    /// <summary>From vocab.json + merges.txt (+ added_tokens.json when present), the files GPT-2's slow tokenizer reads.</summary>
     public static ByteLevelBpeTokenizer FromVocabAndMerges(string vocabPath, string mergesPath, SpecialTokenNames names)
     {
         var vocab = VocabFiles.ReadVocabJson(vocabPath);
         var merges = VocabFiles.ReadMerges(mergesPath, vocab);
-        // The slow tokenizer always treats <|endoftext|> as a special token when the vocabulary has it.
-        var added = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var token in new[] { "<|endoftext|>", names.Bos?.Content, names.Eos?.Content, names.Pad?.Content })
-            if (token is not null && vocab.TryGetValue(token, out int id)) added[token] = id;
-        return new ByteLevelBpeTokenizer(vocab, merges, added, Gpt2Pattern, names, vocabPath,
-            $"byte-level BPE from vocab.json + merges.txt ({vocab.Count} tokens, {merges.Count} merges)");
+        string addedPath = Path.Combine(Path.GetDirectoryName(vocabPath) ?? ".", "added_tokens.json");
+        var added = File.Exists(addedPath) ? VocabFiles.ReadAddedTokensJson(addedPath, vocab) : [];
+        // The slow tokenizer always treats <|endoftext|> and the declared special tokens as added tokens when the vocabulary has them.
+        foreach (string? token in new[] { "<|endoftext|>", names.Bos?.Content, names.Eos?.Content, names.Pad?.Content })
+            if (token is not null && vocab.TryGetValue(token, out int id)) added.Add(new AddedToken(token, id));
+        return new ByteLevelBpeTokenizer(vocab, merges, added, ByteLevelPipeline.Gpt2, names, vocabPath,
+            $"byte-level BPE from vocab.json + merges.txt ({vocab.Count} tokens, {merges.Count} merges" +
+            (File.Exists(addedPath) ? $", added_tokens.json)" : ")"));
     }
 
     public string Description { get; }
@@ -62,12 +79,99 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
     public int? EosId { get; }
     public int? PadId { get; }
 
-    public int[] Encode(string text) => [.. bpe.EncodeToIds(text)];
+    public int[] Encode(string text)
+    {
+        text = WithoutLoneSurrogates(text);
+        var ids = new List<int>(text.Length / 3 + 4);
+        int start = 0;
+        if (addedTokenPattern is not null)
+            foreach (var match in addedTokenPattern.EnumerateMatches(text))
+            {
+                if (match.Index < start) continue; // swallowed by the previous token's rstrip
+                var token = addedTokens[text.AsSpan(match.Index, match.Length)];
+                int end = match.Index + match.Length;
+                int tokenStart = match.Index;
+                if (token.StripLeft) while (tokenStart > start && char.IsWhiteSpace(text[tokenStart - 1])) tokenStart--;
+                if (token.StripRight) while (end < text.Length && char.IsWhiteSpace(text[end])) end++;
+                EncodeBetweenAddedTokens(text.AsSpan(start, tokenStart - start), ids);
+                ids.Add(token.Id);
+                start = end;
+            }
+        EncodeBetweenAddedTokens(text.AsSpan(start), ids);
+        return [.. ids];
+    }
 
+    private void EncodeBetweenAddedTokens(ReadOnlySpan<char> text, List<int> ids)
+    {
+        if (text.IsEmpty) return;
+        if (pipeline.Nfc && !text.IsNormalized(NormalizationForm.FormC))
+            text = text.ToString().Normalize(NormalizationForm.FormC);
+        PreTokenize(text, 0, ids);
+    }
+
+    private void PreTokenize(ReadOnlySpan<char> piece, int step, List<int> ids)
+    {
+        if (step == pipeline.Steps.Count)
+        {
+            model.Encode(piece, ids);
+            return;
+        }
+        var (split, addPrefixSpace) = pipeline.Steps[step];
+        if (addPrefixSpace && piece[0] != ' ')
+        {
+            char[] prefixed = ArrayPool<char>.Shared.Rent(piece.Length + 1);
+            prefixed[0] = ' ';
+            piece.CopyTo(prefixed.AsSpan(1));
+            Split(prefixed.AsSpan(0, piece.Length + 1), split, step, ids);
+            ArrayPool<char>.Shared.Return(prefixed);
+        }
+        else Split(piece, split, step, ids);
+    }
+
+    private void Split(ReadOnlySpan<char> piece, Regex? split, int step, List<int> ids)
+    {
+        if (split is null)
+        {
+            PreTokenize(piece, step + 1, ids);
+            return;
+        }
+        // Hugging Face's "Isolated" split: each match is a piece, and so is the text between matches.
+        int done = 0;
+        foreach (var match in split.EnumerateMatches(piece))
+        {
+            if (match.Length == 0) continue;
+            if (match.Index > done) PreTokenize(piece[done..match.Index], step + 1, ids);
+            PreTokenize(piece.Slice(match.Index, match.Length), step + 1, ids);
+            done = match.Index + match.Length;
+        }
+        if (done < piece.Length) PreTokenize(piece[done..], step + 1, ids);
+    }
+
+    /// <summary>An unpaired surrogate reaches Hugging Face as U+FFFD (text is UTF-8 there), so it is pre-tokenized as one.</summary>
+    private static string WithoutLoneSurrogates(string text)
+    {
+        if (!text.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF')) return text;
+        for (int i = 0, length; i < text.Length; i += length)
+            if (Rune.DecodeFromUtf16(text.AsSpan(i), out _, out length) != OperationStatus.Done)
+                return Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
+        return text;
+    }
+
+    /// <summary>
+    /// Hugging Face's ByteLevel decoder: a token spelled entirely in byte symbols stands for those bytes, any other
+    /// (an added token such as "[PAD]" with characters outside the alphabet) for its own UTF-8; invalid UTF-8 becomes U+FFFD.
+    /// </summary>
     public string Decode(ReadOnlySpan<int> ids)
     {
         index.CheckDecodable(ids);
-        return bpe.Decode(ids.ToArray(), considerSpecialTokens: true);
+        var bytes = new List<byte>();
+        foreach (int id in ids)
+        {
+            string text = index.Text(id);
+            if (text.All(c => ByteLevelAlphabet.ByteOf(c) >= 0)) foreach (char c in text) bytes.Add((byte)ByteLevelAlphabet.ByteOf(c));
+            else bytes.AddRange(Encoding.UTF8.GetBytes(text));
+        }
+        return Encoding.UTF8.GetString([.. bytes]);
     }
 
     public string TokenText(int id) => index.Text(id);

@@ -5,9 +5,11 @@ namespace SoftPrompt.Text;
 
 /// <summary>
 /// Reads a Hugging Face tokenizer.json whose model is byte-level BPE into a <see cref="ByteLevelBpeTokenizer"/>:
-/// model.vocab, model.merges (either "a b" strings or ["a", "b"] pairs), added_tokens, and the pre-tokenizer regex.
-/// Other shapes (Unigram, WordPiece, Metaspace BPE, normalizers) are refused with the file and field named rather
-/// than tokenized differently from Hugging Face.
+/// model.vocab, model.merges (either "a b" strings or ["a", "b"] pairs), model.ignore_merges, added_tokens (with
+/// lstrip / rstrip), an NFC normalizer, and the pre-tokenizer: ByteLevel, Split (regex or string, "Isolated") and
+/// Digits, alone or in a Sequence ending with ByteLevel. Anything else (Unigram, WordPiece, Metaspace, other
+/// normalizers, BPE dropout or subword affixes) is refused with the file and feature named rather than tokenized
+/// differently from Hugging Face.
 /// </summary>
 internal static class TokenizerJson
 {
@@ -21,63 +23,87 @@ internal static class TokenizerJson
         string type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "(missing)";
         if (type != "BPE")
             throw new DataException($"{path}: model type \"{type}\" is not supported from tokenizer.json (only byte-level BPE is); for SentencePiece models put spiece.model or tokenizer.model in the directory.");
-        if (root.TryGetProperty("normalizer", out var normalizer) && normalizer.ValueKind != JsonValueKind.Null)
-            throw new DataException($"{path}: a \"normalizer\" is set ({Type(normalizer)}); only tokenizers without one are supported, so text would not match Hugging Face's ids.");
-        string pattern = PreTokenizerPattern(root, path);
+        CheckModelOptions(model, path);
+        var pipeline = new ByteLevelPipeline(PreTokenizerSteps(root, path), Nfc(root, path), Flag(model, "ignore_merges"));
         if (!model.TryGetProperty("vocab", out var vocabJson) || vocabJson.ValueKind != JsonValueKind.Object)
             throw new DataException($"{path}: model.vocab is missing or not an object.");
         var vocab = VocabFiles.ReadTokenIds(vocabJson, $"{path}, model.vocab");
         var merges = Merges(model, vocab, path);
         var added = AddedTokens(root, path);
-        return new ByteLevelBpeTokenizer(vocab, merges, added, pattern, names, path,
+        return new ByteLevelBpeTokenizer(vocab, merges, added, pipeline, names, path,
             $"byte-level BPE from tokenizer.json ({vocab.Count} tokens, {merges.Count} merges, {added.Count} added tokens)");
     }
 
+    private static void CheckModelOptions(JsonElement model, string path)
+    {
+        if (model.TryGetProperty("dropout", out var dropout) && dropout.ValueKind == JsonValueKind.Number && dropout.GetDouble() != 0)
+            throw new DataException($"{path}: model.dropout = {dropout.GetRawText()} (BPE dropout) is not supported; it makes the ids random.");
+        foreach (string affix in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
+            if (model.TryGetProperty(affix, out var value) && value.ValueKind == JsonValueKind.String && value.GetString()!.Length > 0)
+                throw new DataException($"{path}: model.{affix} = {value.GetRawText()} is not supported; byte-level BPE has no subword affixes.");
+    }
+
+    /// <summary>No normalizer, or NFC (alone or in a Sequence): anything else would change the text in ways not reproduced here.</summary>
+    private static bool Nfc(JsonElement root, string path)
+    {
+        if (!root.TryGetProperty("normalizer", out var normalizer) || normalizer.ValueKind == JsonValueKind.Null) return false;
+        var parts = Type(normalizer) == "Sequence" && normalizer.TryGetProperty("normalizers", out var list) && list.ValueKind == JsonValueKind.Array
+            ? [.. list.EnumerateArray()] : new[] { normalizer };
+        foreach (var part in parts)
+            if (Type(part) != "NFC")
+                throw new DataException($"{path}: normalizer {Type(part)} is not supported (only NFC is), so text would not match Hugging Face's ids.");
+        return parts.Length > 0;
+    }
+
     /// <summary>
-    /// ByteLevel alone uses GPT-2's regex; Sequence[Split(regex, Isolated), ByteLevel(use_regex=false)] (Llama 3, Qwen …)
-    /// uses the Split's regex, extended so that text between matches stays a piece of its own as "Isolated" keeps it.
+    /// ByteLevel alone splits with GPT-2's regex; a Sequence (Llama 3: Split(regex, Isolated) then ByteLevel(use_regex=false);
+    /// SmolLM: Digits then ByteLevel) applies each step to every piece the previous steps left.
     /// </summary>
-    private static string PreTokenizerPattern(JsonElement root, string path)
+    private static List<SplitStep> PreTokenizerSteps(JsonElement root, string path)
     {
         if (!root.TryGetProperty("pre_tokenizer", out var pre) || pre.ValueKind != JsonValueKind.Object)
             throw new DataException($"{path}: no \"pre_tokenizer\"; only byte-level BPE tokenizers are supported.");
-        if (Type(pre) == "ByteLevel")
+        JsonElement[] list = Type(pre) == "Sequence" && pre.TryGetProperty("pretokenizers", out var items) && items.ValueKind == JsonValueKind.Array
+            ? [.. items.EnumerateArray()] : [pre];
+        foreach (var step in list)
+            if (Type(step) is not ("ByteLevel" or "Split" or "Digits"))
+                throw new DataException($"{path}: pre_tokenizer {Type(step)} is not supported; only ByteLevel, Split and Digits are, alone or in a Sequence ending with ByteLevel.");
+        if (list.Length == 0 || Type(list[^1]) != "ByteLevel" || list[..^1].Any(step => Type(step) == "ByteLevel"))
+            throw new DataException($"{path}: the pre_tokenizer must end with ByteLevel, once (found {string.Join(", ", list.Select(Type))}); only byte-level BPE tokenizers are supported.");
+        return [.. list.Select(step => Type(step) switch
         {
-            CheckByteLevel(pre, path, expectRegex: true);
-            return ByteLevelBpeTokenizer.Gpt2Pattern;
-        }
-        if (Type(pre) == "Sequence" && pre.TryGetProperty("pretokenizers", out var list) && list.ValueKind == JsonValueKind.Array
-            && list.GetArrayLength() == 2 && Type(list[0]) == "Split" && Type(list[1]) == "ByteLevel")
-        {
-            var split = list[0];
-            CheckByteLevel(list[1], path, expectRegex: false);
-            if (!split.TryGetProperty("pattern", out var p) || !p.TryGetProperty("Regex", out var regex) || regex.ValueKind != JsonValueKind.String)
-                throw new DataException($"{path}: pre_tokenizer Split has no \"pattern\": {{\"Regex\": …}}; only regex splits are supported.");
-            if (!split.TryGetProperty("behavior", out var behavior) || behavior.ValueKind != JsonValueKind.String || behavior.GetString() != "Isolated"
-                || (split.TryGetProperty("invert", out var invert) && invert.ValueKind == JsonValueKind.True))
-                throw new DataException($"{path}: pre_tokenizer Split must use behavior \"Isolated\" without invert; other split behaviours are not supported.");
-            string pieces = regex.GetString()!;
-            try { _ = new Regex(pieces); }
-            catch (ArgumentException e) { throw new DataException($"{path}: the pre_tokenizer regex does not compile in .NET ({e.Message}).", e); }
-            return $"{pieces}|(?:(?!(?:{pieces}))(?s:.))+";
-        }
-        throw new DataException($"{path}: pre_tokenizer {Type(pre)} is not supported; only ByteLevel, or Split(regex) followed by ByteLevel, is.");
+            "ByteLevel" => new SplitStep(Flag(step, "use_regex", absent: true) ? Compile(ByteLevelBpeTokenizer.Gpt2Pattern, path) : null, Flag(step, "add_prefix_space")),
+            "Digits" => new SplitStep(Compile(Flag(step, "individual_digits") ? @"\p{N}" : @"\p{N}+", path)),
+            _ => new SplitStep(Compile(SplitPattern(step, path), path)),
+        })];
     }
 
-    private static void CheckByteLevel(JsonElement byteLevel, string path, bool expectRegex)
+    private static string SplitPattern(JsonElement split, string path)
     {
-        if (byteLevel.TryGetProperty("add_prefix_space", out var prefix) && prefix.ValueKind == JsonValueKind.True)
-            throw new DataException($"{path}: ByteLevel add_prefix_space = true is not supported (it changes how the first word is tokenized).");
-        bool useRegex = !byteLevel.TryGetProperty("use_regex", out var r) || r.ValueKind != JsonValueKind.False;
-        if (useRegex != expectRegex)
-            throw new DataException($"{path}: ByteLevel use_regex = {useRegex.ToString().ToLowerInvariant()} is not supported in this pre_tokenizer arrangement.");
+        if (!split.TryGetProperty("behavior", out var behavior) || behavior.ValueKind != JsonValueKind.String || behavior.GetString() != "Isolated" || Flag(split, "invert"))
+            throw new DataException($"{path}: pre_tokenizer Split with behavior {(split.TryGetProperty("behavior", out var b) ? b.GetRawText() : "(missing)")}{(Flag(split, "invert") ? " and invert" : "")} is not supported; only \"Isolated\" without invert is.");
+        if (split.TryGetProperty("pattern", out var pattern) && pattern.ValueKind == JsonValueKind.Object)
+        {
+            if (pattern.TryGetProperty("Regex", out var regex) && regex.ValueKind == JsonValueKind.String) return regex.GetString()!;
+            if (pattern.TryGetProperty("String", out var literal) && literal.ValueKind == JsonValueKind.String) return Regex.Escape(literal.GetString()!);
+        }
+        throw new DataException($"{path}: pre_tokenizer Split has no \"pattern\": {{\"Regex\": …}} or {{\"String\": …}}.");
     }
 
-    private static List<string> Merges(JsonElement model, Dictionary<string, int> vocab, string path)
+    private static Regex Compile(string pattern, string path)
+    {
+        try { return CodePointRegex.Create(pattern); }
+        catch (ArgumentException e) { throw new DataException($"{path}: the pre_tokenizer regex {VocabFiles.Quote(pattern)} is not supported ({e.Message}).", e); }
+    }
+
+    private static bool Flag(JsonElement element, string name, bool absent = false) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : absent;
+
+    private static List<(string Left, string Right)> Merges(JsonElement model, Dictionary<string, int> vocab, string path)
     {
         if (!model.TryGetProperty("merges", out var mergesJson) || mergesJson.ValueKind != JsonValueKind.Array)
             throw new DataException($"{path}: model.merges is missing or not an array.");
-        var merges = new List<string>(mergesJson.GetArrayLength());
+        var merges = new List<(string, string)>(mergesJson.GetArrayLength());
         int i = 0;
         foreach (var merge in mergesJson.EnumerateArray())
         {
@@ -95,14 +121,14 @@ internal static class TokenizerJson
             if (string.IsNullOrEmpty(left) || string.IsNullOrEmpty(right) || left.Contains(' ') || right.Contains(' '))
                 throw new DataException($"{where}: expected \"left right\" or [\"left\", \"right\"] with two non-empty tokens without spaces, found {merge.GetRawText()}.");
             VocabFiles.CheckMerge(left, right, vocab, where);
-            merges.Add($"{left} {right}");
+            merges.Add((left, right));
         }
         return merges;
     }
 
-    private static Dictionary<string, int> AddedTokens(JsonElement root, string path)
+    private static List<AddedToken> AddedTokens(JsonElement root, string path)
     {
-        var added = new Dictionary<string, int>(StringComparer.Ordinal);
+        var added = new List<AddedToken>();
         if (!root.TryGetProperty("added_tokens", out var list) || list.ValueKind == JsonValueKind.Null) return added;
         if (list.ValueKind != JsonValueKind.Array) throw new DataException($"{path}: added_tokens must be an array.");
         int i = 0;
@@ -112,7 +138,9 @@ internal static class TokenizerJson
                 || !token.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String
                 || !token.TryGetProperty("id", out var id) || !id.TryGetInt32(out int value) || value < 0)
                 throw new DataException($"{path}, added_tokens[{i}]: expected {{\"id\": n, \"content\": \"…\"}}.");
-            added[content.GetString()!] = value;
+            if (Flag(token, "single_word"))
+                throw new DataException($"{path}, added_tokens[{i}]: single_word = true is not supported (the token would match only as a whole word).");
+            added.Add(new AddedToken(content.GetString()!, value, Flag(token, "lstrip"), Flag(token, "rstrip")));
             i++;
         }
         return added;

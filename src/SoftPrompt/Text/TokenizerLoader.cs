@@ -4,8 +4,10 @@ namespace SoftPrompt.Text;
 public static class TokenizerLoader
 {
     /// <summary>
-    /// vocab.json + merges.txt → byte-level BPE; spiece.model (T5) or tokenizer.model (Llama) → SentencePiece;
-    /// tokenizer.json → byte-level BPE from its model section; vocab.json alone → symbol vocabulary.
+    /// spiece.model (T5) or tokenizer.model (Llama) → SentencePiece; tokenizer.json → byte-level BPE from its model
+    /// section (it wins over vocab.json + merges.txt, which Qwen2 and SmolLM ship beside it, because only it holds the
+    /// added tokens and pre-tokenizer); vocab.json + merges.txt (+ added_tokens.json) → GPT-2 byte-level BPE;
+    /// vocab.json alone → symbol vocabulary.
     /// </summary>
     public static ITextTokenizer Load(string modelDir)
     {
@@ -13,7 +15,6 @@ public static class TokenizerLoader
         var names = SpecialTokenNames.Read(modelDir);
         string vocab = Path.Combine(modelDir, "vocab.json");
         string merges = Path.Combine(modelDir, "merges.txt");
-        if (File.Exists(vocab) && File.Exists(merges)) return ByteLevelBpeTokenizer.FromVocabAndMerges(vocab, merges, names);
         foreach (string name in new[] { "spiece.model", "tokenizer.model" })
         {
             string model = Path.Combine(modelDir, name);
@@ -21,9 +22,10 @@ public static class TokenizerLoader
         }
         string json = Path.Combine(modelDir, "tokenizer.json");
         if (File.Exists(json)) return TokenizerJson.Load(json, names);
+        if (File.Exists(vocab) && File.Exists(merges)) return ByteLevelBpeTokenizer.FromVocabAndMerges(vocab, merges, names);
         if (File.Exists(vocab)) return SymbolTokenizer.Load(vocab, names);
         throw new DataException(
-            $"{modelDir}: no tokenizer found. Looked for vocab.json + merges.txt (GPT-2 BPE), spiece.model or tokenizer.model (SentencePiece), " +
-            "tokenizer.json (byte-level BPE) and vocab.json alone (symbol vocabulary); copy the tokenizer files from the checkpoint, or train on pre-tokenized JSONL (input_ids/target_ids).");
+            $"{modelDir}: no tokenizer found. Looked for spiece.model or tokenizer.model (SentencePiece), tokenizer.json (byte-level BPE), " +
+            "vocab.json + merges.txt (GPT-2 BPE) and vocab.json alone (symbol vocabulary); copy the tokenizer files from the checkpoint, or train on pre-tokenized JSONL (input_ids/target_ids).");
     }
 }

@@ -35,9 +35,9 @@ internal static class VocabFiles
     }
 
     /// <summary>merges.txt: an optional "#version" line, then one "left right" pair per line, highest priority first.</summary>
-    public static List<string> ReadMerges(string path, IReadOnlyDictionary<string, int> vocab)
+    public static List<(string Left, string Right)> ReadMerges(string path, IReadOnlyDictionary<string, int> vocab)
     {
-        var merges = new List<string>();
+        var merges = new List<(string, string)>();
         int line = 0;
         foreach (string text in File.ReadLines(path))
         {
@@ -47,9 +47,32 @@ internal static class VocabFiles
             if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
                 throw new DataException($"{path}, line {line}: expected two tokens separated by one space, found {Quote(text)}.");
             CheckMerge(parts[0], parts[1], vocab, $"{path}, line {line}");
-            merges.Add(text);
+            merges.Add((parts[0], parts[1]));
         }
         return merges;
+    }
+
+    /// <summary>
+    /// added_tokens.json ({token: id}), the tokens added after training (a [PAD] on GPT-2, CodeGen's runs of spaces);
+    /// an id a different vocabulary token already has is refused, as it would make decoding ambiguous.
+    /// </summary>
+    public static List<AddedToken> ReadAddedTokensJson(string path, IReadOnlyDictionary<string, int> vocab)
+    {
+        JsonElement root;
+        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
+        catch (JsonException e) { throw new DataException($"{path}: not valid JSON ({e.Message}); expected an object mapping each added token to its id.", e); }
+        if (root.ValueKind != JsonValueKind.Object) throw new DataException($"{path}: expected a JSON object mapping each added token to its id.");
+        var owners = vocab.ToDictionary(entry => entry.Value, entry => entry.Key);
+        var added = new List<AddedToken>();
+        foreach (var entry in root.EnumerateObject())
+        {
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id) || id < 0)
+                throw new DataException($"{path}: token {Quote(entry.Name)} has id {entry.Value.GetRawText()}; ids must be non-negative integers.");
+            if (owners.TryGetValue(id, out string? owner) && owner != entry.Name)
+                throw new DataException($"{path}: token {Quote(entry.Name)} has id {id}, which vocab.json gives to {Quote(owner)}; the files come from different tokenizers.");
+            added.Add(new AddedToken(entry.Name, id));
+        }
+        return added;
     }
 
     /// <summary>Both halves and their join must be tokens, as Hugging Face's BPE builder requires.</summary>
