@@ -104,8 +104,7 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
     private void EncodeBetweenAddedTokens(ReadOnlySpan<char> text, List<int> ids)
     {
         if (text.IsEmpty) return;
-        if (pipeline.Nfc && !text.IsNormalized(NormalizationForm.FormC))
-            text = text.ToString().Normalize(NormalizationForm.FormC);
+        if (pipeline.Nfc) text = Nfc.Apply(text);
         PreTokenize(text, 0, ids);
     }
 

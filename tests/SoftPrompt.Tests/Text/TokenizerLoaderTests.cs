@@ -21,11 +21,23 @@ public sealed class TokenizerLoaderTests : TextTestDirectory
     }
 
     [Test]
-    public void VocabAndMergesWinOverTokenizerJson()
+    public void TokenizerJsonWinsOverVocabAndMerges()
+    {
+        // Qwen2 and SmolLM ship both; only tokenizer.json holds the added tokens and the pre-tokenizer.
+        Gpt2TestVocab.WriteVocabAndMerges(Dir);
+        Write("tokenizer.json", Gpt2TestVocab.TokenizerJson(addedTokens: """[{"id": 265, "content": "<|endoftext|>"}, {"id": 300, "content": "<|im_start|>"}]"""));
+        var tokenizer = TokenizerLoader.Load(Dir);
+        Assert.That(tokenizer.Description, Does.Contain("tokenizer.json"));
+        Assert.That(tokenizer.Encode("<|im_start|>"), Is.EqualTo(new[] { 300 }));
+    }
+
+    [Test]
+    public void UnsupportedTokenizerJsonIsRefusedEvenBesideVocabAndMerges()
     {
         Gpt2TestVocab.WriteVocabAndMerges(Dir);
         Write("tokenizer.json", "{ not even json");
-        Assert.That(TokenizerLoader.Load(Dir).Description, Does.Contain("vocab.json + merges.txt"));
+        var e = Assert.Throws<DataException>(() => TokenizerLoader.Load(Dir));
+        Assert.That(e!.Message, Does.Contain("tokenizer.json"));
     }
 
     [Test]
