@@ -163,7 +163,38 @@ function tinyVocabulary() {
 const tinyTexts = ['', ' jeho', 'jeho', ' jeho jeho jehojeho', ' lower lowest low', 'í é', ' ét été', '1234 12345', 'x<|endoftext|> jeho',
   " jeho's", '𝑥 jeho'];
 
+// Which code points each character set of the pre-tokenizer regexes matches, as Hugging Face's regex engine
+// (Oniguruma) decides: a Split that removes its matches leaves exactly the code points outside the set.
+function characterSets() {
+  const sets = ['\\p{L}', '\\p{N}', '\\s', '\\S', '[^\\s\\p{L}\\p{N}]', '[^\\r\\n\\p{L}\\p{N}]', '\\p{M}',
+    '[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]', '[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]', '(?i:s)', '(?i:k)', '.'];
+  const all = [];
+  for (let c = 0; c <= 0x10FFFF; c++) if (c < 0xD800 || c > 0xDFFF) all.push(c);
+  const result = {};
+  for (const set of sets) {
+    const removing = Tokenizer.fromString(JSON.stringify(tokenizerJson({ addedTokens: [],
+      preTokenizer: { type: 'Split', pattern: { Regex: set }, behavior: 'Removed', invert: false }, model: bpe({ vocab: {}, merges: [] }) }))).getPreTokenizer();
+    const ranges = [];
+    for (let start = 0; start < all.length; start += 65536) {
+      const chunk = all.slice(start, start + 65536);
+      const member = new Uint8Array(chunk.length).fill(1);
+      for (const [, [from, to]] of removing.preTokenizeString(String.fromCodePoint(...chunk))) member.fill(0, from, to);
+      chunk.forEach((c, i) => {
+        if (!member[i]) return;
+        const last = ranges[ranges.length - 1];
+        if (last && last[1] === c - 1) last[1] = c; else ranges.push([c, c]);
+      });
+    }
+    result[set] = ranges;
+  }
+  const lines = Object.entries(result).map(([set, ranges]) => `  ${JSON.stringify(set)}: ${JSON.stringify(ranges)}`);
+  fs.writeFileSync(path.join(out, 'oniguruma-sets.json'),
+    `{\n"oracle": ${JSON.stringify(`tokenizers ${packageVersion('tokenizers')} (npm)`)},\n"sets": {\n${lines.join(',\n')}\n}\n}\n`);
+  console.log(`oniguruma-sets: ${sets.length} sets over ${all.length} code points`);
+}
+
 (async () => {
+  characterSets();
   await writeFixture('gpt2', "GPT-2's tokenizer.json: ByteLevel pre-tokenizer (GPT-2's regex), <|endoftext|> added.",
     tokenizerJson({ preTokenizer: byteLevel(), model: bpe() }), { vocabulary: 'gpt2', everyEntry: true });
   await writeFixture('gpt2-prefix-space', 'ByteLevel with add_prefix_space, and added tokens outside the vocabulary with lstrip (RoBERTa\'s <mask>), rstrip and neither.',

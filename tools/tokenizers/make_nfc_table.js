@@ -82,3 +82,22 @@ for (const [a, b, c] of compositions) lines.push(`p ${hex(a)} ${hex(b)} ${hex(c)
 const out = path.resolve(__dirname, '../../src/SoftPrompt/Text/NfcTable.txt');
 fs.writeFileSync(out, lines.join('\n') + '\n');
 console.log(`${out}: ${classes.size} marks, ${decompositions.size} decompositions, ${compositions.length} compositions`);
+
+// The test fixture: inputs with Hugging Face's NFC of each, straight from its normalizer (not from the tables above).
+const inputs = [];
+for (const c of all) if (c >= 0x300 && !same(NFC(c), [c])) inputs.push([c]);
+for (const d of decompositions.values()) inputs.push(d);
+for (const m of classes.keys()) inputs.push([A, m, 0x301], [0x65, 0x301, m], [0x6F, 0x323, m, 0x302]);
+for (let l = 0; l < 19; l += 6) for (let v = 0; v < 21; v += 5) {
+  inputs.push([0x1100 + l, 0x1161 + v], [0x1100 + l, 0x1161 + v, 0x11A8 + l], [0xAC00 + (l * 21 + v) * 28, 0x11AB], [0x1100 + l, 0x301, 0x1161 + v]);
+}
+const pool = [0x61, 0x65, 0x6F, 0x75, 0x73, 0x41, 0xC5, 0x1100, 0xAC00, 0xAC01, 0x1161, 0x11A8, 0x3131, 0x300, 0x301, 0x308, 0x323,
+  0x327, 0x307, 0x331, 0x93C, 0x915, 0x94D, 0x5B0, 0xF71, 0xF72, 0xF80, 0x1DFA, 0x344, 0x340, 0xF73, 0xF75, 0x212B, 0x2126, 0x958,
+  0xFB1D, 0x20, 0x1F600, 0x1D15E, 0x1D165, 0x0CCA, 0x0CD5, 0x0CC6, 0x0CC2, 0x3099, 0x304B, 0x30AB];
+let seed = 7;
+const random = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+for (let i = 0; i < 600; i++) inputs.push(Array.from({ length: 1 + Math.floor(random() * 8) }, () => pool[Math.floor(random() * pool.length)]));
+const fixture = path.resolve(__dirname, '../../tests/SoftPrompt.Tests/fixtures/tokenizers/nfc.json');
+const cases = inputs.map(cps => JSON.stringify([String.fromCodePoint(...cps), nfc.normalizeString(String.fromCodePoint(...cps))]));
+fs.writeFileSync(fixture, `{\n"oracle": ${JSON.stringify(`tokenizers ${version} (npm), NFC normalizer`)},\n"cases": [\n  ${cases.join(',\n  ')}\n]\n}\n`);
+console.log(`${fixture}: ${cases.length} strings`);

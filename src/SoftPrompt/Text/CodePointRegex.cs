@@ -153,6 +153,8 @@ internal static class CodePointRegex
                 char c = pattern[i];
                 if (c == ']' && !first) return (set, i + 1);
                 first = false;
+                if (c == '-' && i + 1 < pattern.Length && pattern[i + 1] == '[')
+                    throw new ArgumentException($"character class subtraction (offset {i}) is not supported");
                 if (c == '[' || (c == '&' && i + 1 < pattern.Length && pattern[i + 1] == '&'))
                     throw new ArgumentException($"nested character classes and class intersection (offset {i}) are not supported");
                 if (c == '\\' && i + 1 < pattern.Length && IsSetEscape(pattern[i + 1]))
@@ -162,9 +164,8 @@ internal static class CodePointRegex
                 }
                 int low = ReadLiteral(pattern, ref i);
                 int high = low;
-                if (i + 1 < pattern.Length && pattern[i] == '-' && pattern[i + 1] != ']')
+                if (i + 1 < pattern.Length && pattern[i] == '-' && pattern[i + 1] is not (']' or '['))
                 {
-                    if (pattern[i + 1] == '[') throw new ArgumentException($"character class subtraction (offset {i}) is not supported");
                     i++;
                     high = ReadLiteral(pattern, ref i);
                     if (high < low) throw new ArgumentException($"character range in reverse order at offset {i}");
