@@ -76,6 +76,36 @@ public sealed class ByteLevelBpeTokenizerTests : TextTestDirectory
     }
 
     [Test]
+    public void AddedTokensJsonIsRead()
+    {
+        // A [PAD] added to GPT-2 after training: matched whole, declared as PAD, decoded back.
+        Write("added_tokens.json", $$"""{"[PAD]": {{Gpt2TestVocab.EndOfText + 1}}}""");
+        Write("special_tokens_map.json", """{"pad_token": "[PAD]"}""");
+        var tokenizer = Load(SpecialTokenNames.Read(Dir));
+        int pad = Gpt2TestVocab.EndOfText + 1;
+        Assert.That(tokenizer.Encode("a[PAD] b"), Is.EqualTo(new[] { 'a', pad, ' ', 'b' }));
+        Assert.That(tokenizer.PadId, Is.EqualTo(pad));
+        Assert.That(tokenizer.Decode([.. tokenizer.Encode("a[PAD] b")]), Is.EqualTo("a[PAD] b"));
+        Assert.That(tokenizer.Description, Does.Contain("added_tokens.json"));
+    }
+
+    [Test]
+    public void AddedTokensJsonReusingAVocabularyIdIsRefused()
+    {
+        Write("added_tokens.json", """{"[PAD]": 32}""");
+        var e = Assert.Throws<DataException>(() => Load());
+        Assert.That(e!.Message, Does.Contain("added_tokens.json").And.Contain("[PAD]").And.Contain("\"Ġ\""));
+    }
+
+    [Test]
+    public void LoneSurrogatesAreEncodedAsTheReplacementCharacter()
+    {
+        // Text reaches Hugging Face as UTF-8, where an unpaired surrogate can only be U+FFFD.
+        var tokenizer = Load();
+        Assert.That(tokenizer.Encode("x\uD800y \uDC00"), Is.EqualTo(tokenizer.Encode("x\uFFFDy \uFFFD")));
+    }
+
+    [Test]
     public void TokenTextOfUnknownIdIsAPlaceholderButDecodeRejectsIt()
     {
         var tokenizer = Load();

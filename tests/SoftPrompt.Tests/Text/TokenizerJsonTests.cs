@@ -104,6 +104,41 @@ public sealed class TokenizerJsonTests : TextTestDirectory
         Assert.That(e!.Message, Does.Contain("pre_tokenizer Metaspace"));
     }
 
+    private const string ByteLevelNoRegex = """{"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}""";
+
+    [TestCase("""{"type": "Whitespace"}""", "pre_tokenizer Whitespace is not supported")]
+    [TestCase("""{"type": "Sequence", "pretokenizers": [{"type": "Punctuation"}, """ + ByteLevelNoRegex + "]}", "pre_tokenizer Punctuation")]
+    [TestCase("""{"type": "Sequence", "pretokenizers": [""" + ByteLevelNoRegex + """, {"type": "Digits", "individual_digits": true}]}""", "must end with ByteLevel")]
+    [TestCase("""{"type": "Split", "pattern": {"Regex": "\\s"}, "behavior": "Isolated", "invert": false}""", "must end with ByteLevel")]
+    [TestCase("""{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\s"}, "behavior": "Removed", "invert": false}, """ + ByteLevelNoRegex + "]}", "behavior \"Removed\"")]
+    [TestCase("""{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\s"}, "behavior": "Isolated", "invert": true}, """ + ByteLevelNoRegex + "]}", "invert")]
+    [TestCase("""{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "[a-z&&[^e]]"}, "behavior": "Isolated"}, """ + ByteLevelNoRegex + "]}", "intersection")]
+    public void UnsupportedPreTokenizersAreRefusedByName(string preTokenizer, string message)
+    {
+        var e = Assert.Throws<DataException>(() => FromJson(Gpt2TestVocab.TokenizerJson(preTokenizer: preTokenizer)));
+        Assert.That(e!.Message, Does.Contain("tokenizer.json").And.Contain(message));
+    }
+
+    [TestCase("\"dropout\": null", "\"dropout\": 0.1", "model.dropout")]
+    [TestCase("\"dropout\": null", "\"continuing_subword_prefix\": \"##\"", "model.continuing_subword_prefix")]
+    [TestCase("\"dropout\": null", "\"end_of_word_suffix\": \"</w>\"", "model.end_of_word_suffix")]
+    [TestCase("\"special\": true", "\"special\": true, \"single_word\": true", "single_word")]
+    public void UnsupportedModelAndAddedTokenOptionsAreRefusedByName(string find, string replace, string message)
+    {
+        string json = Gpt2TestVocab.TokenizerJson().Replace("\"type\": \"BPE\"", "\"type\": \"BPE\", \"dropout\": null");
+        var e = Assert.Throws<DataException>(() => FromJson(json.Replace(find, replace)));
+        Assert.That(e!.Message, Does.Contain(message));
+    }
+
+    [Test]
+    public void SplitByLiteralStringAndDigits()
+    {
+        string pre = """{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"String": "."}, "behavior": "Isolated"}, {"type": "Digits", "individual_digits": false}, {"type": "ByteLevel", "use_regex": false}]}""";
+        var tokenizer = FromJson(Gpt2TestVocab.TokenizerJson(preTokenizer: pre));
+        // "." is a literal, not "any character"; ByteLevel without its regex keeps " the" whole, so Ġthe merges.
+        Assert.That(tokenizer.Encode("a. the12").Select(tokenizer.TokenText), Is.EqualTo(new[] { "a", ".", "Ġthe", "1", "2" }));
+    }
+
     [Test]
     public void MalformedMergeNamesItsIndex()
     {
