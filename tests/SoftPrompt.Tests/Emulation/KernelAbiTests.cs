@@ -1,9 +1,10 @@
+using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Cuda.Kernels;
 
 namespace SoftPrompt.Tests.Emulation;
 
-/// <summary>Every kernel has one launcher whose declared signature matches the PTX entry and the emulator's kernel.</summary>
+/// <summary>Every kernel has one generated launch stub whose parameters match the PTX entry and the emulator's kernel.</summary>
 public sealed class KernelAbiTests
 {
     private const string SamplePtx = """
@@ -46,20 +47,32 @@ public sealed class KernelAbiTests
     {
         var entries = KernelAbi.ParsePtx(SamplePtx);
         LauncherSignature Sig(string kernel, params Type[] types) => new(kernel, types, "Test." + kernel);
-        var good = new[] { Sig("layer_norm", typeof(float*), typeof(float*), typeof(int), typeof(float), typeof(Pair)), Sig("no_args") };
+        var good = new[] { Sig("layer_norm", typeof(DeviceSpan<float>), typeof(DeviceSpan<float>), typeof(int), typeof(float), typeof(Pair)), Sig("no_args") };
         Assert.That(KernelAbi.CheckPtx(entries, good), Is.Empty);
 
-        Assert.That(KernelAbi.CheckPtx(entries, [good[1]]), Has.One.Contains("layer_norm").And.Contains("has no launcher"));
+        Assert.That(KernelAbi.CheckPtx(entries, [good[1]]), Has.One.Contains("layer_norm").And.Contains("has no launch stub"));
         Assert.That(KernelAbi.CheckPtx(entries, [.. good, Sig("ghost")]), Has.One.Contains("ghost").And.Contains("not in the PTX"));
-        Assert.That(KernelAbi.CheckPtx(entries, [.. good, Sig("no_args")]), Has.One.Contains("two launcher signatures"));
-        var shortList = Sig("layer_norm", typeof(float*), typeof(float*), typeof(int), typeof(float));
+        Assert.That(KernelAbi.CheckPtx(entries, [.. good, Sig("no_args")]), Has.One.Contains("two launch stubs"));
+        var shortList = Sig("layer_norm", typeof(DeviceSpan<float>), typeof(DeviceSpan<float>), typeof(int), typeof(float));
         Assert.That(KernelAbi.CheckPtx(entries, [shortList, good[1]]), Has.One.Contains("declares 4 parameters"));
-        var wrongSize = Sig("layer_norm", typeof(float*), typeof(float*), typeof(long), typeof(float), typeof(Pair));
+        var wrongSize = Sig("layer_norm", typeof(DeviceSpan<float>), typeof(DeviceSpan<float>), typeof(long), typeof(float), typeof(Pair));
         Assert.That(KernelAbi.CheckPtx(entries, [wrongSize, good[1]]), Has.One.Contains("parameter 2").And.Contains("8 bytes"));
-        var wrongClass = Sig("layer_norm", typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(Pair));
+        var wrongClass = Sig("layer_norm", typeof(DeviceSpan<float>), typeof(DeviceSpan<float>), typeof(int), typeof(int), typeof(Pair));
         Assert.That(KernelAbi.CheckPtx(entries, [wrongClass, good[1]]), Has.One.Contains("parameter 3").And.Contains("floating point"));
-        var swapped = Sig("layer_norm", typeof(float*), typeof(int), typeof(float*), typeof(float), typeof(Pair));
+        var swapped = Sig("layer_norm", typeof(DeviceSpan<float>), typeof(int), typeof(DeviceSpan<float>), typeof(float), typeof(Pair));
         Assert.That(KernelAbi.CheckPtx(entries, [swapped, good[1]]), Has.Count.EqualTo(2));
+    }
+
+    [Test]
+    public void TheLaunchersAreTheGeneratedStubsPerKernelWithTheKernelsParameters()
+    {
+        var stubs = KernelAbi.FindLaunchers().ToDictionary(l => l.Kernel);
+        Assert.That(stubs["rope_forward"].Parameters, Is.EqualTo(new[]
+        {
+            typeof(DeviceSpan<float>), typeof(DeviceSpan<float>), typeof(DeviceSpan<float>), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float),
+        }));
+        Assert.That(stubs["rope_forward"].Launcher, Is.EqualTo("KernelStubs.rope_forward"));
+        Assert.That(stubs.Keys, Does.Contain("attention_forward_hs64").And.Not.Contain("attention_forward"), "a family stub is no kernel of its own");
     }
 
     [Test]

@@ -4,34 +4,27 @@ namespace SoftPrompt.Cuda.Kernels;
 // ReluOps, GatedGeluOps, SwiGluOps), and the bias(+residual) fill before a beta = 1 GEMM. Grid-stride kernels: 256
 // threads, at most LaunchChecks.MaxGridStrideBlocks blocks, float4 when every buffer is aligned.
 
-/// <summary>The launch every elementwise activation kernel shares: kernel(buffers…, n).</summary>
-internal static unsafe class Elementwise
+/// <summary>The checks and the grid every elementwise activation kernel shares.</summary>
+internal static class Elementwise
 {
     public const int Threads = 256;
 
     /// <summary>
-    /// Checks that each of <paramref name="buffers"/> holds n = <paramref name="count"/> elements and, when there are two outputs
-    /// (the first two buffers), that they differ; then launches with the buffers' addresses in order and n last.
+    /// Checks that each of <paramref name="buffers"/> holds n = <paramref name="count"/> elements and, when there are two
+    /// outputs (the first two buffers), that they differ; returns the launch shape, or null when there is nothing to launch.
     /// <paramref name="names"/> lists the buffers' parameter names, space-separated, for the errors.
     /// </summary>
-    public static void Launch(IComputeDevice device, string kernel, string names, long count, int outputs, params ReadOnlySpan<DeviceSpan<float>> buffers)
+    public static LaunchShape? Shape(string kernel, string names, long count, int outputs, out int n, params ReadOnlySpan<DeviceSpan<float>> buffers)
     {
-        int n = LaunchChecks.Elements(kernel, count, "n");
+        n = LaunchChecks.Elements(kernel, count, "n");
         for (int i = 0; i < buffers.Length; i++)
             if (buffers[i].Length < n) LaunchChecks.AtLeast(kernel, buffers[i], n, "[n]", names.Split(' ')[i]);
-        if (n == 0) return;
+        if (n == 0) return null;
         if (outputs == 2 && buffers[0].Address == buffers[1].Address)
             throw new ArgumentException($"{kernel}: {names.Split(' ')[0]} and {names.Split(' ')[1]} must be different buffers.", names.Split(' ')[1]);
-        Span<ulong> addresses = stackalloc ulong[buffers.Length];
-        for (int i = 0; i < buffers.Length; i++) addresses[i] = buffers[i].Address;
-        int blocks = LaunchChecks.GridStrideBlocks(LaunchChecks.Aligned16(addresses) ? (n + 3) / 4 : n, Threads);
-        void** args = stackalloc void*[buffers.Length + 1];
-        fixed (ulong* pointers = addresses)
-        {
-            for (int i = 0; i < buffers.Length; i++) args[i] = pointers + i;
-            args[buffers.Length] = &n;
-            device.Launch(device.GetKernel(kernel), blocks, Threads, 0, args, buffers.Length + 1);
-        }
+        bool aligned = true;
+        foreach (var buffer in buffers) aligned &= LaunchChecks.Aligned16(buffer.Address);
+        return new(LaunchChecks.GridStrideBlocks(aligned ? (n + 3) / 4 : n, Threads), Threads);
     }
 }
 
@@ -40,8 +33,11 @@ internal static class GeluForward
 {
     public const string Name = "gelu_forward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> x) => Elementwise.Launch(device, Name, "y x", x.Length, 1, y, x);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> x)
+    {
+        if (Elementwise.Shape(Name, "y x", x.Length, 1, out int n, y, x) is { } shape)
+            KernelStubs.gelu_forward(device, shape, y: y, x: x, n: n);
+    }
 }
 
 /// <summary>gelu_backward: dx = dy·gelu'(x) (GeluOps.Backward); n = x.Length, dx and dy [≥ n]; dx may alias dy.</summary>
@@ -49,8 +45,11 @@ internal static class GeluBackward
 {
     public const string Name = "gelu_backward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x) => Elementwise.Launch(device, Name, "dx dy x", x.Length, 1, dx, dy, x);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x)
+    {
+        if (Elementwise.Shape(Name, "dx dy x", x.Length, 1, out int n, dx, dy, x) is { } shape)
+            KernelStubs.gelu_backward(device, shape, dx: dx, dy: dy, x: x, n: n);
+    }
 }
 
 /// <summary>relu_forward: y = max(x, 0) (ReluOps.Forward); n = x.Length, y [≥ n]; y may alias x.</summary>
@@ -58,8 +57,11 @@ internal static class ReluForward
 {
     public const string Name = "relu_forward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> x) => Elementwise.Launch(device, Name, "y x", x.Length, 1, y, x);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> x)
+    {
+        if (Elementwise.Shape(Name, "y x", x.Length, 1, out int n, y, x) is { } shape)
+            KernelStubs.relu_forward(device, shape, y: y, x: x, n: n);
+    }
 }
 
 /// <summary>relu_backward: dx = x &gt; 0 ? dy : 0 (ReluOps.Backward; x the pre-activation); n = x.Length, dx and dy [≥ n]; dx may alias dy.</summary>
@@ -67,8 +69,11 @@ internal static class ReluBackward
 {
     public const string Name = "relu_backward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x) => Elementwise.Launch(device, Name, "dx dy x", x.Length, 1, dx, dy, x);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x)
+    {
+        if (Elementwise.Shape(Name, "dx dy x", x.Length, 1, out int n, dx, dy, x) is { } shape)
+            KernelStubs.relu_backward(device, shape, dx: dx, dy: dy, x: x, n: n);
+    }
 }
 
 /// <summary>
@@ -79,9 +84,11 @@ internal static class GatedGeluForward
 {
     public const string Name = "gated_gelu_forward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> gate, DeviceSpan<float> linear) =>
-        Elementwise.Launch(device, Name, "y gate linear", gate.Length, 1, y, gate, linear);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> gate, DeviceSpan<float> linear)
+    {
+        if (Elementwise.Shape(Name, "y gate linear", gate.Length, 1, out int n, y, gate, linear) is { } shape)
+            KernelStubs.gated_gelu_forward(device, shape, y: y, gate: gate, linear: linear, n: n);
+    }
 }
 
 /// <summary>
@@ -93,9 +100,11 @@ internal static class GatedGeluBackward
 {
     public const string Name = "gated_gelu_backward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> dGate, DeviceSpan<float> dLinear, DeviceSpan<float> dy, DeviceSpan<float> gate, DeviceSpan<float> linear) =>
-        Elementwise.Launch(device, Name, "dGate dLinear dy gate linear", gate.Length, 2, dGate, dLinear, dy, gate, linear);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dGate, DeviceSpan<float> dLinear, DeviceSpan<float> dy, DeviceSpan<float> gate, DeviceSpan<float> linear)
+    {
+        if (Elementwise.Shape(Name, "dGate dLinear dy gate linear", gate.Length, 2, out int n, dGate, dLinear, dy, gate, linear) is { } shape)
+            KernelStubs.gated_gelu_backward(device, shape, d_gate: dGate, d_linear: dLinear, dy: dy, gate: gate, linear: linear, n: n);
+    }
 }
 
 /// <summary>
@@ -106,9 +115,11 @@ internal static class SwiGluForward
 {
     public const string Name = "swiglu_forward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> gate, DeviceSpan<float> up, int n) =>
-        Elementwise.Launch(device, Name, "y gate up", n, 1, y, gate, up);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> gate, DeviceSpan<float> up, int n)
+    {
+        if (Elementwise.Shape(Name, "y gate up", n, 1, out int count, y, gate, up) is { } shape)
+            KernelStubs.swiglu_forward(device, shape, y: y, gate: gate, up: up, n: count);
+    }
 }
 
 /// <summary>
@@ -119,21 +130,22 @@ internal static class SwiGluBackward
 {
     public const string Name = "swiglu_backward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int))]
-    public static void Launch(IComputeDevice device, DeviceSpan<float> dGate, DeviceSpan<float> dUp, DeviceSpan<float> dy, DeviceSpan<float> gate, DeviceSpan<float> up, int n) =>
-        Elementwise.Launch(device, Name, "dGate dUp dy gate up", n, 2, dGate, dUp, dy, gate, up);
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dGate, DeviceSpan<float> dUp, DeviceSpan<float> dy, DeviceSpan<float> gate, DeviceSpan<float> up, int n)
+    {
+        if (Elementwise.Shape(Name, "dGate dUp dy gate up", n, 2, out int count, dGate, dUp, dy, gate, up) is { } shape)
+            KernelStubs.swiglu_backward(device, shape, d_gate: dGate, d_up: dUp, dy: dy, gate: gate, up: up, n: count);
+    }
 }
 
 /// <summary>
 /// bias_residual: y[r, c] = (residual present ? residual[r, c] : 0) + bias[c] — the initial value of a GEMM output that
 /// then accumulates x·W with beta = 1. y [N, C]; residual [N, C] or absent (length 0); bias [C]. y may not alias residual.
 /// </summary>
-internal static unsafe class BiasResidual
+internal static class BiasResidual
 {
     public const string Name = "bias_residual";
     public const int Threads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> bias, int rows, int channels)
     {
         LaunchChecks.NotBelow(Name, rows, 0);
@@ -148,12 +160,6 @@ internal static unsafe class BiasResidual
             throw new ArgumentException($"{Name}: y must not alias residual (write the sum into a separate buffer).", nameof(y));
         bool vec = channels % 4 == 0 && LaunchChecks.Aligned16(yPtr, residualPtr, biasPtr);
         int blocks = LaunchChecks.GridStrideBlocks(vec ? n / 4 : n, Threads);
-        void** args = stackalloc void*[5];
-        args[0] = &yPtr;
-        args[1] = &residualPtr;
-        args[2] = &biasPtr;
-        args[3] = &rows;
-        args[4] = &channels;
-        device.Launch(device.GetKernel(Name), blocks, Threads, 0, args, 5);
+        KernelStubs.bias_residual(device, new(blocks, Threads), y: y, residual: residual, bias: bias, rows: rows, channels: channels);
     }
 }

@@ -52,16 +52,14 @@ internal static class AttentionShape
     public static int Padded(int headSize) => headSize <= 16 ? 16 : headSize <= 32 ? 32 : headSize <= 64 ? 64 : 128;
 
     /// <summary>The bias table and bucket pointers (both 0 when the table is absent), after checking them.</summary>
-    public static void Bias(string kernel, DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, int queryLength, int keyLength, int heads,
-        out ulong table, out ulong buckets)
+    public static (DeviceSpan<float> Table, DeviceSpan<int> Buckets) Bias(string kernel, DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset,
+        int queryLength, int keyLength, int heads)
     {
-        table = buckets = 0;
-        if (biasTable.Length == 0) return;
+        if (biasTable.Length == 0) return default;
         if (biasTable.Length < heads)
             throw new ArgumentException($"{kernel}: biasTable must hold [numBuckets, H = {heads}] values, the span holds {biasTable.Length}.", nameof(biasTable));
         LaunchChecks.AtLeast(kernel, bucketByOffset, (long)queryLength + keyLength - 1, "[Tq + Tk − 1] (T5RelativeBuckets.Compute)");
-        table = biasTable.Address;
-        buckets = bucketByOffset.Address;
+        return (biasTable, bucketByOffset);
     }
 
     /// <summary>The bytes [start, end) a strided operand touches (empty for no rows).</summary>
@@ -93,12 +91,10 @@ internal static class AttentionShape
 /// (64 query rows, b·H + h); online softmax over key tiles; saves the natural-log logsumexp of every row for
 /// <see cref="AttentionBackward"/>.
 /// </summary>
-internal static unsafe class AttentionForward
+internal static class AttentionForward
 {
     public const string Name = "attention_forward";
-    public const string Hs16 = Name + "_hs16", Hs32 = Name + "_hs32", Hs64 = Name + "_hs64", Hs128 = Name + "_hs128";
     public const int QueryTile = 64;
-    private const int ArgCount = 18;
 
     /// <summary>Key-tile rows of the variant for a padded head size.</summary>
     public static int KeyTile(int padded) => padded == 128 ? 32 : 64;
@@ -110,11 +106,6 @@ internal static unsafe class AttentionForward
         return (uint)(sizeof(float) * ((QueryTile + 2 * keyTile) * (padded + 4) + QueryTile * (keyTile + 8) + QueryTile + keyTile));
     }
 
-    // out, lse, q, k, v, table, bucket_by_offset, key_lengths, out_stride, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale
-    [KernelSignature(Hs16, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Hs32, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Hs64, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Hs128, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp,
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
@@ -129,38 +120,16 @@ internal static unsafe class AttentionForward
         LaunchChecks.AtLeast(Name, k, AttentionShape.Strided(keys, kStride, width), "k [B, Tk, ·] at kStride");
         LaunchChecks.AtLeast(Name, v, AttentionShape.Strided(keys, vStride, width), "v [B, Tk, ·] at vStride");
         LaunchChecks.AbsentOrAtLeast(Name, keyLengths, batch, "[B]");
-        AttentionShape.Bias(Name, biasTable, bucketByOffset, queryLength, keyLength, heads, out ulong tablePtr, out ulong bucketPtr);
+        var (table, buckets) = AttentionShape.Bias(Name, biasTable, bucketByOffset, queryLength, keyLength, heads);
         if (queries == 0) return;
         if (AttentionShape.OverlapsAny(AttentionShape.Extent(output, queries, outStride, width),
                 [AttentionShape.Extent(q, queries, qStride, width), AttentionShape.Extent(k, keys, kStride, width), AttentionShape.Extent(v, keys, vStride, width)]))
             throw new ArgumentException($"{Name}: output must not alias q, k or v.", nameof(output));
-        ulong outPtr = output.Address, lsePtr = logSumExp.Address, qPtr = q.Address, kPtr = k.Address, vPtr = v.Address;
-        ulong lengthsPtr = keyLengths.Length == 0 ? 0 : keyLengths.Address;
-        int causalFlag = causal ? 1 : 0;
-
         int padded = AttentionShape.Padded(headSize);
-        string kernel = padded switch { 16 => Hs16, 32 => Hs32, 64 => Hs64, _ => Hs128 };
-        void** args = stackalloc void*[ArgCount];
-        args[0] = &outPtr;
-        args[1] = &lsePtr;
-        args[2] = &qPtr;
-        args[3] = &kPtr;
-        args[4] = &vPtr;
-        args[5] = &tablePtr;
-        args[6] = &bucketPtr;
-        args[7] = &lengthsPtr;
-        args[8] = &outStride;
-        args[9] = &qStride;
-        args[10] = &kStride;
-        args[11] = &vStride;
-        args[12] = &queryLength;
-        args[13] = &keyLength;
-        args[14] = &heads;
-        args[15] = &headSize;
-        args[16] = &causalFlag;
-        args[17] = &scale;
         var grid = new Dim3((uint)AttentionShape.Tiles(queryLength, QueryTile), (uint)(batch * heads));
-        device.Launch(device.GetKernel(kernel), grid, AttentionShape.Threads, SharedBytes(padded), args, ArgCount);
+        KernelStubs.attention_forward(device, headSizeTile: padded, new(grid, AttentionShape.Threads, SharedBytes(padded)),
+            @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+            Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causal ? 1 : 0, scale: scale);
     }
 }
 
@@ -173,14 +142,11 @@ internal static unsafe class AttentionForward
 /// q, k, the bias and lse; no Tq×Tk matrix and no atomics — bit-reproducible. The first kernel writes dq and
 /// D = rowsum(dout ∘ out) into <c>scratch</c> ([B·H·Tq]); the second writes dk and dv.
 /// </summary>
-internal static unsafe class AttentionBackward
+internal static class AttentionBackward
 {
     public const string Name = "attention_backward";
-    public const string Dq16 = Name + "_dq_hs16", Dq32 = Name + "_dq_hs32", Dq64 = Name + "_dq_hs64", Dq128 = Name + "_dq_hs128";
-    public const string Dkv16 = Name + "_dkv_hs16", Dkv32 = Name + "_dkv_hs32", Dkv64 = Name + "_dkv_hs64", Dkv128 = Name + "_dkv_hs128";
     /// <summary>Key rows of the dq kernel's tiles and query rows of the dkv kernel's tiles.</summary>
     public const int InnerTile = 32;
-    private const int ArgCount = 27;
 
     /// <summary>Query rows per block of the dq kernel and key rows per block of the dkv kernel.</summary>
     public static int OuterTile(int padded) => padded == 128 ? 32 : 64;
@@ -199,16 +165,6 @@ internal static unsafe class AttentionBackward
         return (uint)(sizeof(float) * ((2 * outer + 2 * InnerTile) * (padded + 4) + 2 * outer * (InnerTile + 8) + 2 * InnerTile + InnerTile + outer));
     }
 
-    // Both kernels: dq, dk, dv, dsum, dout, out, lse, q, k, v, table, bucket_by_offset, key_lengths,
-    // dq_stride, dk_stride, dv_stride, dout_stride, out_stride, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale
-    [KernelSignature(Dq16, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Dq32, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Dq64, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Dq128, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Dkv16, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Dkv32, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Dkv64, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
-    [KernelSignature(Dkv128, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
     public static void Launch(IComputeDevice device,
         DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
@@ -234,10 +190,9 @@ internal static unsafe class AttentionBackward
         LaunchChecks.AtLeast(Name, logSumExp, queries * heads, "lse [B, H, Tq]");
         LaunchChecks.AtLeast(Name, scratch, queries * heads, "[B·H·Tq]");
         LaunchChecks.AbsentOrAtLeast(Name, keyLengths, batch, "[B]");
-        AttentionShape.Bias(Name, biasTable, bucketByOffset, queryLength, keyLength, heads, out ulong tablePtr, out ulong bucketPtr);
+        var (table, buckets) = AttentionShape.Bias(Name, biasTable, bucketByOffset, queryLength, keyLength, heads);
         if (batch == 0) return;
-        ulong dqPtr = dq.Address, dkPtr = dk.Address, dvPtr = dv.Address, doutPtr = dout.Address, qPtr = q.Address, kPtr = k.Address,
-              vPtr = v.Address, outPtr = output.Address, lsePtr = logSumExp.Address, scratchPtr = scratch.Address;
+        ulong dqPtr = dq.Address, dkPtr = dk.Address, dvPtr = dv.Address;
         bool hasQueries = queries > 0;  // with Tq = 0 the query-side spans may all be absent (address 0)
         if (dkPtr == dvPtr || (hasQueries && (dqPtr == dkPtr || dqPtr == dvPtr)))
             throw new ArgumentException($"{Name}: dq, dk and dv must be different buffers (or different column slices of one).", nameof(dq));
@@ -251,50 +206,22 @@ internal static unsafe class AttentionBackward
         if (AttentionShape.OverlapsAny(AttentionShape.Extent(dq, queries, dqStride, width), read) || AttentionShape.OverlapsAny(AttentionShape.Extent(dk, keys, dkStride, width), read)
             || AttentionShape.OverlapsAny(AttentionShape.Extent(dv, keys, dvStride, width), read))
             throw new ArgumentException($"{Name}: dq, dk and dv must not alias dout, q, k, v or out (both kernels read them).", nameof(dq));
-        ulong lengthsPtr = keyLengths.Length == 0 ? 0 : keyLengths.Address;
-        int causalFlag = causal ? 1 : 0;
-
-        int padded = AttentionShape.Padded(headSize);
-        int outer = OuterTile(padded);
-        // One parameter list for both kernels (each ignores the other's outputs).
-        void** args = stackalloc void*[ArgCount];
-        args[0] = &dqPtr;
-        args[1] = &dkPtr;
-        args[2] = &dvPtr;
-        args[3] = &scratchPtr;
-        args[4] = &doutPtr;
-        args[5] = &outPtr;
-        args[6] = &lsePtr;
-        args[7] = &qPtr;
-        args[8] = &kPtr;
-        args[9] = &vPtr;
-        args[10] = &tablePtr;
-        args[11] = &bucketPtr;
-        args[12] = &lengthsPtr;
-        args[13] = &dqStride;
-        args[14] = &dkStride;
-        args[15] = &dvStride;
-        args[16] = &doutStride;
-        args[17] = &outStride;
-        args[18] = &qStride;
-        args[19] = &kStride;
-        args[20] = &vStride;
-        args[21] = &queryLength;
-        args[22] = &keyLength;
-        args[23] = &heads;
-        args[24] = &headSize;
-        args[25] = &causalFlag;
-        args[26] = &scale;
-
+        int padded = AttentionShape.Padded(headSize), outer = OuterTile(padded), causalFlag = causal ? 1 : 0;
+        uint headBlocks = (uint)(batch * heads);
+        // Both kernels take one parameter list (each ignores the other's outputs).
         if (hasQueries)
-        {
-            string dqKernel = padded switch { 16 => Dq16, 32 => Dq32, 64 => Dq64, _ => Dq128 };
-            var dqGrid = new Dim3((uint)AttentionShape.Tiles(queryLength, outer), (uint)(batch * heads));
-            device.Launch(device.GetKernel(dqKernel), dqGrid, AttentionShape.Threads, DqSharedBytes(padded), args, ArgCount);
-        }
-        string dkvKernel = padded switch { 16 => Dkv16, 32 => Dkv32, 64 => Dkv64, _ => Dkv128 };
-        var dkvGrid = new Dim3((uint)AttentionShape.Tiles(keyLength, outer), (uint)(batch * heads));
-        device.Launch(device.GetKernel(dkvKernel), dkvGrid, AttentionShape.Threads, DkvSharedBytes(padded), args, ArgCount);
+            KernelStubs.attention_backward_dq(device, headSizeTile: padded,
+                new(new Dim3((uint)AttentionShape.Tiles(queryLength, outer), headBlocks), AttentionShape.Threads, DqSharedBytes(padded)),
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+                table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+        KernelStubs.attention_backward_dkv(device, headSizeTile: padded,
+            new(new Dim3((uint)AttentionShape.Tiles(keyLength, outer), headBlocks), AttentionShape.Threads, DkvSharedBytes(padded)),
+            dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+            table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+            dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+            Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
     }
 }
 

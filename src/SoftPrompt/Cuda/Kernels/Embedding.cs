@@ -10,13 +10,11 @@ namespace SoftPrompt.Cuda.Kernels;
 /// prompts, every row starts with its tokens); wte [V, C]; wpe [≥T, C]. Rows may use prompts of different lengths.
 /// Ids are not range-checked on the GPU (the emulator asserts them).
 /// </summary>
-internal static unsafe class EmbeddingForward
+internal static class EmbeddingForward
 {
     public const string Name = "embedding_forward";
     public const int Threads = 256;  // one warp per (b, t) row
 
-    [KernelSignature(Name, typeof(float*), typeof(int*), typeof(float*), typeof(int*), typeof(int*), typeof(float*), typeof(float*),
-        typeof(int), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<int> tokens, DeviceSpan<float> prompts, DeviceSpan<int> promptIndex,
         DeviceSpan<int> promptOffsets, DeviceSpan<float> wte, DeviceSpan<float> wpe, int batch, int sequence, int tokenLength, int channels)
     {
@@ -41,23 +39,7 @@ internal static unsafe class EmbeddingForward
             vocab = (int)Math.Min(int.MaxValue, wte.Length / channels);
         }
         if (rows == 0) return;
-        ulong xPtr = x.Address, tokensPtr = tokens.Address, promptsPtr = prompts.Address, indexPtr = promptIndex.Address,
-            offsetsPtr = promptOffsets.Length == 0 ? 0 : promptOffsets.Address, wtePtr = wte.Address, wpePtr = wpe.Address;
-        void** args = stackalloc void*[13];
-        args[0] = &xPtr;
-        args[1] = &tokensPtr;
-        args[2] = &promptsPtr;
-        args[3] = &indexPtr;
-        args[4] = &offsetsPtr;
-        args[5] = &wtePtr;
-        args[6] = &wpePtr;
-        args[7] = &batch;
-        args[8] = &sequence;
-        args[9] = &tokenLength;
-        args[10] = &channels;
-        args[11] = &promptCount;
-        args[12] = &vocab;
-        device.Launch(device.GetKernel(Name), LaunchChecks.WarpPerRowBlocks(rows, Threads), Threads, 0, args, 13);
+        KernelStubs.embedding_forward(device, new(LaunchChecks.WarpPerRowBlocks(rows, Threads), Threads), x: x, tokens: tokens, prompts: prompts, prompt_index: promptIndex, prompt_offsets: promptOffsets, wte: wte, wpe: wpe, batch: batch, sequence: sequence, token_length: tokenLength, channels: channels, prompt_count: promptCount, vocab: vocab);
     }
 }
 
@@ -67,12 +49,11 @@ internal static unsafe class EmbeddingForward
 /// on the device, with <paramref name="promptRows"/> = ΣP_k its last entry (the grid). Deterministic and bit-exact with
 /// the CPU op (no atomics); prompts no row uses get 0 (or keep their value when accumulating).
 /// </summary>
-internal static unsafe class PromptGradient
+internal static class PromptGradient
 {
     public const string Name = "prompt_gradient";
     public const int MaxThreads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> dPrompts, DeviceSpan<float> dx, DeviceSpan<int> promptIndex, DeviceSpan<int> promptOffsets,
         int promptRows, int batch, int sequence, int channels, bool accumulate)
     {
@@ -89,19 +70,8 @@ internal static unsafe class PromptGradient
         long chunks = (channels + 3L) / 4;  // each thread owns 4 consecutive channels
         int threads = LaunchChecks.WarpMultiple(chunks, MaxThreads);
         int columnBlocks = (int)((chunks + threads - 1) / threads);
-        ulong dPromptsPtr = dPrompts.Address, dxPtr = dx.Address, indexPtr = promptIndex.Address, offsetsPtr = promptOffsets.Address;
         int accumulateFlag = accumulate ? 1 : 0;
-        void** args = stackalloc void*[9];
-        args[0] = &dPromptsPtr;
-        args[1] = &dxPtr;
-        args[2] = &indexPtr;
-        args[3] = &offsetsPtr;
-        args[4] = &batch;
-        args[5] = &sequence;
-        args[6] = &promptCount;
-        args[7] = &channels;
-        args[8] = &accumulateFlag;
-        device.Launch(device.GetKernel(Name), new Dim3((uint)promptRows, (uint)columnBlocks), threads, 0, args, 9);
+        KernelStubs.prompt_gradient(device, new(new Dim3((uint)promptRows, (uint)columnBlocks), threads), d_prompts: dPrompts, dx: dx, prompt_index: promptIndex, prompt_offsets: promptOffsets, batch: batch, sequence: sequence, prompt_count: promptCount, channels: channels, accumulate: accumulateFlag);
     }
 }
 
@@ -109,7 +79,7 @@ internal static unsafe class PromptGradient
 /// What gather_rows and scatter_rows share: one warp per compact row i, copied from (gather) or to (scatter) row
 /// rowIndex[i] of the indexed side. Bit-exact copies.
 /// </summary>
-internal static unsafe class IndexedRows
+internal static class IndexedRows
 {
     public const int Threads = 256;
 
@@ -126,24 +96,19 @@ internal static unsafe class IndexedRows
         if (count == 0) return;
         LaunchChecks.AtLeast(kernel, indexed, channels, "[rows ≥ 1, C]", indexedName);
         int indexedRows = (int)Math.Min(int.MaxValue, indexed.Length / channels);
-        ulong dstPtr = destination.Address, srcPtr = source.Address, indexPtr = rowIndex.Address;
-        void** args = stackalloc void*[6];
-        args[0] = &dstPtr;
-        args[1] = &srcPtr;
-        args[2] = &indexPtr;
-        args[3] = &count;
-        args[4] = &channels;
-        args[5] = &indexedRows;
-        device.Launch(device.GetKernel(kernel), LaunchChecks.WarpPerRowBlocks(count, Threads), Threads, 0, args, 6);
+        int blocks = LaunchChecks.WarpPerRowBlocks(count, Threads);
+        if (scatter)
+            KernelStubs.scatter_rows(device, new(blocks, Threads), destination: destination, source: source, row_index: rowIndex, count: count, channels: channels, destination_rows: indexedRows);
+        else
+            KernelStubs.gather_rows(device, new(blocks, Threads), destination: destination, source: source, row_index: rowIndex, count: count, channels: channels, source_rows: indexedRows);
     }
 }
 
 /// <summary>gather_rows: destination[i, :] = source[rowIndex[i], :]. destination [count, C]; source [rows, C]; rowIndex [count]. Bit-exact copy.</summary>
-internal static unsafe class GatherRows
+internal static class GatherRows
 {
     public const string Name = "gather_rows";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels) =>
         IndexedRows.Copy(device, Name, destination, source, rowIndex, count, channels, scatter: false);
 }
@@ -152,11 +117,10 @@ internal static unsafe class GatherRows
 /// scatter_rows: destination[rowIndex[i], :] = source[i, :] (indices distinct; other destination rows untouched).
 /// destination [rows, C]; source [count, C]; rowIndex [count]. Bit-exact copy.
 /// </summary>
-internal static unsafe class ScatterRows
+internal static class ScatterRows
 {
     public const string Name = "scatter_rows";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels) =>
         IndexedRows.Copy(device, Name, destination, source, rowIndex, count, channels, scatter: true);
 }
@@ -166,12 +130,11 @@ internal static unsafe class ScatterRows
 /// (rows with no entries get 0, or keep their value when accumulating). destination [rows, C]; source [·, C];
 /// starts [rows + 1]; index [starts[rows]]. Deterministic: bit-identical to a loop over the entries.
 /// </summary>
-internal static unsafe class GatherSumRows
+internal static class GatherSumRows
 {
     public const string Name = "gather_sum_rows";
     public const int Threads = 256;  // one warp per destination row
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int*), typeof(int*), typeof(int), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> starts, DeviceSpan<int> index,
         int rows, int channels, bool accumulate)
     {
@@ -182,17 +145,7 @@ internal static unsafe class GatherSumRows
         if (rows == 0) return;
         LaunchChecks.AtLeast(Name, source, channels, "[source rows ≥ 1, C]");
         int sourceRows = (int)Math.Min(int.MaxValue, source.Length / channels);
-        ulong dstPtr = destination.Address, srcPtr = source.Address, startsPtr = starts.Address, indexPtr = index.Address;
         int accumulateFlag = accumulate ? 1 : 0;
-        void** args = stackalloc void*[8];
-        args[0] = &dstPtr;
-        args[1] = &srcPtr;
-        args[2] = &startsPtr;
-        args[3] = &indexPtr;
-        args[4] = &rows;
-        args[5] = &channels;
-        args[6] = &sourceRows;
-        args[7] = &accumulateFlag;
-        device.Launch(device.GetKernel(Name), LaunchChecks.WarpPerRowBlocks(rows, Threads), Threads, 0, args, 8);
+        KernelStubs.gather_sum_rows(device, new(LaunchChecks.WarpPerRowBlocks(rows, Threads), Threads), destination: destination, source: source, starts: starts, index: index, rows: rows, channels: channels, source_rows: sourceRows, accumulate: accumulateFlag);
     }
 }

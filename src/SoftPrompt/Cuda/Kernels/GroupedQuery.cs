@@ -8,12 +8,11 @@ namespace SoftPrompt.Cuda.Kernels;
 /// repeat_kv_heads: wide [rows, heads·headSize] ← narrow [rows, keyValueHeads·headSize], query head h reading kv head
 /// h / (heads/keyValueHeads) (GroupedQueryOps.Repeat; a copy). heads a multiple of keyValueHeads; no overlap.
 /// </summary>
-internal static unsafe class RepeatKeyValueHeads
+internal static class RepeatKeyValueHeads
 {
     public const string Name = "repeat_kv_heads";
     public const int Threads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> wide, DeviceSpan<float> narrow, int rows, int heads, int keyValueHeads, int headSize)
     {
         int n = GroupedQueryChecks.WideElements(Name, rows, heads, keyValueHeads, headSize);
@@ -23,14 +22,7 @@ internal static unsafe class RepeatKeyValueHeads
         ulong widePtr = wide.Address, narrowPtr = narrow.Address;
         bool quads = headSize % 4 == 0 && LaunchChecks.Aligned16(widePtr, narrowPtr);
         int blocks = LaunchChecks.GridStrideBlocks(quads ? n / 4 : n, Threads);
-        void** args = stackalloc void*[6];
-        args[0] = &widePtr;
-        args[1] = &narrowPtr;
-        args[2] = &rows;
-        args[3] = &heads;
-        args[4] = &keyValueHeads;
-        args[5] = &headSize;
-        device.Launch(device.GetKernel(Name), blocks, Threads, 0, args, 6);
+        KernelStubs.repeat_kv_heads(device, new(blocks, Threads), wide: wide, narrow: narrow, rows: rows, heads: heads, kv_heads: keyValueHeads, head_size: headSize);
     }
 }
 
@@ -39,12 +31,11 @@ internal static unsafe class RepeatKeyValueHeads
 /// increasing h, from +0) of wide [rows, heads·headSize] — repeat_kv's backward (GroupedQueryOps.Sum, bit for bit).
 /// Overwrites narrow; no atomics, so deterministic. heads a multiple of keyValueHeads; no overlap.
 /// </summary>
-internal static unsafe class SumKeyValueGroups
+internal static class SumKeyValueGroups
 {
     public const string Name = "sum_kv_groups";
     public const int Threads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> narrow, DeviceSpan<float> wide, int rows, int heads, int keyValueHeads, int headSize)
     {
         int wideCount = GroupedQueryChecks.WideElements(Name, rows, heads, keyValueHeads, headSize);
@@ -55,14 +46,7 @@ internal static unsafe class SumKeyValueGroups
         ulong narrowPtr = narrow.Address, widePtr = wide.Address;
         bool quads = headSize % 4 == 0 && LaunchChecks.Aligned16(narrowPtr, widePtr);
         int blocks = LaunchChecks.GridStrideBlocks(quads ? n / 4 : n, Threads);
-        void** args = stackalloc void*[6];
-        args[0] = &narrowPtr;
-        args[1] = &widePtr;
-        args[2] = &rows;
-        args[3] = &heads;
-        args[4] = &keyValueHeads;
-        args[5] = &headSize;
-        device.Launch(device.GetKernel(Name), blocks, Threads, 0, args, 6);
+        KernelStubs.sum_kv_groups(device, new(blocks, Threads), narrow: narrow, wide: wide, rows: rows, heads: heads, kv_heads: keyValueHeads, head_size: headSize);
     }
 }
 

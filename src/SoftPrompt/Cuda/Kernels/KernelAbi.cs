@@ -10,14 +10,15 @@ public sealed record PtxParameter(string Type, int Size, bool IsFloat, bool IsAg
 /// <summary>A <c>.visible .entry</c> of a PTX module.</summary>
 public sealed record PtxEntry(string Name, IReadOnlyList<PtxParameter> Parameters);
 
-/// <summary>A launcher's <see cref="KernelSignatureAttribute"/>, with the method that carries it.</summary>
+/// <summary>The kernel parameters a launch stub packs, in order, with the stub's name for messages.</summary>
 public sealed record LauncherSignature(string Kernel, IReadOnlyList<Type> Parameters, string Launcher);
 
 /// <summary>
 /// The kernel ABI check: every kernel entry of the PTX module and of the emulator library must have exactly one
-/// launcher declaring its signature (<see cref="KernelSignatureAttribute"/>), with the same parameter count, order and
-/// byte sizes (and float vs integer class, where PTX says it), and every declaration must name an existing kernel.
-/// Used by the tests; cheap enough for a doctor command.
+/// launch stub (generated into <c>KernelStubs</c> from the kernels' .cu declarations) that packs the same parameter
+/// count, order and byte sizes (and float vs integer class, where PTX says it), and every stub must name an existing
+/// kernel. So the stubs, the PTX nvcc built and the emulator's table cannot drift apart. Used by the tests and the
+/// doctor command.
 /// </summary>
 public static partial class KernelAbi
 {
@@ -50,16 +51,21 @@ public static partial class KernelAbi
         return entries;
     }
 
-    /// <summary>Every <see cref="KernelSignatureAttribute"/> on any method (public or not) of <paramref name="assembly"/>.</summary>
-    public static IReadOnlyList<LauncherSignature> FindLaunchers(Assembly? assembly = null)
+    /// <summary>
+    /// Every launch stub of <paramref name="stubs"/> (by default the generated <c>KernelStubs</c>): a static method
+    /// <c>kernel(IComputeDevice, LaunchShape, parameters…)</c> named after its kernel. The family stubs, which take a
+    /// head-size tile before the shape and call the per-tile stubs, are not kernels of their own.
+    /// </summary>
+    public static IReadOnlyList<LauncherSignature> FindLaunchers(Type? stubs = null)
     {
-        assembly ??= EmbeddedPtx.Assembly;
-        const BindingFlags all = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly;
+        stubs ??= typeof(KernelStubs);
         var result = new List<LauncherSignature>();
-        foreach (var type in assembly.GetTypes())
-            foreach (var method in type.GetMethods(all))
-                foreach (var attribute in method.GetCustomAttributes<KernelSignatureAttribute>())
-                    result.Add(new LauncherSignature(attribute.Kernel, attribute.Parameters, $"{type.FullName}.{method.Name}"));
+        foreach (var method in stubs.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+        {
+            var parameters = method.GetParameters();
+            if (parameters.Length < 2 || parameters[0].ParameterType != typeof(IComputeDevice) || parameters[1].ParameterType != typeof(LaunchShape)) continue;
+            result.Add(new LauncherSignature(method.Name, parameters.Skip(2).Select(p => p.ParameterType).ToList(), $"{stubs.Name}.{method.Name}"));
+        }
         return result;
     }
 
@@ -72,7 +78,7 @@ public static partial class KernelAbi
         {
             if (!byKernel.TryGetValue(entry.Name, out var launcher))
             {
-                problems.Add($"PTX kernel {entry.Name}({Describe(entry.Parameters)}) has no launcher: add a static launcher with [KernelSignature(\"{entry.Name}\", …)].");
+                problems.Add($"PTX kernel {entry.Name}({Describe(entry.Parameters)}) has no launch stub: is it declared 'extern \"C\" __global__ void' in a kernels/*.cu file the library build sees?");
                 continue;
             }
             if (launcher.Parameters.Count != entry.Parameters.Count)
@@ -107,7 +113,7 @@ public static partial class KernelAbi
             names.Add(name);
             if (!byKernel.TryGetValue(name, out var launcher))
             {
-                problems.Add($"Emulator kernel {name} ({sizes.Count} parameters) has no launcher.");
+                problems.Add($"Emulator kernel {name} ({sizes.Count} parameters) has no launch stub.");
                 continue;
             }
             if (launcher.Parameters.Count != sizes.Count)
@@ -132,24 +138,26 @@ public static partial class KernelAbi
         var byKernel = new Dictionary<string, LauncherSignature>(StringComparer.Ordinal);
         foreach (var launcher in launchers)
             if (!byKernel.TryAdd(launcher.Kernel, launcher))
-                problems.Add($"Kernel {launcher.Kernel} has two launcher signatures: {byKernel[launcher.Kernel].Launcher} and {launcher.Launcher}.");
+                problems.Add($"Kernel {launcher.Kernel} has two launch stubs: {byKernel[launcher.Kernel].Launcher} and {launcher.Launcher}.");
         return byKernel;
     }
 
-    /// <summary>Byte size, float class and whether a declared launcher parameter type is a scalar (not a struct).</summary>
+    /// <summary>
+    /// Byte size, float class and whether a stub parameter type is a scalar (not a struct): a device span is packed as
+    /// its 8-byte address, a scalar as itself.
+    /// </summary>
     public static (int Size, bool IsFloat, bool IsScalar) Describe(Type type)
     {
-        if (type.IsPointer || type == typeof(nint) || type == typeof(nuint)) return (8, false, true);
-        if (type == typeof(float)) return (4, true, true);
-        if (type == typeof(double)) return (8, true, true);
-        if (type == typeof(Half)) return (2, true, true);
-        if (type == typeof(bool) || type == typeof(byte) || type == typeof(sbyte)) return (1, false, true);
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(DeviceSpan<>)) return (sizeof(ulong), false, true);
+        if (type == typeof(float) || type == typeof(double) || type == typeof(Half)) return (Marshal.SizeOf(type), true, true);
+        if (type == typeof(bool)) return (1, false, true);
         if (type.IsPrimitive) return (Marshal.SizeOf(type), false, true);
         if (type.IsValueType) return (Marshal.SizeOf(type), false, false);
-        throw new ArgumentException($"Kernel parameter type {type} is not a pointer, scalar or struct.");
+        throw new ArgumentException($"Kernel parameter type {type} is not a device span, scalar or struct.");
     }
 
-    private static string Name(Type type) => type.IsPointer ? type.GetElementType()!.Name + "*" : type.Name;
+    private static string Name(Type type) =>
+        type.IsGenericType && type.GetGenericTypeDefinition() == typeof(DeviceSpan<>) ? $"DeviceSpan<{type.GetGenericArguments()[0].Name}>" : type.Name;
 
     private static string Describe(IReadOnlyList<PtxParameter> parameters) =>
         string.Join(", ", parameters.Select(p => p.IsAggregate ? $".b8[{p.Size}]" : "." + p.Type));

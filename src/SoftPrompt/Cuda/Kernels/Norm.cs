@@ -40,20 +40,16 @@ internal static class NormLaunch
             throw new ArgumentException($"{kernel}: dx must not alias dy or x (the gradient is added into dx).", nameof(dx));
         return true;
     }
-
-    /// <summary>The device address of an optional buffer (0 when absent: the kernel then saves nothing there).</summary>
-    public static ulong Optional(DeviceSpan<float> span) => span.Length == 0 ? 0 : span.Address;
 }
 
 /// <summary>
 /// layernorm_forward: y = (x − mean)·rstd·weight + bias over the last axis, saving mean [N] and rstd [N]
 /// (LayerNormOps.Forward). x, y [N, C] (y must not alias x); weight, bias [C]. mean/rstd may be absent (length 0) when nothing is saved.
 /// </summary>
-internal static unsafe class LayerNormForward
+internal static class LayerNormForward
 {
     public const string Name = "layernorm_forward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(float))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
         DeviceSpan<float> weight, DeviceSpan<float> bias, int rows, int channels, float epsilon)
     {
@@ -61,18 +57,7 @@ internal static unsafe class LayerNormForward
         LaunchChecks.AbsentOrAtLeast(Name, mean, rows, "[N]");
         if (!NormLaunch.CheckForward(Name, y, rstd, x, weight, rows, channels)) return;
         if (y.Address == x.Address) throw new ArgumentException($"{Name}: y must not alias x (the backward needs x).", nameof(y));
-        ulong yPtr = y.Address, meanPtr = NormLaunch.Optional(mean), rstdPtr = NormLaunch.Optional(rstd), xPtr = x.Address, weightPtr = weight.Address, biasPtr = bias.Address;
-        void** args = stackalloc void*[9];
-        args[0] = &yPtr;
-        args[1] = &meanPtr;
-        args[2] = &rstdPtr;
-        args[3] = &xPtr;
-        args[4] = &weightPtr;
-        args[5] = &biasPtr;
-        args[6] = &rows;
-        args[7] = &channels;
-        args[8] = &epsilon;
-        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 9);
+        KernelStubs.layernorm_forward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, mean: mean, rstd: rstd, x: x, weight: weight, bias: bias, rows: rows, channels: channels, epsilon: epsilon);
     }
 }
 
@@ -81,27 +66,16 @@ internal static unsafe class LayerNormForward
 /// ADDED into dx, so the residual add is fused (LayerNormOps.Backward). dx, dy, x [N, C]; weight [C]; mean, rstd [N]
 /// from the forward. dx must not alias dy or x.
 /// </summary>
-internal static unsafe class LayerNormBackward
+internal static class LayerNormBackward
 {
     public const string Name = "layernorm_backward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight,
         DeviceSpan<float> mean, DeviceSpan<float> rstd, int rows, int channels)
     {
         LaunchChecks.AtLeast(Name, mean, rows, "[N]");
         if (!NormLaunch.CheckBackward(Name, dx, dy, x, weight, rstd, rows, channels)) return;
-        ulong dxPtr = dx.Address, dyPtr = dy.Address, xPtr = x.Address, weightPtr = weight.Address, meanPtr = mean.Address, rstdPtr = rstd.Address;
-        void** args = stackalloc void*[8];
-        args[0] = &dxPtr;
-        args[1] = &dyPtr;
-        args[2] = &xPtr;
-        args[3] = &weightPtr;
-        args[4] = &meanPtr;
-        args[5] = &rstdPtr;
-        args[6] = &rows;
-        args[7] = &channels;
-        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 8);
+        KernelStubs.layernorm_backward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), dx: dx, dy: dy, x: x, weight: weight, mean: mean, rstd: rstd, rows: rows, channels: channels);
     }
 }
 
@@ -109,25 +83,15 @@ internal static unsafe class LayerNormBackward
 /// rmsnorm_forward: y = x·rstd·weight over the last axis, rstd = 1/sqrt(mean(x²) + epsilon), saving rstd [N]
 /// (RmsNormOps.Forward). x, y [N, C] (y may alias x); weight [C]. rstd may be absent (length 0) when nothing is saved.
 /// </summary>
-internal static unsafe class RmsNormForward
+internal static class RmsNormForward
 {
     public const string Name = "rmsnorm_forward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(float))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight,
         int rows, int channels, float epsilon)
     {
         if (!NormLaunch.CheckForward(Name, y, rstd, x, weight, rows, channels)) return;
-        ulong yPtr = y.Address, rstdPtr = NormLaunch.Optional(rstd), xPtr = x.Address, weightPtr = weight.Address;
-        void** args = stackalloc void*[7];
-        args[0] = &yPtr;
-        args[1] = &rstdPtr;
-        args[2] = &xPtr;
-        args[3] = &weightPtr;
-        args[4] = &rows;
-        args[5] = &channels;
-        args[6] = &epsilon;
-        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 7);
+        KernelStubs.rmsnorm_forward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, rstd: rstd, x: x, weight: weight, rows: rows, channels: channels, epsilon: epsilon);
     }
 }
 
@@ -136,24 +100,14 @@ internal static unsafe class RmsNormForward
 /// residual add is fused (RmsNormOps.Backward). dx, dy, x [N, C]; weight [C]; rstd [N] from the forward. dx must not
 /// alias dy or x.
 /// </summary>
-internal static unsafe class RmsNormBackward
+internal static class RmsNormBackward
 {
     public const string Name = "rmsnorm_backward";
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight,
         DeviceSpan<float> rstd, int rows, int channels)
     {
         if (!NormLaunch.CheckBackward(Name, dx, dy, x, weight, rstd, rows, channels)) return;
-        ulong dxPtr = dx.Address, dyPtr = dy.Address, xPtr = x.Address, weightPtr = weight.Address, rstdPtr = rstd.Address;
-        void** args = stackalloc void*[7];
-        args[0] = &dxPtr;
-        args[1] = &dyPtr;
-        args[2] = &xPtr;
-        args[3] = &weightPtr;
-        args[4] = &rstdPtr;
-        args[5] = &rows;
-        args[6] = &channels;
-        device.Launch(device.GetKernel(Name), NormLaunch.Blocks(rows), NormLaunch.Threads, 0, args, 7);
+        KernelStubs.rmsnorm_backward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), dx: dx, dy: dy, x: x, weight: weight, rstd: rstd, rows: rows, channels: channels);
     }
 }

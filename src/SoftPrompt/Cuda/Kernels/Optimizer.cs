@@ -9,7 +9,7 @@ namespace SoftPrompt.Cuda.Kernels;
 /// scratch[NormOffset] = |gradientScale|·‖g‖₂; scratch[ScaleOffset] = gradientScale·(clipNorm &gt; 0 &amp;&amp; norm &gt; clipNorm ? clipNorm / norm : 1)
 /// (the CPU engine's OptimizerStep). scratch [≥ ScratchLength]; gradient [n = gradient.Length].
 /// </summary>
-internal static unsafe class GradientNorm
+internal static class GradientNorm
 {
     public const string PartialsName = "gradient_norm_partials";
     public const string FinishName = "gradient_norm_finish";
@@ -24,25 +24,14 @@ internal static unsafe class GradientNorm
     /// <summary>Stage-1 blocks: a function of n only (so the summation order, and the bits, never change), ≥ 16 elements per thread.</summary>
     public static int Partials(long n) => (int)Math.Clamp((n + 16L * Threads - 1) / (16L * Threads), 1, MaxPartials);
 
-    [KernelSignature(PartialsName, typeof(float*), typeof(float*), typeof(int))]
-    [KernelSignature(FinishName, typeof(float*), typeof(float*), typeof(int), typeof(float), typeof(float))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> scratch, DeviceSpan<float> gradient, float gradientScale, float clipNorm)
     {
         LaunchChecks.AtLeast(PartialsName, scratch, ScratchLength, "[GradientNorm.ScratchLength]");
         int n = LaunchChecks.Elements(PartialsName, gradient.Length, "gradient");
         int partials = Partials(n);
-        ulong resultPtr = scratch.Address, partialsPtr = scratch.Slice(PartialsOffset).Address, gradientPtr = gradient.Address;
-        void** args = stackalloc void*[5];
-        args[0] = &partialsPtr;
-        args[1] = &gradientPtr;
-        args[2] = &n;
-        device.Launch(device.GetKernel(PartialsName), partials, Threads, 0, args, 3);
-        args[0] = &resultPtr;
-        args[1] = &partialsPtr;
-        args[2] = &partials;
-        args[3] = &gradientScale;
-        args[4] = &clipNorm;
-        device.Launch(device.GetKernel(FinishName), 1, Threads, 0, args, 5);
+        var partialSums = scratch.Slice(PartialsOffset);
+        KernelStubs.gradient_norm_partials(device, new(partials, Threads), partials: partialSums, gradient: gradient, n: n);
+        KernelStubs.gradient_norm_finish(device, new(1, Threads), result: scratch, partials: partialSums, count: partials, gradient_scale: gradientScale, clip_norm: clipNorm);
     }
 }
 
@@ -50,28 +39,20 @@ internal static unsafe class GradientNorm
 /// sgd_step: p −= lr·(scale[0]·g + weightDecay·p) (OptimizerOps.SgdStep). parameters [n = parameters.Length];
 /// gradient [≥ n]; scale: 1-element device span (GradientNorm's scratch at ScaleOffset).
 /// </summary>
-internal static unsafe class SgdStep
+internal static class SgdStep
 {
     public const string Name = "sgd_step";
     public const int Threads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float), typeof(float), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> parameters, DeviceSpan<float> gradient, DeviceSpan<float> scale, float learningRate, float weightDecay)
     {
         int n = LaunchChecks.Elements(Name, parameters.Length, "parameters");
         LaunchChecks.AtLeast(Name, gradient, n, "[n = parameters.Length]");
         LaunchChecks.AtLeast(Name, scale, 1, "[1]");
         if (n == 0) return;
-        ulong pPtr = parameters.Address, gPtr = gradient.Address, scalePtr = scale.Address;
+        ulong pPtr = parameters.Address, gPtr = gradient.Address;
         int blocks = LaunchChecks.GridStrideBlocks(LaunchChecks.Aligned16(pPtr, gPtr) ? (n + 3) / 4 : n, Threads);
-        void** args = stackalloc void*[6];
-        args[0] = &pPtr;
-        args[1] = &gPtr;
-        args[2] = &scalePtr;
-        args[3] = &learningRate;
-        args[4] = &weightDecay;
-        args[5] = &n;
-        device.Launch(device.GetKernel(Name), blocks, Threads, 0, args, 6);
+        KernelStubs.sgd_step(device, new(blocks, Threads), parameters: parameters, gradient: gradient, scale: scale, learning_rate: learningRate, weight_decay: weightDecay, n: n);
     }
 }
 
@@ -80,13 +61,11 @@ internal static unsafe class SgdStep
 /// corrections are computed here in fp32 exactly as the CPU op does). parameters, firstMoment, secondMoment
 /// [n = parameters.Length]; gradient [≥ n]; scale: 1-element device span.
 /// </summary>
-internal static unsafe class AdamWStep
+internal static class AdamWStep
 {
     public const string Name = "adamw_step";
     public const int Threads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*),
-        typeof(float), typeof(float), typeof(float), typeof(float), typeof(float), typeof(float), typeof(int))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> parameters, DeviceSpan<float> gradient, DeviceSpan<float> firstMoment,
         DeviceSpan<float> secondMoment, DeviceSpan<float> scale, float learningRate, float beta1, float beta2, float epsilon, float weightDecay, int step)
     {
@@ -101,22 +80,9 @@ internal static unsafe class AdamWStep
         float bias2Root = MathF.Sqrt(1f - MathF.Pow(beta2, step));
         float stepSize = learningRate / bias1;
         float decay = 1f - learningRate * weightDecay;
-        ulong pPtr = parameters.Address, gPtr = gradient.Address, mPtr = firstMoment.Address, vPtr = secondMoment.Address, scalePtr = scale.Address;
+        ulong pPtr = parameters.Address, gPtr = gradient.Address, mPtr = firstMoment.Address, vPtr = secondMoment.Address;
         int blocks = LaunchChecks.GridStrideBlocks(LaunchChecks.Aligned16(pPtr, gPtr, mPtr, vPtr) ? (n + 3) / 4 : n, Threads);
-        void** args = stackalloc void*[12];
-        args[0] = &pPtr;
-        args[1] = &gPtr;
-        args[2] = &mPtr;
-        args[3] = &vPtr;
-        args[4] = &scalePtr;
-        args[5] = &beta1;
-        args[6] = &beta2;
-        args[7] = &epsilon;
-        args[8] = &stepSize;
-        args[9] = &bias2Root;
-        args[10] = &decay;
-        args[11] = &n;
-        device.Launch(device.GetKernel(Name), blocks, Threads, 0, args, 12);
+        KernelStubs.adamw_step(device, new(blocks, Threads), parameters: parameters, gradient: gradient, first_moment: firstMoment, second_moment: secondMoment, scale: scale, beta1: beta1, beta2: beta2, epsilon: epsilon, step_size: stepSize, bias2_root: bias2Root, decay: decay, n: n);
     }
 }
 
@@ -125,15 +91,13 @@ internal static unsafe class AdamWStep
 /// parameters, gradient [promptCount·rows·cols]; rowState [promptCount·rows]; colState [promptCount·cols]; scale: 1-element
 /// device span. One block per matrix; β2 = 1 − step^decayRate and 1 − lr·wd are computed here in fp32 as the CPU op does.
 /// </summary>
-internal static unsafe class AdafactorStep
+internal static class AdafactorStep
 {
     public const string Name = "adafactor_step";
     public const int Threads = 512;
     /// <summary>Columns are staged in dynamic shared memory (4 bytes each): 96 KiB fits every GPU from sm_80 on.</summary>
     public const int MaxColumns = 24 * 1024;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(float*), typeof(float*),
-        typeof(int), typeof(int), typeof(float), typeof(float), typeof(float), typeof(float), typeof(float))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> parameters, DeviceSpan<float> gradient, DeviceSpan<float> rowState,
         DeviceSpan<float> colState, DeviceSpan<float> scale, int promptCount, int rows, int cols, float learningRate, float decayRate,
         float clipThreshold, float epsilon, float weightDecay, int step)
@@ -153,20 +117,6 @@ internal static unsafe class AdafactorStep
         if (promptCount == 0) return;
         float beta2 = 1f - MathF.Pow(step, decayRate);
         float decay = 1f - learningRate * weightDecay;
-        ulong pPtr = parameters.Address, gPtr = gradient.Address, rowPtr = rowState.Address, colPtr = colState.Address, scalePtr = scale.Address;
-        void** args = stackalloc void*[12];
-        args[0] = &pPtr;
-        args[1] = &gPtr;
-        args[2] = &rowPtr;
-        args[3] = &colPtr;
-        args[4] = &scalePtr;
-        args[5] = &rows;
-        args[6] = &cols;
-        args[7] = &beta2;
-        args[8] = &learningRate;
-        args[9] = &clipThreshold;
-        args[10] = &epsilon;
-        args[11] = &decay;
-        device.Launch(device.GetKernel(Name), promptCount, Threads, (uint)(cols * sizeof(float)), args, 12);
+        KernelStubs.adafactor_step(device, new(promptCount, Threads, (uint)(cols * sizeof(float))), parameters: parameters, gradient: gradient, row_state: rowState, col_state: colState, scale: scale, rows: rows, cols: cols, beta2: beta2, learning_rate: learningRate, clip_threshold: clipThreshold, epsilon: epsilon, decay: decay);
     }
 }

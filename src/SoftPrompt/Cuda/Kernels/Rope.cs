@@ -8,12 +8,11 @@ namespace SoftPrompt.Cuda.Kernels;
 /// at position t; cos, sin [≥ sequence, headSize/2] (Models/Llama/LlamaRope.Tables); headSize even. The engine passes attention's
 /// 1/√hd as the query's scale.
 /// </summary>
-internal static unsafe class RopeForward
+internal static class RopeForward
 {
     public const string Name = "rope_forward";
     public const int Threads = 256;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
         int batch, int sequence, int heads, int headSize, float scale)
         => RopeLaunch.Launch(device, Name, x, cos, sin, batch, sequence, heads, headSize, scale);
@@ -23,19 +22,18 @@ internal static unsafe class RopeForward
 /// rope_backward: x ← scale·R(t)ᵀ·x in place (RopeOps.Backward with scale): the gradient through
 /// <see cref="RopeForward"/> with the same tables and scale. Shapes as <see cref="RopeForward"/>.
 /// </summary>
-internal static unsafe class RopeBackward
+internal static class RopeBackward
 {
     public const string Name = "rope_backward";
     public const int Threads = RopeForward.Threads;
 
-    [KernelSignature(Name, typeof(float*), typeof(float*), typeof(float*), typeof(int), typeof(int), typeof(int), typeof(int), typeof(float))]
     public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
         int batch, int sequence, int heads, int headSize, float scale)
         => RopeLaunch.Launch(device, Name, x, cos, sin, batch, sequence, heads, headSize, scale);
 }
 
 /// <summary>The checks and launch the two directions share: their kernels take the same arguments.</summary>
-file static unsafe class RopeLaunch
+file static class RopeLaunch
 {
     public static void Launch(IComputeDevice device, string kernel, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
         int batch, int sequence, int heads, int headSize, float scale)
@@ -51,17 +49,10 @@ file static unsafe class RopeLaunch
         LaunchChecks.AtLeast(kernel, cos, table, "[sequence, headSize/2]");
         LaunchChecks.AtLeast(kernel, sin, table, "[sequence, headSize/2]");
         if (n == 0) return;
-        ulong xPtr = x.Address, cosPtr = cos.Address, sinPtr = sin.Address;
         int blocks = LaunchChecks.GridStrideBlocks(n / 2, RopeForward.Threads);
-        void** args = stackalloc void*[8];
-        args[0] = &xPtr;
-        args[1] = &cosPtr;
-        args[2] = &sinPtr;
-        args[3] = &batch;
-        args[4] = &sequence;
-        args[5] = &heads;
-        args[6] = &headSize;
-        args[7] = &scale;
-        device.Launch(device.GetKernel(kernel), blocks, RopeForward.Threads, 0, args, 8);
+        if (kernel == RopeForward.Name)
+            KernelStubs.rope_forward(device, new(blocks, RopeForward.Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
+        else
+            KernelStubs.rope_backward(device, new(blocks, RopeForward.Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
     }
 }
