@@ -25,6 +25,9 @@ internal sealed class KernelParameter : IEquatable<KernelParameter>
     public string? StubType { get; }
     public bool IsPointer => CType.EndsWith("*", StringComparison.Ordinal);
 
+    /// <summary>The C types a kernel parameter may have, for the error that names one it may not.</summary>
+    public static string MappedTypes => string.Join(", ", StubTypes.Keys);
+
     // bf16/fp16 are common.cuh's 2-byte storage structs: the host sees their bits.
     private static readonly Dictionary<string, string> StubTypes = new(StringComparer.Ordinal)
     {

@@ -42,14 +42,12 @@ public sealed class KernelStubGenerator : IIncrementalGenerator
             foreach (var file in parsed)
                 foreach (var (line, message) in Problems(file))
                 {
-                    output.ReportDiagnostic(Diagnostic.Create(Unreadable, LocationOf(file.Path, line), message, Mapped));
+                    output.ReportDiagnostic(Diagnostic.Create(Unreadable, LocationOf(file.Path, line), message, KernelParameter.MappedTypes));
                     readable = false;
                 }
             if (readable) output.AddSource(HintName, Emit(parsed.SelectMany(f => f.Kernels).OrderBy(k => k.Name, StringComparer.Ordinal).ToList()));
         });
     }
-
-    private static string Mapped => "float*, int*, unsigned*, bf16*, fp16*, int, unsigned, long long, float";
 
     /// <summary>Declarations of <paramref name="file"/> that cannot become stubs, by line, with what is wrong.</summary>
     internal static IEnumerable<(SourceLine Line, string Message)> Problems(KernelFile file)
