@@ -11,7 +11,7 @@ namespace SoftPrompt.Generators;
 /// the type its stub takes — a device span for a pointer, the same-sized C# scalar otherwise; null when the generator
 /// has no mapping for the C type (reported as SP0003).
 /// </summary>
-internal sealed class KernelParameter : IEquatable<KernelParameter>
+internal sealed class KernelParameter
 {
     public KernelParameter(string name, string cType)
     {
@@ -43,14 +43,10 @@ internal sealed class KernelParameter : IEquatable<KernelParameter>
         ["long long"] = "long",
         ["float"] = "float",
     };
-
-    public bool Equals(KernelParameter? other) => other is not null && Name == other.Name && CType == other.CType;
-    public override bool Equals(object? obj) => Equals(obj as KernelParameter);
-    public override int GetHashCode() => unchecked(Name.GetHashCode() * 31 + CType.GetHashCode());
 }
 
 /// <summary>A line of a .cu file: its 0-based number and where it lies in the text, for diagnostics.</summary>
-internal readonly struct SourceLine : IEquatable<SourceLine>
+internal readonly struct SourceLine
 {
     public SourceLine(int number, int start, int length)
     {
@@ -70,14 +66,10 @@ internal readonly struct SourceLine : IEquatable<SourceLine>
         int end = text.IndexOf('\n', start);
         return new SourceLine(number, start, (end < 0 ? text.Length : end) - start);
     }
-
-    public bool Equals(SourceLine other) => Number == other.Number && Start == other.Start && Length == other.Length;
-    public override bool Equals(object? obj) => obj is SourceLine other && Equals(other);
-    public override int GetHashCode() => unchecked(Number * 31 + Start);
 }
 
 /// <summary>An extern "C" __global__ kernel as its .cu file declares it, with the line of the declaration.</summary>
-internal sealed class KernelDeclaration : IEquatable<KernelDeclaration>
+internal sealed class KernelDeclaration
 {
     public KernelDeclaration(string file, SourceLine line, string name, ImmutableArray<KernelParameter> parameters)
     {
@@ -91,18 +83,13 @@ internal sealed class KernelDeclaration : IEquatable<KernelDeclaration>
     public SourceLine Line { get; }
     public string Name { get; }
     public ImmutableArray<KernelParameter> Parameters { get; }
-
-    public bool Equals(KernelDeclaration? other) =>
-        other is not null && File == other.File && Line.Equals(other.Line) && Name == other.Name && Parameters.SequenceEqual(other.Parameters);
-    public override bool Equals(object? obj) => Equals(obj as KernelDeclaration);
-    public override int GetHashCode() => unchecked(Name.GetHashCode() * 31 + Line.Number);
 }
 
 /// <summary>
 /// What one .cu file declares: its kernels, and the lines that start an extern "C" __global__ declaration the parser
 /// could not read (kernels/build-kernels.sh refuses those too).
 /// </summary>
-internal sealed class KernelFile : IEquatable<KernelFile>
+internal sealed class KernelFile
 {
     // The form kernels/build-kernels.sh enforces: `extern "C" __global__ void [__launch_bounds__(...)] name(` on one
     // line; the parameter list may continue over lines up to its closing parenthesis.
@@ -159,9 +146,4 @@ internal sealed class KernelFile : IEquatable<KernelFile>
             .Where(w => w is not ("const" or "__restrict__" or "volatile"));
         return string.Join(" ", words).Replace(" *", "*");
     }
-
-    public bool Equals(KernelFile? other) =>
-        other is not null && Path == other.Path && Kernels.SequenceEqual(other.Kernels) && UnreadableLines.SequenceEqual(other.UnreadableLines);
-    public override bool Equals(object? obj) => Equals(obj as KernelFile);
-    public override int GetHashCode() => Path.GetHashCode();
 }

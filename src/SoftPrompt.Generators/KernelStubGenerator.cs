@@ -34,10 +34,12 @@ public sealed class KernelStubGenerator : IIncrementalGenerator
     {
         var files = context.AdditionalTextsProvider
             .Where(file => file.Path.EndsWith(".cu", StringComparison.Ordinal))
-            .Select((file, token) => KernelFile.Parse(file.Path, file.GetText(token)?.ToString() ?? ""))
+            // Path and text are strings, so an unchanged file set compares equal and the output step is skipped.
+            .Select((file, token) => (Path: file.Path, Text: file.GetText(token)?.ToString() ?? ""))
             .Collect();
-        context.RegisterSourceOutput(files, (output, parsed) =>
+        context.RegisterSourceOutput(files, (output, texts) =>
         {
+            var parsed = texts.Select(t => KernelFile.Parse(t.Path, t.Text)).ToList();
             bool readable = true;
             foreach (var file in parsed)
                 foreach (var (line, message) in Problems(file))
@@ -100,7 +102,7 @@ public sealed class KernelStubGenerator : IIncrementalGenerator
     private static void EmitStub(StringBuilder s, KernelDeclaration k)
     {
         s.AppendLine();
-        s.AppendLine($"    /// <summary>kernels/{k.File}: {k.Name}({string.Join(", ", k.Parameters.Select(p => p.CType + " " + p.Name))}).</summary>");
+        s.AppendLine($"    /// <summary>kernels/{k.File}: {k.Name}({string.Join(", ", Describe(k))}).</summary>");
         s.AppendLine($"    public static void {k.Name}(global::SoftPrompt.Cuda.IComputeDevice device, global::SoftPrompt.Cuda.Kernels.LaunchShape shape{Declare(k.Parameters)})");
         s.AppendLine("    {");
         for (int i = 0; i < k.Parameters.Length; i++)
@@ -133,6 +135,8 @@ public sealed class KernelStubGenerator : IIncrementalGenerator
     private static string Declare(ImmutableArray<KernelParameter> parameters) =>
         string.Concat(parameters.Select(p => $", {p.StubType} {Id(p.Name)}"));
 
+    private static IEnumerable<string> Describe(KernelDeclaration kernel) => kernel.Parameters.Select(p => p.CType + " " + p.Name);
+
     /// <summary>Kernels named <c>family_hsNN</c> that share one parameter list, by family, ordered by tile.</summary>
     internal static Dictionary<string, IReadOnlyList<(int Tile, KernelDeclaration Kernel)>> Families(IReadOnlyList<KernelDeclaration> kernels)
     {
@@ -145,7 +149,7 @@ public sealed class KernelStubGenerator : IIncrementalGenerator
         {
             var members = group.Select(x => (Tile: int.Parse(x.Match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), x.Kernel))
                 .OrderBy(m => m.Tile).ToList();
-            bool sameParameters = members.All(m => m.Kernel.Parameters.SequenceEqual(members[0].Kernel.Parameters));
+            bool sameParameters = members.All(m => Describe(m.Kernel).SequenceEqual(Describe(members[0].Kernel)));
             bool nameIsFree = kernels.All(k => k.Name != group.Key);
             if (members.Count > 1 && sameParameters && nameIsFree) families[group.Key] = members;
         }
