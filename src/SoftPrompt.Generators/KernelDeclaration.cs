@@ -11,18 +11,11 @@ namespace SoftPrompt.Generators;
 /// the type its stub takes — a device span for a pointer, the same-sized C# scalar otherwise; null when the generator
 /// has no mapping for the C type (reported as SP0003).
 /// </summary>
-internal sealed class KernelParameter
+internal sealed class KernelParameter(string name, string cType)
 {
-    public KernelParameter(string name, string cType)
-    {
-        Name = name;
-        CType = cType;
-        StubType = StubTypes.TryGetValue(cType, out string? stub) ? stub : null;
-    }
-
-    public string Name { get; }
-    public string CType { get; }
-    public string? StubType { get; }
+    public string Name { get; } = name;
+    public string CType { get; } = cType;
+    public string? StubType => StubTypes.TryGetValue(CType, out string? stub) ? stub : null;
     public bool IsPointer => CType.EndsWith("*", StringComparison.Ordinal);
 
     /// <summary>The C types a kernel parameter may have, for the error that names one it may not.</summary>
@@ -46,18 +39,11 @@ internal sealed class KernelParameter
 }
 
 /// <summary>A line of a .cu file: its 0-based number and where it lies in the text, for diagnostics.</summary>
-internal readonly struct SourceLine
+internal readonly struct SourceLine(int number, int start, int length)
 {
-    public SourceLine(int number, int start, int length)
-    {
-        Number = number;
-        Start = start;
-        Length = length;
-    }
-
-    public int Number { get; }
-    public int Start { get; }
-    public int Length { get; }
+    public int Number { get; } = number;
+    public int Start { get; } = start;
+    public int Length { get; } = length;
 
     public static SourceLine At(string text, int index)
     {
@@ -69,27 +55,19 @@ internal readonly struct SourceLine
 }
 
 /// <summary>An extern "C" __global__ kernel as its .cu file declares it, with the line of the declaration.</summary>
-internal sealed class KernelDeclaration
+internal sealed class KernelDeclaration(string file, SourceLine line, string name, ImmutableArray<KernelParameter> parameters)
 {
-    public KernelDeclaration(string file, SourceLine line, string name, ImmutableArray<KernelParameter> parameters)
-    {
-        File = file;
-        Line = line;
-        Name = name;
-        Parameters = parameters;
-    }
-
-    public string File { get; }
-    public SourceLine Line { get; }
-    public string Name { get; }
-    public ImmutableArray<KernelParameter> Parameters { get; }
+    public string File { get; } = file;
+    public SourceLine Line { get; } = line;
+    public string Name { get; } = name;
+    public ImmutableArray<KernelParameter> Parameters { get; } = parameters;
 }
 
 /// <summary>
 /// What one .cu file declares: its kernels, and the lines that start an extern "C" __global__ declaration the parser
 /// could not read (kernels/build-kernels.sh refuses those too).
 /// </summary>
-internal sealed class KernelFile
+internal sealed class KernelFile(string path, ImmutableArray<KernelDeclaration> kernels, ImmutableArray<SourceLine> unreadableLines)
 {
     // The form kernels/build-kernels.sh enforces: `extern "C" __global__ void [__launch_bounds__(...)] name(` on one
     // line; the parameter list may continue over lines up to its closing parenthesis.
@@ -100,17 +78,10 @@ internal sealed class KernelFile
     private static readonly Regex Comment = new(@"//[^\n]*|/\*.*?\*/", RegexOptions.Singleline | RegexOptions.CultureInvariant);
     private static readonly Regex NamedParameter = new(@"^(.*?)([A-Za-z_]\w*)$", RegexOptions.Singleline | RegexOptions.CultureInvariant);
 
-    public KernelFile(string path, ImmutableArray<KernelDeclaration> kernels, ImmutableArray<SourceLine> unreadableLines)
-    {
-        Path = path;
-        Kernels = kernels;
-        UnreadableLines = unreadableLines;
-    }
-
-    public string Path { get; }
-    public ImmutableArray<KernelDeclaration> Kernels { get; }
+    public string Path { get; } = path;
+    public ImmutableArray<KernelDeclaration> Kernels { get; } = kernels;
     /// <summary>Lines starting a declaration that does not have the enforced form, or has a parameter without a name.</summary>
-    public ImmutableArray<SourceLine> UnreadableLines { get; }
+    public ImmutableArray<SourceLine> UnreadableLines { get; } = unreadableLines;
 
     public static KernelFile Parse(string path, string text)
     {
