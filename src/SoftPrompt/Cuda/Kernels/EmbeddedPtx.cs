@@ -51,6 +51,4 @@ public static class EmbeddedPtx
     /// <summary>Every embedded kernel module resource (today exactly one).</summary>
     public static IReadOnlyList<string> ResourceNames() =>
         [.. typeof(EmbeddedPtx).Assembly.GetManifestResourceNames().Where(n => n.StartsWith("SoftPrompt.Kernels.", StringComparison.Ordinal) && n.EndsWith(".ptx", StringComparison.Ordinal))];
-
-    internal static Assembly Assembly => typeof(EmbeddedPtx).Assembly;
 }

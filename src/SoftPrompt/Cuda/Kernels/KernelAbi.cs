@@ -52,19 +52,18 @@ public static partial class KernelAbi
     }
 
     /// <summary>
-    /// Every launch stub of <paramref name="stubs"/> (by default the generated <c>KernelStubs</c>): a static method
-    /// <c>kernel(IComputeDevice, LaunchShape, parameters…)</c> named after its kernel. The family stubs, which take a
-    /// head-size tile before the shape and call the per-tile stubs, are not kernels of their own.
+    /// Every launch stub of the generated <c>KernelStubs</c>: a static method <c>kernel(IComputeDevice, LaunchShape,
+    /// parameters…)</c> named after its kernel. The family stubs, which take a head-size tile before the shape and call
+    /// the per-tile stubs, are not kernels of their own.
     /// </summary>
-    public static IReadOnlyList<LauncherSignature> FindLaunchers(Type? stubs = null)
+    public static IReadOnlyList<LauncherSignature> FindLaunchers()
     {
-        stubs ??= typeof(KernelStubs);
         var result = new List<LauncherSignature>();
-        foreach (var method in stubs.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+        foreach (var method in typeof(KernelStubs).GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
         {
             var parameters = method.GetParameters();
             if (parameters.Length < 2 || parameters[0].ParameterType != typeof(IComputeDevice) || parameters[1].ParameterType != typeof(LaunchShape)) continue;
-            result.Add(new LauncherSignature(method.Name, parameters.Skip(2).Select(p => p.ParameterType).ToList(), $"{stubs.Name}.{method.Name}"));
+            result.Add(new LauncherSignature(method.Name, parameters.Skip(2).Select(p => p.ParameterType).ToList(), $"{nameof(KernelStubs)}.{method.Name}"));
         }
         return result;
     }
