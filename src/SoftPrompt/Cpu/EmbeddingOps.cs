@@ -9,7 +9,7 @@ public static unsafe class EmbeddingOps
     /// <summary>
     /// x [B, T, C]; tokens [B, tokenLength] (row stride tokenLength); prompts [ΣP_k, C], prompt k at rows
     /// [promptOffsets[k], promptOffsets[k + 1]); promptIndex [B]; promptOffsets [K + 1] (empty: no prompts);
-    /// wte [V, C]; wpe [≥T, C]. With k = promptIndex[b], o = promptOffsets[k], P_b = promptOffsets[k + 1] − o:
+    /// wte [V, C]; wpe [≥T, C], or empty for none (RoPE models). With k = promptIndex[b], o = promptOffsets[k], P_b = promptOffsets[k + 1] − o:
     /// x[b, t] = (t &lt; P_b ? prompts[o + t] : t − P_b &lt; tokenLength ? wte[tokens[b, t − P_b]] : 0) + wpe[t]
     /// (the zero fills the positions a row with a shorter prompt leaves after its token row). Ids must be valid.
     /// </summary>
@@ -29,13 +29,26 @@ public static unsafe class EmbeddingOps
             for (int t = 0; t < sequence; t++)
             {
                 var row = x.Slice((b * sequence + t) * channels, channels);
-                var position = wpe.Slice(t * channels, channels);
                 int token = t - promptLength;
-                if (t < promptLength) TensorPrimitives.Add(prompts.Slice((offset + t) * channels, channels), position, row);
-                else if (token < tokenLength) TensorPrimitives.Add(wte.Slice(tokens[b * tokenLength + token] * channels, channels), position, row);
-                else position.CopyTo(row);
+                if (t < promptLength) AddPosition(row, prompts.Slice((offset + t) * channels, channels), wpe, t);
+                else if (token < tokenLength) AddPosition(row, wte.Slice(tokens[b * tokenLength + token] * channels, channels), wpe, t);
+                else AddPosition(row, default, wpe, t);
             }
         }
+    }
+
+    /// <summary>row = vector (absent: zeros) + wpe[position] (absent: nothing).</summary>
+    public static void AddPosition<T>(Span<T> row, ReadOnlySpan<T> vector, ReadOnlySpan<T> wpe, int position)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        int channels = row.Length;
+        if (wpe.IsEmpty)
+        {
+            if (vector.IsEmpty) row.Clear();
+            else vector.CopyTo(row);
+        }
+        else if (vector.IsEmpty) wpe.Slice(position * channels, channels).CopyTo(row);
+        else TensorPrimitives.Add(vector, wpe.Slice(position * channels, channels), row);
     }
 
     /// <summary>

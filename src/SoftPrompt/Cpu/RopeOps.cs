@@ -34,19 +34,40 @@ public static class RopeOps
             throw new ArgumentException("RoPE: buffers shorter than the shapes.");
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < sequence; t++)
+                RotateRow(x.Slice((b * sequence + t) * width, width), cos.Slice(t * half, half), sin.Slice(t * half, half), heads, headSize, inverse, scale);
+    }
+
+    /// <summary>
+    /// Rows x [N, heads·hd] rotated in place, row i at position <paramref name="positions"/>[i] (KV-cached decoding, where
+    /// packed rows come from different sequences and offsets), then multiplied by <paramref name="scale"/> as in Forward.
+    /// </summary>
+    public static void ForwardAt<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, ReadOnlySpan<int> positions, int heads, int headSize, T? scale = null)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        int half = headSize / 2, width = heads * headSize;
+        if (headSize % 2 != 0) throw new ArgumentException($"RoPE needs an even head size, got {headSize}.");
+        if (x.Length < (long)positions.Length * width) throw new ArgumentException("RoPE: buffer shorter than the rows.");
+        for (int i = 0; i < positions.Length; i++)
+        {
+            int p = positions[i];
+            if ((long)(p + 1) * half > cos.Length) throw new ArgumentException($"RoPE: position {p} is past the {cos.Length / half} positions of the tables.");
+            RotateRow(x.Slice(i * width, width), cos.Slice(p * half, half), sin.Slice(p * half, half), heads, headSize, inverse: false, scale ?? T.One);
+        }
+    }
+
+    private static void RotateRow<T>(Span<T> row, ReadOnlySpan<T> c, ReadOnlySpan<T> s, int heads, int headSize, bool inverse, T scale)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        int half = headSize / 2;
+        for (int h = 0; h < heads; h++)
+        {
+            var head = row.Slice(h * headSize, headSize);
+            for (int j = 0; j < half; j++)
             {
-                var c = cos.Slice(t * half, half);
-                var s = sin.Slice(t * half, half);
-                for (int h = 0; h < heads; h++)
-                {
-                    var head = x.Slice((b * sequence + t) * width + h * headSize, headSize);
-                    for (int j = 0; j < half; j++)
-                    {
-                        T first = head[j], second = head[j + half], sj = inverse ? -s[j] : s[j];
-                        head[j] = (first * c[j] - second * sj) * scale;
-                        head[j + half] = (second * c[j] + first * sj) * scale;
-                    }
-                }
+                T first = head[j], second = head[j + half], sj = inverse ? -s[j] : s[j];
+                head[j] = (first * c[j] - second * sj) * scale;
+                head[j + half] = (second * c[j] + first * sj) * scale;
             }
+        }
     }
 }

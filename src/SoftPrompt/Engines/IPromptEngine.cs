@@ -57,6 +57,13 @@ public interface IPromptEngine : IDisposable
     }
 
     /// <summary>
+    /// A KV-cached decoding session of <paramref name="slots"/> sequences of up to <paramref name="tokensPerSlot"/> input and
+    /// generated tokens each, over the prompts loaded now; null when this engine decodes only by re-running each sequence
+    /// (<see cref="NextTokens"/>).
+    /// </summary>
+    IDecodingSession? OpenDecoding(int slots, int tokensPerSlot) => null;
+
+    /// <summary>
     /// Forward and reverse pass. The prompt gradient is d(mean loss of this batch)/dPrompt × <paramref name="gradientWeight"/>;
     /// it replaces the previous gradient, or is added to it when <paramref name="accumulate"/>. Returns the batch's mean
     /// loss. Exact gradient accumulation over micro-batches weights each by its target count and scales the optimizer

@@ -5,9 +5,10 @@ namespace SoftPrompt.Tuning;
 
 /// <summary>
 /// Greedy generation with a prompt, batched over rows of unequal length, continuously: a finished row's slot goes
-/// to the next waiting input. Each step re-runs the forward pass over the rows so far and takes the argmax at each
-/// row's own last position (no KV cache yet: cost grows with the square of the generated length, fine for labels and
-/// short answers). Rows stay right-padded, so the soft prompt always sits directly before each row's first real token.
+/// to the next waiting input. With a KV-cached engine (<see cref="IPromptEngine.OpenDecoding"/>) each step runs only the
+/// new tokens: a new row's input, every other row's last token. Otherwise each step re-runs the forward pass over the
+/// rows so far (cost grows with the square of the generated length) and takes the argmax at each row's own last
+/// position; rows stay right-padded, so the soft prompt always sits directly before each row's first real token.
 /// </summary>
 public static class GreedyDecoder
 {
@@ -34,6 +35,11 @@ public static class GreedyDecoder
     /// frozen model serving several tasks, or an ensemble's prompts, in one forward pass per step).
     /// </summary>
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize = 32)
+        => Generate(engine, inputs, promptIndices, maxNewTokens, stopToken, batchSize, useCache: true);
+
+    /// <summary>As above; without <paramref name="useCache"/> every step re-runs the whole sequences (the reference cached decoding is tested against).</summary>
+    internal static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize,
+        bool useCache)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
@@ -44,6 +50,14 @@ public static class GreedyDecoder
         if (inputs.Count == 0) return outputs;
         int longestInput = inputs.Max(i => i.Length);
         maxNewTokens = NewTokenLimit(engine, inputs, maxNewTokens);
+        // A row without input tokens continues from its prompt's last position, which the cache keeps no hidden state of.
+        bool cached = useCache && inputs.All(i => i.Length > 0);
+        using (var session = cached ? engine.OpenDecoding(Math.Min(batchSize, inputs.Count), longestInput + maxNewTokens) : null)
+            if (session is not null)
+            {
+                Cached(session, inputs, promptIndices, maxNewTokens, stopToken, outputs);
+                return outputs;
+            }
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var nextTokens = new int[batchSize];
         // Continuous batching: a row that finishes hands its slot to the next waiting input, so the batch stays full
@@ -89,5 +103,45 @@ public static class GreedyDecoder
             Fill();
         }
         return outputs;
+    }
+
+    /// <summary>Continuous batching over the session's slots: a finished row's slot begins the next waiting input.</summary>
+    private static void Cached(IDecodingSession session, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int[][] outputs)
+    {
+        int slotCount = session.Slots;
+        var rowOfSlot = new int[slotCount];
+        var generated = new List<int>[slotCount];
+        var active = new int[slotCount];
+        var nextTokens = new int[slotCount];
+        int activeCount = 0, next = 0;
+        for (int slot = 0; slot < slotCount; slot++) generated[slot] = [];
+        void Begin(int slot)
+        {
+            rowOfSlot[slot] = next;
+            generated[slot].Clear();
+            session.Begin(slot, promptIndices[next], inputs[next]);
+            active[activeCount++] = slot;
+            next++;
+        }
+        for (int slot = 0; slot < slotCount && next < inputs.Count; slot++) Begin(slot);
+        while (activeCount > 0)
+        {
+            session.NextTokens(active.AsSpan(0, activeCount), nextTokens);
+            int stepRows = activeCount;
+            activeCount = 0;
+            for (int r = 0; r < stepRows; r++)
+            {
+                int slot = active[r], token = nextTokens[r];
+                generated[slot].Add(token);
+                if (token == stopToken || generated[slot].Count == maxNewTokens)
+                {
+                    outputs[rowOfSlot[slot]] = [.. generated[slot]];
+                    if (next < inputs.Count) Begin(slot);
+                    continue;
+                }
+                session.Append(slot, token);
+                active[activeCount++] = slot;
+            }
+        }
     }
 }

@@ -6,7 +6,8 @@ namespace SoftPrompt.Engines;
 /// <summary>
 /// The skeleton of the decoder-only CPU engines (GPT-2, Llama; the CPU mirror of <see cref="DecoderOnlyDeviceEngine"/>):
 /// embeddings with the prompt spliced in, the blocks, the final norm and the LM head at target positions; the same in
-/// reverse into the prompt gradient; logits and decoding. A family contributes its block, forward and reverse.
+/// reverse into the prompt gradient; logits and decoding, KV-cached through <see cref="CpuDecodingSession{T}"/>. A family
+/// contributes its block: forward, reverse, and forward over packed tokens against a key/value cache.
 /// IPromptEngine is re-implemented here so that the decoding members below replace its default ones.
 /// </summary>
 public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
@@ -23,7 +24,7 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
     /// <summary>The activations of the last forward pass (the family's own type, from <see cref="CreateActivations"/>).</summary>
     private protected DecoderCpuActivations<T> Activations => activations!;
     private protected abstract ReadOnlySpan<T> TokenEmbedding { get; }
-    /// <summary>[sequence, d] added at each position with the embeddings (GPT-2's wpe; zeros where RoPE rotates q and k instead).</summary>
+    /// <summary>[positions, d] added at each position with the embeddings (GPT-2's wpe); empty where RoPE rotates q and k instead.</summary>
     private protected abstract ReadOnlySpan<T> PositionTable { get; }
     /// <summary>lm_head [V, d], or the tied token embedding.</summary>
     private protected abstract ReadOnlySpan<T> HeadWeight { get; }
@@ -99,5 +100,51 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
     {
         RunForward(batch, withGradient: false, countGreedyMatches: false, languageModelHead: false);
         activations!.Head.NextTokens(batch, activations.FinalNorm, HeadWeight, tokens);
+    }
+
+    /// <summary>Opens a KV-cached decoding session over the prompts loaded now.</summary>
+    public IDecodingSession OpenDecoding(int slots, int tokensPerSlot) => new CpuDecodingSession<T>(this, slots, tokensPerSlot);
+
+    /// <summary>Width of one position's cached key (and value) row.</summary>
+    private protected abstract int KeyValueWidth { get; }
+    private protected abstract CachedScratch<T> CreateCachedScratch(int capacity);
+    /// <summary>
+    /// Block <paramref name="layer"/> over the packed tokens of <paramref name="s"/>: stores each token's key and value in
+    /// <paramref name="cache"/> at its position, attends through the cache, and updates s.Residual in place.
+    /// </summary>
+    private protected abstract void CachedBlock(int layer, CachedScratch<T> s, KeyValueCache<T> cache);
+    /// <summary>y [rows, d] = the final norm of x [rows, d], statistics into <paramref name="s"/>.</summary>
+    private protected abstract void CachedFinalNorm(Span<T> y, ReadOnlySpan<T> x, int rows, CachedScratch<T> s);
+
+    internal int CachedKeyValueWidth => KeyValueWidth;
+    internal int LayerCount => Layers;
+    internal CachedScratch<T> NewCachedScratch(int capacity) => CreateCachedScratch(capacity);
+
+    /// <summary>
+    /// Runs the packed tokens of <paramref name="s"/> through the blocks: token ids (or, when <paramref name="promptVectors"/>,
+    /// the prompt vectors at their rows of the prompt table, which are also their cache rows) embedded at their positions.
+    /// </summary>
+    internal void RunCached(CachedScratch<T> s, KeyValueCache<T> cache, bool promptVectors)
+    {
+        int d = EmbeddingSize;
+        var t = s.Tokens;
+        ReadOnlySpan<T> prompts = state.Prompts;
+        for (int j = 0; j < t.Count; j++)
+        {
+            int p = t.Positions[j];
+            if ((uint)p >= (uint)MaxPositions) throw new InvalidOperationException($"Position {p} is past the model's {MaxPositions} positions.");
+            var vector = promptVectors ? prompts.Slice((t.PromptStart[j] + p) * d, d) : TokenEmbedding.Slice(s.Ids[j] * d, d);
+            EmbeddingOps.AddPosition<T>(s.Residual.AsSpan(j * d, d), vector, PositionTable, p);
+        }
+        for (int l = 0; l < Layers; l++) CachedBlock(l, s, cache);
+    }
+
+    /// <summary>logits [rows.Length, V] of the tokens following the packed tokens <paramref name="rows"/> of the last <see cref="RunCached"/>.</summary>
+    internal void CachedLogits(CachedScratch<T> s, ReadOnlySpan<int> rows, Span<T> hidden, Span<T> normed, Span<T> logits)
+    {
+        int d = EmbeddingSize, n = rows.Length;
+        for (int r = 0; r < n; r++) s.Residual.AsSpan(rows[r] * d, d).CopyTo(hidden.Slice(r * d, d));
+        CachedFinalNorm(normed, hidden, n, s);
+        CpuGemm.Gemm(false, true, n, VocabSize, d, T.One, normed, d, HeadWeight, d, T.Zero, logits, VocabSize);
     }
 }

@@ -78,6 +78,39 @@ public sealed class CpuGpt2Engine<T> : CpuDecoderOnlyEngine<T> where T : unmanag
         LayerNormOps.Backward<T>(dResidual, a.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
     }
 
+    private protected override int KeyValueWidth => config.Embedding;
+
+    private protected override CachedScratch<T> CreateCachedScratch(int capacity) => new Gpt2CachedScratch(capacity, config);
+
+    private sealed class Gpt2CachedScratch(int capacity, Gpt2Config config) : CachedScratch<T>(capacity, config.Embedding, config.Embedding)
+    {
+        public T[] Qkv { get; } = new T[capacity * 3 * config.Embedding];
+        public T[] Hidden { get; } = new T[capacity * config.Inner];
+    }
+
+    private protected override void CachedBlock(int layer, CachedScratch<T> scratch, KeyValueCache<T> cache)
+    {
+        var s = (Gpt2CachedScratch)scratch;
+        var w = weights.Layers[layer];
+        int n = s.Tokens.Count, c = config.Embedding, inner = config.Inner;
+        T eps = T.CreateChecked(config.LayerNormEpsilon);
+        LayerNormOps.Forward<T>(s.Norm, s.Mean, s.Rstd, s.Residual, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+        Conv1D(s.Qkv, s.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+        CachedAttentionOps.Store<T>(cache.Keys[layer], cache.Values[layer], s.Qkv.AsSpan(c), s.Qkv.AsSpan(2 * c), 3 * c, c, s.Tokens);
+        CachedAttentionOps.Forward<T>(s.Attention, s.Qkv, 3 * c, cache.Keys[layer], cache.Values[layer], s.Tokens, config.Heads, config.Heads, config.HeadSize,
+            config.AttentionScale<T>(layer));
+        Conv1D(s.Projection, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
+        TensorPrimitives.Add(s.Residual.AsSpan(0, n * c), s.Projection.AsSpan(0, n * c), s.Residual.AsSpan(0, n * c));
+        LayerNormOps.Forward<T>(s.Norm, s.Mean, s.Rstd, s.Residual, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+        Conv1D(s.Hidden, s.Norm, w.FcWeight, w.FcBias, n, c, inner);
+        GeluOps.Forward<T>(s.Hidden.AsSpan(0, n * inner), s.Hidden.AsSpan(0, n * inner));
+        Conv1D(s.Projection, s.Hidden, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
+        TensorPrimitives.Add(s.Residual.AsSpan(0, n * c), s.Projection.AsSpan(0, n * c), s.Residual.AsSpan(0, n * c));
+    }
+
+    private protected override void CachedFinalNorm(Span<T> y, ReadOnlySpan<T> x, int rows, CachedScratch<T> s) =>
+        LayerNormOps.Forward<T>(y, s.Mean, s.Rstd, x, weights.FinalNormWeight, weights.FinalNormBias, rows, config.Embedding, T.CreateChecked(config.LayerNormEpsilon));
+
     /// <summary>y [n, outDim] = x [n, inDim] · W [inDim, outDim] + bias (GPT-2's Conv1D).</summary>
     private static void Conv1D(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, int n, int inDim, int outDim)
     {

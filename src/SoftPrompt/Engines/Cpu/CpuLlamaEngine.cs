@@ -27,7 +27,7 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
     }
 
     private protected override ReadOnlySpan<T> TokenEmbedding => weights.TokenEmbedding;
-    private protected override ReadOnlySpan<T> PositionTable => A.NoPositions;
+    private protected override ReadOnlySpan<T> PositionTable => default;
     private protected override ReadOnlySpan<T> HeadWeight => weights.HeadWeight;
 
     private protected override DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence) =>
@@ -101,4 +101,47 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
         InputGradient(a.Norm, a.ValueNarrow, w.Value, n, d, kv, accumulate: true);
         RmsNormOps.Backward<T>(dResidual, a.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, n, d);
     }
+
+    private protected override int KeyValueWidth => config.KeyValueSize;
+
+    private protected override CachedScratch<T> CreateCachedScratch(int capacity) => new LlamaCachedScratch(capacity, config);
+
+    private sealed class LlamaCachedScratch(int capacity, LlamaConfig config) : CachedScratch<T>(capacity, config.Embedding, config.AttentionSize)
+    {
+        public T[] Query { get; } = new T[capacity * config.AttentionSize];
+        public T[] Key { get; } = new T[capacity * config.KeyValueSize];
+        public T[] Value { get; } = new T[capacity * config.KeyValueSize];
+        public T[] Gate { get; } = new T[capacity * config.Intermediate];
+        public T[] Up { get; } = new T[capacity * config.Intermediate];
+    }
+
+    private protected override void CachedBlock(int layer, CachedScratch<T> scratch, KeyValueCache<T> cache)
+    {
+        var s = (LlamaCachedScratch)scratch;
+        var w = weights.Layers[layer];
+        int n = s.Tokens.Count, d = config.Embedding;
+        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
+        T eps = T.CreateChecked(config.RmsNormEpsilon);
+        var positions = s.Tokens.Positions.AsSpan(0, n);
+        RmsNormOps.Forward<T>(s.Norm, s.Rstd, s.Residual, w.AttentionNormWeight, n, d, eps);
+        Project(s.Query, s.Norm, w.Query, n, d, att);
+        Project(s.Key, s.Norm, w.Key, n, d, kv);
+        Project(s.Value, s.Norm, w.Value, n, d, kv);
+        RopeOps.ForwardAt<T>(s.Query, cos, sin, positions, heads, hd);
+        RopeOps.ForwardAt<T>(s.Key, cos, sin, positions, kvHeads, hd);
+        TensorPrimitives.Multiply(s.Query.AsSpan(0, n * att), attentionScale, s.Query.AsSpan(0, n * att));
+        CachedAttentionOps.Store<T>(cache.Keys[layer], cache.Values[layer], s.Key, s.Value, kv, kv, s.Tokens);
+        CachedAttentionOps.Forward<T>(s.Attention, s.Query, att, cache.Keys[layer], cache.Values[layer], s.Tokens, heads, kvHeads, hd, T.One);
+        Project(s.Projection, s.Attention, w.Output, n, att, d);
+        TensorPrimitives.Add(s.Residual.AsSpan(0, n * d), s.Projection.AsSpan(0, n * d), s.Residual.AsSpan(0, n * d));
+        RmsNormOps.Forward<T>(s.Norm, s.Rstd, s.Residual, w.MlpNormWeight, n, d, eps);
+        Project(s.Gate, s.Norm, w.Gate, n, d, ff);
+        Project(s.Up, s.Norm, w.Up, n, d, ff);
+        SwiGluOps.Forward<T>(s.Gate.AsSpan(0, n * ff), s.Gate.AsSpan(0, n * ff), s.Up.AsSpan(0, n * ff));
+        Project(s.Projection, s.Gate, w.Down, n, ff, d);
+        TensorPrimitives.Add(s.Residual.AsSpan(0, n * d), s.Projection.AsSpan(0, n * d), s.Residual.AsSpan(0, n * d));
+    }
+
+    private protected override void CachedFinalNorm(Span<T> y, ReadOnlySpan<T> x, int rows, CachedScratch<T> s) =>
+        RmsNormOps.Forward<T>(y, s.Rstd, x, weights.FinalNormWeight, rows, config.Embedding, T.CreateChecked(config.RmsNormEpsilon));
 }

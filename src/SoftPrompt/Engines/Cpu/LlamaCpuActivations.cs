@@ -20,7 +20,6 @@ internal sealed class LlamaCpuActivations<T> : DecoderCpuActivations<T> where T 
                 Attention: new T[n * a], LogSumExp: new T[n * config.Heads], Middle: new T[n * d], Rstd2: new T[n], Gate: new T[n * ff], Up: new T[n * ff]);
         }
         FinalRstd = new T[n];
-        NoPositions = new T[sequence * d];
         Norm = new T[n * d];
         KeyNarrow = new T[n * kv];
         ValueNarrow = new T[n * kv];
@@ -41,8 +40,6 @@ internal sealed class LlamaCpuActivations<T> : DecoderCpuActivations<T> where T 
     public LayerSaved[] Layers { get; }
     public override T[] BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
     public T[] FinalRstd { get; }
-    /// <summary>Zeros [Sequence, d]: Llama has no position table (RoPE rotates q and k instead).</summary>
-    public T[] NoPositions { get; }
 
     public T[] Norm { get; }
     public T[] KeyNarrow { get; }
