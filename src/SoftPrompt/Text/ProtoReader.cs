@@ -20,6 +20,13 @@ internal sealed class ProtoReader(byte[] data)
     /// <summary>int32 fields hold negative values as 64-bit two's complement varints; the low 32 bits are the value.</summary>
     public int Int32() => unchecked((int)ReadVarint());
 
+    /// <summary>A float field: four little-endian bytes (wire type Fixed32).</summary>
+    public float Float()
+    {
+        Advance(4);
+        return System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(data.AsSpan(position - 4, 4));
+    }
+
     public ReadOnlySpan<byte> Bytes()
     {
         ulong length = ReadVarint();

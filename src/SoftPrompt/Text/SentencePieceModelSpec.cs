@@ -2,63 +2,80 @@ using System.Text;
 
 namespace SoftPrompt.Text;
 
+/// <summary>One vocabulary entry of a SentencePiece model: its text, its score (log probability or merge priority) and its type.</summary>
+internal readonly record struct SentencePiece(string Piece, float Score, SentencePieceType Type);
+
+/// <summary>ModelProto.SentencePiece.Type.</summary>
+internal enum SentencePieceType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 }
+
 /// <summary>
-/// The few fields of a SentencePiece ModelProto (sentencepiece_model.proto) that the loader needs: the piece count,
-/// the model type and the special-token ids and pieces in trainer_spec. Read straight from the protobuf wire format;
-/// unknown fields are skipped, as any protobuf reader does.
+/// What encoding and decoding need from a SentencePiece ModelProto (sentencepiece_model.proto): the pieces, the
+/// trainer_spec's model type, special-token ids and byte fallback, and the normalizer_spec. Read straight from the
+/// protobuf wire format; unknown fields are skipped, as any protobuf reader does.
 /// </summary>
-internal sealed record SentencePieceModelSpec(int PieceCount, int ModelType, int UnkId, int BosId, int EosId, int PadId,
-    string UnkPiece, string BosPiece, string EosPiece)
+internal sealed record SentencePieceModelSpec(SentencePiece[] Pieces, int ModelType, int UnkId, int BosId, int EosId, int PadId,
+    bool ByteFallback, bool TreatWhitespaceAsSuffix, byte[] PrecompiledCharsmap, bool AddDummyPrefix, bool RemoveExtraWhitespaces,
+    bool EscapeWhitespaces)
 {
     public const int Unigram = 1, Bpe = 2;
 
     // Field numbers from sentencepiece_model.proto.
-    private const int PiecesField = 1, TrainerSpecField = 2;
-    private const int ModelTypeField = 3, UnkIdField = 40, BosIdField = 41, EosIdField = 42, PadIdField = 43;
-    private const int UnkPieceField = 45, BosPieceField = 46, EosPieceField = 47;
+    private const int PiecesField = 1, TrainerSpecField = 2, NormalizerSpecField = 3;
+    private const int PieceField = 1, ScoreField = 2, TypeField = 3;
+    private const int ModelTypeField = 3, TreatWhitespaceAsSuffixField = 24, ByteFallbackField = 35;
+    private const int BosIdField = 41, EosIdField = 42, PadIdField = 43;
+    private const int CharsmapField = 2, AddDummyPrefixField = 3, RemoveExtraWhitespacesField = 4, EscapeWhitespacesField = 5;
 
     public static SentencePieceModelSpec Read(byte[] model, string path)
     {
         // Defaults are the proto's declared defaults.
-        var spec = new SentencePieceModelSpec(0, Unigram, 0, 1, 2, -1, "<unk>", "<s>", "</s>");
-        int pieces = 0;
+        var spec = new SentencePieceModelSpec([], Unigram, 0, 1, 2, -1, ByteFallback: false, TreatWhitespaceAsSuffix: false,
+            PrecompiledCharsmap: [], AddDummyPrefix: true, RemoveExtraWhitespaces: true, EscapeWhitespaces: true);
+        var pieces = new List<SentencePiece>();
         try
         {
             var top = new ProtoReader(model);
             while (top.Next(out int field, out int wire))
             {
-                if (field == PiecesField && wire == ProtoReader.LengthDelimited) { top.Skip(wire); pieces++; }
+                if (field == PiecesField && wire == ProtoReader.LengthDelimited) pieces.Add(ReadPiece(top.Bytes()));
                 else if (field == TrainerSpecField && wire == ProtoReader.LengthDelimited) spec = ReadTrainerSpec(top.Bytes(), spec);
+                else if (field == NormalizerSpecField && wire == ProtoReader.LengthDelimited) spec = ReadNormalizerSpec(top.Bytes(), spec);
                 else top.Skip(wire);
             }
         }
-        catch (FormatException e) { throw new DataException($"{path}: not a SentencePiece model ({e.Message}); the file is corrupt or not a .model protobuf.", e); }
-        if (pieces == 0) throw new DataException($"{path}: the SentencePiece model has no pieces; the file is corrupt or not a .model protobuf.");
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            throw new DataException($"{path}: not a SentencePiece model ({e.Message}); the file is corrupt or not a .model protobuf.", e);
+        }
+        int count = pieces.Count;
+        if (count == 0) throw new DataException($"{path}: the SentencePiece model has no pieces; the file is corrupt or not a .model protobuf.");
         if (spec.ModelType is not (Unigram or Bpe)) throw new DataException($"{path}: SentencePiece model type {spec.ModelType} is not supported (only Unigram = 1 and BPE = 2 are).");
-        if (spec.UnkId < 0 || spec.UnkId >= pieces) throw new DataException($"{path}: trainer_spec.unk_id = {spec.UnkId} is not a piece; SentencePiece models need an unknown piece.");
+        // sentencepiece takes <unk> from the piece types, not from trainer_spec.unk_id.
+        int[] unknown = [.. Enumerable.Range(0, count).Where(i => pieces[i].Type == SentencePieceType.Unknown)];
+        if (unknown.Length != 1) throw new DataException($"{path}: the model has {unknown.Length} pieces of type UNKNOWN; SentencePiece models need exactly one unknown piece.");
         foreach (var (role, id) in new[] { ("bos_id", spec.BosId), ("eos_id", spec.EosId), ("pad_id", spec.PadId) })
-            if (id >= pieces) throw new DataException($"{path}: trainer_spec.{role} = {id} but the model has only {pieces} pieces; the file is corrupt.");
-        return spec with { PieceCount = pieces };
+            if (id >= count) throw new DataException($"{path}: trainer_spec.{role} = {id} but the model has only {count} pieces; the file is corrupt.");
+        if (spec.TreatWhitespaceAsSuffix) throw new DataException($"{path}: trainer_spec.treat_whitespace_as_suffix is not supported.");
+        int bytePieces = pieces.Count(p => p.Type == SentencePieceType.Byte);
+        if (spec.ByteFallback && bytePieces != 256) throw new DataException($"{path}: byte_fallback is on but the model has {bytePieces} byte pieces instead of 256; the file is corrupt.");
+        return spec with { Pieces = [.. pieces], UnkId = unknown[0] };
     }
 
-    /// <summary>
-    /// Microsoft.ML.Tokenizers (2.0.1) indexes its tables with bos_id and eos_id even when a model has none (T5 sets
-    /// bos_id = -1) and crashes. Appending a second trainer_spec that points the missing role at an existing special
-    /// piece avoids that: protobuf merges repeated message fields, and we never ask the package to emit BOS/EOS.
-    /// </summary>
-    public byte[] WithAllRolesPresent()
+    private static SentencePiece ReadPiece(ReadOnlySpan<byte> bytes)
     {
-        if (BosId >= 0 && EosId >= 0) return [];
-        var patch = new List<byte>();
-        (int eosId, string eosPiece) = EosId >= 0 ? (EosId, EosPiece) : (UnkId, UnkPiece);
-        (int bosId, string bosPiece) = BosId >= 0 ? (BosId, BosPiece) : (eosId, eosPiece);
-        ProtoWriter.Int(patch, BosIdField, bosId);
-        ProtoWriter.String(patch, BosPieceField, bosPiece);
-        ProtoWriter.Int(patch, EosIdField, eosId);
-        ProtoWriter.String(patch, EosPieceField, eosPiece);
-        var wrapped = new List<byte>();
-        ProtoWriter.Bytes(wrapped, TrainerSpecField, [.. patch]);
-        return [.. wrapped];
+        var reader = new ProtoReader(bytes.ToArray());
+        string piece = "";
+        float score = 0;
+        var type = SentencePieceType.Normal;
+        while (reader.Next(out int field, out int wire))
+        {
+            if (field == PieceField && wire == ProtoReader.LengthDelimited) piece = Utf8Text(reader.Bytes());
+            else if (field == ScoreField && wire == ProtoReader.Fixed32) score = reader.Float();
+            else if (field == TypeField && wire == ProtoReader.Varint) type = (SentencePieceType)reader.Int32();
+            else reader.Skip(wire);
+        }
+        if (piece.Length == 0) throw new FormatException("a piece is empty");
+        return new SentencePiece(piece, score, type);
     }
 
     private static SentencePieceModelSpec ReadTrainerSpec(ReadOnlySpan<byte> bytes, SentencePieceModelSpec spec)
@@ -69,18 +86,36 @@ internal sealed record SentencePieceModelSpec(int PieceCount, int ModelType, int
             spec = (field, wire) switch
             {
                 (ModelTypeField, ProtoReader.Varint) => spec with { ModelType = reader.Int32() },
-                (UnkIdField, ProtoReader.Varint) => spec with { UnkId = reader.Int32() },
+                (TreatWhitespaceAsSuffixField, ProtoReader.Varint) => spec with { TreatWhitespaceAsSuffix = reader.Int32() != 0 },
+                (ByteFallbackField, ProtoReader.Varint) => spec with { ByteFallback = reader.Int32() != 0 },
                 (BosIdField, ProtoReader.Varint) => spec with { BosId = reader.Int32() },
                 (EosIdField, ProtoReader.Varint) => spec with { EosId = reader.Int32() },
                 (PadIdField, ProtoReader.Varint) => spec with { PadId = reader.Int32() },
-                (UnkPieceField, ProtoReader.LengthDelimited) => spec with { UnkPiece = Encoding.UTF8.GetString(reader.Bytes()) },
-                (BosPieceField, ProtoReader.LengthDelimited) => spec with { BosPiece = Encoding.UTF8.GetString(reader.Bytes()) },
-                (EosPieceField, ProtoReader.LengthDelimited) => spec with { EosPiece = Encoding.UTF8.GetString(reader.Bytes()) },
                 _ => Skipped(reader, wire, spec),
             };
         }
         return spec;
     }
+
+    private static SentencePieceModelSpec ReadNormalizerSpec(ReadOnlySpan<byte> bytes, SentencePieceModelSpec spec)
+    {
+        var reader = new ProtoReader(bytes.ToArray());
+        while (reader.Next(out int field, out int wire))
+        {
+            spec = (field, wire) switch
+            {
+                (CharsmapField, ProtoReader.LengthDelimited) => spec with { PrecompiledCharsmap = reader.Bytes().ToArray() },
+                (AddDummyPrefixField, ProtoReader.Varint) => spec with { AddDummyPrefix = reader.Int32() != 0 },
+                (RemoveExtraWhitespacesField, ProtoReader.Varint) => spec with { RemoveExtraWhitespaces = reader.Int32() != 0 },
+                (EscapeWhitespacesField, ProtoReader.Varint) => spec with { EscapeWhitespaces = reader.Int32() != 0 },
+                _ => Skipped(reader, wire, spec),
+            };
+        }
+        return spec;
+    }
+
+    private static string Utf8Text(ReadOnlySpan<byte> bytes) =>
+        new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
 
     private static SentencePieceModelSpec Skipped(ProtoReader reader, int wire, SentencePieceModelSpec spec)
     {

@@ -1,45 +1,35 @@
-using Microsoft.ML.Tokenizers;
+using System.Text;
 
 namespace SoftPrompt.Text;
 
 /// <summary>
-/// A SentencePiece model (T5's spiece.model: Unigram; Llama's tokenizer.model: BPE with byte fallback) on
-/// Microsoft.ML.Tokenizers' SentencePieceTokenizer. Normalization is the model's own (a T5 model folds runs of
-/// whitespace and has no newline piece, so Decode(Encode(s)) need not equal s there, exactly as in Hugging Face).
+/// A SentencePiece model (T5's spiece.model: Unigram; Llama's tokenizer.model: BPE with byte fallback), encoding as
+/// Google's sentencepiece does. Normalization is the model's own (a T5 model folds runs of whitespace and has no newline
+/// piece, so Decode(Encode(s)) need not equal s there, exactly as in Hugging Face).
 /// </summary>
 public sealed class SentencePieceTextTokenizer : ITextTokenizer
 {
-    private readonly SentencePieceTokenizer model;
+    private readonly SentencePieceModelSpec spec;
+    private readonly SentencePieceNormalizer normalizer;
+    private readonly SentencePieceEncoder encoder;
     private readonly TokenIndex index;
 
-    private SentencePieceTextTokenizer(SentencePieceTokenizer model, SentencePieceModelSpec spec, SpecialTokenNames names, string description)
+    private SentencePieceTextTokenizer(SentencePieceModelSpec spec, SpecialTokenNames names, string path)
     {
-        this.model = model;
-        index = new TokenIndex(model.Vocabulary);
+        this.spec = spec;
+        encoder = new SentencePieceEncoder(spec);
+        normalizer = new SentencePieceNormalizer(spec, encoder.UserDefinedPieces, path);
+        index = new TokenIndex(spec.Pieces.Select((piece, id) => KeyValuePair.Create(piece.Piece, id)));
         // A declared token wins; otherwise the ids trainer_spec records (-1 means the model has none).
         BosId = SpecialTokenNames.Resolve(names.Bos, "bos_token", index.Find) ?? Role(spec.BosId);
         EosId = SpecialTokenNames.Resolve(names.Eos, "eos_token", index.Find) ?? Role(spec.EosId);
         PadId = SpecialTokenNames.Resolve(names.Pad, "pad_token", index.Find) ?? Role(spec.PadId);
-        Description = description;
+        string kind = spec.ModelType == SentencePieceModelSpec.Bpe ? "BPE" : "Unigram";
+        Description = $"SentencePiece {kind} from {Path.GetFileName(path)} ({spec.Pieces.Length} pieces)";
     }
 
-    public static SentencePieceTextTokenizer Load(string path, SpecialTokenNames names)
-    {
-        byte[] bytes = File.ReadAllBytes(path);
-        var spec = SentencePieceModelSpec.Read(bytes, path);
-        SentencePieceTokenizer model;
-        try
-        {
-            using var stream = new MemoryStream([.. bytes, .. spec.WithAllRolesPresent()]);
-            model = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
-        }
-        catch (Exception e) when (e is not DataException)
-        {
-            throw new DataException($"{path}: Microsoft.ML.Tokenizers could not load this SentencePiece model ({e.GetType().Name}: {e.Message}).", e);
-        }
-        string kind = spec.ModelType == SentencePieceModelSpec.Bpe ? "BPE" : "Unigram";
-        return new SentencePieceTextTokenizer(model, spec, names, $"SentencePiece {kind} from {Path.GetFileName(path)} ({spec.PieceCount} pieces)");
-    }
+    public static SentencePieceTextTokenizer Load(string path, SpecialTokenNames names) =>
+        new(SentencePieceModelSpec.Read(File.ReadAllBytes(path), path), names, path);
 
     public string Description { get; }
     public int VocabSize => index.Size;
@@ -47,12 +37,29 @@ public sealed class SentencePieceTextTokenizer : ITextTokenizer
     public int? EosId { get; }
     public int? PadId { get; }
 
-    public int[] Encode(string text) => [.. model.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false)];
+    public int[] Encode(string text) => encoder.Encode(normalizer.Normalize(text));
 
+    /// <summary>
+    /// Pieces back to text: ▁ is a space, runs of byte pieces are UTF-8, special pieces read as their text (as Hugging
+    /// Face decodes without skip_special_tokens), and the dummy-prefix space of the first text piece is dropped.
+    /// </summary>
     public string Decode(ReadOnlySpan<int> ids)
     {
         index.CheckDecodable(ids);
-        return model.Decode(ids.ToArray(), considerSpecialTokens: true);
+        var text = new StringBuilder();
+        var bytes = new List<byte>();
+        bool first = true;
+        foreach (int id in ids)
+        {
+            var (piece, _, type) = spec.Pieces[id];
+            if (type == SentencePieceType.Byte) { bytes.Add(Convert.ToByte(piece[3..5], 16)); continue; }
+            if (bytes.Count > 0) { text.Append(Encoding.UTF8.GetString([.. bytes])); bytes.Clear(); first = false; }
+            if (type is SentencePieceType.Control or SentencePieceType.Unknown) { text.Append(piece); continue; }
+            if (first && (spec.AddDummyPrefix || spec.RemoveExtraWhitespaces) && piece.StartsWith('▁')) piece = piece[1..];
+            first = false;
+            text.Append(piece.Replace('▁', ' '));
+        }
+        return text.Append(Encoding.UTF8.GetString([.. bytes])).ToString();
     }
 
     public string TokenText(int id) => index.Text(id);
