@@ -74,6 +74,18 @@ CASES = [
 ]
 
 
+
+def random_strings():
+    # Mixed scripts, whitespace, control and unknown characters in random order catch what the hand-picked cases miss.
+    pool = list('aeiou lnrst   xyzAEIOU!!!)))(((..,,--__') + ['  ', '\t', '\n', '\x01', '\x7f', '\u200b', '\u00a0', 'é',
+            'ß', 'ﬁ', 'д', 'ж', 'の', '日', '界', 'α', '☃', '⛄', '𝑥', '🙂', '𠮷', '7', '42', '١', '<sep>', 'foo', '▁']
+    rng = random.Random(9)
+    return [''.join(rng.choice(pool) for _ in range(rng.randint(1, 24))) for _ in range(300)]
+
+
+CASES += random_strings()
+
+
 def train(name, **settings):
     # The model records the input and output paths in trainer_spec: relative names inside the temporary directory
     # keep the bytes the same from run to run.
@@ -113,6 +125,15 @@ def main():
                   unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
     write_fixture('llama2-style', "BPE with Llama 2's settings: byte fallback, split digits, whitespace-only pieces, "
                   'identity normalization, extra whitespace kept, dummy prefix.', llama)
+    # Neither T5 nor Llama 2 has user-defined pieces; these small models cover them (and Unigram byte fallback).
+    user_defined = ['<sep>', 'foo', '!!!', '\u2581\u2581']
+    unigram = train('unigram-user-defined', model_type='unigram', vocab_size=600, normalization_rule_name='identity',
+                    byte_fallback=True, user_defined_symbols=user_defined, character_coverage=0.9995)
+    write_fixture('unigram-user-defined', 'Unigram with user-defined pieces and byte fallback, identity normalization.', unigram)
+    bpe = train('bpe-user-defined', model_type='bpe', vocab_size=600, normalization_rule_name='identity',
+                byte_fallback=False, user_defined_symbols=user_defined, remove_extra_whitespaces=False,
+                character_coverage=0.9995)
+    write_fixture('bpe-user-defined', 'BPE with user-defined pieces, no byte fallback (one <unk> per unknown run).', bpe)
 
 
 if __name__ == '__main__':
