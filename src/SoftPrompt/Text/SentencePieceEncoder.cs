@@ -30,12 +30,11 @@ internal sealed class SentencePieceEncoder
         {
             var (piece, _, type) = pieces[id];
             if (type is SentencePieceType.Normal or SentencePieceType.UserDefined or SentencePieceType.Unused) textPieces.TryAdd(piece, id);
-            if (type == SentencePieceType.Byte && piece.Length == 6 && piece.StartsWith("<0x") && piece[5] == '>')
-                byteIds[Convert.ToByte(piece[3..5], 16)] = id;
+            if (type == SentencePieceType.Byte) byteIds[SentencePieceModelSpec.ByteOf(piece)!.Value] = id;
         }
         lookup = textPieces.GetAlternateLookup<ReadOnlySpan<char>>();
         userDefined = [.. pieces.Where(p => p.Type == SentencePieceType.UserDefined).Select(p => p.Piece)];
-        longestPiece = textPieces.Keys.Max(p => p.Length);
+        longestPiece = textPieces.Keys.Select(p => p.Length).DefaultIfEmpty(0).Max();
         // As unigram_model.cc: over normal pieces, starting from FLT_MAX and FLT_MIN (the smallest positive normal float).
         float minScore = float.MaxValue;
         maxScore = BitConverter.Int32BitsToSingle(0x00800000);

@@ -56,10 +56,16 @@ internal sealed record SentencePieceModelSpec(SentencePiece[] Pieces, int ModelT
         foreach (var (role, id) in new[] { ("bos_id", spec.BosId), ("eos_id", spec.EosId), ("pad_id", spec.PadId) })
             if (id >= count) throw new DataException($"{path}: trainer_spec.{role} = {id} but the model has only {count} pieces; the file is corrupt.");
         if (spec.TreatWhitespaceAsSuffix) throw new DataException($"{path}: trainer_spec.treat_whitespace_as_suffix is not supported.");
+        if (pieces.FirstOrDefault(p => p.Type == SentencePieceType.Byte && ByteOf(p.Piece) is null) is { Piece: { } badByte })
+            throw new DataException($"{path}: byte piece {VocabFiles.Quote(badByte)} is not of the form <0xXX>; the file is corrupt.");
         int bytePieces = pieces.Count(p => p.Type == SentencePieceType.Byte);
         if (spec.ByteFallback && bytePieces != 256) throw new DataException($"{path}: byte_fallback is on but the model has {bytePieces} byte pieces instead of 256; the file is corrupt.");
         return spec with { Pieces = [.. pieces], UnkId = unknown[0] };
     }
+
+    /// <summary>The byte a byte piece stands for: &lt;0x41&gt; is 0x41.</summary>
+    public static byte? ByteOf(string piece) =>
+        piece.Length == 6 && piece.StartsWith("<0x") && piece[5] == '>' && byte.TryParse(piece.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte b) ? b : null;
 
     private static SentencePiece ReadPiece(ReadOnlySpan<byte> bytes)
     {

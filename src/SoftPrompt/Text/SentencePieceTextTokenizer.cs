@@ -52,7 +52,7 @@ public sealed class SentencePieceTextTokenizer : ITextTokenizer
         foreach (int id in ids)
         {
             var (piece, _, type) = spec.Pieces[id];
-            if (type == SentencePieceType.Byte) { bytes.Add(Convert.ToByte(piece[3..5], 16)); continue; }
+            if (type == SentencePieceType.Byte) { bytes.Add(SentencePieceModelSpec.ByteOf(piece)!.Value); continue; }
             if (bytes.Count > 0) { text.Append(Encoding.UTF8.GetString([.. bytes])); bytes.Clear(); first = false; }
             if (type is SentencePieceType.Control or SentencePieceType.Unknown) { text.Append(piece); continue; }
             if (first && (spec.AddDummyPrefix || spec.RemoveExtraWhitespaces) && piece.StartsWith('▁')) piece = piece[1..];

@@ -65,6 +65,16 @@ public sealed class SentencePieceTextTokenizerTests : TextTestDirectory
     }
 
     [Test]
+    public void MalformedBytePieceNamesThePiece()
+    {
+        var pieces = new List<(string, float, int)> { ("<unk>", 0, SentencePieceModelBuilder.Unknown) };
+        for (int b = 0; b < 256; b++) pieces.Add((b == 0x41 ? "<0xZZ>" : $"<0x{b:X2}>", 0, SentencePieceModelBuilder.Byte));
+        byte[] model = SentencePieceModelBuilder.Model(modelType: 2, pieces, byteFallback: true, unk: 0, bos: -1, eos: -1, pad: -1, removeExtraWhitespace: false);
+        var e = Assert.Throws<DataException>(() => Load("tokenizer.model", model));
+        Assert.That(e!.Message, Does.Contain("tokenizer.model").And.Contain("<0xZZ>"));
+    }
+
+    [Test]
     public void TextFileIsNotAModel()
     {
         var e = Assert.Throws<DataException>(() => Load("tokenizer.model", "this is not a protobuf\n"u8.ToArray()));
