@@ -28,12 +28,18 @@ internal static class BenchCommand
         var tf32 = new Option<bool>("--tf32") { Description = "Let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
         var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 };
         var plan = new Option<bool>("--plan") { Description = "Print the device memory a CUDA engine would allocate for this shape (weights, activations, workspace, prompts) without allocating or loading weights" };
-        var command = new Command("bench", "Measure prompt-tuning steps: tokens/s, ms/step, TFLOP/s, memory")
+        var decode = new Option<bool>("--decode") { Description = "Measure greedy generation instead of training: every row generates --new-tokens tokens (--steps: how many generations to average)" };
+        var newTokens = new Option<int>("--new-tokens") { Description = "With --decode: tokens generated per row", DefaultValueFactory = _ => 128 };
+        var noCache = new Option<bool>("--no-cache") { Description = "With --decode: re-run every sequence at each step instead of using the KV cache" };
+        var command = new Command("bench", "Measure prompt-tuning steps (tokens/s, ms/step, TFLOP/s, memory) or, with --decode, generation")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble, plan,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble, plan, decode, newTokens, noCache,
         };
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-            r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble), r.GetValue(plan))));
+        command.SetAction(r => CliErrors.Run(() => r.GetValue(decode)
+            ? RunDecode(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength), r.GetValue(newTokens), r.GetValue(steps),
+                !r.GetValue(noCache), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32))
+            : Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
+                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble), r.GetValue(plan))));
         return command;
     }
 
@@ -112,6 +118,16 @@ internal static class BenchCommand
             Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step{(ensemble > 1 ? $" ({msPerStep / ensemble:F2} ms per prompt)" : "")}  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
         }
         return 0;
+    }
+
+    private static int RunDecode(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int newTokens, int repeats, bool useCache,
+        string device, bool json, bool tf32)
+    {
+        if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
+        if (batchSize <= 0 || seqLen <= 0 || promptLength < 0) throw new ArgumentException("--batch-size and --seq-len must be positive, --prompt-length not negative.");
+        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(AllowTf32: tf32));
+        string shapeText = string.Create(CultureInfo.InvariantCulture, $"batch {batchSize} × (prompt {promptLength} + {seqLen} tokens)");
+        return DecodeBench.Run(loaded, shapeText, batchSize, seqLen, promptLength, newTokens, repeats, useCache, json);
     }
 
     /// <summary>The device memory the CUDA engine would allocate, by kind, from the engine's own plan declarations (nothing allocated, no weights read).</summary>

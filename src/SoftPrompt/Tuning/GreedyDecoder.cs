@@ -37,8 +37,8 @@ public static class GreedyDecoder
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize = 32)
         => Generate(engine, inputs, promptIndices, maxNewTokens, stopToken, batchSize, useCache: true);
 
-    /// <summary>As above; without <paramref name="useCache"/> every step re-runs the whole sequences (the reference cached decoding is tested against).</summary>
-    internal static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize,
+    /// <summary>As above; without <paramref name="useCache"/> every step re-runs the whole sequences (the reference cached decoding is tested and benchmarked against).</summary>
+    public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize,
         bool useCache)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
