@@ -41,6 +41,10 @@ internal static class PredictCommand
         var skipBadRows = new Option<bool>("--skip-bad-rows") { Description = "Skip and count malformed rows instead of stopping at the first" };
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "Generation: most tokens to generate per row (fewer when n_positions leaves less room)", DefaultValueFactory = _ => 32 };
         var stopToken = new Option<int?>("--stop-token") { Description = "Generation: stop at this token id (default: the tokenizer's EOS)" };
+        var temperature = new Option<float?>("--temperature") { Description = "Generation: sample instead of greedy decoding, logits divided by this" };
+        var topK = new Option<int>("--top-k") { Description = "Sampling: draw among the K most likely tokens (0: all)" };
+        var topP = new Option<float>("--top-p") { Description = "Sampling: draw among the fewest tokens whose probability reaches P", DefaultValueFactory = _ => 1f };
+        var seed = new Option<int>("--seed") { Description = "Sampling: row i draws from a generator seeded by (seed, i), whatever the batch" };
         var device = new Option<string>("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var batchSize = new Option<int>("--batch-size") { Description = "Rows per batch (rows of all tasks mixed)", DefaultValueFactory = _ => 32 };
         var tf32 = new Option<bool>("--tf32") { Description = "cuda: let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
@@ -48,18 +52,27 @@ internal static class PredictCommand
         var command = new Command("predict", "Answer rows of several tasks with their prompts in shared batches")
         {
             model, prompts, data, output, taskColumn, inputColumn, template, targetColumn, labels, targetPrefix, skipBadRows, maxNewTokens, stopToken,
-            device, batchSize, tf32, json,
+            temperature, topK, topP, seed, device, batchSize, tf32, json,
         };
         command.SetAction(r => CliErrors.Run(() => Run(new PredictPlan(r.GetValue(model)!, TaskSpecs.Parse(r.GetValue(prompts) ?? [], r.GetValue(labels) ?? []),
             r.GetValue(data)!, r.GetValue(output)!,
             new TaskColumns(r.GetValue(taskColumn)!, r.GetValue(inputColumn), r.GetValue(template) is string t ? InputTemplate.Parse(t) : null, r.GetValue(targetColumn)),
             r.GetValue(targetPrefix) ?? "", r.GetValue(skipBadRows), r.GetValue(maxNewTokens), r.GetValue(stopToken), r.GetValue(device)!, r.GetValue(batchSize),
-            r.GetValue(tf32), r.GetValue(json)))));
+            r.GetValue(tf32), r.GetValue(json), SamplingOf(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed))))));
         return command;
     }
 
     private sealed record PredictPlan(string Model, TaskSpecs Tasks, string Data, string Output, TaskColumns Columns, string TargetPrefix, bool SkipBadRows,
-        int MaxNewTokens, int? StopToken, string Device, int BatchSize, bool Tf32, bool Json);
+        int MaxNewTokens, int? StopToken, string Device, int BatchSize, bool Tf32, bool Json, Sampling? Sampling);
+
+    /// <summary>Sampling when any of its flags is given (temperature 1 unless set), greedy decoding otherwise.</summary>
+    private static Sampling? SamplingOf(float? temperature, int topK, float topP, int seed)
+    {
+        if (temperature is null && topK == 0 && topP == 1f) return null;
+        var sampling = new Sampling(temperature ?? 1f, topK, topP, seed);
+        sampling.Validate();
+        return sampling;
+    }
 
     private static int Run(PredictPlan plan)
     {
@@ -102,7 +115,7 @@ internal static class PredictCommand
         int? stop = plan.StopToken ?? DataOptions.TryTokenizer(Tokenizer)?.EosId;
         var taskIndex = specs.Tasks.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i, StringComparer.Ordinal);
         var rows = table.Rows.Select(r => new ServedRow(taskIndex[r.Task], r.Input)).ToArray();
-        var predictions = MixedPredictor.Predict(engine, served, rows, plan.MaxNewTokens, stop, plan.BatchSize);
+        var predictions = MixedPredictor.Predict(engine, served, rows, plan.MaxNewTokens, stop, plan.BatchSize, plan.Sampling);
 
         var perTask = specs.Tasks.ToDictionary(t => t, _ => (Rows: 0, Graded: 0, Correct: 0), StringComparer.Ordinal);
         var lines = new StringBuilder();

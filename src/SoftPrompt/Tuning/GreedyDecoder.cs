@@ -37,15 +37,23 @@ public static class GreedyDecoder
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize = 32)
         => Generate(engine, inputs, promptIndices, maxNewTokens, stopToken, batchSize, useCache: true);
 
-    /// <summary>As above; without <paramref name="useCache"/> every step re-runs the whole sequences (the reference cached decoding is tested and benchmarked against).</summary>
+    /// <summary>
+    /// As above, drawing each token as <paramref name="sampling"/> says when it is given (greedy otherwise); without
+    /// <paramref name="useCache"/> every step re-runs the whole sequences (the reference cached decoding is tested and
+    /// benchmarked against).
+    /// </summary>
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize,
-        bool useCache)
+        bool useCache, Sampling? sampling = null)
     {
+        sampling?.Validate();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
         if (engine is IEncoderDecoderEngine seq2seq)
+        {
+            if (sampling is not null) throw new NotSupportedException("Sampling is not available for encoder-decoder models (T5) yet; decode greedily.");
             return Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, promptIndices, maxNewTokens, stopToken, batchSize);
+        }
         var outputs = new int[inputs.Count][];
         if (inputs.Count == 0) return outputs;
         int longestInput = inputs.Max(i => i.Length);
@@ -55,11 +63,14 @@ public static class GreedyDecoder
         using (var session = cached ? engine.OpenDecoding(Math.Min(batchSize, inputs.Count), longestInput + maxNewTokens) : null)
             if (session is not null)
             {
-                Cached(session, inputs, promptIndices, maxNewTokens, stopToken, outputs);
+                Cached(session, inputs, promptIndices, maxNewTokens, stopToken, outputs, sampling, engine.VocabSize);
                 return outputs;
             }
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var nextTokens = new int[batchSize];
+        var sampler = sampling is null ? null : new TokenSampler(sampling, engine.VocabSize);
+        var logits = sampling is null ? [] : new float[batchSize * engine.VocabSize];
+        var randoms = sampling is null ? [] : inputs.Select((_, i) => sampling.RowRandom(i)).ToArray();
         // Continuous batching: a row that finishes hands its slot to the next waiting input, so the batch stays full
         // and the step count follows the total generated length rather than each chunk's longest answer.
         var slots = new int[batchSize];
@@ -84,7 +95,12 @@ public static class GreedyDecoder
             for (int r = 0; r < active; r++) longest = Math.Max(longest, sequences[r].Count);
             batch.Reset(longest);
             for (int r = 0; r < active; r++) batch.AddDecodingRow(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sequences[r]), promptIndices[slots[r]]);
-            engine.NextTokens(batch, nextTokens);
+            if (sampler is null) engine.NextTokens(batch, nextTokens);
+            else
+            {
+                engine.NextTokenLogits(batch, logits);
+                for (int r = 0; r < active; r++) nextTokens[r] = sampler.Sample(logits.AsSpan(r * engine.VocabSize, engine.VocabSize), randoms[slots[r]]);
+            }
             int kept = 0;
             for (int r = 0; r < active; r++)
             {
@@ -106,8 +122,12 @@ public static class GreedyDecoder
     }
 
     /// <summary>Continuous batching over the session's slots: a finished row's slot begins the next waiting input.</summary>
-    private static void Cached(IDecodingSession session, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int[][] outputs)
+    private static void Cached(IDecodingSession session, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int[][] outputs,
+        Sampling? sampling, int vocabSize)
     {
+        var sampler = sampling is null ? null : new TokenSampler(sampling, vocabSize);
+        var logits = sampling is null ? [] : new float[session.Slots * vocabSize];
+        var randoms = new Random?[session.Slots];
         int slotCount = session.Slots;
         var rowOfSlot = new int[slotCount];
         var generated = new List<int>[slotCount];
@@ -118,6 +138,7 @@ public static class GreedyDecoder
         void Begin(int slot)
         {
             rowOfSlot[slot] = next;
+            randoms[slot] = sampling?.RowRandom(next);
             generated[slot].Clear();
             session.Begin(slot, promptIndices[next], inputs[next]);
             active[activeCount++] = slot;
@@ -126,7 +147,12 @@ public static class GreedyDecoder
         for (int slot = 0; slot < slotCount && next < inputs.Count; slot++) Begin(slot);
         while (activeCount > 0)
         {
-            session.NextTokens(active.AsSpan(0, activeCount), nextTokens);
+            if (sampler is null) session.NextTokens(active.AsSpan(0, activeCount), nextTokens);
+            else
+            {
+                session.NextTokenLogits(active.AsSpan(0, activeCount), logits);
+                for (int r = 0; r < activeCount; r++) nextTokens[r] = sampler.Sample(logits.AsSpan(r * vocabSize, vocabSize), randoms[active[r]]!);
+            }
             int stepRows = activeCount;
             activeCount = 0;
             for (int r = 0; r < stepRows; r++)

@@ -23,11 +23,12 @@ public sealed record Prediction(int Label, int[] Tokens, float Score, double Pro
 /// Answers rows of several tasks with one frozen model: every row runs with its task's prompt, and rows of different
 /// tasks share batches (each row's promptIndex is its task's prompt), so the model serves all tasks in the same forward
 /// passes. Classification rows are rank-classified over their task's labels (ties: the label listed first);
-/// generation rows are greedy-decoded, then scored.
+/// generation rows are greedy-decoded (or sampled), then scored.
 /// </summary>
 public static class MixedPredictor
 {
-    public static Prediction[] Predict(IPromptEngine engine, IReadOnlyList<ServedTask> tasks, IReadOnlyList<ServedRow> rows, int maxNewTokens, int? stopToken, int batchSize = 32)
+    public static Prediction[] Predict(IPromptEngine engine, IReadOnlyList<ServedTask> tasks, IReadOnlyList<ServedRow> rows, int maxNewTokens, int? stopToken, int batchSize = 32,
+        Sampling? sampling = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         foreach (var task in tasks)
@@ -55,7 +56,7 @@ public static class MixedPredictor
         // One decoding over every generation row, each with its task's prompt, then one pass to score the answers.
         var generated = Enumerable.Range(0, rows.Count).Where(i => !tasks[rows[i].Task].IsClassification).ToArray();
         var answers = generated.Length == 0 ? [] : GreedyDecoder.Generate(engine, [.. generated.Select(i => rows[i].Input)],
-            [.. generated.Select(i => tasks[rows[i].Task].PromptIndex)], maxNewTokens, stopToken, batchSize);
+            [.. generated.Select(i => tasks[rows[i].Task].PromptIndex)], maxNewTokens, stopToken, batchSize, useCache: true, sampling);
         var answerRows = generated.Select((i, j) => new ScoreRow(rows[i].Input, answers[j], tasks[rows[i].Task].PromptIndex)).ToArray();
         var answerScores = new float[answerRows.Length];
         RowScorer.Score(engine, answerRows, answerScores, default, batchSize);

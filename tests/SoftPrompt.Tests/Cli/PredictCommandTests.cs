@@ -73,6 +73,28 @@ public sealed class PredictCommandTests : CliScratch
     }
 
     [Test]
+    public void SampledPredictionsRepeatWithTheSeedWhateverTheBatchSize()
+    {
+        string data = MixedCopyReverse(6);
+        string[] Args(string output, string batch, string seed) => ["predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}",
+            "--prompt", $"reverse={DemoModel.Prompt("reverse")}", "--data", data, "--out", In(output), "--device", "cpu", "--batch-size", batch,
+            "--temperature", "4", "--top-k", "10", "--seed", seed];
+        foreach (var (output, batch, seed) in new[] { ("a.jsonl", "12", "1"), ("b.jsonl", "5", "1"), ("c.jsonl", "12", "2") })
+        {
+            var (code, _, stderr) = CliRunner.Run(Args(output, batch, seed));
+            Assert.That(code, Is.EqualTo(0), stderr);
+        }
+        // The answers, not the scores: a score's last digits follow the batch's GEMM blocking.
+        string[] Answers(string file) => [.. File.ReadLines(In(file)).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("prediction").GetRawText())];
+        Assert.That(Answers("b.jsonl"), Is.EqualTo(Answers("a.jsonl")), "same seed, other batch size");
+        Assert.That(Answers("c.jsonl"), Is.Not.EqualTo(Answers("a.jsonl")), "another seed");
+        var (bad, _, error) = CliRunner.Run("predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}", "--data", data, "--out", In("d.jsonl"),
+            "--device", "cpu", "--temperature", "0");
+        Assert.That(bad, Is.Not.Zero);
+        Assert.That(error, Does.Contain("--temperature"));
+    }
+
+    [Test]
     public void SwappingThePromptsSwapsTheAnswers()
     {
         string data = MixedCopyReverse(6);

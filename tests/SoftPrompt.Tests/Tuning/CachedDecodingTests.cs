@@ -111,3 +111,81 @@ public sealed class CachedDecodingTests
         Assert.That(() => session.NextTokens([0, 0], new int[2]), Throws.ArgumentException.With.Message.Contains("twice"));
     }
 }
+
+/// <summary>Sampling: per-row generators make answers independent of the batch; temperature, top-k and top-p shape the draws.</summary>
+public sealed class SamplingTests
+{
+    private static CpuGpt2Engine<float> Open()
+    {
+        var engine = new CpuGpt2Engine<float>(TestModels.Random<float>(TestModels.TinyConfig(vocab: 23, positions: 32), seed: 4));
+        engine.LoadPrompts(TestModels.RandomPrompts<float>(2 * 3 * engine.EmbeddingSize, seed: 9), 2, 3);
+        return engine;
+    }
+
+    private static readonly List<int[]> Inputs = [.. Enumerable.Range(0, 7).Select(i => new[] { i + 1, (3 * i) % 23, 5 })];
+    private static readonly int[] Prompts = [0, 1, 0, 1, 1, 0, 0];
+
+    [Test]
+    public void ASeededRunIsReproducibleAndIndependentOfTheBatchSize()
+    {
+        using var engine = Open();
+        var sampling = new Sampling(Temperature: 1.5f, Seed: 11);
+        var reference = GreedyDecoder.Generate(engine, Inputs, Prompts, 8, null, batchSize: 7, useCache: true, sampling);
+        foreach (int batch in new[] { 1, 3 })
+            Assert.That(GreedyDecoder.Generate(engine, Inputs, Prompts, 8, null, batch, useCache: true, sampling), Is.EqualTo(reference), $"batch {batch}");
+        Assert.That(GreedyDecoder.Generate(engine, Inputs, Prompts, 8, null, 2, useCache: false, sampling), Is.EqualTo(reference), "uncached");
+        var other = GreedyDecoder.Generate(engine, Inputs, Prompts, 8, null, 7, useCache: true, sampling with { Seed = 12 });
+        Assert.That(other, Is.Not.EqualTo(reference), "another seed draws otherwise");
+        var greedy = GreedyDecoder.Generate(engine, Inputs, Prompts, 8, null, 7, useCache: true);
+        Assert.That(reference, Is.Not.EqualTo(greedy), "a hot temperature does not always pick the argmax");
+    }
+
+    [Test]
+    public void TopKOfOneAndATinyTopPAreGreedy()
+    {
+        using var engine = Open();
+        var greedy = GreedyDecoder.Generate(engine, Inputs, Prompts, 6, null, 4);
+        Assert.That(GreedyDecoder.Generate(engine, Inputs, Prompts, 6, null, 4, true, new Sampling(Temperature: 3, TopK: 1, Seed: 5)), Is.EqualTo(greedy));
+        Assert.That(GreedyDecoder.Generate(engine, Inputs, Prompts, 6, null, 4, true, new Sampling(Temperature: 1, TopP: 1e-6f, Seed: 5)), Is.EqualTo(greedy));
+    }
+
+    [Test]
+    public void DrawsFollowTheSoftmaxOfTheScaledLogits()
+    {
+        float[] logits = [2f, 1f, 0f, -1f];
+        var random = new Random(1);
+        foreach (var (sampling, expected) in new[]
+        {
+            (new Sampling(Temperature: 1), Softmax(logits, 1)),
+            (new Sampling(Temperature: 2), Softmax(logits, 2)),
+            (new Sampling(Temperature: 1, TopK: 2), Normalized(Softmax(logits, 1), 2)),
+        })
+        {
+            var sampler = new TokenSampler(sampling, logits.Length);
+            var counts = new int[logits.Length];
+            const int draws = 40000;
+            for (int i = 0; i < draws; i++) counts[sampler.Sample(logits, random)]++;
+            for (int t = 0; t < logits.Length; t++) Assert.That(counts[t] / (double)draws, Is.EqualTo(expected[t]).Within(0.01), $"{sampling}, token {t}");
+        }
+    }
+
+    [Test]
+    public void NonsenseSettingsAreRefused()
+    {
+        Assert.That(() => new Sampling(Temperature: 0).Validate(), Throws.ArgumentException.With.Message.Contains("Temperature"));
+        Assert.That(() => new Sampling(TopK: -1).Validate(), Throws.ArgumentException.With.Message.Contains("TopK"));
+        Assert.That(() => new Sampling(TopP: 1.5f).Validate(), Throws.ArgumentException.With.Message.Contains("TopP"));
+    }
+
+    private static double[] Softmax(float[] logits, double temperature)
+    {
+        var e = logits.Select(l => Math.Exp(l / temperature)).ToArray();
+        return [.. e.Select(x => x / e.Sum())];
+    }
+
+    private static double[] Normalized(double[] p, int keep)
+    {
+        double kept = p.Take(keep).Sum();
+        return [.. p.Select((x, i) => i < keep ? x / kept : 0)];
+    }
+}
