@@ -35,18 +35,28 @@ public sealed class CpuGpt2Engine<T> : CpuDecoderOnlyEngine<T> where T : unmanag
         var a = A;
         var s = a.Layers[layer];
         var w = weights.Layers[layer];
-        int n = rows * sequence, c = config.Embedding, inner = config.Inner;
+        int n = rows * sequence, c = config.Embedding;
         T eps = T.CreateChecked(config.LayerNormEpsilon);
         LayerNormOps.Forward<T>(a.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
         Conv1D(s.Qkv, a.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         AttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Qkv, rows, sequence, c, config.Heads, config.AttentionScale<T>(layer));
         Conv1D(a.Projection, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         TensorPrimitives.Add(s.Input.AsSpan(0, n * c), a.Projection.AsSpan(0, n * c), s.Middle.AsSpan(0, n * c));
-        LayerNormOps.Forward<T>(a.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
-        Conv1D(s.Hidden, a.Norm, w.FcWeight, w.FcBias, n, c, inner);
-        GeluOps.Forward<T>(a.Wide.AsSpan(0, n * inner), s.Hidden.AsSpan(0, n * inner));
-        Conv1D(a.Projection, a.Wide, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
-        TensorPrimitives.Add(s.Middle.AsSpan(0, n * c), a.Projection.AsSpan(0, n * c), a.BlockInput(layer + 1).AsSpan(0, n * c));
+        Mlp(w, s.Middle, s.Mean2, s.Rstd2, a.Norm, s.Hidden, a.Wide, a.Projection, a.BlockInput(layer + 1), n);
+    }
+
+    /// <summary>
+    /// The block's second half: output = input + c_proj(GELU(c_fc(ln_2(input)))), keeping ln_2's statistics and the
+    /// pre-activation <paramref name="hidden"/> (<paramref name="activated"/> may be the same buffer when nothing is kept).
+    /// </summary>
+    private void Mlp(Gpt2LayerWeights<T> w, T[] input, T[] mean, T[] rstd, T[] norm, T[] hidden, T[] activated, T[] projection, T[] output, int n)
+    {
+        int c = config.Embedding, inner = config.Inner;
+        LayerNormOps.Forward<T>(norm, mean, rstd, input, w.Norm2Weight, w.Norm2Bias, n, c, T.CreateChecked(config.LayerNormEpsilon));
+        Conv1D(hidden, norm, w.FcWeight, w.FcBias, n, c, inner);
+        GeluOps.Forward<T>(activated.AsSpan(0, n * inner), hidden.AsSpan(0, n * inner));
+        Conv1D(projection, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
+        TensorPrimitives.Add(input.AsSpan(0, n * c), projection.AsSpan(0, n * c), output.AsSpan(0, n * c));
     }
 
     private protected override void FinalNormForward()
@@ -92,7 +102,7 @@ public sealed class CpuGpt2Engine<T> : CpuDecoderOnlyEngine<T> where T : unmanag
     {
         var s = (Gpt2CachedScratch)scratch;
         var w = weights.Layers[layer];
-        int n = s.Tokens.Count, c = config.Embedding, inner = config.Inner;
+        int n = s.Tokens.Count, c = config.Embedding;
         T eps = T.CreateChecked(config.LayerNormEpsilon);
         LayerNormOps.Forward<T>(s.Norm, s.Mean, s.Rstd, s.Residual, w.Norm1Weight, w.Norm1Bias, n, c, eps);
         Conv1D(s.Qkv, s.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
@@ -101,11 +111,7 @@ public sealed class CpuGpt2Engine<T> : CpuDecoderOnlyEngine<T> where T : unmanag
             config.AttentionScale<T>(layer));
         Conv1D(s.Projection, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         TensorPrimitives.Add(s.Residual.AsSpan(0, n * c), s.Projection.AsSpan(0, n * c), s.Residual.AsSpan(0, n * c));
-        LayerNormOps.Forward<T>(s.Norm, s.Mean, s.Rstd, s.Residual, w.Norm2Weight, w.Norm2Bias, n, c, eps);
-        Conv1D(s.Hidden, s.Norm, w.FcWeight, w.FcBias, n, c, inner);
-        GeluOps.Forward<T>(s.Hidden.AsSpan(0, n * inner), s.Hidden.AsSpan(0, n * inner));
-        Conv1D(s.Projection, s.Hidden, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
-        TensorPrimitives.Add(s.Residual.AsSpan(0, n * c), s.Projection.AsSpan(0, n * c), s.Residual.AsSpan(0, n * c));
+        Mlp(w, s.Residual, s.Mean, s.Rstd, s.Norm, s.Hidden, s.Hidden, s.Projection, s.Residual, n);
     }
 
     private protected override void CachedFinalNorm(Span<T> y, ReadOnlySpan<T> x, int rows, CachedScratch<T> s) =>

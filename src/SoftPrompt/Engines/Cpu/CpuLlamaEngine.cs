@@ -41,7 +41,7 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
         var s = a.Layers[layer];
         var w = weights.Layers[layer];
         int n = rows * sequence, d = config.Embedding;
-        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
+        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize;
         T eps = T.CreateChecked(config.RmsNormEpsilon);
         RmsNormOps.Forward<T>(a.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
         Project(s.Query, a.Norm, w.Query, n, d, att);
@@ -55,12 +55,22 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
         BiasedAttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Query, s.Key, s.Value, default, default, rows, sequence, sequence, heads, hd, causal: true, scale: T.One);
         Project(a.Projection, s.Attention, w.Output, n, att, d);
         TensorPrimitives.Add(s.Input.AsSpan(0, n * d), a.Projection.AsSpan(0, n * d), s.Middle.AsSpan(0, n * d));
-        RmsNormOps.Forward<T>(a.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
-        Project(s.Gate, a.Norm, w.Gate, n, d, ff);
-        Project(s.Up, a.Norm, w.Up, n, d, ff);
-        SwiGluOps.Forward<T>(a.Wide.AsSpan(0, n * ff), s.Gate.AsSpan(0, n * ff), s.Up.AsSpan(0, n * ff));
-        Project(a.Projection, a.Wide, w.Down, n, ff, d);
-        TensorPrimitives.Add(s.Middle.AsSpan(0, n * d), a.Projection.AsSpan(0, n * d), a.BlockInput(layer + 1).AsSpan(0, n * d));
+        Mlp(w, s.Middle, s.Rstd2, a.Norm, s.Gate, s.Up, a.Wide, a.Projection, a.BlockInput(layer + 1), n);
+    }
+
+    /// <summary>
+    /// The block's second half: output = input + down(SwiGLU(gate(x), up(x))), x = RMSNorm(input), keeping the statistics
+    /// and both branches (<paramref name="activated"/> may be the gate buffer when nothing is kept).
+    /// </summary>
+    private void Mlp(LlamaLayerWeights<T> w, T[] input, T[] rstd, T[] norm, T[] gate, T[] up, T[] activated, T[] projection, T[] output, int n)
+    {
+        int d = config.Embedding, ff = config.Intermediate;
+        RmsNormOps.Forward<T>(norm, rstd, input, w.MlpNormWeight, n, d, T.CreateChecked(config.RmsNormEpsilon));
+        Project(gate, norm, w.Gate, n, d, ff);
+        Project(up, norm, w.Up, n, d, ff);
+        SwiGluOps.Forward<T>(activated.AsSpan(0, n * ff), gate.AsSpan(0, n * ff), up.AsSpan(0, n * ff));
+        Project(projection, activated, w.Down, n, ff, d);
+        TensorPrimitives.Add(input.AsSpan(0, n * d), projection.AsSpan(0, n * d), output.AsSpan(0, n * d));
     }
 
     private protected override void FinalNormForward()
@@ -120,7 +130,7 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
         var s = (LlamaCachedScratch)scratch;
         var w = weights.Layers[layer];
         int n = s.Tokens.Count, d = config.Embedding;
-        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
+        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize;
         T eps = T.CreateChecked(config.RmsNormEpsilon);
         var positions = s.Tokens.Positions.AsSpan(0, n);
         RmsNormOps.Forward<T>(s.Norm, s.Rstd, s.Residual, w.AttentionNormWeight, n, d, eps);
@@ -134,12 +144,7 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
         CachedAttentionOps.Forward<T>(s.Attention, s.Query, att, cache.Keys[layer], cache.Values[layer], s.Tokens, heads, kvHeads, hd, T.One);
         Project(s.Projection, s.Attention, w.Output, n, att, d);
         TensorPrimitives.Add(s.Residual.AsSpan(0, n * d), s.Projection.AsSpan(0, n * d), s.Residual.AsSpan(0, n * d));
-        RmsNormOps.Forward<T>(s.Norm, s.Rstd, s.Residual, w.MlpNormWeight, n, d, eps);
-        Project(s.Gate, s.Norm, w.Gate, n, d, ff);
-        Project(s.Up, s.Norm, w.Up, n, d, ff);
-        SwiGluOps.Forward<T>(s.Gate.AsSpan(0, n * ff), s.Gate.AsSpan(0, n * ff), s.Up.AsSpan(0, n * ff));
-        Project(s.Projection, s.Gate, w.Down, n, ff, d);
-        TensorPrimitives.Add(s.Residual.AsSpan(0, n * d), s.Projection.AsSpan(0, n * d), s.Residual.AsSpan(0, n * d));
+        Mlp(w, s.Residual, s.Rstd, s.Norm, s.Gate, s.Up, s.Gate, s.Projection, s.Residual, n);
     }
 
     private protected override void CachedFinalNorm(Span<T> y, ReadOnlySpan<T> x, int rows, CachedScratch<T> s) =>
