@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using SoftPrompt.Cpu;
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Engines;
@@ -31,15 +32,17 @@ internal static class BenchCommand
         var decode = new Option<bool>("--decode") { Description = "Measure greedy generation instead of training: every row generates --new-tokens tokens (--steps: how many generations to average)" };
         var newTokens = new Option<int>("--new-tokens") { Description = "With --decode: tokens generated per row", DefaultValueFactory = _ => 128 };
         var noCache = new Option<bool>("--no-cache") { Description = "With --decode: re-run every sequence at each step instead of using the KV cache" };
+        var profile = new Option<bool>("--profile") { Description = "CPU engines: also print the time per step of each kind of op (GEMMs, attention, norms, activations, LM head …)" };
         var command = new Command("bench", "Measure prompt-tuning steps (tokens/s, ms/step, TFLOP/s, memory) or, with --decode, generation")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble, plan, decode, newTokens, noCache,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble, plan, decode, newTokens, noCache, profile,
         };
         command.SetAction(r => CliErrors.Run(() => r.GetValue(decode)
             ? RunDecode(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength), r.GetValue(newTokens), r.GetValue(steps),
                 !r.GetValue(noCache), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32))
             : Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble), r.GetValue(plan))));
+                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble), r.GetValue(plan),
+                r.GetValue(profile))));
         return command;
     }
 
@@ -48,7 +51,7 @@ internal static class BenchCommand
     private static IEnumerable<string> ShapeNames => ModelFamily.All.SelectMany(f => f.ShapeNames);
 
     private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32,
-        int ensemble, bool plan)
+        int ensemble, bool plan, bool profile)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
         if (ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {ensemble}.");
@@ -85,11 +88,17 @@ internal static class BenchCommand
         var optimizer = new OptimizerSettings(OptimizerKind.AdamW);
         for (int s = 1; s <= warmup; s++) { engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, s, 1e-3f, ensemble); }
         _ = engine.LastGradientNorm;
+        if (profile && engine is IDeviceEngine)
+            throw new ArgumentException("--profile times the CPU engine's ops; for CUDA kernels run the kernel benchmarks (./build.sh bench --filter '*KernelBenchmarks*').");
+        CpuOpTimes.Reset();
+        CpuOpTimes.Enabled = profile;
         var clock = Stopwatch.StartNew();
         float loss = 0;
         for (int s = 1; s <= steps; s++) { loss = engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, warmup + s, 1e-3f, ensemble); }
         _ = engine.LastGradientNorm;
         double seconds = clock.Elapsed.TotalSeconds;
+        CpuOpTimes.Enabled = false;
+        var opTimes = profile ? OpTimesPerStep(msPerStep: 1000 * seconds / steps, steps) : null;
         double msPerStep = 1000 * seconds / steps;
         // Every position a stack runs over: prompt + tokens, and for T5 the decoder's target positions too.
         int positions = promptLength + rowTokens, rows = batchSize * ensemble;
@@ -109,15 +118,26 @@ internal static class BenchCommand
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
                 ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,
-            }));
+                ["ms_per_step_by_op"] = opTimes is null ? null! : opTimes.ToDictionary(o => o.Name, o => o.Ms),
+            }.Where(e => e.Value is not null).ToDictionary()));
         }
         else
         {
             Console.WriteLine($"{loaded.Directory} on {Describe(engine)}");
             Console.WriteLine($"{shapeText}, {steps} steps");
             Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step{(ensemble > 1 ? $" ({msPerStep / ensemble:F2} ms per prompt)" : "")}  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
+            foreach (var (name, ms, calls) in opTimes ?? [])
+                Console.WriteLine(string.Create(inv, $"  {name,-11}{ms,10:F2} ms/step  {ms / msPerStep,6:P0}{(calls > 0 ? $"  {calls:F0} calls/step" : "")}"));
         }
         return 0;
+    }
+
+    /// <summary>Each kind of op's share of a step, and "other" for the engine's own glue (residual adds, copies) between them.</summary>
+    private static List<(string Name, double Ms, double Calls)> OpTimesPerStep(double msPerStep, int steps)
+    {
+        var ops = CpuOpTimes.Totals().Select(t => (Name: t.Op.ToString().ToLowerInvariant(), Ms: t.Time.TotalMilliseconds / steps, Calls: (double)t.Calls / steps)).ToList();
+        ops.Add(("other", msPerStep - ops.Sum(o => o.Ms), 0));
+        return ops;
     }
 
     private static int RunDecode(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int newTokens, int repeats, bool useCache,

@@ -16,11 +16,12 @@ public static unsafe class AttentionOps
     public static void Forward<T>(Span<T> output, Span<T> logSumExp, ReadOnlySpan<T> qkv, int batch, int sequence, int channels, int heads, T? scale = null)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         Check(output.Length, qkv.Length, logSumExp.Length, batch, sequence, channels, heads);
         fixed (T* po = output) fixed (T* pl = logSumExp) fixed (T* pq = qkv)
         {
-            var job = new Job<T> { Out = po, Lse = pl, Qkv = pq, B = batch, Seq = sequence, C = channels, H = heads, Scale = scale ?? T.One / T.Sqrt(T.CreateChecked(channels / heads)) };
-            CpuParallel.For(batch * heads, &ForwardHead<T>, &job);
+            var o = Packed(pq, po, pl, batch, sequence, channels, heads, scale);
+            HeadAttention.Forward(ref o);
         }
     }
 
@@ -33,12 +34,14 @@ public static unsafe class AttentionOps
         int batch, int sequence, int channels, int heads, T? scale = null)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         Check(output.Length, qkv.Length, logSumExp.Length, batch, sequence, channels, heads);
         if (dqkv.Length < qkv.Length || dout.Length < output.Length) throw new ArgumentException("Attention backward: gradient buffers too short.");
         fixed (T* pd = dqkv) fixed (T* pdo = dout) fixed (T* po = output) fixed (T* pl = logSumExp) fixed (T* pq = qkv)
         {
-            var job = new Job<T> { Dqkv = pd, Dout = pdo, Out = po, Lse = pl, Qkv = pq, B = batch, Seq = sequence, C = channels, H = heads, Scale = scale ?? T.One / T.Sqrt(T.CreateChecked(channels / heads)) };
-            CpuParallel.For(batch * heads, &BackwardHead<T>, &job);
+            var o = Packed(pq, po, pl, batch, sequence, channels, heads, scale);
+            o.Dq = pd; o.Dk = pd + channels; o.Dv = pd + 2 * channels; o.Dout = pdo;
+            HeadAttention.Backward(ref o);
         }
     }
 
@@ -50,69 +53,13 @@ public static unsafe class AttentionOps
             throw new ArgumentException($"Attention: buffers too short for B={batch}, T={sequence}, C={channels}, H={heads}.");
     }
 
-    private struct Job<T> where T : unmanaged
+    /// <summary>q | k | v side by side in each position of qkv [B, T, 3C]; out [B, T, C].</summary>
+    private static HeadAttention.Operands<T> Packed<T>(T* qkv, T* output, T* logSumExp, int batch, int sequence, int channels, int heads, T? scale)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T> => new()
     {
-        public T* Out, Lse, Qkv, Dqkv, Dout;
-        public int B, Seq, C, H;
-        public T Scale;
-    }
-
-    private static void ForwardHead<T>(void* state, int item) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        ref var j = ref *(Job<T>*)state;
-        int b = item / j.H, h = item % j.H, hs = j.C / j.H, c3 = 3 * j.C;
-        T scale = j.Scale;
-        Span<T> scores = j.Seq <= 2048 ? stackalloc T[j.Seq] : new T[j.Seq];
-        T* baseQkv = j.Qkv + (long)b * j.Seq * c3;
-        for (int i = 0; i < j.Seq; i++)
-        {
-            var q = new ReadOnlySpan<T>(baseQkv + (long)i * c3 + h * hs, hs);
-            for (int t = 0; t <= i; t++)
-                scores[t] = TensorPrimitives.Dot(q, new ReadOnlySpan<T>(baseQkv + (long)t * c3 + j.C + h * hs, hs)) * scale;
-            var row = scores[..(i + 1)];
-            T max = TensorPrimitives.Max<T>(row);
-            TensorPrimitives.Subtract(row, max, row);
-            TensorPrimitives.Exp(row, row);
-            T sum = TensorPrimitives.Sum<T>(row);
-            var o = new Span<T>(j.Out + ((long)b * j.Seq + i) * j.C + h * hs, hs);
-            o.Clear();
-            T inverse = T.One / sum;
-            for (int t = 0; t <= i; t++)
-                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(baseQkv + (long)t * c3 + 2 * j.C + h * hs, hs), row[t] * inverse, o, o);
-            j.Lse[((long)b * j.H + h) * j.Seq + i] = max + T.Log(sum);
-        }
-    }
-
-    private static void BackwardHead<T>(void* state, int item) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        ref var j = ref *(Job<T>*)state;
-        int b = item / j.H, h = item % j.H, hs = j.C / j.H, c3 = 3 * j.C;
-        T scale = j.Scale;
-        T* baseQkv = j.Qkv + (long)b * j.Seq * c3;
-        T* baseD = j.Dqkv + (long)b * j.Seq * c3;
-        for (int t = 0; t < j.Seq; t++)
-            for (int part = 0; part < 3; part++)
-                new Span<T>(baseD + (long)t * c3 + part * j.C + h * hs, hs).Clear();
-        for (int i = 0; i < j.Seq; i++)
-        {
-            var q = new ReadOnlySpan<T>(baseQkv + (long)i * c3 + h * hs, hs);
-            var dq = new Span<T>(baseD + (long)i * c3 + h * hs, hs);
-            var dout = new ReadOnlySpan<T>(j.Dout + ((long)b * j.Seq + i) * j.C + h * hs, hs);
-            var o = new ReadOnlySpan<T>(j.Out + ((long)b * j.Seq + i) * j.C + h * hs, hs);
-            T lse = j.Lse[((long)b * j.H + h) * j.Seq + i];
-            T d = TensorPrimitives.Dot(dout, o);
-            for (int t = 0; t <= i; t++)
-            {
-                var k = new ReadOnlySpan<T>(baseQkv + (long)t * c3 + j.C + h * hs, hs);
-                var v = new ReadOnlySpan<T>(baseQkv + (long)t * c3 + 2 * j.C + h * hs, hs);
-                T p = T.Exp(TensorPrimitives.Dot(q, k) * scale - lse);
-                var dv = new Span<T>(baseD + (long)t * c3 + 2 * j.C + h * hs, hs);
-                TensorPrimitives.MultiplyAdd(dout, p, dv, dv);
-                T ds = p * (TensorPrimitives.Dot(dout, v) - d) * scale;
-                TensorPrimitives.MultiplyAdd(k, ds, dq, dq);
-                var dk = new Span<T>(baseD + (long)t * c3 + j.C + h * hs, hs);
-                TensorPrimitives.MultiplyAdd(q, ds, dk, dk);
-            }
-        }
-    }
+        Q = qkv, K = qkv + channels, V = qkv + 2 * channels, Out = output, Lse = logSumExp,
+        QueryStride = 3 * channels, KeyStride = 3 * channels, ValueStride = 3 * channels, OutStride = channels,
+        B = batch, Tq = sequence, Tk = sequence, H = heads, Hs = channels / heads, Causal = true,
+        Scale = scale ?? T.One / T.Sqrt(T.CreateChecked(channels / heads)),
+    };
 }

@@ -22,15 +22,12 @@ public static unsafe class BiasedAttentionOps
         T scale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         Check(output.Length, logSumExp.Length, q.Length, k.Length, v.Length, bias.Length, keyLengths, batch, queryLength, keyLength, heads, headSize);
         fixed (T* po = output) fixed (T* pl = logSumExp) fixed (T* pq = q) fixed (T* pk = k) fixed (T* pv = v) fixed (T* pb = bias) fixed (int* pkl = keyLengths)
         {
-            var job = new Job<T>
-            {
-                Out = po, Lse = pl, Q = pq, K = pk, V = pv, Bias = bias.IsEmpty ? null : pb, KeyLengths = keyLengths.IsEmpty ? null : pkl,
-                B = batch, Tq = queryLength, Tk = keyLength, H = heads, Hs = headSize, Causal = causal, Scale = scale,
-            };
-            CpuParallel.For(batch * heads, &ForwardHead<T>, &job);
+            var o = Separate(po, pl, pq, pk, pv, bias.IsEmpty ? null : pb, keyLengths.IsEmpty ? null : pkl, batch, queryLength, keyLength, heads, headSize, causal, scale);
+            HeadAttention.Forward(ref o);
         }
     }
 
@@ -45,6 +42,7 @@ public static unsafe class BiasedAttentionOps
         T scale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         Check(output.Length, logSumExp.Length, q.Length, k.Length, v.Length, bias.Length, keyLengths, batch, queryLength, keyLength, heads, headSize);
         long width = (long)heads * headSize;
         if (dq.Length < batch * queryLength * width || dout.Length < batch * queryLength * width || dk.Length < batch * keyLength * width || dv.Length < batch * keyLength * width)
@@ -52,13 +50,9 @@ public static unsafe class BiasedAttentionOps
         fixed (T* pdq = dq) fixed (T* pdk = dk) fixed (T* pdv = dv) fixed (T* pdo = dout)
         fixed (T* po = output) fixed (T* pl = logSumExp) fixed (T* pq = q) fixed (T* pk = k) fixed (T* pv = v) fixed (T* pb = bias) fixed (int* pkl = keyLengths)
         {
-            var job = new Job<T>
-            {
-                Dq = pdq, Dk = pdk, Dv = pdv, Dout = pdo,
-                Out = po, Lse = pl, Q = pq, K = pk, V = pv, Bias = bias.IsEmpty ? null : pb, KeyLengths = keyLengths.IsEmpty ? null : pkl,
-                B = batch, Tq = queryLength, Tk = keyLength, H = heads, Hs = headSize, Causal = causal, Scale = scale,
-            };
-            CpuParallel.For(batch * heads, &BackwardHead<T>, &job);
+            var o = Separate(po, pl, pq, pk, pv, bias.IsEmpty ? null : pb, keyLengths.IsEmpty ? null : pkl, batch, queryLength, keyLength, heads, headSize, causal, scale);
+            o.Dq = pdq; o.Dk = pdk; o.Dv = pdv; o.Dout = pdo;
+            HeadAttention.Backward(ref o);
         }
     }
 
@@ -78,83 +72,12 @@ public static unsafe class BiasedAttentionOps
                 throw new ArgumentException($"Biased attention: row {b} has key length {keyLengths[b]}, outside [1, {keyLength}] (every query needs a key to attend to).");
     }
 
-    private struct Job<T> where T : unmanaged
+    /// <summary>q, out [B, Tq, H·hs] and k, v [B, Tk, H·hs], each tensor of its own.</summary>
+    private static HeadAttention.Operands<T> Separate<T>(T* output, T* logSumExp, T* q, T* k, T* v, T* bias, int* keyLengths,
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, T scale) where T : unmanaged => new()
     {
-        public T* Out, Lse, Q, K, V, Bias, Dq, Dk, Dv, Dout;
-        public int* KeyLengths;
-        public int B, Tq, Tk, H, Hs;
-        public bool Causal;
-        public T Scale;
-    }
-
-    /// <summary>Keys query i may see: j &lt; KeysFor(i).</summary>
-    private static int KeysFor<T>(ref Job<T> j, int b, int i) where T : unmanaged
-    {
-        int keys = j.KeyLengths is null ? j.Tk : j.KeyLengths[b];
-        return j.Causal ? Math.Min(keys, i + 1) : keys;
-    }
-
-    private static void ForwardHead<T>(void* state, int item) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        ref var j = ref *(Job<T>*)state;
-        int b = item / j.H, h = item % j.H, hs = j.Hs, width = j.H * hs;
-        Span<T> scores = j.Tk <= 2048 ? stackalloc T[j.Tk] : new T[j.Tk];
-        T* q0 = j.Q + (long)b * j.Tq * width + h * hs, k0 = j.K + (long)b * j.Tk * width + h * hs, v0 = j.V + (long)b * j.Tk * width + h * hs;
-        T* bias = j.Bias is null ? null : j.Bias + (long)h * j.Tq * j.Tk;
-        for (int i = 0; i < j.Tq; i++)
-        {
-            int keys = KeysFor(ref j, b, i);
-            var q = new ReadOnlySpan<T>(q0 + (long)i * width, hs);
-            for (int t = 0; t < keys; t++)
-                scores[t] = j.Scale * TensorPrimitives.Dot(q, new ReadOnlySpan<T>(k0 + (long)t * width, hs)) + (bias is null ? T.Zero : bias[(long)i * j.Tk + t]);
-            var row = scores[..keys];
-            T max = TensorPrimitives.Max<T>(row);
-            TensorPrimitives.Subtract(row, max, row);
-            TensorPrimitives.Exp(row, row);
-            T sum = TensorPrimitives.Sum<T>(row);
-            var o = new Span<T>(j.Out + ((long)b * j.Tq + i) * width + h * hs, hs);
-            o.Clear();
-            T inverse = T.One / sum;
-            for (int t = 0; t < keys; t++)
-                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(v0 + (long)t * width, hs), row[t] * inverse, o, o);
-            j.Lse[((long)b * j.H + h) * j.Tq + i] = max + T.Log(sum);
-        }
-    }
-
-    private static void BackwardHead<T>(void* state, int item) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        ref var j = ref *(Job<T>*)state;
-        int b = item / j.H, h = item % j.H, hs = j.Hs, width = j.H * hs;
-        long queryBase = (long)b * j.Tq * width + h * hs, keyBase = (long)b * j.Tk * width + h * hs;
-        T* bias = j.Bias is null ? null : j.Bias + (long)h * j.Tq * j.Tk;
-        for (int t = 0; t < j.Tq; t++) new Span<T>(j.Dq + queryBase + (long)t * width, hs).Clear();
-        for (int t = 0; t < j.Tk; t++)
-        {
-            new Span<T>(j.Dk + keyBase + (long)t * width, hs).Clear();
-            new Span<T>(j.Dv + keyBase + (long)t * width, hs).Clear();
-        }
-        for (int i = 0; i < j.Tq; i++)
-        {
-            int keys = KeysFor(ref j, b, i);
-            long row = queryBase + (long)i * width;
-            var q = new ReadOnlySpan<T>(j.Q + row, hs);
-            var dq = new Span<T>(j.Dq + row, hs);
-            var dout = new ReadOnlySpan<T>(j.Dout + row, hs);
-            T lse = j.Lse[((long)b * j.H + h) * j.Tq + i];
-            T d = TensorPrimitives.Dot(dout, new ReadOnlySpan<T>(j.Out + row, hs));
-            for (int t = 0; t < keys; t++)
-            {
-                long key = keyBase + (long)t * width;
-                var k = new ReadOnlySpan<T>(j.K + key, hs);
-                T s = j.Scale * TensorPrimitives.Dot(q, k) + (bias is null ? T.Zero : bias[(long)i * j.Tk + t]);
-                T p = T.Exp(s - lse);
-                var dv = new Span<T>(j.Dv + key, hs);
-                TensorPrimitives.MultiplyAdd(dout, p, dv, dv);
-                T ds = p * (TensorPrimitives.Dot(dout, new ReadOnlySpan<T>(j.V + key, hs)) - d) * j.Scale;  // d(scale·q·k)
-                TensorPrimitives.MultiplyAdd(k, ds, dq, dq);
-                var dk = new Span<T>(j.Dk + key, hs);
-                TensorPrimitives.MultiplyAdd(q, ds, dk, dk);
-            }
-        }
-    }
+        Q = q, K = k, V = v, Out = output, Lse = logSumExp, Bias = bias, KeyLengths = keyLengths,
+        QueryStride = heads * headSize, KeyStride = heads * headSize, ValueStride = heads * headSize, OutStride = heads * headSize,
+        B = batch, Tq = queryLength, Tk = keyLength, H = heads, Hs = headSize, Causal = causal, Scale = scale,
+    };
 }

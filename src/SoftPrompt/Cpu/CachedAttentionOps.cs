@@ -48,6 +48,7 @@ public static unsafe class CachedAttentionOps
     public static void Store<T>(Span<T> keyCache, Span<T> valueCache, ReadOnlySpan<T> key, ReadOnlySpan<T> value, int stride, int width, CachedPositions tokens)
         where T : unmanaged
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         for (int j = 0; j < tokens.Count; j++)
         {
             long row = (long)tokens.Row(j, tokens.Positions[j]) * width;
@@ -64,6 +65,7 @@ public static unsafe class CachedAttentionOps
         CachedPositions tokens, int heads, int keyValueHeads, int headSize, T scale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         int n = tokens.Count, width = heads * headSize;
         if (keyValueHeads < 1 || heads % keyValueHeads != 0) throw new ArgumentException($"Cached attention: {heads} heads are not a multiple of {keyValueHeads} kv heads.");
         if (output.Length < (long)n * width || q.Length < (long)(n - 1) * queryStride + width)

@@ -17,6 +17,7 @@ public static unsafe class CpuGemm
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         if (m == 0 || n == 0) return;
+        using var timing = CpuOpTimes.Measure(CpuOp.Gemm);
         Require(a, transA ? k : m, transA ? m : k, lda, "A");
         Require(b, transB ? n : k, transB ? k : n, ldb, "B");
         Require(c, m, n, ldc, "C");

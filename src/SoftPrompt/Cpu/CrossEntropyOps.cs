@@ -8,13 +8,14 @@ public static unsafe class CrossEntropyOps
 {
     /// <summary>
     /// logits [R, V] (one row per target token); targets [R]; rowLoss [R] = logsumexp(logits_r) − logits_r[target_r].
-    /// When <paramref name="gradientScale"/> is non-zero the logits are overwritten in place with
+    /// The logits are overwritten: when <paramref name="gradientScale"/> is non-zero with
     /// dLoss/dlogits = (softmax(logits_r) − onehot(target_r)) · gradientScale (1/targetCount for a mean loss),
-    /// so loss and gradient take one pass per row and no second [R, V] buffer.
+    /// so loss and gradient take one pass per row and no second [R, V] buffer; otherwise with exp(logits_r − max_r).
     /// </summary>
     public static void ForwardBackward<T>(Span<T> logits, Span<T> rowLoss, ReadOnlySpan<int> targets, int rows, int vocab, T gradientScale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Head);
         if (logits.Length < (long)rows * vocab || rowLoss.Length < rows || targets.Length < rows)
             throw new ArgumentException($"Cross-entropy: buffers too short for {rows}×{vocab}.");
         fixed (T* pl = logits) fixed (T* pr = rowLoss) fixed (int* pt = targets)
@@ -43,17 +44,11 @@ public static unsafe class CrossEntropyOps
             int target = j.Targets[r];
             T max = TensorPrimitives.Max<T>(row);
             T targetLogit = row[target];
-            if (j.Scale == T.Zero)
-            {
-                T sum = T.Zero;
-                for (int v = 0; v < j.V; v++) sum += T.Exp(row[v] - max);
-                j.RowLoss[r] = max + T.Log(sum) - targetLogit;
-                continue;
-            }
             TensorPrimitives.Subtract(row, max, row);
             TensorPrimitives.Exp(row, row);
             T total = TensorPrimitives.Sum<T>(row);
             j.RowLoss[r] = max + T.Log(total) - targetLogit;
+            if (j.Scale == T.Zero) continue;
             TensorPrimitives.Multiply(row, j.Scale / total, row);
             row[target] -= j.Scale;
         }

@@ -17,6 +17,7 @@ public static unsafe class EmbeddingOps
         ReadOnlySpan<int> promptOffsets, ReadOnlySpan<T> wte, ReadOnlySpan<T> wpe, int batch, int sequence, int tokenLength, int channels)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Embedding);
         for (int b = 0; b < batch; b++)
         {
             int offset = 0, promptLength = 0;
@@ -41,6 +42,7 @@ public static unsafe class EmbeddingOps
     public static void AddPosition<T>(Span<T> row, ReadOnlySpan<T> vector, ReadOnlySpan<T> wpe, int position)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Embedding);
         int channels = row.Length;
         if (wpe.IsEmpty)
         {
@@ -60,6 +62,7 @@ public static unsafe class EmbeddingOps
         int batch, int sequence, int channels, bool accumulate)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Embedding);
         if (!accumulate) dPrompts[..(promptOffsets[^1] * channels)].Clear();
         for (int b = 0; b < batch; b++)
         {

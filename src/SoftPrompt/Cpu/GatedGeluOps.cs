@@ -9,6 +9,7 @@ public static class GatedGeluOps
     /// <summary>y, gate, linear [N]. y may alias gate but not linear.</summary>
     public static void Forward<T>(Span<T> y, ReadOnlySpan<T> gate, ReadOnlySpan<T> linear) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Activation);
         if (y.Length < gate.Length || linear.Length < gate.Length) throw new ArgumentException("Gated GELU: buffers shorter than the gate.");
         var output = y[..gate.Length];
         GeluOps.Forward(output, gate);
@@ -22,6 +23,7 @@ public static class GatedGeluOps
     public static void Backward<T>(Span<T> dGate, Span<T> dLinear, ReadOnlySpan<T> dy, ReadOnlySpan<T> gate, ReadOnlySpan<T> linear)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Activation);
         int n = gate.Length;
         if (dGate.Length < n || dLinear.Length < n || dy.Length < n || linear.Length < n) throw new ArgumentException("Gated GELU backward: buffers shorter than the gate.");
         GeluOps.Forward(dLinear[..n], gate);

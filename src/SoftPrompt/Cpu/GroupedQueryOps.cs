@@ -13,6 +13,7 @@ public static class GroupedQueryOps
     /// <summary>wide ← narrow with every kv head copied to the query heads of its group.</summary>
     public static void Repeat<T>(Span<T> wide, ReadOnlySpan<T> narrow, int rows, int heads, int keyValueHeads, int headSize)
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         int group = CheckShapes(wide.Length, narrow.Length, rows, heads, keyValueHeads, headSize);
         int att = heads * headSize, kv = keyValueHeads * headSize;
         for (int r = 0; r < rows; r++)
@@ -27,6 +28,7 @@ public static class GroupedQueryOps
     public static void Sum<T>(Span<T> narrow, ReadOnlySpan<T> wide, int rows, int heads, int keyValueHeads, int headSize)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         int group = CheckShapes(wide.Length, narrow.Length, rows, heads, keyValueHeads, headSize);
         int att = heads * headSize, kv = keyValueHeads * headSize;
         narrow[..(rows * kv)].Clear();

@@ -13,6 +13,7 @@ public static unsafe class LayerNormOps
     public static void Forward<T>(Span<T> y, Span<T> mean, Span<T> rstd, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, int rows, int channels, T epsilon)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Norm);
         Check(x.Length, y.Length, rows, channels);
         fixed (T* py = y) fixed (T* pm = mean) fixed (T* pr = rstd) fixed (T* px = x) fixed (T* pw = weight) fixed (T* pb = bias)
         {
@@ -30,6 +31,7 @@ public static unsafe class LayerNormOps
     public static void Backward<T>(Span<T> dx, ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd, int rows, int channels)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Norm);
         Check(x.Length, dx.Length, rows, channels);
         Check(dy.Length, dx.Length, rows, channels);
         fixed (T* pdx = dx) fixed (T* pdy = dy) fixed (T* pm = mean) fixed (T* pr = rstd) fixed (T* px = x) fixed (T* pw = weight)

@@ -16,6 +16,7 @@ public static class OptimizerOps
     public static void SgdStep<T>(Span<T> parameters, ReadOnlySpan<T> gradient, T learningRate, T weightDecay, T gradientScale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Optimizer);
         for (int i = 0; i < parameters.Length; i++)
             parameters[i] -= learningRate * (gradientScale * gradient[i] + weightDecay * parameters[i]);
     }
@@ -28,6 +29,7 @@ public static class OptimizerOps
         T learningRate, T beta1, T beta2, T epsilon, T weightDecay, int step, T gradientScale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Optimizer);
         T bias1 = T.One - T.Pow(beta1, T.CreateChecked(step));
         T bias2Root = T.Sqrt(T.One - T.Pow(beta2, T.CreateChecked(step)));
         T stepSize = learningRate / bias1;
@@ -57,6 +59,7 @@ public static class AdafactorOps
         T learningRate, T decayRate, T clipThreshold, T epsilon, T weightDecay, int step, T gradientScale)
         where T : unmanaged, System.Numerics.IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Optimizer);
         T beta2 = T.One - T.Pow(T.CreateChecked(step), decayRate);
         T oneMinus = T.One - beta2;
         for (int r = 0; r < rows; r++)

@@ -14,6 +14,7 @@ public static class RelativePositionOps
         bool bidirectional, int numBuckets, int maxDistance)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Attention);
         if (bias.Length < (long)heads * queryLength * keyLength || table.Length < numBuckets * heads)
             throw new ArgumentException($"Relative position bias: buffers too short for H={heads}, Tq={queryLength}, Tk={keyLength}, {numBuckets} buckets.");
         for (int offset = 1 - queryLength; offset < keyLength; offset++)

@@ -12,6 +12,7 @@ public static unsafe class RmsNormOps
     public static void Forward<T>(Span<T> y, Span<T> rstd, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, int rows, int channels, T epsilon)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Norm);
         Check(x.Length, y.Length, rstd.Length, weight.Length, rows, channels);
         fixed (T* py = y) fixed (T* pr = rstd) fixed (T* px = x) fixed (T* pw = weight)
         {
@@ -28,6 +29,7 @@ public static unsafe class RmsNormOps
     public static void Backward<T>(Span<T> dx, ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> rstd, int rows, int channels)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Norm);
         Check(x.Length, dx.Length, rstd.Length, weight.Length, rows, channels);
         Check(dy.Length, dx.Length, rstd.Length, weight.Length, rows, channels);
         fixed (T* pdx = dx) fixed (T* pdy = dy) fixed (T* pr = rstd) fixed (T* px = x) fixed (T* pw = weight)

@@ -28,6 +28,7 @@ public static class RopeOps
     private static void Rotate<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, int batch, int sequence, int heads, int headSize, bool inverse, T scale)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Rope);
         int half = headSize / 2, width = heads * headSize;
         if (headSize % 2 != 0) throw new ArgumentException($"RoPE needs an even head size, got {headSize}.");
         if (x.Length < (long)batch * sequence * width || cos.Length < sequence * half || sin.Length < sequence * half)
@@ -44,6 +45,7 @@ public static class RopeOps
     public static void ForwardAt<T>(Span<T> x, ReadOnlySpan<T> cos, ReadOnlySpan<T> sin, ReadOnlySpan<int> positions, int heads, int headSize, T? scale = null)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Rope);
         int half = headSize / 2, width = heads * headSize;
         if (headSize % 2 != 0) throw new ArgumentException($"RoPE needs an even head size, got {headSize}.");
         if (x.Length < (long)positions.Length * width) throw new ArgumentException("RoPE: buffer shorter than the rows.");

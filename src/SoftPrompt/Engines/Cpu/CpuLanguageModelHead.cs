@@ -58,6 +58,7 @@ internal sealed class CpuLanguageModelHead<T> where T : unmanaged, IBinaryFloati
     /// </summary>
     public T Run(ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, T headScale, Span<T> gradient, T gradientWeight, bool countGreedyMatches)
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Head);
         int d = width, count = Count;
         bool withGradient = !gradient.IsEmpty;
         if (withGradient) gradient.Clear();
@@ -114,6 +115,7 @@ internal sealed class CpuLanguageModelHead<T> where T : unmanaged, IBinaryFloati
     /// <summary>Each listed position's argmax of s·h·Wᵀ (the first among equal maxima), into <paramref name="tokens"/>.</summary>
     public void ArgmaxAt(ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, T headScale, ReadOnlySpan<int> positions, Span<int> tokens)
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Head);
         int d = width, rows = positions.Length;
         for (int start = 0; start < rows; start += LogitRows)
         {
@@ -126,6 +128,7 @@ internal sealed class CpuLanguageModelHead<T> where T : unmanaged, IBinaryFloati
 
     private void LastPositions(TokenBatch batch, ReadOnlySpan<T> hidden, ReadOnlySpan<T> head, Span<float> logits, Span<int> tokens)
     {
+        using var timing = CpuOpTimes.Measure(CpuOp.Head);
         int d = width, rows = batch.Rows;
         if (tokens.IsEmpty && logits.Length < (long)rows * vocab) throw new ArgumentException($"Logits buffer holds {logits.Length} values, {rows} rows × {vocab} need {(long)rows * vocab}.");
         Count = 0;
