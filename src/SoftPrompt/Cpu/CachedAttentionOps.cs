@@ -59,10 +59,12 @@ public static unsafe class CachedAttentionOps
 
     /// <summary>
     /// output [N, heads·hs] (row stride heads·hs) from q (row stride <paramref name="queryStride"/>, heads·hs used) and the
-    /// caches [rows, keyValueHeads·hs]: out_j = Σ_i softmax_i(scale·q_j·k_i) v_i over i ≤ Positions[j].
+    /// caches [rows, keyValueHeads·hs]: out_j = Σ_i softmax_i(scale·q_j·k_i + bias) v_i over i ≤ Positions[j], where bias is
+    /// <paramref name="distanceBias"/>[h, Positions[j] − i] ([heads, <paramref name="distances"/>], T5's decoder relative
+    /// bias by distance back) when given, else 0.
     /// </summary>
     public static void Forward<T>(Span<T> output, ReadOnlySpan<T> q, int queryStride, ReadOnlySpan<T> keyCache, ReadOnlySpan<T> valueCache,
-        CachedPositions tokens, int heads, int keyValueHeads, int headSize, T scale)
+        CachedPositions tokens, int heads, int keyValueHeads, int headSize, T scale, ReadOnlySpan<T> distanceBias = default, int distances = 0)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
         using var timing = CpuOpTimes.Measure(CpuOp.Attention);
@@ -70,14 +72,20 @@ public static unsafe class CachedAttentionOps
         if (keyValueHeads < 1 || heads % keyValueHeads != 0) throw new ArgumentException($"Cached attention: {heads} heads are not a multiple of {keyValueHeads} kv heads.");
         if (output.Length < (long)n * width || q.Length < (long)(n - 1) * queryStride + width)
             throw new ArgumentException($"Cached attention: buffers too short for {n} tokens × {heads} heads × {headSize}.");
-        fixed (T* po = output) fixed (T* pq = q) fixed (T* pk = keyCache) fixed (T* pv = valueCache)
+        if (!distanceBias.IsEmpty)
+        {
+            if (distanceBias.Length < (long)heads * distances) throw new ArgumentException($"Cached attention: a distance bias of {distanceBias.Length} values for {heads} heads × {distances} distances.");
+            for (int j = 0; j < n; j++)
+                if (tokens.Positions[j] >= distances) throw new ArgumentException($"Cached attention: position {tokens.Positions[j]} is beyond the {distances} distances the bias covers.");
+        }
+        fixed (T* po = output) fixed (T* pq = q) fixed (T* pk = keyCache) fixed (T* pv = valueCache) fixed (T* pb = distanceBias)
         fixed (int* positions = tokens.Positions) fixed (int* promptStart = tokens.PromptStart) fixed (int* promptLength = tokens.PromptLength) fixed (int* ownStart = tokens.OwnStart)
         {
             var job = new Job<T>
             {
                 Out = po, Q = pq, K = pk, V = pv, QueryStride = queryStride, H = heads, Group = heads / keyValueHeads, Hs = headSize, Scale = scale,
                 Positions = positions, PromptStart = promptStart, PromptLength = promptLength, OwnStart = ownStart,
-                CacheRows = keyCache.Length / (keyValueHeads * headSize),
+                CacheRows = keyCache.Length / (keyValueHeads * headSize), DistanceBias = distanceBias.IsEmpty ? null : pb, Distances = distances,
             };
             CpuParallel.For(n * heads, &TokenHead<T>, &job);
         }
@@ -85,9 +93,9 @@ public static unsafe class CachedAttentionOps
 
     private struct Job<T> where T : unmanaged
     {
-        public T* Out, Q, K, V;
+        public T* Out, Q, K, V, DistanceBias;
         public int* Positions, PromptStart, PromptLength, OwnStart;
-        public int QueryStride, H, Group, Hs, CacheRows;
+        public int QueryStride, H, Group, Hs, CacheRows, Distances;
         public T Scale;
     }
 
@@ -100,6 +108,8 @@ public static unsafe class CachedAttentionOps
         var q = new ReadOnlySpan<T>(job.Q + (long)token * job.QueryStride + h * hs, hs);
         for (int i = 0; i < keys; i++)
             scores[i] = job.Scale * TensorPrimitives.Dot(q, new ReadOnlySpan<T>(job.K + RowOf(ref job, token, i) * kvWidth + kvOffset, hs));
+        if (job.DistanceBias is not null)
+            for (int i = 0; i < keys; i++) scores[i] += job.DistanceBias[(long)h * job.Distances + keys - 1 - i];
         T max = TensorPrimitives.Max<T>(scores);
         TensorPrimitives.Subtract(scores, max, scores);
         TensorPrimitives.Exp(scores, scores);

@@ -49,23 +49,26 @@ public static class GreedyDecoder
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
-        if (engine is IEncoderDecoderEngine seq2seq)
-        {
-            if (sampling is not null) throw new NotSupportedException("Sampling is not available for encoder-decoder models (T5) yet; decode greedily.");
-            return Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, promptIndices, maxNewTokens, stopToken, batchSize);
-        }
         var outputs = new int[inputs.Count][];
         if (inputs.Count == 0) return outputs;
         int longestInput = inputs.Max(i => i.Length);
         maxNewTokens = NewTokenLimit(engine, inputs, maxNewTokens);
-        // A row without input tokens continues from its prompt's last position, which the cache keeps no hidden state of.
-        bool cached = useCache && inputs.All(i => i.Length > 0);
-        using (var session = cached ? engine.OpenDecoding(Math.Min(batchSize, inputs.Count), longestInput + maxNewTokens) : null)
+        bool encoderDecoder = engine is IEncoderDecoderEngine;
+        // Decoder-only: a row without input tokens continues from its prompt's last position, which the cache keeps no
+        // hidden state of. Encoder-decoder: a slot holds its input (encoder) and its generated tokens (decoder) apart.
+        bool cached = useCache && (encoderDecoder || inputs.All(i => i.Length > 0));
+        int tokensPerSlot = encoderDecoder ? Math.Max(longestInput, maxNewTokens) : longestInput + maxNewTokens;
+        using (var session = cached ? engine.OpenDecoding(Math.Min(batchSize, inputs.Count), tokensPerSlot) : null)
             if (session is not null)
             {
                 Cached(session, inputs, promptIndices, maxNewTokens, stopToken, outputs, sampling, engine.VocabSize);
                 return outputs;
             }
+        if (engine is IEncoderDecoderEngine seq2seq)
+        {
+            if (sampling is not null) throw new NotSupportedException("Sampling from an encoder-decoder model (T5) needs a KV-cached engine (cpu); decode greedily on this one.");
+            return Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, promptIndices, maxNewTokens, stopToken, batchSize);
+        }
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var nextTokens = new int[batchSize];
         var sampler = sampling is null ? null : new TokenSampler(sampling, engine.VocabSize);

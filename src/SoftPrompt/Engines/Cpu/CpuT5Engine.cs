@@ -12,7 +12,7 @@ namespace SoftPrompt.Engines;
 /// decoder position j predicts target j. The reverse pass computes input gradients only: through the decoder,
 /// into the encoder output through every cross-attention's k and v, and down the encoder to the prompt rows.
 /// </summary>
-public sealed class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
+public sealed partial class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
     private readonly T5Weights<T> weights;
     private readonly T5Config config;
@@ -88,6 +88,14 @@ public sealed class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine where T
 
     private protected override T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches, bool languageModelHead)
     {
+        var a = Encode(batch);
+        DecoderForward(batch, a);
+        return languageModelHead ? LanguageModelHead(batch, a, withGradient, countGreedyMatches) : T.Zero;
+    }
+
+    /// <summary>Checks the batch, plans for it and runs the encoder (the decoder's inputs are read, not run).</summary>
+    private T5CpuActivations<T> Encode(TokenBatch batch)
+    {
         var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
         var a = Plan(batch.Rows, encoder, decoder);
         rows = batch.Rows;
@@ -99,8 +107,7 @@ public sealed class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine where T
             a.EncoderLengths[b] = batch.RowPromptLength(b) + a.InputLengths[b];
         }
         EncoderForward(batch, a);
-        DecoderForward(batch, a);
-        return languageModelHead ? LanguageModelHead(batch, a, withGradient, countGreedyMatches) : T.Zero;
+        return a;
     }
 
     private void EncoderForward(TokenBatch batch, T5CpuActivations<T> a)
@@ -134,7 +141,7 @@ public sealed class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine where T
             var s = a.Encoder[l];
             var w = weights.EncoderLayers[l];
             SelfAttention(a, s.Input, s.Rstd1, s.Middle, w.SelfAttentionNormWeight, w.SelfAttention, s.SelfAttention, bias, keys, encoderLength, causal: false);
-            FeedForwardSublayer(a, s.Middle, s.Rstd2, l + 1 < config.Layers ? a.Encoder[l + 1].Input : a.EncoderFinal, w.FeedForwardNormWeight, w.FeedForward,
+            FeedForwardSublayer(a.Norm, a.Wide, a.Projection, s.Middle, s.Rstd2, l + 1 < config.Layers ? a.Encoder[l + 1].Input : a.EncoderFinal, w.FeedForwardNormWeight, w.FeedForward,
                 s.Hidden, s.Linear, ne);
         }
         RmsNormOps.Forward<T>(a.EncoderOutput, a.EncoderFinalRstd, a.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
@@ -179,7 +186,7 @@ public sealed class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine where T
             Project(a.Projection, ca.Output, w.CrossAttention.Output, nd, att, d);
             TensorPrimitives.Add(s.Middle1.AsSpan(0, nd * d), a.Projection.AsSpan(0, nd * d), s.Middle2.AsSpan(0, nd * d));
 
-            FeedForwardSublayer(a, s.Middle2, s.Rstd3, l + 1 < config.DecoderLayers ? a.Decoder[l + 1].Input : a.DecoderFinal, w.FeedForwardNormWeight, w.FeedForward,
+            FeedForwardSublayer(a.Norm, a.Wide, a.Projection, s.Middle2, s.Rstd3, l + 1 < config.DecoderLayers ? a.Decoder[l + 1].Input : a.DecoderFinal, w.FeedForwardNormWeight, w.FeedForward,
                 s.Hidden, s.Linear, nd);
         }
         RmsNormOps.Forward<T>(a.DecoderOutput, a.DecoderFinalRstd, a.DecoderFinal, weights.DecoderFinalNormWeight, nd, d, eps);
@@ -217,20 +224,24 @@ public sealed class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine where T
         RmsNormOps.Backward<T>(dResidual, a.Norm, input, normWeight, rstd, n, d);
     }
 
-    /// <summary>output = input + wo·act(rms(input)) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x), saving the pre-activations.</summary>
-    private void FeedForwardSublayer(T5CpuActivations<T> a, T[] input, T[] rstd, T[] output, T[] normWeight, T5FeedForwardWeights<T> w, T[] hidden, T[] linear, int n)
+    /// <summary>
+    /// output = input + wo·act(rms(input)) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x), saving the pre-activations; norm,
+    /// wide and projection are scratch. Output may be the input (the cached decoding step updates its residual in place).
+    /// </summary>
+    private void FeedForwardSublayer(T[] norm, T[] wide, T[] projection, T[] input, T[] rstd, T[] output, T[] normWeight, T5FeedForwardWeights<T> w,
+        T[] hidden, T[] linear, int n)
     {
         int d = config.Embedding, ff = config.FeedForwardSize;
-        RmsNormOps.Forward<T>(a.Norm, rstd, input, normWeight, n, d, T.CreateChecked(config.LayerNormEpsilon));
-        Project(hidden, a.Norm, w.Input, n, d, ff);
+        RmsNormOps.Forward<T>(norm, rstd, input, normWeight, n, d, T.CreateChecked(config.LayerNormEpsilon));
+        Project(hidden, norm, w.Input, n, d, ff);
         if (config.IsGated)
         {
-            Project(linear, a.Norm, w.Linear!, n, d, ff);
-            GatedGeluOps.Forward<T>(a.Wide.AsSpan(0, n * ff), hidden.AsSpan(0, n * ff), linear.AsSpan(0, n * ff));
+            Project(linear, norm, w.Linear!, n, d, ff);
+            GatedGeluOps.Forward<T>(wide.AsSpan(0, n * ff), hidden.AsSpan(0, n * ff), linear.AsSpan(0, n * ff));
         }
-        else ReluOps.Forward<T>(a.Wide.AsSpan(0, n * ff), hidden.AsSpan(0, n * ff));
-        Project(a.Projection, a.Wide, w.Output, n, ff, d);
-        TensorPrimitives.Add(input.AsSpan(0, n * d), a.Projection.AsSpan(0, n * d), output.AsSpan(0, n * d));
+        else ReluOps.Forward<T>(wide.AsSpan(0, n * ff), hidden.AsSpan(0, n * ff));
+        Project(projection, wide, w.Output, n, ff, d);
+        TensorPrimitives.Add(input.AsSpan(0, n * d), projection.AsSpan(0, n * d), output.AsSpan(0, n * d));
     }
 
     /// <summary>Logits, loss and (optionally) d(decoder output) at target positions only, in chunks of rows.</summary>
