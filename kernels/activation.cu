@@ -130,3 +130,9 @@ extern "C" __global__ void __launch_bounds__(256) bias_residual(float* __restric
         for (int i = first; i < n; i += stride) y[i] = (residual ? residual[i] : 0.0f) + bias[i % channels];
     }
 }
+
+// convert_to_bf16 — y[i] = bf16(x[i]), rounded to nearest even (ElementConversion.SingleToBFloat16 on the host): the
+// activation operand of a bf16 GEMM. x: [n] fp32, y: [n] bf16 (NaN stays NaN). Grid-stride, one element per step.
+extern "C" __global__ void __launch_bounds__(256) convert_to_bf16(bf16* y, const float* x, int n) {
+    for (int i = grid_first(); i < n; i += grid_stride()) y[i] = to_bf16(x[i]);
+}

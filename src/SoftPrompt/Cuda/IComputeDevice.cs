@@ -60,6 +60,8 @@ public interface IComputeDevice : IDisposable
     /// C[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · C. Operand strides come from each GemmOperand.
     /// </summary>
     void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1);
+    /// <summary>As <see cref="Gemm"/> with bf16 A and B on tensor cores, products and sums in fp32, fp32 C.</summary>
+    void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount = 1);
 
     void Synchronize();
 }

@@ -163,3 +163,17 @@ internal static class BiasResidual
         KernelStubs.bias_residual(device, new(blocks, Threads), y: y, residual: residual, bias: bias, rows: rows, channels: channels);
     }
 }
+
+/// <summary>convert_to_bf16: y = bf16(x), round to nearest even (the host's ElementConversion.SingleToBFloat16); n = x.Length, y [≥ n] bf16 bits.</summary>
+internal static class ConvertToBf16
+{
+    public const string Name = "convert_to_bf16";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> x)
+    {
+        int n = LaunchChecks.Elements(Name, x.Length, "n");
+        if (y.Length < n) throw new ArgumentException($"{Name}: y holds {y.Length} elements, x has {n}.", nameof(y));
+        if (n == 0) return;
+        KernelStubs.convert_to_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Elementwise.Threads), Elementwise.Threads), y: y, x: x, n: n);
+    }
+}
