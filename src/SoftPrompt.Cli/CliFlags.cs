@@ -47,6 +47,7 @@ internal static partial class CliFlags
         ["PeftAdapter"] = "--peft",
         ["model"] = "--model",
         ["device"] = "--device",
+        ["precision"] = "--precision",
         ["gpu"] = "--gpu",
     };
 

@@ -26,7 +26,7 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 2 };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
-        var tf32 = new Option<bool>("--tf32") { Description = "Let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
+        var precision = new PrecisionFlags();
         var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 };
         var plan = new Option<bool>("--plan") { Description = "Print the device memory a CUDA engine would allocate for this shape (weights, activations, workspace, prompts) without allocating or loading weights" };
         var decode = new Option<bool>("--decode") { Description = "Measure greedy generation instead of training: every row generates --new-tokens tokens (--steps: how many generations to average)" };
@@ -35,13 +35,13 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "CPU engines: also print the time per step of each kind of op (GEMMs, attention, norms, activations, LM head …)" };
         var command = new Command("bench", "Measure prompt-tuning steps (tokens/s, ms/step, TFLOP/s, memory) or, with --decode, generation")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, tf32, ensemble, plan, decode, newTokens, noCache, profile,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, precision.Precision, precision.Tf32, ensemble, plan, decode, newTokens, noCache, profile,
         };
         command.SetAction(r => CliErrors.Run(() => r.GetValue(decode)
             ? RunDecode(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength), r.GetValue(newTokens), r.GetValue(steps),
-                !r.GetValue(noCache), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32))
+                !r.GetValue(noCache), r.GetValue(device)!, r.GetValue(json), precision.Read(r))
             : Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), r.GetValue(tf32), r.GetValue(ensemble), r.GetValue(plan),
+                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), precision.Read(r), r.GetValue(ensemble), r.GetValue(plan),
                 r.GetValue(profile))));
         return command;
     }
@@ -50,7 +50,7 @@ internal static class BenchCommand
 
     private static IEnumerable<string> ShapeNames => ModelFamily.All.SelectMany(f => f.ShapeNames);
 
-    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, bool tf32,
+    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, Precision precision,
         int ensemble, bool plan, bool profile)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
@@ -78,9 +78,9 @@ internal static class BenchCommand
         string shapeText = encoderDecoder
             ? string.Create(CultureInfo.InvariantCulture, $"batch {batchSize} × (encoder: prompt {promptLength} + {seqLen} tokens; decoder: {targetCount} targets)")
             : string.Create(CultureInfo.InvariantCulture, $"batch {batchSize}{(ensemble > 1 ? $" × {ensemble} prompts" : "")} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row");
-        if (plan) return PrintPlan(modelDir ?? shapeName!, c, batch, PromptLayout.Uniform(ensemble, promptLength), shapeText, json);
+        if (plan) return PrintPlan(modelDir ?? shapeName!, c, batch, PromptLayout.Uniform(ensemble, promptLength), shapeText, json, precision);
 
-        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(AllowTf32: tf32));
+        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(precision));
         var engine = loaded.Engine;
         var prompt = new float[ensemble * promptLength * c.Embedding];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = (float)(random.NextDouble() - 0.5);
@@ -117,7 +117,7 @@ internal static class BenchCommand
                 ["model"] = loaded.Directory, ["family"] = loaded.Family.Name, ["device"] = engine.DeviceName, ["device_description"] = Describe(engine),
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
-                ["memory_bytes"] = memory, ["loss"] = loss, ["tf32"] = tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,
+                ["memory_bytes"] = memory, ["loss"] = loss, ["precision"] = precision.ToString().ToLowerInvariant(), ["tf32"] = precision == Precision.Tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,
                 ["ms_per_step_by_op"] = opTimes is null ? null! : opTimes.ToDictionary(o => o.Name, o => o.Ms),
             }.Where(e => e.Value is not null).ToDictionary()));
         }
@@ -141,19 +141,19 @@ internal static class BenchCommand
     }
 
     private static int RunDecode(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int newTokens, int repeats, bool useCache,
-        string device, bool json, bool tf32)
+        string device, bool json, Precision precision)
     {
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
         if (batchSize <= 0 || seqLen <= 0 || promptLength < 0) throw new ArgumentException("--batch-size and --seq-len must be positive, --prompt-length not negative.");
-        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(AllowTf32: tf32));
+        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(precision));
         string shapeText = string.Create(CultureInfo.InvariantCulture, $"batch {batchSize} × (prompt {promptLength} + {seqLen} tokens)");
         return DecodeBench.Run(loaded, shapeText, batchSize, seqLen, promptLength, newTokens, repeats, useCache, json);
     }
 
     /// <summary>The device memory the CUDA engine would allocate, by kind, from the engine's own plan declarations (nothing allocated, no weights read).</summary>
-    private static int PrintPlan(string name, IModelConfig config, TokenBatch batch, PromptLayout layout, string shapeText, bool json)
+    private static int PrintPlan(string name, IModelConfig config, TokenBatch batch, PromptLayout layout, string shapeText, bool json, Precision precision)
     {
-        var plan = DeviceMemoryPlan.Measure(config, batch, layout);
+        var plan = DeviceMemoryPlan.Measure(config, batch, layout, precision);
         var kinds = Enum.GetValues<DeviceMemoryKind>();
         if (json)
         {

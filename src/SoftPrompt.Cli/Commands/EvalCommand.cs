@@ -24,20 +24,20 @@ internal static class EvalCommand
         var device = new Option<string>("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var batchSize = new Option<int>("--batch-size") { Description = "Rows per batch (rank classification uses one row per example and label)", DefaultValueFactory = _ => 32 };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON document" };
-        var tf32 = new Option<bool>("--tf32") { Description = "cuda: let cuBLAS use TF32 tensor cores for the fp32 GEMMs" };
+        var precision = new PrecisionFlags();
         var columns = new DataOptions();
-        var command = new Command("eval", "Score a prompt on a data file") { model, prompt, data, device, batchSize, json, tf32 };
+        var command = new Command("eval", "Score a prompt on a data file") { model, prompt, data, device, batchSize, json, precision.Precision, precision.Tf32 };
         foreach (var option in columns.All) command.Options.Add(option);
         command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model)!, r.GetValue(prompt)!, r.GetValue(data)!, r.GetValue(device)!,
-            r.GetValue(batchSize), r.GetValue(json), r.GetValue(tf32), columns.Read(r))));
+            r.GetValue(batchSize), r.GetValue(json), precision.Read(r), columns.Read(r))));
         return command;
     }
 
-    private static int Run(string modelDirectory, string promptPath, string dataPath, string device, int batchSize, bool json, bool tf32, DataRequest request)
+    private static int Run(string modelDirectory, string promptPath, string dataPath, string device, int batchSize, bool json, Precision precision, DataRequest request)
     {
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = json ? Console.Error : Console.Out;
-        using var loaded = EngineFactory.Open(modelDirectory, device, new EngineOptions(AllowTf32: tf32));
+        using var loaded = EngineFactory.Open(modelDirectory, device, new EngineOptions(precision));
         var engine = loaded.Engine;
         var prompt = PromptFile.Load(promptPath);
         prompt.CheckBelongsTo(promptPath, engine.EmbeddingSize, loaded.Fingerprint);

@@ -34,7 +34,7 @@ internal static class TrainCommand
     {
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = plan.Json ? Console.Error : Console.Out;
-        using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(AllowTf32: plan.Tf32));
+        using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;
         ITextTokenizer? tokenizer = null;

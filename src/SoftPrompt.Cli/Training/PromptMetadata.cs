@@ -27,7 +27,7 @@ internal static class PromptMetadata
             ["seed"] = o.Seed.ToString(inv),
             ["data"] = Path.GetFullPath(plan.Data),
             ["recipe"] = plan.Recipe?.Name ?? "",
-            ["device"] = plan.Device + (plan.Tf32 ? " (tf32)" : ""),
+            ["device"] = PrecisionFlags.Describe(plan.Device, plan.Precision),
         };
     }
 

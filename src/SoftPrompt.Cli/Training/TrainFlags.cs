@@ -16,7 +16,7 @@ internal sealed class TrainFlags
     public readonly Option<string?> Dev = new("--dev") { Description = "Dev data (same format): evaluated every --eval-every steps; the best prompt is kept" };
     public readonly Option<string> Output = new("--out") { Description = "Where the prompt goes (.safetensors): the best on dev when --dev is given (the last one then goes to OUT.last.safetensors), else the last", Required = true };
     public readonly Option<string> Device = new("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
-    public readonly Option<bool> Tf32 = new("--tf32") { Description = "cuda: let cuBLAS use TF32 tensor cores for the fp32 GEMMs (faster; results then differ from the CPU in the 4th digit)" };
+    public readonly PrecisionFlags Precision = new();
     public readonly Option<string?> Recipe = new("--recipe") { Description = "Defaults from a paper: lester2021 (P=100, class-labels init, Adafactor lr 0.3 constant, batch 32, decay 1−t^−0.8, update clip 1, wd 1e-5, 30k steps, best on dev); explicit flags override" };
 
     public readonly Option<int?> PromptLength = new("--prompt-length") { Description = $"Prompt vectors P (default {PromptInitializer.DefaultLength}, or the --init file's length)" };
@@ -70,7 +70,7 @@ internal sealed class TrainFlags
 
     public IEnumerable<Option> All =>
     [
-        Model, Data, Dev, Output, Device, Tf32, Recipe, PromptLength, Init, FrequencyOrdered, Steps, BatchSize, GradAccum, LearningRate, Optimizer,
+        Model, Data, Dev, Output, Device, Precision.Precision, Precision.Tf32, Recipe, PromptLength, Init, FrequencyOrdered, Steps, BatchSize, GradAccum, LearningRate, Optimizer,
         Schedule, WarmupSteps, ClipNorm, WeightDecay, UpdateClip, DecayRate, Seed, NoShuffle, LengthBuckets, Ensemble, .. DataFlags.All, EvalEvery, EvalBatchSize,
         Patience, CheckpointDir, CheckpointEvery, KeepLast, Resume, Metrics, Plot, NoPlot, Json, Progress,
     ];
@@ -116,7 +116,7 @@ internal sealed class TrainFlags
             Output = output,
             LastOutput = dev is null ? null : stem + ".last.safetensors",
             Device = r.GetValue(Device)!,
-            Tf32 = r.GetValue(Tf32),
+            Precision = Precision.Read(r),
             Recipe = recipe,
             PromptLength = promptLength,
             Init = init,
@@ -167,7 +167,7 @@ internal sealed record TrainPlan
 
     public static string Stem(string output) => output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? output[..^".safetensors".Length] : output;
     public required string Device { get; init; }
-    public required bool Tf32 { get; init; }
+    public required Precision Precision { get; init; }
     public required TrainRecipe? Recipe { get; init; }
     public required int? PromptLength { get; init; }
     public required InitSpec Init { get; init; }

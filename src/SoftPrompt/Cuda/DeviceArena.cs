@@ -158,6 +158,30 @@ public sealed class ArenaCarver
     }
 
     /// <summary>
+    /// A frozen weight matrix of <paramref name="count"/> elements: as <see cref="Upload{T}"/> in fp32, or rounded to bf16
+    /// (nearest even) on the way up when <paramref name="bf16"/>, in slices so no whole bf16 copy is made on the host.
+    /// </summary>
+    public DeviceMatrix UploadMatrix(string name, long count, float[]? values, bool bf16)
+    {
+        if (!bf16) return Upload(name, count, values);
+        if (values is not null && values.LongLength != count)
+            throw new ArgumentException($"{Arena.Name}: tensor '{name}' holds {values.LongLength} values, the configuration needs {count}.");
+        var span = Take<ushort>(name, count);
+        if (Allocates && count > 0)
+        {
+            if (values is null) throw new ArgumentNullException(nameof(values), $"{Arena.Name}: tensor '{name}' has no host values to upload.");
+            var slice = new ushort[(int)Math.Min(count, 1 << 20)];
+            for (long start = 0; start < count; start += slice.Length)
+            {
+                int length = (int)Math.Min(slice.Length, count - start);
+                for (int i = 0; i < length; i++) slice[i] = Checkpoints.ElementConversion.SingleToBFloat16(values[start + i]);
+                device!.CopyToDevice<ushort>(slice.AsSpan(0, length), span.Slice(start, length));
+            }
+        }
+        return DeviceMatrix.OfBf16(span);
+    }
+
+    /// <summary>
     /// A tensor of <paramref name="count"/> elements holding <paramref name="values"/> (copied up once the arena is allocated;
     /// null while measuring a plan from shapes alone). A host tensor of another length is an error naming the tensor.
     /// </summary>

@@ -14,10 +14,24 @@ public sealed record LoadedModel(IPromptEngine Engine, IModelConfig Config, stri
     public void Dispose() => Engine.Dispose();
 }
 
-/// <summary>How an engine computes. <see cref="AllowTf32"/>: let cuBLAS use TF32 tensor cores for the fp32 GEMMs (about 8× the fp32 throughput on Ampere/Hopper, 10-bit mantissa products; off by default so results match the CPU reference).</summary>
-public sealed record EngineOptions(bool AllowTf32 = false)
+/// <summary>
+/// The arithmetic of a device engine's GEMMs. <see cref="Fp32"/>: exact fp32 (results match the CPU reference).
+/// <see cref="Tf32"/>: cuBLAS may use TF32 tensor cores for the fp32 GEMMs (about 8× the fp32 throughput on Ampere/Hopper,
+/// 10-bit mantissa products). <see cref="Bf16"/>: the frozen block weights are stored in bf16 (rounded to nearest even) and
+/// their GEMMs run on bf16 tensor cores with fp32 sums; everything else (activations between ops, norms, softmax, loss,
+/// prompt and optimizer) stays fp32. The CPU engines are fp32/fp64 references and refuse bf16.
+/// </summary>
+public enum Precision { Fp32, Tf32, Bf16 }
+
+/// <summary>How an engine computes (<see cref="Engines.Precision"/>).</summary>
+public sealed record EngineOptions(Precision Precision = Precision.Fp32)
 {
     public static readonly EngineOptions Default = new();
+
+    /// <summary>The TF32 switch of earlier versions: <c>new EngineOptions(AllowTf32: true)</c> is <see cref="Precision.Tf32"/>.</summary>
+    public EngineOptions(bool AllowTf32) : this(AllowTf32 ? Precision.Tf32 : Precision.Fp32) { }
+
+    public bool AllowTf32 => Precision == Precision.Tf32;
 }
 
 /// <summary>Opens a Hugging Face checkpoint directory (or weights built in memory) on the requested device.</summary>
@@ -31,6 +45,7 @@ public static class EngineFactory
 
     public static LoadedModel Create(Gpt2Weights<float> weights, string device, string origin, EngineOptions? options = null)
     {
+        CheckPrecision(device, options, bf16Built: true);
         string fingerprint = ModelFingerprint.Of(weights);
         IPromptEngine engine = device switch
         {
@@ -44,6 +59,7 @@ public static class EngineFactory
     public static LoadedModel Create(T5Weights<float> weights, string device, string origin, EngineOptions? options = null)
     {
         CheckDevice(device);
+        CheckPrecision(device, options, bf16Built: false);
         IPromptEngine engine = device switch
         {
             "cpu" => new CpuT5Engine<float>(weights),
@@ -55,6 +71,7 @@ public static class EngineFactory
     public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin, EngineOptions? options = null)
     {
         CheckDevice(device);
+        CheckPrecision(device, options, bf16Built: false);
         IPromptEngine engine = device switch
         {
             "cpu" => new CpuLlamaEngine<float>(weights),
@@ -71,6 +88,17 @@ public static class EngineFactory
     {
         if (device is not ("cpu" or "cuda" or "cuda-emulated")) throw UnknownDevice(device);
         CudaEngines.Check(device);
+    }
+
+    /// <summary>
+    /// Throws unless the engine for <paramref name="device"/> computes at the requested precision: the CPU engines are the
+    /// fp32/fp64 references, and bf16 is built for GPT-2's device engine so far (<paramref name="bf16Built"/>).
+    /// </summary>
+    public static void CheckPrecision(string device, EngineOptions? options, bool bf16Built)
+    {
+        if (options?.Precision != Precision.Bf16) return;
+        if (device == "cpu") throw new ArgumentException("`precision` bf16 needs a device engine (`device` cuda or cuda-emulated); the CPU engines are the fp32/fp64 references.");
+        if (!bf16Built) throw new NotSupportedException("`precision` bf16 is built for GPT-2 so far; run Llama and T5 at fp32 or tf32.");
     }
 
     private static ArgumentException UnknownDevice(string device) =>

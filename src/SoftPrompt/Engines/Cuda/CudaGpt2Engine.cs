@@ -15,12 +15,18 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
     private readonly Gpt2DeviceWeights weights;
     private Gpt2DevicePlan? plan;
 
-    public CudaGpt2Engine(IComputeDevice device, Gpt2Weights<float> hostWeights, bool ownsDevice = false)
+    /// <param name="bf16">Store the block matrices in bf16 and run their GEMMs on bf16 tensor cores (<see cref="Precision.Bf16"/>).</param>
+    public CudaGpt2Engine(IComputeDevice device, Gpt2Weights<float> hostWeights, bool ownsDevice = false, bool bf16 = false)
         : base(device, ownsDevice, hostWeights.Config.Embedding, hostWeights.Config.VocabSize, hostWeights.Config.MaxPositions, hostWeights.Config.Layers)
     {
         config = hostWeights.Config;
-        weights = Gpt2DeviceWeights.Upload(device, hostWeights);
+        this.bf16 = bf16;
+        weights = Gpt2DeviceWeights.Upload(device, hostWeights, bf16);
     }
+
+    private readonly bool bf16;
+
+    private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
 
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
     private protected override DeviceSpan<float> TokenEmbedding => weights.TokenEmbedding;
@@ -35,7 +41,7 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
             var (rows, positions) = Gpt2DevicePlan.Capacity(batch, plan);
             plan?.Dispose();
             plan = null;
-            plan = Gpt2DevicePlan.Allocate(device, config, rows, positions, layout);
+            plan = Gpt2DevicePlan.Allocate(device, config, rows, positions, layout, bf16);
         }
         return plan;
     }
@@ -108,13 +114,13 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
     }
 
     /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out] (Conv1D): the bias (and residual) are written first, the GEMM accumulates.</summary>
-    private void Linear(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void Linear(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
         BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), residual.Length == 0 ? default : residual.Slice(0, (long)n * outDim), bias, n, outDim);
-        device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, outDim), 1f, new GemmOperand(y, outDim));
+        WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 1f, y);
     }
 
     /// <summary>dx [n, in] = dy [n, out] · Wᵀ for a Conv1D weight W [in, out].</summary>
-    private void Conv1DInputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> weight, int n, int inDim, int outDim)
-        => device.Gemm(n, inDim, outDim, 1f, new GemmOperand(dy, outDim), new GemmOperand(weight, outDim, Transposed: true), 0f, new GemmOperand(dx, inDim));
+    private void Conv1DInputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceMatrix weight, int n, int inDim, int outDim)
+        => WeightGemm(n, inDim, outDim, dy, weight, outDim, weightTransposed: true, 0f, dx);
 }

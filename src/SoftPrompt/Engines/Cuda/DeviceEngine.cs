@@ -1,4 +1,5 @@
 using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
 
 namespace SoftPrompt.Engines;
 
@@ -86,17 +87,38 @@ public abstract class DeviceEngine : IDeviceEngine
     }
 
     /// <summary>y [n, outDim] (=, or += when accumulating) x [n, inDim] · Wᵀ with W [outDim, inDim] (nn.Linear, no bias).</summary>
-    private protected void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim, bool accumulate = false)
-        => device.Gemm(n, outDim, inDim, 1f, new GemmOperand(x, inDim), new GemmOperand(weight, inDim, Transposed: true), accumulate ? 1f : 0f, new GemmOperand(y, outDim));
+    private protected void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
+        => WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, accumulate ? 1f : 0f, y);
 
     /// <summary>y [n, outDim] = residual + x · Wᵀ: the residual is copied in first, the GEMM accumulates onto it.</summary>
-    private protected void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int inDim, int outDim)
+    private protected void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceMatrix weight, int n, int inDim, int outDim)
     {
         device.CopyDeviceToDevice(residual.Slice(0, (long)n * outDim), y.Slice(0, (long)n * outDim));
         Project(y, x, weight, n, inDim, outDim, accumulate: true);
     }
 
     /// <summary>dx [n, inDim] (=, or += when accumulating) dy [n, outDim] · W, W [outDim, inDim]: the only GEMM a frozen layer needs backward.</summary>
-    private protected void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> weight, int n, int inDim, int outDim, bool accumulate = false)
-        => device.Gemm(n, inDim, outDim, 1f, new GemmOperand(dy, outDim), new GemmOperand(weight, inDim), accumulate ? 1f : 0f, new GemmOperand(dx, inDim));
+    private protected void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
+        => WeightGemm(n, inDim, outDim, dy, weight, inDim, weightTransposed: false, accumulate ? 1f : 0f, dx);
+
+    /// <summary>The current plan's room for a bf16 copy of a GEMM's activation operand (empty while the weights are fp32).</summary>
+    private protected virtual DeviceSpan<ushort> Bf16Operands => default;
+
+    /// <summary>
+    /// c [m, n] = x [m, k] · op(W) + beta·c with the activation x dense (ld k) and W stored with <paramref name="weightLd"/>.
+    /// A bf16 W multiplies a bf16 copy of x (rounded to nearest even into <see cref="Bf16Operands"/>) on tensor cores, fp32 sums.
+    /// </summary>
+    private protected void WeightGemm(int m, int n, int k, DeviceSpan<float> x, DeviceMatrix weight, int weightLd, bool weightTransposed, float beta, DeviceSpan<float> c)
+    {
+        if (!weight.IsBf16)
+        {
+            device.Gemm(m, n, k, 1f, new GemmOperand(x, k), new GemmOperand(weight.Fp32, weightLd, weightTransposed), beta, new GemmOperand(c, n));
+            return;
+        }
+        long count = (long)m * k;
+        if (Bf16Operands.Length < count) throw new InvalidOperationException($"The plan holds {Bf16Operands.Length} bf16 operand elements, a GEMM needs {count} (m={m}, k={k}).");
+        var operand = Bf16Operands.Slice(0, count);
+        ConvertToBf16.Launch(device, operand, x.Slice(0, count));
+        device.GemmBf16(m, n, k, 1f, new Bf16GemmOperand(operand, k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta, new GemmOperand(c, n));
+    }
 }

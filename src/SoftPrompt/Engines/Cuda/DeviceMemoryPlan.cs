@@ -21,24 +21,28 @@ public sealed class DeviceMemoryPlan
     public long BytesOf(DeviceMemoryKind kind) => Arenas.Sum(a => a.BytesOf(kind));
 
     /// <summary>The arenas the CUDA engine for <paramref name="config"/> allocates to run <paramref name="batch"/> with prompts laid out as <paramref name="layout"/>.</summary>
-    public static DeviceMemoryPlan Measure(IModelConfig config, TokenBatch batch, PromptLayout layout) => config.Family.MeasureDeviceMemory(config, batch, layout);
+    public static DeviceMemoryPlan Measure(IModelConfig config, TokenBatch batch, PromptLayout layout, Precision precision = Precision.Fp32) =>
+        config.Family.MeasureDeviceMemory(config, batch, layout, precision);
 
-    internal static DeviceMemoryPlan Measure(Gpt2Config config, TokenBatch batch, PromptLayout layout)
+    internal static DeviceMemoryPlan Measure(Gpt2Config config, TokenBatch batch, PromptLayout layout, Precision precision)
     {
         BatchChecks.DecoderOnly(batch, layout, config.VocabSize, config.MaxPositions, requireTargets: false);
         var (rows, positions) = Gpt2DevicePlan.Capacity(batch, null);
-        return new(Gpt2DeviceWeights.Measure(config).Arena, Gpt2DevicePlan.Measure(config, rows, positions, layout).Arena, Prompts(config, layout));
+        bool bf16 = precision == Precision.Bf16;
+        return new(Gpt2DeviceWeights.Measure(config, bf16).Arena, Gpt2DevicePlan.Measure(config, rows, positions, layout, bf16).Arena, Prompts(config, layout));
     }
 
-    internal static DeviceMemoryPlan Measure(LlamaConfig config, TokenBatch batch, PromptLayout layout)
+    internal static DeviceMemoryPlan Measure(LlamaConfig config, TokenBatch batch, PromptLayout layout, Precision precision)
     {
+        EngineFactory.CheckPrecision("cuda", new EngineOptions(precision), bf16Built: false);
         BatchChecks.DecoderOnly(batch, layout, config.VocabSize, config.SequenceLimit, requireTargets: false);
         var (rows, positions, sequence) = LlamaDevicePlan.Capacity(config, batch, null);
         return new(LlamaDeviceWeights.Measure(config).Arena, LlamaDevicePlan.Measure(config, rows, positions, sequence, layout).Arena, Prompts(config, layout));
     }
 
-    internal static DeviceMemoryPlan Measure(T5Config config, TokenBatch batch, PromptLayout layout)
+    internal static DeviceMemoryPlan Measure(T5Config config, TokenBatch batch, PromptLayout layout, Precision precision)
     {
+        EngineFactory.CheckPrecision("cuda", new EngineOptions(precision), bf16Built: false);
         var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, layout, config.VocabSize, config.MaxPositions);
         var (rows, encoderLength, decoderLength) = T5DevicePlan.Capacity(batch.Rows, encoder, decoder, null);
         return new(T5DeviceWeights.Measure(config).Arena, T5DevicePlan.Measure(config, rows, encoderLength, decoderLength).Arena, Prompts(config, layout));

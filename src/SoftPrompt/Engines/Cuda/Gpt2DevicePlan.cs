@@ -9,12 +9,13 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal sealed class Gpt2DevicePlan : DecoderDevicePlan
 {
-    public static Gpt2DevicePlan Allocate(IComputeDevice device, Gpt2Config config, int rows, int positions, PromptLayout layout)
-        => DeviceArena.Allocate(device, "gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout));
+    /// <param name="bf16">The weights are bf16: hold a bf16 copy of the largest GEMM activation operand.</param>
+    public static Gpt2DevicePlan Allocate(IComputeDevice device, Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16 = false)
+        => DeviceArena.Allocate(device, "gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout, bf16));
 
     /// <summary>The plan's layout and size without a device.</summary>
-    public static Gpt2DevicePlan Measure(Gpt2Config config, int rows, int positions, PromptLayout layout)
-        => DeviceArena.Measure("gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout));
+    public static Gpt2DevicePlan Measure(Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16 = false)
+        => DeviceArena.Measure("gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout, bf16));
 
     /// <summary>A plan for <paramref name="batch"/> and its capacity (its RowCapacity rows of its longest prompt and TokenCapacity tokens), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
     public static (int Rows, int Positions) Capacity(TokenBatch batch, Gpt2DevicePlan? current)
@@ -24,7 +25,7 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0));
     }
 
-    private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout)
+    private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16)
         : base(carve, rows, positions, config.Embedding, config.VocabSize, layout)
     {
         long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads;
@@ -46,6 +47,8 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         GradientQkv = F("gradient_qkv", n * 3 * c); GradientWide = F("gradient_wide", n * inner); AttentionScratch = F("attention_scratch", n * heads);
         QkvFull = F("qkv_full", n * 3 * c); GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
         AttentionFull = F("attention_full", n * c); GradientAttentionFull = F("gradient_attention_full", n * c);
+        // A GEMM's activation operand is at most [n, inner] (c_proj's input forward, c_fc's output gradient backward) or [n, 3c].
+        Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(inner, 3 * c) : 0);
     }
 
     /// <summary>Shared rows: the block's input, ln_1's statistics, q|k|v, attention output before c_proj, logsumexp, the residual after attention, ln_2's statistics, the MLP's pre-activation.</summary>
@@ -66,6 +69,8 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
     public DeviceSpan<float> GradientQkvFull { get; }
     public DeviceSpan<float> AttentionFull { get; }
     public DeviceSpan<float> GradientAttentionFull { get; }
+    /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
+    public DeviceSpan<ushort> Bf16Operands { get; }
 
     public override DeviceSpan<float> BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
     public override DeviceSpan<float> FullEmbeddings => AttentionFull;

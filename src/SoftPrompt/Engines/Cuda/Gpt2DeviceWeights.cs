@@ -6,13 +6,14 @@ namespace SoftPrompt.Engines;
 /// <summary>Frozen GPT-2 weights on a device: one arena of named tensors declared from the config, uploaded once.</summary>
 internal sealed class Gpt2DeviceWeights : IDisposable
 {
-    public static Gpt2DeviceWeights Upload(IComputeDevice device, Gpt2Weights<float> host)
-        => DeviceArena.Allocate(device, "gpt2 weights", carve => new Gpt2DeviceWeights(carve, host.Config, host));
+    /// <param name="bf16">Block matrices (c_attn, attn.c_proj, c_fc, mlp.c_proj) in bf16; embeddings, norms and biases stay fp32.</param>
+    public static Gpt2DeviceWeights Upload(IComputeDevice device, Gpt2Weights<float> host, bool bf16 = false)
+        => DeviceArena.Allocate(device, "gpt2 weights", carve => new Gpt2DeviceWeights(carve, host.Config, host, bf16));
 
     /// <summary>The layout alone, from the config (no host weights, no device).</summary>
-    public static Gpt2DeviceWeights Measure(Gpt2Config config) => DeviceArena.Measure("gpt2 weights", carve => new Gpt2DeviceWeights(carve, config, null));
+    public static Gpt2DeviceWeights Measure(Gpt2Config config, bool bf16 = false) => DeviceArena.Measure("gpt2 weights", carve => new Gpt2DeviceWeights(carve, config, null, bf16));
 
-    private Gpt2DeviceWeights(ArenaCarver carve, Gpt2Config config, Gpt2Weights<float>? host)
+    private Gpt2DeviceWeights(ArenaCarver carve, Gpt2Config config, Gpt2Weights<float>? host, bool bf16)
     {
         Arena = carve.Arena;
         carve.Kind = DeviceMemoryKind.Weights;
@@ -29,11 +30,11 @@ internal sealed class Gpt2DeviceWeights : IDisposable
             string at = $"h.{l}.";
             Layers[l] = new Layer(
                 carve.Upload(at + "ln_1.weight", c, h?.Norm1Weight), carve.Upload(at + "ln_1.bias", c, h?.Norm1Bias),
-                carve.Upload(at + "attn.c_attn.weight", c * 3 * c, h?.QkvWeight), carve.Upload(at + "attn.c_attn.bias", 3 * c, h?.QkvBias),
-                carve.Upload(at + "attn.c_proj.weight", c * c, h?.AttentionProjectionWeight), carve.Upload(at + "attn.c_proj.bias", c, h?.AttentionProjectionBias),
+                carve.UploadMatrix(at + "attn.c_attn.weight", c * 3 * c, h?.QkvWeight, bf16), carve.Upload(at + "attn.c_attn.bias", 3 * c, h?.QkvBias),
+                carve.UploadMatrix(at + "attn.c_proj.weight", c * c, h?.AttentionProjectionWeight, bf16), carve.Upload(at + "attn.c_proj.bias", c, h?.AttentionProjectionBias),
                 carve.Upload(at + "ln_2.weight", c, h?.Norm2Weight), carve.Upload(at + "ln_2.bias", c, h?.Norm2Bias),
-                carve.Upload(at + "mlp.c_fc.weight", c * inner, h?.FcWeight), carve.Upload(at + "mlp.c_fc.bias", inner, h?.FcBias),
-                carve.Upload(at + "mlp.c_proj.weight", inner * c, h?.FcProjectionWeight), carve.Upload(at + "mlp.c_proj.bias", c, h?.FcProjectionBias));
+                carve.UploadMatrix(at + "mlp.c_fc.weight", c * inner, h?.FcWeight, bf16), carve.Upload(at + "mlp.c_fc.bias", inner, h?.FcBias),
+                carve.UploadMatrix(at + "mlp.c_proj.weight", inner * c, h?.FcProjectionWeight, bf16), carve.Upload(at + "mlp.c_proj.bias", c, h?.FcProjectionBias));
         }
     }
 
@@ -48,9 +49,9 @@ internal sealed class Gpt2DeviceWeights : IDisposable
     public Layer[] Layers { get; }
 
     /// <summary>Conv1D weights as stored, [in, out].</summary>
-    public sealed record Layer(DeviceSpan<float> Norm1Weight, DeviceSpan<float> Norm1Bias, DeviceSpan<float> QkvWeight, DeviceSpan<float> QkvBias,
-        DeviceSpan<float> AttentionProjectionWeight, DeviceSpan<float> AttentionProjectionBias, DeviceSpan<float> Norm2Weight, DeviceSpan<float> Norm2Bias,
-        DeviceSpan<float> FcWeight, DeviceSpan<float> FcBias, DeviceSpan<float> FcProjectionWeight, DeviceSpan<float> FcProjectionBias);
+    public sealed record Layer(DeviceSpan<float> Norm1Weight, DeviceSpan<float> Norm1Bias, DeviceMatrix QkvWeight, DeviceSpan<float> QkvBias,
+        DeviceMatrix AttentionProjectionWeight, DeviceSpan<float> AttentionProjectionBias, DeviceSpan<float> Norm2Weight, DeviceSpan<float> Norm2Bias,
+        DeviceMatrix FcWeight, DeviceSpan<float> FcBias, DeviceMatrix FcProjectionWeight, DeviceSpan<float> FcProjectionBias);
 
     public void Dispose() => Arena.Dispose();
 }

@@ -1,0 +1,117 @@
+using SoftPrompt.Checkpoints;
+using SoftPrompt.Cuda;
+using SoftPrompt.Engines;
+using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Tests.Emulation;
+
+namespace SoftPrompt.Tests.Engines;
+
+/// <summary>
+/// GPT-2's device engine at <see cref="Precision.Bf16"/> (block matrices stored bf16, their GEMMs on bf16 operands with fp32
+/// sums) against float64 references: the CPU engine on the same weights rounded to bf16 (what remains is the rounding of
+/// the activations entering each GEMM) and on the original weights (the whole bf16 error). Also: the fp32 engine's error,
+/// so the comparison shows bf16 really ran, and what bf16 saves in the device plan.
+/// </summary>
+[TestFixture(DeviceKind.Emulated)]
+[TestFixture(DeviceKind.Gpu, Category = "Gpu")]
+public sealed class Bf16EngineTests(DeviceKind kind)
+{
+    private static readonly Gpt2Config Config = TestModels.TinyConfig(vocab: 41, positions: 24, embedding: 32, layers: 3, heads: 4, inner: 64);
+
+    private static (double Loss, double[] Gradient) Device(Gpt2Weights<float> weights, bool bf16, DeviceKind kind, float[] prompts, TokenBatch batch)
+    {
+        using var engine = new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: bf16);
+        engine.LoadPrompts(prompts, 2, 4);
+        float loss = engine.ForwardBackward(batch);
+        var gradient = new float[prompts.Length];
+        engine.ReadPromptGradient(gradient);
+        return (loss, [.. gradient.Select(g => (double)g)]);
+    }
+
+    private static (double Loss, double[] Gradient) Reference(Gpt2Weights<double> weights, float[] prompts, TokenBatch batch)
+    {
+        using var engine = new CpuGpt2Engine<double>(weights);
+        engine.LoadPrompts([.. prompts.Select(p => (double)p)], PromptLayout.Uniform(2, 4));
+        double loss = engine.LossAndGradient(batch);
+        return (loss, engine.PromptGradient.ToArray());
+    }
+
+    private static double RelativeError(double[] actual, double[] expected) =>
+        Math.Sqrt(actual.Zip(expected, (a, e) => (a - e) * (a - e)).Sum() / expected.Sum(e => e * e));
+
+    [Test]
+    public void LossAndPromptGradientStayWithinBf16RoundingOfFloat64()
+    {
+        var weights = TestModels.Random<float>(Config, seed: 4);
+        var prompts = TestModels.RandomPrompts<float>(2 * 4 * Config.Embedding, seed: 5);
+        var batch = TestModels.MixedBatch(4, 2, Config.VocabSize);
+
+        var exact = Reference(Widen(weights, roundBlocks: false), prompts, batch);
+        var roundedWeights = Reference(Widen(weights, roundBlocks: true), prompts, batch);
+        var fp32 = Device(weights, bf16: false, kind, prompts, batch);
+        var bf16 = Device(weights, bf16: true, kind, prompts, batch);
+
+        double fp32Error = RelativeError(fp32.Gradient, exact.Gradient);
+        double activationError = RelativeError(bf16.Gradient, roundedWeights.Gradient);
+        double totalError = RelativeError(bf16.Gradient, exact.Gradient);
+        TestContext.Out.WriteLine($"gradient relative error: fp32 {fp32Error:G3}; bf16 vs bf16 weights {activationError:G3}; bf16 vs exact {totalError:G3}; " +
+            $"loss {bf16.Loss} vs {exact.Loss} (bf16 weights {roundedWeights.Loss})");
+        Assert.That(fp32Error, Is.LessThan(1e-5), "the fp32 engine");
+        Assert.That(totalError, Is.GreaterThan(100 * fp32Error), "bf16 ran: its error is that of 8-bit mantissas, not of fp32");
+        Assert.That(activationError, Is.LessThan(2e-2), "rounding the activations entering each GEMM to bf16");
+        Assert.That(totalError, Is.LessThan(4e-2), "bf16 weights and activations together");
+        Assert.That(Math.Abs(bf16.Loss - exact.Loss), Is.LessThan(1e-2 * Math.Abs(exact.Loss)));
+        Assert.That(Math.Abs(bf16.Loss - roundedWeights.Loss), Is.LessThan(Math.Abs(exact.Loss - roundedWeights.Loss) + 5e-3 * Math.Abs(exact.Loss)));
+    }
+
+    [Test]
+    public void TheBlockMatricesTakeHalfTheirFp32BytesInThePlan()
+    {
+        var config = Gpt2Shapes.Named["gpt2-small"];
+        var batch = new TokenBatch(4, 128, 20);
+        batch.Reset(128);
+        for (int r = 0; r < 4; r++) batch.AddRow(new int[100], new int[28]);
+        var layout = PromptLayout.Uniform(1, 20);
+        var fp32 = DeviceMemoryPlan.Measure(config, batch, layout);
+        var bf16 = DeviceMemoryPlan.Measure(config, batch, layout, Precision.Bf16);
+        long blockParameters = (long)config.Layers * (3L * config.Embedding * config.Embedding + config.Embedding * config.Embedding + 2L * config.Embedding * config.Inner);
+        Assert.That(fp32.BytesOf(DeviceMemoryKind.Weights) - bf16.BytesOf(DeviceMemoryKind.Weights), Is.EqualTo(2 * blockParameters).Within(256 * config.Layers * 4),
+            "each block matrix: 2 bytes less per parameter (up to alignment)");
+        Assert.That(bf16.BytesOf(DeviceMemoryKind.Workspace), Is.GreaterThan(fp32.BytesOf(DeviceMemoryKind.Workspace)), "room for a bf16 GEMM operand");
+    }
+
+    [Test]
+    public void ThePrecisionIsRefusedWhereItIsNotBuilt()
+    {
+        var weights = TestModels.Random<float>(Config, seed: 4);
+        Assert.That(() => EngineFactory.Create(weights, "cpu", "test", new EngineOptions(Precision.Bf16)),
+            Throws.ArgumentException.With.Message.Contains("CPU engines are the fp32/fp64 references"));
+        var llama = SoftPrompt.Tests.Llama.LlamaTestModels.Random<float>(SoftPrompt.Tests.Llama.LlamaTestModels.TinyConfig(), seed: 1);
+        Assert.That(() => EngineFactory.Create(llama, "cuda-emulated", "test", new EngineOptions(Precision.Bf16)),
+            Throws.InstanceOf<NotSupportedException>().With.Message.Contains("built for GPT-2 so far"));
+    }
+
+    /// <summary>The same weights in float64, the block matrices rounded to bf16 when <paramref name="roundBlocks"/>.</summary>
+    private static Gpt2Weights<double> Widen(Gpt2Weights<float> w, bool roundBlocks)
+    {
+        double[] Plain(float[] x) => [.. x.Select(v => (double)v)];
+        double[] Block(float[] x) => roundBlocks ? [.. x.Select(v => (double)BitConverter.UInt32BitsToSingle((uint)ElementConversion.SingleToBFloat16(v) << 16))] : Plain(x);
+        return new Gpt2Weights<double>
+        {
+            Config = w.Config,
+            TokenEmbedding = Plain(w.TokenEmbedding),
+            PositionEmbedding = Plain(w.PositionEmbedding),
+            FinalNormWeight = Plain(w.FinalNormWeight),
+            FinalNormBias = Plain(w.FinalNormBias),
+            Layers = [.. w.Layers.Select(l => new Gpt2LayerWeights<double>
+            {
+                Norm1Weight = Plain(l.Norm1Weight), Norm1Bias = Plain(l.Norm1Bias),
+                QkvWeight = Block(l.QkvWeight), QkvBias = Plain(l.QkvBias),
+                AttentionProjectionWeight = Block(l.AttentionProjectionWeight), AttentionProjectionBias = Plain(l.AttentionProjectionBias),
+                Norm2Weight = Plain(l.Norm2Weight), Norm2Bias = Plain(l.Norm2Bias),
+                FcWeight = Block(l.FcWeight), FcBias = Plain(l.FcBias),
+                FcProjectionWeight = Block(l.FcProjectionWeight), FcProjectionBias = Plain(l.FcProjectionBias),
+            })],
+        };
+    }
+}
