@@ -71,7 +71,7 @@ public static class EngineFactory
     public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin, EngineOptions? options = null)
     {
         CheckDevice(device);
-        CheckPrecision(device, options, bf16Built: false);
+        CheckPrecision(device, options, bf16Built: true);
         IPromptEngine engine = device switch
         {
             "cpu" => new CpuLlamaEngine<float>(weights),
@@ -98,7 +98,7 @@ public static class EngineFactory
     {
         if (options?.Precision != Precision.Bf16) return;
         if (device == "cpu") throw new ArgumentException("`precision` bf16 needs a device engine (`device` cuda or cuda-emulated); the CPU engines are the fp32/fp64 references.");
-        if (!bf16Built) throw new NotSupportedException("`precision` bf16 is built for GPT-2 so far; run Llama and T5 at fp32 or tf32.");
+        if (!bf16Built) throw new NotSupportedException("`precision` bf16 is built for GPT-2 and Llama so far; run T5 at fp32 or tf32.");
     }
 
     private static ArgumentException UnknownDevice(string device) =>

@@ -21,7 +21,7 @@ internal static class CudaEngines
         => Create(device, options, compute => new CudaT5Engine(compute, weights, ownsDevice: true));
 
     public static IPromptEngine Create(LlamaWeights<float> weights, string device, EngineOptions options)
-        => Create(device, options, compute => new CudaLlamaEngine(compute, weights, ownsDevice: true));
+        => Create(device, options, compute => new CudaLlamaEngine(compute, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
 
     /// <summary>Throws unless <paramref name="device"/> can be opened ("cuda" needs a usable GPU and the built kernels): callers check before an expensive load.</summary>
     public static void Check(string device)

@@ -19,13 +19,19 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
     private readonly float attentionScale;
     private LlamaDevicePlan? plan;
 
-    public CudaLlamaEngine(IComputeDevice device, LlamaWeights<float> hostWeights, bool ownsDevice = false)
+    /// <param name="bf16">Store the block matrices in bf16 and run their GEMMs on bf16 tensor cores (<see cref="Precision.Bf16"/>).</param>
+    public CudaLlamaEngine(IComputeDevice device, LlamaWeights<float> hostWeights, bool ownsDevice = false, bool bf16 = false)
         : base(device, ownsDevice, hostWeights.Config.Embedding, hostWeights.Config.VocabSize, hostWeights.Config.SequenceLimit, hostWeights.Config.Layers)
     {
         config = hostWeights.Config;
-        weights = LlamaDeviceWeights.Upload(device, hostWeights);
+        this.bf16 = bf16;
+        weights = LlamaDeviceWeights.Upload(device, hostWeights, bf16);
         attentionScale = 1f / MathF.Sqrt(config.HeadSize);
     }
+
+    private readonly bool bf16;
+
+    private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
 
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
     private protected override DeviceSpan<float> TokenEmbedding => weights.TokenEmbedding;
@@ -40,7 +46,7 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
             var (rows, positions, sequence) = LlamaDevicePlan.Capacity(config, batch, plan);
             plan?.Dispose();
             plan = null;
-            plan = LlamaDevicePlan.Allocate(device, config, rows, positions, sequence, layout);
+            plan = LlamaDevicePlan.Allocate(device, config, rows, positions, sequence, layout, bf16);
         }
         return plan;
     }

@@ -34,10 +34,10 @@ public sealed class DeviceMemoryPlan
 
     internal static DeviceMemoryPlan Measure(LlamaConfig config, TokenBatch batch, PromptLayout layout, Precision precision)
     {
-        EngineFactory.CheckPrecision("cuda", new EngineOptions(precision), bf16Built: false);
         BatchChecks.DecoderOnly(batch, layout, config.VocabSize, config.SequenceLimit, requireTargets: false);
         var (rows, positions, sequence) = LlamaDevicePlan.Capacity(config, batch, null);
-        return new(LlamaDeviceWeights.Measure(config).Arena, LlamaDevicePlan.Measure(config, rows, positions, sequence, layout).Arena, Prompts(config, layout));
+        bool bf16 = precision == Precision.Bf16;
+        return new(LlamaDeviceWeights.Measure(config, bf16).Arena, LlamaDevicePlan.Measure(config, rows, positions, sequence, layout, bf16).Arena, Prompts(config, layout));
     }
 
     internal static DeviceMemoryPlan Measure(T5Config config, TokenBatch batch, PromptLayout layout, Precision precision)

@@ -11,12 +11,13 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal sealed class LlamaDevicePlan : DecoderDevicePlan
 {
-    public static LlamaDevicePlan Allocate(IComputeDevice device, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
-        => DeviceArena.Allocate(device, "llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout));
+    /// <param name="bf16">The weights are bf16: hold a bf16 copy of the largest GEMM activation operand.</param>
+    public static LlamaDevicePlan Allocate(IComputeDevice device, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16 = false)
+        => DeviceArena.Allocate(device, "llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout, bf16));
 
     /// <summary>The plan's layout and size without a device.</summary>
-    public static LlamaDevicePlan Measure(LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
-        => DeviceArena.Measure("llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout));
+    public static LlamaDevicePlan Measure(LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16 = false)
+        => DeviceArena.Measure("llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout, bf16));
 
     /// <summary>A plan for <paramref name="batch"/> and its capacity (up to the model's sequence limit), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
     public static (int Rows, int Positions, int Sequence) Capacity(LlamaConfig config, TokenBatch batch, LlamaDevicePlan? current)
@@ -28,7 +29,7 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0), Math.Max(sequence, current?.Sequence ?? 0));
     }
 
-    private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout)
+    private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16)
         : base(carve, rows, positions, config.Embedding, config.VocabSize, layout)
     {
         Sequence = sequence;
@@ -56,7 +57,12 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         AttentionFull = F("attention_full", n * a); GradientAttentionFull = F("gradient_attention_full", n * a);
         GradientQueryFull = F("gradient_q_full", n * a); GradientKeyFull = F("gradient_k_full", n * a); GradientValueFull = F("gradient_v_full", n * a);
         KeyNarrowFull = F("k_narrow_full", n * kv); ValueNarrowFull = F("v_narrow_full", n * kv); FullScratch = F("full_scratch", n * d);
+        // A GEMM's activation operand: [n, d] into q/k/v/gate/up (and out of o, down backward), [n, a] into o, [n, ff] into down.
+        Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
     }
+
+    /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
+    public DeviceSpan<ushort> Bf16Operands { get; }
 
     /// <summary>Longest sequence a batch may have (the zero position table's length).</summary>
     public int Sequence { get; }

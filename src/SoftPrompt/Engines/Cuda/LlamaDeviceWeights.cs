@@ -6,17 +6,18 @@ namespace SoftPrompt.Engines;
 /// <summary>Frozen Llama-style weights on a device, plus RoPE's cos/sin tables: one arena of named tensors declared from the config, uploaded once.</summary>
 internal sealed class LlamaDeviceWeights : IDisposable
 {
-    public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaWeights<float> host)
+    /// <param name="bf16">Block matrices (q, k, v, o, gate, up, down) in bf16; embeddings, head, norms and RoPE tables stay fp32.</param>
+    public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaWeights<float> host, bool bf16 = false)
     {
         var config = host.Config;
         var (cos, sin) = LlamaRope.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
-        return DeviceArena.Allocate(device, "llama weights", carve => new LlamaDeviceWeights(carve, config, host, cos, sin));
+        return DeviceArena.Allocate(device, "llama weights", carve => new LlamaDeviceWeights(carve, config, host, cos, sin, bf16));
     }
 
     /// <summary>The layout alone, from the config (no host weights, no device).</summary>
-    public static LlamaDeviceWeights Measure(LlamaConfig config) => DeviceArena.Measure("llama weights", carve => new LlamaDeviceWeights(carve, config, null, null, null));
+    public static LlamaDeviceWeights Measure(LlamaConfig config, bool bf16 = false) => DeviceArena.Measure("llama weights", carve => new LlamaDeviceWeights(carve, config, null, null, null, bf16));
 
-    private LlamaDeviceWeights(ArenaCarver carve, LlamaConfig config, LlamaWeights<float>? host, float[]? cos, float[]? sin)
+    private LlamaDeviceWeights(ArenaCarver carve, LlamaConfig config, LlamaWeights<float>? host, float[]? cos, float[]? sin, bool bf16)
     {
         Arena = carve.Arena;
         carve.Kind = DeviceMemoryKind.Weights;
@@ -33,9 +34,11 @@ internal sealed class LlamaDeviceWeights : IDisposable
             var h = host?.Layers[l];
             string at = $"layers.{l}.";
             Layers[l] = new Layer(carve.Upload(at + "input_layernorm", d, h?.AttentionNormWeight),
-                carve.Upload(at + "q_proj", a * d, h?.Query), carve.Upload(at + "k_proj", kv * d, h?.Key), carve.Upload(at + "v_proj", kv * d, h?.Value),
-                carve.Upload(at + "o_proj", d * a, h?.Output), carve.Upload(at + "post_attention_layernorm", d, h?.MlpNormWeight),
-                carve.Upload(at + "gate_proj", ff * d, h?.Gate), carve.Upload(at + "up_proj", ff * d, h?.Up), carve.Upload(at + "down_proj", d * ff, h?.Down));
+                carve.UploadMatrix(at + "q_proj", a * d, h?.Query, bf16), carve.UploadMatrix(at + "k_proj", kv * d, h?.Key, bf16),
+                carve.UploadMatrix(at + "v_proj", kv * d, h?.Value, bf16), carve.UploadMatrix(at + "o_proj", d * a, h?.Output, bf16),
+                carve.Upload(at + "post_attention_layernorm", d, h?.MlpNormWeight),
+                carve.UploadMatrix(at + "gate_proj", ff * d, h?.Gate, bf16), carve.UploadMatrix(at + "up_proj", ff * d, h?.Up, bf16),
+                carve.UploadMatrix(at + "down_proj", d * ff, h?.Down, bf16));
         }
     }
 
@@ -51,8 +54,8 @@ internal sealed class LlamaDeviceWeights : IDisposable
     public Layer[] Layers { get; }
 
     /// <summary>nn.Linear weights [out, in]: q [a, d], k and v [kv, d], o [d, a], gate and up [ff, d], down [d, ff].</summary>
-    public sealed record Layer(DeviceSpan<float> AttentionNormWeight, DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value,
-        DeviceSpan<float> Output, DeviceSpan<float> MlpNormWeight, DeviceSpan<float> Gate, DeviceSpan<float> Up, DeviceSpan<float> Down);
+    public sealed record Layer(DeviceSpan<float> AttentionNormWeight, DeviceMatrix Query, DeviceMatrix Key, DeviceMatrix Value,
+        DeviceMatrix Output, DeviceSpan<float> MlpNormWeight, DeviceMatrix Gate, DeviceMatrix Up, DeviceMatrix Down);
 
     public void Dispose() => Arena.Dispose();
 }
