@@ -48,6 +48,7 @@ internal static partial class CliFlags
         ["model"] = "--model",
         ["device"] = "--device",
         ["precision"] = "--precision",
+        ["shape"] = "--shape",
         ["gpu"] = "--gpu",
     };
 

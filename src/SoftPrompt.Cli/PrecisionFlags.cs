@@ -9,7 +9,7 @@ internal sealed class PrecisionFlags
     public readonly Option<string?> Precision = new("--precision")
     {
         Description = "Device engines' arithmetic: fp32 (default; matches the CPU reference) | tf32 (TF32 tensor cores for the fp32 GEMMs) | " +
-            "bf16 (block weights stored in bf16, their GEMMs on bf16 tensor cores with fp32 sums; GPT-2 so far)",
+            "bf16 (block weights stored in bf16, their GEMMs on bf16 tensor cores with fp32 sums)",
     };
     public readonly Option<bool> Tf32 = new("--tf32") { Description = "Same as --precision tf32" };
 

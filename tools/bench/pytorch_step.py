@@ -70,6 +70,7 @@ SHAPES = {
     "t5-base": _t5(768, 12, 2048, 12),
     "t5-large": _t5(1024, 16, 2816, 24),
     "t5-xl": _t5(2048, 32, 5120, 24),
+    "t5-xxl": _t5(4096, 64, 10240, 24),
 }
 
 DEFAULT_T5_TARGETS = 32  # as `softprompt bench`

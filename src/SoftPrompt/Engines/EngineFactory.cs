@@ -45,7 +45,7 @@ public static class EngineFactory
 
     public static LoadedModel Create(Gpt2Weights<float> weights, string device, string origin, EngineOptions? options = null)
     {
-        CheckPrecision(device, options, bf16Built: true);
+        CheckPrecision(device, options);
         string fingerprint = ModelFingerprint.Of(weights);
         IPromptEngine engine = device switch
         {
@@ -59,7 +59,7 @@ public static class EngineFactory
     public static LoadedModel Create(T5Weights<float> weights, string device, string origin, EngineOptions? options = null)
     {
         CheckDevice(device);
-        CheckPrecision(device, options, bf16Built: false);
+        CheckPrecision(device, options);
         IPromptEngine engine = device switch
         {
             "cpu" => new CpuT5Engine<float>(weights),
@@ -71,7 +71,7 @@ public static class EngineFactory
     public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin, EngineOptions? options = null)
     {
         CheckDevice(device);
-        CheckPrecision(device, options, bf16Built: true);
+        CheckPrecision(device, options);
         IPromptEngine engine = device switch
         {
             "cpu" => new CpuLlamaEngine<float>(weights),
@@ -90,15 +90,11 @@ public static class EngineFactory
         CudaEngines.Check(device);
     }
 
-    /// <summary>
-    /// Throws unless the engine for <paramref name="device"/> computes at the requested precision: the CPU engines are the
-    /// fp32/fp64 references, and bf16 is built for GPT-2's device engine so far (<paramref name="bf16Built"/>).
-    /// </summary>
-    public static void CheckPrecision(string device, EngineOptions? options, bool bf16Built)
+    /// <summary>Throws when bf16 is asked of a CPU engine: those are the fp32/fp64 references.</summary>
+    public static void CheckPrecision(string device, EngineOptions? options)
     {
-        if (options?.Precision != Precision.Bf16) return;
-        if (device == "cpu") throw new ArgumentException("`precision` bf16 needs a device engine (`device` cuda or cuda-emulated); the CPU engines are the fp32/fp64 references.");
-        if (!bf16Built) throw new NotSupportedException("`precision` bf16 is built for GPT-2 and Llama so far; run T5 at fp32 or tf32.");
+        if (options?.Precision == Precision.Bf16 && device == "cpu")
+            throw new ArgumentException("`precision` bf16 needs a device engine (`device` cuda or cuda-emulated); the CPU engines are the fp32/fp64 references.");
     }
 
     private static ArgumentException UnknownDevice(string device) =>

@@ -70,6 +70,12 @@ public abstract class ModelFamily
     {
         var shape = Shape(name) ?? throw new ArgumentException($"{DisplayName} has no shape '{name}'; choose one of: {string.Join(", ", ShapeNames)}.");
         EngineFactory.CheckDevice(device); // before building gigabytes of random weights
+        EngineFactory.CheckPrecision(device, options);
+        // The random weights are built in host memory as fp32 whatever the device: refuse what the machine cannot hold
+        // instead of being killed by the kernel halfway through.
+        long bytes = shape.ParameterCount * sizeof(float), available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (bytes > available)
+            throw new ArgumentException($"Shape {name} needs {bytes / (1L << 30):F0} GiB of host memory for its fp32 weights; this machine has {available / (1L << 30):F0} GiB. Pick a smaller `shape`.");
         return CreateRandom(shape, device, name, options);
     }
 

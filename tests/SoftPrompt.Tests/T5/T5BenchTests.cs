@@ -55,9 +55,19 @@ public sealed class T5BenchTests : CliScratch
     }
 
     [Test]
+    public void AShapeTooLargeForTheHostIsRefusedBeforeItsWeightsAreBuilt()
+    {
+        long needed = T5Shapes.Named["t5-xxl"].ParameterCount * sizeof(float);
+        if (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes > needed) Assert.Ignore("This machine could hold t5-xxl's fp32 weights.");
+        var (code, _, stderr) = CliRunner.Run("bench", "--shape", "t5-xxl", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("needs 41 GiB of host memory").And.Contain("--shape"));
+    }
+
+    [Test]
     public void UnknownShapesListEveryName()
     {
-        var (code, _, stderr) = CliRunner.Run("bench", "--shape", "t5-xxl", "--device", "cpu");
+        var (code, _, stderr) = CliRunner.Run("bench", "--shape", "t5-xxxl", "--device", "cpu");
         Assert.That(code, Is.EqualTo(1));
         Assert.That(stderr, Does.Contain("gpt2-small").And.Contain("t5-small").And.Contain("t5-xl"));
     }

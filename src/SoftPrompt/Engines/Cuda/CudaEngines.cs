@@ -18,7 +18,7 @@ internal static class CudaEngines
         => Create(device, options, compute => new CudaGpt2Engine(compute, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
 
     public static IPromptEngine Create(T5Weights<float> weights, string device, EngineOptions options)
-        => Create(device, options, compute => new CudaT5Engine(compute, weights, ownsDevice: true));
+        => Create(device, options, compute => new CudaT5Engine(compute, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
 
     public static IPromptEngine Create(LlamaWeights<float> weights, string device, EngineOptions options)
         => Create(device, options, compute => new CudaLlamaEngine(compute, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));

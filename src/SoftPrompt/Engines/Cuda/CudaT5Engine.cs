@@ -18,12 +18,18 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     /// <summary>Shape of the last forward: rows, encoder positions (P + longest input), decoder positions (longest target).</summary>
     private int rows, encoderLength, decoderLength;
 
-    public CudaT5Engine(IComputeDevice device, T5Weights<float> hostWeights, bool ownsDevice = false)
+    /// <param name="bf16">Store the attention and feed-forward matrices in bf16 and run their GEMMs on bf16 tensor cores (<see cref="Precision.Bf16"/>).</param>
+    public CudaT5Engine(IComputeDevice device, T5Weights<float> hostWeights, bool ownsDevice = false, bool bf16 = false)
         : base(device, ownsDevice, hostWeights.Config.Embedding, hostWeights.Config.VocabSize, hostWeights.Config.MaxPositions)
     {
         config = hostWeights.Config;
-        weights = T5DeviceWeights.Upload(device, hostWeights);
+        this.bf16 = bf16;
+        weights = T5DeviceWeights.Upload(device, hostWeights, bf16);
     }
+
+    private readonly bool bf16;
+
+    private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
 
     /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
     public int DecoderLength => decoderLength;
@@ -68,7 +74,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             var (r, e, d) = T5DevicePlan.Capacity(batchRows, encoder, decoder, plan);
             plan?.Dispose();
             plan = null;
-            plan = T5DevicePlan.Allocate(device, config, r, e, d);
+            plan = T5DevicePlan.Allocate(device, config, r, e, d, bf16);
         }
         return plan;
     }

@@ -42,10 +42,10 @@ public sealed class DeviceMemoryPlan
 
     internal static DeviceMemoryPlan Measure(T5Config config, TokenBatch batch, PromptLayout layout, Precision precision)
     {
-        EngineFactory.CheckPrecision("cuda", new EngineOptions(precision), bf16Built: false);
+        bool bf16 = precision == Precision.Bf16;
         var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, layout, config.VocabSize, config.MaxPositions);
         var (rows, encoderLength, decoderLength) = T5DevicePlan.Capacity(batch.Rows, encoder, decoder, null);
-        return new(T5DeviceWeights.Measure(config).Arena, T5DevicePlan.Measure(config, rows, encoderLength, decoderLength).Arena, Prompts(config, layout));
+        return new(T5DeviceWeights.Measure(config, bf16).Arena, T5DevicePlan.Measure(config, rows, encoderLength, decoderLength, bf16).Arena, Prompts(config, layout));
     }
 
     private static DeviceArena Prompts(IModelConfig config, PromptLayout layout) => DevicePromptState.Buffers.Measure(config.Embedding, layout).Arena;

@@ -13,14 +13,15 @@ internal sealed class T5DevicePlan : IDisposable
 {
     private readonly IComputeDevice device;
 
-    public static T5DevicePlan Allocate(IComputeDevice device, T5Config config, int rows, int encoderLength, int decoderLength)
-        => DeviceArena.Allocate(device, "t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength));
+    /// <param name="bf16">The weights are bf16: hold a bf16 copy of the largest GEMM activation operand.</param>
+    public static T5DevicePlan Allocate(IComputeDevice device, T5Config config, int rows, int encoderLength, int decoderLength, bool bf16 = false)
+        => DeviceArena.Allocate(device, "t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength, bf16));
 
     /// <summary>The plan's layout and size without a device.</summary>
-    public static T5DevicePlan Measure(T5Config config, int rows, int encoderLength, int decoderLength)
-        => DeviceArena.Measure("t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength));
+    public static T5DevicePlan Measure(T5Config config, int rows, int encoderLength, int decoderLength, bool bf16 = false)
+        => DeviceArena.Measure("t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength, bf16));
 
-    private T5DevicePlan(ArenaCarver carve, T5Config config, int rows, int encoderLength, int decoderLength)
+    private T5DevicePlan(ArenaCarver carve, T5Config config, int rows, int encoderLength, int decoderLength, bool bf16)
     {
         device = carve.Device;
         Arena = carve.Arena;
@@ -63,6 +64,8 @@ internal sealed class T5DevicePlan : IDisposable
         EncoderOutputGradient = F("gradient_encoder_output", ne * d); EncoderGradient = F("gradient_encoder", ne * d);
         ZeroPositions = carve.Zeroed<float>("zero_positions", longest * d);
         Head = new DeviceLanguageModelHead(carve, config.Embedding, config.VocabSize, (int)nd);
+        // A GEMM's activation operand: [n, d], [n, a] or [n, ff] rows of either stack.
+        Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
 
         EncoderTokens = I("encoder_tokens", ne); DecoderTokens = I("decoder_tokens", nd);
         PromptIndex = I("prompt_index", rows); EncoderLengths = I("encoder_lengths", rows);
@@ -80,6 +83,8 @@ internal sealed class T5DevicePlan : IDisposable
     public bool Fits(int rows, int encoderLength, int decoderLength) => Rows >= rows && EncoderLength >= encoderLength && DecoderLength >= decoderLength;
 
     public DeviceArena Arena { get; }
+    /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
+    public DeviceSpan<ushort> Bf16Operands { get; }
     public int Rows { get; }
     public int EncoderLength { get; }
     public int DecoderLength { get; }

@@ -6,22 +6,24 @@ namespace SoftPrompt.Engines;
 /// <summary>Frozen T5 weights on a device: one arena of named tensors declared from the config, uploaded once. Layouts as on the host ([out, in]).</summary>
 internal sealed class T5DeviceWeights : IDisposable
 {
-    public static T5DeviceWeights Upload(IComputeDevice device, T5Weights<float> host)
-        => DeviceArena.Allocate(device, "t5 weights", carve => new T5DeviceWeights(carve, host.Config, host));
+    /// <param name="bf16">Attention and feed-forward matrices in bf16; embeddings, head, norms and bias tables stay fp32.</param>
+    public static T5DeviceWeights Upload(IComputeDevice device, T5Weights<float> host, bool bf16 = false)
+        => DeviceArena.Allocate(device, "t5 weights", carve => new T5DeviceWeights(carve, host.Config, host, bf16));
 
     /// <summary>The layout alone, from the config (no host weights, no device).</summary>
-    public static T5DeviceWeights Measure(T5Config config) => DeviceArena.Measure("t5 weights", carve => new T5DeviceWeights(carve, config, null));
+    public static T5DeviceWeights Measure(T5Config config, bool bf16 = false) => DeviceArena.Measure("t5 weights", carve => new T5DeviceWeights(carve, config, null, bf16));
 
-    private T5DeviceWeights(ArenaCarver carve, T5Config config, T5Weights<float>? host)
+    private T5DeviceWeights(ArenaCarver carve, T5Config config, T5Weights<float>? host, bool bf16)
     {
         Arena = carve.Arena;
         carve.Kind = DeviceMemoryKind.Weights;
         long d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, bias = (long)config.RelativeBuckets * config.Heads;
-        Attention Att(string at, T5AttentionWeights<float>? w) => new(carve.Upload(at + "q", a * d, w?.Query), carve.Upload(at + "k", a * d, w?.Key),
-            carve.Upload(at + "v", a * d, w?.Value), carve.Upload(at + "o", d * a, w?.Output));
+        DeviceMatrix M(string name, long count, float[]? values) => carve.UploadMatrix(name, count, values, bf16);
+        Attention Att(string at, T5AttentionWeights<float>? w) => new(M(at + "q", a * d, w?.Query), M(at + "k", a * d, w?.Key),
+            M(at + "v", a * d, w?.Value), M(at + "o", d * a, w?.Output));
         FeedForward Ff(string at, T5FeedForwardWeights<float>? w) => config.IsGated
-            ? new(carve.Upload(at + "wi_0", ff * d, w?.Input), carve.Upload(at + "wi_1", ff * d, w?.Linear), carve.Upload(at + "wo", d * ff, w?.Output))
-            : new(carve.Upload(at + "wi", ff * d, w?.Input), default, carve.Upload(at + "wo", d * ff, w?.Output));
+            ? new(M(at + "wi_0", ff * d, w?.Input), M(at + "wi_1", ff * d, w?.Linear), M(at + "wo", d * ff, w?.Output))
+            : new(M(at + "wi", ff * d, w?.Input), default, M(at + "wo", d * ff, w?.Output));
 
         TokenEmbedding = carve.Upload("shared", config.VocabSize * d, host?.TokenEmbedding);
         Head = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", config.VocabSize * d, host?.LanguageModelHead);
@@ -48,9 +50,9 @@ internal sealed class T5DeviceWeights : IDisposable
         }
     }
 
-    public readonly record struct Attention(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output);
+    public readonly record struct Attention(DeviceMatrix Query, DeviceMatrix Key, DeviceMatrix Value, DeviceMatrix Output);
     /// <summary>Input: wi or wi_0 [ff, d]; Linear: wi_1 [ff, d] (empty for v1.0); Output: wo [d, ff].</summary>
-    public readonly record struct FeedForward(DeviceSpan<float> Input, DeviceSpan<float> Linear, DeviceSpan<float> Output);
+    public readonly record struct FeedForward(DeviceMatrix Input, DeviceMatrix Linear, DeviceMatrix Output);
     public readonly record struct EncoderLayer(DeviceSpan<float> SelfAttentionNormWeight, Attention SelfAttention, DeviceSpan<float> FeedForwardNormWeight, FeedForward FeedForward);
     public readonly record struct DecoderLayer(DeviceSpan<float> SelfAttentionNormWeight, Attention SelfAttention, DeviceSpan<float> CrossAttentionNormWeight,
         Attention CrossAttention, DeviceSpan<float> FeedForwardNormWeight, FeedForward FeedForward);

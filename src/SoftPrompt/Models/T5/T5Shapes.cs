@@ -13,6 +13,7 @@ public static class T5Shapes
         ["t5-base"] = V1_1(embedding: 768, heads: 12, feedForward: 2048, layers: 12),
         ["t5-large"] = V1_1(embedding: 1024, heads: 16, feedForward: 2816, layers: 24),
         ["t5-xl"] = V1_1(embedding: 2048, heads: 32, feedForward: 5120, layers: 24),
+        ["t5-xxl"] = V1_1(embedding: 4096, heads: 64, feedForward: 10240, layers: 24),
     };
 
     private static T5Config V1_1(int embedding, int heads, int feedForward, int layers) => new(
