@@ -133,6 +133,39 @@ extern "C" __global__ void selftest_convert(const float* __restrict__ in, bf16* 
     }
 }
 
+// selftest_mma — one mma_m16n8k16_bf16 per warp on fragment registers given per lane.
+//   a: [32, 4] (lane-major) bf16x2 registers, b: [32, 2], c and d: [32, 4] fp32. Grid 1, block 32.
+//   The caller packs the registers by the PTX ISA's fragment layout, so the result tests the layout as well as the product.
+extern "C" __global__ void __launch_bounds__(32) selftest_mma(const unsigned* a, const unsigned* b, const float* c, float* d) {
+    const unsigned l = lane_id();
+    const unsigned ar[4] = {a[4 * l], a[4 * l + 1], a[4 * l + 2], a[4 * l + 3]};
+    const unsigned br[2] = {b[2 * l], b[2 * l + 1]};
+    const float cr[4] = {c[4 * l], c[4 * l + 1], c[4 * l + 2], c[4 * l + 3]};
+    float dr[4];
+    mma_m16n8k16_bf16(dr, ar, br, cr);
+    for (int k = 0; k < 4; ++k) d[4 * l + k] = dr[k];
+}
+
+// selftest_ldmatrix — four 8×8 bf16 matrices (m: [4, 8, 8] bits, row-major) copied to shared memory by cp_async_16,
+// then read back with ldmatrix_x4, ldmatrix_x4_trans and ldmatrix_x2. out: [32, 10] registers per lane (x4, x4.trans, x2).
+//   Grid 1, block 32. Lane l points at row l % 8 of matrix l / 8.
+extern "C" __global__ void __launch_bounds__(32) selftest_ldmatrix(const bf16* m, unsigned* out) {
+    SHARED(bf16, tile, 4 * 8 * 8);
+    const unsigned l = lane_id();
+    cp_async_16(tile + 8 * l, m + 8 * l);  // 32 lanes × 16 bytes: the whole 512-byte tile
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    unsigned x4[4], t4[4], x2[2];
+    ldmatrix_x4(x4, tile + 8 * l);
+    ldmatrix_x4_trans(t4, tile + 8 * l);
+    ldmatrix_x2(x2, tile + 8 * (l % 16));
+    for (int k = 0; k < 4; ++k) out[10 * l + k] = x4[k];
+    for (int k = 0; k < 4; ++k) out[10 * l + 4 + k] = t4[k];
+    out[10 * l + 8] = x2[0];
+    out[10 * l + 9] = x2[1];
+}
+
 // ── deliberately broken kernels: the emulator must report them (never launched on a real GPU) ──
 
 // selftest_oob_write — writes out[n], one element past the end (AddressSanitizer must stop it).

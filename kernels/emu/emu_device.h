@@ -203,6 +203,86 @@ inline bool warp_all(bool p) {
     return true;
 }
 
+// ── tensor-core primitives: the PTX ISA's fragment layouts, lane by lane ──
+// Each lane publishes its fragment registers (warp exchanges of 8 bytes), every lane rebuilds the whole matrices from
+// them by the ISA's ownership tables and keeps its own part of the result: a kernel written for another layout gets
+// other numbers here, as on the GPU. All 32 lanes must take part.
+namespace emu {
+inline void warp_gather(uint64_t mine, uint64_t (&all)[32], const char* op) {
+    uint32_t participants;
+    const uint64_t* slots = warp_exchange(mine, &participants);
+    if (participants != 0xffffffffu) trap(op, __FILE__, __LINE__, "needs all 32 lanes of the warp");
+    for (int l = 0; l < 32; ++l) all[l] = slots[l];
+}
+inline uint64_t pack_pair(uint32_t lo, uint32_t hi) { return lo | (static_cast<uint64_t>(hi) << 32); }
+inline float bf16_bits_value(uint32_t bits16) { return std::bit_cast<float>((bits16 & 0xffffu) << 16); }
+inline void ldmatrix(unsigned* r, int matrices, const void* row, bool trans, const char* op) {
+    uint64_t rows[32];
+    warp_gather(reinterpret_cast<uint64_t>(row), rows, op);
+    const unsigned lane = lane_of_current(), g = lane >> 2, t = lane & 3;
+    for (int j = 0; j < matrices; ++j)
+        for (int l = 8 * j; l < 8 * j + 8; ++l)
+            if (rows[l] % 16 != 0) trap(op, __FILE__, __LINE__, "a row address is not 16-byte aligned");
+    for (int j = 0; j < matrices; ++j) {
+        auto element = [&](unsigned matrix_row, unsigned column) { return reinterpret_cast<const uint16_t*>(rows[8 * j + matrix_row])[column]; };
+        // Thread l holds row l/4, columns 2(l%4) and 2(l%4)+1 of each 8×8 matrix; .trans hands out the transpose.
+        const uint32_t lo = trans ? element(2 * t, g) : element(g, 2 * t), hi = trans ? element(2 * t + 1, g) : element(g, 2 * t + 1);
+        r[j] = lo | (hi << 16);
+    }
+}
+}  // namespace emu
+
+inline void mma_m16n8k16_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], const float (&c)[4]) {
+    static const char* op = "mma.m16n8k16.bf16";
+    uint64_t a01[32], a23[32], b01[32], c01[32], c23[32];
+    ::emu::warp_gather(::emu::pack_pair(a[0], a[1]), a01, op);
+    ::emu::warp_gather(::emu::pack_pair(a[2], a[3]), a23, op);
+    ::emu::warp_gather(::emu::pack_pair(b[0], b[1]), b01, op);
+    ::emu::warp_gather(::emu::pack_pair(std::bit_cast<uint32_t>(c[0]), std::bit_cast<uint32_t>(c[1])), c01, op);
+    ::emu::warp_gather(::emu::pack_pair(std::bit_cast<uint32_t>(c[2]), std::bit_cast<uint32_t>(c[3])), c23, op);
+    float A[16][16], B[16][8], C[16][8];
+    for (unsigned lane = 0; lane < 32; ++lane) {
+        const unsigned g = lane >> 2, t = lane & 3;
+        const uint32_t ar[4] = {uint32_t(a01[lane]), uint32_t(a01[lane] >> 32), uint32_t(a23[lane]), uint32_t(a23[lane] >> 32)};
+        for (unsigned r = 0; r < 4; ++r) {  // a0..a7: register r holds row g (+8 when r is odd), columns 2t, 2t+1 (+8 when r ≥ 2)
+            const unsigned row = g + ((r & 1) ? 8 : 0), col = 2 * t + ((r & 2) ? 8 : 0);
+            A[row][col] = ::emu::bf16_bits_value(ar[r]);
+            A[row][col + 1] = ::emu::bf16_bits_value(ar[r] >> 16);
+        }
+        const uint32_t br[2] = {uint32_t(b01[lane]), uint32_t(b01[lane] >> 32)};
+        for (unsigned r = 0; r < 2; ++r) {  // b0..b3: register r holds rows (k) 2t, 2t+1 (+8 for r = 1) of column g
+            const unsigned k = 2 * t + (r ? 8 : 0);
+            B[k][g] = ::emu::bf16_bits_value(br[r]);
+            B[k + 1][g] = ::emu::bf16_bits_value(br[r] >> 16);
+        }
+        C[g][2 * t] = std::bit_cast<float>(uint32_t(c01[lane]));
+        C[g][2 * t + 1] = std::bit_cast<float>(uint32_t(c01[lane] >> 32));
+        C[g + 8][2 * t] = std::bit_cast<float>(uint32_t(c23[lane]));
+        C[g + 8][2 * t + 1] = std::bit_cast<float>(uint32_t(c23[lane] >> 32));
+    }
+    const unsigned lane = ::emu::lane_of_current(), g = lane >> 2, t = lane & 3;
+    auto dot = [&](unsigned i, unsigned j) {  // bf16 products are exact in fp32; the sum in fp32, k in order
+        float sum = C[i][j];
+        for (unsigned k = 0; k < 16; ++k) sum += A[i][k] * B[k][j];
+        return sum;
+    };
+    d[0] = dot(g, 2 * t);
+    d[1] = dot(g, 2 * t + 1);
+    d[2] = dot(g + 8, 2 * t);
+    d[3] = dot(g + 8, 2 * t + 1);
+}
+inline void ldmatrix_x4(unsigned (&r)[4], const void* row) { ::emu::ldmatrix(r, 4, row, false, "ldmatrix.x4"); }
+inline void ldmatrix_x4_trans(unsigned (&r)[4], const void* row) { ::emu::ldmatrix(r, 4, row, true, "ldmatrix.x4.trans"); }
+inline void ldmatrix_x2(unsigned (&r)[2], const void* row) { ::emu::ldmatrix(r, 2, row, false, "ldmatrix.x2"); }
+// cp.async copies at issue here: the copy is correct, but a kernel that reads before its wait is not caught on the CPU.
+inline void cp_async_16(void* shared_dst, const void* global_src) {
+    if (reinterpret_cast<uintptr_t>(shared_dst) % 16 != 0 || reinterpret_cast<uintptr_t>(global_src) % 16 != 0)
+        ::emu::trap("cp.async.cg 16 bytes", __FILE__, __LINE__, "an address is not 16-byte aligned");
+    std::memcpy(shared_dst, global_src, 16);
+}
+inline void cp_async_commit() {}
+template <int N> inline void cp_async_wait() {}
+
 // ── atomics: real atomics (blocks run on several OS threads) ──
 template <typename T> inline std::atomic_ref<T> sp_emu_atomic(T* p) { return std::atomic_ref<T>(*p); }
 inline int atomicAdd(int* p, int v) { return sp_emu_atomic(p).fetch_add(v); }

@@ -132,7 +132,7 @@ def main():
                   f"| {cell(mib(median(eager, 'peak_memory_bytes')), '{:.0f} MiB')} |")
     if precisions and "bf16" in precisions:
         print("bf16: SoftPrompt has no bf16 path yet (issue 12 item 2); its cells stay empty.")
-    for e in errors:
+    for e in dict.fromkeys(errors):  # once per cell, not once per round
         print(f"not measured: {e}")
 
 

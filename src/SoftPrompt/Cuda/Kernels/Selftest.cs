@@ -127,6 +127,31 @@ internal static class SelftestConvert
     }
 }
 
+/// <summary>selftest_mma: d = one mma.m16n8k16 bf16 per lane's registers (a [32, 4], b [32, 2], c and d [32, 4]); one warp.</summary>
+internal static class SelftestMma
+{
+    public const string Name = "selftest_mma";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<uint> a, DeviceSpan<uint> b, DeviceSpan<float> c, DeviceSpan<float> d)
+    {
+        if (a.Length != 128 || b.Length != 64 || c.Length != 128 || d.Length != 128)
+            throw new ArgumentException($"{Name}: a, b, c, d must hold 128, 64, 128 and 128 elements (32 lanes).");
+        KernelStubs.selftest_mma(device, new(1, 32), a: a, b: b, c: c, d: d);
+    }
+}
+
+/// <summary>selftest_ldmatrix: four 8×8 bf16 matrices ([256] bits) through cp.async and ldmatrix x4, x4.trans, x2; out [32, 10] registers; one warp.</summary>
+internal static class SelftestLdmatrix
+{
+    public const string Name = "selftest_ldmatrix";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> matrices, DeviceSpan<uint> output)
+    {
+        if (matrices.Length != 256 || output.Length != 320) throw new ArgumentException($"{Name}: matrices must hold 256 elements and output 320.");
+        KernelStubs.selftest_ldmatrix(device, new(1, 32), m: matrices, @out: output);
+    }
+}
+
 /// <summary>selftest_oob_write: writes output[output.Length] — deliberately out of bounds. Emulator (AddressSanitizer) tests only.</summary>
 internal static class SelftestOobWrite
 {
