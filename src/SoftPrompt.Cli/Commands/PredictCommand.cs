@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using SoftPrompt.Cli.Files;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Cli.Serving;
 using SoftPrompt.Engines;
@@ -79,6 +80,9 @@ internal static class PredictCommand
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = plan.Json ? Console.Error : Console.Out;
         if (plan.MaxNewTokens <= 0) throw new ArgumentException($"--max-new-tokens must be positive, got {plan.MaxNewTokens}.");
+        var files = new RunFiles().InputDirectory("--model", plan.Model).Input("--data", plan.Data).Output("--out", plan.Output);
+        foreach (string prompt in plan.Tasks.PromptPaths) files.Input("--prompt", prompt);
+        files.Check();
         using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(AllowTf32: plan.Tf32));
         var engine = loaded.Engine;
         var specs = plan.Tasks;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using SoftPrompt.Cli.Files;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Cli.Training;
 using SoftPrompt.Engines;
@@ -34,6 +35,7 @@ internal static class TrainCommand
     {
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = plan.Json ? Console.Error : Console.Out;
+        Files(plan).Check();
         using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(AllowTf32: plan.Tf32));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;
@@ -148,6 +150,14 @@ internal static class TrainCommand
         if (ensembleDev is not null) EnsembleRunReport.WriteTable(human, plan, ensembleDev);
         human.WriteLine($"wrote {EnsembleRunReport.Outputs(plan, last: true)}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
         return result.Stop == TrainStop.Interrupted ? Interrupted : 0;
+    }
+
+    private static RunFiles Files(TrainPlan plan)
+    {
+        var files = new RunFiles().InputDirectory("--model", plan.Model).Input("--data", plan.Data).Input("--dev", plan.Dev)
+            .Input("--init", plan.Init.Kind == InitKind.File ? plan.Init.Argument : null);
+        for (int k = 0; k < plan.Ensemble; k++) files.Output("--out", plan.PromptPath(k)).Output("--out", plan.LastPromptPath(k));
+        return files.Output("--metrics", plan.MetricsPath).Output("--plot", plan.PlotPath);
     }
 
     /// <summary>Restores the newest checkpoint when --resume asks; refuses to mix a fresh run into a directory that holds another run's checkpoints.</summary>
