@@ -26,7 +26,7 @@ internal static class ExportCommand
 
     private static int Run(string promptPath, string output, string? modelDirectory, string? baseModel)
     {
-        var files = new RunFiles().Input("--prompt", promptPath)
+        var files = new RunFiles().Input("--prompt", promptPath).OutputDirectory("--out", output)
             .Output("--out", Path.Combine(output, PeftAdapter.WeightsFile)).Output("--out", Path.Combine(output, PeftAdapter.ConfigFile));
         if (modelDirectory is not null) files.InputDirectory("--model", modelDirectory);
         files.Check();

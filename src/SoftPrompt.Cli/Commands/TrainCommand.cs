@@ -157,7 +157,7 @@ internal static class TrainCommand
         var files = new RunFiles().InputDirectory("--model", plan.Model).Input("--data", plan.Data).Input("--dev", plan.Dev)
             .Input("--init", plan.Init.Kind == InitKind.File ? plan.Init.Argument : null);
         for (int k = 0; k < plan.Ensemble; k++) files.Output("--out", plan.PromptPath(k)).Output("--out", plan.LastPromptPath(k));
-        return files.Output("--metrics", plan.MetricsPath).Output("--plot", plan.PlotPath);
+        return files.Output("--metrics", plan.MetricsPath).Output("--plot", plan.PlotPath).OutputDirectory("--checkpoint-dir", plan.CheckpointDir);
     }
 
     /// <summary>Restores the newest checkpoint when --resume asks; refuses to mix a fresh run into a directory that holds another run's checkpoints.</summary>

@@ -6,7 +6,7 @@ namespace SoftPrompt.Cli.Files;
 /// </summary>
 internal readonly record struct FileKey(string RealPath, (ulong Device, ulong Inode)? Inode)
 {
-    private static readonly StringComparer PathComparer = OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase;
+    public static readonly StringComparer PathComparer = OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase;
 
     public static FileKey Of(string path)
     {

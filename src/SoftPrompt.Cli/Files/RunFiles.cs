@@ -9,6 +9,7 @@ internal sealed class RunFiles
 {
     private readonly List<(string Flag, string Path)> inputs = [];
     private readonly List<(string Flag, string Path)> outputs = [];
+    private readonly List<(string Flag, string Path)> outputDirectories = [];
 
     public RunFiles Input(string flag, string? path)
     {
@@ -30,7 +31,28 @@ internal sealed class RunFiles
         return this;
     }
 
+    /// <summary>A directory the run writes into (checkpoints, an adapter): created now if missing, as the run would.</summary>
+    public RunFiles OutputDirectory(string flag, string? directory)
+    {
+        if (directory is not null) outputDirectories.Add((flag, directory));
+        return this;
+    }
+
+    /// <summary>Refuses outputs that collide, then proves every output directory writable, before the run does any work.</summary>
     public void Check()
+    {
+        CheckCollisions();
+        var checkedDirectories = new HashSet<string>(FileKey.PathComparer);
+        foreach (var (flag, directory) in outputDirectories)
+            if (checkedDirectories.Add(Path.GetFullPath(directory))) WritableDirectory.Require(flag, directory, create: true);
+        foreach (var (flag, path) in outputs)
+        {
+            string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            if (checkedDirectories.Add(directory)) WritableDirectory.Require(flag, directory, create: false);
+        }
+    }
+
+    private void CheckCollisions()
     {
         var inputKeys = inputs.Select(i => (i.Flag, i.Path, Key: FileKey.Of(i.Path))).ToList();
         var outputKeys = new List<(string Flag, string Path, FileKey Key)>();

@@ -7,11 +7,11 @@ namespace SoftPrompt.Checkpoints;
 /// if the process dies mid-write. The temp file sits in the target's directory so the rename cannot cross
 /// file systems.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {
-        string temp = $"{path}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
+        string temp = TempPath(path);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
@@ -30,6 +30,9 @@ internal static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>A fresh name beside <paramref name="path"/> for a file that becomes it (or is only a probe of its directory).</summary>
+    public static string TempPath(string path) => $"{path}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
 
     private static void TryDelete(string temp)
     {
