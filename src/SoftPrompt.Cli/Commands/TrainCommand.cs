@@ -36,6 +36,8 @@ internal static class TrainCommand
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = plan.Json ? Console.Error : Console.Out;
         Files(plan).Check();
+        using var outputLock = RunLock.Acquire(TrainPlan.Stem(plan.Output) + ".lock", "--out", plan.Output);
+        using var checkpointLock = plan.CheckpointDir is null ? null : RunLock.Acquire(Path.Combine(plan.CheckpointDir, "softprompt.lock"), "--checkpoint-dir", plan.CheckpointDir);
         using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(AllowTf32: plan.Tf32));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;
