@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Cli.Files;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Cli.Serving;
@@ -138,7 +139,8 @@ internal static class PredictCommand
             perTask[row.Task] = counts;
             lines.Append(line.ToJsonString()).Append('\n');
         }
-        File.WriteAllText(plan.Output, lines.ToString(), new UTF8Encoding(false));
+        byte[] text = Encoding.UTF8.GetBytes(lines.ToString());
+        AtomicFile.Write(plan.Output, stream => stream.Write(text));
 
         human.WriteLine($"{rows.Length} rows of {specs.Tasks.Count} tasks, prompts of {prompts.LengthText} in shared batches on {engine.DeviceName} → {plan.Output}");
         var summary = new JsonArray();

@@ -24,7 +24,9 @@ internal static class WritableDirectory
             string what = File.Exists(directory) ? "is a file, not a directory" : "does not exist";
             throw new IOException($"{flag}: the directory {directory} {what}; create it or choose another {flag}.");
         }
-        string probe = AtomicFile.TempPath(Path.Combine(directory, ".softprompt-probe"));
+        string target = Path.Combine(directory, ".softprompt-probe");
+        AtomicFile.RemoveStale(target);
+        string probe = AtomicFile.TempPath(target);
         try
         {
             using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
