@@ -17,11 +17,13 @@ internal sealed class RunFiles
         return this;
     }
 
-    /// <summary>Every file directly in <paramref name="directory"/> (a model or adapter directory) is an input.</summary>
+    /// <summary>Every file directly in <paramref name="directory"/> (a model or adapter directory) is an input; a file named instead is one.</summary>
     public RunFiles InputDirectory(string flag, string directory)
     {
         if (Directory.Exists(directory))
             foreach (string file in Directory.EnumerateFiles(directory)) inputs.Add((flag, file));
+        else if (File.Exists(directory))
+            inputs.Add((flag, directory));
         return this;
     }
 

@@ -95,4 +95,16 @@ public sealed class OutputDirectoryCommandTests : CliScratch
         Assert.That(checkpoints, Has.Member("checkpoint-00000002.safetensors"));
         Assert.That(Directory.GetFiles(Scratch).Select(Path.GetFileName), Is.EquivalentTo(new[] { "p.safetensors", "run.metrics.jsonl" }));
     }
+
+    [Test]
+    public void DemoOutDirThatCannotBeCreatedFailsBeforeTuning()
+    {
+        File.WriteAllText(In("a-file"), "");
+        string directory = Path.Combine(In("a-file"), "prompts");
+        var run = CliRunner.Run("demo", "--device", "cpu", "--tasks", "copy", "--steps", "2", "--out-dir", directory);
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.Output + run.Error);
+        Assert.That(run.Error.TrimEnd().Split('\n'), Has.Length.EqualTo(1), run.Error);
+        Assert.That(run.Error, Does.StartWith("error: ").And.Contain("--out-dir").And.Contain(directory));
+        Assert.That(run.Output, Is.Empty, "nothing was tuned");
+    }
 }
