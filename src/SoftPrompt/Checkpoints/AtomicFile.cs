@@ -37,8 +37,9 @@ public static class AtomicFile
     public static string TempPath(string path) => $"{path}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(TempBytes))}";
 
     /// <summary>
-    /// Deletes the temp files of <paramref name="path"/> that a killed process left (named as <see cref="TempPath"/> names
-    /// them and older than this process, so never a temp file another live writer of the same target is filling).
+    /// Deletes the temp files of <paramref name="path"/> that a killed process left: named as <see cref="TempPath"/> names
+    /// them, and older than this process (a temp file lives for one write, so a live writer's is younger; the output locks
+    /// keep two runs off one target anyway).
     /// </summary>
     public static void RemoveStale(string path)
     {
