@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using SoftPrompt.Cli.Files;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
 using SoftPrompt.Text;
@@ -51,6 +52,8 @@ internal static class DemoCommand
         var inv = CultureInfo.InvariantCulture;
         using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(demoDirectory, "tasks.json")));
         string modelDirectory = Path.Combine(demoDirectory, manifest.RootElement.TryGetProperty("model", out var m) ? m.GetString()! : "model");
+        // The tuned prompts are only written at the end: a directory they cannot go to is found before the tuning.
+        new RunFiles().InputDirectory("--model-family", modelDirectory).OutputDirectory("--out-dir", outDir).Check();
         using var model = EngineFactory.Open(modelDirectory, device);
         var engine = model.Engine;
         int width = model.Config.Embedding;

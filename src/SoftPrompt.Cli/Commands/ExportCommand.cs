@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Cli.Files;
 using SoftPrompt.Engines;
 using SoftPrompt.Models;
 using SoftPrompt.Tuning;
@@ -25,6 +26,10 @@ internal static class ExportCommand
 
     private static int Run(string promptPath, string output, string? modelDirectory, string? baseModel)
     {
+        var files = new RunFiles().Input("--prompt", promptPath).OutputDirectory("--out", output)
+            .Output("--out", Path.Combine(output, PeftAdapter.WeightsFile)).Output("--out", Path.Combine(output, PeftAdapter.ConfigFile));
+        if (modelDirectory is not null) files.InputDirectory("--model", modelDirectory);
+        files.Check();
         var prompt = PromptFile.Load(promptPath);
         int layers, heads;
         string? modelPath;

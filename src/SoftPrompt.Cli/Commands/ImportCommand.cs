@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Cli.Files;
 using SoftPrompt.Engines;
 using SoftPrompt.Tuning;
 
@@ -20,6 +21,9 @@ internal static class ImportCommand
 
     private static int Run(string directory, string output, string? modelDirectory)
     {
+        var files = new RunFiles().InputDirectory("--peft", directory).Output("--out", output);
+        if (modelDirectory is not null) files.InputDirectory("--model", modelDirectory);
+        files.Check();
         var prompt = PeftAdapter.Import(directory);
         var metadata = new Dictionary<string, string>(prompt.Metadata);
         if (modelDirectory is not null)

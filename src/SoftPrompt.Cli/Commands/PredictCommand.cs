@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using SoftPrompt.Checkpoints;
+using SoftPrompt.Cli.Files;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Cli.Serving;
 using SoftPrompt.Engines;
@@ -79,6 +81,9 @@ internal static class PredictCommand
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = plan.Json ? Console.Error : Console.Out;
         if (plan.MaxNewTokens <= 0) throw new ArgumentException($"--max-new-tokens must be positive, got {plan.MaxNewTokens}.");
+        var files = new RunFiles().InputDirectory("--model", plan.Model).Input("--data", plan.Data).Output("--out", plan.Output);
+        foreach (string prompt in plan.Tasks.PromptPaths) files.Input("--prompt", prompt);
+        files.Check();
         using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision));
         var engine = loaded.Engine;
         var specs = plan.Tasks;
@@ -134,7 +139,8 @@ internal static class PredictCommand
             perTask[row.Task] = counts;
             lines.Append(line.ToJsonString()).Append('\n');
         }
-        File.WriteAllText(plan.Output, lines.ToString(), new UTF8Encoding(false));
+        byte[] text = Encoding.UTF8.GetBytes(lines.ToString());
+        AtomicFile.Write(plan.Output, stream => stream.Write(text));
 
         human.WriteLine($"{rows.Length} rows of {specs.Tasks.Count} tasks, prompts of {prompts.LengthText} in shared batches on {engine.DeviceName} → {plan.Output}");
         var summary = new JsonArray();

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using SoftPrompt.Checkpoints;
+using SoftPrompt.Cli.Files;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Cli.Training;
 using SoftPrompt.Engines;
@@ -12,15 +14,13 @@ namespace SoftPrompt.Cli.Commands;
 /// <summary>
 /// `softprompt train`: prompt-tune a frozen model. Writes the prompt (--out; with --dev the best on dev, and the last
 /// to OUT.last.safetensors), a metrics log (OUT.metrics.jsonl) and a PNG of the curves (OUT.curves.png); with
-/// --checkpoint-dir, resumable checkpoints. Ctrl+C stops after the current step, checkpoints and writes what it has.
+/// --checkpoint-dir, resumable checkpoints. Ctrl+C or SIGTERM stops after the current step, checkpoints and writes what it has
+/// (exit 130 or 143).
 /// With --ensemble K, K prompts train in the same passes and go to OUT.k0.safetensors … (OUT.k{k}.last.safetensors
 /// beside them with --dev), and the run ends with the ensemble's dev scores.
 /// </summary>
 internal static class TrainCommand
 {
-    /// <summary>Exit code of a run stopped by Ctrl+C (128 + SIGINT, as shells report it).</summary>
-    public const int Interrupted = 130;
-
     public static Command Create()
     {
         var flags = new TrainFlags();
@@ -34,6 +34,9 @@ internal static class TrainCommand
     {
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = plan.Json ? Console.Error : Console.Out;
+        Files(plan).Check();
+        using var outputLock = RunLock.Acquire(TrainPlan.Stem(plan.Output) + ".lock", "--out", plan.Output);
+        using var checkpointLock = plan.CheckpointDir is null ? null : RunLock.Acquire(Path.Combine(plan.CheckpointDir, "softprompt.lock"), "--checkpoint-dir", plan.CheckpointDir);
         using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;
@@ -78,25 +81,17 @@ internal static class TrainCommand
 
         TrainResult result;
         double tokensPerSecond;
+        int stoppedExitCode;
         using (var log = resumedFrom is int from ? MetricsLog.Resume(plan.MetricsPath, from) : MetricsLog.Create(plan.MetricsPath))
         {
             var progress = new ProgressLine(human, plan.Progress, Math.Max(1, o.Steps / 20));
             var console = new TrainingConsole(progress, log, best => PromptMetadata.SaveAll(plan.PromptPath, best.Values, ensemble, promptLength, width, metadata, o.Seed,
                 best.Step, "best-dev", best.Metrics, float.NaN));
-            using var cancel = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
+            using (var signals = new StopSignals())
             {
-                // The first Ctrl+C finishes the step and checkpoints; a second one ends the process as usual.
-                if (cancel.IsCancellationRequested) return;
-                e.Cancel = true;
-                cancel.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
-            try { result = run.Run(console, cancel.Token); }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-                progress.Finish();
+                try { result = run.Run(console, signals.Token); }
+                finally { progress.Finish(); }
+                stoppedExitCode = signals.ExitCode;
             }
             tokensPerSecond = console.TokensPerSecond;
         }
@@ -147,7 +142,15 @@ internal static class TrainCommand
             human.WriteLine(string.Create(inv, $"best dev {(ensemble > 1 ? "ensemble (majority vote) " : "")}{best.Metrics.Primary} {best.Metrics.Score:0.####} at step {best.Step} → {outputs}"));
         if (ensembleDev is not null) EnsembleRunReport.WriteTable(human, plan, ensembleDev);
         human.WriteLine($"wrote {EnsembleRunReport.Outputs(plan, last: true)}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
-        return result.Stop == TrainStop.Interrupted ? Interrupted : 0;
+        return result.Stop == TrainStop.Interrupted ? stoppedExitCode : 0;
+    }
+
+    private static RunFiles Files(TrainPlan plan)
+    {
+        var files = new RunFiles().InputDirectory("--model", plan.Model).Input("--data", plan.Data).Input("--dev", plan.Dev)
+            .Input("--init", plan.Init.Kind == InitKind.File ? plan.Init.Argument : null);
+        for (int k = 0; k < plan.Ensemble; k++) files.Output("--out", plan.PromptPath(k)).Output("--out", plan.LastPromptPath(k));
+        return files.Output("--metrics", plan.MetricsPath).Output("--plot", plan.PlotPath).OutputDirectory("--checkpoint-dir", plan.CheckpointDir);
     }
 
     /// <summary>Restores the newest checkpoint when --resume asks; refuses to mix a fresh run into a directory that holds another run's checkpoints.</summary>
@@ -179,7 +182,7 @@ internal static class TrainCommand
             CurvePlot.Save(MetricsLog.Read(plan.MetricsPath), plan.PlotPath, evaluator?.Primary, $"{Path.GetFileName(plan.Output)}: P={promptLength}, {plan.OptimizerName}");
             return plan.PlotPath;
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or DllNotFoundException or TypeInitializationException)
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or CheckpointException or DllNotFoundException or TypeInitializationException)
         {
             // The curves are a convenience: the prompt and the log are written, so a plotting problem only warns.
             human.WriteLine($"warning: could not draw {plan.PlotPath}: {e.Message}");

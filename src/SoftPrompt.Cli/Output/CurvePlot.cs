@@ -1,3 +1,4 @@
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Cli.Output;
@@ -72,10 +73,8 @@ internal static class CurvePlot
         plot.XLabel("step");
         plot.YLabel(logScale ? "loss (mean CE per target token, log scale)" : "loss (mean CE per target token)");
         plot.ShowLegend();
-        // Rendered beside the target and renamed over it, so a reader never sees half a PNG.
-        string temp = path + ".tmp-plot.png";
-        plot.SavePng(temp, 900, 540);
-        File.Move(temp, path, overwrite: true);
+        byte[] png = plot.GetImageBytes(900, 540, ScottPlot.ImageFormat.Png);
+        AtomicFile.Write(path, stream => stream.Write(png));
     }
 
     /// <summary>Trailing moving average over <paramref name="window"/> points.</summary>
