@@ -29,6 +29,8 @@ internal static partial class CliFlags
         ["TrainOptions.Schedule"] = "--schedule/--warmup-steps",
         ["OptimizerSettings.ClipNorm"] = "--clip-norm",
         ["OptimizerSettings.WeightDecay"] = "--weight-decay",
+        ["OptimizerSettings.DecayRate"] = "--decay-rate",
+        ["OptimizerSettings.ClipThreshold"] = "--update-clip",
         ["LearningRateSchedule.WarmupSteps"] = "--warmup-steps",
         ["LearningRateSchedule.Kind"] = "--schedule",
         ["TrainRecipe"] = "--recipe",

@@ -39,7 +39,7 @@ public sealed record TrainOptions(
         if (!float.IsFinite(LearningRate) || LearningRate < 0) throw new ArgumentException($"`TrainOptions.LearningRate` must be a non-negative number, got {LearningRate}.");
         if (EvalEvery < 0 || EarlyStoppingPatience < 0 || CheckpointEvery < 0)
             throw new ArgumentException("`TrainOptions.EvalEvery`, `TrainOptions.EarlyStoppingPatience` and `TrainOptions.CheckpointEvery` must be 0 or more.");
-        if (Optimizer.ClipNorm < 0 || Optimizer.WeightDecay < 0) throw new ArgumentException("`OptimizerSettings.ClipNorm` and `OptimizerSettings.WeightDecay` must be 0 or more.");
+        Optimizer.Validate(LearningRate);
         if (Ensemble <= 0) throw new ArgumentException($"`TrainOptions.Ensemble` must be positive, got {Ensemble}.");
     }
 }

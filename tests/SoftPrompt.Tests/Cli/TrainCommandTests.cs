@@ -72,6 +72,23 @@ public sealed class TrainCommandTests
         Assert.That(stderr, Does.Contain("48 wide").And.Contain("32"));
     }
 
+    // Each of these ran and wrote a NaN or Inf prompt before (issue 14 item 2): now refused before training, flag named.
+    [TestCase("--optimizer", "adafactor", "--decay-rate", "nan", "--decay-rate")]
+    [TestCase("--optimizer", "adafactor", "--decay-rate", "0.5", "--decay-rate")]
+    [TestCase("--optimizer", "adafactor", "--update-clip", "0", "--update-clip")]
+    [TestCase("--optimizer", "adamw", "--clip-norm", "nan", "--clip-norm")]
+    [TestCase("--optimizer", "adamw", "--weight-decay", "1e30", "--weight-decay")]
+    [TestCase("--optimizer", "sgd", "--weight-decay", "infinity", "--weight-decay")]
+    public void NonsenseOptimizerSettingsAreRefusedBeforeTraining(string optimizerFlag, string optimizer, string flag, string value, string named)
+    {
+        string output = Path.Combine(scratch, "p.safetensors");
+        var (code, _, stderr) = CliRunner.Run("train", "--model", Model, "--data", Sgd("train.jsonl"), optimizerFlag, optimizer, flag, value, "--lr", "0.3",
+            "--steps", "1", "--out", output);
+        Assert.That(code, Is.EqualTo(1), stderr);
+        Assert.That(stderr, Does.Contain(named).And.Not.Contain("OptimizerSettings"));
+        Assert.That(File.Exists(output), Is.False);
+    }
+
     [Test]
     public void InfoReportsSizesAndPromptCost()
     {
