@@ -2,6 +2,17 @@ namespace SoftPrompt.Tests.Cli;
 
 public sealed class DemoCommandTests
 {
+    /// <remarks>bf16 block weights and GEMMs on the emulated device engine reach what fp32 reaches on the demo's copy task.</remarks>
+    [Category("Slow")]
+    [Test]
+    public void Bf16PromptsReachTheTaskTokensAccuracyToo()
+    {
+        if (!SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "emulator not built");
+        var (code, stdout, stderr) = CliRunner.Run("demo", "--device", "cuda-emulated", "--precision", "bf16", "--tasks", "copy");
+        Assert.That(code, Is.EqualTo(0), stdout + stderr);
+        Assert.That(stdout, Does.Contain("cuda-emulated (bf16)").And.Contain("1 of 1 tasks reach at least 90%"), stdout);
+    }
+
     [Category("Slow")]
     [Test]
     public void TunedPromptsReachTheTaskTokensAccuracy()
