@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <source_location>
 #include <type_traits>
 
 // ── qualifiers ──
@@ -71,6 +72,11 @@ const uint64_t* warp_exchange(uint64_t mine, uint32_t* participants);
 void* shared_alloc(const void* site, size_t bytes, size_t align);
 [[noreturn]] void trap(const char* what, const char* file, int line, const char* function);
 void threadfence();
+// This thread's cp.async queue (see cp_async_16 below): queue a 16-byte copy into the open group, close the group,
+// and land every copy of all but the newest `pending` committed groups.
+void cp_async_issue(void* dst, const unsigned char (&data)[16]);
+void cp_async_commit();
+void cp_async_wait(unsigned pending);
 }  // namespace emu
 
 // ── indices ──
@@ -294,4 +300,128 @@ inline float to_float(fp16 h) {
     if (e != 0) return std::bit_cast<float>(sign | ((e + 112u) << 23) | (m << 13));
     const float v = static_cast<float>(m) * 5.9604644775390625e-8f;  // 2^-24
     return sign ? -v : v;
+}
+
+
+// ── tensor-core warp primitives: the PTX ISA's fragment layouts, lane by lane ──
+// The hardware spreads each matrix over the 32 lanes' registers in a fixed pattern. Here every lane publishes its
+// registers through warp exchanges, rebuilds the whole matrices with the ISA's tables, and keeps its own part of
+// the result, so a kernel that puts an element in the wrong register computes a wrong answer on the CPU as well.
+namespace emu {
+[[noreturn]] inline void trap_at(const char* what, const std::source_location& at) {
+    trap(what, at.file_name(), static_cast<int>(at.line()), at.function_name());
+}
+// every lane's `Words` 32-bit values, two per exchange; these instructions need all 32 lanes
+template <int Words>
+inline void warp_gather(const uint32_t (&mine)[Words], uint32_t (&all)[32][Words], const char* what, const std::source_location& at) {
+    for (int w = 0; w < Words; w += 2) {
+        const bool pair = w + 1 < Words;
+        uint32_t participants;
+        const uint64_t* slots = warp_exchange(mine[w] | (pair ? uint64_t{mine[w + 1]} << 32 : 0), &participants);
+        if (participants != ~0u) trap_at(what, at);
+        for (int l = 0; l < 32; ++l) {
+            all[l][w] = static_cast<uint32_t>(slots[l]);
+            if (pair) all[l][w + 1] = static_cast<uint32_t>(slots[l] >> 32);
+        }
+    }
+}
+inline uint16_t half_of(uint32_t reg, int h) { return static_cast<uint16_t>(reg >> (16 * h)); }
+inline float bf16_bits_to_float(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+inline float fp16_bits_to_float(uint16_t bits) { return to_float(fp16{bits}); }
+
+// mma.m16n8k16 with fp32 accumulation. groupID = lane / 4, threadID_in_group = lane % 4; element e of a fragment
+// sits in register e / 2, the lower-numbered element in the low half. The products of 16-bit inputs are exact; they
+// are summed with C in double and rounded once, where tensor cores truncate while aligning their addends: results
+// may differ from a GPU in the last bits of fp32, never in which elements were multiplied.
+template <float (*ToFloat)(uint16_t)>
+inline void mma_m16n8k16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4], const std::source_location& at) {
+    const uint32_t mine[10] = {a[0], a[1], a[2], a[3], b[0], b[1], std::bit_cast<uint32_t>(c[0]),
+                               std::bit_cast<uint32_t>(c[1]), std::bit_cast<uint32_t>(c[2]), std::bit_cast<uint32_t>(c[3])};
+    uint32_t all[32][10];
+    warp_gather(mine, all, "mma.sync needs all 32 lanes of the warp", at);
+    float A[16][16], B[16][8], C[16][8];
+    for (int lane = 0; lane < 32; ++lane) {
+        const int group = lane >> 2, tig = lane % 4;
+        for (int e = 0; e < 8; ++e)  // a0,a1,a4,a5: row groupID; a2,a3,a6,a7: +8; a4..a7: columns +8
+            A[group + 8 * ((e >> 1) & 1)][2 * tig + (e & 1) + 8 * (e >> 2)] = ToFloat(half_of(all[lane][e >> 1], e & 1));
+        for (int e = 0; e < 4; ++e)  // b0,b1: rows 2·threadID_in_group (+1); b2,b3: +8; column groupID
+            B[2 * tig + (e & 1) + 8 * (e >> 1)][group] = ToFloat(half_of(all[lane][4 + (e >> 1)], e & 1));
+        for (int e = 0; e < 4; ++e)  // c0,c1: row groupID; c2,c3: +8; columns 2·threadID_in_group (+1)
+            C[group + 8 * (e >> 1)][2 * tig + (e & 1)] = std::bit_cast<float>(all[lane][6 + e]);
+    }
+    const int lane = static_cast<int>(lane_of_current()), group = lane >> 2, tig = lane % 4;
+    for (int e = 0; e < 4; ++e) {
+        const int row = group + 8 * (e >> 1), col = 2 * tig + (e & 1);
+        double sum = C[row][col];
+        for (int k = 0; k < 16; ++k) sum += static_cast<double>(A[row][k]) * B[k][col];
+        d[e] = static_cast<float>(sum);
+    }
+}
+
+// ldmatrix.m8n8.x{Matrices}[.trans].b16. Each addressing lane reads its own 16-byte row *before* the exchange, so
+// every read of the warp happens before any lane moves on (as for the single hardware instruction), and a row
+// another lane stored without a __syncwarp / __syncthreads in between reads stale, as the hardware may.
+template <int Matrices, bool Trans>
+inline void ldmatrix(unsigned r[], const void* row_address, const std::source_location& at) {
+    uint32_t row[4] = {0, 0, 0, 0};
+    if (lane_of_current() < 8u * Matrices) {
+        if (reinterpret_cast<uintptr_t>(row_address) % 16 != 0) trap_at("misaligned ldmatrix row (needs 16-byte alignment)", at);
+        std::memcpy(row, row_address, 16);
+    }
+    uint32_t rows[32][4];
+    warp_gather(row, rows, "ldmatrix needs all 32 lanes of the warp", at);
+    const unsigned i = lane_of_current();
+    for (int j = 0; j < Matrices; ++j) {
+        if (!Trans) {
+            r[j] = rows[8 * j + i / 4][i % 4];  // row i/4, columns 2(i%4), 2(i%4)+1: word i%4 of that row
+        } else {  // column i/4 of rows 2(i%4) and 2(i%4)+1
+            const uint32_t* upper = rows[8 * j + 2 * (i % 4)];
+            const uint32_t* lower = rows[8 * j + 2 * (i % 4) + 1];
+            r[j] = static_cast<uint32_t>(half_of(upper[i / 8], (i / 4) % 2)) | static_cast<uint32_t>(half_of(lower[i / 8], (i / 4) % 2)) << 16;
+        }
+    }
+}
+}  // namespace emu
+
+inline void mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4],
+                              std::source_location at = std::source_location::current()) {
+    ::emu::mma_m16n8k16<::emu::bf16_bits_to_float>(d, a, b, c, at);
+}
+inline void mma_m16n8k16_fp16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4],
+                              std::source_location at = std::source_location::current()) {
+    ::emu::mma_m16n8k16<::emu::fp16_bits_to_float>(d, a, b, c, at);
+}
+inline void ldmatrix_x4(unsigned r[4], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<4, false>(r, smem_row, at);
+}
+inline void ldmatrix_x4_trans(unsigned r[4], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<4, true>(r, smem_row, at);
+}
+inline void ldmatrix_x2(unsigned r[2], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<2, false>(r, smem_row, at);
+}
+inline void ldmatrix_x2_trans(unsigned r[2], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<2, true>(r, smem_row, at);
+}
+
+// cp.async is emulated asynchronously on purpose: the source is read at issue (so AddressSanitizer names that line),
+// but the shared-memory destination is written only by the cp_async_wait that covers the copy's group. A kernel that
+// reads the tile before its wait sees the old contents (0xFF on a fresh block) and fails, where copying at issue
+// would hide the missing wait. Copies still queued when a thread exits are dropped, as the hardware's are unobserved.
+inline void cp_async_16(void* smem, const void* gmem, std::source_location at = std::source_location::current()) {
+    if (reinterpret_cast<uintptr_t>(smem) % 16 != 0 || reinterpret_cast<uintptr_t>(gmem) % 16 != 0)
+        ::emu::trap_at("misaligned cp_async_16 (both addresses need 16-byte alignment)", at);
+    unsigned char data[16], unused[16];
+    std::memcpy(data, gmem, 16);
+    std::memcpy(unused, smem, 16);  // only so that AddressSanitizer checks the destination here, at the issue
+    ::emu::cp_async_issue(smem, data);
+}
+inline void cp_async_commit() { ::emu::cp_async_commit(); }
+template <int N> inline void cp_async_wait() {
+    static_assert(N >= 0, "cp.async.wait_group takes a non-negative count");
+    ::emu::cp_async_wait(N);
+}
+inline void cp_async_wait_all() {
+    ::emu::cp_async_commit();
+    ::emu::cp_async_wait(0);
 }
