@@ -52,34 +52,57 @@ __device__ __forceinline__ bf16 to_bf16(float f) { bf16 r; r.bits = __bfloat16_a
 __device__ __forceinline__ fp16 to_fp16(float f) { fp16 r; r.bits = __half_as_ushort(__float2half_rn(f)); return r; }
 __device__ __forceinline__ float to_float(fp16 h) { return __half2float(__ushort_as_half(h.bits)); }
 
-// Tensor-core primitives (sm_80+). Fragment layouts are the PTX ISA's ("Matrix Fragments for mma.m16n8k16",
-// "ldmatrix"); the emulator reproduces them lane by lane, so a kernel that assumes another layout fails on the CPU too.
-// D[16×8] = A[16×16]·B[16×8] + C, bf16 inputs, fp32 accumulators; a: 4 regs of 2 bf16 (row-major A), b: 2 regs (B by columns).
-__device__ __forceinline__ void mma_m16n8k16_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], const float (&c)[4]) {
+// Tensor-core warp primitives (sm_80+). Every one is a full-warp operation; fragments follow the PTX ISA
+// ("Matrix Fragments for mma.m16n8k16", "ldmatrix"), which the emulator reproduces lane by lane.
+// D (16x8, fp32) = A (16x16, row) · B (16x8, col) + C: a[4] / b[2] hold bf16 pairs (pack_bf16x2), c/d four floats.
+__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
                  : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]),
+                   "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 }
-// ldmatrix …m8n8.x4 / .x2 (.trans): lane l passes the address of row l % 8 of matrix l / 8 (16-byte aligned shared memory).
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* row) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+// The same with fp16 pairs (pack_fp16x2).
+__device__ __forceinline__ void mma_m16n8k16_fp16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]),
+                   "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 }
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* row) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+
+// ldmatrix: lane 8j + r gives the shared-memory address of row r (16 bytes, 16-byte aligned) of 8x8 b16 matrix j;
+// r[j] of lane i gets row i/4, columns 2(i%4) and 2(i%4)+1 of matrix j (.trans: column i/4, rows 2(i%4), +1).
+// The "memory" clobbers keep the compiler from moving the read across this thread's own shared-memory stores.
+__device__ __forceinline__ unsigned sp_smem_address(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void ldmatrix_x4(unsigned r[4], const void* smem_row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(sp_smem_address(smem_row)) : "memory");
 }
-__device__ __forceinline__ void ldmatrix_x2(unsigned (&r)[2], const void* row) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned r[4], const void* smem_row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(sp_smem_address(smem_row)) : "memory");
 }
-// 16 bytes global → shared without passing through registers, in commit groups; cp_async_wait<N>: all but the newest N groups landed.
-__device__ __forceinline__ void cp_async_16(void* shared_dst, const void* global_src) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(global_src));
+// x2: only lanes 0-15 supply addresses (the others' are ignored but must still be callable).
+__device__ __forceinline__ void ldmatrix_x2(unsigned r[2], const void* smem_row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1]) : "r"(sp_smem_address(smem_row)) : "memory");
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void ldmatrix_x2_trans(unsigned r[2], const void* smem_row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1]) : "r"(sp_smem_address(smem_row)) : "memory");
+}
+
+// cp.async: 16 bytes global → shared (both 16-byte aligned), bypassing L1 (.cg). The copy lands only by the
+// cp_async_wait that covers its group; other threads see it after that wait and a __syncthreads.
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n"
+                 :: "r"(sp_smem_address(smem)), "l"(__cvta_generic_to_global(gmem)) : "memory");
+}
+// Closes the group of this thread's copies issued since the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most N of this thread's committed groups are still in flight (uncommitted copies are not waited for).
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+// Commits the open group, then waits for every copy of this thread.
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 // ─────────────────────────────────────── emulator side ───────────────────────────────────────
 #else
@@ -95,12 +118,13 @@ __device__ __forceinline__ bf16 bf16_from_bits(unsigned short bits) { bf16 r; r.
 __device__ __forceinline__ fp16 fp16_from_bits(unsigned short bits) { fp16 r; r.bits = bits; return r; }
 // bf16 → float is exact: the bf16 bits are the top half of the float.
 __device__ __forceinline__ float to_float(bf16 b) { return __uint_as_float(static_cast<unsigned>(b.bits) << 16); }
-
-// Two floats as one bf16x2 register, as mma and ldmatrix hold them: the lower column (or row) in the low 16 bits.
+// Two values as one 32-bit mma / ldmatrix register: the lower column (or k) index in the low 16 bits.
 __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
-    return static_cast<unsigned>(to_bf16(lo).bits) | (static_cast<unsigned>(to_bf16(hi).bits) << 16);
+    return static_cast<unsigned>(to_bf16(lo).bits) | static_cast<unsigned>(to_bf16(hi).bits) << 16;
 }
-__device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
+__device__ __forceinline__ unsigned pack_fp16x2(float lo, float hi) {
+    return static_cast<unsigned>(to_fp16(lo).bits) | static_cast<unsigned>(to_fp16(hi).bits) << 16;
+}
 
 // Rank of this thread in its block (x fastest), and its lane / warp: the hardware's warp numbering.
 __device__ __forceinline__ unsigned thread_rank() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }

@@ -133,37 +133,147 @@ extern "C" __global__ void selftest_convert(const float* __restrict__ in, bf16* 
     }
 }
 
-// selftest_mma — one mma_m16n8k16_bf16 per warp on fragment registers given per lane.
-//   a: [32, 4] (lane-major) bf16x2 registers, b: [32, 2], c and d: [32, 4] fp32. Grid 1, block 32.
-//   The caller packs the registers by the PTX ISA's fragment layout, so the result tests the layout as well as the product.
-extern "C" __global__ void __launch_bounds__(32) selftest_mma(const unsigned* a, const unsigned* b, const float* c, float* d) {
-    const unsigned l = lane_id();
-    const unsigned ar[4] = {a[4 * l], a[4 * l + 1], a[4 * l + 2], a[4 * l + 3]};
-    const unsigned br[2] = {b[2 * l], b[2 * l + 1]};
-    const float cr[4] = {c[4 * l], c[4 * l + 1], c[4 * l + 2], c[4 * l + 3]};
-    float dr[4];
-    mma_m16n8k16_bf16(dr, ar, br, cr);
-    for (int k = 0; k < 4; ++k) d[4 * l + k] = dr[k];
+// selftest_pack — pack_bf16x2 / pack_fp16x2.
+//   x: [n, 2] fp32; out: [n, 2] u32 = { pack_bf16x2(x[i][0], x[i][1]), pack_fp16x2(x[i][0], x[i][1]) }.
+//   Grid/block: any covering n threads.
+extern "C" __global__ void selftest_pack(const float* __restrict__ x, unsigned* __restrict__ out, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    out[2 * i] = pack_bf16x2(x[2 * i], x[2 * i + 1]);
+    out[2 * i + 1] = pack_fp16x2(x[2 * i], x[2 * i + 1]);
 }
 
-// selftest_ldmatrix — four 8×8 bf16 matrices (m: [4, 8, 8] bits, row-major) copied to shared memory by cp_async_16,
-// then read back with ldmatrix_x4, ldmatrix_x4_trans and ldmatrix_x2. out: [32, 10] registers per lane (x4, x4.trans, x2).
-//   Grid 1, block 32. Lane l points at row l % 8 of matrix l / 8.
-extern "C" __global__ void __launch_bounds__(32) selftest_ldmatrix(const bf16* m, unsigned* out) {
-    SHARED(bf16, tile, 4 * 8 * 8);
-    const unsigned l = lane_id();
-    cp_async_16(tile + 8 * l, m + 8 * l);  // 32 lanes × 16 bytes: the whole 512-byte tile
+// selftest_mma — one mma_m16n8k16 per block on fragment registers laid out by the host, so that the host's own copy
+// of the PTX ISA fragment table is what the result is checked against.
+//   a: [blocks, 32, 4] u32 and b: [blocks, 32, 2] u32 (bf16 pairs, or fp16 pairs when use_fp16 != 0); c, d: [blocks,
+//   32, 4] fp32: lane l's registers at [block, l]. Grid: one block per product; block: 32 threads (one warp).
+extern "C" __global__ void __launch_bounds__(32) selftest_mma(const unsigned* __restrict__ a, const unsigned* __restrict__ b, const float* __restrict__ c,
+                                                              float* __restrict__ d, int use_fp16) {
+    const int i = blockIdx.x * 32 + lane_id();
+    unsigned ra[4], rb[2];
+    float rc[4], rd[4];
+    for (int r = 0; r < 4; ++r) ra[r] = a[4 * i + r];
+    for (int r = 0; r < 2; ++r) rb[r] = b[2 * i + r];
+    for (int r = 0; r < 4; ++r) rc[r] = c[4 * i + r];
+    if (use_fp16) mma_m16n8k16_fp16(rd, ra, rb, rc);
+    else mma_m16n8k16_bf16(rd, ra, rb, rc);
+    for (int r = 0; r < 4; ++r) d[4 * i + r] = rd[r];
+}
+
+// selftest_ldmatrix — every ldmatrix form on one shared tile.
+//   tile: [64, 8] b16 (any bits), copied to shared memory; rows: [32] int in [0, 64): the tile row lane l addresses;
+//   out: [32, 12] u32, per lane { x4 r0..r3, x4.trans r0..r3, x2 r0 r1, x2.trans r0 r1 }. Grid: 1; block: 32.
+extern "C" __global__ void __launch_bounds__(32) selftest_ldmatrix(const bf16* __restrict__ tile, const int* __restrict__ rows, unsigned* __restrict__ out) {
+    SHARED(bf16, smem, 64 * 8);
+    const int lane = lane_id();
+    for (int e = lane; e < 64 * 8; e += 32) smem[e] = tile[e];
+    __syncwarp();
+    const bf16* row = smem + 8 * rows[lane];
+    unsigned r[12];
+    ldmatrix_x4(r, row);
+    ldmatrix_x4_trans(r + 4, row);
+    ldmatrix_x2(r + 8, row);
+    ldmatrix_x2_trans(r + 10, row);
+    for (int k = 0; k < 12; ++k) out[12 * lane + k] = r[k];
+}
+
+// selftest_cp_async — three cp.async groups global → shared, landed by wait_group 1, wait_group 0 and wait_all.
+//   src, out: [3, 256] fp32 (16-byte aligned); out = the three shared tiles read back, each element by another
+//   thread than the one that copied it (after the wait and a __syncthreads). Grid: 1; block: 64 (one 16-byte chunk
+//   per thread and tile).
+extern "C" __global__ void __launch_bounds__(64) selftest_cp_async(const float* __restrict__ src, float* __restrict__ out) {
+    SHARED2D(float, tiles, 3, 256);
+    const int t = threadIdx.x;
+    cp_async_16(&tiles[0][4 * t], src + 4 * t);
     cp_async_commit();
+    cp_async_16(&tiles[1][4 * t], src + 256 + 4 * t);
+    cp_async_commit();
+    cp_async_16(&tiles[2][4 * t], src + 512 + 4 * t);  // left open: cp_async_wait_all commits it
+    cp_async_wait<1>();
+    __syncthreads();
+    for (int e = t; e < 256; e += 64) out[e] = tiles[0][e];
+    cp_async_wait<0>();
+    __syncthreads();
+    for (int e = t; e < 256; e += 64) out[256 + e] = tiles[1][e];
     cp_async_wait_all();
     __syncthreads();
-    unsigned x4[4], t4[4], x2[2];
-    ldmatrix_x4(x4, tile + 8 * l);
-    ldmatrix_x4_trans(t4, tile + 8 * l);
-    ldmatrix_x2(x2, tile + 8 * (l % 16));
-    for (int k = 0; k < 4; ++k) out[10 * l + k] = x4[k];
-    for (int k = 0; k < 4; ++k) out[10 * l + 4 + k] = t4[k];
-    out[10 * l + 8] = x2[0];
-    out[10 * l + 9] = x2[1];
+    for (int e = t; e < 256; e += 64) out[512 + e] = tiles[2][e];
+}
+
+namespace selftest_detail {
+constexpr int kGemmTile = 64;                 // block tile: 64x64 of C
+constexpr int kGemmStep = 32;                 // K per shared-memory stage
+// Rows padded by 8 elements (16 bytes) so that the 8 rows one ldmatrix matrix reads fall in different banks.
+constexpr int kGemmAStride = kGemmStep + 8;   // a stage: [64 rows of A][K step]
+constexpr int kGemmBStride = kGemmTile + 8;   // b stage: [K step][64 columns of B]
+
+// One stage: 64x32 of A and 32x64 of B in 16-byte cp.async chunks, two of each per thread of the 128, one group.
+__device__ __forceinline__ void gemm_load_stage(bf16* a_stage, bf16* b_stage, const bf16* a, const bf16* b, int n, int k,
+                                                int row0, int col0, int k0) {
+    for (int chunk = static_cast<int>(threadIdx.x); chunk < 256; chunk += 128) {
+        const int ar = chunk / 4, ak = 8 * (chunk % 4);
+        cp_async_16(a_stage + ar * kGemmAStride + ak, a + static_cast<long long>(row0 + ar) * k + k0 + ak);
+        const int bk = chunk / 8, bc = 8 * (chunk % 8);
+        cp_async_16(b_stage + bk * kGemmBStride + bc, b + static_cast<long long>(k0 + bk) * n + col0 + bc);
+    }
+    cp_async_commit();
+}
+}  // namespace selftest_detail
+
+// selftest_gemm_bf16 — the tensor-core primitives composed: c = a · b with bf16 inputs and fp32 accumulation.
+//   a: [m, k] bf16 row-major; b: [k, n] bf16 row-major; c: [m, n] fp32. m, n multiples of 64, k of 32.
+//   Grid: (n / 64, m / 64), one 64x64 tile of c per block; block: 128 threads = 2x2 warps of 32x32 each.
+//   K runs in steps of 32 through two shared stages: cp.async fills the next while the warps multiply this one.
+//   A fragments come from ldmatrix.x4 (rows as stored), B fragments from ldmatrix.x4.trans (B is k-major).
+extern "C" __global__ void __launch_bounds__(128) selftest_gemm_bf16(const bf16* __restrict__ a, const bf16* __restrict__ b, float* __restrict__ c,
+                                                                     int m, int n, int k) {
+    using namespace selftest_detail;
+    SHARED(bf16, a_stages, 2 * kGemmTile * kGemmAStride);
+    SHARED(bf16, b_stages, 2 * kGemmStep * kGemmBStride);
+    const int lane = static_cast<int>(lane_id()), warp = static_cast<int>(warp_id());
+    const int row0 = blockIdx.y * kGemmTile, col0 = blockIdx.x * kGemmTile;
+    const int warp_row = 32 * (warp / 2), warp_col = 32 * (warp % 2);
+    float acc[2][4][4] = {};  // [16-row block][8-column block][c fragment]
+
+    const int steps = k / kGemmStep;
+    gemm_load_stage(a_stages, b_stages, a, b, n, k, row0, col0, 0);
+    for (int s = 0; s < steps; ++s) {
+        if (s + 1 < steps) {
+            const int next = (s + 1) % 2;
+            gemm_load_stage(a_stages + next * kGemmTile * kGemmAStride, b_stages + next * kGemmStep * kGemmBStride, a, b, n, k,
+                            row0, col0, (s + 1) * kGemmStep);
+            cp_async_wait<1>();  // this stage's group has landed; the next one may still be in flight
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const bf16* as = a_stages + (s % 2) * kGemmTile * kGemmAStride;
+        const bf16* bs = b_stages + (s % 2) * kGemmStep * kGemmBStride;
+        for (int kk = 0; kk < kGemmStep; kk += 16) {
+            // ldmatrix matrix j = lane / 8. For A: rows +8 for odd j, k +8 for j ≥ 2 — the order of a0..a3's registers.
+            unsigned af[2][4], bfrag[4][2];
+            for (int mi = 0; mi < 2; ++mi)
+                ldmatrix_x4(af[mi], as + (warp_row + 16 * mi + lane % 16) * kGemmAStride + kk + 8 * (lane / 16));
+            // For B: k +8 for odd j (b's second register), columns +8 for j ≥ 2 (the next 8-column block).
+            for (int nj = 0; nj < 2; ++nj) {
+                unsigned r[4];
+                ldmatrix_x4_trans(r, bs + (kk + lane % 16) * kGemmBStride + warp_col + 16 * nj + 8 * (lane / 16));
+                bfrag[2 * nj][0] = r[0];
+                bfrag[2 * nj][1] = r[1];
+                bfrag[2 * nj + 1][0] = r[2];
+                bfrag[2 * nj + 1][1] = r[3];
+            }
+            for (int mi = 0; mi < 2; ++mi)
+                for (int ni = 0; ni < 4; ++ni) mma_m16n8k16_bf16(acc[mi][ni], af[mi], bfrag[ni], acc[mi][ni]);
+        }
+        __syncthreads();  // every warp is done with this stage before the next iteration's cp.async refills it
+    }
+    for (int mi = 0; mi < 2; ++mi)
+        for (int ni = 0; ni < 4; ++ni) {
+            const int row = row0 + warp_row + 16 * mi + lane / 4, col = col0 + warp_col + 8 * ni + 2 * (lane % 4);
+            store_float2(c + static_cast<long long>(row) * n + col, make_float2(acc[mi][ni][0], acc[mi][ni][1]));
+            store_float2(c + static_cast<long long>(row + 8) * n + col, make_float2(acc[mi][ni][2], acc[mi][ni][3]));
+        }
 }
 
 // ── deliberately broken kernels: the emulator must report them (never launched on a real GPU) ──
@@ -189,4 +299,25 @@ extern "C" __global__ void selftest_divergent_barrier(unsigned* out) {
         out[threadIdx.x] = warp_ballot(true);
         __syncthreads();
     }
+}
+
+// selftest_cp_async_no_wait — reads a cp.async tile after commit and __syncthreads but without a wait: a race on a
+// GPU, and in the emulator a certain failure (the copy has not landed, the read sees the 0xFF fill).
+//   src, out: [256] fp32. Grid: 1; block: 64.
+extern "C" __global__ void __launch_bounds__(64) selftest_cp_async_no_wait(const float* __restrict__ src, float* __restrict__ out) {
+    SHARED(float, tile, 256);
+    const int t = threadIdx.x;
+    cp_async_16(&tile[4 * t], src + 4 * t);
+    cp_async_commit();
+    __syncthreads();
+    for (int e = t; e < 256; e += 64) out[e] = tile[e];
+}
+
+// selftest_mma_half_warp — lanes 16-31 exit, the rest call mma: the emulator must refuse the partial warp.
+//   d: [32, 4] fp32. Grid: 1; block: 32.
+extern "C" __global__ void selftest_mma_half_warp(float* d) {
+    if (lane_id() >= 16) return;
+    const unsigned a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+    const float c[4] = {0, 0, 0, 0};
+    mma_m16n8k16_bf16(d + 4 * lane_id(), a, b, c);
 }

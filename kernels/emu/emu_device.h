@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <source_location>
 #include <type_traits>
 
 // ── qualifiers ──
@@ -71,6 +72,11 @@ const uint64_t* warp_exchange(uint64_t mine, uint32_t* participants);
 void* shared_alloc(const void* site, size_t bytes, size_t align);
 [[noreturn]] void trap(const char* what, const char* file, int line, const char* function);
 void threadfence();
+// This thread's cp.async queue (see cp_async_16 below): queue a 16-byte copy into the open group, close the group,
+// and land every copy of all but the newest `pending` committed groups.
+void cp_async_issue(void* dst, const unsigned char (&data)[16]);
+void cp_async_commit();
+void cp_async_wait(unsigned pending);
 }  // namespace emu
 
 // ── indices ──
@@ -203,86 +209,6 @@ inline bool warp_all(bool p) {
     return true;
 }
 
-// ── tensor-core primitives: the PTX ISA's fragment layouts, lane by lane ──
-// Each lane publishes its fragment registers (warp exchanges of 8 bytes), every lane rebuilds the whole matrices from
-// them by the ISA's ownership tables and keeps its own part of the result: a kernel written for another layout gets
-// other numbers here, as on the GPU. All 32 lanes must take part.
-namespace emu {
-inline void warp_gather(uint64_t mine, uint64_t (&all)[32], const char* op) {
-    uint32_t participants;
-    const uint64_t* slots = warp_exchange(mine, &participants);
-    if (participants != 0xffffffffu) trap(op, __FILE__, __LINE__, "needs all 32 lanes of the warp");
-    for (int l = 0; l < 32; ++l) all[l] = slots[l];
-}
-inline uint64_t pack_pair(uint32_t lo, uint32_t hi) { return lo | (static_cast<uint64_t>(hi) << 32); }
-inline float bf16_bits_value(uint32_t bits16) { return std::bit_cast<float>((bits16 & 0xffffu) << 16); }
-inline void ldmatrix(unsigned* r, int matrices, const void* row, bool trans, const char* op) {
-    uint64_t rows[32];
-    warp_gather(reinterpret_cast<uint64_t>(row), rows, op);
-    const unsigned lane = lane_of_current(), g = lane >> 2, t = lane & 3;
-    for (int j = 0; j < matrices; ++j)
-        for (int l = 8 * j; l < 8 * j + 8; ++l)
-            if (rows[l] % 16 != 0) trap(op, __FILE__, __LINE__, "a row address is not 16-byte aligned");
-    for (int j = 0; j < matrices; ++j) {
-        auto element = [&](unsigned matrix_row, unsigned column) { return reinterpret_cast<const uint16_t*>(rows[8 * j + matrix_row])[column]; };
-        // Thread l holds row l/4, columns 2(l%4) and 2(l%4)+1 of each 8×8 matrix; .trans hands out the transpose.
-        const uint32_t lo = trans ? element(2 * t, g) : element(g, 2 * t), hi = trans ? element(2 * t + 1, g) : element(g, 2 * t + 1);
-        r[j] = lo | (hi << 16);
-    }
-}
-}  // namespace emu
-
-inline void mma_m16n8k16_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2], const float (&c)[4]) {
-    static const char* op = "mma.m16n8k16.bf16";
-    uint64_t a01[32], a23[32], b01[32], c01[32], c23[32];
-    ::emu::warp_gather(::emu::pack_pair(a[0], a[1]), a01, op);
-    ::emu::warp_gather(::emu::pack_pair(a[2], a[3]), a23, op);
-    ::emu::warp_gather(::emu::pack_pair(b[0], b[1]), b01, op);
-    ::emu::warp_gather(::emu::pack_pair(std::bit_cast<uint32_t>(c[0]), std::bit_cast<uint32_t>(c[1])), c01, op);
-    ::emu::warp_gather(::emu::pack_pair(std::bit_cast<uint32_t>(c[2]), std::bit_cast<uint32_t>(c[3])), c23, op);
-    float A[16][16], B[16][8], C[16][8];
-    for (unsigned lane = 0; lane < 32; ++lane) {
-        const unsigned g = lane >> 2, t = lane & 3;
-        const uint32_t ar[4] = {uint32_t(a01[lane]), uint32_t(a01[lane] >> 32), uint32_t(a23[lane]), uint32_t(a23[lane] >> 32)};
-        for (unsigned r = 0; r < 4; ++r) {  // a0..a7: register r holds row g (+8 when r is odd), columns 2t, 2t+1 (+8 when r ≥ 2)
-            const unsigned row = g + ((r & 1) ? 8 : 0), col = 2 * t + ((r & 2) ? 8 : 0);
-            A[row][col] = ::emu::bf16_bits_value(ar[r]);
-            A[row][col + 1] = ::emu::bf16_bits_value(ar[r] >> 16);
-        }
-        const uint32_t br[2] = {uint32_t(b01[lane]), uint32_t(b01[lane] >> 32)};
-        for (unsigned r = 0; r < 2; ++r) {  // b0..b3: register r holds rows (k) 2t, 2t+1 (+8 for r = 1) of column g
-            const unsigned k = 2 * t + (r ? 8 : 0);
-            B[k][g] = ::emu::bf16_bits_value(br[r]);
-            B[k + 1][g] = ::emu::bf16_bits_value(br[r] >> 16);
-        }
-        C[g][2 * t] = std::bit_cast<float>(uint32_t(c01[lane]));
-        C[g][2 * t + 1] = std::bit_cast<float>(uint32_t(c01[lane] >> 32));
-        C[g + 8][2 * t] = std::bit_cast<float>(uint32_t(c23[lane]));
-        C[g + 8][2 * t + 1] = std::bit_cast<float>(uint32_t(c23[lane] >> 32));
-    }
-    const unsigned lane = ::emu::lane_of_current(), g = lane >> 2, t = lane & 3;
-    auto dot = [&](unsigned i, unsigned j) {  // bf16 products are exact in fp32; the sum in fp32, k in order
-        float sum = C[i][j];
-        for (unsigned k = 0; k < 16; ++k) sum += A[i][k] * B[k][j];
-        return sum;
-    };
-    d[0] = dot(g, 2 * t);
-    d[1] = dot(g, 2 * t + 1);
-    d[2] = dot(g + 8, 2 * t);
-    d[3] = dot(g + 8, 2 * t + 1);
-}
-inline void ldmatrix_x4(unsigned (&r)[4], const void* row) { ::emu::ldmatrix(r, 4, row, false, "ldmatrix.x4"); }
-inline void ldmatrix_x4_trans(unsigned (&r)[4], const void* row) { ::emu::ldmatrix(r, 4, row, true, "ldmatrix.x4.trans"); }
-inline void ldmatrix_x2(unsigned (&r)[2], const void* row) { ::emu::ldmatrix(r, 2, row, false, "ldmatrix.x2"); }
-// cp.async copies at issue here: the copy is correct, but a kernel that reads before its wait is not caught on the CPU.
-inline void cp_async_16(void* shared_dst, const void* global_src) {
-    if (reinterpret_cast<uintptr_t>(shared_dst) % 16 != 0 || reinterpret_cast<uintptr_t>(global_src) % 16 != 0)
-        ::emu::trap("cp.async.cg 16 bytes", __FILE__, __LINE__, "an address is not 16-byte aligned");
-    std::memcpy(shared_dst, global_src, 16);
-}
-inline void cp_async_commit() {}
-template <int N> inline void cp_async_wait() {}
-
 // ── atomics: real atomics (blocks run on several OS threads) ──
 template <typename T> inline std::atomic_ref<T> sp_emu_atomic(T* p) { return std::atomic_ref<T>(*p); }
 inline int atomicAdd(int* p, int v) { return sp_emu_atomic(p).fetch_add(v); }
@@ -374,4 +300,130 @@ inline float to_float(fp16 h) {
     if (e != 0) return std::bit_cast<float>(sign | ((e + 112u) << 23) | (m << 13));
     const float v = static_cast<float>(m) * 5.9604644775390625e-8f;  // 2^-24
     return sign ? -v : v;
+}
+
+
+// ── tensor-core warp primitives: the PTX ISA's fragment layouts, lane by lane ──
+// The hardware spreads each matrix over the 32 lanes' registers in a fixed pattern. Here every lane publishes its
+// registers through warp exchanges, rebuilds the whole matrices with the ISA's tables, and keeps its own part of
+// the result, so a kernel that puts an element in the wrong register computes a wrong answer on the CPU as well.
+namespace emu {
+[[noreturn]] inline void trap_at(const char* what, const std::source_location& at) {
+    trap(what, at.file_name(), static_cast<int>(at.line()), at.function_name());
+}
+// every lane's `Words` 32-bit values, two per exchange; these instructions need all 32 lanes
+template <int Words>
+inline void warp_gather(const uint32_t (&mine)[Words], uint32_t (&all)[32][Words], const char* what, const std::source_location& at) {
+    for (int w = 0; w < Words; w += 2) {
+        const bool pair = w + 1 < Words;
+        uint32_t participants;
+        const uint64_t* slots = warp_exchange(mine[w] | (pair ? uint64_t{mine[w + 1]} << 32 : 0), &participants);
+        if (participants != ~0u) trap_at(what, at);
+        for (int l = 0; l < 32; ++l) {
+            all[l][w] = static_cast<uint32_t>(slots[l]);
+            if (pair) all[l][w + 1] = static_cast<uint32_t>(slots[l] >> 32);
+        }
+    }
+}
+inline uint16_t half_of(uint32_t reg, int h) { return static_cast<uint16_t>(reg >> (16 * h)); }
+inline float bf16_bits_to_float(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+inline float fp16_bits_to_float(uint16_t bits) { return to_float(fp16{bits}); }
+
+// mma.m16n8k16 with fp32 accumulation. groupID = lane / 4, threadID_in_group = lane % 4; element e of a fragment
+// sits in register e / 2, the lower-numbered element in the low half. The products of 16-bit inputs are exact; they
+// are summed with C in double and rounded once, where tensor cores truncate while aligning their addends: results
+// may differ from a GPU in the last bits of fp32, never in which elements were multiplied.
+template <float (*ToFloat)(uint16_t)>
+inline void mma_m16n8k16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4], const std::source_location& at) {
+    const uint32_t mine[10] = {a[0], a[1], a[2], a[3], b[0], b[1], std::bit_cast<uint32_t>(c[0]),
+                               std::bit_cast<uint32_t>(c[1]), std::bit_cast<uint32_t>(c[2]), std::bit_cast<uint32_t>(c[3])};
+    uint32_t all[32][10];
+    warp_gather(mine, all, "mma.sync needs all 32 lanes of the warp", at);
+    float A[16][16], B[16][8], C[16][8];
+    for (int lane = 0; lane < 32; ++lane) {
+        const int group = lane >> 2, tig = lane % 4;
+        for (int e = 0; e < 8; ++e)  // a0,a1,a4,a5: row groupID; a2,a3,a6,a7: +8; a4..a7: columns +8
+            A[group + 8 * ((e >> 1) & 1)][2 * tig + (e & 1) + 8 * (e >> 2)] = ToFloat(half_of(all[lane][e >> 1], e & 1));
+        for (int e = 0; e < 4; ++e)  // b0,b1: rows 2·threadID_in_group (+1); b2,b3: +8; column groupID
+            B[2 * tig + (e & 1) + 8 * (e >> 1)][group] = ToFloat(half_of(all[lane][4 + (e >> 1)], e & 1));
+        for (int e = 0; e < 4; ++e)  // c0,c1: row groupID; c2,c3: +8; columns 2·threadID_in_group (+1)
+            C[group + 8 * (e >> 1)][2 * tig + (e & 1)] = std::bit_cast<float>(all[lane][6 + e]);
+    }
+    const int lane = static_cast<int>(lane_of_current()), group = lane >> 2, tig = lane % 4;
+    for (int e = 0; e < 4; ++e) {
+        const int row = group + 8 * (e >> 1), col = 2 * tig + (e & 1);
+        double sum = C[row][col];
+        for (int k = 0; k < 16; ++k) sum += static_cast<double>(A[row][k]) * B[k][col];
+        d[e] = static_cast<float>(sum);
+    }
+}
+
+// ldmatrix.m8n8.x{Matrices}[.trans].b16. Each addressing lane reads its own 16-byte row *before* the exchange, so
+// every read of the warp happens before any lane moves on (as for the single hardware instruction), and a row
+// another lane stored without a __syncwarp / __syncthreads in between reads stale, as the hardware may.
+template <int Matrices, bool Trans>
+inline void ldmatrix(unsigned r[], const void* row_address, const std::source_location& at) {
+    uint32_t row[4] = {0, 0, 0, 0};
+    if (lane_of_current() < 8u * Matrices) {
+        if (reinterpret_cast<uintptr_t>(row_address) % 16 != 0) trap_at("misaligned ldmatrix row (needs 16-byte alignment)", at);
+        std::memcpy(row, row_address, 16);
+    }
+    uint32_t rows[32][4];
+    warp_gather(row, rows, "ldmatrix needs all 32 lanes of the warp", at);
+    const unsigned i = lane_of_current();
+    for (int j = 0; j < Matrices; ++j) {
+        if (!Trans) {
+            r[j] = rows[8 * j + i / 4][i % 4];  // row i/4, columns 2(i%4), 2(i%4)+1: word i%4 of that row
+        } else {  // column i/4 of rows 2(i%4) and 2(i%4)+1
+            const uint32_t* upper = rows[8 * j + 2 * (i % 4)];
+            const uint32_t* lower = rows[8 * j + 2 * (i % 4) + 1];
+            r[j] = static_cast<uint32_t>(half_of(upper[i / 8], (i / 4) % 2)) | static_cast<uint32_t>(half_of(lower[i / 8], (i / 4) % 2)) << 16;
+        }
+    }
+}
+}  // namespace emu
+
+inline void mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4],
+                              std::source_location at = std::source_location::current()) {
+    ::emu::mma_m16n8k16<::emu::bf16_bits_to_float>(d, a, b, c, at);
+}
+inline void mma_m16n8k16_fp16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4],
+                              std::source_location at = std::source_location::current()) {
+    ::emu::mma_m16n8k16<::emu::fp16_bits_to_float>(d, a, b, c, at);
+}
+inline void ldmatrix_x4(unsigned r[4], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<4, false>(r, smem_row, at);
+}
+inline void ldmatrix_x4_trans(unsigned r[4], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<4, true>(r, smem_row, at);
+}
+inline void ldmatrix_x2(unsigned r[2], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<2, false>(r, smem_row, at);
+}
+inline void ldmatrix_x2_trans(unsigned r[2], const void* smem_row, std::source_location at = std::source_location::current()) {
+    ::emu::ldmatrix<2, true>(r, smem_row, at);
+}
+
+// cp.async is emulated asynchronously on purpose: the source is read at issue (so AddressSanitizer names that line),
+// but the shared-memory destination is written only by the cp_async_wait that covers the copy's group. A kernel that
+// reads the tile before its wait sees the old contents (0xFF on a fresh block) and fails, where copying at issue
+// would hide the missing wait. Copies still queued when a thread exits are dropped, as the hardware's are unobserved.
+inline void cp_async_16(void* smem, const void* gmem, std::source_location at = std::source_location::current()) {
+    if (reinterpret_cast<uintptr_t>(smem) % 16 != 0 || reinterpret_cast<uintptr_t>(gmem) % 16 != 0)
+        ::emu::trap_at("misaligned cp_async_16 (both addresses need 16-byte alignment)", at);
+    unsigned char data[16];
+    std::memcpy(data, gmem, 16);
+    const volatile uint64_t* destination = static_cast<const volatile uint64_t*>(smem);  // volatile: the reads stay,
+    (void)destination[0];                                                                // so AddressSanitizer checks
+    (void)destination[1];                                                                // the destination at the issue
+    ::emu::cp_async_issue(smem, data);
+}
+inline void cp_async_commit() { ::emu::cp_async_commit(); }
+template <int N> inline void cp_async_wait() {
+    static_assert(N >= 0, "cp.async.wait_group takes a non-negative count");
+    ::emu::cp_async_wait(N);
+}
+inline void cp_async_wait_all() {
+    ::emu::cp_async_commit();
+    ::emu::cp_async_wait(0);
 }

@@ -61,6 +61,13 @@ struct Block;
 struct Worker;
 struct Launch;
 
+// A cp.async copy waiting for the cp_async_wait that lands it.
+struct PendingCopy {
+    void* dst;
+    unsigned group;  // index of the commit group; == Fiber::cp_async_committed while still uncommitted
+    unsigned char data[16];
+};
+
 struct Fiber : Lane {
 #if defined(__x86_64__)
     void* sp = nullptr;
@@ -75,6 +82,8 @@ struct Fiber : Lane {
     Block* block = nullptr;
     Worker* worker = nullptr;
     void* fake_stack = nullptr;
+    std::vector<PendingCopy> cp_async;  // in issue order
+    unsigned cp_async_committed = 0;
 };
 
 struct Warp {
@@ -383,6 +392,8 @@ void run_block(Worker& w, Launch& launch, uint64_t linear_block) {
         f.block = &b;
         f.worker = &w;
         f.fake_stack = nullptr;
+        f.cp_async.clear();
+        f.cp_async_committed = 0;
         f.state = State::Runnable;
         f.started = false;
         prepare_fiber(f);
@@ -545,6 +556,28 @@ void trap(const char* what, const char* file, int line, const char* function) {
 }
 
 void threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+void cp_async_issue(void* dst, const unsigned char (&data)[16]) {
+    Fiber& f = current_fiber("cp_async_16");
+    PendingCopy& c = f.cp_async.emplace_back();
+    c.dst = dst;
+    c.group = f.cp_async_committed;
+    std::memcpy(c.data, data, 16);
+}
+
+void cp_async_commit() { ++current_fiber("cp_async_commit").cp_async_committed; }
+
+void cp_async_wait(unsigned pending) {
+    Fiber& f = current_fiber("cp_async_wait");
+    if (f.cp_async_committed <= pending) return;
+    const unsigned landed = f.cp_async_committed - pending;  // groups [0, landed) must be complete
+    size_t kept = 0;
+    for (PendingCopy& c : f.cp_async) {
+        if (c.group < landed) std::memcpy(c.dst, c.data, 16);
+        else f.cp_async[kept++] = c;
+    }
+    f.cp_async.resize(kept);
+}
 
 }  // namespace emu
 

@@ -49,6 +49,24 @@ public sealed class EmulatorTests
     }
 
     [Test]
+    public void ATileReadBeforeItsCpAsyncWaitIsStale()
+    {
+        using var source = device.Upload(Enumerable.Range(0, 256).Select(i => (float)i).ToArray());
+        using var output = device.Allocate<float>(256);
+        SelftestCpAsyncNoWait.Launch(device, source.Span, output.Span);
+        Assert.That(output.Download().Select(BitConverter.SingleToUInt32Bits), Is.All.EqualTo(0xffffffffu),
+            "the copies land only at a wait, so the missing one leaves shared memory's 0xFF fill");
+    }
+
+    [Test]
+    public void AnMmaReachedByPartOfTheWarpIsAnError()
+    {
+        using var output = device.Allocate<float>(64);
+        var e = Assert.Throws<CudaException>(() => SelftestMmaHalfWarp.Launch(device, output.Span))!;
+        Assert.That(e.Message, Does.Contain("mma.sync needs all 32 lanes").And.Contain("selftest_mma_half_warp").And.Contain("selftest.cu:"));
+    }
+
+    [Test]
     public unsafe void MalformedLaunchesAreRejected()
     {
         using var x = device.Allocate<float>(10);

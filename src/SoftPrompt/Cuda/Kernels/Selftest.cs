@@ -127,28 +127,89 @@ internal static class SelftestConvert
     }
 }
 
-/// <summary>selftest_mma: d = one mma.m16n8k16 bf16 per lane's registers (a [32, 4], b [32, 2], c and d [32, 4]); one warp.</summary>
-internal static class SelftestMma
+/// <summary>selftest_pack: output[i] = { pack_bf16x2(x[2i], x[2i+1]), pack_fp16x2(x[2i], x[2i+1]) } (the lower index in the low half).</summary>
+internal static class SelftestPack
 {
-    public const string Name = "selftest_mma";
+    public const string Name = "selftest_pack";
+    public const int Threads = 64;
 
-    public static void Launch(IComputeDevice device, DeviceSpan<uint> a, DeviceSpan<uint> b, DeviceSpan<float> c, DeviceSpan<float> d)
+    public static void Launch(IComputeDevice device, DeviceSpan<float> pairs, DeviceSpan<uint> output)
     {
-        if (a.Length != 128 || b.Length != 64 || c.Length != 128 || d.Length != 128)
-            throw new ArgumentException($"{Name}: a, b, c, d must hold 128, 64, 128 and 128 elements (32 lanes).");
-        KernelStubs.selftest_mma(device, new(1, 32), a: a, b: b, c: c, d: d);
+        if (pairs.Length % 2 != 0) throw new ArgumentException($"{Name}: the input holds pairs, not {pairs.Length} values.", nameof(pairs));
+        int n = checked((int)(pairs.Length / 2));
+        if (output.Length != 2L * n) throw new ArgumentException($"{Name}: {n} pairs need {2 * n} outputs, not {output.Length}.", nameof(output));
+        if (n == 0) return;
+        KernelStubs.selftest_pack(device, new((n + Threads - 1) / Threads, Threads), x: pairs, @out: output, n: n);
     }
 }
 
-/// <summary>selftest_ldmatrix: four 8×8 bf16 matrices ([256] bits) through cp.async and ldmatrix x4, x4.trans, x2; out [32, 10] registers; one warp.</summary>
+/// <summary>
+/// selftest_mma: one mma.m16n8k16 (bf16 or fp16 inputs, fp32 accumulation) per problem on fragment registers the caller
+/// lays out: a [problems, 32, 4], b [problems, 32, 2], c and d [problems, 32, 4], lane by lane.
+/// </summary>
+internal static class SelftestMma
+{
+    public const string Name = "selftest_mma";
+    public const int Threads = 32;
+
+    public static void Launch(IComputeDevice device, DeviceSpan<uint> a, DeviceSpan<uint> b, DeviceSpan<float> c, DeviceSpan<float> d, bool fp16)
+    {
+        long problems = a.Length / (4 * Threads);
+        if (problems == 0 || a.Length != problems * 4 * Threads || b.Length != problems * 2 * Threads || c.Length != a.Length || d.Length != a.Length)
+            throw new ArgumentException($"{Name}: fragments must hold [problems, 32, 4], [problems, 32, 2], [problems, 32, 4] and [problems, 32, 4] values, not {a.Length}, {b.Length}, {c.Length} and {d.Length}.");
+        KernelStubs.selftest_mma(device, new(checked((int)problems), Threads), a: a, b: b, c: c, d: d, use_fp16: fp16 ? 1 : 0);
+    }
+}
+
+/// <summary>
+/// selftest_ldmatrix: a [64, 8] tile of 16-bit values in shared memory, lane l addressing tile row rows[l]; output
+/// [32, 12]: per lane the registers of ldmatrix x4, x4.trans, x2 and x2.trans.
+/// </summary>
 internal static class SelftestLdmatrix
 {
     public const string Name = "selftest_ldmatrix";
+    public const int TileRows = 64;
 
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> matrices, DeviceSpan<uint> output)
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> tile, DeviceSpan<int> rows, DeviceSpan<uint> output)
     {
-        if (matrices.Length != 256 || output.Length != 320) throw new ArgumentException($"{Name}: matrices must hold 256 elements and output 320.");
-        KernelStubs.selftest_ldmatrix(device, new(1, 32), m: matrices, @out: output);
+        if (tile.Length != TileRows * 8 || rows.Length != 32 || output.Length != 32 * 12)
+            throw new ArgumentException($"{Name}: tile, rows and output must hold {TileRows * 8}, 32 and {32 * 12} values, not {tile.Length}, {rows.Length} and {output.Length}.");
+        KernelStubs.selftest_ldmatrix(device, new(1, 32), tile: tile, rows: rows, @out: output);
+    }
+}
+
+/// <summary>selftest_cp_async: three [256] fp32 tiles copied global → shared by cp.async in three groups and read back after their waits.</summary>
+internal static class SelftestCpAsync
+{
+    public const string Name = "selftest_cp_async";
+    public const int Elements = 3 * 256;
+
+    public static void Launch(IComputeDevice device, DeviceSpan<float> source, DeviceSpan<float> output)
+    {
+        if (source.Length != Elements || output.Length != Elements)
+            throw new ArgumentException($"{Name}: source and output hold {Elements} floats, not {source.Length} and {output.Length}.");
+        KernelStubs.selftest_cp_async(device, new(1, 64), src: source, @out: output);
+    }
+}
+
+/// <summary>
+/// selftest_gemm_bf16: c [m, n] fp32 = a [m, k] · b [k, n] (bf16 bits, row-major) on tensor cores — ldmatrix, mma and a
+/// two-stage cp.async pipeline composed. m and n multiples of 64, k of 32.
+/// </summary>
+internal static class SelftestGemmBf16
+{
+    public const string Name = "selftest_gemm_bf16";
+    public const int Tile = 64;
+    public const int Step = 32;
+    public const int Threads = 128;
+
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> a, DeviceSpan<ushort> b, DeviceSpan<float> c, int m, int n, int k)
+    {
+        if (m <= 0 || n <= 0 || k <= 0 || m % Tile != 0 || n % Tile != 0 || k % Step != 0)
+            throw new ArgumentException($"{Name}: m = {m} and n = {n} must be positive multiples of {Tile}, k = {k} of {Step}.");
+        if (a.Length != (long)m * k || b.Length != (long)k * n || c.Length != (long)m * n)
+            throw new ArgumentException($"{Name}: a, b and c must hold {(long)m * k}, {(long)k * n} and {(long)m * n} values, not {a.Length}, {b.Length} and {c.Length}.");
+        KernelStubs.selftest_gemm_bf16(device, new(new Dim3((uint)(n / Tile), (uint)(m / Tile)), Threads), a: a, b: b, c: c, m: m, n: n, k: k);
     }
 }
 
@@ -187,5 +248,29 @@ internal static class SelftestDivergentBarrier
     {
         if (output.Length < 64) throw new ArgumentException($"{Name}: the output holds 64 values.", nameof(output));
         KernelStubs.selftest_divergent_barrier(device, new(1, 64), @out: output);
+    }
+}
+
+/// <summary>selftest_cp_async_no_wait: reads a cp.async tile without waiting for it (a race on a GPU). Emulator tests only.</summary>
+internal static class SelftestCpAsyncNoWait
+{
+    public const string Name = "selftest_cp_async_no_wait";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<float> source, DeviceSpan<float> output)
+    {
+        if (source.Length != 256 || output.Length != 256) throw new ArgumentException($"{Name}: source and output hold 256 floats.");
+        KernelStubs.selftest_cp_async_no_wait(device, new(1, 64), src: source, @out: output);
+    }
+}
+
+/// <summary>selftest_mma_half_warp: an mma reached by only 16 lanes of the warp. Emulator tests only.</summary>
+internal static class SelftestMmaHalfWarp
+{
+    public const string Name = "selftest_mma_half_warp";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<float> output)
+    {
+        if (output.Length < 64) throw new ArgumentException($"{Name}: the output holds [16, 4] values.", nameof(output));
+        KernelStubs.selftest_mma_half_warp(device, new(1, 32), d: output);
     }
 }
