@@ -164,12 +164,9 @@ public sealed class ArenaCarver
     public DeviceMatrix UploadMatrix(string name, long count, float[]? values, bool bf16)
     {
         if (!bf16) return Upload(name, count, values);
-        if (values is not null && values.LongLength != count)
-            throw new ArgumentException($"{Arena.Name}: tensor '{name}' holds {values.LongLength} values, the configuration needs {count}.");
         var span = Take<ushort>(name, count);
-        if (Allocates && count > 0)
+        if (NeedsValues(name, count, values))
         {
-            if (values is null) throw new ArgumentNullException(nameof(values), $"{Arena.Name}: tensor '{name}' has no host values to upload.");
             var slice = new ushort[(int)Math.Min(count, 1 << 20)];
             for (long start = 0; start < count; start += slice.Length)
             {
@@ -187,14 +184,18 @@ public sealed class ArenaCarver
     /// </summary>
     public DeviceSpan<T> Upload<T>(string name, long count, T[]? values) where T : unmanaged
     {
+        var span = Take<T>(name, count);
+        if (NeedsValues(name, count, values)) device!.CopyToDevice<T>(values, span);
+        return span;
+    }
+
+    /// <summary>Checks a tensor's host values against its count; true when they must be copied up now (the arena is allocated).</summary>
+    private bool NeedsValues<T>(string name, long count, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] T[]? values)
+    {
         if (values is not null && values.LongLength != count)
             throw new ArgumentException($"{Arena.Name}: tensor '{name}' holds {values.LongLength} values, the configuration needs {count}.");
-        var span = Take<T>(name, count);
-        if (Allocates && count > 0)
-        {
-            if (values is null) throw new ArgumentNullException(nameof(values), $"{Arena.Name}: tensor '{name}' has no host values to upload.");
-            device!.CopyToDevice<T>(values, span);
-        }
-        return span;
+        if (!Allocates || count == 0) return false;
+        if (values is null) throw new ArgumentNullException(nameof(values), $"{Arena.Name}: tensor '{name}' has no host values to upload.");
+        return true;
     }
 }
