@@ -50,6 +50,7 @@ internal static partial class CliFlags
         ["model"] = "--model",
         ["device"] = "--device",
         ["precision"] = "--precision",
+        ["recomputation"] = "--recompute",
         ["shape"] = "--shape",
         ["gpu"] = "--gpu",
     };

@@ -27,6 +27,7 @@ internal static class BenchCommand
         var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var precision = new PrecisionFlags();
+        var recompute = new RecomputeFlags();
         var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 };
         var plan = new Option<bool>("--plan") { Description = "Print the device memory a CUDA engine would allocate for this shape (weights, activations, workspace, prompts) without allocating or loading weights" };
         var decode = new Option<bool>("--decode") { Description = "Measure greedy generation instead of training: every row generates --new-tokens tokens (--steps: how many generations to average)" };
@@ -35,14 +36,15 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "CPU engines: also print the time per step of each kind of op (GEMMs, attention, norms, activations, LM head …)" };
         var command = new Command("bench", "Measure prompt-tuning steps (tokens/s, ms/step, TFLOP/s, memory) or, with --decode, generation")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, precision.Precision, precision.Tf32, ensemble, plan, decode, newTokens, noCache, profile,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, precision.Precision, precision.Tf32, recompute.Recompute, recompute.DeviceMemory,
+            ensemble, plan, decode, newTokens, noCache, profile,
         };
         command.SetAction(r => CliErrors.Run(() => r.GetValue(decode)
             ? RunDecode(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength), r.GetValue(newTokens), r.GetValue(steps),
                 !r.GetValue(noCache), r.GetValue(device)!, r.GetValue(json), precision.Read(r))
             : Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), precision.Read(r), r.GetValue(ensemble), r.GetValue(plan),
-                r.GetValue(profile))));
+                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), new EngineOptions(precision.Read(r), recompute.Read(r)),
+                r.GetValue(ensemble), r.GetValue(plan) ? recompute.DeviceBytes(r) : null, r.GetValue(profile))));
         return command;
     }
 
@@ -50,9 +52,11 @@ internal static class BenchCommand
 
     private static IEnumerable<string> ShapeNames => ModelFamily.All.SelectMany(f => f.ShapeNames);
 
-    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json, Precision precision,
-        int ensemble, bool plan, bool profile)
+    /// <param name="planForBytes">Print the device memory plan for a GPU of this many bytes (long.MaxValue: unlimited) instead of running; null to run.</param>
+    private static int Run(string? modelDir, string? shapeName, int batchSize, int seqLen, int promptLength, int? targetsPerRow, int steps, int warmup, string device, bool json,
+        EngineOptions options, int ensemble, long? planForBytes, bool profile)
     {
+        var precision = options.Precision;
         if ((modelDir is null) == (shapeName is null)) throw new ArgumentException("Give exactly one of --model DIR or --shape NAME.");
         if (ensemble <= 0) throw new ArgumentException($"--ensemble must be positive, got {ensemble}.");
         var c = modelDir is null ? ShapeConfig(shapeName!) : ModelFamily.Detect(modelDir).LoadConfig(modelDir);
@@ -78,9 +82,9 @@ internal static class BenchCommand
         string shapeText = encoderDecoder
             ? string.Create(CultureInfo.InvariantCulture, $"batch {batchSize} × (encoder: prompt {promptLength} + {seqLen} tokens; decoder: {targetCount} targets)")
             : string.Create(CultureInfo.InvariantCulture, $"batch {batchSize}{(ensemble > 1 ? $" × {ensemble} prompts" : "")} × (prompt {promptLength} + {seqLen} tokens), {targetCount} targets/row");
-        if (plan) return PrintPlan(modelDir ?? shapeName!, c, batch, PromptLayout.Uniform(ensemble, promptLength), shapeText, json, precision);
+        if (planForBytes is { } deviceBytes) return PrintPlan(modelDir ?? shapeName!, c, batch, PromptLayout.Uniform(ensemble, promptLength), shapeText, json, options, deviceBytes);
 
-        using var loaded = Load(modelDir, shapeName, device, new EngineOptions(precision));
+        using var loaded = Load(modelDir, shapeName, device, options);
         var engine = loaded.Engine;
         var prompt = new float[ensemble * promptLength * c.Embedding];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = (float)(random.NextDouble() - 0.5);
@@ -118,13 +122,14 @@ internal static class BenchCommand
                 ["batch_size"] = batchSize, ["seq_len"] = seqLen, ["prompt_length"] = promptLength, ["targets_per_row"] = targetCount,
                 ["steps"] = steps, ["ms_per_step"] = msPerStep, ["tokens_per_second"] = tokensPerSecond, ["tflops"] = tflops,
                 ["memory_bytes"] = memory, ["loss"] = loss, ["precision"] = precision.ToString().ToLowerInvariant(), ["tf32"] = precision == Precision.Tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,
+                ["recomputes"] = engine is DeviceEngine { RecomputesActivations: true },
                 ["ms_per_step_by_op"] = opTimes is null ? null! : opTimes.ToDictionary(o => o.Name, o => o.Ms),
             }.Where(e => e.Value is not null).ToDictionary()));
         }
         else
         {
             Console.WriteLine($"{loaded.Directory} on {Describe(engine)}");
-            Console.WriteLine($"{shapeText}, {steps} steps");
+            Console.WriteLine($"{shapeText}, {steps} steps{(engine is DeviceEngine { RecomputesActivations: true } ? ", each layer recomputed in the reverse pass" : "")}");
             Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step{(ensemble > 1 ? $" ({msPerStep / ensemble:F2} ms per prompt)" : "")}  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
             foreach (var (name, ms, calls) in opTimes ?? [])
                 Console.WriteLine(string.Create(inv, $"  {name,-11}{ms,10:F2} ms/step  {ms / msPerStep,6:P0}{(calls > 0 ? $"  {calls:F0} calls/step" : "")}"));
@@ -151,21 +156,28 @@ internal static class BenchCommand
     }
 
     /// <summary>The device memory the CUDA engine would allocate, by kind, from the engine's own plan declarations (nothing allocated, no weights read).</summary>
-    private static int PrintPlan(string name, IModelConfig config, TokenBatch batch, PromptLayout layout, string shapeText, bool json, Precision precision)
+    private static int PrintPlan(string name, IModelConfig config, TokenBatch batch, PromptLayout layout, string shapeText, bool json, EngineOptions options, long deviceBytes)
     {
-        var plan = DeviceMemoryPlan.Measure(config, batch, layout, precision);
+        var plan = DeviceMemoryPlan.Measure(config, batch, layout, options.Precision, options.Recomputation, deviceBytes);
         var kinds = Enum.GetValues<DeviceMemoryKind>();
+        bool limited = deviceBytes != long.MaxValue;
+        bool fits = plan.TotalBytes + RecomputationPolicy.HeadroomBytes <= deviceBytes;
         if (json)
         {
-            var fields = new Dictionary<string, object> { ["model"] = name, ["family"] = config.Family.Name, ["rows"] = batch.Rows, ["total_bytes"] = plan.TotalBytes };
+            var fields = new Dictionary<string, object> { ["model"] = name, ["family"] = config.Family.Name, ["rows"] = batch.Rows, ["total_bytes"] = plan.TotalBytes,
+                ["precision"] = options.Precision.ToString().ToLowerInvariant(), ["recomputes"] = plan.Recomputes };
             foreach (var kind in kinds) fields[$"{Snake(kind)}_bytes"] = plan.BytesOf(kind);
+            if (limited) { fields["device_bytes"] = deviceBytes; fields["fits"] = fits; }
             Console.WriteLine(JsonSerializer.Serialize(fields));
             return 0;
         }
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"{name}: device memory for {shapeText} (measured, not allocated)");
+        Console.WriteLine($"{name}: device memory for {shapeText} (measured, not allocated), {options.Precision.ToString().ToLowerInvariant()}, " +
+            (plan.Recomputes ? "each layer recomputed in the reverse pass" : "every layer's activations kept"));
         foreach (var kind in kinds) Console.WriteLine(string.Create(inv, $"  {Snake(kind).Replace('_', ' '),-13}{plan.BytesOf(kind) / 1048576.0,12:F1} MiB"));
         Console.WriteLine(string.Create(inv, $"  {"total",-13}{plan.TotalBytes / 1048576.0,12:F1} MiB  ({plan.TotalBytes} bytes)"));
+        if (limited)
+            Console.WriteLine(string.Create(inv, $"  {(fits ? "fits" : "does not fit")} a GPU with {deviceBytes / (double)(1L << 30):F2} GiB (with {RecomputationPolicy.HeadroomBytes >> 20} MiB left for cuBLAS and the driver)"));
         return 0;
     }
 

@@ -37,7 +37,7 @@ internal static class TrainCommand
         Files(plan).Check();
         using var outputLock = RunLock.Acquire(TrainPlan.Stem(plan.Output) + ".lock", "--out", plan.Output);
         using var checkpointLock = plan.CheckpointDir is null ? null : RunLock.Acquire(Path.Combine(plan.CheckpointDir, "softprompt.lock"), "--checkpoint-dir", plan.CheckpointDir);
-        using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision));
+        using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision, plan.Recomputation));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;
         ITextTokenizer? tokenizer = null;

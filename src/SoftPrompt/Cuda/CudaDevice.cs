@@ -142,6 +142,8 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
         }
     }
 
+    public long FreeMemoryBytes => MemoryInfo.FreeBytes;
+
     public DeviceBuffer<T> Allocate<T>(long count) where T : unmanaged
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);

@@ -64,6 +64,9 @@ public interface IComputeDevice : IDisposable
     void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount = 1);
 
     void Synchronize();
+
+    /// <summary>Bytes an allocation could still get now (engines size plans by it); unlimited where the device cannot tell.</summary>
+    long FreeMemoryBytes => long.MaxValue;
 }
 
 /// <summary>A kernel handle: its name and the implementation's opaque handle.</summary>

@@ -23,8 +23,16 @@ public sealed record LoadedModel(IPromptEngine Engine, IModelConfig Config, stri
 /// </summary>
 public enum Precision { Fp32, Tf32, Bf16 }
 
-/// <summary>How an engine computes (<see cref="Engines.Precision"/>).</summary>
-public sealed record EngineOptions(Precision Precision = Precision.Fp32)
+/// <summary>
+/// Whether a device engine keeps every layer's activations for the reverse pass or only each layer's input, recomputing
+/// the layer's forward inside the reverse pass (one more forward per step, about a third more work, for activation memory
+/// of one layer plus the layer inputs). <see cref="Auto"/>: recompute only when the full plan does not fit the device's
+/// free memory. The CPU engines always keep everything.
+/// </summary>
+public enum Recomputation { Auto, Off, PerLayer }
+
+/// <summary>How an engine computes (<see cref="Engines.Precision"/>) and what it keeps for the reverse pass (<see cref="Engines.Recomputation"/>).</summary>
+public sealed record EngineOptions(Precision Precision = Precision.Fp32, Recomputation Recomputation = Recomputation.Auto)
 {
     public static readonly EngineOptions Default = new();
 

@@ -56,7 +56,7 @@ public abstract class ModelFamily
     /// <summary>The <see cref="ModelFingerprint"/> of a model of this family: its architecture and its token embeddings [V, d].</summary>
     public abstract string Fingerprint(IModelConfig config, float[] tokenEmbedding);
     /// <summary>What the family's CUDA engine allocates to run <paramref name="batch"/> with prompts laid out as <paramref name="layout"/>, measured without a device.</summary>
-    public abstract DeviceMemoryPlan MeasureDeviceMemory(IModelConfig config, TokenBatch batch, PromptLayout layout, Precision precision = Precision.Fp32);
+    public abstract DeviceMemoryPlan MeasureDeviceMemory(IModelConfig config, TokenBatch batch, PromptLayout layout, DeviceMemoryPlan.PlanRequest request);
 
     /// <summary>Loads the checkpoint as float32 on <paramref name="device"/> (checked first: a refusal should not cost a load).</summary>
     public LoadedModel Open(string modelDirectory, string device, EngineOptions? options = null)
@@ -158,8 +158,8 @@ internal abstract class ModelFamily<TConfig> : ModelFamily where TConfig : class
 
     public sealed override IReadOnlyList<(string Label, string Text)> Describe(IModelConfig config) => Describe(Typed(config));
     public sealed override string Outline(IModelConfig config) => Outline(Typed(config));
-    public sealed override DeviceMemoryPlan MeasureDeviceMemory(IModelConfig config, TokenBatch batch, PromptLayout layout, Precision precision = Precision.Fp32) =>
-        MeasureDeviceMemory(Typed(config), batch, layout, precision);
+    public sealed override DeviceMemoryPlan MeasureDeviceMemory(IModelConfig config, TokenBatch batch, PromptLayout layout, DeviceMemoryPlan.PlanRequest request) =>
+        MeasureDeviceMemory(Typed(config), batch, layout, request);
     private protected sealed override LoadedModel CreateRandom(IModelConfig shape, string device, string origin, EngineOptions? options) => CreateRandom(Typed(shape), device, origin, options);
 
     private protected abstract (TConfig Config, float[] TokenEmbedding) ReadTokenEmbedding(string modelDirectory);
@@ -167,7 +167,7 @@ internal abstract class ModelFamily<TConfig> : ModelFamily where TConfig : class
     private protected abstract IReadOnlyList<(string Label, string Text)> Describe(TConfig config);
     private protected abstract string Outline(TConfig config);
     private protected abstract LoadedModel CreateRandom(TConfig shape, string device, string origin, EngineOptions? options);
-    private protected abstract DeviceMemoryPlan MeasureDeviceMemory(TConfig config, TokenBatch batch, PromptLayout layout, Precision precision);
+    private protected abstract DeviceMemoryPlan MeasureDeviceMemory(TConfig config, TokenBatch batch, PromptLayout layout, DeviceMemoryPlan.PlanRequest request);
 
     private TConfig Typed(IModelConfig config) =>
         config as TConfig ?? throw new ArgumentException($"A {config.Family.DisplayName} config given to the {DisplayName} family.", nameof(config));

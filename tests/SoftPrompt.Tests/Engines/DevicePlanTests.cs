@@ -35,11 +35,13 @@ public sealed class DevicePlanTests
     public void EveryTensorLiesInsideItsArenaWithoutOverlap(string name, IModelConfig config)
     {
         foreach (var (rows, prompts, inputs, targets) in Settings)
+        foreach (var recomputation in new[] { Recomputation.Off, Recomputation.PerLayer })
         {
             var layout = new PromptLayout(prompts);
             var batch = Batch(config, layout, rows, inputs, targets);
-            var plan = DeviceMemoryPlan.Measure(config, batch, layout);
-            string where = $"{name}, {rows} rows, prompts [{string.Join(", ", prompts)}], {inputs} inputs, {targets} targets";
+            var plan = DeviceMemoryPlan.Measure(config, batch, layout, Precision.Fp32, recomputation);
+            string where = $"{name}, {rows} rows, prompts [{string.Join(", ", prompts)}], {inputs} inputs, {targets} targets, recomputation {recomputation}";
+            Assert.That(plan.Recomputes, Is.EqualTo(recomputation == Recomputation.PerLayer), where);
             foreach (var arena in plan.Arenas) CheckArena(arena, where);
             Assert.That(plan.BytesOf(DeviceMemoryKind.Activations) + plan.BytesOf(DeviceMemoryKind.Workspace), Is.GreaterThan(0), where);
             Assert.That(plan.TotalBytes, Is.EqualTo(Enum.GetValues<DeviceMemoryKind>().Sum(plan.BytesOf)), $"{where}: every byte has a kind");

@@ -52,6 +52,9 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     public bool IsAddressSanitized => library.IsAddressSanitized;
     /// <summary>Bytes currently allocated on this device.</summary>
     public long AllocatedBytes { get; private set; }
+    /// <summary>A GPU's memory size to play: allocations past it fail as they would on that GPU, and engines plan for it.</summary>
+    public long MemoryLimitBytes { get; set; } = long.MaxValue;
+    public long FreeMemoryBytes => MemoryLimitBytes - AllocatedBytes;
 
     public DeviceBuffer<T> Allocate<T>(long count) where T : unmanaged
     {
@@ -59,6 +62,8 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
         ThrowIfDisposed();
         if (count == 0) return new DeviceBuffer<T>(this, 0, 0);
         long bytes = checked(count * sizeof(T));
+        if (bytes > FreeMemoryBytes)
+            throw new OutOfMemoryException($"Emulated device: allocation of {bytes} bytes exceeds the {MemoryLimitBytes}-byte memory limit ({AllocatedBytes} bytes in use).");
         void* memory = library.Allocate((nuint)bytes, Alignment);
         if (memory == null) throw new OutOfMemoryException($"Emulated device: allocation of {bytes} bytes failed.");
         library.Fill(memory, 0xff, (nuint)bytes);

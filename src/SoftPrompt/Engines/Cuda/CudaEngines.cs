@@ -31,7 +31,7 @@ internal static class CudaEngines
         if (!EmbeddedPtx.IsAvailable) throw new InvalidOperationException($"`device` cuda: {EmbeddedPtx.NotBuiltMessage}");
     }
 
-    private static IPromptEngine Create(string device, EngineOptions options, Func<IComputeDevice, IPromptEngine> engine)
+    private static IPromptEngine Create(string device, EngineOptions options, Func<IComputeDevice, DeviceEngine> engine)
     {
         IComputeDevice compute = device switch
         {
@@ -41,7 +41,9 @@ internal static class CudaEngines
         if (compute is CudaDevice gpu) gpu.AllowTf32 = options.AllowTf32;
         try
         {
-            return engine(compute);
+            var created = engine(compute);
+            created.Recomputation = options.Recomputation;
+            return created;
         }
         catch
         {

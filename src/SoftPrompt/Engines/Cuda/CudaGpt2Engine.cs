@@ -35,18 +35,21 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
 
     private protected override DecoderDevicePlan PlanFor(TokenBatch batch)
     {
-        var layout = state.Layout!;
-        if (plan is null || !plan.Fits(batch, layout))
-        {
-            var (rows, positions) = Gpt2DevicePlan.Capacity(batch, plan);
-            plan?.Dispose();
-            plan = null;
-            plan = Gpt2DevicePlan.Allocate(device, config, rows, positions, layout, bf16);
-        }
-        return plan;
+        if (plan is null || !plan.Fits(batch, state.Layout!)) GrowPlan(batch, state.Layout!);
+        return plan!;
     }
 
-    private protected override void BlockForward(int layer)
+    // Apart from PlanFor so that the closure below is allocated only when a plan grows, never in a steady step.
+    private void GrowPlan(TokenBatch batch, PromptLayout layout)
+    {
+        var (rows, positions) = Gpt2DevicePlan.Capacity(batch, plan);
+        bool recomputes = RecomputesNextPlan(r => Gpt2DevicePlan.Measure(config, rows, positions, layout, bf16, r).Arena.Bytes, plan?.Arena.Bytes ?? 0);
+        plan?.Dispose();
+        plan = null;
+        plan = Gpt2DevicePlan.Allocate(device, config, rows, positions, layout, bf16, recomputes);
+    }
+
+    private protected override void BlockForward(int layer, bool recomputing)
     {
         var p = plan!;
         var s = p.Layers[layer];
@@ -62,6 +65,7 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
         Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
         Linear(s.Hidden, default, p.Norm, w.FcWeight, w.FcBias, n, c, inner);
+        if (recomputing) return;
         GeluForward.Launch(device, p.Wide.Slice(0, (long)n * inner), s.Hidden.Slice(0, (long)n * inner));
         Linear(p.BlockInput(layer + 1), s.Middle, p.Wide, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }

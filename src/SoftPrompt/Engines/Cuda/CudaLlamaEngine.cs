@@ -40,18 +40,21 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
 
     private protected override DecoderDevicePlan PlanFor(TokenBatch batch)
     {
-        var layout = state.Layout!;
-        if (plan is null || !plan.Fits(batch, layout))
-        {
-            var (rows, positions, sequence) = LlamaDevicePlan.Capacity(config, batch, plan);
-            plan?.Dispose();
-            plan = null;
-            plan = LlamaDevicePlan.Allocate(device, config, rows, positions, sequence, layout, bf16);
-        }
-        return plan;
+        if (plan is null || !plan.Fits(batch, state.Layout!)) GrowPlan(batch, state.Layout!);
+        return plan!;
     }
 
-    private protected override void BlockForward(int layer)
+    // Apart from PlanFor so that the closure below is allocated only when a plan grows, never in a steady step.
+    private void GrowPlan(TokenBatch batch, PromptLayout layout)
+    {
+        var (rows, positions, sequence) = LlamaDevicePlan.Capacity(config, batch, plan);
+        bool recomputes = RecomputesNextPlan(r => LlamaDevicePlan.Measure(config, rows, positions, sequence, layout, bf16, r).Arena.Bytes, plan?.Arena.Bytes ?? 0);
+        plan?.Dispose();
+        plan = null;
+        plan = LlamaDevicePlan.Allocate(device, config, rows, positions, sequence, layout, bf16, recomputes);
+    }
+
+    private protected override void BlockForward(int layer, bool recomputing)
     {
         var p = plan!;
         var s = p.Layers[layer];
@@ -71,6 +74,7 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
         RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
         Project(s.Gate, p.Norm, w.Gate, n, d, ff);
         Project(s.Up, p.Norm, w.Up, n, d, ff);
+        if (recomputing) return;
         SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
         Residual(p.BlockInput(layer + 1), s.Middle, p.Wide, w.Down, n, ff, d);
     }

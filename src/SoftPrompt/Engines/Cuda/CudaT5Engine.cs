@@ -31,6 +31,9 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
     private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
 
+    /// <summary>Whether the current plan recomputes each layer in the reverse pass (<see cref="Recomputation"/>).</summary>
+    public override bool RecomputesActivations => plan?.Recomputes ?? throw new InvalidOperationException("Run a batch first.");
+
     /// <summary>Decoder positions of the last batch (its longest target): the middle axis of <see cref="Logits"/>.</summary>
     public int DecoderLength => decoderLength;
     private protected override DeviceLanguageModelHead Head => plan!.Head;
@@ -72,9 +75,10 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         if (plan is null || !plan.Fits(batchRows, encoder, decoder))
         {
             var (r, e, d) = T5DevicePlan.Capacity(batchRows, encoder, decoder, plan);
+            bool recomputes = RecomputesNextPlan(recomputes => T5DevicePlan.Measure(config, r, e, d, bf16, recomputes).Arena.Bytes, plan?.Arena.Bytes ?? 0);
             plan?.Dispose();
             plan = null;
-            plan = T5DevicePlan.Allocate(device, config, r, e, d, bf16);
+            plan = T5DevicePlan.Allocate(device, config, r, e, d, bf16, recomputes);
         }
         return plan;
     }
@@ -143,63 +147,71 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         var x = config.Layers > 0 ? p.Encoder[0].Input : p.EncoderFinal;
         EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows), state.Offsets,
             weights.TokenEmbedding, p.ZeroPositions, rows, encoderLength, encoderLength, d);
-        var keys = p.EncoderLengths.Slice(0, rows);
-        for (int l = 0; l < config.Layers; l++)
-        {
-            var s = p.Encoder[l];
-            var w = weights.EncoderLayers[l];
-            SelfAttention(p, s.Middle, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
-                weights.EncoderRelativeBias, p.EncoderBuckets, keys, causal: false);
-            RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, eps);
-            var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
-            FeedForward(p, next, s.Middle, s.Hidden, s.Linear, w.FeedForward, ne);
-        }
+        for (int l = 0; l < config.Layers; l++) EncoderLayerForward(p, l, recomputing: false);
         RmsNormForward.Launch(device, p.EncoderOutput, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+    }
+
+    /// <summary>Encoder block <paramref name="l"/>, saving what its reverse pass reads; when <paramref name="recomputing"/> (a plan that recomputes, in the reverse pass) it stops once those are refilled.</summary>
+    private void EncoderLayerForward(T5DevicePlan p, int l, bool recomputing)
+    {
+        int ne = rows * encoderLength, d = config.Embedding;
+        var s = p.Encoder[l];
+        var w = weights.EncoderLayers[l];
+        SelfAttention(p, s.Middle, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
+            weights.EncoderRelativeBias, p.EncoderBuckets, p.EncoderLengths.Slice(0, rows), causal: false);
+        RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, (float)config.LayerNormEpsilon);
+        var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
+        FeedForward(p, next, s.Middle, s.Hidden, s.Linear, w.FeedForward, ne, recomputing);
     }
 
     private void DecoderForward(T5DevicePlan p)
     {
-        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize;
+        int nd = rows * decoderLength, d = config.Embedding;
         float eps = (float)config.LayerNormEpsilon;
         var y = config.DecoderLayers > 0 ? p.Decoder[0].Input : p.DecoderFinal;
         EmbeddingForward.Launch(device, y.Slice(0, (long)nd * d), p.DecoderTokens, default, default, default,
             weights.TokenEmbedding, p.ZeroPositions, rows, decoderLength, decoderLength, d);
-        var encoderKeys = p.EncoderLengths.Slice(0, rows);
-        for (int l = 0; l < config.DecoderLayers; l++)
-        {
-            var s = p.Decoder[l];
-            var w = weights.DecoderLayers[l];
-            // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
-            SelfAttention(p, s.Middle1, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, decoderLength,
-                weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
-
-            var ca = s.CrossAttention;
-            RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
-            Project(ca.Query, p.Norm, w.CrossAttention.Query, nd, d, att);
-            Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
-            Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
-            Attend(ca, default, default, encoderKeys, decoderLength, encoderLength, causal: false);
-            Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
-
-            RmsNormForward.Launch(device, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
-            var next = l + 1 < config.DecoderLayers ? p.Decoder[l + 1].Input : p.DecoderFinal;
-            FeedForward(p, next, s.Middle2, s.Hidden, s.Linear, w.FeedForward, nd);
-        }
+        for (int l = 0; l < config.DecoderLayers; l++) DecoderLayerForward(p, l, recomputing: false);
         RmsNormForward.Launch(device, p.DecoderOutput, p.DecoderFinalRstd, p.DecoderFinal, weights.DecoderFinalNormWeight, nd, d, eps);
     }
 
-    /// <summary>output [n, d] = residual + wo·act(p.Norm) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x), saving the pre-activations.</summary>
+    /// <summary>Decoder block <paramref name="l"/>, as <see cref="EncoderLayerForward"/>.</summary>
+    private void DecoderLayerForward(T5DevicePlan p, int l, bool recomputing)
+    {
+        int ne = rows * encoderLength, nd = rows * decoderLength, d = config.Embedding, att = config.AttentionSize;
+        float eps = (float)config.LayerNormEpsilon;
+        var s = p.Decoder[l];
+        var w = weights.DecoderLayers[l];
+        // Causal: padding sits after each row's targets, so no real position sees it and no key mask is needed.
+        SelfAttention(p, s.Middle1, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, decoderLength,
+            weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
+
+        var ca = s.CrossAttention;
+        RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
+        Project(ca.Query, p.Norm, w.CrossAttention.Query, nd, d, att);
+        Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
+        Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
+        Attend(ca, default, default, p.EncoderLengths.Slice(0, rows), decoderLength, encoderLength, causal: false);
+        Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
+
+        RmsNormForward.Launch(device, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
+        var next = l + 1 < config.DecoderLayers ? p.Decoder[l + 1].Input : p.DecoderFinal;
+        FeedForward(p, next, s.Middle2, s.Hidden, s.Linear, w.FeedForward, nd, recomputing);
+    }
+
+    /// <summary>
+    /// output [n, d] = residual + wo·act(p.Norm) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x), saving the pre-activations;
+    /// only those when <paramref name="savedOnly"/>.
+    /// </summary>
     private void FeedForward(T5DevicePlan p, DeviceSpan<float> output, DeviceSpan<float> residual, DeviceSpan<float> hidden, DeviceSpan<float> linear,
-        T5DeviceWeights.FeedForward w, int n)
+        T5DeviceWeights.FeedForward w, int n, bool savedOnly)
     {
         int d = config.Embedding, ff = config.FeedForwardSize;
         Project(hidden, p.Norm, w.Input, n, d, ff);
+        if (config.IsGated) Project(linear, p.Norm, w.Linear, n, d, ff);
+        if (savedOnly) return;
         var wide = p.Wide.Slice(0, (long)n * ff);
-        if (config.IsGated)
-        {
-            Project(linear, p.Norm, w.Linear, n, d, ff);
-            GatedGeluForward.Launch(device, wide, hidden.Slice(0, (long)n * ff), linear.Slice(0, (long)n * ff));
-        }
+        if (config.IsGated) GatedGeluForward.Launch(device, wide, hidden.Slice(0, (long)n * ff), linear.Slice(0, (long)n * ff));
         else ReluForward.Launch(device, wide, hidden.Slice(0, (long)n * ff));
         Residual(output, residual, p.Wide, w.Output, n, ff, d);
     }
@@ -232,6 +244,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         device.Zero(dEncoderOutput);
         for (int l = config.DecoderLayers - 1; l >= 0; l--)
         {
+            if (p.Recomputes) DecoderLayerForward(p, l, recomputing: true);
             var s = p.Decoder[l];
             var w = weights.DecoderLayers[l];
             FeedForwardBackward(p, dDecoder, s.Hidden, s.Linear, w.FeedForward, nd);
@@ -255,6 +268,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         RmsNormBackward.Launch(device, dEncoder, dEncoderOutput, p.EncoderFinal, weights.EncoderFinalNormWeight, p.EncoderFinalRstd, ne, d);
         for (int l = config.Layers - 1; l >= 0; l--)
         {
+            if (p.Recomputes) EncoderLayerForward(p, l, recomputing: true);
             var s = p.Encoder[l];
             var w = weights.EncoderLayers[l];
             FeedForwardBackward(p, dEncoder, s.Hidden, s.Linear, w.FeedForward, ne);

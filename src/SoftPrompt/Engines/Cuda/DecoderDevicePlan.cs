@@ -9,9 +9,10 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal abstract class DecoderDevicePlan : IDisposable
 {
-    private protected DecoderDevicePlan(ArenaCarver carve, int rows, int positions, int width, int vocab, PromptLayout layout)
+    private protected DecoderDevicePlan(ArenaCarver carve, int rows, int positions, int width, int vocab, PromptLayout layout, bool recomputes)
     {
         Arena = carve.Arena;
+        Recomputes = recomputes;
         Rows = rows;
         Positions = positions;
         long n = positions, d = width;
@@ -27,6 +28,8 @@ internal abstract class DecoderDevicePlan : IDisposable
     }
 
     public DeviceArena Arena { get; }
+    /// <summary>Every layer's saved tensors but its input share one set: the reverse pass runs each layer's forward again first.</summary>
+    public bool Recomputes { get; }
     public int Rows { get; }
     /// <summary>Most rows·sequence positions a batch may have.</summary>
     public int Positions { get; }

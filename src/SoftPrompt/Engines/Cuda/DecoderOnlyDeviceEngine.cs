@@ -35,8 +35,12 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
     /// <summary>lm_head [V, d], or the tied token embedding.</summary>
     private protected abstract DeviceSpan<float> HeadWeight { get; }
 
-    /// <summary>Block <paramref name="layer"/>: BlockInput(layer) → BlockInput(layer + 1), saving what its reverse pass reads.</summary>
-    private protected abstract void BlockForward(int layer);
+    /// <summary>
+    /// Block <paramref name="layer"/>: BlockInput(layer) → BlockInput(layer + 1), saving what its reverse pass reads. When
+    /// <paramref name="recomputing"/> (inside the reverse pass of a plan that <see cref="DecoderDevicePlan.Recomputes"/>) it
+    /// may stop once the saved tensors are refilled: its output is already stored as the next block's input.
+    /// </summary>
+    private protected abstract void BlockForward(int layer, bool recomputing);
     /// <summary>FinalNorm = norm(Final).</summary>
     private protected abstract void FinalNormForward();
     /// <summary><paramref name="dResidual"/> += d(loss)/d(Final), from Gradient = d(loss)/d(FinalNorm).</summary>
@@ -60,7 +64,7 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
         EmbeddingForward.Launch(device, p.FullEmbeddings.Slice(0, (long)step.Full * d), inputs.Tokens.Slice(0, rows * batch.TokenLength), state.Prompts,
             inputs.PromptIndex.Slice(0, rows), state.Offsets, TokenEmbedding, PositionTable, rows, step.Sequence, batch.TokenLength, d);
         GatherRows.Launch(device, p.BlockInput(0), p.FullEmbeddings, shared.SharedToFull, step.Shared, d);
-        for (int l = 0; l < Layers; l++) BlockForward(l);
+        for (int l = 0; l < Layers; l++) BlockForward(l, recomputing: false);
         FinalNormForward();
         if (!languageModelHead) return 0f;
         float loss = p.Head.Run(p.FinalNorm, HeadWeight, 1f, p.TargetGradients, lossGradientWeight, withGradient, countGreedyMatches);
@@ -78,12 +82,19 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
         device.Zero(dResidual);
         FinalNormBackward(dResidual);
         BeginBackward();
-        for (int l = Layers - 1; l >= 0; l--) BlockBackward(l, dResidual);
+        for (int l = Layers - 1; l >= 0; l--)
+        {
+            if (p.Recomputes) BlockForward(l, recomputing: true);
+            BlockBackward(l, dResidual);
+        }
         // The shared prompt rows are the prompts' own embedding rows: their gradient is dPrompt (0 for prompts the batch does not use).
         GatherSumRows.Launch(device, state.Gradient, dResidual, shared.PromptStarts, shared.PromptIndex, state.Layout!.TotalLength, d, accumulate);
     }
 
     /// <summary>Full logits [B, T, V] at every position (tests; training never materialises these).</summary>
+    /// <summary>Whether the current plan recomputes each block in the reverse pass (<see cref="Recomputation"/>).</summary>
+    public sealed override bool RecomputesActivations => CurrentPlan.Recomputes;
+
     public void Logits(TokenBatch batch, Span<float> logits)
     {
         RunForward(batch, withGradient: false, countGreedyMatches: false, languageModelHead: false);

@@ -28,6 +28,32 @@ public abstract class DeviceEngine : IDeviceEngine
         state = new DevicePromptState(device, embeddingSize);
     }
 
+    /// <summary>What the next plan keeps for the reverse pass (<see cref="Engines.Recomputation"/>); a plan already allocated keeps its choice until it grows.</summary>
+    public Recomputation Recomputation { get; set; } = Recomputation.Auto;
+
+    /// <summary>
+    /// Whether the next plan recomputes each layer: asked, or (Auto) when the full plan would not fit the device's free
+    /// memory, the plan it replaces counted as free. A plan that cannot fit either way is refused before any allocation.
+    /// </summary>
+    /// <param name="planBytes">The plan's bytes for the batch, keeping every layer (false) or recomputing (true).</param>
+    private protected bool RecomputesNextPlan(Func<bool, long> planBytes, long replacedPlanBytes)
+    {
+        long available = SaturatingAdd(device.FreeMemoryBytes, replacedPlanBytes);
+        long full = planBytes(false);
+        bool recomputes = RecomputationPolicy.Recomputes(Recomputation, full, available);
+        long needed = recomputes ? planBytes(true) : full;
+        if (needed > available)
+            throw new InvalidOperationException($"This batch's device plan needs {needed / 1048576.0:F0} MiB{(recomputes ? " with every layer recomputed" : "")}, " +
+                $"the {device.Kind} device has {available / 1048576.0:F0} MiB free: use a smaller `TrainOptions.BatchSize` or shorter rows" +
+                (Recomputation == Recomputation.Off ? ", or let the engine recompute layers (`recomputation` auto)." : "."));
+        return recomputes;
+    }
+
+    /// <summary>Whether the plan of the last batch recomputes each layer in the reverse pass.</summary>
+    public abstract bool RecomputesActivations { get; }
+
+    private static long SaturatingAdd(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
+
     public string DeviceName => device.Kind;
     public IComputeDevice Device => device;
     public int EmbeddingSize { get; }

@@ -10,12 +10,13 @@ namespace SoftPrompt.Engines;
 internal sealed class Gpt2DevicePlan : DecoderDevicePlan
 {
     /// <param name="bf16">The weights are bf16: hold a bf16 copy of the largest GEMM activation operand.</param>
-    public static Gpt2DevicePlan Allocate(IComputeDevice device, Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16 = false)
-        => DeviceArena.Allocate(device, "gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout, bf16));
+    /// <param name="recomputes">Keep each layer's input only; its other saved tensors live in one set every layer reuses.</param>
+    public static Gpt2DevicePlan Allocate(IComputeDevice device, Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16 = false, bool recomputes = false)
+        => DeviceArena.Allocate(device, "gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout, bf16, recomputes));
 
     /// <summary>The plan's layout and size without a device.</summary>
-    public static Gpt2DevicePlan Measure(Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16 = false)
-        => DeviceArena.Measure("gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout, bf16));
+    public static Gpt2DevicePlan Measure(Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16 = false, bool recomputes = false)
+        => DeviceArena.Measure("gpt2 plan", carve => new Gpt2DevicePlan(carve, config, rows, positions, layout, bf16, recomputes));
 
     /// <summary>A plan for <paramref name="batch"/> and its capacity (its RowCapacity rows of its longest prompt and TokenCapacity tokens), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
     public static (int Rows, int Positions) Capacity(TokenBatch batch, Gpt2DevicePlan? current)
@@ -25,21 +26,21 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0));
     }
 
-    private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16)
-        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout)
+    private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16, bool recomputes)
+        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout, recomputes)
     {
         long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads;
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
 
         carve.Kind = DeviceMemoryKind.Activations;
-        Layers = new Layer[config.Layers];
-        for (int l = 0; l < Layers.Length; l++)
+        Layer Saved(int? layer)
         {
-            string at = $"h.{l}.";
-            Layers[l] = new Layer(Input: F(at + "input", n * c), Mean1: F(at + "ln_1.mean", n), Rstd1: F(at + "ln_1.rstd", n), Qkv: F(at + "qkv", n * 3 * c),
+            string at = RecomputedLayers.Prefix("h", layer);
+            return new(Input: default, Mean1: F(at + "ln_1.mean", n), Rstd1: F(at + "ln_1.rstd", n), Qkv: F(at + "qkv", n * 3 * c),
                 Attention: F(at + "attention", n * c), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * c),
                 Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", n * inner));
         }
+        Layers = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"h.{l}.input", n * c), Saved, (saved, input) => saved with { Input = input });
         FinalMean = F("ln_f.mean", n); FinalRstd = F("ln_f.rstd", n);
 
         carve.Kind = DeviceMemoryKind.Workspace;

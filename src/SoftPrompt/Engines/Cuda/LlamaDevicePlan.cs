@@ -12,12 +12,13 @@ namespace SoftPrompt.Engines;
 internal sealed class LlamaDevicePlan : DecoderDevicePlan
 {
     /// <param name="bf16">The weights are bf16: hold a bf16 copy of the largest GEMM activation operand.</param>
-    public static LlamaDevicePlan Allocate(IComputeDevice device, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16 = false)
-        => DeviceArena.Allocate(device, "llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout, bf16));
+    /// <param name="recomputes">Keep each layer's input only; its other saved tensors live in one set every layer reuses.</param>
+    public static LlamaDevicePlan Allocate(IComputeDevice device, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16 = false, bool recomputes = false)
+        => DeviceArena.Allocate(device, "llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout, bf16, recomputes));
 
     /// <summary>The plan's layout and size without a device.</summary>
-    public static LlamaDevicePlan Measure(LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16 = false)
-        => DeviceArena.Measure("llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout, bf16));
+    public static LlamaDevicePlan Measure(LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16 = false, bool recomputes = false)
+        => DeviceArena.Measure("llama plan", carve => new LlamaDevicePlan(carve, config, rows, positions, sequence, layout, bf16, recomputes));
 
     /// <summary>A plan for <paramref name="batch"/> and its capacity (up to the model's sequence limit), grown to cover <paramref name="current"/> so alternating shapes settle on one plan.</summary>
     public static (int Rows, int Positions, int Sequence) Capacity(LlamaConfig config, TokenBatch batch, LlamaDevicePlan? current)
@@ -29,22 +30,22 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         return (Math.Max(rows, current?.Rows ?? 0), Math.Max(positions, current?.Positions ?? 0), Math.Max(sequence, current?.Sequence ?? 0));
     }
 
-    private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16)
-        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout)
+    private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16, bool recomputes)
+        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout, recomputes)
     {
         Sequence = sequence;
         long n = positions, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, heads = config.Heads;
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
 
         carve.Kind = DeviceMemoryKind.Activations;
-        Layers = new Layer[config.Layers];
-        for (int l = 0; l < Layers.Length; l++)
+        Layer Saved(int? layer)
         {
-            string at = $"layers.{l}.";
-            Layers[l] = new Layer(Input: F(at + "input", n * d), Rstd1: F(at + "input_layernorm.rstd", n), Query: F(at + "q", n * a), Key: F(at + "k", n * kv),
+            string at = RecomputedLayers.Prefix("layers", layer);
+            return new(Input: default, Rstd1: F(at + "input_layernorm.rstd", n), Query: F(at + "q", n * a), Key: F(at + "k", n * kv),
                 Value: F(at + "v", n * kv), Attention: F(at + "attention", n * a), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * d),
                 Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F(at + "gate", n * ff), Up: F(at + "up", n * ff));
         }
+        Layers = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"layers.{l}.input", n * d), Saved, (saved, input) => saved with { Input = input });
         FinalRstd = F("norm.rstd", n);
 
         carve.Kind = DeviceMemoryKind.Workspace;

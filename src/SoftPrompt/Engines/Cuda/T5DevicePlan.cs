@@ -14,17 +14,19 @@ internal sealed class T5DevicePlan : IDisposable
     private readonly IComputeDevice device;
 
     /// <param name="bf16">The weights are bf16: hold a bf16 copy of the largest GEMM activation operand.</param>
-    public static T5DevicePlan Allocate(IComputeDevice device, T5Config config, int rows, int encoderLength, int decoderLength, bool bf16 = false)
-        => DeviceArena.Allocate(device, "t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength, bf16));
+    /// <param name="recomputes">Keep each layer's input only; its other saved tensors live in one set per stack every layer reuses.</param>
+    public static T5DevicePlan Allocate(IComputeDevice device, T5Config config, int rows, int encoderLength, int decoderLength, bool bf16 = false, bool recomputes = false)
+        => DeviceArena.Allocate(device, "t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength, bf16, recomputes));
 
     /// <summary>The plan's layout and size without a device.</summary>
-    public static T5DevicePlan Measure(T5Config config, int rows, int encoderLength, int decoderLength, bool bf16 = false)
-        => DeviceArena.Measure("t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength, bf16));
+    public static T5DevicePlan Measure(T5Config config, int rows, int encoderLength, int decoderLength, bool bf16 = false, bool recomputes = false)
+        => DeviceArena.Measure("t5 plan", carve => new T5DevicePlan(carve, config, rows, encoderLength, decoderLength, bf16, recomputes));
 
-    private T5DevicePlan(ArenaCarver carve, T5Config config, int rows, int encoderLength, int decoderLength, bool bf16)
+    private T5DevicePlan(ArenaCarver carve, T5Config config, int rows, int encoderLength, int decoderLength, bool bf16, bool recomputes)
     {
         device = carve.Device;
         Arena = carve.Arena;
+        Recomputes = recomputes;
         Rows = rows;
         EncoderLength = encoderLength;
         DecoderLength = decoderLength;
@@ -37,21 +39,21 @@ internal sealed class T5DevicePlan : IDisposable
             F(at + "v", rows * keyLength * a), F(at + "output", rows * queryLength * a), F(at + "logsumexp", rows * heads * queryLength));
 
         carve.Kind = DeviceMemoryKind.Activations;
-        Encoder = new EncoderLayer[config.Layers];
-        for (int l = 0; l < Encoder.Length; l++)
+        EncoderLayer SavedEncoder(int? layer)
         {
-            string at = $"encoder.block.{l}.";
-            Encoder[l] = new EncoderLayer(F(at + "input", ne * d), F(at + "self.rstd", ne), Att(at + "self.", encoderLength, encoderLength), F(at + "middle", ne * d),
+            string at = RecomputedLayers.Prefix("encoder.block", layer);
+            return new(default, F(at + "self.rstd", ne), Att(at + "self.", encoderLength, encoderLength), F(at + "middle", ne * d),
                 F(at + "ff.rstd", ne), F(at + "ff.hidden", ne * ff), F(at + "ff.linear", ne * gatedFf));
         }
-        Decoder = new DecoderLayer[config.DecoderLayers];
-        for (int l = 0; l < Decoder.Length; l++)
+        DecoderLayer SavedDecoder(int? layer)
         {
-            string at = $"decoder.block.{l}.";
-            Decoder[l] = new DecoderLayer(F(at + "input", nd * d), F(at + "self.rstd", nd), Att(at + "self.", decoderLength, decoderLength), F(at + "middle1", nd * d),
+            string at = RecomputedLayers.Prefix("decoder.block", layer);
+            return new(default, F(at + "self.rstd", nd), Att(at + "self.", decoderLength, decoderLength), F(at + "middle1", nd * d),
                 F(at + "cross.rstd", nd), Att(at + "cross.", decoderLength, encoderLength), F(at + "middle2", nd * d), F(at + "ff.rstd", nd),
                 F(at + "ff.hidden", nd * ff), F(at + "ff.linear", nd * gatedFf));
         }
+        Encoder = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"encoder.block.{l}.input", ne * d), SavedEncoder, (saved, input) => saved with { Input = input });
+        Decoder = RecomputedLayers.Carve(config.DecoderLayers, recomputes, l => F($"decoder.block.{l}.input", nd * d), SavedDecoder, (saved, input) => saved with { Input = input });
         EncoderFinal = F("encoder.final", ne * d); EncoderFinalRstd = F("encoder.final_layer_norm.rstd", ne); EncoderOutput = F("encoder.output", ne * d);
         DecoderFinal = F("decoder.final", nd * d); DecoderFinalRstd = F("decoder.final_layer_norm.rstd", nd); DecoderOutput = F("decoder.output", nd * d);
 
@@ -83,6 +85,8 @@ internal sealed class T5DevicePlan : IDisposable
     public bool Fits(int rows, int encoderLength, int decoderLength) => Rows >= rows && EncoderLength >= encoderLength && DecoderLength >= decoderLength;
 
     public DeviceArena Arena { get; }
+    /// <summary>Every layer's saved tensors but its input share one set per stack: the reverse pass runs each layer's forward again first.</summary>
+    public bool Recomputes { get; }
     /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
     public DeviceSpan<ushort> Bf16Operands { get; }
     public int Rows { get; }

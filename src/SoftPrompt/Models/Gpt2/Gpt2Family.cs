@@ -31,8 +31,8 @@ internal sealed class Gpt2Family : ModelFamily<Gpt2Config>
     private protected override LoadedModel CreateRandom(Gpt2Config shape, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(Gpt2Weights<float>.CreateRandom(shape, seed: 1), device, origin, options);
 
-    private protected override DeviceMemoryPlan MeasureDeviceMemory(Gpt2Config config, TokenBatch batch, PromptLayout layout, Precision precision) =>
-        DeviceMemoryPlan.Measure(config, batch, layout, precision);
+    private protected override DeviceMemoryPlan MeasureDeviceMemory(Gpt2Config config, TokenBatch batch, PromptLayout layout, DeviceMemoryPlan.PlanRequest request) =>
+        DeviceMemoryPlan.Measure(config, batch, layout, request);
 
     private protected override IReadOnlyList<(string Label, string Text)> Describe(Gpt2Config c) =>
     [

@@ -34,8 +34,8 @@ internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
     private protected override LoadedModel CreateRandom(LlamaConfig shape, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(LlamaWeights<float>.CreateRandom(shape, seed: 1), device, origin, options);
 
-    private protected override DeviceMemoryPlan MeasureDeviceMemory(LlamaConfig config, TokenBatch batch, PromptLayout layout, Precision precision) =>
-        DeviceMemoryPlan.Measure(config, batch, layout, precision);
+    private protected override DeviceMemoryPlan MeasureDeviceMemory(LlamaConfig config, TokenBatch batch, PromptLayout layout, DeviceMemoryPlan.PlanRequest request) =>
+        DeviceMemoryPlan.Measure(config, batch, layout, request);
 
     private protected override IReadOnlyList<(string Label, string Text)> Describe(LlamaConfig c)
     {

@@ -31,8 +31,8 @@ internal sealed class T5Family : ModelFamily<T5Config>
     private protected override LoadedModel CreateRandom(T5Config shape, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(T5Weights<float>.CreateRandom(shape, seed: 1), device, origin, options);
 
-    private protected override DeviceMemoryPlan MeasureDeviceMemory(T5Config config, TokenBatch batch, PromptLayout layout, Precision precision) =>
-        DeviceMemoryPlan.Measure(config, batch, layout, precision);
+    private protected override DeviceMemoryPlan MeasureDeviceMemory(T5Config config, TokenBatch batch, PromptLayout layout, DeviceMemoryPlan.PlanRequest request) =>
+        DeviceMemoryPlan.Measure(config, batch, layout, request);
 
     private protected override IReadOnlyList<(string Label, string Text)> Describe(T5Config c) =>
     [
