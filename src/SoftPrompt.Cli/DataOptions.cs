@@ -38,7 +38,7 @@ internal sealed class DataOptions
     {
         int maxTokens = model.Engine.MaxPositions - promptLength;
         if (maxTokens <= 0) throw new ArgumentException($"A prompt of {promptLength} vectors leaves no room for tokens within n_positions {model.Engine.MaxPositions}; use a shorter --prompt-length.");
-        var options = TokenizeOptions.For(model.Family, maxTokens) with
+        var options = TokenizeOptions.For(model.Family, model.Directory, maxTokens) with
         {
             SkipBadRows = request.SkipBadRows,
             TargetPrefix = request.TargetPrefix,

@@ -5,7 +5,8 @@ Everything is written by hand in plain PyTorch (no `transformers`, no `peft`, no
 
 * Llama in Hugging Face's layout and semantics (LlamaForCausalLM, eval mode, float32 weights): token
   embedding `model.embed_tokens` [V,d] and no position embeddings; nn.Linear weights stored [out, in]
-  (y = x @ W^T, no biases anywhere); pre-norm decoder layers x + attn(rmsnorm(x)), x + mlp(rmsnorm(x)) with
+  (y = x @ W^T; biases only on the attention projections: q/k/v in Qwen2 (`Qwen2ForCausalLM`, the same
+  model otherwise), q/k/v/o in Llama with `attention_bias: true`); pre-norm decoder layers x + attn(rmsnorm(x)), x + mlp(rmsnorm(x)) with
   RMSNorm x * rsqrt(mean(x^2) + eps) * w; attention with H query heads and Hkv key/value heads of size hd
   (`head_dim`, or d/H when absent), grouped-query: query head h reads kv head h // (H/Hkv) (HF repeat_kv);
   rotary position embeddings on q and k in HF's "rotate_half" convention (dimension j pairs with j + hd/2,
@@ -59,12 +60,13 @@ PAD = -1  # padding value of input_ids / target_ids in the case files; also the 
 EMBED_STD = 0.3  # embed_tokens (and the prompts)
 MATRIX_GAIN = 1.0  # every nn.Linear weight (lm_head included) ~ N(0, (gain / sqrt(fan_in))^2)
 NORM_WEIGHT_STD = 0.1  # RMSNorm weights ~ 1 + 0.1 N(0,1)
+BIAS_STD = 0.5  # attention biases ~ 0.5 N(0,1): as large as a projection's output, so a dropped one shows
 
 
 class Config:
     def __init__(self, vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
                  num_key_value_heads, max_position_embeddings, rms_norm_eps, rope_theta, rope_scaling,
-                 tie_word_embeddings, head_dim=None):
+                 tie_word_embeddings, head_dim=None, model_type="llama", attention_bias=False, sliding_window=None):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
@@ -77,8 +79,20 @@ class Config:
         self.rope_scaling = rope_scaling
         self.tie_word_embeddings = tie_word_embeddings
         self.explicit_head_dim = head_dim
+        self.model_type = model_type  # "llama" or "qwen2"
+        self.attention_bias = attention_bias  # Llama's flag; Qwen2 has q/k/v biases always, o none
+        self.sliding_window = sliding_window  # Qwen2 only: written with use_sliding_window false, so never applied
+        assert model_type in ("llama", "qwen2") and not (model_type == "qwen2" and attention_bias)
         assert num_attention_heads % num_key_value_heads == 0
         assert self.head_dim % 2 == 0
+
+    @property
+    def qkv_bias(self):
+        return self.model_type == "qwen2" or self.attention_bias
+
+    @property
+    def o_bias(self):
+        return self.attention_bias
 
     @property
     def head_dim(self):
@@ -114,6 +128,13 @@ class Config:
         }
         if self.explicit_head_dim is not None:
             j["head_dim"] = self.explicit_head_dim
+        if self.model_type == "qwen2":  # Qwen2Config's keys: no attention_bias / mlp_bias / pretraining_tp / head_dim
+            for key in ("attention_bias", "mlp_bias", "pretraining_tp", "head_dim"):
+                j.pop(key, None)
+            j.update({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "use_sliding_window": False,
+                      "sliding_window": self.sliding_window, "max_window_layers": self.num_hidden_layers})
+        else:
+            j["attention_bias"] = self.attention_bias
         return j
 
 
@@ -141,6 +162,12 @@ def make_weights(cfg, seed):
         w[p + "self_attn.k_proj.weight"] = linear(Hkv * hd, d)
         w[p + "self_attn.v_proj.weight"] = linear(Hkv * hd, d)
         w[p + "self_attn.o_proj.weight"] = linear(d, H * hd)
+        if cfg.qkv_bias:
+            w[p + "self_attn.q_proj.bias"] = BIAS_STD * randn(H * hd)
+            w[p + "self_attn.k_proj.bias"] = BIAS_STD * randn(Hkv * hd)
+            w[p + "self_attn.v_proj.bias"] = BIAS_STD * randn(Hkv * hd)
+        if cfg.o_bias:
+            w[p + "self_attn.o_proj.bias"] = BIAS_STD * randn(d)
         w[p + "post_attention_layernorm.weight"] = 1 + NORM_WEIGHT_STD * randn(d)
         w[p + "mlp.gate_proj.weight"] = linear(inter, d)
         w[p + "mlp.up_proj.weight"] = linear(inter, d)
@@ -236,13 +263,25 @@ def kv_head_index(H, Hkv, bug=None):
     return torch.arange(H) // (H // Hkv)
 
 
+def bias(w, name, bug=None):
+    """The bias tensor `name`, or 0 when the model has none (or the mutant drops it)."""
+    if bug == "biases_dropped" or (bug == "o_bias_dropped" and name.endswith("o_proj.bias")):
+        return 0
+    return w.get(name, 0)
+
+
+def project(x, w, name, bug=None):
+    """nn.Linear: x @ W^T + b."""
+    return x @ w[name + ".weight"].t() + bias(w, name + ".bias", bug)
+
+
 def attention(x, w, p, cfg, cos, sin, bug=None):
     """x [B,T,d] (already normed) -> o_proj output [B,T,d]."""
     B, T, _ = x.shape
     H, Hkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-    q = (x @ w[p + "self_attn.q_proj.weight"].t()).view(B, T, H, hd).transpose(1, 2)  # [B,H,T,hd]
-    k = (x @ w[p + "self_attn.k_proj.weight"].t()).view(B, T, Hkv, hd).transpose(1, 2)  # [B,Hkv,T,hd]
-    v = (x @ w[p + "self_attn.v_proj.weight"].t()).view(B, T, Hkv, hd).transpose(1, 2)
+    q = project(x, w, p + "self_attn.q_proj", bug).view(B, T, H, hd).transpose(1, 2)  # [B,H,T,hd]
+    k = project(x, w, p + "self_attn.k_proj", bug).view(B, T, Hkv, hd).transpose(1, 2)  # [B,Hkv,T,hd]
+    v = project(x, w, p + "self_attn.v_proj", bug).view(B, T, Hkv, hd).transpose(1, 2)
     q = apply_rope(q, cos, sin, bug)
     if bug != "rope_q_only":
         k = apply_rope(k, cos, sin, bug)
@@ -258,7 +297,7 @@ def attention(x, w, p, cfg, cos, sin, bug=None):
     e = torch.exp(scores)
     probs = e / e.sum(dim=-1, keepdim=True)
     y = (probs @ v).transpose(1, 2).reshape(B, T, H * hd)  # head h at columns h*hd..(h+1)*hd
-    return y @ w[p + "self_attn.o_proj.weight"].t()
+    return project(y, w, p + "self_attn.o_proj", bug)
 
 
 def mlp(x, w, p, bug=None):
@@ -441,21 +480,26 @@ def naive_row_logits(w32, cfg, prompt, input_ids, target_ids):
         p = f"model.layers.{i}."
         Wq, Wk = w[p + "self_attn.q_proj.weight"], w[p + "self_attn.k_proj.weight"]
         Wv, Wo = w[p + "self_attn.v_proj.weight"], w[p + "self_attn.o_proj.weight"]
+        zeros = torch.zeros(max(H * hd, d), dtype=torch.float64)
+        bq, bk = w.get(p + "self_attn.q_proj.bias", zeros), w.get(p + "self_attn.k_proj.bias", zeros)
+        bv, bo = w.get(p + "self_attn.v_proj.bias", zeros), w.get(p + "self_attn.o_proj.bias", zeros)[:d]
         a = [rms(x, w[p + "input_layernorm.weight"]) for x in xs]
-        keys = [[rope(Wk[g * hd : (g + 1) * hd] @ a[s], s) for g in range(Hkv)] for s in range(len(xs))]
-        vals = [[Wv[g * hd : (g + 1) * hd] @ a[s] for g in range(Hkv)] for s in range(len(xs))]
+        keys = [[rope(Wk[g * hd : (g + 1) * hd] @ a[s] + bk[g * hd : (g + 1) * hd], s) for g in range(Hkv)]
+                for s in range(len(xs))]
+        vals = [[Wv[g * hd : (g + 1) * hd] @ a[s] + bv[g * hd : (g + 1) * hd] for g in range(Hkv)]
+                for s in range(len(xs))]
         outs = []
         for t in range(len(xs)):
             heads = []
             for h in range(H):
                 g = h // group
-                q = rope(Wq[h * hd : (h + 1) * hd] @ a[t], t)
+                q = rope(Wq[h * hd : (h + 1) * hd] @ a[t] + bq[h * hd : (h + 1) * hd], t)
                 sc = [float(q @ keys[s][g]) / math.sqrt(hd) for s in range(t + 1)]
                 mx = max(sc)
                 ex = [math.exp(z - mx) for z in sc]
                 tot = sum(ex)
                 heads.append(sum((ex[s] / tot) * vals[s][g] for s in range(t + 1)))
-            outs.append(Wo @ torch.cat(heads))
+            outs.append(Wo @ torch.cat(heads) + bo)
         xs = [x + o for x, o in zip(xs, outs)]
         new = []
         for x in xs:
@@ -592,6 +636,8 @@ MUTANTS = {
     "llama3_scaling_ignored": lambda c: c.rope_scaling is not None,
     "llama3_no_smooth": lambda c: c.rope_scaling is not None and any(
         b.startswith("blend") for b in inv_freq_bands(c)),  # medium band left unchanged
+    "biases_dropped": lambda c: c.qkv_bias,  # every attention bias ignored
+    "o_bias_dropped": lambda c: c.o_bias,  # q/k/v biases kept, o_proj's ignored (Qwen2's layout read into Llama's)
 }
 # Reported but not asserted: with activations of mean square ~1, eps 1e-5 vs 1e-12 moves logits by ~1e-5 only.
 WEAK_MUTANTS = {"rms_eps_1e-12": lambda c: True}
@@ -681,6 +727,17 @@ MODELS = {
                                 num_attention_heads=6, num_key_value_heads=1, max_position_embeddings=64,
                                 rms_norm_eps=1e-6, rope_theta=500000.0, rope_scaling=LLAMA3_SCALING,
                                 tie_word_embeddings=True, head_dim=12), 8765),
+    # Qwen2 (Qwen2-0.5B's arrangement): q/k/v biases, grouped-query, tied head, rope_theta 1e6, and a sliding_window
+    # smaller than case-b's sequence that use_sliding_window false leaves unused.
+    "tiny-qwen2": (Config(vocab_size=83, hidden_size=32, intermediate_size=56, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-6,
+                          rope_theta=1000000.0, rope_scaling=None, tie_word_embeddings=True, model_type="qwen2",
+                          sliding_window=16), 2468),
+    # Llama with attention_bias: true (q/k/v/o biases), multi-head, untied.
+    "tiny-attention-bias": (Config(vocab_size=71, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
+                                   num_attention_heads=3, num_key_value_heads=3, max_position_embeddings=64,
+                                   rms_norm_eps=1e-5, rope_theta=10000.0, rope_scaling=None,
+                                   tie_word_embeddings=False, attention_bias=True), 1357),
 }
 
 # model, case name, P, num_prompts, [(input_len, target_len)], prompt_index per row, seed, description
@@ -698,6 +755,12 @@ CASES = [
      "prompt, P=5, B=3 rows of unequal length; row 1 has empty input_ids"),
     ("tiny-tied-llama3", "case-b", 4, 3, [(4, 1), (2, 3), (6, 2), (1, 1), (3, 5)], [0, 2, 1, 2, 0], 52,
      "three prompts, P=4, B=5; prompt 0 serves rows 0 and 4, prompt 2 rows 1 and 3, prompt 1 row 2"),
+    ("tiny-qwen2", "case-a", 5, 1, [(6, 3), (0, 4), (2, 1)], [0, 0, 0], 61,
+     "Qwen2: q/k/v biases, grouped-query, tied head; one prompt, P=5, B=3; row 1 has empty input_ids"),
+    ("tiny-qwen2", "case-b", 4, 2, [(14, 4), (3, 2), (9, 6)], [1, 0, 1], 62,
+     "Qwen2, two prompts, P=4, B=3; T=22 exceeds the config's unused sliding_window 16"),
+    ("tiny-attention-bias", "case-a", 3, 2, [(5, 2), (0, 3), (4, 4), (2, 1)], [0, 1, 1, 0], 71,
+     "Llama with attention_bias (q/k/v/o biases), multi-head, untied; two prompts, P=3, B=4; row 1 empty input"),
 ]
 
 
@@ -754,7 +817,8 @@ Tensor names exactly as HF: `model.embed_tokens.weight` [V,d]; per layer `model.
 `self_attn.v_proj.weight` [Hkv·hd,d], `self_attn.o_proj.weight` [d,H·hd], `post_attention_layernorm.weight`
 [d], `mlp.gate_proj.weight` [I,d], `mlp.up_proj.weight` [I,d], `mlp.down_proj.weight` [d,I];
 `model.norm.weight` [d]; `lm_head.weight` [V,d] only when untied. nn.Linear layout: stored [out,in],
-y = x·W^T, no biases.
+y = x·W^T (+ b: `self_attn.{{q,k,v}}_proj.bias` [H·hd], [Hkv·hd], [Hkv·hd] in the Qwen2 and attention_bias
+models, `self_attn.o_proj.bias` [d] in the attention_bias model only; no other biases).
 - `tiny/`: vocab 97, hidden 32, 4 heads, 2 kv heads (grouped-query: query heads 0,1 read kv head 0, heads
   2,3 kv head 1), head_dim 8 (not in config.json: hidden/heads), intermediate 88, 2 layers,
   max_position_embeddings 64, rms_norm_eps 1e-5, rope_theta 10000, rope_scaling null, untied
@@ -767,6 +831,13 @@ y = x·W^T, no biases.
   original_max_position_embeddings 64 makes all three Llama-3 branches occur (wavelen < 64/4 unchanged,
   between blended, > 64/1 divided by 8); the rescaled inv_freq[j], j = 0..5 (float64):
   {inv_freq}.
+- `tiny-qwen2/`: model_type "qwen2" (Qwen2ForCausalLM config keys: no attention_bias), vocab 83, hidden 32,
+  4 heads, 2 kv heads, head_dim 8, intermediate 56, 2 layers, max_position_embeddings 64, rms_norm_eps 1e-6,
+  rope_theta 1e6, tie_word_embeddings true, q/k/v biases (std {bias}), no o_proj bias; sliding_window 16 with
+  use_sliding_window false (case-b's T = 22 > 16: the window must not apply).
+- `tiny-attention-bias/`: model_type "llama" with attention_bias true (q/k/v/o biases, std {bias}), vocab 71,
+  hidden 24, 3 heads = 3 kv heads (multi-head), head_dim 8, intermediate 40, 2 layers, rms_norm_eps 1e-5,
+  rope_theta 10000, untied.
 
 Forward: x = [prompt; embed_tokens[ids]]; per layer x += o_proj(attn(rmsnorm(x))), x += down(silu(gate(n))·up(n))
 with n = rmsnorm(x); RMSNorm = x·rsqrt(mean(x²)+eps)·w; hidden = model.norm(x); logits = hidden·head^T.
@@ -850,6 +921,8 @@ MUTANT_TEXT = {
     "rope_theta_ignored": "rope_theta ignored, 10000 used (llama3 model only)",
     "llama3_scaling_ignored": "rope_scaling ignored (llama3 model only)",
     "llama3_no_smooth": "the Llama-3 medium band left unscaled (llama3 model only)",
+    "biases_dropped": "attention biases ignored (biased models only)",
+    "o_bias_dropped": "o_proj.bias ignored, q/k/v biases kept (attention_bias model only)",
     "rms_eps_1e-12": "RMSNorm eps 1e-12 instead of rms_norm_eps",
 }
 
@@ -876,7 +949,7 @@ def write_readme(out, summary):
         models = sorted({n.split("/")[0] for n, _ in res})
         note = " (not asserted)" if m in WEAK_MUTANTS else ""
         mut.append(f"| {m}: {MUTANT_TEXT[m]}{note} [{', '.join(models)}] | {dl:.1e} | {ratio:.2g}x |")
-    text = README.format(torch=torch.__version__, embed=EMBED_STD, gain=MATRIX_GAIN, nw=NORM_WEIGHT_STD,
+    text = README.format(torch=torch.__version__, embed=EMBED_STD, bias=BIAS_STD, gain=MATRIX_GAIN, nw=NORM_WEIGHT_STD,
                          scaling=json.dumps(LLAMA3_SCALING, sort_keys=True), inv_freq=inv,
                          mutants="\n".join(mut), cases="\n".join(lines),
                          fd=worst("fd_rel"), lr=worst("loss_rel"), gr=worst("grad_rel"), la=worst("logit_abs"),

@@ -12,7 +12,8 @@ Everything is written by hand in plain PyTorch (no `transformers`, no `peft`, no
   decoder self-attention causal; cross-attention into the encoder output with no position bias;
   v1.0 FFN relu(x Wi^T) Wo^T, v1.1 (gated-gelu) (gelu_new(x Wi0^T) * (x Wi1^T)) Wo^T; encoder and decoder
   final RMS norms; tied LM head (= shared) with the decoder output scaled by d_model^-0.5 first, or an
-  untied lm_head [V,d] without the rescale.
+  untied lm_head [V,d] without the rescale. mT5 (`MT5ForConditionalGeneration`, model_type "mt5") is the
+  v1.1 arithmetic; only its config.json differs (no dense_act_fn / is_gated_act; MT5Config's defaults).
 * Prompt tuning as PEFT does it for seq2seq models: the P vectors of prompt `prompt_index[b]` are prepended
   to the ENCODER input embeddings of row b; they take part in the relative positions like tokens (prompt
   vector p at position p, input token i at P+i); the encoder attention mask covers prompt + input tokens
@@ -59,7 +60,7 @@ LM_HEAD_GAIN = 2.0  # untied lm_head ~ N(0, (2/sqrt(d))^2): logits of std ~2
 class Config:
     def __init__(self, vocab_size, d_model, d_kv, d_ff, num_layers, num_heads, num_decoder_layers=None,
                  num_buckets=32, max_distance=128, feed_forward_proj="relu", tie_word_embeddings=True,
-                 layer_norm_epsilon=1e-6, n_positions=None):
+                 layer_norm_epsilon=1e-6, n_positions=None, model_type="t5"):
         self.vocab_size = vocab_size
         self.d_model = d_model
         self.d_kv = d_kv
@@ -73,6 +74,8 @@ class Config:
         self.tie = tie_word_embeddings
         self.eps = layer_norm_epsilon
         self.n_positions = n_positions
+        self.model_type = model_type  # "t5" or "mt5" (then gated-gelu, untied: mT5's only arrangement)
+        assert model_type == "t5" or (feed_forward_proj == "gated-gelu" and not tie_word_embeddings)
 
     @property
     def decoder_layers(self):
@@ -116,6 +119,9 @@ class Config:
             j["num_decoder_layers"] = self.num_decoder_layers
         if self.n_positions is not None:
             j["n_positions"] = self.n_positions
+        if self.model_type == "mt5":  # as google/mt5-small's config.json: no dense_act_fn / is_gated_act
+            del j["dense_act_fn"], j["is_gated_act"]
+            j.update({"architectures": ["MT5ForConditionalGeneration"], "model_type": "mt5", "tokenizer_class": "T5Tokenizer"})
         return j
 
 
@@ -665,6 +671,9 @@ MODELS = {
     "v1_1": (Config(vocab_size=61, d_model=32, d_kv=8, d_ff=40, num_layers=2, num_heads=3, num_decoder_layers=3,
                     num_buckets=8, max_distance=16, feed_forward_proj="gated-gelu", tie_word_embeddings=False),
              8765, False),
+    "mt5": (Config(vocab_size=67, d_model=24, d_kv=6, d_ff=36, num_layers=2, num_heads=4, num_decoder_layers=2,
+                   num_buckets=8, max_distance=16, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                   model_type="mt5"), 9753, False),
 }
 
 # model, case name, P, num_prompts, [(input_len, target_len)], prompt_index per row, seed, description
@@ -681,6 +690,9 @@ CASES = [
     ("v1_1", "case-b", 6, 1, [(12, 3), (3, 9)], [0, 0], 22,
      "long rows: encoder distances up to 17 and decoder distances up to 8 reach the logarithmic buckets and "
      "the max_distance clamp; P=6, B=2"),
+    ("mt5", "case-a", 4, 2, [(9, 3), (0, 5), (14, 2)], [1, 0, 1], 31,
+     "mT5 config (model_type mt5, MT5ForConditionalGeneration, no dense_act_fn / is_gated_act): gated-gelu, "
+     "untied; two prompts, P=4, B=3, row 1 has empty input_ids, encoder distances up to 17"),
 ]
 
 SGD_MODEL = "v1_1"
@@ -781,6 +793,9 @@ Every `.safetensors` file here was written by `tools/reference/safetensors_io.py
   d_ff 40, num_layers 2, num_decoder_layers 3, 8 buckets, max distance 16, feed_forward_proj "gated-gelu"
   (`wi_0`, `wi_1`, `wo`; gelu_new(wi_0 x) · wi_1 x), tie_word_embeddings false (`lm_head.weight` [V, d], no
   rescale), no n_positions.
+- `mt5/` (mT5 config): model_type "mt5", `MT5ForConditionalGeneration`, no dense_act_fn / is_gated_act (as
+  google/mt5-small's config.json); vocab 67, d_model 24, d_kv 6, num_heads 4, d_ff 36, 2 + 2 layers,
+  8 buckets, max distance 16, gated-gelu, tie_word_embeddings false; the v1.1 arithmetic.
 
 Matrices follow HF's T5 init (q ~ N(0, 1/(d·d_kv)), k, v, wi ~ N(0, 1/d), o ~ N(0, 1/(H·d_kv)),
 wo ~ N(0, 1/d_ff)); `shared` ~ N(0, {shared}²); relative-attention-bias tables ~ N(0, {bias}²) (larger than HF's
@@ -871,7 +886,7 @@ def tree_bytes(root):
     return files
 
 
-OWNED = ["v1_0", "v1_1", "sgd", "buckets.safetensors", "README.md"]
+OWNED = ["v1_0", "v1_1", "mt5", "sgd", "buckets.safetensors", "README.md"]
 
 
 def main():

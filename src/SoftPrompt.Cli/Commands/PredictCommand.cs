@@ -94,7 +94,7 @@ internal static class PredictCommand
         ITextTokenizer Tokenizer() => tokenizer ??= TokenizerLoader.Load(loaded.Directory);
         int maxTokens = engine.MaxPositions - prompts.LongestLength;
         if (maxTokens <= 1) throw new ArgumentException($"Prompts of up to {prompts.LongestLength} vectors leave no room for tokens within n_positions {engine.MaxPositions}.");
-        var options = TokenizeOptions.For(loaded.Family, maxTokens) with
+        var options = TokenizeOptions.For(loaded.Family, loaded.Directory, maxTokens) with
         {
             SkipBadRows = plan.SkipBadRows,
             TargetPrefix = plan.TargetPrefix,

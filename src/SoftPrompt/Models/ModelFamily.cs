@@ -37,7 +37,10 @@ public abstract class ModelFamily
     public virtual bool IsEncoderDecoder => false;
     /// <summary>PEFT's task_type: SEQ_2_SEQ_LM for encoder-decoder models, CAUSAL_LM for the rest.</summary>
     public string PeftTaskType => IsEncoderDecoder ? "SEQ_2_SEQ_LM" : "CAUSAL_LM";
-    /// <summary>Hugging Face's tokenizer convention: the input starts with BOS (Llama's tokenizers add it).</summary>
+    /// <summary>
+    /// The input starts with BOS when the checkpoint's tokenizer files do not say (Llama's tokenizer.model alone: LlamaTokenizer
+    /// adds it); what they declare comes first (<see cref="Text.BosConvention"/>).
+    /// </summary>
     public virtual bool InputStartsWithBos => false;
     /// <summary>Hugging Face's tokenizer convention: the input ends with EOS (T5's encoder input).</summary>
     public virtual bool InputEndsWithEos => false;

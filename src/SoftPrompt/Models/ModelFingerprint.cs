@@ -34,7 +34,8 @@ public static class ModelFingerprint
     /// <param name="tokenEmbedding">embed_tokens [V, d].</param>
     public static string Of<T>(LlamaConfig c, T[] tokenEmbedding) where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
         Of($"llama|{c.VocabSize}|{c.Embedding}|{c.Layers}|{c.Heads}|{c.KeyValueHeads}|{c.HeadSize}|{c.Intermediate}|{c.MaxPositions}|"
-            + $"{c.RmsNormEpsilon:R}|{c.RopeTheta:R}|{c.RopeScaling}|{(c.TiedEmbeddings ? "tied" : "untied")}|", tokenEmbedding);
+            + $"{c.RmsNormEpsilon:R}|{c.RopeTheta:R}|{c.RopeScaling}|{(c.TiedEmbeddings ? "tied" : "untied")}|"
+            + (c.QueryKeyValueBiases ? "qkv-bias|" : "") + (c.OutputBias ? "o-bias|" : ""), tokenEmbedding);  // bias-free models keep their fingerprints
 
     private static string Of<T>(string architecture, T[] table) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {

@@ -13,7 +13,7 @@ public sealed record TokenizeOptions
     public required int MaxTokens { get; init; }
     /// <summary>Skip and count malformed rows instead of failing on the first.</summary>
     public bool SkipBadRows { get; init; }
-    /// <summary>Start the input with the tokenizer's BOS (Llama does).</summary>
+    /// <summary>Start the input with the tokenizer's BOS (Llama 2 and 3 do, Qwen2 does not: <see cref="BosConvention"/>).</summary>
     public bool AddBos { get; init; }
     /// <summary>End the input with EOS (T5's encoder input does).</summary>
     public bool InputEos { get; init; }
@@ -24,11 +24,14 @@ public sealed record TokenizeOptions
     /// <summary>Rows using an id at or above this (the model's embedding rows) are bad rows; null skips the check.</summary>
     public int? ModelVocabSize { get; init; }
 
-    /// <summary>Hugging Face's conventions for the family's inputs (<see cref="ModelFamily.InputStartsWithBos"/>: Llama; <see cref="ModelFamily.InputEndsWithEos"/>: T5).</summary>
-    public static TokenizeOptions For(ModelFamily family, int maxTokens) => new()
+    /// <summary>
+    /// Hugging Face's conventions for the inputs of the model in <paramref name="modelDirectory"/>: BOS as its tokenizer
+    /// declares it (<see cref="BosConvention"/>), EOS after the input as the family has it (<see cref="ModelFamily.InputEndsWithEos"/>: T5).
+    /// </summary>
+    public static TokenizeOptions For(ModelFamily family, string modelDirectory, int maxTokens) => new()
     {
         MaxTokens = maxTokens,
-        AddBos = family.InputStartsWithBos,
+        AddBos = BosConvention.StartsWithBos(modelDirectory, family),
         InputEos = family.InputEndsWithEos,
     };
 }

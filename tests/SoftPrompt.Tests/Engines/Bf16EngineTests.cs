@@ -83,10 +83,15 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         AssertBf16Error(exact, roundedWeights, fp32, bf16);
     }
 
-    [Test]
-    public void LlamaLossAndPromptGradientStayWithinBf16RoundingOfFloat64()
+    /// <param name="biased">With Llama's attention_bias (q/k/v/o biases, which stay fp32 beside the bf16 matrices).</param>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void LlamaLossAndPromptGradientStayWithinBf16RoundingOfFloat64(bool biased)
     {
-        var config = SoftPrompt.Tests.Llama.LlamaTestModels.TinyConfig() with { Embedding = 32, Heads = 4, KeyValueHeads = 2, HeadSize = 8, Intermediate = 48, Layers = 3 };
+        var config = SoftPrompt.Tests.Llama.LlamaTestModels.TinyConfig() with
+        {
+            Embedding = 32, Heads = 4, KeyValueHeads = 2, HeadSize = 8, Intermediate = 48, Layers = 3, QueryKeyValueBiases = biased, OutputBias = biased,
+        };
         var weights = SoftPrompt.Tests.Llama.LlamaTestModels.Random<float>(config, seed: 6);
         var prompts = TestModels.RandomPrompts<float>(2 * 4 * config.Embedding, seed: 5);
         var batch = TestModels.MixedBatch(4, 2, config.VocabSize);
@@ -188,6 +193,7 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         {
             AttentionNormWeight = Plain(l.AttentionNormWeight), MlpNormWeight = Plain(l.MlpNormWeight),
             Query = Block(l.Query, roundBlocks), Key = Block(l.Key, roundBlocks), Value = Block(l.Value, roundBlocks), Output = Block(l.Output, roundBlocks),
+            QueryBias = Plain(l.QueryBias), KeyBias = Plain(l.KeyBias), ValueBias = Plain(l.ValueBias), OutputBias = Plain(l.OutputBias),
             Gate = Block(l.Gate, roundBlocks), Up = Block(l.Up, roundBlocks), Down = Block(l.Down, roundBlocks),
         })],
     };

@@ -16,10 +16,14 @@ public sealed class ModelFamilyTests : CheckpointTestDirectory
     [TestCase("{\"model_type\": \"t5\"}", "t5")]
     [TestCase("{\"model_type\": \"llama\"}", "llama")]
     [TestCase("{\"model_type\": \"mistral\"}", "llama")]
+    [TestCase("{\"model_type\": \"qwen2\"}", "llama")]
+    [TestCase("{\"model_type\": \"mt5\"}", "t5")]
     [TestCase("{\"architectures\": [\"GPT2LMHeadModel\"]}", "gpt2")]
     [TestCase("{\"architectures\": [\"T5ForConditionalGeneration\"]}", "t5")]
     [TestCase("{\"architectures\": [\"LlamaForCausalLM\"]}", "llama")]
     [TestCase("{\"architectures\": [\"MistralForCausalLM\"]}", "llama")]
+    [TestCase("{\"architectures\": [\"Qwen2ForCausalLM\"]}", "llama")]
+    [TestCase("{\"architectures\": [\"MT5ForConditionalGeneration\"]}", "t5")]
     [TestCase("{\"architectures\": [\"BertModel\", \"T5EncoderModel\"]}", "t5")]
     [TestCase("{\"model_type\": \"t5\", \"architectures\": [\"GPT2LMHeadModel\"]}", "t5")]
     public void TheFamilyIsDetectedFromConfig(string config, string family)
@@ -32,9 +36,9 @@ public sealed class ModelFamilyTests : CheckpointTestDirectory
     public void UnknownConfigsKeepTheirMessages()
     {
         string config = PathOf("config.json");
-        File.WriteAllText(config, "{\"model_type\": \"mt5\"}");
+        File.WriteAllText(config, "{\"model_type\": \"qwen2_moe\"}");
         Assert.That(Assert.Throws<CheckpointException>(() => ModelFamily.Detect(Dir))!.Message,
-            Is.EqualTo($"{config}: model_type 'mt5' is not supported; SoftPrompt runs gpt2, t5 and llama models."));
+            Is.EqualTo($"{config}: model_type 'qwen2_moe' is not supported; SoftPrompt runs gpt2, t5 and llama models."));
         File.WriteAllText(config, "{\"architectures\": [\"BertModel\"]}");
         Assert.That(Assert.Throws<CheckpointException>(() => ModelFamily.Detect(Dir))!.Message, Is.EqualTo(
             $"{config}: no model_type and architectures [BertModel], so the model family is unknown; SoftPrompt runs gpt2, t5 and llama models " +
@@ -86,7 +90,8 @@ public sealed class ModelFamilyTests : CheckpointTestDirectory
         Assert.That(ModelFamily.T5.PeftTaskType, Is.EqualTo(PeftAdapter.Seq2SeqLm));
         Assert.That(ModelFamily.Gpt2.PeftTaskType, Is.EqualTo(PeftAdapter.CausalLm));
         Assert.That(ModelFamily.Llama.PeftTaskType, Is.EqualTo(PeftAdapter.CausalLm));
-        var options = ModelFamily.All.ToDictionary(f => f, f => TokenizeOptions.For(f, 50));
+        string noTokenizerFiles = Path.Combine(TestContext.CurrentContext.WorkDirectory, "no-such-model");  // BOS then follows the family
+        var options = ModelFamily.All.ToDictionary(f => f, f => TokenizeOptions.For(f, noTokenizerFiles, 50));
         Assert.That(options.Values.Select(o => o.MaxTokens), Is.All.EqualTo(50));
         Assert.That(options.Where(o => o.Value.AddBos).Select(o => o.Key), Is.EqualTo(new[] { ModelFamily.Llama }));
         Assert.That(options.Where(o => o.Value.InputEos).Select(o => o.Key), Is.EqualTo(new[] { ModelFamily.T5 }));

@@ -7,7 +7,8 @@ namespace SoftPrompt.Tests.Llama;
 /// <summary>
 /// The CPU Llama engine against PyTorch autograd (fixtures from tools/reference/llama_reference.py, in the decoder-only
 /// layout the GPT-2 fixtures use): grouped-query and multi-query attention, head_dim ≠ d/heads, rope_theta 500000 with
-/// Llama-3 scaling, tied and untied heads, prompts serving several rows, an empty input.
+/// Llama-3 scaling, tied and untied heads, prompts serving several rows, an empty input; Qwen2 (q/k/v biases, tied) and
+/// Llama with attention_bias (q/k/v/o biases).
 /// </summary>
 public sealed class CpuLlamaParityTests
 {
@@ -15,7 +16,8 @@ public sealed class CpuLlamaParityTests
 
     public static IEnumerable<TestCaseData> Cases()
     {
-        foreach (var (model, caseName) in new[] { ("tiny", "case-a"), ("tiny", "case-b"), ("tiny", "case-c"), ("tiny-tied-llama3", "case-a"), ("tiny-tied-llama3", "case-b") })
+        foreach (var (model, caseName) in new[] { ("tiny", "case-a"), ("tiny", "case-b"), ("tiny", "case-c"), ("tiny-tied-llama3", "case-a"), ("tiny-tied-llama3", "case-b"),
+            ("tiny-qwen2", "case-a"), ("tiny-qwen2", "case-b"), ("tiny-attention-bias", "case-a") })
             yield return new TestCaseData(model, caseName).SetName($"{{m}}({model}/{caseName})");
     }
 

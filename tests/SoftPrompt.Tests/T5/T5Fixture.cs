@@ -10,7 +10,7 @@ internal sealed class T5Fixture
 
     public static IEnumerable<TestCaseData> Cases()
     {
-        foreach (var (model, caseName) in new[] { ("v1_0", "case-a"), ("v1_0", "case-b"), ("v1_0", "case-c"), ("v1_1", "case-a"), ("v1_1", "case-b") })
+        foreach (var (model, caseName) in new[] { ("v1_0", "case-a"), ("v1_0", "case-b"), ("v1_0", "case-c"), ("v1_1", "case-a"), ("v1_1", "case-b"), ("mt5", "case-a") })
             yield return new TestCaseData(model, caseName).SetName($"{{m}}({model}/{caseName})");
     }
 

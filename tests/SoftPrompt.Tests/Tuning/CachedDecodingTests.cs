@@ -17,13 +17,17 @@ public sealed class CachedDecodingTests
     {
         yield return new TestCaseData("gpt2").SetName("Gpt2");
         yield return new TestCaseData("llama").SetName("LlamaGroupedQuery");
+        yield return new TestCaseData("llama-biased").SetName("LlamaAttentionBias");
     }
 
     private static CpuDecoderOnlyEngine<T> Open<T>(string family) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        CpuDecoderOnlyEngine<T> engine = family == "gpt2"
-            ? new CpuGpt2Engine<T>(TestModels.Random<T>(TestModels.TinyConfig(vocab: 23, positions: 32), seed: 4))
-            : new CpuLlamaEngine<T>(LlamaTestModels.Random<T>(LlamaTestModels.TinyConfig(), seed: 4));
+        CpuDecoderOnlyEngine<T> engine = family switch
+        {
+            "gpt2" => new CpuGpt2Engine<T>(TestModels.Random<T>(TestModels.TinyConfig(vocab: 23, positions: 32), seed: 4)),
+            "llama" => new CpuLlamaEngine<T>(LlamaTestModels.Random<T>(LlamaTestModels.TinyConfig(), seed: 4)),
+            _ => new CpuLlamaEngine<T>(LlamaTestModels.Random<T>(LlamaTestModels.TinyConfig() with { QueryKeyValueBiases = true, OutputBias = true }, seed: 4)),
+        };
         engine.LoadPrompts(TestModels.RandomPrompts<T>(Layout.ValueCount(engine.EmbeddingSize), seed: 9), Layout);
         return engine;
     }

@@ -95,6 +95,18 @@ public abstract class CpuEngine<T> : IPromptEngine where T : unmanaged, IBinaryF
     private protected static void Project(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, int n, int inDim, int outDim)
         => CpuGemm.Gemm(false, true, n, outDim, inDim, T.One, x, inDim, weight, inDim, T.Zero, y, outDim);
 
+    /// <summary>y [n, outDim] = x · Wᵀ + b, b [outDim] (nn.Linear with a bias; an empty bias is none): the bias is written first, the GEMM accumulates onto it.</summary>
+    private protected static void Project(Span<T> y, ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, int n, int inDim, int outDim)
+    {
+        if (bias.IsEmpty)
+        {
+            Project(y, x, weight, n, inDim, outDim);
+            return;
+        }
+        for (int r = 0; r < n; r++) bias.CopyTo(y.Slice(r * outDim, outDim));
+        CpuGemm.Gemm(false, true, n, outDim, inDim, T.One, x, inDim, weight, inDim, T.One, y, outDim);
+    }
+
     /// <summary>dx [n, inDim] (= or +=) dy [n, outDim] · W, W [outDim, inDim]: the only GEMM a frozen nn.Linear needs backward.</summary>
     private protected static void InputGradient(Span<T> dx, ReadOnlySpan<T> dy, ReadOnlySpan<T> weight, int n, int inDim, int outDim, bool accumulate = false)
         => CpuGemm.Gemm(false, false, n, inDim, outDim, T.One, dy, outDim, weight, inDim, accumulate ? T.One : T.Zero, dx, inDim);

@@ -8,7 +8,9 @@ namespace SoftPrompt.Engines;
 /// <summary>
 /// The reference engine for Llama-style decoders: plain C# over the CPU ops, fp32 for use and fp64 for gradient checks.
 /// Its block: RMSNorm, rotate-half RoPE (the prompt takes positions 0..P−1, as PEFT does), grouped-query attention
-/// with k and v widened to every query head, SwiGLU; nn.Linear weights without biases. Everything else is
+/// with k and v widened to every query head, SwiGLU; nn.Linear weights, with biases only where the config puts them on
+/// the attention projections (Qwen2's q/k/v, Llama's attention_bias q/k/v/o): a bias shifts the forward pass and leaves
+/// every input gradient as it is, so the reverse pass never reads one. Everything else is
 /// <see cref="CpuDecoderOnlyEngine{T}"/>.
 /// </summary>
 public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
@@ -44,16 +46,16 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize;
         T eps = T.CreateChecked(config.RmsNormEpsilon);
         RmsNormOps.Forward<T>(a.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
-        Project(s.Query, a.Norm, w.Query, n, d, att);
-        Project(a.KeyNarrow, a.Norm, w.Key, n, d, kv);
-        Project(a.ValueNarrow, a.Norm, w.Value, n, d, kv);
+        Project(s.Query, a.Norm, w.Query, w.QueryBias, n, d, att);
+        Project(a.KeyNarrow, a.Norm, w.Key, w.KeyBias, n, d, kv);
+        Project(a.ValueNarrow, a.Norm, w.Value, w.ValueBias, n, d, kv);
         RopeOps.Forward<T>(s.Query, cos, sin, rows, sequence, heads, hd);
         RopeOps.Forward<T>(a.KeyNarrow, cos, sin, rows, sequence, kvHeads, hd);
         TensorPrimitives.Multiply(s.Query.AsSpan(0, n * att), attentionScale, s.Query.AsSpan(0, n * att));
         GroupedQueryOps.Repeat<T>(s.Key, a.KeyNarrow, n, heads, kvHeads, hd);
         GroupedQueryOps.Repeat<T>(s.Value, a.ValueNarrow, n, heads, kvHeads, hd);
         BiasedAttentionOps.Forward<T>(s.Attention, s.LogSumExp, s.Query, s.Key, s.Value, default, default, rows, sequence, sequence, heads, hd, causal: true, scale: T.One);
-        Project(a.Projection, s.Attention, w.Output, n, att, d);
+        Project(a.Projection, s.Attention, w.Output, w.OutputBias, n, att, d);
         TensorPrimitives.Add(s.Input.AsSpan(0, n * d), a.Projection.AsSpan(0, n * d), s.Middle.AsSpan(0, n * d));
         Mlp(w, s.Middle, s.Rstd2, a.Norm, s.Gate, s.Up, a.Wide, a.Projection, a.BlockInput(layer + 1), n);
     }
@@ -134,15 +136,15 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
         T eps = T.CreateChecked(config.RmsNormEpsilon);
         var positions = s.Tokens.Positions.AsSpan(0, n);
         RmsNormOps.Forward<T>(s.Norm, s.Rstd, s.Residual, w.AttentionNormWeight, n, d, eps);
-        Project(s.Query, s.Norm, w.Query, n, d, att);
-        Project(s.Key, s.Norm, w.Key, n, d, kv);
-        Project(s.Value, s.Norm, w.Value, n, d, kv);
+        Project(s.Query, s.Norm, w.Query, w.QueryBias, n, d, att);
+        Project(s.Key, s.Norm, w.Key, w.KeyBias, n, d, kv);
+        Project(s.Value, s.Norm, w.Value, w.ValueBias, n, d, kv);
         RopeOps.ForwardAt<T>(s.Query, cos, sin, positions, heads, hd);
         RopeOps.ForwardAt<T>(s.Key, cos, sin, positions, kvHeads, hd);
         TensorPrimitives.Multiply(s.Query.AsSpan(0, n * att), attentionScale, s.Query.AsSpan(0, n * att));
         CachedAttentionOps.Store<T>(cache.Keys[layer], cache.Values[layer], s.Key, s.Value, kv, kv, s.Tokens);
         CachedAttentionOps.Forward<T>(s.Attention, s.Query, att, cache.Keys[layer], cache.Values[layer], s.Tokens, heads, kvHeads, hd, T.One);
-        Project(s.Projection, s.Attention, w.Output, n, att, d);
+        Project(s.Projection, s.Attention, w.Output, w.OutputBias, n, att, d);
         TensorPrimitives.Add(s.Residual.AsSpan(0, n * d), s.Projection.AsSpan(0, n * d), s.Residual.AsSpan(0, n * d));
         Mlp(w, s.Residual, s.Rstd, s.Norm, s.Gate, s.Up, s.Gate, s.Projection, s.Residual, n);
     }

@@ -7,7 +7,8 @@ namespace SoftPrompt.Engines;
 /// <summary>
 /// Llama-style models on a device (<see cref="CpuLlamaEngine{T}"/>'s forward and input-gradient-only reverse pass as kernels
 /// plus GEMMs): pre-RMSNorm blocks of grouped-query attention with rotate-half RoPE and a SwiGLU MLP, nn.Linear weights
-/// [out, in] without biases. RoPE folds attention's 1/√hd into the query's rotation; grouped-query attention repeats each
+/// [out, in], biased only where the config says (Qwen2's q/k/v, Llama's attention_bias q/k/v/o: written into the output
+/// before its GEMM accumulates, and never read backward, since a bias leaves the input gradients as they are). RoPE folds attention's 1/√hd into the query's rotation; grouped-query attention repeats each
 /// kv head for its query heads and sums the group's gradients back (deterministic, no atomics) around the attention kernel
 /// run without a bias. RoPE and attention run on each row's full sequence (where a position's angle is its index), the
 /// rest on the shared rows (<see cref="DecoderOnlyDeviceEngine"/>).
@@ -63,20 +64,44 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
         int n = step.Shared, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
         RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
-        Project(s.Query, p.Norm, w.Query, n, d, att);
-        Project(s.Key, p.Norm, w.Key, n, d, kv);
-        Project(s.Value, p.Norm, w.Value, n, d, kv);
+        Project(s.Query, p.Norm, w.Query, w.Bias.Query, n, d, att);
+        Project(s.Key, p.Norm, w.Key, w.Bias.Key, n, d, kv);
+        Project(s.Value, p.Norm, w.Value, w.Bias.Value, n, d, kv);
         FullAttentionInputs(p, s);
         AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
             default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true, scale: 1f);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
-        Residual(s.Middle, s.Input, s.Attention, w.Output, n, att, d);
+        ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
         RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
         Project(s.Gate, p.Norm, w.Gate, n, d, ff);
         Project(s.Up, p.Norm, w.Up, n, d, ff);
         if (recomputing) return;
         SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
         Residual(p.BlockInput(layer + 1), s.Middle, p.Wide, w.Down, n, ff, d);
+    }
+
+    /// <summary>y [n, outDim] = x · Wᵀ + b, or x · Wᵀ when <paramref name="bias"/> is empty: the bias is written first, the GEMM accumulates.</summary>
+    private void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    {
+        if (bias.Length == 0)
+        {
+            Project(y, x, weight, n, inDim, outDim);
+            return;
+        }
+        BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), default, bias, n, outDim);
+        Project(y, x, weight, n, inDim, outDim, accumulate: true);
+    }
+
+    /// <summary>y [n, outDim] = residual + x · Wᵀ (+ b when <paramref name="bias"/> is not empty).</summary>
+    private void ResidualWithBias(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    {
+        if (bias.Length == 0)
+        {
+            Residual(y, residual, x, weight, n, inDim, outDim);
+            return;
+        }
+        BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), residual.Slice(0, (long)n * outDim), bias, n, outDim);
+        Project(y, x, weight, n, inDim, outDim, accumulate: true);
     }
 
     private protected override void FinalNormForward()

@@ -6,7 +6,7 @@ namespace SoftPrompt.Engines;
 /// <summary>Frozen Llama-style weights on a device, plus RoPE's cos/sin tables: one arena of named tensors declared from the config, uploaded once.</summary>
 internal sealed class LlamaDeviceWeights : IDisposable
 {
-    /// <param name="bf16">Block matrices (q, k, v, o, gate, up, down) in bf16; embeddings, head, norms and RoPE tables stay fp32.</param>
+    /// <param name="bf16">Block matrices (q, k, v, o, gate, up, down) in bf16; embeddings, head, norms, attention biases and RoPE tables stay fp32.</param>
     public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaWeights<float> host, bool bf16 = false)
     {
         var config = host.Config;
@@ -33,12 +33,15 @@ internal sealed class LlamaDeviceWeights : IDisposable
         {
             var h = host?.Layers[l];
             string at = $"layers.{l}.";
+            bool qkv = config.QueryKeyValueBiases;
             Layers[l] = new Layer(carve.Upload(at + "input_layernorm", d, h?.AttentionNormWeight),
                 carve.UploadMatrix(at + "q_proj", a * d, h?.Query, bf16), carve.UploadMatrix(at + "k_proj", kv * d, h?.Key, bf16),
                 carve.UploadMatrix(at + "v_proj", kv * d, h?.Value, bf16), carve.UploadMatrix(at + "o_proj", d * a, h?.Output, bf16),
                 carve.Upload(at + "post_attention_layernorm", d, h?.MlpNormWeight),
                 carve.UploadMatrix(at + "gate_proj", ff * d, h?.Gate, bf16), carve.UploadMatrix(at + "up_proj", ff * d, h?.Up, bf16),
-                carve.UploadMatrix(at + "down_proj", d * ff, h?.Down, bf16));
+                carve.UploadMatrix(at + "down_proj", d * ff, h?.Down, bf16),
+                new Biases(qkv ? carve.Upload(at + "q_proj.bias", a, h?.QueryBias) : default, qkv ? carve.Upload(at + "k_proj.bias", kv, h?.KeyBias) : default,
+                    qkv ? carve.Upload(at + "v_proj.bias", kv, h?.ValueBias) : default, config.OutputBias ? carve.Upload(at + "o_proj.bias", d, h?.OutputBias) : default));
         }
     }
 
@@ -55,7 +58,10 @@ internal sealed class LlamaDeviceWeights : IDisposable
 
     /// <summary>nn.Linear weights [out, in]: q [a, d], k and v [kv, d], o [d, a], gate and up [ff, d], down [d, ff].</summary>
     public sealed record Layer(DeviceSpan<float> AttentionNormWeight, DeviceMatrix Query, DeviceMatrix Key, DeviceMatrix Value,
-        DeviceMatrix Output, DeviceSpan<float> MlpNormWeight, DeviceMatrix Gate, DeviceMatrix Up, DeviceMatrix Down);
+        DeviceMatrix Output, DeviceSpan<float> MlpNormWeight, DeviceMatrix Gate, DeviceMatrix Up, DeviceMatrix Down, Biases Bias);
+
+    /// <summary>The attention projections' biases: q [a], k and v [kv] (Qwen2, Llama's attention_bias), o [d] (attention_bias); empty where the model has none.</summary>
+    public readonly record struct Biases(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output);
 
     public void Dispose() => Arena.Dispose();
 }

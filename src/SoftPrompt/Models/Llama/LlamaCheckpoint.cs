@@ -25,12 +25,23 @@ public static class LlamaCheckpoint
                 $"{modelDir}: the checkpoint has a block layers.{config.Layers} but config.json says num_hidden_layers={config.Layers}; use the config.json that came with these weights.");
         long d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         T[] Tensor(string name, params ReadOnlySpan<long> shape) => Read<T>(checkpoint, name, shape, config);
+        // A bias the config does not declare would be dropped silently (wrong logits), so it is refused instead.
+        T[] Bias(string name, bool declared, long size) =>
+            declared ? Tensor(name, size)
+            : checkpoint.Contains(name) ? throw new CheckpointException(
+                $"{modelDir}: the checkpoint has '{name}' but config.json declares no such bias (model_type 'qwen2' has q/k/v biases, attention_bias: true q/k/v/o biases); use the config.json that came with these weights.")
+            : [];
         var layers = new LlamaLayerWeights<T>[config.Layers];
         for (int i = 0; i < layers.Length; i++)
         {
             string l = $"{prefix}layers.{i}.";
+            bool qkv = config.QueryKeyValueBiases;
             layers[i] = new LlamaLayerWeights<T>
             {
+                QueryBias = Bias(l + "self_attn.q_proj.bias", qkv, a),
+                KeyBias = Bias(l + "self_attn.k_proj.bias", qkv, kv),
+                ValueBias = Bias(l + "self_attn.v_proj.bias", qkv, kv),
+                OutputBias = Bias(l + "self_attn.o_proj.bias", config.OutputBias, d),
                 AttentionNormWeight = Tensor(l + "input_layernorm.weight", d),
                 Query = Tensor(l + "self_attn.q_proj.weight", a, d),
                 Key = Tensor(l + "self_attn.k_proj.weight", kv, d),

@@ -15,7 +15,8 @@ public sealed record LlamaRopeScaling(string Type, double Factor, double LowFreq
 
 /// <summary>
 /// Llama-style decoder hyper-parameters as Hugging Face's config.json names them (hidden_size, num_key_value_heads,
-/// rope_theta, …): RMSNorm, rotate-half RoPE, SwiGLU MLP and grouped-query attention, no biases.
+/// rope_theta, …): RMSNorm, rotate-half RoPE, SwiGLU MLP and grouped-query attention. Biases exist only on the attention
+/// projections: q, k, v in Qwen2 (<see cref="QueryKeyValueBiases"/>), and o too in Llama's attention_bias (<see cref="OutputBias"/>).
 /// The attention width is Heads·HeadSize, which need not equal hidden_size when config.json gives head_dim.
 /// </summary>
 public sealed record LlamaConfig(
@@ -33,8 +34,12 @@ public sealed record LlamaConfig(
     bool TiedEmbeddings,
     int? BosTokenId = null,
     int? EosTokenId = null,
-    int? SlidingWindow = null) : IModelConfig
+    int? SlidingWindow = null,
+    bool QueryKeyValueBiases = false,
+    bool OutputBias = false) : IModelConfig
 {
+    public const string Qwen2ModelType = "qwen2";
+
     public ModelFamily Family => LlamaFamily.Instance;
 
     /// <summary>
@@ -55,7 +60,8 @@ public sealed record LlamaConfig(
         get
         {
             long d = Embedding, attention = d * AttentionSize * 2 + d * KeyValueSize * 2, mlp = 3 * d * Intermediate;
-            return (long)VocabSize * d * (TiedEmbeddings ? 1 : 2) + Layers * (attention + mlp + 2 * d) + d;
+            long biases = (QueryKeyValueBiases ? AttentionSize + 2L * KeyValueSize : 0) + (OutputBias ? d : 0);
+            return (long)VocabSize * d * (TiedEmbeddings ? 1 : 2) + Layers * (attention + biases + mlp + 2 * d) + d;
         }
     }
 
@@ -110,9 +116,12 @@ public sealed record LlamaConfig(
         var root = json.Root;
         int Int(string name, int? fallback = null) => json.Int(name, fallback);
 
-        foreach (var (flag, what) in new[] { ("attention_bias", "attention biases"), ("mlp_bias", "MLP biases") })
-            if (root.TryGetProperty(flag, out var b) && b.ValueKind == JsonValueKind.True)
-                throw new CheckpointException($"{configPath}: {flag}=true ({what}) is not supported; SoftPrompt runs bias-free Llama-style models.");
+        if (json.Bool("mlp_bias", false))
+            throw new CheckpointException($"{configPath}: mlp_bias=true (MLP biases) is not supported; SoftPrompt runs Llama-style MLPs without biases.");
+        // Qwen2 is Llama with biases on q, k and v (its config has no attention_bias key: the biases are part of the
+        // architecture); Llama's attention_bias puts them on q, k, v and o.
+        bool qwen2 = json.String("model_type", "") == Qwen2ModelType;
+        bool attentionBias = json.Bool("attention_bias", false);
         if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind == JsonValueKind.String && act.GetString() != "silu")
             throw new CheckpointException($"{configPath}: hidden_act '{act.GetString()}' is not supported; Llama-style models use 'silu' (SwiGLU).");
 
@@ -134,10 +143,20 @@ public sealed record LlamaConfig(
             TiedEmbeddings: json.Bool("tie_word_embeddings", false),
             BosTokenId: json.OptionalInt("bos_token_id"),
             EosTokenId: json.OptionalInt("eos_token_id"),
-            SlidingWindow: json.OptionalInt("sliding_window"));
+            SlidingWindow: SlidingWindowOf(json, qwen2),
+            QueryKeyValueBiases: qwen2 || attentionBias,
+            OutputBias: !qwen2 && attentionBias);
         config.Validate(configPath);
         return config;
     }
+
+    /// <summary>
+    /// The attention window, if one applies. Qwen2 configs always name a sliding_window but use it only with
+    /// use_sliding_window (and then from max_window_layers on); within the window every layer is plain causal attention,
+    /// so the window bounds the sequence as Mistral's does (<see cref="SequenceLimit"/>) and nothing else changes.
+    /// </summary>
+    private static int? SlidingWindowOf(ConfigJson json, bool qwen2) =>
+        qwen2 && !json.Bool("use_sliding_window", false) ? null : json.OptionalInt("sliding_window");
 
     /// <summary>
     /// RoPE's base and scaling. transformers v4 writes them at the top level (rope_theta, rope_scaling); v5 moves both

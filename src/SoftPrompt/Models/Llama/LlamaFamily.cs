@@ -6,7 +6,8 @@ namespace SoftPrompt.Models.Llama;
 /// <summary>
 /// Llama-style decoders: RMSNorm, rotate-half RoPE, SwiGLU, grouped-query attention (Llama 2/3 and kin). Mistral's
 /// config names a Llama-style model with a sliding attention window; it opens as "llama", limited to the window
-/// (<see cref="LlamaConfig.SequenceLimit"/>), where it is exact.
+/// (<see cref="LlamaConfig.SequenceLimit"/>), where it is exact. Qwen2's is the same model with q/k/v biases
+/// (<see cref="LlamaConfig.QueryKeyValueBiases"/>), and opens as "llama" too.
 /// </summary>
 internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
 {
@@ -18,8 +19,9 @@ internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
     public override string DisplayName => "Llama";
     public override string Summary => "decoder-only: RMSNorm, RoPE, SwiGLU, grouped-query attention";
     public override bool InputStartsWithBos => true;
-    private protected override IReadOnlyList<string> ModelTypes => ["llama", "mistral"];
-    private protected override IReadOnlyList<string> ArchitecturePrefixes => ["Llama", "Mistral"];
+    private protected override IReadOnlyList<string> ModelTypes => ["llama", "mistral", LlamaConfig.Qwen2ModelType];
+    // "Qwen2For…" and "Qwen2Model", not "Qwen2": Qwen2-MoE and Qwen2-VL are other architectures.
+    private protected override IReadOnlyList<string> ArchitecturePrefixes => ["Llama", "Mistral", "Qwen2For", "Qwen2Model"];
     private protected override IReadOnlyDictionary<string, LlamaConfig> Shapes => LlamaShapes.Named;
 
     public override IModelConfig LoadConfig(string modelDirectory) => LlamaConfig.Load(Path.Combine(modelDirectory, "config.json"));
@@ -43,7 +45,7 @@ internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
         string attention = c.KeyValueHeads == c.Heads ? "multi-head" : c.KeyValueHeads == 1 ? "multi-query" : Invariant($"grouped-query, {c.KeyValueHeads} kv heads");
         return
         [
-            ("family", $"llama (RMSNorm, SwiGLU, {rope}, {(c.TiedEmbeddings ? "tied LM head" : "separate lm_head")})"),
+            ("family", $"llama (RMSNorm, SwiGLU, {rope}, {(c.TiedEmbeddings ? "tied LM head" : "separate lm_head")}{BiasText(c)})"),
             ("layers", Invariant($"{c.Layers}")),
             ("d_model", Invariant($"{c.Embedding} ({c.Heads} heads × {c.HeadSize}, {attention})")),
             ("mlp", Invariant($"{c.Intermediate}")),
@@ -53,5 +55,7 @@ internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
     }
 
     private protected override string Outline(LlamaConfig c) =>
-        Invariant($"Llama ({c.Layers} layers, d={c.Embedding}, {c.Heads} query heads on {c.KeyValueHeads} key/value heads (grouped-query), SwiGLU {c.Intermediate}, RoPE, vocab {c.VocabSize})");
+        Invariant($"Llama ({c.Layers} layers, d={c.Embedding}, {c.Heads} query heads on {c.KeyValueHeads} key/value heads (grouped-query){BiasText(c)}, SwiGLU {c.Intermediate}, RoPE, vocab {c.VocabSize})");
+
+    private static string BiasText(LlamaConfig c) => c.OutputBias ? ", q/k/v/o biases" : c.QueryKeyValueBiases ? ", q/k/v biases" : "";
 }

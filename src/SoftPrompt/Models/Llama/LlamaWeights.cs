@@ -4,7 +4,7 @@ namespace SoftPrompt.Models.Llama;
 
 /// <summary>
 /// Frozen Llama-style parameters in host memory, row-major, as Hugging Face stores them: nn.Linear weights are
-/// [out, in], so a projection is y = x·Wᵀ; there are no biases. a = Heads·head_dim, kv = KeyValueHeads·head_dim.
+/// [out, in], so a projection is y = x·Wᵀ (+ b where the config has attention biases). a = Heads·head_dim, kv = KeyValueHeads·head_dim.
 /// </summary>
 public sealed class LlamaWeights<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
@@ -34,6 +34,12 @@ public sealed class LlamaLayerWeights<T> where T : unmanaged, IBinaryFloatingPoi
     public required T[] Value { get; init; }
     /// <summary>self_attn.o_proj.weight [d, a]</summary>
     public required T[] Output { get; init; }
+    /// <summary>self_attn.q_proj.bias [a], k_proj.bias and v_proj.bias [kv] (<see cref="LlamaConfig.QueryKeyValueBiases"/>); empty when the model has none.</summary>
+    public T[] QueryBias { get; init; } = [];
+    public T[] KeyBias { get; init; } = [];
+    public T[] ValueBias { get; init; } = [];
+    /// <summary>self_attn.o_proj.bias [d] (<see cref="LlamaConfig.OutputBias"/>); empty when the model has none.</summary>
+    public T[] OutputBias { get; init; } = [];
     /// <summary>post_attention_layernorm.weight [d]</summary>
     public required T[] MlpNormWeight { get; init; }
     /// <summary>mlp.gate_proj.weight [ff, d]: the SiLU branch.</summary>

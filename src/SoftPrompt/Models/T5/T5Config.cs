@@ -5,6 +5,7 @@ namespace SoftPrompt.Models.T5;
 /// <summary>
 /// T5 hyper-parameters as Hugging Face's config.json names them (d_model, d_kv, d_ff, num_layers, …).
 /// The attention width is Heads·HeadSize, which need not equal d_model (t5-v1_1-small: 6 × 64 = 384 vs 512).
+/// mT5 (model_type "mt5") is T5 v1.1's arithmetic with a 250k vocabulary; only its config defaults differ.
 /// </summary>
 public sealed record T5Config(
     int VocabSize,
@@ -32,6 +33,7 @@ public sealed record T5Config(
     public const int DefaultMaxPositions = 4096;
     public const string Relu = "relu";
     public const string GatedGelu = "gated-gelu";
+    public const string MT5ModelType = "mt5";
 
     public ModelFamily Family => T5Family.Instance;
 
@@ -100,8 +102,10 @@ public sealed record T5Config(
         var json = ConfigJson.Read(configPath, "T5");
         int Int(string name, int? fallback = null) => json.Int(name, fallback);
         double eps = json.Number("layer_norm_epsilon", 1e-6);
-        string projection = FeedForwardOf(json);
-        bool tied = json.Bool("tie_word_embeddings", true);
+        // MT5Config's defaults are v1.1's (gated-gelu, untied head); T5Config's are v1.0's (relu, tied).
+        bool mt5 = json.String("model_type", "t5") == MT5ModelType;
+        string projection = FeedForwardOf(json, mt5 ? GatedGelu : Relu);
+        bool tied = json.Bool("tie_word_embeddings", !mt5);
         bool? scaling = json.Has("scale_decoder_outputs") ? json.Bool("scale_decoder_outputs", false) : null;
         int layers = Int("num_layers");
         var config = new T5Config(
@@ -131,9 +135,9 @@ public sealed record T5Config(
     /// derives from it and saves next to it: a config where they disagree was edited by hand, and which of the two the
     /// weights were trained with cannot be known.
     /// </summary>
-    private static string FeedForwardOf(ConfigJson json)
+    private static string FeedForwardOf(ConfigJson json, string fallback)
     {
-        string projection = json.String("feed_forward_proj", Relu);
+        string projection = json.String("feed_forward_proj", fallback);
         if (projection is not (Relu or GatedGelu))
             throw new CheckpointException($"{json.Path}: feed_forward_proj '{projection}' is not supported; SoftPrompt runs '{Relu}' (T5 v1.0) and '{GatedGelu}' (T5 v1.1, LM-adapted).");
         bool gated = projection == GatedGelu;

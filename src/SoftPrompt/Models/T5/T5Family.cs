@@ -3,7 +3,7 @@ using static System.FormattableString;
 
 namespace SoftPrompt.Models.T5;
 
-/// <summary>T5 (v1.0 and v1.1 / LM-adapted): an encoder-decoder with relative position buckets; the prompt goes to the encoder (<see cref="ModelFamily.T5"/>).</summary>
+/// <summary>T5 (v1.0 and v1.1 / LM-adapted, and mT5, which is v1.1's arithmetic): an encoder-decoder with relative position buckets; the prompt goes to the encoder (<see cref="ModelFamily.T5"/>).</summary>
 internal sealed class T5Family : ModelFamily<T5Config>
 {
     public static readonly T5Family Instance = new();
@@ -15,8 +15,8 @@ internal sealed class T5Family : ModelFamily<T5Config>
     public override string Summary => "encoder-decoder: the prompt goes to the encoder";
     public override bool IsEncoderDecoder => true;
     public override bool InputEndsWithEos => true;
-    private protected override IReadOnlyList<string> ModelTypes => ["t5"];
-    private protected override IReadOnlyList<string> ArchitecturePrefixes => ["T5"];
+    private protected override IReadOnlyList<string> ModelTypes => ["t5", T5Config.MT5ModelType];
+    private protected override IReadOnlyList<string> ArchitecturePrefixes => ["T5", "MT5"];
     private protected override IReadOnlyDictionary<string, T5Config> Shapes => T5Shapes.Named;
 
     public override IModelConfig LoadConfig(string modelDirectory) => T5Checkpoint.LoadConfig(modelDirectory);
