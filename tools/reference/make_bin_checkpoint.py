@@ -10,6 +10,7 @@ and requiring the same logits and loss, bit for bit, as the safetensors twin. Th
 * encoder block 0's q, k and v are row slices of one fused [3*inner, d] tensor: one storage, views at storage
   offsets 0, inner*d and 2*inner*d.
 * `lm_head.weight` is float16, `decoder.final_layer_norm.weight` float64, everything else float32.
+* the dict carries `_metadata` (module versions) as nn.Module.state_dict() does: pickled as a BUILD of the OrderedDict.
 
 Files (under --out):
   t5-bin/          config.json + pytorch_model.bin (the whole state dict)
@@ -75,6 +76,8 @@ def state_dict():
             sd[name] = tensor.to(torch.float64)
         else:
             sd[name] = tensor
+    # nn.Module.state_dict() attaches per-module versions as an attribute, which torch.save pickles as BUILD state.
+    sd._metadata = OrderedDict((prefix, {"version": 1}) for prefix in ["", "shared", "encoder", "decoder", "lm_head"])
     return sd
 
 
@@ -116,7 +119,7 @@ def generate(out):
 def check(out, sd):
     for path in [os.path.join(out, "t5-bin", "pytorch_model.bin")]:
         loaded = torch.load(path)
-        assert list(loaded) == list(sd)
+        assert list(loaded) == list(sd) and loaded._metadata == sd._metadata
         for name, tensor in sd.items():
             assert loaded[name].dtype == tensor.dtype and torch.equal(loaded[name], tensor), name
         pointers = {loaded[n].storage().data_ptr() for n in SHARED_NAMES}
