@@ -8,7 +8,7 @@ Layout of a file:
 
 The writer orders tensors like the reference implementation (larger element size first, then by name), so
 every tensor starts at an offset aligned to its element size, and the byte stream is deterministic.
-Supported dtypes: F32, F64, I64, I32.
+Supported dtypes: F32, F64, F16, BF16, I64, I32 (BF16 goes through its raw 16-bit pattern: numpy has no bfloat16).
 """
 
 import json
@@ -23,6 +23,8 @@ DTYPES = {
     "F32": (np.dtype("<f4"), torch.float32),
     "I64": (np.dtype("<i8"), torch.int64),
     "I32": (np.dtype("<i4"), torch.int32),
+    "F16": (np.dtype("<f2"), torch.float16),
+    "BF16": (np.dtype("<i2"), torch.bfloat16),  # raw bits
 }
 _BY_TORCH = {tdt: name for name, (_, tdt) in DTYPES.items()}
 
@@ -34,10 +36,13 @@ def save_file(tensors, path, metadata=None):
         if not isinstance(name, str) or name == "__metadata__":
             raise ValueError(f"bad tensor name {name!r}")
         if t.dtype not in _BY_TORCH:
-            raise ValueError(f"{name}: unsupported dtype {t.dtype} (F32, F64, I64, I32)")
+            raise ValueError(f"{name}: unsupported dtype {t.dtype} (F32, F64, F16, BF16, I64, I32)")
         dtype = _BY_TORCH[t.dtype]
         np_dtype = DTYPES[dtype][0]
-        data = np.ascontiguousarray(t.detach().cpu().numpy()).astype(np_dtype, copy=False).tobytes(order="C")
+        t = t.detach().cpu().contiguous()
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        data = np.ascontiguousarray(t.numpy()).astype(np_dtype, copy=False).tobytes(order="C")
         entries.append((name, dtype, list(t.shape), data, np_dtype.itemsize))
     entries.sort(key=lambda e: (-e[4], e[0]))
 
@@ -87,7 +92,7 @@ def load_file(path):
         if not (0 <= begin <= end <= len(data)) or end - begin != count * np_dtype.itemsize:
             raise ValueError(f"{path}: tensor {name}: data_offsets [{begin}, {end}] do not fit shape {shape} {dtype}")
         arr = np.frombuffer(data[begin:end], dtype=np_dtype).reshape(shape).copy()
-        tensors[name] = torch.from_numpy(arr)
+        tensors[name] = torch.from_numpy(arr).view(DTYPES[dtype][1]) if dtype == "BF16" else torch.from_numpy(arr)
         spans.append((begin, end))
     spans.sort()
     pos = 0

@@ -5,19 +5,23 @@ using System.Text.Json;
 namespace SoftPrompt.Checkpoints;
 
 /// <summary>
-/// A Hugging Face model directory's weights as one lookup: <c>model.safetensors</c>, or the shards that
-/// <c>model.safetensors.index.json</c> maps tensor names to. With an index, the index is authoritative:
-/// tensors a shard holds but the index does not list are not visible.
+/// A Hugging Face model directory's weights as one lookup, from the first of: <c>model.safetensors.index.json</c> (and
+/// the shards it maps tensor names to), <c>model.safetensors</c>, <c>pytorch_model.bin.index.json</c> (and its .bin
+/// shards), <c>pytorch_model.bin</c>. Safetensors win when both formats are present; PyTorch files are read by
+/// <see cref="TorchZipFile"/> (no Python, no code run) and present the same names, dtypes and reads. With an index,
+/// the index is authoritative: tensors a shard holds but the index does not list are not visible.
 /// </summary>
 public sealed class CheckpointDirectory : IDisposable
 {
     public const string SingleFileName = "model.safetensors";
     public const string IndexFileName = "model.safetensors.index.json";
+    public const string TorchFileName = "pytorch_model.bin";
+    public const string TorchIndexFileName = "pytorch_model.bin.index.json";
 
-    private readonly List<SafeTensorFile> _shards;
-    private readonly Dictionary<string, SafeTensorFile> _fileOf;
+    private readonly List<TensorFile> _shards;
+    private readonly Dictionary<string, TensorFile> _fileOf;
 
-    private CheckpointDirectory(string directory, List<SafeTensorFile> shards, Dictionary<string, SafeTensorFile> fileOf)
+    private CheckpointDirectory(string directory, List<TensorFile> shards, Dictionary<string, TensorFile> fileOf)
     {
         DirectoryPath = directory;
         _shards = shards;
@@ -27,22 +31,22 @@ public sealed class CheckpointDirectory : IDisposable
     public static CheckpointDirectory Open(string directory)
     {
         if (!Directory.Exists(directory))
-            throw new CheckpointException($"{directory}: model directory not found; pass the folder that holds config.json and model.safetensors.");
+            throw new CheckpointException($"{directory}: model directory not found; pass the folder that holds config.json and model.safetensors (or pytorch_model.bin).");
         string index = Path.Combine(directory, IndexFileName);
-        if (File.Exists(index)) return OpenSharded(directory, index);
+        if (File.Exists(index)) return OpenSharded(directory, index, SafeTensorFile.Open);
         string single = Path.Combine(directory, SingleFileName);
-        if (File.Exists(single))
-        {
-            var file = SafeTensorFile.Open(single);
-            return new CheckpointDirectory(directory, [file], file.TensorNames.ToDictionary(n => n, _ => file, StringComparer.Ordinal));
-        }
-        throw new CheckpointException(NoSafetensorsMessage(directory));
+        if (File.Exists(single)) return OpenSingle(directory, SafeTensorFile.Open(single));
+        string torchIndex = Path.Combine(directory, TorchIndexFileName);
+        if (File.Exists(torchIndex)) return OpenSharded(directory, torchIndex, TorchZipFile.Open);
+        string torchSingle = Path.Combine(directory, TorchFileName);
+        if (File.Exists(torchSingle)) return OpenSingle(directory, TorchZipFile.Open(torchSingle));
+        throw new CheckpointException(NoWeightsMessage(directory));
     }
 
     public string DirectoryPath { get; }
 
     /// <summary>The open files: one, or every shard the index names.</summary>
-    public IReadOnlyList<SafeTensorFile> Files => _shards;
+    public IReadOnlyList<TensorFile> Files => _shards;
 
     public IEnumerable<string> TensorNames => _fileOf.Keys;
 
@@ -57,7 +61,7 @@ public sealed class CheckpointDirectory : IDisposable
     public TensorInfo GetInfo(string name) => FileOf(name).GetInfo(name);
 
     /// <summary>The file holding <paramref name="name"/>, for zero-copy views and pointers.</summary>
-    public SafeTensorFile FileOf(string name) => _fileOf.TryGetValue(name, out var file)
+    public TensorFile FileOf(string name) => _fileOf.TryGetValue(name, out var file)
         ? file
         : throw new CheckpointException($"{DirectoryPath}: no tensor named '{name}' in the checkpoint; {NearestNames.Describe(name, _fileOf.Keys)}.");
 
@@ -70,12 +74,15 @@ public sealed class CheckpointDirectory : IDisposable
         foreach (var shard in _shards) shard.Dispose();
     }
 
-    private static CheckpointDirectory OpenSharded(string directory, string indexPath)
+    private static CheckpointDirectory OpenSingle(string directory, TensorFile file) =>
+        new(directory, [file], file.TensorNames.ToDictionary(n => n, _ => file, StringComparer.Ordinal));
+
+    private static CheckpointDirectory OpenSharded(string directory, string indexPath, Func<string, TensorFile> open)
     {
         var weightMap = ReadWeightMap(indexPath);
-        var shards = new List<SafeTensorFile>();
-        var byShardName = new Dictionary<string, SafeTensorFile>(StringComparer.Ordinal);
-        var fileOf = new Dictionary<string, SafeTensorFile>(weightMap.Count, StringComparer.Ordinal);
+        var shards = new List<TensorFile>();
+        var byShardName = new Dictionary<string, TensorFile>(StringComparer.Ordinal);
+        var fileOf = new Dictionary<string, TensorFile>(weightMap.Count, StringComparer.Ordinal);
         try
         {
             foreach (var (tensor, shardName) in weightMap)
@@ -89,7 +96,7 @@ public sealed class CheckpointDirectory : IDisposable
                         throw new CheckpointException(
                             $"{indexPath}: shard '{shardName}' (holding {listed} tensors, e.g. '{tensor}') is missing from {directory}; download every file the index lists.");
                     }
-                    shard = SafeTensorFile.Open(shardPath);
+                    shard = open(shardPath);
                     shards.Add(shard);
                     byShardName.Add(shardName, shard);
                 }
@@ -140,22 +147,53 @@ public sealed class CheckpointDirectory : IDisposable
         }
     }
 
-    private static string NoSafetensorsMessage(string directory)
+    /// <summary>
+    /// Says what the directory holds instead and what to do. Conversions in Python name the model's own class from
+    /// config.json's "architectures" (a causal-LM class would drop a T5 model's decoder), or say to use it.
+    /// </summary>
+    private static string NoWeightsMessage(string directory)
     {
         var present = Directory.EnumerateFiles(directory).Select(Path.GetFileName).OfType<string>().ToList();
-        var pickles = present.Where(f => f.EndsWith(".bin", StringComparison.Ordinal) || f.EndsWith(".pt", StringComparison.Ordinal)
-                                         || f.EndsWith(".pth", StringComparison.Ordinal) || f.EndsWith(".ckpt", StringComparison.Ordinal)).ToList();
-        var otherSafetensors = present.Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal)).ToList();
-        string message = $"{directory}: no {SingleFileName} or {IndexFileName}.";
+        List<string> Having(params string[] suffixes) => present.Where(f => suffixes.Any(s => f.EndsWith(s, StringComparison.Ordinal))).ToList();
+        var otherSafetensors = Having(".safetensors");
+        var pickles = Having(".bin", ".pt", ".pth", ".ckpt");
+        var tensorflow = Having(".h5");
+        var flax = Having(".msgpack");
+        string message = $"{directory}: no {SingleFileName}, {TorchFileName} or their shard indexes ({IndexFileName}, {TorchIndexFileName}).";
         if (otherSafetensors.Count > 0)
-            message += $" Found {string.Join(", ", otherSafetensors)}: rename a single-file checkpoint to {SingleFileName}.";
+            message += $" Found {string.Join(", ", otherSafetensors)}: rename a single-file checkpoint to {SingleFileName}, or download the index that lists the shards.";
         if (pickles.Count > 0)
-            message += $" Found PyTorch pickle weights ({string.Join(", ", pickles)}), which are not supported (loading a pickle can run arbitrary code)."
-                + " Convert them once with Python: from transformers import AutoModelForCausalLM; "
-                + $"AutoModelForCausalLM.from_pretrained('{directory}').save_pretrained('<out dir>', safe_serialization=True)"
-                + " — or download the repository's .safetensors files instead.";
-        else if (otherSafetensors.Count == 0)
-            message += " Download the model's safetensors weights (e.g. huggingface-cli download <repo> --include '*.safetensors' '*.json').";
+            message += $" Found PyTorch files under other names ({string.Join(", ", pickles)}): rename a single-file state dict to {TorchFileName}, or download {TorchIndexFileName} with the shards.";
+        if (otherSafetensors.Count == 0 && pickles.Count == 0)
+        {
+            if (tensorflow.Count > 0 || flax.Count > 0)
+            {
+                string source = tensorflow.Count > 0 ? "from_tf=True" : "from_flax=True";
+                string? architecture = ArchitectureOf(directory);
+                message += $" Found only {(tensorflow.Count > 0 ? "TensorFlow" : "Flax")} weights ({string.Join(", ", tensorflow.Concat(flax))}), which SoftPrompt does not read."
+                    + " Download the repository's .safetensors or pytorch_model*.bin files if it has them, or convert once in Python with the model's own class"
+                    + (architecture is null
+                        ? $" (the transformers class for this model with its LM head): <ModelClass>.from_pretrained('{directory}', {source}).save_pretrained('<out dir>')."
+                        : $": from transformers import {architecture}; {architecture}.from_pretrained('{directory}', {source}).save_pretrained('<out dir>').");
+            }
+            else
+                message += " Download the model's weights (e.g. huggingface-cli download <repo> --include '*.safetensors' '*.json', or '*.bin' '*.json' for repositories that ship only PyTorch files).";
+        }
         return message;
+    }
+
+    /// <summary>config.json's first "architectures" entry (e.g. T5ForConditionalGeneration), when it is a plain identifier.</summary>
+    private static string? ArchitectureOf(string directory)
+    {
+        try
+        {
+            using var config = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(directory, "config.json")));
+            if (config.RootElement.ValueKind == JsonValueKind.Object && config.RootElement.TryGetProperty("architectures", out var list)
+                && list.ValueKind == JsonValueKind.Array && list.GetArrayLength() > 0 && list[0].ValueKind == JsonValueKind.String
+                && list[0].GetString() is { Length: > 0 } name && name.All(char.IsAsciiLetterOrDigit))
+                return name;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException) { /* no usable config: name no class */ }
+        return null;
     }
 }

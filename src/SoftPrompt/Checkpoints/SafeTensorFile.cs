@@ -1,222 +1,49 @@
 using System.Buffers.Binary;
-using System.Diagnostics.CodeAnalysis;
-using System.IO.MemoryMappedFiles;
-using System.Numerics;
-using System.Runtime.InteropServices;
 
 namespace SoftPrompt.Checkpoints;
 
 /// <summary>
 /// A memory-mapped safetensors file: 8-byte little-endian header length N, N bytes of JSON, then the data.
-/// The header is validated when the file opens; tensor bytes are never copied until a Read converts them
-/// straight into the caller's destination (one copy, mapped page → destination). Views and pointers stay
-/// valid until <see cref="Dispose"/>. Reads may run concurrently.
+/// The header is validated when the file opens; reading is <see cref="TensorFile"/>'s.
 /// </summary>
-public sealed unsafe class SafeTensorFile : IDisposable
+public sealed unsafe class SafeTensorFile : TensorFile
 {
-    // Conversions work in slices of at most 1 GiB so tensors past int.MaxValue bytes still convert through spans.
-    private const long ChunkBytes = 1L << 30;
-
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
-    private byte* _base;
-    private readonly long _dataStart;
-    private readonly Dictionary<string, TensorInfo> _byName;
-
-    private SafeTensorFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* start, long length)
-    {
-        Path = path;
-        _map = map;
-        _view = view;
-        _base = start;
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(start, 8));
-        if (headerLength > (ulong)(length - 8))
-            throw new CheckpointException($"{path}: header length {headerLength} runs past the end of the file ({length} bytes); {NotSafetensorsHint(start)}.");
-        if (headerLength > SafeTensorHeader.MaxLength)
-            throw new CheckpointException($"{path}: header length {headerLength} exceeds the {SafeTensorHeader.MaxLength}-byte limit safetensors allows; the file is corrupt.");
-        _dataStart = 8 + (long)headerLength;
-        var (tensors, metadata) = SafeTensorHeader.Parse(new ReadOnlySpan<byte>(start + 8, (int)headerLength), length - _dataStart, path);
-        Tensors = tensors;
-        Metadata = metadata;
-        _byName = new Dictionary<string, TensorInfo>(tensors.Length, StringComparer.Ordinal);
-        foreach (var tensor in tensors) _byName.Add(tensor.Name, tensor);
-    }
+    private SafeTensorFile(MappedFile file, IReadOnlyList<TensorInfo> tensors, long dataStart, IReadOnlyDictionary<string, string> metadata)
+        : base(file, tensors, dataStart) => Metadata = metadata;
 
     public static SafeTensorFile Open(string path)
     {
-        FileStream stream;
+        var file = MappedFile.Open(path, "safetensors file", 8, length =>
+            $"{path}: {length} bytes is too short for a safetensors file (it starts with an 8-byte header length); the file is truncated, re-download it.");
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new CheckpointException($"{path}: cannot open the safetensors file ({e.Message}).", e);
-        }
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        bool pointerAcquired = false;
-        try
-        {
-            long length = stream.Length;
-            if (length < 8) // also spares MemoryMappedFile an empty file, which it cannot map
-                throw new CheckpointException($"{path}: {length} bytes is too short for a safetensors file (it starts with an 8-byte header length); the file is truncated, re-download it.");
-            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* start = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
-            pointerAcquired = true;
-            return new SafeTensorFile(path, map, view, start + view.PointerOffset, length);
+            byte* start = file.Start;
+            long length = file.Length;
+            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(start, 8));
+            if (headerLength > (ulong)(length - 8))
+                throw new CheckpointException($"{path}: header length {headerLength} runs past the end of the file ({length} bytes); {NotSafetensorsHint(start)}.");
+            if (headerLength > SafeTensorHeader.MaxLength)
+                throw new CheckpointException($"{path}: header length {headerLength} exceeds the {SafeTensorHeader.MaxLength}-byte limit safetensors allows; the file is corrupt.");
+            long dataStart = 8 + (long)headerLength;
+            var (tensors, metadata) = SafeTensorHeader.Parse(new ReadOnlySpan<byte>(start + 8, (int)headerLength), length - dataStart, path);
+            return new SafeTensorFile(file, tensors, dataStart, metadata);
         }
         catch
         {
-            if (pointerAcquired) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            map?.Dispose();
-            stream.Dispose();
+            file.Dispose();
             throw;
         }
     }
 
-    public string Path { get; }
-
-    /// <summary>Every tensor, in the order its data sits in the file.</summary>
-    public IReadOnlyList<TensorInfo> Tensors { get; }
-
-    public IEnumerable<string> TensorNames => Tensors.Select(t => t.Name);
-
     /// <summary>The header's "__metadata__" (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
-
-    public bool Contains(string name) => _byName.ContainsKey(name);
-
-    public bool TryGetInfo(string name, [MaybeNullWhen(false)] out TensorInfo info) => _byName.TryGetValue(name, out info);
-
-    public TensorInfo GetInfo(string name) => _byName.TryGetValue(name, out var info)
-        ? info
-        : throw new CheckpointException($"{Path}: no tensor named '{name}'; {NearestNames.Describe(name, _byName.Keys)}.");
-
-    /// <summary>Zero-copy view of the tensor's stored bytes (any dtype). Tensors over 2 GiB: use <see cref="GetPointer"/>.</summary>
-    public ReadOnlySpan<byte> GetBytes(string name)
-    {
-        var info = GetInfo(name);
-        if (info.ByteLength > int.MaxValue)
-            throw new CheckpointException($"{Path}: tensor '{name}' is {info.ByteLength} bytes, too large for a span; use GetPointer.");
-        return new ReadOnlySpan<byte>(DataPointer(info), (int)info.ByteLength);
-    }
-
-    /// <summary>Address of the tensor's first stored byte, valid until Dispose (e.g. as a host→device copy source).</summary>
-    public byte* GetPointer(string name) => DataPointer(GetInfo(name));
-
-    /// <summary>Reads an F32/F16/BF16/F64 tensor into <paramref name="destination"/> (length = element count).</summary>
-    public void ReadAsFloat(string name, Span<float> destination) =>
-        ConvertFloat(name, destination, static (dtype, source, target) => ElementConversion.ToSingle(dtype, source, target));
-
-    /// <summary>Reads an F32/F16/BF16/F64 tensor into <paramref name="destination"/> (length = element count).</summary>
-    public void ReadAsDouble(string name, Span<double> destination) =>
-        ConvertFloat(name, destination, static (dtype, source, target) => ElementConversion.ToDouble(dtype, source, target));
-
-    /// <summary><see cref="ReadAsFloat"/> or <see cref="ReadAsDouble"/> by <typeparamref name="T"/>.</summary>
-    public void Read<T>(string name, Span<T> destination) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        if (typeof(T) == typeof(float)) ReadAsFloat(name, MemoryMarshal.Cast<T, float>(destination));
-        else if (typeof(T) == typeof(double)) ReadAsDouble(name, MemoryMarshal.Cast<T, double>(destination));
-        else throw new NotSupportedException($"Reading tensors as {typeof(T).Name} is not supported; use float or double.");
-    }
-
-    /// <summary>Allocates (uninitialised, then filled) and reads a whole tensor.</summary>
-    public T[] Read<T>(string name) where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        var result = GC.AllocateUninitializedArray<T>(checked((int)GetInfo(name).ElementCount));
-        Read<T>(name, result);
-        return result;
-    }
-
-    /// <summary>Reads an I64 or I32 tensor (token ids, labels).</summary>
-    public void ReadInt64(string name, Span<long> destination)
-    {
-        var info = CheckDestination(name, destination.Length);
-        var source = Whole(info);
-        if (info.DType == SafeTensorDType.I64) MemoryMarshal.Cast<byte, long>(source).CopyTo(destination);
-        else if (info.DType == SafeTensorDType.I32)
-        {
-            var ints = MemoryMarshal.Cast<byte, int>(source);
-            for (int i = 0; i < ints.Length; i++) destination[i] = ints[i];
-        }
-        else throw WrongDType(info, "I64 or I32");
-    }
-
-    /// <summary>Reads an I32 tensor, or an I64 one whose values all fit in 32 bits.</summary>
-    public void ReadInt32(string name, Span<int> destination)
-    {
-        var info = CheckDestination(name, destination.Length);
-        var source = Whole(info);
-        if (info.DType == SafeTensorDType.I32) MemoryMarshal.Cast<byte, int>(source).CopyTo(destination);
-        else if (info.DType == SafeTensorDType.I64)
-        {
-            var longs = MemoryMarshal.Cast<byte, long>(source);
-            for (int i = 0; i < longs.Length; i++)
-            {
-                if (longs[i] is < int.MinValue or > int.MaxValue)
-                    throw new CheckpointException($"{Path}: tensor '{name}' element {i} is {longs[i]}, outside the 32-bit range; read it with ReadInt64.");
-                destination[i] = (int)longs[i];
-            }
-        }
-        else throw WrongDType(info, "I32 or I64");
-    }
-
-    public void Dispose()
-    {
-        if (_base == null) return;
-        _base = null;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
-    }
-
-    private delegate void Converter<TDest>(SafeTensorDType dtype, ReadOnlySpan<byte> source, Span<TDest> destination);
-
-    private void ConvertFloat<TDest>(string name, Span<TDest> destination, Converter<TDest> convert)
-    {
-        var info = CheckDestination(name, destination.Length);
-        if (!info.DType.IsConvertibleFloat) throw WrongDType(info, "F32, F16, BF16 or F64");
-        int size = info.DType.ElementSize;
-        long chunk = ChunkBytes / size;
-        byte* data = DataPointer(info);
-        for (long done = 0; done < destination.Length; done += chunk)
-        {
-            int count = (int)Math.Min(chunk, destination.Length - done);
-            convert(info.DType, new ReadOnlySpan<byte>(data + done * size, count * size), destination.Slice((int)done, count));
-        }
-    }
-
-    private TensorInfo CheckDestination(string name, int destinationLength)
-    {
-        var info = GetInfo(name);
-        if (info.ElementCount != destinationLength)
-            throw new CheckpointException(
-                $"{Path}: tensor '{name}' has shape {info.ShapeText} ({info.ElementCount} elements) but the destination holds {destinationLength}; check the model config against the checkpoint.");
-        return info;
-    }
-
-    /// <summary>Integer tensors are small (ids, labels): one span suffices.</summary>
-    private ReadOnlySpan<byte> Whole(TensorInfo info) => new(DataPointer(info), checked((int)info.ByteLength));
-
-    private byte* DataPointer(TensorInfo info)
-    {
-        ObjectDisposedException.ThrowIf(_base == null, this);
-        return _base + _dataStart + info.Begin;
-    }
-
-    private CheckpointException WrongDType(TensorInfo info, string accepted) =>
-        new($"{Path}: tensor '{info.Name}' is stored as {info.DType}; this read accepts {accepted}. Convert the checkpoint or use GetBytes.");
 
     private static string NotSafetensorsHint(byte* start)
     {
         // PyTorch's .bin files are zip archives ("PK") or raw pickles (protocol byte 0x80).
         bool pytorch = (start[0] == (byte)'P' && start[1] == (byte)'K') || start[0] == 0x80;
         return pytorch
-            ? "this looks like a PyTorch pickle/zip (.bin), not safetensors; convert it (see CheckpointDirectory)"
+            ? $"this looks like a PyTorch checkpoint (.bin), not safetensors; open it with {nameof(TorchZipFile)}, or name it pytorch_model.bin so a model directory loads it"
             : "the file is truncated or not safetensors; re-download it";
     }
 }

@@ -98,7 +98,7 @@ public sealed class SafeTensorWriter
             .OrderByDescending(e => e.DType.ElementSize)
             .ThenBy(e => e.Name, StringComparer.Ordinal)
             .ToList();
-        var header = Header(ordered);
+        var header = Header(Metadata, ordered.Select(e => (e.Name, e.DType, (IReadOnlyList<long>)e.Shape, (long)e.Data.Length)));
         Span<byte> length = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
         stream.Write(length);
@@ -106,17 +106,21 @@ public sealed class SafeTensorWriter
         foreach (var entry in ordered) stream.Write(entry.Data);
     }
 
-    private byte[] Header(List<Entry> ordered)
+    /// <summary>
+    /// The header for tensors whose data follows in <paramref name="ordered"/>'s order, back to back; padded to 8 bytes.
+    /// Also used by <see cref="CheckpointConverter"/>, which streams the data from mapped files instead of holding it.
+    /// </summary>
+    internal static byte[] Header(IDictionary<string, string> metadata, IEnumerable<(string Name, SafeTensorDType DType, IReadOnlyList<long> Shape, long ByteLength)> ordered)
     {
         var buffer = new MemoryStream();
         // Relaxed escaping keeps non-ASCII names readable; the header is never embedded in HTML.
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             json.WriteStartObject();
-            if (Metadata.Count > 0)
+            if (metadata.Count > 0)
             {
                 json.WriteStartObject("__metadata__");
-                foreach (var (key, value) in Metadata.OrderBy(p => p.Key, StringComparer.Ordinal)) json.WriteString(key, value);
+                foreach (var (key, value) in metadata.OrderBy(p => p.Key, StringComparer.Ordinal)) json.WriteString(key, value);
                 json.WriteEndObject();
             }
             long offset = 0;
@@ -129,7 +133,7 @@ public sealed class SafeTensorWriter
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset += entry.Data.Length);
+                json.WriteNumberValue(offset += entry.ByteLength);
                 json.WriteEndArray();
                 json.WriteEndObject();
             }

@@ -3,8 +3,9 @@ using System.Collections.Immutable;
 namespace SoftPrompt.Checkpoints;
 
 /// <summary>
-/// One tensor's header entry. <see cref="Begin"/>/<see cref="End"/> are the header's data_offsets: relative
-/// to the first byte after the header. <see cref="FilePath"/> is the file that holds it, for messages.
+/// One tensor of a <see cref="TensorFile"/>. <see cref="Begin"/>/<see cref="End"/> locate its bytes: in a safetensors
+/// file the header's data_offsets (relative to the first byte after the header), in a PyTorch zip checkpoint file
+/// offsets. <see cref="FilePath"/> is the file that holds it, for messages.
 /// </summary>
 public sealed class TensorInfo
 {

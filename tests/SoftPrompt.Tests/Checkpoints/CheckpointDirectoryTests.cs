@@ -98,16 +98,43 @@ public sealed class CheckpointDirectoryTests : CheckpointTestDirectory
     }
 
     [Test]
-    public void PyTorchPicklesAreRefusedWithAConversionRecipe()
+    public void LegacyPyTorchPicklesAreRefusedWithAResaveRecipe()
     {
-        File.WriteAllBytes(PathOf("pytorch_model.bin"), [0x80, 2]);
+        File.WriteAllBytes(PathOf(CheckpointDirectory.TorchFileName), [0x80, 2, 0x8a, 0x0a]);
         var message = OpenFails().Message;
-        Assert.That(message, Does.Contain("pytorch_model.bin").And.Contain("not supported").And.Contain("safe_serialization=True"));
+        Assert.That(message, Does.Contain("pytorch_model.bin").And.Contain("legacy").And.Contain("torch.save(torch.load(path), path)"));
     }
 
     [Test]
     public void EmptyDirectorySaysWhatIsMissing() =>
-        Assert.That(OpenFails().Message, Does.Contain("no model.safetensors").And.Contain("download"));
+        Assert.That(OpenFails().Message, Does.Contain("no model.safetensors, pytorch_model.bin").And.Contain("download").And.Contain("'*.bin'"));
+
+    [Test]
+    public void PyTorchFilesUnderOtherNamesAreNamed()
+    {
+        File.WriteAllBytes(PathOf("pytorch_model-00001-of-00002.bin"), [0x50, 0x4b]);
+        Assert.That(OpenFails().Message, Does.Contain("pytorch_model-00001-of-00002.bin").And.Contain(CheckpointDirectory.TorchIndexFileName));
+    }
+
+    /// <summary>Issue 13 item 5: a T5 converted with a causal-LM class loses its decoder, so the recipe names the config's own class.</summary>
+    [Test]
+    public void TensorFlowOnlyDirectoriesGetARecipeWithTheModelsOwnClass()
+    {
+        File.WriteAllBytes(PathOf("tf_model.h5"), [1]);
+        File.WriteAllText(PathOf("config.json"), "{\"architectures\": [\"T5ForConditionalGeneration\"]}");
+        string message = OpenFails().Message;
+        Assert.That(message, Does.Contain("TensorFlow").And.Contain("T5ForConditionalGeneration.from_pretrained(").And.Contain("from_tf=True"));
+        Assert.That(message, Does.Not.Contain("AutoModelForCausalLM"));
+    }
+
+    [Test]
+    public void FlaxOnlyDirectoriesWithoutArchitecturesNameNoClass()
+    {
+        File.WriteAllBytes(PathOf("flax_model.msgpack"), [1]);
+        string message = OpenFails().Message;
+        Assert.That(message, Does.Contain("Flax").And.Contain("from_flax=True").And.Contain("<ModelClass>"));
+        Assert.That(message, Does.Not.Contain("AutoModel"));
+    }
 
     [Test]
     public void OtherSafetensorsNamesAreMentioned()
