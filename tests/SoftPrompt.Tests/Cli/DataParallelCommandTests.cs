@@ -48,13 +48,17 @@ public sealed class DataParallelCommandTests : CliScratch
         Assert.That(worst / largest, Is.LessThanOrEqualTo(Tolerance), $"largest difference {worst:G3} of prompt entries up to {largest:G3}");
     }
 
-    // 6 rows over 2 ranks: 3 + 3; 5 rows over 3 ranks: 1 + 2 + 2 (a batch that does not divide).
-    [TestCase(2, 6)]
-    [TestCase(3, 5)]
-    public void NRanksTrainThePromptOfOneProcess(int ranks, int batchSize)
+    // 6 rows over 2 ranks: 3 + 3; 5 rows over 3 ranks: 1 + 2 + 2 (a batch that does not divide), also as 2 micro-batches per step.
+    [TestCase(2, 6, 1)]
+    [TestCase(3, 5, 1)]
+    [TestCase(3, 5, 2)]
+    public void NRanksTrainThePromptOfOneProcess(int ranks, int batchSize, int microBatches)
     {
-        var expected = OneProcess(batchSize);
-        var actual = Ranks(ranks, "n.safetensors", batchSize);
+        string[] accumulation = ["--grad-accum", microBatches.ToString(CultureInfo.InvariantCulture)];
+        using (var one = CliProcess.Start(Train(In("one.safetensors"), batchSize, "cpu", accumulation)))
+            Assert.That(one.WaitForExit(Patience), Is.Zero, one.Output);
+        var expected = PromptFile.Load(In("one.safetensors")).Values;
+        var actual = Ranks(ranks, "n.safetensors", batchSize, "cpu", accumulation);
         AssertClose(actual, expected);
         Assert.That(Directory.GetFiles(Scratch, "n.*").Select(Path.GetFileName), Is.EquivalentTo(new[] { "n.safetensors", "n.metrics.jsonl" }), "rank 0 alone writes");
         Assert.That(MetricsLog.Read(In("n.metrics.jsonl")).Count(r => r.Kind == "train"), Is.EqualTo(20), "one metrics line per step");
