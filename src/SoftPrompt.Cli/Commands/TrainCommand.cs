@@ -58,7 +58,7 @@ internal static class TrainCommand
 
         int promptLength = PromptInitializer.ResolveLength(plan.Init, plan.PromptLength, width, loaded.Fingerprint);
         var train = DataOptions.Load(plan.Data, plan.Columns, Tokenizer, loaded, promptLength, human);
-        var dev = plan.Dev is null ? null : DataOptions.Load(plan.Dev, plan.Columns, Tokenizer, loaded, promptLength, human);
+        var dev = plan.Dev is null || !writer ? null : DataOptions.Load(plan.Dev, plan.Columns, Tokenizer, loaded, promptLength, human);
 
         var init = plan.Init;
         if (init.Kind == InitKind.ClassLabels && train.Classification is null && plan.InitFromRecipe)
@@ -84,7 +84,7 @@ internal static class TrainCommand
         var store = plan.CheckpointDir is null || !writer ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
         int? stopToken = plan.Dev is not null && DataOptions.IsText(plan.Dev) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null;
         var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize) { StopToken = stopToken };
-        // Every rank gets the same Dev setting (rank 0 alone evaluates and decides early stopping for all).
+        // Rank 0 alone scores dev data and decides early stopping for all (the others wait at the evaluation steps).
         var run = new TrainingRun(engine, train.Examples, plan.Options, group) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
         int? resumedFrom = Resume(run, store, plan, human);
 

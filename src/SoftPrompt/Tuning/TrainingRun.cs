@@ -38,8 +38,8 @@ namespace SoftPrompt.Tuning;
 /// and stop requests) and every rank takes the same optimizer step scaled by K/(all targets): the single-process step
 /// on the global batch, up to float summation order. Rank 0's prompts, optimizer state, step and sampler position are
 /// broadcast when the run starts, so only rank 0 needs to resume from a checkpoint. Only rank 0 evaluates on dev data
-/// (the others wait) and decides early stopping for all; give every rank the same <see cref="Dev"/> setting and let
-/// rank 0 alone write checkpoints and observe.
+/// (the others wait; they need no <see cref="Dev"/>) and decides early stopping for all; let rank 0 alone write
+/// checkpoints and observe.
 /// </para>
 /// </summary>
 public sealed class TrainingRun
@@ -121,14 +121,13 @@ public sealed class TrainingRun
     public TrainResult Run(ITrainingObserver? observer = null, CancellationToken cancellation = default)
     {
         var clock = Stopwatch.StartNew();
+        if (allReduce is not null && !joined) JoinRankZero();
         int startStep = Step, accumulation = options.GradientAccumulation;
         float lastLoss = float.NaN;
         long tokens = 0;
         string? lastCheckpoint = null;
         int checkpointedStep = -1;
         var stop = TrainStop.Completed;
-        if (allReduce is not null && !joined) JoinRankZero();
-        startStep = Step;
         bool stopAgreed = false;   // with a group, a stop request anywhere ends every rank after the same step
         while (Step < options.Steps)
         {
@@ -174,7 +173,8 @@ public sealed class TrainingRun
                 StartStep = startStep,
             });
 
-            if (Dev is not null && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && EvaluateOnRankZero(observer))
+            // In a group every rank reaches the evaluation steps (rank 0 alone needs Dev), so the stop decision is always broadcast.
+            if ((Dev is not null || allReduce is not null) && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && EvaluateOnRankZero(observer))
                 stop = TrainStop.EarlyStopped;
             bool last = step == options.Steps || stop == TrainStop.EarlyStopped;
             if (Checkpoints is not null && ((options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0) || last))
@@ -189,11 +189,11 @@ public sealed class TrainingRun
         return new TrainResult(Step, lastLoss, stop, Best, clock.Elapsed.TotalSeconds, tokens, lastCheckpoint);
     }
 
-    /// <summary>Rank 0 evaluates and tells every rank whether to stop early (the others skip dev scoring).</summary>
+    /// <summary>Rank 0 evaluates (when it has <see cref="Dev"/>) and tells every rank whether to stop early; the others skip dev scoring.</summary>
     private bool EvaluateOnRankZero(ITrainingObserver? observer)
     {
         if (group.Size == 1) return Evaluate(observer);
-        Span<double> stopEarly = [group.Rank == 0 && Evaluate(observer) ? 1 : 0];
+        Span<double> stopEarly = [group.Rank == 0 && Dev is not null && Evaluate(observer) ? 1 : 0];
         group.Broadcast(stopEarly);
         return stopEarly[0] > 0;
     }
