@@ -58,6 +58,7 @@ public sealed class DataParallelPartsTests
         var group = ProcessGroups.Join(launched: null);
         Assert.That((group.Rank, group.Size), Is.EqualTo((0, 1)));
         Assert.That(ProcessGroups.Join(new LaunchedRank(0, 1, "Open MPI (mpirun)")), Is.SameAs(SingleProcess.Instance), "mpirun -np 1 needs no MPI either");
+        Assert.That(SoftPrompt.Cuda.Interop.NativeLibraryResolver.LoadedFrom(OpenMpi.ImportName), Is.Null, "libmpi is never loaded by a single process");
     }
 
     [TestCase(2, 5)]
