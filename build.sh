@@ -22,6 +22,7 @@ build() {
 # Runs the NUnit suite (Microsoft.Testing.Platform executable) and ends with "N passed, N failed".
 test_() {
   tools/install-deps.sh blas || echo "warning: OpenBLAS could not be installed; CPU GEMMs use the managed fallback" >&2
+  tools/install-deps.sh mpi || echo "warning: Open MPI could not be installed; the mpirun tests will be skipped" >&2
   build
   local log; log="$(mktemp)"
   local exe="tests/SoftPrompt.Tests/bin/$CONFIG/net10.0/SoftPrompt.Tests"

@@ -3,7 +3,8 @@
 #   cuda   - nvcc/ptxas (Debian's nvidia-cuda-toolkit lives in non-free) and clang-14 as its host compiler
 #   blas   - OpenBLAS for fast CPU GEMMs (the engine falls back to managed code without it)
 #   torch  - PyTorch (CPU) to regenerate reference fixtures (not needed to build or test)
-# Usage: tools/install-deps.sh cuda blas [torch]
+#   mpi    - Open MPI (mpirun, libmpi.so.40) for data-parallel training and its tests (tests skip without it)
+# Usage: tools/install-deps.sh cuda blas [torch] [mpi]
 set -euo pipefail
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(cuda blas)
@@ -15,7 +16,9 @@ for w in "${want[@]}"; do
     cuda)  command -v nvcc >/dev/null && command -v clang-14 >/dev/null || { pkgs+=(nvidia-cuda-toolkit clang-14); need_nonfree=1; } ;;
     blas)  ldconfig -p | grep -q libopenblas.so.0 || pkgs+=(libopenblas0-pthread) ;;
     torch) /usr/bin/python3 -c 'import torch' 2>/dev/null || pkgs+=(python3-torch libopenblas0-pthread) ;;
-    *) echo "install-deps: unknown component '$w' (cuda|blas|torch)" >&2; exit 2 ;;
+    # libopenmpi3 is the runtime (libmpi.so.40, loaded by name at run time); openmpi-bin gives mpirun.
+    mpi)   command -v mpirun >/dev/null && ldconfig -p | grep -q 'libmpi.so.40' || pkgs+=(openmpi-bin libopenmpi3) ;;
+    *) echo "install-deps: unknown component '$w' (cuda|blas|torch|mpi)" >&2; exit 2 ;;
   esac
 done
 [ ${#pkgs[@]} -eq 0 ] && exit 0

@@ -15,4 +15,10 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(NeighborsCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
-return CliErrors.Run(() => root.Parse(args).Invoke());
+return CliErrors.Run(() =>
+{
+    // Under mpirun or srun only `train` shares its work between the processes; every other verb runs once, on rank 0,
+    // so N copies neither print N times nor race on the same output files.
+    if (args.FirstOrDefault() != "train" && SoftPrompt.Distributed.LaunchedRank.FromEnvironment() is { Rank: > 0 }) return 0;
+    return root.Parse(args).Invoke();
+});

@@ -5,6 +5,7 @@ using SoftPrompt.Checkpoints;
 using SoftPrompt.Cli.Files;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Cli.Training;
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
@@ -18,6 +19,8 @@ namespace SoftPrompt.Cli.Commands;
 /// (exit 130 or 143).
 /// With --ensemble K, K prompts train in the same passes and go to OUT.k0.safetensors … (OUT.k{k}.last.safetensors
 /// beside them with --dev), and the run ends with the ensemble's dev scores.
+/// Under mpirun or srun every process trains its shard of each batch (<see cref="TrainingRun"/>); rank 0 alone prints,
+/// resumes, evaluates --dev and writes files, the others only compute.
 /// </summary>
 internal static class TrainCommand
 {
@@ -26,17 +29,27 @@ internal static class TrainCommand
         var flags = new TrainFlags();
         var command = new Command("train", "Prompt-tune a frozen model");
         foreach (var option in flags.All) command.Options.Add(option);
-        command.SetAction(r => CliErrors.Run(() => Run(flags.Resolve(r))));
+        command.SetAction(r => CliErrors.Run(() =>
+        {
+            var plan = flags.Resolve(r);
+            return GroupRun.Run(group =>
+            {
+                if (!plan.DryRun) return Run(plan, group);
+                GroupRun.Describe(group, plan.Options.BatchSize, Console.Out);
+                return 0;
+            });
+        }));
         return command;
     }
 
-    private static int Run(TrainPlan plan)
+    private static int Run(TrainPlan plan, IProcessGroup group)
     {
         var inv = CultureInfo.InvariantCulture;
-        TextWriter human = plan.Json ? Console.Error : Console.Out;
-        Files(plan).Check();
-        using var outputLock = RunLock.Acquire(TrainPlan.Stem(plan.Output) + ".lock", "--out", plan.Output);
-        using var checkpointLock = plan.CheckpointDir is null ? null : RunLock.Acquire(Path.Combine(plan.CheckpointDir, "softprompt.lock"), "--checkpoint-dir", plan.CheckpointDir);
+        bool writer = group.Rank == 0;
+        TextWriter human = !writer ? TextWriter.Null : plan.Json ? Console.Error : Console.Out;
+        if (writer) Files(plan).Check();
+        using var outputLock = writer ? RunLock.Acquire(TrainPlan.Stem(plan.Output) + ".lock", "--out", plan.Output) : null;
+        using var checkpointLock = plan.CheckpointDir is null || !writer ? null : RunLock.Acquire(Path.Combine(plan.CheckpointDir, "softprompt.lock"), "--checkpoint-dir", plan.CheckpointDir);
         using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision, plan.Recomputation));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;
@@ -45,7 +58,7 @@ internal static class TrainCommand
 
         int promptLength = PromptInitializer.ResolveLength(plan.Init, plan.PromptLength, width, loaded.Fingerprint);
         var train = DataOptions.Load(plan.Data, plan.Columns, Tokenizer, loaded, promptLength, human);
-        var dev = plan.Dev is null ? null : DataOptions.Load(plan.Dev, plan.Columns, Tokenizer, loaded, promptLength, human);
+        var dev = plan.Dev is null || !writer ? null : DataOptions.Load(plan.Dev, plan.Columns, Tokenizer, loaded, promptLength, human);
 
         var init = plan.Init;
         if (init.Kind == InitKind.ClassLabels && train.Classification is null && plan.InitFromRecipe)
@@ -68,16 +81,19 @@ internal static class TrainCommand
         engine.LoadPrompts(PromptInitializer.CreateEnsemble(init, ensemble, promptLength, loaded.TokenEmbedding, width, sources), ensemble, promptLength);
 
         var metadata = PromptMetadata.ForRun(loaded, plan, init, promptLength);
-        var store = plan.CheckpointDir is null ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
+        var store = plan.CheckpointDir is null || !writer ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
         int? stopToken = plan.Dev is not null && DataOptions.IsText(plan.Dev) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null;
         var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize) { StopToken = stopToken };
-        var run = new TrainingRun(engine, train.Examples, plan.Options) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
+        // Rank 0 alone scores dev data and decides early stopping for all (the others wait at the evaluation steps).
+        var run = new TrainingRun(engine, train.Examples, plan.Options, group) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
         int? resumedFrom = Resume(run, store, plan, human);
 
         var o = plan.Options;
+        string processes = group.Size == 1 ? "" : $", {group.Size} processes ({group.Launcher}; batch split {BatchShard.Describe(o.BatchSize, group.Size)}{(dev is null ? "" : "; dev scored on rank 0")})";
         human.WriteLine(string.Create(inv,
             $"training {(ensemble > 1 ? $"an ensemble of {ensemble} " : "")}P={promptLength} prompt{(ensemble > 1 ? "s" : "")} ({init}{(ensemble > 1 ? $", seeds {o.Seed}..{o.Seed + ensemble - 1}" : "")}) on {train.Examples.Count} rows{(dev is null ? "" : $", dev {dev.Examples.Count} rows ({(evaluator!.IsClassification ? "rank classification" : "exact match")}, every {o.EvalEvery} steps)")}, " +
-            $"{o.Steps} steps × batch {o.BatchSize}{(o.GradientAccumulation > 1 ? $" × {o.GradientAccumulation} micro-batches" : "")}, {plan.OptimizerName} lr {o.LearningRate} {o.Schedule}, device {engine.DeviceName}"));
+            $"{o.Steps} steps × batch {o.BatchSize}{(o.GradientAccumulation > 1 ? $" × {o.GradientAccumulation} micro-batches" : "")}, {plan.OptimizerName} lr {o.LearningRate} {o.Schedule}, device {engine.DeviceName}{processes}"));
+        if (!writer) return TrainQuietly(run);
 
         TrainResult result;
         double tokensPerSecond;
@@ -143,6 +159,14 @@ internal static class TrainCommand
         if (ensembleDev is not null) EnsembleRunReport.WriteTable(human, plan, ensembleDev);
         human.WriteLine($"wrote {EnsembleRunReport.Outputs(plan, last: true)}{(plan.LastOutput is null ? "" : " (last)")}, {plan.MetricsPath}{(plot is null ? "" : ", " + plot)}");
         return result.Stop == TrainStop.Interrupted ? stoppedExitCode : 0;
+    }
+
+    /// <summary>A rank other than 0: its share of every step, no progress, no files.</summary>
+    private static int TrainQuietly(TrainingRun run)
+    {
+        using var signals = new StopSignals();
+        var result = run.Run(null, signals.Token);
+        return result.Stop == TrainStop.Interrupted ? signals.ExitCode : 0;
     }
 
     private static RunFiles Files(TrainPlan plan)

@@ -57,6 +57,7 @@ internal sealed class TrainFlags
     public readonly Option<string?> Plot = new("--plot") { Description = "PNG of the loss and dev curves; default OUT.curves.png" };
     public readonly Option<bool> NoPlot = new("--no-plot") { Description = "Do not draw the curves" };
     public readonly Option<bool> Json = new("--json") { Description = "Print one JSON document with the results on stdout (progress goes to stderr)" };
+    public readonly Option<bool> DryRun = new("--dry-run") { Description = "Join the process group (mpirun/srun), print its layout and each rank's share of a batch, and exit without training" };
     public readonly Option<string> Progress = new("--progress") { Description = "auto (live on a terminal, plain lines otherwise) | live | plain | off", DefaultValueFactory = _ => "auto" };
 
     public readonly DataOptions DataFlags = new();
@@ -73,7 +74,7 @@ internal sealed class TrainFlags
     [
         Model, Data, Dev, Output, Device, Precision.Precision, Precision.Tf32, Recompute.Recompute, Recipe, PromptLength, Init, FrequencyOrdered, Steps, BatchSize, GradAccum, LearningRate, Optimizer,
         Schedule, WarmupSteps, ClipNorm, WeightDecay, UpdateClip, DecayRate, Seed, NoShuffle, LengthBuckets, Ensemble, .. DataFlags.All, EvalEvery, EvalBatchSize,
-        Patience, CheckpointDir, CheckpointEvery, KeepLast, Resume, Metrics, Plot, NoPlot, Json, Progress,
+        Patience, CheckpointDir, CheckpointEvery, KeepLast, Resume, Metrics, Plot, NoPlot, Json, Progress, DryRun,
     ];
 
     public TrainPlan Resolve(ParseResult r)
@@ -144,6 +145,7 @@ internal sealed class TrainFlags
             MetricsPath = r.GetValue(Metrics) ?? stem + ".metrics.jsonl",
             PlotPath = r.GetValue(NoPlot) ? null : r.GetValue(Plot) ?? stem + ".curves.png",
             Json = json,
+            DryRun = r.GetValue(DryRun),
             Progress = ProgressModes.Resolve(ProgressModes.Parse(r.GetValue(Progress)!), toStandardError: json),
         };
     }
@@ -186,5 +188,6 @@ internal sealed record TrainPlan
     public required string MetricsPath { get; init; }
     public required string? PlotPath { get; init; }
     public required bool Json { get; init; }
+    public bool DryRun { get; init; }
     public required ProgressMode Progress { get; init; }
 }

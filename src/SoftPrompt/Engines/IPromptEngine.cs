@@ -72,6 +72,11 @@ public interface IPromptEngine : IDisposable
     float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f);
     /// <summary>Copies dLoss/dPrompt out: [ΣP_k, EmbeddingSize].</summary>
     void ReadPromptGradient(Span<float> destination);
+    /// <summary>
+    /// Replaces dLoss/dPrompt: [ΣP_k, EmbeddingSize], packed as <see cref="ReadPromptGradient"/> reads it. Data-parallel
+    /// training reads each process's gradient, sums them over the processes and writes the sum back before the optimizer step.
+    /// </summary>
+    void WritePromptGradient(ReadOnlySpan<float> source);
 
     /// <summary>
     /// Applies one optimizer update (1-based <paramref name="step"/>) to the prompts with the current gradient

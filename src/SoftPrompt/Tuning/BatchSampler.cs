@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 
@@ -14,6 +15,11 @@ namespace SoftPrompt.Tuning;
 /// With K prompts per example (an ensemble run) every drawn example becomes K consecutive rows, one per prompt, so
 /// one forward pass trains all K prompts on the same examples; the batch then holds BatchSize × K rows and the epoch
 /// order does not depend on K (each prompt sees the batches a single-prompt run with the same seed sees).
+/// </para>
+/// <para>
+/// With a <see cref="Shard"/> of a process group every rank draws the whole global batch (so <see cref="Position"/>
+/// stays global and a checkpoint resumes under any number of processes) but fills <see cref="Batch"/> with its own
+/// contiguous part of it only.
 /// </para>
 /// </summary>
 public sealed class BatchSampler
@@ -47,6 +53,8 @@ public sealed class BatchSampler
     }
 
     public TokenBatch Batch { get; }
+    /// <summary>This process's part of every batch (the whole batch by default).</summary>
+    public BatchShard Shard { get; init; } = BatchShard.Whole;
     public int Epoch { get; private set; }
     /// <summary>Examples per batch (each is <see cref="PromptsPerExample"/> rows).</summary>
     public int BatchSize => rows.Length;
@@ -76,7 +84,6 @@ public sealed class BatchSampler
     public TokenBatch Next(int promptIndex = 0)
     {
         // Choose the rows before sizing the batch: rows past an epoch's end come from the next epoch's order.
-        int longest = 0;
         for (int i = 0; i < rows.Length; i++)
         {
             if (cursor == order.Length)
@@ -86,10 +93,12 @@ public sealed class BatchSampler
                 Epoch++;
             }
             rows[i] = order[cursor++];
-            longest = Math.Max(longest, examples[rows[i]].Length);
         }
+        var mine = rows.AsSpan(Shard.Start(rows.Length), Shard.Count(rows.Length));
+        int longest = 0;
+        foreach (int row in mine) longest = Math.Max(longest, examples[row].Length);
         Batch.Reset(longest);
-        foreach (int row in rows)
+        foreach (int row in mine)
         {
             var example = examples[row];
             for (int k = 0; k < promptsPerExample; k++) Batch.AddRow(example.Input, example.Target, promptIndex + k);

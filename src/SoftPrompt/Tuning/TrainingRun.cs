@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 
@@ -30,6 +31,16 @@ namespace SoftPrompt.Tuning;
 /// of the prompts' losses; the gradient norm is over all K prompts' (single-prompt-scaled) gradients. Dev evaluation
 /// scores the ensemble (<see cref="DevEvaluator"/>) and the best step keeps all K prompts.
 /// </para>
+/// <para>
+/// Data parallelism (a <see cref="IProcessGroup"/> of N &gt; 1 processes): every rank draws the same global batches and
+/// runs its shard of each (<see cref="BatchShard"/>) with gradient weight = its target count, so its engine holds the
+/// gradient of its shard's summed token losses; <see cref="GradientAllReduce"/> sums them (with targets, losses, tokens
+/// and stop requests) and every rank takes the same optimizer step scaled by K/(all targets): the single-process step
+/// on the global batch, up to float summation order. Rank 0's prompts, optimizer state, step and sampler position are
+/// broadcast when the run starts, so only rank 0 needs to resume from a checkpoint. Only rank 0 evaluates on dev data
+/// (the others wait; they need no <see cref="Dev"/>) and decides early stopping for all; let rank 0 alone write
+/// checkpoints and observe.
+/// </para>
 /// </summary>
 public sealed class TrainingRun
 {
@@ -38,8 +49,12 @@ public sealed class TrainingRun
     private readonly TrainOptions options;
     private readonly BatchSampler sampler;
     private readonly int promptLength;
+    private readonly IProcessGroup group;
+    private readonly GradientAllReduce? allReduce;
+    private bool joined;
 
-    public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options)
+    /// <param name="group">The processes that train together; null = this process alone.</param>
+    public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options, IProcessGroup? group = null)
     {
         options.Validate();
         if (engine.PromptCount == 0) throw new InvalidOperationException("Load the initial prompt into the engine before training.");
@@ -52,9 +67,14 @@ public sealed class TrainingRun
         this.examples = examples;
         this.options = options;
         promptLength = layout.MaxLength;
+        this.group = group ?? SingleProcess.Instance;
+        if (options.BatchSize < this.group.Size)
+            throw new ArgumentException($"`TrainOptions.BatchSize` {options.BatchSize} is smaller than the {this.group.Size} processes that share each batch; raise it to at least {this.group.Size} or start fewer processes.");
+        var shard = new BatchShard(this.group.Rank, this.group.Size);
         sampler = options.LengthBuckets
-            ? new BatchSampler(examples, options.BatchSize, promptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch, options.Ensemble)
-            : new BatchSampler(examples, options.BatchSize, promptLength, options.Seed, options.Shuffle, options.Ensemble);
+            ? new BatchSampler(examples, options.BatchSize, promptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch, options.Ensemble) { Shard = shard }
+            : new BatchSampler(examples, options.BatchSize, promptLength, options.Seed, options.Shuffle, options.Ensemble) { Shard = shard };
+        if (this.group.Size > 1) allReduce = new GradientAllReduce(this.group, layout.ValueCount(engine.EmbeddingSize));
         Signature = RunSignature.Of(options, promptLength, examples);
     }
 
@@ -101,15 +121,17 @@ public sealed class TrainingRun
     public TrainResult Run(ITrainingObserver? observer = null, CancellationToken cancellation = default)
     {
         var clock = Stopwatch.StartNew();
+        if (allReduce is not null && !joined) JoinRankZero();
         int startStep = Step, accumulation = options.GradientAccumulation;
         float lastLoss = float.NaN;
         long tokens = 0;
         string? lastCheckpoint = null;
         int checkpointedStep = -1;
         var stop = TrainStop.Completed;
+        bool stopAgreed = false;   // with a group, a stop request anywhere ends every rank after the same step
         while (Step < options.Steps)
         {
-            if (cancellation.IsCancellationRequested)
+            if (allReduce is null ? cancellation.IsCancellationRequested : stopAgreed)
             {
                 stop = TrainStop.Interrupted;
                 break;
@@ -121,17 +143,26 @@ public sealed class TrainingRun
             for (int micro = 0; micro < accumulation; micro++)
             {
                 var batch = sampler.Next();
-                float loss = engine.ForwardBackward(batch, accumulate: micro > 0, gradientWeight: accumulation == 1 ? 1f : batch.TargetCount);
-                if (!float.IsFinite(loss))
-                    throw new InvalidOperationException($"Loss became {loss} at step {step}; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`.");
+                // A shard's gradient is weighted by its targets whatever the accumulation: the group's sum is then the
+                // global batch's summed-loss gradient, and 1/(all targets) below makes it the mean.
+                bool weighted = accumulation > 1 || allReduce is not null;
+                float loss = engine.ForwardBackward(batch, accumulate: micro > 0, gradientWeight: weighted ? batch.TargetCount : 1f);
                 weightedLoss += (double)loss * batch.TargetCount;
                 targets += batch.TargetCount;
                 stepTokens += batch.Rows * batch.SequenceLength;
             }
+            if (allReduce is not null)
+            {
+                // Checked after the sum, so a rank whose loss diverged stops the whole group with the same error.
+                var totals = allReduce.Reduce(engine, new StepTotals(targets, weightedLoss, stepTokens, cancellation.IsCancellationRequested));
+                (targets, weightedLoss, stepTokens, stopAgreed) = (totals.Targets, totals.WeightedLoss, (int)totals.Tokens, totals.StopRequested);
+            }
+            if (!double.IsFinite(weightedLoss))
+                throw new InvalidOperationException($"Loss became {weightedLoss / targets} at step {step}; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`.");
             float learningRate = options.Schedule.At(step, options.Steps, options.LearningRate);
-            // Micro-batches were weighted by their target counts, so 1/targets makes the mean over all of them; × K
-            // undoes the engine's mean over the K prompts' targets (see remarks).
-            float gradientScale = accumulation == 1 ? options.Ensemble : (float)options.Ensemble / targets;
+            // Micro-batches (and shards) were weighted by their target counts, so 1/targets makes the mean over all of
+            // them; × K undoes the engine's mean over the K prompts' targets (see remarks).
+            float gradientScale = accumulation == 1 && allReduce is null ? options.Ensemble : (float)options.Ensemble / targets;
             engine.OptimizerStep(options.Optimizer, step, learningRate, gradientScale);
             Step = step;
             lastLoss = (float)(weightedLoss / targets);
@@ -142,7 +173,8 @@ public sealed class TrainingRun
                 StartStep = startStep,
             });
 
-            if (Dev is not null && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && Evaluate(observer))
+            // In a group every rank reaches the evaluation steps (rank 0 alone needs Dev), so the stop decision is always broadcast.
+            if ((Dev is not null || allReduce is not null) && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && EvaluateOnRankZero(observer))
                 stop = TrainStop.EarlyStopped;
             bool last = step == options.Steps || stop == TrainStop.EarlyStopped;
             if (Checkpoints is not null && ((options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0) || last))
@@ -155,6 +187,38 @@ public sealed class TrainingRun
         if (stop == TrainStop.Interrupted && Checkpoints is not null && checkpointedStep != Step && Step > startStep)
             lastCheckpoint = SaveCheckpoint(observer);
         return new TrainResult(Step, lastLoss, stop, Best, clock.Elapsed.TotalSeconds, tokens, lastCheckpoint);
+    }
+
+    /// <summary>Rank 0 evaluates (when it has <see cref="Dev"/>) and tells every rank whether to stop early; the others skip dev scoring.</summary>
+    private bool EvaluateOnRankZero(ITrainingObserver? observer)
+    {
+        if (group.Size == 1) return Evaluate(observer);
+        Span<double> stopEarly = [group.Rank == 0 && Dev is not null && Evaluate(observer) ? 1 : 0];
+        group.Broadcast(stopEarly);
+        return stopEarly[0] > 0;
+    }
+
+    /// <summary>
+    /// Every rank continues from rank 0's state (its prompts, optimizer state, step and data position), so only rank 0
+    /// has to load a checkpoint, and ranks whose initial prompts differ cannot drift apart.
+    /// </summary>
+    private void JoinRankZero()
+    {
+        joined = true;
+        var position = sampler.Position;
+        Span<double> header = [Step, position.Epoch, position.Cursor];
+        group.Broadcast(header);
+        var prompts = CurrentPrompt();
+        var state = new float[engine.OptimizerStateLength];
+        engine.ReadOptimizerState(state);
+        group.Broadcast(prompts);
+        group.Broadcast(state);
+        if (group.Rank == 0) return;
+        engine.LoadPrompts(prompts, engine.RequirePrompts());
+        engine.LoadOptimizerState(state);
+        var rootPosition = new SamplerPosition((int)header[1], (int)header[2]);
+        if (rootPosition != position) sampler.Seek(rootPosition);
+        Step = (int)header[0];
     }
 
     /// <summary>Evaluates, keeps the prompt when it is the best so far, and says whether patience has run out.</summary>

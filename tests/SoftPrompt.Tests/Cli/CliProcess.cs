@@ -16,10 +16,17 @@ internal sealed class CliProcess : IDisposable
 
     private CliProcess(Process process) => this.process = process;
 
-    public static CliProcess Start(params string[] args)
+    /// <summary>The built command's executable in the test directory.</summary>
+    public static string Executable => Path.Combine(TestContext.CurrentContext.TestDirectory, OperatingSystem.IsWindows() ? "SoftPrompt.Cli.exe" : "SoftPrompt.Cli");
+
+    public static CliProcess Start(params string[] args) => Start(new ProcessStartInfo(Executable), args);
+
+    /// <summary>Starts <paramref name="start"/> (a launcher such as mpirun already given its own arguments, or the command) with <paramref name="args"/> appended.</summary>
+    public static CliProcess Start(ProcessStartInfo start, params string[] args)
     {
-        string executable = Path.Combine(TestContext.CurrentContext.TestDirectory, OperatingSystem.IsWindows() ? "SoftPrompt.Cli.exe" : "SoftPrompt.Cli");
-        var start = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.UseShellExecute = false;
         foreach (string arg in args) start.ArgumentList.Add(arg);
         var child = new CliProcess(new Process { StartInfo = start });
         child.process.OutputDataReceived += (_, e) => child.Add(e.Data);

@@ -46,6 +46,7 @@ internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
     public float Forward(TokenBatch batch) => throw new NotSupportedException();
     public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f) => TrainingLoss?.Invoke(step) ?? throw new NotSupportedException();
     public void ReadPromptGradient(Span<float> destination) => throw new NotSupportedException();
+    public void WritePromptGradient(ReadOnlySpan<float> source) => throw new NotSupportedException();
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1) =>
         this.step = TrainingLoss is null ? throw new NotSupportedException() : step + 1;
     public int OptimizerStateLength => 0;

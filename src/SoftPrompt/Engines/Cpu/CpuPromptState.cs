@@ -46,6 +46,12 @@ internal sealed class CpuPromptState<T> where T : unmanaged, IBinaryFloatingPoin
     public void ReadPrompts(Span<float> destination) => Convert(Prompts, destination);
     public void ReadGradient(Span<float> destination) => Convert(Gradient, destination);
 
+    public void WriteGradient(ReadOnlySpan<float> source)
+    {
+        if (source.Length != Gradient.Length) throw new ArgumentException($"Gradient holds {source.Length} values, the prompts {Gradient.Length}.");
+        for (int i = 0; i < source.Length; i++) Gradient[i] = T.CreateChecked(source[i]);
+    }
+
     public int OptimizerStateLength => 2 * Prompts.Length;
 
     public void ReadOptimizerState(Span<float> destination)

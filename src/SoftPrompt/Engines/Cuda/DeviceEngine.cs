@@ -66,6 +66,7 @@ public abstract class DeviceEngine : IDeviceEngine
     public void LoadPrompts(ReadOnlySpan<float> values, int promptCount, int promptLength) => state.Load(values, Engines.PromptLayout.Uniform(promptCount, promptLength));
     public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
     public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
+    public void WritePromptGradient(ReadOnlySpan<float> source) => state.WriteGradient(source);
     public int OptimizerStateLength => state.OptimizerStateLength;
     public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
     public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);

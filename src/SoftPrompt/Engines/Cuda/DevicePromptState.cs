@@ -98,6 +98,12 @@ internal sealed class DevicePromptState : IDisposable
     public void ReadPrompts(Span<float> destination) => Read(Loaded.Prompts, destination);
     public void ReadGradient(Span<float> destination) => Read(Loaded.Gradient, destination);
 
+    public void WriteGradient(ReadOnlySpan<float> source)
+    {
+        if (source.Length != Size) throw new ArgumentException($"Gradient holds {source.Length} values, the prompts {Size}.");
+        if (Size > 0) device.CopyToDevice(source, Loaded.Gradient.Slice(0, Size));
+    }
+
     private void Read(DeviceSpan<float> source, Span<float> destination)
     {
         if (destination.Length != Size) throw new ArgumentException($"Destination holds {destination.Length} values, expected {Size}.");
