@@ -51,6 +51,7 @@ internal static partial class CliFlags
         ["device"] = "--device",
         ["precision"] = "--precision",
         ["recomputation"] = "--recompute",
+        ["outputDirectory"] = "--out",
         ["shape"] = "--shape",
         ["gpu"] = "--gpu",
     };

@@ -25,7 +25,7 @@ public static class CheckpointConverter
     {
         string source = Path.GetFullPath(sourceDirectory), output = Path.GetFullPath(outputDirectory.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
         if (string.Equals(source.TrimEnd(Path.DirectorySeparatorChar), output, StringComparison.Ordinal))
-            throw new CheckpointException($"{outputDirectory}: is the model directory being converted; give --out a new directory (nothing is converted in place).");
+            throw new CheckpointException($"{outputDirectory}: is the model directory being converted; give `outputDirectory` a new directory (nothing is converted in place).");
         RequireFreshOutput(outputDirectory, output);
 
         using var checkpoint = CheckpointDirectory.Open(sourceDirectory);
@@ -76,9 +76,9 @@ public static class CheckpointConverter
     private static void RequireFreshOutput(string given, string output)
     {
         if (File.Exists(output))
-            throw new CheckpointException($"{given}: is a file; give --out a new directory.");
+            throw new CheckpointException($"{given}: is a file; give `outputDirectory` a new directory.");
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
-            throw new CheckpointException($"{given}: already exists and is not empty; give --out a new directory (convert never overwrites files).");
+            throw new CheckpointException($"{given}: already exists and is not empty; give `outputDirectory` a new directory (convert never overwrites files).");
     }
 
     private static unsafe long WriteSafetensors(string path, List<(TensorInfo Info, TensorFile File)> tensors)
