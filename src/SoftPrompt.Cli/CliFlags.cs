@@ -52,6 +52,9 @@ internal static partial class CliFlags
         ["precision"] = "--precision",
         ["recomputation"] = "--recompute",
         ["outputDirectory"] = "--out",
+        // Names of library guard clauses (ArgumentOutOfRangeException.ThrowIf…) a flag can reach.
+        ["keepLast"] = "--keep-last",
+        ["longestPrompt"] = "--prompt-length",
         ["shape"] = "--shape",
         ["gpu"] = "--gpu",
     };

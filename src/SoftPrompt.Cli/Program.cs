@@ -15,10 +15,12 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(NeighborsCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+CliErrors.UseJson(args);
 return CliErrors.Run(() =>
 {
     // Under mpirun or srun only `train` shares its work between the processes; every other verb runs once, on rank 0,
     // so N copies neither print N times nor race on the same output files.
     if (args.FirstOrDefault() != "train" && SoftPrompt.Distributed.LaunchedRank.FromEnvironment() is { Rank: > 0 }) return 0;
-    return root.Parse(args).Invoke();
+    var parsed = root.Parse(args);
+    return parsed.Errors.Count > 0 ? CliErrors.Usage(parsed, args) : parsed.Invoke();
 });

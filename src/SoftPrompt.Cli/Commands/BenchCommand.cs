@@ -18,20 +18,20 @@ internal static class BenchCommand
     {
         var model = new Option<string?>("--model") { Description = "Hugging Face checkpoint directory" };
         var shape = new Option<string?>("--shape") { Description = string.Join(" | ", ShapeNames) + " (random weights; T5 shapes are v1.1/LM-adapted, Llama shapes fp32 copies of the published configs)" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
-        var seq = new Option<int>("--seq-len") { Description = "Tokens per row after the prompt (T5: encoder input tokens)", DefaultValueFactory = _ => 256 };
-        var promptLength = new Option<int>("--prompt-length") { DefaultValueFactory = _ => 100 };
-        var targets = new Option<int?>("--targets") { Description = $"Target tokens per row (default: all but the first token, i.e. language modelling; T5: decoder target tokens, default {DefaultT5Targets})" };
-        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 };
-        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 2 };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 }.Positive();
+        var seq = new Option<int>("--seq-len") { Description = "Tokens per row after the prompt (T5: encoder input tokens)", DefaultValueFactory = _ => 256 }.Positive();
+        var promptLength = new Option<int>("--prompt-length") { DefaultValueFactory = _ => 100 }.NonNegative();
+        var targets = new Option<int?>("--targets") { Description = $"Target tokens per row (default: all but the first token, i.e. language modelling; T5: decoder target tokens, default {DefaultT5Targets})" }.Positive();
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 }.Positive();
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 2 }.NonNegative();
         var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var precision = new PrecisionFlags();
         var recompute = new RecomputeFlags();
-        var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 };
+        var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 }.Positive();
         var plan = new Option<bool>("--plan") { Description = "Print the device memory a CUDA engine would allocate for this shape (weights, activations, workspace, prompts) without allocating or loading weights" };
         var decode = new Option<bool>("--decode") { Description = "Measure greedy generation instead of training: every row generates --new-tokens tokens (--steps: how many generations to average)" };
-        var newTokens = new Option<int>("--new-tokens") { Description = "With --decode: tokens generated per row", DefaultValueFactory = _ => 128 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "With --decode: tokens generated per row", DefaultValueFactory = _ => 128 }.Positive();
         var noCache = new Option<bool>("--no-cache") { Description = "With --decode: re-run every sequence at each step instead of using the KV cache" };
         var profile = new Option<bool>("--profile") { Description = "CPU engines: also print the time per step of each kind of op (GEMMs, attention, norms, activations, LM head …)" };
         var command = new Command("bench", "Measure prompt-tuning steps (tokens/s, ms/step, TFLOP/s, memory) or, with --decode, generation")
@@ -63,7 +63,9 @@ internal static class BenchCommand
         // Decoder-only rows are [prompt, tokens] with the last targets as labels; encoder-decoder rows feed
         // prompt + seq-len tokens to the encoder and a separate run of targets to the decoder.
         bool encoderDecoder = c.Family.IsEncoderDecoder;
-        int targetCount = encoderDecoder ? targetsPerRow ?? DefaultT5Targets : Math.Clamp(targetsPerRow ?? seqLen - 1, 1, seqLen);
+        if (!encoderDecoder && targetsPerRow > seqLen)
+            throw new ArgumentException($"--targets {targetsPerRow} exceeds --seq-len {seqLen}: a decoder-only row's targets are among its tokens.");
+        int targetCount = encoderDecoder ? targetsPerRow ?? DefaultT5Targets : Math.Max(targetsPerRow ?? seqLen - 1, 1);
         if (targetCount <= 0) throw new ArgumentException($"--targets must be positive (got {targetCount}).");
         int inputTokens = encoderDecoder ? seqLen : seqLen - targetCount;
         int rowTokens = inputTokens + targetCount;

@@ -28,7 +28,7 @@ internal static class DemoCommand
         family.AcceptOnlyFromAmong([.. ModelFamily.All.Select(f => f.Name)]);
         var device = new Option<string?>("--device") { Description = "cpu | cuda | cuda-emulated (default: cuda when a GPU is present, else cpu)" };
         var tasks = new Option<string?>("--tasks") { Description = "Comma-separated subset of copy,reverse,sort,majority" };
-        var steps = new Option<int?>("--steps") { Description = "Override the recipe's step count" };
+        var steps = new Option<int?>("--steps") { Description = "Override the recipe's step count" }.Positive();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var outDir = new Option<string?>("--out-dir") { Description = "Write each tuned prompt here as <task>.safetensors" };
         var precision = new PrecisionFlags();
@@ -59,6 +59,9 @@ internal static class DemoCommand
         var engine = model.Engine;
         int width = model.Config.Embedding;
         var wanted = taskFilter?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        var known = manifest.RootElement.GetProperty("tasks").EnumerateArray().Select(t => t.GetProperty("name").GetString()!).ToList();
+        if (wanted is not null && (wanted.Count == 0 || wanted.Except(known).Any()))
+            throw new ArgumentException($"--tasks {taskFilter}: {(wanted.Count == 0 ? "no task named" : $"unknown task {string.Join(", ", wanted.Except(known))}")}; choose from {string.Join(", ", known)}.");
         Console.WriteLine($"SoftPrompt demo: tiny {model.Family.Outline(model.Config)} on device {PrecisionFlags.Describe(engine.DeviceName, precision)}");
         Console.WriteLine("Soft prompts replace the task token; the tuning data never contains it.");
         Console.WriteLine();

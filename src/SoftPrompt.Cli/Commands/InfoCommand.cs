@@ -11,7 +11,7 @@ internal static class InfoCommand
     public static Command Create()
     {
         var model = new Argument<string?>("model") { Description = "Hugging Face checkpoint directory (config.json + safetensors or pytorch_model.bin)", Arity = ArgumentArity.ZeroOrOne };
-        var promptLength = new Option<int>("--prompt-length") { Description = "Prompt length P to cost", DefaultValueFactory = _ => 100 };
+        var promptLength = new Option<int>("--prompt-length") { Description = "Prompt length P to cost", DefaultValueFactory = _ => 100 }.NonNegative();
         var prompt = new Option<string?>("--prompt") { Description = "A prompt file to describe (its model is read from the file's metadata unless given)" };
         var command = new Command("info", "Describe a model and the size of a prompt for it, or a prompt file") { model, promptLength, prompt };
         command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model), r.GetValue(promptLength), r.GetValue(prompt))));

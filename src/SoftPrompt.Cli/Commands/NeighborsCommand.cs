@@ -15,7 +15,7 @@ internal static class NeighborsCommand
     {
         var model = new Option<string>("--model") { Required = true, Description = "Hugging Face checkpoint directory" };
         var prompt = new Option<string>("--prompt") { Required = true, Description = "Prompt file (.safetensors)" };
-        var k = new Option<int>("--k") { DefaultValueFactory = _ => 5, Description = "Neighbours per position" };
+        var k = new Option<int>("--k") { DefaultValueFactory = _ => 5, Description = "Neighbours per position" }.Positive();
         var labels = new Option<string?>("--labels") { Description = "Comma-separated verbalizer label texts to flag among the neighbours" };
         var json = new Option<bool>("--json");
         var command = new Command("neighbors", "Nearest vocabulary tokens of each prompt vector, by cosine similarity") { model, prompt, k, labels, json };

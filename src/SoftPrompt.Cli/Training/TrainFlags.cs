@@ -50,7 +50,7 @@ internal sealed class TrainFlags
     public readonly Option<int?> Patience = new("--early-stopping-patience") { Description = "Stop after N evaluations without a better dev score (default: never)" };
     public readonly Option<string?> CheckpointDir = new("--checkpoint-dir") { Description = "Write resumable checkpoints here (prompt, optimizer state, step, data position, best so far)" };
     public readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Checkpoint every N steps (default: --eval-every, or steps/10) and at the end" };
-    public readonly Option<int> KeepLast = new("--keep-last") { Description = "Keep the newest K checkpoints (0 = all)", DefaultValueFactory = _ => 3 };
+    public readonly Option<int> KeepLast = new Option<int>("--keep-last") { Description = "Keep the newest K checkpoints (0 = all)", DefaultValueFactory = _ => 3 }.NonNegative();
     public readonly Option<bool> Resume = new("--resume") { Description = "Continue from the newest checkpoint in --checkpoint-dir (exactly: same batches, same updates)" };
 
     public readonly Option<string?> Metrics = new("--metrics") { Description = "Metrics log (JSONL: step, loss, lr, grad norm, tokens/s, dev metrics); default OUT.metrics.jsonl" };
@@ -105,6 +105,7 @@ internal sealed class TrainFlags
         }
         int resolvedEvalEvery = dev is null ? 0 : evalEvery ?? recipe?.EvalEvery ?? Math.Max(1, steps / 10);
         string? checkpointDir = r.GetValue(CheckpointDir);
+        RefuseIgnoredFlags(r, checkpointDir);
         bool resume = r.GetValue(Resume);
         if (resume && checkpointDir is null) throw new ArgumentException("--resume continues from --checkpoint-dir: give the directory the run checkpointed to.");
 
@@ -148,6 +149,19 @@ internal sealed class TrainFlags
             DryRun = r.GetValue(DryRun),
             Progress = ProgressModes.Resolve(ProgressModes.Parse(r.GetValue(Progress)!), toStandardError: json),
         };
+    }
+
+    /// <summary>Flags that would be silently ignored (or contradict each other) are refused: the user believes they did something.</summary>
+    private void RefuseIgnoredFlags(ParseResult r, string? checkpointDir)
+    {
+        if (r.GetValue(NoPlot) && r.GetValue(Plot) is not null)
+            throw new ArgumentException("--no-plot and --plot contradict each other: give one of them.");
+        if (r.GetValue(LengthBuckets) && r.GetValue(NoShuffle))
+            throw new ArgumentException("--length-buckets shuffles buckets of similar length; --no-shuffle takes rows in file order: give one of them.");
+        if (checkpointDir is null && r.GetValue(CheckpointEvery) is not null)
+            throw new ArgumentException("--checkpoint-every needs --checkpoint-dir (where the checkpoints go).");
+        if (checkpointDir is null && r.GetResult(KeepLast) is { Implicit: false })
+            throw new ArgumentException("--keep-last needs --checkpoint-dir (the checkpoints it keeps).");
     }
 }
 

@@ -59,16 +59,18 @@ public static class CudaDoctor
     private static bool RunDriverChecks(List<DoctorCheck> checks, Func<string?>? loadPtx, IEnumerable<Func<CudaDevice, DoctorCheck>>? deviceChecks,
         Func<ComputeCapability, byte[]?>? loadCubin)
     {
+        // No driver, or a driver that sees no GPU, is a machine without a GPU (cpu and cuda-emulated still work): reported,
+        // not failed, so that doctor's exit code means "something here is broken".
         if (!CudaDriverProbe.IsDriverLoadable)
         {
-            checks.Add(new("NVIDIA driver", DoctorStatus.Failed, CudaDriverProbe.NoDriverMessage()));
+            checks.Add(new("NVIDIA driver", DoctorStatus.Info, CudaDriverProbe.NoDriverMessage()));
             checks.Add(CublasLibraryCheck());
             return false;
         }
         string driverFile = $"{CudaLibraries.DriverImportName} loaded from {LoadedPath(CudaLibraries.DriverImportName)}";
         if (!CudaDriverProbe.TryInitialize(out var failure))
         {
-            checks.Add(new("NVIDIA driver", DoctorStatus.Failed, $"{failure} ({driverFile})"));
+            checks.Add(new("NVIDIA driver", CudaDriverProbe.NoGpuPresent ? DoctorStatus.Info : DoctorStatus.Failed, $"{failure} ({driverFile})"));
             checks.Add(CublasLibraryCheck());
             return false;
         }
@@ -79,7 +81,7 @@ public static class CudaDoctor
         var devices = CudaDevice.QueryDevices();
         if (devices.Count == 0)
         {
-            checks.Add(new("GPUs", DoctorStatus.Failed, "the driver sees no GPU: check nvidia-smi and CUDA_VISIBLE_DEVICES"));
+            checks.Add(new("GPUs", DoctorStatus.Info, "the driver sees no GPU: check nvidia-smi and CUDA_VISIBLE_DEVICES"));
             return false;
         }
         foreach (var device in devices)

@@ -26,7 +26,10 @@ public sealed class CudaDoctorTests
         var report = CudaDoctor.Run();
         Assert.That(report.CudaUsable, Is.False);
         var driver = report.Checks.Single(c => c.Name == "NVIDIA driver");
-        Assert.That(driver.Status, Is.EqualTo(DoctorStatus.Failed));
+        // No driver, or a driver that sees no GPU, is a machine without a GPU: reported as such, not as a failure (doctor's
+        // exit code would otherwise fail every CPU machine); any other cuInit failure is a broken install.
+        bool noGpu = !driver.Detail.Contains("CUDA_ERROR_") || driver.Detail.Contains("CUDA_ERROR_NO_DEVICE");
+        Assert.That(driver.Status, Is.EqualTo(noGpu ? DoctorStatus.Info : DoctorStatus.Failed));
         // Either the library is missing, or (as on machines with the driver's user-space libraries but no GPU) cuInit fails.
         if (driver.Detail.StartsWith("no NVIDIA driver found", StringComparison.Ordinal))
             Assert.That(driver.Detail, Does.StartWith("no NVIDIA driver found: libcuda.so.1 could not be loaded (tried libcuda.so.1 (").And.Contain("--device cpu"));

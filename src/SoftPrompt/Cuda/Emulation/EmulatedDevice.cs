@@ -52,8 +52,11 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     public bool IsAddressSanitized => library.IsAddressSanitized;
     /// <summary>Bytes currently allocated on this device.</summary>
     public long AllocatedBytes { get; private set; }
-    /// <summary>A GPU's memory size to play: allocations past it fail as they would on that GPU, and engines plan for it.</summary>
-    public long MemoryLimitBytes { get; set; } = long.MaxValue;
+    /// <summary>
+    /// A GPU's memory size to play: allocations past it fail as they would on that GPU, and engines plan for it. By
+    /// default the host's memory, which backs the emulated device (past it Linux would kill the process instead).
+    /// </summary>
+    public long MemoryLimitBytes { get; set; } = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
     public long FreeMemoryBytes => MemoryLimitBytes - AllocatedBytes;
 
     public DeviceBuffer<T> Allocate<T>(long count) where T : unmanaged

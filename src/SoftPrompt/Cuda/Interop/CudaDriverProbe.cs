@@ -21,6 +21,9 @@ internal static unsafe class CudaDriverProbe
         $"no NVIDIA driver found: {CudaLibraries.DriverImportName} could not be loaded ({NativeLibraryResolver.DescribeAttempts(CudaLibraries.DriverImportName)}) — {NoDriverFix}";
 
     /// <summary>Loads the driver and calls cuInit(0) (once; a failure is retried on the next call).</summary>
+    /// <summary>The driver initialised to "no device": a machine (or container) without a GPU, not a broken install.</summary>
+    public static bool NoGpuPresent { get; private set; }
+
     public static bool TryInitialize(out string? failure)
     {
         lock (Gate)
@@ -33,6 +36,7 @@ internal static unsafe class CudaDriverProbe
                 return false;
             }
             var result = CudaDriver.cuInit(0);
+            NoGpuPresent = result == CuResult.NoDevice;
             if (result != CuResult.Success)
             {
                 // A driver's user-space libraries without its kernel module or a GPU (containers, CI) end up here.

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using SoftPrompt.Cpu;
 
 namespace SoftPrompt.Engines;
@@ -47,10 +48,27 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
     {
         var a = activations;
         int seq = batch.SequenceLength;
-        if (a is null || a.Rows * a.Sequence < batch.Rows * seq || a.Sequence < seq)
-            activations = a = CreateActivations(batch.Rows, Math.Max(seq, a?.Sequence ?? 0));
+        if (a is null || (long)a.Rows * a.Sequence < (long)batch.Rows * seq || a.Sequence < seq)
+            activations = a = GrowActivations(batch.Rows, Math.Max(seq, a?.Sequence ?? 0));
         return a;
     }
+
+    // Apart from Plan so that the closure below is allocated only when the activations grow, never in a steady step.
+    private DecoderCpuActivations<T> GrowActivations(int rows, int capacitySequence)
+    {
+        long positions = (long)rows * capacitySequence;
+        // The floor: the residual stream of every block plus the four [positions, d] buffers every family keeps.
+        EnsureHostMemory(rows, positions, (Layers + 4L) * positions * EmbeddingSize,
+            () => MeasureActivationBytes(rows, capacitySequence) / sizeof(float) * Unsafe.SizeOf<T>());
+        activations = null;
+        return CreateActivations(rows, capacitySequence);
+    }
+
+    /// <summary>
+    /// Bytes of fp32 activations for this capacity: the family's device plan (the same tensors, declared once for the device)
+    /// stands in as the estimate, so no size formula is written twice.
+    /// </summary>
+    private protected abstract long MeasureActivationBytes(int rows, int sequence);
 
     private protected sealed override T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches, bool languageModelHead)
     {

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using SoftPrompt.Cpu;
 
 namespace SoftPrompt.Engines;
@@ -21,6 +22,22 @@ public abstract class CpuEngine<T> : IPromptEngine where T : unmanaged, IBinaryF
         VocabSize = vocabSize;
         MaxPositions = maxPositions;
         state = new CpuPromptState<T>(embeddingSize);
+    }
+
+    /// <summary>
+    /// Refuses, before allocating, activations this machine cannot hold: on Linux an allocation past physical memory is
+    /// an OOM kill without a message, not an exception. <paramref name="lowerBound"/> (elements of T, a cheap floor) is
+    /// checked first so that estimating itself never allocates for absurd sizes; then <paramref name="estimate"/> (bytes).
+    /// </summary>
+    private protected static void EnsureHostMemory(int rows, long positions, long lowerBound, Func<long> estimate)
+    {
+        var memory = GC.GetGCMemoryInfo();
+        long free = memory.TotalAvailableMemoryBytes - GC.GetTotalMemory(forceFullCollection: false);
+        long floor = lowerBound > long.MaxValue / Unsafe.SizeOf<T>() ? long.MaxValue : lowerBound * Unsafe.SizeOf<T>();
+        long need = floor > free ? floor : Math.Max(floor, estimate());
+        if (need > free)
+            throw new InvalidOperationException($"A batch of {rows} rows × {positions / Math.Max(rows, 1)} positions needs about {need / (double)(1L << 30):F1} GiB of " +
+                $"activations on the CPU; this machine has {Math.Max(free, 0) / (double)(1L << 30):F1} GiB free: use a smaller `TrainOptions.BatchSize` or shorter rows.");
     }
 
     public string DeviceName => "cpu";

@@ -28,6 +28,8 @@ public sealed class CpuGpt2Engine<T> : CpuDecoderOnlyEngine<T> where T : unmanag
     private protected override DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence) =>
         new Gpt2CpuActivations<T>(config, capacityRows, capacitySequence);
 
+    private protected override long MeasureActivationBytes(int rows, int sequence) => Gpt2DevicePlan.Measure(config, rows, checked(rows * sequence), state.Layout!).Arena.Bytes;
+
     private Gpt2CpuActivations<T> A => (Gpt2CpuActivations<T>)Activations;
 
     private protected override void BlockForward(int layer)

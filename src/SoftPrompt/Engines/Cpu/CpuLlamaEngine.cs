@@ -35,6 +35,8 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
     private protected override DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence) =>
         new LlamaCpuActivations<T>(config, capacityRows, capacitySequence);
 
+    private protected override long MeasureActivationBytes(int rows, int sequence) => LlamaDevicePlan.Measure(config, rows, checked(rows * sequence), sequence, state.Layout!).Arena.Bytes;
+
     private LlamaCpuActivations<T> A => (LlamaCpuActivations<T>)Activations;
 
     private protected override void BlockForward(int layer)

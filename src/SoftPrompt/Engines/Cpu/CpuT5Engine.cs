@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 using SoftPrompt.Cpu;
@@ -80,10 +81,20 @@ public sealed partial class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine
         if (a is null || a.Rows < batchRows || a.EncoderLength < encoder || a.DecoderLength < decoder)
         {
             // Grow every dimension to the largest seen so far, so alternating batch shapes settle on one plan.
-            int r = Math.Max(batchRows, a?.Rows ?? 0), e = Math.Max(encoder, a?.EncoderLength ?? 0), d = Math.Max(decoder, a?.DecoderLength ?? 0);
-            activations = a = new T5CpuActivations<T>(config, r, e, d);
+            activations = a = GrowActivations(Math.Max(batchRows, a?.Rows ?? 0), Math.Max(encoder, a?.EncoderLength ?? 0), Math.Max(decoder, a?.DecoderLength ?? 0));
         }
         return a;
+    }
+
+    // Apart from Plan so that the closure below is allocated only when the activations grow, never in a steady step.
+    private T5CpuActivations<T> GrowActivations(int r, int e, int d)
+    {
+        long positions = (long)r * (e + d);
+        // The floor: every layer's input plus the four [positions, d] buffers of each stack; the estimate: the device plan's tensors.
+        EnsureHostMemory(r, positions, (config.Layers + config.DecoderLayers + 8L) * positions * config.Embedding,
+            () => T5DevicePlan.Measure(config, r, e, d).Arena.Bytes / sizeof(float) * Unsafe.SizeOf<T>());
+        activations = null;
+        return new T5CpuActivations<T>(config, r, e, d);
     }
 
     private protected override T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches, bool languageModelHead)
