@@ -1,0 +1,60 @@
+using System.Text.Json;
+using SoftPrompt.Tests.Tuning;
+
+namespace SoftPrompt.Tests.Cli;
+
+/// <summary>
+/// Issue 14's hostile run, scripted: each command line a hostile but realistic user typed ends with exit code 1 and one
+/// line naming what to change — no stack trace, no .NET parameter or type names, no help dump, nothing half done.
+/// Every case here printed a stack trace, a help text, "Infinity ms/step", a negative parameter count or exited 0 before.
+/// </summary>
+public sealed class HostileCliTests : CliScratch
+{
+    private static readonly string[] Leaks = ["   at ", "(Parameter '", "Actual value was", "System.", "Exception:", "Description:", "Usage:"];
+
+    /// <summary>Placeholders: DEMO (the demo model), DATA (a small pre-tokenized data file), OUT (a fresh scratch path).</summary>
+    [TestCase("bench --shape gpt2-small --steps 0 --device cpu", "--steps must be positive")]
+    [TestCase("bench --shape gpt2-small --steps -1 --device cpu", "--steps must be positive")]
+    [TestCase("bench --shape gpt2-small --warmup -4 --device cpu", "--warmup must be zero or more")]
+    [TestCase("bench --shape gpt2-small --targets -4 --device cpu", "--targets must be positive")]
+    [TestCase("bench --shape gpt2-small --targets 40 --seq-len 8 --device cpu", "--targets 40 exceeds --seq-len 8")]
+    [TestCase("bench --shape gpt2-small --prompt-length -2 --device cpu", "--prompt-length must be zero or more")]
+    [TestCase("bench --shape gpt2-small --batch-size 256 --seq-len 900 --device cpu --steps 1", "GiB of activations on the CPU")]
+    [TestCase("info DEMO --prompt-length -5", "--prompt-length must be zero or more")]
+    [TestCase("neighbors --model DEMO --prompt DEMO/../prompts/copy.safetensors --k 0", "--k must be positive")]
+    [TestCase("demo --tasks copy,foo --steps 1 --device cpu", "unknown task foo; choose from copy, reverse, sort, majority")]
+    [TestCase("demo --tasks foo --device cpu", "unknown task foo")]
+    [TestCase("train --model DEMO --data DATA --out OUT --no-plot --plot OUT.png", "--no-plot and --plot contradict")]
+    [TestCase("train --model DEMO --data DATA --out OUT --length-buckets --no-shuffle", "--length-buckets shuffles")]
+    [TestCase("train --model DEMO --data DATA --out OUT --checkpoint-every 1", "--checkpoint-every needs --checkpoint-dir")]
+    [TestCase("train --model DEMO --data DATA --out OUT --keep-last 2", "--keep-last needs --checkpoint-dir")]
+    [TestCase("train --model DEMO --data DATA --out OUT --checkpoint-dir OUT.ck --keep-last -1", "--keep-last must be zero or more")]
+    [TestCase("train --model DEMO --data DATA --out OUT --bogus-flag", "Unrecognized command or argument '--bogus-flag'")]
+    [TestCase("train --model DEMO --data DATA --out OUT --steps 1 --prompt-length 4 --batch-size 2147483647", "--batch-size")]
+    public void EndsWithOneLineNamingTheFix(string commandLine, string expected)
+    {
+        var (code, stdout, stderr) = CliRunner.Run(Expand(commandLine));
+        Assert.That(code, Is.EqualTo(1), stdout + stderr);
+        string error = stderr.Trim();
+        Assert.That(error, Does.StartWith("error: ").And.Contain(expected), stdout + stderr);
+        Assert.That(error.Split('\n'), Has.Length.EqualTo(1), "one line");
+        foreach (string leak in Leaks) Assert.That(error, Does.Not.Contain(leak), $"'{leak}' is for .NET programmers");
+        Assert.That(Directory.GetFiles(Scratch), Is.Empty, "nothing written by a refused run");
+    }
+
+    [Test]
+    public void AJsonRunGetsItsErrorAsJsonNotAHelpText()
+    {
+        var (code, stdout, stderr) = CliRunner.Run(Expand("train --model DEMO --data DATA --out OUT --json --bogus-flag"));
+        Assert.That(code, Is.EqualTo(1));
+        var error = ParseJson(stdout).GetProperty("error").GetString();
+        Assert.That(error, Does.Contain("'--bogus-flag'").And.Contain("`softprompt train --help`"), "quotes stay readable");
+        Assert.That(stderr, Is.Empty);
+    }
+
+    private string[] Expand(string commandLine) =>
+        [.. commandLine.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a
+            .Replace("DEMO", Demo, StringComparison.Ordinal)
+            .Replace("DATA", DemoData("copy.train.jsonl"), StringComparison.Ordinal)
+            .Replace("OUT", In("out.safetensors"), StringComparison.Ordinal))];
+}
