@@ -87,6 +87,15 @@ internal static class TrainCommand
         // Rank 0 alone scores dev data and decides early stopping for all (the others wait at the evaluation steps).
         var run = new TrainingRun(engine, train.Examples, plan.Options, group) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
         int? resumedFrom = Resume(run, store, plan, human);
+        if (resumedFrom == plan.Options.Steps)
+        {
+            // Nothing to train: the outputs were written when the run finished and are left as they are.
+            string complete = $"the run in {plan.CheckpointDir} is complete (step {resumedFrom} of {plan.Options.Steps}); {plan.Output} was written when it finished. " +
+                "Raise --steps to train further.";
+            if (group.Size > 1) throw new ArgumentException(complete);
+            human.WriteLine(complete);
+            return 0;
+        }
 
         var o = plan.Options;
         string processes = group.Size == 1 ? "" : $", {group.Size} processes ({group.Launcher}; batch split {BatchShard.Describe(o.BatchSize, group.Size)}{(dev is null ? "" : "; dev scored on rank 0")})";
@@ -190,6 +199,10 @@ internal static class TrainCommand
         var checkpoint = store.LoadLatest(warning => human.WriteLine($"warning: {warning}"), out string? path);
         if (checkpoint is null)
         {
+            int damaged = store.List().Count;
+            if (damaged > 0)
+                throw new CheckpointException($"{store.Directory}: all {damaged} checkpoints are damaged (see the warnings above), so the run cannot resume; " +
+                    "restore a good copy, or remove them to start over at step 0.");
             human.WriteLine($"no checkpoint in {store.Directory} yet; starting at step 0");
             return null;
         }

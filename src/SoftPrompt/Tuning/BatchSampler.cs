@@ -56,6 +56,8 @@ public sealed class BatchSampler
     /// <summary>This process's part of every batch (the whole batch by default).</summary>
     public BatchShard Shard { get; init; } = BatchShard.Whole;
     public int Epoch { get; private set; }
+    /// <summary>Examples in one epoch.</summary>
+    public int ExampleCount => examples.Count;
     /// <summary>Examples per batch (each is <see cref="PromptsPerExample"/> rows).</summary>
     public int BatchSize => rows.Length;
     public int PromptsPerExample => promptsPerExample;

@@ -108,6 +108,12 @@ public sealed class TrainingRun
         if (checkpoint.OptimizerState.Length != engine.OptimizerStateLength)
             throw new CheckpointException($"{path}: optimizer state holds {checkpoint.OptimizerState.Length} values, the engine's {engine.OptimizerStateLength}; it was saved by another engine layout.");
         engine.LoadOptimizerState(checkpoint.OptimizerState);
+        // Seek replays one shuffle per epoch: a position no run of this many steps can reach (edited or damaged metadata) would hang it.
+        long drawn = (long)checkpoint.Step * options.BatchSize * options.GradientAccumulation;
+        long reachable = drawn / sampler.ExampleCount + 1;
+        if (checkpoint.Sampler.Epoch > reachable || checkpoint.Sampler.Cursor > sampler.ExampleCount)
+            throw new CheckpointException($"{path}: the checkpoint's data position ({checkpoint.Sampler}) is past what {checkpoint.Step} steps of " +
+                $"{options.BatchSize * options.GradientAccumulation} rows over {sampler.ExampleCount} examples can reach (epoch {reachable}); its metadata is damaged: resume from an earlier checkpoint or start over.");
         sampler.Seek(checkpoint.Sampler);
         Step = checkpoint.Step;
         Best = checkpoint.Best;
