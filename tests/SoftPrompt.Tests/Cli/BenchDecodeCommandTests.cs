@@ -7,16 +7,19 @@ public sealed class BenchDecodeCommandTests
 {
     private static string DemoModel => Path.Combine(TestContext.CurrentContext.TestDirectory, "Demo", "model");
 
-    [TestCase(true)]
-    [TestCase(false)]
-    public void ReportsTheGenerationItRan(bool cache)
+    [TestCase(true, "cpu")]
+    [TestCase(false, "cpu")]
+    [TestCase(true, "cuda-emulated")]
+    public void ReportsTheGenerationItRan(bool cache, string device)
     {
-        string[] args = ["bench", "--model", DemoModel, "--device", "cpu", "--decode", "--batch-size", "3", "--seq-len", "5", "--prompt-length", "4",
+        if (device == "cuda-emulated" && !SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason);
+        string[] args = ["bench", "--model", DemoModel, "--device", device, "--decode", "--batch-size", "3", "--seq-len", "5", "--prompt-length", "4",
             "--new-tokens", "6", "--steps", "1", "--json", .. cache ? Array.Empty<string>() : ["--no-cache"]];
         var (code, stdout, stderr) = CliRunner.Run(args);
         Assert.That(code, Is.Zero, stderr);
         var json = JsonDocument.Parse(stdout).RootElement;
         Assert.That(json.GetProperty("kv_cache").GetBoolean(), Is.EqualTo(cache));
+        Assert.That(json.GetProperty("device").GetString(), Is.EqualTo(device));
         Assert.That(json.GetProperty("new_tokens").GetInt32(), Is.EqualTo(6));
         Assert.That(json.GetProperty("batch_size").GetInt32(), Is.EqualTo(3));
         Assert.That(json.GetProperty("peak_rss_bytes").GetInt64(), Is.GreaterThan(0));

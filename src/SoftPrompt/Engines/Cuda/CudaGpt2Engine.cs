@@ -9,7 +9,7 @@ namespace SoftPrompt.Engines;
 /// pre-LayerNorm blocks of causal attention over a fused q|k|v projection and a gelu_new MLP, learned positions, Conv1D
 /// weights stored [in, out], the LM head tied to wte. The skeleton (<see cref="DecoderOnlyDeviceEngine"/>) runs the blocks.
 /// </summary>
-public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
+public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
 {
     private readonly Gpt2Config config;
     private readonly Gpt2DeviceWeights weights;
@@ -26,7 +26,7 @@ public sealed class CudaGpt2Engine : DecoderOnlyDeviceEngine
 
     private readonly bool bf16;
 
-    private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
+    private protected override DeviceSpan<ushort> Bf16Operands => runningDecoding?.Bf16Operands ?? plan!.Bf16Operands;
 
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
     private protected override DeviceSpan<float> TokenEmbedding => weights.TokenEmbedding;

@@ -13,7 +13,7 @@ namespace SoftPrompt.Engines;
 /// run without a bias. RoPE and attention run on each row's full sequence (where a position's angle is its index), the
 /// rest on the shared rows (<see cref="DecoderOnlyDeviceEngine"/>).
 /// </summary>
-public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
+public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
 {
     private readonly LlamaConfig config;
     private readonly LlamaDeviceWeights weights;
@@ -32,7 +32,7 @@ public sealed class CudaLlamaEngine : DecoderOnlyDeviceEngine
 
     private readonly bool bf16;
 
-    private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
+    private protected override DeviceSpan<ushort> Bf16Operands => runningDecoding?.Bf16Operands ?? plan!.Bf16Operands;
 
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
     private protected override DeviceSpan<float> TokenEmbedding => weights.TokenEmbedding;

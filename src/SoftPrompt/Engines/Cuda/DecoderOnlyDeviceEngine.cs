@@ -14,6 +14,8 @@ internal readonly record struct DecoderStep(int Rows, int Sequence, int Shared)
 /// the LM head forward; the same in reverse into the prompt gradient; logits and decoding. Each prompt's positions are
 /// computed once per batch however many rows use it (<see cref="SharedPromptRows"/>): a family's block runs its
 /// position-wise ops and GEMMs on the shared rows and its attention on each row's full sequence gathered from them.
+/// Generation runs on a KV cache (<see cref="OpenDecoding"/>, <see cref="DeviceDecodingSession"/>): a family's cached
+/// block runs only the step's new rows against the cached keys and values.
 /// IDeviceEngine is re-implemented here so that the decoding members below replace IPromptEngine's default ones.
 /// </summary>
 public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
@@ -127,4 +129,43 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
         p.Inputs.SetLastPositions(batch, p.Head);
         return p.Head;
     }
+
+    /// <summary>A KV-cached decoding session over the prompts loaded now (<see cref="DeviceDecodingSession"/>).</summary>
+    public IDecodingSession OpenDecoding(int slots, int tokensPerSlot) => new DeviceDecodingSession(this, slots, tokensPerSlot);
+
+    /// <summary>The widths a cached step of this family needs.</summary>
+    internal abstract DecodingShape DecodingShape { get; }
+    /// <summary>[positions, d] added at each row's own position by the step embedding (GPT-2's wpe), or empty (RoPE models).</summary>
+    private protected abstract DeviceSpan<float> DecodingPositionTable { get; }
+    /// <summary>The decoding plan whose step runs now: its bf16 operand buffer serves the step's GEMMs (null outside a step).</summary>
+    private protected DeviceDecodingPlan? runningDecoding;
+
+    /// <summary>Before the blocks of a cached step of <paramref name="rows"/> rows (RoPE: each row's cos/sin at its position).</summary>
+    private protected virtual void BeginCachedRows(DeviceDecodingPlan p, int rows) { }
+    /// <summary>
+    /// Block <paramref name="layer"/> on a step's rows: <see cref="DeviceDecodingPlan.Hidden"/> in and out, the rows' keys and
+    /// values appended to the layer's cache, attention over each row's key range split as given.
+    /// </summary>
+    private protected abstract void CachedBlock(DeviceDecodingPlan p, int layer, int rows, int splitSize, int splits);
+    /// <summary><see cref="DeviceDecodingPlan.Norm"/> = final norm(<see cref="DeviceDecodingPlan.Hidden"/>) over a step's rows.</summary>
+    internal abstract void CachedFinalNorm(DeviceDecodingPlan p, int rows);
+
+    /// <summary>Embeds a step's rows (indices uploaded) and runs them through every block, filling the caches.</summary>
+    internal void RunCachedRows(DeviceDecodingPlan p, int rows, int longestKeyLength)
+    {
+        var ix = p.Indices(rows);
+        DecodeEmbedding.Launch(device, p.Hidden, ix.Tokens, ix.PromptRows, ix.Positions, state.Prompts, TokenEmbedding, DecodingPositionTable, rows, EmbeddingSize);
+        var (splitSize, splits) = p.AttentionSplits(rows, longestKeyLength);
+        runningDecoding = p;
+        try
+        {
+            BeginCachedRows(p, rows);
+            for (int l = 0; l < Layers; l++) CachedBlock(p, l, rows, splitSize, splits);
+        }
+        finally { runningDecoding = null; }
+    }
+
+    /// <summary>After <see cref="CachedFinalNorm"/> and the head's targets: the logits (or, with <paramref name="tokens"/>, the argmax) of the targeted rows.</summary>
+    internal void CachedNextTokens(DeviceDecodingPlan p, int rows, Span<float> logits, Span<int> tokens)
+        => p.Head.NextTokens(p.Norm, HeadWeight, 1f, rows, logits, tokens);
 }

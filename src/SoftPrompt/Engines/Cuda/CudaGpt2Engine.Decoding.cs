@@ -1,0 +1,36 @@
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>GPT-2's cached step (<see cref="DeviceDecodingSession"/>): its block on the step's rows only, k and v read from the fused q|k|v projection.</summary>
+public sealed partial class CudaGpt2Engine
+{
+    internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.Heads, config.Embedding / config.Heads,
+        QueryWidth: 3 * config.Embedding, KeyValueWidth: 0, config.Inner, InnerBuffers: 1, RotaryTables: false,
+        Bf16OperandWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : 0);
+
+    private protected override DeviceSpan<float> DecodingPositionTable => weights.PositionEmbedding;
+
+    private protected override void CachedBlock(DeviceDecodingPlan p, int layer, int rows, int splitSize, int splits)
+    {
+        var w = weights.Layers[layer];
+        var ix = p.Indices(rows);
+        int n = rows, c = config.Embedding, inner = config.Inner, heads = config.Heads;
+        float eps = (float)config.LayerNormEpsilon;
+        LayerNormForward.Launch(device, p.Norm, p.Mean, p.Rstd, p.Hidden, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+        Linear(p.Query, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+        KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Query.Slice(c), 3 * c, p.Query.Slice(2 * c), 3 * c, ix.RowKeys, n, c, c);
+        DecodeAttention.Launch(device, p.Attention, c, p.Query, 3 * c, p.KeyCache[layer], p.ValueCache[layer], c, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
+            n, heads, heads, c / heads, splitSize, splits, config.AttentionScale<float>(layer));
+        Linear(p.Middle, p.Hidden, p.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
+        LayerNormForward.Launch(device, p.Norm, p.Mean, p.Rstd, p.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+        var hidden = p.Inner.Slice(0, (long)n * inner);
+        Linear(hidden, default, p.Norm, w.FcWeight, w.FcBias, n, c, inner);
+        GeluForward.Launch(device, hidden, hidden);
+        Linear(p.Hidden, p.Middle, hidden, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
+    }
+
+    internal override void CachedFinalNorm(DeviceDecodingPlan p, int rows)
+        => LayerNormForward.Launch(device, p.Norm, p.Mean, p.Rstd, p.Hidden, weights.FinalNormWeight, weights.FinalNormBias, rows, config.Embedding, (float)config.LayerNormEpsilon);
+}

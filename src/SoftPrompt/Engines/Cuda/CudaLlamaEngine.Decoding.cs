@@ -1,0 +1,55 @@
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// Llama's cached step (<see cref="DeviceDecodingSession"/>): its block on the step's rows only. RoPE rotates q (with
+/// 1/√hd folded in, as the full forward) and k at each row's own position, from the tables' rows gathered once per step;
+/// the cache keeps each kv head once and decode attention reads it in place for the group's query heads.
+/// </summary>
+public sealed partial class CudaLlamaEngine
+{
+    internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.KeyValueHeads, config.HeadSize,
+        QueryWidth: config.AttentionSize, KeyValueWidth: config.KeyValueSize, config.Intermediate, InnerBuffers: 2, RotaryTables: true,
+        Bf16OperandWidth: bf16 ? Math.Max(config.Embedding, Math.Max(config.AttentionSize, config.Intermediate)) : 0);
+
+    private protected override DeviceSpan<float> DecodingPositionTable => default;
+
+    private protected override void BeginCachedRows(DeviceDecodingPlan p, int rows)
+    {
+        var positions = p.Indices(rows).Positions;
+        int half = config.HeadSize / 2;
+        GatherRows.Launch(device, p.RopeCos, weights.RopeCos, positions, rows, half);
+        GatherRows.Launch(device, p.RopeSin, weights.RopeSin, positions, rows, half);
+    }
+
+    private protected override void CachedBlock(DeviceDecodingPlan p, int layer, int rows, int splitSize, int splits)
+    {
+        var w = weights.Layers[layer];
+        var ix = p.Indices(rows);
+        int n = rows, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
+        int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize;
+        float eps = (float)config.RmsNormEpsilon;
+        RmsNormForward.Launch(device, p.Norm, p.Rstd, p.Hidden, w.AttentionNormWeight, n, d, eps);
+        Project(p.Query, p.Norm, w.Query, w.Bias.Query, n, d, att);
+        Project(p.Key, p.Norm, w.Key, w.Bias.Key, n, d, kv);
+        Project(p.Value, p.Norm, w.Value, w.Bias.Value, n, d, kv);
+        // Row i's tables are its position's (batch 1, sequence n: the kernel's row index is the table row).
+        RopeForward.Launch(device, p.Query, p.RopeCos, p.RopeSin, 1, n, heads, hd, attentionScale);
+        RopeForward.Launch(device, p.Key, p.RopeCos, p.RopeSin, 1, n, kvHeads, hd, 1f);
+        KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Key, kv, p.Value, kv, ix.RowKeys, n, kv, kv);
+        DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[layer], p.ValueCache[layer], kv, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
+            n, heads, kvHeads, hd, splitSize, splits, scale: 1f);
+        ResidualWithBias(p.Middle, p.Hidden, p.Attention, w.Output, w.Bias.Output, n, att, d);
+        RmsNormForward.Launch(device, p.Norm, p.Rstd, p.Middle, w.MlpNormWeight, n, d, eps);
+        var gate = p.Inner.Slice(0, (long)n * ff);
+        Project(gate, p.Norm, w.Gate, n, d, ff);
+        Project(p.Inner2, p.Norm, w.Up, n, d, ff);
+        SwiGluForward.Launch(device, gate, gate, p.Inner2, n * ff);
+        Residual(p.Hidden, p.Middle, gate, w.Down, n, ff, d);
+    }
+
+    internal override void CachedFinalNorm(DeviceDecodingPlan p, int rows)
+        => RmsNormForward.Launch(device, p.Norm, p.Rstd, p.Hidden, weights.FinalNormWeight, rows, config.Embedding, (float)config.RmsNormEpsilon);
+}

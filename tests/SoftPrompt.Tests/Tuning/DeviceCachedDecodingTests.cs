@@ -1,0 +1,159 @@
+using SoftPrompt.Engines;
+using SoftPrompt.Tests.Emulation;
+using SoftPrompt.Tests.Llama;
+using SoftPrompt.Tuning;
+
+namespace SoftPrompt.Tests.Tuning;
+
+/// <summary>
+/// KV-cached decoding on the decoder-only device engines (<see cref="DeviceDecodingSession"/>) against the same engine's
+/// full forward passes over whole sequences: logits at every step (prefill and decoding mixed in one step, prompts of
+/// different lengths, slots restarted, contexts long enough for several attention splits) and greedy tokens.
+/// </summary>
+[TestFixture(DeviceKind.Emulated)]
+[TestFixture(DeviceKind.Gpu, Category = "Gpu")]
+public sealed class DeviceCachedDecodingTests(DeviceKind kind)
+{
+    private static readonly PromptLayout Layout = new([3, 5]);
+
+    public static IEnumerable<TestCaseData> Engines()
+    {
+        yield return new TestCaseData("gpt2").SetName("{m}(Gpt2)");
+        yield return new TestCaseData("llama").SetName("{m}(LlamaGroupedQuery)");
+        yield return new TestCaseData("llama-biased").SetName("{m}(LlamaAttentionBias)");
+    }
+
+    private DecoderOnlyDeviceEngine Open(string family, int positions = 32)
+    {
+        var device = TestDevices.Open(kind);
+        DecoderOnlyDeviceEngine engine = family switch
+        {
+            "gpt2" => new CudaGpt2Engine(device, TestModels.Random<float>(TestModels.TinyConfig(vocab: 23, positions: positions), seed: 4), ownsDevice: true),
+            "llama" => new CudaLlamaEngine(device, LlamaTestModels.Random<float>(LlamaTestModels.TinyConfig() with { MaxPositions = positions }, seed: 4), ownsDevice: true),
+            _ => new CudaLlamaEngine(device, LlamaTestModels.Random<float>(LlamaTestModels.TinyConfig() with { QueryKeyValueBiases = true, OutputBias = true, MaxPositions = positions }, seed: 4), ownsDevice: true),
+        };
+        engine.LoadPrompts(TestModels.RandomPrompts<float>(Layout.ValueCount(engine.EmbeddingSize), seed: 9), Layout);
+        return engine;
+    }
+
+    /// <summary>The full forward pass's next-token logits of whole sequences (prompt index, tokens).</summary>
+    private static float[] FullLogits(IPromptEngine engine, IReadOnlyList<(int Prompt, List<int> Tokens)> rows)
+    {
+        var batch = new TokenBatch(rows.Count, rows.Max(r => r.Tokens.Count), Layout);
+        batch.Reset(rows.Max(r => r.Tokens.Count));
+        foreach (var (prompt, tokens) in rows) batch.AddDecodingRow(tokens.ToArray(), prompt);
+        var logits = new float[rows.Count * engine.VocabSize];
+        engine.NextTokenLogits(batch, logits);
+        return logits;
+    }
+
+    [TestCaseSource(nameof(Engines))]
+    public void SessionLogitsEqualAFullForwardAtEveryStep(string family)
+    {
+        using var engine = Open(family);
+        using var session = engine.OpenDecoding(slots: 3, tokensPerSlot: 12);
+        var sequences = new List<(int Prompt, List<int> Tokens)> { (0, [1, 5, 7]), (1, [4]), (1, [2, 2, 9, 3, 11]) };
+        for (int s = 0; s < 3; s++) session.Begin(s, sequences[s].Prompt, sequences[s].Tokens.ToArray());
+
+        void Step(int[] slots)
+        {
+            var actual = new float[slots.Length * engine.VocabSize];
+            session.NextTokenLogits(slots, actual);
+            var expected = FullLogits(engine, [.. slots.Select(s => sequences[s])]);
+            Assert.That(actual, Is.EqualTo(expected).Within(1e-4), $"slots {string.Join(",", slots)}");
+        }
+        void Append(int slot, int token)
+        {
+            session.Append(slot, token);
+            sequences[slot].Tokens.Add(token);
+        }
+
+        Step([0, 1, 2]);
+        Append(2, 6);
+        Append(0, 13);
+        Step([2, 0]);
+        Append(0, 1);
+        session.Begin(1, 0, [8, 8, 3, 20]);  // slot 1 restarts with the other prompt while slots 0 and 2 keep theirs
+        sequences[1] = (0, [8, 8, 3, 20]);
+        Append(2, 0);
+        Step([1, 0, 2]);
+        for (int i = 0; i < 4; i++)
+        {
+            for (int s = 0; s < 3; s++) Append(s, (5 * i + 7 * s) % engine.VocabSize);
+            Step([0, 1, 2]);
+        }
+    }
+
+    [TestCase("gpt2")]
+    [TestCase("llama")]
+    public void LongContextsSpanSeveralAttentionSplits(string family)
+    {
+        using var engine = Open(family, positions: 200);
+        using var session = engine.OpenDecoding(slots: 2, tokensPerSlot: 160);
+        var random = new Random(5);
+        var sequences = new List<(int Prompt, List<int> Tokens)>
+        {
+            (1, [.. Enumerable.Range(0, 150).Select(_ => random.Next(engine.VocabSize))]),  // 155 keys: three splits of 64
+            (0, [.. Enumerable.Range(0, 70).Select(_ => random.Next(engine.VocabSize))]),   // 73 keys: two
+        };
+        for (int s = 0; s < 2; s++) session.Begin(s, sequences[s].Prompt, sequences[s].Tokens.ToArray());
+        for (int step = 0; step < 3; step++)
+        {
+            var actual = new float[2 * engine.VocabSize];
+            var tokens = new int[2];
+            session.NextTokenLogits([0, 1], actual);
+            Assert.That(actual, Is.EqualTo(FullLogits(engine, sequences)).Within(1e-4), $"step {step}");
+            for (int s = 0; s < 2; s++)
+            {
+                int token = (step * 3 + s) % engine.VocabSize;
+                session.Append(s, token);
+                sequences[s].Tokens.Add(token);
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Engines))]
+    public void CachedGreedyDecodingGivesTheTokensOfUncachedDecoding(string family)
+    {
+        using var engine = Open(family);
+        var random = new Random(3);
+        var inputs = Enumerable.Range(0, 9).Select(_ => Enumerable.Range(0, random.Next(1, 7)).Select(_ => random.Next(engine.VocabSize)).ToArray()).ToList();
+        var prompts = inputs.Select((_, i) => i % 3 == 1 ? 0 : 1).ToList();
+        var free = GreedyDecoder.Generate(engine, inputs, prompts, maxNewTokens: 9, stopToken: null, batchSize: 4, useCache: false);
+        // Stop tokens taken from the free run, so some rows stop early (their slots go to the next inputs) and others run to the limit.
+        foreach (int? stop in new int?[] { null, free[0][0], free[1][4] })
+        {
+            var cached = GreedyDecoder.Generate(engine, inputs, prompts, maxNewTokens: 9, stopToken: stop, batchSize: 4, useCache: true);
+            var uncached = stop is null ? free : GreedyDecoder.Generate(engine, inputs, prompts, maxNewTokens: 9, stopToken: stop, batchSize: 4, useCache: false);
+            for (int i = 0; i < inputs.Count; i++) Assert.That(cached[i], Is.EqualTo(uncached[i]), $"row {i}, stop token {stop}");
+            if (stop is not null)
+                Assert.That(cached.Select(c => c.Length).Distinct().Count(), Is.GreaterThan(1), "rows finish at different steps");
+        }
+    }
+
+    [Test]
+    public void TheSessionsArgmaxIsTheArgmaxOfItsLogits()
+    {
+        using var engine = Open("llama");
+        using var a = engine.OpenDecoding(slots: 2, tokensPerSlot: 6);
+        using var b = engine.OpenDecoding(slots: 2, tokensPerSlot: 6);
+        foreach (var session in new[] { a, b })
+        {
+            session.Begin(0, 1, [3, 4]);
+            session.Begin(1, 0, [7]);
+        }
+        var logits = new float[2 * engine.VocabSize];
+        var tokens = new int[2];
+        a.NextTokenLogits([0, 1], logits);
+        b.NextTokens([0, 1], tokens);
+        for (int r = 0; r < 2; r++)
+            Assert.That(tokens[r], Is.EqualTo(System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * engine.VocabSize, engine.VocabSize))));
+    }
+
+    [Test]
+    public void ASlotLongerThanTheModelsPositionsIsRefused()
+    {
+        using var engine = Open("gpt2");
+        Assert.That(() => engine.OpenDecoding(slots: 1, tokensPerSlot: 30), Throws.ArgumentException.With.Message.Contains("positions"));
+    }
+}
