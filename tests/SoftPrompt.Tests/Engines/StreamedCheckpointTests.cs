@@ -67,7 +67,7 @@ public sealed class StreamedCheckpointTests
     /// host memory the load allocates is the embedding table the loaded model keeps (32 MiB) plus little, where the host
     /// weights path allocates the whole model as fp32. (The emulator's device memory is native, outside this count.)
     /// </summary>
-    [Test]
+    [Test, Category("Slow")]
     public void OpeningOnADeviceAllocatesAboutOneTensorNotTheModel()
     {
         TestDevices.OpenEmulated().Dispose();
