@@ -14,6 +14,7 @@ public static class Gpt2Checkpoint
     /// (GPT2LMHeadModel) or not (GPT2Model). <c>lm_head.weight</c> (never prefixed) is the head when
     /// tie_word_embeddings is false and is ignored otherwise (a copy of wte), as are the
     /// attention-mask buffers <c>attn.bias</c>/<c>attn.masked_bias</c> older exports carry.
+    /// The CPU engines' load: device engines stream the same tensors into device memory instead (<see cref="Open"/>).
     /// </summary>
     public static Gpt2Weights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {

@@ -14,6 +14,7 @@ public static class LlamaCheckpoint
     /// Names carry the <c>model.</c> prefix (LlamaForCausalLM) or not (LlamaModel). tie_word_embeddings decides the head
     /// as in Hugging Face: tied → embed_tokens (a stored lm_head.weight is a copy and is ignored), untied → lm_head.weight
     /// must be present. The rotary inv_freq buffers older exports carry are ignored (the frequencies come from config.json).
+    /// The CPU engines' load: device engines stream the same tensors into device memory instead (<see cref="Open"/>).
     /// </summary>
     public static LlamaWeights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {

@@ -14,6 +14,7 @@ public static class T5Checkpoint
     /// lm_head.weight whenever the checkpoint has it (<see cref="LoadConfig"/>). Copies that converted checkpoints carry
     /// (encoder/decoder.embed_tokens.weight, the unused decoder.block.0.layer.1.EncDecAttention.relative_attention_bias)
     /// are ignored; encoder.embed_tokens.weight stands in for shared.weight when only it was saved.
+    /// The CPU engines' load: device engines stream the same tensors into device memory instead (<see cref="Open"/>).
     /// </summary>
     public static T5Weights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
