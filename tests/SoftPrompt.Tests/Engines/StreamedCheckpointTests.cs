@@ -62,6 +62,35 @@ public sealed class StreamedCheckpointTests
         Assert.That(onDevice, Is.EqualTo(expected), "BF16 copied bit for bit; F16 widened, then rounded to nearest even");
     }
 
+    /// <summary>A tensor of the wrong shape, or a missing untied head: the device load refuses it with the CPU load's message (naming the file and tensor).</summary>
+    [TestCase("llama/tiny", "model.layers.1.mlp.up_proj.weight")]
+    [TestCase("llama/tiny", LlamaCheckpoint.LanguageModelHead)]
+    [TestCase("gpt2/tiny", "h.1.attn.c_attn.weight")]
+    [TestCase("t5/v1_1", "decoder.block.0.layer.1.EncDecAttention.k.weight")]
+    public void BrokenCheckpointsFailAsOnTheCpu(string fixture, string broken)
+    {
+        TestDevices.OpenEmulated().Dispose();
+        using var directory = new TempDirectory();
+        File.Copy(Path.Combine(Fixture(fixture), "config.json"), Path.Combine(directory.Path, "config.json"));
+        using (var file = SafeTensorFile.Open(Path.Combine(Fixture(fixture), CheckpointDirectory.SingleFileName)))
+        {
+            var writer = new SafeTensorWriter();
+            foreach (var tensor in file.Tensors)
+            {
+                var values = file.Read<float>(tensor.Name);
+                if (tensor.Name != broken) writer.Add(tensor.Name, values, tensor.Shape.AsSpan());
+                else if (broken != LlamaCheckpoint.LanguageModelHead) writer.Add(tensor.Name, values.AsSpan(1), [values.Length - 1]);
+            }
+            writer.Save(Path.Combine(directory.Path, CheckpointDirectory.SingleFileName));
+        }
+        var family = ModelFamily.Detect(directory.Path);
+        string cpu = Assert.Throws<CheckpointException>(() => family.Open(directory.Path, "cpu").Dispose())!.Message;
+        string device = Assert.Throws<CheckpointException>(() => family.Open(directory.Path, Device).Dispose())!.Message;
+        Assert.That(device, Is.EqualTo(cpu));
+        Assert.That(device, Does.Contain(broken));
+        TestContext.Out.WriteLine(device);
+    }
+
     /// <summary>
     /// A ~250 MB Llama-shaped checkpoint (d 1024, 4 layers, ff 2816, vocab 8192, untied) opened on the emulator: the managed
     /// host memory the load allocates is the embedding table the loaded model keeps (32 MiB) plus little, where the host
