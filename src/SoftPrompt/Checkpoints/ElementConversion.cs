@@ -72,6 +72,12 @@ internal static class ElementConversion
         return (ushort)((bits + 0x7FFF + lsb) >> 16);
     }
 
+    /// <summary><see cref="SingleToBFloat16(float)"/> element by element.</summary>
+    public static void SingleToBFloat16(ReadOnlySpan<float> source, Span<ushort> destination)
+    {
+        for (int i = 0; i < source.Length; i++) destination[i] = SingleToBFloat16(source[i]);
+    }
+
     /// <summary>
     /// double → float → bfloat16 would round twice and can miss a tie by one ulp; rounding the first step
     /// to odd (truncate, then set the sticky low bit when inexact) makes the second rounding exact.

@@ -158,24 +158,23 @@ public sealed class ArenaCarver
     }
 
     /// <summary>
-    /// A frozen weight matrix of <paramref name="count"/> elements: as <see cref="Upload{T}"/> in fp32, or rounded to bf16
-    /// (nearest even) on the way up when <paramref name="bf16"/>, in slices so no whole bf16 copy is made on the host.
+    /// A frozen weight matrix of <paramref name="count"/> elements: as <see cref="Upload(string, long, TensorValues?)"/> in fp32,
+    /// or stored bf16 when <paramref name="bf16"/> (<see cref="TensorValues.CopyToBf16"/>).
     /// </summary>
-    public DeviceMatrix UploadMatrix(string name, long count, float[]? values, bool bf16)
+    internal DeviceMatrix UploadMatrix(string name, long count, TensorValues? values, bool bf16)
     {
         if (!bf16) return Upload(name, count, values);
         var span = Take<ushort>(name, count);
-        if (NeedsValues(name, count, values))
-        {
-            var slice = new ushort[(int)Math.Min(count, 1 << 20)];
-            for (long start = 0; start < count; start += slice.Length)
-            {
-                int length = (int)Math.Min(slice.Length, count - start);
-                for (int i = 0; i < length; i++) slice[i] = Checkpoints.ElementConversion.SingleToBFloat16(values[start + i]);
-                device!.CopyToDevice<ushort>(slice.AsSpan(0, length), span.Slice(start, length));
-            }
-        }
+        if (NeedsValues(name, count, values?.Count, values)) values.CopyToBf16(device!, span);
         return DeviceMatrix.OfBf16(span);
+    }
+
+    /// <summary>A frozen fp32 tensor of <paramref name="count"/> elements, written from <paramref name="values"/> once the arena is allocated (null while measuring).</summary>
+    internal DeviceSpan<float> Upload(string name, long count, TensorValues? values)
+    {
+        var span = Take<float>(name, count);
+        if (NeedsValues(name, count, values?.Count, values)) values.CopyTo(device!, span);
+        return span;
     }
 
     /// <summary>
@@ -185,15 +184,15 @@ public sealed class ArenaCarver
     public DeviceSpan<T> Upload<T>(string name, long count, T[]? values) where T : unmanaged
     {
         var span = Take<T>(name, count);
-        if (NeedsValues(name, count, values)) device!.CopyToDevice<T>(values, span);
+        if (NeedsValues(name, count, values?.LongLength, values)) device!.CopyToDevice<T>(values, span);
         return span;
     }
 
     /// <summary>Checks a tensor's host values against its count; true when they must be copied up now (the arena is allocated).</summary>
-    private bool NeedsValues<T>(string name, long count, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] T[]? values)
+    private bool NeedsValues<TValues>(string name, long count, long? valueCount, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] TValues? values) where TValues : class
     {
-        if (values is not null && values.LongLength != count)
-            throw new ArgumentException($"{Arena.Name}: tensor '{name}' holds {values.LongLength} values, the configuration needs {count}.");
+        if (valueCount is { } held && held != count)
+            throw new ArgumentException($"{Arena.Name}: tensor '{name}' holds {held} values, the configuration needs {count}.");
         if (!Allocates || count == 0) return false;
         if (values is null) throw new ArgumentNullException(nameof(values), $"{Arena.Name}: tensor '{name}' has no host values to upload.");
         return true;

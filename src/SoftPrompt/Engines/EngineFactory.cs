@@ -1,3 +1,4 @@
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Models.Llama;
@@ -86,6 +87,19 @@ public static class EngineFactory
             _ => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
         };
         return new LoadedModel(engine, weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
+    }
+
+    /// <summary>
+    /// A checkpoint opened on a device engine without a host copy of the model: every tensor streams from the mapping into
+    /// its device tensor (<see cref="CheckedCheckpoint.Stream"/>); only the token embedding table, which the loaded model keeps
+    /// for prompt initialisation, nearest tokens and the fingerprint, is read to the host.
+    /// </summary>
+    internal static LoadedModel CreateStreamed<TConfig>(TConfig config, CheckedCheckpoint checkpoint, string tokenEmbeddingName, string device, string origin,
+        EngineOptions? options, Func<TConfig, float[], string> fingerprint, Func<EngineOptions, IPromptEngine> engine) where TConfig : IModelConfig
+    {
+        CheckPrecision(device, options);
+        var tokenEmbedding = checkpoint.Read<float>(tokenEmbeddingName, config.VocabSize, config.Embedding);
+        return new LoadedModel(engine(options ?? EngineOptions.Default), config, fingerprint(config, tokenEmbedding), origin, tokenEmbedding);
     }
 
     /// <summary>cuda when a usable GPU is present, else cpu.</summary>

@@ -61,7 +61,10 @@ public abstract class ModelFamily
     /// <summary>What the family's CUDA engine allocates to run <paramref name="batch"/> with prompts laid out as <paramref name="layout"/>, measured without a device.</summary>
     public abstract DeviceMemoryPlan MeasureDeviceMemory(IModelConfig config, TokenBatch batch, PromptLayout layout, DeviceMemoryPlan.PlanRequest request);
 
-    /// <summary>Loads the checkpoint as float32 on <paramref name="device"/> (checked first: a refusal should not cost a load).</summary>
+    /// <summary>
+    /// Loads the checkpoint as float32 on <paramref name="device"/> (checked first: a refusal should not cost a load): whole
+    /// into host memory for the CPU engine, tensor by tensor from the mapping into device memory for a device engine.
+    /// </summary>
     public LoadedModel Open(string modelDirectory, string device, EngineOptions? options = null)
     {
         EngineFactory.CheckDevice(device);

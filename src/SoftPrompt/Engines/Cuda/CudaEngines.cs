@@ -15,13 +15,22 @@ internal static class CudaEngines
     public static bool GpuAvailable => Gpu.Value;
 
     public static IPromptEngine Create(Gpt2Weights<float> weights, string device, EngineOptions options)
-        => Create(device, options, compute => new CudaGpt2Engine(compute, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
+        => Create(weights.Config, new HostWeightSource<Gpt2Weights<float>>(weights), device, options);
 
     public static IPromptEngine Create(T5Weights<float> weights, string device, EngineOptions options)
-        => Create(device, options, compute => new CudaT5Engine(compute, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
+        => Create(weights.Config, new HostWeightSource<T5Weights<float>>(weights), device, options);
 
     public static IPromptEngine Create(LlamaWeights<float> weights, string device, EngineOptions options)
-        => Create(device, options, compute => new CudaLlamaEngine(compute, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
+        => Create(weights.Config, new HostWeightSource<LlamaWeights<float>>(weights), device, options);
+
+    public static IPromptEngine Create(Gpt2Config config, WeightSource<Gpt2Weights<float>> weights, string device, EngineOptions options)
+        => Create(device, options, compute => new CudaGpt2Engine(compute, config, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
+
+    public static IPromptEngine Create(T5Config config, WeightSource<T5Weights<float>> weights, string device, EngineOptions options)
+        => Create(device, options, compute => new CudaT5Engine(compute, config, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
+
+    public static IPromptEngine Create(LlamaConfig config, WeightSource<LlamaWeights<float>> weights, string device, EngineOptions options)
+        => Create(device, options, compute => new CudaLlamaEngine(compute, config, weights, ownsDevice: true, bf16: options.Precision == Precision.Bf16));
 
     /// <summary>Throws unless <paramref name="device"/> can be opened ("cuda" needs a usable GPU and the built kernels): callers check before an expensive load.</summary>
     public static void Check(string device)

@@ -17,11 +17,15 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
 
     /// <param name="bf16">Store the block matrices in bf16 and run their GEMMs on bf16 tensor cores (<see cref="Precision.Bf16"/>).</param>
     public CudaGpt2Engine(IComputeDevice device, Gpt2Weights<float> hostWeights, bool ownsDevice = false, bool bf16 = false)
-        : base(device, ownsDevice, hostWeights.Config.Embedding, hostWeights.Config.VocabSize, hostWeights.Config.MaxPositions, hostWeights.Config.Layers)
+        : this(device, hostWeights.Config, new HostWeightSource<Gpt2Weights<float>>(hostWeights), ownsDevice, bf16) { }
+
+    /// <param name="weights">Host weights, or a checkpoint streamed tensor by tensor (<see cref="Gpt2Checkpoint.Open"/>).</param>
+    internal CudaGpt2Engine(IComputeDevice device, Gpt2Config config, WeightSource<Gpt2Weights<float>> weights, bool ownsDevice = false, bool bf16 = false)
+        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.MaxPositions, config.Layers)
     {
-        config = hostWeights.Config;
+        this.config = config;
         this.bf16 = bf16;
-        weights = Gpt2DeviceWeights.Upload(device, hostWeights, bf16);
+        this.weights = Gpt2DeviceWeights.Upload(device, config, weights, bf16);
     }
 
     private readonly bool bf16;

@@ -22,11 +22,15 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
 
     /// <param name="bf16">Store the block matrices in bf16 and run their GEMMs on bf16 tensor cores (<see cref="Precision.Bf16"/>).</param>
     public CudaLlamaEngine(IComputeDevice device, LlamaWeights<float> hostWeights, bool ownsDevice = false, bool bf16 = false)
-        : base(device, ownsDevice, hostWeights.Config.Embedding, hostWeights.Config.VocabSize, hostWeights.Config.SequenceLimit, hostWeights.Config.Layers)
+        : this(device, hostWeights.Config, new HostWeightSource<LlamaWeights<float>>(hostWeights), ownsDevice, bf16) { }
+
+    /// <param name="weights">Host weights, or a checkpoint streamed tensor by tensor (<see cref="LlamaCheckpoint.Open"/>).</param>
+    internal CudaLlamaEngine(IComputeDevice device, LlamaConfig config, WeightSource<LlamaWeights<float>> weights, bool ownsDevice = false, bool bf16 = false)
+        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.SequenceLimit, config.Layers)
     {
-        config = hostWeights.Config;
+        this.config = config;
         this.bf16 = bf16;
-        weights = LlamaDeviceWeights.Upload(device, hostWeights, bf16);
+        this.weights = LlamaDeviceWeights.Upload(device, config, weights, bf16);
         attentionScale = 1f / MathF.Sqrt(config.HeadSize);
     }
 

@@ -20,11 +20,15 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
     /// <param name="bf16">Store the attention and feed-forward matrices in bf16 and run their GEMMs on bf16 tensor cores (<see cref="Precision.Bf16"/>).</param>
     public CudaT5Engine(IComputeDevice device, T5Weights<float> hostWeights, bool ownsDevice = false, bool bf16 = false)
-        : base(device, ownsDevice, hostWeights.Config.Embedding, hostWeights.Config.VocabSize, hostWeights.Config.MaxPositions)
+        : this(device, hostWeights.Config, new HostWeightSource<T5Weights<float>>(hostWeights), ownsDevice, bf16) { }
+
+    /// <param name="weights">Host weights, or a checkpoint streamed tensor by tensor (<see cref="T5Checkpoint.Open"/>).</param>
+    internal CudaT5Engine(IComputeDevice device, T5Config config, WeightSource<T5Weights<float>> weights, bool ownsDevice = false, bool bf16 = false)
+        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.MaxPositions)
     {
-        config = hostWeights.Config;
+        this.config = config;
         this.bf16 = bf16;
-        weights = T5DeviceWeights.Upload(device, hostWeights, bf16);
+        this.weights = T5DeviceWeights.Upload(device, config, weights, bf16);
     }
 
     private readonly bool bf16;

@@ -7,34 +7,41 @@ namespace SoftPrompt.Engines;
 internal sealed class Gpt2DeviceWeights : IDisposable
 {
     /// <param name="bf16">Block matrices (c_attn, attn.c_proj, c_fc, mlp.c_proj) in bf16; embeddings, norms and biases stay fp32.</param>
-    public static Gpt2DeviceWeights Upload(IComputeDevice device, Gpt2Weights<float> host, bool bf16 = false)
-        => DeviceArena.Allocate(device, "gpt2 weights", carve => new Gpt2DeviceWeights(carve, host.Config, host, bf16));
+    public static Gpt2DeviceWeights Upload(IComputeDevice device, Gpt2Config config, WeightSource<Gpt2Weights<float>> source, bool bf16 = false)
+        => DeviceArena.Allocate(device, "gpt2 weights", carve => new Gpt2DeviceWeights(carve, config, source, bf16));
 
-    /// <summary>The layout alone, from the config (no host weights, no device).</summary>
+    /// <summary>The layout alone, from the config (no weights, no device).</summary>
     public static Gpt2DeviceWeights Measure(Gpt2Config config, bool bf16 = false) => DeviceArena.Measure("gpt2 weights", carve => new Gpt2DeviceWeights(carve, config, null, bf16));
 
-    private Gpt2DeviceWeights(ArenaCarver carve, Gpt2Config config, Gpt2Weights<float>? host, bool bf16)
+    /// <summary>Every tensor as the checkpoint stores it (Conv1D [in, out], c_attn fused q|k|v), so both sources copy without reshaping.</summary>
+    private Gpt2DeviceWeights(ArenaCarver carve, Gpt2Config config, WeightSource<Gpt2Weights<float>>? source, bool bf16)
     {
         Arena = carve.Arena;
         carve.Kind = DeviceMemoryKind.Weights;
-        long c = config.Embedding, inner = config.Inner;
-        TokenEmbedding = carve.Upload("wte", config.VocabSize * c, host?.TokenEmbedding);
-        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", config.VocabSize * c, host?.LanguageModelHead);
-        PositionEmbedding = carve.Upload("wpe", config.MaxPositions * c, host?.PositionEmbedding);
-        FinalNormWeight = carve.Upload("ln_f.weight", c, host?.FinalNormWeight);
-        FinalNormBias = carve.Upload("ln_f.bias", c, host?.FinalNormBias);
+        long c = config.Embedding, inner = config.Inner, vocab = config.VocabSize;
+        TensorValues? W(Func<Gpt2Weights<float>, float[]?> host, string name, params long[] shape) => source?.Tensor(host, name, shape);
+        TokenEmbedding = carve.Upload("wte", vocab * c, W(w => w.TokenEmbedding, "wte.weight", vocab, c));
+        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", vocab * c, W(w => w.LanguageModelHead, "lm_head.weight", vocab, c));
+        PositionEmbedding = carve.Upload("wpe", config.MaxPositions * c, W(w => w.PositionEmbedding, "wpe.weight", config.MaxPositions, c));
+        FinalNormWeight = carve.Upload("ln_f.weight", c, W(w => w.FinalNormWeight, "ln_f.weight", c));
+        FinalNormBias = carve.Upload("ln_f.bias", c, W(w => w.FinalNormBias, "ln_f.bias", c));
         Layers = new Layer[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
         {
-            var h = host?.Layers[l];
+            int layer = l;
             string at = $"h.{l}.";
+            // Arena names are the checkpoint's, so one name serves both.
+            DeviceSpan<float> V(Func<Gpt2LayerWeights<float>, float[]> host, string name, params long[] shape) =>
+                carve.Upload(at + name, shape.Aggregate(1L, (a, b) => a * b), W(w => host(w.Layers[layer]), at + name, shape));
+            DeviceMatrix M(Func<Gpt2LayerWeights<float>, float[]> host, string name, long rows, long columns) =>
+                carve.UploadMatrix(at + name, rows * columns, W(w => host(w.Layers[layer]), at + name, rows, columns), bf16);
             Layers[l] = new Layer(
-                carve.Upload(at + "ln_1.weight", c, h?.Norm1Weight), carve.Upload(at + "ln_1.bias", c, h?.Norm1Bias),
-                carve.UploadMatrix(at + "attn.c_attn.weight", c * 3 * c, h?.QkvWeight, bf16), carve.Upload(at + "attn.c_attn.bias", 3 * c, h?.QkvBias),
-                carve.UploadMatrix(at + "attn.c_proj.weight", c * c, h?.AttentionProjectionWeight, bf16), carve.Upload(at + "attn.c_proj.bias", c, h?.AttentionProjectionBias),
-                carve.Upload(at + "ln_2.weight", c, h?.Norm2Weight), carve.Upload(at + "ln_2.bias", c, h?.Norm2Bias),
-                carve.UploadMatrix(at + "mlp.c_fc.weight", c * inner, h?.FcWeight, bf16), carve.Upload(at + "mlp.c_fc.bias", inner, h?.FcBias),
-                carve.UploadMatrix(at + "mlp.c_proj.weight", inner * c, h?.FcProjectionWeight, bf16), carve.Upload(at + "mlp.c_proj.bias", c, h?.FcProjectionBias));
+                V(h => h.Norm1Weight, "ln_1.weight", c), V(h => h.Norm1Bias, "ln_1.bias", c),
+                M(h => h.QkvWeight, "attn.c_attn.weight", c, 3 * c), V(h => h.QkvBias, "attn.c_attn.bias", 3 * c),
+                M(h => h.AttentionProjectionWeight, "attn.c_proj.weight", c, c), V(h => h.AttentionProjectionBias, "attn.c_proj.bias", c),
+                V(h => h.Norm2Weight, "ln_2.weight", c), V(h => h.Norm2Bias, "ln_2.bias", c),
+                M(h => h.FcWeight, "mlp.c_fc.weight", c, inner), V(h => h.FcBias, "mlp.c_fc.bias", inner),
+                M(h => h.FcProjectionWeight, "mlp.c_proj.weight", inner, c), V(h => h.FcProjectionBias, "mlp.c_proj.bias", c));
         }
     }
 

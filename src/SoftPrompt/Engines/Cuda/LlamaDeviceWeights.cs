@@ -7,41 +7,47 @@ namespace SoftPrompt.Engines;
 internal sealed class LlamaDeviceWeights : IDisposable
 {
     /// <param name="bf16">Block matrices (q, k, v, o, gate, up, down) in bf16; embeddings, head, norms, attention biases and RoPE tables stay fp32.</param>
-    public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaWeights<float> host, bool bf16 = false)
+    public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaConfig config, WeightSource<LlamaWeights<float>> source, bool bf16 = false)
     {
-        var config = host.Config;
         var (cos, sin) = LlamaRope.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
-        return DeviceArena.Allocate(device, "llama weights", carve => new LlamaDeviceWeights(carve, config, host, cos, sin, bf16));
+        return DeviceArena.Allocate(device, "llama weights", carve => new LlamaDeviceWeights(carve, config, source, cos, sin, bf16));
     }
 
-    /// <summary>The layout alone, from the config (no host weights, no device).</summary>
+    /// <summary>The layout alone, from the config (no weights, no device).</summary>
     public static LlamaDeviceWeights Measure(LlamaConfig config, bool bf16 = false) => DeviceArena.Measure("llama weights", carve => new LlamaDeviceWeights(carve, config, null, null, null, bf16));
 
-    private LlamaDeviceWeights(ArenaCarver carve, LlamaConfig config, LlamaWeights<float>? host, float[]? cos, float[]? sin, bool bf16)
+    /// <summary>Every tensor as the checkpoint stores it (nn.Linear [out, in]), so both sources copy without reshaping.</summary>
+    private LlamaDeviceWeights(ArenaCarver carve, LlamaConfig config, WeightSource<LlamaWeights<float>>? source, float[]? cos, float[]? sin, bool bf16)
     {
         Arena = carve.Arena;
         carve.Kind = DeviceMemoryKind.Weights;
         long d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, vocab = config.VocabSize;
-        TokenEmbedding = carve.Upload("embed_tokens", vocab * d, host?.TokenEmbedding);
-        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", vocab * d, host?.LanguageModelHead);
-        FinalNormWeight = carve.Upload("norm", d, host?.FinalNormWeight);
+        TensorValues? W(Func<LlamaWeights<float>, float[]?> host, string name, params long[] shape) => source?.Tensor(host, name, shape);
+        TokenEmbedding = carve.Upload("embed_tokens", vocab * d, W(w => w.TokenEmbedding, "embed_tokens.weight", vocab, d));
+        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", vocab * d, W(w => w.LanguageModelHead, LlamaCheckpoint.LanguageModelHead, vocab, d));
+        FinalNormWeight = carve.Upload("norm", d, W(w => w.FinalNormWeight, "norm.weight", d));
         long table = (long)config.SequenceLimit * (config.HeadSize / 2);
         RopeCos = carve.Upload("rope.cos", table, cos);
         RopeSin = carve.Upload("rope.sin", table, sin);
         Layers = new Layer[config.Layers];
         for (int l = 0; l < Layers.Length; l++)
         {
-            var h = host?.Layers[l];
+            int layer = l;
             string at = $"layers.{l}.";
+            TensorValues? H(Func<LlamaLayerWeights<float>, float[]> host, string name, params long[] shape) => W(w => host(w.Layers[layer]), at + name, shape);
+            DeviceMatrix M(string arenaName, Func<LlamaLayerWeights<float>, float[]> host, string name, long rows, long columns) =>
+                carve.UploadMatrix(at + arenaName, rows * columns, H(host, name, rows, columns), bf16);
+            DeviceSpan<float> Bias(string projection, Func<LlamaLayerWeights<float>, float[]> host, long size) =>
+                carve.Upload(at + projection + ".bias", size, H(host, $"self_attn.{projection}.bias", size));
             bool qkv = config.QueryKeyValueBiases;
-            Layers[l] = new Layer(carve.Upload(at + "input_layernorm", d, h?.AttentionNormWeight),
-                carve.UploadMatrix(at + "q_proj", a * d, h?.Query, bf16), carve.UploadMatrix(at + "k_proj", kv * d, h?.Key, bf16),
-                carve.UploadMatrix(at + "v_proj", kv * d, h?.Value, bf16), carve.UploadMatrix(at + "o_proj", d * a, h?.Output, bf16),
-                carve.Upload(at + "post_attention_layernorm", d, h?.MlpNormWeight),
-                carve.UploadMatrix(at + "gate_proj", ff * d, h?.Gate, bf16), carve.UploadMatrix(at + "up_proj", ff * d, h?.Up, bf16),
-                carve.UploadMatrix(at + "down_proj", d * ff, h?.Down, bf16),
-                new Biases(qkv ? carve.Upload(at + "q_proj.bias", a, h?.QueryBias) : default, qkv ? carve.Upload(at + "k_proj.bias", kv, h?.KeyBias) : default,
-                    qkv ? carve.Upload(at + "v_proj.bias", kv, h?.ValueBias) : default, config.OutputBias ? carve.Upload(at + "o_proj.bias", d, h?.OutputBias) : default));
+            Layers[l] = new Layer(carve.Upload(at + "input_layernorm", d, H(h => h.AttentionNormWeight, "input_layernorm.weight", d)),
+                M("q_proj", h => h.Query, "self_attn.q_proj.weight", a, d), M("k_proj", h => h.Key, "self_attn.k_proj.weight", kv, d),
+                M("v_proj", h => h.Value, "self_attn.v_proj.weight", kv, d), M("o_proj", h => h.Output, "self_attn.o_proj.weight", d, a),
+                carve.Upload(at + "post_attention_layernorm", d, H(h => h.MlpNormWeight, "post_attention_layernorm.weight", d)),
+                M("gate_proj", h => h.Gate, "mlp.gate_proj.weight", ff, d), M("up_proj", h => h.Up, "mlp.up_proj.weight", ff, d),
+                M("down_proj", h => h.Down, "mlp.down_proj.weight", d, ff),
+                new Biases(qkv ? Bias("q_proj", h => h.QueryBias, a) : default, qkv ? Bias("k_proj", h => h.KeyBias, kv) : default,
+                    qkv ? Bias("v_proj", h => h.ValueBias, kv) : default, config.OutputBias ? Bias("o_proj", h => h.OutputBias, d) : default));
         }
     }
 

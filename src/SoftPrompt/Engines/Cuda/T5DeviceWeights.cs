@@ -1,5 +1,6 @@
 using SoftPrompt.Cuda;
 using SoftPrompt.Models.T5;
+using static SoftPrompt.Models.T5.T5TensorNames;
 
 namespace SoftPrompt.Engines;
 
@@ -7,46 +8,58 @@ namespace SoftPrompt.Engines;
 internal sealed class T5DeviceWeights : IDisposable
 {
     /// <param name="bf16">Attention and feed-forward matrices in bf16; embeddings, head, norms and bias tables stay fp32.</param>
-    public static T5DeviceWeights Upload(IComputeDevice device, T5Weights<float> host, bool bf16 = false)
-        => DeviceArena.Allocate(device, "t5 weights", carve => new T5DeviceWeights(carve, host.Config, host, bf16));
+    public static T5DeviceWeights Upload(IComputeDevice device, T5Config config, WeightSource<T5Weights<float>> source, bool bf16 = false)
+        => DeviceArena.Allocate(device, "t5 weights", carve => new T5DeviceWeights(carve, config, source, bf16));
 
-    /// <summary>The layout alone, from the config (no host weights, no device).</summary>
+    /// <summary>The layout alone, from the config (no weights, no device).</summary>
     public static T5DeviceWeights Measure(T5Config config, bool bf16 = false) => DeviceArena.Measure("t5 weights", carve => new T5DeviceWeights(carve, config, null, bf16));
 
-    private T5DeviceWeights(ArenaCarver carve, T5Config config, T5Weights<float>? host, bool bf16)
+    private T5DeviceWeights(ArenaCarver carve, T5Config config, WeightSource<T5Weights<float>>? source, bool bf16)
     {
         Arena = carve.Arena;
         carve.Kind = DeviceMemoryKind.Weights;
-        long d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, bias = (long)config.RelativeBuckets * config.Heads;
-        DeviceMatrix M(string name, long count, float[]? values) => carve.UploadMatrix(name, count, values, bf16);
-        Attention Att(string at, T5AttentionWeights<float>? w) => new(M(at + "q", a * d, w?.Query), M(at + "k", a * d, w?.Key),
-            M(at + "v", a * d, w?.Value), M(at + "o", d * a, w?.Output));
-        FeedForward Ff(string at, T5FeedForwardWeights<float>? w) => config.IsGated
-            ? new(M(at + "wi_0", ff * d, w?.Input), M(at + "wi_1", ff * d, w?.Linear), M(at + "wo", d * ff, w?.Output))
-            : new(M(at + "wi", ff * d, w?.Input), default, M(at + "wo", d * ff, w?.Output));
+        long d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, vocab = config.VocabSize;
+        TensorValues? W(Func<T5Weights<float>, float[]?> host, string name, params long[] shape) => source?.Tensor(host, name, shape);
+        DeviceSpan<float> V(string arenaName, Func<T5Weights<float>, float[]?> host, string name, params long[] shape) =>
+            carve.Upload(arenaName, shape.Aggregate(1L, (x, y) => x * y), W(host, name, shape));
+        DeviceMatrix M(string arenaName, Func<T5Weights<float>, float[]?> host, string name, long rows, long columns) =>
+            carve.UploadMatrix(arenaName, rows * columns, W(host, name, rows, columns), bf16);
+        // The host weights of a block's attention or feed-forward: the checkpoint's prefix says which block, the selector where it is.
+        Attention Att(string at, string prefix, Func<T5Weights<float>, T5AttentionWeights<float>> host) => new(
+            M(at + "q", w => host(w).Query, prefix + "q.weight", a, d), M(at + "k", w => host(w).Key, prefix + "k.weight", a, d),
+            M(at + "v", w => host(w).Value, prefix + "v.weight", a, d), M(at + "o", w => host(w).Output, prefix + "o.weight", d, a));
+        FeedForward Ff(string at, string prefix, Func<T5Weights<float>, T5FeedForwardWeights<float>> host) => config.IsGated
+            ? new(M(at + "wi_0", w => host(w).Input, prefix + "wi_0.weight", ff, d), M(at + "wi_1", w => host(w).Linear, prefix + "wi_1.weight", ff, d),
+                M(at + "wo", w => host(w).Output, prefix + "wo.weight", d, ff))
+            : new(M(at + "wi", w => host(w).Input, prefix + "wi.weight", ff, d), default, M(at + "wo", w => host(w).Output, prefix + "wo.weight", d, ff));
 
-        TokenEmbedding = carve.Upload("shared", config.VocabSize * d, host?.TokenEmbedding);
-        Head = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", config.VocabSize * d, host?.LanguageModelHead);
-        EncoderRelativeBias = carve.Upload("encoder.relative_attention_bias", bias, host?.EncoderRelativeBias);
-        DecoderRelativeBias = carve.Upload("decoder.relative_attention_bias", bias, host?.DecoderRelativeBias);
-        EncoderFinalNormWeight = carve.Upload("encoder.final_layer_norm", d, host?.EncoderFinalNormWeight);
-        DecoderFinalNormWeight = carve.Upload("decoder.final_layer_norm", d, host?.DecoderFinalNormWeight);
+        TokenEmbedding = V("shared", w => w.TokenEmbedding, Shared, vocab, d);
+        Head = config.TiedEmbeddings ? TokenEmbedding : V("lm_head", w => w.LanguageModelHead, LanguageModelHead, vocab, d);
+        EncoderRelativeBias = V("encoder.relative_attention_bias", w => w.EncoderRelativeBias, T5TensorNames.EncoderRelativeBias, config.RelativeBuckets, config.Heads);
+        DecoderRelativeBias = V("decoder.relative_attention_bias", w => w.DecoderRelativeBias, T5TensorNames.DecoderRelativeBias, config.RelativeBuckets, config.Heads);
+        EncoderFinalNormWeight = V("encoder.final_layer_norm", w => w.EncoderFinalNormWeight, EncoderFinalNorm, d);
+        DecoderFinalNormWeight = V("decoder.final_layer_norm", w => w.DecoderFinalNormWeight, DecoderFinalNorm, d);
         EncoderLayers = new EncoderLayer[config.Layers];
         for (int l = 0; l < EncoderLayers.Length; l++)
         {
-            var h = host?.EncoderLayers[l];
-            string at = $"encoder.block.{l}.";
-            EncoderLayers[l] = new EncoderLayer(carve.Upload(at + "self.layer_norm", d, h?.SelfAttentionNormWeight), Att(at + "self.", h?.SelfAttention),
-                carve.Upload(at + "ff.layer_norm", d, h?.FeedForwardNormWeight), Ff(at + "ff.", h?.FeedForward));
+            int layer = l;
+            string at = $"encoder.block.{l}.", block = Block("encoder", l);
+            EncoderLayers[l] = new EncoderLayer(V(at + "self.layer_norm", w => w.EncoderLayers[layer].SelfAttentionNormWeight, Norm(block, 0), d),
+                Att(at + "self.", T5TensorNames.Attention(block, 0, cross: false), w => w.EncoderLayers[layer].SelfAttention),
+                V(at + "ff.layer_norm", w => w.EncoderLayers[layer].FeedForwardNormWeight, Norm(block, 1), d),
+                Ff(at + "ff.", T5TensorNames.FeedForward(block, 1), w => w.EncoderLayers[layer].FeedForward));
         }
         DecoderLayers = new DecoderLayer[config.DecoderLayers];
         for (int l = 0; l < DecoderLayers.Length; l++)
         {
-            var h = host?.DecoderLayers[l];
-            string at = $"decoder.block.{l}.";
-            DecoderLayers[l] = new DecoderLayer(carve.Upload(at + "self.layer_norm", d, h?.SelfAttentionNormWeight), Att(at + "self.", h?.SelfAttention),
-                carve.Upload(at + "cross.layer_norm", d, h?.CrossAttentionNormWeight), Att(at + "cross.", h?.CrossAttention),
-                carve.Upload(at + "ff.layer_norm", d, h?.FeedForwardNormWeight), Ff(at + "ff.", h?.FeedForward));
+            int layer = l;
+            string at = $"decoder.block.{l}.", block = Block("decoder", l);
+            DecoderLayers[l] = new DecoderLayer(V(at + "self.layer_norm", w => w.DecoderLayers[layer].SelfAttentionNormWeight, Norm(block, 0), d),
+                Att(at + "self.", T5TensorNames.Attention(block, 0, cross: false), w => w.DecoderLayers[layer].SelfAttention),
+                V(at + "cross.layer_norm", w => w.DecoderLayers[layer].CrossAttentionNormWeight, Norm(block, 1), d),
+                Att(at + "cross.", T5TensorNames.Attention(block, 1, cross: true), w => w.DecoderLayers[layer].CrossAttention),
+                V(at + "ff.layer_norm", w => w.DecoderLayers[layer].FeedForwardNormWeight, Norm(block, 2), d),
+                Ff(at + "ff.", T5TensorNames.FeedForward(block, 2), w => w.DecoderLayers[layer].FeedForward));
         }
     }
 

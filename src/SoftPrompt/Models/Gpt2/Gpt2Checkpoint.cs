@@ -14,18 +14,14 @@ public static class Gpt2Checkpoint
     /// (GPT2LMHeadModel) or not (GPT2Model). <c>lm_head.weight</c> (never prefixed) is the head when
     /// tie_word_embeddings is false and is ignored otherwise (a copy of wte), as are the
     /// attention-mask buffers <c>attn.bias</c>/<c>attn.masked_bias</c> older exports carry.
+    /// The CPU engines' load: device engines stream the same tensors into device memory instead (<see cref="Open"/>).
     /// </summary>
     public static Gpt2Weights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        var config = Gpt2Config.Load(Path.Combine(modelDir, "config.json"));
-        using var checkpoint = CheckpointDirectory.Open(modelDir);
-        string prefix = PrefixOf(checkpoint, modelDir);
-        if (checkpoint.Contains($"{prefix}h.{config.Layers}.ln_1.weight"))
-            throw new CheckpointException(
-                $"{modelDir}: the checkpoint has a block h.{config.Layers} but config.json says n_layer={config.Layers}; use the config.json that came with these weights.");
-
+        var (config, checkpoint) = Open(modelDir);
+        using var _ = checkpoint;
         long d = config.Embedding, inner = config.Inner;
-        T[] Tensor(string name, params ReadOnlySpan<long> shape) => ReadChecked<T>(checkpoint, prefix + name, shape, config);
+        T[] Tensor(string name, params ReadOnlySpan<long> shape) => checkpoint.Read<T>(name, shape);
         var layers = new Gpt2LayerWeights<T>[config.Layers];
         for (int i = 0; i < layers.Length; i++)
         {
@@ -54,8 +50,32 @@ public static class Gpt2Checkpoint
             Layers = layers,
             FinalNormWeight = Tensor("ln_f.weight", d),
             FinalNormBias = Tensor("ln_f.bias", d),
-            LanguageModelHead = config.TiedEmbeddings ? null : ReadChecked<T>(checkpoint, RequireHead(checkpoint, modelDir), [config.VocabSize, d], config),
+            LanguageModelHead = config.TiedEmbeddings ? null : Tensor(LanguageModelHead, config.VocabSize, d),
         };
+    }
+
+    /// <summary>
+    /// config.json and the checkpoint, checked as far as can be without reading a tensor (blocks beyond n_layer, a missing
+    /// untied head); tensors are then asked for by their names without the <c>transformer.</c> prefix.
+    /// </summary>
+    internal static (Gpt2Config Config, CheckedCheckpoint Checkpoint) Open(string modelDir)
+    {
+        var config = Gpt2Config.Load(Path.Combine(modelDir, "config.json"));
+        var checkpoint = CheckpointDirectory.Open(modelDir);
+        try
+        {
+            string prefix = PrefixOf(checkpoint, modelDir);
+            if (checkpoint.Contains($"{prefix}h.{config.Layers}.ln_1.weight"))
+                throw new CheckpointException(
+                    $"{modelDir}: the checkpoint has a block h.{config.Layers} but config.json says n_layer={config.Layers}; use the config.json that came with these weights.");
+            if (!config.TiedEmbeddings) RequireHead(checkpoint, modelDir);
+            return (config, Checked(checkpoint, prefix, config));
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
     }
 
     /// <summary>config.json and wte [V, d] only: what a fingerprint and nearest-token analysis need, without reading the blocks.</summary>
@@ -63,7 +83,7 @@ public static class Gpt2Checkpoint
     {
         var config = Gpt2Config.Load(Path.Combine(modelDir, "config.json"));
         using var checkpoint = CheckpointDirectory.Open(modelDir);
-        return (config, ReadChecked<T>(checkpoint, PrefixOf(checkpoint, modelDir) + "wte.weight", [config.VocabSize, config.Embedding], config));
+        return (config, Checked(checkpoint, PrefixOf(checkpoint, modelDir), config).Read<T>("wte.weight", config.VocabSize, config.Embedding));
     }
 
     private const string LanguageModelHead = "lm_head.weight";
@@ -78,8 +98,11 @@ public static class Gpt2Checkpoint
         : throw new CheckpointException(
             $"{modelDir}: no 'wte.weight' or '{Prefix}wte.weight', so this is not a GPT-2 checkpoint ({NearestNames.Describe("wte.weight", checkpoint.TensorNames)}).");
 
-    private static T[] ReadChecked<T>(CheckpointDirectory checkpoint, string name, ReadOnlySpan<long> shape, Gpt2Config config)
-        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    /// <summary><c>lm_head.weight</c> is never prefixed; every other name takes the checkpoint's <paramref name="prefix"/>.</summary>
+    private static CheckedCheckpoint Checked(CheckpointDirectory checkpoint, string prefix, Gpt2Config config) =>
+        new(checkpoint, name => name == LanguageModelHead ? name : prefix + name, (c, name, shape) => Check(c, name, shape, config));
+
+    private static TensorInfo Check(CheckpointDirectory checkpoint, string name, ReadOnlySpan<long> shape, Gpt2Config config)
     {
         var info = checkpoint.GetInfo(name);
         if (!info.HasShape(shape))
@@ -88,8 +111,6 @@ public static class Gpt2Checkpoint
                 + $"vocab_size={config.VocabSize}, n_positions={config.MaxPositions}) expects {TensorInfo.FormatShape(shape)}; use the config.json that came with these weights.");
         if (!info.DType.IsConvertibleFloat)
             throw new CheckpointException($"{info.FilePath}: tensor '{name}' is stored as {info.DType}; GPT-2 weights must be F32, F16, BF16 or F64.");
-        var values = GC.AllocateUninitializedArray<T>(checked((int)info.ElementCount));
-        checkpoint.Read<T>(name, values);
-        return values;
+        return info;
     }
 }

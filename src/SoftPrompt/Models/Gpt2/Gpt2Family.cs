@@ -25,8 +25,15 @@ internal sealed class Gpt2Family : ModelFamily<Gpt2Config>
 
     private protected override string Fingerprint(Gpt2Config config, float[] tokenEmbedding) => ModelFingerprint.Of(config, tokenEmbedding);
 
-    private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options) =>
-        EngineFactory.Create(Gpt2Checkpoint.Load<float>(modelDirectory), device, origin, options);
+    /// <summary>The CPU engine computes on host weights; a device engine streams the checkpoint into device memory instead.</summary>
+    private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options)
+    {
+        if (device == "cpu") return EngineFactory.Create(Gpt2Checkpoint.Load<float>(modelDirectory), device, origin, options);
+        var (config, checkpoint) = Gpt2Checkpoint.Open(modelDirectory);
+        using var _ = checkpoint;
+        return EngineFactory.CreateStreamed(config, checkpoint, "wte.weight", device, origin, options, Fingerprint,
+            engineOptions => CudaEngines.Create(config, new CheckpointWeightSource<Gpt2Weights<float>>(checkpoint), device, engineOptions));
+    }
 
     private protected override LoadedModel CreateRandom(Gpt2Config shape, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(Gpt2Weights<float>.CreateRandom(shape, seed: 1), device, origin, options);

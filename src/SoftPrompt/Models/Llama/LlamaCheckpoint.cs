@@ -14,27 +14,19 @@ public static class LlamaCheckpoint
     /// Names carry the <c>model.</c> prefix (LlamaForCausalLM) or not (LlamaModel). tie_word_embeddings decides the head
     /// as in Hugging Face: tied → embed_tokens (a stored lm_head.weight is a copy and is ignored), untied → lm_head.weight
     /// must be present. The rotary inv_freq buffers older exports carry are ignored (the frequencies come from config.json).
+    /// The CPU engines' load: device engines stream the same tensors into device memory instead (<see cref="Open"/>).
     /// </summary>
     public static LlamaWeights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        var config = LlamaConfig.Load(Path.Combine(modelDir, "config.json"));
-        using var checkpoint = CheckpointDirectory.Open(modelDir);
-        string prefix = PrefixOf(checkpoint, modelDir);
-        if (checkpoint.Contains($"{prefix}layers.{config.Layers}.input_layernorm.weight"))
-            throw new CheckpointException(
-                $"{modelDir}: the checkpoint has a block layers.{config.Layers} but config.json says num_hidden_layers={config.Layers}; use the config.json that came with these weights.");
+        var (config, checkpoint) = Open(modelDir);
+        using var _ = checkpoint;
         long d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
-        T[] Tensor(string name, params ReadOnlySpan<long> shape) => Read<T>(checkpoint, name, shape, config);
-        // A bias the config does not declare would be dropped silently (wrong logits), so it is refused instead.
-        T[] Bias(string name, bool declared, long size) =>
-            declared ? Tensor(name, size)
-            : checkpoint.Contains(name) ? throw new CheckpointException(
-                $"{modelDir}: the checkpoint has '{name}' but config.json declares no such bias (model_type 'qwen2' has q/k/v biases, attention_bias: true q/k/v/o biases); use the config.json that came with these weights.")
-            : [];
+        T[] Tensor(string name, params ReadOnlySpan<long> shape) => checkpoint.Read<T>(name, shape);
+        T[] Bias(string name, bool declared, long size) => declared ? Tensor(name, size) : [];
         var layers = new LlamaLayerWeights<T>[config.Layers];
         for (int i = 0; i < layers.Length; i++)
         {
-            string l = $"{prefix}layers.{i}.";
+            string l = $"layers.{i}.";
             bool qkv = config.QueryKeyValueBiases;
             layers[i] = new LlamaLayerWeights<T>
             {
@@ -53,17 +45,52 @@ public static class LlamaCheckpoint
                 Down = Tensor(l + "mlp.down_proj.weight", d, ff),
             };
         }
-        if (!config.TiedEmbeddings && !checkpoint.Contains(LanguageModelHead))
-            throw new CheckpointException(
-                $"{modelDir}: config.json says tie_word_embeddings=false but the checkpoint has no '{LanguageModelHead}'; download the complete checkpoint (or set tie_word_embeddings if the head is embed_tokens).");
         return new LlamaWeights<T>
         {
             Config = config,
-            TokenEmbedding = Tensor(prefix + "embed_tokens.weight", config.VocabSize, d),
+            TokenEmbedding = Tensor("embed_tokens.weight", config.VocabSize, d),
             LanguageModelHead = config.TiedEmbeddings ? null : Tensor(LanguageModelHead, config.VocabSize, d),
             Layers = layers,
-            FinalNormWeight = Tensor(prefix + "norm.weight", d),
+            FinalNormWeight = Tensor("norm.weight", d),
         };
+    }
+
+    /// <summary>
+    /// config.json and the checkpoint, checked as far as can be without reading a tensor (blocks beyond num_hidden_layers,
+    /// biases the config does not declare, a missing untied head); tensors are then asked for by their names without the
+    /// <c>model.</c> prefix.
+    /// </summary>
+    internal static (LlamaConfig Config, CheckedCheckpoint Checkpoint) Open(string modelDir)
+    {
+        var config = LlamaConfig.Load(Path.Combine(modelDir, "config.json"));
+        var checkpoint = CheckpointDirectory.Open(modelDir);
+        try
+        {
+            string prefix = PrefixOf(checkpoint, modelDir);
+            if (checkpoint.Contains($"{prefix}layers.{config.Layers}.input_layernorm.weight"))
+                throw new CheckpointException(
+                    $"{modelDir}: the checkpoint has a block layers.{config.Layers} but config.json says num_hidden_layers={config.Layers}; use the config.json that came with these weights.");
+            // A bias the config does not declare would be dropped silently (wrong logits), so it is refused instead.
+            for (int i = 0; i < config.Layers; i++)
+            {
+                foreach (var (projection, declared) in new[] { ("q", config.QueryKeyValueBiases), ("k", config.QueryKeyValueBiases), ("v", config.QueryKeyValueBiases), ("o", config.OutputBias) })
+                {
+                    string name = $"{prefix}layers.{i}.self_attn.{projection}_proj.bias";
+                    if (!declared && checkpoint.Contains(name))
+                        throw new CheckpointException(
+                            $"{modelDir}: the checkpoint has '{name}' but config.json declares no such bias (model_type 'qwen2' has q/k/v biases, attention_bias: true q/k/v/o biases); use the config.json that came with these weights.");
+                }
+            }
+            if (!config.TiedEmbeddings && !checkpoint.Contains(LanguageModelHead))
+                throw new CheckpointException(
+                    $"{modelDir}: config.json says tie_word_embeddings=false but the checkpoint has no '{LanguageModelHead}'; download the complete checkpoint (or set tie_word_embeddings if the head is embed_tokens).");
+            return (config, Checked(checkpoint, prefix, config));
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
     }
 
     /// <summary>config.json and embed_tokens [V, d] only (where prompts live), without reading the blocks.</summary>
@@ -71,8 +98,12 @@ public static class LlamaCheckpoint
     {
         var config = LlamaConfig.Load(Path.Combine(modelDir, "config.json"));
         using var checkpoint = CheckpointDirectory.Open(modelDir);
-        return (config, Read<T>(checkpoint, PrefixOf(checkpoint, modelDir) + "embed_tokens.weight", [config.VocabSize, config.Embedding], config));
+        return (config, Checked(checkpoint, PrefixOf(checkpoint, modelDir), config).Read<T>("embed_tokens.weight", config.VocabSize, config.Embedding));
     }
+
+    /// <summary><c>lm_head.weight</c> is never prefixed; every other name takes the checkpoint's <paramref name="prefix"/>.</summary>
+    private static CheckedCheckpoint Checked(CheckpointDirectory checkpoint, string prefix, LlamaConfig config) =>
+        new(checkpoint, name => name == LanguageModelHead ? name : prefix + name, (c, name, shape) => Check(c, name, shape, config));
 
     private static string PrefixOf(CheckpointDirectory checkpoint, string modelDir) =>
         checkpoint.Contains(Prefix + "embed_tokens.weight") ? Prefix
@@ -80,7 +111,7 @@ public static class LlamaCheckpoint
         : throw new CheckpointException(
             $"{modelDir}: no '{Prefix}embed_tokens.weight' (or 'embed_tokens.weight'), so this is not a Llama-style checkpoint ({NearestNames.Describe(Prefix + "embed_tokens.weight", checkpoint.TensorNames)}).");
 
-    private static T[] Read<T>(CheckpointDirectory checkpoint, string name, ReadOnlySpan<long> shape, LlamaConfig config) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    private static TensorInfo Check(CheckpointDirectory checkpoint, string name, ReadOnlySpan<long> shape, LlamaConfig config)
     {
         if (!checkpoint.TryGetInfo(name, out var info))
             throw new CheckpointException($"{checkpoint.DirectoryPath}: no tensor '{name}' ({NearestNames.Describe(name, checkpoint.TensorNames)}); the checkpoint is incomplete or not a Llama-style model.");
@@ -91,8 +122,6 @@ public static class LlamaCheckpoint
                 + $"expects {TensorInfo.FormatShape(shape)}; use the config.json that came with these weights.");
         if (!info.DType.IsConvertibleFloat)
             throw new CheckpointException($"{info.FilePath}: tensor '{name}' is stored as {info.DType}; Llama weights must be F32, F16, BF16 or F64.");
-        var values = GC.AllocateUninitializedArray<T>(checked((int)info.ElementCount));
-        checkpoint.Read<T>(name, values);
-        return values;
+        return info;
     }
 }

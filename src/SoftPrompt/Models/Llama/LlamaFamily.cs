@@ -30,8 +30,15 @@ internal sealed class LlamaFamily : ModelFamily<LlamaConfig>
 
     private protected override string Fingerprint(LlamaConfig config, float[] tokenEmbedding) => ModelFingerprint.Of(config, tokenEmbedding);
 
-    private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options) =>
-        EngineFactory.Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin, options);
+    /// <summary>The CPU engine computes on host weights; a device engine streams the checkpoint into device memory instead.</summary>
+    private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options)
+    {
+        if (device == "cpu") return EngineFactory.Create(LlamaCheckpoint.Load<float>(modelDirectory), device, origin, options);
+        var (config, checkpoint) = LlamaCheckpoint.Open(modelDirectory);
+        using var _ = checkpoint;
+        return EngineFactory.CreateStreamed(config, checkpoint, "embed_tokens.weight", device, origin, options, Fingerprint,
+            engineOptions => CudaEngines.Create(config, new CheckpointWeightSource<LlamaWeights<float>>(checkpoint), device, engineOptions));
+    }
 
     private protected override LoadedModel CreateRandom(LlamaConfig shape, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(LlamaWeights<float>.CreateRandom(shape, seed: 1), device, origin, options);

@@ -14,31 +14,35 @@ public static class T5Checkpoint
     /// lm_head.weight whenever the checkpoint has it (<see cref="LoadConfig"/>). Copies that converted checkpoints carry
     /// (encoder/decoder.embed_tokens.weight, the unused decoder.block.0.layer.1.EncDecAttention.relative_attention_bias)
     /// are ignored; encoder.embed_tokens.weight stands in for shared.weight when only it was saved.
+    /// The CPU engines' load: device engines stream the same tensors into device memory instead (<see cref="Open"/>).
     /// </summary>
     public static T5Weights<T> Load<T>(string modelDir) where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        using var checkpoint = CheckpointDirectory.Open(modelDir);
-        var config = LoadConfig(modelDir, checkpoint);
-        string embedding = EmbeddingName(checkpoint, modelDir);
-        foreach (var (stack, layers, field) in new[] { ("encoder", config.Layers, "num_layers"), ("decoder", config.DecoderLayers, "num_decoder_layers") })
+        var (config, checkpoint) = Open(modelDir);
+        using var _ = checkpoint;
+        long d = config.Embedding, a = config.AttentionSize, ff = config.FeedForwardSize, vocab = config.VocabSize;
+        T[] Read(string name, params ReadOnlySpan<long> shape) => checkpoint.Read<T>(name, shape);
+        T5AttentionWeights<T> ReadAttention(string prefix) => new()
         {
-            if (checkpoint.Contains(Norm(Block(stack, layers), 0)))
-                throw new CheckpointException(
-                    $"{modelDir}: the checkpoint has a block {stack}.block.{layers} but config.json says {field}={layers}; use the config.json that came with these weights.");
-        }
+            Query = Read(prefix + "q.weight", a, d),
+            Key = Read(prefix + "k.weight", a, d),
+            Value = Read(prefix + "v.weight", a, d),
+            Output = Read(prefix + "o.weight", d, a),
+        };
+        T5FeedForwardWeights<T> ReadFeedForward(string prefix) => config.IsGated
+            ? new() { Input = Read(prefix + "wi_0.weight", ff, d), Linear = Read(prefix + "wi_1.weight", ff, d), Output = Read(prefix + "wo.weight", d, ff) }
+            : new() { Input = Read(prefix + "wi.weight", ff, d), Output = Read(prefix + "wo.weight", d, ff) };
 
-        var reader = new Reader<T>(checkpoint, config);
-        long d = config.Embedding, vocab = config.VocabSize;
         var encoder = new T5EncoderLayerWeights<T>[config.Layers];
         for (int i = 0; i < encoder.Length; i++)
         {
             string block = Block("encoder", i);
             encoder[i] = new T5EncoderLayerWeights<T>
             {
-                SelfAttentionNormWeight = reader.Read(Norm(block, 0), d),
-                SelfAttention = reader.Attention(Attention(block, 0, cross: false)),
-                FeedForwardNormWeight = reader.Read(Norm(block, 1), d),
-                FeedForward = reader.FeedForward(FeedForward(block, 1)),
+                SelfAttentionNormWeight = Read(Norm(block, 0), d),
+                SelfAttention = ReadAttention(Attention(block, 0, cross: false)),
+                FeedForwardNormWeight = Read(Norm(block, 1), d),
+                FeedForward = ReadFeedForward(FeedForward(block, 1)),
             };
         }
         var decoder = new T5DecoderLayerWeights<T>[config.DecoderLayers];
@@ -47,29 +51,70 @@ public static class T5Checkpoint
             string block = Block("decoder", i);
             decoder[i] = new T5DecoderLayerWeights<T>
             {
-                SelfAttentionNormWeight = reader.Read(Norm(block, 0), d),
-                SelfAttention = reader.Attention(Attention(block, 0, cross: false)),
-                CrossAttentionNormWeight = reader.Read(Norm(block, 1), d),
-                CrossAttention = reader.Attention(Attention(block, 1, cross: true)),
-                FeedForwardNormWeight = reader.Read(Norm(block, 2), d),
-                FeedForward = reader.FeedForward(FeedForward(block, 2)),
+                SelfAttentionNormWeight = Read(Norm(block, 0), d),
+                SelfAttention = ReadAttention(Attention(block, 0, cross: false)),
+                CrossAttentionNormWeight = Read(Norm(block, 1), d),
+                CrossAttention = ReadAttention(Attention(block, 1, cross: true)),
+                FeedForwardNormWeight = Read(Norm(block, 2), d),
+                FeedForward = ReadFeedForward(FeedForward(block, 2)),
             };
         }
-        if (!config.TiedEmbeddings && !checkpoint.Contains(LanguageModelHead))
-            throw new CheckpointException(
-                $"{modelDir}: config.json says tie_word_embeddings=false but the checkpoint has no '{LanguageModelHead}'; download the complete checkpoint (T5 v1.1 keeps a separate LM head).");
         return new T5Weights<T>
         {
             Config = config,
-            TokenEmbedding = reader.Read(embedding, vocab, d),
-            LanguageModelHead = config.TiedEmbeddings ? null : reader.Read(LanguageModelHead, vocab, d),
-            EncoderRelativeBias = reader.RelativeBias(EncoderRelativeBias, modelDir),
-            DecoderRelativeBias = reader.RelativeBias(DecoderRelativeBias, modelDir),
+            TokenEmbedding = Read(Shared, vocab, d),
+            LanguageModelHead = config.TiedEmbeddings ? null : Read(LanguageModelHead, vocab, d),
+            EncoderRelativeBias = Read(EncoderRelativeBias, config.RelativeBuckets, config.Heads),
+            DecoderRelativeBias = Read(DecoderRelativeBias, config.RelativeBuckets, config.Heads),
             EncoderLayers = encoder,
             DecoderLayers = decoder,
-            EncoderFinalNormWeight = reader.Read(EncoderFinalNorm, d),
-            DecoderFinalNormWeight = reader.Read(DecoderFinalNorm, d),
+            EncoderFinalNormWeight = Read(EncoderFinalNorm, d),
+            DecoderFinalNormWeight = Read(DecoderFinalNorm, d),
         };
+    }
+
+    /// <summary>
+    /// config.json and the checkpoint, checked as far as can be without reading a tensor (blocks beyond num_layers or
+    /// num_decoder_layers, a gated feed-forward under a non-gated config, missing relative bias tables or untied head);
+    /// tensors are then asked for by their Hugging Face names, <c>shared.weight</c> standing for whichever embedding the checkpoint saved.
+    /// </summary>
+    internal static (T5Config Config, CheckedCheckpoint Checkpoint) Open(string modelDir)
+    {
+        var checkpoint = CheckpointDirectory.Open(modelDir);
+        try
+        {
+            var config = LoadConfig(modelDir, checkpoint);
+            string embedding = EmbeddingName(checkpoint, modelDir);
+            foreach (var (stack, layers, field, feedForwardLayer) in new[] { ("encoder", config.Layers, "num_layers", 1), ("decoder", config.DecoderLayers, "num_decoder_layers", 2) })
+            {
+                if (checkpoint.Contains(Norm(Block(stack, layers), 0)))
+                    throw new CheckpointException(
+                        $"{modelDir}: the checkpoint has a block {stack}.block.{layers} but config.json says {field}={layers}; use the config.json that came with these weights.");
+                for (int i = 0; i < layers; i++)
+                {
+                    string feedForward = FeedForward(Block(stack, i), feedForwardLayer);
+                    if (!config.IsGated && checkpoint.Contains(feedForward + "wi_0.weight"))
+                        throw new CheckpointException(
+                            $"{checkpoint.DirectoryPath}: tensor '{feedForward}wi_0.weight' belongs to a gated feed-forward but config.json says feed_forward_proj='{config.FeedForwardProjection}'; use the config.json that came with these weights (T5 v1.1 has \"gated-gelu\").");
+                }
+            }
+            if (!config.TiedEmbeddings && !checkpoint.Contains(LanguageModelHead))
+                throw new CheckpointException(
+                    $"{modelDir}: config.json says tie_word_embeddings=false but the checkpoint has no '{LanguageModelHead}'; download the complete checkpoint (T5 v1.1 keeps a separate LM head).");
+            foreach (string name in new[] { EncoderRelativeBias, DecoderRelativeBias })
+            {
+                if (!checkpoint.Contains(name))
+                    throw new CheckpointException(
+                        $"{modelDir}: no '{name}'. T5 keeps its relative position bias table [num_buckets, num_heads] in block 0 of each stack and shares it with every layer; "
+                        + $"the checkpoint is incomplete or not a T5 model ({NearestNames.Describe(name, checkpoint.TensorNames)}).");
+            }
+            return (config, Checked(checkpoint, embedding, config));
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
     }
 
     /// <summary>config.json and the input embedding table [V, d] only (shared.weight, where prompts live), without reading the stacks.</summary>
@@ -77,7 +122,7 @@ public static class T5Checkpoint
     {
         using var checkpoint = CheckpointDirectory.Open(modelDir);
         var config = LoadConfig(modelDir, checkpoint);
-        return (config, new Reader<T>(checkpoint, config).Read(EmbeddingName(checkpoint, modelDir), config.VocabSize, config.Embedding));
+        return (config, Checked(checkpoint, EmbeddingName(checkpoint, modelDir), config).Read<T>(Shared, config.VocabSize, config.Embedding));
     }
 
     /// <summary>config.json with the head decided against the checkpoint's tensors (<see cref="T5Config.WithHeadOf"/>).</summary>
@@ -96,53 +141,20 @@ public static class T5Checkpoint
         : throw new CheckpointException(
             $"{modelDir}: no '{Shared}' (or '{EncoderEmbedTokens}'), so this is not a T5 checkpoint ({NearestNames.Describe(Shared, checkpoint.TensorNames)}).");
 
-    private sealed class Reader<T>(CheckpointDirectory checkpoint, T5Config config) where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    /// <summary>Names as Hugging Face's, except <c>shared.weight</c>, which stands for <paramref name="embedding"/> (<see cref="EmbeddingName"/>).</summary>
+    private static CheckedCheckpoint Checked(CheckpointDirectory checkpoint, string embedding, T5Config config) =>
+        new(checkpoint, name => name == Shared ? embedding : name, (c, name, shape) => Check(c, name, shape, config));
+
+    private static TensorInfo Check(CheckpointDirectory checkpoint, string name, ReadOnlySpan<long> shape, T5Config config)
     {
-        public T5AttentionWeights<T> Attention(string prefix)
-        {
-            long d = config.Embedding, a = config.AttentionSize;
-            return new T5AttentionWeights<T>
-            {
-                Query = Read(prefix + "q.weight", a, d),
-                Key = Read(prefix + "k.weight", a, d),
-                Value = Read(prefix + "v.weight", a, d),
-                Output = Read(prefix + "o.weight", d, a),
-            };
-        }
-
-        public T5FeedForwardWeights<T> FeedForward(string prefix)
-        {
-            long d = config.Embedding, ff = config.FeedForwardSize;
-            if (!config.IsGated && checkpoint.Contains(prefix + "wi_0.weight"))
-                throw new CheckpointException(
-                    $"{checkpoint.DirectoryPath}: tensor '{prefix}wi_0.weight' belongs to a gated feed-forward but config.json says feed_forward_proj='{config.FeedForwardProjection}'; use the config.json that came with these weights (T5 v1.1 has \"gated-gelu\").");
-            return config.IsGated
-                ? new T5FeedForwardWeights<T> { Input = Read(prefix + "wi_0.weight", ff, d), Linear = Read(prefix + "wi_1.weight", ff, d), Output = Read(prefix + "wo.weight", d, ff) }
-                : new T5FeedForwardWeights<T> { Input = Read(prefix + "wi.weight", ff, d), Output = Read(prefix + "wo.weight", d, ff) };
-        }
-
-        public T[] RelativeBias(string name, string modelDir)
-        {
-            if (!checkpoint.Contains(name))
-                throw new CheckpointException(
-                    $"{modelDir}: no '{name}'. T5 keeps its relative position bias table [num_buckets, num_heads] in block 0 of each stack and shares it with every layer; "
-                    + $"the checkpoint is incomplete or not a T5 model ({NearestNames.Describe(name, checkpoint.TensorNames)}).");
-            return Read(name, config.RelativeBuckets, config.Heads);
-        }
-
-        public T[] Read(string name, params ReadOnlySpan<long> shape)
-        {
-            var info = checkpoint.GetInfo(name);
-            if (!info.HasShape(shape))
-                throw new CheckpointException(
-                    $"{info.FilePath}: tensor '{name}' has shape {info.ShapeText} but config.json (d_model={config.Embedding}, d_kv={config.HeadSize}, num_heads={config.Heads}, "
-                    + $"d_ff={config.FeedForwardSize}, vocab_size={config.VocabSize}, relative_attention_num_buckets={config.RelativeBuckets}) expects {TensorInfo.FormatShape(shape)}; "
-                    + "use the config.json that came with these weights.");
-            if (!info.DType.IsConvertibleFloat)
-                throw new CheckpointException($"{info.FilePath}: tensor '{name}' is stored as {info.DType}; T5 weights must be F32, F16, BF16 or F64.");
-            var values = GC.AllocateUninitializedArray<T>(checked((int)info.ElementCount));
-            checkpoint.Read<T>(name, values);
-            return values;
-        }
+        var info = checkpoint.GetInfo(name);
+        if (!info.HasShape(shape))
+            throw new CheckpointException(
+                $"{info.FilePath}: tensor '{name}' has shape {info.ShapeText} but config.json (d_model={config.Embedding}, d_kv={config.HeadSize}, num_heads={config.Heads}, "
+                + $"d_ff={config.FeedForwardSize}, vocab_size={config.VocabSize}, relative_attention_num_buckets={config.RelativeBuckets}) expects {TensorInfo.FormatShape(shape)}; "
+                + "use the config.json that came with these weights.");
+        if (!info.DType.IsConvertibleFloat)
+            throw new CheckpointException($"{info.FilePath}: tensor '{name}' is stored as {info.DType}; T5 weights must be F32, F16, BF16 or F64.");
+        return info;
     }
 }

@@ -25,8 +25,15 @@ internal sealed class T5Family : ModelFamily<T5Config>
 
     private protected override string Fingerprint(T5Config config, float[] tokenEmbedding) => ModelFingerprint.Of(config, tokenEmbedding);
 
-    private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options) =>
-        EngineFactory.Create(T5Checkpoint.Load<float>(modelDirectory), device, origin, options);
+    /// <summary>The CPU engine computes on host weights; a device engine streams the checkpoint into device memory instead.</summary>
+    private protected override LoadedModel Load(string modelDirectory, string device, string origin, EngineOptions? options)
+    {
+        if (device == "cpu") return EngineFactory.Create(T5Checkpoint.Load<float>(modelDirectory), device, origin, options);
+        var (config, checkpoint) = T5Checkpoint.Open(modelDirectory);
+        using var _ = checkpoint;
+        return EngineFactory.CreateStreamed(config, checkpoint, T5TensorNames.Shared, device, origin, options, Fingerprint,
+            engineOptions => CudaEngines.Create(config, new CheckpointWeightSource<T5Weights<float>>(checkpoint), device, engineOptions));
+    }
 
     private protected override LoadedModel CreateRandom(T5Config shape, string device, string origin, EngineOptions? options) =>
         EngineFactory.Create(T5Weights<float>.CreateRandom(shape, seed: 1), device, origin, options);
