@@ -5,6 +5,8 @@
 // CPU references: src/SoftPrompt/Cpu/BiasedAttentionOps.cs (+ RelativePositionOps.Bias), and AttentionOps.cs for
 // GPT-2's fused layout. Launchers: src/SoftPrompt/Cuda/Kernels/Attention.cs. Tests:
 // tests/SoftPrompt.Tests/Kernels/AttentionKernelTests.cs (GPT-2 cases) and T5KernelAttentionTests.cs (the rest).
+// The bf16 tensor-core variant for hs 64 / 128 (same parameters and semantics): attention_tc.cu; shared helpers:
+// attention_common.cuh.
 //
 // Layouts (A = H·hs; head h uses columns h·hs .. h·hs + hs − 1 of a row; every [rows, ·] tensor has its own row
 // stride ≥ A, so a tensor may be a column slice of a wider buffer — e.g. GPT-2's qkv [B·T, 3C] read as q, k, v at

@@ -11,6 +11,9 @@ namespace SoftPrompt.Cuda.Kernels;
 // so sm_80/86 parts run them too). Every [rows, ·] operand comes with its row stride (≥ H·hs), so it may be a column
 // slice of a wider buffer. Spans may be longer than needed (slices of capacity-sized plans); a span of length 0 means
 // "absent" where documented.
+// With tensorCores (the device engines pass their bf16 flag) and hs 64 or 128, the same launchers run kernels/attention_tc.cu
+// instead: the same semantics on bf16 mma.sync with fp32 accumulation (AttentionTensorCores; 70,656 / 85,888 bytes of
+// dynamic shared memory, which CudaDevice opts into; an sm_86/89 part allows 99 KB per block, so both fit).
 
 /// <summary>Shape checks, pointers and the padded-head-size dispatch shared by the attention launchers.</summary>
 internal static class AttentionShape
