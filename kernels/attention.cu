@@ -5,6 +5,8 @@
 // CPU references: src/SoftPrompt/Cpu/BiasedAttentionOps.cs (+ RelativePositionOps.Bias), and AttentionOps.cs for
 // GPT-2's fused layout. Launchers: src/SoftPrompt/Cuda/Kernels/Attention.cs. Tests:
 // tests/SoftPrompt.Tests/Kernels/AttentionKernelTests.cs (GPT-2 cases) and T5KernelAttentionTests.cs (the rest).
+// The bf16 tensor-core variant for hs 64 / 128 (same parameters and semantics): attention_tc.cu; shared helpers:
+// attention_common.cuh.
 //
 // Layouts (A = H·hs; head h uses columns h·hs .. h·hs + hs − 1 of a row; every [rows, ·] tensor has its own row
 // stride ≥ A, so a tensor may be a column slice of a wider buffer — e.g. GPT-2's qkv [B·T, 3C] read as q, k, v at
@@ -45,11 +47,11 @@
 // (228 KiB per SM), lowered where the register cap it implies (65,536 / (128·n)) would make ptxas spill.
 #include "common.cuh"
 #include "kernel_helpers.cuh"
+#include "attention_common.cuh"
 
 namespace attention_detail {
 
-constexpr int kThreads = 128;
-constexpr float kLog2e = 1.4426950408889634f;
+using namespace attention_common;  // Args, inputs, key_limit, vector_ok, load_bias, kThreads, kLog2e
 
 // This thread's place in the micro-tile layout of a tile whose warps own RM·4 rows each.
 struct Layout {
@@ -61,22 +63,6 @@ template <int RM>
 __device__ __forceinline__ Layout layout() {
     const int lane = static_cast<int>(lane_id()), warp = static_cast<int>(warp_id());
     return Layout{4 * RM * warp + (lane >> 3), lane & 7};
-}
-
-// True when every pointer is 16-byte aligned and hs and every row stride are multiples of 4 (`ints`: their bitwise or):
-// every head row starts 16-byte aligned and tiles move as float4. Otherwise scalar loads and stores (same results).
-template <typename... P>
-__device__ __forceinline__ bool vector_ok(int ints, const P*... p) {
-    return (ints & 3) == 0 && (aligned16(p) && ...);
-}
-
-// Keys row b may attend to: key_lengths[b] (in [1, Tk]; checked by the emulator, clamped to Tk so a bad length
-// cannot read past k / v), or Tk when key_lengths is null.
-__device__ __forceinline__ int key_limit(const int* __restrict__ key_lengths, int b, int Tk) {
-    if (key_lengths == nullptr) return Tk;
-    const int keys = ldg(key_lengths + b);
-    assert(keys >= 1 && keys <= Tk);
-    return min(keys, Tk);
 }
 
 // dst[r][c] (stride LD) = mul · src[r·stride + c] for r < rows, c < hs; 0 for the padding (r < ROWS, c < D).
@@ -103,24 +89,6 @@ __device__ __forceinline__ void load_tile(float* __restrict__ dst, const float* 
             v.x *= mul; v.y *= mul; v.z *= mul; v.w *= mul;
         }
         store_float4(dst + r * LD + c, v);
-    }
-}
-
-// The bias of the N = TR + TC − 1 diagonals crossed by a tile of TR query rows starting at q0 and TC key columns
-// starting at k0: sB[x] = bias of relative position (key − query) = k0 − q0 − (TR − 1) + x, so query q0 + r and key
-// k0 + c read sB[c − r + TR − 1]. Positions outside [1 − Tq, Tk − 1] (padding rows and columns) and a null table
-// give 0.
-template <int TR, int TC>
-__device__ __forceinline__ void load_bias(float* __restrict__ sB, const float* __restrict__ table,
-                                          const int* __restrict__ bucket_by_offset, int q0, int k0, int Tq, int Tk, int H,
-                                          int h) {
-    constexpr int N = TR + TC - 1;
-    const int first = k0 - q0 - (TR - 1) + Tq - 1;  // index into bucket_by_offset of sB[0]
-    for (int x = static_cast<int>(threadIdx.x); x < N; x += kThreads) {
-        const int o = first + x;
-        float value = 0.0f;
-        if (table != nullptr && o >= 0 && o < Tq + Tk - 1) value = ldg(table + ldg(bucket_by_offset + o) * H + h);
-        sB[x] = value;
     }
 }
 
@@ -217,19 +185,6 @@ __device__ __forceinline__ float row_group_max(float v) {
 template <int D> struct OutputVector {
     static constexpr int W = D >= 32 ? 4 : 2;  // head columns per vector
     static constexpr int J = D / (8 * W);      // vectors per row and thread
-};
-
-// The inputs and shape of one launch, as every kernel receives them.
-struct Args {
-    const float* q;
-    const float* k;
-    const float* v;
-    const float* table;
-    const int* bucket_by_offset;
-    const int* key_lengths;
-    int q_stride, k_stride, v_stride, Tq, Tk, H, hs;
-    bool causal;
-    float scale;
 };
 
 // ── forward ──
@@ -511,12 +466,6 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
             store_row<W, J>(dv + (k_rows + key) * dv_stride + h * hs, acc_v[i], 1.0f, t.cg, hs, vec);
         }
     }
-}
-
-__device__ __forceinline__ Args inputs(const float* q, const float* k, const float* v, const float* table, const int* bucket_by_offset,
-                                       const int* key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H,
-                                       int hs, int causal, float scale) {
-    return Args{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0, scale};
 }
 
 }  // namespace attention_detail

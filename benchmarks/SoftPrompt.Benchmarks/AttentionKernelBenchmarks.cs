@@ -6,7 +6,7 @@ using SoftPrompt.Cuda.Kernels;
 namespace SoftPrompt.Benchmarks;
 
 /// <summary>
-/// The attention kernels (kernels/attention.cu), forward and backward separately, at model shapes: GPT-2's fused-qkv
+/// The attention kernels (kernels/attention.cu, and attention_tc.cu with TensorCores), forward and backward separately, at model shapes: GPT-2's fused-qkv
 /// causal attention (<see cref="FusedQkvAttention"/>: gpt2-small's hs 64, an hs-128 and an hs-16 shape) and T5-base's
 /// encoder self-attention (bias + key lengths), decoder self-attention (causal + bias) and cross-attention (key lengths,
 /// Tq ≠ Tk), H = 12, hs = 64. Useful FLOPs of a forward: 2·B·H·T·(T+1)·hs causal (q·kᵀ and P·v over the visible
@@ -36,6 +36,10 @@ public class AttentionKernelBenchmarks
 
     [ParamsAllValues]
     public Shape Case { get; set; }
+
+    /// <summary>Ask for the bf16 tensor-core kernels (kernels/attention_tc.cu; used at hs 64 and 128, else the fp32 ones).</summary>
+    [Params(false, true)]
+    public bool TensorCores { get; set; }
 
     private IComputeDevice device = null!;
     private int batch, queryLength, keyLength, heads, headSize, a;
@@ -99,26 +103,27 @@ public class AttentionKernelBenchmarks
     {
         if (fused)
         {
-            FusedQkvAttention.Forward(device, output.Span, lse.Span, q.Span, batch, queryLength, a, heads);
+            FusedQkvAttention.Forward(device, output.Span, lse.Span, q.Span, batch, queryLength, a, heads, tensorCores: TensorCores);
             return;
         }
         bool bias = Case != Shape.T5Cross, keyLengths = Case != Shape.T5Decoder;
         AttentionForward.Launch(device, output.Span, a, lse.Span, q.Span, a, kv.Span, 2 * a, kv.Span.Slice(a), 2 * a,
             bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
-            batch, queryLength, keyLength, heads, headSize, causal, 1f);
+            batch, queryLength, keyLength, heads, headSize, causal, 1f, TensorCores);
     }
 
     private void LaunchBackward()
     {
         if (fused)
         {
-            FusedQkvAttention.Backward(device, dq.Span, dout.Span, q.Span, output.Span, lse.Span, scratch.Span, batch, queryLength, a, heads);
+            FusedQkvAttention.Backward(device, dq.Span, dout.Span, q.Span, output.Span, lse.Span, scratch.Span, batch, queryLength, a, heads,
+                tensorCores: TensorCores);
             return;
         }
         bool bias = Case != Shape.T5Cross, keyLengths = Case != Shape.T5Decoder;
         AttentionBackward.Launch(device, dq.Span, a, dk.Span, a, dv.Span, a, dout.Span, a, q.Span, a, kv.Span, 2 * a, kv.Span.Slice(a), 2 * a,
             output.Span, a, lse.Span, scratch.Span, bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
-            batch, queryLength, keyLength, heads, headSize, causal, 1f);
+            batch, queryLength, keyLength, heads, headSize, causal, 1f, TensorCores);
     }
 
     [Benchmark(OperationsPerInvoke = Repeats)]

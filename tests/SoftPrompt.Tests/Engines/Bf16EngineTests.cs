@@ -68,12 +68,16 @@ public sealed class Bf16EngineTests(DeviceKind kind)
     private static double RelativeError(double[] actual, double[] expected) =>
         Math.Sqrt(actual.Zip(expected, (a, e) => (a - e) * (a - e)).Sum() / expected.Sum(e => e * e));
 
-    [Test]
-    public void LossAndPromptGradientStayWithinBf16RoundingOfFloat64()
+    // Head size 8 (the tiny config: fp32 SIMT attention) and 64 (attention on the bf16 tensor-core kernels, attention_tc.cu;
+    // activation error measured 4.6% with fp32 attention, 5.4% on tensor cores).
+    [TestCase(32, 4)]
+    [TestCase(128, 2)]
+    public void LossAndPromptGradientStayWithinBf16RoundingOfFloat64(int embedding, int heads)
     {
-        var weights = TestModels.Random<float>(Config, seed: 4);
-        var prompts = TestModels.RandomPrompts<float>(2 * 4 * Config.Embedding, seed: 5);
-        var batch = TestModels.MixedBatch(4, 2, Config.VocabSize);
+        var config = embedding == Config.Embedding ? Config : TestModels.TinyConfig(vocab: 41, positions: 24, embedding: embedding, layers: 2, heads: heads, inner: 128);
+        var weights = TestModels.Random<float>(config, seed: 4);
+        var prompts = TestModels.RandomPrompts<float>(2 * 4 * config.Embedding, seed: 5);
+        var batch = TestModels.MixedBatch(4, 2, config.VocabSize);
 
         var exact = Reference(Widen(weights, roundBlocks: false), prompts, batch);
         var roundedWeights = Reference(Widen(weights, roundBlocks: true), prompts, batch);
@@ -84,14 +88,21 @@ public sealed class Bf16EngineTests(DeviceKind kind)
     }
 
     /// <param name="biased">With Llama's attention_bias (q/k/v/o biases, which stay fp32 beside the bf16 matrices).</param>
-    [TestCase(false)]
-    [TestCase(true)]
-    public void LlamaLossAndPromptGradientStayWithinBf16RoundingOfFloat64(bool biased)
+    /// <param name="headSize">
+    /// 8, or 64: attention on the bf16 tensor-core kernels. Measured at hs 64 (activation error, fp32 SIMT attention → tensor
+    /// cores): biased 1.2% → 2.0%. Unbiased at hs 64 is left out: its doubled q/k init makes attention so sharp that it
+    /// misses the 6% bar with fp32 attention already (8.9%; 14.6% on tensor cores).
+    /// </param>
+    [TestCase(false, 8)]
+    [TestCase(true, 8)]
+    [TestCase(true, 64)]
+    public void LlamaLossAndPromptGradientStayWithinBf16RoundingOfFloat64(bool biased, int headSize)
     {
         var config = SoftPrompt.Tests.Llama.LlamaTestModels.TinyConfig() with
         {
             Embedding = 32, Heads = 4, KeyValueHeads = 2, HeadSize = 8, Intermediate = 48, Layers = 3, QueryKeyValueBiases = biased, OutputBias = biased,
         };
+        if (headSize != 8) config = config with { Embedding = 2 * headSize, Heads = 2, KeyValueHeads = 1, HeadSize = headSize, Intermediate = 96, Layers = 2 };
         var weights = SoftPrompt.Tests.Llama.LlamaTestModels.Random<float>(config, seed: 6);
         var prompts = TestModels.RandomPrompts<float>(2 * 4 * config.Embedding, seed: 5);
         var batch = TestModels.MixedBatch(4, 2, config.VocabSize);
@@ -120,11 +131,15 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         Assert.That(bf16.BytesOf(DeviceMemoryKind.Workspace), Is.GreaterThan(fp32.BytesOf(DeviceMemoryKind.Workspace)), "room for a bf16 GEMM operand");
     }
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public void T5LossAndPromptGradientStayWithinBf16RoundingOfFloat64(bool gated)
+    /// <param name="headSize">8, or 64: attention (encoder, decoder and cross) on the bf16 tensor-core kernels (gated, activation
+    /// error: 0.68% with fp32 attention, 0.97% on tensor cores).</param>
+    [TestCase(false, 8)]
+    [TestCase(true, 8)]
+    [TestCase(true, 64)]
+    public void T5LossAndPromptGradientStayWithinBf16RoundingOfFloat64(bool gated, int headSize)
     {
         var config = SoftPrompt.Tests.T5.CpuT5GradientTests.TinyConfig(gated) with { Embedding = 32, HeadSize = 8, Heads = 4, FeedForwardSize = 48 };
+        if (headSize != 8) config = config with { Embedding = 2 * headSize, HeadSize = headSize, Heads = 2, FeedForwardSize = 96 };
         var weights = T5Weights<float>.CreateRandom(config, 3);
         var prompts = TestModels.RandomPrompts<float>(2 * 4 * config.Embedding, seed: 5);
         var batch = TestModels.MixedBatch(4, 2, config.VocabSize);

@@ -19,7 +19,7 @@ namespace SoftPrompt.Tests.Kernels;
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
-public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kind)
+public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kind)
 {
     public enum Kind { Encoder, Decoder, Cross }
 
@@ -44,6 +44,8 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
         float[] Q, float[] K, float[] V, float[] Dout, float[] Out, float[] Lse, float[] Dq, float[] Dk, float[] Dv)
     {
         public int A => H * Hs;
+        /// <summary>Run the bf16 tensor-core kernels (attention_tc.cu) and compare with <see cref="Bf16Tolerance"/>.</summary>
+        public bool TensorCores { get; init; }
         public bool Causal => Kind == Kind.Decoder;
         public bool HasBias => Kind != Kind.Cross;
         public override string ToString() =>
@@ -53,7 +55,10 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
     // Random q, k, v (O(1), unscaled as in T5: scores of a few units), a bias table of ±3, dout, and the CPU reference
     // of both passes. Encoder: buckets of 32 up to distance 128; decoder: unidirectional, max distance 20 (the last
     // bucket is reached).
-    private static Case Make(Kind attention, int batch, int queryLength, int keyLength, int heads, int headSize, bool keyLengths, float scale = 1f)
+    // bf16Exact: q, k, v and dout rounded to bf16 before anything else (the tensor-core tests: the kernels' own rounding
+    // of them is then exact, and the reference is the fp32 CPU op on the very values the tensor cores multiply).
+    private static Case Make(Kind attention, int batch, int queryLength, int keyLength, int heads, int headSize, bool keyLengths, float scale = 1f,
+        bool bf16Exact = false)
     {
         var rng = new Random(((((int)attention * 1009 + batch) * 1009 + queryLength) * 1009 + keyLength) * 1009 + heads * 131 + headSize);
         int a = heads * headSize;
@@ -65,6 +70,9 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
         }
         float[] q = Random(batch * queryLength * a, 1f), k = Random(batch * keyLength * a, 1f), v = Random(batch * keyLength * a, 1f);
         float[] dout = Random(batch * queryLength * a, 1f), table = Random(NumBuckets * heads, 3f);
+        if (bf16Exact)
+            foreach (var x in new[] { q, k, v, dout })
+                for (int i = 0; i < x.Length; i++) x[i] = RoundToBf16(x[i]);
         int[]? lengths = null;
         if (keyLengths)
         {
@@ -116,7 +124,8 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
         for (int i = 0; i < expected.Length; i++)
         {
             double err = Math.Abs((double)actual[i] - expected[i]);
-            double tolerance = looseness * (2e-5 * Math.Max(maxAbs, 1) + 1e-4 * Math.Abs(expected[i]));
+            double tolerance = c.TensorCores ? looseness * Bf16Tolerance(what) * Math.Max(maxAbs, 1)
+                : looseness * (2e-5 * Math.Max(maxAbs, 1) + 1e-4 * Math.Abs(expected[i]));
             if (!(err <= tolerance))
                 Assert.Fail($"{what}[{i}] = {actual[i]:R}, expected {expected[i]:R} (error {err:E2}, tolerance {tolerance:E2}, max |x| {maxAbs:G4}; {c})");
             maxErr = Math.Max(maxErr, err);
@@ -321,12 +330,12 @@ public sealed class T5KernelAttentionTests(DeviceKind kind) : KernelTestBase(kin
 
     private void Forward(Case c, Inputs x, Bias bias, Results r, DeviceSpan<float> lse) =>
         AttentionForward.Launch(Device, r.Out, r.OutStride, lse, x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride,
-            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale);
+            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale, c.TensorCores);
 
     private void Backward(Case c, Inputs x, Bias bias, Results r, DeviceSpan<float> lse, DeviceSpan<float> scratch) =>
         AttentionBackward.Launch(Device, r.Dq, r.DqStride, r.Dk, r.DkStride, r.Dv, r.DvStride, r.Dout, r.DoutStride,
             x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride, r.Out, r.OutStride, lse, scratch,
-            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale);
+            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale, c.TensorCores);
 
     // The backward from the given out (written into the results' out) and lse, on fresh NaN-filled gradients.
     private (float[] Dq, float[] Dk, float[] Dv) RunBackward(Case c, Inputs x, Bias bias, float[] output, DeviceSpan<float> lse, Outputs layout = Outputs.Dense)

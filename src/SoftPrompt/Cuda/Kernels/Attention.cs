@@ -11,6 +11,9 @@ namespace SoftPrompt.Cuda.Kernels;
 // so sm_80/86 parts run them too). Every [rows, ·] operand comes with its row stride (≥ H·hs), so it may be a column
 // slice of a wider buffer. Spans may be longer than needed (slices of capacity-sized plans); a span of length 0 means
 // "absent" where documented.
+// With tensorCores (the device engines pass their bf16 flag) and hs 64 or 128, the same launchers run kernels/attention_tc.cu
+// instead: the same semantics on bf16 mma.sync with fp32 accumulation (AttentionTensorCores; 70,656 / 85,888 bytes of
+// dynamic shared memory, which CudaDevice opts into; an sm_86/89 part allows 99 KB per block, so both fit).
 
 /// <summary>Shape checks, pointers and the padded-head-size dispatch shared by the attention launchers.</summary>
 internal static class AttentionShape
@@ -81,6 +84,33 @@ internal static class AttentionShape
 }
 
 /// <summary>
+/// The bf16 tensor-core variants of kernels/attention_tc.cu (attention_tc_forward / _backward_dq / _backward_dkv, hs 64
+/// and 128): same parameters, semantics and outputs as the fp32 kernels; q, k, v, dout and the probabilities are
+/// rounded to bf16 as mma operands, everything else is fp32. The launchers use them when asked for tensor cores (an
+/// engine in bf16 precision) and hs ∈ {64, 128}.
+/// </summary>
+internal static class AttentionTensorCores
+{
+    /// <summary>Rows of every block's outer tile: 4 warps × 16.</summary>
+    public const int OuterTile = 64;
+
+    public static bool Supports(int headSize) => headSize is 64 or 128;
+
+    /// <summary>Rows of a streamed inner tile (keys in the forward and dq kernels, queries in the dkv kernel).</summary>
+    public static int InnerTile(int headSize) => headSize == 64 ? 64 : 32;
+
+    /// <summary>
+    /// Every kernel's dynamic shared memory: bf16 tiles of 2·64 + 2·BC rows (stride hs + 8), the fp32 landing buffer of
+    /// two inner tiles, the bias diagonals and two per-row vectors: 70,656 bytes at hs 64, 85,888 at hs 128.
+    /// </summary>
+    public static uint SharedBytes(int headSize)
+    {
+        int inner = InnerTile(headSize), ld = headSize + 8;
+        return (uint)(2 * (2 * OuterTile * ld + 2 * inner * ld) + sizeof(float) * (2 * inner * headSize + 3 * OuterTile + inner));
+    }
+}
+
+/// <summary>
 /// attention_forward_hs{16,32,64,128}: out [B, Tq, ·] (row stride outStride) and lse [B, H, Tq] (A = H·hs) with
 /// s_ij = scale·(q_i·k_j) + biasTable[bucketByOffset[j − i + Tq − 1]·H + h], over the keys j &lt; keyLengths[b] and,
 /// when causal, j ≤ i (BiasedAttentionOps.Forward with RelativePositionOps.Bias). q [B, Tq, ·] with row stride qStride;
@@ -109,7 +139,7 @@ internal static class AttentionForward
     public static void Launch(IComputeDevice device, DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp,
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale)
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false)
     {
         int width = AttentionShape.Width(Name, batch, queryLength, keyLength, heads, headSize, qStride, kStride, vStride, scale);
         AttentionShape.OutputStride(Name, outStride, width, "out");
@@ -125,8 +155,15 @@ internal static class AttentionForward
         if (AttentionShape.OverlapsAny(AttentionShape.Extent(output, queries, outStride, width),
                 [AttentionShape.Extent(q, queries, qStride, width), AttentionShape.Extent(k, keys, kStride, width), AttentionShape.Extent(v, keys, vStride, width)]))
             throw new ArgumentException($"{Name}: output must not alias q, k or v.", nameof(output));
-        int padded = AttentionShape.Padded(headSize);
         var grid = new Dim3((uint)AttentionShape.Tiles(queryLength, QueryTile), (uint)(batch * heads));
+        if (tensorCores && AttentionTensorCores.Supports(headSize))
+        {
+            KernelStubs.attention_tc_forward(device, headSizeTile: headSize, new(grid, AttentionShape.Threads, AttentionTensorCores.SharedBytes(headSize)),
+                @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causal ? 1 : 0, scale: scale);
+            return;
+        }
+        int padded = AttentionShape.Padded(headSize);
         KernelStubs.attention_forward(device, headSizeTile: padded, new(grid, AttentionShape.Threads, SharedBytes(padded)),
             @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
             Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causal ? 1 : 0, scale: scale);
@@ -170,7 +207,7 @@ internal static class AttentionBackward
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
         DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale)
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false)
     {
         int width = AttentionShape.Width(Name, batch, queryLength, keyLength, heads, headSize, qStride, kStride, vStride, scale);
         AttentionShape.OutputStride(Name, dqStride, width, "dq");
@@ -206,8 +243,28 @@ internal static class AttentionBackward
         if (AttentionShape.OverlapsAny(AttentionShape.Extent(dq, queries, dqStride, width), read) || AttentionShape.OverlapsAny(AttentionShape.Extent(dk, keys, dkStride, width), read)
             || AttentionShape.OverlapsAny(AttentionShape.Extent(dv, keys, dvStride, width), read))
             throw new ArgumentException($"{Name}: dq, dk and dv must not alias dout, q, k, v or out (both kernels read them).", nameof(dq));
-        int padded = AttentionShape.Padded(headSize), outer = OuterTile(padded), causalFlag = causal ? 1 : 0;
+        int causalFlag = causal ? 1 : 0;
         uint headBlocks = (uint)(batch * heads);
+        if (tensorCores && AttentionTensorCores.Supports(headSize))
+        {
+            uint bytes = AttentionTensorCores.SharedBytes(headSize);
+            const int tile = AttentionTensorCores.OuterTile;
+            if (hasQueries)
+                KernelStubs.attention_tc_backward_dq(device, headSizeTile: headSize,
+                    new(new Dim3((uint)AttentionShape.Tiles(queryLength, tile), headBlocks), AttentionShape.Threads, bytes),
+                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+            KernelStubs.attention_tc_backward_dkv(device, headSizeTile: headSize,
+                new(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), headBlocks), AttentionShape.Threads, bytes),
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+                table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+            return;
+        }
+        int padded = AttentionShape.Padded(headSize), outer = OuterTile(padded);
         // Both kernels take one parameter list (each ignores the other's outputs).
         if (hasQueries)
             KernelStubs.attention_backward_dq(device, headSizeTile: padded,
@@ -243,18 +300,19 @@ internal static class FusedQkvAttention
 
     /// <summary>out [B·T, C] and lse [B, H, T] from qkv [B·T, 3C].</summary>
     public static void Forward(IComputeDevice device, DeviceSpan<float> output, DeviceSpan<float> logSumExp, DeviceSpan<float> qkv,
-        int batch, int sequence, int channels, int heads, float? scale = null)
+        int batch, int sequence, int channels, int heads, float? scale = null, bool tensorCores = false)
     {
         int hs = HeadSize(AttentionForward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionForward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
         if (sequence == 0) return;
         AttentionForward.Launch(device, output, channels, logSumExp, qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
+            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs), tensorCores);
     }
 
     /// <summary>dqkv [B·T, 3C] (overwritten) from dout [B·T, C] and the forward's qkv, out and lse; scratch [B·H·T].</summary>
     public static void Backward(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<float> qkv, DeviceSpan<float> output,
-        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null)
+        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null,
+        bool tensorCores = false)
     {
         int hs = HeadSize(AttentionBackward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionBackward.Name, dqkv, (long)batch * sequence * c3, "dqkv [B·T, 3C]");
@@ -262,7 +320,7 @@ internal static class FusedQkvAttention
         if (sequence == 0) return;
         AttentionBackward.Launch(device, dqkv, c3, Slice(dqkv, channels), c3, Slice(dqkv, 2 * channels), c3, dout, channels,
             qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3, output, channels, logSumExp, scratch,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
+            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs), tensorCores);
     }
 
     // The column slice at `offset` of a [rows, 3C] buffer, or an absent span for an empty buffer (no rows).

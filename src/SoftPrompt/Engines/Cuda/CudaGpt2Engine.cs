@@ -64,7 +64,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         LayerNormForward.Launch(device, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
         Linear(s.Qkv, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
-        FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer));
+        FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer), tensorCores: bf16);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
         Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
@@ -109,7 +109,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
         GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, step.Full, c);
         FusedQkvAttention.Backward(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch,
-            step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer));
+            step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer), tensorCores: bf16);
         GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
         Conv1DInputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
         LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);

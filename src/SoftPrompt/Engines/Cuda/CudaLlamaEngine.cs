@@ -73,7 +73,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         Project(s.Value, p.Norm, w.Value, w.Bias.Value, n, d, kv);
         FullAttentionInputs(p, s);
         AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
-            default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true, scale: 1f);
+            default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true, scale: 1f, tensorCores: bf16);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
         ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
         RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
@@ -163,7 +163,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, att);
         AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, att, p.GradientValueFull, att, p.GradientAttentionFull, att,
             p.QueryFull, att, p.KeyFull, att, p.ValueFull, att, p.AttentionFull, att, s.LogSumExp, p.AttentionScratch, default, default, default,
-            rows, seq, seq, heads, hd, causal: true, scale: 1f);
+            rows, seq, seq, heads, hd, causal: true, scale: 1f, tensorCores: bf16);
         SumKeyValueGroups.Launch(device, p.KeyNarrowFull, p.GradientKeyFull, full, heads, kvHeads, hd);
         SumKeyValueGroups.Launch(device, p.ValueNarrowFull, p.GradientValueFull, full, heads, kvHeads, hd);
         RopeBackward.Launch(device, p.GradientQueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);

@@ -337,7 +337,7 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     {
         int att = config.AttentionSize;
         AttentionForward.Launch(device, a.Output, att, a.LogSumExp, a.Query, att, a.Key, att, a.Value, att, bias, buckets, keyLengths,
-            rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+            rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f, tensorCores: bf16);
     }
 
     /// <summary>p.GradientQuery, GradientKey, GradientValue from p.GradientAttention = d(loss)/d(a.Output).</summary>
@@ -347,6 +347,6 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         int att = config.AttentionSize;
         AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, a.Query, att, a.Key, att,
             a.Value, att, a.Output, att, a.LogSumExp, p.AttentionScratch, bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize,
-            causal, scale: 1f);
+            causal, scale: 1f, tensorCores: bf16);
     }
 }
