@@ -26,10 +26,14 @@ internal static class InfoCommand
         if (modelDirectory is null) throw new ArgumentException("Give a model directory, or --prompt FILE.");
         var family = ModelFamily.Detect(modelDirectory);
         var config = family.LoadConfig(modelDirectory);
+        // The weights must be there and fit the config (a missing or truncated file fails here, naming it): opening the
+        // checkpoint validates every tensor's place in its file, and the fingerprint reads the embedding table at the config's shape.
+        var (_, fingerprint) = Identify(modelDirectory);
         long parameters = config.ParameterCount, promptParameters = (long)promptLength * config.Embedding;
         Console.WriteLine($"model        {Path.GetFullPath(modelDirectory)}");
         foreach (var (label, text) in family.Describe(config)) Console.WriteLine($"{label,-12} {text}");
         Console.WriteLine($"parameters   {parameters.ToString("N0", Inv)} (frozen)");
+        Console.WriteLine($"fingerprint  {fingerprint}");
         Console.WriteLine($"prompt P={promptLength}  {promptParameters.ToString("N0", Inv)} trainable parameters = {Percent(promptParameters, parameters)} of the model"
             + (family.IsEncoderDecoder ? " (prepended to the encoder input)" : ""));
         return 0;

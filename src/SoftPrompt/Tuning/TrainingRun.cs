@@ -91,6 +91,21 @@ public sealed class TrainingRun
     public BestPrompt? Best { get; private set; }
     public int EvaluationsSinceBest { get; private set; }
 
+    /// <summary>The error for a loss that is not finite, naming its likely cause: the prompt diverged, or the model or initial prompt was never finite.</summary>
+    private InvalidOperationException NonFiniteLoss(double loss, int step, bool updated)
+    {
+        var prompt = new float[engine.PromptLayout!.TotalLength * engine.EmbeddingSize];
+        engine.ReadPrompts(prompt);
+        bool promptFinite = Array.TrueForAll(prompt, float.IsFinite);
+        string cause = (promptFinite, updated) switch
+        {
+            (false, true) => "the prompt diverged in the updates before it; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`",
+            (false, false) => "the initial prompt holds values that are not finite; check `InitSpec` (a prompt file given as the init)",
+            (true, _) => "the prompt is finite, so the model produced it: its weights hold NaN or infinity, or overflow at these inputs; check the checkpoint",
+        };
+        return new InvalidOperationException($"Loss became {loss} at step {step}{(updated ? "" : ", before any update")}: {cause}.");
+    }
+
     /// <summary>Continues from <paramref name="checkpoint"/>: prompt, optimizer state, step, data position and best prompt.</summary>
     public void Resume(TrainingCheckpoint checkpoint, string path)
     {
@@ -163,8 +178,7 @@ public sealed class TrainingRun
                 var totals = allReduce.Reduce(engine, new StepTotals(targets, weightedLoss, stepTokens, cancellation.IsCancellationRequested));
                 (targets, weightedLoss, stepTokens, stopAgreed) = (totals.Targets, totals.WeightedLoss, (int)totals.Tokens, totals.StopRequested);
             }
-            if (!double.IsFinite(weightedLoss))
-                throw new InvalidOperationException($"Loss became {weightedLoss / targets} at step {step}; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`.");
+            if (!double.IsFinite(weightedLoss)) throw NonFiniteLoss(weightedLoss / targets, step, updated: step > startStep + 1 || startStep > 0);
             float learningRate = options.Schedule.At(step, options.Steps, options.LearningRate);
             // Micro-batches (and shards) were weighted by their target counts, so 1/targets makes the mean over all of
             // them; × K undoes the engine's mean over the K prompts' targets (see remarks).
