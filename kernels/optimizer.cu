@@ -179,3 +179,13 @@ extern "C" __global__ void __launch_bounds__(512) adafactor_step(float* __restri
         }
     }
 }
+
+// count_nonfinite — *count += the number of NaN/±Inf among values[0..n): the divergence check after each optimizer
+// step, kept on the device so a step never waits for the host; the count is read with the next loss.
+//   count: [1] int (accumulates across calls until the host clears it); values: [n].
+//   Grid: any (grid-stride); block: 256.
+extern "C" __global__ void __launch_bounds__(256) count_nonfinite(int* __restrict__ count, const float* __restrict__ values, int n) {
+    int bad = 0;
+    for (int i = grid_first(); i < n; i += grid_stride()) bad += (__float_as_uint(values[i]) & 0x7f800000u) == 0x7f800000u;
+    if (bad > 0) atomicAdd(count, bad);
+}

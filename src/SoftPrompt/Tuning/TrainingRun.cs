@@ -97,11 +97,13 @@ public sealed class TrainingRun
         var prompt = new float[engine.PromptLayout!.TotalLength * engine.EmbeddingSize];
         engine.ReadPrompts(prompt);
         bool promptFinite = Array.TrueForAll(prompt, float.IsFinite);
+        float largest = promptFinite ? prompt.Max(MathF.Abs) : float.NaN;
         string cause = (promptFinite, updated) switch
         {
             (false, true) => "the prompt diverged in the updates before it; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`",
             (false, false) => "the initial prompt holds values that are not finite; check `InitSpec` (a prompt file given as the init)",
-            (true, _) => "the prompt is finite, so the model produced it: its weights hold NaN or infinity, or overflow at these inputs; check the checkpoint",
+            (true, false) => "the prompt is finite, so the model produced it: its weights hold NaN or infinity, or overflow at these inputs; check the checkpoint",
+            (true, true) => $"the updates grew the prompt (largest |value| {largest:G3}) until the model overflowed, most likely; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`",
         };
         return new InvalidOperationException($"Loss became {loss} at step {step}{(updated ? "" : ", before any update")}: {cause}.");
     }

@@ -120,3 +120,18 @@ internal static class AdafactorStep
         KernelStubs.adafactor_step(device, new(promptCount, Threads, (uint)(cols * sizeof(float))), parameters: parameters, gradient: gradient, row_state: rowState, col_state: colState, scale: scale, rows: rows, cols: cols, beta2: beta2, learning_rate: learningRate, clip_threshold: clipThreshold, epsilon: epsilon, decay: decay);
     }
 }
+
+/// <summary>count_nonfinite: count[0] += NaN/±Inf values among <c>values</c> (no host sync; the host reads and clears the count).</summary>
+internal static class CountNonFinite
+{
+    public const string Name = "count_nonfinite";
+    public const int Threads = 256;
+
+    public static void Launch(IComputeDevice device, DeviceSpan<int> count, DeviceSpan<float> values)
+    {
+        int n = LaunchChecks.Elements(Name, values.Length, "values");
+        LaunchChecks.AtLeast(Name, count, 1, "[1]");
+        if (n == 0) return;
+        KernelStubs.count_nonfinite(device, new(LaunchChecks.GridStrideBlocks(n, Threads), Threads), count: count, values: values, n: n);
+    }
+}

@@ -122,6 +122,17 @@ internal sealed class CpuPromptState<T> where T : unmanaged, IBinaryFloatingPoin
                     throw new NotSupportedException($"Optimizer {settings.Kind} is not supported by the CPU engine.");
             }
         }
+        int nonFinite = CountNonFinite(Prompts) + CountNonFinite(firstMoment) + CountNonFinite(secondMoment);
+        if (nonFinite > 0)
+            throw new InvalidOperationException($"The optimizer step {step} wrote {nonFinite} NaN or infinite values into the prompts or the optimizer state: " +
+                "the prompt diverged; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`.");
+    }
+
+    private static int CountNonFinite(ReadOnlySpan<T> values)
+    {
+        int count = 0;
+        foreach (var v in values) count += T.IsFinite(v) ? 0 : 1;
+        return count;
     }
 
     internal static void Convert(ReadOnlySpan<T> source, Span<float> destination)

@@ -75,12 +75,19 @@ public abstract class DeviceEngine : IDeviceEngine
     public void OptimizerStep(OptimizerSettings settings, int step, float learningRate, float gradientScale = 1f)
         => state.OptimizerStep(settings, step, learningRate, gradientScale);
 
-    public float Forward(TokenBatch batch) => RunForward(batch, withGradient: false, countGreedyMatches: false, languageModelHead: true);
+    public float Forward(TokenBatch batch)
+    {
+        float loss = RunForward(batch, withGradient: false, countGreedyMatches: false, languageModelHead: true);
+        state.ThrowIfDiverged();
+        return loss;
+    }
 
     public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f)
     {
         lossGradientWeight = gradientWeight;
         float loss = RunForward(batch, withGradient: true, countGreedyMatches: false, languageModelHead: true);
+        // The loss read waited for the device: the divergence count of the steps before is 4 more bytes, no extra sync.
+        state.ThrowIfDiverged();
         RunBackward(accumulate);
         return loss;
     }

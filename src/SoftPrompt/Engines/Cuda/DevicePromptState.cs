@@ -42,6 +42,7 @@ internal sealed class DevicePromptState : IDisposable
             SecondState = carve.Take<float>("optimizer.second", size);
             NormScratch = carve.Take<float>("norm_scratch", (long)layout.Count * GradientNorm.ScratchLength);
             Offsets = carve.Take<int>("offsets", layout.Count + 1);
+            NonFinite = carve.Zeroed<int>("non_finite_count", 1);
             Width = width;
             Count = layout.Count;
             Size = layout.ValueCount(width);
@@ -57,6 +58,8 @@ internal sealed class DevicePromptState : IDisposable
         public DeviceSpan<float> SecondState { get; }
         public DeviceSpan<float> NormScratch { get; }
         public DeviceSpan<int> Offsets { get; }
+        /// <summary>[1]: NaN/±Inf values the optimizer steps since the last check have written (prompts and optimizer state).</summary>
+        public DeviceSpan<int> NonFinite { get; }
 
         public void Dispose() => Arena.Dispose();
     }
@@ -93,6 +96,8 @@ internal sealed class DevicePromptState : IDisposable
         device.Zero(b.FirstState);
         device.Zero(b.SecondState);
         device.Zero(b.NormScratch);
+        device.Zero(b.NonFinite);
+        stepsSinceCheck = 0;
     }
 
     public void ReadPrompts(Span<float> destination) => Read(Loaded.Prompts, destination);
@@ -191,6 +196,30 @@ internal sealed class DevicePromptState : IDisposable
                     throw new NotSupportedException($"Optimizer {settings.Kind} is not supported on the device.");
             }
         }
+        // Counted on the device, read with the next loss (ThrowIfDiverged): divergence is caught at the step after, without a sync per step.
+        CountNonFinite.Launch(device, b.NonFinite, b.Prompts.Slice(0, Size));
+        CountNonFinite.Launch(device, b.NonFinite, b.FirstState.Slice(0, Size));
+        CountNonFinite.Launch(device, b.NonFinite, b.SecondState.Slice(0, Size));
+        if (stepsSinceCheck == 0) firstUncheckedStep = step;
+        stepsSinceCheck++;
+    }
+
+    private readonly int[] nonFiniteReadback = new int[1];
+    private int stepsSinceCheck, firstUncheckedStep;
+
+    /// <summary>
+    /// Throws when an optimizer step since the last check wrote NaN or infinity into the prompts or the optimizer state.
+    /// Call after the device was waited for anyway (reading the loss): the read is then 4 bytes, not a sync.
+    /// </summary>
+    public void ThrowIfDiverged()
+    {
+        if (stepsSinceCheck == 0 || buffers is null) return;
+        device.CopyToHost(buffers.NonFinite, nonFiniteReadback);
+        int steps = stepsSinceCheck;
+        stepsSinceCheck = 0;
+        if (nonFiniteReadback[0] == 0) return;
+        throw new InvalidOperationException($"The optimizer step{(steps > 1 ? $"s {firstUncheckedStep}–{firstUncheckedStep + steps - 1}" : $" {firstUncheckedStep}")} wrote " +
+            $"{nonFiniteReadback[0]} NaN or infinite values into the prompts or the optimizer state: the prompt diverged; lower `TrainOptions.LearningRate` or set `OptimizerSettings.ClipNorm`.");
     }
 
     public void Dispose() => buffers?.Dispose();
