@@ -11,7 +11,8 @@ namespace SoftPrompt.Fuzz;
 /// One fuzz target per input format: the bytes are written where the loader expects its file and the loader's public
 /// entry point runs on them, as the CLI would. Compiled into both the fuzzer (SoftPrompt.Fuzz, driven by afl++ through
 /// SharpFuzz) and SoftPrompt.Tests (which replays tests/SoftPrompt.Fuzz/corpus through the same code).
-/// A "crash" is any exception <see cref="IsCleanError"/> refuses: the loaders' contract for bad input is a one-line
+/// A "crash" is any exception <see cref="IsCleanError"/> refuses (including <see cref="FuzzInvariantException"/>: a
+/// result that breaks the loader's own contract, e.g. an empty prompt): the loaders' contract for bad input is a one-line
 /// <see cref="CheckpointException"/> / <see cref="DataException"/> (or the plain exception types CliErrors prints as one
 /// line), never a framework exception from inside the parser.
 /// Targets of two files split the input at its first NUL byte (the files are text, so it cannot occur in them).
@@ -102,13 +103,13 @@ internal static class FuzzTargets
                 TextTable.Read(File1("data.csv", data), skipBadRows: true);
                 TextTable.Read(File1("data.tsv", data), skipBadRows: false);
                 break;
-            case "prompt": PromptFile.Load(File1("prompt.safetensors", data)); break;
+            case "prompt": CheckPrompt(PromptFile.Load(File1("prompt.safetensors", data))); break;
             case "peft":
             {
                 var (config, weights) = Split(data);
                 File1("adapter_config.json", config);
                 File1("adapter_model.safetensors", weights);
-                PeftAdapter.Import(workDir);
+                CheckPrompt(PeftAdapter.Import(workDir));
                 break;
             }
             default: throw new ArgumentException($"unknown fuzz target '{target}' (targets: {string.Join(", ", Names)})");
@@ -133,6 +134,13 @@ internal static class FuzzTargets
         return nul < 0 ? (data.ToArray(), []) : (data[..nul].ToArray(), data[(nul + 1)..].ToArray());
     }
 
+    /// <summary>What a loaded prompt promises its users; a file that breaks it should have been refused.</summary>
+    private static void CheckPrompt(PromptFile prompt)
+    {
+        if (prompt.Length < 1 || prompt.Width < 1 || prompt.Values.Length != (long)prompt.Length * prompt.Width)
+            throw new FuzzInvariantException($"loaded a prompt of {prompt.Length} × {prompt.Width} with {prompt.Values.Length} values");
+    }
+
     private static void ReadAll(TensorFile file)
     {
         foreach (var info in file.Tensors)
@@ -151,3 +159,6 @@ internal static class FuzzTargets
         foreach (int id in ids) tokenizer.TokenText(id);
     }
 }
+
+/// <summary>A loader accepted an input but returned something that breaks its own contract (counted as a crash).</summary>
+internal sealed class FuzzInvariantException(string message) : Exception(message);

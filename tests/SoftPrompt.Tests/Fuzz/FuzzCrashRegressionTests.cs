@@ -1,4 +1,5 @@
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Tests.Fuzz;
 
@@ -63,5 +64,32 @@ public sealed class FuzzCrashRegressionTests
         string path = Input("torch-zip", "review-offset-huge", "pytorch_model.bin");
         var e = Assert.Throws<CheckpointException>(() => TorchZipFile.Open(path).Dispose())!;
         Assert.That(OneLine(e, path), Does.Contain("holds 8 bytes but its storage declares 2305843009213693952 F32 elements"));
+    }
+
+    // prompt / peft: empty prompts loaded, and a dimension past int.MaxValue was cast (2^40 → width 0, 2^31+1 → -2^31+1 rows).
+
+    [TestCase("review-zero-width", "[5, 0]")]
+    [TestCase("review-zero-len", "[0, 3]")]
+    [TestCase("review-huge-width", "[0, 1099511627776]")]
+    public void PromptFileWithoutVectorsOrChannels(string input, string shape)
+    {
+        string path = Input("prompt", input, "prompt.safetensors");
+        var e = Assert.Throws<CheckpointException>(() => PromptFile.Load(path))!;
+        Assert.That(OneLine(e, path), Does.Contain($"tensor 'prompt_embeddings' has shape {shape}; a prompt [P, d] needs at least one vector and one channel"));
+    }
+
+    [TestCase("review-zero", "[0, 3]")]
+    [TestCase("review-huge-width", "[0, 8589934592]")]
+    [TestCase("review-odd-rows", "[2147483649, 0]")]
+    public void PeftAdapterWithoutVectorsOrChannels(string input, string shape)
+    {
+        // The input is adapter_config.json, a NUL byte, then adapter_model.safetensors (the fuzz target's layout).
+        byte[] data = File.ReadAllBytes(Path.Combine(FuzzCorpusTests.CorpusDir, "peft", "crashes", input));
+        int nul = Array.IndexOf(data, (byte)0);
+        File.WriteAllBytes(Path.Combine(_dir, "adapter_config.json"), data[..nul]);
+        string weights = Path.Combine(_dir, "adapter_model.safetensors");
+        File.WriteAllBytes(weights, data[(nul + 1)..]);
+        var e = Assert.Throws<CheckpointException>(() => PeftAdapter.Import(_dir))!;
+        Assert.That(OneLine(e, weights), Does.Contain($"has shape {shape}; a prompt [num_virtual_tokens, token_dim] needs at least one vector and one channel"));
     }
 }
