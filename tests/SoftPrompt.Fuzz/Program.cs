@@ -2,6 +2,21 @@ using SoftPrompt.Fuzz;
 
 // SoftPrompt.Fuzz TARGET            run under afl-fuzz (SharpFuzz out-of-process mode; without afl: one input from stdin)
 // SoftPrompt.Fuzz TARGET --replay PATH...   run files (or every file under directories), report crashes, exit 1 on any
+// SoftPrompt.Fuzz selftest           under afl-fuzz: the config-gpt2 target, plus a planted crash on inputs starting
+//                                   with '!', to check that afl-fuzz records an escaping exception as a crash
+if (args is ["selftest"])
+{
+    string selftestDir = Path.Combine(Path.GetTempPath(), $"softprompt-fuzz-selftest-{Environment.ProcessId}");
+    SharpFuzz.Fuzzer.OutOfProcess.Run(stream =>
+    {
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        var data = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        FuzzTargets.RunExpectingCleanErrors("config-gpt2", data, selftestDir);
+        if (data.Length > 0 && data[0] == '!') throw new NullReferenceException("selftest crash");
+    });
+    return 0;
+}
 if (args.Length == 0 || !FuzzTargets.Names.Contains(args[0]))
 {
     Console.Error.WriteLine($"usage: SoftPrompt.Fuzz TARGET [--replay PATH...]; targets: {string.Join(", ", FuzzTargets.Names)}");
