@@ -33,11 +33,15 @@ internal static class FuzzTargets
     /// Subclasses that only framework code throws (ArgumentOutOfRange/ArgumentNull, ObjectDisposed, EndOfStream …) are
     /// bugs: a loader let an index, length or null reach the runtime unchecked.
     /// </summary>
-    public static bool IsCleanError(Exception e) =>
-        e is CheckpointException or DataException
-        || e.GetType() == typeof(ArgumentException) || e.GetType() == typeof(InvalidOperationException)
-        || e.GetType() == typeof(NotSupportedException) || e.GetType() == typeof(IOException)
-        || e.GetType() == typeof(InvalidDataException);
+    /// The message must also name the input's file (every input is written under <paramref name="workDir"/>): a bare
+    /// "Cannot transcode invalid UTF-8 JSON text" from System.Text.Json is an InvalidOperationException CliErrors would
+    /// print, but it does not say which file is wrong.
+    public static bool IsCleanError(Exception e, string workDir) =>
+        (e is CheckpointException or DataException
+         || e.GetType() == typeof(ArgumentException) || e.GetType() == typeof(InvalidOperationException)
+         || e.GetType() == typeof(NotSupportedException) || e.GetType() == typeof(IOException)
+         || e.GetType() == typeof(InvalidDataException))
+        && e.Message.Contains(workDir, StringComparison.Ordinal) && !e.Message.Contains('\n');
 
     /// <summary>Runs <paramref name="target"/> on <paramref name="data"/>, writing its files under <paramref name="workDir"/> (emptied first).</summary>
     public static void Run(string target, ReadOnlySpan<byte> data, string workDir)
@@ -123,7 +127,7 @@ internal static class FuzzTargets
         {
             Run(target, data, workDir);
         }
-        catch (Exception e) when (IsCleanError(e))
+        catch (Exception e) when (IsCleanError(e, workDir))
         {
         }
     }

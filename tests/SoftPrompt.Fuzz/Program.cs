@@ -38,7 +38,7 @@ try
                 FuzzTargets.Run(target, File.ReadAllBytes(file), workDir);
                 Console.WriteLine($"ok      {file}");
             }
-            catch (Exception e) when (FuzzTargets.IsCleanError(e))
+            catch (Exception e) when (FuzzTargets.IsCleanError(e, workDir))
             {
                 Console.WriteLine($"clean   {file}: {e.GetType().Name}: {e.Message}");
             }

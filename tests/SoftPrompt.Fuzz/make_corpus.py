@@ -61,6 +61,12 @@ for name in ["tiny-ignore-merges-true", "tiny-ignore-merges-false"]:
     model = tok["model"]
     merges = "#version: 0.2\n" + "".join((m if isinstance(m, str) else " ".join(m)) + "\n" for m in model["merges"])
     put("vocab-merges", name, json.dumps(model["vocab"], ensure_ascii=False).encode() + b"\0" + merges.encode())
+# The pre-tokenizers, normalizers and post-processors of the bigger fixtures over the tiny model (small seeds).
+tiny = json.loads((FIX / "tokenizers/tiny-ignore-merges-false.json").read_text())["tokenizer"]
+for name in ["gpt4o-style", "qwen2-style", "smollm-style", "gpt2-prefix-space"]:
+    tok = json.loads((FIX / f"tokenizers/{name}.json").read_text())["tokenizer"]
+    tok["model"], tok["added_tokens"] = tiny["model"], tiny["added_tokens"]
+    put("tokenizer-json", name, json.dumps(tok, ensure_ascii=False))
 for name in ["bpe-user-defined.model", "unigram-user-defined.model"]:
     put("sentencepiece", name, (FIX / "sentencepiece" / name).read_bytes())
 

@@ -105,7 +105,7 @@ public static class PeftAdapter
         JsonElement config;
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(configPath));
+            using var document = StrictJson.Parse(File.ReadAllBytes(configPath));
             config = document.RootElement.Clone();
         }
         catch (JsonException e) { throw new CheckpointException($"{configPath}: not valid JSON ({e.Message}).", e); }

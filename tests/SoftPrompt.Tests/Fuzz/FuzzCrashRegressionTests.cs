@@ -1,4 +1,8 @@
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
+using SoftPrompt.Models.T5;
+using SoftPrompt.Text;
 using SoftPrompt.Tuning;
 
 namespace SoftPrompt.Tests.Fuzz;
@@ -91,5 +95,89 @@ public sealed class FuzzCrashRegressionTests
         File.WriteAllBytes(weights, data[(nul + 1)..]);
         var e = Assert.Throws<CheckpointException>(() => PeftAdapter.Import(_dir))!;
         Assert.That(OneLine(e, weights), Does.Contain($"has shape {shape}; a prompt [num_virtual_tokens, token_dim] needs at least one vector and one channel"));
+    }
+
+    // Every JSON loader: invalid UTF-8 inside a string (afl-*) or an unpaired surrogate escape (review-*) parsed, then
+    // reading it threw System.Text.Json's bare InvalidOperationException, which names no file.
+
+    private const string NotUtf8 = "is not valid UTF-8 text";
+
+    [TestCase("afl-0a36d743afa0689f")]
+    public void LlamaConfigWithInvalidUtf8(string input)
+    {
+        string path = Input("config-llama", input, "config.json");
+        Assert.That(OneLine(Assert.Throws<CheckpointException>(() => LlamaConfig.Load(path))!, path), Does.Contain(NotUtf8));
+    }
+
+    [TestCase("afl-13656fc9a5dbed8a")]
+    [TestCase("afl-332035ee3727b7b5")]
+    public void T5ConfigWithInvalidUtf8(string input)
+    {
+        string path = Input("config-t5", input, "config.json");
+        Assert.That(OneLine(Assert.Throws<CheckpointException>(() => T5Config.Load(path))!, path), Does.Contain(NotUtf8));
+    }
+
+    [Test]
+    public void Gpt2ConfigWithALoneSurrogate()
+    {
+        string path = Input("config-gpt2", "review-lone-surrogate", "config.json");
+        Assert.That(OneLine(Assert.Throws<CheckpointException>(() => Gpt2Config.Load(path))!, path), Does.Contain("$.activation_function " + NotUtf8));
+    }
+
+    [TestCase("afl-298a8ee1fa618b61", "$.prompt_index.dtype")]
+    [TestCase("afl-ec76097eb3fcdfa4", "a property name in $.__metadata__")]
+    [TestCase("afl-f0a2932953c01a05", "a property name in $")]
+    public void SafetensorsHeaderWithInvalidUtf8(string input, string where)
+    {
+        string path = Input("safetensors", input, "model.safetensors");
+        var e = Assert.Throws<CheckpointException>(() => SafeTensorFile.Open(path).Dispose())!;
+        Assert.That(OneLine(e, path), Does.Contain($"the safetensors header is not valid JSON ({where} {NotUtf8}"));
+    }
+
+    [TestCase("afl-0e88ffd4f6342c61")]
+    [TestCase("afl-4ee0b224d9cf5afd")]
+    [TestCase("afl-5210f830b876de21")]
+    [TestCase("afl-52b9160b10365209")]
+    [TestCase("afl-a9f182e9cc4c4a48")]
+    [TestCase("afl-d26eaab93b7c7626")]
+    public void PromptFileWithInvalidUtf8(string input)
+    {
+        string path = Input("prompt", input, "prompt.safetensors");
+        Assert.That(OneLine(Assert.Throws<CheckpointException>(() => PromptFile.Load(path))!, path), Does.Contain(NotUtf8));
+    }
+
+    [TestCase("afl-05a1654af6d9a44b")]
+    [TestCase("afl-39ef30e7ba8802b9")]
+    [TestCase("afl-aa2f2090dc869d62")]
+    [TestCase("afl-b7a91fb66102d806")]
+    [TestCase("afl-eb687aadbec949ff")]
+    [TestCase("afl-fe9984c7843274b8")]
+    public void PeftAdapterWithInvalidUtf8(string input)
+    {
+        byte[] data = File.ReadAllBytes(Path.Combine(FuzzCorpusTests.CorpusDir, "peft", "crashes", input));
+        int nul = Array.IndexOf(data, (byte)0);
+        File.WriteAllBytes(Path.Combine(_dir, "adapter_config.json"), nul < 0 ? data : data[..nul]);
+        File.WriteAllBytes(Path.Combine(_dir, "adapter_model.safetensors"), nul < 0 ? [] : data[(nul + 1)..]);
+        var e = Assert.Throws<CheckpointException>(() => PeftAdapter.Import(_dir))!;
+        Assert.That(e.Message, Does.StartWith(_dir + Path.DirectorySeparatorChar).And.Contain(NotUtf8).And.Not.Contain('\n'));
+    }
+
+    [TestCase("afl-36a5cf24af794729")]
+    [TestCase("afl-438f1df8337cd2dc")]
+    [TestCase("afl-b3f07ba2703e6c73")]
+    [TestCase("afl-ccf607793f81315e")]
+    public void TokenizerJsonWithInvalidUtf8(string input)
+    {
+        string path = Input("tokenizer-json", input, "tokenizer.json");
+        var e = Assert.Throws<DataException>(() => TokenizerJson.Load(path, SpecialTokenNames.None))!;
+        Assert.That(OneLine(e, path), Does.Contain(NotUtf8));
+    }
+
+    [Test]
+    public void JsonlRowWithALoneSurrogate()
+    {
+        string path = Input("jsonl", "review-lone-surrogate", "data.jsonl");
+        var e = Assert.Throws<DataException>(() => TextTable.Read(path))!;
+        Assert.That(e.Message, Does.StartWith(path + ", row 1: not valid JSON ($.label " + NotUtf8).And.Not.Contain('\n'));
     }
 }
