@@ -180,4 +180,68 @@ public sealed class FuzzCrashRegressionTests
         var e = Assert.Throws<DataException>(() => TextTable.Read(path))!;
         Assert.That(e.Message, Does.StartWith(path + ", row 1: not valid JSON ($.label " + NotUtf8).And.Not.Contain('\n'));
     }
+
+    // Multi-line errors: messages quoted what the file held (a JSON token, a pickle string, a zip entry name, the
+    // byteorder entry) with its newlines and control bytes; the library's exceptions now escape them.
+
+    [TestCase("safetensors", "326d6cdb395d83a4", "model.safetensors", "the safetensors header is not valid JSON")]
+    [TestCase("config-gpt2", "5c956882aa198115", "config.json", "cannot read config.json")]
+    [TestCase("config-llama", "96cb7e0ad014176c", "config.json", "cannot read config.json")]
+    [TestCase("config-t5", "c3c0e24da6202f05", "config.json", "cannot read config.json")]
+    [TestCase("tokenizer-json", "75ab1e36b48522a5", "tokenizer.json", "not valid JSON")]
+    [TestCase("torch-zip", "1c558860eac168e2", "pytorch_model.bin", "persistent id the string")]
+    [TestCase("torch-zip", "379e9e9d913b4289", "pytorch_model.bin", "corrupt zip archive: the local header of")]
+    [TestCase("torch-zip", "5bafe45a8b5f9fc3", "pytorch_model.bin", "corrupt zip archive: entry")]
+    [TestCase("torch-zip", "750baf192711d40a", "pytorch_model.bin", "tensors were saved")]
+    [TestCase("torch-zip", "bddada1b0902e1c5", "pytorch_model.bin", "REDUCE calls the string")]
+    [TestCase("csv", "6ad473143041e8e3", "data.csv", "the header names column \"\\u0010\\n\" twice")]
+    public void ErrorQuotingFileContentStaysOnOneLine(string target, string input, string fileName, string expected)
+    {
+        string path = Input(target, input, fileName);
+        Exception e = target switch
+        {
+            "safetensors" => Assert.Throws<CheckpointException>(() => SafeTensorFile.Open(path).Dispose())!,
+            "config-gpt2" => Assert.Throws<CheckpointException>(() => Gpt2Config.Load(path))!,
+            "config-llama" => Assert.Throws<CheckpointException>(() => LlamaConfig.Load(path))!,
+            "config-t5" => Assert.Throws<CheckpointException>(() => T5Config.Load(path))!,
+            "tokenizer-json" => Assert.Throws<DataException>(() => TokenizerJson.Load(path, SpecialTokenNames.None))!,
+            "csv" => Assert.Throws<DataException>(() => TextTable.Read(path))!,
+            _ => Assert.Throws<CheckpointException>(() => TorchZipFile.Open(path).Dispose())!,
+        };
+        Assert.That(OneLine(e, path), Does.Contain(expected));
+        Assert.That(e.Message.Any(c => char.IsControl(c) && c != '\t'), Is.False, "no control characters");
+    }
+
+    [TestCase("1e24bd6625c18422", "persistent id the string")]
+    [TestCase("30db05d1844244f2", "the file holds the string")]
+    [TestCase("3247a89057edd9f5", "torch._utils._rebuild_tensor_v2 with arguments")]
+    public void PickleErrorQuotingItsStringsStaysOnOneLine(string input, string expected)
+    {
+        string path = Path.Combine(_dir, "pytorch_model.bin");
+        byte[] pickle = File.ReadAllBytes(Path.Combine(FuzzCorpusTests.CorpusDir, "pickle", "crashes", input));
+        var e = Assert.Throws<CheckpointException>(() => StateDictUnpickler.Read(path, pickle))!;
+        Assert.That(OneLine(e, path), Does.Contain(expected));
+    }
+
+    [Test]
+    public void VocabJsonErrorQuotingItsTokenStaysOnOneLine()
+    {
+        byte[] data = File.ReadAllBytes(Path.Combine(FuzzCorpusTests.CorpusDir, "vocab-merges", "crashes", "b9915e0f6e7ca68d"));
+        int nul = Array.IndexOf(data, (byte)0);
+        string vocab = Path.Combine(_dir, "vocab.json"), merges = Path.Combine(_dir, "merges.txt");
+        File.WriteAllBytes(vocab, nul < 0 ? data : data[..nul]);
+        File.WriteAllBytes(merges, nul < 0 ? [] : data[(nul + 1)..]);
+        var e = Assert.Throws<DataException>(() => ByteLevelBpeTokenizer.FromVocabAndMerges(vocab, merges, SpecialTokenNames.None))!;
+        Assert.That(OneLine(e, vocab), Does.Contain("not valid JSON"));
+    }
+
+    // sentencepiece: a piece defined twice was kept; its second id encoded but could not be decoded.
+
+    [Test]
+    public void SentencePieceModelDefiningAPieceTwice()
+    {
+        string path = Input("sentencepiece", "309b85d5af20ac3a", "spiece.model");
+        var e = Assert.Throws<DataException>(() => SentencePieceTextTokenizer.Load(path, SpecialTokenNames.None))!;
+        Assert.That(OneLine(e, path), Does.Contain("piece \"<0xA0>\" is defined twice (ids 167 and 183)"));
+    }
 }
