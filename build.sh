@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SoftPrompt build entry point. Verbs: restore | build | kernels | test | test-fast | bench | demo | bundle
+# SoftPrompt build entry point. Verbs: restore | build | kernels | test | test-fast | bench | demo | bundle | fuzz
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -68,6 +68,59 @@ bundle() {
   du -sh "$out" artifacts/softprompt-bundle-linux-x64.tar.xz
 }
 
+# Coverage-guided fuzzing (SharpFuzz + afl++): ./build.sh fuzz [TARGET|all] [SECONDS per target, default 60].
+# Builds tests/SoftPrompt.Fuzz, instruments a copy of SoftPrompt.dll, runs afl-fuzz on each target for the bounded time
+# from tests/SoftPrompt.Fuzz/corpus/TARGET, then keeps crashes (corpus/TARGET/crashes/), hangs (…/hangs/) and up to 20
+# small new inputs (…/found/), prints executions and crashes per target and appends them to
+# tests/SoftPrompt.Fuzz/results.tsv. Exit 1 when any target crashed.
+fuzz() {
+  local only="${1:-all}" seconds="${2:-60}"
+  local src="tests/SoftPrompt.Fuzz" bin="artifacts/fuzz/bin" tools="artifacts/fuzz/tools" work="artifacts/fuzz/work"
+  command -v afl-fuzz >/dev/null || tools/install-deps.sh afl
+  [ -x "$tools/sharpfuzz" ] || dotnet tool install SharpFuzz.CommandLine --version 2.3.0 --tool-path "$tools" >/dev/null
+  dotnet build "$src" -c Release --nologo -clp:ErrorsOnly
+  rm -rf "$bin"; mkdir -p "$bin"; cp -r "$src/bin/Release/net10.0/." "$bin/"
+  "$tools/sharpfuzz" "$bin/SoftPrompt.dll" >/dev/null
+  local targets; targets=$( (dotnet "$bin/SoftPrompt.Fuzz.dll" 2>&1 || true) | sed -n 's/.*targets: //p' | tr -d ',')
+  [ "$only" = all ] || { echo " $targets " | grep -q " $only " || { echo "fuzz: unknown target '$only' (targets: $targets)" >&2; return 2; }; targets="$only"; }
+  local any=0 t
+  printf '%-20s %8s %12s %8s %6s %8s\n' target seconds executions crashes hangs corpus
+  for t in $targets; do
+    local in="$work/$t/in" out="$work/$t/out" corpus="$src/corpus/$t"
+    rm -rf "$work/$t"; mkdir -p "$in" "$out"
+    find "$corpus" -maxdepth 1 -type f -exec cp {} "$in/" \;
+    [ -d "$corpus/found" ] && cp "$corpus/found/"* "$in/" 2>/dev/null || true
+    # afl++ drives SharpFuzz's in-process fork server; dotnet itself carries no afl instrumentation (SKIP_BIN_CHECK).
+    # The GC heap limit turns an attacker-sized allocation (over 1 GiB) into OutOfMemoryException, i.e. a crash.
+    AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
+      AFL_FORKSRV_INIT_TMOUT=60000 AFL_SKIP_CRASHES=1 DOTNET_GCHeapHardLimit=40000000 FUZZ_WORKDIR=/dev/shm \
+      timeout $((seconds + 120)) afl-fuzz -i "$in" -o "$out" -V "$seconds" -t 5000 -m none -- \
+      dotnet "$bin/SoftPrompt.Fuzz.dll" "$t" >"$work/$t/afl.log" 2>&1 || echo "fuzz: afl-fuzz on $t exited $? (log: $work/$t/afl.log)" >&2
+    local stats="$out/default/fuzzer_stats" execs=0 crashes=0 hangs=0
+    if [ -f "$stats" ]; then
+      execs=$(sed -n 's/^execs_done *: *//p' "$stats")
+      crashes=$(sed -n 's/^\(saved\|unique\)_crashes *: *//p' "$stats")
+      hangs=$(sed -n 's/^\(saved\|unique\)_hangs *: *//p' "$stats")
+    fi
+    local kind f
+    for kind in crashes hangs; do
+      for f in "$out/default/$kind"/id:*; do
+        [ -f "$f" ] || continue
+        mkdir -p "$corpus/$kind"; cp "$f" "$corpus/$kind/$(sha1sum "$f" | cut -c1-16)"
+      done
+    done
+    local kept=0
+    for f in $(ls -S -r "$out/default/queue"/id:* 2>/dev/null | grep -v orig || true); do
+      [ "$kept" -lt 20 ] && [ "$(stat -c %s "$f")" -le 2048 ] || continue
+      mkdir -p "$corpus/found"; cp "$f" "$corpus/found/$(sha1sum "$f" | cut -c1-16)"; kept=$((kept + 1))
+    done
+    printf '%-20s %8s %12s %8s %6s %8s\n' "$t" "$seconds" "${execs:-0}" "${crashes:-0}" "${hangs:-0}" "$(find "$corpus" -type f | wc -l)"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$seconds" "${execs:-0}" "${crashes:-0}" "${hangs:-0}" >>"$src/results.tsv"
+    [ "${crashes:-0}" -eq 0 ] && [ "${hangs:-0}" -eq 0 ] || any=1
+  done
+  return "$any"
+}
+
 case "$verb" in
   restore) restore "$@" ;;
   build) build "$@" ;;
@@ -78,5 +131,6 @@ case "$verb" in
   bench) bench "$@" ;;
   demo) demo "$@" ;;
   bundle) bundle "$@" ;;
-  *) echo "usage: ./build.sh restore|build|kernels|test|test-fast|bench|demo|bundle" >&2; exit 2 ;;
+  fuzz) fuzz "$@" ;;
+  *) echo "usage: ./build.sh restore|build|kernels|test|test-fast|bench|demo|bundle|fuzz" >&2; exit 2 ;;
 esac

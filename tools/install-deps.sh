@@ -4,7 +4,8 @@
 #   blas   - OpenBLAS for fast CPU GEMMs (the engine falls back to managed code without it)
 #   torch  - PyTorch (CPU) to regenerate reference fixtures (not needed to build or test)
 #   mpi    - Open MPI (mpirun, libmpi.so.40) for data-parallel training and its tests (tests skip without it)
-# Usage: tools/install-deps.sh cuda blas [torch] [mpi]
+#   afl    - afl++ (afl-fuzz) for `./build.sh fuzz`
+# Usage: tools/install-deps.sh cuda blas [torch] [mpi] [afl]
 set -euo pipefail
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(cuda blas)
@@ -18,7 +19,8 @@ for w in "${want[@]}"; do
     torch) /usr/bin/python3 -c 'import torch' 2>/dev/null || pkgs+=(python3-torch libopenblas0-pthread) ;;
     # libopenmpi3 is the runtime (libmpi.so.40, loaded by name at run time); openmpi-bin gives mpirun.
     mpi)   command -v mpirun >/dev/null && ldconfig -p | grep -q 'libmpi.so.40' || pkgs+=(openmpi-bin libopenmpi3) ;;
-    *) echo "install-deps: unknown component '$w' (cuda|blas|torch|mpi)" >&2; exit 2 ;;
+    afl)   command -v afl-fuzz >/dev/null || pkgs+=(afl++) ;;
+    *) echo "install-deps: unknown component '$w' (cuda|blas|torch|mpi|afl)" >&2; exit 2 ;;
   esac
 done
 [ ${#pkgs[@]} -eq 0 ] && exit 0

@@ -120,7 +120,7 @@ public sealed class CheckpointDirectory : IDisposable
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            document = StrictJson.Parse(File.ReadAllBytes(indexPath));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {
@@ -187,7 +187,7 @@ public sealed class CheckpointDirectory : IDisposable
     {
         try
         {
-            using var config = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(directory, "config.json")));
+            using var config = StrictJson.Parse(File.ReadAllBytes(Path.Combine(directory, "config.json")));
             if (config.RootElement.ValueKind == JsonValueKind.Object && config.RootElement.TryGetProperty("architectures", out var list)
                 && list.ValueKind == JsonValueKind.Array && list.GetArrayLength() > 0 && list[0].ValueKind == JsonValueKind.String
                 && list[0].GetString() is { Length: > 0 } name && name.All(char.IsAsciiLetterOrDigit))

@@ -19,7 +19,7 @@ internal static class SafeTensorHeader
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json.ToArray());
+            document = StrictJson.Parse(json.ToArray());
         }
         catch (JsonException e)
         {

@@ -82,13 +82,26 @@ public sealed class TorchZipFile : TensorFile
         if (entry.CompressedSize != entry.Size)
             throw new CheckpointException($"{file.Path}: stored entry '{entryName}' declares {entry.Size} bytes but occupies {entry.CompressedSize}; the file is damaged, re-download it.");
         int size = storage.DType.ElementSize;
-        long storageBytes = checked(storage.ElementCount * size);
-        if (entry.Size < storageBytes)
-            throw new CheckpointException($"{file.Path}: entry '{entryName}' holds {entry.Size} bytes but its storage declares {storage.ElementCount} {storage.DType} elements ({storageBytes} bytes); the file is damaged, re-download it.");
+        // Compared by division: a crafted element count times the element size may not fit 64 bits.
+        if (storage.ElementCount > entry.Size / size)
+            throw new CheckpointException(
+                $"{file.Path}: entry '{entryName}' holds {entry.Size} bytes but its storage declares {storage.ElementCount} {storage.DType} elements ({(double)storage.ElementCount * size:G4} bytes); the file is damaged, re-download it.");
         if (tensor.Shape.Length != tensor.Stride.Length || tensor.Shape.Any(s => s < 0) || tensor.StorageOffset < 0)
             throw new CheckpointException($"{file.Path}: {fix} has size {TensorInfo.FormatShape(tensor.Shape)}, stride {TensorInfo.FormatShape(tensor.Stride)} and storage offset {tensor.StorageOffset}, which do not describe a tensor; the file is damaged.");
+        if (tensor.StorageOffset > storage.ElementCount)
+            throw new CheckpointException(
+                $"{file.Path}: {fix} starts at element {tensor.StorageOffset} of storage '{storage.Key}', which holds {storage.ElementCount}; the file is damaged, re-download it.");
+        // The element count is checked against the storage as it grows, so a crafted size cannot overflow it.
         long count = 1;
-        foreach (long s in tensor.Shape) count = checked(count * s);
+        if (!tensor.Shape.Contains(0))
+            foreach (long s in tensor.Shape)
+            {
+                if (count > storage.ElementCount / s)
+                    throw new CheckpointException(
+                        $"{file.Path}: {fix} has size {TensorInfo.FormatShape(tensor.Shape)}, more elements than storage '{storage.Key}' holds ({storage.ElementCount}); the file is damaged, re-download it.");
+                count *= s;
+            }
+        else count = 0;
         if (!IsContiguous(tensor.Shape, tensor.Stride))
             throw new CheckpointException(
                 $"{file.Path}: {fix} is a non-contiguous view (size {TensorInfo.FormatShape(tensor.Shape)}, stride {TensorInfo.FormatShape(tensor.Stride)}), which cannot be read in place; save it with .contiguous() (or convert the checkpoint in Python).");

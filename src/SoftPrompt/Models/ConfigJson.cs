@@ -27,7 +27,7 @@ public sealed class ConfigJson
         try
         {
             using var stream = File.OpenRead(path);
-            root = JsonDocument.Parse(stream).RootElement.Clone();
+            root = StrictJson.Parse(stream).RootElement.Clone();
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {

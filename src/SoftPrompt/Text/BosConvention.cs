@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Models;
 
 namespace SoftPrompt.Text;
@@ -63,7 +64,7 @@ public static class BosConvention
         try
         {
             using var stream = File.OpenRead(path);
-            var document = JsonDocument.Parse(stream);
+            var document = StrictJson.Parse(stream);
             if (document.RootElement.ValueKind == JsonValueKind.Object) return document;
             document.Dispose();
             throw new DataException($"{path}: expected a JSON object.");

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Text;
 
@@ -31,7 +32,7 @@ internal static class JsonlTable
     private static bool TryParse(string text, TextRow row, string path, BadRows bad)
     {
         JsonDocument document;
-        try { document = JsonDocument.Parse(text); }
+        try { document = StrictJson.Parse(text); }
         catch (JsonException e)
         {
             bad.Report($"{row.Where(path)}: not valid JSON ({e.Message}).", e);

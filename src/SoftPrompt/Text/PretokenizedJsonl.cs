@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Text;
 
@@ -38,7 +39,7 @@ public static class PretokenizedJsonl
             if (string.IsNullOrWhiteSpace(text)) continue;
             try
             {
-                using var document = JsonDocument.Parse(text);
+                using var document = StrictJson.Parse(text);
                 var root = document.RootElement;
                 return root.ValueKind == JsonValueKind.Object && (root.TryGetProperty("input_ids", out _) || root.TryGetProperty("target_ids", out _));
             }
@@ -51,7 +52,7 @@ public static class PretokenizedJsonl
     {
         string where = $"{path}, row {line}";
         JsonElement root;
-        try { root = JsonDocument.Parse(text).RootElement; }
+        try { root = StrictJson.Parse(text).RootElement; }
         catch (JsonException e) { throw new DataException($"{where}: not valid JSON ({e.Message}).", e); }
         if (root.ValueKind != JsonValueKind.Object) throw new DataException($"{where}: expected a JSON object with input_ids and target_ids.");
         int[] input = Ids(root, "input_ids", where, vocabSize, required: false);

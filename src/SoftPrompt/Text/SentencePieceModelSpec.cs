@@ -49,6 +49,11 @@ internal sealed record SentencePieceModelSpec(SentencePiece[] Pieces, int ModelT
         }
         int count = pieces.Count;
         if (count == 0) throw new DataException($"{path}: the SentencePiece model has no pieces; the file is corrupt or not a .model protobuf.");
+        // sentencepiece refuses a piece defined twice; kept, its second id would encode but never decode (found by fuzzing).
+        var first = new Dictionary<string, int>(count, StringComparer.Ordinal);
+        for (int i = 0; i < count; i++)
+            if (!first.TryAdd(pieces[i].Piece, i))
+                throw new DataException($"{path}: piece {VocabFiles.Quote(pieces[i].Piece)} is defined twice (ids {first[pieces[i].Piece]} and {i}); the file is corrupt.");
         if (spec.ModelType is not (Unigram or Bpe)) throw new DataException($"{path}: SentencePiece model type {spec.ModelType} is not supported (only Unigram = 1 and BPE = 2 are).");
         // sentencepiece takes <unk> from the piece types, not from trainer_spec.unk_id.
         int[] unknown = [.. Enumerable.Range(0, count).Where(i => pieces[i].Type == SentencePieceType.Unknown)];

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Text;
 
@@ -24,7 +25,7 @@ public sealed record SpecialTokenNames(DeclaredToken? Bos, DeclaredToken? Eos, D
             string path = Path.Combine(modelDir, name);
             if (!File.Exists(path)) continue;
             JsonElement root;
-            try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
+            try { root = StrictJson.Parse(File.ReadAllBytes(path)).RootElement; }
             catch (JsonException e) { throw new DataException($"{path}: not valid JSON ({e.Message}); fix or remove the file.", e); }
             if (root.ValueKind != JsonValueKind.Object) throw new DataException($"{path}: expected a JSON object.");
             bos ??= Role(root, "bos_token", path);

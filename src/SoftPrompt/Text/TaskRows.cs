@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Text;
 
@@ -93,7 +94,7 @@ public static class TaskRowReader
         int[] ids;
         try
         {
-            using var document = JsonDocument.Parse(raw);
+            using var document = StrictJson.Parse(raw);
             if (document.RootElement.ValueKind != JsonValueKind.Array) throw new DataException($"{where}: \"{column}\" must be an array of token ids.");
             ids = new int[document.RootElement.GetArrayLength()];
             int i = 0;

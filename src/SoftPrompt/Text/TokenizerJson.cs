@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SoftPrompt.Checkpoints;
 using System.Text.RegularExpressions;
 
 namespace SoftPrompt.Text;
@@ -16,7 +17,7 @@ internal static class TokenizerJson
     public static ByteLevelBpeTokenizer Load(string path, SpecialTokenNames names)
     {
         JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
+        try { root = StrictJson.Parse(File.ReadAllBytes(path)).RootElement; }
         catch (JsonException e) { throw new DataException($"{path}: not valid JSON ({e.Message}).", e); }
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
             throw new DataException($"{path}: no \"model\" object; this is not a Hugging Face tokenizer.json.");

@@ -1,5 +1,6 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using SoftPrompt.Checkpoints;
 
 namespace SoftPrompt.Text;
 
@@ -9,7 +10,7 @@ internal static class VocabFiles
     public static Dictionary<string, int> ReadVocabJson(string path)
     {
         JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
+        try { root = StrictJson.Parse(File.ReadAllBytes(path)).RootElement; }
         catch (JsonException e) { throw new DataException($"{path}: not valid JSON ({e.Message}); expected an object mapping each token to its id.", e); }
         if (root.ValueKind != JsonValueKind.Object) throw new DataException($"{path}: expected a JSON object mapping each token to its id.");
         return ReadTokenIds(root, path);
@@ -59,7 +60,7 @@ internal static class VocabFiles
     public static List<AddedToken> ReadAddedTokensJson(string path, IReadOnlyDictionary<string, int> vocab)
     {
         JsonElement root;
-        try { root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement; }
+        try { root = StrictJson.Parse(File.ReadAllBytes(path)).RootElement; }
         catch (JsonException e) { throw new DataException($"{path}: not valid JSON ({e.Message}); expected an object mapping each added token to its id.", e); }
         if (root.ValueKind != JsonValueKind.Object) throw new DataException($"{path}: expected a JSON object mapping each added token to its id.");
         var owners = vocab.ToDictionary(entry => entry.Value, entry => entry.Key);

@@ -96,7 +96,7 @@ public sealed class MetricsLog : IDisposable
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
             {
-                using var document = JsonDocument.Parse(line);
+                using var document = StrictJson.Parse(line);
                 var root = document.RootElement;
                 var values = new Dictionary<string, double>();
                 foreach (var property in root.EnumerateObject())
@@ -113,7 +113,7 @@ public sealed class MetricsLog : IDisposable
     {
         try
         {
-            using var document = JsonDocument.Parse(line);
+            using var document = StrictJson.Parse(line);
             return document.RootElement.TryGetProperty("step", out var step) && step.TryGetInt32(out int value) ? value : null;
         }
         catch (JsonException) { return null; }

@@ -105,7 +105,7 @@ public static class PeftAdapter
         JsonElement config;
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(configPath));
+            using var document = StrictJson.Parse(File.ReadAllBytes(configPath));
             config = document.RootElement.Clone();
         }
         catch (JsonException e) { throw new CheckpointException($"{configPath}: not valid JSON ({e.Message}).", e); }
@@ -134,6 +134,7 @@ public static class PeftAdapter
         if (!file.TryGetInfo(PromptFile.TensorName, out var info))
             throw new CheckpointException($"{weightsPath}: no tensor \"{PromptFile.TensorName}\" (has: {string.Join(", ", file.TensorNames)}).");
         if (info.Shape.Length != 2) throw new CheckpointException($"{weightsPath}: \"{PromptFile.TensorName}\" has shape {info.ShapeText}, expected [num_virtual_tokens, token_dim].");
+        PromptFile.RequireNonEmpty(info, weightsPath, "[num_virtual_tokens, token_dim]");
         int rows = (int)info.Shape[0], width = (int)info.Shape[1];
         if (rows % submodules != 0 || (virtualTokens is int v && v * submodules != rows))
             throw new CheckpointException(

@@ -35,9 +35,17 @@ public sealed record PromptFile(float[] Values, int Length, int Width, IReadOnly
                 "use the run's OUT.k{k}.safetensors files, or resume the ensemble with `TrainOptions.Ensemble`.");
         if (info.Shape.Length != 2)
             throw new CheckpointException($"{path}: tensor '{TensorName}' has shape {info.ShapeText}, expected [P, d].");
+        RequireNonEmpty(info, path, "[P, d]");
         var values = file.Read<float>(TensorName);
         FinitePrompt.Require(values, (int)info.Shape[1], path, TensorName, writing: false);
         return new PromptFile(values, (int)info.Shape[0], (int)info.Shape[1], new Dictionary<string, string>(file.Metadata));
+    }
+
+    /// <summary>A prompt has at least one vector of at least one channel, each count an int (a crafted [0, 2^40] would cast to width 0).</summary>
+    internal static void RequireNonEmpty(TensorInfo info, string path, string expected)
+    {
+        if (info.Shape[0] is < 1 or > int.MaxValue || info.Shape[1] is < 1 or > int.MaxValue)
+            throw new CheckpointException($"{path}: tensor '{TensorName}' has shape {info.ShapeText}; a prompt {expected} needs at least one vector and one channel (at most {int.MaxValue} each).");
     }
 
     /// <summary>Throws unless this prompt fits a model of width <paramref name="width"/> and the given fingerprint (when both sides have one).</summary>

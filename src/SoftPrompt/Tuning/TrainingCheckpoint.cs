@@ -101,7 +101,7 @@ public sealed record TrainingCheckpoint(
     {
         try
         {
-            using var document = JsonDocument.Parse(json);
+            using var document = StrictJson.Parse(json);
             var root = document.RootElement;
             var values = new Dictionary<string, double>();
             foreach (var value in root.GetProperty("values").EnumerateObject()) values[value.Name] = value.Value.GetDouble();
