@@ -45,6 +45,8 @@ internal sealed class DataOptions
             ModelVocabSize = model.Engine.VocabSize,
         };
         bool text = IsText(path);
+        if (!text && request.HasMapping)
+            throw new DataException($"{path}: the rows are pre-tokenized (input_ids/target_ids), so --input-column, --template, --target-column and --labels do not apply; drop them or use a text data file.");
         var dataset = DatasetLoader.Load(path, text ? tokenizer() : null, request.Mapping(), options);
         if (dataset.SkippedRows > 0)
             log.WriteLine($"{path}: skipped {dataset.SkippedRows} bad rows" + (dataset.SkipReasons.Count > 0 ? $" (first: {dataset.SkipReasons[0]})" : ""));

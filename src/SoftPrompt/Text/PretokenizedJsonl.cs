@@ -30,20 +30,26 @@ public static class PretokenizedJsonl
         return rows;
     }
 
-    /// <summary>True for a .jsonl/.ndjson file whose first non-blank line is a JSON object with "input_ids" or "target_ids".</summary>
+    /// <summary>
+    /// True for a .jsonl/.ndjson file whose first parseable line (of the first few non-blank ones) is a JSON object with
+    /// "input_ids" or "target_ids": a damaged first line (a truncated download) then gets this loader's message naming
+    /// the row, not a text-table column hint.
+    /// </summary>
     public static bool IsPretokenized(string path)
     {
         if (!File.Exists(path) || Path.GetExtension(path).ToLowerInvariant() is not (".jsonl" or ".ndjson")) return false;
+        int tried = 0;
         foreach (string text in File.ReadLines(path))
         {
             if (string.IsNullOrWhiteSpace(text)) continue;
+            if (++tried > 5) return false;
             try
             {
                 using var document = StrictJson.Parse(text);
                 var root = document.RootElement;
                 return root.ValueKind == JsonValueKind.Object && (root.TryGetProperty("input_ids", out _) || root.TryGetProperty("target_ids", out _));
             }
-            catch (JsonException) { return false; }
+            catch (JsonException) { }
         }
         return false;
     }

@@ -45,6 +45,18 @@ public sealed class HostileCliTests : CliScratch
         Assert.That(Directory.GetFiles(Scratch).Where(f => !f.EndsWith(".metrics.jsonl", StringComparison.Ordinal)), Is.Empty, "nothing written by a refused run");
     }
 
+    [TestCase("eval --model DEMO --prompt DEMO/../prompts/copy.safetensors --data DATA --labels a,b", "pre-tokenized (input_ids/target_ids), so --input-column")]
+    [TestCase("train --model DEMO --data TRUNCATED --out OUT --prompt-length 4 --steps 1", "truncated.jsonl, row 1: not valid JSON")]
+    public void DataMistakesGetTheLoadersOwnMessage(string commandLine, string expected)
+    {
+        string line = File.ReadLines(DemoData("copy.train.jsonl")).First();
+        File.WriteAllLines(In("truncated.jsonl"), [line[..(line.Length / 2)], .. File.ReadLines(DemoData("copy.train.jsonl")).Skip(1).Take(20)]);
+        var (code, stdout, stderr) = CliRunner.Run([.. Expand(commandLine).Select(a => a.Replace("TRUNCATED", In("truncated.jsonl"), StringComparison.Ordinal))]);
+        Assert.That(code, Is.EqualTo(1), stdout + stderr);
+        Assert.That(stderr.Trim(), Does.StartWith("error: ").And.Contain(expected));
+        Assert.That(stderr, Does.Not.Contain("say which columns").And.Not.Contain("give exactly one of"), "not the text-table hint");
+    }
+
     [Test]
     public void AJsonRunGetsItsErrorAsJsonNotAHelpText()
     {
