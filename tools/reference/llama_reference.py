@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 
@@ -47,7 +46,7 @@ import torch
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the script
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_io import load_file, save_file  # noqa: E402
+from safetensors_io import install_fixtures, load_file, print_sizes, save_file  # noqa: E402
 
 torch.set_num_threads(1)  # determinism and a shared 2-core machine
 
@@ -994,16 +993,8 @@ def main():
         assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), "two generations differ: not deterministic"
         print(f"deterministic: two generations are byte-identical ({len(a)} files, {sum(map(len, a.values()))} bytes)")
         os.makedirs(args.out, exist_ok=True)
-        for name in OWNED:
-            dst = os.path.join(args.out, name)
-            if os.path.isdir(dst):
-                shutil.rmtree(dst)
-            elif os.path.exists(dst):
-                os.remove(dst)
-            src = os.path.join(first, name)
-            (shutil.copytree if os.path.isdir(src) else shutil.copyfile)(src, dst)
-    for rel in sorted(a):
-        print(f"  {len(a[rel]):8d}  {rel}")
+        install_fixtures(first, args.out, OWNED)
+    print_sizes(a)
 
 
 if __name__ == "__main__":

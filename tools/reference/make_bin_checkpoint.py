@@ -31,7 +31,6 @@ Usage: /usr/bin/python3 tools/reference/make_bin_checkpoint.py --out tests/SoftP
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from collections import OrderedDict
@@ -40,7 +39,7 @@ import torch
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the script
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_io import load_file, save_file  # noqa: E402
+from safetensors_io import install_fixtures, load_file, print_sizes, save_file  # noqa: E402
 from t5_reference import Config, make_weights  # noqa: E402
 
 torch.set_num_threads(1)
@@ -169,16 +168,8 @@ def main():
         total = sum(map(len, a.values()))
         assert total < 300_000, f"fixtures are {total} bytes; keep them small"
         os.makedirs(args.out, exist_ok=True)
-        for name in OWNED:
-            dst = os.path.join(args.out, name)
-            if os.path.isdir(dst):
-                shutil.rmtree(dst)
-            elif os.path.exists(dst):
-                os.remove(dst)
-            src = os.path.join(first, name)
-            (shutil.copytree if os.path.isdir(src) else shutil.copyfile)(src, dst)
-    for rel in sorted(a):
-        print(f"  {len(a[rel]):8d}  {rel}")
+        install_fixtures(first, args.out, OWNED)
+    print_sizes(a)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,23 @@ def load_file(path):
     if pos != len(data):
         raise ValueError(f"{path}: {len(data) - pos} trailing bytes after the last tensor")
     return tensors, metadata
+
+
+def install_fixtures(generated, out, owned):
+    """Replaces each of the script's own fixture entries (files or folders) in out by the freshly generated one."""
+    import os
+    import shutil
+    for name in owned:
+        dst = os.path.join(out, name)
+        if os.path.isdir(dst):
+            shutil.rmtree(dst)
+        elif os.path.exists(dst):
+            os.remove(dst)
+        src = os.path.join(generated, name)
+        (shutil.copytree if os.path.isdir(src) else shutil.copyfile)(src, dst)
+
+
+def print_sizes(files):
+    """One line per generated file: its size and path."""
+    for rel in sorted(files):
+        print(f"  {len(files[rel]):8d}  {rel}")
