@@ -42,7 +42,8 @@ internal sealed class ScriptedEngine(int promptLength = 2) : IPromptEngine
     }
 
     public void LoadPrompts(ReadOnlySpan<float> values, PromptLayout layout) => throw new NotSupportedException();
-    public void ReadPrompts(Span<float> destination) => throw new NotSupportedException();
+    /// <summary>A finite prompt (zeros): what a run's diagnosis of a non-finite loss reads.</summary>
+    public void ReadPrompts(Span<float> destination) => destination.Clear();
     public float Forward(TokenBatch batch) => throw new NotSupportedException();
     public float ForwardBackward(TokenBatch batch, bool accumulate = false, float gradientWeight = 1f) => TrainingLoss?.Invoke(step) ?? throw new NotSupportedException();
     public void ReadPromptGradient(Span<float> destination) => throw new NotSupportedException();
