@@ -50,6 +50,10 @@ internal static class TrainCommand
         if (writer) Files(plan).Check();
         using var outputLock = writer ? RunLock.Acquire(TrainPlan.Stem(plan.Output) + ".lock", "--out", plan.Output) : null;
         using var checkpointLock = plan.CheckpointDir is null || !writer ? null : RunLock.Acquire(Path.Combine(plan.CheckpointDir, "softprompt.lock"), "--checkpoint-dir", plan.CheckpointDir);
+        // An explicit --metrics or --plot path lies outside --out's prefix: two runs naming the same one would interleave or overwrite it.
+        string outputStem = TrainPlan.Stem(plan.Output) + ".";
+        using var metricsLock = writer && !plan.MetricsPath.StartsWith(outputStem, StringComparison.Ordinal) ? RunLock.Acquire(plan.MetricsPath + ".lock", "--metrics", plan.MetricsPath) : null;
+        using var plotLock = writer && plan.PlotPath is { } curves && !curves.StartsWith(outputStem, StringComparison.Ordinal) ? RunLock.Acquire(curves + ".lock", "--plot", curves) : null;
         using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision, plan.Recomputation));
         var engine = loaded.Engine;
         int width = engine.EmbeddingSize;

@@ -22,6 +22,22 @@ public sealed class RunLockCommandTests : CliScratch
     }
 
     [Test]
+    public void TwoRunsNamingTheSameMetricsOrPlotFileCannotRunTogether()
+    {
+        Assume.That(!OperatingSystem.IsWindows(), "the child is stopped with kill");
+        string[] First(string output, string checkpoints) =>
+            [.. Train(output, checkpoints, "1000000").Where(a => a != "--no-plot"), "--metrics", In("shared.metrics.jsonl"), "--plot", In("shared.png")];
+        using (var first = CliProcess.Start(First(In("a.safetensors"), In("ck-a"))))
+        {
+            first.WaitForLine(line => line.StartsWith("step ", StringComparison.Ordinal), Patience);
+            AssertRefused(CliRunner.Run([.. Train(In("b.safetensors"), In("ck-b"), "1"), "--metrics", In("shared.metrics.jsonl")]), "--metrics", In("shared.metrics.jsonl"), first.Id);
+            AssertRefused(CliRunner.Run([.. Train(In("c.safetensors"), In("ck-c"), "1").Where(a => a != "--no-plot"), "--plot", In("shared.png")]), "--plot", In("shared.png"), first.Id);
+            first.Signal("KILL");
+            first.WaitForExit(Patience);
+        }
+    }
+
+    [Test]
     public void ASecondRunOnTheSameOutputOrCheckpointDirIsRefusedUntilTheFirstDies()
     {
         Assume.That(!OperatingSystem.IsWindows(), "the child is stopped with kill");
