@@ -36,9 +36,22 @@ internal static partial class CliErrors
     /// <summary>A command line the parser refused: its first error and where the help is, instead of the whole help text.</summary>
     public static int Usage(ParseResult parsed, string[] args)
     {
-        string verb = parsed.CommandResult.Command is RootCommand ? "" : " " + parsed.CommandResult.Command.Name;
-        return Report($"{parsed.Errors[0].Message} (`softprompt{verb} --help` lists the flags)", json: args.Contains("--json"));
+        var command = parsed.CommandResult.Command;
+        string verb = command.Parents.Any() ? " " + command.Name : "";
+        return Report($"{WithoutTypeNames(parsed.Errors[0].Message)} (`softprompt{verb} --help` lists the flags)", json: args.Contains("--json"));
     }
+
+    /// <summary>The parser names the .NET type it wanted ("System.Nullable`1[System.Int32]"); a user wants to know what to type.</summary>
+    private static string WithoutTypeNames(string message) => ExpectedType().Replace(message, m => m.Groups["type"].Value switch
+    {
+        var t when t.Contains("Int32") || t.Contains("Int64") => "as a whole number",
+        var t when t.Contains("Single") || t.Contains("Double") => "as a number",
+        var t when t.Contains("Boolean") => "as true or false",
+        _ => "as the flag's value",
+    });
+
+    [GeneratedRegex(@"as expected type '(?<type>[^']*)'", RegexOptions.CultureInvariant)]
+    private static partial Regex ExpectedType();
 
     private static bool jsonRun;
     // Quotes and backticks stay readable in the message; it is printed, never embedded in HTML.

@@ -2,7 +2,8 @@ using System.CommandLine;
 using SoftPrompt.Cli;
 using SoftPrompt.Cli.Commands;
 
-var root = new RootCommand("softprompt — prompt tuning for frozen language models (Lester et al., 2021)");
+// A root named for the command users type (RootCommand takes the assembly's name, SoftPrompt.Cli, for usage lines).
+var root = new Command("softprompt", "softprompt — prompt tuning for frozen language models (Lester et al., 2021)") { new System.CommandLine.Help.HelpOption(), new VersionOption() };
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());

@@ -33,6 +33,8 @@ public sealed class HostileCliTests : CliScratch
     [TestCase("train --model DEMO --data DATA --out OUT --steps 1 --prompt-length 4 --batch-size 2147483647", "--batch-size")]
     [TestCase("train --model DEMO --data DATA --out OUT --prompt-length 4 --optimizer sgd --lr 3e38 --steps 3 --device cpu", "optimizer step 1 wrote")]
     [TestCase("train --model DEMO --data DATA --out OUT --prompt-length 4 --optimizer sgd --lr 3e38 --steps 3 --device cuda-emulated", "optimizer step 1 wrote")]
+    [TestCase("train --model DEMO --data DATA --out OUT --lr abc", "Cannot parse argument 'abc' for option '--lr' as a number")]
+    [TestCase("train --model DEMO --data DATA --out OUT --steps 1.5", "as a whole number")]
     public void EndsWithOneLineNamingTheFix(string commandLine, string expected)
     {
         var (code, stdout, stderr) = CliRunner.Run(Expand(commandLine));
@@ -55,6 +57,14 @@ public sealed class HostileCliTests : CliScratch
         Assert.That(code, Is.EqualTo(1), stdout + stderr);
         Assert.That(stderr.Trim(), Does.StartWith("error: ").And.Contain(expected));
         Assert.That(stderr, Does.Not.Contain("say which columns").And.Not.Contain("give exactly one of"), "not the text-table hint");
+    }
+
+    [Test]
+    public void UsageLinesNameTheCommandUsersType()
+    {
+        var (code, stdout, _) = CliRunner.Run("train", "--help");
+        Assert.That(code, Is.Zero);
+        Assert.That(stdout, Does.Contain("softprompt train [options]").And.Not.Contain("SoftPrompt.Cli"));
     }
 
     [Test]
