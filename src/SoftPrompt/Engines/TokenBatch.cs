@@ -31,10 +31,26 @@ public sealed class TokenBatch
         TokenCapacity = tokenCapacity;
         LongestPrompt = longestPrompt;
         this.prompts = prompts;
+        CheckSize(rowCapacity, tokenCapacity, longestPrompt);
         Tokens = new int[rowCapacity * tokenCapacity];
         Targets = new int[rowCapacity * (longestPrompt + tokenCapacity)];
         Lengths = new int[rowCapacity];
         PromptIndex = new int[rowCapacity];
+    }
+
+    /// <summary>
+    /// Refuses a batch whose id arrays cannot exist (more than 2^31 cells) or would not fit the machine's free memory,
+    /// naming both: the batch is the first thing a run sizes from `TrainOptions.BatchSize`, so this is where an absurd
+    /// value is caught before anything else is allocated.
+    /// </summary>
+    internal static void CheckSize(long rows, int tokens, int longestPrompt)
+    {
+        long cells = rows * (longestPrompt + tokens);
+        long bytes = sizeof(int) * (cells + rows * tokens + 2L * rows);
+        long free = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - GC.GetTotalMemory(forceFullCollection: false);
+        if (cells > Array.MaxLength || bytes > free)
+            throw new InvalidOperationException($"A batch of {rows} rows × {longestPrompt + tokens} positions needs {bytes / (double)(1L << 30):F1} GiB for its token ids alone " +
+                $"({(cells > Array.MaxLength ? "more cells than an array can hold" : $"{Math.Max(free, 0) / (double)(1L << 30):F1} GiB free")}); use a smaller `TrainOptions.BatchSize`.");
     }
 
     public int RowCapacity { get; }

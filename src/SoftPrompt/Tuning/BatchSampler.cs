@@ -45,9 +45,10 @@ public sealed class BatchSampler
         this.examples = examples;
         this.promptsPerExample = promptsPerExample;
         nextOrder = epochOrder;
+        int longest = examples.Max(e => e.Length);
+        TokenBatch.CheckSize((long)batchSize * promptsPerExample, longest, promptLength);
         rows = new int[batchSize];
         seen = new bool[examples.Count];
-        int longest = examples.Max(e => e.Length);
         Batch = new TokenBatch(batchSize * promptsPerExample, longest, promptLength);
         order = NextOrder();
     }
