@@ -39,7 +39,7 @@ import torch
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the script
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_io import install_fixtures, load_file, print_sizes, save_file  # noqa: E402
+from safetensors_io import install_fixtures, load_file, print_sizes, save_file, tree_bytes  # noqa: E402
 from t5_reference import Config, make_weights  # noqa: E402
 
 torch.set_num_threads(1)
@@ -137,16 +137,6 @@ def check(out, sd):
     dtypes = sorted({str(t.dtype) for t in sd.values()})
     print(f"checked: {len(sd)} tensors ({', '.join(dtypes)}); shared storage for {', '.join(SHARED_NAMES)}; "
           f"fused q/k/v at storage offsets {offsets}")
-
-
-def tree_bytes(root):
-    files = {}
-    for dp, _, fns in os.walk(root):
-        for fn in fns:
-            path = os.path.join(dp, fn)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, root)] = f.read()
-    return files
 
 
 OWNED = ["t5-bin", "t5-sharded", "t5-safetensors", "legacy.bin", "noncontiguous.bin"]

@@ -123,3 +123,15 @@ def print_sizes(files):
     """One line per generated file: its size and path."""
     for rel in sorted(files):
         print(f"  {len(files[rel]):8d}  {rel}")
+
+
+def tree_bytes(root):
+    """Every file under root by its relative path: two generations compare byte for byte."""
+    import os
+    files = {}
+    for dp, _, fns in os.walk(root):
+        for fn in fns:
+            path = os.path.join(dp, fn)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, root)] = f.read()
+    return files

@@ -39,7 +39,7 @@ import torch
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the script
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from safetensors_io import install_fixtures, load_file, print_sizes, save_file  # noqa: E402
+from safetensors_io import install_fixtures, load_file, print_sizes, save_file, tree_bytes  # noqa: E402
 
 torch.set_num_threads(1)  # determinism and a shared 2-core machine
 
@@ -873,16 +873,6 @@ def write_readme(out):
                          sgd_model=SGD_MODEL, sgd_p=SGD_P, sgd_rows=len(SGD_SHAPES), sgd_lr=SGD_LR)
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write(text)
-
-
-def tree_bytes(root):
-    files = {}
-    for dp, _, fns in os.walk(root):
-        for fn in fns:
-            path = os.path.join(dp, fn)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, root)] = f.read()
-    return files
 
 
 OWNED = ["v1_0", "v1_1", "mt5", "sgd", "buckets.safetensors", "README.md"]
