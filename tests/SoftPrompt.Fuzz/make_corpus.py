@@ -67,6 +67,12 @@ for name in ["gpt4o-style", "qwen2-style", "smollm-style", "gpt2-prefix-space"]:
     tok = json.loads((FIX / f"tokenizers/{name}.json").read_text())["tokenizer"]
     tok["model"], tok["added_tokens"] = tiny["model"], tiny["added_tokens"]
     put("tokenizer-json", name, json.dumps(tok, ensure_ascii=False))
+# Unigram tokenizer.json (Metaspace first / never, Strip, Replace, added tokens, byte fallback) without the byte pieces.
+for name in ["unigram-byte-fallback-first", "unigram-never-unsplit"]:
+    tok = json.loads((FIX / f"unigram-json/{name}/tokenizer.json").read_text())
+    tok["model"]["vocab"] = [v for v in tok["model"]["vocab"] if not v[0].startswith("<0x")]
+    tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] < len(tok["model"]["vocab"])]
+    put("tokenizer-json", name, json.dumps(tok, ensure_ascii=False))
 for name in ["bpe-user-defined.model", "unigram-user-defined.model"]:
     put("sentencepiece", name, (FIX / "sentencepiece" / name).read_bytes())
 

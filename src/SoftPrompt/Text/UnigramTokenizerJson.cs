@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Unicode;
 
 namespace SoftPrompt.Text;
 
@@ -37,7 +36,8 @@ internal static class UnigramTokenizerJson
         foreach (var entry in list.EnumerateArray())
         {
             if (entry.ValueKind != JsonValueKind.Array || entry.GetArrayLength() != 2 || entry[0].ValueKind != JsonValueKind.String
-                || entry[0].GetString() is not { Length: > 0 } piece || !entry[1].TryGetDouble(out double score) || !double.IsFinite(score))
+                || entry[0].GetString() is not { Length: > 0 } piece || entry[1].ValueKind != JsonValueKind.Number
+                || !entry[1].TryGetDouble(out double score) || !double.IsFinite(score))
                 throw new DataException($"{path}, model.vocab[{id}]: expected [\"piece\", score] with a non-empty piece and a finite score, found {entry.GetRawText()}.");
             if (!first.TryAdd(piece, id))
                 throw new DataException($"{path}, model.vocab[{id}]: piece {VocabFiles.Quote(piece)} is already model.vocab[{first[piece]}]; the file is corrupt.");
@@ -49,7 +49,7 @@ internal static class UnigramTokenizerJson
     private static int? UnknownId(JsonElement model, int size, string path)
     {
         if (!model.TryGetProperty("unk_id", out var value) || value.ValueKind == JsonValueKind.Null) return null;
-        if (!value.TryGetInt32(out int id) || id < 0 || id >= size)
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int id) || id < 0 || id >= size)
             throw new DataException($"{path}: model.unk_id = {value.GetRawText()} is not an id of the {size}-piece vocabulary.");
         return id;
     }
@@ -99,7 +99,7 @@ internal static class UnigramTokenizerJson
         string? content = part.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
         if (content is not null && part.TryGetProperty("pattern", out var pattern) && pattern.ValueKind == JsonValueKind.Object)
         {
-            if (pattern.TryGetProperty("String", out var literal) && literal.GetString() is { Length: > 0 } s)
+            if (pattern.TryGetProperty("String", out var literal) && literal.ValueKind == JsonValueKind.String && literal.GetString() is { Length: > 0 } s)
                 return text => text.Replace(s, content, StringComparison.Ordinal);
             if (pattern.TryGetProperty("Regex", out var regex) && regex.ValueKind == JsonValueKind.String)
             {
@@ -131,7 +131,7 @@ internal static class UnigramTokenizerJson
 
     private static (string Replacement, PrependScheme Prepend) Metaspace(JsonElement metaspace, string role, string path)
     {
-        if (!metaspace.TryGetProperty("replacement", out var r) || r.GetString() is not { } replacement
+        if (!metaspace.TryGetProperty("replacement", out var r) || r.ValueKind != JsonValueKind.String || r.GetString() is not { } replacement
             || replacement.Length == 0 || replacement.EnumerateRunes().Count() != 1)
             throw new DataException($"{path}: {role} Metaspace needs a one-character \"replacement\".");
         string? scheme = metaspace.TryGetProperty("prepend_scheme", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
