@@ -167,6 +167,22 @@ async function main() {
       preTokenizer: metaspace({ prepend_scheme: 'never', split: false }),
       decoder: metaspace({ prepend_scheme: 'never', split: false }),
     }));
+  // Added tokens matched in the normalized text (normalized = true, as some converters write user-defined pieces),
+  // two of them swallowing white space, so the raw and the normalized splits both run.
+  const normalizedAdded = convert(userDefined, {
+    normalizer: { type: 'Sequence', normalizers: stripAndCollapse() },
+    preTokenizer: metaspace({ prepend_scheme: 'first', split: true }),
+    decoder: metaspace({ prepend_scheme: 'first', split: true }),
+  });
+  for (const token of normalizedAdded.added_tokens) {
+    if (token.special) continue;
+    token.normalized = true;
+    if (token.content === 'foo') token.lstrip = true;
+    if (token.content === '!!!') token.rstrip = true;
+  }
+  await writeFixture('unigram-normalized-added',
+    'unigram-user-defined.model as unigram-byte-fallback-first, its user-defined pieces added with normalized = true ' +
+    '(foo with lstrip, !!! with rstrip).', normalizedAdded);
 }
 
 main().catch(e => { console.error(e); process.exit(1); });

@@ -7,7 +7,8 @@ namespace SoftPrompt.Text;
 /// <summary>A token matched whole before normalization and pre-tokenization (Hugging Face's added tokens: &lt;|endoftext|&gt;, &lt;/s&gt;, [PAD] …).</summary>
 /// <param name="StripLeft">lstrip: the match swallows white space before it.</param>
 /// <param name="StripRight">rstrip: the match swallows white space after it.</param>
-internal sealed record AddedToken(string Content, int Id, bool StripLeft = false, bool StripRight = false);
+/// <param name="Normalized">Matched in the normalized text rather than the raw text (the Unigram path reads this; byte-level BPE tokenizers match every token in the raw text).</param>
+internal sealed record AddedToken(string Content, int Id, bool StripLeft = false, bool StripRight = false, bool Normalized = false);
 
 /// <summary>
 /// Hugging Face's first encoding step for a tokenizer.json: the added tokens are found in the raw text (leftmost, longest
@@ -36,6 +37,13 @@ internal sealed class AddedTokenSplitter
     {
         text = WithoutLoneSurrogates(text);
         var ids = new List<int>(text.Length / 3 + 4);
+        Split(text, ids, between);
+        return [.. ids];
+    }
+
+    /// <summary>Appends the ids of the tokens in <paramref name="text"/> and lets <paramref name="between"/> append those of the stretches between them.</summary>
+    public void Split(string text, List<int> ids, SegmentEncoder between)
+    {
         int start = 0;
         if (pattern is not null)
             foreach (var match in pattern.EnumerateMatches(text))
@@ -51,7 +59,6 @@ internal sealed class AddedTokenSplitter
                 start = end;
             }
         if (start < text.Length) between(text.AsSpan(start), start, ids);
-        return [.. ids];
     }
 
     /// <summary>An unpaired surrogate reaches Hugging Face as U+FFFD (text is UTF-8 there), so it is encoded as one.</summary>

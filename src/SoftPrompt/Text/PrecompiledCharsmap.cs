@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
 
 namespace SoftPrompt.Text;
 
@@ -31,6 +33,42 @@ internal sealed class PrecompiledCharsmap
 
     /// <summary>Hugging Face's Precompiled.transform (spm_precompiled): the shortest key that prefixes the input; 0 when none does.</summary>
     public int ShortestRule(ReadOnlySpan<byte> key, out ReadOnlySpan<byte> replacement) => Search(key, longest: false, out replacement);
+
+    /// <summary>
+    /// Hugging Face's Precompiled normalizer: grapheme by grapheme, one shorter than 6 UTF-8 bytes is replaced whole by the
+    /// rule of its shortest matching prefix; otherwise each character by its own rule. (This drops the combining marks of
+    /// a grapheme whose first character has a rule, unlike sentencepiece's longest-match; Hugging Face keeps it for
+    /// compatibility, so its ids depend on it.)
+    /// </summary>
+    public string NormalizeByGrapheme(string text)
+    {
+        var output = new StringBuilder(text.Length);
+        Span<byte> small = stackalloc byte[8];
+        for (int i = 0, length; i < text.Length; i += length)
+        {
+            length = StringInfo.GetNextTextElementLength(text.AsSpan(i));
+            var grapheme = text.AsSpan(i, length);
+            int byteCount = Encoding.UTF8.GetByteCount(grapheme);
+            if (byteCount < 6)
+            {
+                Encoding.UTF8.GetBytes(grapheme, small);
+                if (ShortestRule(small[..byteCount], out var replacement) > 0)
+                {
+                    output.Append(Encoding.UTF8.GetString(replacement));
+                    continue;
+                }
+            }
+            for (int c = 0, charLength; c < grapheme.Length; c += charLength)
+            {
+                charLength = char.IsHighSurrogate(grapheme[c]) && c + 1 < grapheme.Length && char.IsLowSurrogate(grapheme[c + 1]) ? 2 : 1;
+                var character = grapheme.Slice(c, charLength);
+                int count = Encoding.UTF8.GetBytes(character, small);
+                if (ShortestRule(small[..count], out var replacement) > 0) output.Append(Encoding.UTF8.GetString(replacement));
+                else output.Append(character);
+            }
+        }
+        return output.ToString();
+    }
 
     /// <summary>Darts-clone's commonPrefixSearch, stopping at the first match or going on to the last.</summary>
     private int Search(ReadOnlySpan<byte> key, bool longest, out ReadOnlySpan<byte> replacement)

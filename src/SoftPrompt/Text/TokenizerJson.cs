@@ -129,8 +129,7 @@ internal static class TokenizerJson
         return merges;
     }
 
-    /// <param name="rawTextOnly">Refuse tokens matched after normalization (normalized = true).</param>
-    internal static List<AddedToken> AddedTokens(JsonElement root, string path, bool rawTextOnly = false)
+    internal static List<AddedToken> AddedTokens(JsonElement root, string path)
     {
         var added = new List<AddedToken>();
         if (!root.TryGetProperty("added_tokens", out var list) || list.ValueKind == JsonValueKind.Null) return added;
@@ -144,9 +143,7 @@ internal static class TokenizerJson
                 throw new DataException($"{path}, added_tokens[{i}]: expected {{\"id\": n, \"content\": \"…\"}}.");
             if (Flag(token, "single_word"))
                 throw new DataException($"{path}, added_tokens[{i}]: single_word = true is not supported (the token would match only as a whole word).");
-            if (rawTextOnly && Flag(token, "normalized"))
-                throw new DataException($"{path}, added_tokens[{i}]: normalized = true (the token is matched after normalization) is not supported for Unigram tokenizers; only tokens matched in the raw text (normalized = false, as T5's are) are.");
-            added.Add(new AddedToken(content.GetString()!, value, Flag(token, "lstrip"), Flag(token, "rstrip")));
+            added.Add(new AddedToken(content.GetString()!, value, Flag(token, "lstrip"), Flag(token, "rstrip"), Flag(token, "normalized")));
             i++;
         }
         return added;

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 
 namespace SoftPrompt.Text;
@@ -24,6 +23,8 @@ public sealed class UnigramTokenizer : ITextTokenizer
     private readonly MetaspaceOptions metaspace;
     private readonly PrependScheme decoderPrepend;
     private readonly AddedTokenSplitter addedTokens;
+    // The tokens matched after normalization, spelled as normalized (Hugging Face normalizes their content too).
+    private readonly AddedTokenSplitter normalizedTokens;
     private readonly TokenIndex index;
 
     internal UnigramTokenizer(UnigramModel model, IReadOnlyList<Func<string, string>> normalizers, MetaspaceOptions metaspace,
@@ -34,7 +35,8 @@ public sealed class UnigramTokenizer : ITextTokenizer
         this.normalizers = normalizers;
         this.metaspace = metaspace;
         this.decoderPrepend = decoderPrepend;
-        this.addedTokens = new AddedTokenSplitter(addedTokens);
+        this.addedTokens = new AddedTokenSplitter(addedTokens.Where(t => !t.Normalized));
+        normalizedTokens = new AddedTokenSplitter(addedTokens.Where(t => t.Normalized).Select(t => t with { Content = Normalize(t.Content) }));
         this.index = index;
         // A declared token wins; otherwise what the post-processor's template puts around the text (T5: "$A </s>"), and
         // the names T5's tokenizer class defaults to.
@@ -52,26 +54,33 @@ public sealed class UnigramTokenizer : ITextTokenizer
 
     public int[] Encode(string text) => addedTokens.Encode(text, EncodeBetweenAddedTokens);
 
-    private void EncodeBetweenAddedTokens(ReadOnlySpan<char> segment, int offset, List<int> ids)
+    private void EncodeBetweenAddedTokens(ReadOnlySpan<char> segment, int offset, List<int> ids) =>
+        normalizedTokens.Split(Normalize(segment.ToString()), ids, (piece, pieceOffset, pieceIds) => PreTokenize(piece, offset == 0 && pieceOffset == 0, pieceIds));
+
+    private string Normalize(string text)
     {
-        string text = segment.ToString();
         foreach (var normalize in normalizers) text = normalize(text);
+        return text;
+    }
+
+    private void PreTokenize(ReadOnlySpan<char> piece, bool atStart, List<int> ids)
+    {
         if (!metaspace.WhitespaceSplitFirst)
         {
-            PreTokenize(text, offset == 0, ids);
+            Metaspace(piece.ToString(), atStart, ids);
             return;
         }
-        for (int start = 0, end; start < text.Length; start = end)
+        for (int start = 0, end; start < piece.Length; start = end)
         {
-            while (start < text.Length && char.IsWhiteSpace(text[start])) start++;
-            for (end = start; end < text.Length && !char.IsWhiteSpace(text[end]); end++) { }
+            while (start < piece.Length && char.IsWhiteSpace(piece[start])) start++;
+            for (end = start; end < piece.Length && !char.IsWhiteSpace(piece[end]); end++) { }
             // The loader refuses prepend_scheme "first" here, so no word needs to know whether it starts the text.
-            if (end > start) PreTokenize(text[start..end], atStart: false, ids);
+            if (end > start) Metaspace(piece[start..end].ToString(), atStart: false, ids);
         }
     }
 
     /// <summary>Metaspace: spaces become the replacement, which is prepended (unless the piece starts with it) and, with split, starts each piece.</summary>
-    private void PreTokenize(string text, bool atStart, List<int> ids)
+    private void Metaspace(string text, bool atStart, List<int> ids)
     {
         string mark = metaspace.Replacement;
         text = text.Replace(" ", mark, StringComparison.Ordinal);
@@ -89,42 +98,6 @@ public sealed class UnigramTokenizer : ITextTokenizer
             model.Encode(text[start..next], ids);
             start = next;
         }
-    }
-
-    /// <summary>
-    /// Hugging Face's Precompiled normalizer: grapheme by grapheme, one shorter than 6 UTF-8 bytes is replaced whole by the
-    /// rule of its shortest matching prefix; otherwise each character by its own rule. (This drops the combining marks of
-    /// a grapheme whose first character has a rule, unlike sentencepiece's longest-match; Hugging Face keeps it for
-    /// compatibility, so its ids depend on it.)
-    /// </summary>
-    internal static string Precompiled(PrecompiledCharsmap charsmap, string text)
-    {
-        var output = new StringBuilder(text.Length);
-        Span<byte> small = stackalloc byte[8];
-        for (int i = 0, length; i < text.Length; i += length)
-        {
-            length = StringInfo.GetNextTextElementLength(text.AsSpan(i));
-            var grapheme = text.AsSpan(i, length);
-            int byteCount = Encoding.UTF8.GetByteCount(grapheme);
-            if (byteCount < 6)
-            {
-                Encoding.UTF8.GetBytes(grapheme, small);
-                if (charsmap.ShortestRule(small[..byteCount], out var replacement) > 0)
-                {
-                    output.Append(Encoding.UTF8.GetString(replacement));
-                    continue;
-                }
-            }
-            for (int c = 0, charLength; c < grapheme.Length; c += charLength)
-            {
-                charLength = char.IsHighSurrogate(grapheme[c]) && c + 1 < grapheme.Length && char.IsLowSurrogate(grapheme[c + 1]) ? 2 : 1;
-                var character = grapheme.Slice(c, charLength);
-                int count = Encoding.UTF8.GetBytes(character, small);
-                if (charsmap.ShortestRule(small[..count], out var replacement) > 0) output.Append(Encoding.UTF8.GetString(replacement));
-                else output.Append(character);
-            }
-        }
-        return output.ToString();
     }
 
     /// <summary>Hugging Face's Metaspace decoder: the replacement reads as a space, except in the first token unless prepend_scheme is never.</summary>

@@ -7,7 +7,8 @@ namespace SoftPrompt.Text;
 /// flan-t5's) into a <see cref="UnigramTokenizer"/>: model.vocab ([piece, score] pairs), unk_id, byte_fallback; the
 /// normalizers Precompiled (sentencepiece's character map), Strip and Replace, alone or in a Sequence; the pre-tokenizer
 /// Metaspace (prepend_scheme always / first / never, or the older add_prefix_space; split on or off), alone or after
-/// WhitespaceSplit; the Metaspace decoder; added tokens matched in the raw text. Anything else is refused with the file
+/// WhitespaceSplit; the Metaspace decoder; added tokens, matched in the raw text or (normalized = true) in the
+/// normalized text. Anything else is refused with the file
 /// and the feature named rather than tokenized differently from Hugging Face.
 /// </summary>
 internal static class UnigramTokenizerJson
@@ -20,7 +21,7 @@ internal static class UnigramTokenizerJson
         var normalizers = Normalizers(root, path);
         var metaspace = PreTokenizer(root, path);
         var decoderPrepend = Decoder(root, metaspace, path);
-        var added = TokenizerJson.AddedTokens(root, path, rawTextOnly: true);
+        var added = TokenizerJson.AddedTokens(root, path);
         var index = new TokenIndex(vocab.Select((v, id) => KeyValuePair.Create(v.Piece, id)).Concat(added.Select(t => KeyValuePair.Create(t.Content, t.Id))));
         return new UnigramTokenizer(new UnigramModel(vocab, unknownId, byteFallback, path), normalizers, metaspace, decoderPrepend, added, index, names,
             Template(root), $"Unigram from tokenizer.json ({vocab.Length} pieces, {added.Count} added tokens)");
@@ -83,7 +84,7 @@ internal static class UnigramTokenizerJson
         var charsmap = new PrecompiledCharsmap(map, $"{path}: normalizer Precompiled's precompiled_charsmap");
         if (!charsmap.ReplacementsAreUtf8)
             throw new DataException($"{path}: normalizer Precompiled's precompiled_charsmap has replacements that are not UTF-8; the file is corrupt.");
-        return text => UnigramTokenizer.Precompiled(charsmap, text);
+        return charsmap.NormalizeByGrapheme;
     }
 
     private static Func<string, string> Strip(bool left, bool right) => text => (left, right) switch

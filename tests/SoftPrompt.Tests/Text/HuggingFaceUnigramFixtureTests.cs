@@ -7,7 +7,8 @@ namespace SoftPrompt.Tests.Text;
 /// Our Unigram tokenizer.json support against Hugging Face's tokenizers (the Rust library, through its npm binding) on
 /// the fixtures tools/tokenizers/make_unigram_json_fixtures.js writes: the SentencePiece fixture models converted as
 /// transformers' converters write them (T5's current layout, the older WhitespaceSplit layout of T5 / flan-t5 on the
-/// Hub, byte fallback with prepend_scheme first, split off with prepend_scheme never), each a directory holding only
+/// Hub, byte fallback with prepend_scheme first, split off with prepend_scheme never, added tokens matched in the
+/// normalized text), each a directory holding only
 /// tokenizer.json, with the ids of the SentencePiece corpus, of added tokens in text, of grapheme and whitespace cases,
 /// and of every vocabulary entry as text. Ids must match id for id.
 /// </summary>
@@ -15,7 +16,7 @@ public sealed class HuggingFaceUnigramFixtureTests
 {
     private static string Root => Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", "unigram-json");
 
-    private static readonly string[] Fixtures = ["t5-converter", "t5-hub-legacy", "unigram-byte-fallback-first", "unigram-never-unsplit"];
+    private static readonly string[] Fixtures = ["t5-converter", "t5-hub-legacy", "unigram-byte-fallback-first", "unigram-never-unsplit", "unigram-normalized-added"];
 
     [TestCaseSource(nameof(Fixtures))]
     public void CasesGiveTheOracleIds(string name) => AssertOracleIds(name, "cases", entry => entry.GetProperty("text").GetString()!);

@@ -86,10 +86,6 @@ public sealed class UnigramTokenizerJsonTests : TextTestDirectory
     public void UnsupportedDecodersAreRefusedByName(string decoder, string feature) =>
         Assert.That(Refused(json => json["decoder"] = JsonNode.Parse(decoder)).Message, Does.Contain(feature));
 
-    [Test]
-    public void AddedTokensMatchedAfterNormalizationAreRefused() =>
-        Assert.That(Refused(json => json["added_tokens"]![1]!["normalized"] = true).Message, Does.Contain("added_tokens[1]").And.Contain("normalized = true"));
-
     [TestCase("""["▁the"]""", "model.vocab[4]")]
     [TestCase("""["", -1.0]""", "model.vocab[4]")]
     [TestCase("""["▁hello", -1.0]""", "already model.vocab[4]")]
