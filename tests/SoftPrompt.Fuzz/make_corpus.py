@@ -67,6 +67,49 @@ for name in ["gpt4o-style", "qwen2-style", "smollm-style", "gpt2-prefix-space"]:
     tok = json.loads((FIX / f"tokenizers/{name}.json").read_text())["tokenizer"]
     tok["model"], tok["added_tokens"] = tiny["model"], tiny["added_tokens"]
     put("tokenizer-json", name, json.dumps(tok, ensure_ascii=False))
+# Unigram tokenizer.json (Metaspace first / never, Strip, Replace, added tokens, byte fallback) without the byte pieces.
+for name in ["unigram-byte-fallback-first", "unigram-never-unsplit"]:
+    tok = json.loads((FIX / f"unigram-json/{name}/tokenizer.json").read_text())
+    tok["model"]["vocab"] = [v for v in tok["model"]["vocab"] if not v[0].startswith("<0x")]
+    tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] < len(tok["model"]["vocab"])]
+    put("tokenizer-json", name, json.dumps(tok, ensure_ascii=False))
+# A tiny T5-like Unigram with a two-rule character map (U+00A0 -> " ", U+FB01 -> "fi"; spm_train --normalization_rule_tsv),
+# in both Metaspace layouts.
+charsmap = ("AAQAAAAMAwDCjAIAoAUAAAAAAICsAAIAgQ0AAAIAAIAGAAAACQAAAAgAAAALAAAACgAAAA0AAAAMAAAADwAAAA4AAAARAAAAEAAA"
+            "ABMAAAASAAAAFQAAABQAAAAXAAAAFgAAABkAAAAYAAAAGwAAABoAAAAdAAAAHAAAAB8AAAAeAAAAIQAAACAAAAAjAAAAIgAAACUA"
+            "AAAkAAAAJwAAACYAAAApAAAAKAAAACsAAAAqAAAA7xACACwAAAAvAAAALgAAADEAAAAwAAAAMwAAADIAAAA1AAAANAAAADcAAAA2"
+            "AAAAOQAAADgAAAA7AAAAOgAAAD0AAAA8AAAAPwAAAD4AAABBAAAAQAAAAEMAAABCAAAARQAAAEQAAABHAAAARgAAAEkAAABIAAAA"
+            "SwAAAEoAAABNAAAATAAAAE8AAABOAAAAUQAAAFAAAABTAAAAUgAAAFUAAABUAAAAVwAAAFYAAABZAAAAWAAAAFsAAABaAAAAXQAA"
+            "AFwAAABfAAAAXgAAAGEAAABgAAAAYwAAAGIAAABlAAAAZAAAAGcAAABmAAAAaQAAAGgAAABrAAAAagAAAG0AAABsAAAAbwAAAG4A"
+            "AABxAAAAcAAAAHMAAAByAAAAdQAAAHQAAAB3AAAAdgAAAHkAAAB4AAAAewAAAHoAAAB9AAAAfAAAAH8AAAB+AAAAgQAAAIAAAACD"
+            "AAAAggAAAIUAAACEAAAAhwAAAIYAAACJAAAAiAAAAIsAAACKAAAAjQAAAIwAAACPAAAAjgAAAJEAAACQAAAAkwAAAJIAAACVAAAA"
+            "lAAAAJcAAACWAAAAmQAAAJgAAACbAAAAmgAAAJ0AAACcAAAAnwAAAJ4AAAChAAAAoAAAAKMAAACiAAAApQAAAKQAAACnAAAApgAA"
+            "AKkAAACoAAAAqwAAAKoAAACtAAAArAAAAK8AAACuAAAAsQAAALAAAACzAAAAsgAAALUAAAC0AAAAtwAAALYAAAC5AAAAuAAAALsA"
+            "AAC6AAAAvQAAALwAAAC/AAAAvgAAAMEAAADAAAAAwwAAAMIAAADFAAAAxAAAAMcAAADGAAAAyQAAAMgAAADLAAAAygAAAM0AAADM"
+            "AAAAzwAAAM4AAADRAAAA0AAAANMAAADSAAAA1QAAANQAAADXAAAA1gAAANkAAADYAAAA2wAAANoAAADdAAAA3AAAAN8AAADeAAAA"
+            "4QAAAOAAAADjAAAA4gAAAOUAAADkAAAA5wAAAOYAAADpAAAA6AAAAOsAAADqAAAA7QAAAOwAAADvAAAA7gAAAPEAAADwAAAA8wAA"
+            "APIAAAD1AAAA9AAAAPcAAAD2AAAA+QAAAPgAAAD7AAAA+gAAAP0AAAD8AAAA/wAAAP4AAAAgAGZpAA=="
+            )
+tiny_unigram = {
+    "version": "1.0", "added_tokens": [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+                                        "special": True} for i, c in enumerate(["<pad>", "</s>", "<unk>"])],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "Precompiled", "precompiled_charsmap": charsmap},
+                                                       {"type": "Strip", "strip_left": False, "strip_right": True},
+                                                       {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "\u2581"}]},
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True},
+    "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True},
+    "post_processor": {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                       "pair": [], "special_tokens": {"</s>": {"id": "</s>", "ids": [1], "tokens": ["</s>"]}}},
+    "model": {"type": "Unigram", "unk_id": 2, "byte_fallback": False, "vocab": [["<pad>", 0], ["</s>", 0], ["<unk>", 0], ["\u2581", -2],
+              ["\u2581the", -1], ["\u2581hello", -1], ["\u2581wor", -1.5], ["ld", -1.5], ["h", -3], ["e", -3], ["l", -3], ["o", -3], ["<0x41>", -4]]},
+}
+put("tokenizer-json", "tiny-unigram", json.dumps(tiny_unigram, ensure_ascii=False))
+tiny_unigram["normalizer"] = {"type": "Precompiled", "precompiled_charsmap": charsmap}
+tiny_unigram["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
+                                 {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True}]}
+tiny_unigram["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True}
+tiny_unigram["model"]["byte_fallback"] = True
+put("tokenizer-json", "tiny-unigram-whitespace-split", json.dumps(tiny_unigram, ensure_ascii=False))
 for name in ["bpe-user-defined.model", "unigram-user-defined.model"]:
     put("sentencepiece", name, (FIX / "sentencepiece" / name).read_bytes())
 

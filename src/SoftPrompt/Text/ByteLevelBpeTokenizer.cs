@@ -4,11 +4,6 @@ using System.Text.RegularExpressions;
 
 namespace SoftPrompt.Text;
 
-/// <summary>A token matched whole before pre-tokenization (Hugging Face's added tokens: &lt;|endoftext|&gt;, [PAD] …).</summary>
-/// <param name="StripLeft">lstrip: the match swallows white space before it.</param>
-/// <param name="StripRight">rstrip: the match swallows white space after it.</param>
-internal sealed record AddedToken(string Content, int Id, bool StripLeft = false, bool StripRight = false);
-
 /// <summary>One pre-tokenizer step: optionally prefix each piece with a space, then split it with <paramref name="Split"/> (matches and the text between them each become pieces).</summary>
 internal sealed record SplitStep(Regex? Split, bool AddPrefixSpace = false);
 
@@ -31,8 +26,7 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
 
     private readonly BytePairMerger model;
     private readonly ByteLevelPipeline pipeline;
-    private readonly Dictionary<string, AddedToken>.AlternateLookup<ReadOnlySpan<char>> addedTokens;
-    private readonly Regex? addedTokenPattern;
+    private readonly AddedTokenSplitter addedTokens;
     private readonly TokenIndex index;
 
     internal ByteLevelBpeTokenizer(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges,
@@ -42,13 +36,7 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
             throw new DataException($"{source}: byte 0x{missing:X2} ({VocabFiles.Quote(ByteLevelAlphabet.Symbols[missing].ToString())}) has no token, so some text could not be encoded; this is not a byte-level BPE vocabulary.");
         model = new BytePairMerger(vocab, merges, pipeline.IgnoreMerges);
         this.pipeline = pipeline;
-        var byContent = new Dictionary<string, AddedToken>(StringComparer.Ordinal);
-        foreach (var token in addedTokens)
-            if (token.Content.Length > 0) byContent.TryAdd(token.Content, token);
-        this.addedTokens = byContent.GetAlternateLookup<ReadOnlySpan<char>>();
-        // Longest first: .NET takes the first alternative that matches, so this finds the leftmost-longest token as Hugging Face does.
-        if (byContent.Count > 0)
-            addedTokenPattern = new Regex(string.Join("|", byContent.Keys.OrderByDescending(t => t.Length).Select(Regex.Escape)), RegexOptions.CultureInvariant);
+        this.addedTokens = new AddedTokenSplitter(addedTokens);
         index = new TokenIndex(vocab.Concat(addedTokens.Select(t => KeyValuePair.Create(t.Content, t.Id))));
         // GPT-2 names no special tokens in its config: <|endoftext|> is its BOS and EOS, and it has no PAD.
         int? endOfText = index.Find("<|endoftext|>");
@@ -79,31 +67,10 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
     public int? EosId { get; }
     public int? PadId { get; }
 
-    public int[] Encode(string text)
-    {
-        text = WithoutLoneSurrogates(text);
-        var ids = new List<int>(text.Length / 3 + 4);
-        int start = 0;
-        if (addedTokenPattern is not null)
-            foreach (var match in addedTokenPattern.EnumerateMatches(text))
-            {
-                if (match.Index < start) continue; // swallowed by the previous token's rstrip
-                var token = addedTokens[text.AsSpan(match.Index, match.Length)];
-                int end = match.Index + match.Length;
-                int tokenStart = match.Index;
-                if (token.StripLeft) while (tokenStart > start && char.IsWhiteSpace(text[tokenStart - 1])) tokenStart--;
-                if (token.StripRight) while (end < text.Length && char.IsWhiteSpace(text[end])) end++;
-                EncodeBetweenAddedTokens(text.AsSpan(start, tokenStart - start), ids);
-                ids.Add(token.Id);
-                start = end;
-            }
-        EncodeBetweenAddedTokens(text.AsSpan(start), ids);
-        return [.. ids];
-    }
+    public int[] Encode(string text) => addedTokens.Encode(text, EncodeBetweenAddedTokens);
 
-    private void EncodeBetweenAddedTokens(ReadOnlySpan<char> text, List<int> ids)
+    private void EncodeBetweenAddedTokens(ReadOnlySpan<char> text, int offset, List<int> ids)
     {
-        if (text.IsEmpty) return;
         if (pipeline.Nfc) text = Nfc.Apply(text);
         PreTokenize(text, 0, ids);
     }
@@ -144,16 +111,6 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
             done = match.Index + match.Length;
         }
         if (done < piece.Length) PreTokenize(piece[done..], step + 1, ids);
-    }
-
-    /// <summary>An unpaired surrogate reaches Hugging Face as U+FFFD (text is UTF-8 there), so it is pre-tokenized as one.</summary>
-    private static string WithoutLoneSurrogates(string text)
-    {
-        if (!text.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF')) return text;
-        for (int i = 0, length; i < text.Length; i += length)
-            if (Rune.DecodeFromUtf16(text.AsSpan(i), out _, out length) != OperationStatus.Done)
-                return Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(text));
-        return text;
     }
 
     /// <summary>

@@ -162,6 +162,6 @@ internal sealed class SentencePieceEncoder
     }
 
     /// <summary>One code point: a surrogate pair is one character, as one UTF-8 sequence is in the library.</summary>
-    private static int CharLength(string text, int index) =>
+    internal static int CharLength(string text, int index) =>
         char.IsHighSurrogate(text[index]) && index + 1 < text.Length && char.IsLowSurrogate(text[index + 1]) ? 2 : 1;
 }

@@ -5,16 +5,17 @@ using System.Text.RegularExpressions;
 namespace SoftPrompt.Text;
 
 /// <summary>
-/// Reads a Hugging Face tokenizer.json whose model is byte-level BPE into a <see cref="ByteLevelBpeTokenizer"/>:
+/// Reads a Hugging Face tokenizer.json. A Unigram model (T5) goes to <see cref="UnigramTokenizerJson"/>; byte-level BPE
+/// becomes a <see cref="ByteLevelBpeTokenizer"/> from
 /// model.vocab, model.merges (either "a b" strings or ["a", "b"] pairs), model.ignore_merges, added_tokens (with
 /// lstrip / rstrip), an NFC normalizer, and the pre-tokenizer: ByteLevel, Split (regex or string, "Isolated") and
-/// Digits, alone or in a Sequence ending with ByteLevel. Anything else (Unigram, WordPiece, Metaspace, other
+/// Digits, alone or in a Sequence ending with ByteLevel. Anything else (WordPiece, Metaspace with BPE, other
 /// normalizers, BPE dropout or subword affixes) is refused with the file and feature named rather than tokenized
 /// differently from Hugging Face.
 /// </summary>
 internal static class TokenizerJson
 {
-    public static ByteLevelBpeTokenizer Load(string path, SpecialTokenNames names)
+    public static ITextTokenizer Load(string path, SpecialTokenNames names)
     {
         JsonElement root;
         try { root = StrictJson.Parse(File.ReadAllBytes(path)).RootElement; }
@@ -22,8 +23,9 @@ internal static class TokenizerJson
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
             throw new DataException($"{path}: no \"model\" object; this is not a Hugging Face tokenizer.json.");
         string type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "(missing)";
+        if (type == "Unigram") return UnigramTokenizerJson.Load(root, model, path, names);
         if (type != "BPE")
-            throw new DataException($"{path}: model type \"{type}\" is not supported from tokenizer.json (only byte-level BPE is); for SentencePiece models put spiece.model or tokenizer.model in the directory.");
+            throw new DataException($"{path}: model type \"{type}\" is not supported from tokenizer.json (only byte-level BPE and Unigram are); for SentencePiece models put spiece.model or tokenizer.model in the directory.");
         CheckModelOptions(model, path);
         var pipeline = new ByteLevelPipeline(PreTokenizerSteps(root, path), Nfc(root, path), Flag(model, "ignore_merges"));
         if (!model.TryGetProperty("vocab", out var vocabJson) || vocabJson.ValueKind != JsonValueKind.Object)
@@ -97,7 +99,7 @@ internal static class TokenizerJson
         catch (ArgumentException e) { throw new DataException($"{path}: the pre_tokenizer regex {VocabFiles.Quote(pattern)} is not supported ({e.Message}).", e); }
     }
 
-    private static bool Flag(JsonElement element, string name, bool absent = false) =>
+    internal static bool Flag(JsonElement element, string name, bool absent = false) =>
         element.TryGetProperty(name, out var value) && value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : absent;
 
     private static List<(string Left, string Right)> Merges(JsonElement model, Dictionary<string, int> vocab, string path)
@@ -127,7 +129,7 @@ internal static class TokenizerJson
         return merges;
     }
 
-    private static List<AddedToken> AddedTokens(JsonElement root, string path)
+    internal static List<AddedToken> AddedTokens(JsonElement root, string path)
     {
         var added = new List<AddedToken>();
         if (!root.TryGetProperty("added_tokens", out var list) || list.ValueKind == JsonValueKind.Null) return added;
@@ -141,13 +143,13 @@ internal static class TokenizerJson
                 throw new DataException($"{path}, added_tokens[{i}]: expected {{\"id\": n, \"content\": \"…\"}}.");
             if (Flag(token, "single_word"))
                 throw new DataException($"{path}, added_tokens[{i}]: single_word = true is not supported (the token would match only as a whole word).");
-            added.Add(new AddedToken(content.GetString()!, value, Flag(token, "lstrip"), Flag(token, "rstrip")));
+            added.Add(new AddedToken(content.GetString()!, value, Flag(token, "lstrip"), Flag(token, "rstrip"), Flag(token, "normalized")));
             i++;
         }
         return added;
     }
 
-    private static string Type(JsonElement element) =>
+    internal static string Type(JsonElement element) =>
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String
             ? t.GetString()! : element.ValueKind.ToString();
 }

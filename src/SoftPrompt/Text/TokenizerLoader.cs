@@ -4,9 +4,9 @@ namespace SoftPrompt.Text;
 public static class TokenizerLoader
 {
     /// <summary>
-    /// spiece.model (T5) or tokenizer.model (Llama) → SentencePiece; tokenizer.json → byte-level BPE from its model
-    /// section (it wins over vocab.json + merges.txt, which Qwen2 and SmolLM ship beside it, because only it holds the
-    /// added tokens and pre-tokenizer); vocab.json + merges.txt (+ added_tokens.json) → GPT-2 byte-level BPE;
+    /// spiece.model (T5) or tokenizer.model (Llama) → SentencePiece; tokenizer.json → byte-level BPE, or Unigram for T5
+    /// repositories that ship no spiece.model, from its model section (it wins over vocab.json + merges.txt, which Qwen2
+    /// and SmolLM ship beside it, because only it holds the added tokens and pre-tokenizer); vocab.json + merges.txt (+ added_tokens.json) → GPT-2 byte-level BPE;
     /// vocab.json alone → symbol vocabulary.
     /// </summary>
     public static ITextTokenizer Load(string modelDir)
@@ -25,7 +25,7 @@ public static class TokenizerLoader
         if (File.Exists(vocab) && File.Exists(merges)) return ByteLevelBpeTokenizer.FromVocabAndMerges(vocab, merges, names);
         if (File.Exists(vocab)) return SymbolTokenizer.Load(vocab, names);
         throw new DataException(
-            $"{modelDir}: no tokenizer found. Looked for spiece.model or tokenizer.model (SentencePiece), tokenizer.json (byte-level BPE), " +
+            $"{modelDir}: no tokenizer found. Looked for spiece.model or tokenizer.model (SentencePiece), tokenizer.json (byte-level BPE or Unigram), " +
             "vocab.json + merges.txt (GPT-2 BPE) and vocab.json alone (symbol vocabulary); copy the tokenizer files from the checkpoint, or train on pre-tokenized JSONL (input_ids/target_ids).");
     }
 }

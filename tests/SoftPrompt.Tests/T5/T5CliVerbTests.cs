@@ -142,16 +142,29 @@ public sealed class T5CliVerbTests : CliScratch
         Assert.That(stderr, Does.Contain("not this model"));
     }
 
-    [Test]
-    public void TextDataEndsTheEncoderInputWithEos()
+    [TestCase(false, TestName = "TextDataEndsTheEncoderInputWithEos(spiece.model)")]
+    [TestCase(true, TestName = "TextDataEndsTheEncoderInputWithEos(tokenizer.json alone)")]
+    public void TextDataEndsTheEncoderInputWithEos(bool tokenizerJson)
     {
-        string model = T5TextModel.Create(Scratch);
+        string model = T5TextModel.Create(Scratch, tokenizerJson);
         using var loaded = EngineFactory.Open(model, "cpu");
         var request = new DataRequest("text", null, "answer", null, "", SkipBadRows: false);
         var dataset = DataOptions.Load(T5TextModel.Data(Scratch), request, () => SoftPrompt.Text.TokenizerLoader.Load(model), loaded, promptLength: 4, TextWriter.Null);
         var first = dataset.Examples[0]; // "hello world" → "hello"
         Assert.That(first.Input, Is.EqualTo(new[] { T5TextModel.Hello, 6, 7, T5TextModel.Eos }), "▁hello ▁wor ld </s>: Hugging Face's T5 tokenizer appends </s>");
         Assert.That(first.Target, Is.EqualTo(new[] { T5TextModel.Hello, T5TextModel.Eos }));
+    }
+
+    [Test]
+    public void TrainTokenizesTextDataWithTokenizerJsonAlone()
+    {
+        // A T5 repository without spiece.model: the CLI must find the Unigram tokenizer.json and train on text rows.
+        string model = T5TextModel.Create(Scratch, tokenizerJson: true);
+        var (code, stdout, stderr) = CliRunner.Run("train", "--model", model, "--data", T5TextModel.Data(Scratch), "--input-column", "text",
+            "--target-column", "label", "--labels", "pos=hello,neg=the", "--prompt-length", "3", "--steps", "1", "--batch-size", "4",
+            "--out", In("p.safetensors"), "--device", "cpu", "--no-plot");
+        Assert.That(code, Is.EqualTo(0), stdout + stderr);
+        Assert.That(File.Exists(In("p.safetensors")));
     }
 
     [Test]

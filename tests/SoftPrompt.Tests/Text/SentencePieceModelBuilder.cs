@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text;
+using System.Text.Json;
 
 namespace SoftPrompt.Tests.Text;
 
@@ -10,14 +12,37 @@ public static class SentencePieceModelBuilder
 {
     public const int Normal = 1, Unknown = 2, Control = 3, Byte = 6;
 
+    private static readonly (string Piece, float Score, int Type)[] T5Pieces =
+    [
+        ("<pad>", 0, Control), ("</s>", 0, Control), ("<unk>", 0, Unknown),
+        ("▁", -2, Normal), ("▁the", -1, Normal), ("▁hello", -1, Normal), ("▁wor", -1.5f, Normal), ("ld", -1.5f, Normal),
+        ("h", -3, Normal), ("e", -3, Normal), ("t", -3, Normal), ("l", -3, Normal), ("o", -3, Normal), ("w", -3, Normal), ("r", -3, Normal), ("d", -3, Normal),
+    ];
+
     /// <summary>T5-like: Unigram, &lt;pad&gt;=0 &lt;/s&gt;=1 &lt;unk&gt;=2, no BOS (bos_id = -1), whitespace folding, no byte fallback.</summary>
-    public static byte[] T5Like() => Model(modelType: 1,
-        [
-            ("<pad>", 0, Control), ("</s>", 0, Control), ("<unk>", 0, Unknown),
-            ("▁", -2, Normal), ("▁the", -1, Normal), ("▁hello", -1, Normal), ("▁wor", -1.5f, Normal), ("ld", -1.5f, Normal),
-            ("h", -3, Normal), ("e", -3, Normal), ("t", -3, Normal), ("l", -3, Normal), ("o", -3, Normal), ("w", -3, Normal), ("r", -3, Normal), ("d", -3, Normal),
-        ],
-        byteFallback: false, unk: 2, bos: -1, eos: 1, pad: 0, removeExtraWhitespace: true);
+    public static byte[] T5Like() => Model(modelType: 1, T5Pieces, byteFallback: false, unk: 2, bos: -1, eos: 1, pad: 0, removeExtraWhitespace: true);
+
+    /// <summary>
+    /// <see cref="T5Like"/>'s twin as transformers' T5 converter writes tokenizer.json (no character map, as the model has
+    /// none): the pieces and scores, Strip + Replace(" {2,}" → "▁"), Metaspace, the "$A &lt;/s&gt;" template, the
+    /// control and unknown pieces as special added tokens.
+    /// </summary>
+    public static string T5LikeTokenizerJson()
+    {
+        string vocab = string.Join(", ", T5Pieces.Select(p => $"[{JsonSerializer.Serialize(p.Piece)}, {p.Score.ToString(CultureInfo.InvariantCulture)}]"));
+        string added = string.Join(", ", T5Pieces.Select((p, id) => (p, id)).Where(x => x.p.Type != Normal)
+            .Select(x => $$"""{"id": {{x.id}}, "content": {{JsonSerializer.Serialize(x.p.Piece)}}, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}"""));
+        const string metaspace = """{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}""";
+        return $$$"""
+            {"version": "1.0", "added_tokens": [{{{added}}}],
+             "normalizer": {"type": "Sequence", "normalizers": [{"type": "Strip", "strip_left": false, "strip_right": true},
+                {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "▁"}]},
+             "pre_tokenizer": {{{metaspace}}}, "decoder": {{{metaspace}}},
+             "post_processor": {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                "pair": [], "special_tokens": {"</s>": {"id": "</s>", "ids": [1], "tokens": ["</s>"]} } },
+             "model": {"type": "Unigram", "unk_id": 2, "vocab": [{{{vocab}}}], "byte_fallback": false}}
+            """;
+    }
 
     /// <summary>Llama-like: BPE, &lt;unk&gt;=0 &lt;s&gt;=1 &lt;/s&gt;=2, 256 byte pieces (ids 3..258), merges scored by priority, byte fallback.</summary>
     public static byte[] LlamaLike()

@@ -73,10 +73,10 @@ public sealed class TokenizerJsonTests : TextTestDirectory
     }
 
     [Test]
-    public void UnigramModelPointsToTheSentencePieceFiles()
+    public void WordPieceModelPointsToTheSentencePieceFiles()
     {
-        var e = Assert.Throws<DataException>(() => FromJson(Gpt2TestVocab.TokenizerJson(modelType: "Unigram")));
-        Assert.That(e!.Message, Does.Contain("tokenizer.json").And.Contain("Unigram").And.Contain("spiece.model"));
+        var e = Assert.Throws<DataException>(() => FromJson(Gpt2TestVocab.TokenizerJson(modelType: "WordPiece")));
+        Assert.That(e!.Message, Does.Contain("tokenizer.json").And.Contain("WordPiece").And.Contain("spiece.model"));
     }
 
     [TestCase("""{"type": "NFKC"}""", "NFKC")]
