@@ -66,7 +66,7 @@ public static class GreedyDecoder
             }
         if (engine is IEncoderDecoderEngine seq2seq)
         {
-            if (sampling is not null) throw new NotSupportedException("Sampling from an encoder-decoder model (T5) needs a KV-cached engine (cpu); decode greedily on this one.");
+            if (sampling is not null) throw new NotSupportedException("Sampling from an encoder-decoder model (T5) needs its KV-cached session; decode greedily without the cache.");
             return Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, promptIndices, maxNewTokens, stopToken, batchSize);
         }
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
