@@ -35,6 +35,35 @@ public sealed class DeviceT5CachedDecodingTests(DeviceKind kind)
         T5DecodingChecks.CachedGreedyDecodingGivesTheTokensOfUncachedDecoding(engine);
     }
 
+    /// <summary>An input long enough that cross-attention spreads over several splits, and self-attention past one split with its bias.</summary>
+    [Test]
+    public void LongInputsAndAnswersSpanSeveralAttentionSplits()
+    {
+        using var engine = Open(gated: true);
+        var random = new Random(5);
+        int[] input = [.. Enumerable.Range(0, 150).Select(_ => random.Next(engine.VocabSize))];  // 155 encoder positions: three splits of 64
+        using var session = engine.OpenDecoding(slots: 1, tokensPerSlot: 160);
+        session.Begin(0, 1, input);
+        var generated = new List<int>();
+        var batch = new TokenBatch(1, input.Length + 80, T5DecodingChecks.Layout);
+        var logits = new float[engine.VocabSize];
+        for (int step = 0; step < 70; step++)
+        {
+            session.NextTokenLogits([0], logits);
+            if (step is 0 or 65 or 69)  // one split of self-attention keys, then two
+            {
+                batch.Reset(input.Length + generated.Count + 1);
+                batch.AddRow(input, [.. generated, 0], 1);
+                var all = new float[(generated.Count + 1) * engine.VocabSize];
+                engine.DecoderLogits(batch, all);
+                Assert.That(logits, Is.EqualTo(all.AsSpan(generated.Count * engine.VocabSize).ToArray()).Within(1e-4), $"step {step}");
+            }
+            int token = (3 * step + 1) % engine.VocabSize;
+            session.Append(0, token);
+            generated.Add(token);
+        }
+    }
+
     [Test]
     public void SamplingIsReproducibleWhateverTheBatchSize()
     {
