@@ -187,9 +187,12 @@ def attention(x, w_qkv, b_qkv, w_o, b_o, n_head, divisors, bug=None):
     if bug != "no_causal_mask":
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         scores = scores.masked_fill(~causal, float("-inf"))
+    in_bf16 = scores.dtype == torch.bfloat16  # under bf16 autocast: as Hugging Face, the softmax in float32
+    scores = scores.float() if in_bf16 else scores
     scores = scores - scores.max(dim=-1, keepdim=True).values
     e = torch.exp(scores)
     probs = e / e.sum(dim=-1, keepdim=True)
+    probs = probs.to(torch.bfloat16) if in_bf16 else probs
     y = (probs @ v).transpose(1, 2).reshape(B, T, d)  # heads back to [B,T,nh*hd], head h at cols h*hd
     if bug == "c_proj_transposed":
         return y @ w_o.t() + b_o

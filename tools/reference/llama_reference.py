@@ -292,9 +292,12 @@ def attention(x, w, p, cfg, cos, sin, bug=None):
     if bug != "no_causal_mask":
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         scores = scores.masked_fill(~causal, float("-inf"))
+    in_bf16 = scores.dtype == torch.bfloat16  # under bf16 autocast: as Hugging Face, the softmax in float32
+    scores = scores.float() if in_bf16 else scores
     scores = scores - scores.max(dim=-1, keepdim=True).values
     e = torch.exp(scores)
     probs = e / e.sum(dim=-1, keepdim=True)
+    probs = probs.to(torch.bfloat16) if in_bf16 else probs
     y = (probs @ v).transpose(1, 2).reshape(B, T, H * hd)  # head h at columns h*hd..(h+1)*hd
     return project(y, w, p + "self_attn.o_proj", bug)
 

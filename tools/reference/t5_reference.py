@@ -254,9 +254,12 @@ def attention(w, prefix, xq, xkv, cfg, bias=None, key_mask=None, causal=False, b
     if causal:
         masked = masked | ~torch.ones(Tq, Tk, dtype=torch.bool).tril()[None, None]
     scores = scores.masked_fill(masked, float("-inf"))
+    in_bf16 = scores.dtype == torch.bfloat16  # under bf16 autocast: as Hugging Face, the softmax in float32
+    scores = scores.float() if in_bf16 else scores
     scores = scores - scores.max(dim=-1, keepdim=True).values
     e = torch.exp(scores)
     probs = e / e.sum(dim=-1, keepdim=True)
+    probs = probs.to(torch.bfloat16) if in_bf16 else probs
     y = (probs @ v).transpose(1, 2).reshape(B, Tq, H * dk)
     return y @ w[prefix + "o.weight"].t()
 

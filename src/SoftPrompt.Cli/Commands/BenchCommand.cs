@@ -24,10 +24,8 @@ internal static class BenchCommand
         var targets = new Option<int?>("--targets") { Description = $"Target tokens per row (default: all but the first token, i.e. language modelling; T5: decoder target tokens, default {DefaultT5Targets})" }.Positive();
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 }.Positive();
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 2 }.NonNegative();
-        var device = new Option<string>("--device") { DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
-        var precision = new PrecisionFlags();
-        var recompute = new RecomputeFlags();
+        var engineFlags = new EngineFlags(reversePass: true, plans: true);
         var ensemble = new Option<int>("--ensemble") { Description = "Train K prompts per step as `train --ensemble K` does: every row once per prompt (batch × K rows)", DefaultValueFactory = _ => 1 }.Positive();
         var plan = new Option<bool>("--plan") { Description = "Print the device memory a CUDA engine would allocate for this shape (weights, activations, workspace, prompts) without allocating or loading weights" };
         var decode = new Option<bool>("--decode") { Description = "Measure greedy generation instead of training: every row generates --new-tokens tokens (--steps: how many generations to average)" };
@@ -36,15 +34,15 @@ internal static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "CPU engines: also print the time per step of each kind of op (GEMMs, attention, norms, activations, LM head …)" };
         var command = new Command("bench", "Measure prompt-tuning steps (tokens/s, ms/step, TFLOP/s, memory) or, with --decode, generation")
         {
-            model, shape, batch, seq, promptLength, targets, steps, warmup, device, json, precision.Precision, precision.Tf32, recompute.Recompute, recompute.DeviceMemory,
-            ensemble, plan, decode, newTokens, noCache, profile,
+            model, shape, batch, seq, promptLength, targets, steps, warmup, json, ensemble, plan, decode, newTokens, noCache, profile,
         };
+        engineFlags.AddTo(command);
         command.SetAction(r => CliErrors.Run(() => r.GetValue(decode)
             ? RunDecode(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength), r.GetValue(newTokens), r.GetValue(steps),
-                !r.GetValue(noCache), r.GetValue(device)!, r.GetValue(json), precision.Read(r))
+                !r.GetValue(noCache), engineFlags.ReadDevice(r), r.GetValue(json), engineFlags.ReadPrecision(r))
             : Run(r.GetValue(model), r.GetValue(shape), r.GetValue(batch), r.GetValue(seq), r.GetValue(promptLength),
-                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), r.GetValue(device)!, r.GetValue(json), new EngineOptions(precision.Read(r), recompute.Read(r)),
-                r.GetValue(ensemble), r.GetValue(plan) ? recompute.DeviceBytes(r) : null, r.GetValue(profile))));
+                r.GetValue(targets), r.GetValue(steps), r.GetValue(warmup), engineFlags.ReadDevice(r), r.GetValue(json), engineFlags.Read(r),
+                r.GetValue(ensemble), r.GetValue(plan) ? engineFlags.DeviceBytes(r) : null, r.GetValue(profile))));
         return command;
     }
 

@@ -26,18 +26,18 @@ internal static class DemoCommand
             DefaultValueFactory = _ => ModelFamily.Gpt2.Name,
         };
         family.AcceptOnlyFromAmong([.. ModelFamily.All.Select(f => f.Name)]);
-        var device = new Option<string?>("--device") { Description = "cpu | cuda | cuda-emulated (default: cuda when a GPU is present, else cpu)" };
         var tasks = new Option<string?>("--tasks") { Description = "Comma-separated subset of copy,reverse,sort,majority" };
         var steps = new Option<int?>("--steps") { Description = "Override the recipe's step count" }.Positive();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var outDir = new Option<string?>("--out-dir") { Description = "Write each tuned prompt here as <task>.safetensors" };
-        var precision = new PrecisionFlags();
-        var command = new Command("demo", "Prompt-tune a bundled tiny model and compare with its task tokens") { family, device, tasks, steps, seed, outDir, precision.Precision, precision.Tf32 };
+        var engineFlags = new EngineFlags();
+        var command = new Command("demo", "Prompt-tune a bundled tiny model and compare with its task tokens") { family, tasks, steps, seed, outDir };
+        engineFlags.AddTo(command);
         command.SetAction(r => CliErrors.Run(() =>
         {
             string modelFamily = r.GetValue(family)!;
-            string chosen = r.GetValue(device) ?? EngineFactory.DefaultDevice;
-            return Run(DirectoryOf(modelFamily), chosen, r.GetValue(tasks), r.GetValue(steps), r.GetValue(seed), r.GetValue(outDir), precision.Read(r));
+            string chosen = engineFlags.ReadDevice(r);
+            return Run(DirectoryOf(modelFamily), chosen, r.GetValue(tasks), r.GetValue(steps), r.GetValue(seed), r.GetValue(outDir), engineFlags.Read(r));
         }));
         return command;
     }
@@ -48,21 +48,21 @@ internal static class DemoCommand
     /// <summary>The demo directory of the family called <paramref name="family"/> (<see cref="ModelFamily.DemoFolder"/>).</summary>
     public static string DirectoryOf(string family) => Path.Combine(DemoDirectory, ModelFamily.FromName(family).DemoFolder);
 
-    private static int Run(string demoDirectory, string device, string? taskFilter, int? stepsOverride, int seed, string? outDir, Precision precision)
+    private static int Run(string demoDirectory, string device, string? taskFilter, int? stepsOverride, int seed, string? outDir, EngineOptions options)
     {
         var inv = CultureInfo.InvariantCulture;
         using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(demoDirectory, "tasks.json")));
         string modelDirectory = Path.Combine(demoDirectory, manifest.RootElement.TryGetProperty("model", out var m) ? m.GetString()! : "model");
         // The tuned prompts are only written at the end: a directory they cannot go to is found before the tuning.
         new RunFiles().InputDirectory("--model-family", modelDirectory).OutputDirectory("--out-dir", outDir).Check();
-        using var model = EngineFactory.Open(modelDirectory, device, new EngineOptions(precision));
+        using var model = EngineFactory.Open(modelDirectory, device, options);
         var engine = model.Engine;
         int width = model.Config.Embedding;
         var wanted = taskFilter?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
         var known = manifest.RootElement.GetProperty("tasks").EnumerateArray().Select(t => t.GetProperty("name").GetString()!).ToList();
         if (wanted is not null && (wanted.Count == 0 || wanted.Except(known).Any()))
             throw new ArgumentException($"--tasks {taskFilter}: {(wanted.Count == 0 ? "no task named" : $"unknown task {string.Join(", ", wanted.Except(known))}")}; choose from {string.Join(", ", known)}.");
-        Console.WriteLine($"SoftPrompt demo: tiny {model.Family.Outline(model.Config)} on device {PrecisionFlags.Describe(engine.DeviceName, precision)}");
+        Console.WriteLine($"SoftPrompt demo: tiny {model.Family.Outline(model.Config)} on device {EngineFlags.Describe(engine.DeviceName, options.Precision)}");
         Console.WriteLine("Soft prompts replace the task token; the tuning data never contains it.");
         Console.WriteLine();
         Console.WriteLine($"{"task",-10} {"task token",10} {"untuned",8} {"tuned",8} {"tuned/token",12} {"steps",6} {"seconds",8}  nearest token to each tuned prompt vector");

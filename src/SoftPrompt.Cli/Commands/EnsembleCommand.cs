@@ -25,22 +25,22 @@ internal static class EnsembleCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var data = new Option<string>("--data") { Description = "Dev data with gold answers: pre-tokenized JSONL, or text .jsonl/.csv/.tsv/.parquet with the column flags", Required = true };
-        var device = new Option<string>("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var batchSize = new Option<int>("--batch-size") { Description = "Rows per batch (whole examples: K prompts × labels rows each)", DefaultValueFactory = _ => 32 };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON document" };
-        var precision = new PrecisionFlags();
+        var engineFlags = new EngineFlags();
         var columns = new DataOptions();
-        var command = new Command("ensemble", "Score several prompts of one task as an ensemble (majority vote, mean probability)") { model, prompts, data, device, batchSize, json, precision.Precision, precision.Tf32 };
+        var command = new Command("ensemble", "Score several prompts of one task as an ensemble (majority vote, mean probability)") { model, prompts, data, batchSize, json };
+        engineFlags.AddTo(command);
         foreach (var option in columns.All) command.Options.Add(option);
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model)!, r.GetValue(prompts) ?? [], r.GetValue(data)!, r.GetValue(device)!,
-            r.GetValue(batchSize), r.GetValue(json), precision.Read(r), columns.Read(r))));
+        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model)!, r.GetValue(prompts) ?? [], r.GetValue(data)!, engineFlags.ReadDevice(r),
+            r.GetValue(batchSize), r.GetValue(json), engineFlags.Read(r), columns.Read(r))));
         return command;
     }
 
-    private static int Run(string modelDirectory, string[] promptPaths, string dataPath, string device, int batchSize, bool json, Precision precision, DataRequest request)
+    private static int Run(string modelDirectory, string[] promptPaths, string dataPath, string device, int batchSize, bool json, EngineOptions options, DataRequest request)
     {
         TextWriter human = json ? Console.Error : Console.Out;
-        using var loaded = EngineFactory.Open(modelDirectory, device, new EngineOptions(precision));
+        using var loaded = EngineFactory.Open(modelDirectory, device, options);
         var engine = loaded.Engine;
         var prompts = PromptSet.Load(promptPaths, engine.EmbeddingSize, loaded.Fingerprint);
         engine.LoadPrompts(prompts.Values, prompts.Layout);

@@ -21,23 +21,23 @@ internal static class EvalCommand
         var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Prompt file (.safetensors) trained for this model", Required = true };
         var data = new Option<string>("--data") { Description = "Pre-tokenized JSONL, or text .jsonl/.csv/.tsv/.parquet with the column flags", Required = true };
-        var device = new Option<string>("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var batchSize = new Option<int>("--batch-size") { Description = "Rows per batch (rank classification uses one row per example and label)", DefaultValueFactory = _ => 32 };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON document" };
-        var precision = new PrecisionFlags();
+        var engineFlags = new EngineFlags();
         var columns = new DataOptions();
-        var command = new Command("eval", "Score a prompt on a data file") { model, prompt, data, device, batchSize, json, precision.Precision, precision.Tf32 };
+        var command = new Command("eval", "Score a prompt on a data file") { model, prompt, data, batchSize, json };
+        engineFlags.AddTo(command);
         foreach (var option in columns.All) command.Options.Add(option);
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model)!, r.GetValue(prompt)!, r.GetValue(data)!, r.GetValue(device)!,
-            r.GetValue(batchSize), r.GetValue(json), precision.Read(r), columns.Read(r))));
+        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model)!, r.GetValue(prompt)!, r.GetValue(data)!, engineFlags.ReadDevice(r),
+            r.GetValue(batchSize), r.GetValue(json), engineFlags.Read(r), columns.Read(r))));
         return command;
     }
 
-    private static int Run(string modelDirectory, string promptPath, string dataPath, string device, int batchSize, bool json, Precision precision, DataRequest request)
+    private static int Run(string modelDirectory, string promptPath, string dataPath, string device, int batchSize, bool json, EngineOptions options, DataRequest request)
     {
         var inv = CultureInfo.InvariantCulture;
         TextWriter human = json ? Console.Error : Console.Out;
-        using var loaded = EngineFactory.Open(modelDirectory, device, new EngineOptions(precision));
+        using var loaded = EngineFactory.Open(modelDirectory, device, options);
         var engine = loaded.Engine;
         var prompt = PromptFile.Load(promptPath);
         prompt.CheckBelongsTo(promptPath, engine.EmbeddingSize, loaded.Fingerprint);

@@ -52,25 +52,25 @@ internal static class PredictCommand
         var topK = new Option<int>("--top-k") { Description = "Sampling: draw among the K most likely tokens (0: all)" };
         var topP = new Option<float>("--top-p") { Description = "Sampling: draw among the fewest tokens whose probability reaches P", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { Description = "Sampling: row i draws from a generator seeded by (seed, i), whatever the batch" };
-        var device = new Option<string>("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
         var batchSize = new Option<int>("--batch-size") { Description = "Rows per batch (rows of all tasks mixed)", DefaultValueFactory = _ => 32 };
-        var precision = new PrecisionFlags();
+        var engineFlags = new EngineFlags();
         var json = new Option<bool>("--json") { Description = "Print a JSON summary on stdout" };
         var command = new Command("predict", "Answer rows of several tasks with their prompts in shared batches")
         {
             model, prompts, data, output, taskColumn, inputColumn, template, targetColumn, labels, targetPrefix, skipBadRows, maxNewTokens, stopToken,
-            stopStrings, temperature, topK, topP, seed, device, batchSize, precision.Precision, precision.Tf32, json,
+            stopStrings, temperature, topK, topP, seed, batchSize, json,
         };
+        engineFlags.AddTo(command);
         command.SetAction(r => CliErrors.Run(() => Run(new PredictPlan(r.GetValue(model)!, TaskSpecs.Parse(r.GetValue(prompts) ?? [], r.GetValue(labels) ?? []),
             r.GetValue(data)!, r.GetValue(output)!,
             new TaskColumns(r.GetValue(taskColumn)!, r.GetValue(inputColumn), r.GetValue(template) is string t ? InputTemplate.Parse(t) : null, r.GetValue(targetColumn)),
-            r.GetValue(targetPrefix) ?? "", r.GetValue(skipBadRows), r.GetValue(maxNewTokens), r.GetValue(stopToken), r.GetValue(stopStrings) ?? [], r.GetValue(device)!, r.GetValue(batchSize),
-            precision.Read(r), r.GetValue(json), SamplingOf(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed))))));
+            r.GetValue(targetPrefix) ?? "", r.GetValue(skipBadRows), r.GetValue(maxNewTokens), r.GetValue(stopToken), r.GetValue(stopStrings) ?? [], engineFlags.ReadDevice(r),
+            r.GetValue(batchSize), engineFlags.Read(r), r.GetValue(json), SamplingOf(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed))))));
         return command;
     }
 
     private sealed record PredictPlan(string Model, TaskSpecs Tasks, string Data, string Output, TaskColumns Columns, string TargetPrefix, bool SkipBadRows,
-        int MaxNewTokens, int? StopToken, string[] StopStrings, string Device, int BatchSize, Precision Precision, bool Json, Sampling? Sampling);
+        int MaxNewTokens, int? StopToken, string[] StopStrings, string Device, int BatchSize, EngineOptions Engine, bool Json, Sampling? Sampling);
 
     /// <summary>Sampling when any of its flags is given (temperature 1 unless set), greedy decoding otherwise.</summary>
     private static Sampling? SamplingOf(float? temperature, int topK, float topP, int seed)
@@ -89,7 +89,7 @@ internal static class PredictCommand
         var files = new RunFiles().InputDirectory("--model", plan.Model).Input("--data", plan.Data).Output("--out", plan.Output);
         foreach (string prompt in plan.Tasks.PromptPaths) files.Input("--prompt", prompt);
         files.Check();
-        using var loaded = EngineFactory.Open(plan.Model, plan.Device, new EngineOptions(plan.Precision));
+        using var loaded = EngineFactory.Open(plan.Model, plan.Device, plan.Engine);
         var engine = loaded.Engine;
         var specs = plan.Tasks;
         var prompts = PromptSet.Load(specs.PromptPaths, engine.EmbeddingSize, loaded.Fingerprint);

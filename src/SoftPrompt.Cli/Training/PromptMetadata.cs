@@ -27,7 +27,7 @@ internal static class PromptMetadata
             ["seed"] = o.Seed.ToString(inv),
             ["data"] = Path.GetFullPath(plan.Data),
             ["recipe"] = plan.Recipe?.Name ?? "",
-            ["device"] = PrecisionFlags.Describe(plan.Device, plan.Precision),
+            ["device"] = EngineFlags.Describe(plan.Device, plan.Precision),
         };
     }
 

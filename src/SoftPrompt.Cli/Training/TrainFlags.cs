@@ -15,9 +15,7 @@ internal sealed class TrainFlags
     public readonly Option<string> Data = new("--data") { Description = "Training data: pre-tokenized JSONL {\"input_ids\",\"target_ids\"}, or text .jsonl/.csv/.tsv/.parquet with the column flags", Required = true };
     public readonly Option<string?> Dev = new("--dev") { Description = "Dev data (same format): evaluated every --eval-every steps; the best prompt is kept" };
     public readonly Option<string> Output = new("--out") { Description = "Where the prompt goes (.safetensors): the best on dev when --dev is given (the last one then goes to OUT.last.safetensors), else the last", Required = true };
-    public readonly Option<string> Device = new("--device") { Description = string.Join(" | ", EngineFactory.Devices), DefaultValueFactory = _ => EngineFactory.DefaultDevice };
-    public readonly PrecisionFlags Precision = new();
-    public readonly RecomputeFlags Recompute = new();
+    public readonly EngineFlags Engine = new(reversePass: true);
     public readonly Option<string?> Recipe = new("--recipe") { Description = "Defaults from a paper: lester2021 (P=100, class-labels init, Adafactor lr 0.3 constant, batch 32, decay 1−t^−0.8, update clip 1, wd 1e-5, 30k steps, best on dev); explicit flags override" };
 
     public readonly Option<int?> PromptLength = new("--prompt-length") { Description = $"Prompt vectors P (default {PromptInitializer.DefaultLength}, or the --init file's length)" };
@@ -72,7 +70,7 @@ internal sealed class TrainFlags
 
     public IEnumerable<Option> All =>
     [
-        Model, Data, Dev, Output, Device, Precision.Precision, Precision.Tf32, Recompute.Recompute, Recipe, PromptLength, Init, FrequencyOrdered, Steps, BatchSize, GradAccum, LearningRate, Optimizer,
+        Model, Data, Dev, Output, .. Engine.All, Recipe, PromptLength, Init, FrequencyOrdered, Steps, BatchSize, GradAccum, LearningRate, Optimizer,
         Schedule, WarmupSteps, ClipNorm, WeightDecay, UpdateClip, DecayRate, Seed, NoShuffle, LengthBuckets, Ensemble, .. DataFlags.All, EvalEvery, EvalBatchSize,
         Patience, CheckpointDir, CheckpointEvery, KeepLast, Resume, Metrics, Plot, NoPlot, Json, Progress, DryRun,
     ];
@@ -118,9 +116,9 @@ internal sealed class TrainFlags
             Dev = dev,
             Output = output,
             LastOutput = dev is null ? null : stem + ".last.safetensors",
-            Device = r.GetValue(Device)!,
-            Precision = Precision.Read(r),
-            Recomputation = Recompute.Read(r),
+            Device = Engine.ReadDevice(r),
+            Precision = Engine.ReadPrecision(r),
+            Recomputation = Engine.Read(r).Recomputation,
             Recipe = recipe,
             PromptLength = promptLength,
             Init = init,

@@ -1,119 +1,134 @@
+using System.Text.Json.Nodes;
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Cuda;
 using SoftPrompt.Engines;
 using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
 using SoftPrompt.Tests.Emulation;
+using SoftPrompt.Tests.T5;
 
 namespace SoftPrompt.Tests.Engines;
 
 /// <summary>
-/// GPT-2's device engine at <see cref="Precision.Bf16"/> (block matrices stored bf16, their GEMMs on bf16 operands with fp32
-/// sums) against float64 references: the CPU engine on the same weights rounded to bf16 (what remains is the rounding of
-/// the activations entering each GEMM) and on the original weights (the whole bf16 error). Also: the fp32 engine's error,
-/// so the comparison shows bf16 really ran, and what bf16 saves in the device plan.
+/// The device engines at <see cref="Precision.Bf16"/> (block matrices stored bf16, their GEMMs on bf16 operands with fp32
+/// sums, attention on bf16 tensor cores at head size 64) against the float64 results of PyTorch fixtures, with issue 12's
+/// bar: our error (loss, and prompt gradient in relative L2) at most twice PyTorch bf16 autocast's own error on the same
+/// case, which tools/reference/bf16_reference.py records in fixtures/bf16/pytorch_bf16_errors.json. Head size 8: the
+/// committed family fixtures; head size 64: the models that script writes under fixtures/bf16/.
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
 public sealed class Bf16EngineTests(DeviceKind kind)
 {
-    private static readonly Gpt2Config Config = TestModels.TinyConfig(vocab: 41, positions: 24, embedding: 32, layers: 3, heads: 4, inner: 64);
+    private const string CaseName = "case-a";
 
-    private static (double Loss, double[] Gradient) Device(Gpt2Weights<float> weights, bool bf16, DeviceKind kind, float[] prompts, TokenBatch batch) =>
-        Run(new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: bf16), prompts, batch);
+    private sealed record Result(double Loss, double[] Gradient);
 
-    private static (double Loss, double[] Gradient) Run(IPromptEngine engine, float[] prompts, TokenBatch batch)
+    /// <summary>A fixture's inputs: its prompts and rows.</summary>
+    private sealed record Inputs(float[] Prompts, int PromptCount, int PromptLength, TokenBatch Batch);
+
+    private static string FixtureDirectory(string model) => Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", model);
+
+    public static IEnumerable<TestCaseData> Gpt2Models() => Models("gpt2/tiny", "bf16/gpt2-hs64");
+
+    /// <remarks>
+    /// llama/tiny: grouped-query (4 heads on 2); the hs64 models: multi-query (2 on 1), q and k at twice the init (sharp
+    /// attention). The earlier in-memory unbiased hs64 model (seed 6), whose 8.9% gradient error was unexplained: ours 14.1%
+    /// against PyTorch bf16's 4.9% on that one draw, but over 16 draws of a 1e-3 weight perturbation ours has median 5.6%
+    /// (2.9–20%) and PyTorch's 8.3% (5.5–19%). The case is ill-conditioned (rounding layer 0's k-projection input alone
+    /// moves the gradient 6%), and a simulation of our rounding in float64 reproduces the 8.9%: no op of ours is at fault.
+    /// </remarks>
+    public static IEnumerable<TestCaseData> LlamaModels() => Models("llama/tiny", "llama/tiny-attention-bias", "bf16/llama-hs64", "bf16/llama-hs64-attention-bias");
+
+    public static IEnumerable<TestCaseData> T5Models() => Models("t5/v1_0", "t5/v1_1", "bf16/t5-hs64");
+
+    private static IEnumerable<TestCaseData> Models(params string[] models) =>
+        models.Select(model => new TestCaseData(model).SetName($"{{m}}({model})"));
+
+    [TestCaseSource(nameof(Gpt2Models))]
+    public void Gpt2ErrorIsAtMostTwicePyTorchBf16s(string model)
     {
-        using var _ = engine;
-        engine.LoadPrompts(prompts, 2, 4);
-        float loss = engine.ForwardBackward(batch);
-        var gradient = new float[prompts.Length];
-        engine.ReadPromptGradient(gradient);
-        return (loss, [.. gradient.Select(g => (double)g)]);
+        var fixture = Gpt2Fixture.LoadFrom(FixtureDirectory(model), CaseName);
+        var weights = Gpt2Checkpoint.Load<float>(fixture.ModelDirectory);
+        var inputs = new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
+        AssertAtMostTwicePyTorch(model, new Result(fixture.LossF64, fixture.PromptGradientF64),
+            Reference(new CpuGpt2Engine<double>(Widen(weights, roundBlocks: true)), inputs),
+            Run(new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true), inputs),
+            Run(new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), inputs));
     }
 
-    private static (double Loss, double[] Gradient) Reference(Gpt2Weights<double> weights, float[] prompts, TokenBatch batch) =>
-        Reference(new CpuGpt2Engine<double>(weights), prompts, batch);
+    [TestCaseSource(nameof(LlamaModels))]
+    public void LlamaErrorIsAtMostTwicePyTorchBf16s(string model)
+    {
+        var fixture = Gpt2Fixture.LoadFrom(FixtureDirectory(model), CaseName);
+        var weights = LlamaCheckpoint.Load<float>(fixture.ModelDirectory);
+        var inputs = new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
+        AssertAtMostTwicePyTorch(model, new Result(fixture.LossF64, fixture.PromptGradientF64),
+            Reference(new CpuLlamaEngine<double>(Widen(weights, roundBlocks: true)), inputs),
+            Run(new CudaLlamaEngine(TestDevices.Open(kind), weights, ownsDevice: true), inputs),
+            Run(new CudaLlamaEngine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), inputs));
+    }
 
-    private static (double Loss, double[] Gradient) Reference(CpuEngine<double> engine, float[] prompts, TokenBatch batch)
+    [TestCaseSource(nameof(T5Models))]
+    public void T5ErrorIsAtMostTwicePyTorchBf16s(string model)
+    {
+        var fixture = T5Fixture.LoadFrom(FixtureDirectory(model), CaseName);
+        var weights = T5Checkpoint.Load<float>(fixture.ModelDirectory);
+        var inputs = new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
+        AssertAtMostTwicePyTorch(model, new Result(fixture.LossF64, fixture.PromptGradientF64),
+            Reference(new CpuT5Engine<double>(Widen(weights, roundBlocks: true)), inputs),
+            Run(new CudaT5Engine(TestDevices.Open(kind), weights, ownsDevice: true), inputs),
+            Run(new CudaT5Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), inputs));
+    }
+
+    private static Result Run(IPromptEngine engine, Inputs inputs)
     {
         using var _ = engine;
-        engine.LoadPrompts([.. prompts.Select(p => (double)p)], PromptLayout.Uniform(2, 4));
-        double loss = engine.LossAndGradient(batch);
-        return (loss, engine.PromptGradient.ToArray());
+        engine.LoadPrompts(inputs.Prompts, inputs.PromptCount, inputs.PromptLength);
+        float loss = engine.ForwardBackward(inputs.Batch);
+        var gradient = new float[inputs.Prompts.Length];
+        engine.ReadPromptGradient(gradient);
+        return new Result(loss, [.. gradient.Select(g => (double)g)]);
+    }
+
+    private static Result Reference(CpuEngine<double> engine, Inputs inputs)
+    {
+        using var _ = engine;
+        engine.LoadPrompts([.. inputs.Prompts.Select(p => (double)p)], PromptLayout.Uniform(inputs.PromptCount, inputs.PromptLength));
+        double loss = engine.LossAndGradient(inputs.Batch);
+        return new Result(loss, engine.PromptGradient.ToArray());
     }
 
     /// <summary>
-    /// The bars every family meets: fp32 within 1e-5 of float64; bf16 visibly not fp32; bf16 within 6% (gradient, relative
-    /// L2) of float64 on the bf16-rounded weights (activation rounding alone) and within 8% of float64 on the original weights;
-    /// the loss within 1%. Measured on these tiny models: GPT-2 1.1% / 2.1%, Llama 4.1% / 5.2% (its q and k weights are twice
-    /// Hugging Face's init, so attention is sharp), T5 v1.0 2.8% / 4.4%, v1.1 1.1% / 1.7%. The issue's own bar (at most twice
-    /// PyTorch bf16 autocast's error on the same fixture) needs the fixture scripts to record that error: not built yet.
+    /// The bar: bf16's loss and gradient errors against float64 at most twice PyTorch bf16 autocast's on the same case.
+    /// Also: the fp32 engine within 1e-5 of float64 and bf16 visibly not fp32 (so bf16 really ran). The error against
+    /// float64 on the bf16-rounded weights (what rounding the activations alone costs) is printed, not asserted.
     /// </summary>
-    private static void AssertBf16Error((double Loss, double[] Gradient) exact, (double Loss, double[] Gradient) roundedWeights,
-        (double Loss, double[] Gradient) fp32, (double Loss, double[] Gradient) bf16)
+    private static void AssertAtMostTwicePyTorch(string model, Result exact, Result roundedWeights, Result fp32, Result bf16)
     {
+        var pytorch = PyTorchBf16Error(model);
         double fp32Error = RelativeError(fp32.Gradient, exact.Gradient);
-        double activationError = RelativeError(bf16.Gradient, roundedWeights.Gradient);
-        double totalError = RelativeError(bf16.Gradient, exact.Gradient);
-        TestContext.Out.WriteLine($"gradient relative error: fp32 {fp32Error:G3}; bf16 vs bf16 weights {activationError:G3}; bf16 vs exact {totalError:G3}; " +
-            $"loss {bf16.Loss} vs {exact.Loss} (bf16 weights {roundedWeights.Loss})");
+        double gradientError = RelativeError(bf16.Gradient, exact.Gradient);
+        double lossError = Math.Abs(bf16.Loss - exact.Loss) / Math.Abs(exact.Loss);
+        TestContext.Out.WriteLine($"{model}: PyTorch bf16 loss {pytorch.Loss:G3}, gradient {pytorch.Gradient:G3}; ours loss {lossError:G3}, gradient {gradientError:G3} " +
+            $"(ratios {lossError / pytorch.Loss:F2}, {gradientError / pytorch.Gradient:F2}); ours vs float64 on bf16 weights {RelativeError(bf16.Gradient, roundedWeights.Gradient):G3}; fp32 {fp32Error:G3}");
         Assert.That(fp32Error, Is.LessThan(1e-5), "the fp32 engine");
-        Assert.That(totalError, Is.GreaterThan(100 * fp32Error), "bf16 ran: its error is that of 8-bit mantissas, not of fp32");
-        Assert.That(activationError, Is.LessThan(6e-2), "rounding the activations entering each GEMM to bf16");
-        Assert.That(totalError, Is.LessThan(8e-2), "bf16 weights and activations together");
-        Assert.That(Math.Abs(bf16.Loss - exact.Loss), Is.LessThan(1e-2 * Math.Abs(exact.Loss)), "the loss");
+        Assert.That(gradientError, Is.GreaterThan(100 * fp32Error), "bf16 ran: its error is that of 8-bit mantissas, not of fp32");
+        Assert.That(gradientError, Is.LessThanOrEqualTo(2 * pytorch.Gradient), "prompt gradient: at most twice PyTorch bf16's relative L2 error");
+        Assert.That(lossError, Is.LessThanOrEqualTo(2 * pytorch.Loss), "loss: at most twice PyTorch bf16's relative error");
+    }
+
+    /// <summary>PyTorch bf16 autocast's relative errors against float64 on <paramref name="model"/>'s case, as recorded.</summary>
+    private static (double Loss, double Gradient) PyTorchBf16Error(string model)
+    {
+        var json = JsonNode.Parse(File.ReadAllText(FixtureDirectory("bf16/pytorch_bf16_errors.json")))!;
+        var entry = json["cases"]?[$"{model}/{CaseName}"] ?? throw new AssertionException($"pytorch_bf16_errors.json has no {model}/{CaseName}: rerun tools/reference/bf16_reference.py");
+        return (entry["loss_relative_error"]!.GetValue<double>(), entry["prompt_grad_relative_l2_error"]!.GetValue<double>());
     }
 
     private static double RelativeError(double[] actual, double[] expected) =>
         Math.Sqrt(actual.Zip(expected, (a, e) => (a - e) * (a - e)).Sum() / expected.Sum(e => e * e));
-
-    // Head size 8 (the tiny config: fp32 SIMT attention) and 64 (attention on the bf16 tensor-core kernels, attention_tc.cu;
-    // activation error measured 4.6% with fp32 attention, 5.4% on tensor cores).
-    [TestCase(32, 4)]
-    [TestCase(128, 2)]
-    public void LossAndPromptGradientStayWithinBf16RoundingOfFloat64(int embedding, int heads)
-    {
-        var config = embedding == Config.Embedding ? Config : TestModels.TinyConfig(vocab: 41, positions: 24, embedding: embedding, layers: 2, heads: heads, inner: 128);
-        var weights = TestModels.Random<float>(config, seed: 4);
-        var prompts = TestModels.RandomPrompts<float>(2 * 4 * config.Embedding, seed: 5);
-        var batch = TestModels.MixedBatch(4, 2, config.VocabSize);
-
-        var exact = Reference(Widen(weights, roundBlocks: false), prompts, batch);
-        var roundedWeights = Reference(Widen(weights, roundBlocks: true), prompts, batch);
-        var fp32 = Device(weights, bf16: false, kind, prompts, batch);
-        var bf16 = Device(weights, bf16: true, kind, prompts, batch);
-
-        AssertBf16Error(exact, roundedWeights, fp32, bf16);
-    }
-
-    /// <param name="biased">With Llama's attention_bias (q/k/v/o biases, which stay fp32 beside the bf16 matrices).</param>
-    /// <param name="headSize">
-    /// 8, or 64: attention on the bf16 tensor-core kernels. Measured at hs 64 (activation error, fp32 SIMT attention → tensor
-    /// cores): biased 1.2% → 2.0%. Unbiased at hs 64 is left out: its doubled q/k init makes attention so sharp that it
-    /// misses the 6% bar with fp32 attention already (8.9%; 14.6% on tensor cores).
-    /// </param>
-    [TestCase(false, 8)]
-    [TestCase(true, 8)]
-    [TestCase(true, 64)]
-    public void LlamaLossAndPromptGradientStayWithinBf16RoundingOfFloat64(bool biased, int headSize)
-    {
-        var config = SoftPrompt.Tests.Llama.LlamaTestModels.TinyConfig() with
-        {
-            Embedding = 32, Heads = 4, KeyValueHeads = 2, HeadSize = 8, Intermediate = 48, Layers = 3, QueryKeyValueBiases = biased, OutputBias = biased,
-        };
-        if (headSize != 8) config = config with { Embedding = 2 * headSize, Heads = 2, KeyValueHeads = 1, HeadSize = headSize, Intermediate = 96, Layers = 2 };
-        var weights = SoftPrompt.Tests.Llama.LlamaTestModels.Random<float>(config, seed: 6);
-        var prompts = TestModels.RandomPrompts<float>(2 * 4 * config.Embedding, seed: 5);
-        var batch = TestModels.MixedBatch(4, 2, config.VocabSize);
-
-        var exact = Reference(new CpuLlamaEngine<double>(Widen(weights, roundBlocks: false)), prompts, batch);
-        var roundedWeights = Reference(new CpuLlamaEngine<double>(Widen(weights, roundBlocks: true)), prompts, batch);
-        var fp32 = Run(new CudaLlamaEngine(TestDevices.Open(kind), weights, ownsDevice: true), prompts, batch);
-        var bf16 = Run(new CudaLlamaEngine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), prompts, batch);
-
-        AssertBf16Error(exact, roundedWeights, fp32, bf16);
-    }
 
     [Test]
     public void TheBlockMatricesTakeHalfTheirFp32BytesInThePlan()
@@ -131,31 +146,10 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         Assert.That(bf16.BytesOf(DeviceMemoryKind.Workspace), Is.GreaterThan(fp32.BytesOf(DeviceMemoryKind.Workspace)), "room for a bf16 GEMM operand");
     }
 
-    /// <param name="headSize">8, or 64: attention (encoder, decoder and cross) on the bf16 tensor-core kernels (gated, activation
-    /// error: 0.68% with fp32 attention, 0.97% on tensor cores).</param>
-    [TestCase(false, 8)]
-    [TestCase(true, 8)]
-    [TestCase(true, 64)]
-    public void T5LossAndPromptGradientStayWithinBf16RoundingOfFloat64(bool gated, int headSize)
-    {
-        var config = SoftPrompt.Tests.T5.CpuT5GradientTests.TinyConfig(gated) with { Embedding = 32, HeadSize = 8, Heads = 4, FeedForwardSize = 48 };
-        if (headSize != 8) config = config with { Embedding = 2 * headSize, HeadSize = headSize, Heads = 2, FeedForwardSize = 96 };
-        var weights = T5Weights<float>.CreateRandom(config, 3);
-        var prompts = TestModels.RandomPrompts<float>(2 * 4 * config.Embedding, seed: 5);
-        var batch = TestModels.MixedBatch(4, 2, config.VocabSize);
-
-        var exact = Reference(new CpuT5Engine<double>(Widen(weights, roundBlocks: false)), prompts, batch);
-        var roundedWeights = Reference(new CpuT5Engine<double>(Widen(weights, roundBlocks: true)), prompts, batch);
-        var fp32 = Run(new CudaT5Engine(TestDevices.Open(kind), weights, ownsDevice: true), prompts, batch);
-        var bf16 = Run(new CudaT5Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), prompts, batch);
-
-        AssertBf16Error(exact, roundedWeights, fp32, bf16);
-    }
-
     [Test]
     public void TheCpuEnginesRefuseBf16()
     {
-        var weights = TestModels.Random<float>(Config, seed: 4);
+        var weights = TestModels.Random<float>(TestModels.TinyConfig(vocab: 41, positions: 24, embedding: 32, layers: 3, heads: 4, inner: 64), seed: 4);
         Assert.That(() => EngineFactory.Create(weights, "cpu", "test", new EngineOptions(Precision.Bf16)),
             Throws.ArgumentException.With.Message.Contains("CPU engines are the fp32/fp64 references"));
     }
@@ -198,13 +192,13 @@ public sealed class Bf16EngineTests(DeviceKind kind)
     private static double[] Block(float[] x, bool round) =>
         round ? [.. x.Select(v => (double)BitConverter.UInt32BitsToSingle((uint)ElementConversion.SingleToBFloat16(v) << 16))] : Plain(x);
 
-    private static SoftPrompt.Models.Llama.LlamaWeights<double> Widen(SoftPrompt.Models.Llama.LlamaWeights<float> w, bool roundBlocks) => new()
+    private static LlamaWeights<double> Widen(LlamaWeights<float> w, bool roundBlocks) => new()
     {
         Config = w.Config,
         TokenEmbedding = Plain(w.TokenEmbedding),
         LanguageModelHead = w.LanguageModelHead is null ? null : Plain(w.LanguageModelHead),
         FinalNormWeight = Plain(w.FinalNormWeight),
-        Layers = [.. w.Layers.Select(l => new SoftPrompt.Models.Llama.LlamaLayerWeights<double>
+        Layers = [.. w.Layers.Select(l => new LlamaLayerWeights<double>
         {
             AttentionNormWeight = Plain(l.AttentionNormWeight), MlpNormWeight = Plain(l.MlpNormWeight),
             Query = Block(l.Query, roundBlocks), Key = Block(l.Key, roundBlocks), Value = Block(l.Value, roundBlocks), Output = Block(l.Output, roundBlocks),
