@@ -47,8 +47,9 @@ __device__ __forceinline__ void load_lane(float (&x)[CPL], const float* p, int c
 template <int TILE>
 __device__ __forceinline__ void split(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum,
                                       const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache,
-                                      const int* __restrict__ row_keys, int rows, int heads, int kv_heads, int head_size, int q_stride,
-                                      int cache_stride, int cache_rows, int split_size, int splits, float scale) {
+                                      const int* __restrict__ row_keys, const float* __restrict__ distance_bias, int bias_distances, int rows,
+                                      int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size,
+                                      int splits, float scale) {
     constexpr int CPL = TILE / SP_WARP_SIZE;
     const int row_head = static_cast<int>(blockIdx.x), s = static_cast<int>(blockIdx.y);
     const int row = row_head / heads, head = row_head - row * heads;
@@ -70,6 +71,8 @@ __device__ __forceinline__ void split(float* __restrict__ partial_out, float* __
 #pragma unroll
     for (int i = 0; i < CPL; i++) acc[i] = 0.0f;
     float m = -INFINITY, l = 0.0f;
+    const float* head_bias = distance_bias != nullptr ? distance_bias + static_cast<long long>(head) * bias_distances : nullptr;
+    assert(head_bias == nullptr || key_length <= bias_distances);
     for (int j = begin + warp; j < end; j += kWarps) {
         const int cr = key_row(r, j);
         assert(cr >= 0 && cr < cache_rows);
@@ -79,7 +82,8 @@ __device__ __forceinline__ void split(float* __restrict__ partial_out, float* __
         float dot = 0.0f;
 #pragma unroll
         for (int i = 0; i < CPL; i++) dot += qv[i] * kv[i];
-        const float score = warp_reduce_sum(dot) * scale;
+        float score = warp_reduce_sum(dot) * scale;
+        if (head_bias != nullptr) score += ldg(head_bias + (key_length - 1 - j));  // the key's distance back from the query
         const float m_new = fmaxf(m, score);
         const float correction = expf(m - m_new), p = expf(score - m_new);
         l = l * correction + p;
@@ -174,20 +178,22 @@ extern "C" __global__ void __launch_bounds__(256) kv_cache_append(float* __restr
 //   hold keys (split < ceil(key_length / split_size)). q: [rows, ·] at row stride q_stride, head h at columns
 //   h·head_size; k_cache, v_cache: [cache_rows, cache_stride], kv head g at g·head_size; row_keys: [rows, 4] key ranges;
 //   heads a multiple of kv_heads (query head h reads kv head h / (heads / kv_heads)); head_size ≤ the tile; scale
-//   multiplies q·k; key_length ≤ splits·split_size. fp32 throughout.
+//   multiplies q·k; key_length ≤ splits·split_size. distance_bias: [heads, bias_distances] or null — when given, score
+//   j of head h adds distance_bias[h, key_length − 1 − j] (T5's relative bias of a key that far before its query; every
+//   key_length ≤ bias_distances). fp32 throughout.
 //   Grid: (rows·heads, splits); block: 128 threads = 4 warps, warp w takes keys begin + w, begin + w + 4, …, each lane
 //   tile/32 contiguous channels. Static shared memory: 4·(8 + 4·tile) bytes. Saves nothing (inference only).
-extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs32(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
-    decoding_detail::split<32>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
+extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs32(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, const float* __restrict__ distance_bias, int bias_distances, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
+    decoding_detail::split<32>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, distance_bias, bias_distances, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
 }
-extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs64(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
-    decoding_detail::split<64>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
+extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs64(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, const float* __restrict__ distance_bias, int bias_distances, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
+    decoding_detail::split<64>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, distance_bias, bias_distances, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
 }
-extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs128(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
-    decoding_detail::split<128>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
+extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs128(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, const float* __restrict__ distance_bias, int bias_distances, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
+    decoding_detail::split<128>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, distance_bias, bias_distances, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
 }
-extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs256(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
-    decoding_detail::split<256>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
+extern "C" __global__ void __launch_bounds__(128) decode_attention_split_hs256(float* __restrict__ partial_out, float* __restrict__ partial_max, float* __restrict__ partial_sum, const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, const int* __restrict__ row_keys, const float* __restrict__ distance_bias, int bias_distances, int rows, int heads, int kv_heads, int head_size, int q_stride, int cache_stride, int cache_rows, int split_size, int splits, float scale) {
+    decoding_detail::split<256>(partial_out, partial_max, partial_sum, q, k_cache, v_cache, row_keys, distance_bias, bias_distances, rows, heads, kv_heads, head_size, q_stride, cache_stride, cache_rows, split_size, splits, scale);
 }
 
 // decode_attention_combine — decode attention, step 2: merges a row's splits, out = Σ_s e_s·partial_out_s / Σ_s e_s·sum_s

@@ -18,6 +18,7 @@ internal static partial class CliFlags
         ["Sampling.Temperature"] = "--temperature",
         ["Sampling.TopK"] = "--top-k",
         ["Sampling.TopP"] = "--top-p",
+        ["StopStrings.Values"] = "--stop",
         ["TrainOptions.EvalEvery"] = "--eval-every",
         ["TrainOptions.EarlyStoppingPatience"] = "--early-stopping-patience",
         ["TrainOptions.CheckpointEvery"] = "--checkpoint-every",

@@ -43,6 +43,11 @@ internal static class PredictCommand
         var skipBadRows = new Option<bool>("--skip-bad-rows") { Description = "Skip and count malformed rows instead of stopping at the first" };
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "Generation: most tokens to generate per row (fewer when n_positions leaves less room)", DefaultValueFactory = _ => 32 };
         var stopToken = new Option<int?>("--stop-token") { Description = "Generation: stop at this token id (default: the tokenizer's EOS)" };
+        var stopStrings = new Option<string[]>("--stop")
+        {
+            Description = "Generation: end a row once its generated text contains STRING (repeatable; the input never stops it); the stop string and what follows are cut from a text answer",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
         var temperature = new Option<float?>("--temperature") { Description = "Generation: sample instead of greedy decoding, logits divided by this" };
         var topK = new Option<int>("--top-k") { Description = "Sampling: draw among the K most likely tokens (0: all)" };
         var topP = new Option<float>("--top-p") { Description = "Sampling: draw among the fewest tokens whose probability reaches P", DefaultValueFactory = _ => 1f };
@@ -53,19 +58,19 @@ internal static class PredictCommand
         var command = new Command("predict", "Answer rows of several tasks with their prompts in shared batches")
         {
             model, prompts, data, output, taskColumn, inputColumn, template, targetColumn, labels, targetPrefix, skipBadRows, maxNewTokens, stopToken,
-            temperature, topK, topP, seed, batchSize, json,
+            stopStrings, temperature, topK, topP, seed, batchSize, json,
         };
         engineFlags.AddTo(command);
         command.SetAction(r => CliErrors.Run(() => Run(new PredictPlan(r.GetValue(model)!, TaskSpecs.Parse(r.GetValue(prompts) ?? [], r.GetValue(labels) ?? []),
             r.GetValue(data)!, r.GetValue(output)!,
             new TaskColumns(r.GetValue(taskColumn)!, r.GetValue(inputColumn), r.GetValue(template) is string t ? InputTemplate.Parse(t) : null, r.GetValue(targetColumn)),
-            r.GetValue(targetPrefix) ?? "", r.GetValue(skipBadRows), r.GetValue(maxNewTokens), r.GetValue(stopToken), engineFlags.ReadDevice(r), r.GetValue(batchSize),
-            engineFlags.Read(r), r.GetValue(json), SamplingOf(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed))))));
+            r.GetValue(targetPrefix) ?? "", r.GetValue(skipBadRows), r.GetValue(maxNewTokens), r.GetValue(stopToken), r.GetValue(stopStrings) ?? [], engineFlags.ReadDevice(r),
+            r.GetValue(batchSize), engineFlags.Read(r), r.GetValue(json), SamplingOf(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed))))));
         return command;
     }
 
     private sealed record PredictPlan(string Model, TaskSpecs Tasks, string Data, string Output, TaskColumns Columns, string TargetPrefix, bool SkipBadRows,
-        int MaxNewTokens, int? StopToken, string Device, int BatchSize, EngineOptions Engine, bool Json, Sampling? Sampling);
+        int MaxNewTokens, int? StopToken, string[] StopStrings, string Device, int BatchSize, EngineOptions Engine, bool Json, Sampling? Sampling);
 
     /// <summary>Sampling when any of its flags is given (temperature 1 unless set), greedy decoding otherwise.</summary>
     private static Sampling? SamplingOf(float? temperature, int topK, float topP, int seed)
@@ -120,7 +125,9 @@ internal static class PredictCommand
         int? stop = plan.StopToken ?? DataOptions.TryTokenizer(Tokenizer)?.EosId;
         var taskIndex = specs.Tasks.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i, StringComparer.Ordinal);
         var rows = table.Rows.Select(r => new ServedRow(taskIndex[r.Task], r.Input)).ToArray();
-        var predictions = MixedPredictor.Predict(engine, served, rows, plan.MaxNewTokens, stop, plan.BatchSize, plan.Sampling);
+        var stopStrings = plan.StopStrings.Length == 0 ? null : new StopStrings(plan.StopStrings, Tokenizer());
+        stopStrings?.Validate();
+        var predictions = MixedPredictor.Predict(engine, served, rows, plan.MaxNewTokens, stop, plan.BatchSize, plan.Sampling, stopStrings);
 
         var perTask = specs.Tasks.ToDictionary(t => t, _ => (Rows: 0, Graded: 0, Correct: 0), StringComparer.Ordinal);
         var lines = new StringBuilder();
@@ -128,7 +135,7 @@ internal static class PredictCommand
         {
             var row = table.Rows[i];
             var p = predictions[i];
-            var line = Line(row, p, specs.Labels.GetValueOrDefault(row.Task), table.Pretokenized, tokenizer, stop, plan.TargetPrefix);
+            var line = Line(row, p, specs.Labels.GetValueOrDefault(row.Task), table.Pretokenized, tokenizer, stop, stopStrings, plan.TargetPrefix);
             var counts = perTask[row.Task];
             counts.Rows++;
             if (line["correct"] is JsonValue correct)
@@ -160,7 +167,7 @@ internal static class PredictCommand
         return 0;
     }
 
-    private static JsonObject Line(TaskRow row, Prediction p, Verbalizer? labels, bool pretokenized, ITextTokenizer? tokenizer, int? stop, string targetPrefix)
+    private static JsonObject Line(TaskRow row, Prediction p, Verbalizer? labels, bool pretokenized, ITextTokenizer? tokenizer, int? stop, StopStrings? stopStrings, string targetPrefix)
     {
         var line = new JsonObject { ["row"] = row.Number, ["task"] = row.Task };
         if (labels is not null)
@@ -173,7 +180,7 @@ internal static class PredictCommand
         }
         else
         {
-            line["prediction"] = pretokenized ? Ids(p.Tokens) : Text(p.Tokens, tokenizer!, stop, targetPrefix);
+            line["prediction"] = pretokenized ? Ids(p.Tokens) : Text(p.Tokens, tokenizer!, stop, stopStrings, targetPrefix);
             line["tokens"] = Ids(p.Tokens);
             line["score"] = JsonOutput.Number(p.Score);
             if (row.GoldTokens is not null) line["correct"] = RowScorer.Matches(p.Tokens, row.GoldTokens);
@@ -185,12 +192,14 @@ internal static class PredictCommand
 
     private static JsonArray Ids(int[] ids) => new([.. ids.Select(id => JsonValue.Create(id))]);
 
-    // The answer as text: without the stop token, and without the target prefix training put before every target.
-    private static string Text(int[] tokens, ITextTokenizer tokenizer, int? stop, string targetPrefix)
+    // The answer as text: without the stop token or the stop string and what follows, and without the target prefix
+    // training put before every target.
+    private static string Text(int[] tokens, ITextTokenizer tokenizer, int? stop, StopStrings? stopStrings, string targetPrefix)
     {
         var ids = tokens.AsSpan();
         if (stop is int s && ids.Length > 0 && ids[^1] == s) ids = ids[..^1];
         string text = tokenizer.Decode(ids);
+        if (stopStrings is not null) text = stopStrings.Cut(text);
         return targetPrefix.Length > 0 && text.StartsWith(targetPrefix, StringComparison.Ordinal) ? text[targetPrefix.Length..] : text;
     }
 }

@@ -38,14 +38,15 @@ public static class GreedyDecoder
         => Generate(engine, inputs, promptIndices, maxNewTokens, stopToken, batchSize, useCache: true);
 
     /// <summary>
-    /// As above, drawing each token as <paramref name="sampling"/> says when it is given (greedy otherwise); without
-    /// <paramref name="useCache"/> every step re-runs the whole sequences (the reference cached decoding is tested and
-    /// benchmarked against).
+    /// As above, drawing each token as <paramref name="sampling"/> says when it is given (greedy otherwise) and ending a
+    /// row at <paramref name="stopStrings"/> too; without <paramref name="useCache"/> every step re-runs the whole
+    /// sequences (the reference cached decoding is tested and benchmarked against).
     /// </summary>
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize,
-        bool useCache, Sampling? sampling = null)
+        bool useCache, Sampling? sampling = null, StopStrings? stopStrings = null)
     {
         sampling?.Validate();
+        stopStrings?.Validate();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
@@ -61,13 +62,13 @@ public static class GreedyDecoder
         using (var session = cached ? engine.OpenDecoding(Math.Min(batchSize, inputs.Count), tokensPerSlot) : null)
             if (session is not null)
             {
-                Cached(session, inputs, promptIndices, maxNewTokens, stopToken, outputs, sampling, engine.VocabSize);
+                Cached(session, inputs, promptIndices, maxNewTokens, stopToken, outputs, sampling, stopStrings, engine.VocabSize);
                 return outputs;
             }
         if (engine is IEncoderDecoderEngine seq2seq)
         {
-            if (sampling is not null) throw new NotSupportedException("Sampling from an encoder-decoder model (T5) needs a KV-cached engine (cpu); decode greedily on this one.");
-            return Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, promptIndices, maxNewTokens, stopToken, batchSize);
+            if (sampling is not null) throw new NotSupportedException("Sampling from an encoder-decoder model (T5) needs its KV-cached session; decode greedily without the cache.");
+            return Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, promptIndices, maxNewTokens, stopToken, batchSize, stopStrings);
         }
         var batch = new TokenBatch(batchSize, longestInput + maxNewTokens, engine.RequirePrompts());
         var nextTokens = new int[batchSize];
@@ -110,7 +111,7 @@ public static class GreedyDecoder
                 int token = nextTokens[r];
                 generated[r].Add(token);
                 sequences[r].Add(token);
-                if (token == stopToken || generated[r].Count == maxNewTokens)
+                if (token == stopToken || generated[r].Count == maxNewTokens || stopStrings?.Ends(generated[r]) == true)
                 {
                     outputs[slots[r]] = [.. generated[r]];
                     continue;
@@ -126,7 +127,7 @@ public static class GreedyDecoder
 
     /// <summary>Continuous batching over the session's slots: a finished row's slot begins the next waiting input.</summary>
     private static void Cached(IDecodingSession session, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int[][] outputs,
-        Sampling? sampling, int vocabSize)
+        Sampling? sampling, StopStrings? stopStrings, int vocabSize)
     {
         var sampler = sampling is null ? null : new TokenSampler(sampling, vocabSize);
         var logits = sampling is null ? [] : new float[session.Slots * vocabSize];
@@ -162,7 +163,7 @@ public static class GreedyDecoder
             {
                 int slot = active[r], token = nextTokens[r];
                 generated[slot].Add(token);
-                if (token == stopToken || generated[slot].Count == maxNewTokens)
+                if (token == stopToken || generated[slot].Count == maxNewTokens || stopStrings?.Ends(generated[slot]) == true)
                 {
                     outputs[rowOfSlot[slot]] = [.. generated[slot]];
                     if (next < inputs.Count) Begin(slot);

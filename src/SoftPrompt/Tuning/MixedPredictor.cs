@@ -28,7 +28,7 @@ public sealed record Prediction(int Label, int[] Tokens, float Score, double Pro
 public static class MixedPredictor
 {
     public static Prediction[] Predict(IPromptEngine engine, IReadOnlyList<ServedTask> tasks, IReadOnlyList<ServedRow> rows, int maxNewTokens, int? stopToken, int batchSize = 32,
-        Sampling? sampling = null)
+        Sampling? sampling = null, StopStrings? stopStrings = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         foreach (var task in tasks)
@@ -56,7 +56,7 @@ public static class MixedPredictor
         // One decoding over every generation row, each with its task's prompt, then one pass to score the answers.
         var generated = Enumerable.Range(0, rows.Count).Where(i => !tasks[rows[i].Task].IsClassification).ToArray();
         var answers = generated.Length == 0 ? [] : GreedyDecoder.Generate(engine, [.. generated.Select(i => rows[i].Input)],
-            [.. generated.Select(i => tasks[rows[i].Task].PromptIndex)], maxNewTokens, stopToken, batchSize, useCache: true, sampling);
+            [.. generated.Select(i => tasks[rows[i].Task].PromptIndex)], maxNewTokens, stopToken, batchSize, useCache: true, sampling, stopStrings);
         var answerRows = generated.Select((i, j) => new ScoreRow(rows[i].Input, answers[j], tasks[rows[i].Task].PromptIndex)).ToArray();
         var answerScores = new float[answerRows.Length];
         RowScorer.Score(engine, answerRows, answerScores, default, batchSize);

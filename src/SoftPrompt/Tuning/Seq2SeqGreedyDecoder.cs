@@ -15,9 +15,11 @@ public static class Seq2SeqGreedyDecoder
     public static int[][] Generate(IEncoderDecoderEngine engine, IReadOnlyList<int[]> inputs, int maxNewTokens, int? stopToken, int batchSize = 32, int promptIndex = 0)
         => Generate(engine, inputs, Enumerable.Repeat(promptIndex, inputs.Count).ToArray(), maxNewTokens, stopToken, batchSize);
 
-    /// <summary>Decodes row i with prompt <paramref name="promptIndices"/>[i]; rows of different prompts share batches.</summary>
-    public static int[][] Generate(IEncoderDecoderEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize = 32)
+    /// <summary>Decodes row i with prompt <paramref name="promptIndices"/>[i]; rows of different prompts share batches; a row also ends at <paramref name="stopStrings"/>.</summary>
+    public static int[][] Generate(IEncoderDecoderEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize = 32,
+        StopStrings? stopStrings = null)
     {
+        stopStrings?.Validate();
         if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxNewTokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
@@ -54,7 +56,7 @@ public static class Seq2SeqGreedyDecoder
                 var tokens = generated[r];
                 int token = nextTokens[r];
                 tokens[^1] = token;
-                if (token == stopToken || tokens.Count == maxNewTokens)
+                if (token == stopToken || tokens.Count == maxNewTokens || stopStrings?.Ends(tokens) == true)
                 {
                     outputs[slots[r]] = [.. tokens];
                     continue;

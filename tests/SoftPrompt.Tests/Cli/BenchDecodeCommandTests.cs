@@ -7,13 +7,14 @@ public sealed class BenchDecodeCommandTests
 {
     private static string DemoModel => Path.Combine(TestContext.CurrentContext.TestDirectory, "Demo", "model");
 
-    [TestCase(true, "cpu")]
-    [TestCase(false, "cpu")]
-    [TestCase(true, "cuda-emulated")]
-    public void ReportsTheGenerationItRan(bool cache, string device)
+    [TestCase(true, "cpu", "model")]
+    [TestCase(false, "cpu", "model")]
+    [TestCase(true, "cuda-emulated", "model")]
+    [TestCase(true, "cuda-emulated", "t5/model")]
+    public void ReportsTheGenerationItRan(bool cache, string device, string model)
     {
         if (device == "cuda-emulated" && !SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "the kernel emulator is not built");
-        string[] args = ["bench", "--model", DemoModel, "--device", device, "--decode", "--batch-size", "3", "--seq-len", "5", "--prompt-length", "4",
+        string[] args = ["bench", "--model", Path.Combine(TestContext.CurrentContext.TestDirectory, "Demo", model), "--device", device, "--decode", "--batch-size", "3", "--seq-len", "5", "--prompt-length", "4",
             "--new-tokens", "6", "--steps", "1", "--json", .. cache ? Array.Empty<string>() : ["--no-cache"]];
         var (code, stdout, stderr) = CliRunner.Run(args);
         Assert.That(code, Is.Zero, stderr);

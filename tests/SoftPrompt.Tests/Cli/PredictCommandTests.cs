@@ -158,6 +158,39 @@ public sealed class PredictCommandTests : CliScratch
     }
 
     /// <summary>
+    /// --stop on copy rows generated as text: each answer is the gold copy cut where the stop string (two symbols of the
+    /// first row's answer, so two tokens) first appears. Every input holds the string too and does not stop its row.
+    /// </summary>
+    [Test]
+    public void AStopStringEndsTheAnswerAndIsCutFromIt()
+    {
+        var lines = new List<string> { "task,symbols,answer" };
+        string Text(JsonElement ids) => string.Join(' ', ids.EnumerateArray().Select(e => Symbols[e.GetInt32()]).SkipLast(1));
+        foreach (string line in File.ReadLines(DemoData("copy.dev.jsonl")).Take(8))
+        {
+            var row = JsonDocument.Parse(line).RootElement;
+            lines.Add($"copy,{Text(row.GetProperty("input_ids"))},{Text(row.GetProperty("target_ids"))}");
+        }
+        File.WriteAllLines(In("copy.csv"), lines);
+        string stop = string.Join(' ', lines[1].Split(',')[2].Split(' ')[1..3]);
+        string[] Args(params string[] more) => ["predict", "--model", Demo, "--prompt", $"copy={DemoModel.Prompt("copy")}",
+            "--data", In("copy.csv"), "--template", "{symbols} <sep>", "--target-column", "answer", "--out", In("pred.jsonl"), "--device", "cpu", .. more];
+        var (code, _, stderr) = CliRunner.Run(Args("--stop", stop, "--stop", "no such symbols"));
+        Assert.That(code, Is.EqualTo(0), stderr);
+        var predictions = Lines(In("pred.jsonl"));
+        for (int i = 0; i < predictions.Count; i++)
+        {
+            string gold = lines[i + 1].Split(',')[2];
+            int at = gold.IndexOf(stop, StringComparison.Ordinal);
+            Assert.That(predictions[i].GetProperty("prediction").GetString(), Is.EqualTo(at < 0 ? gold : gold[..at]), $"row {i + 1}, stop \"{stop}\"");
+        }
+        Assert.That(predictions[0].GetProperty("tokens").GetArrayLength(), Is.EqualTo(3), "row 1 ends with the token that completes the stop string");
+        var (bad, _, error) = CliRunner.Run(Args("--stop", ""));
+        Assert.That(bad, Is.Not.Zero);
+        Assert.That(error, Does.Contain("--stop").And.Not.Contain("`StopStrings"));
+    }
+
+    /// <summary>
     /// Prompts of different lengths serve one file: the copy prompt (P = 4) and, for the reverse rows, a random P = 6
     /// prompt. Every row's line equals the line that predicting its task alone writes.
     /// </summary>

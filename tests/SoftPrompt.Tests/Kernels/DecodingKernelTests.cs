@@ -26,8 +26,12 @@ public sealed class DecodingKernelTests(DeviceKind kind) : KernelTestBase(kind)
         return (keys, prefixRows + rows * own);
     }
 
-    /// <summary>Attention of each (row, head) over its key range in double: the reference the split + combine must give.</summary>
-    private static float[] Reference(float[] q, int qStride, float[] kCache, float[] vCache, int cacheStride, int[] rowKeys, int rows, int heads, int kvHeads, int headSize, float scale)
+    /// <summary>
+    /// Attention of each (row, head) over its key range in double: the reference the split + combine must give. With
+    /// <paramref name="distanceBias"/> [heads, distances], key j of a row of key length L scores + bias[h, L − 1 − j].
+    /// </summary>
+    private static float[] Reference(float[] q, int qStride, float[] kCache, float[] vCache, int cacheStride, int[] rowKeys, int rows, int heads, int kvHeads, int headSize, float scale,
+        float[]? distanceBias = null, int distances = 0)
     {
         var output = new float[rows * heads * headSize];
         for (int i = 0; i < rows; i++)
@@ -40,7 +44,7 @@ public sealed class DecodingKernelTests(DeviceKind kind) : KernelTestBase(kind)
                     int row = j < rowKeys[4 * i + 1] ? rowKeys[4 * i] + j : rowKeys[4 * i + 2] + j - rowKeys[4 * i + 1];
                     double dot = 0;
                     for (int c = 0; c < headSize; c++) dot += (double)q[i * qStride + h * headSize + c] * kCache[row * cacheStride + g * headSize + c];
-                    scores[j] = dot * scale;
+                    scores[j] = dot * scale + (distanceBias is null ? 0 : distanceBias[h * distances + keys - 1 - j]);
                 }
                 double max = scores.Max(), sum = scores.Sum(s => Math.Exp(s - max));
                 for (int c = 0; c < headSize; c++)
@@ -84,6 +88,34 @@ public sealed class DecodingKernelTests(DeviceKind kind) : KernelTestBase(kind)
             rows, heads, kvHeads, headSize, splitSize, splits, scale);
         var expected = Reference(q, qStride, kCache, vCache, cacheStride, rowKeys, rows, heads, kvHeads, headSize, scale);
         AssertClose(output.Read(), expected, 1e-5, 1e-6, "attention output");
+    }
+
+    // rows, heads, head size, split size, splits, key lengths: the bias by distance back (T5's decoder self-attention)
+    [TestCase(3, 4, 64, 64, 3, new[] { 1, 130, 70 })]
+    [TestCase(4, 3, 37, 5, 4, new[] { 1, 13, 20, 7 })]
+    public void DistanceBiasIsAddedByEachKeysDistanceBack(int rows, int heads, int headSize, int splitSize, int splits, int[] keyLengths)
+    {
+        var (rowKeys, cacheRows) = KeyRanges(keyLengths, seed: rows + headSize);
+        int width = heads * headSize, distances = keyLengths.Max() + 2;
+        var q = RandomFloats(rows * width, seed: 1);
+        var kCache = RandomFloats(cacheRows * width, seed: 2, -2f, 2f);
+        var vCache = RandomFloats(cacheRows * width, seed: 3);
+        var bias = RandomFloats(heads * distances, seed: 4, -3f, 3f);
+        using var dq = Put(q);
+        using var dk = Put(kCache);
+        using var dv = Put(vCache);
+        using var keys = Put(rowKeys);
+        using var dBias = Put(bias);
+        using var output = Zeros<float>(rows * width);
+        using var partialOut = Zeros<float>(rows * heads * splits * headSize);
+        using var partialMax = Zeros<float>(rows * heads * splits);
+        using var partialSum = Zeros<float>(rows * heads * splits);
+        DecodeAttention.Launch(Device, output.Span, width, dq.Span, width, dk.Span, dv.Span, width, keys.Span, partialOut.Span, partialMax.Span, partialSum.Span,
+            rows, heads, heads, headSize, splitSize, splits, scale: 1f, dBias.Span, distances);
+        var expected = Reference(q, width, kCache, vCache, width, rowKeys, rows, heads, heads, headSize, 1f, bias, distances);
+        AssertClose(output.Read(), expected, 1e-5, 1e-6, "attention output with the distance bias");
+        Assert.That(() => DecodeAttention.Launch(Device, output.Span, width, dq.Span, width, dk.Span, dv.Span, width, keys.Span, partialOut.Span, partialMax.Span,
+            partialSum.Span, rows, heads, heads, headSize, splitSize, splits, 1f, dBias.Span, biasDistances: bias.Length), Throws.ArgumentException.With.Message.Contains("[heads, distances]"));
     }
 
     [TestCase(1, 1, 1)]

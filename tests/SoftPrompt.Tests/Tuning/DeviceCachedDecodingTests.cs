@@ -150,6 +150,39 @@ public sealed class DeviceCachedDecodingTests(DeviceKind kind)
             Assert.That(tokens[r], Is.EqualTo(System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * engine.VocabSize, engine.VocabSize))));
     }
 
+    [TestCaseSource(nameof(Engines))]
+    public void StepsAllocateNothingOnTheHostOrTheDevice(string family)
+    {
+        using var engine = Open(family);
+        var device = engine.Device as SoftPrompt.Cuda.Emulation.EmulatedDevice ?? throw new IgnoreException("the device's allocations are counted on the emulator");
+        using var session = engine.OpenDecoding(slots: 2, tokensPerSlot: 12);
+        var tokens = new int[2];
+        int[] both = [0, 1], input = [3, 4, 5];
+        void Decode()
+        {
+            session.NextTokens(both, tokens);
+            session.Append(0, tokens[0]);
+            session.Append(1, tokens[1]);
+        }
+        void Restart()  // slot 1's prefill shares the step with slot 0's next token
+        {
+            session.Begin(1, 1, input);
+            Decode();
+        }
+        session.Begin(0, 0, [1, 2]);
+        Restart();
+        Decode();
+        foreach (var (name, round) in new (string, Action)[] { ("decoding steps", Decode), ("steps with a prefill", Restart) })
+        {
+            long deviceBytes = device.AllocatedBytes, before = GC.GetAllocatedBytesForCurrentThread();
+            round();
+            round();
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.That(allocated, Is.Zero, $"managed bytes allocated by two {name}");
+            Assert.That(device.AllocatedBytes, Is.EqualTo(deviceBytes), $"device bytes allocated by two {name}");
+        }
+    }
+
     [Test]
     public void ASlotLongerThanTheModelsPositionsIsRefused()
     {

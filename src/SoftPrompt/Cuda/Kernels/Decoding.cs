@@ -60,7 +60,7 @@ internal static class KeyValueCacheAppend
 }
 
 /// <summary>
-/// Decode attention (flash-decoding): out[i, h] = softmax(scale·q[i, h]·Kᵀ)·V over row i's cached keys (its key range),
+/// Decode attention (flash-decoding): out[i, h] = softmax(scale·q[i, h]·Kᵀ + bias)·V over row i's cached keys (its key range),
 /// with query head h reading kv head h / (heads / kvHeads) in place. decode_attention_split_hs* computes each split of
 /// <see cref="Splits"/>'s split size keys (a partial max, sum and output per (row, head, split)), then
 /// decode_attention_combine merges them into out. fp32 throughout; head sizes up to 256, any value.
@@ -90,9 +90,13 @@ internal static class DecodeAttention
 
     /// <param name="partialOut">[rows, heads, splits, headSize] scratch; <paramref name="partialMax"/>, <paramref name="partialSum"/> [rows, heads, splits].</param>
     /// <param name="splitSize">Keys per split; every row's key length must be at most splitSize·splits.</param>
+    /// <param name="distanceBias">
+    /// Empty, or [heads, <paramref name="biasDistances"/>]: added to the score of a key d positions before its query
+    /// (T5's decoder self-attention bias, bucketed once per session); every row's key length must be at most biasDistances.
+    /// </param>
     public static void Launch(IComputeDevice device, DeviceSpan<float> output, int outStride, DeviceSpan<float> q, int qStride, DeviceSpan<float> kCache, DeviceSpan<float> vCache,
         int cacheStride, DeviceSpan<int> rowKeys, DeviceSpan<float> partialOut, DeviceSpan<float> partialMax, DeviceSpan<float> partialSum,
-        int rows, int heads, int kvHeads, int headSize, int splitSize, int splits, float scale)
+        int rows, int heads, int kvHeads, int headSize, int splitSize, int splits, float scale, DeviceSpan<float> distanceBias = default, int biasDistances = 0)
     {
         LaunchChecks.NotBelow(SplitName, rows, 0);
         LaunchChecks.NotBelow(SplitName, heads, 1);
@@ -111,13 +115,18 @@ internal static class DecodeAttention
         LaunchChecks.AtLeast(SplitName, partialOut, partials * headSize, "[rows, heads, splits, headSize]");
         LaunchChecks.AtLeast(SplitName, partialMax, partials, "[rows, heads, splits]");
         LaunchChecks.AtLeast(SplitName, partialSum, partials, "[rows, heads, splits]");
+        if (distanceBias.Length > 0)
+        {
+            LaunchChecks.NotBelow(SplitName, biasDistances, 1);
+            LaunchChecks.AtLeast(SplitName, distanceBias, (long)heads * biasDistances, "[heads, distances]");
+        }
         if (rows == 0) return;
         LaunchChecks.AtLeast(SplitName, q, (long)(rows - 1) * qStride + width, "[rows, ·] at qStride");
         LaunchChecks.AtLeast(SplitName, output, (long)(rows - 1) * outStride + width, "[rows, ·] at outStride");
         int cacheRows = (int)Math.Min(int.MaxValue, kCache.Length / cacheStride);
         var grid = new Dim3(checked((uint)(rows * heads)), (uint)splits);
         KernelStubs.decode_attention_split(device, headSizeTile: Tile(headSize), new(grid, Threads), partial_out: partialOut, partial_max: partialMax, partial_sum: partialSum,
-            q: q, k_cache: kCache, v_cache: vCache, row_keys: rowKeys, rows: rows, heads: heads, kv_heads: kvHeads, head_size: headSize, q_stride: qStride,
+            q: q, k_cache: kCache, v_cache: vCache, row_keys: rowKeys, distance_bias: distanceBias, bias_distances: distanceBias.Length > 0 ? biasDistances : 0, rows: rows, heads: heads, kv_heads: kvHeads, head_size: headSize, q_stride: qStride,
             cache_stride: cacheStride, cache_rows: cacheRows, split_size: splitSize, splits: splits, scale: scale);
         KernelStubs.decode_attention_combine(device, new((uint)(rows * heads), Threads), @out: output, partial_out: partialOut, partial_max: partialMax, partial_sum: partialSum,
             row_keys: rowKeys, rows: rows, heads: heads, head_size: headSize, out_stride: outStride, split_size: splitSize, splits: splits);

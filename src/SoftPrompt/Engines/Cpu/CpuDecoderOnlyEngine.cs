@@ -31,7 +31,7 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
     private protected abstract ReadOnlySpan<T> HeadWeight { get; }
 
     /// <summary>The family's activations for a capacity of <paramref name="capacityRows"/> × <paramref name="capacitySequence"/>.</summary>
-    private protected abstract DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence);
+    private protected abstract DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence, bool savesLayers);
     /// <summary>Block <paramref name="layer"/>: BlockInput(layer) → BlockInput(layer + 1), saving what its reverse pass reads.</summary>
     private protected abstract void BlockForward(int layer);
     /// <summary>FinalNorm = norm(Final).</summary>
@@ -43,25 +43,29 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
 
     private protected sealed override void ReleaseActivations() => activations = null;
 
-    /// <summary>Grows the activations to hold <paramref name="batch"/> (every dimension to the largest seen, so alternating shapes settle on one capacity).</summary>
-    private DecoderCpuActivations<T> Plan(TokenBatch batch)
+    /// <summary>
+    /// Grows the activations to hold <paramref name="batch"/> (every dimension to the largest seen, so alternating shapes
+    /// settle on one capacity). Forward-only passes get activations without per-layer saved tensors until a pass
+    /// <paramref name="withGradient"/> needs them; from then on the engine keeps them.
+    /// </summary>
+    private DecoderCpuActivations<T> Plan(TokenBatch batch, bool withGradient)
     {
         var a = activations;
         int seq = batch.SequenceLength;
-        if (a is null || (long)a.Rows * a.Sequence < (long)batch.Rows * seq || a.Sequence < seq)
-            activations = a = GrowActivations(batch.Rows, Math.Max(seq, a?.Sequence ?? 0));
+        if (a is null || (long)a.Rows * a.Sequence < (long)batch.Rows * seq || a.Sequence < seq || (withGradient && !a.SavesLayers))
+            activations = a = GrowActivations(batch.Rows, Math.Max(seq, a?.Sequence ?? 0), withGradient || a?.SavesLayers == true);
         return a;
     }
 
     // Apart from Plan so that the closure below is allocated only when the activations grow, never in a steady step.
-    private DecoderCpuActivations<T> GrowActivations(int rows, int capacitySequence)
+    private DecoderCpuActivations<T> GrowActivations(int rows, int capacitySequence, bool savesLayers)
     {
         long positions = (long)rows * capacitySequence;
         // The floor: the residual stream of every block plus the four [positions, d] buffers every family keeps.
         EnsureHostMemory(rows, positions, (Layers + 4L) * positions * EmbeddingSize,
             () => MeasureActivationBytes(rows, capacitySequence) / sizeof(float) * Unsafe.SizeOf<T>());
         activations = null;
-        return CreateActivations(rows, capacitySequence);
+        return CreateActivations(rows, capacitySequence, savesLayers);
     }
 
     /// <summary>
@@ -73,7 +77,7 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
     private protected sealed override T RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches, bool languageModelHead)
     {
         BatchChecks.DecoderOnly(batch, state.Layout, VocabSize, MaxPositions, requireTargets: languageModelHead);
-        var a = Plan(batch);
+        var a = Plan(batch, withGradient);
         rows = batch.Rows;
         sequence = batch.SequenceLength;
         int n = rows * sequence, d = EmbeddingSize;
@@ -92,7 +96,8 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
     private protected sealed override void RunBackward(TokenBatch batch, bool accumulate)
     {
         int d = EmbeddingSize;
-        var dResidual = activations!.GradientNext;
+        if (activations is not { SavesLayers: true }) throw new InvalidOperationException("The reverse pass needs a forward pass with the gradient first.");
+        var dResidual = activations.GradientNext;
         dResidual.AsSpan(0, rows * sequence * d).Clear();
         FinalNormBackward(dResidual);
         for (int l = Layers - 1; l >= 0; l--) BlockBackward(l, dResidual);

@@ -25,8 +25,8 @@ public sealed class CpuGpt2Engine<T> : CpuDecoderOnlyEngine<T> where T : unmanag
     private protected override ReadOnlySpan<T> PositionTable => weights.PositionEmbedding;
     private protected override ReadOnlySpan<T> HeadWeight => weights.Head;
 
-    private protected override DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence) =>
-        new Gpt2CpuActivations<T>(config, capacityRows, capacitySequence);
+    private protected override DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence, bool savesLayers) =>
+        new Gpt2CpuActivations<T>(config, capacityRows, capacitySequence, savesLayers);
 
     private protected override long MeasureActivationBytes(int rows, int sequence) => Gpt2DevicePlan.Measure(config, rows, checked(rows * sequence), state.Layout!).Arena.Bytes;
 

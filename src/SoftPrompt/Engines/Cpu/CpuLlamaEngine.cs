@@ -32,8 +32,8 @@ public sealed class CpuLlamaEngine<T> : CpuDecoderOnlyEngine<T> where T : unmana
     private protected override ReadOnlySpan<T> PositionTable => default;
     private protected override ReadOnlySpan<T> HeadWeight => weights.HeadWeight;
 
-    private protected override DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence) =>
-        new LlamaCpuActivations<T>(config, capacityRows, capacitySequence);
+    private protected override DecoderCpuActivations<T> CreateActivations(int capacityRows, int capacitySequence, bool savesLayers) =>
+        new LlamaCpuActivations<T>(config, capacityRows, capacitySequence, savesLayers);
 
     private protected override long MeasureActivationBytes(int rows, int sequence) => LlamaDevicePlan.Measure(config, rows, checked(rows * sequence), sequence, state.Layout!).Arena.Bytes;
 

@@ -10,23 +10,21 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal sealed class Gpt2CpuActivations<T> : DecoderCpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
-    public Gpt2CpuActivations(Gpt2Config config, int rows, int sequence) : base(rows, sequence, config.Embedding, config.VocabSize)
+    public Gpt2CpuActivations(Gpt2Config config, int rows, int sequence, bool savesLayers) : base(rows, sequence, config.Embedding, config.VocabSize, savesLayers)
     {
         int n = rows * sequence, c = config.Embedding;
-        Layers = new LayerSaved[config.Layers];
-        for (int l = 0; l < Layers.Length; l++)
-        {
-            Layers[l] = new LayerSaved(
-                Input: new T[n * c], Mean1: new T[n], Rstd1: new T[n], Qkv: new T[n * 3 * c], Attention: new T[n * c],
-                LogSumExp: new T[n * config.Heads], Middle: new T[n * c], Mean2: new T[n], Rstd2: new T[n], Hidden: new T[n * config.Inner]);
-        }
+        // Each block's input is its own (the previous block writes it); the rest may be one set every block reuses.
+        Layers = [.. PerLayer(config.Layers, () => new LayerSaved(
+                Input: [], Mean1: new T[n], Rstd1: new T[n], Qkv: new T[n * 3 * c], Attention: new T[n * c],
+                LogSumExp: new T[n * config.Heads], Middle: new T[n * c], Mean2: new T[n], Rstd2: new T[n], Hidden: new T[n * config.Inner]))
+            .Select(saved => saved with { Input = new T[n * c] })];
         FinalMean = new T[n];
         FinalRstd = new T[n];
         Norm = new T[n * c];
         Projection = new T[n * c];
         Wide = new T[n * config.Inner];
-        GradientQkv = new T[n * 3 * c];
-        GradientWide = new T[n * config.Inner];
+        GradientQkv = ForGradient(n * 3 * c);
+        GradientWide = ForGradient(n * config.Inner);
     }
 
     public readonly record struct LayerSaved(T[] Input, T[] Mean1, T[] Rstd1, T[] Qkv, T[] Attention, T[] LogSumExp,

@@ -10,27 +10,25 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal sealed class LlamaCpuActivations<T> : DecoderCpuActivations<T> where T : unmanaged, IBinaryFloatingPointIeee754<T>
 {
-    public LlamaCpuActivations(LlamaConfig config, int rows, int sequence) : base(rows, sequence, config.Embedding, config.VocabSize)
+    public LlamaCpuActivations(LlamaConfig config, int rows, int sequence, bool savesLayers) : base(rows, sequence, config.Embedding, config.VocabSize, savesLayers)
     {
         int n = rows * sequence, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
-        Layers = new LayerSaved[config.Layers];
-        for (int l = 0; l < Layers.Length; l++)
-        {
-            Layers[l] = new LayerSaved(Input: new T[n * d], Rstd1: new T[n], Query: new T[n * a], Key: new T[n * a], Value: new T[n * a],
-                Attention: new T[n * a], LogSumExp: new T[n * config.Heads], Middle: new T[n * d], Rstd2: new T[n], Gate: new T[n * ff], Up: new T[n * ff]);
-        }
+        // Each block's input is its own (the previous block writes it); the rest may be one set every block reuses.
+        Layers = [.. PerLayer(config.Layers, () => new LayerSaved(Input: [], Rstd1: new T[n], Query: new T[n * a], Key: new T[n * a], Value: new T[n * a],
+                Attention: new T[n * a], LogSumExp: new T[n * config.Heads], Middle: new T[n * d], Rstd2: new T[n], Gate: new T[n * ff], Up: new T[n * ff]))
+            .Select(saved => saved with { Input = new T[n * d] })];
         FinalRstd = new T[n];
         Norm = new T[n * d];
         KeyNarrow = new T[n * kv];
         ValueNarrow = new T[n * kv];
         Projection = new T[n * d];
         Wide = new T[n * ff];
-        GradientQuery = new T[n * a];
-        GradientKey = new T[n * a];
-        GradientValue = new T[n * a];
-        GradientAttention = new T[n * a];
-        GradientGate = new T[n * ff];
-        GradientUp = new T[n * ff];
+        GradientQuery = ForGradient(n * a);
+        GradientKey = ForGradient(n * a);
+        GradientValue = ForGradient(n * a);
+        GradientAttention = ForGradient(n * a);
+        GradientGate = ForGradient(n * ff);
+        GradientUp = ForGradient(n * ff);
     }
 
     /// <summary>Query is rotated and scaled by 1/√hd; Key and Value are rotated (k) and repeated to [n, Heads·hd].</summary>

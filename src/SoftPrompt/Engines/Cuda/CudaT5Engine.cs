@@ -10,7 +10,7 @@ namespace SoftPrompt.Engines;
 /// uploaded once into one allocation; activations live in one plan per (rows, encoder length, decoder length)
 /// capacity, reused step after step; logits are computed at target positions only.
 /// </summary>
-public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
+public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 {
     private readonly T5Config config;
     private readonly T5DeviceWeights weights;
@@ -74,16 +74,16 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     /// <summary>T5 v1.0 (tied) scales the decoder output by d_model^-0.5 before the shared-embedding head; v1.1's own lm_head does not.</summary>
     private float HeadScale => config.RescalesDecoderOutput ? 1f / MathF.Sqrt(config.Embedding) : 1f;
 
-    private T5DevicePlan Plan(int batchRows, int encoder, int decoder)
+    private T5DevicePlan Plan(int batchRows, int encoder, int decoder) => plan is not null && plan.Fits(batchRows, encoder, decoder) ? plan : Grow(batchRows, encoder, decoder);
+
+    /// <summary>A plan that covers these lengths and the current one's (apart from <see cref="Plan"/>: its closure would allocate on every call).</summary>
+    private T5DevicePlan Grow(int batchRows, int encoder, int decoder)
     {
-        if (plan is null || !plan.Fits(batchRows, encoder, decoder))
-        {
-            var (r, e, d) = T5DevicePlan.Capacity(batchRows, encoder, decoder, plan);
-            bool recomputes = RecomputesNextPlan(recomputes => T5DevicePlan.Measure(config, r, e, d, bf16, recomputes).Arena.Bytes, plan?.Arena.Bytes ?? 0);
-            plan?.Dispose();
-            plan = null;
-            plan = T5DevicePlan.Allocate(device, config, r, e, d, bf16, recomputes);
-        }
+        var (r, e, d) = T5DevicePlan.Capacity(batchRows, encoder, decoder, plan);
+        bool recomputes = RecomputesNextPlan(recomputes => T5DevicePlan.Measure(config, r, e, d, bf16, recomputes).Arena.Bytes, plan?.Arena.Bytes ?? 0);
+        plan?.Dispose();
+        plan = null;
+        plan = T5DevicePlan.Allocate(device, config, r, e, d, bf16, recomputes);
         return plan;
     }
 

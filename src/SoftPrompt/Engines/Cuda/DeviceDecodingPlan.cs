@@ -18,28 +18,39 @@ internal readonly record struct DecodingShape(int Layers, int Width, int Heads, 
 }
 
 /// <summary>
+/// What an encoder-decoder (T5) session adds to its plan: per decoder layer the cross-attention key and value caches
+/// [<paramref name="CacheRows"/>, kv width] (each slot's encoded input, projected once), the map from an encoded batch's
+/// rows to those cache rows (up to <paramref name="EncodedRows"/>), and the self-attention bias by distance back
+/// [heads, <paramref name="BiasDistances"/>].
+/// </summary>
+internal readonly record struct CrossAttentionShape(int CacheRows, int EncodedRows, int BiasDistances);
+
+/// <summary>
 /// A decoding session's device memory, one arena declared once: per layer the key and value caches [cache rows, kv
 /// width] (every prompt's rows, then each slot's own <c>tokensPerSlot</c> rows), and the step buffers for up to
 /// <see cref="StepRows"/> rows (a prefill of every slot's whole input, or the prompts when the session opens), reused by
-/// every layer and every step. Nothing is allocated per step.
+/// every layer and every step; an encoder-decoder session's cross-attention caches too (<see cref="CrossAttentionShape"/>).
+/// Nothing is allocated per step.
 /// </summary>
 internal sealed class DeviceDecodingPlan : IDisposable
 {
     /// <summary>Most splits decode attention spreads one (row, head) over: enough blocks to fill a GPU at a few slots.</summary>
     public const int MaxSplits = 32;
 
-    public static DeviceDecodingPlan Allocate(IComputeDevice device, DecodingShape shape, int vocab, int slots, int stepRows, int cacheRows)
-        => DeviceArena.Allocate(device, "decoding plan", carve => new DeviceDecodingPlan(carve, shape, vocab, slots, stepRows, cacheRows));
+    public static DeviceDecodingPlan Allocate(IComputeDevice device, DecodingShape shape, int vocab, int slots, int stepRows, int cacheRows, CrossAttentionShape? cross = null)
+        => DeviceArena.Allocate(device, "decoding plan", carve => new DeviceDecodingPlan(carve, shape, vocab, slots, stepRows, cacheRows, cross));
 
     /// <summary>The plan's layout and size without a device.</summary>
-    public static DeviceDecodingPlan Measure(DecodingShape shape, int vocab, int slots, int stepRows, int cacheRows)
-        => DeviceArena.Measure("decoding plan", carve => new DeviceDecodingPlan(carve, shape, vocab, slots, stepRows, cacheRows));
+    public static DeviceDecodingPlan Measure(DecodingShape shape, int vocab, int slots, int stepRows, int cacheRows, CrossAttentionShape? cross = null)
+        => DeviceArena.Measure("decoding plan", carve => new DeviceDecodingPlan(carve, shape, vocab, slots, stepRows, cacheRows, cross));
 
-    private DeviceDecodingPlan(ArenaCarver carve, DecodingShape shape, int vocab, int slots, int stepRows, int cacheRows)
+    private DeviceDecodingPlan(ArenaCarver carve, DecodingShape shape, int vocab, int slots, int stepRows, int cacheRows, CrossAttentionShape? cross)
     {
         Arena = carve.Arena;
         Shape = shape;
         StepRows = stepRows;
+        IndexSections = cross is null ? DecoderOnlyIndexSections : DecoderOnlyIndexSections + 4;
+        BiasDistances = cross?.BiasDistances ?? 0;
         // Partials for MaxSplits splits of a decode step (one row per slot); a prefill of more rows uses fewer splits.
         PartialRows = Math.Max(stepRows, slots * MaxSplits);
         long n = stepRows, d = shape.Width;
@@ -53,9 +64,19 @@ internal sealed class DeviceDecodingPlan : IDisposable
             KeyCache[l] = F($"layers.{l}.k_cache", (long)cacheRows * shape.CacheWidth);
             ValueCache[l] = F($"layers.{l}.v_cache", (long)cacheRows * shape.CacheWidth);
         }
+        var c = cross ?? new CrossAttentionShape(0, 0, 0);
+        CrossKeyCache = new DeviceSpan<float>[cross is null ? 0 : shape.Layers];
+        CrossValueCache = new DeviceSpan<float>[CrossKeyCache.Length];
+        for (int l = 0; l < CrossKeyCache.Length; l++)
+        {
+            CrossKeyCache[l] = F($"layers.{l}.cross_k_cache", (long)c.CacheRows * shape.CacheWidth);
+            CrossValueCache[l] = F($"layers.{l}.cross_v_cache", (long)c.CacheRows * shape.CacheWidth);
+        }
+        DistanceBias = F("self_attention.distance_bias", (long)shape.Heads * c.BiasDistances);
 
         carve.Kind = DeviceMemoryKind.Workspace;
         StepIndices = carve.Take<int>("step_indices", IndexSections * n);
+        EncodedToCacheRows = carve.Take<int>("encoded_to_cache_rows", c.EncodedRows);
         Hidden = F("hidden", n * d); Middle = F("middle", n * d); Norm = F("norm", n * d);
         Mean = F("norm.mean", n); Rstd = F("norm.rstd", n);
         Query = F("q", n * shape.QueryWidth); Key = F("k", n * shape.KeyValueWidth); Value = F("v", n * shape.KeyValueWidth);
@@ -72,7 +93,18 @@ internal sealed class DeviceDecodingPlan : IDisposable
     }
 
     /// <summary>The step index sections, each [rows]: token (−1: a prompt row), prompt row, position, then the key ranges [rows, 4].</summary>
-    public const int IndexSections = 7;
+    public const int DecoderOnlyIndexSections = 7;
+
+    /// <summary>Index sections per step row: <see cref="DecoderOnlyIndexSections"/>, then (encoder-decoder) the cross-attention key ranges [rows, 4].</summary>
+    public int IndexSections { get; }
+    /// <summary>Per layer, the cross-attention keys and values of each slot's encoded input (none in a decoder-only plan).</summary>
+    public DeviceSpan<float>[] CrossKeyCache { get; }
+    public DeviceSpan<float>[] CrossValueCache { get; }
+    /// <summary>Where an encoded batch's row i goes in the cross-attention caches (uploaded per encoding).</summary>
+    public DeviceSpan<int> EncodedToCacheRows { get; }
+    /// <summary>[heads, <see cref="BiasDistances"/>]: the decoder self-attention bias of a key that many positions before its query.</summary>
+    public DeviceSpan<float> DistanceBias { get; }
+    public int BiasDistances { get; }
 
     public DeviceArena Arena { get; }
     public DecodingShape Shape { get; }
@@ -108,7 +140,7 @@ internal sealed class DeviceDecodingPlan : IDisposable
     public StepIndexSpans Indices(int rows)
     {
         DeviceSpan<int> Section(int i, int width = 1) => StepIndices.Slice((long)i * rows, (long)width * rows);
-        return new(Section(0), Section(1), Section(2), Section(3, 4));
+        return new(Section(0), Section(1), Section(2), Section(3, 4), IndexSections > DecoderOnlyIndexSections ? Section(7, 4) : default);
     }
 
     /// <summary>How decode attention splits a step's keys: as many splits as its longest key length needs, within the partials.</summary>
@@ -118,5 +150,8 @@ internal sealed class DeviceDecodingPlan : IDisposable
     public void Dispose() => Arena.Dispose();
 }
 
-/// <summary>A step's indices on the device: each row's token (−1: prompt row), prompt row, position, key range [rows, 4].</summary>
-internal readonly record struct StepIndexSpans(DeviceSpan<int> Tokens, DeviceSpan<int> PromptRows, DeviceSpan<int> Positions, DeviceSpan<int> RowKeys);
+/// <summary>
+/// A step's indices on the device: each row's token (−1: prompt row), prompt row, position, key range [rows, 4], and (an
+/// encoder-decoder plan) its cross-attention key range over its slot's encoded input [rows, 4].
+/// </summary>
+internal readonly record struct StepIndexSpans(DeviceSpan<int> Tokens, DeviceSpan<int> PromptRows, DeviceSpan<int> Positions, DeviceSpan<int> RowKeys, DeviceSpan<int> CrossRowKeys);

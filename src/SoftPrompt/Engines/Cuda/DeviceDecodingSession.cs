@@ -28,7 +28,7 @@ internal sealed class DeviceDecodingSession : DecodingSlots
         long stepRows = Math.Max(promptRows, (long)slots * tokensPerSlot);
         if (cacheRows > int.MaxValue / 4) throw new ArgumentException($"A key/value cache of {slots} slots × {tokensPerSlot} tokens is too large; decode fewer rows at once.");
         plan = DeviceDecodingPlan.Allocate(engine.Device, engine.DecodingShape, engine.VocabSize, slots, (int)Math.Max(stepRows, 1), (int)cacheRows);
-        indices = new int[DeviceDecodingPlan.IndexSections * plan.StepRows];
+        indices = new int[plan.IndexSections * plan.StepRows];
         try { CachePrompts(); }
         catch
         {
@@ -103,7 +103,7 @@ internal sealed class DeviceDecodingSession : DecodingSlots
 
     private void Upload(int n)
     {
-        int count = DeviceDecodingPlan.IndexSections * n;
+        int count = plan.IndexSections * n;
         engine.Device.CopyToDevice<int>(indices.AsSpan(0, count), plan.StepIndices.Slice(0, count));
     }
 

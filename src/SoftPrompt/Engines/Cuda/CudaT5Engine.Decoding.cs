@@ -1,0 +1,131 @@
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Models.T5;
+
+namespace SoftPrompt.Engines;
+
+/// <summary>
+/// T5's cached decoding on the device (<see cref="DeviceT5DecodingSession"/>, the twin of <see cref="CpuT5DecodingSession{T}"/>):
+/// each input is encoded once by the training path's encoder, every decoder layer's cross-attention keys and values of it
+/// are projected once into the session's caches, and the decoder runs only its new positions against its cached
+/// self-attention keys and values, T5's relative bias looked up by distance back (decode attention's distance bias).
+/// </summary>
+public sealed partial class CudaT5Engine
+{
+    /// <summary>A KV-cached decoding session over the prompts loaded now.</summary>
+    public IDecodingSession OpenDecoding(int slots, int tokensPerSlot) => new DeviceT5DecodingSession(this, slots, tokensPerSlot);
+
+    internal T5Config Config => config;
+
+    /// <summary>The widths of T5's cached decoder step: self and cross attention share them; the bf16 operands are the engine plan's.</summary>
+    internal DecodingShape DecodingShape => new(config.DecoderLayers, config.Embedding, config.Heads, config.Heads, config.HeadSize,
+        QueryWidth: config.AttentionSize, KeyValueWidth: config.AttentionSize, config.FeedForwardSize, InnerBuffers: config.IsGated ? 2 : 1,
+        RotaryTables: false, Bf16OperandWidth: 0);
+
+    /// <summary>
+    /// Once per session: grows the engine's plan to encode <paramref name="slots"/> inputs of up to
+    /// <paramref name="encoderCapacity"/> positions (so no encoding allocates; its bf16 operand buffer then also covers
+    /// every decoder step of the session) and fills the plan's self-attention bias by distance back, [heads, distances].
+    /// </summary>
+    internal void PrepareDecoding(DeviceDecodingPlan p, int slots, int encoderCapacity)
+    {
+        Plan(slots, encoderCapacity, 1);
+        int heads = config.Heads, distances = p.BiasDistances;
+        var relative = new float[config.RelativeBuckets * heads];
+        device.CopyToHost(weights.DecoderRelativeBias.Slice(0, relative.Length), relative);
+        var bias = new float[heads * distances];
+        for (int distance = 0; distance < distances; distance++)
+        {
+            int bucket = T5RelativeBuckets.Bucket(-distance, bidirectional: false, config.RelativeBuckets, config.RelativeMaxDistance);
+            for (int h = 0; h < heads; h++) bias[h * distances + distance] = relative[bucket * heads + h];
+        }
+        device.CopyToDevice<float>(bias, p.DistanceBias);
+    }
+
+    /// <summary>
+    /// Encodes the batch's rows (their targets are ignored) and writes every decoder layer's cross-attention keys and values
+    /// of row r at cache rows <paramref name="slotOfRow"/>[r]·<paramref name="encoderCapacity"/> onward;
+    /// <paramref name="encoderLengths"/>[slot] receives the row's encoder length. <paramref name="hostCacheRows"/> is the
+    /// host side of <see cref="DeviceDecodingPlan.EncodedToCacheRows"/>.
+    /// </summary>
+    internal void EncodeForDecoding(TokenBatch batch, ReadOnlySpan<int> slotOfRow, DeviceDecodingPlan decoding, int encoderCapacity, Span<int> encoderLengths, int[] hostCacheRows)
+    {
+        var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
+        if (encoder > encoderCapacity) throw new ArgumentException($"An encoder input of {encoder} positions does not fit the session's {encoderCapacity}.");
+        var p = Plan(batch.Rows, encoder, decoder);
+        rows = batch.Rows;
+        encoderLength = encoder;
+        decoderLength = decoder;
+        Upload(batch, p);
+        EncoderForward(p);
+        // Every encoded position (padding too: never read, as each row's key length stops at its own) to its slot's rows.
+        int ne = rows * encoderLength, att = config.AttentionSize, d = config.Embedding;
+        for (int r = 0; r < rows; r++)
+        {
+            encoderLengths[slotOfRow[r]] = p.HostEncoderLengths[r];
+            for (int i = 0; i < encoderLength; i++) hostCacheRows[r * encoderLength + i] = slotOfRow[r] * encoderCapacity + i;
+        }
+        var cacheRows = decoding.EncodedToCacheRows.Slice(0, ne);
+        device.CopyToDevice<int>(hostCacheRows.AsSpan(0, ne), cacheRows);
+        for (int l = 0; l < config.DecoderLayers; l++)
+        {
+            var w = weights.DecoderLayers[l].CrossAttention;
+            Project(p.GradientKey, p.EncoderOutput, w.Key, ne, d, att);
+            ScatterRows.Launch(device, decoding.CrossKeyCache[l], p.GradientKey, cacheRows, ne, att);
+            Project(p.GradientKey, p.EncoderOutput, w.Value, ne, d, att);
+            ScatterRows.Launch(device, decoding.CrossValueCache[l], p.GradientKey, cacheRows, ne, att);
+        }
+    }
+
+    /// <summary>
+    /// A step's rows (indices uploaded) through every decoder layer: each row's self-attention key and value appended to
+    /// its slot's cache, attention over its own earlier positions (bias by distance) and over its slot's encoded input;
+    /// then the final norm into <see cref="DeviceDecodingPlan.Norm"/>, which the head reads.
+    /// </summary>
+    internal void DecodeCachedRows(DeviceDecodingPlan p, int n, int longestSelf, int longestCross)
+    {
+        var ix = p.Indices(n);
+        int d = config.Embedding, att = config.AttentionSize, ff = config.FeedForwardSize, heads = config.Heads, hs = config.HeadSize;
+        float eps = (float)config.LayerNormEpsilon;
+        DecodeEmbedding.Launch(device, p.Hidden, ix.Tokens, ix.PromptRows, ix.Positions, default, weights.TokenEmbedding, default, n, d);
+        var (selfSize, selfSplits) = p.AttentionSplits(n, longestSelf);
+        var (crossSize, crossSplits) = p.AttentionSplits(n, longestCross);
+        // The residual stream alternates between two buffers, one sublayer at a time.
+        DeviceSpan<float> x = p.Hidden, y = p.Middle;
+        var inner = p.Inner.Slice(0, (long)n * ff);
+        for (int l = 0; l < config.DecoderLayers; l++)
+        {
+            var w = weights.DecoderLayers[l];
+            RmsNormForward.Launch(device, p.Norm, p.Rstd, x, w.SelfAttentionNormWeight, n, d, eps);
+            Project(p.Query, p.Norm, w.SelfAttention.Query, n, d, att);
+            Project(p.Key, p.Norm, w.SelfAttention.Key, n, d, att);
+            Project(p.Value, p.Norm, w.SelfAttention.Value, n, d, att);
+            KeyValueCacheAppend.Launch(device, p.KeyCache[l], p.ValueCache[l], p.Key, att, p.Value, att, ix.RowKeys, n, att, att);
+            DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[l], p.ValueCache[l], att, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
+                n, heads, heads, hs, selfSize, selfSplits, scale: 1f, p.DistanceBias, p.BiasDistances);
+            Residual(y, x, p.Attention, w.SelfAttention.Output, n, att, d);
+
+            RmsNormForward.Launch(device, p.Norm, p.Rstd, y, w.CrossAttentionNormWeight, n, d, eps);
+            Project(p.Query, p.Norm, w.CrossAttention.Query, n, d, att);
+            DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.CrossKeyCache[l], p.CrossValueCache[l], att, ix.CrossRowKeys, p.PartialOut, p.PartialMax,
+                p.PartialSum, n, heads, heads, hs, crossSize, crossSplits, scale: 1f);
+            Residual(x, y, p.Attention, w.CrossAttention.Output, n, att, d);
+
+            RmsNormForward.Launch(device, p.Norm, p.Rstd, x, w.FeedForwardNormWeight, n, d, eps);
+            Project(inner, p.Norm, w.FeedForward.Input, n, d, ff);
+            if (config.IsGated)
+            {
+                Project(p.Inner2, p.Norm, w.FeedForward.Linear, n, d, ff);
+                GatedGeluForward.Launch(device, inner, inner, p.Inner2.Slice(0, (long)n * ff));
+            }
+            else ReluForward.Launch(device, inner, inner);
+            Residual(y, x, inner, w.FeedForward.Output, n, ff, d);
+            (x, y) = (y, x);
+        }
+        RmsNormForward.Launch(device, p.Norm, p.Rstd, x, weights.DecoderFinalNormWeight, n, d, eps);
+    }
+
+    /// <summary>After <see cref="DecodeCachedRows"/> and the head's targets: the logits (or, with <paramref name="tokens"/>, the argmax) of the targeted rows.</summary>
+    internal void CachedNextTokens(DeviceDecodingPlan p, int rows, Span<float> logits, Span<int> tokens)
+        => p.Head.NextTokens(p.Norm, weights.Head, HeadScale, rows, logits, tokens);
+}
