@@ -83,6 +83,7 @@ internal abstract class DecodingSlots : IDecodingSession
     /// <summary>The checks on a step's slot list; returns how many tokens the step runs.</summary>
     private protected int CheckStep(ReadOnlySpan<int> slots)
     {
+        ObjectDisposedException.ThrowIf(disposed, this);
         if (slots.Length > Slots) throw new ArgumentException($"{slots.Length} slots asked, the session has {Slots}.");
         int n = 0;
         for (int r = 0; r < slots.Length; r++)
@@ -107,5 +108,15 @@ internal abstract class DecodingSlots : IDecodingSession
         if ((uint)slot >= (uint)Slots) throw new ArgumentOutOfRangeException(nameof(slot), $"Slot {slot} is outside the session's {Slots} slots.");
     }
 
-    public virtual void Dispose() { }
+    private bool disposed;
+
+    /// <summary>Releases the session's caches once; a disposed session refuses further steps (its buffers may serve another).</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        Release();
+    }
+
+    private protected abstract void Release();
 }

@@ -100,6 +100,43 @@ public sealed class CachedDecodingTests
         }
     }
 
+    [TestCaseSource(nameof(Engines))]
+    public void ANewSessionReusesTheLastOnesBuffersAndReadsNothingStale(string family)
+    {
+        using var engine = Open<double>(family);
+        var first = engine.OpenDecoding(slots: 3, tokensPerSlot: 12);
+        for (int s = 0; s < 3; s++) first.Begin(s, s % 2, [.. Enumerable.Range(0, 10).Select(i => (7 * i + s) % engine.VocabSize)]);
+        first.NextTokens([0, 1, 2], new int[3]);
+        first.Dispose();
+        Assert.That(() => first.NextTokens([0], new int[1]), Throws.InstanceOf<ObjectDisposedException>());
+
+        // Different prompts, fewer and shorter slots: the cache rows the first session wrote are reused, never read.
+        engine.LoadPrompts(TestModels.RandomPrompts<double>(Layout.ValueCount(engine.EmbeddingSize), seed: 17), Layout);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        using var second = engine.OpenDecoding(slots: 2, tokensPerSlot: 5);
+        long opened = GC.GetAllocatedBytesForCurrentThread() - before;
+        using var freshEngine = Open<double>(family);
+        before = GC.GetAllocatedBytesForCurrentThread();
+        freshEngine.OpenDecoding(slots: 2, tokensPerSlot: 5).Dispose();
+        long fresh = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(opened, Is.LessThan(fresh / 2), "the second session allocated a cache and scratch of its own");
+
+        var sequences = new List<(int Prompt, List<int> Tokens)> { (1, [3, 4]), (0, [9]) };
+        second.Begin(0, 1, [3, 4]);
+        second.Begin(1, 0, [9]);
+        for (int step = 0; step < 3; step++)
+        {
+            var actual = new float[2 * engine.VocabSize];
+            second.NextTokenLogits([0, 1], actual);
+            Assert.That(actual, Is.EqualTo(FullLogits(engine, sequences)).Within(1e-6), $"step {step}");
+            for (int s = 0; s < 2; s++)
+            {
+                second.Append(s, (s + 5 * step) % engine.VocabSize);
+                sequences[s].Tokens.Add((s + 5 * step) % engine.VocabSize);
+            }
+        }
+    }
+
     [Test]
     public void MisuseIsRefusedWithTheSlotOrTokenNamed()
     {

@@ -139,9 +139,24 @@ public abstract class CpuDecoderOnlyEngine<T> : CpuEngine<T>, IPromptEngine wher
     /// <summary>y [rows, d] = the final norm of x [rows, d], statistics into <paramref name="s"/>.</summary>
     private protected abstract void CachedFinalNorm(Span<T> y, ReadOnlySpan<T> x, int rows, CachedScratch<T> s);
 
-    internal int CachedKeyValueWidth => KeyValueWidth;
-    internal int LayerCount => Layers;
     internal CachedScratch<T> NewCachedScratch(int capacity) => CreateCachedScratch(capacity);
+
+    // The last session's cache and scratch wait here for the next session: a run that opens session after session
+    // (dev evaluation, predict, bench repeats) would otherwise leave hundreds of MB of large-object garbage each time,
+    // which the GC collects late enough to triple the process's peak memory.
+    private (KeyValueCache<T> Cache, CachedScratch<T> Scratch)? spareDecodingBuffers;
+
+    /// <summary>A cache of at least <paramref name="rows"/> rows and a scratch for at least <paramref name="capacity"/> tokens, the last session's when they are large enough.</summary>
+    internal (KeyValueCache<T> Cache, CachedScratch<T> Scratch) RentDecodingBuffers(int rows, int capacity)
+    {
+        var spare = spareDecodingBuffers;
+        spareDecodingBuffers = null;
+        var cache = spare is { Cache: var c } && c.Rows >= rows ? c : new KeyValueCache<T>(Layers, rows, KeyValueWidth);
+        var scratch = spare is { Scratch: var s } && s.Capacity >= capacity ? s : CreateCachedScratch(capacity);
+        return (cache, scratch);
+    }
+
+    internal void ReturnDecodingBuffers(KeyValueCache<T> cache, CachedScratch<T> scratch) => spareDecodingBuffers = (cache, scratch);
 
     /// <summary>
     /// Runs the packed tokens of <paramref name="s"/> through the blocks: token ids (or, when <paramref name="promptVectors"/>,

@@ -19,12 +19,11 @@ internal sealed class CpuDecodingSession<T> : CpuDecodingSlots<T> where T : unma
         this.engine = engine;
         long rows = Layout.TotalLength + (long)slots * tokensPerSlot;
         if (rows > int.MaxValue) throw new ArgumentException($"A key/value cache of {slots} slots × {tokensPerSlot} tokens is too large; decode fewer rows at once.");
-        cache = new KeyValueCache<T>(engine.LayerCount, (int)rows, engine.CachedKeyValueWidth);
+        (cache, scratch) = engine.RentDecodingBuffers((int)rows, Math.Max(Layout.TotalLength, slots));
         int d = engine.EmbeddingSize;
         hidden = new T[slots * d];
         normed = new T[slots * d];
         logits = new T[(long)slots * engine.VocabSize];
-        scratch = engine.NewCachedScratch(Math.Max(Layout.TotalLength, slots));
         CachePrompts();
     }
 
@@ -50,6 +49,8 @@ internal sealed class CpuDecodingSession<T> : CpuDecodingSlots<T> where T : unma
         StartSlot(slot, promptIndex, input);
         foreach (int id in input) Pending[slot].Add(id);
     }
+
+    private protected override void Release() => engine.ReturnDecodingBuffers(cache, scratch);
 
     private protected override ReadOnlySpan<T> LogitsOf(int row) => logits.AsSpan(row * Vocab, Vocab);
 

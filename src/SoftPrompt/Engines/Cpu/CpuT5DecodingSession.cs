@@ -37,6 +37,8 @@ internal sealed class CpuT5DecodingSession<T> : CpuDecodingSlots<T> where T : un
         logits = new T[(long)slots * engine.VocabSize];
     }
 
+    private protected override void Release() { }
+
     public override void Begin(int slot, int promptIndex, ReadOnlySpan<int> input)
     {
         if ((uint)promptIndex < (uint)Layout.Count && input.Length + Layout.Length(promptIndex) == 0)

@@ -107,5 +107,5 @@ internal sealed class DeviceDecodingSession : DecodingSlots
         engine.Device.CopyToDevice<int>(indices.AsSpan(0, count), plan.StepIndices.Slice(0, count));
     }
 
-    public override void Dispose() => plan.Dispose();
+    private protected override void Release() => plan.Dispose();
 }

@@ -118,5 +118,5 @@ internal sealed class DeviceT5DecodingSession : DecodingSlots
 
     private protected override void ReadTokens(int rows, Span<int> tokens) => engine.CachedNextTokens(plan, rows, default, tokens);
 
-    public override void Dispose() => plan.Dispose();
+    private protected override void Release() => plan.Dispose();
 }
