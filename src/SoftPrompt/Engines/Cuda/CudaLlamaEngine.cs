@@ -68,10 +68,10 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
-        RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
-        Project(s.Query, p.Norm, w.Query, w.Bias.Query, n, d, att);
-        Project(s.Key, p.Norm, w.Key, w.Bias.Key, n, d, kv);
-        Project(s.Value, p.Norm, w.Value, w.Bias.Value, n, d, kv);
+        var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
+        Project(s.Query, normed, w.Query, w.Bias.Query, n, d, att);
+        Project(s.Key, normed, w.Key, w.Bias.Key, n, d, kv);
+        Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
         FullAttentionInputs(p, s);
         var (keys, values, kvStride, kvHeads) = AttentionKeysAndValues(p);
         AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, keys, kvStride, values, kvStride,
@@ -79,16 +79,18 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
             keyValueHeads: kvHeads);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
         ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
-        RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
-        Project(s.Gate, p.Norm, w.Gate, n, d, ff);
-        Project(s.Up, p.Norm, w.Up, n, d, ff);
+        normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
+        Project(s.Gate, normed, w.Gate, n, d, ff);
+        Project(s.Up, normed, w.Up, n, d, ff);
         if (recomputing) return;
-        SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
-        Residual(p.BlockInput(layer + 1), s.Middle, p.Wide, w.Down, n, ff, d);
+        var activated = GemmInputBuffer(bf16, p.Wide, (long)n * ff);
+        if (bf16) SwiGluForward.Launch(device, activated.Bf16, s.Gate, s.Up, n * ff);
+        else SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
+        Residual(p.BlockInput(layer + 1), s.Middle, activated, w.Down, n, ff, d);
     }
 
     /// <summary>y [n, outDim] = x · Wᵀ + b, or x · Wᵀ when <paramref name="bias"/> is empty: the bias is written first, the GEMM accumulates.</summary>
-    private void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void Project(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
         if (bias.Length == 0)
         {
@@ -100,7 +102,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
     }
 
     /// <summary>y [n, outDim] = residual + x · Wᵀ (+ b when <paramref name="bias"/> is not empty).</summary>
-    private void ResidualWithBias(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void ResidualWithBias(DeviceSpan<float> y, DeviceSpan<float> residual, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
         if (bias.Length == 0)
         {

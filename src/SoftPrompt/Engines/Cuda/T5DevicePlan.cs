@@ -58,7 +58,8 @@ internal sealed class T5DevicePlan : IDisposable
         DecoderFinal = F("decoder.final", nd * d); DecoderFinalRstd = F("decoder.final_layer_norm.rstd", nd); DecoderOutput = F("decoder.output", nd * d);
 
         carve.Kind = DeviceMemoryKind.Workspace;
-        Norm = F("norm", n * d); Wide = F("wide", n * ff); GradientWide = F("gradient_wide", n * ff); GradientLinear = F("gradient_linear", n * gatedFf);
+        // In bf16 the activation output goes straight into bf16_operands (wo's GEMM is its only reader): no fp32 wide buffer.
+        Norm = F("norm", n * d); Wide = F("wide", bf16 ? 0 : n * ff); GradientWide = F("gradient_wide", n * ff); GradientLinear = F("gradient_linear", n * gatedFf);
         GradientAttention = F("gradient_attention", n * a); GradientQuery = F("gradient_q", n * a);
         GradientKey = F("gradient_k", n * a); GradientValue = F("gradient_v", n * a);
         AttentionScratch = F("attention_scratch", rows * heads * longest);
