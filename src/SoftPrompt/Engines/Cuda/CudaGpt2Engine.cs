@@ -60,13 +60,14 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         var w = weights.Layers[layer];
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, c = config.Embedding, inner = config.Inner;
-        var normed = LayerNorm(p, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias);
+        float eps = (float)config.LayerNormEpsilon;
+        var normed = LayerNormForGemm(bf16, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
         Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
         FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer), tensorCores: bf16);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
         Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
-        normed = LayerNorm(p, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias);
+        normed = LayerNormForGemm(bf16, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
         Linear(s.Hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
         if (recomputing) return;
         long wide = (long)n * inner;
@@ -76,16 +77,6 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         Linear(p.BlockInput(layer + 1), s.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }
 
-    /// <summary>A block's LayerNorm of x [n, c] (saving mean and rstd) into the operand of the GEMM that follows: bf16 in bf16 precision.</summary>
-    private GemmInput LayerNorm(Gpt2DevicePlan p, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> bias)
-    {
-        int n = step.Shared, c = config.Embedding;
-        float eps = (float)config.LayerNormEpsilon;
-        var normed = GemmInputBuffer(bf16, p.Norm, (long)n * c);
-        if (bf16) LayerNormForward.Launch(device, normed.Bf16, mean, rstd, x, weight, bias, n, c, eps);
-        else LayerNormForward.Launch(device, p.Norm, mean, rstd, x, weight, bias, n, c, eps);
-        return normed;
-    }
 
     private protected override void FinalNormForward()
     {

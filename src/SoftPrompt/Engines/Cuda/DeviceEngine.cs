@@ -165,6 +165,16 @@ public abstract class DeviceEngine : IDeviceEngine
         return GemmInput.OfBf16(Bf16Operands.Slice(0, count));
     }
 
+    /// <summary>LayerNorm of x [n, c] (saving mean and rstd) into the operand of the GEMM that follows: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
+    private protected GemmInput LayerNormForGemm(bool bf16, DeviceSpan<float> fp32, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
+        DeviceSpan<float> weight, DeviceSpan<float> bias, int n, int c, float epsilon)
+    {
+        var normed = GemmInputBuffer(bf16, fp32, (long)n * c);
+        if (bf16) LayerNormForward.Launch(device, normed.Bf16, mean, rstd, x, weight, bias, n, c, epsilon);
+        else LayerNormForward.Launch(device, fp32, mean, rstd, x, weight, bias, n, c, epsilon);
+        return normed;
+    }
+
     /// <summary>RMSNorm of x [n, d] (saving rstd) into the operand of the GEMMs that follow: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
     private protected GemmInput RmsNormForGemm(bool bf16, DeviceSpan<float> fp32, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int d, float epsilon)
     {
