@@ -152,7 +152,8 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows), state.Offsets,
             weights.TokenEmbedding, p.ZeroPositions, rows, encoderLength, encoderLength, d);
         for (int l = 0; l < config.Layers; l++) EncoderLayerForward(p, l, recomputing: false);
-        RmsNormForward.Launch(device, p.EncoderOutput, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+        if (bf16) RmsNormForward.Launch(device, p.EncoderOutputBf16, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+        else RmsNormForward.Launch(device, p.EncoderOutput, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
     }
 
     /// <summary>Encoder block <paramref name="l"/>, saving what its reverse pass reads; when <paramref name="recomputing"/> (a plan that recomputes, in the reverse pass) it stops once those are refilled.</summary>
@@ -191,11 +192,11 @@ public sealed class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
 
         var ca = s.CrossAttention;
-        // The query GEMM reads the normed rows before the key and value GEMMs convert the encoder output into the same bf16 buffer.
         var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
         Project(ca.Query, normed, w.CrossAttention.Query, nd, d, att);
-        Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
-        Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
+        var encoderOutput = bf16 ? GemmInput.OfBf16(p.EncoderOutputBf16) : p.EncoderOutput;
+        Project(ca.Key, encoderOutput, w.CrossAttention.Key, ne, d, att);
+        Project(ca.Value, encoderOutput, w.CrossAttention.Value, ne, d, att);
         Attend(ca, default, default, p.EncoderLengths.Slice(0, rows), decoderLength, encoderLength, causal: false);
         Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
 
