@@ -141,7 +141,8 @@ public abstract class DeviceEngine : IDeviceEngine
     // Which activations are bf16 in bf16 precision, decided here once. An activation that only bf16 GEMMs read is written
     // in bf16 by the kernel that makes it, into Bf16Operands: the norm outputs (LayerNorm, RMSNorm, T5's RMS norm) and the
     // MLP activation outputs (GELU, ReLU, gated GELU, SwiGLU) — bit for bit what convert_to_bf16 made of their fp32 form,
-    // without that pass, and once for the q/k/v (gate/up) GEMMs that share one norm output. Kept fp32: the residual stream
+    // without that pass, and once for the q/k/v (gate/up) GEMMs that share one norm output; likewise T5's encoder output,
+    // which only the decoder's cross-attention k/v GEMMs read (its own bf16 tensor in the plan). Kept fp32: the residual stream
     // (it sums every layer's small updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in
     // fp32 inside attention), the loss, the final norm's output (the LM head's operand: the head is an fp32 matrix), and
     // every gradient (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v, the attention
