@@ -14,8 +14,9 @@
 namespace activation_detail {
 
 // out[k][i] = f(in[0][i], …) for i < n: f(float (&o)[OUTS], const float (&v)[INS]) maps one element.
-template <int OUTS, int INS, class F>
-__device__ __forceinline__ void map(float* const (&out)[OUTS], const float* const (&in)[INS], int n, F f) {
+// OUT = float, or bf16 for an output only a bf16 GEMM reads (each value rounded to nearest even as it is stored).
+template <int OUTS, int INS, class F, class OUT = float>
+__device__ __forceinline__ void map(OUT* const (&out)[OUTS], const float* const (&in)[INS], int n, F f) {
     const int stride = grid_stride(), first = grid_first();
     bool aligned = true;
     for (int k = 0; k < OUTS; ++k) aligned = aligned && aligned16(out[k]);
@@ -40,7 +41,7 @@ __device__ __forceinline__ void map(float* const (&out)[OUTS], const float* cons
         float vi[INS], oi[OUTS];
         for (int k = 0; k < INS; ++k) vi[k] = in[k][i];
         f(oi, vi);
-        for (int k = 0; k < OUTS; ++k) out[k][i] = oi[k];
+        for (int k = 0; k < OUTS; ++k) store_value(out[k] + i, oi[k]);
     }
 }
 
@@ -53,10 +54,19 @@ __device__ __forceinline__ float relu(float x) { return x <= 0.0f ? 0.0f : x; }
 // between the two is expf's last bits (CUDA's expf is within 2 ulp; the emulator uses libm's).
 __device__ __forceinline__ float one_plus_exp_minus(float g) { return __fadd_rn(1.0f, expf(-g)); }
 
+// The forward maps shared by the fp32 and the bf16-output kernels.
+__device__ __forceinline__ float gated_gelu(float gate, float linear) { return gelu_tanh(gate) * linear; }
+__device__ __forceinline__ float swiglu(float gate, float up) { return gate / one_plus_exp_minus(gate) * up; }
+
 }  // namespace activation_detail
 
 // gelu_forward — y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Hugging Face gelu_new). y, x: [n]; y may alias x.
 extern "C" __global__ void __launch_bounds__(256) gelu_forward(float* y, const float* x, int n) {
+    activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = gelu_tanh(v[0]); });
+}
+
+// gelu_forward_bf16 — gelu_forward with y in bf16 (rounded to nearest even): the down projection's operand. y: [n] bf16.
+extern "C" __global__ void __launch_bounds__(256) gelu_forward_bf16(bf16* y, const float* x, int n) {
     activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = gelu_tanh(v[0]); });
 }
 
@@ -70,6 +80,11 @@ extern "C" __global__ void __launch_bounds__(256) relu_forward(float* y, const f
     activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = activation_detail::relu(v[0]); });
 }
 
+// relu_forward_bf16 — relu_forward with y in bf16 (exact: a bf16-rounded max(x, 0)): wo's operand. y: [n] bf16.
+extern "C" __global__ void __launch_bounds__(256) relu_forward_bf16(bf16* y, const float* x, int n) {
+    activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = activation_detail::relu(v[0]); });
+}
+
 // relu_backward — dx = x > 0 ? dy : 0 (x the pre-activation; the gradient at 0 is 0). dx, dy, x: [n]; dx may alias dy.
 extern "C" __global__ void __launch_bounds__(256) relu_backward(float* dx, const float* dy, const float* x, int n) {
     activation_detail::map<1, 2>({dx}, {dy, x}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = v[1] > 0.0f ? v[0] : 0.0f; });
@@ -78,7 +93,12 @@ extern "C" __global__ void __launch_bounds__(256) relu_backward(float* dx, const
 // gated_gelu_forward — y = gelu_new(gate) · linear (T5 v1.1's feed-forward: gate = wi_0·x, linear = wi_1·x).
 //   y, gate, linear: [n]; y may alias gate or linear.
 extern "C" __global__ void __launch_bounds__(256) gated_gelu_forward(float* y, const float* gate, const float* linear, int n) {
-    activation_detail::map<1, 2>({y}, {gate, linear}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = gelu_tanh(v[0]) * v[1]; });
+    activation_detail::map<1, 2>({y}, {gate, linear}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = activation_detail::gated_gelu(v[0], v[1]); });
+}
+
+// gated_gelu_forward_bf16 — gated_gelu_forward with y in bf16 (rounded to nearest even): wo's operand. y: [n] bf16.
+extern "C" __global__ void __launch_bounds__(256) gated_gelu_forward_bf16(bf16* y, const float* gate, const float* linear, int n) {
+    activation_detail::map<1, 2>({y}, {gate, linear}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = activation_detail::gated_gelu(v[0], v[1]); });
 }
 
 // gated_gelu_backward — dLinear = dy · gelu_new(gate); dGate = (dy · linear) · gelu_new'(gate) (the CPU op's order).
@@ -93,9 +113,12 @@ extern "C" __global__ void __launch_bounds__(256) gated_gelu_backward(float* d_g
 // swiglu_forward — y = silu(gate) · up = gate / (1 + exp(−gate)) · up (Llama: gate = gate_proj·x, up = up_proj·x).
 //   y, gate, up: [n]; y may alias gate or up. Saves nothing: the backward takes gate and up again.
 extern "C" __global__ void __launch_bounds__(256) swiglu_forward(float* y, const float* gate, const float* up, int n) {
-    activation_detail::map<1, 2>({y}, {gate, up}, n, [](float (&o)[1], const float (&v)[2]) {
-        o[0] = v[0] / activation_detail::one_plus_exp_minus(v[0]) * v[1];
-    });
+    activation_detail::map<1, 2>({y}, {gate, up}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = activation_detail::swiglu(v[0], v[1]); });
+}
+
+// swiglu_forward_bf16 — swiglu_forward with y in bf16 (rounded to nearest even): down_proj's operand. y: [n] bf16.
+extern "C" __global__ void __launch_bounds__(256) swiglu_forward_bf16(bf16* y, const float* gate, const float* up, int n) {
+    activation_detail::map<1, 2>({y}, {gate, up}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = activation_detail::swiglu(v[0], v[1]); });
 }
 
 // swiglu_backward — σ = 1/(1 + exp(−gate)); dUp = dy·gate·σ; dGate = dy·up·σ·(1 + gate·(1 − σ)).

@@ -55,12 +55,17 @@ struct Args {
     int q_stride, k_stride, v_stride, Tq, Tk, H, hs;
     bool causal;
     float scale;
+    // Key/value heads (grouped-query attention, attention_tc.cu only): query head h reads kv head h / (H / Hkv), whose
+    // columns in k and v start at that index·hs. H when the caller has no groups.
+    int Hkv;
+    __device__ __forceinline__ int kv_head(int h) const { return h / (H / Hkv); }
 };
 
 __device__ __forceinline__ Args inputs(const float* q, const float* k, const float* v, const float* table, const int* bucket_by_offset,
                                        const int* key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H,
-                                       int hs, int causal, float scale) {
-    return Args{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0, scale};
+                                       int hs, int causal, float scale, int Hkv = 0) {
+    assert(Hkv == 0 || (Hkv >= 1 && H % Hkv == 0));
+    return Args{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0, scale, Hkv == 0 ? H : Hkv};
 }
 
 }  // namespace attention_common

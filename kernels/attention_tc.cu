@@ -15,7 +15,8 @@
 // operands (K and V, or Q and dO) stream through shared memory in tiles of BC rows: while the warps multiply tile j
 // (bf16), cp.async brings tile j + 1 (fp32) into a landing buffer, which is rounded into the bf16 tiles at the top of
 // the next iteration (attention_tc_tiles::stage_rows / land_rows in attention_common.cuh). Score tiles never leave the
-// registers: the C fragments of S become the A fragments of P·V (c_to_a). The bias of a score tile is looked up once
+// registers: the C fragments of S become the A fragments of P·V (c_to_a). Grouped-query K/V are read in place
+// (Args::kv_head); the dkv kernel sums a kv head's gradient over its group inside the block (no repeated K/V, no atomics). The bias of a score tile is looked up once
 // per tile into the BR + BC − 1 diagonals it crosses (load_bias), as in attention.cu. Deterministic: no atomics.
 #include "common.cuh"
 #include "kernel_helpers.cuh"
@@ -64,8 +65,9 @@ __device__ __forceinline__ void forward(float* __restrict__ out, int out_stride,
     const int keys = key_limit(a.key_lengths, b, a.Tk), rows = min(BR, a.Tq - q0);
     const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | out_stride, a.q, a.k, a.v, out);
     const long long q_rows = static_cast<long long>(b) * a.Tq + q0;  // row (b, q0) of q / out
-    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
-    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
+    const int hk = a.kv_head(h);  // grouped-query attention: the group's kv head, read in place
+    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + hk * hs;
+    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
     const int key_end = a.causal ? min(keys, q0 + BR) : keys;  // keys 0 .. key_end − 1 are visible to some row
     const int tiles = ceil_div(key_end, BC);
 
@@ -165,8 +167,9 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
     const int keys = key_limit(a.key_lengths, b, a.Tk), rows = min(BR, a.Tq - q0);
     const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | dq_stride | dout_stride, a.q, a.k, a.v, dq, dout);
     const long long q_rows = static_cast<long long>(b) * a.Tq + q0;
-    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
-    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
+    const int hk = a.kv_head(h);  // grouped-query attention: the group's kv head, read in place
+    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + hk * hs;
+    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
     const int key_end = a.causal ? min(keys, q0 + BR) : keys;
     const int tiles = ceil_div(key_end, BC);
 
@@ -231,9 +234,11 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
 }
 
 // ── backward, step 2: dK and dV (after the dq kernel wrote D) ──
-// Block: key rows [k0, k0 + 64) of head (b, h); query tiles of BC rows from the first one holding a query ≥ k0 (causal)
-// or 0, to Tq. Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ per tile, Pᵀ = exp(Sᵀ − lse), dSᵀ = Pᵀ ∘ (dPᵀ − D); dv += Pᵀ·dO,
-// dk += dSᵀ·Q; dk = scale·dk at the end. Keys at or past the key length, and keys no query sees, get 0.
+// Block: key rows [k0, k0 + 64) of kv head (b, hk); for each query head h of its group (H / Hkv heads from hk·H / Hkv,
+// in increasing h: a fixed order, so the group's sum is deterministic without atomics; one head when Hkv = H), query
+// tiles of BC rows from the first one holding a query ≥ k0 (causal) or 0, to Tq. Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ per tile,
+// Pᵀ = exp(Sᵀ − lse), dSᵀ = Pᵀ ∘ (dPᵀ − D); dv += Pᵀ·dO, dk += dSᵀ·Q, summed in the fp32 accumulators over every
+// tile of every head of the group; dk = scale·dk at the end. Keys at or past the key length, and keys no query sees, get 0.
 // Shared: sK, sV [64][D+8], sQ, sdO [BC][D+8] bf16; landing [2][BC][D] fp32; sB [BC + 64 − 1]; sL, sD [BC].
 template <int D>
 __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stride, float* __restrict__ dv, int dv_stride,
@@ -249,44 +254,43 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
     float* sL = sB + BR + BC;
     float* sD = sL + BR;
     const int warp = static_cast<int>(warp_id()), r0 = 16 * warp;
-    const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
+    const int hs = a.hs, bkv = static_cast<int>(blockIdx.y), b = bkv / a.Hkv, hk = bkv - b * a.Hkv, group = a.H / a.Hkv;
     const int k0 = static_cast<int>(blockIdx.x) * BR;
     const int keys = key_limit(a.key_lengths, b, a.Tk), rows = min(BR, a.Tk - k0), valid = max(0, min(BR, keys - k0));
     const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | dk_stride | dv_stride | dout_stride, a.q, a.k, a.v, dk, dv, dout);
     const long long k_rows = static_cast<long long>(b) * a.Tk + k0;
-    const float* qh = a.q + static_cast<long long>(b) * a.Tq * a.q_stride + h * hs;
-    const float* doh = dout + static_cast<long long>(b) * a.Tq * dout_stride + h * hs;
-    const float* lse_h = lse + static_cast<long long>(bh) * a.Tq;
-    const float* dsum_h = dsum + static_cast<long long>(bh) * a.Tq;
+    const float* q_b = a.q + static_cast<long long>(b) * a.Tq * a.q_stride;
+    const float* do_b = dout + static_cast<long long>(b) * a.Tq * dout_stride;
     const int q_begin = valid == 0 ? a.Tq : a.causal ? k0 / BC * BC : 0;  // no visible key: no query tile
-    const int tiles = ceil_div(a.Tq - q_begin, BC);
+    const int head_tiles = ceil_div(a.Tq - q_begin, BC), tiles = group * head_tiles;
+    // Streamed tile j: query head h0 + j / head_tiles, query rows from q_begin + (j % head_tiles)·BC.
+    const int h0 = hk * group;
+    auto stage_tile = [&](int j) {
+        const int h = h0 + j / head_tiles, qt = q_begin + (j % head_tiles) * BC;
+        stage_rows<BC, D>(landing, q_b + static_cast<long long>(qt) * a.q_stride + h * hs, a.q_stride, min(BC, a.Tq - qt), vec);
+        stage_rows<BC, D>(landing + BC * D, do_b + static_cast<long long>(qt) * dout_stride + h * hs, dout_stride, min(BC, a.Tq - qt), vec);
+    };
 
-    load_rows_now<BR, D, LD>(sK, landing, a.k + k_rows * a.k_stride + h * hs, a.k_stride, valid, vec);
-    load_rows_now<BR, D, LD>(sV, landing, a.v + k_rows * a.v_stride + h * hs, a.v_stride, valid, vec);
-    if (tiles > 0) {
-        stage_rows<BC, D>(landing, qh + static_cast<long long>(q_begin) * a.q_stride, a.q_stride, min(BC, a.Tq - q_begin), vec);
-        stage_rows<BC, D>(landing + BC * D, doh + static_cast<long long>(q_begin) * dout_stride, dout_stride, min(BC, a.Tq - q_begin), vec);
-    }
+    load_rows_now<BR, D, LD>(sK, landing, a.k + k_rows * a.k_stride + hk * hs, a.k_stride, valid, vec);
+    load_rows_now<BR, D, LD>(sV, landing, a.v + k_rows * a.v_stride + hk * hs, a.v_stride, valid, vec);
+    if (tiles > 0) stage_tile(0);
     cp_async_commit();
 
     float acc_k[D / 8][4] = {}, acc_v[D / 8][4] = {};
     for (int j = 0; j < tiles; ++j) {
-        const int qt = q_begin + j * BC, queries = min(BC, a.Tq - qt);
+        const int h = h0 + j / head_tiles, qt = q_begin + (j % head_tiles) * BC, queries = min(BC, a.Tq - qt);
+        const long long bh = static_cast<long long>(b) * a.H + h;
         cp_async_wait<0>();
         __syncthreads();
         land_rows<BC, D, LD>(sQ, landing, queries);
         land_rows<BC, D, LD>(sdO, landing + BC * D, queries);
         load_bias<BC, BR>(sB, a.table, a.bucket_by_offset, qt, k0, a.Tq, a.Tk, a.H, h);  // query qt + c, key k0 + r
         for (int c = static_cast<int>(threadIdx.x); c < BC; c += kThreads) {
-            sL[c] = c < queries ? lse_h[qt + c] * kLog2e : 0.0f;
-            sD[c] = c < queries ? dsum_h[qt + c] : 0.0f;
+            sL[c] = c < queries ? lse[bh * a.Tq + qt + c] * kLog2e : 0.0f;
+            sD[c] = c < queries ? dsum[bh * a.Tq + qt + c] : 0.0f;
         }
         __syncthreads();
-        if (j + 1 < tiles) {
-            const int next = qt + BC;
-            stage_rows<BC, D>(landing, qh + static_cast<long long>(next) * a.q_stride, a.q_stride, min(BC, a.Tq - next), vec);
-            stage_rows<BC, D>(landing + BC * D, doh + static_cast<long long>(next) * dout_stride, dout_stride, min(BC, a.Tq - next), vec);
-        }
+        if (j + 1 < tiles) stage_tile(j + 1);
         cp_async_commit();
 
         float s[BC / 8][4] = {}, dp[BC / 8][4] = {};  // transposed: rows are keys, columns queries
@@ -309,14 +313,16 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
         warp_mma_cn<D, BC>(acc_k, ds, sQ, LD);
     }
     cp_async_wait_all();
-    store_c_rows<D>(dk + k_rows * dk_stride + h * hs, dk_stride, acc_k, r0, rows, a.scale, a.scale, vec);
-    store_c_rows<D>(dv + k_rows * dv_stride + h * hs, dv_stride, acc_v, r0, rows, 1.0f, 1.0f, vec);
+    store_c_rows<D>(dk + k_rows * dk_stride + hk * hs, dk_stride, acc_k, r0, rows, a.scale, a.scale, vec);
+    store_c_rows<D>(dv + k_rows * dv_stride + hk * hs, dv_stride, acc_v, r0, rows, 1.0f, 1.0f, vec);
 }
 
 }  // namespace attention_tc_detail
 
-// Every kernel takes exactly the parameters of its attention.cu counterpart (same names, order and meaning; see there)
-// and requires hs = 64 (the _hs64 entry) or hs = 128 (_hs128). Block: 128 threads (4 warps × 16 rows of a 64-row
+// Every kernel takes the parameters of its attention.cu counterpart (same names, order and meaning; see there) plus Hkv,
+// the key/value heads (grouped-query attention: H a multiple of Hkv; Hkv = H for ordinary multi-head attention): k, v,
+// dk and dv hold Hkv heads per row (query head h reads kv head h / (H / Hkv) in place, never repeated in memory), q, out,
+// dout, dq, lse and dsum hold H. Each requires hs = 64 (the _hs64 entry) or hs = 128 (_hs128). Block: 128 threads (4 warps × 16 rows of a 64-row
 // tile). Dynamic shared memory (all three kernels): 2·(2·64·(D+8) + 2·BC·(D+8)) + 4·(2·BC·D + 3·64 + BC) bytes with
 // BC = 64 at D = 64 and 32 at D = 128: 70,656 / 85,888 bytes (attention_tc_detail::shared_bytes<D>; more than the default
 // 48 KB, which CudaDevice opts into per kernel).
@@ -324,39 +330,41 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
 // attention_tc_forward_hs{64,128} — out [B, Tq, ·] and lse [B, H, Tq] as attention_forward_hs*.
 //   Grid: (ceil(Tq / 64), B·H); block x handles query rows [q0, q0 + 64), q0 = (gridDim.x − 1 − x)·64, of head
 //   blockIdx.y = b·H + h, over key tiles of BC rows up to the key length (and the diagonal when causal).
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_hs64(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_hs64(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 64);
-    forward<64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+    forward<64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_hs128(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_hs128(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 128);
-    forward<128>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+    forward<128>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
 
 // attention_tc_backward_dq_hs{64,128} — dq and dsum (D = rowsum(dout ∘ out)) as attention_backward_dq_hs*.
 //   Grid: (ceil(Tq / 64), B·H); block x handles query rows [q0, q0 + 64), q0 = (gridDim.x − 1 − x)·64.
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 64);
-    backward_dq<64>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+    backward_dq<64>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 128);
-    backward_dq<128>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+    backward_dq<128>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
 
-// attention_tc_backward_dkv_hs{64,128} — dk and dv as attention_backward_dkv_hs* (after the dq kernel's dsum).
-//   Grid: (ceil(Tk / 64), B·H); block x handles key rows [64x, 64x + 64), over query tiles of BC rows.
-extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+// attention_tc_backward_dkv_hs{64,128} — dk and dv as attention_backward_dkv_hs* (after the dq kernel's dsum), each kv
+//   head's summed over its group's query heads inside the block, in increasing head order.
+//   Grid: (ceil(Tk / 64), B·Hkv); block x handles key rows [64x, 64x + 64) of kv head blockIdx.y = b·Hkv + hk, over
+//   the query tiles of BC rows of each of its group's heads.
+extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 64);
-    backward_dkv<64>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+    backward_dkv<64>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
-extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 128);
-    backward_dkv<128>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+    backward_dkv<128>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }

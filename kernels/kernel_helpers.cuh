@@ -4,7 +4,8 @@
 //   aligned16(p)                    p is 16-byte aligned (float4 loads and stores are legal there)
 //   grid_first(), grid_stride()     a 1-D grid-stride loop: for (i = grid_first(); i < n; i += grid_stride())
 //   grid_warp()                     this warp's index in a 1-D grid (one warp per row: the row)
-//   load_vec<N>(v, p), store_vec<N>  N = 1, 2 or 4 consecutive floats ↔ float v[N] (one aligned float2 / float4 access)
+//   load_vec<N>(v, p), store_vec<N>  N = 1, 2 or 4 consecutive floats ↔ float v[N] (one aligned float2 / float4 access);
+//                                   store_vec / store_value into bf16* round each value to nearest even
 //   gelu_tanh(x), gelu_tanh_derivative(x)
 //                                   Hugging Face's gelu_new (GELU, tanh approximation) and its derivative, exactly as
 //                                   src/SoftPrompt/Cpu/GeluOps.cs computes them in fp32
@@ -38,6 +39,18 @@ __device__ __forceinline__ void store_vec(float* p, const float (&v)[N]) {
     else if constexpr (N == 2) store_float2(p, make_float2(v[0], v[1]));
     else *p = v[0];
 }
+
+// The same N floats stored as bf16 (each rounded to nearest even; one 8-byte / 4-byte store for N = 4 / 2, so p must be
+// 2·N-byte aligned): how a kernel writes an activation that only a bf16 GEMM reads.
+template <int N>
+__device__ __forceinline__ void store_vec(bf16* p, const float (&v)[N]) {
+    static_assert(N == 1 || N == 2 || N == 4, "vector width");
+    if constexpr (N == 4) *reinterpret_cast<uint2*>(p) = make_uint2(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]));
+    else if constexpr (N == 2) *reinterpret_cast<unsigned*>(p) = pack_bf16x2(v[0], v[1]);
+    else *p = to_bf16(v[0]);
+}
+__device__ __forceinline__ void store_value(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_value(bf16* p, float v) { *p = to_bf16(v); }
 
 // gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), with the CPU op's constants computed the same way in fp32.
 __device__ __forceinline__ float gelu_tanh_scale() { return sqrtf(2.0f / 3.14159265358979f); }

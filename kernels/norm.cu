@@ -64,11 +64,11 @@ __device__ __forceinline__ void visit_rows(float (&cache_a)[SLOTS > 0 ? SLOTS : 
 // Forward of one row by one warp. CENTERED (LayerNorm): two-pass mean/variance as the CPU op (biased variance, no
 // E[x²] − mean²), y = (x − mean)·rstd·w + b. Otherwise (RMS): rstd = 1/sqrt(Σx²/C + eps), y = (x·rstd)·w. y may alias x
 // for RMS (every lane reads a chunk before it writes it).
-template <bool CENTERED, int VEC, int SLOTS>
-__device__ __forceinline__ void forward_row(float* y, float* __restrict__ mean, float* __restrict__ rstd, const float* x, const float* __restrict__ weight,
+template <bool CENTERED, int VEC, int SLOTS, class OUT>
+__device__ __forceinline__ void forward_row(OUT* y, float* __restrict__ mean, float* __restrict__ rstd, const float* x, const float* __restrict__ weight,
                                             const float* __restrict__ bias, int row, int channels, float epsilon) {
     const float* xr = x + static_cast<long long>(row) * channels;
-    float* yr = y + static_cast<long long>(row) * channels;
+    OUT* yr = y + static_cast<long long>(row) * channels;
     const float count = static_cast<float>(channels);
     float cache[SLOTS > 0 ? SLOTS : 1][VEC];
 
@@ -142,18 +142,20 @@ __device__ __forceinline__ void backward_row(float* __restrict__ dx, const float
     });
 }
 
-template <bool CENTERED>
-__device__ __forceinline__ void forward(float* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias, int rows, int channels, float epsilon) {
+// OUT = float, or bf16 (the norm's output feeds only bf16 GEMMs: each value is the fp32 one rounded to nearest even, so
+// the result is bit for bit the fp32 kernel's output passed through convert_to_bf16, without that pass).
+template <bool CENTERED, class OUT>
+__device__ __forceinline__ void forward(OUT* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias, int rows, int channels, float epsilon) {
     const int row = grid_warp();
     if (row >= rows) return;  // whole warps exit together: the row is warp-uniform
     const bool vec = (channels & 3) == 0 && aligned16(y) && aligned16(x) && aligned16(weight) && (!CENTERED || aligned16(bias));
     if (vec) {
-        if (channels <= 4 * SP_WARP_SIZE * 8) forward_row<CENTERED, 4, 8>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
-        else if (channels <= 4 * SP_WARP_SIZE * 16) forward_row<CENTERED, 4, 16>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
-        else forward_row<CENTERED, 4, 0>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
+        if (channels <= 4 * SP_WARP_SIZE * 8) forward_row<CENTERED, 4, 8, OUT>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
+        else if (channels <= 4 * SP_WARP_SIZE * 16) forward_row<CENTERED, 4, 16, OUT>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
+        else forward_row<CENTERED, 4, 0, OUT>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
     } else {
-        if (channels <= SP_WARP_SIZE * 32) forward_row<CENTERED, 1, 32>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
-        else forward_row<CENTERED, 1, 0>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
+        if (channels <= SP_WARP_SIZE * 32) forward_row<CENTERED, 1, 32, OUT>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
+        else forward_row<CENTERED, 1, 0, OUT>(y, mean, rstd, x, weight, bias, row, channels, epsilon);
     }
 }
 
@@ -182,6 +184,12 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_forward(float* y, fl
     norm_detail::forward<true>(y, mean, rstd, x, weight, bias, rows, channels, epsilon);
 }
 
+// layernorm_forward_bf16 — layernorm_forward with y in bf16 ([N, C], each value the fp32 result rounded to nearest even;
+//   mean and rstd fp32 as there): the input of a bf16 GEMM, made without a convert_to_bf16 pass. Grid and block as there.
+extern "C" __global__ void __launch_bounds__(256) layernorm_forward_bf16(bf16* y, float* __restrict__ mean, float* __restrict__ rstd, const float* x, const float* __restrict__ weight, const float* __restrict__ bias, int rows, int channels, float epsilon) {
+    norm_detail::forward<true>(y, mean, rstd, x, weight, bias, rows, channels, epsilon);
+}
+
 // layernorm_backward — input gradient only, ADDED into dx (the residual stream's gradient: the residual add is fused).
 //   dx, dy, x: [N, C] (dx must not alias dy or x); weight: [C]; mean, rstd: [N] from layernorm_forward.
 //   Grid: ceil(N / 8) blocks; block: 256 threads = 8 warps, one warp per row.
@@ -193,6 +201,11 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_backward(float* __re
 //   y, x: [N, C] (y may alias x); weight: [C]; rstd: [N] out, or null (inference: nothing saved).
 //   Grid: ceil(N / 8) blocks; block: 256 threads = 8 warps, one warp per row.
 extern "C" __global__ void __launch_bounds__(256) rmsnorm_forward(float* y, float* __restrict__ rstd, const float* x, const float* __restrict__ weight, int rows, int channels, float epsilon) {
+    norm_detail::forward<false>(y, nullptr, rstd, x, weight, nullptr, rows, channels, epsilon);
+}
+
+// rmsnorm_forward_bf16 — rmsnorm_forward with y in bf16 ([N, C], rounded to nearest even; rstd fp32; y cannot alias x).
+extern "C" __global__ void __launch_bounds__(256) rmsnorm_forward_bf16(bf16* y, float* __restrict__ rstd, const float* x, const float* __restrict__ weight, int rows, int channels, float epsilon) {
     norm_detail::forward<false>(y, nullptr, rstd, x, weight, nullptr, rows, channels, epsilon);
 }
 

@@ -143,8 +143,34 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         long blockParameters = (long)config.Layers * (3L * config.Embedding * config.Embedding + config.Embedding * config.Embedding + 2L * config.Embedding * config.Inner);
         Assert.That(fp32.BytesOf(DeviceMemoryKind.Weights) - bf16.BytesOf(DeviceMemoryKind.Weights), Is.EqualTo(2 * blockParameters).Within(256 * config.Layers * 4),
             "each block matrix: 2 bytes less per parameter (up to alignment)");
-        Assert.That(bf16.BytesOf(DeviceMemoryKind.Workspace), Is.GreaterThan(fp32.BytesOf(DeviceMemoryKind.Workspace)), "room for a bf16 GEMM operand");
+        long wide = Bytes(fp32, "wide");  // fp32 [n, inner]
+        Assert.That(wide, Is.GreaterThan(0), "fp32 keeps its wide buffer for the GELU output");
+        Assert.That(Bytes(bf16, "bf16_operands"), Is.EqualTo(wide / 2).Within(DeviceArena.Alignment), "room for a bf16 GEMM operand: [n, inner] at 2 bytes");
+        Assert.That(Bytes(bf16, "wide"), Is.Zero, "the GELU output is written bf16 into the operand buffer, never fp32");
+        Assert.That(bf16.BytesOf(DeviceMemoryKind.Workspace), Is.LessThan(fp32.BytesOf(DeviceMemoryKind.Workspace)), "bf16 operands replace the fp32 wide buffer");
     }
+
+    [Test]
+    public void T5KeepsTheEncoderOutputInBf16ForTheCrossAttentionGemms()
+    {
+        var config = T5Shapes.Named["t5-small"];
+        var layout = PromptLayout.Uniform(1, 20);
+        var batch = new TokenBatch(4, 64, layout);
+        batch.Reset(64);
+        for (int r = 0; r < 4; r++) batch.AddRow(new int[48], new int[16]);
+        var fp32 = DeviceMemoryPlan.Measure(config, batch, layout);
+        var bf16 = DeviceMemoryPlan.Measure(config, batch, layout, Precision.Bf16);
+        long output = Bytes(fp32, "encoder.output");
+        Assert.That(output, Is.GreaterThan(0), "fp32: the encoder output in fp32");
+        Assert.That(Bytes(fp32, "encoder.output_bf16"), Is.Zero, "fp32: no bf16 copy");
+        Assert.That(Bytes(bf16, "encoder.output"), Is.Zero, "bf16: no fp32 encoder output");
+        Assert.That(Bytes(bf16, "encoder.output_bf16"), Is.EqualTo(output / 2), "bf16: the encoder output at 2 bytes");
+        Assert.That(fp32.BytesOf(DeviceMemoryKind.Activations) - bf16.BytesOf(DeviceMemoryKind.Activations), Is.EqualTo(output / 2).Within(2 * DeviceArena.Alignment),
+            "the saved activations shrink by exactly that");
+    }
+
+    private static long Bytes(DeviceMemoryPlan plan, string tensor) =>
+        plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Name == tensor).Sum(t => t.Bytes);
 
     [Test]
     public void TheCpuEnginesRefuseBf16()

@@ -26,6 +26,22 @@ internal static class Elementwise
         foreach (var buffer in buffers) aligned &= LaunchChecks.Aligned16(buffer.Address);
         return new(LaunchChecks.GridStrideBlocks(aligned ? (n + 3) / 4 : n, Threads), Threads);
     }
+
+    /// <summary>
+    /// <see cref="Shape"/> for a kernel whose one output <paramref name="y"/> is bf16 (the *_forward_bf16 variants: an
+    /// activation only a bf16 GEMM reads, rounded to nearest even as it is stored); it cannot alias the fp32 inputs.
+    /// </summary>
+    public static LaunchShape? Bf16Shape(string kernel, string names, long count, out int n, DeviceSpan<ushort> y, params ReadOnlySpan<DeviceSpan<float>> inputs)
+    {
+        n = LaunchChecks.Elements(kernel, count, "n");
+        if (y.Length < n) throw new ArgumentException($"{kernel}: y holds {y.Length} bf16 elements, n is {n}.", nameof(y));
+        for (int i = 0; i < inputs.Length; i++)
+            if (inputs[i].Length < n) LaunchChecks.AtLeast(kernel, inputs[i], n, "[n]", names.Split(' ')[i]);
+        if (n == 0) return null;
+        bool aligned = LaunchChecks.Aligned16(y.Address);
+        foreach (var input in inputs) aligned &= LaunchChecks.Aligned16(input.Address);
+        return new(LaunchChecks.GridStrideBlocks(aligned ? (n + 3) / 4 : n, Threads), Threads);
+    }
 }
 
 /// <summary>gelu_forward: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GeluOps.Forward); n = x.Length, y [≥ n]; y may alias x.</summary>
@@ -37,6 +53,13 @@ internal static class GeluForward
     {
         if (Elementwise.Shape(Name, "y x", x.Length, 1, out int n, y, x) is { } shape)
             KernelStubs.gelu_forward(device, shape, y: y, x: x, n: n);
+    }
+
+    /// <summary>gelu_forward_bf16: the same with y bf16 [≥ n] (rounded to nearest even: the down projection's GEMM operand).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> x)
+    {
+        if (Elementwise.Bf16Shape("gelu_forward_bf16", "x", x.Length, out int n, y, x) is { } shape)
+            KernelStubs.gelu_forward_bf16(device, shape, y: y, x: x, n: n);
     }
 }
 
@@ -61,6 +84,13 @@ internal static class ReluForward
     {
         if (Elementwise.Shape(Name, "y x", x.Length, 1, out int n, y, x) is { } shape)
             KernelStubs.relu_forward(device, shape, y: y, x: x, n: n);
+    }
+
+    /// <summary>relu_forward_bf16: the same with y bf16 [≥ n] (wo's GEMM operand).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> x)
+    {
+        if (Elementwise.Bf16Shape("relu_forward_bf16", "x", x.Length, out int n, y, x) is { } shape)
+            KernelStubs.relu_forward_bf16(device, shape, y: y, x: x, n: n);
     }
 }
 
@@ -88,6 +118,13 @@ internal static class GatedGeluForward
     {
         if (Elementwise.Shape(Name, "y gate linear", gate.Length, 1, out int n, y, gate, linear) is { } shape)
             KernelStubs.gated_gelu_forward(device, shape, y: y, gate: gate, linear: linear, n: n);
+    }
+
+    /// <summary>gated_gelu_forward_bf16: the same with y bf16 [≥ n] (wo's GEMM operand).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> gate, DeviceSpan<float> linear)
+    {
+        if (Elementwise.Bf16Shape("gated_gelu_forward_bf16", "gate linear", gate.Length, out int n, y, gate, linear) is { } shape)
+            KernelStubs.gated_gelu_forward_bf16(device, shape, y: y, gate: gate, linear: linear, n: n);
     }
 }
 
@@ -119,6 +156,13 @@ internal static class SwiGluForward
     {
         if (Elementwise.Shape(Name, "y gate up", n, 1, out int count, y, gate, up) is { } shape)
             KernelStubs.swiglu_forward(device, shape, y: y, gate: gate, up: up, n: count);
+    }
+
+    /// <summary>swiglu_forward_bf16: the same with y bf16 [≥ n] (down_proj's GEMM operand).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> gate, DeviceSpan<float> up, int n)
+    {
+        if (Elementwise.Bf16Shape("swiglu_forward_bf16", "gate up", n, out int count, y, gate, up) is { } shape)
+            KernelStubs.swiglu_forward_bf16(device, shape, y: y, gate: gate, up: up, n: count);
     }
 }
 

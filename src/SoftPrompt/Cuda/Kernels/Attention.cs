@@ -21,8 +21,12 @@ internal static class AttentionShape
     public const int Threads = 128;
     public const int MaxHeadSize = 128;
 
-    /// <summary>Validates the shape, scale and input strides; returns A = H·hs.</summary>
-    public static int Width(string kernel, int batch, int queryLength, int keyLength, int heads, int headSize, int qStride, int kStride, int vStride, float scale)
+    /// <summary>
+    /// Validates the shape, scale, key/value heads and input strides; returns A = H·hs and the k/v width Hkv·hs.
+    /// <paramref name="keyValueHeads"/> other than H (grouped-query heads read in place) needs the tensor-core kernels.
+    /// </summary>
+    public static (int Width, int KeyValueWidth) Widths(string kernel, int batch, int queryLength, int keyLength, int heads, int keyValueHeads, int headSize,
+        int qStride, int kStride, int vStride, float scale, bool tensorCores)
     {
         LaunchChecks.NotBelow(kernel, batch, 0);
         LaunchChecks.NotBelow(kernel, queryLength, 0);
@@ -35,10 +39,17 @@ internal static class AttentionShape
             throw new ArgumentException($"{kernel}: B·H = {(long)batch * heads} exceeds the grid's y limit of 65,535; split the batch.", nameof(batch));
         if (!float.IsFinite(scale) || scale <= 0f)
             throw new ArgumentOutOfRangeException(nameof(scale), scale, $"{kernel}: the score scale must be positive and finite (1/√hs for GPT-2, 1 for T5 and Llama).");
-        long width = (long)heads * headSize;
-        if (qStride < width || kStride < width || vStride < width)
-            throw new ArgumentException($"{kernel}: row strides q {qStride}, k {kStride}, v {vStride} must each be at least H·hs = {width}.");
-        return (int)width;
+        if (keyValueHeads != heads)
+        {
+            if (keyValueHeads < 1 || heads % keyValueHeads != 0)
+                throw new ArgumentException($"{kernel}: {heads} query heads are not a multiple of {keyValueHeads} key/value heads.", nameof(keyValueHeads));
+            if (!tensorCores || !AttentionTensorCores.Supports(headSize))
+                throw new ArgumentException($"{kernel}: grouped-query heads ({heads} query, {keyValueHeads} key/value) are read in place by the bf16 tensor-core kernels only (head size 64 or 128); at head size {headSize} or in fp32, repeat k and v per query head first (RepeatKeyValueHeads).", nameof(keyValueHeads));
+        }
+        long width = (long)heads * headSize, kvWidth = (long)keyValueHeads * headSize;
+        if (qStride < width || kStride < kvWidth || vStride < kvWidth)
+            throw new ArgumentException($"{kernel}: row strides q {qStride}, k {kStride}, v {vStride} must be at least H·hs = {width} (q) and Hkv·hs = {kvWidth} (k, v).");
+        return ((int)width, (int)kvWidth);
     }
 
     /// <summary>Throws unless an output's row stride holds a whole row of A = H·hs columns.</summary>
@@ -87,7 +98,8 @@ internal static class AttentionShape
 /// The bf16 tensor-core variants of kernels/attention_tc.cu (attention_tc_forward / _backward_dq / _backward_dkv, hs 64
 /// and 128): same parameters, semantics and outputs as the fp32 kernels; q, k, v, dout and the probabilities are
 /// rounded to bf16 as mma operands, everything else is fp32. The launchers use them when asked for tensor cores (an
-/// engine in bf16 precision) and hs ∈ {64, 128}.
+/// engine in bf16 precision) and hs ∈ {64, 128}. Only they take keyValueHeads &lt; heads (grouped-query attention): k, v,
+/// dk and dv then hold Hkv heads per row, read and written in place (the dkv kernel sums each kv head's group itself).
 /// </summary>
 internal static class AttentionTensorCores
 {
@@ -139,28 +151,29 @@ internal static class AttentionForward
     public static void Launch(IComputeDevice device, DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp,
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false)
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0)
     {
-        int width = AttentionShape.Width(Name, batch, queryLength, keyLength, heads, headSize, qStride, kStride, vStride, scale);
+        if (keyValueHeads == 0) keyValueHeads = heads;
+        var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, tensorCores);
         AttentionShape.OutputStride(Name, outStride, width, "out");
         long queries = (long)batch * queryLength, keys = (long)batch * keyLength;
         LaunchChecks.AtLeast(Name, output, AttentionShape.Strided(queries, outStride, width), "out [B, Tq, ·] at outStride");
         LaunchChecks.AtLeast(Name, logSumExp, queries * heads, "lse [B, H, Tq]");
         LaunchChecks.AtLeast(Name, q, AttentionShape.Strided(queries, qStride, width), "q [B, Tq, ·] at qStride");
-        LaunchChecks.AtLeast(Name, k, AttentionShape.Strided(keys, kStride, width), "k [B, Tk, ·] at kStride");
-        LaunchChecks.AtLeast(Name, v, AttentionShape.Strided(keys, vStride, width), "v [B, Tk, ·] at vStride");
+        LaunchChecks.AtLeast(Name, k, AttentionShape.Strided(keys, kStride, kvWidth), "k [B, Tk, ·] at kStride");
+        LaunchChecks.AtLeast(Name, v, AttentionShape.Strided(keys, vStride, kvWidth), "v [B, Tk, ·] at vStride");
         LaunchChecks.AbsentOrAtLeast(Name, keyLengths, batch, "[B]");
         var (table, buckets) = AttentionShape.Bias(Name, biasTable, bucketByOffset, queryLength, keyLength, heads);
         if (queries == 0) return;
         if (AttentionShape.OverlapsAny(AttentionShape.Extent(output, queries, outStride, width),
-                [AttentionShape.Extent(q, queries, qStride, width), AttentionShape.Extent(k, keys, kStride, width), AttentionShape.Extent(v, keys, vStride, width)]))
+                [AttentionShape.Extent(q, queries, qStride, width), AttentionShape.Extent(k, keys, kStride, kvWidth), AttentionShape.Extent(v, keys, vStride, kvWidth)]))
             throw new ArgumentException($"{Name}: output must not alias q, k or v.", nameof(output));
         var grid = new Dim3((uint)AttentionShape.Tiles(queryLength, QueryTile), (uint)(batch * heads));
         if (tensorCores && AttentionTensorCores.Supports(headSize))
         {
             KernelStubs.attention_tc_forward(device, headSizeTile: headSize, new(grid, AttentionShape.Threads, AttentionTensorCores.SharedBytes(headSize)),
                 @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causal ? 1 : 0, scale: scale);
+                Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causal ? 1 : 0, scale: scale);
             return;
         }
         int padded = AttentionShape.Padded(headSize);
@@ -207,22 +220,23 @@ internal static class AttentionBackward
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
         DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false)
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0)
     {
-        int width = AttentionShape.Width(Name, batch, queryLength, keyLength, heads, headSize, qStride, kStride, vStride, scale);
+        if (keyValueHeads == 0) keyValueHeads = heads;
+        var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, tensorCores);
         AttentionShape.OutputStride(Name, dqStride, width, "dq");
-        AttentionShape.OutputStride(Name, dkStride, width, "dk");
-        AttentionShape.OutputStride(Name, dvStride, width, "dv");
+        AttentionShape.OutputStride(Name, dkStride, kvWidth, "dk");
+        AttentionShape.OutputStride(Name, dvStride, kvWidth, "dv");
         AttentionShape.OutputStride(Name, doutStride, width, "dout");
         AttentionShape.OutputStride(Name, outStride, width, "out");
         long queries = (long)batch * queryLength, keys = (long)batch * keyLength;
         LaunchChecks.AtLeast(Name, dq, AttentionShape.Strided(queries, dqStride, width), "dq [B, Tq, ·] at dqStride");
-        LaunchChecks.AtLeast(Name, dk, AttentionShape.Strided(keys, dkStride, width), "dk [B, Tk, ·] at dkStride");
-        LaunchChecks.AtLeast(Name, dv, AttentionShape.Strided(keys, dvStride, width), "dv [B, Tk, ·] at dvStride");
+        LaunchChecks.AtLeast(Name, dk, AttentionShape.Strided(keys, dkStride, kvWidth), "dk [B, Tk, ·] at dkStride");
+        LaunchChecks.AtLeast(Name, dv, AttentionShape.Strided(keys, dvStride, kvWidth), "dv [B, Tk, ·] at dvStride");
         LaunchChecks.AtLeast(Name, dout, AttentionShape.Strided(queries, doutStride, width), "dout [B, Tq, ·] at doutStride");
         LaunchChecks.AtLeast(Name, q, AttentionShape.Strided(queries, qStride, width), "q [B, Tq, ·] at qStride");
-        LaunchChecks.AtLeast(Name, k, AttentionShape.Strided(keys, kStride, width), "k [B, Tk, ·] at kStride");
-        LaunchChecks.AtLeast(Name, v, AttentionShape.Strided(keys, vStride, width), "v [B, Tk, ·] at vStride");
+        LaunchChecks.AtLeast(Name, k, AttentionShape.Strided(keys, kStride, kvWidth), "k [B, Tk, ·] at kStride");
+        LaunchChecks.AtLeast(Name, v, AttentionShape.Strided(keys, vStride, kvWidth), "v [B, Tk, ·] at vStride");
         LaunchChecks.AtLeast(Name, output, AttentionShape.Strided(queries, outStride, width), "out [B, Tq, ·] at outStride");
         LaunchChecks.AtLeast(Name, logSumExp, queries * heads, "lse [B, H, Tq]");
         LaunchChecks.AtLeast(Name, scratch, queries * heads, "[B·H·Tq]");
@@ -237,11 +251,11 @@ internal static class AttentionBackward
         ReadOnlySpan<(ulong Start, ulong End)> read =
         [
             AttentionShape.Extent(dout, queries, doutStride, width), AttentionShape.Extent(q, queries, qStride, width),
-            AttentionShape.Extent(k, keys, kStride, width), AttentionShape.Extent(v, keys, vStride, width),
+            AttentionShape.Extent(k, keys, kStride, kvWidth), AttentionShape.Extent(v, keys, vStride, kvWidth),
             AttentionShape.Extent(output, queries, outStride, width),
         ];
-        if (AttentionShape.OverlapsAny(AttentionShape.Extent(dq, queries, dqStride, width), read) || AttentionShape.OverlapsAny(AttentionShape.Extent(dk, keys, dkStride, width), read)
-            || AttentionShape.OverlapsAny(AttentionShape.Extent(dv, keys, dvStride, width), read))
+        if (AttentionShape.OverlapsAny(AttentionShape.Extent(dq, queries, dqStride, width), read) || AttentionShape.OverlapsAny(AttentionShape.Extent(dk, keys, dkStride, kvWidth), read)
+            || AttentionShape.OverlapsAny(AttentionShape.Extent(dv, keys, dvStride, kvWidth), read))
             throw new ArgumentException($"{Name}: dq, dk and dv must not alias dout, q, k, v or out (both kernels read them).", nameof(dq));
         int causalFlag = causal ? 1 : 0;
         uint headBlocks = (uint)(batch * heads);
@@ -255,13 +269,14 @@ internal static class AttentionBackward
                     dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
                     table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                     dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+                    Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
+            // The dkv kernel: one block per (key tile, b·Hkv + kv head), each summing its group's query heads.
             KernelStubs.attention_tc_backward_dkv(device, headSizeTile: headSize,
-                new(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), headBlocks), AttentionShape.Threads, bytes),
+                new(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), (uint)(batch * keyValueHeads)), AttentionShape.Threads, bytes),
                 dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
                 table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                 dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+                Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
             return;
         }
         int padded = AttentionShape.Padded(headSize), outer = OuterTile(padded);

@@ -11,7 +11,8 @@ internal static class NormLaunch
     public static int Blocks(int rows) => LaunchChecks.WarpPerRowBlocks(rows, Threads);
 
     /// <summary>Checks y, x [N, C], weight [C] and rstd [N] (absent allowed); false when there is nothing to launch.</summary>
-    public static bool CheckForward(string kernel, DeviceSpan<float> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int rows, int channels)
+    public static bool CheckForward<TOut>(string kernel, DeviceSpan<TOut> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int rows, int channels)
+        where TOut : unmanaged
     {
         LaunchChecks.NotBelow(kernel, rows, 0);
         LaunchChecks.NotBelow(kernel, channels, 1);
@@ -59,6 +60,17 @@ internal static class LayerNormForward
         if (y.Address == x.Address) throw new ArgumentException($"{Name}: y must not alias x (the backward needs x).", nameof(y));
         KernelStubs.layernorm_forward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, mean: mean, rstd: rstd, x: x, weight: weight, bias: bias, rows: rows, channels: channels, epsilon: epsilon);
     }
+
+    /// <summary>layernorm_forward_bf16: the same with y bf16 [N, C] (the fp32 result rounded to nearest even: a bf16 GEMM's operand); mean, rstd fp32.</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
+        DeviceSpan<float> weight, DeviceSpan<float> bias, int rows, int channels, float epsilon)
+    {
+        const string name = "layernorm_forward_bf16";
+        LaunchChecks.AtLeast(name, bias, channels, "[C]");
+        LaunchChecks.AbsentOrAtLeast(name, mean, rows, "[N]");
+        if (!NormLaunch.CheckForward(name, y, rstd, x, weight, rows, channels)) return;
+        KernelStubs.layernorm_forward_bf16(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, mean: mean, rstd: rstd, x: x, weight: weight, bias: bias, rows: rows, channels: channels, epsilon: epsilon);
+    }
 }
 
 /// <summary>
@@ -92,6 +104,15 @@ internal static class RmsNormForward
     {
         if (!NormLaunch.CheckForward(Name, y, rstd, x, weight, rows, channels)) return;
         KernelStubs.rmsnorm_forward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, rstd: rstd, x: x, weight: weight, rows: rows, channels: channels, epsilon: epsilon);
+    }
+
+    /// <summary>rmsnorm_forward_bf16: the same with y bf16 [N, C] (rounded to nearest even: a bf16 GEMM's operand); rstd fp32.</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight,
+        int rows, int channels, float epsilon)
+    {
+        const string name = "rmsnorm_forward_bf16";
+        if (!NormLaunch.CheckForward(name, y, rstd, x, weight, rows, channels)) return;
+        KernelStubs.rmsnorm_forward_bf16(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, rstd: rstd, x: x, weight: weight, rows: rows, channels: channels, epsilon: epsilon);
     }
 }
 

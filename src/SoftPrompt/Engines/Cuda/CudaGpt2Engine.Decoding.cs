@@ -18,17 +18,19 @@ public sealed partial class CudaGpt2Engine
         var ix = p.Indices(rows);
         int n = rows, c = config.Embedding, inner = config.Inner, heads = config.Heads;
         float eps = (float)config.LayerNormEpsilon;
-        LayerNormForward.Launch(device, p.Norm, p.Mean, p.Rstd, p.Hidden, w.Norm1Weight, w.Norm1Bias, n, c, eps);
-        Linear(p.Query, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+        var normed = LayerNormForGemm(bf16, p.Norm, p.Mean, p.Rstd, p.Hidden, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+        Linear(p.Query, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Query.Slice(c), 3 * c, p.Query.Slice(2 * c), 3 * c, ix.RowKeys, n, c, c);
         DecodeAttention.Launch(device, p.Attention, c, p.Query, 3 * c, p.KeyCache[layer], p.ValueCache[layer], c, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, heads, c / heads, splitSize, splits, config.AttentionScale<float>(layer));
         Linear(p.Middle, p.Hidden, p.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
-        LayerNormForward.Launch(device, p.Norm, p.Mean, p.Rstd, p.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+        normed = LayerNormForGemm(bf16, p.Norm, p.Mean, p.Rstd, p.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
         var hidden = p.Inner.Slice(0, (long)n * inner);
-        Linear(hidden, default, p.Norm, w.FcWeight, w.FcBias, n, c, inner);
-        GeluForward.Launch(device, hidden, hidden);
-        Linear(p.Hidden, p.Middle, hidden, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
+        Linear(hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
+        var activated = GemmInputBuffer(bf16, hidden, hidden.Length);
+        if (bf16) GeluForward.Launch(device, activated.Bf16, hidden);
+        else GeluForward.Launch(device, hidden, hidden);
+        Linear(p.Hidden, p.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }
 
     internal override void CachedFinalNorm(DeviceDecodingPlan p, int rows)

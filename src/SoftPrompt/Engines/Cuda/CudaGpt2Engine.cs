@@ -61,18 +61,22 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, c = config.Embedding, inner = config.Inner;
         float eps = (float)config.LayerNormEpsilon;
-        LayerNormForward.Launch(device, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
-        Linear(s.Qkv, default, p.Norm, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+        var normed = LayerNormForGemm(bf16, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+        Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
         FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer), tensorCores: bf16);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
         Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
-        LayerNormForward.Launch(device, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
-        Linear(s.Hidden, default, p.Norm, w.FcWeight, w.FcBias, n, c, inner);
+        normed = LayerNormForGemm(bf16, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+        Linear(s.Hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
         if (recomputing) return;
-        GeluForward.Launch(device, p.Wide.Slice(0, (long)n * inner), s.Hidden.Slice(0, (long)n * inner));
-        Linear(p.BlockInput(layer + 1), s.Middle, p.Wide, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
+        long wide = (long)n * inner;
+        var activated = GemmInputBuffer(bf16, p.Wide, wide);
+        if (bf16) GeluForward.Launch(device, activated.Bf16, s.Hidden.Slice(0, wide));
+        else GeluForward.Launch(device, p.Wide.Slice(0, wide), s.Hidden.Slice(0, wide));
+        Linear(p.BlockInput(layer + 1), s.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }
+
 
     private protected override void FinalNormForward()
     {
@@ -122,7 +126,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
     }
 
     /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out] (Conv1D): the bias (and residual) are written first, the GEMM accumulates.</summary>
-    private void Linear(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void Linear(DeviceSpan<float> y, DeviceSpan<float> residual, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
         BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), residual.Length == 0 ? default : residual.Slice(0, (long)n * outDim), bias, n, outDim);
         WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 1f, y);

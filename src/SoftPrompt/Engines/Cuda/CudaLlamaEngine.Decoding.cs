@@ -31,10 +31,10 @@ public sealed partial class CudaLlamaEngine
         int n = rows, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize;
         float eps = (float)config.RmsNormEpsilon;
-        RmsNormForward.Launch(device, p.Norm, p.Rstd, p.Hidden, w.AttentionNormWeight, n, d, eps);
-        Project(p.Query, p.Norm, w.Query, w.Bias.Query, n, d, att);
-        Project(p.Key, p.Norm, w.Key, w.Bias.Key, n, d, kv);
-        Project(p.Value, p.Norm, w.Value, w.Bias.Value, n, d, kv);
+        var normed = RmsNormForGemm(bf16, p.Norm, p.Rstd, p.Hidden, w.AttentionNormWeight, n, d, eps);
+        Project(p.Query, normed, w.Query, w.Bias.Query, n, d, att);
+        Project(p.Key, normed, w.Key, w.Bias.Key, n, d, kv);
+        Project(p.Value, normed, w.Value, w.Bias.Value, n, d, kv);
         // Row i's tables are its position's (batch 1, sequence n: the kernel's row index is the table row).
         RopeForward.Launch(device, p.Query, p.RopeCos, p.RopeSin, 1, n, heads, hd, attentionScale);
         RopeForward.Launch(device, p.Key, p.RopeCos, p.RopeSin, 1, n, kvHeads, hd, 1f);
@@ -42,12 +42,14 @@ public sealed partial class CudaLlamaEngine
         DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[layer], p.ValueCache[layer], kv, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, kvHeads, hd, splitSize, splits, scale: 1f);
         ResidualWithBias(p.Middle, p.Hidden, p.Attention, w.Output, w.Bias.Output, n, att, d);
-        RmsNormForward.Launch(device, p.Norm, p.Rstd, p.Middle, w.MlpNormWeight, n, d, eps);
+        normed = RmsNormForGemm(bf16, p.Norm, p.Rstd, p.Middle, w.MlpNormWeight, n, d, eps);
         var gate = p.Inner.Slice(0, (long)n * ff);
-        Project(gate, p.Norm, w.Gate, n, d, ff);
-        Project(p.Inner2, p.Norm, w.Up, n, d, ff);
-        SwiGluForward.Launch(device, gate, gate, p.Inner2, n * ff);
-        Residual(p.Hidden, p.Middle, gate, w.Down, n, ff, d);
+        Project(gate, normed, w.Gate, n, d, ff);
+        Project(p.Inner2, normed, w.Up, n, d, ff);
+        var activated = GemmInputBuffer(bf16, gate, gate.Length);
+        if (bf16) SwiGluForward.Launch(device, activated.Bf16, gate, p.Inner2, n * ff);
+        else SwiGluForward.Launch(device, gate, gate, p.Inner2, n * ff);
+        Residual(p.Hidden, p.Middle, activated, w.Down, n, ff, d);
     }
 
     internal override void CachedFinalNorm(DeviceDecodingPlan p, int rows)

@@ -8,9 +8,10 @@ namespace SoftPrompt.Engines;
 /// Llama-style models on a device (<see cref="CpuLlamaEngine{T}"/>'s forward and input-gradient-only reverse pass as kernels
 /// plus GEMMs): pre-RMSNorm blocks of grouped-query attention with rotate-half RoPE and a SwiGLU MLP, nn.Linear weights
 /// [out, in], biased only where the config says (Qwen2's q/k/v, Llama's attention_bias q/k/v/o: written into the output
-/// before its GEMM accumulates, and never read backward, since a bias leaves the input gradients as they are). RoPE folds attention's 1/√hd into the query's rotation; grouped-query attention repeats each
-/// kv head for its query heads and sums the group's gradients back (deterministic, no atomics) around the attention kernel
-/// run without a bias. RoPE and attention run on each row's full sequence (where a position's angle is its index), the
+/// before its GEMM accumulates, and never read backward, since a bias leaves the input gradients as they are). RoPE folds attention's 1/√hd into the query's rotation. Grouped-query attention: on the bf16
+/// tensor-core kernels (head size 64 or 128) each query head reads its group's kv head in place and the kernel sums the group's
+/// k/v gradients itself; otherwise each kv head is repeated for its query heads and the group's gradients summed back
+/// (deterministic, no atomics) around the attention kernel, run without a bias. RoPE and attention run on each row's full sequence (where a position's angle is its index), the
 /// rest on the shared rows (<see cref="DecoderOnlyDeviceEngine"/>).
 /// </summary>
 public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
@@ -67,25 +68,29 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
-        RmsNormForward.Launch(device, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
-        Project(s.Query, p.Norm, w.Query, w.Bias.Query, n, d, att);
-        Project(s.Key, p.Norm, w.Key, w.Bias.Key, n, d, kv);
-        Project(s.Value, p.Norm, w.Value, w.Bias.Value, n, d, kv);
+        var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
+        Project(s.Query, normed, w.Query, w.Bias.Query, n, d, att);
+        Project(s.Key, normed, w.Key, w.Bias.Key, n, d, kv);
+        Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
         FullAttentionInputs(p, s);
-        AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, p.KeyFull, att, p.ValueFull, att,
-            default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true, scale: 1f, tensorCores: bf16);
+        var (keys, values, kvStride, kvHeads) = AttentionKeysAndValues(p);
+        AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, keys, kvStride, values, kvStride,
+            default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true, scale: 1f, tensorCores: bf16,
+            keyValueHeads: kvHeads);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
         ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
-        RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
-        Project(s.Gate, p.Norm, w.Gate, n, d, ff);
-        Project(s.Up, p.Norm, w.Up, n, d, ff);
+        normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
+        Project(s.Gate, normed, w.Gate, n, d, ff);
+        Project(s.Up, normed, w.Up, n, d, ff);
         if (recomputing) return;
-        SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
-        Residual(p.BlockInput(layer + 1), s.Middle, p.Wide, w.Down, n, ff, d);
+        var activated = GemmInputBuffer(bf16, p.Wide, (long)n * ff);
+        if (bf16) SwiGluForward.Launch(device, activated.Bf16, s.Gate, s.Up, n * ff);
+        else SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
+        Residual(p.BlockInput(layer + 1), s.Middle, activated, w.Down, n, ff, d);
     }
 
     /// <summary>y [n, outDim] = x · Wᵀ + b, or x · Wᵀ when <paramref name="bias"/> is empty: the bias is written first, the GEMM accumulates.</summary>
-    private void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void Project(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
         if (bias.Length == 0)
         {
@@ -97,7 +102,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
     }
 
     /// <summary>y [n, outDim] = residual + x · Wᵀ (+ b when <paramref name="bias"/> is not empty).</summary>
-    private void ResidualWithBias(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void ResidualWithBias(DeviceSpan<float> y, DeviceSpan<float> residual, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
         if (bias.Length == 0)
         {
@@ -123,10 +128,16 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
     // The zero row FullToSharedOrZero points repeated prompt positions at.
     private protected override void BeginBackward() => device.Zero(plan!.GradientAttention.Slice((long)step.Shared * config.AttentionSize, config.AttentionSize));
 
+    /// <summary>The k and v attention reads (with their row stride and kv heads): narrow when it reads groups in place, else repeated.</summary>
+    private (DeviceSpan<float> Keys, DeviceSpan<float> Values, int Stride, int Heads) AttentionKeysAndValues(LlamaDevicePlan p) =>
+        p.GroupsInPlace ? (p.KeyNarrowFull, p.ValueNarrowFull, config.KeyValueSize, config.KeyValueHeads)
+            : (p.KeyFull, p.ValueFull, config.AttentionSize, config.Heads);
+
     /// <summary>
     /// Attention's inputs in the full layout, from a layer's shared-row projections: q rotated and scaled by 1/√hd, k rotated
-    /// (position = index in the row's sequence, the prompt counting), k and v repeated to every query head. The forward
-    /// computes them, and the reverse pass again (cheaper than keeping them per layer).
+    /// (position = index in the row's sequence, the prompt counting), and, unless attention reads the groups in place, k
+    /// and v repeated to every query head. The forward computes them, and the reverse pass again (cheaper than keeping them
+    /// per layer).
     /// </summary>
     private void FullAttentionInputs(LlamaDevicePlan p, LlamaDevicePlan.Layer s)
     {
@@ -136,8 +147,9 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         RopeForward.Launch(device, p.QueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
         GatherRows.Launch(device, p.KeyNarrowFull, s.Key, shared.FullToShared, full, kv);
         RopeForward.Launch(device, p.KeyNarrowFull, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
-        RepeatKeyValueHeads.Launch(device, p.KeyFull, p.KeyNarrowFull, full, heads, kvHeads, hd);
         GatherRows.Launch(device, p.ValueNarrowFull, s.Value, shared.FullToShared, full, kv);
+        if (p.GroupsInPlace) return;
+        RepeatKeyValueHeads.Launch(device, p.KeyFull, p.KeyNarrowFull, full, heads, kvHeads, hd);
         RepeatKeyValueHeads.Launch(device, p.ValueFull, p.ValueNarrowFull, full, heads, kvHeads, hd);
     }
 
@@ -161,16 +173,23 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         GatherRows.Launch(device, p.GradientAttentionFull, p.GradientAttention, shared.FullToSharedOrZero, full, att);
         FullAttentionInputs(p, s);
         GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, att);
-        AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, att, p.GradientValueFull, att, p.GradientAttentionFull, att,
-            p.QueryFull, att, p.KeyFull, att, p.ValueFull, att, p.AttentionFull, att, s.LogSumExp, p.AttentionScratch, default, default, default,
-            rows, seq, seq, heads, hd, causal: true, scale: 1f, tensorCores: bf16);
-        SumKeyValueGroups.Launch(device, p.KeyNarrowFull, p.GradientKeyFull, full, heads, kvHeads, hd);
-        SumKeyValueGroups.Launch(device, p.ValueNarrowFull, p.GradientValueFull, full, heads, kvHeads, hd);
+        var (keys, values, kvStride, attentionKvHeads) = AttentionKeysAndValues(p);
+        // In place, the kernel writes each kv head's gradient (summed over its group) into the narrow gradient buffers;
+        // otherwise the repeated heads' gradients are summed back into the (now free) narrow k/v buffers.
+        var (dKeys, dValues) = p.GroupsInPlace ? (p.GradientKeyFull, p.GradientValueFull) : (p.KeyNarrowFull, p.ValueNarrowFull);
+        AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, kvStride, p.GradientValueFull, kvStride, p.GradientAttentionFull, att,
+            p.QueryFull, att, keys, kvStride, values, kvStride, p.AttentionFull, att, s.LogSumExp, p.AttentionScratch, default, default, default,
+            rows, seq, seq, heads, hd, causal: true, scale: 1f, tensorCores: bf16, keyValueHeads: attentionKvHeads);
+        if (!p.GroupsInPlace)
+        {
+            SumKeyValueGroups.Launch(device, dKeys, p.GradientKeyFull, full, heads, kvHeads, hd);
+            SumKeyValueGroups.Launch(device, dValues, p.GradientValueFull, full, heads, kvHeads, hd);
+        }
         RopeBackward.Launch(device, p.GradientQueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
-        RopeBackward.Launch(device, p.KeyNarrowFull, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+        RopeBackward.Launch(device, dKeys, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
         GatherSumRows.Launch(device, p.GradientQuery, p.GradientQueryFull, shared.ReduceStarts, shared.ReduceIndex, n, att, accumulate: false);
-        GatherSumRows.Launch(device, p.KeyNarrow, p.KeyNarrowFull, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
-        GatherSumRows.Launch(device, p.ValueNarrow, p.ValueNarrowFull, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
+        GatherSumRows.Launch(device, p.KeyNarrow, dKeys, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
+        GatherSumRows.Launch(device, p.ValueNarrow, dValues, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
         InputGradient(p.Norm, p.GradientQuery, w.Query, n, d, att);
         InputGradient(p.Norm, p.KeyNarrow, w.Key, n, d, kv, accumulate: true);
         InputGradient(p.Norm, p.ValueNarrow, w.Value, n, d, kv, accumulate: true);

@@ -152,7 +152,8 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         EmbeddingForward.Launch(device, x.Slice(0, (long)ne * d), p.EncoderTokens, state.Prompts, p.PromptIndex.Slice(0, rows), state.Offsets,
             weights.TokenEmbedding, p.ZeroPositions, rows, encoderLength, encoderLength, d);
         for (int l = 0; l < config.Layers; l++) EncoderLayerForward(p, l, recomputing: false);
-        RmsNormForward.Launch(device, p.EncoderOutput, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+        if (bf16) RmsNormForward.Launch(device, p.EncoderOutputBf16, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+        else RmsNormForward.Launch(device, p.EncoderOutput, p.EncoderFinalRstd, p.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
     }
 
     /// <summary>Encoder block <paramref name="l"/>, saving what its reverse pass reads; when <paramref name="recomputing"/> (a plan that recomputes, in the reverse pass) it stops once those are refilled.</summary>
@@ -163,9 +164,9 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         var w = weights.EncoderLayers[l];
         SelfAttention(p, s.Middle, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
             weights.EncoderRelativeBias, p.EncoderBuckets, p.EncoderLengths.Slice(0, rows), causal: false);
-        RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, (float)config.LayerNormEpsilon);
+        var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, (float)config.LayerNormEpsilon);
         var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
-        FeedForward(p, next, s.Middle, s.Hidden, s.Linear, w.FeedForward, ne, recomputing);
+        FeedForward(p, next, s.Middle, normed, s.Hidden, s.Linear, w.FeedForward, ne, recomputing);
     }
 
     private void DecoderForward(T5DevicePlan p)
@@ -191,33 +192,40 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
 
         var ca = s.CrossAttention;
-        RmsNormForward.Launch(device, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
-        Project(ca.Query, p.Norm, w.CrossAttention.Query, nd, d, att);
-        Project(ca.Key, p.EncoderOutput, w.CrossAttention.Key, ne, d, att);
-        Project(ca.Value, p.EncoderOutput, w.CrossAttention.Value, ne, d, att);
+        var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
+        Project(ca.Query, normed, w.CrossAttention.Query, nd, d, att);
+        var encoderOutput = bf16 ? GemmInput.OfBf16(p.EncoderOutputBf16) : p.EncoderOutput;
+        Project(ca.Key, encoderOutput, w.CrossAttention.Key, ne, d, att);
+        Project(ca.Value, encoderOutput, w.CrossAttention.Value, ne, d, att);
         Attend(ca, default, default, p.EncoderLengths.Slice(0, rows), decoderLength, encoderLength, causal: false);
         Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
 
-        RmsNormForward.Launch(device, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
+        normed = RmsNormForGemm(bf16, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
         var next = l + 1 < config.DecoderLayers ? p.Decoder[l + 1].Input : p.DecoderFinal;
-        FeedForward(p, next, s.Middle2, s.Hidden, s.Linear, w.FeedForward, nd, recomputing);
+        FeedForward(p, next, s.Middle2, normed, s.Hidden, s.Linear, w.FeedForward, nd, recomputing);
     }
 
     /// <summary>
-    /// output [n, d] = residual + wo·act(p.Norm) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x), saving the pre-activations;
-    /// only those when <paramref name="savedOnly"/>.
+    /// output [n, d] = residual + wo·act(x) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x) with x the feed-forward norm's output,
+    /// saving the pre-activations; only those when <paramref name="savedOnly"/>.
     /// </summary>
-    private void FeedForward(T5DevicePlan p, DeviceSpan<float> output, DeviceSpan<float> residual, DeviceSpan<float> hidden, DeviceSpan<float> linear,
+    private void FeedForward(T5DevicePlan p, DeviceSpan<float> output, DeviceSpan<float> residual, GemmInput normed, DeviceSpan<float> hidden, DeviceSpan<float> linear,
         T5DeviceWeights.FeedForward w, int n, bool savedOnly)
     {
         int d = config.Embedding, ff = config.FeedForwardSize;
-        Project(hidden, p.Norm, w.Input, n, d, ff);
-        if (config.IsGated) Project(linear, p.Norm, w.Linear, n, d, ff);
+        long count = (long)n * ff;
+        Project(hidden, normed, w.Input, n, d, ff);
+        if (config.IsGated) Project(linear, normed, w.Linear, n, d, ff);
         if (savedOnly) return;
-        var wide = p.Wide.Slice(0, (long)n * ff);
-        if (config.IsGated) GatedGeluForward.Launch(device, wide, hidden.Slice(0, (long)n * ff), linear.Slice(0, (long)n * ff));
-        else ReluForward.Launch(device, wide, hidden.Slice(0, (long)n * ff));
-        Residual(output, residual, p.Wide, w.Output, n, ff, d);
+        var activated = GemmInputBuffer(bf16, p.Wide, count);
+        if (config.IsGated)
+        {
+            if (bf16) GatedGeluForward.Launch(device, activated.Bf16, hidden.Slice(0, count), linear.Slice(0, count));
+            else GatedGeluForward.Launch(device, p.Wide.Slice(0, count), hidden.Slice(0, count), linear.Slice(0, count));
+        }
+        else if (bf16) ReluForward.Launch(device, activated.Bf16, hidden.Slice(0, count));
+        else ReluForward.Launch(device, p.Wide.Slice(0, count), hidden.Slice(0, count));
+        Residual(output, residual, activated, w.Output, n, ff, d);
     }
 
     /// <summary>Logits, loss and (optionally) d(decoder output) at target positions only.</summary>
@@ -311,10 +319,10 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         T5DevicePlan.Attention a, T5DeviceWeights.Attention w, int length, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, bool causal)
     {
         int n = rows * length, d = config.Embedding, att = config.AttentionSize;
-        RmsNormForward.Launch(device, p.Norm, rstd, input, normWeight, n, d, (float)config.LayerNormEpsilon);
-        Project(a.Query, p.Norm, w.Query, n, d, att);
-        Project(a.Key, p.Norm, w.Key, n, d, att);
-        Project(a.Value, p.Norm, w.Value, n, d, att);
+        var normed = RmsNormForGemm(bf16, p.Norm, rstd, input, normWeight, n, d, (float)config.LayerNormEpsilon);
+        Project(a.Query, normed, w.Query, n, d, att);
+        Project(a.Key, normed, w.Key, n, d, att);
+        Project(a.Value, normed, w.Value, n, d, att);
         Attend(a, bias, buckets, keyLengths, length, length, causal);
         Residual(output, input, a.Output, w.Output, n, att, d);
     }

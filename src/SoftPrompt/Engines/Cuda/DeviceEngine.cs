@@ -121,11 +121,11 @@ public abstract class DeviceEngine : IDeviceEngine
     }
 
     /// <summary>y [n, outDim] (=, or += when accumulating) x [n, inDim] · Wᵀ with W [outDim, inDim] (nn.Linear, no bias).</summary>
-    private protected void Project(DeviceSpan<float> y, DeviceSpan<float> x, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
+    private protected void Project(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
         => WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, accumulate ? 1f : 0f, y);
 
     /// <summary>y [n, outDim] = residual + x · Wᵀ: the residual is copied in first, the GEMM accumulates onto it.</summary>
-    private protected void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> x, DeviceMatrix weight, int n, int inDim, int outDim)
+    private protected void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, GemmInput x, DeviceMatrix weight, int n, int inDim, int outDim)
     {
         device.CopyDeviceToDevice(residual.Slice(0, (long)n * outDim), y.Slice(0, (long)n * outDim));
         Project(y, x, weight, n, inDim, outDim, accumulate: true);
@@ -138,21 +138,79 @@ public abstract class DeviceEngine : IDeviceEngine
     /// <summary>The current plan's room for a bf16 copy of a GEMM's activation operand (empty while the weights are fp32).</summary>
     private protected virtual DeviceSpan<ushort> Bf16Operands => default;
 
+    // Which activations are bf16 in bf16 precision, decided here once. An activation that only bf16 GEMMs read is written
+    // in bf16 by the kernel that makes it, into Bf16Operands: the norm outputs (LayerNorm, RMSNorm, T5's RMS norm) and the
+    // MLP activation outputs (GELU, ReLU, gated GELU, SwiGLU) — bit for bit what convert_to_bf16 made of their fp32 form,
+    // without that pass, and once for the q/k/v (gate/up) GEMMs that share one norm output; likewise T5's encoder output,
+    // which only the decoder's cross-attention k/v GEMMs read (its own bf16 tensor in the plan). Kept fp32: the residual stream
+    // (it sums every layer's small updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in
+    // fp32 inside attention), the loss, the final norm's output (the LM head's operand: the head is an fp32 matrix), and
+    // every gradient (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v, the attention
+    // output and the MLP pre-activations are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself).
+
+    /// <summary>The activation operand of a GEMM: fp32 (rounded into <see cref="Bf16Operands"/> when the weight is bf16), or already bf16.</summary>
+    private protected readonly record struct GemmInput(DeviceSpan<float> Fp32, DeviceSpan<ushort> Bf16)
+    {
+        public static implicit operator GemmInput(DeviceSpan<float> fp32) => new(fp32, default);
+        public static GemmInput OfBf16(DeviceSpan<ushort> bf16) => new(default, bf16);
+    }
+
+    /// <summary>
+    /// Where a kernel writes an activation that only GEMMs read: <see cref="Bf16Operands"/>' first <paramref name="count"/>
+    /// elements when the weights are bf16 (<paramref name="bf16"/>), else <paramref name="fp32"/>.
+    /// </summary>
+    private protected GemmInput GemmInputBuffer(bool bf16, DeviceSpan<float> fp32, long count)
+    {
+        if (!bf16) return fp32;
+        if (Bf16Operands.Length < count) throw new InvalidOperationException($"The plan holds {Bf16Operands.Length} bf16 operand elements, an activation needs {count}.");
+        return GemmInput.OfBf16(Bf16Operands.Slice(0, count));
+    }
+
+    /// <summary>LayerNorm of x [n, c] (saving mean and rstd) into the operand of the GEMM that follows: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
+    private protected GemmInput LayerNormForGemm(bool bf16, DeviceSpan<float> fp32, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
+        DeviceSpan<float> weight, DeviceSpan<float> bias, int n, int c, float epsilon)
+    {
+        var normed = GemmInputBuffer(bf16, fp32, (long)n * c);
+        if (bf16) LayerNormForward.Launch(device, normed.Bf16, mean, rstd, x, weight, bias, n, c, epsilon);
+        else LayerNormForward.Launch(device, fp32, mean, rstd, x, weight, bias, n, c, epsilon);
+        return normed;
+    }
+
+    /// <summary>RMSNorm of x [n, d] (saving rstd) into the operand of the GEMMs that follow: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
+    private protected GemmInput RmsNormForGemm(bool bf16, DeviceSpan<float> fp32, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int d, float epsilon)
+    {
+        var normed = GemmInputBuffer(bf16, fp32, (long)n * d);
+        if (bf16) RmsNormForward.Launch(device, normed.Bf16, rstd, x, weight, n, d, epsilon);
+        else RmsNormForward.Launch(device, fp32, rstd, x, weight, n, d, epsilon);
+        return normed;
+    }
+
     /// <summary>
     /// c [m, n] = x [m, k] · op(W) + beta·c with the activation x dense (ld k) and W stored with <paramref name="weightLd"/>.
-    /// A bf16 W multiplies a bf16 copy of x (rounded to nearest even into <see cref="Bf16Operands"/>) on tensor cores, fp32 sums.
+    /// A bf16 W multiplies x as it is when x is bf16, else a bf16 copy of it (rounded to nearest even into
+    /// <see cref="Bf16Operands"/>), on tensor cores with fp32 sums.
     /// </summary>
-    private protected void WeightGemm(int m, int n, int k, DeviceSpan<float> x, DeviceMatrix weight, int weightLd, bool weightTransposed, float beta, DeviceSpan<float> c)
+    private protected void WeightGemm(int m, int n, int k, GemmInput x, DeviceMatrix weight, int weightLd, bool weightTransposed, float beta, DeviceSpan<float> c)
     {
         if (!weight.IsBf16)
         {
-            device.Gemm(m, n, k, 1f, new GemmOperand(x, k), new GemmOperand(weight.Fp32, weightLd, weightTransposed), beta, new GemmOperand(c, n));
+            if (x.Bf16.Length > 0) throw new InvalidOperationException("A bf16 activation meets an fp32 weight: the engine's precision is mixed up.");
+            device.Gemm(m, n, k, 1f, new GemmOperand(x.Fp32, k), new GemmOperand(weight.Fp32, weightLd, weightTransposed), beta, new GemmOperand(c, n));
             return;
         }
         long count = (long)m * k;
-        if (Bf16Operands.Length < count) throw new InvalidOperationException($"The plan holds {Bf16Operands.Length} bf16 operand elements, a GEMM needs {count} (m={m}, k={k}).");
-        var operand = Bf16Operands.Slice(0, count);
-        ConvertToBf16.Launch(device, operand, x.Slice(0, count));
+        DeviceSpan<ushort> operand;
+        if (x.Bf16.Length > 0)
+        {
+            if (x.Bf16.Length < count) throw new InvalidOperationException($"A bf16 GEMM operand holds {x.Bf16.Length} elements, the GEMM needs {count} (m={m}, k={k}).");
+            operand = x.Bf16.Slice(0, count);
+        }
+        else
+        {
+            if (Bf16Operands.Length < count) throw new InvalidOperationException($"The plan holds {Bf16Operands.Length} bf16 operand elements, a GEMM needs {count} (m={m}, k={k}).");
+            operand = Bf16Operands.Slice(0, count);
+            ConvertToBf16.Launch(device, operand, x.Fp32.Slice(0, count));
+        }
         device.GemmBf16(m, n, k, 1f, new Bf16GemmOperand(operand, k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta, new GemmOperand(c, n));
     }
 }

@@ -44,11 +44,13 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         FinalMean = F("ln_f.mean", n); FinalRstd = F("ln_f.rstd", n);
 
         carve.Kind = DeviceMemoryKind.Workspace;
-        Projection = F("projection", (n + 1) * c); Wide = F("wide", n * inner);
+        // In bf16 the GELU output goes straight into bf16_operands (the only reader is c_proj's GEMM): no fp32 wide buffer.
+        Projection = F("projection", (n + 1) * c); Wide = F("wide", bf16 ? 0 : n * inner);
         GradientQkv = F("gradient_qkv", n * 3 * c); GradientWide = F("gradient_wide", n * inner); AttentionScratch = F("attention_scratch", n * heads);
         QkvFull = F("qkv_full", n * 3 * c); GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
         AttentionFull = F("attention_full", n * c); GradientAttentionFull = F("gradient_attention_full", n * c);
-        // A GEMM's activation operand is at most [n, inner] (c_proj's input forward, c_fc's output gradient backward) or [n, 3c].
+        // A GEMM's activation operand is at most [n, inner] (c_proj's input forward, c_fc's output gradient backward) or [n, 3c];
+        // the bf16 LayerNorm and GELU outputs are written here directly.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(inner, 3 * c) : 0);
     }
 

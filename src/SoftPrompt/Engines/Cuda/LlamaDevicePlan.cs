@@ -1,4 +1,5 @@
 using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
 using SoftPrompt.Models.Llama;
 
 namespace SoftPrompt.Engines;
@@ -6,8 +7,8 @@ namespace SoftPrompt.Engines;
 /// <summary>
 /// A Llama-style model's device memory for one (rows, positions, sequence) capacity, one arena reused every step (the
 /// twin of <see cref="LlamaCpuActivations{T}"/>): per block what its reverse pass reads (shared rows), and scratch,
-/// including attention's full layout: rotated (and scaled) q, rotated k and v repeated to every query head, their narrow
-/// forms, the output, and gradients.
+/// including attention's full layout: rotated (and scaled) q, rotated k and v (repeated to every query head unless
+/// attention reads the groups in place), the output, and gradients.
 /// </summary>
 internal sealed class LlamaDevicePlan : DecoderDevicePlan
 {
@@ -54,13 +55,24 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         GradientGate = F("gradient_gate", n * ff); GradientUp = F("gradient_up", n * ff);
         AttentionScratch = F("attention_scratch", n * heads);
         ZeroPositions = carve.Zeroed<float>("zero_positions", sequence * d);
-        QueryFull = F("q_full", n * a); KeyFull = F("k_full", n * a); ValueFull = F("v_full", n * a);
+        // Attention reads grouped-query k/v in place (no repeated copies; its k/v gradients come out narrow) on the bf16
+        // tensor-core kernels; the fp32 kernels and other head sizes get k and v repeated to every query head.
+        GroupsInPlace = ReadsGroupsInPlace(config, bf16);
+        long repeated = GroupsInPlace ? 0 : n * a, kvGradient = GroupsInPlace ? n * kv : n * a;
+        QueryFull = F("q_full", n * a); KeyFull = F("k_full", repeated); ValueFull = F("v_full", repeated);
         AttentionFull = F("attention_full", n * a); GradientAttentionFull = F("gradient_attention_full", n * a);
-        GradientQueryFull = F("gradient_q_full", n * a); GradientKeyFull = F("gradient_k_full", n * a); GradientValueFull = F("gradient_v_full", n * a);
+        GradientQueryFull = F("gradient_q_full", n * a); GradientKeyFull = F("gradient_k_full", kvGradient); GradientValueFull = F("gradient_v_full", kvGradient);
         KeyNarrowFull = F("k_narrow_full", n * kv); ValueNarrowFull = F("v_narrow_full", n * kv); FullScratch = F("full_scratch", n * d);
         // A GEMM's activation operand: [n, d] into q/k/v/gate/up (and out of o, down backward), [n, a] into o, [n, ff] into down.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
     }
+
+    /// <summary>Whether attention reads each query head's kv head in place: bf16 on the tensor-core kernels (head size 64 or 128).</summary>
+    public static bool ReadsGroupsInPlace(LlamaConfig config, bool bf16) => bf16 && AttentionTensorCores.Supports(config.HeadSize);
+
+    /// <summary>Attention reads grouped-query k/v in place (<see cref="ReadsGroupsInPlace"/>): <see cref="KeyFull"/> and <see cref="ValueFull"/>
+    /// are empty and <see cref="GradientKeyFull"/>, <see cref="GradientValueFull"/> are [n, kv].</summary>
+    public bool GroupsInPlace { get; }
 
     /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
     public DeviceSpan<ushort> Bf16Operands { get; }

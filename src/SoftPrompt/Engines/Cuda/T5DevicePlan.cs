@@ -54,11 +54,15 @@ internal sealed class T5DevicePlan : IDisposable
         }
         Encoder = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"encoder.block.{l}.input", ne * d), SavedEncoder, (saved, input) => saved with { Input = input });
         Decoder = RecomputedLayers.Carve(config.DecoderLayers, recomputes, l => F($"decoder.block.{l}.input", nd * d), SavedDecoder, (saved, input) => saved with { Input = input });
-        EncoderFinal = F("encoder.final", ne * d); EncoderFinalRstd = F("encoder.final_layer_norm.rstd", ne); EncoderOutput = F("encoder.output", ne * d);
+        EncoderFinal = F("encoder.final", ne * d); EncoderFinalRstd = F("encoder.final_layer_norm.rstd", ne); 
+        // Only the decoder's cross-attention k/v GEMMs read the encoder's output (two per decoder layer): in bf16 the final norm
+        // writes it once in bf16 for all of them.
+        EncoderOutput = F("encoder.output", bf16 ? 0 : ne * d); EncoderOutputBf16 = carve.Take<ushort>("encoder.output_bf16", bf16 ? ne * d : 0);
         DecoderFinal = F("decoder.final", nd * d); DecoderFinalRstd = F("decoder.final_layer_norm.rstd", nd); DecoderOutput = F("decoder.output", nd * d);
 
         carve.Kind = DeviceMemoryKind.Workspace;
-        Norm = F("norm", n * d); Wide = F("wide", n * ff); GradientWide = F("gradient_wide", n * ff); GradientLinear = F("gradient_linear", n * gatedFf);
+        // In bf16 the activation output goes straight into bf16_operands (wo's GEMM is its only reader): no fp32 wide buffer.
+        Norm = F("norm", n * d); Wide = F("wide", bf16 ? 0 : n * ff); GradientWide = F("gradient_wide", n * ff); GradientLinear = F("gradient_linear", n * gatedFf);
         GradientAttention = F("gradient_attention", n * a); GradientQuery = F("gradient_q", n * a);
         GradientKey = F("gradient_k", n * a); GradientValue = F("gradient_v", n * a);
         AttentionScratch = F("attention_scratch", rows * heads * longest);
@@ -107,7 +111,10 @@ internal sealed class T5DevicePlan : IDisposable
     public DecoderLayer[] Decoder { get; }
     public DeviceSpan<float> EncoderFinal { get; }
     public DeviceSpan<float> EncoderFinalRstd { get; }
+    /// <summary>The encoder's final-norm output [ne, d] in fp32 precision (empty in bf16: <see cref="EncoderOutputBf16"/>).</summary>
     public DeviceSpan<float> EncoderOutput { get; }
+    /// <summary>The encoder's final-norm output [ne, d] in bf16 precision (else empty).</summary>
+    public DeviceSpan<ushort> EncoderOutputBf16 { get; }
     public DeviceSpan<float> DecoderFinal { get; }
     public DeviceSpan<float> DecoderFinalRstd { get; }
     public DeviceSpan<float> DecoderOutput { get; }

@@ -1,0 +1,102 @@
+using SoftPrompt.Cpu;
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Tests.Cuda;
+using SoftPrompt.Tests.Emulation;
+
+namespace SoftPrompt.Tests.Kernels;
+
+/// <summary>
+/// The bf16-output variants of the norm and activation kernels (layernorm_forward_bf16, rmsnorm_forward_bf16,
+/// gelu_forward_bf16, relu_forward_bf16, gated_gelu_forward_bf16, swiglu_forward_bf16: the operands of bf16 GEMMs, written
+/// without a convert_to_bf16 pass). Each value must be the fp32 kernel's value rounded to nearest even, bit for bit (the
+/// engines' bf16 results then stay exactly what they were with the conversion pass), and within bf16 rounding of the
+/// float64 CPU op; the statistics (mean, rstd) are the fp32 kernel's bits. Shapes cover the vector path, the scalar path
+/// (odd widths, a misaligned offset) and the norms' streamed path (rows over 2048 channels).
+/// </summary>
+[TestFixture(DeviceKind.Emulated)]
+[TestFixture(DeviceKind.Gpu, Category = "Gpu")]
+public sealed class Bf16OutputKernelTests(DeviceKind kind) : KernelTestBase(kind)
+{
+    [TestCase(5, 64, 0)]     // float4 path, row in registers
+    [TestCase(3, 37, 0)]     // scalar path
+    [TestCase(4, 48, 1)]     // misaligned: scalar path
+    [TestCase(2, 2100, 0)]   // float4 path, streamed row
+    public void NormsWriteTheirFp32ResultRoundedToBf16(int rows, int channels, int offset)
+    {
+        float[] x = RandomFloats(rows * channels, 1, -3f, 3f), weight = RandomFloats(channels, 2, 0.5f, 1.5f), bias = RandomFloats(channels, 3);
+        using var dx = Put(x, offset); using var dw = Put(weight, offset); using var db = Put(bias, offset);
+        using var y32 = Zeros<float>(rows * channels, offset); using var y16 = Zeros<ushort>(rows * channels, offset);
+        using var mean32 = Zeros<float>(rows); using var rstd32 = Zeros<float>(rows); using var mean16 = Zeros<float>(rows); using var rstd16 = Zeros<float>(rows);
+
+        LayerNormForward.Launch(Device, y32.Span, mean32.Span, rstd32.Span, dx.Span, dw.Span, db.Span, rows, channels, 1e-5f);
+        LayerNormForward.Launch(Device, y16.Span, mean16.Span, rstd16.Span, dx.Span, dw.Span, db.Span, rows, channels, 1e-5f);
+        var reference = new double[rows * channels];
+        LayerNormOps.Forward<double>(reference, new double[rows], new double[rows], Wide(x), Wide(weight), Wide(bias), rows, channels, 1e-5);
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "layernorm");
+        Assert.That(mean16.Read(), Is.EqualTo(mean32.Read()), "layernorm mean");
+        Assert.That(rstd16.Read(), Is.EqualTo(rstd32.Read()), "layernorm rstd");
+
+        RmsNormForward.Launch(Device, y32.Span, rstd32.Span, dx.Span, dw.Span, rows, channels, 1e-6f);
+        RmsNormForward.Launch(Device, y16.Span, rstd16.Span, dx.Span, dw.Span, rows, channels, 1e-6f);
+        RmsNormOps.Forward<double>(reference, new double[rows], Wide(x), Wide(weight), rows, channels, 1e-6);
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "rmsnorm");
+        Assert.That(rstd16.Read(), Is.EqualTo(rstd32.Read()), "rmsnorm rstd");
+    }
+
+    [TestCase(1027, 0)]  // float4 path and a 3-element tail
+    [TestCase(333, 1)]   // misaligned: scalar path
+    public void ActivationsWriteTheirFp32ResultRoundedToBf16(int n, int offset)
+    {
+        float[] a = RandomFloats(n, 4, -4f, 4f), b = RandomFloats(n, 5, -2f, 2f);
+        using var da = Put(a, offset); using var db = Put(b, offset);
+        using var y32 = Zeros<float>(n, offset); using var y16 = Zeros<ushort>(n, offset);
+        var reference = new double[n];
+
+        GeluForward.Launch(Device, y32.Span, da.Span);
+        GeluForward.Launch(Device, y16.Span, da.Span);
+        GeluOps.Forward<double>(reference, Wide(a));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "gelu");
+
+        ReluForward.Launch(Device, y32.Span, da.Span);
+        ReluForward.Launch(Device, y16.Span, da.Span);
+        ReluOps.Forward<double>(reference, Wide(a));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "relu");
+
+        GatedGeluForward.Launch(Device, y32.Span, da.Span, db.Span);
+        GatedGeluForward.Launch(Device, y16.Span, da.Span, db.Span);
+        GatedGeluOps.Forward<double>(reference, Wide(a), Wide(b));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "gated gelu");
+
+        SwiGluForward.Launch(Device, y32.Span, da.Span, db.Span, n);
+        SwiGluForward.Launch(Device, y16.Span, da.Span, db.Span, n);
+        SwiGluOps.Forward<double>(reference, Wide(a), Wide(b));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "swiglu");
+    }
+
+    [Test]
+    public void AShortBf16OutputIsRefused()
+    {
+        using var x = Zeros<float>(64);
+        using var y = Zeros<ushort>(63);
+        Assert.That(() => GeluForward.Launch(Device, y.Span, x.Span), Throws.ArgumentException.With.Message.Contains("gelu_forward_bf16"));
+        Assert.That(() => RmsNormForward.Launch(Device, y.Span, default, x.Span, x.Span, 8, 8, 1e-6f), Throws.ArgumentException.With.Message.Contains("rmsnorm_forward_bf16"));
+    }
+
+    private static double[] Wide(float[] x) => [.. x.Select(v => (double)v)];
+
+    // Every element: the bf16 bits are the fp32 kernel's value rounded to nearest even, and within bf16 rounding (2^-9
+    // relative, doubled for the fp32 kernel's own error) of float64.
+    private static void AssertRoundedFp32(ushort[] bf16, float[] fp32, double[] reference, string what)
+    {
+        double maxAbs = Math.Max(1, reference.Max(Math.Abs));
+        for (int i = 0; i < fp32.Length; i++)
+        {
+            if (bf16[i] != GemmReference.ToBf16(fp32[i]))
+                Assert.Fail($"{what}[{i}]: bf16 bits 0x{bf16[i]:x4}, the fp32 kernel's {fp32[i]:R} rounds to 0x{GemmReference.ToBf16(fp32[i]):x4}");
+            double err = Math.Abs(GemmReference.FromBf16(bf16[i]) - reference[i]);
+            if (!(err <= Math.Abs(reference[i]) / 256 + 1e-5 * maxAbs))
+                Assert.Fail($"{what}[{i}] = {GemmReference.FromBf16(bf16[i]):R}, float64 {reference[i]:R} (error {err:E2})");
+        }
+    }
+}
