@@ -67,12 +67,13 @@ public sealed partial class CudaT5Engine
         }
         var cacheRows = decoding.EncodedToCacheRows.Slice(0, ne);
         device.CopyToDevice<int>(hostCacheRows.AsSpan(0, ne), cacheRows);
+        var encoderOutput = EncoderOutputOperand(p);
         for (int l = 0; l < config.DecoderLayers; l++)
         {
             var w = weights.DecoderLayers[l].CrossAttention;
-            Project(p.GradientKey, p.EncoderOutput, w.Key, ne, d, att);
+            Project(p.GradientKey, encoderOutput, w.Key, ne, d, att);
             ScatterRows.Launch(device, decoding.CrossKeyCache[l], p.GradientKey, cacheRows, ne, att);
-            Project(p.GradientKey, p.EncoderOutput, w.Value, ne, d, att);
+            Project(p.GradientKey, encoderOutput, w.Value, ne, d, att);
             ScatterRows.Launch(device, decoding.CrossValueCache[l], p.GradientKey, cacheRows, ne, att);
         }
     }

@@ -144,6 +144,9 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         return languageModelHead ? LanguageModelHead(p, withGradient, countGreedyMatches) : 0f;
     }
 
+    /// <summary>The encoder output every decoder layer's cross-attention k/v GEMMs read (training and cached decoding alike).</summary>
+    private GemmInput EncoderOutputOperand(T5DevicePlan p) => bf16 ? GemmInput.OfBf16(p.EncoderOutputBf16) : p.EncoderOutput;
+
     private void EncoderForward(T5DevicePlan p)
     {
         int ne = rows * encoderLength, d = config.Embedding;
@@ -194,7 +197,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         var ca = s.CrossAttention;
         var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
         Project(ca.Query, normed, w.CrossAttention.Query, nd, d, att);
-        var encoderOutput = bf16 ? GemmInput.OfBf16(p.EncoderOutputBf16) : p.EncoderOutput;
+        var encoderOutput = EncoderOutputOperand(p);
         Project(ca.Key, encoderOutput, w.CrossAttention.Key, ne, d, att);
         Project(ca.Value, encoderOutput, w.CrossAttention.Value, ne, d, att);
         Attend(ca, default, default, p.EncoderLengths.Slice(0, rows), decoderLength, encoderLength, causal: false);
