@@ -4,7 +4,7 @@ using SoftPrompt.Distributed;
 namespace SoftPrompt.Cli.Training;
 
 /// <summary>
-/// `train` under mpirun or srun: joins the launcher's process group for the command's lifetime, and turns a failure on
+/// `train`, `eval`, `predict` or `ensemble` under mpirun or srun: joins the launcher's process group for the command's lifetime, and turns a failure on
 /// any rank into MPI_Abort, so the other ranks do not wait forever in the next collective.
 /// </summary>
 internal static class GroupRun
@@ -43,7 +43,7 @@ internal static class GroupRun
             var shard = new BatchShard(r, group.Size);
             string host = Encoding.UTF8.GetString(hosts, r * HostBytes, HostBytes).TrimEnd('\0');
             int start = shard.Start(batchSize), count = shard.Count(batchSize);
-            output.WriteLine($"  rank {r} on {host}: rows {start}..{start + count - 1} of each batch{(r == 0 ? "; writes --out, metrics, plots, checkpoints; evaluates --dev" : "")}");
+            output.WriteLine($"  rank {r} on {host}: rows {start}..{start + count - 1} of each batch{(r == 0 ? "; writes --out, metrics, plots, checkpoints" : "")}");
         }
         if (batchSize < group.Size) output.WriteLine($"  batch size {batchSize} is smaller than {group.Size} processes: raise --batch-size to at least {group.Size} or start fewer processes");
     }

@@ -37,9 +37,10 @@ namespace SoftPrompt.Tuning;
 /// gradient of its shard's summed token losses; <see cref="GradientAllReduce"/> sums them (with targets, losses, tokens
 /// and stop requests) and every rank takes the same optimizer step scaled by K/(all targets): the single-process step
 /// on the global batch, up to float summation order. Rank 0's prompts, optimizer state, step and sampler position are
-/// broadcast when the run starts, so only rank 0 needs to resume from a checkpoint. Only rank 0 evaluates on dev data
-/// (the others wait; they need no <see cref="Dev"/>) and decides early stopping for all; let rank 0 alone write
-/// checkpoints and observe.
+/// broadcast when the run starts, so only rank 0 needs to resume from a checkpoint. With dev data every rank needs a
+/// <see cref="Dev"/> over the same rows whose <see cref="DevEvaluator.Processes"/> is the run's group: each scores its
+/// share of the rows, all compute the same metrics from all of them, so they keep the same best prompt and stop early
+/// together. Let rank 0 alone write checkpoints and observe.
 /// </para>
 /// </summary>
 public sealed class TrainingRun
@@ -195,8 +196,8 @@ public sealed class TrainingRun
                 StartStep = startStep,
             });
 
-            // In a group every rank reaches the evaluation steps (rank 0 alone needs Dev), so the stop decision is always broadcast.
-            if ((Dev is not null || allReduce is not null) && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && EvaluateOnRankZero(observer))
+            // In a group every rank evaluates its share and computes the same metrics, so all make the same stop decision.
+            if (Dev is not null && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && Evaluate(observer))
                 stop = TrainStop.EarlyStopped;
             bool last = step == options.Steps || stop == TrainStop.EarlyStopped;
             if (Checkpoints is not null && ((options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0) || last))
@@ -211,15 +212,6 @@ public sealed class TrainingRun
         return new TrainResult(Step, lastLoss, stop, Best, clock.Elapsed.TotalSeconds, tokens, lastCheckpoint);
     }
 
-    /// <summary>Rank 0 evaluates (when it has <see cref="Dev"/>) and tells every rank whether to stop early; the others skip dev scoring.</summary>
-    private bool EvaluateOnRankZero(ITrainingObserver? observer)
-    {
-        if (group.Size == 1) return Evaluate(observer);
-        Span<double> stopEarly = [group.Rank == 0 && Dev is not null && Evaluate(observer) ? 1 : 0];
-        group.Broadcast(stopEarly);
-        return stopEarly[0] > 0;
-    }
-
     /// <summary>
     /// Every rank continues from rank 0's state (its prompts, optimizer state, step and data position), so only rank 0
     /// has to load a checkpoint, and ranks whose initial prompts differ cannot drift apart.
@@ -227,9 +219,13 @@ public sealed class TrainingRun
     private void JoinRankZero()
     {
         joined = true;
+        if (Dev is not null && Dev.Processes != group)
+            throw new InvalidOperationException("`DevEvaluator.Processes` must be the training run's process group: every rank scores its share of the dev rows.");
         var position = sampler.Position;
-        Span<double> header = [Step, position.Epoch, position.Cursor];
+        Span<double> header = [Step, position.Epoch, position.Cursor, Dev?.Rows ?? -1];
         group.Broadcast(header);
+        if (header[3] != (Dev?.Rows ?? -1))
+            throw new InvalidOperationException($"Rank {group.Rank} evaluates {(Dev is null ? "no" : Dev.Rows.ToString(System.Globalization.CultureInfo.InvariantCulture))} dev rows, rank 0 {(header[3] < 0 ? "none" : header[3].ToString(System.Globalization.CultureInfo.InvariantCulture))}: every rank needs the same dev data.");
         var prompts = CurrentPrompt();
         var state = new float[engine.OptimizerStateLength];
         engine.ReadOptimizerState(state);
