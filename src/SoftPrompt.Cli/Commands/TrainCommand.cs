@@ -34,8 +34,10 @@ internal static class TrainCommand
             var plan = flags.Resolve(r);
             return GroupRun.Run(group =>
             {
+                // Before the model loads: `cuda` over several processes needs libnccl.
+                var collective = CollectiveChoice.For(plan.Device, group.Size);
                 if (!plan.DryRun) return Run(plan, group);
-                GroupRun.Describe(group, plan.Options.BatchSize, Console.Out);
+                GroupRun.Describe(group, plan.Options.BatchSize, collective, Console.Out);
                 return 0;
             });
         }));
@@ -88,7 +90,7 @@ internal static class TrainCommand
         var store = plan.CheckpointDir is null || !writer ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
         int? stopToken = plan.Dev is not null && DataOptions.IsText(plan.Dev) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null;
         var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize) { StopToken = stopToken, Processes = group };
-        var run = new TrainingRun(engine, train.Examples, plan.Options, group) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
+        using var run = new TrainingRun(engine, train.Examples, plan.Options, group) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
         int? resumedFrom = Resume(run, store, plan, human);
         // The ensemble's own dev report at the end: the prompts --out holds (the best step's, else the last), each alone and
         // combined; every rank scores its share.

@@ -43,7 +43,7 @@ namespace SoftPrompt.Tuning;
 /// together. Let rank 0 alone write checkpoints and observe.
 /// </para>
 /// </summary>
-public sealed class TrainingRun
+public sealed class TrainingRun : IDisposable
 {
     private readonly IPromptEngine engine;
     private readonly IReadOnlyList<TokenizedExample> examples;
@@ -55,7 +55,8 @@ public sealed class TrainingRun
     private bool joined;
 
     /// <param name="group">The processes that train together; null = this process alone.</param>
-    public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options, IProcessGroup? group = null)
+    /// <param name="allReduce">How the group sums gradients (the run disposes it); null = <see cref="GradientAllReduce.For"/> when the group has more than one process. Given for one process, the step takes the group path (the GPU test of NCCL at world size 1).</param>
+    public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options, IProcessGroup? group = null, GradientAllReduce? allReduce = null)
     {
         options.Validate();
         if (engine.PromptCount == 0) throw new InvalidOperationException("Load the initial prompt into the engine before training.");
@@ -75,7 +76,7 @@ public sealed class TrainingRun
         sampler = options.LengthBuckets
             ? new BatchSampler(examples, options.BatchSize, promptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch, options.Ensemble) { Shard = shard }
             : new BatchSampler(examples, options.BatchSize, promptLength, options.Seed, options.Shuffle, options.Ensemble) { Shard = shard };
-        if (this.group.Size > 1) allReduce = new GradientAllReduce(this.group, layout.ValueCount(engine.EmbeddingSize));
+        this.allReduce = allReduce ?? (this.group.Size > 1 ? GradientAllReduce.For(this.group, engine, layout.ValueCount(engine.EmbeddingSize)) : null);
         Signature = RunSignature.Of(options, promptLength, examples);
     }
 
@@ -220,7 +221,7 @@ public sealed class TrainingRun
     {
         joined = true;
         if (Dev is not null && Dev.Processes != group)
-            throw new InvalidOperationException("`DevEvaluator.Processes` must be the training run's process group: every rank scores its share of the dev rows.");
+            throw new InvalidOperationException("DevEvaluator.Processes must be the training run's process group: every rank scores its share of the dev rows.");
         var position = sampler.Position;
         Span<double> header = [Step, position.Epoch, position.Cursor, Dev?.Rows ?? -1];
         group.Broadcast(header);
@@ -254,6 +255,11 @@ public sealed class TrainingRun
         observer?.OnEvaluation(Step, metrics, improved, Best!);
         return options.EarlyStoppingPatience > 0 && EvaluationsSinceBest >= options.EarlyStoppingPatience;
     }
+
+    /// <summary>Which library sums the gradients of the group's processes.</summary>
+    public CollectiveBackend Collective => allReduce?.Backend ?? CollectiveBackend.None;
+
+    public void Dispose() => allReduce?.Dispose();
 
     /// <summary>The engine's current prompts [K, P, d] (K = 1 outside ensembles).</summary>
     public float[] CurrentPrompt()

@@ -100,6 +100,7 @@ public sealed class DataParallelPartsTests
         public void AllGather(ReadOnlySpan<byte> mine, Span<byte> all) => throw new NotSupportedException();
         public void Broadcast(Span<double> values, int root = 0) => throw new NotSupportedException();
         public void Broadcast(Span<float> values, int root = 0) => throw new NotSupportedException();
+        public void Broadcast(Span<byte> values, int root = 0) => throw new NotSupportedException();
         public void Barrier() => throw new NotSupportedException();
         public void Abort(int exitCode) => throw new NotSupportedException();
         public void Dispose() { }
