@@ -18,12 +18,12 @@ public sealed record RankClassificationResult(int[] Predictions, float[] Scores,
 /// <summary>
 /// Rank classification (as T5 and the prompt-tuning paper evaluate classification): every label of the verbalizer is
 /// scored by the summed log-likelihood of its target tokens after the example's input, and the best-scoring label is
-/// the prediction (a tie goes to the label listed first). One batch row per (example, label), an example's labels in
-/// one batch (<see cref="RowScorer"/>). Scores are sums, not per-token means, so a longer label pays for every token.
+/// the prediction (a tie goes to the label listed first). One batch row per (example, label), batched through
+/// <see cref="RowScorer"/>. Scores are sums, not per-token means, so a longer label pays for every token.
 /// </summary>
 public static class RankClassifier
 {
-    /// <param name="processes">A group of N &gt; 1: each rank scores a contiguous share of the examples (all their labels), every rank gets the result.</param>
+    /// <param name="processes">A group of N &gt; 1: each rank scores a contiguous share of the (example, label) batches, every rank gets the result.</param>
     public static RankClassificationResult Evaluate(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, ClassificationTask task,
         int batchSize = 32, int promptIndex = 0, IProcessGroup? processes = null)
     {
@@ -35,7 +35,7 @@ public static class RankClassifier
         for (int i = 0; i < pairs.Length; i++) pairs[i] = new ScoreRow(examples[i / labels].Input, task.LabelTokens[i % labels], promptIndex);
         var scores = new float[pairs.Length];
         var matches = new int[pairs.Length];
-        RowScorer.Score(engine, pairs, scores, matches, batchSize, groupSize: labels, processes);
+        RowScorer.Score(engine, pairs, scores, matches, batchSize, processes: processes);
 
         var predictions = new int[examples.Count];
         double goldLogLikelihood = 0;
