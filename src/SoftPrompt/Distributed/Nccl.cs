@@ -84,7 +84,6 @@ internal static unsafe partial class Nccl
     [LibraryImport(ImportName)] public static partial int ncclCommInitRank(nint* comm, int ranks, UniqueId commId, int rank);
     [LibraryImport(ImportName)] public static partial int ncclAllReduce(void* send, void* receive, nuint count, int datatype, int op, nint comm, nint stream);
     [LibraryImport(ImportName)] public static partial int ncclCommDestroy(nint comm);
-    [LibraryImport(ImportName)] public static partial int ncclCommAbort(nint comm);
     [LibraryImport(ImportName)] private static partial nint ncclGetErrorString(int result);
 }
 
