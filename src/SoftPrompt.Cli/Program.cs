@@ -19,9 +19,9 @@ root.Subcommands.Add(BenchCommand.Create());
 CliErrors.UseJson(args);
 return CliErrors.Run(() =>
 {
-    // Under mpirun or srun only `train` shares its work between the processes; every other verb runs once, on rank 0,
-    // so N copies neither print N times nor race on the same output files.
-    if (args.FirstOrDefault() != "train" && SoftPrompt.Distributed.LaunchedRank.FromEnvironment() is { Rank: > 0 }) return 0;
+    // Under mpirun or srun `train`, `eval`, `predict` and `ensemble` share their work between the processes (rank 0 alone
+    // prints and writes); every other verb runs once, on rank 0, so N copies neither print N times nor race on the same files.
+    if (args.FirstOrDefault() is not ("train" or "eval" or "predict" or "ensemble") && SoftPrompt.Distributed.LaunchedRank.FromEnvironment() is { Rank: > 0 }) return 0;
     var parsed = root.Parse(args);
     return parsed.Errors.Count > 0 ? CliErrors.Usage(parsed, args) : parsed.Invoke();
 });

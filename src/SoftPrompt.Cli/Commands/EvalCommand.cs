@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Cli.Output;
+using SoftPrompt.Cli.Training;
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
@@ -13,6 +15,7 @@ namespace SoftPrompt.Cli.Commands;
 /// `softprompt eval`: score a prompt on a data file. With --labels, rank classification (every label scored by its
 /// summed log-likelihood; accuracy, macro-F1, per-class scores, confusion matrix); always exact match of greedy
 /// decoding (teacher-forced: every target token is the argmax), teacher-forced token accuracy and the mean loss.
+/// Under mpirun or srun each process scores a contiguous share of the rows; rank 0 prints the metrics of all of them.
 /// </summary>
 internal static class EvalCommand
 {
@@ -28,15 +31,17 @@ internal static class EvalCommand
         var command = new Command("eval", "Score a prompt on a data file") { model, prompt, data, batchSize, json };
         engineFlags.AddTo(command);
         foreach (var option in columns.All) command.Options.Add(option);
-        command.SetAction(r => CliErrors.Run(() => Run(r.GetValue(model)!, r.GetValue(prompt)!, r.GetValue(data)!, engineFlags.ReadDevice(r),
-            r.GetValue(batchSize), r.GetValue(json), engineFlags.Read(r), columns.Read(r))));
+        command.SetAction(r => CliErrors.Run(() => GroupRun.Run(group => Run(r.GetValue(model)!, r.GetValue(prompt)!, r.GetValue(data)!, engineFlags.ReadDevice(r),
+            r.GetValue(batchSize), r.GetValue(json), engineFlags.Read(r), columns.Read(r), group))));
         return command;
     }
 
-    private static int Run(string modelDirectory, string promptPath, string dataPath, string device, int batchSize, bool json, EngineOptions options, DataRequest request)
+    private static int Run(string modelDirectory, string promptPath, string dataPath, string device, int batchSize, bool json, EngineOptions options, DataRequest request,
+        IProcessGroup group)
     {
         var inv = CultureInfo.InvariantCulture;
-        TextWriter human = json ? Console.Error : Console.Out;
+        bool writer = group.Rank == 0;
+        TextWriter human = !writer ? TextWriter.Null : json ? Console.Error : Console.Out;
         using var loaded = EngineFactory.Open(modelDirectory, device, options);
         var engine = loaded.Engine;
         var prompt = PromptFile.Load(promptPath);
@@ -56,7 +61,7 @@ internal static class EvalCommand
         string step = prompt.Metadata.TryGetValue("step", out var s) ? $", step {s}" : "";
         if (dataset.Classification is { } task)
         {
-            var result = RankClassifier.Evaluate(engine, dataset.Examples, task, batchSize);
+            var result = RankClassifier.Evaluate(engine, dataset.Examples, task, batchSize, processes: group);
             var m = result.Metrics;
             var metrics = new Dictionary<string, double>
             {
@@ -84,8 +89,8 @@ internal static class EvalCommand
         }
         else
         {
-            var result = Evaluator.ExactMatch(engine, dataset.Examples, batchSize);
-            var generated = GenerationMetrics.Score(engine, dataset.Examples, StopToken(loaded.Directory), batchSize);
+            var result = Evaluator.ExactMatch(engine, dataset.Examples, batchSize, processes: group);
+            var generated = GenerationMetrics.Score(engine, dataset.Examples, StopToken(loaded.Directory), batchSize, group);
             document["task"] = "generation";
             document["metrics"] = JsonOutput.Metrics(new Dictionary<string, double>
             {
@@ -96,7 +101,7 @@ internal static class EvalCommand
             human.WriteLine(string.Create(inv, $"exact match {generated.ExactMatch:F4}  token F1 {generated.TokenF1:F4}  (greedy decoding)"));
             human.WriteLine(string.Create(inv, $"teacher-forced: exact match {result.Accuracy:F4}  token accuracy {result.TokenAccuracy:F4}  loss {result.MeanLoss:F4}"));
         }
-        if (json) JsonOutput.Write(document);
+        if (json && writer) JsonOutput.Write(document);
         return 0;
     }
 

@@ -6,6 +6,8 @@ using SoftPrompt.Checkpoints;
 using SoftPrompt.Cli.Files;
 using SoftPrompt.Cli.Output;
 using SoftPrompt.Cli.Serving;
+using SoftPrompt.Cli.Training;
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 using SoftPrompt.Tuning;
@@ -16,6 +18,7 @@ namespace SoftPrompt.Cli.Commands;
 /// `softprompt predict`: one frozen model answers rows of several tasks, each row with its task's prompt, rows of
 /// different tasks sharing batches. Writes one JSON line per row: task, prediction (a label by rank classification when
 /// the task has labels, else the greedy answer as text, or as ids for pre-tokenized data) and its log-likelihood score.
+/// Under mpirun or srun each process answers a contiguous share of the rows; rank 0 writes all of them, in file order.
 /// </summary>
 internal static class PredictCommand
 {
@@ -61,11 +64,11 @@ internal static class PredictCommand
             stopStrings, temperature, topK, topP, seed, batchSize, json,
         };
         engineFlags.AddTo(command);
-        command.SetAction(r => CliErrors.Run(() => Run(new PredictPlan(r.GetValue(model)!, TaskSpecs.Parse(r.GetValue(prompts) ?? [], r.GetValue(labels) ?? []),
+        command.SetAction(r => CliErrors.Run(() => GroupRun.Run(group => Run(new PredictPlan(r.GetValue(model)!, TaskSpecs.Parse(r.GetValue(prompts) ?? [], r.GetValue(labels) ?? []),
             r.GetValue(data)!, r.GetValue(output)!,
             new TaskColumns(r.GetValue(taskColumn)!, r.GetValue(inputColumn), r.GetValue(template) is string t ? InputTemplate.Parse(t) : null, r.GetValue(targetColumn)),
             r.GetValue(targetPrefix) ?? "", r.GetValue(skipBadRows), r.GetValue(maxNewTokens), r.GetValue(stopToken), r.GetValue(stopStrings) ?? [], engineFlags.ReadDevice(r),
-            r.GetValue(batchSize), engineFlags.Read(r), r.GetValue(json), SamplingOf(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed))))));
+            r.GetValue(batchSize), engineFlags.Read(r), r.GetValue(json), SamplingOf(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed))), group))));
         return command;
     }
 
@@ -81,10 +84,10 @@ internal static class PredictCommand
         return sampling;
     }
 
-    private static int Run(PredictPlan plan)
+    private static int Run(PredictPlan plan, IProcessGroup group)
     {
         var inv = CultureInfo.InvariantCulture;
-        TextWriter human = plan.Json ? Console.Error : Console.Out;
+        TextWriter human = group.Rank != 0 ? TextWriter.Null : plan.Json ? Console.Error : Console.Out;
         if (plan.MaxNewTokens <= 0) throw new ArgumentException($"--max-new-tokens must be positive, got {plan.MaxNewTokens}.");
         var files = new RunFiles().InputDirectory("--model", plan.Model).Input("--data", plan.Data).Output("--out", plan.Output);
         foreach (string prompt in plan.Tasks.PromptPaths) files.Input("--prompt", prompt);
@@ -127,7 +130,8 @@ internal static class PredictCommand
         var rows = table.Rows.Select(r => new ServedRow(taskIndex[r.Task], r.Input)).ToArray();
         var stopStrings = plan.StopStrings.Length == 0 ? null : new StopStrings(plan.StopStrings, Tokenizer());
         stopStrings?.Validate();
-        var predictions = MixedPredictor.Predict(engine, served, rows, plan.MaxNewTokens, stop, plan.BatchSize, plan.Sampling, stopStrings);
+        var predictions = MixedPredictor.Predict(engine, served, rows, plan.MaxNewTokens, stop, plan.BatchSize, plan.Sampling, stopStrings, group);
+        if (group.Rank != 0) return 0;
 
         var perTask = specs.Tasks.ToDictionary(t => t, _ => (Rows: 0, Graded: 0, Correct: 0), StringComparer.Ordinal);
         var lines = new StringBuilder();

@@ -19,8 +19,8 @@ namespace SoftPrompt.Cli.Commands;
 /// (exit 130 or 143).
 /// With --ensemble K, K prompts train in the same passes and go to OUT.k0.safetensors … (OUT.k{k}.last.safetensors
 /// beside them with --dev), and the run ends with the ensemble's dev scores.
-/// Under mpirun or srun every process trains its shard of each batch (<see cref="TrainingRun"/>); rank 0 alone prints,
-/// resumes, evaluates --dev and writes files, the others only compute.
+/// Under mpirun or srun every process trains its shard of each batch (<see cref="TrainingRun"/>) and scores its share of
+/// the --dev rows; rank 0 alone prints, resumes and writes files.
 /// </summary>
 internal static class TrainCommand
 {
@@ -34,8 +34,10 @@ internal static class TrainCommand
             var plan = flags.Resolve(r);
             return GroupRun.Run(group =>
             {
+                // Before the model loads: `cuda` over several processes needs libnccl.
+                var collective = CollectiveChoice.For(plan.Device, group.Size);
                 if (!plan.DryRun) return Run(plan, group);
-                GroupRun.Describe(group, plan.Options.BatchSize, Console.Out);
+                GroupRun.Describe(group, plan.Options.BatchSize, collective, Console.Out);
                 return 0;
             });
         }));
@@ -62,7 +64,7 @@ internal static class TrainCommand
 
         int promptLength = PromptInitializer.ResolveLength(plan.Init, plan.PromptLength, width, loaded.Fingerprint);
         var train = DataOptions.Load(plan.Data, plan.Columns, Tokenizer, loaded, promptLength, human);
-        var dev = plan.Dev is null || !writer ? null : DataOptions.Load(plan.Dev, plan.Columns, Tokenizer, loaded, promptLength, human);
+        var dev = plan.Dev is null ? null : DataOptions.Load(plan.Dev, plan.Columns, Tokenizer, loaded, promptLength, human);
 
         var init = plan.Init;
         if (init.Kind == InitKind.ClassLabels && train.Classification is null && plan.InitFromRecipe)
@@ -87,10 +89,17 @@ internal static class TrainCommand
         var metadata = PromptMetadata.ForRun(loaded, plan, init, promptLength);
         var store = plan.CheckpointDir is null || !writer ? null : new CheckpointStore(plan.CheckpointDir, plan.KeepLast);
         int? stopToken = plan.Dev is not null && DataOptions.IsText(plan.Dev) ? DataOptions.TryTokenizer(Tokenizer)?.EosId : null;
-        var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize) { StopToken = stopToken };
-        // Rank 0 alone scores dev data and decides early stopping for all (the others wait at the evaluation steps).
-        var run = new TrainingRun(engine, train.Examples, plan.Options, group) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
+        var evaluator = dev is null ? null : new DevEvaluator(dev.Examples, dev.Classification, plan.EvalBatchSize) { StopToken = stopToken, Processes = group };
+        using var run = new TrainingRun(engine, train.Examples, plan.Options, group) { Dev = evaluator, Checkpoints = store, PromptMetadata = metadata };
         int? resumedFrom = Resume(run, store, plan, human);
+        // The ensemble's own dev report at the end: the prompts --out holds (the best step's, else the last), each alone and
+        // combined; every rank scores its share.
+        EnsembleEvaluation? EnsembleDev(float[] prompts)
+        {
+            if (ensemble == 1 || dev is null) return null;
+            engine.LoadPrompts(prompts, ensemble, promptLength);
+            return EnsembleCommand.Evaluate(engine, dev, stopToken, plan.EvalBatchSize, group);
+        }
         if (resumedFrom == plan.Options.Steps)
         {
             // Nothing to train: the outputs were written when the run finished and are left as they are.
@@ -102,11 +111,11 @@ internal static class TrainCommand
         }
 
         var o = plan.Options;
-        string processes = group.Size == 1 ? "" : $", {group.Size} processes ({group.Launcher}; batch split {BatchShard.Describe(o.BatchSize, group.Size)}{(dev is null ? "" : "; dev scored on rank 0")})";
+        string processes = group.Size == 1 ? "" : $", {group.Size} processes ({group.Launcher}; batch split {BatchShard.Describe(o.BatchSize, group.Size)}{(dev is null ? "" : "; dev rows shared out in whole evaluation batches")})";
         human.WriteLine(string.Create(inv,
             $"training {(ensemble > 1 ? $"an ensemble of {ensemble} " : "")}P={promptLength} prompt{(ensemble > 1 ? "s" : "")} ({init}{(ensemble > 1 ? $", seeds {o.Seed}..{o.Seed + ensemble - 1}" : "")}) on {train.Examples.Count} rows{(dev is null ? "" : $", dev {dev.Examples.Count} rows ({(evaluator!.IsClassification ? "rank classification" : "exact match")}, every {o.EvalEvery} steps)")}, " +
             $"{o.Steps} steps × batch {o.BatchSize}{(o.GradientAccumulation > 1 ? $" × {o.GradientAccumulation} micro-batches" : "")}, {plan.OptimizerName} lr {o.LearningRate} {o.Schedule}, device {engine.DeviceName}{processes}"));
-        if (!writer) return TrainQuietly(run);
+        if (!writer) return TrainQuietly(run, best => EnsembleDev(best ?? run.CurrentPrompt()));
 
         TrainResult result;
         double tokensPerSecond;
@@ -133,13 +142,7 @@ internal static class TrainCommand
             PromptMetadata.SaveAll(plan.PromptPath, chosen.Values, ensemble, promptLength, width, metadata, o.Seed, chosen.Step, "best-dev", chosen.Metrics, float.NaN);
         string? plot = DrawCurves(plan, evaluator, promptLength, human);
 
-        // The ensemble's own dev report: the prompts --out now holds (the best step's, else the last), each alone and combined.
-        EnsembleEvaluation? ensembleDev = null;
-        if (ensemble > 1 && dev is not null)
-        {
-            engine.LoadPrompts(result.Best?.Values ?? lastPrompts, ensemble, promptLength);
-            ensembleDev = EnsembleCommand.Evaluate(engine, dev, stopToken, plan.EvalBatchSize);
-        }
+        var ensembleDev = EnsembleDev(result.Best?.Values ?? lastPrompts);
 
         var stop = result.Stop switch { TrainStop.EarlyStopped => "early_stopped", TrainStop.Interrupted => "interrupted", _ => "completed" };
         if (plan.Json)
@@ -174,11 +177,12 @@ internal static class TrainCommand
         return result.Stop == TrainStop.Interrupted ? stoppedExitCode : 0;
     }
 
-    /// <summary>A rank other than 0: its share of every step, no progress, no files.</summary>
-    private static int TrainQuietly(TrainingRun run)
+    /// <summary>A rank other than 0: its share of every step and of the dev rows (<paramref name="scoreDev"/>: the ensemble's final dev scores, given the best prompts), no progress, no files.</summary>
+    private static int TrainQuietly(TrainingRun run, Action<float[]?> scoreDev)
     {
         using var signals = new StopSignals();
         var result = run.Run(null, signals.Token);
+        scoreDev(result.Best?.Values);
         return result.Stop == TrainStop.Interrupted ? signals.ExitCode : 0;
     }
 

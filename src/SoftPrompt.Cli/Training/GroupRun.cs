@@ -4,7 +4,7 @@ using SoftPrompt.Distributed;
 namespace SoftPrompt.Cli.Training;
 
 /// <summary>
-/// `train` under mpirun or srun: joins the launcher's process group for the command's lifetime, and turns a failure on
+/// `train`, `eval`, `predict` or `ensemble` under mpirun or srun: joins the launcher's process group for the command's lifetime, and turns a failure on
 /// any rank into MPI_Abort, so the other ranks do not wait forever in the next collective.
 /// </summary>
 internal static class GroupRun
@@ -27,12 +27,13 @@ internal static class GroupRun
         }
     }
 
-    /// <summary>The group as `train --dry-run` prints it (rank 0): launcher, every rank's host and its rows of a batch.</summary>
-    public static void Describe(IProcessGroup group, int batchSize, TextWriter output)
+    /// <summary>The group as `train --dry-run` prints it (rank 0): launcher, every rank's host, its rows of a batch and how it sums gradients.</summary>
+    public static void Describe(IProcessGroup group, int batchSize, CollectiveBackend collective, TextWriter output)
     {
-        const int HostBytes = 64;
+        const int HostBytes = 64, Backend = HostBytes - 1;   // the host name, and this rank's collective in the last byte
         var mine = new byte[HostBytes];
         Encoding.UTF8.GetBytes(Environment.MachineName.AsSpan(0, Math.Min(Environment.MachineName.Length, HostBytes / 4)), mine);
+        mine[Backend] = (byte)collective;
         var hosts = new byte[HostBytes * group.Size];
         group.AllGather(mine, hosts);
         if (group.Rank != 0) return;
@@ -41,9 +42,10 @@ internal static class GroupRun
         for (int r = 0; r < group.Size; r++)
         {
             var shard = new BatchShard(r, group.Size);
-            string host = Encoding.UTF8.GetString(hosts, r * HostBytes, HostBytes).TrimEnd('\0');
+            string host = Encoding.UTF8.GetString(hosts, r * HostBytes, Backend).TrimEnd('\0');
             int start = shard.Start(batchSize), count = shard.Count(batchSize);
-            output.WriteLine($"  rank {r} on {host}: rows {start}..{start + count - 1} of each batch{(r == 0 ? "; writes --out, metrics, plots, checkpoints; evaluates --dev" : "")}");
+            string sums = CollectiveChoice.Describe((CollectiveBackend)hosts[r * HostBytes + Backend]);
+            output.WriteLine($"  rank {r} on {host}: rows {start}..{start + count - 1} of each batch; gradients: {sums}{(r == 0 ? "; writes --out, metrics, plots, checkpoints" : "")}");
         }
         if (batchSize < group.Size) output.WriteLine($"  batch size {batchSize} is smaller than {group.Size} processes: raise --batch-size to at least {group.Size} or start fewer processes");
     }

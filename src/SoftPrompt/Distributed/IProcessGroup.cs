@@ -18,6 +18,7 @@ public interface IProcessGroup : IDisposable
     /// <summary>Rank <paramref name="root"/>'s values into every rank's <paramref name="values"/>.</summary>
     void Broadcast(Span<double> values, int root = 0);
     void Broadcast(Span<float> values, int root = 0);
+    void Broadcast(Span<byte> values, int root = 0);
     void Barrier();
     /// <summary>Ends every process of the group with <paramref name="exitCode"/> (a rank that fails must not leave the others waiting in a collective).</summary>
     void Abort(int exitCode);
@@ -36,6 +37,7 @@ public sealed class SingleProcess : IProcessGroup
     public void AllGather(ReadOnlySpan<byte> mine, Span<byte> all) => mine.CopyTo(all);
     public void Broadcast(Span<double> values, int root = 0) { }
     public void Broadcast(Span<float> values, int root = 0) { }
+    public void Broadcast(Span<byte> values, int root = 0) { }
     public void Barrier() { }
     public void Abort(int exitCode) => Environment.Exit(exitCode);
     public void Dispose() { }

@@ -58,6 +58,12 @@ public sealed unsafe class MpiProcessGroup : IProcessGroup
             OpenMpi.Check(OpenMpi.MPI_Bcast(buffer, values.Length, mpi.Float, root, mpi.CommWorld), "MPI_Bcast");
     }
 
+    public void Broadcast(Span<byte> values, int root = 0)
+    {
+        fixed (byte* buffer = values)
+            OpenMpi.Check(OpenMpi.MPI_Bcast(buffer, values.Length, mpi.Byte, root, mpi.CommWorld), "MPI_Bcast");
+    }
+
     public void Barrier() => OpenMpi.Check(OpenMpi.MPI_Barrier(mpi.CommWorld), "MPI_Barrier");
 
     public void Abort(int exitCode)

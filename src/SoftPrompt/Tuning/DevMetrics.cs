@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 
@@ -39,13 +40,18 @@ public sealed class DevEvaluator(IReadOnlyList<TokenizedExample> examples, Class
     public string Primary => task is null ? "exact_match" : "accuracy";
     /// <summary>Where an ensemble's decoding stops (the tokenizer's EOS); null infers it from the targets.</summary>
     public int? StopToken { get; init; }
+    /// <summary>
+    /// The processes that evaluate together: each scores a contiguous share of the rows and every one computes the same
+    /// metrics from all of them (<see cref="RowShares"/>). Every rank of the group must evaluate, with the same rows.
+    /// </summary>
+    public IProcessGroup Processes { get; init; } = SingleProcess.Instance;
 
     public DevMetrics Evaluate(IPromptEngine engine)
     {
         if (engine.PromptCount > 1) return EnsembleMetrics(engine);
         if (task is not null)
         {
-            var result = RankClassifier.Evaluate(engine, examples, task, batchSize);
+            var result = RankClassifier.Evaluate(engine, examples, task, batchSize, processes: Processes);
             return new DevMetrics(Primary, new Dictionary<string, double>
             {
                 ["accuracy"] = result.Metrics.Accuracy,
@@ -55,7 +61,7 @@ public sealed class DevEvaluator(IReadOnlyList<TokenizedExample> examples, Class
                 [DevMetrics.Loss] = result.MeanLoss,
             });
         }
-        var scores = Evaluator.ExactMatch(engine, examples, batchSize);
+        var scores = Evaluator.ExactMatch(engine, examples, batchSize, processes: Processes);
         return new DevMetrics(Primary, new Dictionary<string, double>
         {
             ["exact_match"] = scores.Accuracy,
@@ -66,8 +72,8 @@ public sealed class DevEvaluator(IReadOnlyList<TokenizedExample> examples, Class
 
     /// <summary>The metrics of an ensemble: see the class remarks.</summary>
     public DevMetrics EnsembleMetrics(IPromptEngine engine) => Metrics(Primary, task is null
-        ? EnsembleEvaluator.Generate(engine, examples, StopToken, batchSize)
-        : EnsembleEvaluator.Classify(engine, examples, task, batchSize));
+        ? EnsembleEvaluator.Generate(engine, examples, StopToken, batchSize, Processes)
+        : EnsembleEvaluator.Classify(engine, examples, task, batchSize, Processes));
 
     public static DevMetrics Metrics(string primary, EnsembleEvaluation result)
     {

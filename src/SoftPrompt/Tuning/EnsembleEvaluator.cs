@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 
@@ -42,11 +43,13 @@ public sealed record EnsembleEvaluation(
 /// Rank classification scores K × labels rows per example; generation scores the gold target under every prompt (the
 /// loss, and whether teacher forcing reproduces it, in which case greedy decoding would too), greedy-decodes the
 /// answers teacher forcing does not settle, then scores each distinct answer under every prompt (the candidates'
-/// probabilities).
+/// probabilities). With a process group of N &gt; 1 each rank scores and decodes a contiguous share of those rows and
+/// every rank receives all of them (<see cref="RowShares"/>), so every rank computes the same evaluation.
 /// </summary>
 public static class EnsembleEvaluator
 {
-    public static EnsembleEvaluation Classify(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, ClassificationTask task, int batchSize = 32)
+    public static EnsembleEvaluation Classify(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, ClassificationTask task, int batchSize = 32,
+        IProcessGroup? processes = null)
     {
         int prompts = engine.PromptCount, labels = task.LabelTokens.Count, n = examples.Count;
         Check(engine, examples, batchSize);
@@ -57,7 +60,7 @@ public static class EnsembleEvaluator
             for (int k = 0; k < prompts; k++)
                 for (int l = 0; l < labels; l++) rows[i * group + k * labels + l] = new ScoreRow(examples[i].Input, task.LabelTokens[l], k);
         var scores = new float[rows.Length];
-        RowScorer.Score(engine, rows, scores, default, batchSize, group);
+        RowScorer.Score(engine, rows, scores, default, batchSize, group, processes);
 
         var perPrompt = new int[prompts][];
         for (int k = 0; k < prompts; k++) perPrompt[k] = new int[n];
@@ -93,7 +96,8 @@ public static class EnsembleEvaluator
     }
 
     /// <param name="stopToken">Where decoding stops (EOS); null: the token every target ends with, when no target holds it elsewhere (see <see cref="InferStopToken"/>).</param>
-    public static EnsembleEvaluation Generate(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, int? stopToken = null, int batchSize = 32)
+    public static EnsembleEvaluation Generate(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, int? stopToken = null, int batchSize = 32,
+        IProcessGroup? processes = null)
     {
         int prompts = engine.PromptCount, n = examples.Count;
         Check(engine, examples, batchSize);
@@ -103,7 +107,7 @@ public static class EnsembleEvaluator
             for (int k = 0; k < prompts; k++) gold[i * prompts + k] = new ScoreRow(examples[i].Input, examples[i].Target, k);
         var goldScores = new float[gold.Length];
         var goldMatches = new int[gold.Length];
-        RowScorer.Score(engine, gold, goldScores, goldMatches, batchSize, prompts);
+        RowScorer.Score(engine, gold, goldScores, goldMatches, batchSize, prompts, processes);
 
         // A prompt whose teacher-forced argmaxes are the whole gold target (ending in the stop token, which it holds
         // nowhere else, and within the decoding limit) decodes exactly that target: only the other rows are decoded.
@@ -122,7 +126,7 @@ public static class EnsembleEvaluator
             }
         }
         var decoded = undecided.Count == 0 ? [] : GreedyDecoder.Generate(engine, [.. undecided.Select(r => examples[r / prompts].Input)], [.. undecided.Select(r => r % prompts)],
-            limit, stopToken, Math.Max(prompts, batchSize / prompts * prompts));
+            limit, stopToken, Math.Max(prompts, batchSize / prompts * prompts), useCache: true, processes: processes);
         for (int j = 0; j < undecided.Count; j++) answers[undecided[j]] = decoded[j];
 
         // Candidates: each example's distinct answers. Where all prompts agree there is nothing to weigh, so those rows are not scored.
@@ -146,7 +150,7 @@ public static class EnsembleEvaluator
                     foreach (var answer in distinct) candidateRows.Add(new ScoreRow(examples[i].Input, answer, k));
         }
         var candidateScores = new float[candidateRows.Count];
-        RowScorer.Score(engine, candidateRows, candidateScores, default, batchSize);
+        RowScorer.Score(engine, candidateRows, candidateScores, default, batchSize, processes: processes);
 
         var correct = new int[prompts];
         var goldLogLikelihood = new double[prompts];

@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 
@@ -11,32 +12,26 @@ public static class Evaluator
     /// logits (then greedy decoding reproduces the target exactly, stopping at its EOS). Also the teacher-forced token
     /// accuracy (targets whose argmax is right, over all targets) and the mean loss over target tokens.
     /// </summary>
-    public static EvaluationResult ExactMatch(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, int batchSize = 32, int promptIndex = 0)
+    /// <param name="processes">A group of N &gt; 1: each rank scores a contiguous share of the examples, every rank gets the result.</param>
+    public static EvaluationResult ExactMatch(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, int batchSize = 32, int promptIndex = 0,
+        IProcessGroup? processes = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (examples.Count == 0) throw new ArgumentException("No examples to evaluate.");
-        int longest = examples.Max(e => e.Length);
-        var batch = new TokenBatch(batchSize, longest, engine.RequirePrompts());
-        var scores = new float[batchSize];
-        var matches = new int[batchSize];
+        var rows = new ScoreRow[examples.Count];
+        for (int i = 0; i < rows.Length; i++) rows[i] = new ScoreRow(examples[i].Input, examples[i].Target, promptIndex);
+        var scores = new float[rows.Length];
+        var matches = new int[rows.Length];
+        RowScorer.Score(engine, rows, scores, matches, batchSize, processes: processes);
         int exact = 0;
         double logLikelihood = 0;
         long targets = 0, matched = 0;
-        for (int start = 0; start < examples.Count; start += batchSize)
+        for (int i = 0; i < rows.Length; i++)
         {
-            int rows = Math.Min(batchSize, examples.Count - start);
-            int length = 0;
-            for (int i = 0; i < rows; i++) length = Math.Max(length, examples[start + i].Length);
-            batch.Reset(length);
-            for (int i = 0; i < rows; i++) batch.AddRow(examples[start + i].Input, examples[start + i].Target, promptIndex);
-            engine.ScoreRows(batch, scores, matches);
-            for (int i = 0; i < rows; i++)
-            {
-                if (matches[i] == examples[start + i].Target.Length) exact++;
-                logLikelihood += scores[i];
-                targets += examples[start + i].Target.Length;
-                matched += matches[i];
-            }
+            if (matches[i] == examples[i].Target.Length) exact++;
+            logLikelihood += scores[i];
+            targets += examples[i].Target.Length;
+            matched += matches[i];
         }
         return new EvaluationResult(examples.Count, (double)exact / examples.Count, -logLikelihood / targets, (double)matched / targets);
     }

@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 
@@ -10,16 +11,19 @@ public static class GenerationMetrics
     /// Decodes every example's input greedily (up to the longest target, stopping at <paramref name="stopToken"/>
     /// when given, else cut at each row's own target length) and compares the decoded ids with the target ids.
     /// Token F1 is the harmonic mean of precision and recall of the multiset of decoded vs target tokens, per row,
-    /// averaged over rows (the stop token is left out of both sides).
+    /// averaged over rows (the stop token is left out of both sides). With a <paramref name="processes"/> group of
+    /// N &gt; 1 each rank decodes a contiguous share of the examples and every rank scores all the answers.
     /// </summary>
-    public static GenerationResult Score(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, int? stopToken, int batchSize = 32)
+    public static GenerationResult Score(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, int? stopToken, int batchSize = 32,
+        IProcessGroup? processes = null)
     {
         if (examples.Count == 0) throw new ArgumentException("No examples to evaluate.");
         int longest = examples.Max(e => e.Target.Length);
-        var inputs = examples.Select(e => e.Input).ToList();
+        var inputs = examples.Select(e => e.Input).ToArray();
         var decoded = engine is IEncoderDecoderEngine seq2seq
-            ? Seq2SeqGreedyDecoder.Generate(seq2seq, inputs, longest, stopToken, batchSize)
-            : GreedyDecoder.Generate(engine, inputs, longest, stopToken, batchSize);
+            ? RowShares.AllGather(processes ?? SingleProcess.Instance, inputs.Length,
+                (start, count) => Seq2SeqGreedyDecoder.Generate(seq2seq, new ArraySegment<int[]>(inputs, start, count), longest, stopToken, batchSize))
+            : GreedyDecoder.Generate(engine, inputs, new int[inputs.Length], longest, stopToken, batchSize, useCache: true, processes: processes);
         int exact = 0;
         double f1 = 0;
         for (int i = 0; i < examples.Count; i++)

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 
 namespace SoftPrompt.Tuning;
@@ -40,10 +41,14 @@ public static class GreedyDecoder
     /// <summary>
     /// As above, drawing each token as <paramref name="sampling"/> says when it is given (greedy otherwise) and ending a
     /// row at <paramref name="stopStrings"/> too; without <paramref name="useCache"/> every step re-runs the whole
-    /// sequences (the reference cached decoding is tested and benchmarked against).
+    /// sequences (the reference cached decoding is tested and benchmarked against). With a <paramref name="processes"/>
+    /// group of N &gt; 1 each rank decodes its contiguous share of the rows and every rank receives all the answers
+    /// (<see cref="RowShares"/>); the token limit, the choice of the cache and each row's sampling generator are those of
+    /// the whole list. Continuous batching cannot replay one process's slot schedule on a share, and a logit's last bits
+    /// depend on the rows sharing its step, so only a near tie between two tokens could decode differently from one process.
     /// </summary>
     public static int[][] Generate(IPromptEngine engine, IReadOnlyList<int[]> inputs, IReadOnlyList<int> promptIndices, int maxNewTokens, int? stopToken, int batchSize,
-        bool useCache, Sampling? sampling = null, StopStrings? stopStrings = null)
+        bool useCache, Sampling? sampling = null, StopStrings? stopStrings = null, IProcessGroup? processes = null)
     {
         sampling?.Validate();
         stopStrings?.Validate();
@@ -52,6 +57,13 @@ public static class GreedyDecoder
         if (promptIndices.Count != inputs.Count) throw new ArgumentException($"{inputs.Count} inputs but {promptIndices.Count} prompt indices.");
         var outputs = new int[inputs.Count][];
         if (inputs.Count == 0) return outputs;
+        if (processes is { Size: > 1 })
+        {
+            int limit = NewTokenLimit(engine, inputs, maxNewTokens);
+            bool cache = useCache && (engine is IEncoderDecoderEngine || inputs.All(i => i.Length > 0));
+            return RowShares.AllGather(processes, inputs.Count, (start, count) => Generate(engine, new ArraySegment<int[]>([.. inputs], start, count),
+                new ArraySegment<int>([.. promptIndices], start, count), limit, stopToken, batchSize, cache, sampling is null ? null : sampling with { FirstRow = sampling.FirstRow + start }, stopStrings));
+        }
         int longestInput = inputs.Max(i => i.Length);
         maxNewTokens = NewTokenLimit(engine, inputs, maxNewTokens);
         bool encoderDecoder = engine is IEncoderDecoderEngine;

@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 
 namespace SoftPrompt.Tuning;
@@ -23,12 +24,13 @@ public sealed record Prediction(int Label, int[] Tokens, float Score, double Pro
 /// Answers rows of several tasks with one frozen model: every row runs with its task's prompt, and rows of different
 /// tasks share batches (each row's promptIndex is its task's prompt), so the model serves all tasks in the same forward
 /// passes. Classification rows are rank-classified over their task's labels (ties: the label listed first);
-/// generation rows are greedy-decoded (or sampled), then scored.
+/// generation rows are greedy-decoded (or sampled), then scored. With a process group of N &gt; 1 each rank scores and
+/// decodes a contiguous share of those rows and every rank receives all the predictions, in row order.
 /// </summary>
 public static class MixedPredictor
 {
     public static Prediction[] Predict(IPromptEngine engine, IReadOnlyList<ServedTask> tasks, IReadOnlyList<ServedRow> rows, int maxNewTokens, int? stopToken, int batchSize = 32,
-        Sampling? sampling = null, StopStrings? stopStrings = null)
+        Sampling? sampling = null, StopStrings? stopStrings = null, IProcessGroup? processes = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         foreach (var task in tasks)
@@ -51,15 +53,15 @@ public static class MixedPredictor
                 foreach (var label in labels) labelRows.Add(new ScoreRow(rows[i].Input, label, task.PromptIndex));
         }
         var labelScores = new float[labelRows.Count];
-        RowScorer.Score(engine, labelRows, labelScores, default, batchSize);
+        RowScorer.Score(engine, labelRows, labelScores, default, batchSize, processes: processes);
 
         // One decoding over every generation row, each with its task's prompt, then one pass to score the answers.
         var generated = Enumerable.Range(0, rows.Count).Where(i => !tasks[rows[i].Task].IsClassification).ToArray();
         var answers = generated.Length == 0 ? [] : GreedyDecoder.Generate(engine, [.. generated.Select(i => rows[i].Input)],
-            [.. generated.Select(i => tasks[rows[i].Task].PromptIndex)], maxNewTokens, stopToken, batchSize, useCache: true, sampling, stopStrings);
+            [.. generated.Select(i => tasks[rows[i].Task].PromptIndex)], maxNewTokens, stopToken, batchSize, useCache: true, sampling, stopStrings, processes);
         var answerRows = generated.Select((i, j) => new ScoreRow(rows[i].Input, answers[j], tasks[rows[i].Task].PromptIndex)).ToArray();
         var answerScores = new float[answerRows.Length];
-        RowScorer.Score(engine, answerRows, answerScores, default, batchSize);
+        RowScorer.Score(engine, answerRows, answerScores, default, batchSize, processes: processes);
 
         var predictions = new Prediction[rows.Count];
         for (int j = 0; j < generated.Length; j++) predictions[generated[j]] = new Prediction(-1, answers[j], answerScores[j], double.NaN);

@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 using SoftPrompt.Text;
 
@@ -18,36 +19,23 @@ public sealed record RankClassificationResult(int[] Predictions, float[] Scores,
 /// Rank classification (as T5 and the prompt-tuning paper evaluate classification): every label of the verbalizer is
 /// scored by the summed log-likelihood of its target tokens after the example's input, and the best-scoring label is
 /// the prediction (a tie goes to the label listed first). One batch row per (example, label), batched through
-/// <see cref="IPromptEngine.ScoreRows"/>. Scores are sums, not per-token means, so a longer label pays for every token.
+/// <see cref="RowScorer"/>. Scores are sums, not per-token means, so a longer label pays for every token.
 /// </summary>
 public static class RankClassifier
 {
+    /// <param name="processes">A group of N &gt; 1: each rank scores a contiguous share of the (example, label) batches, every rank gets the result.</param>
     public static RankClassificationResult Evaluate(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, ClassificationTask task,
-        int batchSize = 32, int promptIndex = 0)
+        int batchSize = 32, int promptIndex = 0, IProcessGroup? processes = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (examples.Count == 0) throw new ArgumentException("No examples to classify.");
         if (task.GoldLabels.Length != examples.Count) throw new ArgumentException($"{task.GoldLabels.Length} gold labels for {examples.Count} examples.");
         int labels = task.LabelTokens.Count;
-        int longestInput = examples.Max(e => e.Input.Length), longestLabel = task.LabelTokens.Max(l => l.Length);
-        var batch = new TokenBatch(batchSize, longestInput + longestLabel, engine.RequirePrompts());
-        var rowScores = new float[batchSize];
-        var rowMatches = new int[batchSize];
-        var scores = new float[examples.Count * labels];
-        var matches = new int[examples.Count * labels];
-        int pairs = examples.Count * labels;
-        for (int start = 0; start < pairs; start += batchSize)
-        {
-            int rows = Math.Min(batchSize, pairs - start);
-            int length = 0;
-            for (int r = 0; r < rows; r++)
-                length = Math.Max(length, examples[(start + r) / labels].Input.Length + task.LabelTokens[(start + r) % labels].Length);
-            batch.Reset(length);
-            for (int r = 0; r < rows; r++) batch.AddRow(examples[(start + r) / labels].Input, task.LabelTokens[(start + r) % labels], promptIndex);
-            engine.ScoreRows(batch, rowScores, rowMatches);
-            rowScores.AsSpan(0, rows).CopyTo(scores.AsSpan(start));
-            rowMatches.AsSpan(0, rows).CopyTo(matches.AsSpan(start));
-        }
+        var pairs = new ScoreRow[examples.Count * labels];
+        for (int i = 0; i < pairs.Length; i++) pairs[i] = new ScoreRow(examples[i / labels].Input, task.LabelTokens[i % labels], promptIndex);
+        var scores = new float[pairs.Length];
+        var matches = new int[pairs.Length];
+        RowScorer.Score(engine, pairs, scores, matches, batchSize, processes: processes);
 
         var predictions = new int[examples.Count];
         double goldLogLikelihood = 0;

@@ -1,3 +1,4 @@
+using SoftPrompt.Distributed;
 using SoftPrompt.Engines;
 
 namespace SoftPrompt.Tuning;
@@ -15,10 +16,12 @@ public static class RowScorer
     /// Writes each row's summed target log-likelihood (and, when <paramref name="greedyMatches"/> is not empty, how many
     /// of its targets are the argmax). Batches hold at most <paramref name="batchSize"/> rows but never split a group of
     /// <paramref name="groupSize"/> consecutive rows, so the rows of one example (over its prompts and labels) run in one
-    /// forward pass; a group larger than the batch size gets a batch of its own.
+    /// forward pass; a group larger than the batch size gets a batch of its own. With a <paramref name="processes"/>
+    /// group of N &gt; 1 each rank scores a contiguous share of whole batches and every rank receives all the scores
+    /// (<see cref="RowShares"/>).
     /// </summary>
     public static void Score(IPromptEngine engine, IReadOnlyList<ScoreRow> rows, Span<float> logLikelihood, Span<int> greedyMatches = default,
-        int batchSize = 32, int groupSize = 1)
+        int batchSize = 32, int groupSize = 1, IProcessGroup? processes = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(groupSize);
@@ -27,8 +30,18 @@ public static class RowScorer
         if (wantMatches && greedyMatches.Length < rows.Count) throw new ArgumentException($"{rows.Count} rows need {rows.Count} match counts, the span holds {greedyMatches.Length}.");
         if (rows.Count == 0) return;
         if (rows.Count % groupSize != 0) throw new ArgumentException($"{rows.Count} rows are not whole groups of {groupSize}.");
-
         int capacity = Math.Max(groupSize, batchSize / groupSize * groupSize);
+        if (processes is { Size: > 1 })
+        {
+            // Whole batches per rank: each runs exactly the batches one process would, so the scores are the same bits.
+            var (start, count) = RowShares.Mine(processes, rows.Count, capacity);
+            var share = new ArraySegment<ScoreRow>([.. rows], start, count);
+            Score(engine, share, logLikelihood.Slice(start, count), wantMatches ? greedyMatches.Slice(start, count) : default, batchSize, groupSize);
+            RowShares.AllGather(processes, logLikelihood[..rows.Count], capacity);
+            if (wantMatches) RowShares.AllGather(processes, greedyMatches[..rows.Count], capacity);
+            return;
+        }
+
         int longest = 0;
         foreach (var row in rows) longest = Math.Max(longest, row.Input.Length + row.Target.Length);
         var batch = new TokenBatch(Math.Min(capacity, rows.Count), longest, engine.RequirePrompts());

@@ -17,10 +17,13 @@ public sealed record Sampling(float Temperature = 1f, int TopK = 0, float TopP =
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"`Sampling.TopP` must be in (0, 1], got {TopP}.");
     }
 
+    /// <summary>The row number of a generation's first row: a rank decoding a share of the rows draws each row from its generator in the whole list.</summary>
+    internal int FirstRow { get; init; }
+
     /// <summary>Row <paramref name="row"/>'s generator: SplitMix64 of (seed, row), so neighbouring rows and seeds do not correlate.</summary>
     internal Random RowRandom(int row)
     {
-        ulong z = ((ulong)(uint)Seed << 32 | (uint)row) + 0x9E3779B97F4A7C15UL;
+        ulong z = ((ulong)(uint)Seed << 32 | (uint)(FirstRow + row)) + 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return new Random((int)(z ^ (z >> 31)));

@@ -37,12 +37,13 @@ namespace SoftPrompt.Tuning;
 /// gradient of its shard's summed token losses; <see cref="GradientAllReduce"/> sums them (with targets, losses, tokens
 /// and stop requests) and every rank takes the same optimizer step scaled by K/(all targets): the single-process step
 /// on the global batch, up to float summation order. Rank 0's prompts, optimizer state, step and sampler position are
-/// broadcast when the run starts, so only rank 0 needs to resume from a checkpoint. Only rank 0 evaluates on dev data
-/// (the others wait; they need no <see cref="Dev"/>) and decides early stopping for all; let rank 0 alone write
-/// checkpoints and observe.
+/// broadcast when the run starts, so only rank 0 needs to resume from a checkpoint. With dev data every rank needs a
+/// <see cref="Dev"/> over the same rows whose <see cref="DevEvaluator.Processes"/> is the run's group: each scores its
+/// share of the rows, all compute the same metrics from all of them, so they keep the same best prompt and stop early
+/// together. Let rank 0 alone write checkpoints and observe.
 /// </para>
 /// </summary>
-public sealed class TrainingRun
+public sealed class TrainingRun : IDisposable
 {
     private readonly IPromptEngine engine;
     private readonly IReadOnlyList<TokenizedExample> examples;
@@ -54,7 +55,8 @@ public sealed class TrainingRun
     private bool joined;
 
     /// <param name="group">The processes that train together; null = this process alone.</param>
-    public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options, IProcessGroup? group = null)
+    /// <param name="allReduce">How the group sums gradients (the run disposes it); null = <see cref="GradientAllReduce.For"/> when the group has more than one process. Given for one process, the step takes the group path (the GPU test of NCCL at world size 1).</param>
+    public TrainingRun(IPromptEngine engine, IReadOnlyList<TokenizedExample> examples, TrainOptions options, IProcessGroup? group = null, GradientAllReduce? allReduce = null)
     {
         options.Validate();
         if (engine.PromptCount == 0) throw new InvalidOperationException("Load the initial prompt into the engine before training.");
@@ -74,7 +76,7 @@ public sealed class TrainingRun
         sampler = options.LengthBuckets
             ? new BatchSampler(examples, options.BatchSize, promptLength, new LengthBuckets(examples, options.BatchSize, options.Seed).NextEpoch, options.Ensemble) { Shard = shard }
             : new BatchSampler(examples, options.BatchSize, promptLength, options.Seed, options.Shuffle, options.Ensemble) { Shard = shard };
-        if (this.group.Size > 1) allReduce = new GradientAllReduce(this.group, layout.ValueCount(engine.EmbeddingSize));
+        this.allReduce = allReduce ?? (this.group.Size > 1 ? GradientAllReduce.For(this.group, engine, layout.ValueCount(engine.EmbeddingSize)) : null);
         Signature = RunSignature.Of(options, promptLength, examples);
     }
 
@@ -195,8 +197,8 @@ public sealed class TrainingRun
                 StartStep = startStep,
             });
 
-            // In a group every rank reaches the evaluation steps (rank 0 alone needs Dev), so the stop decision is always broadcast.
-            if ((Dev is not null || allReduce is not null) && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && EvaluateOnRankZero(observer))
+            // In a group every rank evaluates its share and computes the same metrics, so all make the same stop decision.
+            if (Dev is not null && ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || step == options.Steps) && Evaluate(observer))
                 stop = TrainStop.EarlyStopped;
             bool last = step == options.Steps || stop == TrainStop.EarlyStopped;
             if (Checkpoints is not null && ((options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0) || last))
@@ -211,15 +213,6 @@ public sealed class TrainingRun
         return new TrainResult(Step, lastLoss, stop, Best, clock.Elapsed.TotalSeconds, tokens, lastCheckpoint);
     }
 
-    /// <summary>Rank 0 evaluates (when it has <see cref="Dev"/>) and tells every rank whether to stop early; the others skip dev scoring.</summary>
-    private bool EvaluateOnRankZero(ITrainingObserver? observer)
-    {
-        if (group.Size == 1) return Evaluate(observer);
-        Span<double> stopEarly = [group.Rank == 0 && Dev is not null && Evaluate(observer) ? 1 : 0];
-        group.Broadcast(stopEarly);
-        return stopEarly[0] > 0;
-    }
-
     /// <summary>
     /// Every rank continues from rank 0's state (its prompts, optimizer state, step and data position), so only rank 0
     /// has to load a checkpoint, and ranks whose initial prompts differ cannot drift apart.
@@ -227,9 +220,13 @@ public sealed class TrainingRun
     private void JoinRankZero()
     {
         joined = true;
+        if (Dev is not null && Dev.Processes != group)
+            throw new InvalidOperationException("DevEvaluator.Processes must be the training run's process group: every rank scores its share of the dev rows.");
         var position = sampler.Position;
-        Span<double> header = [Step, position.Epoch, position.Cursor];
+        Span<double> header = [Step, position.Epoch, position.Cursor, Dev?.Rows ?? -1];
         group.Broadcast(header);
+        if (header[3] != (Dev?.Rows ?? -1))
+            throw new InvalidOperationException($"Rank {group.Rank} evaluates {(Dev is null ? "no" : Dev.Rows.ToString(System.Globalization.CultureInfo.InvariantCulture))} dev rows, rank 0 {(header[3] < 0 ? "none" : header[3].ToString(System.Globalization.CultureInfo.InvariantCulture))}: every rank needs the same dev data.");
         var prompts = CurrentPrompt();
         var state = new float[engine.OptimizerStateLength];
         engine.ReadOptimizerState(state);
@@ -258,6 +255,11 @@ public sealed class TrainingRun
         observer?.OnEvaluation(Step, metrics, improved, Best!);
         return options.EarlyStoppingPatience > 0 && EvaluationsSinceBest >= options.EarlyStoppingPatience;
     }
+
+    /// <summary>Which library sums the gradients of the group's processes.</summary>
+    public CollectiveBackend Collective => allReduce?.Backend ?? CollectiveBackend.None;
+
+    public void Dispose() => allReduce?.Dispose();
 
     /// <summary>The engine's current prompts [K, P, d] (K = 1 outside ensembles).</summary>
     public float[] CurrentPrompt()

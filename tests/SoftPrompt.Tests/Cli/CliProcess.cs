@@ -13,6 +13,7 @@ internal sealed class CliProcess : IDisposable
     private readonly Process process;
     private readonly BlockingCollection<string> lines = [];
     private readonly StringBuilder output = new();
+    private readonly StringBuilder standardOutput = new();
 
     private CliProcess(Process process) => this.process = process;
 
@@ -29,7 +30,7 @@ internal sealed class CliProcess : IDisposable
         start.UseShellExecute = false;
         foreach (string arg in args) start.ArgumentList.Add(arg);
         var child = new CliProcess(new Process { StartInfo = start });
-        child.process.OutputDataReceived += (_, e) => child.Add(e.Data);
+        child.process.OutputDataReceived += (_, e) => child.Add(e.Data, standardOutput: true);
         child.process.ErrorDataReceived += (_, e) => child.Add(e.Data);
         child.process.Start();
         child.process.BeginOutputReadLine();
@@ -39,9 +40,16 @@ internal sealed class CliProcess : IDisposable
 
     public int Id => process.Id;
 
+    /// <summary>Standard output and standard error, as their lines came.</summary>
     public string Output
     {
         get { lock (output) return output.ToString(); }
+    }
+
+    /// <summary>Standard output alone (a --json document).</summary>
+    public string StandardOutput
+    {
+        get { lock (output) return standardOutput.ToString(); }
     }
 
     /// <summary>The first line (from now) that matches, or a failed test naming what the child printed.</summary>
@@ -79,10 +87,14 @@ internal sealed class CliProcess : IDisposable
         process.Dispose();
     }
 
-    private void Add(string? line)
+    private void Add(string? line, bool standardOutput = false)
     {
         if (line is null) return;
-        lock (output) output.AppendLine(line);
+        lock (output)
+        {
+            output.AppendLine(line);
+            if (standardOutput) this.standardOutput.AppendLine(line);
+        }
         lines.Add(line);
     }
 

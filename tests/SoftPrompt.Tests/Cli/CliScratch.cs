@@ -43,4 +43,20 @@ public abstract class CliScratch
         File.WriteAllLines(path, lines);
         return path;
     }
+
+    /// <summary>Copy and reverse dev rows alternating in one pre-tokenized file, each naming its task.</summary>
+    protected string MixedCopyReverse(int perTask)
+    {
+        var lines = new List<string>();
+        var copy = File.ReadLines(DemoData("copy.dev.jsonl")).Take(perTask).ToList();
+        var reverse = File.ReadLines(DemoData("reverse.dev.jsonl")).Take(perTask).ToList();
+        for (int i = 0; i < perTask; i++)
+        {
+            lines.Add(copy[i].Replace("{", "{\"task\":\"copy\","));
+            lines.Add(reverse[i].Replace("{", "{\"task\":\"reverse\","));
+        }
+        string path = In("mixed.jsonl");
+        File.WriteAllLines(path, lines);
+        return path;
+    }
 }

@@ -99,7 +99,7 @@ public sealed class DataParallelCommandTests : CliScratch
         var (code, text) = MpiLauncher.Run(3, Patience, [.. Train(In("d.safetensors"), 5), "--dry-run"]);
         Assert.That(code, Is.Zero, text);
         Assert.That(text, Does.Contain("process group: 3 processes (Open MPI (mpirun)").And.Contain("splits 1+2+2"));
-        Assert.That(text, Does.Contain("rank 2 on ").And.Contain("rows 3..4 of each batch"));
+        Assert.That(text, Does.Contain("rank 2 on ").And.Contain("rows 3..4 of each batch; gradients: MPI all-gather"));
         Assert.That(File.Exists(In("d.safetensors")), Is.False, "a dry run trains nothing");
     }
 

@@ -29,9 +29,24 @@ internal static class MpiLauncher
         // CI containers run as root, which mpirun refuses unless told both of these.
         start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
         start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
-        // One worker per rank: N ranks each with a pool as wide as the machine would only fight over its cores.
-        start.Environment["DOTNET_PROCESSOR_COUNT"] = "1";
+        OneThreadEach(start);
         return CliProcess.Start(start, args);
+    }
+
+    /// <summary>`softprompt ARGS` as one process without a launcher, with the threads a rank gets: the reference a group is compared with.</summary>
+    public static CliProcess StartAlone(params string[] args)
+    {
+        var start = new ProcessStartInfo(CliProcess.Executable);
+        OneThreadEach(start);
+        return CliProcess.Start(start, args);
+    }
+
+    // One worker per rank: N ranks each with a pool as wide as the machine would only fight over its cores. And OpenBLAS
+    // splits a GEMM differently over another thread count, which changes the last bits of a loss.
+    private static void OneThreadEach(ProcessStartInfo start)
+    {
+        start.Environment["DOTNET_PROCESSOR_COUNT"] = "1";
+        start.Environment["OPENBLAS_NUM_THREADS"] = "1";
     }
 
     /// <summary>Runs to the end and returns the exit code; fails the test when it takes longer than <paramref name="timeout"/>.</summary>

@@ -10,22 +10,6 @@ public sealed class PredictCommandTests : CliScratch
     private static readonly Dictionary<int, string> Symbols =
         JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(Path.Combine(DemoModel.Directory, "vocab.json")))!.ToDictionary(p => p.Value, p => p.Key);
 
-    /// <summary>Copy and reverse dev rows alternating in one pre-tokenized file, each naming its task.</summary>
-    private string MixedCopyReverse(int perTask)
-    {
-        var lines = new List<string>();
-        var copy = File.ReadLines(DemoData("copy.dev.jsonl")).Take(perTask).ToList();
-        var reverse = File.ReadLines(DemoData("reverse.dev.jsonl")).Take(perTask).ToList();
-        for (int i = 0; i < perTask; i++)
-        {
-            lines.Add(copy[i].Replace("{", "{\"task\":\"copy\","));
-            lines.Add(reverse[i].Replace("{", "{\"task\":\"reverse\","));
-        }
-        string path = In("mixed.jsonl");
-        File.WriteAllLines(path, lines);
-        return path;
-    }
-
     private static List<JsonElement> Lines(string path) => [.. File.ReadLines(path).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
 
     private static int[] Ids(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetInt32())];

@@ -80,6 +80,17 @@ public sealed class DataParallelPartsTests
     private static List<string> Rows(SoftPrompt.Engines.TokenBatch batch) =>
         Enumerable.Range(0, batch.Rows).Select(r => string.Join(",", batch.RowTokens(r).ToArray())).ToList();
 
+    // 13 rows in evaluation batches of 4 (the last holds 1): whole batches per rank, contiguous, covering every row once.
+    [TestCase(2, new[] { 0, 8 }, new[] { 8, 5 })]
+    [TestCase(3, new[] { 0, 4, 8 }, new[] { 4, 4, 5 })]
+    [TestCase(5, new[] { 0, 0, 4, 8, 12 }, new[] { 0, 4, 4, 4, 1 })]
+    public void EvaluationSharesAreWholeBatchesInRowOrder(int ranks, int[] starts, int[] counts)
+    {
+        var shares = Enumerable.Range(0, ranks).Select(r => RowShares.Of(r, ranks, rows: 13, unit: 4)).ToList();
+        Assert.That(shares.Select(s => s.Start), Is.EqualTo(starts));
+        Assert.That(shares.Select(s => s.Count), Is.EqualTo(counts));
+    }
+
     [Test]
     public void ABatchSmallerThanTheGroupIsRefused()
     {
@@ -100,6 +111,7 @@ public sealed class DataParallelPartsTests
         public void AllGather(ReadOnlySpan<byte> mine, Span<byte> all) => throw new NotSupportedException();
         public void Broadcast(Span<double> values, int root = 0) => throw new NotSupportedException();
         public void Broadcast(Span<float> values, int root = 0) => throw new NotSupportedException();
+        public void Broadcast(Span<byte> values, int root = 0) => throw new NotSupportedException();
         public void Barrier() => throw new NotSupportedException();
         public void Abort(int exitCode) => throw new NotSupportedException();
         public void Dispose() { }

@@ -67,6 +67,8 @@ public abstract class DeviceEngine : IDeviceEngine
     public void ReadPrompts(Span<float> destination) => state.ReadPrompts(destination);
     public void ReadPromptGradient(Span<float> destination) => state.ReadGradient(destination);
     public void WritePromptGradient(ReadOnlySpan<float> source) => state.WriteGradient(source);
+    /// <summary>dLoss/dPrompt where it lives on the device, for a collective that sums it in place (NCCL).</summary>
+    internal DeviceSpan<float> PromptGradientOnDevice => state.PromptGradient;
     public int OptimizerStateLength => state.OptimizerStateLength;
     public void ReadOptimizerState(Span<float> destination) => state.ReadOptimizerState(destination);
     public void LoadOptimizerState(ReadOnlySpan<float> source) => state.LoadOptimizerState(source);

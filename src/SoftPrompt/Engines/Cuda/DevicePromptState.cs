@@ -71,6 +71,8 @@ internal sealed class DevicePromptState : IDisposable
 
     public DeviceSpan<float> Prompts => Loaded.Prompts;
     public DeviceSpan<float> Gradient => Loaded.Gradient;
+    /// <summary>The loaded prompts' part of <see cref="Gradient"/>: [ΣP_k, width], as ReadGradient reads it.</summary>
+    public DeviceSpan<float> PromptGradient => Loaded.Gradient.Slice(0, Size);
     /// <summary>[K + 1] int: prompt k's first row of <see cref="Prompts"/>, then ΣP_k (the embedding kernels' prompt_offsets).</summary>
     public DeviceSpan<int> Offsets => Loaded.Offsets;
 
