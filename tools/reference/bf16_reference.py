@@ -87,7 +87,7 @@ SHARP_GAIN = 2.0
 # Draws per case: the committed weights (draw 0) and DRAWS - 1 copies perturbed by a relative PERTURBATION. One draw is
 # not a bar: sharp attention makes these cases ill-conditioned under rounding, and one draw's error can be 3x another's.
 # The bar is on the medians over the draws. Bf16EngineTests rebuilds the same draws bit for bit (PerturbedWeights.cs).
-DRAWS = 5
+DRAWS = 9
 PERTURBATION = 1e-3
 MASK64 = (1 << 64) - 1
 
