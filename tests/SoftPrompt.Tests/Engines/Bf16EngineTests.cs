@@ -76,13 +76,15 @@ public sealed class Bf16EngineTests(DeviceKind kind)
 
     /// <summary>
     /// The fast suite's smoke run of the bar: one draw (the committed weights) of one head-size-64 case per family, within
-    /// four times PyTorch's median — loose, as one draw is noisy; the twice-the-median bar is the Slow tests above.
+    /// three times PyTorch's median — loose, as one draw is noisy (on all 9 draws of these cases ours stays under 1.9
+    /// times it; the unbiased Llama, whose draws vary most, is left to the Slow tests and their twice-the-median bar).
+    /// Accumulating the emulated bf16 GEMM in bf16 puts each of the three at 3.4 times or more.
     /// </summary>
     [TestCase("gpt2", "bf16/gpt2-hs64")]
     [TestCase("llama", "bf16/llama-hs64-attention-bias")]
     [TestCase("t5", "bf16/t5-hs64")]
-    public void OneDrawIsWithinFourTimesPyTorchBf16sMedian(string family, string model) => AssertMedianWithin(model,
-        family == "t5" ? T5Inputs(model) : Gpt2Inputs(model), family switch { "gpt2" => Gpt2, "llama" => Llama, _ => T5 }, 1, 4);
+    public void OneDrawIsWithinThricePyTorchBf16sMedian(string family, string model) => AssertMedianWithin(model,
+        family == "t5" ? T5Inputs(model) : Gpt2Inputs(model), family switch { "gpt2" => Gpt2, "llama" => Llama, _ => T5 }, 1, 3);
 
     private const int AllDraws = int.MaxValue;
 
