@@ -12,10 +12,12 @@ namespace SoftPrompt.Tests.Engines;
 
 /// <summary>
 /// The device engines at <see cref="Precision.Bf16"/> (block matrices stored bf16, their GEMMs on bf16 operands with fp32
-/// sums, attention on bf16 tensor cores at head size 64) against the float64 results of PyTorch fixtures, with issue 12's
-/// bar: our error (loss, and prompt gradient in relative L2) at most twice PyTorch bf16 autocast's own error on the same
-/// case, which tools/reference/bf16_reference.py records in fixtures/bf16/pytorch_bf16_errors.json. Head size 8: the
-/// committed family fixtures; head size 64: the models that script writes under fixtures/bf16/.
+/// sums, attention on bf16 tensor cores at head size 64) against float64, with issue 12's bar: our median error (loss,
+/// and prompt gradient in relative L2) over a case's weight draws at most twice PyTorch bf16 autocast's median over the
+/// same draws, which tools/reference/bf16_reference.py records in fixtures/bf16/pytorch_bf16_errors.json. Medians, not
+/// one draw: sharp attention makes these cases ill-conditioned under rounding, and on one draw either engine's error can
+/// be three times its error on a 1e-3 perturbation of it (<see cref="WeightDraws"/>). Head size 8: the committed family
+/// fixtures; head size 64: the models that script writes under fixtures/bf16/.
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
@@ -28,16 +30,21 @@ public sealed class Bf16EngineTests(DeviceKind kind)
     /// <summary>A fixture's inputs: its prompts and rows.</summary>
     private sealed record Inputs(float[] Prompts, int PromptCount, int PromptLength, TokenBatch Batch);
 
+    /// <summary>How a family's engines open a model folder: the float64 CPU reference, and the device engine (bf16 or fp32).</summary>
+    private sealed record Family(Func<string, CpuEngine<double>> Exact, Func<string, bool, IPromptEngine> Device);
+
+    /// <summary>What the script recorded for one draw: the weights' SHA-256, PyTorch's float64 loss and bf16 errors.</summary>
+    private sealed record RecordedDraw(int Draw, string WeightsSha256, double LossF64, double LossError, double GradientError);
+
     private static string FixtureDirectory(string model) => Path.Combine(TestContext.CurrentContext.TestDirectory, "fixtures", model);
 
     public static IEnumerable<TestCaseData> Gpt2Models() => Models("gpt2/tiny", "bf16/gpt2-hs64");
 
     /// <remarks>
     /// llama/tiny: grouped-query (4 heads on 2); the hs64 models: multi-query (2 on 1), q and k at twice the init (sharp
-    /// attention). The earlier in-memory unbiased hs64 model (seed 6), whose 8.9% gradient error was unexplained: ours 14.1%
-    /// against PyTorch bf16's 4.9% on that one draw, but over 16 draws of a 1e-3 weight perturbation ours has median 5.6%
-    /// (2.9–20%) and PyTorch's 8.3% (5.5–19%). The case is ill-conditioned (rounding layer 0's k-projection input alone
-    /// moves the gradient 6%), and a simulation of our rounding in float64 reproduces the 8.9%: no op of ours is at fault.
+    /// attention). The earlier in-memory unbiased hs64 model (seed 6) showed why one draw is no bar: ours 14.1% against
+    /// PyTorch bf16's 4.9% on that draw, but over 16 draws of a 1e-3 weight perturbation ours had median 5.6% (2.9–20%)
+    /// and PyTorch's 8.3% (5.5–19%); rounding layer 0's k-projection input alone moves its gradient 6%.
     /// </remarks>
     public static IEnumerable<TestCaseData> LlamaModels() => Models("llama/tiny", "llama/tiny-attention-bias", "bf16/llama-hs64", "bf16/llama-hs64-attention-bias");
 
@@ -46,40 +53,106 @@ public sealed class Bf16EngineTests(DeviceKind kind)
     private static IEnumerable<TestCaseData> Models(params string[] models) =>
         models.Select(model => new TestCaseData(model).SetName($"{{m}}({model})"));
 
-    [TestCaseSource(nameof(Gpt2Models))]
-    public void Gpt2ErrorIsAtMostTwicePyTorchBf16s(string model)
+    private Family Gpt2 => new(
+        dir => new CpuGpt2Engine<double>(Widen(Gpt2Checkpoint.Load<float>(dir))),
+        (dir, bf16) => new CudaGpt2Engine(TestDevices.Open(kind), Gpt2Checkpoint.Load<float>(dir), ownsDevice: true, bf16: bf16));
+
+    private Family Llama => new(
+        dir => new CpuLlamaEngine<double>(Widen(LlamaCheckpoint.Load<float>(dir))),
+        (dir, bf16) => new CudaLlamaEngine(TestDevices.Open(kind), LlamaCheckpoint.Load<float>(dir), ownsDevice: true, bf16: bf16));
+
+    private Family T5 => new(
+        dir => new CpuT5Engine<double>(Widen(T5Checkpoint.Load<float>(dir))),
+        (dir, bf16) => new CudaT5Engine(TestDevices.Open(kind), T5Checkpoint.Load<float>(dir), ownsDevice: true, bf16: bf16));
+
+    [TestCaseSource(nameof(Gpt2Models)), Category("Slow")]
+    public void Gpt2MedianErrorIsAtMostTwicePyTorchBf16s(string model) => AssertMedianWithin(model, Gpt2Inputs(model), Gpt2, AllDraws, 2);
+
+    [TestCaseSource(nameof(LlamaModels)), Category("Slow")]
+    public void LlamaMedianErrorIsAtMostTwicePyTorchBf16s(string model) => AssertMedianWithin(model, Gpt2Inputs(model), Llama, AllDraws, 2);
+
+    [TestCaseSource(nameof(T5Models)), Category("Slow")]
+    public void T5MedianErrorIsAtMostTwicePyTorchBf16s(string model) => AssertMedianWithin(model, T5Inputs(model), T5, AllDraws, 2);
+
+    /// <summary>
+    /// The fast suite's smoke run of the bar: one draw (the committed weights) of one head-size-64 case per family, within
+    /// three times PyTorch's median — loose, as one draw is noisy (on all 9 draws of these cases ours stays under 1.9
+    /// times it; the unbiased Llama, whose draws vary most, is left to the Slow tests and their twice-the-median bar).
+    /// Accumulating the emulated bf16 GEMM in bf16 puts each of the three at 3.4 times or more.
+    /// </summary>
+    [TestCase("gpt2", "bf16/gpt2-hs64")]
+    [TestCase("llama", "bf16/llama-hs64-attention-bias")]
+    [TestCase("t5", "bf16/t5-hs64")]
+    public void OneDrawIsWithinThricePyTorchBf16sMedian(string family, string model) => AssertMedianWithin(model,
+        family == "t5" ? T5Inputs(model) : Gpt2Inputs(model), family switch { "gpt2" => Gpt2, "llama" => Llama, _ => T5 }, 1, 3);
+
+    private const int AllDraws = int.MaxValue;
+
+    private static Inputs Gpt2Inputs(string model)
     {
         var fixture = Gpt2Fixture.LoadFrom(FixtureDirectory(model), CaseName);
-        var weights = Gpt2Checkpoint.Load<float>(fixture.ModelDirectory);
-        var inputs = new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
-        AssertAtMostTwicePyTorch(model, new Result(fixture.LossF64, fixture.PromptGradientF64),
-            Reference(new CpuGpt2Engine<double>(Widen(weights, roundBlocks: true)), inputs),
-            Run(new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true), inputs),
-            Run(new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), inputs));
+        return new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
     }
 
-    [TestCaseSource(nameof(LlamaModels))]
-    public void LlamaErrorIsAtMostTwicePyTorchBf16s(string model)
-    {
-        var fixture = Gpt2Fixture.LoadFrom(FixtureDirectory(model), CaseName);
-        var weights = LlamaCheckpoint.Load<float>(fixture.ModelDirectory);
-        var inputs = new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
-        AssertAtMostTwicePyTorch(model, new Result(fixture.LossF64, fixture.PromptGradientF64),
-            Reference(new CpuLlamaEngine<double>(Widen(weights, roundBlocks: true)), inputs),
-            Run(new CudaLlamaEngine(TestDevices.Open(kind), weights, ownsDevice: true), inputs),
-            Run(new CudaLlamaEngine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), inputs));
-    }
-
-    [TestCaseSource(nameof(T5Models))]
-    public void T5ErrorIsAtMostTwicePyTorchBf16s(string model)
+    private static Inputs T5Inputs(string model)
     {
         var fixture = T5Fixture.LoadFrom(FixtureDirectory(model), CaseName);
-        var weights = T5Checkpoint.Load<float>(fixture.ModelDirectory);
-        var inputs = new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
-        AssertAtMostTwicePyTorch(model, new Result(fixture.LossF64, fixture.PromptGradientF64),
-            Reference(new CpuT5Engine<double>(Widen(weights, roundBlocks: true)), inputs),
-            Run(new CudaT5Engine(TestDevices.Open(kind), weights, ownsDevice: true), inputs),
-            Run(new CudaT5Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true), inputs));
+        return new Inputs(fixture.Prompts, fixture.PromptCount, fixture.PromptLength, fixture.Batch());
+    }
+
+    /// <summary>
+    /// The bar: over the first <paramref name="drawCount"/> recorded draws, the median of our bf16 loss and gradient errors
+    /// against float64 at most <paramref name="factor"/> times PyTorch bf16 autocast's median over all its draws. Each draw's
+    /// weights are rebuilt here and checked bit-identical to the script's (SHA-256), and our float64 loss on them equal to
+    /// PyTorch's. On draw 0 also: the fp32 engine within 1e-5 of float64 and bf16 visibly not fp32 (so bf16 really ran).
+    /// </summary>
+    private static void AssertMedianWithin(string model, Inputs inputs, Family family, int drawCount, double factor)
+    {
+        var (perturbation, recorded, pytorchLoss, pytorchGradient) = PyTorchBf16Draws(model);
+        string modelDirectory = FixtureDirectory(model);
+        string scratch = Directory.CreateTempSubdirectory("softprompt-bf16-draws-").FullName;
+        var lossErrors = new List<double>();
+        var gradientErrors = new List<double>();
+        try
+        {
+            foreach (var draw in recorded.Take(drawCount))
+            {
+                string dir = Path.Combine(scratch, $"draw-{draw.Draw}");
+                Assert.That(WeightDraws.Write(modelDirectory, draw.Draw, perturbation, dir), Is.EqualTo(draw.WeightsSha256),
+                    $"draw {draw.Draw}: our weights are bit-identical to bf16_reference.py's");
+                var exact = Reference(family.Exact(dir), inputs);
+                Assert.That(exact.Loss, Is.EqualTo(draw.LossF64).Within(1e-9 * Math.Abs(draw.LossF64)), $"draw {draw.Draw}: our float64 loss is PyTorch's");
+                var bf16 = Run(family.Device(dir, true), inputs);
+                double gradientError = RelativeError(bf16.Gradient, exact.Gradient);
+                if (draw.Draw == 0)
+                {
+                    double fp32Error = RelativeError(Run(family.Device(dir, false), inputs).Gradient, exact.Gradient);
+                    Assert.That(fp32Error, Is.LessThan(1e-5), "the fp32 engine");
+                    Assert.That(gradientError, Is.GreaterThan(100 * fp32Error), "bf16 ran: its error is that of 8-bit mantissas, not of fp32");
+                }
+                lossErrors.Add(Math.Abs(bf16.Loss - exact.Loss) / Math.Abs(exact.Loss));
+                gradientErrors.Add(gradientError);
+            }
+        }
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+        double lossMedian = Median(lossErrors), gradientMedian = Median(gradientErrors);
+        TestContext.Out.WriteLine($"{model}, {lossErrors.Count} draw(s): loss PyTorch bf16 {pytorchLoss:G3} ({Span(recorded.Select(d => d.LossError))}), " +
+            $"ours {lossMedian:G3} ({Span(lossErrors)}), ratio {lossMedian / pytorchLoss:F2}; gradient PyTorch bf16 {pytorchGradient:G3} " +
+            $"({Span(recorded.Select(d => d.GradientError))}), ours {gradientMedian:G3} ({Span(gradientErrors)}), ratio {gradientMedian / pytorchGradient:F2}");
+        Assert.That(gradientMedian, Is.LessThanOrEqualTo(factor * pytorchGradient), $"prompt gradient: median at most {factor}× PyTorch bf16's median relative L2 error");
+        Assert.That(lossMedian, Is.LessThanOrEqualTo(factor * pytorchLoss), $"loss: median at most {factor}× PyTorch bf16's median relative error");
+    }
+
+    private static string Span(IEnumerable<double> values) => $"{values.Min():G3}–{values.Max():G3}";
+
+    private static double Median(IReadOnlyCollection<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        int half = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
     }
 
     private static Result Run(IPromptEngine engine, Inputs inputs)
@@ -100,31 +173,15 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         return new Result(loss, engine.PromptGradient.ToArray());
     }
 
-    /// <summary>
-    /// The bar: bf16's loss and gradient errors against float64 at most twice PyTorch bf16 autocast's on the same case.
-    /// Also: the fp32 engine within 1e-5 of float64 and bf16 visibly not fp32 (so bf16 really ran). The error against
-    /// float64 on the bf16-rounded weights (what rounding the activations alone costs) is printed, not asserted.
-    /// </summary>
-    private static void AssertAtMostTwicePyTorch(string model, Result exact, Result roundedWeights, Result fp32, Result bf16)
-    {
-        var pytorch = PyTorchBf16Error(model);
-        double fp32Error = RelativeError(fp32.Gradient, exact.Gradient);
-        double gradientError = RelativeError(bf16.Gradient, exact.Gradient);
-        double lossError = Math.Abs(bf16.Loss - exact.Loss) / Math.Abs(exact.Loss);
-        TestContext.Out.WriteLine($"{model}: PyTorch bf16 loss {pytorch.Loss:G3}, gradient {pytorch.Gradient:G3}; ours loss {lossError:G3}, gradient {gradientError:G3} " +
-            $"(ratios {lossError / pytorch.Loss:F2}, {gradientError / pytorch.Gradient:F2}); ours vs float64 on bf16 weights {RelativeError(bf16.Gradient, roundedWeights.Gradient):G3}; fp32 {fp32Error:G3}");
-        Assert.That(fp32Error, Is.LessThan(1e-5), "the fp32 engine");
-        Assert.That(gradientError, Is.GreaterThan(100 * fp32Error), "bf16 ran: its error is that of 8-bit mantissas, not of fp32");
-        Assert.That(gradientError, Is.LessThanOrEqualTo(2 * pytorch.Gradient), "prompt gradient: at most twice PyTorch bf16's relative L2 error");
-        Assert.That(lossError, Is.LessThanOrEqualTo(2 * pytorch.Loss), "loss: at most twice PyTorch bf16's relative error");
-    }
-
-    /// <summary>PyTorch bf16 autocast's relative errors against float64 on <paramref name="model"/>'s case, as recorded.</summary>
-    private static (double Loss, double Gradient) PyTorchBf16Error(string model)
+    /// <summary>The perturbation, the draws and PyTorch bf16 autocast's median errors on <paramref name="model"/>'s case, as recorded.</summary>
+    private static (double Perturbation, RecordedDraw[] Draws, double LossMedian, double GradientMedian) PyTorchBf16Draws(string model)
     {
         var json = JsonNode.Parse(File.ReadAllText(FixtureDirectory("bf16/pytorch_bf16_errors.json")))!;
         var entry = json["cases"]?[$"{model}/{CaseName}"] ?? throw new AssertionException($"pytorch_bf16_errors.json has no {model}/{CaseName}: rerun tools/reference/bf16_reference.py");
-        return (entry["loss_relative_error"]!.GetValue<double>(), entry["prompt_grad_relative_l2_error"]!.GetValue<double>());
+        RecordedDraw[] draws = [.. entry["draws"]!.AsArray().Select(d => new RecordedDraw(d!["draw"]!.GetValue<int>(), d["weights_sha256"]!.GetValue<string>(),
+            d["loss_f64"]!.GetValue<double>(), d["loss_relative_error"]!.GetValue<double>(), d["prompt_grad_relative_l2_error"]!.GetValue<double>()))];
+        return (json["perturbation"]!.GetValue<double>(), draws,
+            entry["median_loss_relative_error"]!.GetValue<double>(), entry["median_prompt_grad_relative_l2_error"]!.GetValue<double>());
     }
 
     private static double RelativeError(double[] actual, double[] expected) =>
@@ -180,15 +237,15 @@ public sealed class Bf16EngineTests(DeviceKind kind)
             Throws.ArgumentException.With.Message.Contains("CPU engines are the fp32/fp64 references"));
     }
 
-    private static T5Weights<double> Widen(T5Weights<float> w, bool roundBlocks)
+    private static T5Weights<double> Widen(T5Weights<float> w)
     {
         T5AttentionWeights<double> Attention(T5AttentionWeights<float> a) => new()
         {
-            Query = Block(a.Query, roundBlocks), Key = Block(a.Key, roundBlocks), Value = Block(a.Value, roundBlocks), Output = Block(a.Output, roundBlocks),
+            Query = Plain(a.Query), Key = Plain(a.Key), Value = Plain(a.Value), Output = Plain(a.Output),
         };
         T5FeedForwardWeights<double> FeedForward(T5FeedForwardWeights<float> f) => new()
         {
-            Input = Block(f.Input, roundBlocks), Linear = f.Linear is null ? null : Block(f.Linear, roundBlocks), Output = Block(f.Output, roundBlocks),
+            Input = Plain(f.Input), Linear = f.Linear is null ? null : Plain(f.Linear), Output = Plain(f.Output),
         };
         return new T5Weights<double>
         {
@@ -215,10 +272,8 @@ public sealed class Bf16EngineTests(DeviceKind kind)
 
     private static double[] Plain(float[] x) => [.. x.Select(v => (double)v)];
 
-    private static double[] Block(float[] x, bool round) =>
-        round ? [.. x.Select(v => (double)BitConverter.UInt32BitsToSingle((uint)ElementConversion.SingleToBFloat16(v) << 16))] : Plain(x);
 
-    private static LlamaWeights<double> Widen(LlamaWeights<float> w, bool roundBlocks) => new()
+    private static LlamaWeights<double> Widen(LlamaWeights<float> w) => new()
     {
         Config = w.Config,
         TokenEmbedding = Plain(w.TokenEmbedding),
@@ -227,16 +282,15 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         Layers = [.. w.Layers.Select(l => new LlamaLayerWeights<double>
         {
             AttentionNormWeight = Plain(l.AttentionNormWeight), MlpNormWeight = Plain(l.MlpNormWeight),
-            Query = Block(l.Query, roundBlocks), Key = Block(l.Key, roundBlocks), Value = Block(l.Value, roundBlocks), Output = Block(l.Output, roundBlocks),
+            Query = Plain(l.Query), Key = Plain(l.Key), Value = Plain(l.Value), Output = Plain(l.Output),
             QueryBias = Plain(l.QueryBias), KeyBias = Plain(l.KeyBias), ValueBias = Plain(l.ValueBias), OutputBias = Plain(l.OutputBias),
-            Gate = Block(l.Gate, roundBlocks), Up = Block(l.Up, roundBlocks), Down = Block(l.Down, roundBlocks),
+            Gate = Plain(l.Gate), Up = Plain(l.Up), Down = Plain(l.Down),
         })],
     };
 
-    /// <summary>The same weights in float64, the block matrices rounded to bf16 when <paramref name="roundBlocks"/>.</summary>
-    private static Gpt2Weights<double> Widen(Gpt2Weights<float> w, bool roundBlocks)
+    /// <summary>The same weights in float64.</summary>
+    private static Gpt2Weights<double> Widen(Gpt2Weights<float> w)
     {
-        double[] Block(float[] x) => Bf16EngineTests.Block(x, roundBlocks);
         return new Gpt2Weights<double>
         {
             Config = w.Config,
@@ -247,11 +301,11 @@ public sealed class Bf16EngineTests(DeviceKind kind)
             Layers = [.. w.Layers.Select(l => new Gpt2LayerWeights<double>
             {
                 Norm1Weight = Plain(l.Norm1Weight), Norm1Bias = Plain(l.Norm1Bias),
-                QkvWeight = Block(l.QkvWeight), QkvBias = Plain(l.QkvBias),
-                AttentionProjectionWeight = Block(l.AttentionProjectionWeight), AttentionProjectionBias = Plain(l.AttentionProjectionBias),
+                QkvWeight = Plain(l.QkvWeight), QkvBias = Plain(l.QkvBias),
+                AttentionProjectionWeight = Plain(l.AttentionProjectionWeight), AttentionProjectionBias = Plain(l.AttentionProjectionBias),
                 Norm2Weight = Plain(l.Norm2Weight), Norm2Bias = Plain(l.Norm2Bias),
-                FcWeight = Block(l.FcWeight), FcBias = Plain(l.FcBias),
-                FcProjectionWeight = Block(l.FcProjectionWeight), FcProjectionBias = Plain(l.FcProjectionBias),
+                FcWeight = Plain(l.FcWeight), FcBias = Plain(l.FcBias),
+                FcProjectionWeight = Plain(l.FcProjectionWeight), FcProjectionBias = Plain(l.FcProjectionBias),
             })],
         };
     }
