@@ -111,9 +111,16 @@ public sealed class CpuT5GradientTests
         var settings = new OptimizerSettings(OptimizerKind.AdamW, ClipNorm: 0.5f);
         for (int step = 1; step <= 2; step++) { engine.ForwardBackward(batch); engine.OptimizerStep(settings, step, 1e-3f); }
 
-        long before = GC.GetTotalAllocatedBytes(precise: true);
-        for (int step = 3; step <= 5; step++) { engine.ForwardBackward(batch); engine.OptimizerStep(settings, step, 1e-3f); }
-        Assert.That(GC.GetTotalAllocatedBytes(precise: true) - before, Is.Zero, "bytes allocated by three training steps");
+        // The count covers every thread (the engine's workers too), so a background thread of an earlier test can add to
+        // one window: an engine that allocates does so in every window, so the fewest of three windows is the engine's.
+        long fewest = long.MaxValue;
+        for (int window = 0, step = 3; window < 3; window++)
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < 3; i++, step++) { engine.ForwardBackward(batch); engine.OptimizerStep(settings, step, 1e-3f); }
+            fewest = Math.Min(fewest, GC.GetTotalAllocatedBytes(precise: true) - before);
+        }
+        Assert.That(fewest, Is.Zero, "bytes allocated by three training steps");
     }
 
     [TestCase(OptimizerKind.Sgd)]

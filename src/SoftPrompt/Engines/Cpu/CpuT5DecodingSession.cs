@@ -12,10 +12,8 @@ internal sealed class CpuT5DecodingSession<T> : CpuDecodingSlots<T> where T : un
 {
     private readonly CpuT5Engine<T> engine;
     private readonly T5DecodingCache<T> cache;
-    private readonly int[] encoderLength, inputLength, encodeSlots;
-    private readonly int[][] inputs;
-    private readonly bool[] needsEncoding;
-    private readonly TokenBatch encodeBatch;
+    private readonly int[] encoderLength;
+    private readonly EncoderSlotInputs encoderInputs;
     private T5DecodingScratch<T> scratch;
     private T[] logits;
 
@@ -28,11 +26,7 @@ internal sealed class CpuT5DecodingSession<T> : CpuDecodingSlots<T> where T : un
             throw new ArgumentException($"A key/value cache of {slots} slots × {tokensPerSlot} tokens is too large; decode fewer rows at once.");
         cache = new T5DecodingCache<T>(config.DecoderLayers, slots, tokensPerSlot, encoderCapacity, config.AttentionSize, engine.DecoderDistanceBias(tokensPerSlot));
         encoderLength = new int[slots];
-        inputLength = new int[slots];
-        encodeSlots = new int[slots];
-        inputs = [.. Enumerable.Range(0, slots).Select(_ => new int[tokensPerSlot])];
-        needsEncoding = new bool[slots];
-        encodeBatch = new TokenBatch(slots, tokensPerSlot + 1, Layout);
+        encoderInputs = new EncoderSlotInputs(slots, tokensPerSlot, Layout, config.PadTokenId);
         scratch = new T5DecodingScratch<T>(config, slots);
         logits = new T[(long)slots * engine.VocabSize];
     }
@@ -41,12 +35,9 @@ internal sealed class CpuT5DecodingSession<T> : CpuDecodingSlots<T> where T : un
 
     public override void Begin(int slot, int promptIndex, ReadOnlySpan<int> input)
     {
-        if ((uint)promptIndex < (uint)Layout.Count && input.Length + Layout.Length(promptIndex) == 0)
-            throw new ArgumentException("The encoder needs at least one position: a prompt or an input token.", nameof(input));
+        encoderInputs.CheckNotEmpty(promptIndex, input);
         StartSlot(slot, promptIndex, input);
-        input.CopyTo(inputs[slot]);
-        inputLength[slot] = input.Length;
-        needsEncoding[slot] = true;
+        encoderInputs.Store(slot, input);
         Pending[slot].Add(engine.Config.DecoderStartTokenId);
     }
 
@@ -55,24 +46,9 @@ internal sealed class CpuT5DecodingSession<T> : CpuDecodingSlots<T> where T : un
     /// <summary>Encodes the listed slots begun since the last step, then runs every listed slot's pending decoder tokens in one packed pass.</summary>
     private protected override void Run(ReadOnlySpan<int> slots)
     {
-        int n = CheckStep(slots), toEncode = 0, longestInput = 0;
-        foreach (int slot in slots)
-        {
-            if (!needsEncoding[slot]) continue;
-            encodeSlots[toEncode++] = slot;
-            longestInput = Math.Max(longestInput, inputLength[slot]);
-        }
-        if (toEncode > 0)
-        {
-            encodeBatch.Reset(longestInput + 1);
-            for (int e = 0; e < toEncode; e++)
-            {
-                int slot = encodeSlots[e];
-                encodeBatch.AddRow(inputs[slot].AsSpan(0, inputLength[slot]), [engine.Config.PadTokenId], SlotPrompt[slot]);
-                needsEncoding[slot] = false;
-            }
-            engine.Encode(encodeBatch, encodeSlots.AsSpan(0, toEncode), cache, encoderLength);
-        }
+        int n = CheckStep(slots);
+        var encoded = encoderInputs.Pack(slots, SlotPrompt, out var batch);
+        if (!encoded.IsEmpty) engine.Encode(batch, encoded, cache, encoderLength);
         if (n > scratch.Capacity)
         {
             scratch = new T5DecodingScratch<T>(engine.Config, n);

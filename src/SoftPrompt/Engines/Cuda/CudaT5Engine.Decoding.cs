@@ -52,12 +52,7 @@ public sealed partial class CudaT5Engine
     {
         var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
         if (encoder > encoderCapacity) throw new ArgumentException($"An encoder input of {encoder} positions does not fit the session's {encoderCapacity}.");
-        var p = Plan(batch.Rows, encoder, decoder);
-        rows = batch.Rows;
-        encoderLength = encoder;
-        decoderLength = decoder;
-        Upload(batch, p);
-        EncoderForward(p);
+        var p = Encode(batch, encoder, decoder);
         // Every encoded position (padding too: never read, as each row's key length stops at its own) to its slot's rows.
         int ne = rows * encoderLength, att = config.AttentionSize, d = config.Embedding;
         for (int r = 0; r < rows; r++)

@@ -134,14 +134,21 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     private protected override float RunForward(TokenBatch batch, bool withGradient, bool countGreedyMatches, bool languageModelHead)
     {
         var (encoder, decoder) = BatchChecks.EncoderDecoder(batch, state.Layout, config.VocabSize, config.MaxPositions);
+        var p = Encode(batch, encoder, decoder);
+        DecoderForward(p);
+        return languageModelHead ? LanguageModelHead(p, withGradient, countGreedyMatches) : 0f;
+    }
+
+    /// <summary>Sizes the plan for the batch, uploads it and runs the encoder.</summary>
+    private T5DevicePlan Encode(TokenBatch batch, int encoder, int decoder)
+    {
         var p = Plan(batch.Rows, encoder, decoder);
         rows = batch.Rows;
         encoderLength = encoder;
         decoderLength = decoder;
         Upload(batch, p);
         EncoderForward(p);
-        DecoderForward(p);
-        return languageModelHead ? LanguageModelHead(p, withGradient, countGreedyMatches) : 0f;
+        return p;
     }
 
     /// <summary>The encoder output every decoder layer's cross-attention k/v GEMMs read (training and cached decoding alike).</summary>

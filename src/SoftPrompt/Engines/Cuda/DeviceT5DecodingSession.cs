@@ -13,10 +13,8 @@ internal sealed class DeviceT5DecodingSession : DecodingSlots
     private readonly CudaT5Engine engine;
     private readonly DeviceDecodingPlan plan;
     private readonly int encoderCapacity;
-    private readonly int[] indices, encoderLength, inputLength, encodeSlots, hostCacheRows, padTarget;
-    private readonly int[][] inputs;
-    private readonly bool[] needsEncoding;
-    private readonly TokenBatch encodeBatch;
+    private readonly int[] indices, encoderLength, hostCacheRows;
+    private readonly EncoderSlotInputs encoderInputs;
 
     public DeviceT5DecodingSession(CudaT5Engine engine, int slots, int tokensPerSlot) : base(engine, slots, tokensPerSlot)
     {
@@ -34,23 +32,15 @@ internal sealed class DeviceT5DecodingSession : DecodingSlots
         }
         indices = new int[plan.IndexSections * plan.StepRows];
         encoderLength = new int[slots];
-        inputLength = new int[slots];
-        encodeSlots = new int[slots];
         hostCacheRows = new int[crossRows];
-        inputs = [.. Enumerable.Range(0, slots).Select(_ => new int[tokensPerSlot])];
-        needsEncoding = new bool[slots];
-        encodeBatch = new TokenBatch(slots, tokensPerSlot + 1, Layout);
-        padTarget = [engine.Config.PadTokenId];  // an encoded row's target: never read
+        encoderInputs = new EncoderSlotInputs(slots, tokensPerSlot, Layout, engine.Config.PadTokenId);
     }
 
     public override void Begin(int slot, int promptIndex, ReadOnlySpan<int> input)
     {
-        if ((uint)promptIndex < (uint)Layout.Count && input.Length + Layout.Length(promptIndex) == 0)
-            throw new ArgumentException("The encoder needs at least one position: a prompt or an input token.", nameof(input));
+        encoderInputs.CheckNotEmpty(promptIndex, input);
         StartSlot(slot, promptIndex, input);
-        input.CopyTo(inputs[slot]);
-        inputLength[slot] = input.Length;
-        needsEncoding[slot] = true;
+        encoderInputs.Store(slot, input);
         Pending[slot].Add(engine.Config.DecoderStartTokenId);
     }
 
@@ -82,22 +72,8 @@ internal sealed class DeviceT5DecodingSession : DecodingSlots
 
     private void Encode(ReadOnlySpan<int> slots)
     {
-        int toEncode = 0, longestInput = 0;
-        foreach (int slot in slots)
-        {
-            if (!needsEncoding[slot]) continue;
-            encodeSlots[toEncode++] = slot;
-            longestInput = Math.Max(longestInput, inputLength[slot]);
-        }
-        if (toEncode == 0) return;
-        encodeBatch.Reset(longestInput + 1);
-        for (int e = 0; e < toEncode; e++)
-        {
-            int slot = encodeSlots[e];
-            encodeBatch.AddRow(inputs[slot].AsSpan(0, inputLength[slot]), padTarget, SlotPrompt[slot]);
-            needsEncoding[slot] = false;
-        }
-        engine.EncodeForDecoding(encodeBatch, encodeSlots.AsSpan(0, toEncode), plan, encoderCapacity, encoderLength, hostCacheRows);
+        var encoded = encoderInputs.Pack(slots, SlotPrompt, out var batch);
+        if (!encoded.IsEmpty) engine.EncodeForDecoding(batch, encoded, plan, encoderCapacity, encoderLength, hostCacheRows);
     }
 
     /// <summary>
