@@ -1,38 +1,50 @@
 #!/usr/bin/env bash
 # One-shot GPU verification from the self-contained bundle (for a GPU machine without the .NET SDK):
 #   tools/gpu-check.sh artifacts/softprompt-bundle-linux-x64.tar.xz OUTDIR
-# Runs doctor, every Category("Gpu") test, the demo on cuda, `softprompt bench` (fp32 and TF32 GEMMs, ensembles)
-# and the BenchmarkDotNet kernel (KernelBenchmarks, AttentionKernelBenchmarks: attention's timings and shapes) and step
-# benchmarks in-process, and the PyTorch comparison (tools/bench/step_compare.py; SKIP_PYTORCH=1 skips it).
+# A lent GPU comes for minutes, so the steps run in order of value and each starts only if its time limit still fits
+# before the deadline (GPU_CHECK_SECONDS, default 540): doctor; every Category("Gpu") test; the demo on cuda (fp32 and
+# bf16); the PyTorch comparison (tools/bench/step_compare.py: ours, PyTorch eager and torch.compile interleaved, one
+# table; COMPARE_PRECISIONS, COMPARE_SETTINGS, COMPARE_EXTRA_SETTINGS); `softprompt bench` at further shapes; the
+# BenchmarkDotNet kernel benchmarks (per-kernel times). What was skipped for time is printed as such.
 set -uo pipefail
 tarball="$(realpath "$1")"; out="$(realpath -m "${2:-gpu-check}")"
+deadline=$((SECONDS + ${GPU_CHECK_SECONDS:-540}))
+# step LIMIT NAME COMMAND...: runs COMMAND under `timeout LIMIT` if it can finish before the deadline.
+step() {
+  local limit=$1 name=$2; shift 2
+  if [ $((SECONDS + limit)) -gt "$deadline" ]; then echo "skipped for time: $name" | tee -a "$out/skipped.txt"; return 0; fi
+  local start=$SECONDS; timeout "$limit" "$@"; local rc=$?
+  echo "$name: exit $rc after $((SECONDS - start)) s" >> "$out/steps.txt"
+}
 mkdir -p "$out" /tmp/softprompt-gpu && cd /tmp/softprompt-gpu && tar -xJf "$tarball" && cd bundle
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia.txt" 2>&1
-./softprompt doctor > "$out/doctor.txt" 2>&1
-SOFTPROMPT_REQUIRE_GPU=1 timeout "${GPU_TEST_TIMEOUT:-150}" ./SoftPrompt.Tests --progress off --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.txt" 2>&1
-echo "gpu tests exit $?" >> "$out/gpu-tests.txt"
-timeout 60 ./softprompt demo --device cuda > "$out/demo-cuda.txt" 2>&1
-b() { timeout "${BENCH_TIMEOUT:-60}" ./softprompt bench --device cuda --steps 10 --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.err"; }
-b --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100
-b --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
-b --shape gpt2-medium --batch-size 16 --seq-len 256 --prompt-length 100
-b --shape gpt2-medium --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
-b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4
-b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4 --ensemble 5
-b --shape gpt2-small --batch-size 2 --seq-len 128 --prompt-length 20 --targets 4 --tf32
-b --shape gpt2-small --batch-size 2 --seq-len 128 --prompt-length 20 --targets 4 --tf32 --ensemble 5
-b --shape t5-base --batch-size 16 --seq-len 256 --prompt-length 100 --tf32
-BENCH_TIMEOUT=120 b --shape llama3.2-1b --batch-size 8 --seq-len 256 --prompt-length 100 --targets 4 --tf32
-# The PyTorch comparison (tools/bench/pytorch_step.py travels in the bundle with the tests): ours and PyTorch's eager and
-# torch.compile steps interleaved, at the README's settings, fp32 / tf32 / bf16; one table.
-if [ "${SKIP_PYTORCH:-0}" != 1 ]; then
-  timeout "${COMPARE_TIMEOUT:-600}" python3 tools/bench/step_compare.py --device cuda --softprompt ./softprompt --rounds "${COMPARE_ROUNDS:-1}" \
-    --python "$(command -v python3)" ${COMPARE_SETTINGS:---setting gpt2-small:16:256:100 --setting gpt2-medium:16:256:100 --setting llama3.2-1b:8:256:100:4 --setting t5-base:16:256:100} \
-    --peak-tflops "${PEAK_TFLOPS:-989}" --timeout 120 --json-out "$out/step-compare.json" > "$out/step-compare.md" 2>&1
-fi
-if [ "${SKIP_BDN:-0}" != 1 ]; then
-  timeout "${BDN_TIMEOUT:-420}" ./SoftPrompt.Benchmarks --filter '*KernelBenchmarks*' '*CudaTrainingStep*' '*CudaLlamaTrainingStep*' --inProcess --job short > "$out/bdn.txt" 2>&1
-fi
-for f in nvidia.txt doctor.txt demo-cuda.txt bench.jsonl bench.err step-compare.md; do echo "== $f"; cat "$out/$f"; done
-echo "== bdn"; grep -E "^\|" "$out/bdn.txt" 2>/dev/null | head -60
-echo "== gpu-tests.txt (failures and summary)"; grep -E "^failed|total:|succeeded:|failed:|skipped:|exit" "$out/gpu-tests.txt" | head -60
+# cuBLAS and NCCL may live in a toolkit or in Python's nvidia wheels outside the loader's path.
+libdirs=$(find /usr/local /opt /usr/lib -xdev \( -name 'libcublas.so.1[0-9]' -o -name 'libnccl.so.2' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
+export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "library dirs: $libdirs" > "$out/env.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv > "$out/nvidia.txt" 2>&1
+python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))' >> "$out/env.txt" 2>&1
+step 30 doctor ./softprompt doctor > "$out/doctor.txt" 2>&1
+SOFTPROMPT_REQUIRE_GPU=1 step "${GPU_TEST_TIMEOUT:-170}" gpu-tests ./SoftPrompt.Tests --progress off --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.txt" 2>&1
+step 45 demo-cuda ./softprompt demo --device cuda > "$out/demo-cuda.txt" 2>&1
+step 45 demo-cuda-bf16 ./softprompt demo --device cuda --precision bf16 > "$out/demo-cuda-bf16.txt" 2>&1
+compare() {  # compare LIMIT NAME SETTINGS...: the PyTorch comparison table for these settings
+  local limit=$1 name=$2; shift 2
+  step "$limit" "$name" python3 tools/bench/step_compare.py --device cuda --softprompt ./softprompt --rounds "${COMPARE_ROUNDS:-1}" \
+    --precisions "${COMPARE_PRECISIONS:-bf16}" --python "$(command -v python3)" "$@" --peak-tflops "${PEAK_TFLOPS:-989}" \
+    --timeout 100 --json-out "$out/$name.json" > "$out/$name.md" 2>&1
+}
+settings=(); for s in ${COMPARE_SETTINGS:-gpt2-small:16:256:100 gpt2-medium:16:256:100 llama3.2-1b:8:256:100:4}; do settings+=(--setting "$s"); done
+compare "${COMPARE_TIMEOUT:-270}" step-compare "${settings[@]}"
+extra=(); for s in ${COMPARE_EXTRA_SETTINGS:-gpt2-large:16:256:100 t5-base:16:256:100}; do extra+=(--setting "$s"); done
+compare "${COMPARE_EXTRA_TIMEOUT:-150}" step-compare-extra "${extra[@]}" --no-compile
+b() { step "${BENCH_TIMEOUT:-60}" "bench $*" ./softprompt bench --device cuda --steps 10 --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.err"; }
+b --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100 --precision tf32
+b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4 --precision bf16 --ensemble 5
+BENCH_TIMEOUT=120 b --shape llama3-8b --batch-size 8 --seq-len 512 --prompt-length 100 --targets 4 --precision bf16
+step "${BDN_TIMEOUT:-200}" bdn ./SoftPrompt.Benchmarks --filter '*KernelBenchmarks*' --inProcess --job short > "$out/bdn.txt" 2>&1
+for f in env.txt nvidia.txt doctor.txt steps.txt skipped.txt demo-cuda.txt demo-cuda-bf16.txt bench.jsonl bench.err step-compare.md step-compare-extra.md; do
+  [ -f "$out/$f" ] && { echo "== $f"; tail -c 2500 "$out/$f"; }
+done
+echo "== bdn"; grep -E "^\|" "$out/bdn.txt" 2>/dev/null | head -40
+echo "== gpu-tests.txt (summary, then the failed tests; their messages are in the file)"
+grep -E "^  (total|succeeded|failed|skipped|duration):" "$out/gpu-tests.txt"; grep -E "^failed " "$out/gpu-tests.txt" | cut -c1-160 | head -60
