@@ -4,7 +4,7 @@
 # A lent GPU comes for minutes, so the steps run in order of value and each starts only if its time limit still fits
 # before the deadline (GPU_CHECK_SECONDS, default 540): doctor; every Category("Gpu") test; the demo on cuda (fp32 and
 # bf16); the PyTorch comparison (tools/bench/step_compare.py: ours, PyTorch eager and torch.compile interleaved, one
-# table; COMPARE_PRECISIONS, COMPARE_SETTINGS, COMPARE_EXTRA_SETTINGS); `softprompt bench` at further shapes; the
+# table; COMPARE_PRECISIONS, COMPARE_SETTINGS, COMPARE_EXTRA_SETTINGS, COMPARE_RUN_TIMEOUT per run: torch.compile of t5-base took over 90 s); `softprompt bench` at further shapes; the
 # BenchmarkDotNet kernel benchmarks (per-kernel times). What was skipped for time is printed as such.
 set -uo pipefail
 tarball="$(realpath "$1")"; out="$(realpath -m "${2:-gpu-check}")"
@@ -31,7 +31,7 @@ compare() {  # compare LIMIT NAME SETTINGS...: the PyTorch comparison table for 
   local limit=$1 name=$2; shift 2
   step "$limit" "$name" python3 tools/bench/step_compare.py --device cuda --softprompt ./softprompt --rounds "${COMPARE_ROUNDS:-1}" \
     --precisions "${COMPARE_PRECISIONS:-bf16}" --python "$(command -v python3)" "$@" --peak-tflops "${PEAK_TFLOPS:-989}" \
-    --timeout 100 --json-out "$out/$name.json" > "$out/$name.md" 2>&1
+    --timeout "${COMPARE_RUN_TIMEOUT:-150}" --json-out "$out/$name.json" > "$out/$name.md" 2>&1
 }
 settings=(); for s in ${COMPARE_SETTINGS:-gpt2-small:16:256:100 gpt2-medium:16:256:100 llama3.2-1b:8:256:100:4}; do settings+=(--setting "$s"); done
 compare "${COMPARE_TIMEOUT:-270}" step-compare "${settings[@]}"
