@@ -13,6 +13,14 @@ public sealed unsafe partial class CudaDevice
     /// </summary>
     public void CopyToDevice<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged
     {
+        if (profiler is null) { CopyToDeviceNow(source, destination); return; }
+        int begin = profiler.Begin();
+        CopyToDeviceNow(source, destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyHostToDevice), begin);
+    }
+
+    private void CopyToDeviceNow<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged
+    {
         RequireSameLength(source.Length, destination.Length, "host → device");
         if (source.IsEmpty) return;
         MakeCurrent();
@@ -26,6 +34,14 @@ public sealed unsafe partial class CudaDevice
 
     /// <summary>Waits for the work queued before it, then copies into <paramref name="destination"/>.</summary>
     public void CopyToHost<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged
+    {
+        if (profiler is null) { CopyToHostNow(source, destination); return; }
+        int begin = profiler.Begin();
+        CopyToHostNow(source, destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToHost), begin);
+    }
+
+    private void CopyToHostNow<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged
     {
         RequireSameLength(destination.Length, source.Length, "device → host");
         if (destination.IsEmpty) return;
@@ -43,6 +59,14 @@ public sealed unsafe partial class CudaDevice
 
     public void CopyDeviceToDevice<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged
     {
+        if (profiler is null) { CopyDeviceToDeviceNow(source, destination); return; }
+        int begin = profiler.Begin();
+        CopyDeviceToDeviceNow(source, destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToDevice), begin);
+    }
+
+    private void CopyDeviceToDeviceNow<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged
+    {
         RequireSameLength(source.Length, destination.Length, "device → device");
         if (source.Length == 0) return;
         ulong bytes = (ulong)source.ByteLength;
@@ -55,6 +79,14 @@ public sealed unsafe partial class CudaDevice
 
     /// <summary>Queues setting every byte of <paramref name="destination"/> to zero.</summary>
     public void Zero<T>(DeviceSpan<T> destination) where T : unmanaged
+    {
+        if (profiler is null) { ZeroNow(destination); return; }
+        int begin = profiler.Begin();
+        ZeroNow(destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.Memset), begin);
+    }
+
+    private void ZeroNow<T>(DeviceSpan<T> destination) where T : unmanaged
     {
         if (destination.Length == 0) return;
         MakeCurrent();
@@ -82,6 +114,14 @@ public sealed unsafe partial class CudaDevice
     /// <summary>Queues a copy of <paramref name="destination"/>.Length elements from <paramref name="source"/>[<paramref name="sourceStart"/>..]; returns at once.</summary>
     public void CopyToDeviceAsync<T>(PinnedHostBuffer<T> source, long sourceStart, DeviceSpan<T> destination) where T : unmanaged
     {
+        if (profiler is null) { CopyToDeviceAsyncNow(source, sourceStart, destination); return; }
+        int begin = profiler.Begin();
+        CopyToDeviceAsyncNow(source, sourceStart, destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyHostToDevice), begin);
+    }
+
+    private void CopyToDeviceAsyncNow<T>(PinnedHostBuffer<T> source, long sourceStart, DeviceSpan<T> destination) where T : unmanaged
+    {
         var host = source.Pointer(sourceStart, destination.Length);
         if (destination.Length == 0) return;
         MakeCurrent();
@@ -92,6 +132,14 @@ public sealed unsafe partial class CudaDevice
 
     /// <summary>Queues a copy of <paramref name="source"/> into <paramref name="destination"/>[<paramref name="destinationStart"/>..]; wait with <see cref="Synchronize"/> or an event before reading it.</summary>
     public void CopyToHostAsync<T>(DeviceSpan<T> source, PinnedHostBuffer<T> destination, long destinationStart) where T : unmanaged
+    {
+        if (profiler is null) { CopyToHostAsyncNow(source, destination, destinationStart); return; }
+        int begin = profiler.Begin();
+        CopyToHostAsyncNow(source, destination, destinationStart);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToHost), begin);
+    }
+
+    private void CopyToHostAsyncNow<T>(DeviceSpan<T> source, PinnedHostBuffer<T> destination, long destinationStart) where T : unmanaged
     {
         var host = destination.Pointer(destinationStart, source.Length);
         if (source.Length == 0) return;

@@ -8,6 +8,14 @@ public sealed unsafe partial class CudaDevice
     /// <summary>Row-major fp32 C = alpha·op(A)·op(B) + beta·C (fp32 math unless <see cref="AllowTf32"/>); strided-batched when batchCount &gt; 1.</summary>
     public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1)
     {
+        if (profiler is null) { SgemmNow(m, n, k, alpha, a, b, beta, c, batchCount); return; }
+        int begin = profiler.Begin();
+        SgemmNow(m, n, k, alpha, a, b, beta, c, batchCount);
+        profiler.End(DeviceOp.Gemm(allowTf32 ? DeviceOpKind.GemmTf32 : DeviceOpKind.GemmFp32, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
+    }
+
+    private void SgemmNow(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount)
+    {
         var g = GemmMapping.ToColumnMajor(m, n, k, Matrix(a.Data, a.LeadingDimension, a.Transposed, a.BatchStride),
             Matrix(b.Data, b.LeadingDimension, b.Transposed, b.BatchStride), Matrix(c.Data, c.LeadingDimension, c.Transposed, c.BatchStride), batchCount);
         if (g.IsEmpty) return;
@@ -28,6 +36,15 @@ public sealed unsafe partial class CudaDevice
         GemmEx(m, n, k, alpha, a, b, beta, Matrix(c.Data, c.LeadingDimension, c.Transposed, c.BatchStride), CudaDataType.R16BF, batchCount);
 
     private void GemmEx(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, RowMajorMatrix c, CudaDataType cType, int batchCount)
+    {
+        if (profiler is null) { GemmExNow(m, n, k, alpha, a, b, beta, c, cType, batchCount); return; }
+        int begin = profiler.Begin();
+        GemmExNow(m, n, k, alpha, a, b, beta, c, cType, batchCount);
+        var kind = cType == CudaDataType.R16BF ? DeviceOpKind.GemmBf16ToBf16 : DeviceOpKind.GemmBf16;
+        profiler.End(DeviceOp.Gemm(kind, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
+    }
+
+    private void GemmExNow(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, RowMajorMatrix c, CudaDataType cType, int batchCount)
     {
         var g = GemmMapping.ToColumnMajor(m, n, k, Matrix(a.Data, a.LeadingDimension, a.Transposed, a.BatchStride),
             Matrix(b.Data, b.LeadingDimension, b.Transposed, b.BatchStride), c, batchCount);

@@ -61,6 +61,14 @@ public sealed unsafe partial class CudaDevice
     /// </summary>
     public void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
     {
+        if (profiler is null) { LaunchNow(kernel, grid, block, sharedMemoryBytes, arguments, argumentCount); return; }
+        int begin = profiler.Begin();
+        LaunchNow(kernel, grid, block, sharedMemoryBytes, arguments, argumentCount);
+        profiler.End(DeviceOp.Kernel(kernel.Name), begin);
+    }
+
+    private void LaunchNow(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
+    {
         ulong threads = (ulong)block.X * block.Y * block.Z;
         if (threads == 0 || threads > (ulong)kernel.MaxThreadsPerBlock || grid.X == 0 || grid.Y == 0 || grid.Z == 0)
             throw LaunchShapeError(kernel, grid, block, threads);

@@ -184,6 +184,7 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
         // reported by the call that waits, so it is not rethrown from Dispose.
         if (currentContext != contextValue && CudaDriver.cuCtxSetCurrent(contextValue) == CuResult.Success) currentContext = contextValue;
         CudaDriver.cuStreamSynchronize(streamValue);
+        profiler?.Dispose();
         module?.Dispose();
         blas.Dispose();
         stream.Dispose();

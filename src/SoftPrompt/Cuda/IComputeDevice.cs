@@ -65,6 +65,17 @@ public interface IComputeDevice : IDisposable
 
     void Synchronize();
 
+    /// <summary>
+    /// Starts timing every kernel launch, GEMM, copy and memset queued from now on (replacing a profiler already
+    /// running); read the times with <see cref="DeviceProfiler.Read"/>. While profiling is off an op pays one branch.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The device cannot time its ops.</exception>
+    DeviceProfiler StartProfiling() => throw new NotSupportedException($"The {Kind} device cannot profile its ops.");
+    /// <summary>Stops timing ops and releases the profiler (its events).</summary>
+    void StopProfiling() { }
+    /// <summary>The running profiler; null while profiling is off.</summary>
+    DeviceProfiler? Profiler => null;
+
     /// <summary>Bytes an allocation could still get now (engines size plans by it); unlimited where the device cannot tell.</summary>
     long FreeMemoryBytes => long.MaxValue;
 }

@@ -86,6 +86,14 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
 
     public void CopyToDevice<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged
     {
+        if (profiler is null) { CopyToDeviceNow(source, destination); return; }
+        int begin = profiler.Begin();
+        CopyToDeviceNow(source, destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyHostToDevice), begin);
+    }
+
+    private void CopyToDeviceNow<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged
+    {
         RequireSameLength(source.Length, destination.Length, "host → device");
         ThrowIfDisposed();
         if (source.IsEmpty) return;
@@ -94,6 +102,14 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
 
     public void CopyToHost<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged
     {
+        if (profiler is null) { CopyToHostNow(source, destination); return; }
+        int begin = profiler.Begin();
+        CopyToHostNow(source, destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToHost), begin);
+    }
+
+    private void CopyToHostNow<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged
+    {
         RequireSameLength(destination.Length, source.Length, "device → host");
         ThrowIfDisposed();
         if (destination.IsEmpty) return;
@@ -101,6 +117,14 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     }
 
     public void CopyDeviceToDevice<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged
+    {
+        if (profiler is null) { CopyDeviceToDeviceNow(source, destination); return; }
+        int begin = profiler.Begin();
+        CopyDeviceToDeviceNow(source, destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToDevice), begin);
+    }
+
+    private void CopyDeviceToDeviceNow<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged
     {
         RequireSameLength(source.Length, destination.Length, "device → device");
         ThrowIfDisposed();
@@ -112,6 +136,14 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     }
 
     public void Zero<T>(DeviceSpan<T> destination) where T : unmanaged
+    {
+        if (profiler is null) { ZeroNow(destination); return; }
+        int begin = profiler.Begin();
+        ZeroNow(destination);
+        profiler.End(DeviceOp.Transfer(DeviceOpKind.Memset), begin);
+    }
+
+    private void ZeroNow<T>(DeviceSpan<T> destination) where T : unmanaged
     {
         ThrowIfDisposed();
         if (destination.Length == 0) return;
@@ -135,6 +167,14 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     /// <exception cref="CudaException">The kernel failed (assert, __trap, deadlock) or the launch is malformed.</exception>
     public void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
     {
+        if (profiler is null) { LaunchNow(kernel, grid, block, sharedMemoryBytes, arguments, argumentCount); return; }
+        int begin = profiler.Begin();
+        LaunchNow(kernel, grid, block, sharedMemoryBytes, arguments, argumentCount);
+        profiler.End(DeviceOp.Kernel(kernel.Name), begin);
+    }
+
+    private void LaunchNow(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
+    {
         ArgumentNullException.ThrowIfNull(kernel);
         ThrowIfDisposed();
         if (argumentCount < 0 || (argumentCount > 0 && arguments == null))
@@ -145,11 +185,27 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
 
     public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1)
     {
+        if (profiler is null) { GemmNow(m, n, k, alpha, a, b, beta, c, batchCount); return; }
+        int begin = profiler.Begin();
+        GemmNow(m, n, k, alpha, a, b, beta, c, batchCount);
+        profiler.End(DeviceOp.Gemm(DeviceOpKind.GemmFp32, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
+    }
+
+    private void GemmNow(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount)
+    {
         ThrowIfDisposed();
         EmulatedGemm.Run(m, n, k, alpha, a, b, beta, c, batchCount);
     }
 
     public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount = 1)
+    {
+        if (profiler is null) { GemmBf16Now(m, n, k, alpha, a, b, beta, c, batchCount); return; }
+        int begin = profiler.Begin();
+        GemmBf16Now(m, n, k, alpha, a, b, beta, c, batchCount);
+        profiler.End(DeviceOp.Gemm(DeviceOpKind.GemmBf16, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
+    }
+
+    private void GemmBf16Now(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount)
     {
         ThrowIfDisposed();
         EmulatedGemm.RunBf16(m, n, k, alpha, a, b, beta, c, batchCount);
@@ -157,11 +213,31 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
 
     public void Synchronize() => ThrowIfDisposed();
 
+    private DeviceProfiler? profiler;
+
+    public DeviceProfiler? Profiler => profiler;
+
+    /// <summary>Times each op on the host clock: an emulated op has finished when its call returns.</summary>
+    public DeviceProfiler StartProfiling()
+    {
+        ThrowIfDisposed();
+        StopProfiling();
+        profiler = new DeviceProfiler(new HostProfileClock());
+        return profiler;
+    }
+
+    public void StopProfiling()
+    {
+        profiler?.Dispose();
+        profiler = null;
+    }
+
     /// <summary>Frees every allocation still alive (as destroying a CUDA context does).</summary>
     public void Dispose()
     {
         if (disposed) return;
         disposed = true;
+        StopProfiling();
         foreach (ulong address in allocations.Keys) library.Free((void*)address);
         allocations.Clear();
         AllocatedBytes = 0;
