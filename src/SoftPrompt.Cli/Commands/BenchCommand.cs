@@ -31,7 +31,7 @@ internal static class BenchCommand
         var decode = new Option<bool>("--decode") { Description = "Measure greedy generation instead of training: every row generates --new-tokens tokens (--steps: how many generations to average)" };
         var newTokens = new Option<int>("--new-tokens") { Description = "With --decode: tokens generated per row", DefaultValueFactory = _ => 128 }.Positive();
         var noCache = new Option<bool>("--no-cache") { Description = "With --decode: re-run every sequence at each step instead of using the KV cache" };
-        var profile = new Option<bool>("--profile") { Description = "CPU engines: also print the time per step of each kind of op (GEMMs, attention, norms, activations, LM head …)" };
+        var profile = new Option<bool>("--profile") { Description = "Also print where a step's time goes: CPU engines by kind of op (GEMMs, attention, norms, activations, LM head …); device engines per kernel, GEMM shape and copy, timed with CUDA events in extra steps after the timed ones" };
         var command = new Command("bench", "Measure prompt-tuning steps (tokens/s, ms/step, TFLOP/s, memory) or, with --decode, generation")
         {
             model, shape, batch, seq, promptLength, targets, steps, warmup, json, ensemble, plan, decode, newTokens, noCache, profile,
@@ -92,17 +92,20 @@ internal static class BenchCommand
         var optimizer = new OptimizerSettings(OptimizerKind.AdamW);
         for (int s = 1; s <= warmup; s++) { engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, s, 1e-3f, ensemble); }
         _ = engine.LastGradientNorm;
-        if (profile && engine is IDeviceEngine)
-            throw new ArgumentException("--profile times the CPU engine's ops; for CUDA kernels run the kernel benchmarks (./build.sh bench --filter '*KernelBenchmarks*').");
+        var deviceEngine = engine as IDeviceEngine;
         CpuOpTimes.Reset();
-        CpuOpTimes.Enabled = profile;
+        CpuOpTimes.Enabled = profile && deviceEngine is null;
         var clock = Stopwatch.StartNew();
         float loss = 0;
         for (int s = 1; s <= steps; s++) { loss = engine.ForwardBackward(batch); engine.OptimizerStep(optimizer, warmup + s, 1e-3f, ensemble); }
         _ = engine.LastGradientNorm;
         double seconds = clock.Elapsed.TotalSeconds;
+        var opTimes = CpuOpTimes.Enabled ? OpTimesPerStep(msPerStep: 1000 * seconds / steps, steps) : null;
         CpuOpTimes.Enabled = false;
-        var opTimes = profile ? OpTimesPerStep(msPerStep: 1000 * seconds / steps, steps) : null;
+        // After the timing, so event records never touch the figures above.
+        var deviceProfile = profile && deviceEngine is not null
+            ? DeviceStepProfile.Measure(deviceEngine, batch, optimizer, firstStep: warmup + steps + 1, ensemble, Math.Min(steps, DeviceStepProfile.MaxSteps))
+            : null;
         double msPerStep = 1000 * seconds / steps;
         // Every position a stack runs over: prompt + tokens, and for T5 the decoder's target positions too.
         int positions = promptLength + rowTokens, rows = batchSize * ensemble;
@@ -124,6 +127,10 @@ internal static class BenchCommand
                 ["memory_bytes"] = memory, ["loss"] = loss, ["precision"] = precision.ToString().ToLowerInvariant(), ["tf32"] = precision == Precision.Tf32, ["ensemble"] = ensemble, ["ms_per_prompt_step"] = msPerStep / ensemble,
                 ["recomputes"] = engine is DeviceEngine { RecomputesActivations: true },
                 ["ms_per_step_by_op"] = opTimes is null ? null! : opTimes.ToDictionary(o => o.Name, o => o.Ms),
+                ["profile"] = deviceProfile?.JsonRows()!,
+                ["profile_steps"] = deviceProfile?.Profile.Steps!,
+                ["profile_ms_per_step"] = deviceProfile?.WallMilliseconds!,
+                ["profile_ops_ms_per_step"] = deviceProfile?.Profile.OpMilliseconds!,
             }.Where(e => e.Value is not null).ToDictionary()));
         }
         else
@@ -133,6 +140,7 @@ internal static class BenchCommand
             Console.WriteLine(string.Create(inv, $"{msPerStep:F2} ms/step{(ensemble > 1 ? $" ({msPerStep / ensemble:F2} ms per prompt)" : "")}  {tokensPerSecond:F0} tokens/s  {tflops:F2} TFLOP/s  memory {memory / 1048576.0:F0} MiB  loss {loss:F3}"));
             foreach (var (name, ms, calls) in opTimes ?? [])
                 Console.WriteLine(string.Create(inv, $"  {name,-11}{ms,10:F2} ms/step  {ms / msPerStep,6:P0}{(calls > 0 ? $"  {calls:F0} calls/step" : "")}"));
+            deviceProfile?.Print(Console.Out, msPerStep);
         }
         return 0;
     }
