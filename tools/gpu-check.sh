@@ -3,7 +3,7 @@
 #   tools/gpu-check.sh artifacts/softprompt-bundle-linux-x64.tar.xz OUTDIR
 # A lent GPU comes for minutes, so the steps run in order of value and each starts only if its time limit still fits
 # before the deadline (GPU_CHECK_SECONDS, default 540): doctor; every Category("Gpu") test; the demo on cuda (fp32 and
-# bf16); the PyTorch comparison (tools/bench/step_compare.py: ours, PyTorch eager and torch.compile interleaved, one
+# bf16); `bench --profile` (device time per kernel and GEMM shape of one step: gpt2-small and llama3.2-1b, bf16); the PyTorch comparison (tools/bench/step_compare.py: ours, PyTorch eager and torch.compile interleaved, one
 # table; COMPARE_PRECISIONS, COMPARE_SETTINGS, COMPARE_EXTRA_SETTINGS, COMPARE_RUN_TIMEOUT per run: torch.compile of t5-base took over 90 s); `softprompt bench` at further shapes; the
 # BenchmarkDotNet kernel benchmarks (per-kernel times). What was skipped for time is printed as such.
 set -uo pipefail
@@ -27,6 +27,12 @@ step 30 doctor ./softprompt doctor > "$out/doctor.txt" 2>&1
 SOFTPROMPT_REQUIRE_GPU=1 step "${GPU_TEST_TIMEOUT:-170}" gpu-tests ./SoftPrompt.Tests --progress off --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.txt" 2>&1
 step 45 demo-cuda ./softprompt demo --device cuda > "$out/demo-cuda.txt" 2>&1
 step 45 demo-cuda-bf16 ./softprompt demo --device cuda --precision bf16 > "$out/demo-cuda-bf16.txt" 2>&1
+profile() {  # profile LIMIT NAME BENCH-ARGS...: where a step's device time goes, as a table
+  local limit=$1 name=$2; shift 2
+  step "$limit" "$name" ./softprompt bench --device cuda --steps 3 --warmup 2 --profile "$@" > "$out/$name.txt" 2>&1
+}
+profile "${PROFILE_TIMEOUT:-60}" profile-gpt2-small --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100 --precision bf16
+profile "${PROFILE_LLAMA_TIMEOUT:-90}" profile-llama3.2-1b --shape llama3.2-1b --batch-size 8 --seq-len 256 --prompt-length 100 --targets 4 --precision bf16
 compare() {  # compare LIMIT NAME SETTINGS...: the PyTorch comparison table for these settings
   local limit=$1 name=$2; shift 2
   step "$limit" "$name" python3 tools/bench/step_compare.py --device cuda --softprompt ./softprompt --rounds "${COMPARE_ROUNDS:-1}" \
@@ -44,6 +50,9 @@ BENCH_TIMEOUT=120 b --shape llama3-8b --batch-size 8 --seq-len 512 --prompt-leng
 step "${BDN_TIMEOUT:-200}" bdn ./SoftPrompt.Benchmarks --filter '*KernelBenchmarks*' --inProcess --job short > "$out/bdn.txt" 2>&1
 for f in env.txt nvidia.txt doctor.txt steps.txt skipped.txt demo-cuda.txt demo-cuda-bf16.txt bench.jsonl bench.err step-compare.md step-compare-extra.md; do
   [ -f "$out/$f" ] && { echo "== $f"; tail -c 2500 "$out/$f"; }
+done
+for f in profile-gpt2-small.txt profile-llama3.2-1b.txt; do
+  [ -f "$out/$f" ] && { echo "== $f"; head -c 8000 "$out/$f"; }
 done
 echo "== bdn"; grep -E "^\|" "$out/bdn.txt" 2>/dev/null | head -40
 echo "== gpu-tests.txt (summary, then the failed tests; their messages are in the file)"
