@@ -33,4 +33,49 @@ public sealed class BenchProfileCommandTests
         Assert.That(JsonDocument.Parse(stdout).RootElement.TryGetProperty("ms_per_step_by_op", out _), Is.False);
         Assert.That(SoftPrompt.Cpu.CpuOpTimes.Totals().Sum(t => t.Calls), Is.Zero, "ops were timed without --profile");
     }
+
+    [Test]
+    public void OnADeviceEngineItTimesEachKernelAndGemmShape()
+    {
+        if (!SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "no emulator");
+        string[] args = ["bench", "--model", DemoModel, "--device", "cuda-emulated", "--batch-size", "2", "--seq-len", "12", "--prompt-length", "4",
+            "--steps", "2", "--warmup", "1", "--profile"];
+        var (code, stdout, stderr) = CliRunner.Run([.. args, "--json"]);
+        Assert.That(code, Is.Zero, stderr);
+        var json = JsonDocument.Parse(stdout).RootElement;
+        var rows = json.GetProperty("profile").EnumerateArray().ToList();
+        var labels = rows.Select(r => r.GetProperty("label").GetString()).ToList();
+        Assert.That(labels, Does.Contain("layernorm_forward").And.Contain("cross_entropy").And.Contain("adamw_step"));
+        // The demo model: 3 layers, d = 64.
+        Assert.That(labels.Where(l => l!.StartsWith("gemm fp32 ", StringComparison.Ordinal)), Is.Not.Empty);
+        var layernorm = rows.Single(r => r.GetProperty("label").GetString() == "layernorm_forward");
+        Assert.That(layernorm.GetProperty("calls").GetDouble(), Is.EqualTo(2 * 3 + 1), "two per block and the final norm, per step (not per profiled run)");
+        foreach (var row in rows)
+        {
+            bool gemm = row.GetProperty("label").GetString()!.StartsWith("gemm ", StringComparison.Ordinal);
+            Assert.That(row.TryGetProperty("tflops", out _), Is.EqualTo(gemm), $"{row}: TFLOP/s is given for GEMMs only");
+            Assert.That(row.GetProperty("ms").GetDouble(), Is.GreaterThanOrEqualTo(0));
+        }
+        double opsMs = rows.Sum(r => r.GetProperty("ms").GetDouble());
+        Assert.That(json.GetProperty("profile_ops_ms_per_step").GetDouble(), Is.EqualTo(opsMs).Within(1e-9).Percent);
+        Assert.That(opsMs, Is.GreaterThan(0).And.LessThanOrEqualTo(json.GetProperty("profile_ms_per_step").GetDouble()));
+        Assert.That(rows.Sum(r => r.GetProperty("share").GetDouble()), Is.EqualTo(opsMs / json.GetProperty("profile_ms_per_step").GetDouble()).Within(1e-9));
+        Assert.That(json.TryGetProperty("ms_per_step_by_op", out _), Is.False, "the CPU op times are for CPU engines");
+
+        (code, stdout, stderr) = CliRunner.Run(args);
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("device profile (2 profiled steps after the timing)"));
+        Assert.That(stdout, Does.Match(@"\n  layernorm_forward +7 +\d+\.\d{3} +\d+\.\d %"));
+        Assert.That(stdout, Does.Match(@"\n  gemm fp32 \d+×\d+×\d+ \([NT],[NT]\) +\d+ +\d+\.\d{3} +\d+\.\d % +\d+\.\d"));
+    }
+
+    [Test]
+    public void WithoutTheFlagADeviceEngineIsNotProfiled()
+    {
+        if (!SoftPrompt.Cuda.Emulation.EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? "no emulator");
+        var (code, stdout, stderr) = CliRunner.Run("bench", "--model", DemoModel, "--device", "cuda-emulated", "--batch-size", "1", "--seq-len", "8", "--prompt-length", "2",
+            "--steps", "1", "--warmup", "0", "--json");
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(JsonDocument.Parse(stdout).RootElement.TryGetProperty("profile", out _), Is.False);
+    }
 }
