@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace SoftPrompt.Tests.Cli;
 
-/// <summary>`softprompt bench --profile`: where a CPU step's time goes, by kind of op.</summary>
+/// <summary>`softprompt bench --profile`: where a step's time goes, by kind of op on the CPU engines, by kernel and GEMM shape on device engines.</summary>
 public sealed class BenchProfileCommandTests
 {
     private static string DemoModel => Path.Combine(TestContext.CurrentContext.TestDirectory, "Demo", "model");
