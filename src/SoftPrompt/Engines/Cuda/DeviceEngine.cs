@@ -159,8 +159,8 @@ public abstract class DeviceEngine : IDeviceEngine
     // updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in fp32 inside attention), the
     // loss, the final norm's output (the LM head's operand: the head is an fp32 matrix), and every gradient that is not
     // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v and the
-    // attention output are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself); the cached
-    // decoding step keeps its MLP pre-activations fp32 (step-sized buffers, written once and read once).
+    // attention output are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself). The cached decoding
+    // step rounds its MLP pre-activations the same way (bf16 inner buffers), so its logits stay those of a full forward.
 
     /// <summary>The activation operand of a GEMM: fp32 (rounded into <see cref="Bf16Operands"/> when the weight is bf16), or already bf16.</summary>
     private protected readonly record struct GemmInput(DeviceSpan<float> Fp32, DeviceSpan<ushort> Bf16)
