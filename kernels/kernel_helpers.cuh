@@ -5,7 +5,8 @@
 //   grid_first(), grid_stride()     a 1-D grid-stride loop: for (i = grid_first(); i < n; i += grid_stride())
 //   grid_warp()                     this warp's index in a 1-D grid (one warp per row: the row)
 //   load_vec<N>(v, p), store_vec<N>  N = 1, 2 or 4 consecutive floats ↔ float v[N] (one aligned float2 / float4 access);
-//                                   store_vec / store_value into bf16* round each value to nearest even
+//                                   load_vec / load_value from bf16* widen exactly, store_vec / store_value into bf16*
+//                                   round each value to nearest even
 //   gelu_tanh(x), gelu_tanh_derivative(x)
 //                                   Hugging Face's gelu_new (GELU, tanh approximation) and its derivative, exactly as
 //                                   src/SoftPrompt/Cpu/GeluOps.cs computes them in fp32
@@ -49,6 +50,27 @@ __device__ __forceinline__ void store_vec(bf16* p, const float (&v)[N]) {
     else if constexpr (N == 2) *reinterpret_cast<unsigned*>(p) = pack_bf16x2(v[0], v[1]);
     else *p = to_bf16(v[0]);
 }
+// N consecutive bf16 at p, widened exactly to float (one 8-byte / 4-byte load for N = 4 / 2: p 2·N-byte aligned).
+template <int N>
+__device__ __forceinline__ void load_vec(float (&v)[N], const bf16* p) {
+    static_assert(N == 1 || N == 2 || N == 4, "vector width");
+    if constexpr (N == 4) {
+        const uint2 x = *reinterpret_cast<const uint2*>(p);
+        v[0] = to_float(bf16_from_bits(static_cast<unsigned short>(x.x & 0xffffu)));
+        v[1] = to_float(bf16_from_bits(static_cast<unsigned short>(x.x >> 16)));
+        v[2] = to_float(bf16_from_bits(static_cast<unsigned short>(x.y & 0xffffu)));
+        v[3] = to_float(bf16_from_bits(static_cast<unsigned short>(x.y >> 16)));
+    } else if constexpr (N == 2) {
+        const unsigned x = *reinterpret_cast<const unsigned*>(p);
+        v[0] = to_float(bf16_from_bits(static_cast<unsigned short>(x & 0xffffu)));
+        v[1] = to_float(bf16_from_bits(static_cast<unsigned short>(x >> 16)));
+    } else {
+        v[0] = to_float(*p);
+    }
+}
+__device__ __forceinline__ float load_value(const float* p) { return *p; }
+__device__ __forceinline__ float load_value(const bf16* p) { return to_float(*p); }
+
 __device__ __forceinline__ void store_value(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_value(bf16* p, float v) { *p = to_bf16(v); }
 

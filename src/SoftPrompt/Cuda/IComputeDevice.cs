@@ -62,6 +62,11 @@ public interface IComputeDevice : IDisposable
     void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1);
     /// <summary>As <see cref="Gemm"/> with bf16 A and B on tensor cores, products and sums in fp32, fp32 C.</summary>
     void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount = 1);
+    /// <summary>
+    /// As <see cref="Gemm"/> with bf16 A, B and C: fp32 products and sums (and alpha·sum + beta·C, C widened exactly), each
+    /// output rounded once to nearest even bf16 — a GEMM whose only readers take bf16 (an activation's pre-activations).
+    /// </summary>
+    void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount = 1);
 
     void Synchronize();
 

@@ -22,6 +22,7 @@ internal sealed class MeasuredPlanDevice : IComputeDevice
     public unsafe void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount) => throw Refused();
     public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1) => throw Refused();
     public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount = 1) => throw Refused();
+    public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount = 1) => throw Refused();
     public void Synchronize() => throw Refused();
     public void Dispose() { }
 }

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Cuda;
 using SoftPrompt.Engines;
+using SoftPrompt.Models;
 using SoftPrompt.Models.Gpt2;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Models.T5;
@@ -222,12 +223,42 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         Assert.That(Bytes(fp32, "encoder.output_bf16"), Is.Zero, "fp32: no bf16 copy");
         Assert.That(Bytes(bf16, "encoder.output"), Is.Zero, "bf16: no fp32 encoder output");
         Assert.That(Bytes(bf16, "encoder.output_bf16"), Is.EqualTo(output / 2), "bf16: the encoder output at 2 bytes");
-        Assert.That(fp32.BytesOf(DeviceMemoryKind.Activations) - bf16.BytesOf(DeviceMemoryKind.Activations), Is.EqualTo(output / 2).Within(2 * DeviceArena.Alignment),
-            "the saved activations shrink by exactly that");
+        long preActivations = BytesEndingWith(fp32, ".ff.hidden") + BytesEndingWith(fp32, ".ff.linear");
+        int layers = config.Layers + config.DecoderLayers;
+        Assert.That(fp32.BytesOf(DeviceMemoryKind.Activations) - bf16.BytesOf(DeviceMemoryKind.Activations),
+            Is.EqualTo(output / 2 + preActivations / 2).Within((4 * layers + 2) * DeviceArena.Alignment),
+            "the saved activations shrink by half the encoder output and half the feed-forward pre-activations");
+    }
+
+    [TestCase("gpt2-small", ".mlp.hidden")]
+    [TestCase("llama3.2-1b", ".gate", ".up")]
+    [TestCase("t5-small", ".ff.hidden", ".ff.linear")]
+    [TestCase("t5-v1_0-small", ".ff.hidden")]
+    public void TheMlpPreActivationsAreSavedInBf16(string shape, params string[] tensors)
+    {
+        IModelConfig config = shape.StartsWith("gpt2") ? Gpt2Shapes.Named[shape] : shape.StartsWith("llama") ? LlamaShapes.Named[shape]
+            : shape == "t5-v1_0-small" ? T5Shapes.Named["t5-small"] with { FeedForwardProjection = T5Config.Relu } : T5Shapes.Named[shape];
+        var layout = PromptLayout.Uniform(1, 20);
+        var batch = new TokenBatch(4, 64, layout);
+        batch.Reset(64);
+        for (int r = 0; r < 4; r++) batch.AddRow(new int[48], new int[16]);
+        var fp32 = DeviceMemoryPlan.Measure(config, batch, layout, recomputation: Recomputation.Off);
+        var bf16 = DeviceMemoryPlan.Measure(config, batch, layout, Precision.Bf16, Recomputation.Off);
+        foreach (string tensor in tensors)
+        {
+            long wide = BytesEndingWith(fp32, tensor);
+            Assert.That(wide, Is.GreaterThan(0), $"fp32 keeps {tensor} in fp32");
+            Assert.That(BytesEndingWith(fp32, tensor + "_bf16"), Is.Zero, $"fp32: no bf16 {tensor}");
+            Assert.That(BytesEndingWith(bf16, tensor), Is.Zero, $"bf16: no fp32 {tensor}");
+            Assert.That(BytesEndingWith(bf16, tensor + "_bf16"), Is.EqualTo(wide / 2).Within(2 * config.Layers * DeviceArena.Alignment), $"bf16: {tensor} at 2 bytes");
+        }
     }
 
     private static long Bytes(DeviceMemoryPlan plan, string tensor) =>
         plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Name == tensor).Sum(t => t.Bytes);
+
+    private static long BytesEndingWith(DeviceMemoryPlan plan, string suffix) =>
+        plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Name.EndsWith(suffix, StringComparison.Ordinal)).Sum(t => t.Bytes);
 
     [Test]
     public void TheCpuEnginesRefuseBf16()

@@ -129,6 +129,7 @@ public sealed class KernelStubGeneratorTests
         public void Zero<T>(DeviceSpan<T> destination) where T : unmanaged => throw new NotSupportedException();
         public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1) => throw new NotSupportedException();
         public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount = 1) => throw new NotSupportedException();
+        public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount = 1) => throw new NotSupportedException();
         public void Synchronize() { }
         public void Dispose() { }
     }

@@ -74,6 +74,80 @@ public sealed class Bf16OutputKernelTests(DeviceKind kind) : KernelTestBase(kind
         AssertRoundedFp32(y16.Read(), y32.Read(), reference, "swiglu");
     }
 
+    [TestCase(1027, 0)]  // vector path and a 3-element tail
+    [TestCase(333, 1)]   // misaligned: scalar path
+    public void Bf16IoActivationsRoundTheFp32KernelsResultOnTheWidenedInputs(int n, int offset)
+    {
+        // The *_bf16_io kernels read bf16 pre-activations (and an fp32 dy backward): on the same widened values the fp32
+        // kernels' results, rounded to bf16, must come out bit for bit.
+        ushort[] a16 = [.. RandomFloats(n, 6, -4f, 4f).Select(GemmReference.ToBf16)], b16 = [.. RandomFloats(n, 7, -2f, 2f).Select(GemmReference.ToBf16)];
+        float[] a = [.. a16.Select(GemmReference.FromBf16)], b = [.. b16.Select(GemmReference.FromBf16)], dy = RandomFloats(n, 8, -1f, 1f);
+        using var da16 = Put(a16, offset); using var db16 = Put(b16, offset);
+        using var da = Put(a, offset); using var db = Put(b, offset); using var ddy = Put(dy, offset);
+        using var y32 = Zeros<float>(n, offset); using var z32 = Zeros<float>(n, offset);
+        using var y16 = Zeros<ushort>(n, offset); using var z16 = Zeros<ushort>(n, offset);
+        double[] reference = new double[n], reference2 = new double[n];
+
+        GeluForward.Launch(Device, y32.Span, da.Span);
+        GeluForward.Launch(Device, y16.Span, da16.Span);
+        GeluOps.Forward<double>(reference, Wide(a));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "gelu_forward_bf16_io");
+        GeluBackward.Launch(Device, y32.Span, ddy.Span, da.Span);
+        GeluBackward.Launch(Device, y16.Span, ddy.Span, da16.Span);
+        GeluOps.Backward<double>(reference, Wide(dy), Wide(a));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "gelu_backward_bf16_io");
+
+        ReluForward.Launch(Device, y32.Span, da.Span);
+        ReluForward.Launch(Device, y16.Span, da16.Span);
+        ReluOps.Forward<double>(reference, Wide(a));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "relu_forward_bf16_io");
+        ReluBackward.Launch(Device, y32.Span, ddy.Span, da.Span);
+        ReluBackward.Launch(Device, y16.Span, ddy.Span, da16.Span);
+        ReluOps.Backward<double>(reference, Wide(dy), Wide(a));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "relu_backward_bf16_io");
+
+        GatedGeluForward.Launch(Device, y32.Span, da.Span, db.Span);
+        GatedGeluForward.Launch(Device, y16.Span, da16.Span, db16.Span);
+        GatedGeluOps.Forward<double>(reference, Wide(a), Wide(b));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "gated_gelu_forward_bf16_io");
+        GatedGeluBackward.Launch(Device, y32.Span, z32.Span, ddy.Span, da.Span, db.Span);
+        GatedGeluBackward.Launch(Device, y16.Span, z16.Span, ddy.Span, da16.Span, db16.Span);
+        GatedGeluOps.Backward<double>(reference, reference2, Wide(dy), Wide(a), Wide(b));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "gated_gelu_backward_bf16_io dGate");
+        AssertRoundedFp32(z16.Read(), z32.Read(), reference2, "gated_gelu_backward_bf16_io dLinear");
+
+        SwiGluForward.Launch(Device, y32.Span, da.Span, db.Span, n);
+        SwiGluForward.Launch(Device, y16.Span, da16.Span, db16.Span, n);
+        SwiGluOps.Forward<double>(reference, Wide(a), Wide(b));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "swiglu_forward_bf16_io");
+        SwiGluBackward.Launch(Device, y32.Span, z32.Span, ddy.Span, da.Span, db.Span, n);
+        SwiGluBackward.Launch(Device, y16.Span, z16.Span, ddy.Span, da16.Span, db16.Span, n);
+        SwiGluOps.Backward<double>(reference, reference2, Wide(dy), Wide(a), Wide(b));
+        AssertRoundedFp32(y16.Read(), y32.Read(), reference, "swiglu_backward_bf16_io dGate");
+        AssertRoundedFp32(z16.Read(), z32.Read(), reference2, "swiglu_backward_bf16_io dUp");
+    }
+
+    [TestCase(3, 37)]
+    [TestCase(1, 8)]
+    public void BiasFillWritesEachRowsBiasRoundedToBf16(int rows, int channels)
+    {
+        var bias = RandomFloats(channels, 9, -3f, 3f);
+        using var db = Put(bias);
+        using var y = Put(Enumerable.Repeat((ushort)0xffff, rows * channels + 1).ToArray());
+        BiasFillBf16.Launch(Device, y.Span.Slice(0, rows * channels), db.Span, rows, channels);
+        var expected = Enumerable.Range(0, rows * channels).Select(i => GemmReference.ToBf16(bias[i % channels])).Append((ushort)0xffff).ToArray();
+        Assert.That(y.Read(), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void ABf16GradientOverTheFp32IncomingGradientIsRefused()
+    {
+        using var dy = Zeros<float>(64);
+        using var x = Zeros<ushort>(64);
+        var overDy = new DeviceSpan<ushort>(dy.Span.Address, 64);
+        Assert.That(() => GeluBackward.Launch(Device, overDy, dy.Span, x.Span), Throws.ArgumentException.With.Message.Contains("overlaps the fp32 input dy"));
+    }
+
     [Test]
     public void AShortBf16OutputIsRefused()
     {

@@ -211,6 +211,12 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
         EmulatedGemm.RunBf16(m, n, k, alpha, a, b, beta, c, batchCount);
     }
 
+    public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount = 1)
+    {
+        ThrowIfDisposed();
+        EmulatedGemm.RunBf16(m, n, k, alpha, a, b, beta, c, batchCount);
+    }
+
     public void Synchronize() => ThrowIfDisposed();
 
     private DeviceProfiler? profiler;

@@ -3,7 +3,8 @@ namespace SoftPrompt.Cuda.Emulation;
 /// <summary>
 /// The emulated device's GEMM: row-major C = alpha·op(A)·op(B) + beta·C over host memory, strided-batched, with cuBLAS's
 /// conventions (beta = 0 never reads C, so NaN there does not propagate; k = 0 scales C by beta). fp32 operands, or bf16
-/// A and B widened exactly to fp32 first (a bf16 product is exact in fp32, and cuBLAS's tensor cores sum in fp32 too).
+/// A and B widened exactly to fp32 first (a bf16 product is exact in fp32, and cuBLAS's tensor cores sum in fp32 too),
+/// into an fp32 C or a bf16 C (widened when beta ≠ 0, each output rounded once at the end).
 /// Operands are validated with the same rules as the GPU path; the arithmetic is the CPU engine's GEMM (OpenBLAS when present).
 /// </summary>
 internal static unsafe class EmulatedGemm
@@ -12,7 +13,7 @@ internal static unsafe class EmulatedGemm
     private readonly record struct Layout(long Length, int LeadingDimension, bool Transposed, long BatchStride);
 
     // The widened copies of bf16 operands, grown to the largest seen (per thread: tests may run devices in parallel).
-    [ThreadStatic] private static float[]? wideA, wideB;
+    [ThreadStatic] private static float[]? wideA, wideB, wideC;
 
     public static void Run(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount)
     {
@@ -36,6 +37,33 @@ internal static unsafe class EmulatedGemm
                 Cpu.CpuGemm.Gemm<float>(a.Transposed, b.Transposed, m, n, k, alpha, View(pa, a.LeadingDimension, a.BatchStride, batch, aRows, aCols), a.LeadingDimension,
                     View(pb, b.LeadingDimension, b.BatchStride, batch, bRows, bCols), b.LeadingDimension, beta,
                     View((float*)c.Data.Address, c.LeadingDimension, c.BatchStride, batch, m, n), c.LeadingDimension);
+    }
+
+    /// <summary>
+    /// bf16 C: the fp32 GEMM on widened copies of A, B and (when beta ≠ 0) C, then each output rounded once to nearest even,
+    /// as cuBLAS's CUBLAS_COMPUTE_32F with a CUDA_R_16BF C does. Only the m×n outputs are written back (row padding keeps its bits).
+    /// </summary>
+    public static void RunBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount)
+    {
+        var (la, lb, lc) = (Of(a), Of(b), Of(c));
+        if (!Check(m, n, k, la, lb, lc, batchCount)) return;
+        var (aRows, aCols) = a.Transposed ? (k, m) : (m, k);
+        var (bRows, bCols) = b.Transposed ? (n, k) : (k, n);
+        long cReach = Reach(lc, batchCount, m, n);
+        var cWide = beta != 0 ? Widen(c.Data, cReach, ref wideC) : Room(cReach, ref wideC);
+        fixed (float* pa = Widen(a.Data, Reach(la, batchCount, aRows, aCols), ref wideA), pb = Widen(b.Data, Reach(lb, batchCount, bRows, bCols), ref wideB), pc = cWide)
+            for (int batch = 0; batch < batchCount; batch++)
+            {
+                var cBatch = View(pc, c.LeadingDimension, c.BatchStride, batch, m, n);
+                Cpu.CpuGemm.Gemm<float>(a.Transposed, b.Transposed, m, n, k, alpha, View(pa, a.LeadingDimension, a.BatchStride, batch, aRows, aCols), a.LeadingDimension,
+                    View(pb, b.LeadingDimension, b.BatchStride, batch, bRows, bCols), b.LeadingDimension, beta, cBatch, c.LeadingDimension);
+                var cBits = new Span<ushort>((ushort*)c.Data.Address + batch * c.BatchStride, cBatch.Length);
+                for (int row = 0; row < m; row++)
+                {
+                    int start = row * c.LeadingDimension;
+                    Checkpoints.ElementConversion.SingleToBFloat16(cBatch.Slice(start, n), cBits.Slice(start, n));
+                }
+            }
     }
 
     private static Layout Of(GemmOperand x) => new(x.Data.Length, x.LeadingDimension, x.Transposed, x.BatchStride);
@@ -62,12 +90,18 @@ internal static unsafe class EmulatedGemm
     private static long Reach(Layout x, int batchCount, int rows, int cols) =>
         rows == 0 || cols == 0 ? 0 : (long)(batchCount - 1) * x.BatchStride + (long)(rows - 1) * x.LeadingDimension + cols;
 
-    private static float[] Widen(DeviceSpan<ushort> data, long count, ref float[]? buffer)
+    private static float[] Room(long count, ref float[]? buffer)
     {
         if (buffer is null || buffer.Length < count) buffer = new float[checked((int)count)];
-        var bits = new ReadOnlySpan<ushort>((ushort*)data.Address, (int)count);
-        Checkpoints.ElementConversion.BFloat16ToSingle(bits, buffer.AsSpan(0, (int)count));
         return buffer;
+    }
+
+    private static float[] Widen(DeviceSpan<ushort> data, long count, ref float[]? buffer)
+    {
+        var wide = Room(count, ref buffer);
+        var bits = new ReadOnlySpan<ushort>((ushort*)data.Address, (int)count);
+        Checkpoints.ElementConversion.BFloat16ToSingle(bits, wide.AsSpan(0, (int)count));
+        return wide;
     }
 
     /// <summary>One batch entry of an operand as a host span (emulated device memory is host memory).</summary>

@@ -42,6 +42,42 @@ internal static class Elementwise
         foreach (var input in inputs) aligned &= LaunchChecks.Aligned16(input.Address);
         return new(LaunchChecks.GridStrideBlocks(aligned ? (n + 3) / 4 : n, Threads), Threads);
     }
+
+    /// <summary>
+    /// <see cref="Shape"/> for the forward *_bf16_io kernels (bf16 pre-activations in, bf16 out): each of
+    /// <paramref name="bf16"/> (the output first, named by <paramref name="names"/>) holds n elements.
+    /// </summary>
+    public static LaunchShape? Bf16IoShape(string kernel, string names, long count, out int n, params ReadOnlySpan<DeviceSpan<ushort>> bf16)
+        => Bf16IoShape(kernel, names, count, 1, out n, backward: false, default, bf16);
+
+    /// <summary>
+    /// <see cref="Shape"/> for the backward *_bf16_io kernels: the fp32 incoming gradient <paramref name="dy"/> and each of
+    /// <paramref name="bf16"/> (the <paramref name="outputs"/> gradients first, then the saved pre-activations) hold n
+    /// elements; two outputs must differ, and no output may overlap dy (another element type).
+    /// </summary>
+    public static LaunchShape? Bf16IoBackwardShape(string kernel, string names, long count, int outputs, out int n, DeviceSpan<float> dy, params ReadOnlySpan<DeviceSpan<ushort>> bf16)
+        => Bf16IoShape(kernel, names, count, outputs, out n, backward: true, dy, bf16);
+
+    private static LaunchShape? Bf16IoShape(string kernel, string names, long count, int outputs, out int n, bool backward, DeviceSpan<float> dy, ReadOnlySpan<DeviceSpan<ushort>> bf16)
+    {
+        n = LaunchChecks.Elements(kernel, count, "n");
+        for (int i = 0; i < bf16.Length; i++)
+            if (bf16[i].Length < n) LaunchChecks.AtLeast(kernel, bf16[i], n, "[n] bf16", names.Split(' ')[i]);
+        if (backward && dy.Length < n) LaunchChecks.AtLeast(kernel, dy, n, "[n] fp32", "dy");
+        if (n == 0) return null;
+        if (outputs == 2 && bf16[0].Address == bf16[1].Address)
+            throw new ArgumentException($"{kernel}: {names.Split(' ')[0]} and {names.Split(' ')[1]} must be different buffers.", names.Split(' ')[1]);
+        bool aligned = !backward || LaunchChecks.Aligned16(dy.Address);
+        for (int i = 0; i < bf16.Length; i++)
+        {
+            aligned &= LaunchChecks.Aligned16(bf16[i].Address);
+            if (backward && i < outputs && Overlap(bf16[i].Address, 2L * n, dy.Address, 4L * n))
+                throw new ArgumentException($"{kernel}: the bf16 output {names.Split(' ')[i]} overlaps the fp32 input dy; give it its own buffer.", names.Split(' ')[i]);
+        }
+        return new(LaunchChecks.GridStrideBlocks(aligned ? (n + 3) / 4 : n, Threads), Threads);
+    }
+
+    private static bool Overlap(ulong a, long aBytes, ulong b, long bBytes) => a < b + (ulong)bBytes && b < a + (ulong)aBytes;
 }
 
 /// <summary>gelu_forward: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GeluOps.Forward); n = x.Length, y [≥ n]; y may alias x.</summary>
@@ -61,6 +97,13 @@ internal static class GeluForward
         if (Elementwise.Bf16Shape("gelu_forward_bf16", "x", x.Length, out int n, y, x) is { } shape)
             KernelStubs.gelu_forward_bf16(device, shape, y: y, x: x, n: n);
     }
+
+    /// <summary>gelu_forward_bf16_io: x and y bf16 [≥ n], n = x.Length (the saved bf16 pre-activation of c_fc in, c_proj's operand out).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<ushort> x)
+    {
+        if (Elementwise.Bf16IoShape("gelu_forward_bf16_io", "y x", x.Length, out int n, y, x) is { } shape)
+            KernelStubs.gelu_forward_bf16_io(device, shape, y: y, x: x, n: n);
+    }
 }
 
 /// <summary>gelu_backward: dx = dy·gelu'(x) (GeluOps.Backward); n = x.Length, dx and dy [≥ n]; dx may alias dy.</summary>
@@ -72,6 +115,13 @@ internal static class GeluBackward
     {
         if (Elementwise.Shape(Name, "dx dy x", x.Length, 1, out int n, dx, dy, x) is { } shape)
             KernelStubs.gelu_backward(device, shape, dx: dx, dy: dy, x: x, n: n);
+    }
+
+    /// <summary>gelu_backward_bf16_io: dx = bf16(dy·gelu'(x)) with x and dx bf16, dy fp32; n = x.Length. dx may not overlap dy.</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> dx, DeviceSpan<float> dy, DeviceSpan<ushort> x)
+    {
+        if (Elementwise.Bf16IoBackwardShape("gelu_backward_bf16_io", "dx x", x.Length, 1, out int n, dy, dx, x) is { } shape)
+            KernelStubs.gelu_backward_bf16_io(device, shape, dx: dx, dy: dy, x: x, n: n);
     }
 }
 
@@ -92,6 +142,13 @@ internal static class ReluForward
         if (Elementwise.Bf16Shape("relu_forward_bf16", "x", x.Length, out int n, y, x) is { } shape)
             KernelStubs.relu_forward_bf16(device, shape, y: y, x: x, n: n);
     }
+
+    /// <summary>relu_forward_bf16_io: x and y bf16 [≥ n], n = x.Length (the saved bf16 pre-activation of wi in, wo's operand out).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<ushort> x)
+    {
+        if (Elementwise.Bf16IoShape("relu_forward_bf16_io", "y x", x.Length, out int n, y, x) is { } shape)
+            KernelStubs.relu_forward_bf16_io(device, shape, y: y, x: x, n: n);
+    }
 }
 
 /// <summary>relu_backward: dx = x &gt; 0 ? dy : 0 (ReluOps.Backward; x the pre-activation); n = x.Length, dx and dy [≥ n]; dx may alias dy.</summary>
@@ -103,6 +160,13 @@ internal static class ReluBackward
     {
         if (Elementwise.Shape(Name, "dx dy x", x.Length, 1, out int n, dx, dy, x) is { } shape)
             KernelStubs.relu_backward(device, shape, dx: dx, dy: dy, x: x, n: n);
+    }
+
+    /// <summary>relu_backward_bf16_io: dx = bf16(x &gt; 0 ? dy : 0) with x and dx bf16, dy fp32; n = x.Length. dx may not overlap dy.</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> dx, DeviceSpan<float> dy, DeviceSpan<ushort> x)
+    {
+        if (Elementwise.Bf16IoBackwardShape("relu_backward_bf16_io", "dx x", x.Length, 1, out int n, dy, dx, x) is { } shape)
+            KernelStubs.relu_backward_bf16_io(device, shape, dx: dx, dy: dy, x: x, n: n);
     }
 }
 
@@ -126,6 +190,13 @@ internal static class GatedGeluForward
         if (Elementwise.Bf16Shape("gated_gelu_forward_bf16", "gate linear", gate.Length, out int n, y, gate, linear) is { } shape)
             KernelStubs.gated_gelu_forward_bf16(device, shape, y: y, gate: gate, linear: linear, n: n);
     }
+
+    /// <summary>gated_gelu_forward_bf16_io: gate, linear and y bf16 [≥ n], n = gate.Length (saved wi_0 / wi_1 outputs in, wo's operand out).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<ushort> gate, DeviceSpan<ushort> linear)
+    {
+        if (Elementwise.Bf16IoShape("gated_gelu_forward_bf16_io", "y gate linear", gate.Length, out int n, y, gate, linear) is { } shape)
+            KernelStubs.gated_gelu_forward_bf16_io(device, shape, y: y, gate: gate, linear: linear, n: n);
+    }
 }
 
 /// <summary>
@@ -141,6 +212,13 @@ internal static class GatedGeluBackward
     {
         if (Elementwise.Shape(Name, "dGate dLinear dy gate linear", gate.Length, 2, out int n, dGate, dLinear, dy, gate, linear) is { } shape)
             KernelStubs.gated_gelu_backward(device, shape, d_gate: dGate, d_linear: dLinear, dy: dy, gate: gate, linear: linear, n: n);
+    }
+
+    /// <summary>gated_gelu_backward_bf16_io: the same with gate, linear, dGate and dLinear bf16 (the wi_0 / wi_1 input-gradient GEMMs' operands), dy fp32.</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> dGate, DeviceSpan<ushort> dLinear, DeviceSpan<float> dy, DeviceSpan<ushort> gate, DeviceSpan<ushort> linear)
+    {
+        if (Elementwise.Bf16IoBackwardShape("gated_gelu_backward_bf16_io", "dGate dLinear gate linear", gate.Length, 2, out int n, dy, dGate, dLinear, gate, linear) is { } shape)
+            KernelStubs.gated_gelu_backward_bf16_io(device, shape, d_gate: dGate, d_linear: dLinear, dy: dy, gate: gate, linear: linear, n: n);
     }
 }
 
@@ -164,6 +242,13 @@ internal static class SwiGluForward
         if (Elementwise.Bf16Shape("swiglu_forward_bf16", "gate up", n, out int count, y, gate, up) is { } shape)
             KernelStubs.swiglu_forward_bf16(device, shape, y: y, gate: gate, up: up, n: count);
     }
+
+    /// <summary>swiglu_forward_bf16_io: gate, up and y bf16 [≥ n] (saved gate_proj / up_proj outputs in, down_proj's operand out).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<ushort> gate, DeviceSpan<ushort> up, int n)
+    {
+        if (Elementwise.Bf16IoShape("swiglu_forward_bf16_io", "y gate up", n, out int count, y, gate, up) is { } shape)
+            KernelStubs.swiglu_forward_bf16_io(device, shape, y: y, gate: gate, up: up, n: count);
+    }
 }
 
 /// <summary>
@@ -178,6 +263,13 @@ internal static class SwiGluBackward
     {
         if (Elementwise.Shape(Name, "dGate dUp dy gate up", n, 2, out int count, dGate, dUp, dy, gate, up) is { } shape)
             KernelStubs.swiglu_backward(device, shape, d_gate: dGate, d_up: dUp, dy: dy, gate: gate, up: up, n: count);
+    }
+
+    /// <summary>swiglu_backward_bf16_io: the same with gate, up, dGate and dUp bf16 (the gate_proj / up_proj input-gradient GEMMs' operands), dy fp32.</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> dGate, DeviceSpan<ushort> dUp, DeviceSpan<float> dy, DeviceSpan<ushort> gate, DeviceSpan<ushort> up, int n)
+    {
+        if (Elementwise.Bf16IoBackwardShape("swiglu_backward_bf16_io", "dGate dUp gate up", n, 2, out int count, dy, dGate, dUp, gate, up) is { } shape)
+            KernelStubs.swiglu_backward_bf16_io(device, shape, d_gate: dGate, d_up: dUp, dy: dy, gate: gate, up: up, n: count);
     }
 }
 
@@ -205,6 +297,26 @@ internal static class BiasResidual
         bool vec = channels % 4 == 0 && LaunchChecks.Aligned16(yPtr, residualPtr, biasPtr);
         int blocks = LaunchChecks.GridStrideBlocks(vec ? n / 4 : n, Threads);
         KernelStubs.bias_residual(device, new(blocks, Threads), y: y, residual: residual, bias: bias, rows: rows, channels: channels);
+    }
+}
+
+/// <summary>
+/// bias_fill_bf16: y[r, c] = bf16(bias[c]) — the initial bf16 C of a bf16-output GEMM that then adds x·W with beta = 1
+/// (the bias joins the fp32 sum before its one rounding). y [N, C] bf16; bias [C] fp32.
+/// </summary>
+internal static class BiasFillBf16
+{
+    public const string Name = "bias_fill_bf16";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> bias, int rows, int channels)
+    {
+        LaunchChecks.NotBelow(Name, rows, 0);
+        LaunchChecks.NotBelow(Name, channels, 1);
+        int n = LaunchChecks.Elements(Name, (long)rows * channels, "y [N, C]");
+        LaunchChecks.AtLeast(Name, y, n, "[N, C] bf16");
+        LaunchChecks.AtLeast(Name, bias, channels, "[C]");
+        if (n == 0) return;
+        KernelStubs.bias_fill_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Elementwise.Threads), Elementwise.Threads), y: y, bias: bias, rows: rows, channels: channels);
     }
 }
 

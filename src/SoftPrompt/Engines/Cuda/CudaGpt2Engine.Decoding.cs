@@ -8,7 +8,7 @@ public sealed partial class CudaGpt2Engine
 {
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.Heads, config.Embedding / config.Heads,
         QueryWidth: 3 * config.Embedding, KeyValueWidth: 0, config.Inner, InnerBuffers: 1, RotaryTables: false,
-        Bf16OperandWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : 0);
+        Bf16OperandWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : 0, Bf16Inner: bf16);
 
     private protected override DeviceSpan<float> DecodingPositionTable => weights.PositionEmbedding;
 
@@ -25,11 +25,20 @@ public sealed partial class CudaGpt2Engine
             n, heads, heads, c / heads, splitSize, splits, config.AttentionScale<float>(layer));
         Linear(p.Middle, p.Hidden, p.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         normed = LayerNormForGemm(bf16, p.Norm, p.Mean, p.Rstd, p.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
-        var hidden = p.Inner.Slice(0, (long)n * inner);
-        Linear(hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
-        var activated = GemmInputBuffer(bf16, hidden, hidden.Length);
-        if (bf16) GeluForward.Launch(device, activated.Bf16, hidden);
-        else GeluForward.Launch(device, hidden, hidden);
+        long wide = (long)n * inner;
+        var hidden = p.Inner.Slice(0, bf16 ? 0 : wide);
+        var activated = GemmInputBuffer(bf16, hidden, wide);
+        if (bf16)
+        {
+            var hiddenBf16 = p.InnerBf16.Slice(0, wide);
+            LinearToBf16(hiddenBf16, normed, w.FcWeight, w.FcBias, n, c, inner);
+            GeluForward.Launch(device, activated.Bf16, hiddenBf16);
+        }
+        else
+        {
+            Linear(hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
+            GeluForward.Launch(device, hidden, hidden);
+        }
         Linear(p.Hidden, p.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }
 

@@ -68,11 +68,12 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
         Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         normed = LayerNormForGemm(bf16, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
-        Linear(s.Hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
-        if (recomputing) return;
         long wide = (long)n * inner;
+        if (bf16) LinearToBf16(s.HiddenBf16.Slice(0, wide), normed, w.FcWeight, w.FcBias, n, c, inner);
+        else Linear(s.Hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
+        if (recomputing) return;
         var activated = GemmInputBuffer(bf16, p.Wide, wide);
-        if (bf16) GeluForward.Launch(device, activated.Bf16, s.Hidden.Slice(0, wide));
+        if (bf16) GeluForward.Launch(device, activated.Bf16, s.HiddenBf16.Slice(0, wide));
         else GeluForward.Launch(device, p.Wide.Slice(0, wide), s.Hidden.Slice(0, wide));
         Linear(p.BlockInput(layer + 1), s.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }
@@ -101,10 +102,14 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         var w = weights.Layers[layer];
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, c = config.Embedding, inner = config.Inner;
-        var dWide = p.GradientWide.Slice(0, (long)n * inner);
+        long wide = (long)n * inner;
+        var dWide = p.GradientWide.Slice(0, wide);
         Conv1DInputGradient(dWide, dResidual, w.FcProjectionWeight, n, inner, c);
-        GeluBackward.Launch(device, dWide, dWide, s.Hidden.Slice(0, (long)n * inner));
-        Conv1DInputGradient(p.Norm, dWide, w.FcWeight, n, c, inner);
+        // In bf16, GELU's input gradient is c_fc's GEMM operand only: written in bf16 where that GEMM reads it.
+        var dHidden = GemmInputBuffer(bf16, dWide, wide);
+        if (bf16) GeluBackward.Launch(device, dHidden.Bf16, dWide, s.HiddenBf16.Slice(0, wide));
+        else GeluBackward.Launch(device, dWide, dWide, s.Hidden.Slice(0, wide));
+        Conv1DInputGradient(p.Norm, dHidden, w.FcWeight, n, c, inner);
         LayerNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
         Conv1DInputGradient(p.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
         // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the
@@ -132,7 +137,17 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 1f, y);
     }
 
+    /// <summary>
+    /// y [n, out] bf16 = bias + x [n, in] · W [in, out] (Conv1D, bf16 W), the bias rounded to bf16 into y first and the fp32
+    /// sum rounded once (PyTorch's bf16 autocast adds a bf16 bias likewise): c_fc's pre-activation, which only GELU reads.
+    /// </summary>
+    private void LinearToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    {
+        BiasFillBf16.Launch(device, y, bias, n, outDim);
+        WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 1f, y);
+    }
+
     /// <summary>dx [n, in] = dy [n, out] · Wᵀ for a Conv1D weight W [in, out].</summary>
-    private void Conv1DInputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceMatrix weight, int n, int inDim, int outDim)
+    private void Conv1DInputGradient(DeviceSpan<float> dx, GemmInput dy, DeviceMatrix weight, int n, int inDim, int outDim)
         => WeightGemm(n, inDim, outDim, dy, weight, outDim, weightTransposed: true, 0f, dx);
 }

@@ -12,7 +12,7 @@ public sealed partial class CudaLlamaEngine
 {
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.KeyValueHeads, config.HeadSize,
         QueryWidth: config.AttentionSize, KeyValueWidth: config.KeyValueSize, config.Intermediate, InnerBuffers: 2, RotaryTables: true,
-        Bf16OperandWidth: bf16 ? Math.Max(config.Embedding, Math.Max(config.AttentionSize, config.Intermediate)) : 0);
+        Bf16OperandWidth: bf16 ? Math.Max(config.Embedding, Math.Max(config.AttentionSize, config.Intermediate)) : 0, Bf16Inner: bf16);
 
     private protected override DeviceSpan<float> DecodingPositionTable => default;
 
@@ -43,12 +43,22 @@ public sealed partial class CudaLlamaEngine
             n, heads, kvHeads, hd, splitSize, splits, scale: 1f);
         ResidualWithBias(p.Middle, p.Hidden, p.Attention, w.Output, w.Bias.Output, n, att, d);
         normed = RmsNormForGemm(bf16, p.Norm, p.Rstd, p.Middle, w.MlpNormWeight, n, d, eps);
-        var gate = p.Inner.Slice(0, (long)n * ff);
-        Project(gate, normed, w.Gate, n, d, ff);
-        Project(p.Inner2, normed, w.Up, n, d, ff);
-        var activated = GemmInputBuffer(bf16, gate, gate.Length);
-        if (bf16) SwiGluForward.Launch(device, activated.Bf16, gate, p.Inner2, n * ff);
-        else SwiGluForward.Launch(device, gate, gate, p.Inner2, n * ff);
+        long wide = (long)n * ff;
+        var gate = p.Inner.Slice(0, bf16 ? 0 : wide);
+        var activated = GemmInputBuffer(bf16, gate, wide);
+        if (bf16)
+        {
+            var (gateBf16, upBf16) = (p.InnerBf16.Slice(0, wide), p.Inner2Bf16.Slice(0, wide));
+            ProjectToBf16(gateBf16, normed, w.Gate, n, d, ff);
+            ProjectToBf16(upBf16, normed, w.Up, n, d, ff);
+            SwiGluForward.Launch(device, activated.Bf16, gateBf16, upBf16, n * ff);
+        }
+        else
+        {
+            Project(gate, normed, w.Gate, n, d, ff);
+            Project(p.Inner2, normed, w.Up, n, d, ff);
+            SwiGluForward.Launch(device, gate, gate, p.Inner2, n * ff);
+        }
         Residual(p.Hidden, p.Middle, activated, w.Down, n, ff, d);
     }
 

@@ -80,11 +80,19 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
         ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
         normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
-        Project(s.Gate, normed, w.Gate, n, d, ff);
-        Project(s.Up, normed, w.Up, n, d, ff);
+        if (bf16)
+        {
+            ProjectToBf16(s.GateBf16, normed, w.Gate, n, d, ff);
+            ProjectToBf16(s.UpBf16, normed, w.Up, n, d, ff);
+        }
+        else
+        {
+            Project(s.Gate, normed, w.Gate, n, d, ff);
+            Project(s.Up, normed, w.Up, n, d, ff);
+        }
         if (recomputing) return;
         var activated = GemmInputBuffer(bf16, p.Wide, (long)n * ff);
-        if (bf16) SwiGluForward.Launch(device, activated.Bf16, s.Gate, s.Up, n * ff);
+        if (bf16) SwiGluForward.Launch(device, activated.Bf16, s.GateBf16, s.UpBf16, n * ff);
         else SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
         Residual(p.BlockInput(layer + 1), s.Middle, activated, w.Down, n, ff, d);
     }
@@ -162,9 +170,13 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         var s = p.Layers[layer];
         var w = weights.Layers[layer];
         InputGradient(p.Wide, dResidual, w.Down, n, ff, d);
-        SwiGluBackward.Launch(device, p.GradientGate, p.GradientUp, p.Wide, s.Gate, s.Up, n * ff);
-        InputGradient(p.Norm, p.GradientGate, w.Gate, n, d, ff);
-        InputGradient(p.Norm, p.GradientUp, w.Up, n, d, ff, accumulate: true);
+        // In bf16 SwiGLU writes its input gradients in bf16 where the gate/up input-gradient GEMMs read them.
+        var dGate = GemmInputBuffer(bf16, p.GradientGate, (long)n * ff);
+        var dUp = bf16 ? GemmInput.OfBf16(p.GradientUpBf16) : p.GradientUp;
+        if (bf16) SwiGluBackward.Launch(device, dGate.Bf16, dUp.Bf16, p.Wide, s.GateBf16, s.UpBf16, n * ff);
+        else SwiGluBackward.Launch(device, p.GradientGate, p.GradientUp, p.Wide, s.Gate, s.Up, n * ff);
+        InputGradient(p.Norm, dGate, w.Gate, n, d, ff);
+        InputGradient(p.Norm, dUp, w.Up, n, d, ff, accumulate: true);
         RmsNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.MlpNormWeight, s.Rstd2, n, d);
 
         // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the first

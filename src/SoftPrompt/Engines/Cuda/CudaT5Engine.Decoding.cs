@@ -20,7 +20,7 @@ public sealed partial class CudaT5Engine
     /// <summary>The widths of T5's cached decoder step: self and cross attention share them; the bf16 operands are the engine plan's.</summary>
     internal DecodingShape DecodingShape => new(config.DecoderLayers, config.Embedding, config.Heads, config.Heads, config.HeadSize,
         QueryWidth: config.AttentionSize, KeyValueWidth: config.AttentionSize, config.FeedForwardSize, InnerBuffers: config.IsGated ? 2 : 1,
-        RotaryTables: false, Bf16OperandWidth: 0);
+        RotaryTables: false, Bf16OperandWidth: 0, Bf16Inner: bf16);
 
     /// <summary>
     /// Once per session: grows the engine's plan to encode <paramref name="slots"/> inputs of up to
@@ -88,7 +88,8 @@ public sealed partial class CudaT5Engine
         var (crossSize, crossSplits) = p.AttentionSplits(n, longestCross);
         // The residual stream alternates between two buffers, one sublayer at a time.
         DeviceSpan<float> x = p.Hidden, y = p.Middle;
-        var inner = p.Inner.Slice(0, (long)n * ff);
+        long wide = (long)n * ff;
+        var inner = p.Inner.Slice(0, bf16 ? 0 : wide);
         for (int l = 0; l < config.DecoderLayers; l++)
         {
             var w = weights.DecoderLayers[l];
@@ -108,17 +109,38 @@ public sealed partial class CudaT5Engine
             Residual(x, y, p.Attention, w.CrossAttention.Output, n, att, d);
 
             RmsNormForward.Launch(device, p.Norm, p.Rstd, x, w.FeedForwardNormWeight, n, d, eps);
-            Project(inner, p.Norm, w.FeedForward.Input, n, d, ff);
-            if (config.IsGated)
-            {
-                Project(p.Inner2, p.Norm, w.FeedForward.Linear, n, d, ff);
-                GatedGeluForward.Launch(device, inner, inner, p.Inner2.Slice(0, (long)n * ff));
-            }
-            else ReluForward.Launch(device, inner, inner);
-            Residual(y, x, inner, w.FeedForward.Output, n, ff, d);
+            Residual(y, x, CachedFeedForwardActivation(p, w.FeedForward, inner, n), w.FeedForward.Output, n, ff, d);
             (x, y) = (y, x);
         }
         RmsNormForward.Launch(device, p.Norm, p.Rstd, x, weights.DecoderFinalNormWeight, n, d, eps);
+    }
+
+    /// <summary>
+    /// The step's feed-forward activation of p.Norm [n, d], as wo's operand: in bf16 precision the pre-activations are bf16
+    /// GEMM outputs and the activation is written in bf16 (as the full forward does), else fp32 in place in <paramref name="inner"/>.
+    /// </summary>
+    private GemmInput CachedFeedForwardActivation(DeviceDecodingPlan p, T5DeviceWeights.FeedForward w, DeviceSpan<float> inner, int n)
+    {
+        int d = config.Embedding, ff = config.FeedForwardSize;
+        long wide = (long)n * ff;
+        if (!bf16)
+        {
+            Project(inner, p.Norm, w.Input, n, d, ff);
+            if (config.IsGated)
+            {
+                Project(p.Inner2, p.Norm, w.Linear, n, d, ff);
+                GatedGeluForward.Launch(device, inner, inner, p.Inner2.Slice(0, wide));
+            }
+            else ReluForward.Launch(device, inner, inner);
+            return inner;
+        }
+        var hidden = p.InnerBf16.Slice(0, wide);
+        ProjectToBf16(hidden, p.Norm, w.Input, n, d, ff);
+        if (config.IsGated) ProjectToBf16(p.Inner2Bf16.Slice(0, wide), p.Norm, w.Linear, n, d, ff);
+        var activated = GemmInputBuffer(bf16, inner, wide);
+        if (config.IsGated) GatedGeluForward.Launch(device, activated.Bf16, hidden, p.Inner2Bf16.Slice(0, wide));
+        else ReluForward.Launch(device, activated.Bf16, hidden);
+        return activated;
     }
 
     /// <summary>After <see cref="DecodeCachedRows"/> and the head's targets: the logits (or, with <paramref name="tokens"/>, the argmax) of the targeted rows.</summary>

@@ -176,7 +176,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             weights.EncoderRelativeBias, p.EncoderBuckets, p.EncoderLengths.Slice(0, rows), causal: false);
         var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, (float)config.LayerNormEpsilon);
         var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
-        FeedForward(p, next, s.Middle, normed, s.Hidden, s.Linear, w.FeedForward, ne, recomputing);
+        FeedForward(p, next, s.Middle, normed, s.FeedForward, w.FeedForward, ne, recomputing);
     }
 
     private void DecoderForward(T5DevicePlan p)
@@ -212,29 +212,37 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
         normed = RmsNormForGemm(bf16, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
         var next = l + 1 < config.DecoderLayers ? p.Decoder[l + 1].Input : p.DecoderFinal;
-        FeedForward(p, next, s.Middle2, normed, s.Hidden, s.Linear, w.FeedForward, nd, recomputing);
+        FeedForward(p, next, s.Middle2, normed, s.FeedForward, w.FeedForward, nd, recomputing);
     }
 
     /// <summary>
     /// output [n, d] = residual + wo·act(x) (relu(wi·x), or gelu_new(wi_0·x) ⊙ wi_1·x) with x the feed-forward norm's output,
     /// saving the pre-activations; only those when <paramref name="savedOnly"/>.
     /// </summary>
-    private void FeedForward(T5DevicePlan p, DeviceSpan<float> output, DeviceSpan<float> residual, GemmInput normed, DeviceSpan<float> hidden, DeviceSpan<float> linear,
+    private void FeedForward(T5DevicePlan p, DeviceSpan<float> output, DeviceSpan<float> residual, GemmInput normed, T5DevicePlan.FeedForwardSaved saved,
         T5DeviceWeights.FeedForward w, int n, bool savedOnly)
     {
         int d = config.Embedding, ff = config.FeedForwardSize;
         long count = (long)n * ff;
-        Project(hidden, normed, w.Input, n, d, ff);
-        if (config.IsGated) Project(linear, normed, w.Linear, n, d, ff);
+        if (bf16)
+        {
+            ProjectToBf16(saved.HiddenBf16, normed, w.Input, n, d, ff);
+            if (config.IsGated) ProjectToBf16(saved.LinearBf16, normed, w.Linear, n, d, ff);
+        }
+        else
+        {
+            Project(saved.Hidden, normed, w.Input, n, d, ff);
+            if (config.IsGated) Project(saved.Linear, normed, w.Linear, n, d, ff);
+        }
         if (savedOnly) return;
         var activated = GemmInputBuffer(bf16, p.Wide, count);
         if (config.IsGated)
         {
-            if (bf16) GatedGeluForward.Launch(device, activated.Bf16, hidden.Slice(0, count), linear.Slice(0, count));
-            else GatedGeluForward.Launch(device, p.Wide.Slice(0, count), hidden.Slice(0, count), linear.Slice(0, count));
+            if (bf16) GatedGeluForward.Launch(device, activated.Bf16, saved.HiddenBf16.Slice(0, count), saved.LinearBf16.Slice(0, count));
+            else GatedGeluForward.Launch(device, p.Wide.Slice(0, count), saved.Hidden.Slice(0, count), saved.Linear.Slice(0, count));
         }
-        else if (bf16) ReluForward.Launch(device, activated.Bf16, hidden.Slice(0, count));
-        else ReluForward.Launch(device, p.Wide.Slice(0, count), hidden.Slice(0, count));
+        else if (bf16) ReluForward.Launch(device, activated.Bf16, saved.HiddenBf16.Slice(0, count));
+        else ReluForward.Launch(device, p.Wide.Slice(0, count), saved.Hidden.Slice(0, count));
         Residual(output, residual, activated, w.Output, n, ff, d);
     }
 
@@ -269,7 +277,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             if (p.Recomputes) DecoderLayerForward(p, l, recomputing: true);
             var s = p.Decoder[l];
             var w = weights.DecoderLayers[l];
-            FeedForwardBackward(p, dDecoder, s.Hidden, s.Linear, w.FeedForward, nd);
+            FeedForwardBackward(p, dDecoder, s.FeedForward, w.FeedForward, nd);
             RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Middle2, w.FeedForwardNormWeight, s.Rstd3, nd, d);
 
             var ca = s.CrossAttention;
@@ -293,7 +301,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             if (p.Recomputes) EncoderLayerForward(p, l, recomputing: true);
             var s = p.Encoder[l];
             var w = weights.EncoderLayers[l];
-            FeedForwardBackward(p, dEncoder, s.Hidden, s.Linear, w.FeedForward, ne);
+            FeedForwardBackward(p, dEncoder, s.FeedForward, w.FeedForward, ne);
             RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
             SelfAttentionBackward(p, dEncoder, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
                 weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, causal: false);
@@ -302,22 +310,27 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     }
 
     /// <summary>p.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>
-    private void FeedForwardBackward(T5DevicePlan p, DeviceSpan<float> dOut, DeviceSpan<float> hidden, DeviceSpan<float> linear, T5DeviceWeights.FeedForward w, int n)
+    private void FeedForwardBackward(T5DevicePlan p, DeviceSpan<float> dOut, T5DevicePlan.FeedForwardSaved saved, T5DeviceWeights.FeedForward w, int n)
     {
         int d = config.Embedding, ff = config.FeedForwardSize;
-        var dWide = p.GradientWide.Slice(0, (long)n * ff);
+        long count = (long)n * ff;
+        var dWide = p.GradientWide.Slice(0, count);
         InputGradient(dWide, dOut, w.Output, n, ff, d);
+        // In bf16 the activation writes its input gradients in bf16 where wi's (wi_0's, wi_1's) input-gradient GEMMs read them.
+        var dHidden = GemmInputBuffer(bf16, dWide, count);
         if (config.IsGated)
         {
-            var dLinear = p.GradientLinear.Slice(0, (long)n * ff);
-            GatedGeluBackward.Launch(device, dWide, dLinear, dWide, hidden.Slice(0, (long)n * ff), linear.Slice(0, (long)n * ff));
-            InputGradient(p.Norm, dWide, w.Input, n, d, ff);
+            var dLinear = bf16 ? GemmInput.OfBf16(p.GradientLinearBf16.Slice(0, count)) : p.GradientLinear.Slice(0, count);
+            if (bf16) GatedGeluBackward.Launch(device, dHidden.Bf16, dLinear.Bf16, dWide, saved.HiddenBf16.Slice(0, count), saved.LinearBf16.Slice(0, count));
+            else GatedGeluBackward.Launch(device, dWide, dLinear.Fp32, dWide, saved.Hidden.Slice(0, count), saved.Linear.Slice(0, count));
+            InputGradient(p.Norm, dHidden, w.Input, n, d, ff);
             InputGradient(p.Norm, dLinear, w.Linear, n, d, ff, accumulate: true);
         }
         else
         {
-            ReluBackward.Launch(device, dWide, dWide, hidden.Slice(0, (long)n * ff));
-            InputGradient(p.Norm, dWide, w.Input, n, d, ff);
+            if (bf16) ReluBackward.Launch(device, dHidden.Bf16, dWide, saved.HiddenBf16.Slice(0, count));
+            else ReluBackward.Launch(device, dWide, dWide, saved.Hidden.Slice(0, count));
+            InputGradient(p.Norm, dHidden, w.Input, n, d, ff);
         }
     }
 

@@ -7,10 +7,11 @@ namespace SoftPrompt.Engines;
 /// What a decoder-only family's cached step needs, in widths: the residual width, attention heads (query and kv), the
 /// query projection's row (GPT-2: the fused q|k|v, 3c; Llama: q), separate k and v rows (Llama; 0 when they are column
 /// slices of the fused projection), the MLP's inner width and how many inner buffers it uses (gate and up: 2), whether
-/// RoPE needs per-row cos/sin tables, and the widest bf16 GEMM operand row (0 with fp32 weights).
+/// RoPE needs per-row cos/sin tables, the widest bf16 GEMM operand row (0 with fp32 weights), and whether the inner buffers
+/// hold bf16 (the MLP pre-activations of bf16 precision, as the full forward rounds them).
 /// </summary>
 internal readonly record struct DecodingShape(int Layers, int Width, int Heads, int KeyValueHeads, int HeadSize, int QueryWidth, int KeyValueWidth,
-    int InnerWidth, int InnerBuffers, bool RotaryTables, int Bf16OperandWidth)
+    int InnerWidth, int InnerBuffers, bool RotaryTables, int Bf16OperandWidth, bool Bf16Inner = false)
 {
     /// <summary>One cache row: every kv head once (grouped query heads read theirs in place, never repeated).</summary>
     public int CacheWidth => KeyValueHeads * HeadSize;
@@ -81,7 +82,9 @@ internal sealed class DeviceDecodingPlan : IDisposable
         Mean = F("norm.mean", n); Rstd = F("norm.rstd", n);
         Query = F("q", n * shape.QueryWidth); Key = F("k", n * shape.KeyValueWidth); Value = F("v", n * shape.KeyValueWidth);
         Attention = F("attention", n * shape.AttentionWidth);
-        Inner = F("inner", n * shape.InnerWidth); Inner2 = F("inner2", shape.InnerBuffers > 1 ? n * shape.InnerWidth : 0);
+        long inner = n * shape.InnerWidth, inner2 = shape.InnerBuffers > 1 ? inner : 0;
+        Inner = F("inner", shape.Bf16Inner ? 0 : inner); Inner2 = F("inner2", shape.Bf16Inner ? 0 : inner2);
+        InnerBf16 = carve.Take<ushort>("inner_bf16", shape.Bf16Inner ? inner : 0); Inner2Bf16 = carve.Take<ushort>("inner2_bf16", shape.Bf16Inner ? inner2 : 0);
         long half = shape.RotaryTables ? shape.HeadSize / 2 : 0;
         RopeCos = F("rope.cos", n * half); RopeSin = F("rope.sin", n * half);
         long partials = (long)PartialRows * shape.Heads;
@@ -127,6 +130,9 @@ internal sealed class DeviceDecodingPlan : IDisposable
     public DeviceSpan<float> Attention { get; }
     public DeviceSpan<float> Inner { get; }
     public DeviceSpan<float> Inner2 { get; }
+    /// <summary>The MLP's pre-activations in bf16 precision (<see cref="DecodingShape.Bf16Inner"/>; then <see cref="Inner"/> and <see cref="Inner2"/> are empty).</summary>
+    public DeviceSpan<ushort> InnerBf16 { get; }
+    public DeviceSpan<ushort> Inner2Bf16 { get; }
     /// <summary>RoPE's cos and sin rows at each step row's own position [rows, hd/2].</summary>
     public DeviceSpan<float> RopeCos { get; }
     public DeviceSpan<float> RopeSin { get; }

@@ -133,8 +133,15 @@ public abstract class DeviceEngine : IDeviceEngine
         Project(y, x, weight, n, inDim, outDim, accumulate: true);
     }
 
+    /// <summary>
+    /// y [n, outDim] bf16 (=, or += when accumulating) x [n, inDim] · Wᵀ with a bf16 W, summed in fp32 and rounded once: a
+    /// pre-activation that only bf16 kernels read (the MLP's up projections in bf16 precision).
+    /// </summary>
+    private protected void ProjectToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
+        => WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, accumulate ? 1f : 0f, y);
+
     /// <summary>dx [n, inDim] (=, or += when accumulating) dy [n, outDim] · W, W [outDim, inDim]: the only GEMM a frozen layer needs backward.</summary>
-    private protected void InputGradient(DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
+    private protected void InputGradient(DeviceSpan<float> dx, GemmInput dy, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
         => WeightGemm(n, inDim, outDim, dy, weight, inDim, weightTransposed: false, accumulate ? 1f : 0f, dx);
 
     /// <summary>The current plan's room for a bf16 copy of a GEMM's activation operand (empty while the weights are fp32).</summary>
@@ -144,11 +151,16 @@ public abstract class DeviceEngine : IDeviceEngine
     // in bf16 by the kernel that makes it, into Bf16Operands: the norm outputs (LayerNorm, RMSNorm, T5's RMS norm) and the
     // MLP activation outputs (GELU, ReLU, gated GELU, SwiGLU) — bit for bit what convert_to_bf16 made of their fp32 form,
     // without that pass, and once for the q/k/v (gate/up) GEMMs that share one norm output; likewise T5's encoder output,
-    // which only the decoder's cross-attention k/v GEMMs read (its own bf16 tensor in the plan). Kept fp32: the residual stream
-    // (it sums every layer's small updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in
-    // fp32 inside attention), the loss, the final norm's output (the LM head's operand: the head is an fp32 matrix), and
-    // every gradient (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v, the attention
-    // output and the MLP pre-activations are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself).
+    // which only the decoder's cross-attention k/v GEMMs read (its own bf16 tensor in the plan). The MLP pre-activations
+    // (GPT-2's c_fc output with its bias, Llama's gate and up, T5's wi / wi_0 and wi_1) are bf16 GEMM outputs (fp32 sums
+    // rounded once, as PyTorch's bf16 autocast keeps them), saved in bf16 for the reverse pass; the activation's backward
+    // reads them with the fp32 gradient from the down projection and writes d(pre-activation) in bf16, straight into the
+    // operand of the up projections' input-gradient GEMMs. Kept fp32: the residual stream (it sums every layer's small
+    // updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in fp32 inside attention), the
+    // loss, the final norm's output (the LM head's operand: the head is an fp32 matrix), and every gradient that is not
+    // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v and the
+    // attention output are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself). The cached decoding
+    // step rounds its MLP pre-activations the same way (bf16 inner buffers), so its logits stay those of a full forward.
 
     /// <summary>The activation operand of a GEMM: fp32 (rounded into <see cref="Bf16Operands"/> when the weight is bf16), or already bf16.</summary>
     private protected readonly record struct GemmInput(DeviceSpan<float> Fp32, DeviceSpan<ushort> Bf16)
@@ -200,19 +212,28 @@ public abstract class DeviceEngine : IDeviceEngine
             device.Gemm(m, n, k, 1f, new GemmOperand(x.Fp32, k), new GemmOperand(weight.Fp32, weightLd, weightTransposed), beta, new GemmOperand(c, n));
             return;
         }
+        device.GemmBf16(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta, new GemmOperand(c, n));
+    }
+
+    /// <summary>The same GEMM into a bf16 c (read as bf16 when beta ≠ 0), each output rounded once; W must be bf16.</summary>
+    private protected void WeightGemm(int m, int n, int k, GemmInput x, DeviceMatrix weight, int weightLd, bool weightTransposed, float beta, DeviceSpan<ushort> c)
+    {
+        if (!weight.IsBf16) throw new InvalidOperationException("A bf16 GEMM output needs a bf16 weight: the engine's precision is mixed up.");
+        device.GemmBf16(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta, new Bf16GemmOperand(c, n));
+    }
+
+    /// <summary>The bf16 operand x [m, k] of a bf16 GEMM: x as it is when bf16, else its copy rounded into <see cref="Bf16Operands"/>.</summary>
+    private DeviceSpan<ushort> Bf16Operand(GemmInput x, int m, int k)
+    {
         long count = (long)m * k;
-        DeviceSpan<ushort> operand;
         if (x.Bf16.Length > 0)
         {
             if (x.Bf16.Length < count) throw new InvalidOperationException($"A bf16 GEMM operand holds {x.Bf16.Length} elements, the GEMM needs {count} (m={m}, k={k}).");
-            operand = x.Bf16.Slice(0, count);
+            return x.Bf16.Slice(0, count);
         }
-        else
-        {
-            if (Bf16Operands.Length < count) throw new InvalidOperationException($"The plan holds {Bf16Operands.Length} bf16 operand elements, a GEMM needs {count} (m={m}, k={k}).");
-            operand = Bf16Operands.Slice(0, count);
-            ConvertToBf16.Launch(device, operand, x.Fp32.Slice(0, count));
-        }
-        device.GemmBf16(m, n, k, 1f, new Bf16GemmOperand(operand, k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta, new GemmOperand(c, n));
+        if (Bf16Operands.Length < count) throw new InvalidOperationException($"The plan holds {Bf16Operands.Length} bf16 operand elements, a GEMM needs {count} (m={m}, k={k}).");
+        var operand = Bf16Operands.Slice(0, count);
+        ConvertToBf16.Launch(device, operand, x.Fp32.Slice(0, count));
+        return operand;
     }
 }

@@ -38,7 +38,8 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
             string at = RecomputedLayers.Prefix("h", layer);
             return new(Input: default, Mean1: F(at + "ln_1.mean", n), Rstd1: F(at + "ln_1.rstd", n), Qkv: F(at + "qkv", n * 3 * c),
                 Attention: F(at + "attention", n * c), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * c),
-                Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", n * inner));
+                Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", bf16 ? 0 : n * inner),
+                HiddenBf16: carve.Take<ushort>(at + "mlp.hidden_bf16", bf16 ? n * inner : 0));
         }
         Layers = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"h.{l}.input", n * c), Saved, (saved, input) => saved with { Input = input });
         FinalMean = F("ln_f.mean", n); FinalRstd = F("ln_f.rstd", n);
@@ -50,13 +51,18 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         QkvFull = F("qkv_full", n * 3 * c); GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
         AttentionFull = F("attention_full", n * c); GradientAttentionFull = F("gradient_attention_full", n * c);
         // A GEMM's activation operand is at most [n, inner] (c_proj's input forward, c_fc's output gradient backward) or [n, 3c];
-        // the bf16 LayerNorm and GELU outputs are written here directly.
+        // the bf16 LayerNorm and GELU outputs, and GELU's bf16 input gradient, are written here directly.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(inner, 3 * c) : 0);
     }
 
-    /// <summary>Shared rows: the block's input, ln_1's statistics, q|k|v, attention output before c_proj, logsumexp, the residual after attention, ln_2's statistics, the MLP's pre-activation.</summary>
+    /// <summary>
+    /// Shared rows: the block's input, ln_1's statistics, q|k|v, attention output before c_proj, logsumexp, the residual after
+    /// attention, ln_2's statistics, the MLP's pre-activation (c_fc's output with its bias: <see cref="Hidden"/> in fp32
+    /// precision, <see cref="HiddenBf16"/> in bf16, the other empty).
+    /// </summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Mean1, DeviceSpan<float> Rstd1, DeviceSpan<float> Qkv,
-        DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Mean2, DeviceSpan<float> Rstd2, DeviceSpan<float> Hidden);
+        DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Mean2, DeviceSpan<float> Rstd2, DeviceSpan<float> Hidden,
+        DeviceSpan<ushort> HiddenBf16);
 
     public Layer[] Layers { get; }
     public DeviceSpan<float> FinalMean { get; }

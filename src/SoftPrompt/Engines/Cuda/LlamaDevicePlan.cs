@@ -44,7 +44,8 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
             string at = RecomputedLayers.Prefix("layers", layer);
             return new(Input: default, Rstd1: F(at + "input_layernorm.rstd", n), Query: F(at + "q", n * a), Key: F(at + "k", n * kv),
                 Value: F(at + "v", n * kv), Attention: F(at + "attention", n * a), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * d),
-                Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F(at + "gate", n * ff), Up: F(at + "up", n * ff));
+                Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F(at + "gate", bf16 ? 0 : n * ff), Up: F(at + "up", bf16 ? 0 : n * ff),
+                GateBf16: carve.Take<ushort>(at + "gate_bf16", bf16 ? n * ff : 0), UpBf16: carve.Take<ushort>(at + "up_bf16", bf16 ? n * ff : 0));
         }
         Layers = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"layers.{l}.input", n * d), Saved, (saved, input) => saved with { Input = input });
         FinalRstd = F("norm.rstd", n);
@@ -52,7 +53,10 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         carve.Kind = DeviceMemoryKind.Workspace;
         KeyNarrow = F("k_narrow", n * kv); ValueNarrow = F("v_narrow", n * kv); Wide = F("wide", n * ff);
         GradientQuery = F("gradient_q", n * a); GradientAttention = F("gradient_attention", (n + 1) * a);
-        GradientGate = F("gradient_gate", n * ff); GradientUp = F("gradient_up", n * ff);
+        // In bf16 SwiGLU's input gradients are only the gate/up input-gradient GEMMs' operands: d(gate) goes into
+        // bf16_operands, d(up) into its own bf16 buffer.
+        GradientGate = F("gradient_gate", bf16 ? 0 : n * ff); GradientUp = F("gradient_up", bf16 ? 0 : n * ff);
+        GradientUpBf16 = carve.Take<ushort>("gradient_up_bf16", bf16 ? n * ff : 0);
         AttentionScratch = F("attention_scratch", n * heads);
         ZeroPositions = carve.Zeroed<float>("zero_positions", sequence * d);
         // Attention reads grouped-query k/v in place (no repeated copies; its k/v gradients come out narrow) on the bf16
@@ -80,10 +84,13 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
     /// <summary>Longest sequence a batch may have (the zero position table's length).</summary>
     public int Sequence { get; }
 
-    /// <summary>Shared rows: the q, k, v projections before RoPE (k and v at their own kv width), attention output, the SwiGLU branches.</summary>
+    /// <summary>
+    /// Shared rows: the q, k, v projections before RoPE (k and v at their own kv width), attention output, the SwiGLU branches
+    /// (<see cref="Gate"/> and <see cref="Up"/> in fp32 precision, <see cref="GateBf16"/> and <see cref="UpBf16"/> in bf16, the others empty).
+    /// </summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Rstd1, DeviceSpan<float> Query, DeviceSpan<float> Key,
         DeviceSpan<float> Value, DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Rstd2,
-        DeviceSpan<float> Gate, DeviceSpan<float> Up);
+        DeviceSpan<float> Gate, DeviceSpan<float> Up, DeviceSpan<ushort> GateBf16, DeviceSpan<ushort> UpBf16);
 
     public Layer[] Layers { get; }
     public DeviceSpan<float> FinalRstd { get; }
@@ -95,6 +102,8 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
     public DeviceSpan<float> GradientAttention { get; }
     public DeviceSpan<float> GradientGate { get; }
     public DeviceSpan<float> GradientUp { get; }
+    /// <summary>[n, ff] bf16: d(up) in bf16 precision, up_proj's input-gradient operand (else empty).</summary>
+    public DeviceSpan<ushort> GradientUpBf16 { get; }
     public DeviceSpan<float> AttentionScratch { get; }
     public DeviceSpan<float> QueryFull { get; }
     public DeviceSpan<float> KeyFull { get; }

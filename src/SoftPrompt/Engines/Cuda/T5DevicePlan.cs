@@ -35,6 +35,9 @@ internal sealed class T5DevicePlan : IDisposable
         long gatedFf = config.IsGated ? ff : 0;
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
         DeviceSpan<int> I(string name, long count) => carve.Take<int>(name, count);
+        // The feed-forward's pre-activations: fp32, or in bf16 precision bf16 GEMM outputs kept in bf16.
+        FeedForwardSaved Ff(string at, long rowsLength) => new(F(at + "ff.hidden", bf16 ? 0 : rowsLength * ff), F(at + "ff.linear", bf16 ? 0 : rowsLength * gatedFf),
+            carve.Take<ushort>(at + "ff.hidden_bf16", bf16 ? rowsLength * ff : 0), carve.Take<ushort>(at + "ff.linear_bf16", bf16 ? rowsLength * gatedFf : 0));
         Attention Att(string at, long queryLength, long keyLength) => new(F(at + "q", rows * queryLength * a), F(at + "k", rows * keyLength * a),
             F(at + "v", rows * keyLength * a), F(at + "output", rows * queryLength * a), F(at + "logsumexp", rows * heads * queryLength));
 
@@ -43,14 +46,13 @@ internal sealed class T5DevicePlan : IDisposable
         {
             string at = RecomputedLayers.Prefix("encoder.block", layer);
             return new(default, F(at + "self.rstd", ne), Att(at + "self.", encoderLength, encoderLength), F(at + "middle", ne * d),
-                F(at + "ff.rstd", ne), F(at + "ff.hidden", ne * ff), F(at + "ff.linear", ne * gatedFf));
+                F(at + "ff.rstd", ne), Ff(at, ne));
         }
         DecoderLayer SavedDecoder(int? layer)
         {
             string at = RecomputedLayers.Prefix("decoder.block", layer);
             return new(default, F(at + "self.rstd", nd), Att(at + "self.", decoderLength, decoderLength), F(at + "middle1", nd * d),
-                F(at + "cross.rstd", nd), Att(at + "cross.", decoderLength, encoderLength), F(at + "middle2", nd * d), F(at + "ff.rstd", nd),
-                F(at + "ff.hidden", nd * ff), F(at + "ff.linear", nd * gatedFf));
+                F(at + "cross.rstd", nd), Att(at + "cross.", decoderLength, encoderLength), F(at + "middle2", nd * d), F(at + "ff.rstd", nd), Ff(at, nd));
         }
         Encoder = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"encoder.block.{l}.input", ne * d), SavedEncoder, (saved, input) => saved with { Input = input });
         Decoder = RecomputedLayers.Carve(config.DecoderLayers, recomputes, l => F($"decoder.block.{l}.input", nd * d), SavedDecoder, (saved, input) => saved with { Input = input });
@@ -62,7 +64,10 @@ internal sealed class T5DevicePlan : IDisposable
 
         carve.Kind = DeviceMemoryKind.Workspace;
         // In bf16 the activation output goes straight into bf16_operands (wo's GEMM is its only reader): no fp32 wide buffer.
-        Norm = F("norm", n * d); Wide = F("wide", bf16 ? 0 : n * ff); GradientWide = F("gradient_wide", n * ff); GradientLinear = F("gradient_linear", n * gatedFf);
+        Norm = F("norm", n * d); Wide = F("wide", bf16 ? 0 : n * ff); GradientWide = F("gradient_wide", n * ff); GradientLinear = F("gradient_linear", bf16 ? 0 : n * gatedFf);
+        // In bf16 the activation's input gradients are only wi's (wi_0's, wi_1's) input-gradient GEMM operands: d(hidden)
+        // goes into bf16_operands, d(linear) into its own bf16 buffer.
+        GradientLinearBf16 = carve.Take<ushort>("gradient_linear_bf16", bf16 ? n * gatedFf : 0);
         GradientAttention = F("gradient_attention", n * a); GradientQuery = F("gradient_q", n * a);
         GradientKey = F("gradient_k", n * a); GradientValue = F("gradient_v", n * a);
         AttentionScratch = F("attention_scratch", rows * heads * longest);
@@ -102,10 +107,15 @@ internal sealed class T5DevicePlan : IDisposable
 
     /// <summary>q [nq, a], k and v [nk, a], attention output before the o projection [nq, a], logsumexp [rows, H, Tq].</summary>
     public readonly record struct Attention(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output, DeviceSpan<float> LogSumExp);
+    /// <summary>
+    /// The feed-forward's saved pre-activations [n, ff]: wi's output (v1.1: wi_0's) and wi_1's (v1.1 only), in fp32
+    /// precision <see cref="Hidden"/> and <see cref="Linear"/>, in bf16 <see cref="HiddenBf16"/> and <see cref="LinearBf16"/>; the others empty.
+    /// </summary>
+    public readonly record struct FeedForwardSaved(DeviceSpan<float> Hidden, DeviceSpan<float> Linear, DeviceSpan<ushort> HiddenBf16, DeviceSpan<ushort> LinearBf16);
     public readonly record struct EncoderLayer(DeviceSpan<float> Input, DeviceSpan<float> Rstd1, Attention SelfAttention, DeviceSpan<float> Middle,
-        DeviceSpan<float> Rstd2, DeviceSpan<float> Hidden, DeviceSpan<float> Linear);
+        DeviceSpan<float> Rstd2, FeedForwardSaved FeedForward);
     public readonly record struct DecoderLayer(DeviceSpan<float> Input, DeviceSpan<float> Rstd1, Attention SelfAttention, DeviceSpan<float> Middle1,
-        DeviceSpan<float> Rstd2, Attention CrossAttention, DeviceSpan<float> Middle2, DeviceSpan<float> Rstd3, DeviceSpan<float> Hidden, DeviceSpan<float> Linear);
+        DeviceSpan<float> Rstd2, Attention CrossAttention, DeviceSpan<float> Middle2, DeviceSpan<float> Rstd3, FeedForwardSaved FeedForward);
 
     public EncoderLayer[] Encoder { get; }
     public DecoderLayer[] Decoder { get; }
@@ -122,6 +132,8 @@ internal sealed class T5DevicePlan : IDisposable
     public DeviceSpan<float> Wide { get; }
     public DeviceSpan<float> GradientWide { get; }
     public DeviceSpan<float> GradientLinear { get; }
+    /// <summary>[n, ff] bf16: d(wi_1's output) in bf16 precision of a gated feed-forward (else empty).</summary>
+    public DeviceSpan<ushort> GradientLinearBf16 { get; }
     public DeviceSpan<float> GradientAttention { get; }
     public DeviceSpan<float> GradientQuery { get; }
     public DeviceSpan<float> GradientKey { get; }
