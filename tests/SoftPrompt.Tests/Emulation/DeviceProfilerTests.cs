@@ -15,7 +15,7 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
     private const int BlockSumElements = 1000;
     private IComputeDevice device = null!;
     private DeviceBuffer<float> input = null!, sums = null!, a = null!, b = null!, c = null!;
-    private DeviceBuffer<ushort> a16 = null!, b16 = null!;
+    private DeviceBuffer<ushort> a16 = null!, b16 = null!, c16 = null!;
     private readonly float[] host = new float[64];
 
     [OneTimeSetUp]
@@ -29,6 +29,7 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
         c = device.Allocate<float>(128);
         a16 = device.Upload(Enumerable.Repeat((ushort)0x3f80, 128).ToArray()); // bf16 1.0
         b16 = device.Upload(Enumerable.Repeat((ushort)0x3f80, 128).ToArray());
+        c16 = device.Allocate<ushort>(128);
     }
 
     [OneTimeTearDown]
@@ -42,13 +43,14 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
         c?.Dispose();
         a16?.Dispose();
         b16?.Dispose();
+        c16?.Dispose();
         (device as IDisposable)?.Dispose();
     }
 
     [TearDown]
     public void StopProfiling() => device?.StopProfiling();
 
-    /// <summary>3 block sums, 2 fp32 GEMMs 5×7×3 (B transposed), 1 batched bf16 GEMM 2 × 4×6×8 (A transposed), a memset, a copy each way.</summary>
+    /// <summary>3 block sums, 2 fp32 GEMMs 5×7×3 (B transposed), 1 batched bf16 GEMM 2 × 4×6×8 (A transposed), 1 bf16→bf16 GEMM 3×4×5, a memset, a copy each way.</summary>
     private void KnownSequence()
     {
         for (int i = 0; i < 3; i++) SelftestBlockSum.Launch(device, input.Span, sums.Span);
@@ -56,6 +58,7 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
             device.Gemm(5, 7, 3, 1f, new GemmOperand(a.Span, 3), new GemmOperand(b.Span, 3, Transposed: true), 0f, new GemmOperand(c.Span, 7));
         device.GemmBf16(4, 6, 8, 1f, new Bf16GemmOperand(a16.Span, 4, Transposed: true, BatchStride: 32), new Bf16GemmOperand(b16.Span, 6, BatchStride: 48),
             0f, new GemmOperand(c.Span, 6, BatchStride: 24), batchCount: 2);
+        device.GemmBf16(3, 4, 5, 1f, new Bf16GemmOperand(a16.Span, 5), new Bf16GemmOperand(b16.Span, 4), 0f, new Bf16GemmOperand(c16.Span, 4));
         device.Zero(c.Span);
         device.CopyToDevice<float>(host, c.Span.Slice(0, host.Length));
         device.CopyToHost(sums.Span.Slice(0, 1), host.AsSpan(0, 1));
@@ -71,16 +74,17 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
 
         Assert.That(rows.Keys, Is.EquivalentTo(new[]
         {
-            "selftest_block_sum", "gemm fp32 5×7×3 (N,T)", "gemm bf16 4×6×8 (T,N) ×2 batched", "memset", "copy host→device", "copy device→host",
+            "selftest_block_sum", "gemm fp32 5×7×3 (N,T)", "gemm bf16 4×6×8 (T,N) ×2 batched", "gemm bf16→bf16 3×4×5 (N,N)", "memset", "copy host→device", "copy device→host",
         }));
         Assert.That(rows["selftest_block_sum"].Calls, Is.EqualTo(3));
         Assert.That(rows["gemm fp32 5×7×3 (N,T)"].Calls, Is.EqualTo(2));
         Assert.That(rows["gemm fp32 5×7×3 (N,T)"].Flops, Is.EqualTo(2 * 2.0 * 5 * 7 * 3), "2·m·n·k per call");
         Assert.That(rows["gemm bf16 4×6×8 (T,N) ×2 batched"].Flops, Is.EqualTo(2.0 * 4 * 6 * 8 * 2), "2·m·n·k per batch entry");
+        Assert.That(rows["gemm bf16→bf16 3×4×5 (N,N)"].Flops, Is.EqualTo(2.0 * 3 * 4 * 5));
         Assert.That(rows["memset"].Calls + rows["copy host→device"].Calls + rows["copy device→host"].Calls, Is.EqualTo(3));
         Assert.That(rows["selftest_block_sum"].Flops, Is.Zero);
         Assert.That(rows["selftest_block_sum"].Tflops, Is.Null, "TFLOP/s is for GEMMs");
-        Assert.That(profile.Calls, Is.EqualTo(9));
+        Assert.That(profile.Calls, Is.EqualTo(10));
         Assert.That(sums.Download()[0], Is.EqualTo(Enumerable.Range(0, 256).Sum(i => i % 7)), "a profiled launch still runs the kernel");
     }
 
@@ -108,7 +112,7 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
         KnownSequence();
         KnownSequence();
         var twoSteps = profiler.Read(steps: 2);
-        Assert.That(twoSteps.Calls, Is.EqualTo(9), "calls per step");
+        Assert.That(twoSteps.Calls, Is.EqualTo(10), "calls per step");
         Assert.That(twoSteps.Steps, Is.EqualTo(2));
         Assert.That(profiler.Read().Ops, Is.Empty, "a read consumes what was recorded");
     }
@@ -140,7 +144,7 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
         KnownSequence();
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.That(allocated, Is.Zero, "recording an op must not allocate");
-        Assert.That(profiler.RecordedOps, Is.EqualTo(9));
+        Assert.That(profiler.RecordedOps, Is.EqualTo(10));
     }
 }
 

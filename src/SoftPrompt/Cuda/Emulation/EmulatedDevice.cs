@@ -213,6 +213,14 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
 
     public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount = 1)
     {
+        if (profiler is null) { GemmBf16ToBf16Now(m, n, k, alpha, a, b, beta, c, batchCount); return; }
+        int begin = profiler.Begin();
+        GemmBf16ToBf16Now(m, n, k, alpha, a, b, beta, c, batchCount);
+        profiler.End(DeviceOp.Gemm(DeviceOpKind.GemmBf16ToBf16, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
+    }
+
+    private void GemmBf16ToBf16Now(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount)
+    {
         ThrowIfDisposed();
         EmulatedGemm.RunBf16(m, n, k, alpha, a, b, beta, c, batchCount);
     }
