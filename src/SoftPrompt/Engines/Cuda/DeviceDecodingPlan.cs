@@ -89,7 +89,7 @@ internal sealed class DeviceDecodingPlan : IDisposable
         PartialMax = F("attention.partial_max", partials);
         PartialSum = F("attention.partial_sum", partials);
         Bf16Operands = carve.Take<ushort>("bf16_operands", n * shape.Bf16OperandWidth);
-        Head = new DeviceLanguageModelHead(carve, shape.Width, vocab, slots);
+        Head = new DeviceLanguageModelHead(carve, shape.Width, vocab, slots, bf16: shape.Bf16OperandWidth > 0);
     }
 
     /// <summary>The step index sections, each [rows]: token (−1: a prompt row), prompt row, position, then the key ranges [rows, 4].</summary>
