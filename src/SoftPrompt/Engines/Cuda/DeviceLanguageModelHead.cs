@@ -31,7 +31,9 @@ internal sealed class DeviceLanguageModelHead
         this.width = width;
         this.vocab = vocab;
         LogitStride = PaddedStride(vocab);
-        LogitRows = (int)Math.Clamp((1L << 26) / LogitStride, 16, Math.Max(16, targets));
+        // 256 MiB of logit rows at most (fp32 logits, and in bf16 their bf16 gradient beside them: a bf16 head costs no more).
+        long bytesPerRow = (long)LogitStride * (sizeof(float) + (bf16 ? sizeof(ushort) : 0));
+        LogitRows = (int)Math.Clamp((1L << 28) / bytesPerRow, 16, Math.Max(16, targets));
         TargetHidden = carve.Take<float>("head.target_hidden", (long)LogitRows * width);
         Logits = carve.Take<float>("head.logits", (long)LogitRows * LogitStride);
         TargetHiddenBf16 = carve.Take<ushort>("head.target_hidden_bf16", bf16 ? (long)LogitRows * width : 0);
