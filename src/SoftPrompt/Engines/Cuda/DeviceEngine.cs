@@ -146,7 +146,7 @@ public abstract class DeviceEngine : IDeviceEngine
     // without that pass, and once for the q/k/v (gate/up) GEMMs that share one norm output; likewise T5's encoder output,
     // which only the decoder's cross-attention k/v GEMMs read (its own bf16 tensor in the plan). Kept fp32: the residual stream
     // (it sums every layer's small updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in
-    // fp32 inside attention), the loss, the final norm's output (the LM head's operand: the head is an fp32 matrix), and
+    // fp32 inside attention), the loss, the final norm's output (the LM head gathers its target rows and rounds only those), and
     // every gradient (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v, the attention
     // output and the MLP pre-activations are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself).
 
