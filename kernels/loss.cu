@@ -2,6 +2,7 @@
 // deterministic loss sum. Mirrors src/SoftPrompt/Cpu/CrossEntropyOps.cs one-to-one.
 // Launchers: src/SoftPrompt/Cuda/Kernels/Loss.cs. Tests: tests/SoftPrompt.Tests/Kernels/LossKernelTests.cs.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace loss_detail {
 
@@ -198,4 +199,19 @@ extern "C" __global__ void __launch_bounds__(256) row_argmax(int* __restrict__ i
             if (beats(warp_best[w], warp_index[w], best, best_index)) { best = warp_best[w]; best_index = warp_index[w]; }
         indices[r] = best_index;
     }
+}
+
+// head_gather_bf16 — destination[i, :] = bf16(scale · source[row_index[i], :]) (round to nearest even; row i itself when
+//   row_index is null): the bf16 LM head's operand in one pass, the logit scale applied before rounding as PyTorch scales
+//   T5 v1.0's decoder output before its bf16 lm_head matmul (scale 1 elsewhere: then bit for bit convert_to_bf16).
+//   destination: [count, C] bf16 out; source: [source_rows, C]; row_index: [count] in [0, source_rows), or null.
+//   Grid: ceil(count / 8) blocks; block: 256 threads = 8 warps, one warp per destination row, the lanes striding the channels.
+extern "C" __global__ void __launch_bounds__(256) head_gather_bf16(bf16* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int source_rows, float scale) {
+    const int i = grid_warp();
+    if (i >= count) return;
+    const int r = row_index != nullptr ? ldg(row_index + i) : i;
+    assert(r >= 0 && r < source_rows);
+    const float* src = source + static_cast<long long>(r) * channels;
+    bf16* dst = destination + static_cast<long long>(i) * channels;
+    for (int c = static_cast<int>(lane_id()); c < channels; c += SP_WARP_SIZE) dst[c] = to_bf16(scale * src[c]);
 }

@@ -179,4 +179,23 @@ public sealed class LossKernelTests(DeviceKind kind) : KernelTestBase(kind)
         RowArgmax.Launch(Device, dIndices.Span, dLogits.Span, rows, vocab, stride);
         Assert.That(dIndices.Read(), Is.EqualTo(expected));
     }
+
+    //       count  channels  sourceRows  scale        indexed
+    [TestCase(1, 1, 1, 1f, true)]
+    [TestCase(9, 33, 5, 1f, true)]
+    [TestCase(9, 33, 5, 0.17677669f, true)]
+    [TestCase(7, 64, 7, 0.125f, false)]
+    public void HeadGatherBf16IsTheRoundedScaledRow(int count, int channels, int sourceRows, float scale, bool indexed)
+    {
+        float[] source = RandomFloats(sourceRows * channels, count + channels, -4f, 4f);
+        int[] rows = indexed ? RandomInts(count, 3, sourceRows) : [.. Enumerable.Range(0, count)];
+        var expected = new ushort[count * channels];
+        for (int i = 0; i < count; i++)
+            for (int c = 0; c < channels; c++) expected[i * channels + c] = ElementConversion.SingleToBFloat16(scale * source[rows[i] * channels + c]);
+        using var dSource = Put(source);
+        using var dRows = Put(rows);
+        using var dOut = Zeros<ushort>(count * channels);
+        HeadGatherBf16.Launch(Device, dOut.Span, dSource.Span, indexed ? dRows.Span : default, count, channels, scale);
+        Assert.That(dOut.Read(), Is.EqualTo(expected), "bf16(scale · row), rounded to nearest even");
+    }
 }

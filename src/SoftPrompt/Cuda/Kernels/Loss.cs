@@ -74,3 +74,28 @@ internal static class RowArgmax
         KernelStubs.row_argmax(device, new(rows, Threads), indices: indices, logits: logits, rows: rows, vocab: vocab, stride: stride);
     }
 }
+
+/// <summary>
+/// head_gather_bf16: destination[i, :] = bf16(scale · source[rowIndex[i], :]) (row i itself without rowIndex), rounded to
+/// nearest even: the bf16 LM head's operand, scaled before rounding as PyTorch scales T5 v1.0's decoder output.
+/// destination [count, C]; source [rows, C]; rowIndex [count] in [0, rows), or empty.
+/// </summary>
+internal static class HeadGatherBf16
+{
+    public const string Name = "head_gather_bf16";
+    public const int Threads = 256;
+    private const int RowsPerBlock = Threads / 32;
+
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels, float scale)
+    {
+        LaunchChecks.NotBelow(Name, count, 0);
+        LaunchChecks.NotBelow(Name, channels, 1);
+        LaunchChecks.AtLeast(Name, destination, (long)count * channels, "[count, C]");
+        LaunchChecks.AbsentOrAtLeast(Name, rowIndex, count, "[count]");
+        long sourceRows = source.Length / channels;
+        if (rowIndex.Length == 0 && sourceRows < count) throw new ArgumentException($"{Name}: source holds {sourceRows} rows of {channels}, {count} are read.", nameof(source));
+        if (count == 0) return;
+        KernelStubs.head_gather_bf16(device, new((count + RowsPerBlock - 1) / RowsPerBlock, Threads), destination: destination, source: source, row_index: rowIndex,
+            count: count, channels: channels, source_rows: checked((int)sourceRows), scale: scale);
+    }
+}

@@ -11,7 +11,7 @@ namespace SoftPrompt.Engines;
 /// from) and folds the per-target gradients back onto its own rows. Its tensors are carved from the plan's arena.
 /// Logit rows are padded to <see cref="LogitStride"/> (a multiple of 8 elements) so every GEMM on them is aligned (GPT-2's
 /// V = 50257 is odd, which keeps cuBLAS off its fast kernels); the padding columns are never read as logits.
-/// With a bf16 head weight (bf16 precision) it runs as PyTorch's bf16 autocast does: the gathered hidden rows rounded to
+/// With a bf16 head weight (bf16 precision) it runs as PyTorch's bf16 autocast does: the gathered hidden rows scaled and rounded to
 /// bf16, logits from a bf16 tensor-core GEMM in fp32, the loss in fp32, and d(logits) written in bf16 by the loss kernel
 /// itself for the bf16 GEMM that makes d(h).
 /// </summary>
@@ -34,7 +34,7 @@ internal sealed class DeviceLanguageModelHead
         // 256 MiB of logit rows at most (fp32 logits, and in bf16 their bf16 gradient beside them: a bf16 head costs no more).
         long bytesPerRow = (long)LogitStride * (sizeof(float) + (bf16 ? sizeof(ushort) : 0));
         LogitRows = (int)Math.Clamp((1L << 28) / bytesPerRow, 16, Math.Max(16, targets));
-        TargetHidden = carve.Take<float>("head.target_hidden", (long)LogitRows * width);
+        TargetHidden = carve.Take<float>("head.target_hidden", bf16 ? 0 : (long)LogitRows * width);
         Logits = carve.Take<float>("head.logits", (long)LogitRows * LogitStride);
         TargetHiddenBf16 = carve.Take<ushort>("head.target_hidden_bf16", bf16 ? (long)LogitRows * width : 0);
         LogitGradientBf16 = carve.Take<ushort>("head.logit_gradient_bf16", bf16 ? (long)LogitRows * LogitStride : 0);
@@ -56,10 +56,10 @@ internal sealed class DeviceLanguageModelHead
 
     public int LogitRows { get; }
     public int LogitStride { get; }
-    /// <summary>Hidden states gathered at one chunk of targets [LogitRows, d], and their logits [LogitRows, LogitStride].</summary>
+    /// <summary>Hidden states gathered at one chunk of targets [LogitRows, d] (fp32 head), and their logits [LogitRows, LogitStride].</summary>
     public DeviceSpan<float> TargetHidden { get; }
     public DeviceSpan<float> Logits { get; }
-    /// <summary>bf16 head only (else empty): the gathered hidden rows rounded [LogitRows, d], and d(logits) [LogitRows, LogitStride].</summary>
+    /// <summary>bf16 head only (else empty): the gathered hidden rows, scaled and rounded [LogitRows, d], and d(logits) [LogitRows, LogitStride].</summary>
     public DeviceSpan<ushort> TargetHiddenBf16 { get; }
     public DeviceSpan<ushort> LogitGradientBf16 { get; }
     /// <summary>Each target's cross-entropy [targets].</summary>
@@ -173,25 +173,29 @@ internal sealed class DeviceLanguageModelHead
     private DeviceSpan<float> ChunkLogits(DeviceSpan<float> hidden, DeviceMatrix weight, float logitScale, int start, int chunk)
     {
         int d = width;
-        var gathered = TargetHidden.Slice(0, (long)chunk * d);
-        GatherRows.Launch(device, gathered, hidden, HiddenRows.Slice(start, chunk), chunk, d);
+        var rows = HiddenRows.Slice(start, chunk);
         var logits = Logits.Slice(0, (long)chunk * LogitStride);
         if (weight.IsBf16)
         {
             if (TargetHiddenBf16.Length == 0)
                 throw new InvalidOperationException("The LM head weight is bf16 but its plan was carved for an fp32 head: carve the plan with bf16 = true (the engine's precision).");
-            var operand = TargetHiddenBf16.Slice(0, gathered.Length);
-            ConvertToBf16.Launch(device, operand, gathered);
-            device.GemmBf16(chunk, vocab, d, logitScale, new Bf16GemmOperand(operand, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
+            // Scaled before rounding, as PyTorch does (T5 v1.0's d^-0.5): the GEMM then multiplies by 1.
+            var operand = TargetHiddenBf16.Slice(0, (long)chunk * d);
+            HeadGatherBf16.Launch(device, operand, hidden, rows, chunk, d, logitScale);
+            device.GemmBf16(chunk, vocab, d, 1f, new Bf16GemmOperand(operand, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
         }
         else
+        {
+            var gathered = TargetHidden.Slice(0, (long)chunk * d);
+            GatherRows.Launch(device, gathered, hidden, rows, chunk, d);
             device.Gemm(chunk, vocab, d, logitScale, new GemmOperand(gathered, d), new GemmOperand(weight.Fp32, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
+        }
         return logits;
     }
 
     /// <summary>
     /// Logits [n, V] (dense rows) of every row of <paramref name="hidden"/> [n, d] into <paramref name="logits"/>: the tests' full
-    /// logits, outside any step (a bf16 head rounds a temporary copy of the hidden rows, as the head's own GEMM does).
+    /// logits, outside any step (a bf16 head rounds a temporary scaled copy of the hidden rows, as the head's own GEMM does).
     /// </summary>
     public static void AllRowLogits(IComputeDevice device, DeviceSpan<float> hidden, DeviceMatrix weight, float logitScale, int n, int d, int vocab, DeviceSpan<float> logits)
     {
@@ -201,7 +205,7 @@ internal sealed class DeviceLanguageModelHead
             return;
         }
         using var operand = device.Allocate<ushort>((long)n * d);
-        ConvertToBf16.Launch(device, operand.Span, hidden.Slice(0, (long)n * d));
-        device.GemmBf16(n, vocab, d, logitScale, new Bf16GemmOperand(operand.Span, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
+        HeadGatherBf16.Launch(device, operand.Span, hidden.Slice(0, (long)n * d), default, n, d, logitScale);
+        device.GemmBf16(n, vocab, d, 1f, new Bf16GemmOperand(operand.Span, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
     }
 }
