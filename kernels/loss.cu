@@ -2,6 +2,7 @@
 // deterministic loss sum. Mirrors src/SoftPrompt/Cpu/CrossEntropyOps.cs one-to-one.
 // Launchers: src/SoftPrompt/Cuda/Kernels/Loss.cs. Tests: tests/SoftPrompt.Tests/Kernels/LossKernelTests.cs.
 #include "common.cuh"
+#include "kernel_helpers.cuh"
 
 namespace loss_detail {
 
@@ -70,19 +71,24 @@ __device__ __forceinline__ RowSplit split_row(const float* row, int n) {
 
 }  // namespace loss_detail
 
-// cross_entropy — per target row: loss and, when gradient_scale != 0, the logits' gradient written in place.
-//   logits: [R, V] (row stride V, any V); row_loss: [R] out; targets: [R] int in [0, V).
+// cross_entropy — per target row: loss and, when gradient_scale != 0, the logits' gradient (in place, or bf16 into `gradient`).
+//   logits: [R, stride] (the first V columns of each row are the logits, any V ≤ stride; the padding is never read);
+//   gradient: [R, stride] bf16 out, or null; row_loss: [R] out; targets: [R] int in [0, V).
 //   row_loss[r] = logsumexp(logits[r]) − logits[r, targets[r]];
-//   if gradient_scale != 0: logits[r, v] = (softmax(logits[r])[v] − (v == targets[r])) · gradient_scale.
+//   if gradient_scale != 0: g[r, v] = (softmax(logits[r])[v] − (v == targets[r])) · gradient_scale for v < V, written
+//   over logits[r, v] when gradient is null, else as bf16(g) (round to nearest even, bit for bit to_bf16 of the fp32
+//   value the in-place path writes) into gradient[r, v], the logits left as they are: the operand of a bf16 GEMM made
+//   without a conversion pass. Neither path writes a padding column.
 //   Grid: R blocks, one row each; block: 32..1024 threads (the launcher scales it with V). Pass 1 reads the row once
 //   with an online (single-pass) max + sum of exp per thread, float4 over the 16-byte-aligned middle of the row; the
-//   block merges the partial states deterministically; pass 2 (only with a gradient) reads the row again and
-//   overwrites it. Saves nothing: the gradient replaces the logits, no second [R, V] buffer.
-extern "C" __global__ void __launch_bounds__(1024) cross_entropy(float* __restrict__ logits, float* __restrict__ row_loss, const int* __restrict__ targets, int rows, int vocab, float gradient_scale) {
+//   block merges the partial states deterministically; pass 2 (only with a gradient) reads the row again and writes
+//   the gradient (bf16: four values in 8 bytes where the row's middle is 8-byte aligned, as with a stride that is a
+//   multiple of 4). Saves nothing: the gradient replaces the logits or goes to the caller's bf16 buffer.
+extern "C" __global__ void __launch_bounds__(1024) cross_entropy(float* __restrict__ logits, bf16* __restrict__ gradient, float* __restrict__ row_loss, const int* __restrict__ targets, int rows, int vocab, int stride, float gradient_scale) {
     using namespace loss_detail;
     const int r = static_cast<int>(blockIdx.x);
     if (r >= rows) return;  // block-uniform
-    float* row = logits + static_cast<long long>(r) * vocab;
+    float* row = logits + static_cast<long long>(r) * stride;
     const int target = ldg(targets + r);
     assert(target >= 0 && target < vocab);
     const float target_logit = row[target];  // read before pass 2 overwrites it (block_merge's barrier orders them)
@@ -105,6 +111,24 @@ extern "C" __global__ void __launch_bounds__(1024) cross_entropy(float* __restri
         const float g = expf(x - m) * factor;
         return v == target ? g - gradient_scale : g;
     };
+    const int tail_start = split.head + 4 * split.body;
+    if (gradient != nullptr) {
+        bf16* out = gradient + static_cast<long long>(r) * stride;
+        const bool packed = (reinterpret_cast<unsigned long long>(out + split.head) & 7ull) == 0;  // block-uniform
+        if (t < split.head) out[t] = to_bf16(grad(row[t], t));
+        for (int q = t; q < split.body; q += threads) {
+            const int v = split.head + 4 * q;
+            const float4 x = load_float4(body + 4 * q);
+            const float g0 = grad(x.x, v), g1 = grad(x.y, v + 1), g2 = grad(x.z, v + 2), g3 = grad(x.w, v + 3);
+            if (packed) {
+                *reinterpret_cast<uint2*>(out + v) = make_uint2(pack_bf16x2(g0, g1), pack_bf16x2(g2, g3));
+            } else {
+                out[v] = to_bf16(g0); out[v + 1] = to_bf16(g1); out[v + 2] = to_bf16(g2); out[v + 3] = to_bf16(g3);
+            }
+        }
+        if (t < split.tail) out[tail_start + t] = to_bf16(grad(row[tail_start + t], tail_start + t));
+        return;
+    }
     if (t < split.head) row[t] = grad(row[t], t);
     for (int q = t; q < split.body; q += threads) {
         float* p = row + split.head + 4 * q;
@@ -113,7 +137,7 @@ extern "C" __global__ void __launch_bounds__(1024) cross_entropy(float* __restri
         store_float4(p, make_float4(grad(x.x, v), grad(x.y, v + 1), grad(x.z, v + 2), grad(x.w, v + 3)));
     }
     if (t < split.tail) {
-        const int v = split.head + 4 * split.body + t;
+        const int v = tail_start + t;
         row[v] = grad(row[v], v);
     }
 }
@@ -143,14 +167,15 @@ __device__ __forceinline__ bool beats(float v, int i, float best, int best_index
 }  // namespace loss_detail
 
 // row_argmax — indices[r] = the column of row r's largest logit (the first one among equals; the first NaN if any).
-//   indices: [rows] int out; logits: [rows, vocab] (read before cross_entropy overwrites them with gradients).
+//   indices: [rows] int out; logits: [rows, stride], the first vocab columns of each row (read before cross_entropy
+//   overwrites them with gradients; the padding past vocab is never read).
 //   Grid: rows blocks; block: 256 threads striding the row, then a warp-shuffle and a shared-memory reduction of
 //   (value, index) pairs. Greedy-match counting on the device: the host reads one int per target instead of V floats.
-extern "C" __global__ void __launch_bounds__(256) row_argmax(int* __restrict__ indices, const float* __restrict__ logits, int rows, int vocab) {
+extern "C" __global__ void __launch_bounds__(256) row_argmax(int* __restrict__ indices, const float* __restrict__ logits, int rows, int vocab, int stride) {
     using namespace loss_detail;
     const int r = static_cast<int>(blockIdx.x);
     if (r >= rows) return;
-    const float* row = logits + static_cast<long long>(r) * vocab;
+    const float* row = logits + static_cast<long long>(r) * stride;
     const int t = static_cast<int>(threadIdx.x);
     float best = -INFINITY;
     int best_index = 0x7fffffff;
@@ -174,4 +199,19 @@ extern "C" __global__ void __launch_bounds__(256) row_argmax(int* __restrict__ i
             if (beats(warp_best[w], warp_index[w], best, best_index)) { best = warp_best[w]; best_index = warp_index[w]; }
         indices[r] = best_index;
     }
+}
+
+// head_gather_bf16 — destination[i, :] = bf16(scale · source[row_index[i], :]) (round to nearest even; row i itself when
+//   row_index is null): the bf16 LM head's operand in one pass, the logit scale applied before rounding as PyTorch scales
+//   T5 v1.0's decoder output before its bf16 lm_head matmul (scale 1 elsewhere: then bit for bit convert_to_bf16).
+//   destination: [count, C] bf16 out; source: [source_rows, C]; row_index: [count] in [0, source_rows), or null.
+//   Grid: ceil(count / 8) blocks; block: 256 threads = 8 warps, one warp per destination row, the lanes striding the channels.
+extern "C" __global__ void __launch_bounds__(256) head_gather_bf16(bf16* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int source_rows, float scale) {
+    const int i = grid_warp();
+    if (i >= count) return;
+    const int r = row_index != nullptr ? ldg(row_index + i) : i;
+    assert(r >= 0 && r < source_rows);
+    const float* src = source + static_cast<long long>(r) * channels;
+    bf16* dst = destination + static_cast<long long>(i) * channels;
+    for (int c = static_cast<int>(lane_id()); c < channels; c += SP_WARP_SIZE) dst[c] = to_bf16(scale * src[c]);
 }

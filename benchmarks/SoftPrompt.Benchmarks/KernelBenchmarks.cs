@@ -100,7 +100,7 @@ public class KernelBenchmarks
     public void GeluForwardKernel() => Repeat(() => GeluForward.Launch(device, wide.Span, wide.Span.Slice(0, wide.Length)));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
-    public void CrossEntropyKernel() => Repeat(() => CrossEntropy.Launch(device, logits.Span, rowLoss.Span, targets.Span, targetRows, vocab, 0f));
+    public void CrossEntropyKernel() => Repeat(() => CrossEntropy.Launch(device, logits.Span, rowLoss.Span, targets.Span, targetRows, vocab, vocab, 0f));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void PromptGradientKernel() => Repeat(() => PromptGradient.Launch(device, promptGrad.Span, x.Span, promptIndex.Span, promptOffsets.Span, promptLength, batch, sequence, channels, false));

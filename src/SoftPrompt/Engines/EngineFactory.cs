@@ -18,8 +18,9 @@ public sealed record LoadedModel(IPromptEngine Engine, IModelConfig Config, stri
 /// <summary>
 /// The arithmetic of a device engine's GEMMs. <see cref="Fp32"/>: exact fp32 (results match the CPU reference).
 /// <see cref="Tf32"/>: cuBLAS may use TF32 tensor cores for the fp32 GEMMs (about 8× the fp32 throughput on Ampere/Hopper,
-/// 10-bit mantissa products). <see cref="Bf16"/>: the frozen block weights are stored in bf16 (rounded to nearest even) and
-/// their GEMMs run on bf16 tensor cores with fp32 sums; everything else (activations between ops, norms, softmax, loss,
+/// 10-bit mantissa products). <see cref="Bf16"/>: the frozen block weights and the LM head are stored in bf16 (rounded to
+/// nearest even; a tied head as a bf16 copy beside the fp32 embedding) and their GEMMs run on bf16 tensor cores with fp32
+/// sums; everything else (activations between ops, norms, softmax, loss,
 /// prompt and optimizer) stays fp32. The CPU engines are fp32/fp64 references and refuse bf16.
 /// </summary>
 public enum Precision { Fp32, Tf32, Bf16 }

@@ -8,7 +8,7 @@ public sealed partial class CudaGpt2Engine
 {
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.Heads, config.Embedding / config.Heads,
         QueryWidth: 3 * config.Embedding, KeyValueWidth: 0, config.Inner, InnerBuffers: 1, RotaryTables: false,
-        Bf16OperandWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : 0, Bf16Inner: bf16);
+        Bf16OperandWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : 0, Bf16Head: bf16, Bf16Inner: bf16);
 
     private protected override DeviceSpan<float> DecodingPositionTable => weights.PositionEmbedding;
 

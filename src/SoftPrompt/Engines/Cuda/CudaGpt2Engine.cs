@@ -35,7 +35,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
     private protected override DeviceSpan<float> TokenEmbedding => weights.TokenEmbedding;
     private protected override DeviceSpan<float> PositionTable => weights.PositionEmbedding;
-    private protected override DeviceSpan<float> HeadWeight => weights.HeadWeight;
+    private protected override DeviceMatrix HeadWeight => weights.HeadWeight;
 
     private protected override DecoderDevicePlan PlanFor(TokenBatch batch)
     {

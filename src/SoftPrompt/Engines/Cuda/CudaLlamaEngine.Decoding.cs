@@ -12,7 +12,7 @@ public sealed partial class CudaLlamaEngine
 {
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.KeyValueHeads, config.HeadSize,
         QueryWidth: config.AttentionSize, KeyValueWidth: config.KeyValueSize, config.Intermediate, InnerBuffers: 2, RotaryTables: true,
-        Bf16OperandWidth: bf16 ? Math.Max(config.Embedding, Math.Max(config.AttentionSize, config.Intermediate)) : 0, Bf16Inner: bf16);
+        Bf16OperandWidth: bf16 ? Math.Max(config.Embedding, Math.Max(config.AttentionSize, config.Intermediate)) : 0, Bf16Head: bf16, Bf16Inner: bf16);
 
     private protected override DeviceSpan<float> DecodingPositionTable => default;
 

@@ -20,7 +20,7 @@ public sealed partial class CudaT5Engine
     /// <summary>The widths of T5's cached decoder step: self and cross attention share them; the bf16 operands are the engine plan's.</summary>
     internal DecodingShape DecodingShape => new(config.DecoderLayers, config.Embedding, config.Heads, config.Heads, config.HeadSize,
         QueryWidth: config.AttentionSize, KeyValueWidth: config.AttentionSize, config.FeedForwardSize, InnerBuffers: config.IsGated ? 2 : 1,
-        RotaryTables: false, Bf16OperandWidth: 0, Bf16Inner: bf16);
+        RotaryTables: false, Bf16OperandWidth: 0, Bf16Head: bf16, Bf16Inner: bf16);
 
     /// <summary>
     /// Once per session: grows the engine's plan to encode <paramref name="slots"/> inputs of up to

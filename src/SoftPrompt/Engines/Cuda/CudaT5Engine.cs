@@ -49,7 +49,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         int n = rows * decoderLength, vocab = config.VocabSize, d = config.Embedding;
         if (logits.Length < (long)n * vocab) throw new ArgumentException($"Logits buffer needs {(long)n * vocab} values.");
         using var all = device.Allocate<float>((long)n * vocab);
-        device.Gemm(n, vocab, d, HeadScale, new GemmOperand(plan!.DecoderOutput, d), new GemmOperand(weights.Head, d, Transposed: true), 0f, new GemmOperand(all.Span, vocab));
+        DeviceLanguageModelHead.AllRowLogits(device, plan!.DecoderOutput, weights.Head, HeadScale, n, d, vocab, all.Span);
         device.CopyToHost(all.Span, logits[..(n * vocab)]);
     }
 

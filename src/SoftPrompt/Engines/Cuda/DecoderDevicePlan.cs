@@ -9,7 +9,7 @@ namespace SoftPrompt.Engines;
 /// </summary>
 internal abstract class DecoderDevicePlan : IDisposable
 {
-    private protected DecoderDevicePlan(ArenaCarver carve, int rows, int positions, int width, int vocab, PromptLayout layout, bool recomputes)
+    private protected DecoderDevicePlan(ArenaCarver carve, int rows, int positions, int width, int vocab, PromptLayout layout, bool bf16, bool recomputes)
     {
         Arena = carve.Arena;
         Recomputes = recomputes;
@@ -24,7 +24,7 @@ internal abstract class DecoderDevicePlan : IDisposable
         Gradient = carve.Take<float>("gradient", n * d);
         GradientNext = carve.Take<float>("gradient_next", n * d);
         Inputs = new DecoderBatchInputs(carve, rows, positions, layout);
-        Head = new DeviceLanguageModelHead(carve, width, vocab, positions);
+        Head = new DeviceLanguageModelHead(carve, width, vocab, positions, bf16);
     }
 
     public DeviceArena Arena { get; }

@@ -34,8 +34,8 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
     private protected abstract DeviceSpan<float> TokenEmbedding { get; }
     /// <summary>[sequence, d] added at each position by the embedding kernel (GPT-2's wpe; zeros where positions rotate q and k instead).</summary>
     private protected abstract DeviceSpan<float> PositionTable { get; }
-    /// <summary>lm_head [V, d], or the tied token embedding.</summary>
-    private protected abstract DeviceSpan<float> HeadWeight { get; }
+    /// <summary>lm_head [V, d], or the tied token embedding (bf16 in bf16 precision).</summary>
+    private protected abstract DeviceMatrix HeadWeight { get; }
 
     /// <summary>
     /// Block <paramref name="layer"/>: BlockInput(layer) → BlockInput(layer + 1), saving what its reverse pass reads. When
@@ -105,7 +105,7 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
         if (logits.Length < (long)n * vocab) throw new ArgumentException($"Logits buffer needs {(long)n * vocab} values.");
         using var all = device.Allocate<float>((long)n * vocab);
         GatherRows.Launch(device, p.FullEmbeddings, p.FinalNorm, p.Inputs.SharedRows.FullToShared, n, d);
-        device.Gemm(n, vocab, d, 1f, new GemmOperand(p.FullEmbeddings, d), new GemmOperand(HeadWeight, d, Transposed: true), 0f, new GemmOperand(all.Span, vocab));
+        DeviceLanguageModelHead.AllRowLogits(device, p.FullEmbeddings, HeadWeight, 1f, n, d, vocab, all.Span);
         device.CopyToHost(all.Span, logits[..(n * vocab)]);
     }
 

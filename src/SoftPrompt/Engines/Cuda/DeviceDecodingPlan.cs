@@ -7,11 +7,12 @@ namespace SoftPrompt.Engines;
 /// What a decoder-only family's cached step needs, in widths: the residual width, attention heads (query and kv), the
 /// query projection's row (GPT-2: the fused q|k|v, 3c; Llama: q), separate k and v rows (Llama; 0 when they are column
 /// slices of the fused projection), the MLP's inner width and how many inner buffers it uses (gate and up: 2), whether
-/// RoPE needs per-row cos/sin tables, the widest bf16 GEMM operand row (0 with fp32 weights), and whether the inner buffers
-/// hold bf16 (the MLP pre-activations of bf16 precision, as the full forward rounds them).
+/// RoPE needs per-row cos/sin tables, the widest bf16 GEMM operand row (0 with fp32 weights, or where the engine's plan
+/// holds the step's operands, as T5's does), whether the LM head weight is bf16 (the plan's head then carves its bf16
+/// operands), and whether the inner buffers hold bf16 (the MLP pre-activations of bf16 precision, as the full forward rounds them).
 /// </summary>
 internal readonly record struct DecodingShape(int Layers, int Width, int Heads, int KeyValueHeads, int HeadSize, int QueryWidth, int KeyValueWidth,
-    int InnerWidth, int InnerBuffers, bool RotaryTables, int Bf16OperandWidth, bool Bf16Inner = false)
+    int InnerWidth, int InnerBuffers, bool RotaryTables, int Bf16OperandWidth, bool Bf16Head, bool Bf16Inner = false)
 {
     /// <summary>One cache row: every kv head once (grouped query heads read theirs in place, never repeated).</summary>
     public int CacheWidth => KeyValueHeads * HeadSize;
@@ -92,7 +93,7 @@ internal sealed class DeviceDecodingPlan : IDisposable
         PartialMax = F("attention.partial_max", partials);
         PartialSum = F("attention.partial_sum", partials);
         Bf16Operands = carve.Take<ushort>("bf16_operands", n * shape.Bf16OperandWidth);
-        Head = new DeviceLanguageModelHead(carve, shape.Width, vocab, slots);
+        Head = new DeviceLanguageModelHead(carve, shape.Width, vocab, slots, shape.Bf16Head);
     }
 
     /// <summary>The step index sections, each [rows]: token (−1: a prompt row), prompt row, position, then the key ranges [rows, 4].</summary>

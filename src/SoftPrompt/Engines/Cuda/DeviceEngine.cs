@@ -157,7 +157,7 @@ public abstract class DeviceEngine : IDeviceEngine
     // reads them with the fp32 gradient from the down projection and writes d(pre-activation) in bf16, straight into the
     // operand of the up projections' input-gradient GEMMs. Kept fp32: the residual stream (it sums every layer's small
     // updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in fp32 inside attention), the
-    // loss, the final norm's output (the LM head's operand: the head is an fp32 matrix), and every gradient that is not
+    // loss, the final norm's output (the LM head gathers its target rows and rounds only those), and every gradient that is not
     // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v and the
     // attention output are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself). The cached decoding
     // step rounds its MLP pre-activations the same way (bf16 inner buffers), so its logits stay those of a full forward.

@@ -9,6 +9,11 @@ namespace SoftPrompt.Engines;
 /// cross-entropy, the loss summed on the device (the one value a step waits for), and each target's d(h). The engine
 /// says where its targets are (<see cref="SetTargets"/>: each one's id, batch row and the hidden row it is predicted
 /// from) and folds the per-target gradients back onto its own rows. Its tensors are carved from the plan's arena.
+/// Logit rows are padded to <see cref="LogitStride"/> (a multiple of 8 elements) so every GEMM on them is aligned (GPT-2's
+/// V = 50257 is odd, which keeps cuBLAS off its fast kernels); the padding columns are never read as logits.
+/// With a bf16 head weight (bf16 precision) it runs as PyTorch's bf16 autocast does: the gathered hidden rows scaled and rounded to
+/// bf16, logits from a bf16 tensor-core GEMM in fp32, the loss in fp32, and d(logits) written in bf16 by the loss kernel
+/// itself for the bf16 GEMM that makes d(h).
 /// </summary>
 internal sealed class DeviceLanguageModelHead
 {
@@ -19,14 +24,20 @@ internal sealed class DeviceLanguageModelHead
     private readonly DeviceSpan<int> argmaxIndices;
 
     /// <param name="targets">Most targets (or decoding rows) one batch may have.</param>
-    public DeviceLanguageModelHead(ArenaCarver carve, int width, int vocab, int targets)
+    /// <param name="bf16">The head weight is bf16: carve the bf16 operands of its GEMMs.</param>
+    public DeviceLanguageModelHead(ArenaCarver carve, int width, int vocab, int targets, bool bf16)
     {
         device = carve.Device;
         this.width = width;
         this.vocab = vocab;
-        LogitRows = (int)Math.Clamp((1L << 26) / vocab, 16, Math.Max(16, targets));
-        TargetHidden = carve.Take<float>("head.target_hidden", (long)LogitRows * width);
-        Logits = carve.Take<float>("head.logits", (long)LogitRows * vocab);
+        LogitStride = PaddedStride(vocab);
+        // 256 MiB of logit rows at most (fp32 logits, and in bf16 their bf16 gradient beside them: a bf16 head costs no more).
+        long bytesPerRow = (long)LogitStride * (sizeof(float) + (bf16 ? sizeof(ushort) : 0));
+        LogitRows = (int)Math.Clamp((1L << 28) / bytesPerRow, 16, Math.Max(16, targets));
+        TargetHidden = carve.Take<float>("head.target_hidden", bf16 ? 0 : (long)LogitRows * width);
+        Logits = carve.Take<float>("head.logits", (long)LogitRows * LogitStride);
+        TargetHiddenBf16 = carve.Take<ushort>("head.target_hidden_bf16", bf16 ? (long)LogitRows * width : 0);
+        LogitGradientBf16 = carve.Take<ushort>("head.logit_gradient_bf16", bf16 ? (long)LogitRows * LogitStride : 0);
         RowLoss = carve.Take<float>("head.row_loss", targets);
         Loss = carve.Take<float>("head.loss", 1);
         HiddenRows = carve.Take<int>("head.hidden_rows", targets);
@@ -40,10 +51,17 @@ internal sealed class DeviceLanguageModelHead
         argmax = new int[LogitRows];
     }
 
+    /// <summary>The row stride of the logits: V rounded up to 8 elements (16 bytes of bf16, 32 of fp32).</summary>
+    public static int PaddedStride(int vocab) => checked((vocab + 7) / 8 * 8);
+
     public int LogitRows { get; }
-    /// <summary>Hidden states gathered at one chunk of targets [LogitRows, d], and their logits [LogitRows, V].</summary>
+    public int LogitStride { get; }
+    /// <summary>Hidden states gathered at one chunk of targets [LogitRows, d] (fp32 head), and their logits [LogitRows, LogitStride].</summary>
     public DeviceSpan<float> TargetHidden { get; }
     public DeviceSpan<float> Logits { get; }
+    /// <summary>bf16 head only (else empty): the gathered hidden rows, scaled and rounded [LogitRows, d], and d(logits) [LogitRows, LogitStride].</summary>
+    public DeviceSpan<ushort> TargetHiddenBf16 { get; }
+    public DeviceSpan<ushort> LogitGradientBf16 { get; }
     /// <summary>Each target's cross-entropy [targets].</summary>
     public DeviceSpan<float> RowLoss { get; }
     public DeviceSpan<float> Loss { get; }
@@ -72,10 +90,10 @@ internal sealed class DeviceLanguageModelHead
     /// <paramref name="targetGradient"/> [targets, d] = d(gradientWeight·mean loss)/d(each target's hidden row), for the engine
     /// to sum or scatter onto its rows.
     /// </summary>
-    public float Run(DeviceSpan<float> hidden, DeviceSpan<float> weight, float logitScale, DeviceSpan<float> targetGradient, float gradientWeight,
+    public float Run(DeviceSpan<float> hidden, DeviceMatrix weight, float logitScale, DeviceSpan<float> targetGradient, float gradientWeight,
         bool withGradient, bool countGreedyMatches)
     {
-        int d = width, count = TargetCount;
+        int d = width, count = TargetCount, stride = LogitStride;
         float scale = withGradient ? gradientWeight / count : 0f;
         for (int start = 0; start < count; start += LogitRows)
         {
@@ -83,15 +101,27 @@ internal sealed class DeviceLanguageModelHead
             var logits = ChunkLogits(hidden, weight, logitScale, start, chunk);
             if (countGreedyMatches)
             {
-                RowArgmax.Launch(device, argmaxIndices, logits, chunk, vocab);
+                RowArgmax.Launch(device, argmaxIndices, logits, chunk, vocab, stride);
                 device.CopyToHost(argmaxIndices.Slice(0, chunk), argmax.AsSpan(0, chunk));
                 for (int r = 0; r < chunk; r++) HostArgmaxMatches[start + r] = argmax[r] == HostTargetIds[start + r];
             }
-            CrossEntropy.Launch(device, logits, RowLoss.Slice(start, chunk), TargetIds.Slice(start, chunk), chunk, vocab, scale);
+            var lossRows = RowLoss.Slice(start, chunk);
+            var targetIds = TargetIds.Slice(start, chunk);
+            var chunkGradient = withGradient ? targetGradient.Slice((long)start * d, (long)chunk * d) : default;
             // logits = s·h·Wᵀ, so dh = s·dlogits·W.
-            if (withGradient)
-                device.Gemm(chunk, d, vocab, logitScale, new GemmOperand(logits, vocab), new GemmOperand(weight, d), 0f,
-                    new GemmOperand(targetGradient.Slice((long)start * d, (long)chunk * d), d));
+            if (weight.IsBf16)
+            {
+                var logitGradient = withGradient ? LogitGradientBf16.Slice(0, logits.Length) : default;
+                CrossEntropy.Launch(device, logits, lossRows, targetIds, chunk, vocab, stride, scale, logitGradient);
+                if (withGradient)
+                    device.GemmBf16(chunk, d, vocab, logitScale, new Bf16GemmOperand(logitGradient, stride), new Bf16GemmOperand(weight.Bf16, d), 0f, new GemmOperand(chunkGradient, d));
+            }
+            else
+            {
+                CrossEntropy.Launch(device, logits, lossRows, targetIds, chunk, vocab, stride, scale);
+                if (withGradient)
+                    device.Gemm(chunk, d, vocab, logitScale, new GemmOperand(logits, stride), new GemmOperand(weight.Fp32, d), 0f, new GemmOperand(chunkGradient, d));
+            }
         }
         SumLoss.Launch(device, Loss, RowLoss.Slice(0, count), 1f / count);
         device.CopyToHost(Loss, lossReadback);
@@ -116,30 +146,66 @@ internal sealed class DeviceLanguageModelHead
 
     /// <summary>
     /// Decoding: the logits [rows, V] at the first <paramref name="rows"/> hidden rows (set with <see cref="SetTargets"/>)
-    /// into <paramref name="logits"/>; with <paramref name="tokens"/> instead, only each row's argmax (decided on the device).
+    /// into <paramref name="logits"/> (dense rows); with <paramref name="tokens"/> instead, only each row's argmax (decided on the device).
     /// </summary>
-    public void NextTokens(DeviceSpan<float> hidden, DeviceSpan<float> weight, float logitScale, int rows, Span<float> logits, Span<int> tokens)
+    public void NextTokens(DeviceSpan<float> hidden, DeviceMatrix weight, float logitScale, int rows, Span<float> logits, Span<int> tokens)
     {
         for (int start = 0; start < rows; start += LogitRows)
         {
             int chunk = Math.Min(LogitRows, rows - start);
             var chunkLogits = ChunkLogits(hidden, weight, logitScale, start, chunk);
-            if (tokens.IsEmpty) device.CopyToHost(chunkLogits, logits.Slice(start * vocab, chunk * vocab));
+            if (tokens.IsEmpty)
+            {
+                // Row by row, dropping each row's padding: decoding asks for a few rows, and the host copy (V floats a row)
+                // dominates either way; the GEMM keeps its one aligned layout.
+                for (int r = 0; r < chunk; r++)
+                    device.CopyToHost(chunkLogits.Slice((long)r * LogitStride, vocab), logits.Slice((start + r) * vocab, vocab));
+            }
             else
             {
-                RowArgmax.Launch(device, argmaxIndices, chunkLogits, chunk, vocab);
+                RowArgmax.Launch(device, argmaxIndices, chunkLogits, chunk, vocab, LogitStride);
                 device.CopyToHost(argmaxIndices.Slice(0, chunk), tokens.Slice(start, chunk));
             }
         }
     }
 
-    /// <summary>Logits [chunk, V] of hidden rows [start, start + chunk).</summary>
-    private DeviceSpan<float> ChunkLogits(DeviceSpan<float> hidden, DeviceSpan<float> weight, float logitScale, int start, int chunk)
+    /// <summary>Logits [chunk, LogitStride] (V used) of hidden rows [start, start + chunk).</summary>
+    private DeviceSpan<float> ChunkLogits(DeviceSpan<float> hidden, DeviceMatrix weight, float logitScale, int start, int chunk)
     {
         int d = width;
-        GatherRows.Launch(device, TargetHidden.Slice(0, (long)chunk * d), hidden, HiddenRows.Slice(start, chunk), chunk, d);
-        var logits = Logits.Slice(0, (long)chunk * vocab);
-        device.Gemm(chunk, vocab, d, logitScale, new GemmOperand(TargetHidden, d), new GemmOperand(weight, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
+        var rows = HiddenRows.Slice(start, chunk);
+        var logits = Logits.Slice(0, (long)chunk * LogitStride);
+        if (weight.IsBf16)
+        {
+            if (TargetHiddenBf16.Length == 0)
+                throw new InvalidOperationException("The LM head weight is bf16 but its plan was carved for an fp32 head: carve the plan with bf16 = true (the engine's precision).");
+            // Scaled before rounding, as PyTorch does (T5 v1.0's d^-0.5): the GEMM then multiplies by 1.
+            var operand = TargetHiddenBf16.Slice(0, (long)chunk * d);
+            HeadGatherBf16.Launch(device, operand, hidden, rows, chunk, d, logitScale);
+            device.GemmBf16(chunk, vocab, d, 1f, new Bf16GemmOperand(operand, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
+        }
+        else
+        {
+            var gathered = TargetHidden.Slice(0, (long)chunk * d);
+            GatherRows.Launch(device, gathered, hidden, rows, chunk, d);
+            device.Gemm(chunk, vocab, d, logitScale, new GemmOperand(gathered, d), new GemmOperand(weight.Fp32, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
+        }
         return logits;
+    }
+
+    /// <summary>
+    /// Logits [n, V] (dense rows) of every row of <paramref name="hidden"/> [n, d] into <paramref name="logits"/>: the tests' full
+    /// logits, outside any step (a bf16 head rounds a temporary scaled copy of the hidden rows, as the head's own GEMM does).
+    /// </summary>
+    public static void AllRowLogits(IComputeDevice device, DeviceSpan<float> hidden, DeviceMatrix weight, float logitScale, int n, int d, int vocab, DeviceSpan<float> logits)
+    {
+        if (!weight.IsBf16)
+        {
+            device.Gemm(n, vocab, d, logitScale, new GemmOperand(hidden, d), new GemmOperand(weight.Fp32, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
+            return;
+        }
+        using var operand = device.Allocate<ushort>((long)n * d);
+        HeadGatherBf16.Launch(device, operand.Span, hidden.Slice(0, (long)n * d), default, n, d, logitScale);
+        device.GemmBf16(n, vocab, d, 1f, new Bf16GemmOperand(operand.Span, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, vocab));
     }
 }

@@ -27,7 +27,7 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
     }
 
     private Gpt2DevicePlan(ArenaCarver carve, Gpt2Config config, int rows, int positions, PromptLayout layout, bool bf16, bool recomputes)
-        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout, recomputes)
+        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout, bf16, recomputes)
     {
         long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads;
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);

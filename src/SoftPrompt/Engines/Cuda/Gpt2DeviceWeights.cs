@@ -6,7 +6,7 @@ namespace SoftPrompt.Engines;
 /// <summary>Frozen GPT-2 weights on a device: one arena of named tensors declared from the config, uploaded once.</summary>
 internal sealed class Gpt2DeviceWeights : IDisposable
 {
-    /// <param name="bf16">Block matrices (c_attn, attn.c_proj, c_fc, mlp.c_proj) in bf16; embeddings, norms and biases stay fp32.</param>
+    /// <param name="bf16">Block matrices (c_attn, attn.c_proj, c_fc, mlp.c_proj) and the LM head in bf16; embeddings, norms and biases stay fp32.</param>
     public static Gpt2DeviceWeights Upload(IComputeDevice device, Gpt2Config config, WeightSource<Gpt2Weights<float>> source, bool bf16 = false)
         => DeviceArena.Allocate(device, "gpt2 weights", carve => new Gpt2DeviceWeights(carve, config, source, bf16));
 
@@ -21,7 +21,11 @@ internal sealed class Gpt2DeviceWeights : IDisposable
         long c = config.Embedding, inner = config.Inner, vocab = config.VocabSize;
         TensorValues? W(Func<Gpt2Weights<float>, float[]?> host, string name, params long[] shape) => source?.Tensor(host, name, shape);
         TokenEmbedding = carve.Upload("wte", vocab * c, W(w => w.TokenEmbedding, "wte.weight", vocab, c));
-        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", vocab * c, W(w => w.LanguageModelHead, "lm_head.weight", vocab, c));
+        // In bf16 the head is a bf16 matrix (its GEMMs on tensor cores, as PyTorch's bf16 autocast runs it). Tied, it is a bf16
+        // copy of wte beside the fp32 table: the embedding lookup and the prompt initialisation read wte in fp32.
+        HeadWeight = config.TiedEmbeddings
+            ? bf16 ? carve.UploadMatrix("lm_head (bf16 copy of wte)", vocab * c, W(w => w.TokenEmbedding, "wte.weight", vocab, c), bf16: true) : TokenEmbedding
+            : carve.UploadMatrix("lm_head", vocab * c, W(w => w.LanguageModelHead, "lm_head.weight", vocab, c), bf16);
         PositionEmbedding = carve.Upload("wpe", config.MaxPositions * c, W(w => w.PositionEmbedding, "wpe.weight", config.MaxPositions, c));
         FinalNormWeight = carve.Upload("ln_f.weight", c, W(w => w.FinalNormWeight, "ln_f.weight", c));
         FinalNormBias = carve.Upload("ln_f.bias", c, W(w => w.FinalNormBias, "ln_f.bias", c));
@@ -48,8 +52,8 @@ internal sealed class Gpt2DeviceWeights : IDisposable
     public DeviceArena Arena { get; }
     public long Bytes => Arena.Bytes;
     public DeviceSpan<float> TokenEmbedding { get; }
-    /// <summary>lm_head [V, d], or wte when tied.</summary>
-    public DeviceSpan<float> HeadWeight { get; }
+    /// <summary>lm_head [V, d], or wte when tied; bf16 in bf16 precision (tied: a bf16 copy of wte).</summary>
+    public DeviceMatrix HeadWeight { get; }
     public DeviceSpan<float> PositionEmbedding { get; }
     public DeviceSpan<float> FinalNormWeight { get; }
     public DeviceSpan<float> FinalNormBias { get; }

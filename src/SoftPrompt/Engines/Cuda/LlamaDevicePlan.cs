@@ -32,7 +32,7 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
     }
 
     private LlamaDevicePlan(ArenaCarver carve, LlamaConfig config, int rows, int positions, int sequence, PromptLayout layout, bool bf16, bool recomputes)
-        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout, recomputes)
+        : base(carve, rows, positions, config.Embedding, config.VocabSize, layout, bf16, recomputes)
     {
         Sequence = sequence;
         long n = positions, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, heads = config.Heads;

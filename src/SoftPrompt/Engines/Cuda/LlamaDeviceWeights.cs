@@ -6,7 +6,7 @@ namespace SoftPrompt.Engines;
 /// <summary>Frozen Llama-style weights on a device, plus RoPE's cos/sin tables: one arena of named tensors declared from the config, uploaded once.</summary>
 internal sealed class LlamaDeviceWeights : IDisposable
 {
-    /// <param name="bf16">Block matrices (q, k, v, o, gate, up, down) in bf16; embeddings, head, norms, attention biases and RoPE tables stay fp32.</param>
+    /// <param name="bf16">Block matrices (q, k, v, o, gate, up, down) and the LM head in bf16; embeddings, norms, attention biases and RoPE tables stay fp32.</param>
     public static LlamaDeviceWeights Upload(IComputeDevice device, LlamaConfig config, WeightSource<LlamaWeights<float>> source, bool bf16 = false)
     {
         var (cos, sin) = LlamaRope.Tables<float>(config.InverseFrequencies<float>(), config.SequenceLimit);
@@ -24,7 +24,11 @@ internal sealed class LlamaDeviceWeights : IDisposable
         long d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, vocab = config.VocabSize;
         TensorValues? W(Func<LlamaWeights<float>, float[]?> host, string name, params long[] shape) => source?.Tensor(host, name, shape);
         TokenEmbedding = carve.Upload("embed_tokens", vocab * d, W(w => w.TokenEmbedding, "embed_tokens.weight", vocab, d));
-        HeadWeight = config.TiedEmbeddings ? TokenEmbedding : carve.Upload("lm_head", vocab * d, W(w => w.LanguageModelHead, LlamaCheckpoint.LanguageModelHead, vocab, d));
+        // In bf16 the head is a bf16 matrix (its GEMMs on tensor cores, as PyTorch's bf16 autocast runs it). Tied, it is a bf16
+        // copy of embed_tokens beside the fp32 table: the embedding lookup and the prompt initialisation read it in fp32.
+        HeadWeight = config.TiedEmbeddings
+            ? bf16 ? carve.UploadMatrix("lm_head (bf16 copy of embed_tokens)", vocab * d, W(w => w.TokenEmbedding, "embed_tokens.weight", vocab, d), bf16: true) : TokenEmbedding
+            : carve.UploadMatrix("lm_head", vocab * d, W(w => w.LanguageModelHead, LlamaCheckpoint.LanguageModelHead, vocab, d), bf16);
         FinalNormWeight = carve.Upload("norm", d, W(w => w.FinalNormWeight, "norm.weight", d));
         long table = (long)config.SequenceLimit * (config.HeadSize / 2);
         RopeCos = carve.Upload("rope.cos", table, cos);
@@ -54,8 +58,8 @@ internal sealed class LlamaDeviceWeights : IDisposable
     public DeviceArena Arena { get; }
     public long Bytes => Arena.Bytes;
     public DeviceSpan<float> TokenEmbedding { get; }
-    /// <summary>lm_head [V, d], or the token embedding when tied.</summary>
-    public DeviceSpan<float> HeadWeight { get; }
+    /// <summary>lm_head [V, d], or the token embedding when tied; bf16 in bf16 precision (tied: a bf16 copy of embed_tokens).</summary>
+    public DeviceMatrix HeadWeight { get; }
     public DeviceSpan<float> FinalNormWeight { get; }
     /// <summary>[sequence limit, head_dim/2] each, from <see cref="LlamaConfig.InverseFrequencies{T}"/>.</summary>
     public DeviceSpan<float> RopeCos { get; }

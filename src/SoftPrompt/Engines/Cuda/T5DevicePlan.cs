@@ -74,7 +74,7 @@ internal sealed class T5DevicePlan : IDisposable
         DecoderOutputGradient = F("gradient_decoder_output", nd * d); DecoderGradient = F("gradient_decoder", nd * d);
         EncoderOutputGradient = F("gradient_encoder_output", ne * d); EncoderGradient = F("gradient_encoder", ne * d);
         ZeroPositions = carve.Zeroed<float>("zero_positions", longest * d);
-        Head = new DeviceLanguageModelHead(carve, config.Embedding, config.VocabSize, (int)nd);
+        Head = new DeviceLanguageModelHead(carve, config.Embedding, config.VocabSize, (int)nd, bf16);
         // A GEMM's activation operand: [n, d], [n, a] or [n, ff] rows of either stack.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
 

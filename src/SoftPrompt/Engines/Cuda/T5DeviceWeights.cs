@@ -7,7 +7,7 @@ namespace SoftPrompt.Engines;
 /// <summary>Frozen T5 weights on a device: one arena of named tensors declared from the config, uploaded once. Layouts as on the host ([out, in]).</summary>
 internal sealed class T5DeviceWeights : IDisposable
 {
-    /// <param name="bf16">Attention and feed-forward matrices in bf16; embeddings, head, norms and bias tables stay fp32.</param>
+    /// <param name="bf16">Attention and feed-forward matrices and the LM head in bf16; embeddings, norms and bias tables stay fp32.</param>
     public static T5DeviceWeights Upload(IComputeDevice device, T5Config config, WeightSource<T5Weights<float>> source, bool bf16 = false)
         => DeviceArena.Allocate(device, "t5 weights", carve => new T5DeviceWeights(carve, config, source, bf16));
 
@@ -34,7 +34,11 @@ internal sealed class T5DeviceWeights : IDisposable
             : new(M(at + "wi", w => host(w).Input, prefix + "wi.weight", ff, d), default, M(at + "wo", w => host(w).Output, prefix + "wo.weight", d, ff));
 
         TokenEmbedding = V("shared", w => w.TokenEmbedding, Shared, vocab, d);
-        Head = config.TiedEmbeddings ? TokenEmbedding : V("lm_head", w => w.LanguageModelHead, LanguageModelHead, vocab, d);
+        // In bf16 the head is a bf16 matrix (its GEMMs on tensor cores, as PyTorch's bf16 autocast runs it). Tied (v1.0), it is a
+        // bf16 copy of shared beside the fp32 table: the embedding lookup and the prompt initialisation read shared in fp32.
+        Head = config.TiedEmbeddings
+            ? bf16 ? M("lm_head (bf16 copy of shared)", w => w.TokenEmbedding, Shared, vocab, d) : TokenEmbedding
+            : M("lm_head", w => w.LanguageModelHead, LanguageModelHead, vocab, d);
         EncoderRelativeBias = V("encoder.relative_attention_bias", w => w.EncoderRelativeBias, T5TensorNames.EncoderRelativeBias, config.RelativeBuckets, config.Heads);
         DecoderRelativeBias = V("decoder.relative_attention_bias", w => w.DecoderRelativeBias, T5TensorNames.DecoderRelativeBias, config.RelativeBuckets, config.Heads);
         EncoderFinalNormWeight = V("encoder.final_layer_norm", w => w.EncoderFinalNormWeight, EncoderFinalNorm, d);
@@ -73,8 +77,8 @@ internal sealed class T5DeviceWeights : IDisposable
     public DeviceArena Arena { get; }
     public long Bytes => Arena.Bytes;
     public DeviceSpan<float> TokenEmbedding { get; }
-    /// <summary>lm_head [V, d], or the shared embedding when tied.</summary>
-    public DeviceSpan<float> Head { get; }
+    /// <summary>lm_head [V, d], or the shared embedding when tied; bf16 in bf16 precision (tied: a bf16 copy of shared).</summary>
+    public DeviceMatrix Head { get; }
     public DeviceSpan<float> EncoderRelativeBias { get; }
     public DeviceSpan<float> DecoderRelativeBias { get; }
     public DeviceSpan<float> EncoderFinalNormWeight { get; }

@@ -1,0 +1,120 @@
+using SoftPrompt.Checkpoints;
+using SoftPrompt.Cuda;
+using SoftPrompt.Engines;
+using SoftPrompt.Models.Gpt2;
+using SoftPrompt.Models.Llama;
+using SoftPrompt.Tests.Emulation;
+
+namespace SoftPrompt.Tests.Engines;
+
+/// <summary>
+/// The LM head in bf16 precision: a bf16 head weight (tied: a bf16 copy beside the fp32 embedding table; untied: lm_head
+/// stored only in bf16) multiplied on bf16 operands, and logit rows padded to a multiple of 8.
+/// </summary>
+[TestFixture(DeviceKind.Emulated)]
+[TestFixture(DeviceKind.Gpu, Category = "Gpu")]
+public sealed class Bf16HeadTests(DeviceKind kind)
+{
+    /// <summary>
+    /// With ln_f's weight zero every position's final norm output is ln_f's bias b exactly, whatever the blocks did, so
+    /// every logit row is b·Wᵀ: in bf16 precision Σ bf16(b)·bf16(W) (exact products, fp32 sums), which differs from the fp32
+    /// head's b·Wᵀ by far more than the tolerance — the test fails if the engine's head silently stays fp32.
+    /// </summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void TheBf16Gpt2EngineRunsItsHeadOnBf16Operands(bool tied)
+    {
+        var config = TestModels.TinyConfig(vocab: 37, positions: 24, embedding: 32, layers: 2, heads: 4, inner: 64) with { TiedEmbeddings = tied };
+        var random = TestModels.Random<float>(config, seed: 5);
+        var rng = new Random(9);
+        float[] bias = [.. Enumerable.Range(0, config.Embedding).Select(_ => (float)(rng.NextDouble() - 0.5))];
+        var weights = new Gpt2Weights<float>
+        {
+            Config = config, TokenEmbedding = random.TokenEmbedding, PositionEmbedding = random.PositionEmbedding, Layers = random.Layers,
+            FinalNormWeight = new float[config.Embedding], FinalNormBias = bias,
+            LanguageModelHead = tied ? null : [.. random.TokenEmbedding.Select(v => -0.7f * v + 0.01f)],
+        };
+        int vocab = config.VocabSize, d = config.Embedding;
+        double[] bf16Row = new double[vocab], fp32Row = new double[vocab];
+        for (int v = 0; v < vocab; v++)
+            for (int k = 0; k < d; k++)
+            {
+                float w = weights.Head[v * d + k];
+                bf16Row[v] += (double)Bf16(bias[k]) * Bf16(w);
+                fp32Row[v] += (double)bias[k] * w;
+            }
+        double largest = bf16Row.Max(Math.Abs), tolerance = 1e-6 + 1e-5 * largest;
+        Assert.That(bf16Row.Zip(fp32Row, (a, b) => Math.Abs(a - b)).Max(), Is.GreaterThan(20 * tolerance), "the fixture tells a bf16 head from an fp32 one");
+
+        using var engine = new CudaGpt2Engine(TestDevices.Open(kind), weights, ownsDevice: true, bf16: true);
+        const int promptLength = 3, prompts = 2;
+        engine.LoadPrompts(TestModels.RandomPrompts<float>(prompts * promptLength * d, seed: 2), prompts, promptLength);
+        var batch = TestModels.MixedBatch(promptLength, prompts, vocab);
+
+        var next = new float[batch.Rows * vocab];
+        engine.NextTokenLogits(batch, next);
+        for (int r = 0; r < batch.Rows; r++) AssertRow(next.AsSpan(r * vocab, vocab), bf16Row, tolerance, $"next-token logits of row {r}");
+
+        var all = new float[batch.Rows * batch.SequenceLength * vocab];
+        engine.Logits(batch, all);
+        for (int i = 0; i < batch.Rows * batch.SequenceLength; i++) AssertRow(all.AsSpan(i * vocab, vocab), bf16Row, tolerance, $"logits at position {i}");
+
+        // Every target sees the same logits: the mean loss is the mean of lse − logit[target] over the batch's targets.
+        double lse = Math.Log(bf16Row.Sum(Math.Exp)), loss = 0;
+        int targets = 0;
+        foreach (int t in batch.Targets.AsSpan(0, batch.Rows * batch.SequenceLength))
+            if (t != TokenBatch.Ignore) { loss += lse - bf16Row[t]; targets++; }
+        Assert.That(targets, Is.EqualTo(batch.TargetCount));
+        loss /= targets;
+        Assert.That(engine.Forward(batch), Is.EqualTo(loss).Within(1e-5 * Math.Abs(loss) + 1e-6), "the loss of the bf16 logits");
+        Assert.That(engine.ForwardBackward(batch), Is.EqualTo(loss).Within(1e-5 * Math.Abs(loss) + 1e-6), "the loss with the bf16 d(logits)");
+    }
+
+    private static float Bf16(float x) => BitConverter.Int32BitsToSingle(ElementConversion.SingleToBFloat16(x) << 16);
+
+    private static void AssertRow(ReadOnlySpan<float> actual, double[] expected, double tolerance, string what)
+    {
+        for (int v = 0; v < expected.Length; v++)
+            if (!(Math.Abs(actual[v] - expected[v]) <= tolerance))
+                Assert.Fail($"{what}, token {v}: {actual[v]:R}, expected the bf16 head's {expected[v]:R} (tolerance {tolerance:G3}).");
+    }
+
+    [Test]
+    public void InBf16PrecisionTheHeadWeightIsBf16AndTheLogitRowsAreAligned()
+    {
+        // GPT-2 (tied, V = 50257 odd): the fp32 wte stays for the lookup, the head gets a bf16 copy; fp32 has no copy.
+        var gpt2 = Gpt2Shapes.Named["gpt2-small"];
+        var gpt2Layout = PromptLayout.Uniform(1, 20);
+        var gpt2Batch = new TokenBatch(4, 128, 20);
+        gpt2Batch.Reset(128);
+        for (int r = 0; r < 4; r++) gpt2Batch.AddRow(new int[100], new int[28]);
+        var fp32 = DeviceMemoryPlan.Measure(gpt2, gpt2Batch, gpt2Layout);
+        var bf16 = DeviceMemoryPlan.Measure(gpt2, gpt2Batch, gpt2Layout, Precision.Bf16);
+        long table = (long)gpt2.VocabSize * gpt2.Embedding;
+        Assert.That(Bytes(bf16, "wte"), Is.EqualTo(4 * table).Within(DeviceArena.Alignment), "bf16: wte in fp32 for the lookup");
+        Assert.That(Bytes(bf16, "lm_head (bf16 copy of wte)"), Is.EqualTo(2 * table).Within(DeviceArena.Alignment), "bf16: the head's bf16 copy of wte");
+        Assert.That(Bytes(fp32, "lm_head (bf16 copy of wte)"), Is.Zero, "fp32: the head reads wte itself");
+        Assert.That(Bytes(fp32, "head.target_hidden_bf16") + Bytes(fp32, "head.logit_gradient_bf16"), Is.Zero, "fp32: no bf16 head operands");
+        Assert.That(Bytes(bf16, "head.logit_gradient_bf16") * 2, Is.EqualTo(Bytes(bf16, "head.logits")).Within(DeviceArena.Alignment),
+            "bf16: d(logits) in bf16, the logits' shape");
+        int stride = DeviceLanguageModelHead.PaddedStride(gpt2.VocabSize);
+        Assert.That(stride, Is.EqualTo(50264));
+        Assert.That(Bytes(fp32, "head.logits") % (4L * stride), Is.Zero, "fp32: whole logit rows of the padded stride");
+        Assert.That(Bytes(bf16, "head.logits") % (4L * stride), Is.Zero, "bf16: whole logit rows of the padded stride");
+
+        // Llama 3 8B (untied): lm_head only in bf16, at half its fp32 bytes.
+        var llama = LlamaShapes.Named["llama3-8b"];
+        var layout = PromptLayout.Uniform(1, 20);
+        var batch = new TokenBatch(2, 64, 20);
+        batch.Reset(64);
+        for (int r = 0; r < 2; r++) batch.AddRow(new int[60], new int[4]);
+        long head = (long)llama.VocabSize * llama.Embedding;
+        Assert.That(Bytes(DeviceMemoryPlan.Measure(llama, batch, layout), "lm_head"), Is.EqualTo(4 * head), "fp32: lm_head in fp32");
+        var llamaBf16 = DeviceMemoryPlan.Measure(llama, batch, layout, Precision.Bf16);
+        Assert.That(Bytes(llamaBf16, "lm_head"), Is.EqualTo(2 * head), "bf16: lm_head stored only in bf16");
+        Assert.That(llamaBf16.Arenas.SelectMany(a => a.Tensors).Count(t => t.Name.StartsWith("lm_head", StringComparison.Ordinal)), Is.EqualTo(1), "no fp32 lm_head beside it");
+    }
+
+    private static long Bytes(DeviceMemoryPlan plan, string tensor) =>
+        plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Name == tensor).Sum(t => t.Bytes);
+}
