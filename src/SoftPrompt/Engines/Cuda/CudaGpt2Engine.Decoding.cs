@@ -18,16 +18,16 @@ public sealed partial class CudaGpt2Engine
         var ix = p.Indices(rows);
         int n = rows, c = config.Embedding, inner = config.Inner, heads = config.Heads;
         float eps = (float)config.LayerNormEpsilon;
-        var normed = LayerNormForGemm(bf16, p.Norm, p.Mean, p.Rstd, p.Hidden, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+        var normed = LayerNormForGemm(p.Norm, p.Mean, p.Rstd, p.Hidden, w.Norm1Weight, w.Norm1Bias, n, c, eps);
         Linear(p.Query, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Query.Slice(c), 3 * c, p.Query.Slice(2 * c), 3 * c, ix.RowKeys, n, c, c);
         DecodeAttention.Launch(device, p.Attention, c, p.Query, 3 * c, p.KeyCache[layer], p.ValueCache[layer], c, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, heads, c / heads, splitSize, splits, config.AttentionScale<float>(layer));
         Linear(p.Middle, p.Hidden, p.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
-        normed = LayerNormForGemm(bf16, p.Norm, p.Mean, p.Rstd, p.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+        normed = LayerNormForGemm(p.Norm, p.Mean, p.Rstd, p.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
         long wide = (long)n * inner;
         var hidden = p.Inner.Slice(0, bf16 ? 0 : wide);
-        var activated = GemmInputBuffer(bf16, hidden, wide);
+        var activated = GemmInputBuffer(hidden, wide);
         if (bf16)
         {
             var hiddenBf16 = p.InnerBf16.Slice(0, wide);

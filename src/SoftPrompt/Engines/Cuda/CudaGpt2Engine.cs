@@ -21,14 +21,12 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
 
     /// <param name="weights">Host weights, or a checkpoint streamed tensor by tensor (<see cref="Gpt2Checkpoint.Open"/>).</param>
     internal CudaGpt2Engine(IComputeDevice device, Gpt2Config config, WeightSource<Gpt2Weights<float>> weights, bool ownsDevice = false, bool bf16 = false)
-        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.MaxPositions, config.Layers)
+        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.MaxPositions, config.Layers, bf16)
     {
         this.config = config;
-        this.bf16 = bf16;
         this.weights = Gpt2DeviceWeights.Upload(device, config, weights, bf16);
     }
 
-    private readonly bool bf16;
 
     private protected override DeviceSpan<ushort> Bf16Operands => runningDecoding?.Bf16Operands ?? plan!.Bf16Operands;
 
@@ -61,18 +59,18 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, c = config.Embedding, inner = config.Inner;
         float eps = (float)config.LayerNormEpsilon;
-        var normed = LayerNormForGemm(bf16, p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
+        var normed = LayerNormForGemm(p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
         Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
         FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer), tensorCores: bf16);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
         Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
-        normed = LayerNormForGemm(bf16, p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+        normed = LayerNormForGemm(p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
         long wide = (long)n * inner;
         if (bf16) LinearToBf16(s.HiddenBf16.Slice(0, wide), normed, w.FcWeight, w.FcBias, n, c, inner);
         else Linear(s.Hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
         if (recomputing) return;
-        var activated = GemmInputBuffer(bf16, p.Wide, wide);
+        var activated = GemmInputBuffer(p.Wide, wide);
         if (bf16) GeluForward.Launch(device, activated.Bf16, s.HiddenBf16.Slice(0, wide));
         else GeluForward.Launch(device, p.Wide.Slice(0, wide), s.Hidden.Slice(0, wide));
         Linear(p.BlockInput(layer + 1), s.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
@@ -106,7 +104,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         var dWide = p.GradientWide.Slice(0, wide);
         Conv1DInputGradient(dWide, dResidual, w.FcProjectionWeight, n, inner, c);
         // In bf16, GELU's input gradient is c_fc's GEMM operand only: written in bf16 where that GEMM reads it.
-        var dHidden = GemmInputBuffer(bf16, dWide, wide);
+        var dHidden = GemmInputBuffer(dWide, wide);
         if (bf16) GeluBackward.Launch(device, dHidden.Bf16, dWide, s.HiddenBf16.Slice(0, wide));
         else GeluBackward.Launch(device, dWide, dWide, s.Hidden.Slice(0, wide));
         Conv1DInputGradient(p.Norm, dHidden, w.FcWeight, n, c, inner);

@@ -31,7 +31,7 @@ public sealed partial class CudaLlamaEngine
         int n = rows, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize;
         float eps = (float)config.RmsNormEpsilon;
-        var normed = RmsNormForGemm(bf16, p.Norm, p.Rstd, p.Hidden, w.AttentionNormWeight, n, d, eps);
+        var normed = RmsNormForGemm(p.Norm, p.Rstd, p.Hidden, w.AttentionNormWeight, n, d, eps);
         Project(p.Query, normed, w.Query, w.Bias.Query, n, d, att);
         Project(p.Key, normed, w.Key, w.Bias.Key, n, d, kv);
         Project(p.Value, normed, w.Value, w.Bias.Value, n, d, kv);
@@ -42,10 +42,10 @@ public sealed partial class CudaLlamaEngine
         DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[layer], p.ValueCache[layer], kv, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, kvHeads, hd, splitSize, splits, scale: 1f);
         ResidualWithBias(p.Middle, p.Hidden, p.Attention, w.Output, w.Bias.Output, n, att, d);
-        normed = RmsNormForGemm(bf16, p.Norm, p.Rstd, p.Middle, w.MlpNormWeight, n, d, eps);
+        normed = RmsNormForGemm(p.Norm, p.Rstd, p.Middle, w.MlpNormWeight, n, d, eps);
         long wide = (long)n * ff;
         var gate = p.Inner.Slice(0, bf16 ? 0 : wide);
-        var activated = GemmInputBuffer(bf16, gate, wide);
+        var activated = GemmInputBuffer(gate, wide);
         if (bf16)
         {
             var (gateBf16, upBf16) = (p.InnerBf16.Slice(0, wide), p.Inner2Bf16.Slice(0, wide));

@@ -27,15 +27,13 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
 
     /// <param name="weights">Host weights, or a checkpoint streamed tensor by tensor (<see cref="LlamaCheckpoint.Open"/>).</param>
     internal CudaLlamaEngine(IComputeDevice device, LlamaConfig config, WeightSource<LlamaWeights<float>> weights, bool ownsDevice = false, bool bf16 = false)
-        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.SequenceLimit, config.Layers)
+        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.SequenceLimit, config.Layers, bf16)
     {
         this.config = config;
-        this.bf16 = bf16;
         this.weights = LlamaDeviceWeights.Upload(device, config, weights, bf16);
         attentionScale = 1f / MathF.Sqrt(config.HeadSize);
     }
 
-    private readonly bool bf16;
 
     private protected override DeviceSpan<ushort> Bf16Operands => runningDecoding?.Bf16Operands ?? plan!.Bf16Operands;
 
@@ -68,7 +66,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
-        var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
+        var normed = RmsNormForGemm(p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
         Project(s.Query, normed, w.Query, w.Bias.Query, n, d, att);
         Project(s.Key, normed, w.Key, w.Bias.Key, n, d, kv);
         Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
@@ -79,7 +77,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
             keyValueHeads: kvHeads);
         GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
         ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
-        normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
+        normed = RmsNormForGemm(p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
         if (bf16)
         {
             ProjectToBf16(s.GateBf16, normed, w.Gate, n, d, ff);
@@ -91,7 +89,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
             Project(s.Up, normed, w.Up, n, d, ff);
         }
         if (recomputing) return;
-        var activated = GemmInputBuffer(bf16, p.Wide, (long)n * ff);
+        var activated = GemmInputBuffer(p.Wide, (long)n * ff);
         if (bf16) SwiGluForward.Launch(device, activated.Bf16, s.GateBf16, s.UpBf16, n * ff);
         else SwiGluForward.Launch(device, p.Wide, s.Gate, s.Up, n * ff);
         Residual(p.BlockInput(layer + 1), s.Middle, activated, w.Down, n, ff, d);
@@ -171,7 +169,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         var w = weights.Layers[layer];
         InputGradient(p.Wide, dResidual, w.Down, n, ff, d);
         // In bf16 SwiGLU writes its input gradients in bf16 where the gate/up input-gradient GEMMs read them.
-        var dGate = GemmInputBuffer(bf16, p.GradientGate, (long)n * ff);
+        var dGate = GemmInputBuffer(p.GradientGate, (long)n * ff);
         var dUp = bf16 ? GemmInput.OfBf16(p.GradientUpBf16) : p.GradientUp;
         if (bf16) SwiGluBackward.Launch(device, dGate.Bf16, dUp.Bf16, p.Wide, s.GateBf16, s.UpBf16, n * ff);
         else SwiGluBackward.Launch(device, p.GradientGate, p.GradientUp, p.Wide, s.Gate, s.Up, n * ff);

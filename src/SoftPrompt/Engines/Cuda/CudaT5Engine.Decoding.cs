@@ -137,7 +137,7 @@ public sealed partial class CudaT5Engine
         var hidden = p.InnerBf16.Slice(0, wide);
         ProjectToBf16(hidden, p.Norm, w.Input, n, d, ff);
         if (config.IsGated) ProjectToBf16(p.Inner2Bf16.Slice(0, wide), p.Norm, w.Linear, n, d, ff);
-        var activated = GemmInputBuffer(bf16, inner, wide);
+        var activated = GemmInputBuffer(inner, wide);
         if (config.IsGated) GatedGeluForward.Launch(device, activated.Bf16, hidden, p.Inner2Bf16.Slice(0, wide));
         else ReluForward.Launch(device, activated.Bf16, hidden);
         return activated;

@@ -24,14 +24,12 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
     /// <param name="weights">Host weights, or a checkpoint streamed tensor by tensor (<see cref="T5Checkpoint.Open"/>).</param>
     internal CudaT5Engine(IComputeDevice device, T5Config config, WeightSource<T5Weights<float>> weights, bool ownsDevice = false, bool bf16 = false)
-        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.MaxPositions)
+        : base(device, ownsDevice, config.Embedding, config.VocabSize, config.MaxPositions, bf16)
     {
         this.config = config;
-        this.bf16 = bf16;
         this.weights = T5DeviceWeights.Upload(device, config, weights, bf16);
     }
 
-    private readonly bool bf16;
 
     private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
 
@@ -174,7 +172,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         var w = weights.EncoderLayers[l];
         SelfAttention(p, s.Middle, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
             weights.EncoderRelativeBias, p.EncoderBuckets, p.EncoderLengths.Slice(0, rows), causal: false);
-        var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, (float)config.LayerNormEpsilon);
+        var normed = RmsNormForGemm(p.Norm, s.Rstd2, s.Middle, w.FeedForwardNormWeight, ne, d, (float)config.LayerNormEpsilon);
         var next = l + 1 < config.Layers ? p.Encoder[l + 1].Input : p.EncoderFinal;
         FeedForward(p, next, s.Middle, normed, s.FeedForward, w.FeedForward, ne, recomputing);
     }
@@ -202,7 +200,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
 
         var ca = s.CrossAttention;
-        var normed = RmsNormForGemm(bf16, p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
+        var normed = RmsNormForGemm(p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
         Project(ca.Query, normed, w.CrossAttention.Query, nd, d, att);
         var encoderOutput = EncoderOutputOperand(p);
         Project(ca.Key, encoderOutput, w.CrossAttention.Key, ne, d, att);
@@ -210,7 +208,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         Attend(ca, default, default, p.EncoderLengths.Slice(0, rows), decoderLength, encoderLength, causal: false);
         Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
 
-        normed = RmsNormForGemm(bf16, p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
+        normed = RmsNormForGemm(p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
         var next = l + 1 < config.DecoderLayers ? p.Decoder[l + 1].Input : p.DecoderFinal;
         FeedForward(p, next, s.Middle2, normed, s.FeedForward, w.FeedForward, nd, recomputing);
     }
@@ -235,7 +233,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             if (config.IsGated) Project(saved.Linear, normed, w.Linear, n, d, ff);
         }
         if (savedOnly) return;
-        var activated = GemmInputBuffer(bf16, p.Wide, count);
+        var activated = GemmInputBuffer(p.Wide, count);
         if (config.IsGated)
         {
             if (bf16) GatedGeluForward.Launch(device, activated.Bf16, saved.HiddenBf16.Slice(0, count), saved.LinearBf16.Slice(0, count));
@@ -317,7 +315,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         var dWide = p.GradientWide.Slice(0, count);
         InputGradient(dWide, dOut, w.Output, n, ff, d);
         // In bf16 the activation writes its input gradients in bf16 where wi's (wi_0's, wi_1's) input-gradient GEMMs read them.
-        var dHidden = GemmInputBuffer(bf16, dWide, count);
+        var dHidden = GemmInputBuffer(dWide, count);
         if (config.IsGated)
         {
             var dLinear = bf16 ? GemmInput.OfBf16(p.GradientLinearBf16.Slice(0, count)) : p.GradientLinear.Slice(0, count);
@@ -342,7 +340,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         T5DevicePlan.Attention a, T5DeviceWeights.Attention w, int length, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, bool causal)
     {
         int n = rows * length, d = config.Embedding, att = config.AttentionSize;
-        var normed = RmsNormForGemm(bf16, p.Norm, rstd, input, normWeight, n, d, (float)config.LayerNormEpsilon);
+        var normed = RmsNormForGemm(p.Norm, rstd, input, normWeight, n, d, (float)config.LayerNormEpsilon);
         Project(a.Query, normed, w.Query, n, d, att);
         Project(a.Key, normed, w.Key, n, d, att);
         Project(a.Value, normed, w.Value, n, d, att);

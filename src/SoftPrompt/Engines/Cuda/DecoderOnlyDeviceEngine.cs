@@ -22,8 +22,8 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
 {
     private protected DecoderStep step;
 
-    private protected DecoderOnlyDeviceEngine(IComputeDevice device, bool ownsDevice, int embeddingSize, int vocabSize, int maxPositions, int layers)
-        : base(device, ownsDevice, embeddingSize, vocabSize, maxPositions) => Layers = layers;
+    private protected DecoderOnlyDeviceEngine(IComputeDevice device, bool ownsDevice, int embeddingSize, int vocabSize, int maxPositions, int layers, bool bf16)
+        : base(device, ownsDevice, embeddingSize, vocabSize, maxPositions, bf16) => Layers = layers;
 
     private protected int Layers { get; }
     /// <summary>A plan that fits <paramref name="batch"/> with the loaded prompts (the current one, or a grown one).</summary>

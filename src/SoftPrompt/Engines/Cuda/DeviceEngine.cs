@@ -17,10 +17,14 @@ public abstract class DeviceEngine : IDeviceEngine
     private protected readonly DevicePromptState state;
     /// <summary>Multiplies the next reverse pass's gradient (see IPromptEngine.ForwardBackward).</summary>
     private protected float lossGradientWeight = 1f;
+    /// <summary>Whether the engine runs in bf16 precision (its weights, plans and kernels follow).</summary>
+    private protected readonly bool bf16;
 
-    private protected DeviceEngine(IComputeDevice device, bool ownsDevice, int embeddingSize, int vocabSize, int maxPositions)
+    /// <param name="bf16">bf16 precision: block matrices and the LM head stored bf16, GEMMs on bf16 tensor cores (<see cref="Precision.Bf16"/>).</param>
+    private protected DeviceEngine(IComputeDevice device, bool ownsDevice, int embeddingSize, int vocabSize, int maxPositions, bool bf16)
     {
         this.device = device;
+        this.bf16 = bf16;
         this.ownsDevice = ownsDevice;
         EmbeddingSize = embeddingSize;
         VocabSize = vocabSize;
@@ -173,7 +177,7 @@ public abstract class DeviceEngine : IDeviceEngine
     /// Where a kernel writes an activation that only GEMMs read: <see cref="Bf16Operands"/>' first <paramref name="count"/>
     /// elements when the weights are bf16 (<paramref name="bf16"/>), else <paramref name="fp32"/>.
     /// </summary>
-    private protected GemmInput GemmInputBuffer(bool bf16, DeviceSpan<float> fp32, long count)
+    private protected GemmInput GemmInputBuffer(DeviceSpan<float> fp32, long count)
     {
         if (!bf16) return fp32;
         if (Bf16Operands.Length < count) throw new InvalidOperationException($"The plan holds {Bf16Operands.Length} bf16 operand elements, an activation needs {count}.");
@@ -181,19 +185,19 @@ public abstract class DeviceEngine : IDeviceEngine
     }
 
     /// <summary>LayerNorm of x [n, c] (saving mean and rstd) into the operand of the GEMM that follows: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
-    private protected GemmInput LayerNormForGemm(bool bf16, DeviceSpan<float> fp32, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
+    private protected GemmInput LayerNormForGemm(DeviceSpan<float> fp32, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
         DeviceSpan<float> weight, DeviceSpan<float> bias, int n, int c, float epsilon)
     {
-        var normed = GemmInputBuffer(bf16, fp32, (long)n * c);
+        var normed = GemmInputBuffer(fp32, (long)n * c);
         if (bf16) LayerNormForward.Launch(device, normed.Bf16, mean, rstd, x, weight, bias, n, c, epsilon);
         else LayerNormForward.Launch(device, fp32, mean, rstd, x, weight, bias, n, c, epsilon);
         return normed;
     }
 
     /// <summary>RMSNorm of x [n, d] (saving rstd) into the operand of the GEMMs that follow: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
-    private protected GemmInput RmsNormForGemm(bool bf16, DeviceSpan<float> fp32, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int d, float epsilon)
+    private protected GemmInput RmsNormForGemm(DeviceSpan<float> fp32, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int d, float epsilon)
     {
-        var normed = GemmInputBuffer(bf16, fp32, (long)n * d);
+        var normed = GemmInputBuffer(fp32, (long)n * d);
         if (bf16) RmsNormForward.Launch(device, normed.Bf16, rstd, x, weight, n, d, epsilon);
         else RmsNormForward.Launch(device, fp32, rstd, x, weight, n, d, epsilon);
         return normed;
