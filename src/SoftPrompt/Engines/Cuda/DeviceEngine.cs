@@ -175,7 +175,7 @@ public abstract class DeviceEngine : IDeviceEngine
 
     /// <summary>
     /// Where a kernel writes an activation that only GEMMs read: <see cref="Bf16Operands"/>' first <paramref name="count"/>
-    /// elements when the weights are bf16 (<paramref name="bf16"/>), else <paramref name="fp32"/>.
+    /// elements when the weights are bf16 (<see cref="bf16"/>), else <paramref name="fp32"/>.
     /// </summary>
     private protected GemmInput GemmInputBuffer(DeviceSpan<float> fp32, long count)
     {
@@ -184,7 +184,7 @@ public abstract class DeviceEngine : IDeviceEngine
         return GemmInput.OfBf16(Bf16Operands.Slice(0, count));
     }
 
-    /// <summary>LayerNorm of x [n, c] (saving mean and rstd) into the operand of the GEMM that follows: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
+    /// <summary>LayerNorm of x [n, c] (saving mean and rstd) into the operand of the GEMM that follows: bf16 when <see cref="bf16"/>, else <paramref name="fp32"/>.</summary>
     private protected GemmInput LayerNormForGemm(DeviceSpan<float> fp32, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
         DeviceSpan<float> weight, DeviceSpan<float> bias, int n, int c, float epsilon)
     {
@@ -194,7 +194,7 @@ public abstract class DeviceEngine : IDeviceEngine
         return normed;
     }
 
-    /// <summary>RMSNorm of x [n, d] (saving rstd) into the operand of the GEMMs that follow: bf16 when <paramref name="bf16"/>, else <paramref name="fp32"/>.</summary>
+    /// <summary>RMSNorm of x [n, d] (saving rstd) into the operand of the GEMMs that follow: bf16 when <see cref="bf16"/>, else <paramref name="fp32"/>.</summary>
     private protected GemmInput RmsNormForGemm(DeviceSpan<float> fp32, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight, int n, int d, float epsilon)
     {
         var normed = GemmInputBuffer(fp32, (long)n * d);
