@@ -11,7 +11,7 @@ namespace SoftPrompt.Tests.Tuning;
 /// </summary>
 public sealed class CachedDecodingTests
 {
-    private static readonly PromptLayout Layout = new([3, 5]);
+    private static readonly PromptLayout Layout = DecoderOnlyDecodingChecks.Layout;
 
     public static IEnumerable<TestCaseData> Engines()
     {
@@ -32,53 +32,11 @@ public sealed class CachedDecodingTests
         return engine;
     }
 
-    /// <summary>The full forward pass's next-token logits of whole sequences (prompt index, tokens).</summary>
-    private static float[] FullLogits<T>(CpuDecoderOnlyEngine<T> engine, IReadOnlyList<(int Prompt, List<int> Tokens)> rows)
-        where T : unmanaged, IBinaryFloatingPointIeee754<T>
-    {
-        var batch = new TokenBatch(rows.Count, rows.Max(r => r.Tokens.Count), Layout);
-        batch.Reset(rows.Max(r => r.Tokens.Count));
-        foreach (var (prompt, tokens) in rows) batch.AddDecodingRow(tokens.ToArray(), prompt);
-        var logits = new float[rows.Count * engine.VocabSize];
-        engine.NextTokenLogits(batch, logits);
-        return logits;
-    }
-
     [TestCaseSource(nameof(Engines))]
     public void SessionLogitsEqualAFullForwardAtEveryStep(string family)
     {
         using var engine = Open<double>(family);
-        using var session = engine.OpenDecoding(slots: 3, tokensPerSlot: 12);
-        var sequences = new List<(int Prompt, List<int> Tokens)> { (0, [1, 5, 7]), (1, [4]), (1, [2, 2, 9, 3, 11]) };
-        for (int s = 0; s < 3; s++) session.Begin(s, sequences[s].Prompt, sequences[s].Tokens.ToArray());
-
-        void Step(int[] slots)
-        {
-            var actual = new float[slots.Length * engine.VocabSize];
-            session.NextTokenLogits(slots, actual);
-            var expected = FullLogits(engine, [.. slots.Select(s => sequences[s])]);
-            Assert.That(actual, Is.EqualTo(expected).Within(1e-6), $"slots {string.Join(",", slots)}");
-        }
-        void Append(int slot, int token)
-        {
-            session.Append(slot, token);
-            sequences[slot].Tokens.Add(token);
-        }
-
-        Step([0, 1, 2]);
-        Append(2, 6);
-        Append(0, 13);
-        Step([2, 0]);
-        Append(0, 1);
-        session.Begin(1, 0, [8, 8, 3, 20]);
-        sequences[1] = (0, [8, 8, 3, 20]);
-        Append(2, 0);
-        Step([1, 0, 2]);
-        for (int i = 0; i < 4; i++)
-        {
-            for (int s = 0; s < 3; s++) Append(s, (5 * i + 7 * s) % engine.VocabSize);
-            Step([0, 1, 2]);
-        }
+        DecoderOnlyDecodingChecks.SessionLogitsEqualAFullForwardAtEveryStep(engine, tolerance: 1e-6);
     }
 
     [TestCaseSource(nameof(Engines))]
@@ -128,7 +86,7 @@ public sealed class CachedDecodingTests
         {
             var actual = new float[2 * engine.VocabSize];
             second.NextTokenLogits([0, 1], actual);
-            Assert.That(actual, Is.EqualTo(FullLogits(engine, sequences)).Within(1e-6), $"step {step}");
+            Assert.That(actual, Is.EqualTo(DecoderOnlyDecodingChecks.FullLogits(engine, sequences)).Within(1e-6), $"step {step}");
             for (int s = 0; s < 2; s++)
             {
                 second.Append(s, (s + 5 * step) % engine.VocabSize);

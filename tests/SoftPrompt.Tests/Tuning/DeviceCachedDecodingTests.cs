@@ -14,7 +14,7 @@ namespace SoftPrompt.Tests.Tuning;
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
 public sealed class DeviceCachedDecodingTests(DeviceKind kind)
 {
-    private static readonly PromptLayout Layout = new([3, 5]);
+    private static readonly PromptLayout Layout = DecoderOnlyDecodingChecks.Layout;
 
     public static IEnumerable<TestCaseData> Engines()
     {
@@ -36,52 +36,11 @@ public sealed class DeviceCachedDecodingTests(DeviceKind kind)
         return engine;
     }
 
-    /// <summary>The full forward pass's next-token logits of whole sequences (prompt index, tokens).</summary>
-    private static float[] FullLogits(IPromptEngine engine, IReadOnlyList<(int Prompt, List<int> Tokens)> rows)
-    {
-        var batch = new TokenBatch(rows.Count, rows.Max(r => r.Tokens.Count), Layout);
-        batch.Reset(rows.Max(r => r.Tokens.Count));
-        foreach (var (prompt, tokens) in rows) batch.AddDecodingRow(tokens.ToArray(), prompt);
-        var logits = new float[rows.Count * engine.VocabSize];
-        engine.NextTokenLogits(batch, logits);
-        return logits;
-    }
-
     [TestCaseSource(nameof(Engines))]
     public void SessionLogitsEqualAFullForwardAtEveryStep(string family)
     {
         using var engine = Open(family);
-        using var session = engine.OpenDecoding(slots: 3, tokensPerSlot: 12);
-        var sequences = new List<(int Prompt, List<int> Tokens)> { (0, [1, 5, 7]), (1, [4]), (1, [2, 2, 9, 3, 11]) };
-        for (int s = 0; s < 3; s++) session.Begin(s, sequences[s].Prompt, sequences[s].Tokens.ToArray());
-
-        void Step(int[] slots)
-        {
-            var actual = new float[slots.Length * engine.VocabSize];
-            session.NextTokenLogits(slots, actual);
-            var expected = FullLogits(engine, [.. slots.Select(s => sequences[s])]);
-            Assert.That(actual, Is.EqualTo(expected).Within(1e-4), $"slots {string.Join(",", slots)}");
-        }
-        void Append(int slot, int token)
-        {
-            session.Append(slot, token);
-            sequences[slot].Tokens.Add(token);
-        }
-
-        Step([0, 1, 2]);
-        Append(2, 6);
-        Append(0, 13);
-        Step([2, 0]);
-        Append(0, 1);
-        session.Begin(1, 0, [8, 8, 3, 20]);  // slot 1 restarts with the other prompt while slots 0 and 2 keep theirs
-        sequences[1] = (0, [8, 8, 3, 20]);
-        Append(2, 0);
-        Step([1, 0, 2]);
-        for (int i = 0; i < 4; i++)
-        {
-            for (int s = 0; s < 3; s++) Append(s, (5 * i + 7 * s) % engine.VocabSize);
-            Step([0, 1, 2]);
-        }
+        DecoderOnlyDecodingChecks.SessionLogitsEqualAFullForwardAtEveryStep(engine, tolerance: 1e-4);
     }
 
     // bf16: the cached step's GEMMs read the norm and MLP-activation outputs that their kernels wrote in bf16, as the full
@@ -97,7 +56,7 @@ public sealed class DeviceCachedDecodingTests(DeviceKind kind)
         {
             var actual = new float[2 * engine.VocabSize];
             session.NextTokenLogits([0, 1], actual);
-            var expected = FullLogits(engine, sequences);
+            var expected = DecoderOnlyDecodingChecks.FullLogits(engine, sequences);
             Assert.That(actual, Is.EqualTo(expected).Within(1e-4), $"step {step}");
             TestContext.Out.WriteLine($"step {step}: max |cached − full| {actual.Zip(expected).Max(p => Math.Abs(p.First - p.Second)):E2}, max |logit| {expected.Max(Math.Abs):G3}");
             for (int s = 0; s < 2; s++)
@@ -126,7 +85,7 @@ public sealed class DeviceCachedDecodingTests(DeviceKind kind)
             var actual = new float[2 * engine.VocabSize];
             var tokens = new int[2];
             session.NextTokenLogits([0, 1], actual);
-            Assert.That(actual, Is.EqualTo(FullLogits(engine, sequences)).Within(1e-4), $"step {step}");
+            Assert.That(actual, Is.EqualTo(DecoderOnlyDecodingChecks.FullLogits(engine, sequences)).Within(1e-4), $"step {step}");
             for (int s = 0; s < 2; s++)
             {
                 int token = (step * 3 + s) % engine.VocabSize;
@@ -180,31 +139,7 @@ public sealed class DeviceCachedDecodingTests(DeviceKind kind)
         using var engine = Open(family);
         var device = engine.Device as SoftPrompt.Cuda.Emulation.EmulatedDevice ?? throw new IgnoreException("the device's allocations are counted on the emulator");
         using var session = engine.OpenDecoding(slots: 2, tokensPerSlot: 12);
-        var tokens = new int[2];
-        int[] both = [0, 1], input = [3, 4, 5];
-        void Decode()
-        {
-            session.NextTokens(both, tokens);
-            session.Append(0, tokens[0]);
-            session.Append(1, tokens[1]);
-        }
-        void Restart()  // slot 1's prefill shares the step with slot 0's next token
-        {
-            session.Begin(1, 1, input);
-            Decode();
-        }
-        session.Begin(0, 0, [1, 2]);
-        Restart();
-        Decode();
-        foreach (var (name, round) in new (string, Action)[] { ("decoding steps", Decode), ("steps with a prefill", Restart) })
-        {
-            long deviceBytes = device.AllocatedBytes, before = GC.GetAllocatedBytesForCurrentThread();
-            round();
-            round();
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            Assert.That(allocated, Is.Zero, $"managed bytes allocated by two {name}");
-            Assert.That(device.AllocatedBytes, Is.EqualTo(deviceBytes), $"device bytes allocated by two {name}");
-        }
+        DecodingAllocationChecks.StepsAllocateNothingOnTheHostOrTheDevice(session, device, "steps with a prefill");
     }
 
     [Test]

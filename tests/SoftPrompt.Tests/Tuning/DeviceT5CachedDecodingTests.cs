@@ -85,30 +85,6 @@ public sealed class DeviceT5CachedDecodingTests(DeviceKind kind)
         using var engine = Open(gated: true);
         var device = engine.Device as EmulatedDevice ?? throw new IgnoreException("the device's allocations are counted on the emulator");
         using var session = engine.OpenDecoding(slots: 2, tokensPerSlot: 8);
-        var tokens = new int[2];
-        int[] both = [0, 1], input = [3, 4, 5];
-        void Decode()
-        {
-            session.NextTokens(both, tokens);
-            session.Append(0, tokens[0]);
-            session.Append(1, tokens[1]);
-        }
-        void Restart()  // slot 1 begins a new input: its encoding shares the step with slot 0's next token
-        {
-            session.Begin(1, 1, input);
-            Decode();
-        }
-        session.Begin(0, 0, [1, 2]);
-        Restart();
-        Decode();
-        foreach (var (name, round) in new (string, Action)[] { ("decoding steps", Decode), ("steps that encode", Restart) })
-        {
-            long deviceBytes = device.AllocatedBytes, before = GC.GetAllocatedBytesForCurrentThread();
-            round();
-            round();
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            Assert.That(allocated, Is.Zero, $"managed bytes allocated by two {name}");
-            Assert.That(device.AllocatedBytes, Is.EqualTo(deviceBytes), $"device bytes allocated by two {name}");
-        }
+        DecodingAllocationChecks.StepsAllocateNothingOnTheHostOrTheDevice(session, device, "steps that encode");
     }
 }
