@@ -44,6 +44,11 @@ test_() {
   failed=$(sed -n 's/^ *failed: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   passed=$(sed -n 's/^ *succeeded: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   skipped=$(sed -n 's/^ *skipped: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  # The failures again, just above the closing line: a CI that keeps only the tail of a long log still shows which failed.
+  if [ "${failed:-0}" != 0 ]; then
+    echo "--- failed tests (first lines of each) ---"
+    awk '/^ *failed [^:]/ { left = 10 } left > 0 { print; left-- }' "$log" | head -200
+  fi
   rm -f "$log"
   if [ -z "$total" ]; then echo "0 passed, 1 failed"; echo "test runner produced no summary (exit $rc)" >&2; return 1; fi
   echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
