@@ -39,6 +39,21 @@ public sealed class Bf16OperandTests(DeviceKind kind) : KernelTestBase(kind)
         foreach (ushort bits in dy.Read()) Assert.That(float.IsNaN(GemmReference.FromBf16(bits)), $"bits 0x{bits:x4}");
     }
 
+    [TestCase(1)]
+    [TestCase(1031)]
+    public void ConvertFromBf16WidensExactly(int n)
+    {
+        var rng = new Random(n);
+        ushort[] x = [.. Enumerable.Range(0, n).Select(_ => (ushort)rng.Next(0, 0x10000))];
+        using var dx = Put(x);
+        using var dy = Put(Enumerable.Repeat(float.NaN, n + 1).ToArray());
+        ConvertFromBf16.Launch(Device, dy.Span.Slice(0, n), dx.Span);
+        var y = dy.Read();
+        for (int i = 0; i < n; i++)
+            Assert.That(BitConverter.SingleToUInt32Bits(y[i]), Is.EqualTo((uint)x[i] << 16), $"element {i} (bits 0x{x[i]:x4})");
+        Assert.That(float.IsNaN(y[n]), "the element after y is untouched");
+    }
+
     [TestCase(5, 7, 3, false, true, 1)]
     [TestCase(33, 47, 130, false, true, 2)]
     [TestCase(17, 9, 65, true, false, 3)]

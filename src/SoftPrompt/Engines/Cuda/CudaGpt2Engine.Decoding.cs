@@ -7,7 +7,8 @@ namespace SoftPrompt.Engines;
 public sealed partial class CudaGpt2Engine
 {
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.Heads, config.Embedding / config.Heads,
-        QueryWidth: 3 * config.Embedding, KeyValueWidth: 0, config.Inner, InnerBuffers: 1, RotaryTables: false,
+        QueryWidth: 3 * config.Embedding, KeyValueWidth: 0,
+        InnerWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : config.Inner, InnerBuffers: 1, RotaryTables: false,  // bf16: the inner buffer holds q|k|v first
         Bf16OperandWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : 0, Bf16Head: bf16, Bf16Inner: bf16);
 
     private protected override DeviceSpan<float> DecodingPositionTable => weights.PositionEmbedding;
@@ -19,7 +20,15 @@ public sealed partial class CudaGpt2Engine
         int n = rows, c = config.Embedding, inner = config.Inner, heads = config.Heads;
         float eps = (float)config.LayerNormEpsilon;
         var normed = LayerNormForGemm(p.Norm, p.Mean, p.Rstd, p.Hidden, w.Norm1Weight, w.Norm1Bias, n, c, eps);
-        Linear(p.Query, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+        if (bf16)
+        {
+            // q|k|v rounded as the full forward's bf16 c_attn output, then widened (exactly) for the fp32 cache and decode
+            // attention; c_proj rounds the attention output to bf16 as its GEMM operand, like the full forward's bf16 output.
+            var qkv = p.InnerBf16.Slice(0, (long)n * 3 * c);
+            LinearToBf16(qkv, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            ConvertFromBf16.Launch(device, p.Query.Slice(0, (long)n * 3 * c), qkv);
+        }
+        else Linear(p.Query, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
         KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Query.Slice(c), 3 * c, p.Query.Slice(2 * c), 3 * c, ix.RowKeys, n, c, c);
         DecodeAttention.Launch(device, p.Attention, c, p.Query, 3 * c, p.KeyCache[layer], p.ValueCache[layer], c, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, heads, c / heads, splitSize, splits, config.AttentionScale<float>(layer));

@@ -60,11 +60,27 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         int n = step.Shared, c = config.Embedding, inner = config.Inner;
         float eps = (float)config.LayerNormEpsilon;
         var normed = LayerNormForGemm(p.Norm, s.Mean1, s.Rstd1, s.Input, w.Norm1Weight, w.Norm1Bias, n, c, eps);
-        Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
-        GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
-        FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer), tensorCores: bf16);
-        GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
-        Linear(s.Middle, s.Input, s.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
+        float scale = config.AttentionScale<float>(layer);
+        GemmInput attention;
+        if (bf16)
+        {
+            // q|k|v and the attention output stay bf16 in memory: c_attn's GEMM writes them with its bias, attention reads and
+            // writes bf16, and c_proj's GEMM reads the output as its operand.
+            LinearToBf16(s.QkvBf16.Slice(0, (long)n * 3 * c), normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            GatherRows.Launch(device, p.QkvFullBf16, s.QkvBf16, shared.FullToShared, step.Full, 3 * c);
+            FusedQkvAttention.Forward(device, p.AttentionFullBf16, s.LogSumExp, p.QkvFullBf16, step.Rows, step.Sequence, c, config.Heads, scale);
+            GatherRows.Launch(device, s.AttentionBf16, p.AttentionFullBf16, shared.SharedToFull, n, c);
+            attention = GemmInput.OfBf16(s.AttentionBf16.Slice(0, (long)n * c));
+        }
+        else
+        {
+            Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
+            FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, scale);
+            GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
+            attention = s.Attention;
+        }
+        Linear(s.Middle, s.Input, attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         normed = LayerNormForGemm(p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
         long wide = (long)n * inner;
         if (bf16) LinearToBf16(s.HiddenBf16.Slice(0, wide), normed, w.FcWeight, w.FcBias, n, c, inner);
@@ -113,10 +129,21 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the
         // first row using it); every row's key/value gradients at its prompt positions then add up on the shared row.
         GatherRows.Launch(device, p.GradientAttentionFull, p.Projection, shared.FullToSharedOrZero, step.Full, c);
-        GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
-        GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, step.Full, c);
-        FusedQkvAttention.Backward(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch,
-            step.Rows, step.Sequence, c, config.Heads, config.AttentionScale<float>(layer), tensorCores: bf16);
+        float scale = config.AttentionScale<float>(layer);
+        if (bf16)
+        {
+            GatherRows.Launch(device, p.QkvFullBf16, s.QkvBf16, shared.FullToShared, step.Full, 3 * c);
+            GatherRows.Launch(device, p.AttentionFullBf16, s.AttentionBf16, shared.FullToShared, step.Full, c);
+            FusedQkvAttention.Backward(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFullBf16, p.AttentionFullBf16, s.LogSumExp, p.AttentionScratch,
+                step.Rows, step.Sequence, c, config.Heads, scale);
+        }
+        else
+        {
+            GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
+            GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, step.Full, c);
+            FusedQkvAttention.Backward(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch,
+                step.Rows, step.Sequence, c, config.Heads, scale);
+        }
         GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
         Conv1DInputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
         LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
@@ -137,7 +164,8 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
 
     /// <summary>
     /// y [n, out] bf16 = bias + x [n, in] · W [in, out] (Conv1D, bf16 W), the bias rounded to bf16 into y first and the fp32
-    /// sum rounded once (PyTorch's bf16 autocast adds a bf16 bias likewise): c_fc's pre-activation, which only GELU reads.
+    /// sum rounded once (PyTorch's bf16 autocast adds a bf16 bias likewise): c_attn's q|k|v, which only attention reads, and
+    /// c_fc's pre-activation, which only GELU reads.
     /// </summary>
     private void LinearToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {

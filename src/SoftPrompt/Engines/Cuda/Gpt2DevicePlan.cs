@@ -36,8 +36,9 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         Layer Saved(int? layer)
         {
             string at = RecomputedLayers.Prefix("h", layer);
-            return new(Input: default, Mean1: F(at + "ln_1.mean", n), Rstd1: F(at + "ln_1.rstd", n), Qkv: F(at + "qkv", n * 3 * c),
-                Attention: F(at + "attention", n * c), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * c),
+            return new(Input: default, Mean1: F(at + "ln_1.mean", n), Rstd1: F(at + "ln_1.rstd", n), Qkv: F(at + "qkv", bf16 ? 0 : n * 3 * c),
+                QkvBf16: carve.Take<ushort>(at + "qkv_bf16", bf16 ? n * 3 * c : 0), Attention: F(at + "attention", bf16 ? 0 : n * c),
+                AttentionBf16: carve.Take<ushort>(at + "attention_bf16", bf16 ? n * c : 0), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * c),
                 Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", bf16 ? 0 : n * inner),
                 HiddenBf16: carve.Take<ushort>(at + "mlp.hidden_bf16", bf16 ? n * inner : 0));
         }
@@ -48,8 +49,11 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         // In bf16 the GELU output goes straight into bf16_operands (the only reader is c_proj's GEMM): no fp32 wide buffer.
         Projection = F("projection", (n + 1) * c); Wide = F("wide", bf16 ? 0 : n * inner);
         GradientQkv = F("gradient_qkv", n * 3 * c); GradientWide = F("gradient_wide", n * inner); AttentionScratch = F("attention_scratch", n * heads);
-        QkvFull = F("qkv_full", n * 3 * c); GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
-        AttentionFull = F("attention_full", n * c); GradientAttentionFull = F("gradient_attention_full", n * c);
+        // Attention's full layout holds q|k|v and its output in the storage type of the precision (bf16: as the GEMMs write them).
+        QkvFull = F("qkv_full", bf16 ? 0 : n * 3 * c); QkvFullBf16 = carve.Take<ushort>("qkv_full_bf16", bf16 ? n * 3 * c : 0);
+        GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
+        AttentionFull = F("attention_full", bf16 ? 0 : n * c); AttentionFullBf16 = carve.Take<ushort>("attention_full_bf16", bf16 ? n * c : 0);
+        GradientAttentionFull = F("gradient_attention_full", n * c);
         // A GEMM's activation operand is at most [n, inner] (c_proj's input forward, c_fc's output gradient backward) or [n, 3c];
         // the bf16 LayerNorm and GELU outputs, and GELU's bf16 input gradient, are written here directly.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(inner, 3 * c) : 0);
@@ -57,11 +61,12 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
 
     /// <summary>
     /// Shared rows: the block's input, ln_1's statistics, q|k|v, attention output before c_proj, logsumexp, the residual after
-    /// attention, ln_2's statistics, the MLP's pre-activation (c_fc's output with its bias: <see cref="Hidden"/> in fp32
-    /// precision, <see cref="HiddenBf16"/> in bf16, the other empty).
+    /// attention, ln_2's statistics, the MLP's pre-activation (c_fc's output with its bias). q|k|v, the attention output and
+    /// the pre-activation are fp32 in fp32 precision (<see cref="Qkv"/>, <see cref="Attention"/>, <see cref="Hidden"/>) and
+    /// bf16 in bf16 precision (<see cref="QkvBf16"/>, <see cref="AttentionBf16"/>, <see cref="HiddenBf16"/>), the others empty.
     /// </summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Mean1, DeviceSpan<float> Rstd1, DeviceSpan<float> Qkv,
-        DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Mean2, DeviceSpan<float> Rstd2, DeviceSpan<float> Hidden,
+        DeviceSpan<ushort> QkvBf16, DeviceSpan<float> Attention, DeviceSpan<ushort> AttentionBf16, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Mean2, DeviceSpan<float> Rstd2, DeviceSpan<float> Hidden,
         DeviceSpan<ushort> HiddenBf16);
 
     public Layer[] Layers { get; }
@@ -73,16 +78,19 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
     public DeviceSpan<float> GradientQkv { get; }
     public DeviceSpan<float> GradientWide { get; }
     public DeviceSpan<float> AttentionScratch { get; }
-    /// <summary>Full-layout [rows·sequence, ·] scratch for attention: its qkv and output gathered from the shared rows, and their gradients.</summary>
+    /// <summary>Full-layout [rows·sequence, ·] scratch for attention: its qkv and output gathered from the shared rows (fp32, or bf16 in bf16 precision), and their gradients.</summary>
     public DeviceSpan<float> QkvFull { get; }
+    public DeviceSpan<ushort> QkvFullBf16 { get; }
     public DeviceSpan<float> GradientQkvFull { get; }
     public DeviceSpan<float> AttentionFull { get; }
+    public DeviceSpan<ushort> AttentionFullBf16 { get; }
     public DeviceSpan<float> GradientAttentionFull { get; }
     /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
     public DeviceSpan<ushort> Bf16Operands { get; }
 
     public override DeviceSpan<float> BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
-    public override DeviceSpan<float> FullEmbeddings => AttentionFull;
+    /// <summary>GradientAttentionFull is free outside the reverse pass's attention, and fp32 in both precisions.</summary>
+    public override DeviceSpan<float> FullEmbeddings => GradientAttentionFull;
     /// <summary>GradientQkvFull is free until the reverse pass reaches attention.</summary>
     public override DeviceSpan<float> TargetGradients => GradientQkvFull;
 }
