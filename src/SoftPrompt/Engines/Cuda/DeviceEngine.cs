@@ -165,6 +165,8 @@ public abstract class DeviceEngine : IDeviceEngine
     // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v and the
     // attention output are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself). The cached decoding
     // step rounds its MLP pre-activations the same way (bf16 inner buffers), so its logits stay those of a full forward.
+    // T5 (all three attentions): q/k/v are bf16 GEMM outputs, attention writes its output in bf16 (the o GEMM's operand),
+    // all saved in bf16; its cached step rounds q/k/v to bf16 values in fp32 (round_to_bf16) for the fp32 decode attention.
 
     /// <summary>The activation operand of a GEMM: fp32 (rounded into <see cref="Bf16Operands"/> when the weight is bf16), or already bf16.</summary>
     private protected readonly record struct GemmInput(DeviceSpan<float> Fp32, DeviceSpan<ushort> Bf16)
