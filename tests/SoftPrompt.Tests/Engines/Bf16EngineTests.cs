@@ -226,10 +226,35 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         Assert.That(Bytes(bf16, "encoder.output"), Is.Zero, "bf16: no fp32 encoder output");
         Assert.That(Bytes(bf16, "encoder.output_bf16"), Is.EqualTo(output / 2), "bf16: the encoder output at 2 bytes");
         long preActivations = BytesEndingWith(fp32, ".ff.hidden") + BytesEndingWith(fp32, ".ff.linear");
+        long attention = T5AttentionTensors.Sum(tensor => ActivationBytesEndingWith(fp32, tensor));
         int layers = config.Layers + config.DecoderLayers;
         Assert.That(fp32.BytesOf(DeviceMemoryKind.Activations) - bf16.BytesOf(DeviceMemoryKind.Activations),
-            Is.EqualTo(output / 2 + preActivations / 2).Within((4 * layers + 2) * DeviceArena.Alignment),
-            "the saved activations shrink by half the encoder output and half the feed-forward pre-activations");
+            Is.EqualTo(output / 2 + preActivations / 2 + attention / 2).Within((12 * layers + 2) * DeviceArena.Alignment),
+            "the saved activations shrink by half the encoder output, the feed-forward pre-activations and the attention's q, k, v and output");
+    }
+
+    /// <summary>Every attention's saved q, k, v and output (self-attention in both stacks, the decoder's cross-attention).</summary>
+    private static readonly string[] T5AttentionTensors = [".self.q", ".self.k", ".self.v", ".self.output", ".cross.q", ".cross.k", ".cross.v", ".cross.output"];
+
+    [TestCase(Recomputation.Off)]
+    [TestCase(Recomputation.PerLayer)]
+    public void T5SavesTheAttentionsQueryKeyValueAndOutputInBf16(Recomputation recomputation)
+    {
+        var config = T5Shapes.Named["t5-small"];
+        var layout = PromptLayout.Uniform(1, 20);
+        var batch = new TokenBatch(4, 64, layout);
+        batch.Reset(64);
+        for (int r = 0; r < 4; r++) batch.AddRow(new int[48], new int[16]);
+        var fp32 = DeviceMemoryPlan.Measure(config, batch, layout, recomputation: recomputation);
+        var bf16 = DeviceMemoryPlan.Measure(config, batch, layout, Precision.Bf16, recomputation);
+        foreach (string tensor in T5AttentionTensors)
+        {
+            long bytes = ActivationBytesEndingWith(fp32, tensor);
+            Assert.That(bytes, Is.GreaterThan(0), $"fp32 keeps {tensor} in fp32");
+            Assert.That(ActivationBytesEndingWith(fp32, tensor + "_bf16"), Is.Zero, $"fp32: no bf16 {tensor}");
+            Assert.That(ActivationBytesEndingWith(bf16, tensor), Is.Zero, $"bf16: no fp32 {tensor}");
+            Assert.That(ActivationBytesEndingWith(bf16, tensor + "_bf16"), Is.EqualTo(bytes / 2).Within(2 * config.Layers * DeviceArena.Alignment), $"bf16: {tensor} at 2 bytes");
+        }
     }
 
     [TestCase("gpt2-small", ".mlp.hidden")]
@@ -261,6 +286,10 @@ public sealed class Bf16EngineTests(DeviceKind kind)
 
     private static long BytesEndingWith(DeviceMemoryPlan plan, string suffix) =>
         plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Name.EndsWith(suffix, StringComparison.Ordinal)).Sum(t => t.Bytes);
+
+    /// <summary>As <see cref="BytesEndingWith"/>, saved activations only (T5's q/k/v weights end in the same names).</summary>
+    private static long ActivationBytesEndingWith(DeviceMemoryPlan plan, string suffix) =>
+        plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Kind == DeviceMemoryKind.Activations && t.Name.EndsWith(suffix, StringComparison.Ordinal)).Sum(t => t.Bytes);
 
     [Test]
     public void TheCpuEnginesRefuseBf16()

@@ -30,6 +30,19 @@ public sealed class Bf16OperandTests(DeviceKind kind) : KernelTestBase(kind)
         Assert.That(dy.Read(), Is.EqualTo(expected));
     }
 
+    [TestCase(1)]
+    [TestCase(1031)]
+    public void RoundToBf16KeepsTheBf16ValueInFp32InPlace(int n)
+    {
+        var x = RandomFloats(n, n + 1, -3e4f, 3e4f);
+        float[] special = [1f + 1f / 256, 1f + 3f / 256, -0f, float.NegativeInfinity, 1e-40f, 3.3895314e38f];
+        for (int i = 0; i < Math.Min(n, special.Length); i++) x[i] = special[i];
+        using var dx = Put(x);
+        RoundToBf16.Launch(Device, dx.Span, dx.Span);
+        var expected = x.Select(v => GemmReference.FromBf16(ElementConversion.SingleToBFloat16(v))).ToArray();
+        Assert.That(dx.Read(), Is.EqualTo(expected));
+    }
+
     [Test]
     public void ConvertToBf16KeepsNaNANaN()
     {

@@ -347,3 +347,20 @@ internal static class ConvertFromBf16
         KernelStubs.convert_from_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Elementwise.Threads), Elementwise.Threads), y: y, x: x, n: n);
     }
 }
+
+/// <summary>
+/// round_to_bf16: y = float(bf16(x)), round to nearest even, in fp32 (n = x.Length; y [≥ n], may be x itself): what an fp32
+/// kernel reads where the full forward holds a bf16 tensor (T5's cached decoding step).
+/// </summary>
+internal static class RoundToBf16
+{
+    public const string Name = "round_to_bf16";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> x)
+    {
+        int n = LaunchChecks.Elements(Name, x.Length, "n");
+        if (y.Length < n) throw new ArgumentException($"{Name}: y holds {y.Length} elements, x has {n}.", nameof(y));
+        if (n == 0) return;
+        KernelStubs.round_to_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Elementwise.Threads), Elementwise.Threads), y: y, x: x, n: n);
+    }
+}

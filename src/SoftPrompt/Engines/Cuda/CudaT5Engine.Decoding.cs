@@ -66,9 +66,9 @@ public sealed partial class CudaT5Engine
         for (int l = 0; l < config.DecoderLayers; l++)
         {
             var w = weights.DecoderLayers[l].CrossAttention;
-            Project(p.GradientKey, encoderOutput, w.Key, ne, d, att);
+            ProjectForDecodeAttention(p.GradientKey, encoderOutput, w.Key, ne);
             ScatterRows.Launch(device, decoding.CrossKeyCache[l], p.GradientKey, cacheRows, ne, att);
-            Project(p.GradientKey, encoderOutput, w.Value, ne, d, att);
+            ProjectForDecodeAttention(p.GradientKey, encoderOutput, w.Value, ne);
             ScatterRows.Launch(device, decoding.CrossValueCache[l], p.GradientKey, cacheRows, ne, att);
         }
     }
@@ -94,16 +94,16 @@ public sealed partial class CudaT5Engine
         {
             var w = weights.DecoderLayers[l];
             RmsNormForward.Launch(device, p.Norm, p.Rstd, x, w.SelfAttentionNormWeight, n, d, eps);
-            Project(p.Query, p.Norm, w.SelfAttention.Query, n, d, att);
-            Project(p.Key, p.Norm, w.SelfAttention.Key, n, d, att);
-            Project(p.Value, p.Norm, w.SelfAttention.Value, n, d, att);
+            ProjectForDecodeAttention(p.Query, p.Norm, w.SelfAttention.Query, n);
+            ProjectForDecodeAttention(p.Key, p.Norm, w.SelfAttention.Key, n);
+            ProjectForDecodeAttention(p.Value, p.Norm, w.SelfAttention.Value, n);
             KeyValueCacheAppend.Launch(device, p.KeyCache[l], p.ValueCache[l], p.Key, att, p.Value, att, ix.RowKeys, n, att, att);
             DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[l], p.ValueCache[l], att, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
                 n, heads, heads, hs, selfSize, selfSplits, scale: 1f, p.DistanceBias, p.BiasDistances);
             Residual(y, x, p.Attention, w.SelfAttention.Output, n, att, d);
 
             RmsNormForward.Launch(device, p.Norm, p.Rstd, y, w.CrossAttentionNormWeight, n, d, eps);
-            Project(p.Query, p.Norm, w.CrossAttention.Query, n, d, att);
+            ProjectForDecodeAttention(p.Query, p.Norm, w.CrossAttention.Query, n);
             DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.CrossKeyCache[l], p.CrossValueCache[l], att, ix.CrossRowKeys, p.PartialOut, p.PartialMax,
                 p.PartialSum, n, heads, heads, hs, crossSize, crossSplits, scale: 1f);
             Residual(x, y, p.Attention, w.CrossAttention.Output, n, att, d);
@@ -113,6 +113,17 @@ public sealed partial class CudaT5Engine
             (x, y) = (y, x);
         }
         RmsNormForward.Launch(device, p.Norm, p.Rstd, x, weights.DecoderFinalNormWeight, n, d, eps);
+    }
+
+    /// <summary>
+    /// y [n, a] = x [n, d] · Wᵀ for decode attention (fp32, its caches too): in bf16 precision rounded to the bf16 values
+    /// the full forward's bf16 q, k and v GEMM outputs hold, so the cached step's logits stay that pass's.
+    /// </summary>
+    private void ProjectForDecodeAttention(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, int n)
+    {
+        long count = (long)n * config.AttentionSize;
+        Project(y, x, weight, n, config.Embedding, config.AttentionSize);
+        if (bf16) RoundToBf16.Launch(device, y.Slice(0, count), y.Slice(0, count));
     }
 
     /// <summary>

@@ -201,12 +201,9 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
         var ca = s.CrossAttention;
         var normed = RmsNormForGemm(p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
-        Project(ca.Query, normed, w.CrossAttention.Query, nd, d, att);
-        var encoderOutput = EncoderOutputOperand(p);
-        Project(ca.Key, encoderOutput, w.CrossAttention.Key, ne, d, att);
-        Project(ca.Value, encoderOutput, w.CrossAttention.Value, ne, d, att);
+        ProjectQueryKeyValue(ca, w.CrossAttention, normed, nd, EncoderOutputOperand(p), ne);
         Attend(ca, default, default, p.EncoderLengths.Slice(0, rows), decoderLength, encoderLength, causal: false);
-        Residual(s.Middle2, s.Middle1, ca.Output, w.CrossAttention.Output, nd, att, d);
+        Residual(s.Middle2, s.Middle1, AttentionOutput(ca), w.CrossAttention.Output, nd, att, d);
 
         normed = RmsNormForGemm(p.Norm, s.Rstd3, s.Middle2, w.FeedForwardNormWeight, nd, d, eps);
         var next = l + 1 < config.DecoderLayers ? p.Decoder[l + 1].Input : p.DecoderFinal;
@@ -341,12 +338,33 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     {
         int n = rows * length, d = config.Embedding, att = config.AttentionSize;
         var normed = RmsNormForGemm(p.Norm, rstd, input, normWeight, n, d, (float)config.LayerNormEpsilon);
-        Project(a.Query, normed, w.Query, n, d, att);
-        Project(a.Key, normed, w.Key, n, d, att);
-        Project(a.Value, normed, w.Value, n, d, att);
+        ProjectQueryKeyValue(a, w, normed, n, normed, n);
         Attend(a, bias, buckets, keyLengths, length, length, causal);
-        Residual(output, input, a.Output, w.Output, n, att, d);
+        Residual(output, input, AttentionOutput(a), w.Output, n, att, d);
     }
+
+    /// <summary>
+    /// a's q [nq, a] from <paramref name="queryInput"/> [nq, d], k and v [nk, a] from <paramref name="keyInput"/> [nk, d]
+    /// (the same norm output in self-attention; the decoder's and the encoder output in cross-attention): in bf16
+    /// precision bf16 GEMM outputs, each fp32 sum rounded once, as PyTorch's bf16 autocast keeps them.
+    /// </summary>
+    private void ProjectQueryKeyValue(T5DevicePlan.Attention a, T5DeviceWeights.Attention w, GemmInput queryInput, int nq, GemmInput keyInput, int nk)
+    {
+        int d = config.Embedding, att = config.AttentionSize;
+        if (bf16)
+        {
+            ProjectToBf16(a.QueryBf16, queryInput, w.Query, nq, d, att);
+            ProjectToBf16(a.KeyBf16, keyInput, w.Key, nk, d, att);
+            ProjectToBf16(a.ValueBf16, keyInput, w.Value, nk, d, att);
+            return;
+        }
+        Project(a.Query, queryInput, w.Query, nq, d, att);
+        Project(a.Key, keyInput, w.Key, nk, d, att);
+        Project(a.Value, keyInput, w.Value, nk, d, att);
+    }
+
+    /// <summary>The attention output as the o projection's operand: in bf16 precision the bf16 tensor attention wrote, read as it is.</summary>
+    private GemmInput AttentionOutput(T5DevicePlan.Attention a) => bf16 ? GemmInput.OfBf16(a.OutputBf16) : a.Output;
 
     /// <summary><paramref name="dResidual"/> [rows·length, d]: d(loss)/d(output) of <see cref="SelfAttention"/> in, d(loss)/d(input) out.</summary>
     private void SelfAttentionBackward(T5DevicePlan p, DeviceSpan<float> dResidual, DeviceSpan<float> input, DeviceSpan<float> rstd, DeviceSpan<float> normWeight,
@@ -361,12 +379,19 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         RmsNormBackward.Launch(device, dResidual, p.Norm, input, normWeight, rstd, n, d);
     }
 
-    /// <summary>a.Output = softmax(q·kᵀ + bias)·v per head (no 1/√d: T5 folds it into its weights), saving the logsumexp.</summary>
+    /// <summary>
+    /// a.Output = softmax(q·kᵀ + bias)·v per head (no 1/√d: T5 folds it into its weights), saving the logsumexp; in bf16
+    /// precision q, k, v and the output are bf16 (scores, softmax and sums fp32 inside the kernel).
+    /// </summary>
     private void Attend(T5DevicePlan.Attention a, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, int queryLength, int keyLength, bool causal)
     {
         int att = config.AttentionSize;
-        AttentionForward.Launch(device, a.Output, att, a.LogSumExp, a.Query, att, a.Key, att, a.Value, att, bias, buckets, keyLengths,
-            rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f, tensorCores: bf16);
+        if (bf16)
+            AttentionForward.Launch(device, a.OutputBf16, att, a.LogSumExp, a.QueryBf16, att, a.KeyBf16, att, a.ValueBf16, att, bias, buckets, keyLengths,
+                rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+        else
+            AttentionForward.Launch(device, a.Output, att, a.LogSumExp, a.Query, att, a.Key, att, a.Value, att, bias, buckets, keyLengths,
+                rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
     }
 
     /// <summary>p.GradientQuery, GradientKey, GradientValue from p.GradientAttention = d(loss)/d(a.Output).</summary>
@@ -374,8 +399,13 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         int queryLength, int keyLength, bool causal)
     {
         int att = config.AttentionSize;
-        AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, a.Query, att, a.Key, att,
-            a.Value, att, a.Output, att, a.LogSumExp, p.AttentionScratch, bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize,
-            causal, scale: 1f, tensorCores: bf16);
+        if (bf16)
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, a.QueryBf16, att, a.KeyBf16, att,
+                a.ValueBf16, att, a.OutputBf16, att, a.LogSumExp, p.AttentionScratch, bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize,
+                causal, scale: 1f);
+        else
+            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, a.Query, att, a.Key, att,
+                a.Value, att, a.Output, att, a.LogSumExp, p.AttentionScratch, bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize,
+                causal, scale: 1f);
     }
 }

@@ -163,13 +163,13 @@ public abstract class DeviceEngine : IDeviceEngine
     // updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in fp32 inside attention), the
     // loss, the final norm's output (the LM head gathers its target rows and rounds only those), and every gradient that is not
     // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it), attention's dout and dq/dk/dv
-    // included (summed over shared prompt rows). q/k/v and the attention output: GPT-2 keeps them bf16 in memory — c_attn
-    // writes q|k|v in bf16 with its bias (one rounding), the plan saves them and the attention output in bf16, the gathers
-    // move bf16, attention reads and writes bf16 (the launchers' DeviceSpan<ushort> overloads: tensor cores at hs 64/128,
-    // SIMT kernels reading bf16 elsewhere) and c_proj reads the output as its GEMM operand; Llama and T5 still keep them
-    // fp32 (GEMM outputs that attention rounds to bf16 itself). The cached decoding step rounds its MLP pre-activations the
-    // same way (bf16 inner buffers), and GPT-2's q|k|v (a bf16 c_attn output widened for the fp32 KV cache), so its logits
-    // stay those of a full forward.
+    // included (summed over shared prompt rows). q/k/v and the attention output are bf16 in memory: the q/k/v GEMMs write
+    // bf16 (with their bias rounded in first, one rounding), the plan saves them and the attention output in bf16, the
+    // gathers move bf16, attention reads and writes bf16 (the launchers' DeviceSpan<ushort> overloads: tensor cores at hs
+    // 64/128, SIMT kernels reading bf16 elsewhere) and the output projection reads the output as its GEMM operand — GPT-2,
+    // T5 (encoder self, decoder self and cross attention); Llama not yet. The cached decoding step rounds its MLP
+    // pre-activations the same way (bf16 inner buffers) and its q/k/v to the full forward's bf16 values (GPT-2: a bf16
+    // c_attn output widened for the fp32 KV cache; T5: round_to_bf16), so its logits stay those of a full forward.
 
     /// <summary>The activation operand of a GEMM: fp32 (rounded into <see cref="Bf16Operands"/> when the weight is bf16), or already bf16.</summary>
     private protected readonly record struct GemmInput(DeviceSpan<float> Fp32, DeviceSpan<ushort> Bf16)

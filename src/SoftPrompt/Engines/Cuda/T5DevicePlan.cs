@@ -38,8 +38,15 @@ internal sealed class T5DevicePlan : IDisposable
         // The feed-forward's pre-activations: fp32, or in bf16 precision bf16 GEMM outputs kept in bf16.
         FeedForwardSaved Ff(string at, long rowsLength) => new(F(at + "ff.hidden", bf16 ? 0 : rowsLength * ff), F(at + "ff.linear", bf16 ? 0 : rowsLength * gatedFf),
             carve.Take<ushort>(at + "ff.hidden_bf16", bf16 ? rowsLength * ff : 0), carve.Take<ushort>(at + "ff.linear_bf16", bf16 ? rowsLength * gatedFf : 0));
-        Attention Att(string at, long queryLength, long keyLength) => new(F(at + "q", rows * queryLength * a), F(at + "k", rows * keyLength * a),
-            F(at + "v", rows * keyLength * a), F(at + "output", rows * queryLength * a), F(at + "logsumexp", rows * heads * queryLength));
+        // q, k, v and the attention output: fp32, or in bf16 precision bf16 GEMM outputs (and a bf16 attention output) kept in bf16.
+        DeviceSpan<ushort> H(string name, long count) => carve.Take<ushort>(name + "_bf16", bf16 ? count : 0);
+        DeviceSpan<float> Fp32(string name, long count) => F(name, bf16 ? 0 : count);
+        Attention Att(string at, long queryLength, long keyLength)
+        {
+            long queries = rows * queryLength * a, keys = rows * keyLength * a;
+            return new(Fp32(at + "q", queries), Fp32(at + "k", keys), Fp32(at + "v", keys), Fp32(at + "output", queries), F(at + "logsumexp", rows * heads * queryLength),
+                H(at + "q", queries), H(at + "k", keys), H(at + "v", keys), H(at + "output", queries));
+        }
 
         carve.Kind = DeviceMemoryKind.Activations;
         EncoderLayer SavedEncoder(int? layer)
@@ -105,8 +112,12 @@ internal sealed class T5DevicePlan : IDisposable
     public int EncoderBucketLength { get; set; } = -1;
     public int DecoderBucketLength { get; set; } = -1;
 
-    /// <summary>q [nq, a], k and v [nk, a], attention output before the o projection [nq, a], logsumexp [rows, H, Tq].</summary>
-    public readonly record struct Attention(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output, DeviceSpan<float> LogSumExp);
+    /// <summary>
+    /// q [nq, a], k and v [nk, a], attention output before the o projection [nq, a], logsumexp [rows, H, Tq]: in fp32
+    /// precision <see cref="Query"/> … <see cref="Output"/>, in bf16 <see cref="QueryBf16"/> … <see cref="OutputBf16"/>; the others empty.
+    /// </summary>
+    public readonly record struct Attention(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output, DeviceSpan<float> LogSumExp,
+        DeviceSpan<ushort> QueryBf16, DeviceSpan<ushort> KeyBf16, DeviceSpan<ushort> ValueBf16, DeviceSpan<ushort> OutputBf16);
     /// <summary>
     /// The feed-forward's saved pre-activations [n, ff]: wi's output (v1.1: wi_0's) and wi_1's (v1.1 only), in fp32
     /// precision <see cref="Hidden"/> and <see cref="Linear"/>, in bf16 <see cref="HiddenBf16"/> and <see cref="LinearBf16"/>; the others empty.
