@@ -9,6 +9,9 @@
 // j, so the reads of x_j, x_{j+h} and of the table rows are coalesced. The thread owning a pair reads both elements
 // before writing them, so the rotation in place is race-free. Every product and sum is rounded on its own
 // (__fmul_rn / __fadd_rn stop nvcc from contracting them into FMAs), so the GPU gives the CPU op's bits.
+// bf16 storage (rope_forward_bf16: q and k in bf16 precision): the same fp32 math on the widened values, rounded to
+// nearest even once at the end — what PyTorch's bf16 autocast does to a bf16 q/k (its RoPE runs in fp32 against the fp32
+// cos/sin, and the next matmul rounds the result to bf16 once).
 #include "common.cuh"
 #include "kernel_helpers.cuh"
 
@@ -16,7 +19,8 @@ namespace rope_detail {
 
 // Rotates every pair of x [batch·sequence, heads·head_size] by its position's angle; sign = +1 forward, −1 backward
 // (negating s is exact, so the backward rounds exactly as the CPU op's `sj = -s[j]`).
-__device__ __forceinline__ void rotate_pairs(float* x, const float* cos_table, const float* sin_table, int batch, int sequence, int heads,
+template <typename T>
+__device__ __forceinline__ void rotate_pairs(T* x, const float* cos_table, const float* sin_table, int batch, int sequence, int heads,
                                              int head_size, float scale, float sign) {
     const int half = head_size / 2;
     const int pairs = batch * sequence * heads * half;  // ≤ the element count, which the launcher keeps in int range
@@ -24,11 +28,11 @@ __device__ __forceinline__ void rotate_pairs(float* x, const float* cos_table, c
         const int j = p % half;
         const int row_head = p / half;       // (b·sequence + t)·heads + head
         const int t = (row_head / heads) % sequence;
-        float* v = x + row_head * head_size + j;
+        T* v = x + row_head * head_size + j;
         const float c = cos_table[t * half + j], s = sign * sin_table[t * half + j];
-        const float a = v[0], b = v[half];
-        v[0] = __fmul_rn(__fadd_rn(__fmul_rn(a, c), -__fmul_rn(b, s)), scale);
-        v[half] = __fmul_rn(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)), scale);
+        const float a = load_value(v), b = load_value(v + half);
+        store_value(v, __fmul_rn(__fadd_rn(__fmul_rn(a, c), -__fmul_rn(b, s)), scale));
+        store_value(v + half, __fmul_rn(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)), scale));
     }
 }
 
@@ -40,6 +44,13 @@ __device__ __forceinline__ void rotate_pairs(float* x, const float* cos_table, c
 //   Grid: any (grid-stride over batch·sequence·heads·head_size/2 pairs); block: 256; no shared memory. Saves nothing:
 //   the backward needs only the tables.
 extern "C" __global__ void __launch_bounds__(256) rope_forward(float* x, const float* cos_table, const float* sin_table, int batch, int sequence, int heads, int head_size, float scale) {
+    rope_detail::rotate_pairs(x, cos_table, sin_table, batch, sequence, heads, head_size, scale, 1.0f);
+}
+
+// rope_forward_bf16 — rope_forward on bf16 x: fp32 math from the fp32 tables, each value rounded to nearest even once.
+//   x: [batch, sequence, heads·head_size] bf16; the rest, grid and block as rope_forward. The backward stays
+//   rope_backward on fp32 gradients (attention writes d(q), d(k) in fp32).
+extern "C" __global__ void __launch_bounds__(256) rope_forward_bf16(bf16* x, const float* cos_table, const float* sin_table, int batch, int sequence, int heads, int head_size, float scale) {
     rope_detail::rotate_pairs(x, cos_table, sin_table, batch, sequence, heads, head_size, scale, 1.0f);
 }
 

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using NUnit.Framework.Constraints;
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Cpu;
 using SoftPrompt.Cuda.Kernels;
 using SoftPrompt.Models.Llama;
@@ -43,6 +44,32 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         AssertBitEqual(dX.Read(), y, "forward");
         RopeBackward.Launch(Device, dDy.Span, dCos.Span, dSin.Span, batch, sequence, heads, headSize, scale);
         AssertBitEqual(dDy.Read(), dx, "backward");
+    }
+
+    // bf16 q/k (bf16 precision): the fp32 rotation of the widened values, rounded to nearest even once — RopeOps.Forward
+    // on the widened input, then rounded, bit for bit. Random tables, as above; inputs already bf16 values.
+    [TestCase(1, 1, 1, 2, 1f, 0)]
+    [TestCase(2, 5, 3, 6, 1f, 1)]            // odd half, misaligned
+    [TestCase(1, 1, 7, 128, 0.0883883f, 3)]  // sequence 1, 1/√128: the scale is not a power of two
+    [TestCase(2, 33, 4, 64, 0.125f, 0)]      // Llama-like query, not a multiple of the block
+    public void RopeOnBf16RoundsTheFp32RotationOnce(int batch, int sequence, int heads, int headSize, float scale, int offset)
+    {
+        int n = batch * sequence * heads * headSize, table = (sequence + 3) * (headSize / 2);
+        float[] cos = RandomFloats(table, 1), sin = RandomFloats(table, 2);
+        ushort[] x = [.. RandomFloats(n, 3, -4f, 4f).Select(ElementConversion.SingleToBFloat16)];
+        var rotated = new float[n];
+        ElementConversion.BFloat16ToSingle(x, rotated);
+        RopeOps.Forward<float>(rotated, cos, sin, batch, sequence, heads, headSize, scale);
+        var expected = new ushort[n];
+        ElementConversion.SingleToBFloat16(rotated, expected);
+
+        using var dCos = Put(cos, offset);
+        using var dSin = Put(sin, offset);
+        using var dX = Put(x, offset);
+        RopeForward.Launch(Device, dX.Span, dCos.Span, dSin.Span, batch, sequence, heads, headSize, scale);
+        var actual = dX.Read();
+        for (int i = 0; i < n; i++)
+            Assert.That(actual[i], Is.EqualTo(expected[i]), $"element {i}: 0x{actual[i]:x4}, expected 0x{expected[i]:x4} (fp32 {rotated[i]:R})");
     }
 
     // Real Llama-3 tables (θ = 500000, rope_scaling "llama3" factor 8, all three bands of the wavelength adjustment),
@@ -255,6 +282,10 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         Assert.That(() => RopeBackward.Launch(Device, x.Span, table.Span, shortTable.Span, 2, 3, 4, 8, 1f), Rejected("rope_backward", "sin"));
         Assert.That(() => RopeForward.Launch(Device, x.Span, table.Span, table.Span, 2, 3, 5, 8, 1f), Rejected("rope_forward", "x"));
         Assert.That(() => RopeForward.Launch(Device, x.Span, table.Span, table.Span, 2, 3, 4, 7, 1f), Rejected("rope_forward", "headSize"));
+        using var shortBf16 = Zeros<ushort>(2 * 3 * 4 * 8 - 1);
+        Assert.That(() => RopeForward.Launch(Device, shortBf16.Span, table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_forward_bf16", "x"));
+        using var bf16 = Zeros<ushort>(2 * 3 * 4 * 8);
+        Assert.That(() => RopeForward.Launch(Device, bf16.Span, table.Span, shortTable.Span, 2, 3, 4, 8, 1f), Rejected("rope_forward_bf16", "sin"));
 
         using var a = Zeros<float>(8);
         using var b = Zeros<float>(8);

@@ -16,6 +16,19 @@ internal static class RopeForward
     public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
         int batch, int sequence, int heads, int headSize, float scale)
         => RopeLaunch.Launch(device, Name, x, cos, sin, batch, sequence, heads, headSize, scale);
+
+    /// <summary>
+    /// rope_forward_bf16: the same on bf16 x (q and k in bf16 precision), fp32 math from the fp32 tables and one rounding to
+    /// nearest even per value — RopeOps.Forward on the widened values, then rounded.
+    /// </summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
+        int batch, int sequence, int heads, int headSize, float scale)
+    {
+        const string kernel = Name + "_bf16";
+        int blocks = RopeLaunch.Check(kernel, x, cos, sin, batch, sequence, heads, headSize);
+        if (blocks == 0) return;
+        KernelStubs.rope_forward_bf16(device, new(blocks, Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
+    }
 }
 
 /// <summary>
@@ -32,11 +45,22 @@ internal static class RopeBackward
         => RopeLaunch.Launch(device, Name, x, cos, sin, batch, sequence, heads, headSize, scale);
 }
 
-/// <summary>The checks and launch the two directions share: their kernels take the same arguments.</summary>
+/// <summary>The checks and launch the kernels share: they take the same arguments.</summary>
 file static class RopeLaunch
 {
     public static void Launch(IComputeDevice device, string kernel, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
         int batch, int sequence, int heads, int headSize, float scale)
+    {
+        int blocks = Check(kernel, x, cos, sin, batch, sequence, heads, headSize);
+        if (blocks == 0) return;
+        if (kernel == RopeForward.Name)
+            KernelStubs.rope_forward(device, new(blocks, RopeForward.Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
+        else
+            KernelStubs.rope_backward(device, new(blocks, RopeForward.Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
+    }
+
+    /// <summary>Checks the shapes against x (fp32 or bf16) and the tables; the grid's blocks (0: nothing to rotate).</summary>
+    public static int Check<T>(string kernel, DeviceSpan<T> x, DeviceSpan<float> cos, DeviceSpan<float> sin, int batch, int sequence, int heads, int headSize) where T : unmanaged
     {
         LaunchChecks.NotBelow(kernel, batch, 0);
         LaunchChecks.NotBelow(kernel, sequence, 0);
@@ -48,11 +72,6 @@ file static class RopeLaunch
         LaunchChecks.AtLeast(kernel, x, n, "[batch, sequence, heads·headSize]");
         LaunchChecks.AtLeast(kernel, cos, table, "[sequence, headSize/2]");
         LaunchChecks.AtLeast(kernel, sin, table, "[sequence, headSize/2]");
-        if (n == 0) return;
-        int blocks = LaunchChecks.GridStrideBlocks(n / 2, RopeForward.Threads);
-        if (kernel == RopeForward.Name)
-            KernelStubs.rope_forward(device, new(blocks, RopeForward.Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
-        else
-            KernelStubs.rope_backward(device, new(blocks, RopeForward.Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
+        return n == 0 ? 0 : LaunchChecks.GridStrideBlocks(n / 2, RopeForward.Threads);
     }
 }
