@@ -6,7 +6,9 @@
 // GPT-2's fused layout. Launchers: src/SoftPrompt/Cuda/Kernels/Attention.cs. Tests:
 // tests/SoftPrompt.Tests/Kernels/AttentionKernelTests.cs (GPT-2 cases) and T5KernelAttentionTests.cs (the rest).
 // The bf16 tensor-core variant for hs 64 / 128 (same parameters and semantics): attention_tc.cu; shared helpers:
-// attention_common.cuh.
+// attention_common.cuh. Every kernel also comes with q, k, v and out bf16 in memory (attention_*_bf16_hsNN, same
+// parameters otherwise): bf16 precision at the head sizes without tensor-core kernels; values widened exactly on load,
+// out rounded to nearest even on store, the arithmetic as in fp32.
 //
 // Layouts (A = H·hs; head h uses columns h·hs .. h·hs + hs − 1 of a row; every [rows, ·] tensor has its own row
 // stride ≥ A, so a tensor may be a column slice of a wider buffer — e.g. GPT-2's qkv [B·T, 3C] read as q, k, v at
@@ -65,9 +67,10 @@ __device__ __forceinline__ Layout layout() {
     return Layout{4 * RM * warp + (lane >> 3), lane & 7};
 }
 
-// dst[r][c] (stride LD) = mul · src[r·stride + c] for r < rows, c < hs; 0 for the padding (r < ROWS, c < D).
-template <int ROWS, int D, int LD>
-__device__ __forceinline__ void load_tile(float* __restrict__ dst, const float* __restrict__ src, int stride, int rows,
+// dst[r][c] (stride LD) = mul · src[r·stride + c] for r < rows, c < hs; 0 for the padding (r < ROWS, c < D). src: fp32,
+// or bf16 widened exactly.
+template <int ROWS, int D, int LD, typename T>
+__device__ __forceinline__ void load_tile(float* __restrict__ dst, const T* __restrict__ src, int stride, int rows,
                                           int hs, bool vec, float mul = 1.0f) {
     constexpr int kChunks = D / 4;
     static_assert((ROWS * kChunks) % kThreads == 0, "tile chunks must be a multiple of the block size");
@@ -77,14 +80,16 @@ __device__ __forceinline__ void load_tile(float* __restrict__ dst, const float* 
         const int r = idx / kChunks, c = (idx % kChunks) * 4;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (r < rows && c < hs) {
-            const float* p = src + static_cast<long long>(r) * stride + c;
+            const T* p = src + static_cast<long long>(r) * stride + c;
             if (vec) {
-                v = load_float4(p);
+                float x[4];
+                load_vec<4>(x, p);
+                v = make_float4(x[0], x[1], x[2], x[3]);
             } else {
-                v.x = p[0];
-                if (c + 1 < hs) v.y = p[1];
-                if (c + 2 < hs) v.z = p[2];
-                if (c + 3 < hs) v.w = p[3];
+                v.x = load_value(p);
+                if (c + 1 < hs) v.y = load_value(p + 1);
+                if (c + 2 < hs) v.z = load_value(p + 2);
+                if (c + 3 < hs) v.w = load_value(p + 3);
             }
             v.x *= mul; v.y *= mul; v.z *= mul; v.w *= mul;
         }
@@ -146,9 +151,9 @@ __device__ __forceinline__ void mma_nn(float (&acc)[RM][W * J], const float* __r
     }
 }
 
-// dst[W·cg + 8W·j + w] = v[W·j + w] · mul for the columns < hs (one row of an output tile).
-template <int W, int J>
-__device__ __forceinline__ void store_row(float* __restrict__ dst, const float (&v)[W * J], float mul, int cg, int hs,
+// dst[W·cg + 8W·j + w] = v[W·j + w] · mul for the columns < hs (one row of an output tile; bf16 rounded to nearest even).
+template <int W, int J, typename T>
+__device__ __forceinline__ void store_row(T* __restrict__ dst, const float (&v)[W * J], float mul, int cg, int hs,
                                           bool vec) {
 #pragma unroll
     for (int j = 0; j < J; ++j) {
@@ -163,7 +168,7 @@ __device__ __forceinline__ void store_row(float* __restrict__ dst, const float (
         } else {
 #pragma unroll
             for (int w = 0; w < W; ++w)
-                if (c + w < hs) dst[c + w] = v[W * j + w] * mul;
+                if (c + w < hs) store_value(dst + c + w, v[W * j + w] * mul);
         }
     }
 }
@@ -190,8 +195,8 @@ template <int D> struct OutputVector {
 // ── forward ──
 // Block: BR = 64 query rows [q0, q0 + 64) of one (b, h); loops over key tiles of BC rows up to the row's key length
 // (and the causal limit). Shared memory (floats): Q [64][D+4], K [BC][D+4], V [BC][D+4], P [64][BC+8], bias [64+BC].
-template <int D, int BC>
-__device__ __forceinline__ void forward(float* __restrict__ out, int out_stride, float* __restrict__ lse, const Args a) {
+template <int D, int BC, typename T>
+__device__ __forceinline__ void forward(T* __restrict__ out, int out_stride, float* __restrict__ lse, const Args<T> a) {
     constexpr int BR = 64, RM = BR / 16, RN = BC / 8, LD = D + 4, LDP = BC + 8;
     constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
     float* sQ = dynamic_smem<float>();
@@ -205,8 +210,8 @@ __device__ __forceinline__ void forward(float* __restrict__ out, int out_stride,
     const int keys = key_limit(a.key_lengths, b, a.Tk);
     const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | out_stride, a.q, a.k, a.v, out);
     const long long q_rows = static_cast<long long>(b) * a.Tq;  // row (b, 0) of q / out
-    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
-    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
+    const T* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
+    const T* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
     const int bias_base = t.cg - t.row0 + BR - 1;  // sB index of this thread's score (i, j) is bias_base + 8j − 4i
 
     load_tile<BR, D, LD>(sQ, a.q + (q_rows + q0) * a.q_stride + h * hs, a.q_stride, min(BR, a.Tq - q0), hs, vec, a.scale);
@@ -284,10 +289,10 @@ __device__ __forceinline__ void forward(float* __restrict__ out, int out_stride,
 // ── backward: dQ (and D = rowsum(dout ∘ out)) ──
 // Block: BR query rows [q0, q0 + BR) of one (b, h); loops over key tiles of BC rows up to the key length (and the
 // causal limit). Shared memory (floats): Q [BR][D+4], dO [BR][D+4], K [BC][D+4], V [BC][D+4], dS [BR][BC+8], bias [BR+BC].
-template <int D, int BR, int BC, int KU>
+template <int D, int BR, int BC, int KU, typename T>
 __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_stride, float* __restrict__ dsum,
-                                            const float* __restrict__ dout, int dout_stride, const float* __restrict__ out,
-                                            int out_stride, const float* __restrict__ lse, const Args a) {
+                                            const float* __restrict__ dout, int dout_stride, const T* __restrict__ out,
+                                            int out_stride, const float* __restrict__ lse, const Args<T> a) {
     constexpr int RM = BR / 16, RN = BC / 8, LD = D + 4, LDS = BC + 8;
     constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
     float* sQ = dynamic_smem<float>();
@@ -302,8 +307,8 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
     const int keys = key_limit(a.key_lengths, b, a.Tk);
     const bool vec = vector_ok(hs | a.q_stride | a.k_stride | a.v_stride | dq_stride | dout_stride | out_stride,
                                a.q, a.k, a.v, dq, dout, out);
-    const float* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
-    const float* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
+    const T* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + h * hs;
+    const T* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + h * hs;
     const long long row_base = static_cast<long long>(b) * a.Tq;  // row (b, 0) of q / out / dout / dq
     const int rows = min(BR, a.Tq - q0);
     const int bias_base = t.cg - t.row0 + BR - 1;
@@ -319,8 +324,8 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
         const int r = t.row0 + 4 * i, row = q0 + r;
         float d = 0.0f;
         if (row < a.Tq) {
-            const float* o_row = out + (row_base + row) * out_stride + h * hs;
-            for (int c = t.cg; c < hs; c += 8) d = fmaf(sdO[r * LD + c], o_row[c], d);
+            const T* o_row = out + (row_base + row) * out_stride + h * hs;
+            for (int c = t.cg; c < hs; c += 8) d = fmaf(sdO[r * LD + c], load_value(o_row + c), d);
         }
         d = row_group_sum(d);
         di[i] = d;
@@ -380,10 +385,10 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
 // causal) to Tq. Works on transposed score tiles (rows = keys, columns = queries). A block whose keys all lie at or past
 // the row's key length only writes zeros. Shared memory (floats): K [BC][D+4], V [BC][D+4], Q [BR][D+4], dO [BR][D+4],
 // Pᵀ [BC][BR+8], dSᵀ [BC][BR+8], lse·log2(e) [BR], D [BR], bias [BR+BC].
-template <int D, int BC, int BR, int KU>
+template <int D, int BC, int BR, int KU, typename T>
 __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stride, float* __restrict__ dv, int dv_stride,
                                              const float* __restrict__ dout, int dout_stride, const float* __restrict__ lse,
-                                             const float* __restrict__ dsum, const Args a) {
+                                             const float* __restrict__ dsum, const Args<T> a) {
     constexpr int RM = BC / 16, RN = BR / 8, LD = D + 4, LDS = BR + 8;
     constexpr int W = OutputVector<D>::W, J = OutputVector<D>::J;
     float* sK = dynamic_smem<float>();
@@ -488,7 +493,15 @@ extern "C" __global__ void __launch_bounds__(128, 4) attention_forward_hs16(floa
     using namespace attention_detail;
     forward<16, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
+extern "C" __global__ void __launch_bounds__(128, 4) attention_forward_bf16_hs16(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    forward<16, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
 extern "C" __global__ void __launch_bounds__(128, 3) attention_forward_hs32(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    forward<32, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) attention_forward_bf16_hs32(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace attention_detail;
     forward<32, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
@@ -496,7 +509,15 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_forward_hs64(floa
     using namespace attention_detail;
     forward<64, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
+extern "C" __global__ void __launch_bounds__(128, 3) attention_forward_bf16_hs64(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    forward<64, 64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
 extern "C" __global__ void __launch_bounds__(128, 2) attention_forward_hs128(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    forward<128, 32>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
+extern "C" __global__ void __launch_bounds__(128, 2) attention_forward_bf16_hs128(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace attention_detail;
     forward<128, 32>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
@@ -515,7 +536,15 @@ extern "C" __global__ void __launch_bounds__(128, 4) attention_backward_dq_hs16(
     using namespace attention_detail;
     backward_dq<16, 64, 32, 2>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
+extern "C" __global__ void __launch_bounds__(128, 4) attention_backward_dq_bf16_hs16(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dq<16, 64, 32, 2>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
 extern "C" __global__ void __launch_bounds__(128, 4) attention_backward_dq_hs32(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dq<32, 64, 32, 1>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
+extern "C" __global__ void __launch_bounds__(128, 4) attention_backward_dq_bf16_hs32(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace attention_detail;
     backward_dq<32, 64, 32, 1>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
@@ -523,7 +552,15 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dq_hs64(
     using namespace attention_detail;
     backward_dq<64, 64, 32, 2>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
+extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dq_bf16_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dq<64, 64, 32, 2>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
 extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dq_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dq<128, 32, 32, 1>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dq_bf16_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace attention_detail;
     backward_dq<128, 32, 32, 1>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
@@ -543,7 +580,15 @@ extern "C" __global__ void __launch_bounds__(128, 4) attention_backward_dkv_hs16
     using namespace attention_detail;
     backward_dkv<16, 64, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
+extern "C" __global__ void __launch_bounds__(128, 4) attention_backward_dkv_bf16_hs16(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dkv<16, 64, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
 extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dkv_hs32(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dkv<32, 64, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
+extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dkv_bf16_hs32(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace attention_detail;
     backward_dkv<32, 64, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
@@ -551,7 +596,15 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dkv_hs64
     using namespace attention_detail;
     backward_dkv<64, 64, 32, 1>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }
+extern "C" __global__ void __launch_bounds__(128, 3) attention_backward_dkv_bf16_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dkv<64, 64, 32, 1>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
 extern "C" __global__ void __launch_bounds__(128, 2) attention_backward_dkv_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
+    using namespace attention_detail;
+    backward_dkv<128, 32, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
+}
+extern "C" __global__ void __launch_bounds__(128, 2) attention_backward_dkv_bf16_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int hs, int causal, float scale) {
     using namespace attention_detail;
     backward_dkv<128, 32, 32, 2>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale));
 }

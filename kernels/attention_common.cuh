@@ -10,11 +10,12 @@ namespace attention_common {
 constexpr int kThreads = 128;  // every attention kernel: 4 warps
 constexpr float kLog2e = 1.4426950408889634f;
 
-// True when every pointer is 16-byte aligned and hs and every row stride are multiples of 4 (`ints`: their bitwise or):
-// every head row starts 16-byte aligned and tiles move as float4. Otherwise scalar loads and stores (same results).
-template <typename... P>
+// True when every pointer is 16-byte aligned and hs and every row stride are multiples of M (`ints`: their bitwise or;
+// M = 4 by default): every head row starts 16-byte aligned (M = 16 / element bytes) or 4-element aligned, and tiles move
+// as vectors. Otherwise scalar loads and stores (same results).
+template <int M = 4, typename... P>
 __device__ __forceinline__ bool vector_ok(int ints, const P*... p) {
-    return (ints & 3) == 0 && (aligned16(p) && ...);
+    return (ints & (M - 1)) == 0 && (aligned16(p) && ...);
 }
 
 // Keys row b may attend to: key_lengths[b] (in [1, Tk]; checked by the emulator, clamped to Tk so a bad length
@@ -44,11 +45,13 @@ __device__ __forceinline__ void load_bias(float* __restrict__ sB, const float* _
     }
 }
 
-// The inputs and shape of one launch, as every kernel receives them.
+// The inputs and shape of one launch, as every kernel receives them. T: the storage type of q, k, v (and of the
+// forward's out): float, or bf16 (bf16 precision: widened exactly on load, out rounded to nearest even on store).
+template <typename T>
 struct Args {
-    const float* q;
-    const float* k;
-    const float* v;
+    const T* q;
+    const T* k;
+    const T* v;
     const float* table;
     const int* bucket_by_offset;
     const int* key_lengths;
@@ -61,11 +64,12 @@ struct Args {
     __device__ __forceinline__ int kv_head(int h) const { return h / (H / Hkv); }
 };
 
-__device__ __forceinline__ Args inputs(const float* q, const float* k, const float* v, const float* table, const int* bucket_by_offset,
+template <typename T>
+__device__ __forceinline__ Args<T> inputs(const T* q, const T* k, const T* v, const float* table, const int* bucket_by_offset,
                                        const int* key_lengths, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H,
                                        int hs, int causal, float scale, int Hkv = 0) {
     assert(Hkv == 0 || (Hkv >= 1 && H % Hkv == 0));
-    return Args{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0, scale, Hkv == 0 ? H : Hkv};
+    return Args<T>{q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal != 0, scale, Hkv == 0 ? H : Hkv};
 }
 
 }  // namespace attention_common
@@ -79,22 +83,23 @@ namespace attention_tc_tiles {
 
 using attention_common::kThreads;
 
-// Staging of fp32 activations into bf16 tiles, in two steps so that the global loads of the next tile overlap the
-// tensor-core work on this one: stage_rows issues the cp.async copies of rows [0, rows) of a [ROWS][D] fp32 tile into
-// a landing buffer (plain loads and stores when `vec` is false: an unaligned pointer or stride); after the
-// cp_async_wait and a __syncthreads, land_rows rounds it to bf16 (RNE) into the tile the mma loop reads, with zeros
-// for rows ≥ rows. When activations become bf16 in memory, stage_rows copies bf16 straight into a second tile and
-// land_rows goes away; nothing else changes.
-template <int ROWS, int D>
-__device__ __forceinline__ void stage_rows(float* __restrict__ landing, const float* __restrict__ src, int stride, int rows,
-                                           bool vec) {
-    constexpr int kChunks = D / 4;
+// Staging of activations (T = float, or bf16 in memory) into bf16 tiles, in two steps so that the global loads of the
+// next tile overlap the tensor-core work on this one: stage_rows issues the cp.async copies (16 bytes: 4 floats or 8
+// bf16) of rows [0, rows) of a [ROWS][D] tile of T into a landing buffer (plain loads and stores when `vec` is false: an
+// unaligned pointer or stride); after the cp_async_wait and a __syncthreads, land_rows rounds fp32 to bf16 (RNE), or
+// copies bf16 as is, into the tile the mma loop reads, with zeros for rows ≥ rows. The landing buffer is sized for
+// fp32 (a slot of ROWS·D floats), so a bf16 slot uses half of it.
+template <int ROWS, int D, typename T>
+__device__ __forceinline__ void stage_rows(T* __restrict__ landing, const T* __restrict__ src, int stride, int rows, bool vec) {
+    constexpr int kVec = 16 / static_cast<int>(sizeof(T)), kChunks = D / kVec;
     for (int idx = static_cast<int>(threadIdx.x); idx < ROWS * kChunks; idx += kThreads) {
-        const int r = idx / kChunks, c = (idx % kChunks) * 4;
+        const int r = idx / kChunks, c = (idx % kChunks) * kVec;
         if (r >= rows) continue;
-        const float* p = src + static_cast<long long>(r) * stride + c;
+        const T* p = src + static_cast<long long>(r) * stride + c;
         if (vec) cp_async_16(landing + r * D + c, p);
-        else store_float4(landing + r * D + c, make_float4(p[0], p[1], p[2], p[3]));
+        else
+#pragma unroll
+            for (int i = 0; i < kVec; ++i) landing[r * D + c + i] = p[i];
     }
 }
 
@@ -108,15 +113,26 @@ __device__ __forceinline__ void land_rows(bf16* __restrict__ tile, const float* 
     }
 }
 
+template <int ROWS, int D, int LD>
+__device__ __forceinline__ void land_rows(bf16* __restrict__ tile, const bf16* __restrict__ landing, int rows) {
+    constexpr int kChunks = D / 8;
+    for (int idx = static_cast<int>(threadIdx.x); idx < ROWS * kChunks; idx += kThreads) {
+        const int r = idx / kChunks, c = (idx % kChunks) * 8;
+        *reinterpret_cast<uint4*>(tile + r * LD + c) =
+            r < rows ? *reinterpret_cast<const uint4*>(landing + r * D + c) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
 // A tile loaded once, before the streamed ones (the block's outer Q, dO, K or V): staged through the landing buffer
 // (which must hold ROWS·D floats and have nothing in flight) and waited for at once.
-template <int ROWS, int D, int LD>
-__device__ __forceinline__ void load_rows_now(bf16* __restrict__ tile, float* __restrict__ landing, const float* __restrict__ src,
+template <int ROWS, int D, int LD, typename T>
+__device__ __forceinline__ void load_rows_now(bf16* __restrict__ tile, float* __restrict__ landing, const T* __restrict__ src,
                                               int stride, int rows, bool vec) {
-    stage_rows<ROWS, D>(landing, src, stride, rows, vec);
+    T* slot = reinterpret_cast<T*>(landing);
+    stage_rows<ROWS, D>(slot, src, stride, rows, vec);
     cp_async_wait_all();
     __syncthreads();
-    land_rows<ROWS, D, LD>(tile, landing, rows);
+    land_rows<ROWS, D, LD>(tile, slot, rows);
     __syncthreads();  // the landing buffer is free again
 }
 
@@ -186,10 +202,10 @@ __device__ __forceinline__ void warp_mma_cn(float (&acc)[N / 8][4], const float 
     }
 }
 
-// Stores C fragments of 16 rows × D head columns, times mul, as fp32 rows: row r0 + g (+8) at dst + row·stride (rows
-// ≥ `rows` skipped), columns 8n + 2t, +1. float2 stores when `vec`.
-template <int D>
-__device__ __forceinline__ void store_c_rows(float* __restrict__ dst, long long stride, const float (&acc)[D / 8][4], int r0,
+// Stores C fragments of 16 rows × D head columns, times mul, as rows of T (fp32, or bf16 rounded to nearest even): row
+// r0 + g (+8) at dst + row·stride (rows ≥ `rows` skipped), columns 8n + 2t, +1. One 2-element store when `vec`.
+template <int D, typename T>
+__device__ __forceinline__ void store_c_rows(T* __restrict__ dst, long long stride, const float (&acc)[D / 8][4], int r0,
                                              int rows, float mul_lo, float mul_hi, bool vec) {
     const int lane = static_cast<int>(lane_id()), g = lane >> 2, t = lane & 3;
 #pragma unroll
@@ -197,12 +213,12 @@ __device__ __forceinline__ void store_c_rows(float* __restrict__ dst, long long 
         const int r = r0 + g + 8 * half;
         if (r >= rows) continue;
         const float mul = half ? mul_hi : mul_lo;
-        float* p = dst + r * stride + 2 * t;
+        T* p = dst + r * stride + 2 * t;
 #pragma unroll
         for (int n = 0; n < D / 8; ++n) {
-            const float x = acc[n][2 * half] * mul, y = acc[n][2 * half + 1] * mul;
-            if (vec) store_float2(p + 8 * n, make_float2(x, y));
-            else { p[8 * n] = x; p[8 * n + 1] = y; }
+            const float xy[2] = {acc[n][2 * half] * mul, acc[n][2 * half + 1] * mul};
+            if (vec) store_vec<2>(p + 8 * n, xy);
+            else { store_value(p + 8 * n, xy[0]); store_value(p + 8 * n + 1, xy[1]); }
         }
     }
 }

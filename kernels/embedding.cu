@@ -8,11 +8,14 @@ namespace embedding_detail {
 
 __device__ __forceinline__ float4 add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 
-// One warp copies a row of `channels` floats (lanes stride the row; float4 when `vec`).
-__device__ __forceinline__ void copy_row(float* __restrict__ dst, const float* __restrict__ src, int channels, bool vec) {
+// One warp copies a row of `channels` floats or bf16 (lanes stride the row; 16 bytes per lane and step when `vec`).
+template <typename T>
+__device__ __forceinline__ void copy_row(T* __restrict__ dst, const T* __restrict__ src, int channels, bool vec) {
+    constexpr int kVec = 16 / static_cast<int>(sizeof(T));
     const int lane = static_cast<int>(lane_id());
     if (vec) {
-        for (int c = 4 * lane; c < channels; c += 4 * SP_WARP_SIZE) store_float4(dst + c, load_float4(src + c));
+        for (int c = kVec * lane; c < channels; c += kVec * SP_WARP_SIZE)
+            *reinterpret_cast<uint4*>(dst + c) = *reinterpret_cast<const uint4*>(src + c);
     } else {
         for (int c = lane; c < channels; c += SP_WARP_SIZE) dst[c] = src[c];
     }
@@ -20,15 +23,15 @@ __device__ __forceinline__ void copy_row(float* __restrict__ dst, const float* _
 
 // gather_rows / scatter_rows: one warp copies compact row i to (SCATTER) or from indexed row row_index[i]
 // (indexed_rows rows, for the emulator's range assert).
-template <bool SCATTER>
-__device__ __forceinline__ void copy_indexed_row(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index,
+template <bool SCATTER, typename T>
+__device__ __forceinline__ void copy_indexed_row(T* __restrict__ destination, const T* __restrict__ source, const int* __restrict__ row_index,
                                                  int count, int channels, int indexed_rows) {
     const int i = grid_warp();
     if (i >= count) return;
     const int r = ldg(row_index + i);
     assert(r >= 0 && r < indexed_rows);
     const long long to = SCATTER ? r : i, from = SCATTER ? i : r;
-    const bool vec = (channels & 3) == 0 && aligned16(destination) && aligned16(source);
+    const bool vec = channels % (16 / static_cast<int>(sizeof(T))) == 0 && aligned16(destination) && aligned16(source);
     copy_row(destination + to * channels, source + from * channels, channels, vec);
 }
 
@@ -137,6 +140,12 @@ extern "C" __global__ void __launch_bounds__(256) prompt_gradient(float* __restr
 //   Grid: ceil(count / 8) blocks; block: 256 threads = 8 warps, one warp per destination row (float4 when C % 4 == 0
 //   and both buffers are 16-byte aligned). Bit-exact copy.
 extern "C" __global__ void __launch_bounds__(256) gather_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int source_rows) {
+    embedding_detail::copy_indexed_row<false>(destination, source, row_index, count, channels, source_rows);
+}
+
+// gather_rows_bf16 — gather_rows for bf16 rows (16-byte copies when C % 8 == 0 and both buffers are 16-byte aligned):
+//   how bf16 activations (q|k|v, the attention output) move between the shared-row and full layouts. Bit-exact copy.
+extern "C" __global__ void __launch_bounds__(256) gather_rows_bf16(bf16* __restrict__ destination, const bf16* __restrict__ source, const int* __restrict__ row_index, int count, int channels, int source_rows) {
     embedding_detail::copy_indexed_row<false>(destination, source, row_index, count, channels, source_rows);
 }
 

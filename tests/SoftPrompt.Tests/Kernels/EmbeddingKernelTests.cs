@@ -181,6 +181,30 @@ public sealed class EmbeddingKernelTests(DeviceKind kind) : KernelTestBase(kind)
         AssertBitEqual(dTable.Read(), scattered, "scattered");
     }
 
+    // bf16 rows (q|k|v and the attention output in bf16 precision): 16-byte copies when C % 8 == 0 and both buffers are
+    // aligned, element copies otherwise (C = 12, or offset 1: rows start 2 bytes past a 16-byte boundary).
+    //       count  C  rows offset
+    [TestCase(1, 1, 1, 0)]
+    [TestCase(6, 64, 10, 0)]
+    [TestCase(6, 64, 10, 1)]
+    [TestCase(5, 12, 9, 0)]
+    [TestCase(3, 2304, 4, 0)]
+    public void GatherRowsBf16CopiesExactly(int count, int channels, int rows, int offset)
+    {
+        var rng = new Random(41);
+        ushort[] table = [.. Enumerable.Range(0, rows * channels).Select(_ => (ushort)rng.Next(0, 0x10000))];
+        int[] gatherIndex = RandomInts(count, 42, rows);
+        var gathered = new ushort[count * channels];
+        for (int i = 0; i < count; i++) table.AsSpan(gatherIndex[i] * channels, channels).CopyTo(gathered.AsSpan(i * channels));
+        using var dTable = Put(table, offset);
+        using var dOut = Put(Enumerable.Repeat((ushort)0xffff, count * channels + 1).ToArray(), offset);
+        using var dGather = Put(gatherIndex);
+        GatherRows.Launch(Device, dOut.Span.Slice(0, count * channels), dTable.Span, dGather.Span, count, channels);
+        var read = dOut.Read();
+        Assert.That(read[..^1], Is.EqualTo(gathered), "gathered");
+        Assert.That(read[^1], Is.EqualTo((ushort)0xffff), "the element after the rows is untouched");
+    }
+
     //       rows  C  sources accumulate offset
     [TestCase(1, 1, 1, false, 0)]
     [TestCase(7, 33, 20, false, 0)]

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using SoftPrompt.Models.T5;
 
 namespace SoftPrompt.Cuda.Kernels;
@@ -14,6 +15,9 @@ namespace SoftPrompt.Cuda.Kernels;
 // With tensorCores (the device engines pass their bf16 flag) and hs 64 or 128, the same launchers run kernels/attention_tc.cu
 // instead: the same semantics on bf16 mma.sync with fp32 accumulation (AttentionTensorCores; 70,656 / 85,888 bytes of
 // dynamic shared memory, which CudaDevice opts into; an sm_86/89 part allows 99 KB per block, so both fit).
+// bf16 precision with bf16 in memory: the overloads taking DeviceSpan<ushort> q, k, v and out (the forward writes out in
+// bf16; lse, dout and the gradients stay fp32) run the *_bf16 kernels — tensor cores at hs 64 / 128, the SIMT kernels
+// reading bf16 at every other head size — so an engine's bf16 path is one call whatever its head size.
 
 /// <summary>Shape checks, pointers and the padded-head-size dispatch shared by the attention launchers.</summary>
 internal static class AttentionShape
@@ -77,8 +81,14 @@ internal static class AttentionShape
     }
 
     /// <summary>The bytes [start, end) a strided operand touches (empty for no rows).</summary>
-    public static (ulong Start, ulong End) Extent(DeviceSpan<float> span, long rows, int stride, int width) =>
-        (span.Address, span.Address + (ulong)(Strided(rows, stride, width) * sizeof(float)));
+    public static (ulong Start, ulong End) Extent<T>(DeviceSpan<T> span, long rows, int stride, int width) where T : unmanaged =>
+        (span.Address, span.Address + (ulong)(Strided(rows, stride, width) * Unsafe.SizeOf<T>()));
+
+    /// <summary>The bf16 view of a span the generic launchers know to hold bf16 (T is ushort there).</summary>
+    public static DeviceSpan<ushort> Bf16<T>(DeviceSpan<T> span) where T : unmanaged => new(span.Address, span.Length);
+
+    /// <summary>The fp32 view of a span the generic launchers know to hold fp32 (T is float there).</summary>
+    public static DeviceSpan<float> Fp32<T>(DeviceSpan<T> span) where T : unmanaged => new(span.Address, span.Length);
 
     /// <summary>Whether two byte ranges share a byte (an empty range shares none).</summary>
     public static bool Overlap((ulong Start, ulong End) a, (ulong Start, ulong End) b) =>
@@ -151,8 +161,29 @@ internal static class AttentionForward
     public static void Launch(IComputeDevice device, DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp,
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0)
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0) =>
+        Run(device, output, outStride, logSumExp, q, qStride, k, kStride, v, vStride, biasTable, bucketByOffset, keyLengths,
+            batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores, keyValueHeads);
+
+    /// <summary>
+    /// bf16 precision with bf16 in memory: q, k, v read as bf16 and out written as bf16 (rounded to nearest even once, from
+    /// the fp32 accumulator); lse fp32. Tensor cores at hs 64 and 128 (attention_tc_forward_bf16), the fp32 SIMT kernels
+    /// reading bf16 at other head sizes (attention_forward_bf16: fp32 arithmetic on the bf16 values). Otherwise as above.
+    /// </summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> output, int outStride, DeviceSpan<float> logSumExp,
+        DeviceSpan<ushort> q, int qStride, DeviceSpan<ushort> k, int kStride, DeviceSpan<ushort> v, int vStride,
+        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
+        Run(device, output, outStride, logSumExp, q, qStride, k, kStride, v, vStride, biasTable, bucketByOffset, keyLengths,
+            batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores: true, keyValueHeads);
+
+    // T: float (fp32 in memory) or ushort (bf16 in memory, always tensor cores where the head size has them).
+    private static void Run<T>(IComputeDevice device, DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp,
+        DeviceSpan<T> q, int qStride, DeviceSpan<T> k, int kStride, DeviceSpan<T> v, int vStride,
+        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores, int keyValueHeads) where T : unmanaged
     {
+        bool bf16 = typeof(T) == typeof(ushort);
         if (keyValueHeads == 0) keyValueHeads = heads;
         var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, tensorCores);
         AttentionShape.OutputStride(Name, outStride, width, "out");
@@ -169,17 +200,30 @@ internal static class AttentionForward
                 [AttentionShape.Extent(q, queries, qStride, width), AttentionShape.Extent(k, keys, kStride, kvWidth), AttentionShape.Extent(v, keys, vStride, kvWidth)]))
             throw new ArgumentException($"{Name}: output must not alias q, k or v.", nameof(output));
         var grid = new Dim3((uint)AttentionShape.Tiles(queryLength, QueryTile), (uint)(batch * heads));
+        int causalFlag = causal ? 1 : 0;
         if (tensorCores && AttentionTensorCores.Supports(headSize))
         {
-            KernelStubs.attention_tc_forward(device, headSizeTile: headSize, new(grid, AttentionShape.Threads, AttentionTensorCores.SharedBytes(headSize)),
-                @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causal ? 1 : 0, scale: scale);
+            var tc = new LaunchShape(grid, AttentionShape.Threads, AttentionTensorCores.SharedBytes(headSize));
+            if (bf16)
+                KernelStubs.attention_tc_forward_bf16(device, headSizeTile: headSize, tc,
+                    @out: AttentionShape.Bf16(output), lse: logSumExp, q: AttentionShape.Bf16(q), k: AttentionShape.Bf16(k), v: AttentionShape.Bf16(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
+                    out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
+            else
+                KernelStubs.attention_tc_forward(device, headSizeTile: headSize, tc,
+                    @out: AttentionShape.Fp32(output), lse: logSumExp, q: AttentionShape.Fp32(q), k: AttentionShape.Fp32(k), v: AttentionShape.Fp32(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
+                    out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
             return;
         }
         int padded = AttentionShape.Padded(headSize);
-        KernelStubs.attention_forward(device, headSizeTile: padded, new(grid, AttentionShape.Threads, SharedBytes(padded)),
-            @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-            Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causal ? 1 : 0, scale: scale);
+        var simt = new LaunchShape(grid, AttentionShape.Threads, SharedBytes(padded));
+        if (bf16)
+            KernelStubs.attention_forward_bf16(device, headSizeTile: padded, simt,
+                @out: AttentionShape.Bf16(output), lse: logSumExp, q: AttentionShape.Bf16(q), k: AttentionShape.Bf16(k), v: AttentionShape.Bf16(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
+                out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+        else
+            KernelStubs.attention_forward(device, headSizeTile: padded, simt,
+                @out: AttentionShape.Fp32(output), lse: logSumExp, q: AttentionShape.Fp32(q), k: AttentionShape.Fp32(k), v: AttentionShape.Fp32(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
+                out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
     }
 }
 
@@ -220,8 +264,33 @@ internal static class AttentionBackward
         DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
         DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0)
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0) =>
+        Run(device, dq, dqStride, dk, dkStride, dv, dvStride, dout, doutStride, q, qStride, k, kStride, v, vStride, output, outStride, logSumExp, scratch,
+            biasTable, bucketByOffset, keyLengths, batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores, keyValueHeads);
+
+    /// <summary>
+    /// bf16 precision with bf16 in memory: q, k, v and the forward's out read as bf16 (as the bf16 forward saved them);
+    /// dout, lse, scratch and dq, dk, dv fp32 (the gradients are summed over shared prompt rows afterwards). Tensor cores at
+    /// hs 64 and 128, the SIMT kernels reading bf16 elsewhere. Otherwise as above.
+    /// </summary>
+    public static void Launch(IComputeDevice device,
+        DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
+        DeviceSpan<ushort> q, int qStride, DeviceSpan<ushort> k, int kStride, DeviceSpan<ushort> v, int vStride,
+        DeviceSpan<ushort> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
+        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
+        Run(device, dq, dqStride, dk, dkStride, dv, dvStride, dout, doutStride, q, qStride, k, kStride, v, vStride, output, outStride, logSumExp, scratch,
+            biasTable, bucketByOffset, keyLengths, batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores: true, keyValueHeads);
+
+    // T: float (fp32 in memory) or ushort (bf16 in memory, always tensor cores where the head size has them).
+    private static void Run<T>(IComputeDevice device,
+        DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
+        DeviceSpan<T> q, int qStride, DeviceSpan<T> k, int kStride, DeviceSpan<T> v, int vStride,
+        DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
+        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores, int keyValueHeads) where T : unmanaged
     {
+        bool bf16 = typeof(T) == typeof(ushort);
         if (keyValueHeads == 0) keyValueHeads = heads;
         var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, tensorCores);
         AttentionShape.OutputStride(Name, dqStride, width, "dq");
@@ -263,37 +332,73 @@ internal static class AttentionBackward
         {
             uint bytes = AttentionTensorCores.SharedBytes(headSize);
             const int tile = AttentionTensorCores.OuterTile;
-            if (hasQueries)
-                KernelStubs.attention_tc_backward_dq(device, headSizeTile: headSize,
-                    new(new Dim3((uint)AttentionShape.Tiles(queryLength, tile), headBlocks), AttentionShape.Threads, bytes),
-                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+            var dqShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(queryLength, tile), headBlocks), AttentionShape.Threads, bytes);
+            // The dkv kernel: one block per (key tile, b·Hkv + kv head), each summing its group's query heads.
+            var dkvShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), (uint)(batch * keyValueHeads)), AttentionShape.Threads, bytes);
+            if (bf16)
+            {
+                DeviceSpan<ushort> q16 = AttentionShape.Bf16(q), k16 = AttentionShape.Bf16(k), v16 = AttentionShape.Bf16(v), out16 = AttentionShape.Bf16(output);
+                if (hasQueries)
+                    KernelStubs.attention_tc_backward_dq_bf16(device, headSizeTile: headSize, dqShape,
+                        dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
+                        table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                        dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                        Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
+                KernelStubs.attention_tc_backward_dkv_bf16(device, headSizeTile: headSize, dkvShape,
+                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
                     table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                     dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
                     Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
-            // The dkv kernel: one block per (key tile, b·Hkv + kv head), each summing its group's query heads.
-            KernelStubs.attention_tc_backward_dkv(device, headSizeTile: headSize,
-                new(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), (uint)(batch * keyValueHeads)), AttentionShape.Threads, bytes),
-                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+                return;
+            }
+            DeviceSpan<float> q32 = AttentionShape.Fp32(q), k32 = AttentionShape.Fp32(k), v32 = AttentionShape.Fp32(v), out32 = AttentionShape.Fp32(output);
+            if (hasQueries)
+                KernelStubs.attention_tc_backward_dq(device, headSizeTile: headSize, dqShape,
+                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
+                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                    Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
+            KernelStubs.attention_tc_backward_dkv(device, headSizeTile: headSize, dkvShape,
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
                 table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                 dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
                 Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
             return;
         }
         int padded = AttentionShape.Padded(headSize), outer = OuterTile(padded);
+        var dqSimt = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(queryLength, outer), headBlocks), AttentionShape.Threads, DqSharedBytes(padded));
+        var dkvSimt = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(keyLength, outer), headBlocks), AttentionShape.Threads, DkvSharedBytes(padded));
         // Both kernels take one parameter list (each ignores the other's outputs).
-        if (hasQueries)
-            KernelStubs.attention_backward_dq(device, headSizeTile: padded,
-                new(new Dim3((uint)AttentionShape.Tiles(queryLength, outer), headBlocks), AttentionShape.Threads, DqSharedBytes(padded)),
-                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+        if (bf16)
+        {
+            DeviceSpan<ushort> q16 = AttentionShape.Bf16(q), k16 = AttentionShape.Bf16(k), v16 = AttentionShape.Bf16(v), out16 = AttentionShape.Bf16(output);
+            if (hasQueries)
+                KernelStubs.attention_backward_dq_bf16(device, headSizeTile: padded, dqSimt,
+                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
+                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+            KernelStubs.attention_backward_dkv_bf16(device, headSizeTile: padded, dkvSimt,
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
                 table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                 dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
                 Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-        KernelStubs.attention_backward_dkv(device, headSizeTile: padded,
-            new(new Dim3((uint)AttentionShape.Tiles(keyLength, outer), headBlocks), AttentionShape.Threads, DkvSharedBytes(padded)),
-            dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
-            table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-            dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-            Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+            return;
+        }
+        {
+            DeviceSpan<float> q32 = AttentionShape.Fp32(q), k32 = AttentionShape.Fp32(k), v32 = AttentionShape.Fp32(v), out32 = AttentionShape.Fp32(output);
+            if (hasQueries)
+                KernelStubs.attention_backward_dq(device, headSizeTile: padded, dqSimt,
+                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
+                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+            KernelStubs.attention_backward_dkv(device, headSizeTile: padded, dkvSimt,
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
+                table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+                dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+        }
     }
 }
 
@@ -311,6 +416,17 @@ internal static class FusedQkvAttention
         if (heads < 1 || channels < 1 || channels % heads != 0)
             throw new ArgumentException($"{kernel}: {channels} channels are not a positive multiple of {heads} heads.");
         return channels / heads;
+    }
+
+    /// <summary>bf16 precision, bf16 in memory: out [B·T, C] (bf16) and lse [B, H, T] from qkv [B·T, 3C] (bf16).</summary>
+    public static void Forward(IComputeDevice device, DeviceSpan<ushort> output, DeviceSpan<float> logSumExp, DeviceSpan<ushort> qkv,
+        int batch, int sequence, int channels, int heads, float? scale = null)
+    {
+        int hs = HeadSize(AttentionForward.Name, channels, heads), c3 = 3 * channels;
+        LaunchChecks.AtLeast(AttentionForward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
+        if (sequence == 0) return;
+        AttentionForward.Launch(device, output, channels, logSumExp, qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3,
+            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
     }
 
     /// <summary>out [B·T, C] and lse [B, H, T] from qkv [B·T, 3C].</summary>
@@ -338,6 +454,19 @@ internal static class FusedQkvAttention
             default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs), tensorCores);
     }
 
+    /// <summary>bf16 precision, bf16 in memory: dqkv [B·T, 3C] (fp32, overwritten) from dout [B·T, C] (fp32) and the bf16 forward's qkv and out.</summary>
+    public static void Backward(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<ushort> qkv, DeviceSpan<ushort> output,
+        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null)
+    {
+        int hs = HeadSize(AttentionBackward.Name, channels, heads), c3 = 3 * channels;
+        LaunchChecks.AtLeast(AttentionBackward.Name, dqkv, (long)batch * sequence * c3, "dqkv [B·T, 3C]");
+        LaunchChecks.AtLeast(AttentionBackward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
+        if (sequence == 0) return;
+        AttentionBackward.Launch(device, dqkv, c3, Slice(dqkv, channels), c3, Slice(dqkv, 2 * channels), c3, dout, channels,
+            qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3, output, channels, logSumExp, scratch,
+            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
+    }
+
     // The column slice at `offset` of a [rows, 3C] buffer, or an absent span for an empty buffer (no rows).
-    private static DeviceSpan<float> Slice(DeviceSpan<float> buffer, int offset) => buffer.Length > offset ? buffer.Slice(offset) : default;
+    private static DeviceSpan<T> Slice<T>(DeviceSpan<T> buffer, int offset) where T : unmanaged => buffer.Length > offset ? buffer.Slice(offset) : default;
 }

@@ -86,6 +86,17 @@ internal static class IndexedRows
     public static void Copy(IComputeDevice device, string kernel, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex,
         int count, int channels, bool scatter)
     {
+        if (!Checked(kernel, destination, source, rowIndex, count, channels, scatter, out int blocks, out int indexedRows)) return;
+        if (scatter)
+            KernelStubs.scatter_rows(device, new(blocks, Threads), destination: destination, source: source, row_index: rowIndex, count: count, channels: channels, destination_rows: indexedRows);
+        else
+            KernelStubs.gather_rows(device, new(blocks, Threads), destination: destination, source: source, row_index: rowIndex, count: count, channels: channels, source_rows: indexedRows);
+    }
+
+    /// <summary>Checks the shapes; false when there is nothing to copy, else the launch's blocks and the indexed side's rows.</summary>
+    public static bool Checked<T>(string kernel, DeviceSpan<T> destination, DeviceSpan<T> source, DeviceSpan<int> rowIndex, int count, int channels, bool scatter,
+        out int blocks, out int indexedRows) where T : unmanaged
+    {
         LaunchChecks.NotBelow(kernel, count, 0);
         LaunchChecks.NotBelow(kernel, channels, 1);
         var (compact, compactName, indexed, indexedName) = scatter
@@ -93,14 +104,12 @@ internal static class IndexedRows
             : (destination, nameof(destination), source, nameof(source));
         LaunchChecks.AtLeast(kernel, compact, (long)count * channels, "[count, C]", compactName);
         LaunchChecks.AtLeast(kernel, rowIndex, count, "[count]");
-        if (count == 0) return;
+        (blocks, indexedRows) = (0, 0);
+        if (count == 0) return false;
         LaunchChecks.AtLeast(kernel, indexed, channels, "[rows ≥ 1, C]", indexedName);
-        int indexedRows = (int)Math.Min(int.MaxValue, indexed.Length / channels);
-        int blocks = LaunchChecks.WarpPerRowBlocks(count, Threads);
-        if (scatter)
-            KernelStubs.scatter_rows(device, new(blocks, Threads), destination: destination, source: source, row_index: rowIndex, count: count, channels: channels, destination_rows: indexedRows);
-        else
-            KernelStubs.gather_rows(device, new(blocks, Threads), destination: destination, source: source, row_index: rowIndex, count: count, channels: channels, source_rows: indexedRows);
+        indexedRows = (int)Math.Min(int.MaxValue, indexed.Length / channels);
+        blocks = LaunchChecks.WarpPerRowBlocks(count, Threads);
+        return true;
     }
 }
 
@@ -111,6 +120,14 @@ internal static class GatherRows
 
     public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> rowIndex, int count, int channels) =>
         IndexedRows.Copy(device, Name, destination, source, rowIndex, count, channels, scatter: false);
+
+    /// <summary>gather_rows_bf16: the same for bf16 rows (q|k|v and the attention output in bf16 precision).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> destination, DeviceSpan<ushort> source, DeviceSpan<int> rowIndex, int count, int channels)
+    {
+        const string name = "gather_rows_bf16";
+        if (!IndexedRows.Checked(name, destination, source, rowIndex, count, channels, scatter: false, out int blocks, out int sourceRows)) return;
+        KernelStubs.gather_rows_bf16(device, new(blocks, IndexedRows.Threads), destination: destination, source: source, row_index: rowIndex, count: count, channels: channels, source_rows: sourceRows);
+    }
 }
 
 /// <summary>
