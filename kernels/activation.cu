@@ -250,3 +250,10 @@ extern "C" __global__ void __launch_bounds__(256) bias_residual(float* __restric
 extern "C" __global__ void __launch_bounds__(256) convert_to_bf16(bf16* y, const float* x, int n) {
     for (int i = grid_first(); i < n; i += grid_stride()) y[i] = to_bf16(x[i]);
 }
+
+// convert_from_bf16 — y[i] = x[i] widened to fp32 (exact): a bf16 GEMM output handed to an fp32 kernel, e.g. the cached
+// decoding step's q|k|v (rounded as the full forward's bf16 q|k|v, then read by the fp32 KV cache and decode attention).
+// x: [n] bf16, y: [n] fp32. Grid-stride, one element per step.
+extern "C" __global__ void __launch_bounds__(256) convert_from_bf16(float* y, const bf16* x, int n) {
+    for (int i = grid_first(); i < n; i += grid_stride()) y[i] = to_float(x[i]);
+}

@@ -242,6 +242,13 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         RepeatKeyValueHeads.Launch(Device, dWide.Span, dNarrow.Span, rows, heads, keyValueHeads, headSize);
         AssertBitEqual(dWide.Read(), wide, "repeat_kv_heads");
 
+        // bf16 k/v (bf16 precision at head sizes without tensor-core attention): the same copy of the bf16 bits.
+        ushort[] narrow16 = [.. narrow.Select(ElementConversion.SingleToBFloat16)], wide16 = [.. wide.Select(ElementConversion.SingleToBFloat16)];
+        using var dNarrow16 = Put(narrow16, offset);
+        using var dWide16 = Put(Enumerable.Repeat((ushort)0xffff, wideCount).ToArray(), offset);
+        RepeatKeyValueHeads.Launch(Device, dWide16.Span, dNarrow16.Span, rows, heads, keyValueHeads, headSize);
+        Assert.That(dWide16.Read(), Is.EqualTo(wide16), "repeat_kv_heads_bf16");
+
         using var dWideGradient = Put(wideGradient, offset);
         using var dNarrowGradient = Put(RandomFloats(narrowCount, 4), offset);   // overwritten, not accumulated into
         SumKeyValueGroups.Launch(Device, dNarrowGradient.Span, dWideGradient.Span, rows, heads, keyValueHeads, headSize);
@@ -298,6 +305,9 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         using var narrow = Zeros<float>(2 * 2 * 4);
         Assert.That(() => RepeatKeyValueHeads.Launch(Device, wide.Span, narrow.Span, 2, 6, 3, 4), Rejected("repeat_kv_heads", "narrow"));
         Assert.That(() => RepeatKeyValueHeads.Launch(Device, wide.Span, narrow.Span, 2, 6, 4, 4), Rejected("repeat_kv_heads", "keyValueHeads"));
+        using var wide16 = Zeros<ushort>(2 * 6 * 4);
+        using var narrow16 = Zeros<ushort>(2 * 2 * 4);
+        Assert.That(() => RepeatKeyValueHeads.Launch(Device, wide16.Span, narrow16.Span, 2, 6, 3, 4), Rejected("repeat_kv_heads_bf16", "narrow"));
         Assert.That(() => SumKeyValueGroups.Launch(Device, narrow.Span, wide.Span, 3, 6, 2, 4), Rejected("sum_kv_groups", "narrow"));
         Assert.That(() => SumKeyValueGroups.Launch(Device, narrow.Span, shortOne.Span, 2, 6, 2, 4), Rejected("sum_kv_groups", "wide"));
     }

@@ -333,3 +333,17 @@ internal static class ConvertToBf16
         KernelStubs.convert_to_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Elementwise.Threads), Elementwise.Threads), y: y, x: x, n: n);
     }
 }
+
+/// <summary>convert_from_bf16: y [n] fp32 = x [n] bf16 widened (exact): a bf16 GEMM output read by an fp32 kernel.</summary>
+internal static class ConvertFromBf16
+{
+    public const string Name = "convert_from_bf16";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<ushort> x)
+    {
+        int n = LaunchChecks.Elements(Name, x.Length, "n");
+        if (y.Length < n) throw new ArgumentException($"{Name}: y holds {y.Length} elements, x has {n}.", nameof(y));
+        if (n == 0) return;
+        KernelStubs.convert_from_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Elementwise.Threads), Elementwise.Threads), y: y, x: x, n: n);
+    }
+}

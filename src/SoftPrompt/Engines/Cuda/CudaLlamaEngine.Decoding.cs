@@ -6,12 +6,15 @@ namespace SoftPrompt.Engines;
 /// <summary>
 /// Llama's cached step (<see cref="DeviceDecodingSession"/>): its block on the step's rows only. RoPE rotates q (with
 /// 1/√hd folded in, as the full forward) and k at each row's own position, from the tables' rows gathered once per step;
-/// the cache keeps each kv head once and decode attention reads it in place for the group's query heads.
+/// the cache keeps each kv head once and decode attention reads it in place for the group's query heads. In bf16 precision
+/// q|k|v are rounded as the full forward's (bf16 GEMM outputs and bf16 RoPE, in the first inner buffer), then widened for
+/// the fp32 cache and decode attention; o_proj rounds the attention output to bf16 as its operand, as the full forward's.
 /// </summary>
 public sealed partial class CudaLlamaEngine
 {
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.KeyValueHeads, config.HeadSize,
-        QueryWidth: config.AttentionSize, KeyValueWidth: config.KeyValueSize, config.Intermediate, InnerBuffers: 2, RotaryTables: true,
+        QueryWidth: config.AttentionSize, KeyValueWidth: config.KeyValueSize,
+        InnerWidth: bf16 ? Math.Max(config.Intermediate, config.AttentionSize + 2 * config.KeyValueSize) : config.Intermediate, InnerBuffers: 2, RotaryTables: true,
         Bf16OperandWidth: bf16 ? Math.Max(config.Embedding, Math.Max(config.AttentionSize, config.Intermediate)) : 0, Bf16Head: bf16, Bf16Inner: bf16);
 
     private protected override DeviceSpan<float> DecodingPositionTable => default;
@@ -32,12 +35,27 @@ public sealed partial class CudaLlamaEngine
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize;
         float eps = (float)config.RmsNormEpsilon;
         var normed = RmsNormForGemm(p.Norm, p.Rstd, p.Hidden, w.AttentionNormWeight, n, d, eps);
-        Project(p.Query, normed, w.Query, w.Bias.Query, n, d, att);
-        Project(p.Key, normed, w.Key, w.Bias.Key, n, d, kv);
-        Project(p.Value, normed, w.Value, w.Bias.Value, n, d, kv);
         // Row i's tables are its position's (batch 1, sequence n: the kernel's row index is the table row).
-        RopeForward.Launch(device, p.Query, p.RopeCos, p.RopeSin, 1, n, heads, hd, attentionScale);
-        RopeForward.Launch(device, p.Key, p.RopeCos, p.RopeSin, 1, n, kvHeads, hd, 1f);
+        if (bf16)
+        {
+            var (query, key, value) = (p.InnerBf16.Slice(0, (long)n * att), p.InnerBf16.Slice((long)n * att, (long)n * kv), p.InnerBf16.Slice((long)n * (att + kv), (long)n * kv));
+            ProjectToBf16(query, normed, w.Query, w.Bias.Query, n, d, att);
+            ProjectToBf16(key, normed, w.Key, w.Bias.Key, n, d, kv);
+            ProjectToBf16(value, normed, w.Value, w.Bias.Value, n, d, kv);
+            RopeForward.Launch(device, query, p.RopeCos, p.RopeSin, 1, n, heads, hd, attentionScale);
+            RopeForward.Launch(device, key, p.RopeCos, p.RopeSin, 1, n, kvHeads, hd, 1f);
+            ConvertFromBf16.Launch(device, p.Query, query);
+            ConvertFromBf16.Launch(device, p.Key, key);
+            ConvertFromBf16.Launch(device, p.Value, value);
+        }
+        else
+        {
+            Project(p.Query, normed, w.Query, w.Bias.Query, n, d, att);
+            Project(p.Key, normed, w.Key, w.Bias.Key, n, d, kv);
+            Project(p.Value, normed, w.Value, w.Bias.Value, n, d, kv);
+            RopeForward.Launch(device, p.Query, p.RopeCos, p.RopeSin, 1, n, heads, hd, attentionScale);
+            RopeForward.Launch(device, p.Key, p.RopeCos, p.RopeSin, 1, n, kvHeads, hd, 1f);
+        }
         KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Key, kv, p.Value, kv, ix.RowKeys, n, kv, kv);
         DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[layer], p.ValueCache[layer], kv, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, kvHeads, hd, splitSize, splits, scale: 1f);
