@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using NUnit.Framework.Constraints;
 using SoftPrompt.Checkpoints;
 using SoftPrompt.Cpu;
+using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Kernels;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Tests.Emulation;
@@ -46,29 +47,33 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         AssertBitEqual(dDy.Read(), dx, "backward");
     }
 
-    // bf16 q/k (bf16 precision): the fp32 rotation of the widened values, rounded to nearest even once — RopeOps.Forward
-    // on the widened input, then rounded, bit for bit. Random tables, as above; inputs already bf16 values.
+    // bf16 precision: attention's q/k in the full layout, gathered from fp32 shared rows (a row index with repeats, as
+    // shared prompt rows give, and out of order) and rotated in fp32, each value rounded to nearest even once —
+    // RopeOps.Forward on the gathered rows, then rounded, bit for bit. Random tables, as above.
     [TestCase(1, 1, 1, 2, 1f, 0)]
     [TestCase(2, 5, 3, 6, 1f, 1)]            // odd half, misaligned
-    [TestCase(1, 1, 7, 128, 0.0883883f, 3)]  // sequence 1, 1/√128: the scale is not a power of two
+    [TestCase(1, 1, 7, 128, 0.0883883f, 3)]  // sequence 1, 1/√128
     [TestCase(2, 33, 4, 64, 0.125f, 0)]      // Llama-like query, not a multiple of the block
-    public void RopeOnBf16RoundsTheFp32RotationOnce(int batch, int sequence, int heads, int headSize, float scale, int offset)
+    public void RopeGatherBf16RoundsTheFp32RotationOfTheGatheredRowsOnce(int batch, int sequence, int heads, int headSize, float scale, int offset)
     {
-        int n = batch * sequence * heads * headSize, table = (sequence + 3) * (headSize / 2);
-        float[] cos = RandomFloats(table, 1), sin = RandomFloats(table, 2);
-        ushort[] x = [.. RandomFloats(n, 3, -4f, 4f).Select(ElementConversion.SingleToBFloat16)];
-        var rotated = new float[n];
-        ElementConversion.BFloat16ToSingle(x, rotated);
+        int rows = batch * sequence, width = heads * headSize, sourceRows = sequence + 2, table = (sequence + 3) * (headSize / 2);
+        float[] cos = RandomFloats(table, 1), sin = RandomFloats(table, 2), x = RandomFloats(sourceRows * width, 3, -4f, 4f);
+        var random = new Random(rows);
+        int[] rowIndex = [.. Enumerable.Range(0, rows).Select(r => r % 3 == 0 ? 0 : random.Next(sourceRows))];
+        var rotated = new float[rows * width];
+        for (int r = 0; r < rows; r++) x.AsSpan(rowIndex[r] * width, width).CopyTo(rotated.AsSpan(r * width));
         RopeOps.Forward<float>(rotated, cos, sin, batch, sequence, heads, headSize, scale);
-        var expected = new ushort[n];
+        var expected = new ushort[rotated.Length];
         ElementConversion.SingleToBFloat16(rotated, expected);
 
         using var dCos = Put(cos, offset);
         using var dSin = Put(sin, offset);
         using var dX = Put(x, offset);
-        RopeForward.Launch(Device, dX.Span, dCos.Span, dSin.Span, batch, sequence, heads, headSize, scale);
-        var actual = dX.Read();
-        for (int i = 0; i < n; i++)
+        using var dIndex = Put(rowIndex);
+        using var dY = Put(Enumerable.Repeat((ushort)0xffff, rotated.Length).ToArray(), offset);
+        RopeGatherBf16.Launch(Device, dY.Span, dX.Span, dIndex.Span, dCos.Span, dSin.Span, batch, sequence, heads, headSize, scale);
+        var actual = dY.Read();
+        for (int i = 0; i < actual.Length; i++)
             Assert.That(actual[i], Is.EqualTo(expected[i]), $"element {i}: 0x{actual[i]:x4}, expected 0x{expected[i]:x4} (fp32 {rotated[i]:R})");
     }
 
@@ -289,10 +294,14 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         Assert.That(() => RopeBackward.Launch(Device, x.Span, table.Span, shortTable.Span, 2, 3, 4, 8, 1f), Rejected("rope_backward", "sin"));
         Assert.That(() => RopeForward.Launch(Device, x.Span, table.Span, table.Span, 2, 3, 5, 8, 1f), Rejected("rope_forward", "x"));
         Assert.That(() => RopeForward.Launch(Device, x.Span, table.Span, table.Span, 2, 3, 4, 7, 1f), Rejected("rope_forward", "headSize"));
+        using var index = Zeros<int>(2 * 3);
         using var shortBf16 = Zeros<ushort>(2 * 3 * 4 * 8 - 1);
-        Assert.That(() => RopeForward.Launch(Device, shortBf16.Span, table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_forward_bf16", "x"));
+        Assert.That(() => RopeGatherBf16.Launch(Device, shortBf16.Span, x.Span, index.Span, table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "y"));
         using var bf16 = Zeros<ushort>(2 * 3 * 4 * 8);
-        Assert.That(() => RopeForward.Launch(Device, bf16.Span, table.Span, shortTable.Span, 2, 3, 4, 8, 1f), Rejected("rope_forward_bf16", "sin"));
+        Assert.That(() => RopeGatherBf16.Launch(Device, bf16.Span, x.Span, index.Span.Slice(0, 5), table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "rowIndex"));
+        Assert.That(() => RopeGatherBf16.Launch(Device, bf16.Span, x.Span, index.Span, table.Span, shortTable.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "sin"));
+        var overX = new DeviceSpan<ushort>(x.Span.Address, 2 * 3 * 4 * 8);
+        Assert.That(() => RopeGatherBf16.Launch(Device, overX, x.Span, index.Span, table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "y"));
 
         using var a = Zeros<float>(8);
         using var b = Zeros<float>(8);

@@ -16,18 +16,30 @@ internal static class RopeForward
     public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
         int batch, int sequence, int heads, int headSize, float scale)
         => RopeLaunch.Launch(device, Name, x, cos, sin, batch, sequence, heads, headSize, scale);
+}
 
-    /// <summary>
-    /// rope_forward_bf16: the same on bf16 x (q and k in bf16 precision), fp32 math from the fp32 tables and one rounding to
-    /// nearest even per value — RopeOps.Forward on the widened values, then rounded.
-    /// </summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> x, DeviceSpan<float> cos, DeviceSpan<float> sin,
+/// <summary>
+/// rope_gather_bf16: y[r] = bf16(scale·R(t)·x[rowIndex[r]]) — <see cref="RopeForward"/>'s fp32 math on a gathered fp32 row,
+/// each value rounded to nearest even once (bf16 precision: attention's q/k in the full layout from the shared-row
+/// projections). y [batch, sequence, heads·headSize] bf16, row r = b·sequence + t; x [source rows, heads·headSize] fp32;
+/// rowIndex [batch·sequence]; tables as <see cref="RopeForward"/>; y must not overlap x.
+/// </summary>
+internal static class RopeGatherBf16
+{
+    public const string Name = "rope_gather_bf16";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> x, DeviceSpan<int> rowIndex, DeviceSpan<float> cos, DeviceSpan<float> sin,
         int batch, int sequence, int heads, int headSize, float scale)
     {
-        const string kernel = Name + "_bf16";
-        int blocks = RopeLaunch.Check(kernel, x, cos, sin, batch, sequence, heads, headSize);
+        int blocks = RopeLaunch.Check(Name, y, cos, sin, batch, sequence, heads, headSize, nameof(y));
+        LaunchChecks.AtLeast(Name, rowIndex, (long)batch * sequence, "[batch·sequence]");
         if (blocks == 0) return;
-        KernelStubs.rope_forward_bf16(device, new(blocks, Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
+        LaunchChecks.AtLeast(Name, x, (long)heads * headSize, "[source rows ≥ 1, heads·headSize]");
+        if (y.Address < x.Address + (ulong)x.Length * sizeof(float) && x.Address < y.Address + (ulong)y.Length * sizeof(ushort))
+            throw new ArgumentException($"{Name}: y must not overlap x.", nameof(y));
+        int sourceRows = (int)Math.Min(int.MaxValue, x.Length / ((long)heads * headSize));
+        KernelStubs.rope_gather_bf16(device, new(blocks, RopeForward.Threads), y: y, x: x, row_index: rowIndex, source_rows: sourceRows, cos_table: cos, sin_table: sin,
+            batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
     }
 }
 
@@ -59,8 +71,8 @@ file static class RopeLaunch
             KernelStubs.rope_backward(device, new(blocks, RopeForward.Threads), x: x, cos_table: cos, sin_table: sin, batch: batch, sequence: sequence, heads: heads, head_size: headSize, scale: scale);
     }
 
-    /// <summary>Checks the shapes against x (fp32 or bf16) and the tables; the grid's blocks (0: nothing to rotate).</summary>
-    public static int Check<T>(string kernel, DeviceSpan<T> x, DeviceSpan<float> cos, DeviceSpan<float> sin, int batch, int sequence, int heads, int headSize) where T : unmanaged
+    /// <summary>Checks the shapes against the rotated rows x (fp32, or rope_gather_bf16's bf16 y) and the tables; the grid's blocks (0: nothing to rotate).</summary>
+    public static int Check<T>(string kernel, DeviceSpan<T> x, DeviceSpan<float> cos, DeviceSpan<float> sin, int batch, int sequence, int heads, int headSize, string rotated = "x") where T : unmanaged
     {
         LaunchChecks.NotBelow(kernel, batch, 0);
         LaunchChecks.NotBelow(kernel, sequence, 0);
@@ -69,7 +81,7 @@ file static class RopeLaunch
         if (headSize % 2 != 0) throw new ArgumentException($"{kernel}: headSize must be even (RoPE rotates pairs of channels), got {headSize}.", nameof(headSize));
         int n = LaunchChecks.Elements(kernel, (long)batch * sequence * heads * headSize, "x [batch, sequence, heads·headSize]");
         long table = (long)sequence * (headSize / 2);
-        LaunchChecks.AtLeast(kernel, x, n, "[batch, sequence, heads·headSize]");
+        LaunchChecks.AtLeast(kernel, x, n, "[batch, sequence, heads·headSize]", rotated);
         LaunchChecks.AtLeast(kernel, cos, table, "[sequence, headSize/2]");
         LaunchChecks.AtLeast(kernel, sin, table, "[sequence, headSize/2]");
         return n == 0 ? 0 : LaunchChecks.GridStrideBlocks(n / 2, RopeForward.Threads);

@@ -67,18 +67,11 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         int n = step.Shared, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
         var normed = RmsNormForGemm(p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
-        if (bf16)
-        {
-            ProjectToBf16(s.QueryBf16, normed, w.Query, w.Bias.Query, n, d, att);
-            ProjectToBf16(s.KeyBf16, normed, w.Key, w.Bias.Key, n, d, kv);
-            ProjectToBf16(s.ValueBf16, normed, w.Value, w.Bias.Value, n, d, kv);
-        }
-        else
-        {
-            Project(s.Query, normed, w.Query, w.Bias.Query, n, d, att);
-            Project(s.Key, normed, w.Key, w.Bias.Key, n, d, kv);
-            Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
-        }
+        // q and k stay fp32 in bf16 precision too: RoPE rounds them once into attention's bf16 operands (see rope.cu).
+        Project(s.Query, normed, w.Query, w.Bias.Query, n, d, att);
+        Project(s.Key, normed, w.Key, w.Bias.Key, n, d, kv);
+        if (bf16) ProjectToBf16(s.ValueBf16, normed, w.Value, w.Bias.Value, n, d, kv);
+        else Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
         FullAttentionInputs(p, s);
         int rows = step.Rows, seq = step.Sequence, heads = config.Heads, hd = config.HeadSize;
         if (bf16)
@@ -183,7 +176,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
     /// Attention's inputs in the full layout, from a layer's shared-row projections: q rotated and scaled by 1/√hd, k rotated
     /// (position = index in the row's sequence, the prompt counting), and, unless attention reads the groups in place, k
     /// and v repeated to every query head. The forward computes them, and the reverse pass again (cheaper than keeping them
-    /// per layer). In bf16 precision all of it in bf16, RoPE rounding each rotated value once.
+    /// per layer). In bf16 precision all of it in bf16: RoPE rotates the fp32 q/k rows as it gathers them, rounding once.
     /// </summary>
     private void FullAttentionInputs(LlamaDevicePlan p, LlamaDevicePlan.Layer s)
     {
@@ -191,10 +184,8 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         var shared = p.Inputs.SharedRows;
         if (bf16)
         {
-            GatherRows.Launch(device, p.QueryFullBf16, s.QueryBf16, shared.FullToShared, full, att);
-            RopeForward.Launch(device, p.QueryFullBf16, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
-            GatherRows.Launch(device, p.KeyNarrowFullBf16, s.KeyBf16, shared.FullToShared, full, kv);
-            RopeForward.Launch(device, p.KeyNarrowFullBf16, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+            RopeGatherBf16.Launch(device, p.QueryFullBf16, s.Query, shared.FullToShared, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
+            RopeGatherBf16.Launch(device, p.KeyNarrowFullBf16, s.Key, shared.FullToShared, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
             GatherRows.Launch(device, p.ValueNarrowFullBf16, s.ValueBf16, shared.FullToShared, full, kv);
             if (p.GroupsInPlace) return;
             RepeatKeyValueHeads.Launch(device, p.KeyFullBf16, p.KeyNarrowFullBf16, full, heads, kvHeads, hd);

@@ -8,8 +8,8 @@ namespace SoftPrompt.Engines;
 /// A Llama-style model's device memory for one (rows, positions, sequence) capacity, one arena reused every step (the
 /// twin of <see cref="LlamaCpuActivations{T}"/>): per block what its reverse pass reads (shared rows), and scratch,
 /// including attention's full layout: rotated (and scaled) q, rotated k and v (repeated to every query head unless
-/// attention reads the groups in place), the output, and gradients. In bf16 precision q, k, v and the attention output
-/// are bf16 (their fp32 spans empty), the gradients fp32.
+/// attention reads the groups in place), the output, and gradients. In bf16 precision attention's operands (full-layout
+/// q, k, v; shared-row v) and its output are bf16 (their fp32 spans empty); the q/k projections and the gradients stay fp32.
 /// </summary>
 internal sealed class LlamaDevicePlan : DecoderDevicePlan
 {
@@ -46,11 +46,11 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         Layer Saved(int? layer)
         {
             string at = RecomputedLayers.Prefix("layers", layer);
-            return new(Input: default, Rstd1: F(at + "input_layernorm.rstd", n), Query: F32(at + "q", n * a), Key: F32(at + "k", n * kv),
+            return new(Input: default, Rstd1: F(at + "input_layernorm.rstd", n), Query: F(at + "q", n * a), Key: F(at + "k", n * kv),
                 Value: F32(at + "v", n * kv), Attention: F32(at + "attention", n * a), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * d),
                 Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F32(at + "gate", n * ff), Up: F32(at + "up", n * ff),
                 GateBf16: B16(at + "gate", n * ff), UpBf16: B16(at + "up", n * ff),
-                QueryBf16: B16(at + "q", n * a), KeyBf16: B16(at + "k", n * kv), ValueBf16: B16(at + "v", n * kv), AttentionBf16: B16(at + "attention", n * a));
+                ValueBf16: B16(at + "v", n * kv), AttentionBf16: B16(at + "attention", n * a));
         }
         Layers = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"layers.{l}.input", n * d), Saved, (saved, input) => saved with { Input = input });
         FinalRstd = F("norm.rstd", n);
@@ -95,13 +95,14 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
     public int Sequence { get; }
 
     /// <summary>
-    /// Shared rows: the q, k, v projections before RoPE (k and v at their own kv width), attention output, the SwiGLU branches
-    /// (<see cref="Query"/> … <see cref="Up"/> in fp32 precision, <see cref="QueryBf16"/> … <see cref="UpBf16"/> in bf16, the others empty).
+    /// Shared rows: the q, k, v projections before RoPE (k and v at their own kv width; q and k fp32 in both precisions: RoPE
+    /// rounds them once), attention output, the SwiGLU branches (<see cref="Value"/>, <see cref="Attention"/>, <see cref="Gate"/>,
+    /// <see cref="Up"/> in fp32 precision, <see cref="ValueBf16"/> … <see cref="UpBf16"/> in bf16, the others empty).
     /// </summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Rstd1, DeviceSpan<float> Query, DeviceSpan<float> Key,
         DeviceSpan<float> Value, DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Rstd2,
         DeviceSpan<float> Gate, DeviceSpan<float> Up, DeviceSpan<ushort> GateBf16, DeviceSpan<ushort> UpBf16,
-        DeviceSpan<ushort> QueryBf16, DeviceSpan<ushort> KeyBf16, DeviceSpan<ushort> ValueBf16, DeviceSpan<ushort> AttentionBf16);
+        DeviceSpan<ushort> ValueBf16, DeviceSpan<ushort> AttentionBf16);
 
     public Layer[] Layers { get; }
     public DeviceSpan<float> FinalRstd { get; }
