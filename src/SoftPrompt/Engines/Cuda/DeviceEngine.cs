@@ -162,8 +162,9 @@ public abstract class DeviceEngine : IDeviceEngine
     // operand of the up projections' input-gradient GEMMs. Kept fp32: the residual stream (it sums every layer's small
     // updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in fp32 inside attention), the
     // loss, the final norm's output (the LM head gathers its target rows and rounds only those), and every gradient that is not
-    // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it). Not done yet: q/k/v and the
-    // attention output are still fp32 in memory (GEMM outputs; attention rounds q/k/v to bf16 itself). The cached decoding
+    // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it). Llama: v and the attention output
+    // bf16; q/k fp32 GEMM outputs that RoPE rounds once into attention's bf16 operands (rounding before RoPE too, as
+    // PyTorch does, broke the accuracy bar). The cached decoding
     // step rounds its MLP pre-activations the same way (bf16 inner buffers), so its logits stay those of a full forward.
 
     /// <summary>The activation operand of a GEMM: fp32 (rounded into <see cref="Bf16Operands"/> when the weight is bf16), or already bf16.</summary>
