@@ -46,6 +46,14 @@ extern "C" __global__ void __launch_bounds__(256) repeat_kv_heads(float* wide, c
     for (int i = first; i < n; i += stride) wide[i] = narrow[narrow_index_of_wide(i, heads, kv_heads, head_size)];
 }
 
+// repeat_kv_heads_bf16 — repeat_kv_heads on bf16 k/v (bf16 precision at head sizes the tensor-core attention, which
+//   reads the groups in place, does not cover). Shapes and grid as repeat_kv_heads; one bf16 per step.
+extern "C" __global__ void __launch_bounds__(256) repeat_kv_heads_bf16(bf16* wide, const bf16* narrow, int rows, int heads, int kv_heads, int head_size) {
+    using namespace grouped_query_detail;
+    const int n = rows * heads * head_size;
+    for (int i = grid_first(); i < n; i += grid_stride()) wide[i] = narrow[narrow_index_of_wide(i, heads, kv_heads, head_size)];
+}
+
 // sum_kv_groups — narrow[r, g, :] = ((0 + wide[r, g·G, :]) + wide[r, g·G + 1, :]) + … + wide[r, g·G + G − 1, :],
 //   G = heads / kv_heads: repeat_kv_heads' backward. Overwrites narrow; the order of the adds is the CPU op's (starting
 //   from +0, as its cleared buffer does), so the result is bit-identical to it.

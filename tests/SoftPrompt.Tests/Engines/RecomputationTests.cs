@@ -137,7 +137,7 @@ public sealed class RecomputationTests(DeviceKind kind)
 
     /// <summary>
     /// Issue 12 item 6, by plan: Llama-3-8B at 8 × (100 + 512) on a 40 GB GPU, T5-XXL at the paper's 32 × (100 + 512) on
-    /// 80 GB, both bf16. Llama-3-8B fits keeping every layer (36.9 GiB) since its MLP pre-activations and LM head are bf16;
+    /// 80 GB, both bf16. Llama-3-8B fits keeping every layer (35.3 GiB) since its MLP pre-activations, LM head and attention operands are bf16;
     /// T5-XXL needs recomputation.
     /// </summary>
     [TestCase("llama3-8b", 8, 511, 37.25, false)]

@@ -139,6 +139,23 @@ public sealed class Bf16OutputKernelTests(DeviceKind kind) : KernelTestBase(kind
         Assert.That(y.Read(), Is.EqualTo(expected));
     }
 
+    // convert_from_bf16 (the cached Llama step's q|k|v for the fp32 cache): every bf16 value, NaN and ±0 included, widened
+    // exactly; nothing past n written.
+    [TestCase(1027, 0)]
+    [TestCase(5, 1)]
+    public void ConvertFromBf16WidensExactly(int n, int offset)
+    {
+        var rng = new Random(n);
+        ushort[] x = [.. Enumerable.Range(0, n).Select(i => i == 1 ? (ushort)0x8000 : i == 2 ? (ushort)0x7fc1 : (ushort)rng.Next(65536))];
+        using var dx = Put(x, offset);
+        using var y = Put(Enumerable.Repeat(-1f, n + 1).ToArray(), offset);
+        ConvertFromBf16.Launch(Device, y.Span.Slice(0, n), dx.Span);
+        var actual = y.Read();
+        for (int i = 0; i < n; i++)
+            Assert.That(BitConverter.SingleToUInt32Bits(actual[i]), Is.EqualTo((uint)x[i] << 16), $"element {i}");
+        Assert.That(actual[n], Is.EqualTo(-1f), "past n");
+    }
+
     [Test]
     public void ABf16GradientOverTheFp32IncomingGradientIsRefused()
     {

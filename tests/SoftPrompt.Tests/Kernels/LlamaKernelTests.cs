@@ -1,6 +1,8 @@
 using System.Numerics.Tensors;
 using NUnit.Framework.Constraints;
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Cpu;
+using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Kernels;
 using SoftPrompt.Models.Llama;
 using SoftPrompt.Tests.Emulation;
@@ -43,6 +45,36 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         AssertBitEqual(dX.Read(), y, "forward");
         RopeBackward.Launch(Device, dDy.Span, dCos.Span, dSin.Span, batch, sequence, heads, headSize, scale);
         AssertBitEqual(dDy.Read(), dx, "backward");
+    }
+
+    // bf16 precision: attention's q/k in the full layout, gathered from fp32 shared rows (a row index with repeats, as
+    // shared prompt rows give, and out of order) and rotated in fp32, each value rounded to nearest even once —
+    // RopeOps.Forward on the gathered rows, then rounded, bit for bit. Random tables, as above.
+    [TestCase(1, 1, 1, 2, 1f, 0)]
+    [TestCase(2, 5, 3, 6, 1f, 1)]            // odd half, misaligned
+    [TestCase(1, 1, 7, 128, 0.0883883f, 3)]  // sequence 1, 1/√128
+    [TestCase(2, 33, 4, 64, 0.125f, 0)]      // Llama-like query, not a multiple of the block
+    public void RopeGatherBf16RoundsTheFp32RotationOfTheGatheredRowsOnce(int batch, int sequence, int heads, int headSize, float scale, int offset)
+    {
+        int rows = batch * sequence, width = heads * headSize, sourceRows = sequence + 2, table = (sequence + 3) * (headSize / 2);
+        float[] cos = RandomFloats(table, 1), sin = RandomFloats(table, 2), x = RandomFloats(sourceRows * width, 3, -4f, 4f);
+        var random = new Random(rows);
+        int[] rowIndex = [.. Enumerable.Range(0, rows).Select(r => r % 3 == 0 ? 0 : random.Next(sourceRows))];
+        var rotated = new float[rows * width];
+        for (int r = 0; r < rows; r++) x.AsSpan(rowIndex[r] * width, width).CopyTo(rotated.AsSpan(r * width));
+        RopeOps.Forward<float>(rotated, cos, sin, batch, sequence, heads, headSize, scale);
+        var expected = new ushort[rotated.Length];
+        ElementConversion.SingleToBFloat16(rotated, expected);
+
+        using var dCos = Put(cos, offset);
+        using var dSin = Put(sin, offset);
+        using var dX = Put(x, offset);
+        using var dIndex = Put(rowIndex);
+        using var dY = Put(Enumerable.Repeat((ushort)0xffff, rotated.Length).ToArray(), offset);
+        RopeGatherBf16.Launch(Device, dY.Span, dX.Span, dIndex.Span, dCos.Span, dSin.Span, batch, sequence, heads, headSize, scale);
+        var actual = dY.Read();
+        for (int i = 0; i < actual.Length; i++)
+            Assert.That(actual[i], Is.EqualTo(expected[i]), $"element {i}: 0x{actual[i]:x4}, expected 0x{expected[i]:x4} (fp32 {rotated[i]:R})");
     }
 
     // Real Llama-3 tables (θ = 500000, rope_scaling "llama3" factor 8, all three bands of the wavelength adjustment),
@@ -215,6 +247,13 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         RepeatKeyValueHeads.Launch(Device, dWide.Span, dNarrow.Span, rows, heads, keyValueHeads, headSize);
         AssertBitEqual(dWide.Read(), wide, "repeat_kv_heads");
 
+        // bf16 k/v (bf16 precision at head sizes without tensor-core attention): the same copy of the bf16 bits.
+        ushort[] narrow16 = [.. narrow.Select(ElementConversion.SingleToBFloat16)], wide16 = [.. wide.Select(ElementConversion.SingleToBFloat16)];
+        using var dNarrow16 = Put(narrow16, offset);
+        using var dWide16 = Put(Enumerable.Repeat((ushort)0xffff, wideCount).ToArray(), offset);
+        RepeatKeyValueHeads.Launch(Device, dWide16.Span, dNarrow16.Span, rows, heads, keyValueHeads, headSize);
+        Assert.That(dWide16.Read(), Is.EqualTo(wide16), "repeat_kv_heads_bf16");
+
         using var dWideGradient = Put(wideGradient, offset);
         using var dNarrowGradient = Put(RandomFloats(narrowCount, 4), offset);   // overwritten, not accumulated into
         SumKeyValueGroups.Launch(Device, dNarrowGradient.Span, dWideGradient.Span, rows, heads, keyValueHeads, headSize);
@@ -255,6 +294,14 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         Assert.That(() => RopeBackward.Launch(Device, x.Span, table.Span, shortTable.Span, 2, 3, 4, 8, 1f), Rejected("rope_backward", "sin"));
         Assert.That(() => RopeForward.Launch(Device, x.Span, table.Span, table.Span, 2, 3, 5, 8, 1f), Rejected("rope_forward", "x"));
         Assert.That(() => RopeForward.Launch(Device, x.Span, table.Span, table.Span, 2, 3, 4, 7, 1f), Rejected("rope_forward", "headSize"));
+        using var index = Zeros<int>(2 * 3);
+        using var shortBf16 = Zeros<ushort>(2 * 3 * 4 * 8 - 1);
+        Assert.That(() => RopeGatherBf16.Launch(Device, shortBf16.Span, x.Span, index.Span, table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "y"));
+        using var bf16 = Zeros<ushort>(2 * 3 * 4 * 8);
+        Assert.That(() => RopeGatherBf16.Launch(Device, bf16.Span, x.Span, index.Span.Slice(0, 5), table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "rowIndex"));
+        Assert.That(() => RopeGatherBf16.Launch(Device, bf16.Span, x.Span, index.Span, table.Span, shortTable.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "sin"));
+        var overX = new DeviceSpan<ushort>(x.Span.Address, 2 * 3 * 4 * 8);
+        Assert.That(() => RopeGatherBf16.Launch(Device, overX, x.Span, index.Span, table.Span, table.Span, 2, 3, 4, 8, 1f), Rejected("rope_gather_bf16", "y"));
 
         using var a = Zeros<float>(8);
         using var b = Zeros<float>(8);
@@ -267,6 +314,9 @@ public sealed class LlamaKernelTests(DeviceKind kind) : KernelTestBase(kind)
         using var narrow = Zeros<float>(2 * 2 * 4);
         Assert.That(() => RepeatKeyValueHeads.Launch(Device, wide.Span, narrow.Span, 2, 6, 3, 4), Rejected("repeat_kv_heads", "narrow"));
         Assert.That(() => RepeatKeyValueHeads.Launch(Device, wide.Span, narrow.Span, 2, 6, 4, 4), Rejected("repeat_kv_heads", "keyValueHeads"));
+        using var wide16 = Zeros<ushort>(2 * 6 * 4);
+        using var narrow16 = Zeros<ushort>(2 * 2 * 4);
+        Assert.That(() => RepeatKeyValueHeads.Launch(Device, wide16.Span, narrow16.Span, 2, 6, 3, 4), Rejected("repeat_kv_heads_bf16", "narrow"));
         Assert.That(() => SumKeyValueGroups.Launch(Device, narrow.Span, wide.Span, 3, 6, 2, 4), Rejected("sum_kv_groups", "narrow"));
         Assert.That(() => SumKeyValueGroups.Launch(Device, narrow.Span, shortOne.Span, 2, 6, 2, 4), Rejected("sum_kv_groups", "wide"));
     }

@@ -24,6 +24,17 @@ internal static class RepeatKeyValueHeads
         int blocks = LaunchChecks.GridStrideBlocks(quads ? n / 4 : n, Threads);
         KernelStubs.repeat_kv_heads(device, new(blocks, Threads), wide: wide, narrow: narrow, rows: rows, heads: heads, kv_heads: keyValueHeads, head_size: headSize);
     }
+
+    /// <summary>repeat_kv_heads_bf16: the same copy of bf16 k/v (one element per thread step).</summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> wide, DeviceSpan<ushort> narrow, int rows, int heads, int keyValueHeads, int headSize)
+    {
+        const string name = Name + "_bf16";
+        int n = GroupedQueryChecks.WideElements(name, rows, heads, keyValueHeads, headSize);
+        LaunchChecks.AtLeast(name, wide, n, "[rows, heads·headSize]");
+        LaunchChecks.AtLeast(name, narrow, (long)rows * keyValueHeads * headSize, "[rows, keyValueHeads·headSize]");
+        if (n == 0) return;
+        KernelStubs.repeat_kv_heads_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Threads), Threads), wide: wide, narrow: narrow, rows: rows, heads: heads, kv_heads: keyValueHeads, head_size: headSize);
+    }
 }
 
 /// <summary>

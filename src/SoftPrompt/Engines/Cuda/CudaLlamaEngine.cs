@@ -67,16 +67,29 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         int n = step.Shared, d = config.Embedding, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         float eps = (float)config.RmsNormEpsilon;
         var normed = RmsNormForGemm(p.Norm, s.Rstd1, s.Input, w.AttentionNormWeight, n, d, eps);
+        // q and k stay fp32 in bf16 precision too: RoPE rounds them once into attention's bf16 operands (see rope.cu).
         Project(s.Query, normed, w.Query, w.Bias.Query, n, d, att);
         Project(s.Key, normed, w.Key, w.Bias.Key, n, d, kv);
-        Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
+        if (bf16) ProjectToBf16(s.ValueBf16, normed, w.Value, w.Bias.Value, n, d, kv);
+        else Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
         FullAttentionInputs(p, s);
-        var (keys, values, kvStride, kvHeads) = AttentionKeysAndValues(p);
-        AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, keys, kvStride, values, kvStride,
-            default, default, default, step.Rows, step.Sequence, step.Sequence, config.Heads, config.HeadSize, causal: true, scale: 1f, tensorCores: bf16,
-            keyValueHeads: kvHeads);
-        GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
-        ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
+        int rows = step.Rows, seq = step.Sequence, heads = config.Heads, hd = config.HeadSize;
+        if (bf16)
+        {
+            var (keys, values, kvStride, kvHeads) = AttentionKeysAndValuesBf16(p);
+            AttentionForward.Launch(device, p.AttentionFullBf16, att, s.LogSumExp, p.QueryFullBf16, att, keys, kvStride, values, kvStride,
+                default, default, default, rows, seq, seq, heads, hd, causal: true, scale: 1f, keyValueHeads: kvHeads);
+            GatherRows.Launch(device, s.AttentionBf16, p.AttentionFullBf16, shared.SharedToFull, n, att);
+            ResidualWithBias(s.Middle, s.Input, GemmInput.OfBf16(s.AttentionBf16), w.Output, w.Bias.Output, n, att, d);
+        }
+        else
+        {
+            var (keys, values, kvStride, kvHeads) = AttentionKeysAndValues(p);
+            AttentionForward.Launch(device, p.AttentionFull, att, s.LogSumExp, p.QueryFull, att, keys, kvStride, values, kvStride,
+                default, default, default, rows, seq, seq, heads, hd, causal: true, scale: 1f, keyValueHeads: kvHeads);
+            GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, att);
+            ResidualWithBias(s.Middle, s.Input, s.Attention, w.Output, w.Bias.Output, n, att, d);
+        }
         normed = RmsNormForGemm(p.Norm, s.Rstd2, s.Middle, w.MlpNormWeight, n, d, eps);
         if (bf16)
         {
@@ -105,6 +118,21 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         }
         BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), default, bias, n, outDim);
         Project(y, x, weight, n, inDim, outDim, accumulate: true);
+    }
+
+    /// <summary>
+    /// y [n, outDim] bf16 = x · Wᵀ + b (bf16 W), or x · Wᵀ when <paramref name="bias"/> is empty: the bias rounded into y first,
+    /// the GEMM sums onto it in fp32 and rounds once (PyTorch's bf16 linear with its bf16 bias).
+    /// </summary>
+    private void ProjectToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    {
+        if (bias.Length == 0)
+        {
+            ProjectToBf16(y, x, weight, n, inDim, outDim);
+            return;
+        }
+        BiasFillBf16.Launch(device, y.Slice(0, (long)n * outDim), bias, n, outDim);
+        ProjectToBf16(y, x, weight, n, inDim, outDim, accumulate: true);
     }
 
     /// <summary>y [n, outDim] = residual + x · Wᵀ (+ b when <paramref name="bias"/> is not empty).</summary>
@@ -139,16 +167,31 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         p.GroupsInPlace ? (p.KeyNarrowFull, p.ValueNarrowFull, config.KeyValueSize, config.KeyValueHeads)
             : (p.KeyFull, p.ValueFull, config.AttentionSize, config.Heads);
 
+    /// <summary><see cref="AttentionKeysAndValues"/> in bf16 precision.</summary>
+    private (DeviceSpan<ushort> Keys, DeviceSpan<ushort> Values, int Stride, int Heads) AttentionKeysAndValuesBf16(LlamaDevicePlan p) =>
+        p.GroupsInPlace ? (p.KeyNarrowFullBf16, p.ValueNarrowFullBf16, config.KeyValueSize, config.KeyValueHeads)
+            : (p.KeyFullBf16, p.ValueFullBf16, config.AttentionSize, config.Heads);
+
     /// <summary>
     /// Attention's inputs in the full layout, from a layer's shared-row projections: q rotated and scaled by 1/√hd, k rotated
     /// (position = index in the row's sequence, the prompt counting), and, unless attention reads the groups in place, k
     /// and v repeated to every query head. The forward computes them, and the reverse pass again (cheaper than keeping them
-    /// per layer).
+    /// per layer). In bf16 precision all of it in bf16: RoPE rotates the fp32 q/k rows as it gathers them, rounding once.
     /// </summary>
     private void FullAttentionInputs(LlamaDevicePlan p, LlamaDevicePlan.Layer s)
     {
         int full = step.Full, rows = step.Rows, seq = step.Sequence, heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize;
         var shared = p.Inputs.SharedRows;
+        if (bf16)
+        {
+            RopeGatherBf16.Launch(device, p.QueryFullBf16, s.Query, shared.FullToShared, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
+            RopeGatherBf16.Launch(device, p.KeyNarrowFullBf16, s.Key, shared.FullToShared, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
+            GatherRows.Launch(device, p.ValueNarrowFullBf16, s.ValueBf16, shared.FullToShared, full, kv);
+            if (p.GroupsInPlace) return;
+            RepeatKeyValueHeads.Launch(device, p.KeyFullBf16, p.KeyNarrowFullBf16, full, heads, kvHeads, hd);
+            RepeatKeyValueHeads.Launch(device, p.ValueFullBf16, p.ValueNarrowFullBf16, full, heads, kvHeads, hd);
+            return;
+        }
         GatherRows.Launch(device, p.QueryFull, s.Query, shared.FullToShared, full, att);
         RopeForward.Launch(device, p.QueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
         GatherRows.Launch(device, p.KeyNarrowFull, s.Key, shared.FullToShared, full, kv);
@@ -182,14 +225,25 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         InputGradient(p.GradientAttention, dResidual, w.Output, n, att, d);
         GatherRows.Launch(device, p.GradientAttentionFull, p.GradientAttention, shared.FullToSharedOrZero, full, att);
         FullAttentionInputs(p, s);
-        GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, att);
-        var (keys, values, kvStride, attentionKvHeads) = AttentionKeysAndValues(p);
         // In place, the kernel writes each kv head's gradient (summed over its group) into the narrow gradient buffers;
-        // otherwise the repeated heads' gradients are summed back into the (now free) narrow k/v buffers.
+        // otherwise the repeated heads' gradients are summed back into the (fp32: now free) narrow k/v buffers.
         var (dKeys, dValues) = p.GroupsInPlace ? (p.GradientKeyFull, p.GradientValueFull) : (p.KeyNarrowFull, p.ValueNarrowFull);
-        AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, kvStride, p.GradientValueFull, kvStride, p.GradientAttentionFull, att,
-            p.QueryFull, att, keys, kvStride, values, kvStride, p.AttentionFull, att, s.LogSumExp, p.AttentionScratch, default, default, default,
-            rows, seq, seq, heads, hd, causal: true, scale: 1f, tensorCores: bf16, keyValueHeads: attentionKvHeads);
+        if (bf16)
+        {
+            GatherRows.Launch(device, p.AttentionFullBf16, s.AttentionBf16, shared.FullToShared, full, att);
+            var (keys, values, kvStride, attentionKvHeads) = AttentionKeysAndValuesBf16(p);
+            AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, kvStride, p.GradientValueFull, kvStride, p.GradientAttentionFull, att,
+                p.QueryFullBf16, att, keys, kvStride, values, kvStride, p.AttentionFullBf16, att, s.LogSumExp, p.AttentionScratch, default, default, default,
+                rows, seq, seq, heads, hd, causal: true, scale: 1f, keyValueHeads: attentionKvHeads);
+        }
+        else
+        {
+            GatherRows.Launch(device, p.AttentionFull, s.Attention, shared.FullToShared, full, att);
+            var (keys, values, kvStride, attentionKvHeads) = AttentionKeysAndValues(p);
+            AttentionBackward.Launch(device, p.GradientQueryFull, att, p.GradientKeyFull, kvStride, p.GradientValueFull, kvStride, p.GradientAttentionFull, att,
+                p.QueryFull, att, keys, kvStride, values, kvStride, p.AttentionFull, att, s.LogSumExp, p.AttentionScratch, default, default, default,
+                rows, seq, seq, heads, hd, causal: true, scale: 1f, keyValueHeads: attentionKvHeads);
+        }
         if (!p.GroupsInPlace)
         {
             SumKeyValueGroups.Launch(device, dKeys, p.GradientKeyFull, full, heads, kvHeads, hd);

@@ -167,9 +167,11 @@ public abstract class DeviceEngine : IDeviceEngine
     // bf16 (with their bias rounded in first, one rounding), the plan saves them and the attention output in bf16, the
     // gathers move bf16, attention reads and writes bf16 (the launchers' DeviceSpan<ushort> overloads: tensor cores at hs
     // 64/128, SIMT kernels reading bf16 elsewhere) and the output projection reads the output as its GEMM operand — GPT-2,
-    // T5 (encoder self, decoder self and cross attention); Llama not yet. The cached decoding step rounds its MLP
-    // pre-activations the same way (bf16 inner buffers) and its q/k/v to the full forward's bf16 values (GPT-2: a bf16
-    // c_attn output widened for the fp32 KV cache; T5: round_to_bf16), so its logits stay those of a full forward.
+    // T5 (encoder self, decoder self and cross attention), Llama with one exception: its q/k are fp32 GEMM outputs that
+    // RoPE rounds once while gathering them into attention's bf16 operands (rounding before RoPE too, as PyTorch does,
+    // broke the accuracy bar on the head-size-64 fixture: loss 3.18× PyTorch's). The cached decoding step rounds its MLP
+    // pre-activations the same way (bf16 inner buffers) and its q/k/v to the full forward's bf16 values (widened or
+    // round_to_bf16 for the fp32 KV cache), so its logits stay those of a full forward.
 
     /// <summary>The activation operand of a GEMM: fp32 (rounded into <see cref="Bf16Operands"/> when the weight is bf16), or already bf16.</summary>
     private protected readonly record struct GemmInput(DeviceSpan<float> Fp32, DeviceSpan<ushort> Bf16)

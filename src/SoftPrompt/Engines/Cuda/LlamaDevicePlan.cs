@@ -8,7 +8,8 @@ namespace SoftPrompt.Engines;
 /// A Llama-style model's device memory for one (rows, positions, sequence) capacity, one arena reused every step (the
 /// twin of <see cref="LlamaCpuActivations{T}"/>): per block what its reverse pass reads (shared rows), and scratch,
 /// including attention's full layout: rotated (and scaled) q, rotated k and v (repeated to every query head unless
-/// attention reads the groups in place), the output, and gradients.
+/// attention reads the groups in place), the output, and gradients. In bf16 precision attention's operands (full-layout
+/// q, k, v; shared-row v) and its output are bf16 (their fp32 spans empty); the q/k projections and the gradients stay fp32.
 /// </summary>
 internal sealed class LlamaDevicePlan : DecoderDevicePlan
 {
@@ -37,15 +38,19 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         Sequence = sequence;
         long n = positions, d = config.Embedding, a = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate, heads = config.Heads;
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
+        // An activation stored in the precision's type: the other type's span is empty.
+        DeviceSpan<float> F32(string name, long count) => F(name, bf16 ? 0 : count);
+        DeviceSpan<ushort> B16(string name, long count) => carve.Take<ushort>(name + "_bf16", bf16 ? count : 0);
 
         carve.Kind = DeviceMemoryKind.Activations;
         Layer Saved(int? layer)
         {
             string at = RecomputedLayers.Prefix("layers", layer);
             return new(Input: default, Rstd1: F(at + "input_layernorm.rstd", n), Query: F(at + "q", n * a), Key: F(at + "k", n * kv),
-                Value: F(at + "v", n * kv), Attention: F(at + "attention", n * a), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * d),
-                Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F(at + "gate", bf16 ? 0 : n * ff), Up: F(at + "up", bf16 ? 0 : n * ff),
-                GateBf16: carve.Take<ushort>(at + "gate_bf16", bf16 ? n * ff : 0), UpBf16: carve.Take<ushort>(at + "up_bf16", bf16 ? n * ff : 0));
+                Value: F32(at + "v", n * kv), Attention: F32(at + "attention", n * a), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * d),
+                Rstd2: F(at + "post_attention_layernorm.rstd", n), Gate: F32(at + "gate", n * ff), Up: F32(at + "up", n * ff),
+                GateBf16: B16(at + "gate", n * ff), UpBf16: B16(at + "up", n * ff),
+                ValueBf16: B16(at + "v", n * kv), AttentionBf16: B16(at + "attention", n * a));
         }
         Layers = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"layers.{l}.input", n * d), Saved, (saved, input) => saved with { Input = input });
         FinalRstd = F("norm.rstd", n);
@@ -63,10 +68,15 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         // tensor-core kernels; the fp32 kernels and other head sizes get k and v repeated to every query head.
         GroupsInPlace = ReadsGroupsInPlace(config, bf16);
         long repeated = GroupsInPlace ? 0 : n * a, kvGradient = GroupsInPlace ? n * kv : n * a;
-        QueryFull = F("q_full", n * a); KeyFull = F("k_full", repeated); ValueFull = F("v_full", repeated);
-        AttentionFull = F("attention_full", n * a); GradientAttentionFull = F("gradient_attention_full", n * a);
+        QueryFull = F32("q_full", n * a); KeyFull = F32("k_full", repeated); ValueFull = F32("v_full", repeated);
+        QueryFullBf16 = B16("q_full", n * a); KeyFullBf16 = B16("k_full", repeated); ValueFullBf16 = B16("v_full", repeated);
+        AttentionFull = F32("attention_full", n * a); AttentionFullBf16 = B16("attention_full", n * a); GradientAttentionFull = F("gradient_attention_full", n * a);
         GradientQueryFull = F("gradient_q_full", n * a); GradientKeyFull = F("gradient_k_full", kvGradient); GradientValueFull = F("gradient_v_full", kvGradient);
-        KeyNarrowFull = F("k_narrow_full", n * kv); ValueNarrowFull = F("v_narrow_full", n * kv); FullScratch = F("full_scratch", n * d);
+        // The fp32 narrow k/v also take the repeated heads' summed gradients; bf16 k/v leave them to that alone.
+        long narrowFp32 = bf16 && GroupsInPlace ? 0 : n * kv;
+        KeyNarrowFull = F("k_narrow_full", narrowFp32); ValueNarrowFull = F("v_narrow_full", narrowFp32);
+        KeyNarrowFullBf16 = B16("k_narrow_full", n * kv); ValueNarrowFullBf16 = B16("v_narrow_full", n * kv);
+        FullScratch = F("full_scratch", n * d);
         // A GEMM's activation operand: [n, d] into q/k/v/gate/up (and out of o, down backward), [n, a] into o, [n, ff] into down.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
     }
@@ -85,12 +95,14 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
     public int Sequence { get; }
 
     /// <summary>
-    /// Shared rows: the q, k, v projections before RoPE (k and v at their own kv width), attention output, the SwiGLU branches
-    /// (<see cref="Gate"/> and <see cref="Up"/> in fp32 precision, <see cref="GateBf16"/> and <see cref="UpBf16"/> in bf16, the others empty).
+    /// Shared rows: the q, k, v projections before RoPE (k and v at their own kv width; q and k fp32 in both precisions: RoPE
+    /// rounds them once), attention output, the SwiGLU branches (<see cref="Value"/>, <see cref="Attention"/>, <see cref="Gate"/>,
+    /// <see cref="Up"/> in fp32 precision, <see cref="ValueBf16"/> … <see cref="UpBf16"/> in bf16, the others empty).
     /// </summary>
     public readonly record struct Layer(DeviceSpan<float> Input, DeviceSpan<float> Rstd1, DeviceSpan<float> Query, DeviceSpan<float> Key,
         DeviceSpan<float> Value, DeviceSpan<float> Attention, DeviceSpan<float> LogSumExp, DeviceSpan<float> Middle, DeviceSpan<float> Rstd2,
-        DeviceSpan<float> Gate, DeviceSpan<float> Up, DeviceSpan<ushort> GateBf16, DeviceSpan<ushort> UpBf16);
+        DeviceSpan<float> Gate, DeviceSpan<float> Up, DeviceSpan<ushort> GateBf16, DeviceSpan<ushort> UpBf16,
+        DeviceSpan<ushort> ValueBf16, DeviceSpan<ushort> AttentionBf16);
 
     public Layer[] Layers { get; }
     public DeviceSpan<float> FinalRstd { get; }
@@ -108,9 +120,17 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
     public DeviceSpan<float> QueryFull { get; }
     public DeviceSpan<float> KeyFull { get; }
     public DeviceSpan<float> ValueFull { get; }
+    /// <summary>fp32 precision: the rotated narrow k and v; then (both precisions, unless <see cref="GroupsInPlace"/>) the k/v gradients summed over the groups.</summary>
     public DeviceSpan<float> KeyNarrowFull { get; }
     public DeviceSpan<float> ValueNarrowFull { get; }
     public DeviceSpan<float> AttentionFull { get; }
+    /// <summary>bf16 precision: attention's q, k, v and output in the full layout (the fp32 twins above empty; else these are).</summary>
+    public DeviceSpan<ushort> QueryFullBf16 { get; }
+    public DeviceSpan<ushort> KeyFullBf16 { get; }
+    public DeviceSpan<ushort> ValueFullBf16 { get; }
+    public DeviceSpan<ushort> KeyNarrowFullBf16 { get; }
+    public DeviceSpan<ushort> ValueNarrowFullBf16 { get; }
+    public DeviceSpan<ushort> AttentionFullBf16 { get; }
     public DeviceSpan<float> GradientAttentionFull { get; }
     public DeviceSpan<float> GradientQueryFull { get; }
     public DeviceSpan<float> GradientKeyFull { get; }
