@@ -259,7 +259,7 @@ extern "C" __global__ void __launch_bounds__(256) convert_from_bf16(float* y, co
 }
 
 // round_to_bf16 — y[i] = float(bf16(x[i])): x rounded to nearest even to a bf16 value, kept in fp32. For an fp32 kernel
-// that must see the values a bf16 tensor of the full forward holds (T5's cached decoding: q, k, v for decode attention,
+// that must see the values a bf16 tensor of the full forward holds (T5's and Llama's cached decoding: q, k, v for decode attention,
 // whose cache is fp32). x, y: [n] fp32; y may alias x. Grid-stride, one element per step.
 extern "C" __global__ void __launch_bounds__(256) round_to_bf16(float* y, const float* x, int n) {
     for (int i = grid_first(); i < n; i += grid_stride()) y[i] = to_float(to_bf16(x[i]));

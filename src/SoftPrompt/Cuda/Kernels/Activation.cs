@@ -350,7 +350,7 @@ internal static class ConvertFromBf16
 
 /// <summary>
 /// round_to_bf16: y = float(bf16(x)), round to nearest even, in fp32 (n = x.Length; y [≥ n], may be x itself): what an fp32
-/// kernel reads where the full forward holds a bf16 tensor (T5's cached decoding step).
+/// kernel reads where the full forward holds a bf16 tensor (the cached decoding steps of T5 and Llama).
 /// </summary>
 internal static class RoundToBf16
 {

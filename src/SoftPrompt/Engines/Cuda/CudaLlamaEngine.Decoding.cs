@@ -7,15 +7,15 @@ namespace SoftPrompt.Engines;
 /// Llama's cached step (<see cref="DeviceDecodingSession"/>): its block on the step's rows only. RoPE rotates q (with
 /// 1/√hd folded in, as the full forward) and k at each row's own position, from the tables' rows gathered once per step;
 /// the cache keeps each kv head once and decode attention reads it in place for the group's query heads. In bf16 precision
-/// q|k|v are rounded as the full forward's (fp32 q, k rotated then rounded; v a bf16 GEMM output), through the first inner
-/// buffer and widened back for the fp32 cache and decode attention; o_proj rounds the attention output to bf16 as its
+/// q|k|v are rounded as the full forward's (fp32 q, k rotated then rounded in place; v a bf16 GEMM output in the first
+/// inner buffer, widened back) for the fp32 cache and decode attention; o_proj rounds the attention output to bf16 as its
 /// operand, as the full forward's.
 /// </summary>
 public sealed partial class CudaLlamaEngine
 {
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.KeyValueHeads, config.HeadSize,
         QueryWidth: config.AttentionSize, KeyValueWidth: config.KeyValueSize,
-        InnerWidth: bf16 ? Math.Max(config.Intermediate, config.AttentionSize + 2 * config.KeyValueSize) : config.Intermediate, InnerBuffers: 2, RotaryTables: true,
+        InnerWidth: bf16 ? Math.Max(config.Intermediate, config.KeyValueSize) : config.Intermediate, InnerBuffers: 2, RotaryTables: true,
         Bf16OperandWidth: bf16 ? Math.Max(config.Embedding, Math.Max(config.AttentionSize, config.Intermediate)) : 0, Bf16Head: bf16, Bf16Inner: bf16);
 
     private protected override DeviceSpan<float> DecodingPositionTable => default;
@@ -43,14 +43,11 @@ public sealed partial class CudaLlamaEngine
         RopeForward.Launch(device, p.Key, p.RopeCos, p.RopeSin, 1, n, kvHeads, hd, 1f);
         if (bf16)
         {
-            // q|k rounded, v projected to bf16, packed in the first inner buffer; then widened back in one pass each.
-            long qk = (long)n * (att + kv);
-            var (queryKey, value) = (p.InnerBf16.Slice(0, qk), p.InnerBf16.Slice(qk, (long)n * kv));
-            ConvertToBf16.Launch(device, queryKey.Slice(0, (long)n * att), p.Query.Slice(0, (long)n * att));
-            ConvertToBf16.Launch(device, queryKey.Slice((long)n * att, (long)n * kv), p.Key.Slice(0, (long)n * kv));
+            // q and k rounded in place after RoPE; v projected to bf16 in the first inner buffer, then widened back.
+            RoundToBf16.Launch(device, p.Query.Slice(0, (long)n * att), p.Query.Slice(0, (long)n * att));
+            RoundToBf16.Launch(device, p.Key.Slice(0, (long)n * kv), p.Key.Slice(0, (long)n * kv));
+            var value = p.InnerBf16.Slice(0, (long)n * kv);
             ProjectToBf16(value, normed, w.Value, w.Bias.Value, n, d, kv);
-            ConvertFromBf16.Launch(device, p.Query.Slice(0, (long)n * att), queryKey.Slice(0, (long)n * att));
-            ConvertFromBf16.Launch(device, p.Key.Slice(0, (long)n * kv), queryKey.Slice((long)n * att, (long)n * kv));
             ConvertFromBf16.Launch(device, p.Value.Slice(0, (long)n * kv), value);
         }
         else Project(p.Value, normed, w.Value, w.Bias.Value, n, d, kv);
