@@ -53,41 +53,26 @@ public static class EngineFactory
     public static LoadedModel Open(string modelDirectory, string device, EngineOptions? options = null)
         => ModelFamily.Detect(modelDirectory).Open(modelDirectory, device, options);
 
-    public static LoadedModel Create(Gpt2Weights<float> weights, string device, string origin, EngineOptions? options = null)
-    {
-        CheckPrecision(device, options);
-        string fingerprint = ModelFingerprint.Of(weights);
-        IPromptEngine engine = device switch
-        {
-            "cpu" => new CpuGpt2Engine<float>(weights),
-            "cuda" or "cuda-emulated" => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
-            _ => throw UnknownDevice(device),
-        };
-        return new LoadedModel(engine, weights.Config, fingerprint, origin, weights.TokenEmbedding);
-    }
+    public static LoadedModel Create(Gpt2Weights<float> weights, string device, string origin, EngineOptions? options = null) =>
+        Create(weights.Config, weights.TokenEmbedding, ModelFingerprint.Of(weights), device, origin, options,
+            () => new CpuGpt2Engine<float>(weights), engineOptions => CudaEngines.Create(weights, device, engineOptions));
 
-    public static LoadedModel Create(T5Weights<float> weights, string device, string origin, EngineOptions? options = null)
+    public static LoadedModel Create(T5Weights<float> weights, string device, string origin, EngineOptions? options = null) =>
+        Create(weights.Config, weights.TokenEmbedding, ModelFingerprint.Of(weights), device, origin, options,
+            () => new CpuT5Engine<float>(weights), engineOptions => CudaEngines.Create(weights, device, engineOptions));
+
+    public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin, EngineOptions? options = null) =>
+        Create(weights.Config, weights.TokenEmbedding, ModelFingerprint.Of(weights), device, origin, options,
+            () => new CpuLlamaEngine<float>(weights), engineOptions => CudaEngines.Create(weights, device, engineOptions));
+
+    /// <summary>Weights already in host memory: the CPU engine computes on them, a device engine uploads them.</summary>
+    private static LoadedModel Create(IModelConfig config, float[] tokenEmbedding, string fingerprint, string device, string origin, EngineOptions? options,
+        Func<IPromptEngine> cpuEngine, Func<EngineOptions, IPromptEngine> deviceEngine)
     {
         CheckDevice(device);
         CheckPrecision(device, options);
-        IPromptEngine engine = device switch
-        {
-            "cpu" => new CpuT5Engine<float>(weights),
-            _ => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
-        };
-        return new LoadedModel(engine, weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
-    }
-
-    public static LoadedModel Create(LlamaWeights<float> weights, string device, string origin, EngineOptions? options = null)
-    {
-        CheckDevice(device);
-        CheckPrecision(device, options);
-        IPromptEngine engine = device switch
-        {
-            "cpu" => new CpuLlamaEngine<float>(weights),
-            _ => CudaEngines.Create(weights, device, options ?? EngineOptions.Default),
-        };
-        return new LoadedModel(engine, weights.Config, ModelFingerprint.Of(weights), origin, weights.TokenEmbedding);
+        var engine = device == "cpu" ? cpuEngine() : deviceEngine(options ?? EngineOptions.Default);
+        return new LoadedModel(engine, config, fingerprint, origin, tokenEmbedding);
     }
 
     /// <summary>

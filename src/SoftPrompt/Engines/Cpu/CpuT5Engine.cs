@@ -123,7 +123,7 @@ public sealed partial class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine
 
     private void EncoderForward(TokenBatch batch, T5CpuActivations<T> a)
     {
-        int ne = rows * encoderLength, d = config.Embedding, heads = config.Heads;
+        int ne = rows * encoderLength, d = config.Embedding;
         T eps = T.CreateChecked(config.LayerNormEpsilon);
         var x = config.Layers > 0 ? a.Encoder[0].Input : a.EncoderFinal;
         var layout = state.Layout!;
@@ -139,13 +139,7 @@ public sealed partial class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine
                 source.CopyTo(x.AsSpan((b * encoderLength + t) * d, d));
             }
         }
-        if (a.EncoderBiasLength != encoderLength)
-        {
-            RelativePositionOps.Bias<T>(a.EncoderBias, weights.EncoderRelativeBias, heads, encoderLength, encoderLength, bidirectional: true,
-                config.RelativeBuckets, config.RelativeMaxDistance);
-            a.EncoderBiasLength = encoderLength;
-        }
-        var bias = a.EncoderBias.AsSpan(0, heads * encoderLength * encoderLength);
+        var bias = PositionBias(a.EncoderBias, ref a.EncoderBiasLength, weights.EncoderRelativeBias, encoderLength, bidirectional: true);
         var keys = a.EncoderLengths.AsSpan(0, rows);
         for (int l = 0; l < config.Layers; l++)
         {
@@ -156,6 +150,17 @@ public sealed partial class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine
                 s.Hidden, s.Linear, ne);
         }
         RmsNormOps.Forward<T>(a.EncoderOutput, a.EncoderFinalRstd, a.EncoderFinal, weights.EncoderFinalNormWeight, ne, d, eps);
+    }
+
+    /// <summary>The [H, T, T] position-bias plane for <paramref name="length"/>, rebuilt only when the length differs from the one it was built for.</summary>
+    private Span<T> PositionBias(T[] plane, ref int builtLength, T[] table, int length, bool bidirectional)
+    {
+        if (builtLength != length)
+        {
+            RelativePositionOps.Bias<T>(plane, table, config.Heads, length, length, bidirectional, config.RelativeBuckets, config.RelativeMaxDistance);
+            builtLength = length;
+        }
+        return plane.AsSpan(0, config.Heads * length * length);
     }
 
     private void DecoderForward(TokenBatch batch, T5CpuActivations<T> a)
@@ -173,13 +178,7 @@ public sealed partial class CpuT5Engine<T> : CpuEngine<T>, IEncoderDecoderEngine
                 TokenRow(id).CopyTo(y.AsSpan((b * decoderLength + j) * d, d));
             }
         }
-        if (a.DecoderBiasLength != decoderLength)
-        {
-            RelativePositionOps.Bias<T>(a.DecoderBias, weights.DecoderRelativeBias, heads, decoderLength, decoderLength, bidirectional: false,
-                config.RelativeBuckets, config.RelativeMaxDistance);
-            a.DecoderBiasLength = decoderLength;
-        }
-        var bias = a.DecoderBias.AsSpan(0, heads * decoderLength * decoderLength);
+        var bias = PositionBias(a.DecoderBias, ref a.DecoderBiasLength, weights.DecoderRelativeBias, decoderLength, bidirectional: false);
         var encoderKeys = a.EncoderLengths.AsSpan(0, rows);
         for (int l = 0; l < config.DecoderLayers; l++)
         {

@@ -96,8 +96,8 @@ internal sealed class T5CpuActivations<T> where T : unmanaged, IBinaryFloatingPo
     /// <summary>Position-bias planes [H, T, T] for the lengths recorded beside them (−1: not built yet).</summary>
     public T[] EncoderBias { get; }
     public T[] DecoderBias { get; }
-    public int EncoderBiasLength { get; set; } = -1;
-    public int DecoderBiasLength { get; set; } = -1;
+    public int EncoderBiasLength = -1;
+    public int DecoderBiasLength = -1;
 
     public T[] Norm { get; }
     public T[] Projection { get; }

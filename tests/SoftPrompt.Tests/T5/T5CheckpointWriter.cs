@@ -2,16 +2,17 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Models.T5;
 using static SoftPrompt.Models.T5.T5TensorNames;
 
-namespace SoftPrompt.Models.T5;
+namespace SoftPrompt.Tests.T5;
 
 /// <summary>
 /// Writes <see cref="T5Weights{T}"/> as a Hugging Face T5 directory (config.json + model.safetensors) that
-/// <see cref="T5Checkpoint.Load"/> and transformers' T5ForConditionalGeneration both read. For tests and benchmark
-/// models of a given shape; it holds the converted file in memory while writing.
+/// <see cref="T5Checkpoint.Load"/> and transformers' T5ForConditionalGeneration both read.
+/// The tests' checkpoint fixtures; it holds the converted file in memory while writing.
 /// </summary>
-public static class T5CheckpointWriter
+internal static class T5CheckpointWriter
 {
     /// <param name="storeAs">F32, F16, BF16 or F64.</param>
     public static void Save<T>(T5Weights<T> weights, string modelDir, SafeTensorDType storeAs = SafeTensorDType.F32)

@@ -2,15 +2,16 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using SoftPrompt.Checkpoints;
+using SoftPrompt.Models.Gpt2;
 
-namespace SoftPrompt.Models.Gpt2;
+namespace SoftPrompt.Tests.Checkpoints;
 
 /// <summary>
 /// Writes <see cref="Gpt2Weights{T}"/> as a Hugging Face GPT-2 directory (config.json + model.safetensors)
-/// that <see cref="Gpt2Checkpoint.Load"/> and transformers' GPT2LMHeadModel both read. For tests and for
-/// benchmark models of a given shape; it holds the converted file in memory while writing.
+/// that <see cref="Gpt2Checkpoint.Load"/> and transformers' GPT2LMHeadModel both read.
+/// The tests' checkpoint fixtures; it holds the converted file in memory while writing.
 /// </summary>
-public static class Gpt2CheckpointWriter
+internal static class Gpt2CheckpointWriter
 {
     /// <param name="storeAs">F32, F16, BF16 or F64.</param>
     /// <param name="transformerPrefix">Name tensors "transformer.wte.weight" (GPT2LMHeadModel) instead of "wte.weight".</param>
