@@ -123,4 +123,11 @@ public sealed class ModelFamilyTests : CheckpointTestDirectory
         File.WriteAllText(PathOf("config.json"), "{\"model_type\": \"gpt2\"}"); // no weights: a load would fail differently
         Assert.That(() => ModelFamily.Detect(Dir).Open(Dir, "tpu"), Throws.ArgumentException.With.Message.Contains("Unknown device 'tpu'"));
     }
+
+    [Test]
+    public void WeightsInMemoryAreRefusedAnUnknownDevice()
+    {
+        var weights = TestModels.Random<float>(TestModels.TinyConfig(), seed: 1);
+        Assert.That(() => EngineFactory.Create(weights, "tpu", "tiny"), Throws.ArgumentException.With.Message.Contains("Unknown device 'tpu'"));
+    }
 }
