@@ -2,7 +2,7 @@
 # One-shot GPU verification from the self-contained bundle (for a GPU machine without the .NET SDK):
 #   tools/gpu-check.sh artifacts/softprompt-bundle-linux-x64.tar.xz OUTDIR
 # A lent GPU comes for minutes, so the steps run in order of value and each starts only if its time limit still fits
-# before the deadline (GPU_CHECK_SECONDS, default 540): doctor; every Category("Gpu") test; the demo on cuda (fp32 and
+# before the deadline (GPU_CHECK_SECONDS, default 540; GPU_CHECK_SKIP="NAME …" leaves steps out): doctor; every Category("Gpu") test; the demo on cuda (fp32 and
 # bf16); `bench --profile` (device time per kernel and GEMM shape of one step: gpt2-small and llama3.2-1b, bf16); the PyTorch comparison (tools/bench/step_compare.py: ours, PyTorch eager and torch.compile interleaved, one
 # table; COMPARE_PRECISIONS, COMPARE_SETTINGS, COMPARE_EXTRA_SETTINGS, COMPARE_RUN_TIMEOUT per run: torch.compile of t5-base took over 90 s); `softprompt bench` at further shapes; the
 # BenchmarkDotNet kernel benchmarks (per-kernel times). What was skipped for time is printed as such.
@@ -13,6 +13,7 @@ deadline=$((SECONDS + ${GPU_CHECK_SECONDS:-540}))
 step() {
   local limit=$1 name=$2; shift 2
   if [ $((SECONDS + limit)) -gt "$deadline" ]; then echo "skipped for time: $name" | tee -a "$out/skipped.txt"; return 0; fi
+  case " ${GPU_CHECK_SKIP:-} " in *" $name "*) echo "skipped by GPU_CHECK_SKIP: $name" | tee -a "$out/skipped.txt"; return 0 ;; esac
   local start=$SECONDS; timeout "$limit" "$@"; local rc=$?
   echo "$name: exit $rc after $((SECONDS - start)) s" >> "$out/steps.txt"
 }
