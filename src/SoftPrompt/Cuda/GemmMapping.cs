@@ -50,6 +50,36 @@ internal static class GemmMapping
             BatchCount: batchCount);
     }
 
+    /// <summary>
+    /// Validates a GEMM with an epilogue (D = epilogue(alpha·op(A)·op(B) + beta·C), one batch) and maps it like
+    /// <see cref="ToColumnMajor(int, int, int, RowMajorMatrix, RowMajorMatrix, RowMajorMatrix, int)"/>: the mapped C is
+    /// <paramref name="c"/> when beta ≠ 0, else D (cuBLASLt then reads no C). cuBLASLt's bias runs along the column-major
+    /// rows, which are our row-major columns: one bias element per output column. Aux is row-major [m, n] with its own ld.
+    /// </summary>
+    public static ColumnMajorGemm ToColumnMajor(int m, int n, int k, RowMajorMatrix a, RowMajorMatrix b, float beta, RowMajorMatrix c, RowMajorMatrix d,
+        GemmEpilogueKind epilogue, long biasLength, RowMajorMatrix aux)
+    {
+        if (d.Transposed) throw new ArgumentException("GEMM output d cannot be transposed: write D row-major and transpose an input instead.", nameof(d));
+        if (beta != 0)
+        {
+            if (c.Transposed) throw new ArgumentException("GEMM input c cannot be transposed: cuBLASLt reads C with D's layout.", nameof(c));
+            if (c.LeadingDimension != d.LeadingDimension)
+                throw new ArgumentException($"GEMM input c has leading dimension {c.LeadingDimension}, output d {d.LeadingDimension}: cuBLASLt reads C with D's layout, make them equal.", nameof(c));
+            Validate("c", c, m, n, 1, m, n, k);
+        }
+        bool hasBias = epilogue != GemmEpilogueKind.DGelu, hasAux = epilogue is GemmEpilogueKind.GeluAuxBias or GemmEpilogueKind.DGelu;
+        if (hasBias && biasLength < n)
+            throw new ArgumentException($"GEMM epilogue {epilogue}: the bias holds {biasLength} elements, the output d has {n} columns (m={m}, n={n}, k={k}).", "bias");
+        if (hasAux)
+        {
+            if (aux.LeadingDimension % 8 != 0)
+                throw new ArgumentException($"GEMM epilogue {epilogue}: aux leading dimension {aux.LeadingDimension} is not a multiple of 8, as cuBLASLt requires (pad its rows to {(aux.LeadingDimension + 7) / 8 * 8}).", "aux");
+            Validate("aux", aux, m, n, 1, m, n, k);
+        }
+        var g = ToColumnMajor(m, n, k, a, b, d, 1);
+        return beta != 0 ? g with { C = c.Address } : g;
+    }
+
     // Called on every GEMM: builds no string unless it throws.
     private static void Validate(string name, RowMajorMatrix x, int rows, int cols, int batchCount, int m, int n, int k)
     {
