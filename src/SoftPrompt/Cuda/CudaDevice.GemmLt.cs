@@ -37,7 +37,7 @@ public sealed unsafe partial class CudaDevice
     private void Lt(int m, int n, int k, float alpha, RowMajorMatrix a, RowMajorMatrix b, float beta, RowMajorMatrix c, RowMajorMatrix d,
         GemmEpilogueKind epilogue, DeviceSpan<float> bias, RowMajorMatrix aux, CudaDataType abType, CudaDataType dType, CublasComputeType compute)
     {
-        var g = GemmMapping.ToColumnMajor(m, n, k, a, b, beta, c, d, epilogue, bias.Length, aux);
+        var g = GemmMapping.ToColumnMajor(m, n, k, a, b, beta, c, d, epilogue, bias.Length, aux, abType == CudaDataType.R16BF ? 2 : 4, dType == CudaDataType.R16BF ? 2 : 4);
         if (g.IsEmpty) return;
         if (profiler is null) { LtNow(g, alpha, beta, d.Address, epilogue, bias.Address, aux, abType, dType, compute, m, n, k); return; }
         int begin = profiler.Begin();

@@ -203,9 +203,10 @@ public sealed class Bf16EngineTests(DeviceKind kind)
         Assert.That(fp32.BytesOf(DeviceMemoryKind.Weights) - bf16.BytesOf(DeviceMemoryKind.Weights), Is.EqualTo(2 * blockParameters - 2 * headCopy).Within(256 * config.Layers * 4),
             "each block matrix: 2 bytes less per parameter (up to alignment), the head's bf16 copy of wte 2 bytes more per parameter");
         long wide = Bytes(fp32, "wide");  // fp32 [n, inner]
-        Assert.That(wide, Is.GreaterThan(0), "fp32 keeps its wide buffer for the GELU output");
-        Assert.That(Bytes(bf16, "bf16_operands"), Is.EqualTo(wide / 2).Within(DeviceArena.Alignment), "room for a bf16 GEMM operand: [n, inner] at 2 bytes");
-        Assert.That(Bytes(bf16, "wide"), Is.Zero, "the GELU output is written bf16 into the operand buffer, never fp32");
+        Assert.That(wide, Is.GreaterThan(0), "fp32 keeps its wide buffer for the GELU output (and d(pre-activation) backward)");
+        Assert.That(Bytes(bf16, "wide_bf16"), Is.EqualTo(wide / 2).Within(DeviceArena.Alignment), "c_fc's GEMM writes GELU's output in bf16: [n, inner] at 2 bytes");
+        Assert.That(Bytes(bf16, "wide"), Is.Zero, "the GELU output is never fp32 in bf16");
+        Assert.That(Bytes(bf16, "bf16_operands"), Is.EqualTo(wide * 3 / 8).Within(DeviceArena.Alignment), "the other bf16 GEMM operands: at most [n, 3c] at 2 bytes");
         long headOperands = Bytes(bf16, "head.target_hidden_bf16") + Bytes(bf16, "head.logit_gradient_bf16");
         Assert.That(bf16.BytesOf(DeviceMemoryKind.Workspace) - headOperands, Is.LessThan(fp32.BytesOf(DeviceMemoryKind.Workspace)), "bf16 operands replace the fp32 wide buffer");
     }

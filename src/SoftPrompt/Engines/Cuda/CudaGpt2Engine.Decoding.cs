@@ -9,7 +9,7 @@ public sealed partial class CudaGpt2Engine
     internal override DecodingShape DecodingShape => new(config.Layers, config.Embedding, config.Heads, config.Heads, config.Embedding / config.Heads,
         QueryWidth: 3 * config.Embedding, KeyValueWidth: 0,
         InnerWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : config.Inner, InnerBuffers: 1, RotaryTables: false,  // bf16: the inner buffer holds q|k|v first
-        Bf16OperandWidth: bf16 ? Math.Max(config.Inner, 3 * config.Embedding) : 0, Bf16Head: bf16, Bf16Inner: bf16);
+        Bf16OperandWidth: bf16 ? config.Embedding : 0, Bf16Head: bf16, Bf16Inner: bf16);  // bf16 operands: the norm output, the attention output
 
     private protected override DeviceSpan<float> DecodingPositionTable => weights.PositionEmbedding;
 
@@ -34,19 +34,20 @@ public sealed partial class CudaGpt2Engine
             n, heads, heads, c / heads, splitSize, splits, config.AttentionScale<float>(layer));
         Linear(p.Middle, p.Hidden, p.Attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         normed = LayerNormForGemm(p.Norm, p.Mean, p.Rstd, p.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
+        // c_fc's GEMM applies its bias and GELU to the fp32 sum, as the full forward does (which also saves the pre-activation).
         long wide = (long)n * inner;
-        var hidden = p.Inner.Slice(0, bf16 ? 0 : wide);
-        var activated = GemmInputBuffer(hidden, wide);
+        GemmInput activated;
         if (bf16)
         {
-            var hiddenBf16 = p.InnerBf16.Slice(0, wide);
-            LinearToBf16(hiddenBf16, normed, w.FcWeight, w.FcBias, n, c, inner);
-            GeluForward.Launch(device, activated.Bf16, hiddenBf16);
+            var activatedBf16 = p.InnerBf16.Slice(0, wide);
+            WeightGemm(n, inner, c, normed, w.FcWeight, inner, weightTransposed: false, activatedBf16, inner, GemmEpilogue<ushort>.GeluWithBias(w.FcBias));
+            activated = GemmInput.OfBf16(activatedBf16);
         }
         else
         {
-            Linear(hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
-            GeluForward.Launch(device, hidden, hidden);
+            var hidden = p.Inner.Slice(0, wide);
+            WeightGemm(n, inner, c, normed, w.FcWeight, inner, weightTransposed: false, 0f, default, hidden, inner, GemmEpilogue<float>.GeluWithBias(w.FcBias));
+            activated = hidden;
         }
         Linear(p.Hidden, p.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }

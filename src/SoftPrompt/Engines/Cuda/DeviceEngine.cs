@@ -233,6 +233,31 @@ public abstract class DeviceEngine : IDeviceEngine
         device.GemmBf16(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta, new Bf16GemmOperand(c, n));
     }
 
+    /// <summary>
+    /// d [m, n] (ld <paramref name="ldd"/>) = epilogue(x [m, k] · op(W) + beta·c) in one GEMM (cuBLASLt): the bias, GELU or GELU's
+    /// gradient are applied to the fp32 sum before d is stored, with no pass of their own; c (read when beta ≠ 0) has d's ld.
+    /// </summary>
+    private protected void WeightGemm(int m, int n, int k, GemmInput x, DeviceMatrix weight, int weightLd, bool weightTransposed, float beta, DeviceSpan<float> c,
+        DeviceSpan<float> d, int ldd, GemmEpilogue<float> epilogue)
+    {
+        if (!weight.IsBf16)
+        {
+            if (x.Bf16.Length > 0) throw new InvalidOperationException("A bf16 activation meets an fp32 weight: the engine's precision is mixed up.");
+            device.GemmEpilogue(m, n, k, 1f, new GemmOperand(x.Fp32, k), new GemmOperand(weight.Fp32, weightLd, weightTransposed), beta, new GemmOperand(c, ldd), new GemmOperand(d, ldd), epilogue);
+            return;
+        }
+        device.GemmEpilogue(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta,
+            new GemmOperand(c, ldd), new GemmOperand(d, ldd), epilogue);
+    }
+
+    /// <summary>The same GEMM into a bf16 d (and bf16 aux), reading no c; W must be bf16.</summary>
+    private protected void WeightGemm(int m, int n, int k, GemmInput x, DeviceMatrix weight, int weightLd, bool weightTransposed, DeviceSpan<ushort> d, int ldd, GemmEpilogue<ushort> epilogue)
+    {
+        if (!weight.IsBf16) throw new InvalidOperationException("A bf16 GEMM output needs a bf16 weight: the engine's precision is mixed up.");
+        device.GemmEpilogue(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), 0f,
+            default, new Bf16GemmOperand(d, ldd), epilogue);
+    }
+
     /// <summary>The bf16 operand x [m, k] of a bf16 GEMM: x as it is when bf16, else its copy rounded into <see cref="Bf16Operands"/>.</summary>
     private DeviceSpan<ushort> Bf16Operand(GemmInput x, int m, int k)
     {
