@@ -19,29 +19,29 @@ public sealed unsafe partial class CudaDevice
     public void GemmEpilogue(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue) =>
         Lt(m, n, k, alpha, Matrix(a.Data, a.LeadingDimension, a.Transposed, a.BatchStride), Matrix(b.Data, b.LeadingDimension, b.Transposed, b.BatchStride),
             beta, Matrix(c.Data, c.LeadingDimension, c.Transposed, c.BatchStride), Matrix(d.Data, d.LeadingDimension, d.Transposed, d.BatchStride),
-            epilogue.Kind, epilogue.Bias, Matrix(epilogue.Aux, epilogue.AuxLeadingDimension, false, 0), CudaDataType.R32F, CudaDataType.R32F,
+            epilogue.Kind, epilogue.Bias.Address, epilogue.Bias.Length, Matrix(epilogue.Aux, epilogue.AuxLeadingDimension, false, 0), CudaDataType.R32F, CudaDataType.R32F,
             allowTf32 ? CublasComputeType.Compute32FFastTf32 : CublasComputeType.Compute32F);
 
     /// <summary>Row-major fp32 D = epilogue(alpha·op(A)·op(B) + beta·C) with bf16 A and B, summed in fp32.</summary>
     public void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue) =>
         Lt(m, n, k, alpha, Matrix(a.Data, a.LeadingDimension, a.Transposed, a.BatchStride), Matrix(b.Data, b.LeadingDimension, b.Transposed, b.BatchStride),
             beta, Matrix(c.Data, c.LeadingDimension, c.Transposed, c.BatchStride), Matrix(d.Data, d.LeadingDimension, d.Transposed, d.BatchStride),
-            epilogue.Kind, epilogue.Bias, Matrix(epilogue.Aux, epilogue.AuxLeadingDimension, false, 0), CudaDataType.R16BF, CudaDataType.R32F, CublasComputeType.Compute32F);
+            epilogue.Kind, epilogue.Bias.Address, epilogue.Bias.Length, Matrix(epilogue.Aux, epilogue.AuxLeadingDimension, false, 0), CudaDataType.R16BF, CudaDataType.R32F, CublasComputeType.Compute32F);
 
     /// <summary>Row-major bf16 D = epilogue(alpha·op(A)·op(B) + beta·C) with bf16 A, B, C and aux: fp32 throughout, each output rounded once.</summary>
     public void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, Bf16GemmOperand d, GemmEpilogue<ushort> epilogue) =>
         Lt(m, n, k, alpha, Matrix(a.Data, a.LeadingDimension, a.Transposed, a.BatchStride), Matrix(b.Data, b.LeadingDimension, b.Transposed, b.BatchStride),
             beta, Matrix(c.Data, c.LeadingDimension, c.Transposed, c.BatchStride), Matrix(d.Data, d.LeadingDimension, d.Transposed, d.BatchStride),
-            epilogue.Kind, epilogue.Bias, Matrix(epilogue.Aux, epilogue.AuxLeadingDimension, false, 0), CudaDataType.R16BF, CudaDataType.R16BF, CublasComputeType.Compute32F);
+            epilogue.Kind, epilogue.Bias.Address, epilogue.Bias.Length, Matrix(epilogue.Aux, epilogue.AuxLeadingDimension, false, 0), CudaDataType.R16BF, CudaDataType.R16BF, CublasComputeType.Compute32F);
 
     private void Lt(int m, int n, int k, float alpha, RowMajorMatrix a, RowMajorMatrix b, float beta, RowMajorMatrix c, RowMajorMatrix d,
-        GemmEpilogueKind epilogue, DeviceSpan<float> bias, RowMajorMatrix aux, CudaDataType abType, CudaDataType dType, CublasComputeType compute)
+        GemmEpilogueKind epilogue, ulong bias, long biasLength, RowMajorMatrix aux, CudaDataType abType, CudaDataType dType, CublasComputeType compute)
     {
-        var g = GemmMapping.ToColumnMajor(m, n, k, a, b, beta, c, d, epilogue, bias.Length, aux, abType == CudaDataType.R16BF ? 2 : 4, dType == CudaDataType.R16BF ? 2 : 4);
+        var g = GemmMapping.ToColumnMajor(m, n, k, a, b, beta, c, d, epilogue, biasLength, aux, abType == CudaDataType.R16BF ? 2 : 4, dType == CudaDataType.R16BF ? 2 : 4);
         if (g.IsEmpty) return;
-        if (profiler is null) { LtNow(g, alpha, beta, d.Address, epilogue, bias.Address, aux, abType, dType, compute, m, n, k); return; }
+        if (profiler is null) { LtNow(g, alpha, beta, d.Address, epilogue, bias, aux, abType, dType, compute, m, n, k); return; }
         int begin = profiler.Begin();
-        LtNow(g, alpha, beta, d.Address, epilogue, bias.Address, aux, abType, dType, compute, m, n, k);
+        LtNow(g, alpha, beta, d.Address, epilogue, bias, aux, abType, dType, compute, m, n, k);
         profiler.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(OperandKind(abType, compute), dType == CudaDataType.R16BF, epilogue),
             m, n, k, a.Transposed, b.Transposed), begin);
     }
@@ -101,7 +101,7 @@ public sealed unsafe partial class CudaDevice
             Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.Epilogue, &epilogue, sizeof(uint)), "cublasLtMatmulDescSetAttribute(EPILOGUE)");
             if (key.Epilogue != GemmEpilogueKind.DGelu)
             {
-                int biasType = (int)CudaDataType.R32F;
+                int biasType = (int)key.DType;  // an fp32 bias with a bf16 D is rejected (CUBLAS_STATUS_INVALID_VALUE, H200, cuBLAS 13)
                 Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.BiasDataType, &biasType, sizeof(int)), "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
             }
             if (key.Epilogue is GemmEpilogueKind.GeluAuxBias or GemmEpilogueKind.DGelu)

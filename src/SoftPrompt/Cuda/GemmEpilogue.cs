@@ -19,14 +19,15 @@ public enum GemmEpilogueKind
 /// <summary>
 /// The epilogue of a row-major GEMM D[m, n]: <paramref name="Bias"/> has n elements (one per output column); Aux is
 /// [m, n] row-major with leading dimension <paramref name="AuxLeadingDimension"/> (a multiple of 8, as cuBLASLt
-/// requires), in D's element type.
+/// requires). Both are in D's element type: cuBLASLt rejects an fp32 bias with a bf16 D (seen on an H200, cuBLAS 13:
+/// the heuristic answers CUBLAS_STATUS_INVALID_VALUE), and takes aux only in D's type outside fp8.
 /// </summary>
-public readonly record struct GemmEpilogue<T>(GemmEpilogueKind Kind, DeviceSpan<float> Bias = default, DeviceSpan<T> Aux = default, int AuxLeadingDimension = 0)
+public readonly record struct GemmEpilogue<T>(GemmEpilogueKind Kind, DeviceSpan<T> Bias = default, DeviceSpan<T> Aux = default, int AuxLeadingDimension = 0)
     where T : unmanaged
 {
-    public static GemmEpilogue<T> WithBias(DeviceSpan<float> bias) => new(GemmEpilogueKind.Bias, bias);
-    public static GemmEpilogue<T> GeluWithBias(DeviceSpan<float> bias) => new(GemmEpilogueKind.GeluBias, bias);
-    public static GemmEpilogue<T> GeluSavingPreActivation(DeviceSpan<float> bias, DeviceSpan<T> preActivation, int leadingDimension) =>
+    public static GemmEpilogue<T> WithBias(DeviceSpan<T> bias) => new(GemmEpilogueKind.Bias, bias);
+    public static GemmEpilogue<T> GeluWithBias(DeviceSpan<T> bias) => new(GemmEpilogueKind.GeluBias, bias);
+    public static GemmEpilogue<T> GeluSavingPreActivation(DeviceSpan<T> bias, DeviceSpan<T> preActivation, int leadingDimension) =>
         new(GemmEpilogueKind.GeluAuxBias, bias, preActivation, leadingDimension);
     public static GemmEpilogue<T> GeluGradient(DeviceSpan<T> preActivation, int leadingDimension) => new(GemmEpilogueKind.DGelu, default, preActivation, leadingDimension);
 

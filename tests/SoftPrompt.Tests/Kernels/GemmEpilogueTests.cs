@@ -45,7 +45,7 @@ public sealed class GemmEpilogueTests(DeviceKind kind) : KernelTestBase(kind)
         float[] a = Representable(RandomFloats(aRows * aCols, seed, -1f, 1f), bf16In);
         float[] b = Representable(RandomFloats(bRows * bCols, seed + 1, -1f, 1f), bf16In);
         float[] c = Representable(RandomFloats(m * ldd, seed + 2, -2f, 2f), bf16Out);
-        float[] bias = RandomFloats(n, seed + 3, -1f, 1f);
+        float[] bias = Representable(RandomFloats(n, seed + 3, -1f, 1f), bf16Out);  // in D's type, as cuBLASLt takes it
         int auxLd = (n + 7) / 8 * 8;
         float[] aux = Representable(RandomFloats(m * auxLd, seed + 4, -3f, 3f), bf16Out);  // DGelu's input; overwritten by GeluAuxBias
         var e = (Kind: epilogue, AuxLd: auxLd);
@@ -157,19 +157,20 @@ public sealed class GemmEpilogueTests(DeviceKind kind) : KernelTestBase(kind)
         float[] a, float[] b, float[] c, float[] bias, float[] aux, (GemmEpilogueKind Kind, int AuxLd) e)
     {
         const float alpha = 0.9f;
-        using var dBias = Put(bias);
         int lda = transA ? m : k, ldb = transB ? k : n;
         if (types == Types.Bf16)
         {
+            using var dBias16 = Put(ToBf16(bias));
             using var da = Put(ToBf16(a));
             using var db = Put(ToBf16(b));
             using var dc = Put(ToBf16(c));
             using var dd = Put(Enumerable.Repeat(Bf16Sentinel, m * ldd).ToArray());
             using var dAux = Put(ToBf16(aux));
             Device.GemmEpilogue(m, n, k, alpha, new Bf16GemmOperand(da.Span, lda, transA), new Bf16GemmOperand(db.Span, ldb, transB), beta,
-                new Bf16GemmOperand(dc.Span, ldd), new Bf16GemmOperand(dd.Span, ldd), new GemmEpilogue<ushort>(e.Kind, dBias.Span, dAux.Span, e.AuxLd));
+                new Bf16GemmOperand(dc.Span, ldd), new Bf16GemmOperand(dd.Span, ldd), new GemmEpilogue<ushort>(e.Kind, dBias16.Span, dAux.Span, e.AuxLd));
             return (FromBf16(dd.Read()), FromBf16(dAux.Read()), FromBf16(dc.Read()));
         }
+        using var dBias = Put(bias);
         using var c32 = Put(c);
         using var d32 = Put(Enumerable.Repeat(float.NaN, m * ldd).ToArray());
         using var aux32 = Put(aux);

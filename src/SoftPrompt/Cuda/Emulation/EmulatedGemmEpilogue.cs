@@ -2,7 +2,7 @@ namespace SoftPrompt.Cuda.Emulation;
 
 /// <summary>
 /// The emulated device's GEMM with an epilogue, as cuBLASLt documents it (see <see cref="Interop.CublasLtEpilogue"/>'s
-/// file): v = alpha·op(A)·op(B) + beta·C summed in fp32 (bf16 A, B, C widened exactly), then per element of D[m, n]
+/// file): v = alpha·op(A)·op(B) + beta·C summed in fp32 (bf16 A, B, C widened exactly; the bias is in D's type), then per element of D[m, n]
 /// Bias: v + bias[col]; GeluBias: gelu(v + bias[col]); GeluAuxBias: the same, with aux = v + bias[col] stored in aux's
 /// type; DGelu: v · gelu'(aux). Each result is rounded once to D's type (nearest even for bf16). GELU is the tanh
 /// approximation evaluated in fp32 as the gelu kernels do. The operands are checked as on the GPU (<see cref="GemmMapping"/>),
@@ -17,7 +17,7 @@ internal static unsafe class EmulatedGemmEpilogue
         if (!Check(m, n, k, M(a), M(b), beta, M(c), M(d), e.Kind, e.Bias.Length, M(e.Aux, e.AuxLeadingDimension), sizeof(float), sizeof(float))) return;
         var v = Sum(m, n, k, alpha, (float*)a.Data.Address, a.LeadingDimension, a.Transposed, (float*)b.Data.Address, b.LeadingDimension, b.Transposed);
         AddC(v, m, n, beta, c.Data.Address, c.LeadingDimension, bf16: false);
-        Finish(v, m, n, e.Kind, (float*)e.Bias.Address, d.Data.Address, d.LeadingDimension, e.Aux.Address, e.AuxLeadingDimension, bf16: false);
+        Finish(v, m, n, e.Kind, e.Bias.Address, d.Data.Address, d.LeadingDimension, e.Aux.Address, e.AuxLeadingDimension, bf16: false);
     }
 
     public static void Run(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> e)
@@ -25,7 +25,7 @@ internal static unsafe class EmulatedGemmEpilogue
         if (!Check(m, n, k, M(a), M(b), beta, M(c), M(d), e.Kind, e.Bias.Length, M(e.Aux, e.AuxLeadingDimension), sizeof(ushort), sizeof(float))) return;
         var v = SumBf16(m, n, k, alpha, a, b);
         AddC(v, m, n, beta, c.Data.Address, c.LeadingDimension, bf16: false);
-        Finish(v, m, n, e.Kind, (float*)e.Bias.Address, d.Data.Address, d.LeadingDimension, e.Aux.Address, e.AuxLeadingDimension, bf16: false);
+        Finish(v, m, n, e.Kind, e.Bias.Address, d.Data.Address, d.LeadingDimension, e.Aux.Address, e.AuxLeadingDimension, bf16: false);
     }
 
     public static void Run(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, Bf16GemmOperand d, GemmEpilogue<ushort> e)
@@ -33,7 +33,7 @@ internal static unsafe class EmulatedGemmEpilogue
         if (!Check(m, n, k, M(a), M(b), beta, M(c), M(d), e.Kind, e.Bias.Length, M(e.Aux, e.AuxLeadingDimension), sizeof(ushort), sizeof(ushort))) return;
         var v = SumBf16(m, n, k, alpha, a, b);
         AddC(v, m, n, beta, c.Data.Address, c.LeadingDimension, bf16: true);
-        Finish(v, m, n, e.Kind, (float*)e.Bias.Address, d.Data.Address, d.LeadingDimension, e.Aux.Address, e.AuxLeadingDimension, bf16: true);
+        Finish(v, m, n, e.Kind, e.Bias.Address, d.Data.Address, d.LeadingDimension, e.Aux.Address, e.AuxLeadingDimension, bf16: true);
     }
 
     private static RowMajorMatrix M(GemmOperand x) => new(x.Data.Address, x.Data.Length, x.LeadingDimension, x.Transposed, x.BatchStride);
@@ -88,23 +88,24 @@ internal static unsafe class EmulatedGemmEpilogue
             }
     }
 
-    private static void Finish(Span<float> v, int m, int n, GemmEpilogueKind kind, float* bias, ulong d, int ldd, ulong aux, int ldaux, bool bf16)
+    private static void Finish(Span<float> v, int m, int n, GemmEpilogueKind kind, ulong bias, ulong d, int ldd, ulong aux, int ldaux, bool bf16)
     {
         for (int row = 0; row < m; row++)
             for (int col = 0; col < n; col++)
             {
-                float sum = v[row * n + col], result;
+                // The bias is in D's type (bf16 widened exactly).
+                float sum = v[row * n + col], result, b = kind == GemmEpilogueKind.DGelu ? 0f : bf16 ? Widen(((ushort*)bias)[col]) : ((float*)bias)[col];
                 long at = (long)row * ldaux + col;
                 switch (kind)
                 {
                     case GemmEpilogueKind.Bias:
-                        result = sum + bias[col];
+                        result = sum + b;
                         break;
                     case GemmEpilogueKind.GeluBias:
-                        result = Gelu(sum + bias[col]);
+                        result = Gelu(sum + b);
                         break;
                     case GemmEpilogueKind.GeluAuxBias:
-                        float pre = sum + bias[col];
+                        float pre = sum + b;
                         if (bf16) ((ushort*)aux)[at] = Round(pre); else ((float*)aux)[at] = pre;
                         result = Gelu(pre);
                         break;

@@ -9,8 +9,12 @@ namespace SoftPrompt.Cuda.Interop;
 //   (docs.nvidia.com/cuda/nvmath-python/latest/bindings/generated/...), which list the same numbers.
 // - cublasLt.h's comment on CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD: for GELU_AUX_BIAS / DGELU(_BGRAD) the GELU input matrix
 //   leading dimension "must be divisible by 8 and be no less than the number of rows in the output matrix" (int64_t).
-// - The cuBLAS guide (cublasLtMatmulDescAttributes_t): BIAS_DATA_TYPE defaults to D's type; an fp32 bias is accepted with
-//   a bf16 or fp16 D. EPILOGUE_AUX_DATA_TYPE defaults to D's type and only fp8 kernels take another one, so the saved
+// - The cuBLAS guide (cublasLtMatmulDescAttributes_t): BIAS_DATA_TYPE names the bias vector's type. Seen on an H200 with
+//   libcublasLt.so.13 (a ctypes replay of this binding's calls, lt-epilogues branch): bf16 A/B into a bf16 D takes a bf16
+//   bias only — with an fp32 bias the heuristic answers CUBLAS_STATUS_INVALID_VALUE for BIAS, GELU_BIAS and GELU_AUX_BIAS —
+//   and with the attribute unset it read a bf16 bias as garbage; so we always set it, to D's type. fp32 and bf16→fp32
+//   with an fp32 bias, TF32 included, and DGELU in all three type sets ran and matched float64 references; GELU matched
+//   the tanh form, not the erf form. EPILOGUE_AUX_DATA_TYPE defaults to D's type and only fp8 kernels take another one, so the saved
 //   pre-activation has D's type. The bias has as many elements as D has rows (column-major), is broadcast over columns
 //   and added before the final transform: D = epilogue(alpha·op(A)·op(B) + beta·C + bias), computed in the compute type
 //   (fp32 here) and rounded once to D's type.

@@ -25,10 +25,10 @@ public sealed partial class CudaGpt2Engine
             // q|k|v rounded as the full forward's bf16 c_attn output, then widened (exactly) for the fp32 cache and decode
             // attention; c_proj rounds the attention output to bf16 as its GEMM operand, like the full forward's bf16 output.
             var qkv = p.InnerBf16.Slice(0, (long)n * 3 * c);
-            LinearToBf16(qkv, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            LinearToBf16(qkv, normed, w.QkvWeight, w.QkvBias.Bf16, n, c, 3 * c);
             ConvertFromBf16.Launch(device, p.Query.Slice(0, (long)n * 3 * c), qkv);
         }
-        else Linear(p.Query, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+        else Linear(p.Query, default, normed, w.QkvWeight, w.QkvBias.Fp32, n, c, 3 * c);
         KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Query.Slice(c), 3 * c, p.Query.Slice(2 * c), 3 * c, ix.RowKeys, n, c, c);
         DecodeAttention.Launch(device, p.Attention, c, p.Query, 3 * c, p.KeyCache[layer], p.ValueCache[layer], c, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, heads, c / heads, splitSize, splits, config.AttentionScale<float>(layer));
@@ -40,13 +40,13 @@ public sealed partial class CudaGpt2Engine
         if (bf16)
         {
             var activatedBf16 = p.InnerBf16.Slice(0, wide);
-            WeightGemm(n, inner, c, normed, w.FcWeight, inner, weightTransposed: false, activatedBf16, inner, GemmEpilogue<ushort>.GeluWithBias(w.FcBias));
+            WeightGemm(n, inner, c, normed, w.FcWeight, inner, weightTransposed: false, activatedBf16, inner, GemmEpilogue<ushort>.GeluWithBias(w.FcBias.Bf16));
             activated = GemmInput.OfBf16(activatedBf16);
         }
         else
         {
             var hidden = p.Inner.Slice(0, wide);
-            WeightGemm(n, inner, c, normed, w.FcWeight, inner, weightTransposed: false, 0f, default, hidden, inner, GemmEpilogue<float>.GeluWithBias(w.FcBias));
+            WeightGemm(n, inner, c, normed, w.FcWeight, inner, weightTransposed: false, 0f, default, hidden, inner, GemmEpilogue<float>.GeluWithBias(w.FcBias.Fp32));
             activated = hidden;
         }
         Linear(p.Hidden, p.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);

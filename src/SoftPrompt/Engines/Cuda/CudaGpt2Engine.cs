@@ -66,7 +66,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         {
             // q|k|v and the attention output stay bf16 in memory: c_attn's GEMM writes them with its bias, attention reads and
             // writes bf16, and c_proj's GEMM reads the output as its operand.
-            LinearToBf16(s.QkvBf16.Slice(0, (long)n * 3 * c), normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            LinearToBf16(s.QkvBf16.Slice(0, (long)n * 3 * c), normed, w.QkvWeight, w.QkvBias.Bf16, n, c, 3 * c);
             GatherRows.Launch(device, p.QkvFullBf16, s.QkvBf16, shared.FullToShared, step.Full, 3 * c);
             FusedQkvAttention.Forward(device, p.AttentionFullBf16, s.LogSumExp, p.QkvFullBf16, step.Rows, step.Sequence, c, config.Heads, scale);
             GatherRows.Launch(device, s.AttentionBf16, p.AttentionFullBf16, shared.SharedToFull, n, c);
@@ -74,7 +74,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         }
         else
         {
-            Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias.Fp32, n, c, 3 * c);
             GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
             FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, scale);
             GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
@@ -166,27 +166,27 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         => WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, residual.Length == 0 ? 0f : 1f, residual, y, outDim, GemmEpilogue<float>.WithBias(bias));
 
     /// <summary>
-    /// y [n, out] bf16 = x [n, in] · W [in, out] + bias (Conv1D, bf16 W): the fp32 sum plus the fp32 bias rounded once (c_attn's
+    /// y [n, out] bf16 = x [n, in] · W [in, out] + bias (Conv1D, bf16 W and bias): the fp32 sum plus the widened bias, rounded once (c_attn's
     /// q|k|v, which only attention reads).
     /// </summary>
-    private void LinearToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void LinearToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<ushort> bias, int n, int inDim, int outDim)
         => WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, y, outDim, GemmEpilogue<ushort>.WithBias(bias));
 
     /// <summary>
     /// c_fc: gelu(x · W + bias) into the plan's wide buffer (c_proj's operand, bf16 in bf16 precision) and x · W + bias into the
     /// layer's saved pre-activation, from one GEMM whose epilogue applies GELU to the fp32 sum before either is rounded.
     /// </summary>
-    private GemmInput LinearGelu(Gpt2DevicePlan.Layer s, Gpt2DevicePlan p, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private GemmInput LinearGelu(Gpt2DevicePlan.Layer s, Gpt2DevicePlan p, GemmInput x, DeviceMatrix weight, DeviceMatrix bias, int n, int inDim, int outDim)
     {
         long wide = (long)n * outDim;
         if (bf16)
         {
             var activated = p.WideBf16.Slice(0, wide);
-            WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, activated, outDim, GemmEpilogue<ushort>.GeluSavingPreActivation(bias, s.HiddenBf16, p.HiddenStride));
+            WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, activated, outDim, GemmEpilogue<ushort>.GeluSavingPreActivation(bias.Bf16, s.HiddenBf16, p.HiddenStride));
             return GemmInput.OfBf16(activated);
         }
         var y = p.Wide.Slice(0, wide);
-        WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 0f, default, y, outDim, GemmEpilogue<float>.GeluSavingPreActivation(bias, s.Hidden, p.HiddenStride));
+        WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 0f, default, y, outDim, GemmEpilogue<float>.GeluSavingPreActivation(bias.Fp32, s.Hidden, p.HiddenStride));
         return y;
     }
 
