@@ -1,6 +1,6 @@
 // activation.cu — every elementwise activation, forward and input gradient, through one grid-stride map: GPT-2's tanh
 // GELU (gelu_new), T5 v1.0's ReLU, T5 v1.1's gated GELU (gelu_new(gate) ⊙ linear), Llama's SwiGLU (silu(gate) ⊙ up);
-// plus the bias(+residual) fill that precedes a beta = 1 GEMM, and the *_bf16_io variants of bf16 precision (below). Mirrors src/SoftPrompt/Cpu/GeluOps.cs, ReluOps.cs,
+// and the *_bf16_io variants of bf16 precision (below). Mirrors src/SoftPrompt/Cpu/GeluOps.cs, ReluOps.cs,
 // GatedGeluOps.cs and SwiGluOps.cs one-to-one, in their order of operations.
 // Launchers: src/SoftPrompt/Cuda/Kernels/Activation.cs. Tests: tests/SoftPrompt.Tests/Kernels/ActivationKernelTests.cs,
 // T5KernelActivationTests.cs, LlamaKernelTests.cs.
@@ -214,35 +214,6 @@ extern "C" __global__ void __launch_bounds__(256) swiglu_forward_bf16_io(bf16* y
 //   d_gate, d_up, gate, up: [n] bf16; dy: [n] fp32. d_gate and d_up may alias gate or up, not each other.
 extern "C" __global__ void __launch_bounds__(256) swiglu_backward_bf16_io(bf16* d_gate, bf16* d_up, const float* dy, const bf16* gate, const bf16* up, int n) {
     activation_detail::map_backward_bf16<2, 2>({d_gate, d_up}, dy, {gate, up}, n, [](float (&o)[2], const float (&v)[3]) { activation_detail::swiglu_backward(o, v); });
-}
-
-// bias_fill_bf16 — y[r, c] = bf16(bias[c]) (rounded to nearest even): the initial C of a bf16-output GEMM that adds x·W
-// with beta = 1 (GPT-2's c_fc), so the bias enters the fp32 sum before its one rounding, as PyTorch's bf16 autocast
-// nn.Linear adds its bf16 bias. y: [N, C] bf16; bias: [C] fp32. N·C < 2^31. Grid-stride, one element per step; block 256.
-extern "C" __global__ void __launch_bounds__(256) bias_fill_bf16(bf16* y, const float* bias, int rows, int channels) {
-    const int n = rows * channels;
-    for (int i = grid_first(); i < n; i += grid_stride()) y[i] = to_bf16(bias[i % channels]);
-}
-
-// bias_residual — y[r, c] = (residual ? residual[r, c] : 0) + bias[c]: the initial value of a GEMM output that
-// then accumulates x·W with beta = 1 (so bias and residual add cost no extra pass over y).
-//   y: [N, C] out; residual: [N, C] or null; bias: [C]. y must not alias residual. N·C < 2^31.
-//   Grid: any (the launcher caps it; grid-stride over the N·C elements, as N·C/4 float4s when C % 4 == 0 and
-//   y, residual, bias are 16-byte aligned); block: 256.
-extern "C" __global__ void __launch_bounds__(256) bias_residual(float* __restrict__ y, const float* __restrict__ residual, const float* __restrict__ bias, int rows, int channels) {
-    const int stride = grid_stride(), first = grid_first();
-    const int n = rows * channels;
-    if ((channels & 3) == 0 && aligned16(y) && aligned16(residual) && aligned16(bias)) {
-        const int c4 = channels / 4;
-        for (int q = first; q < n / 4; q += stride) {
-            const float4 b = load_float4(bias + 4 * (q % c4));
-            float4 v = residual ? load_float4(residual + 4 * q) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            v.x += b.x; v.y += b.y; v.z += b.z; v.w += b.w;
-            store_float4(y + 4 * q, v);
-        }
-    } else {
-        for (int i = first; i < n; i += stride) y[i] = (residual ? residual[i] : 0.0f) + bias[i % channels];
-    }
 }
 
 // convert_to_bf16 — y[i] = bf16(x[i]), rounded to nearest even (ElementConversion.SingleToBFloat16 on the host): the

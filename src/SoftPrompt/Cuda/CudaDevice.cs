@@ -186,6 +186,7 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
         CudaDriver.cuStreamSynchronize(streamValue);
         profiler?.Dispose();
         module?.Dispose();
+        DisposeLt();
         blas.Dispose();
         stream.Dispose();
         context.Dispose();

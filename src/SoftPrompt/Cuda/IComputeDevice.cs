@@ -68,6 +68,18 @@ public interface IComputeDevice : IDisposable
     /// </summary>
     void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount = 1);
 
+    /// <summary>
+    /// Row-major D[m, n] = epilogue(alpha·op(A)·op(B) + beta·C), one GEMM (cuBLASLt's matmul): the epilogue (bias, GELU with
+    /// the saved pre-activation, GELU's gradient) acts on the fp32 sum before the single rounding to D's type, so it costs
+    /// no pass of its own. D may differ from C (a residual as C with beta = 1); C is read only when beta ≠ 0 and then has
+    /// D's leading dimension. fp32 A, B, C, D (TF32 where the device allows it).
+    /// </summary>
+    void GemmEpilogue(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue);
+    /// <summary>As the fp32 <see cref="GemmEpilogue(int, int, int, float, GemmOperand, GemmOperand, float, GemmOperand, GemmOperand, GemmEpilogue{float})"/> with bf16 A and B (tensor cores, fp32 sums).</summary>
+    void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue);
+    /// <summary>As above with bf16 A, B, C, D and aux: every value fp32 until D (and aux) are rounded once to nearest even.</summary>
+    void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, Bf16GemmOperand d, GemmEpilogue<ushort> epilogue);
+
     void Synchronize();
 
     /// <summary>

@@ -89,6 +89,24 @@ public sealed class DeviceProfilerTests(DeviceKind kind)
     }
 
     [Test]
+    public void AGemmWithAnEpilogueIsItsOwnKindNamingItsArithmeticAndEpilogue()
+    {
+        using var bias16 = device.Upload(Enumerable.Repeat((ushort)0x3f80, 8).ToArray());
+        using var aux16 = device.Allocate<ushort>(3 * 8);
+        using var d16 = device.Allocate<ushort>(3 * 8);
+        using var d = device.Allocate<float>(3 * 4);
+        var profiler = device.StartProfiling();
+        device.GemmEpilogue(3, 8, 5, 1f, new Bf16GemmOperand(a16.Span, 5), new Bf16GemmOperand(b16.Span, 8), 0f, default,
+            new Bf16GemmOperand(d16.Span, 8), GemmEpilogue<ushort>.GeluSavingPreActivation(bias16.Span, aux16.Span, 8));
+        device.GemmEpilogue(3, 4, 5, 1f, new GemmOperand(a.Span, 5), new GemmOperand(b.Span, 4), 1f, new GemmOperand(c.Span, 4),
+            new GemmOperand(d.Span, 4), GemmEpilogue<float>.WithBias(input.Span.Slice(0, 4)));
+        var rows = profiler.Read().Ops.ToDictionary(o => o.Label);
+        Assert.That(rows.Keys, Is.EquivalentTo(new[] { "gemm bf16→bf16 +gelu_aux_bias 3×8×5 (N,N)", "gemm fp32 +bias 3×4×5 (N,N)" }));
+        Assert.That(rows.Values.Select(r => r.Kind), Is.All.EqualTo(DeviceOpKind.GemmEpilogue));
+        Assert.That(rows["gemm fp32 +bias 3×4×5 (N,N)"].Flops, Is.EqualTo(2.0 * 3 * 4 * 5), "2·m·n·k like any GEMM");
+    }
+
+    [Test]
     public void TimesAreNonNegativeAndFitInTheWallTimeAroundThem()
     {
         var profiler = device.StartProfiling();

@@ -53,36 +53,4 @@ public sealed class ActivationKernelTests(DeviceKind kind) : KernelTestBase(kind
         GeluBackward.Launch(Device, dDy.Span, dDy.Span, dX.Span);
         AssertClose(dDy.Read(), dx, 1e-5, 1e-6, "dx (in place over dy)");
     }
-
-    //       rows   C  residual offset
-    [TestCase(1, 1, true, 0)]
-    [TestCase(3, 3, false, 0)]
-    [TestCase(5, 33, true, 0)]
-    [TestCase(4, 100, true, 0)]   // float4
-    [TestCase(4, 100, true, 1)]   // scalar
-    [TestCase(4, 100, false, 0)]
-    [TestCase(7, 769, true, 0)]
-    public void BiasResidualWritesResidualPlusBias(int rows, int channels, bool withResidual, int offset)
-    {
-        float[] residual = RandomFloats(rows * channels, 31);
-        float[] bias = RandomFloats(channels, 32);
-        var expected = new float[rows * channels];
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < channels; c++)
-                expected[r * channels + c] = (withResidual ? residual[r * channels + c] : 0f) + bias[c];
-
-        using var dY = Put(RandomFloats(rows * channels, 33), offset);  // stale values must be overwritten
-        using var dResidual = Put(residual, offset);
-        using var dBias = Put(bias, offset);
-        BiasResidual.Launch(Device, dY.Span, withResidual ? dResidual.Span : default, dBias.Span, rows, channels);
-        AssertBitEqual(dY.Read(), expected, "y");
-    }
-
-    [Test]
-    public void BiasResidualRejectsYAliasingTheResidual()
-    {
-        using var y = Zeros<float>(12);
-        using var bias = Zeros<float>(4);
-        Assert.Throws<ArgumentException>(() => BiasResidual.Launch(Device, y.Span, y.Span, bias.Span, 3, 4));
-    }
 }

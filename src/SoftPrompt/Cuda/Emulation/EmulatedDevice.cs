@@ -225,6 +225,33 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
         EmulatedGemm.RunBf16(m, n, k, alpha, a, b, beta, c, batchCount);
     }
 
+    public void GemmEpilogue(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue)
+    {
+        ThrowIfDisposed();
+        if (profiler is null) { EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue); return; }
+        int begin = profiler.Begin();
+        EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue);
+        profiler.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Fp32, false, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
+    }
+
+    public void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue)
+    {
+        ThrowIfDisposed();
+        if (profiler is null) { EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue); return; }
+        int begin = profiler.Begin();
+        EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue);
+        profiler.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Bf16, false, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
+    }
+
+    public void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, Bf16GemmOperand d, GemmEpilogue<ushort> epilogue)
+    {
+        ThrowIfDisposed();
+        if (profiler is null) { EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue); return; }
+        int begin = profiler.Begin();
+        EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue);
+        profiler.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Bf16, true, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
+    }
+
     public void Synchronize() => ThrowIfDisposed();
 
     private DeviceProfiler? profiler;

@@ -82,3 +82,8 @@ internal sealed unsafe class PinnedHostHandle(PrimaryContextHandle context, nint
 {
     protected override bool Destroy(nint value) => CudaDriver.cuMemFreeHost((void*)value) == CuResult.Success;
 }
+
+internal sealed class CublasLtHandle(PrimaryContextHandle context, nint value) : ContextBoundHandle(context, value)
+{
+    protected override bool Destroy(nint value) => CublasLt.cublasLtDestroy(value) == CublasStatus.Success;
+}

@@ -12,6 +12,8 @@ public static class CudaLibraries
 {
     public const string DriverImportName = CudaDriver.Library;
     public const string CublasImportName = "cublas";
+    /// <summary>cuBLASLt, the sibling of the cuBLAS that loaded (same major, same directory when it has one).</summary>
+    public const string CublasLtImportName = "cublasLt";
     public const string LibraryDirectoryVariable = "SOFTPROMPT_CUDA_LIB_DIR";
 
     /// <summary>cuBLAS majors we bind to, newest first. The entry points we use are unchanged across them.</summary>
@@ -21,6 +23,7 @@ public static class CudaLibraries
     {
         NativeLibraryResolver.Register(DriverImportName, DriverCandidates);
         NativeLibraryResolver.Register(CublasImportName, CublasCandidates, PreloadCublasLt);
+        NativeLibraryResolver.Register(CublasLtImportName, CublasLtCandidates);
     }
 
     /// <summary>Runs the static constructor: both names are registered before the first call into either library.</summary>
@@ -85,6 +88,15 @@ public static class CudaLibraries
             dirs ??= SearchDirectories();
             foreach (var dir in dirs) yield return Path.Combine(dir, name);
         }
+    }
+
+    // The same search as cuBLAS's, for libcublasLt.so.N: the sibling of a loaded libcublas first, so the two majors match.
+    private static IEnumerable<string> CublasLtCandidates()
+    {
+        if (NativeLibraryResolver.LoadedFrom(CublasImportName) is { } cublasPath)
+            yield return Path.Combine(Path.GetDirectoryName(cublasPath) ?? "", Path.GetFileName(cublasPath).Replace("libcublas.", "libcublasLt.", StringComparison.Ordinal));
+        foreach (var candidate in CublasCandidates())
+            yield return Path.Combine(Path.GetDirectoryName(candidate) ?? "", Path.GetFileName(candidate).Replace("libcublas.", "libcublasLt.", StringComparison.Ordinal));
     }
 
     // libcublas.so.N needs libcublasLt.so.N; a toolkit's lib64 has no RUNPATH, so load the sibling first and the

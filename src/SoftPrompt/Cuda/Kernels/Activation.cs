@@ -273,53 +273,6 @@ internal static class SwiGluBackward
     }
 }
 
-/// <summary>
-/// bias_residual: y[r, c] = (residual present ? residual[r, c] : 0) + bias[c] — the initial value of a GEMM output that
-/// then accumulates x·W with beta = 1. y [N, C]; residual [N, C] or absent (length 0); bias [C]. y may not alias residual.
-/// </summary>
-internal static class BiasResidual
-{
-    public const string Name = "bias_residual";
-    public const int Threads = 256;
-
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> residual, DeviceSpan<float> bias, int rows, int channels)
-    {
-        LaunchChecks.NotBelow(Name, rows, 0);
-        LaunchChecks.NotBelow(Name, channels, 1);
-        int n = LaunchChecks.Elements(Name, (long)rows * channels, "y [N, C]");
-        LaunchChecks.AtLeast(Name, y, n, "[N, C]");
-        LaunchChecks.AbsentOrAtLeast(Name, residual, n, "[N, C]");
-        LaunchChecks.AtLeast(Name, bias, channels, "[C]");
-        if (n == 0) return;
-        ulong yPtr = y.Address, residualPtr = residual.Length == 0 ? 0 : residual.Address, biasPtr = bias.Address;
-        if (residualPtr != 0 && residualPtr == yPtr)
-            throw new ArgumentException($"{Name}: y must not alias residual (write the sum into a separate buffer).", nameof(y));
-        bool vec = channels % 4 == 0 && LaunchChecks.Aligned16(yPtr, residualPtr, biasPtr);
-        int blocks = LaunchChecks.GridStrideBlocks(vec ? n / 4 : n, Threads);
-        KernelStubs.bias_residual(device, new(blocks, Threads), y: y, residual: residual, bias: bias, rows: rows, channels: channels);
-    }
-}
-
-/// <summary>
-/// bias_fill_bf16: y[r, c] = bf16(bias[c]) — the initial bf16 C of a bf16-output GEMM that then adds x·W with beta = 1
-/// (the bias joins the fp32 sum before its one rounding). y [N, C] bf16; bias [C] fp32.
-/// </summary>
-internal static class BiasFillBf16
-{
-    public const string Name = "bias_fill_bf16";
-
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> bias, int rows, int channels)
-    {
-        LaunchChecks.NotBelow(Name, rows, 0);
-        LaunchChecks.NotBelow(Name, channels, 1);
-        int n = LaunchChecks.Elements(Name, (long)rows * channels, "y [N, C]");
-        LaunchChecks.AtLeast(Name, y, n, "[N, C] bf16");
-        LaunchChecks.AtLeast(Name, bias, channels, "[C]");
-        if (n == 0) return;
-        KernelStubs.bias_fill_bf16(device, new(LaunchChecks.GridStrideBlocks(n, Elementwise.Threads), Elementwise.Threads), y: y, bias: bias, rows: rows, channels: channels);
-    }
-}
-
 /// <summary>convert_to_bf16: y = bf16(x), round to nearest even (the host's ElementConversion.SingleToBFloat16); n = x.Length, y [≥ n] bf16 bits.</summary>
 internal static class ConvertToBf16
 {

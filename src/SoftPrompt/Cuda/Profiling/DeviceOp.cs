@@ -12,6 +12,8 @@ public enum DeviceOpKind
     GemmBf16,
     /// <summary>bf16 A and B on tensor cores, bf16 C.</summary>
     GemmBf16ToBf16,
+    /// <summary>A cuBLASLt GEMM with a fused epilogue (bias, GELU, GELU's gradient); its arithmetic and epilogue in <see cref="DeviceOp.KernelName"/>.</summary>
+    GemmEpilogue,
     CopyHostToDevice,
     CopyDeviceToHost,
     CopyDeviceToDevice,
@@ -31,9 +33,13 @@ public readonly record struct DeviceOp(DeviceOpKind Kind, string? KernelName = n
     public static DeviceOp Gemm(DeviceOpKind kind, int m, int n, int k, bool transposeA, bool transposeB, int batch) =>
         new(kind, null, m, n, k, batch, transposeA, transposeB);
 
+    /// <param name="label">From <see cref="GemmEpilogueOps.Label"/>: "bf16→bf16 +gelu_aux_bias" (a cached string, no allocation).</param>
+    public static DeviceOp GemmWithEpilogue(string label, int m, int n, int k, bool transposeA, bool transposeB) =>
+        new(DeviceOpKind.GemmEpilogue, label, m, n, k, 1, transposeA, transposeB);
+
     public static DeviceOp Transfer(DeviceOpKind kind) => new(kind);
 
-    public bool IsGemm => Kind is DeviceOpKind.GemmFp32 or DeviceOpKind.GemmTf32 or DeviceOpKind.GemmBf16 or DeviceOpKind.GemmBf16ToBf16;
+    public bool IsGemm => Kind is DeviceOpKind.GemmFp32 or DeviceOpKind.GemmTf32 or DeviceOpKind.GemmBf16 or DeviceOpKind.GemmBf16ToBf16 or DeviceOpKind.GemmEpilogue;
 
     /// <summary>Multiply-adds × 2 of one call (GEMMs; 0 otherwise).</summary>
     public double Flops => IsGemm ? 2.0 * M * N * K * Batch : 0;
@@ -55,6 +61,7 @@ public readonly record struct DeviceOp(DeviceOpKind Kind, string? KernelName = n
         DeviceOpKind.GemmFp32 => "fp32",
         DeviceOpKind.GemmTf32 => "tf32",
         DeviceOpKind.GemmBf16 => "bf16",
+        DeviceOpKind.GemmEpilogue => KernelName ?? "epilogue",
         _ => "bf16→bf16",
     };
 }

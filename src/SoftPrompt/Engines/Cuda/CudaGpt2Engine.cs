@@ -66,7 +66,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         {
             // q|k|v and the attention output stay bf16 in memory: c_attn's GEMM writes them with its bias, attention reads and
             // writes bf16, and c_proj's GEMM reads the output as its operand.
-            LinearToBf16(s.QkvBf16.Slice(0, (long)n * 3 * c), normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            LinearToBf16(s.QkvBf16.Slice(0, (long)n * 3 * c), normed, w.QkvWeight, w.QkvBias.Bf16, n, c, 3 * c);
             GatherRows.Launch(device, p.QkvFullBf16, s.QkvBf16, shared.FullToShared, step.Full, 3 * c);
             FusedQkvAttention.Forward(device, p.AttentionFullBf16, s.LogSumExp, p.QkvFullBf16, step.Rows, step.Sequence, c, config.Heads, scale);
             GatherRows.Launch(device, s.AttentionBf16, p.AttentionFullBf16, shared.SharedToFull, n, c);
@@ -74,7 +74,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         }
         else
         {
-            Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias, n, c, 3 * c);
+            Linear(s.Qkv, default, normed, w.QkvWeight, w.QkvBias.Fp32, n, c, 3 * c);
             GatherRows.Launch(device, p.QkvFull, s.Qkv, shared.FullToShared, step.Full, 3 * c);
             FusedQkvAttention.Forward(device, p.AttentionFull, s.LogSumExp, p.QkvFull, step.Rows, step.Sequence, c, config.Heads, scale);
             GatherRows.Launch(device, s.Attention, p.AttentionFull, shared.SharedToFull, n, c);
@@ -82,13 +82,10 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         }
         Linear(s.Middle, s.Input, attention, w.AttentionProjectionWeight, w.AttentionProjectionBias, n, c, c);
         normed = LayerNormForGemm(p.Norm, s.Mean2, s.Rstd2, s.Middle, w.Norm2Weight, w.Norm2Bias, n, c, eps);
-        long wide = (long)n * inner;
-        if (bf16) LinearToBf16(s.HiddenBf16.Slice(0, wide), normed, w.FcWeight, w.FcBias, n, c, inner);
-        else Linear(s.Hidden, default, normed, w.FcWeight, w.FcBias, n, c, inner);
+        // c_fc with its bias and GELU in one GEMM: the activation for c_proj, and the pre-activation saved for the reverse pass
+        // (recomputation repeats the same call, so the saved values are those of the forward pass bit for bit).
+        var activated = LinearGelu(s, p, normed, w.FcWeight, w.FcBias, n, c, inner);
         if (recomputing) return;
-        var activated = GemmInputBuffer(p.Wide, wide);
-        if (bf16) GeluForward.Launch(device, activated.Bf16, s.HiddenBf16.Slice(0, wide));
-        else GeluForward.Launch(device, p.Wide.Slice(0, wide), s.Hidden.Slice(0, wide));
         Linear(p.BlockInput(layer + 1), s.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }
 
@@ -116,13 +113,22 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         var w = weights.Layers[layer];
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, c = config.Embedding, inner = config.Inner;
+        // d(pre-activation) = (dResidual · c_projᵀ) ⊙ gelu'(pre-activation) in one GEMM, into c_fc's input-gradient operand
+        // (bf16 in bf16 precision: the GEMM's fp32 result times gelu' of the widened bf16 pre-activation, rounded once).
         long wide = (long)n * inner;
-        var dWide = p.GradientWide.Slice(0, wide);
-        Conv1DInputGradient(dWide, dResidual, w.FcProjectionWeight, n, inner, c);
-        // In bf16, GELU's input gradient is c_fc's GEMM operand only: written in bf16 where that GEMM reads it.
-        var dHidden = GemmInputBuffer(dWide, wide);
-        if (bf16) GeluBackward.Launch(device, dHidden.Bf16, dWide, s.HiddenBf16.Slice(0, wide));
-        else GeluBackward.Launch(device, dWide, dWide, s.Hidden.Slice(0, wide));
+        GemmInput dHidden;
+        if (bf16)
+        {
+            var d = p.WideBf16.Slice(0, wide);
+            WeightGemm(n, inner, c, dResidual, w.FcProjectionWeight, c, weightTransposed: true, d, inner, GemmEpilogue<ushort>.GeluGradient(s.HiddenBf16, p.HiddenStride));
+            dHidden = GemmInput.OfBf16(d);
+        }
+        else
+        {
+            var d = p.Wide.Slice(0, wide);
+            WeightGemm(n, inner, c, dResidual, w.FcProjectionWeight, c, weightTransposed: true, 0f, default, d, inner, GemmEpilogue<float>.GeluGradient(s.Hidden, p.HiddenStride));
+            dHidden = d;
+        }
         Conv1DInputGradient(p.Norm, dHidden, w.FcWeight, n, c, inner);
         LayerNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
         Conv1DInputGradient(p.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
@@ -155,22 +161,33 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         weights.Dispose();
     }
 
-    /// <summary>y [n, out] = residual + bias + x [n, in] · W [in, out] (Conv1D): the bias (and residual) are written first, the GEMM accumulates.</summary>
+    /// <summary>y [n, out] = x [n, in] · W [in, out] + bias (+ residual when given) (Conv1D): one GEMM, the bias its epilogue, the residual its C.</summary>
     private void Linear(DeviceSpan<float> y, DeviceSpan<float> residual, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
-    {
-        BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), residual.Length == 0 ? default : residual.Slice(0, (long)n * outDim), bias, n, outDim);
-        WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 1f, y);
-    }
+        => WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, residual.Length == 0 ? 0f : 1f, residual, y, outDim, GemmEpilogue<float>.WithBias(bias));
 
     /// <summary>
-    /// y [n, out] bf16 = bias + x [n, in] · W [in, out] (Conv1D, bf16 W), the bias rounded to bf16 into y first and the fp32
-    /// sum rounded once (PyTorch's bf16 autocast adds a bf16 bias likewise): c_attn's q|k|v, which only attention reads, and
-    /// c_fc's pre-activation, which only GELU reads.
+    /// y [n, out] bf16 = x [n, in] · W [in, out] + bias (Conv1D, bf16 W and bias): the fp32 sum plus the widened bias, rounded once (c_attn's
+    /// q|k|v, which only attention reads).
     /// </summary>
-    private void LinearToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void LinearToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<ushort> bias, int n, int inDim, int outDim)
+        => WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, y, outDim, GemmEpilogue<ushort>.WithBias(bias));
+
+    /// <summary>
+    /// c_fc: gelu(x · W + bias) into the plan's wide buffer (c_proj's operand, bf16 in bf16 precision) and x · W + bias into the
+    /// layer's saved pre-activation, from one GEMM whose epilogue applies GELU to the fp32 sum before either is rounded.
+    /// </summary>
+    private GemmInput LinearGelu(Gpt2DevicePlan.Layer s, Gpt2DevicePlan p, GemmInput x, DeviceMatrix weight, DeviceMatrix bias, int n, int inDim, int outDim)
     {
-        BiasFillBf16.Launch(device, y, bias, n, outDim);
-        WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 1f, y);
+        long wide = (long)n * outDim;
+        if (bf16)
+        {
+            var activated = p.WideBf16.Slice(0, wide);
+            WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, activated, outDim, GemmEpilogue<ushort>.GeluSavingPreActivation(bias.Bf16, s.HiddenBf16, p.HiddenStride));
+            return GemmInput.OfBf16(activated);
+        }
+        var y = p.Wide.Slice(0, wide);
+        WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, 0f, default, y, outDim, GemmEpilogue<float>.GeluSavingPreActivation(bias.Fp32, s.Hidden, p.HiddenStride));
+        return y;
     }
 
     /// <summary>dx [n, in] = dy [n, out] · Wᵀ for a Conv1D weight W [in, out].</summary>

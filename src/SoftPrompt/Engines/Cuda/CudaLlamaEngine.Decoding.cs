@@ -47,10 +47,10 @@ public sealed partial class CudaLlamaEngine
             RoundToBf16.Launch(device, p.Query.Slice(0, (long)n * att), p.Query.Slice(0, (long)n * att));
             RoundToBf16.Launch(device, p.Key.Slice(0, (long)n * kv), p.Key.Slice(0, (long)n * kv));
             var value = p.InnerBf16.Slice(0, (long)n * kv);
-            ProjectToBf16(value, normed, w.Value, w.Bias.Value, n, d, kv);
+            ProjectToBf16(value, normed, w.Value, w.Bias.Value.Bf16, n, d, kv);
             ConvertFromBf16.Launch(device, p.Value.Slice(0, (long)n * kv), value);
         }
-        else Project(p.Value, normed, w.Value, w.Bias.Value, n, d, kv);
+        else Project(p.Value, normed, w.Value, w.Bias.Value.Fp32, n, d, kv);
         KeyValueCacheAppend.Launch(device, p.KeyCache[layer], p.ValueCache[layer], p.Key, kv, p.Value, kv, ix.RowKeys, n, kv, kv);
         DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[layer], p.ValueCache[layer], kv, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
             n, heads, kvHeads, hd, splitSize, splits, scale: 1f);

@@ -70,8 +70,8 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         // q and k stay fp32 in bf16 precision too: RoPE rounds them once into attention's bf16 operands (see rope.cu).
         Project(s.Query, normed, w.Query, w.Bias.Query, n, d, att);
         Project(s.Key, normed, w.Key, w.Bias.Key, n, d, kv);
-        if (bf16) ProjectToBf16(s.ValueBf16, normed, w.Value, w.Bias.Value, n, d, kv);
-        else Project(s.Value, normed, w.Value, w.Bias.Value, n, d, kv);
+        if (bf16) ProjectToBf16(s.ValueBf16, normed, w.Value, w.Bias.Value.Bf16, n, d, kv);
+        else Project(s.Value, normed, w.Value, w.Bias.Value.Fp32, n, d, kv);
         FullAttentionInputs(p, s);
         int rows = step.Rows, seq = step.Sequence, heads = config.Heads, hd = config.HeadSize;
         if (bf16)
@@ -108,43 +108,28 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         Residual(p.BlockInput(layer + 1), s.Middle, activated, w.Down, n, ff, d);
     }
 
-    /// <summary>y [n, outDim] = x · Wᵀ + b, or x · Wᵀ when <paramref name="bias"/> is empty: the bias is written first, the GEMM accumulates.</summary>
+    /// <summary>y [n, outDim] = x · Wᵀ + b, or x · Wᵀ when <paramref name="bias"/> is empty: the bias is the GEMM's epilogue.</summary>
     private void Project(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
-        if (bias.Length == 0)
-        {
-            Project(y, x, weight, n, inDim, outDim);
-            return;
-        }
-        BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), default, bias, n, outDim);
-        Project(y, x, weight, n, inDim, outDim, accumulate: true);
+        if (bias.Length == 0) Project(y, x, weight, n, inDim, outDim);
+        else WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, 0f, default, y, outDim, GemmEpilogue<float>.WithBias(bias));
     }
 
     /// <summary>
-    /// y [n, outDim] bf16 = x · Wᵀ + b (bf16 W), or x · Wᵀ when <paramref name="bias"/> is empty: the bias rounded into y first,
-    /// the GEMM sums onto it in fp32 and rounds once (PyTorch's bf16 linear with its bf16 bias).
+    /// y [n, outDim] bf16 = x · Wᵀ + b (bf16 W and b), or x · Wᵀ when <paramref name="bias"/> is empty: the fp32 sum plus the
+    /// widened bias, rounded once (the bias is the GEMM's epilogue; PyTorch's bf16 linear adds its bf16 bias likewise).
     /// </summary>
-    private void ProjectToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
+    private void ProjectToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<ushort> bias, int n, int inDim, int outDim)
     {
-        if (bias.Length == 0)
-        {
-            ProjectToBf16(y, x, weight, n, inDim, outDim);
-            return;
-        }
-        BiasFillBf16.Launch(device, y.Slice(0, (long)n * outDim), bias, n, outDim);
-        ProjectToBf16(y, x, weight, n, inDim, outDim, accumulate: true);
+        if (bias.Length == 0) ProjectToBf16(y, x, weight, n, inDim, outDim);
+        else WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, y, outDim, GemmEpilogue<ushort>.WithBias(bias));
     }
 
-    /// <summary>y [n, outDim] = residual + x · Wᵀ (+ b when <paramref name="bias"/> is not empty).</summary>
+    /// <summary>y [n, outDim] = residual + x · Wᵀ (+ b when <paramref name="bias"/> is not empty): one GEMM with the residual as C.</summary>
     private void ResidualWithBias(DeviceSpan<float> y, DeviceSpan<float> residual, GemmInput x, DeviceMatrix weight, DeviceSpan<float> bias, int n, int inDim, int outDim)
     {
-        if (bias.Length == 0)
-        {
-            Residual(y, residual, x, weight, n, inDim, outDim);
-            return;
-        }
-        BiasResidual.Launch(device, y.Slice(0, (long)n * outDim), residual.Slice(0, (long)n * outDim), bias, n, outDim);
-        Project(y, x, weight, n, inDim, outDim, accumulate: true);
+        if (bias.Length == 0) Residual(y, residual, x, weight, n, inDim, outDim);
+        else WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, 1f, residual, y, outDim, GemmEpilogue<float>.WithBias(bias));
     }
 
     private protected override void FinalNormForward()

@@ -159,12 +159,14 @@ public abstract class DeviceEngine : IDeviceEngine
     // (GPT-2's c_fc output with its bias, Llama's gate and up, T5's wi / wi_0 and wi_1) are bf16 GEMM outputs (fp32 sums
     // rounded once, as PyTorch's bf16 autocast keeps them), saved in bf16 for the reverse pass; the activation's backward
     // reads them with the fp32 gradient from the down projection and writes d(pre-activation) in bf16, straight into the
-    // operand of the up projections' input-gradient GEMMs. Kept fp32: the residual stream (it sums every layer's small
+    // operand of the up projections' input-gradient GEMMs (GPT-2: c_fc's GEMM applies GELU and saves the pre-activation
+    // as its epilogue, and the GEMM through c_proj multiplies by GELU's derivative as its epilogue, writing that operand
+    // itself). Kept fp32: the residual stream (it sums every layer's small
     // updates; bf16 would drop them), norm statistics, scores, softmax and lse (accumulated in fp32 inside attention), the
     // loss, the final norm's output (the LM head gathers its target rows and rounds only those), and every gradient that is not
     // only a GEMM operand (the prompt gradient is the product; the accuracy bar is on it), attention's dout and dq/dk/dv
     // included (summed over shared prompt rows). q/k/v and the attention output are bf16 in memory: the q/k/v GEMMs write
-    // bf16 (with their bias rounded in first, one rounding), the plan saves them and the attention output in bf16, the
+    // bf16 (their bf16 bias added to the fp32 sum by the GEMM's epilogue, one rounding), the plan saves them and the attention output in bf16, the
     // gathers move bf16, attention reads and writes bf16 (the launchers' DeviceSpan<ushort> overloads: tensor cores at hs
     // 64/128, SIMT kernels reading bf16 elsewhere) and the output projection reads the output as its GEMM operand — GPT-2,
     // T5 (encoder self, decoder self and cross attention), Llama with one exception: its q/k are fp32 GEMM outputs that
@@ -231,6 +233,31 @@ public abstract class DeviceEngine : IDeviceEngine
     {
         if (!weight.IsBf16) throw new InvalidOperationException("A bf16 GEMM output needs a bf16 weight: the engine's precision is mixed up.");
         device.GemmBf16(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta, new Bf16GemmOperand(c, n));
+    }
+
+    /// <summary>
+    /// d [m, n] (ld <paramref name="ldd"/>) = epilogue(x [m, k] · op(W) + beta·c) in one GEMM (cuBLASLt): the bias, GELU or GELU's
+    /// gradient are applied to the fp32 sum before d is stored, with no pass of their own; c (read when beta ≠ 0) has d's ld.
+    /// </summary>
+    private protected void WeightGemm(int m, int n, int k, GemmInput x, DeviceMatrix weight, int weightLd, bool weightTransposed, float beta, DeviceSpan<float> c,
+        DeviceSpan<float> d, int ldd, GemmEpilogue<float> epilogue)
+    {
+        if (!weight.IsBf16)
+        {
+            if (x.Bf16.Length > 0) throw new InvalidOperationException("A bf16 activation meets an fp32 weight: the engine's precision is mixed up.");
+            device.GemmEpilogue(m, n, k, 1f, new GemmOperand(x.Fp32, k), new GemmOperand(weight.Fp32, weightLd, weightTransposed), beta, new GemmOperand(c, ldd), new GemmOperand(d, ldd), epilogue);
+            return;
+        }
+        device.GemmEpilogue(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), beta,
+            new GemmOperand(c, ldd), new GemmOperand(d, ldd), epilogue);
+    }
+
+    /// <summary>The same GEMM into a bf16 d (and bf16 aux), reading no c; W must be bf16.</summary>
+    private protected void WeightGemm(int m, int n, int k, GemmInput x, DeviceMatrix weight, int weightLd, bool weightTransposed, DeviceSpan<ushort> d, int ldd, GemmEpilogue<ushort> epilogue)
+    {
+        if (!weight.IsBf16) throw new InvalidOperationException("A bf16 GEMM output needs a bf16 weight: the engine's precision is mixed up.");
+        device.GemmEpilogue(m, n, k, 1f, new Bf16GemmOperand(Bf16Operand(x, m, k), k), new Bf16GemmOperand(weight.Bf16, weightLd, weightTransposed), 0f,
+            default, new Bf16GemmOperand(d, ldd), epilogue);
     }
 
     /// <summary>The bf16 operand x [m, k] of a bf16 GEMM: x as it is when bf16, else its copy rounded into <see cref="Bf16Operands"/>.</summary>

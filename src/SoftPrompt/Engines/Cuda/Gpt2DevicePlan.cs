@@ -30,6 +30,7 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         : base(carve, rows, positions, config.Embedding, config.VocabSize, layout, bf16, recomputes)
     {
         long n = positions, c = config.Embedding, inner = config.Inner, heads = config.Heads;
+        HiddenStride = PreActivationStride(config);
         DeviceSpan<float> F(string name, long count) => carve.Take<float>(name, count);
 
         carve.Kind = DeviceMemoryKind.Activations;
@@ -39,29 +40,30 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
             return new(Input: default, Mean1: F(at + "ln_1.mean", n), Rstd1: F(at + "ln_1.rstd", n), Qkv: F(at + "qkv", bf16 ? 0 : n * 3 * c),
                 QkvBf16: carve.Take<ushort>(at + "qkv_bf16", bf16 ? n * 3 * c : 0), Attention: F(at + "attention", bf16 ? 0 : n * c),
                 AttentionBf16: carve.Take<ushort>(at + "attention_bf16", bf16 ? n * c : 0), LogSumExp: F(at + "logsumexp", n * heads), Middle: F(at + "middle", n * c),
-                Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", bf16 ? 0 : n * inner),
-                HiddenBf16: carve.Take<ushort>(at + "mlp.hidden_bf16", bf16 ? n * inner : 0));
+                Mean2: F(at + "ln_2.mean", n), Rstd2: F(at + "ln_2.rstd", n), Hidden: F(at + "mlp.hidden", bf16 ? 0 : n * HiddenStride),
+                HiddenBf16: carve.Take<ushort>(at + "mlp.hidden_bf16", bf16 ? n * HiddenStride : 0));
         }
         Layers = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"h.{l}.input", n * c), Saved, (saved, input) => saved with { Input = input });
         FinalMean = F("ln_f.mean", n); FinalRstd = F("ln_f.rstd", n);
 
         carve.Kind = DeviceMemoryKind.Workspace;
-        // In bf16 the GELU output goes straight into bf16_operands (the only reader is c_proj's GEMM): no fp32 wide buffer.
-        Projection = F("projection", (n + 1) * c); Wide = F("wide", bf16 ? 0 : n * inner);
-        GradientQkv = F("gradient_qkv", n * 3 * c); GradientWide = F("gradient_wide", n * inner); AttentionScratch = F("attention_scratch", n * heads);
+        // The [n, inner] MLP activation: c_fc's GEMM writes GELU's output there forward (c_proj's operand), and the reverse pass's
+        // GEMM through c_proj writes d(pre-activation) there (c_fc's input-gradient operand); bf16 in bf16 precision.
+        Projection = F("projection", (n + 1) * c); Wide = F("wide", bf16 ? 0 : n * inner); WideBf16 = carve.Take<ushort>("wide_bf16", bf16 ? n * inner : 0);
+        GradientQkv = F("gradient_qkv", n * 3 * c); AttentionScratch = F("attention_scratch", n * heads);
         // Attention's full layout holds q|k|v and its output in the storage type of the precision (bf16: as the GEMMs write them).
         QkvFull = F("qkv_full", bf16 ? 0 : n * 3 * c); QkvFullBf16 = carve.Take<ushort>("qkv_full_bf16", bf16 ? n * 3 * c : 0);
         GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
         AttentionFull = F("attention_full", bf16 ? 0 : n * c); AttentionFullBf16 = carve.Take<ushort>("attention_full_bf16", bf16 ? n * c : 0);
         GradientAttentionFull = F("gradient_attention_full", n * c);
-        // A GEMM's activation operand is at most [n, inner] (c_proj's input forward, c_fc's output gradient backward) or [n, 3c];
-        // the bf16 LayerNorm and GELU outputs, and GELU's bf16 input gradient, are written here directly.
-        Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(inner, 3 * c) : 0);
+        // The bf16 LayerNorm outputs and the bf16 copies of fp32 GEMM operands (at most q|k|v's gradient, [n, 3c]); the MLP's
+        // wide operands have wide_bf16, since a GEMM may not write where its operand is.
+        Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * 3 * c : 0);
     }
 
     /// <summary>
     /// Shared rows: the block's input, ln_1's statistics, q|k|v, attention output before c_proj, logsumexp, the residual after
-    /// attention, ln_2's statistics, the MLP's pre-activation (c_fc's output with its bias). q|k|v, the attention output and
+    /// attention, ln_2's statistics, the MLP's pre-activation (c_fc's output with its bias, rows <see cref="HiddenStride"/> apart). q|k|v, the attention output and
     /// the pre-activation are fp32 in fp32 precision (<see cref="Qkv"/>, <see cref="Attention"/>, <see cref="Hidden"/>) and
     /// bf16 in bf16 precision (<see cref="QkvBf16"/>, <see cref="AttentionBf16"/>, <see cref="HiddenBf16"/>), the others empty.
     /// </summary>
@@ -70,13 +72,17 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         DeviceSpan<ushort> HiddenBf16);
 
     public Layer[] Layers { get; }
+    /// <summary>The leading dimension of the saved pre-activation: the MLP width rounded up to 8, as cuBLASLt requires of the GELU aux matrix.</summary>
+    public int HiddenStride { get; }
+    public static int PreActivationStride(Gpt2Config config) => (config.Inner + 7) / 8 * 8;
     public DeviceSpan<float> FinalMean { get; }
     public DeviceSpan<float> FinalRstd { get; }
     /// <summary>[n + 1, c]: c_proj's input gradient, with a zero row past the shared rows for repeated prompt positions.</summary>
     public DeviceSpan<float> Projection { get; }
+    /// <summary>[n, inner]: GELU's output forward, d(pre-activation) backward (fp32 precision; <see cref="WideBf16"/> in bf16).</summary>
     public DeviceSpan<float> Wide { get; }
+    public DeviceSpan<ushort> WideBf16 { get; }
     public DeviceSpan<float> GradientQkv { get; }
-    public DeviceSpan<float> GradientWide { get; }
     public DeviceSpan<float> AttentionScratch { get; }
     /// <summary>Full-layout [rows·sequence, ·] scratch for attention: its qkv and output gathered from the shared rows (fp32, or bf16 in bf16 precision), and their gradients.</summary>
     public DeviceSpan<float> QkvFull { get; }

@@ -39,12 +39,15 @@ internal sealed class Gpt2DeviceWeights : IDisposable
                 carve.Upload(at + name, shape.Aggregate(1L, (a, b) => a * b), W(w => host(w.Layers[layer]), at + name, shape));
             DeviceMatrix M(Func<Gpt2LayerWeights<float>, float[]> host, string name, long rows, long columns) =>
                 carve.UploadMatrix(at + name, rows * columns, W(w => host(w.Layers[layer]), at + name, rows, columns), bf16);
+            // The bias of a GEMM whose output is bf16 in bf16 precision: cuBLASLt takes a bias in its output's type.
+            DeviceMatrix B(Func<Gpt2LayerWeights<float>, float[]> host, string name, long size) =>
+                carve.UploadMatrix(at + name, size, W(w => host(w.Layers[layer]), at + name, size), bf16);
             Layers[l] = new Layer(
                 V(h => h.Norm1Weight, "ln_1.weight", c), V(h => h.Norm1Bias, "ln_1.bias", c),
-                M(h => h.QkvWeight, "attn.c_attn.weight", c, 3 * c), V(h => h.QkvBias, "attn.c_attn.bias", 3 * c),
+                M(h => h.QkvWeight, "attn.c_attn.weight", c, 3 * c), B(h => h.QkvBias, "attn.c_attn.bias", 3 * c),
                 M(h => h.AttentionProjectionWeight, "attn.c_proj.weight", c, c), V(h => h.AttentionProjectionBias, "attn.c_proj.bias", c),
                 V(h => h.Norm2Weight, "ln_2.weight", c), V(h => h.Norm2Bias, "ln_2.bias", c),
-                M(h => h.FcWeight, "mlp.c_fc.weight", c, inner), V(h => h.FcBias, "mlp.c_fc.bias", inner),
+                M(h => h.FcWeight, "mlp.c_fc.weight", c, inner), B(h => h.FcBias, "mlp.c_fc.bias", inner),
                 M(h => h.FcProjectionWeight, "mlp.c_proj.weight", inner, c), V(h => h.FcProjectionBias, "mlp.c_proj.bias", c));
         }
     }
@@ -60,9 +63,9 @@ internal sealed class Gpt2DeviceWeights : IDisposable
     public Layer[] Layers { get; }
 
     /// <summary>Conv1D weights as stored, [in, out].</summary>
-    public sealed record Layer(DeviceSpan<float> Norm1Weight, DeviceSpan<float> Norm1Bias, DeviceMatrix QkvWeight, DeviceSpan<float> QkvBias,
+    public sealed record Layer(DeviceSpan<float> Norm1Weight, DeviceSpan<float> Norm1Bias, DeviceMatrix QkvWeight, DeviceMatrix QkvBias,
         DeviceMatrix AttentionProjectionWeight, DeviceSpan<float> AttentionProjectionBias, DeviceSpan<float> Norm2Weight, DeviceSpan<float> Norm2Bias,
-        DeviceMatrix FcWeight, DeviceSpan<float> FcBias, DeviceMatrix FcProjectionWeight, DeviceSpan<float> FcProjectionBias);
+        DeviceMatrix FcWeight, DeviceMatrix FcBias, DeviceMatrix FcProjectionWeight, DeviceSpan<float> FcProjectionBias);
 
     public void Dispose() => Arena.Dispose();
 }

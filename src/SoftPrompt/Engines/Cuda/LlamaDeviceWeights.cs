@@ -51,7 +51,7 @@ internal sealed class LlamaDeviceWeights : IDisposable
                 M("gate_proj", h => h.Gate, "mlp.gate_proj.weight", ff, d), M("up_proj", h => h.Up, "mlp.up_proj.weight", ff, d),
                 M("down_proj", h => h.Down, "mlp.down_proj.weight", d, ff),
                 new Biases(qkv ? Bias("q_proj", h => h.QueryBias, a) : default, qkv ? Bias("k_proj", h => h.KeyBias, kv) : default,
-                    qkv ? Bias("v_proj", h => h.ValueBias, kv) : default, config.OutputBias ? Bias("o_proj", h => h.OutputBias, d) : default));
+                    qkv ? carve.UploadMatrix(at + "v_proj.bias", kv, H(h => h.ValueBias, "self_attn.v_proj.bias", kv), bf16) : default, config.OutputBias ? Bias("o_proj", h => h.OutputBias, d) : default));
         }
     }
 
@@ -71,7 +71,7 @@ internal sealed class LlamaDeviceWeights : IDisposable
         DeviceMatrix Output, DeviceSpan<float> MlpNormWeight, DeviceMatrix Gate, DeviceMatrix Up, DeviceMatrix Down, Biases Bias);
 
     /// <summary>The attention projections' biases: q [a], k and v [kv] (Qwen2, Llama's attention_bias), o [d] (attention_bias); empty where the model has none.</summary>
-    public readonly record struct Biases(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output);
+    public readonly record struct Biases(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceMatrix Value, DeviceSpan<float> Output);
 
     public void Dispose() => Arena.Dispose();
 }
