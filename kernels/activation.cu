@@ -1,7 +1,8 @@
-// activation.cu — every elementwise activation, forward and input gradient, through one grid-stride map: GPT-2's tanh
-// GELU (gelu_new), T5 v1.0's ReLU, T5 v1.1's gated GELU (gelu_new(gate) ⊙ linear), Llama's SwiGLU (silu(gate) ⊙ up);
-// and the *_bf16_io variants of bf16 precision (below). Mirrors src/SoftPrompt/Cpu/GeluOps.cs, ReluOps.cs,
-// GatedGeluOps.cs and SwiGluOps.cs one-to-one, in their order of operations.
+// activation.cu — every elementwise activation, forward and input gradient, through one grid-stride map: T5 v1.0's ReLU,
+// T5 v1.1's gated GELU (gelu_new(gate) ⊙ linear), Llama's SwiGLU (silu(gate) ⊙ up); and the *_bf16_io variants of bf16
+// precision (below). GPT-2's GELU has no kernel: it is the epilogue of c_fc's GEMM (cuBLASLt GELU_AUX_BIAS, DGELU in
+// the reverse pass). Mirrors src/SoftPrompt/Cpu/ReluOps.cs, GatedGeluOps.cs and SwiGluOps.cs one-to-one, in their order
+// of operations.
 // Launchers: src/SoftPrompt/Cuda/Kernels/Activation.cs. Tests: tests/SoftPrompt.Tests/Kernels/ActivationKernelTests.cs,
 // T5KernelActivationTests.cs, LlamaKernelTests.cs.
 //
@@ -103,21 +104,6 @@ __device__ __forceinline__ void swiglu_backward(float (&o)[2], const float (&v)[
 
 }  // namespace activation_detail
 
-// gelu_forward — y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Hugging Face gelu_new). y, x: [n]; y may alias x.
-extern "C" __global__ void __launch_bounds__(256) gelu_forward(float* y, const float* x, int n) {
-    activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = gelu_tanh(v[0]); });
-}
-
-// gelu_forward_bf16 — gelu_forward with y in bf16 (rounded to nearest even): the down projection's operand. y: [n] bf16.
-extern "C" __global__ void __launch_bounds__(256) gelu_forward_bf16(bf16* y, const float* x, int n) {
-    activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = gelu_tanh(v[0]); });
-}
-
-// gelu_backward — dx = dy · gelu'(x). dx, dy, x: [n]; dx may alias dy.
-extern "C" __global__ void __launch_bounds__(256) gelu_backward(float* dx, const float* dy, const float* x, int n) {
-    activation_detail::map<1, 2>({dx}, {dy, x}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = v[0] * gelu_tanh_derivative(v[1]); });
-}
-
 // relu_forward — y = max(x, 0) (nn.ReLU; −0 → +0, NaN stays NaN). y, x: [n]; y may alias x.
 extern "C" __global__ void __launch_bounds__(256) relu_forward(float* y, const float* x, int n) {
     activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = activation_detail::relu(v[0]); });
@@ -173,16 +159,6 @@ extern "C" __global__ void __launch_bounds__(256) swiglu_backward(float* d_gate,
 // with the saved bf16 pre-activations and writes d(pre-activation) in bf16: the operand of the up projections'
 // input-gradient GEMMs, with no convert_to_bf16 pass between. The math is the fp32 kernels' on the widened inputs,
 // each output rounded to nearest even once. No output may alias an input of another type (fp32 dy).
-
-// gelu_forward_bf16_io — gelu_forward with x and y bf16. y, x: [n] bf16; y may alias x.
-extern "C" __global__ void __launch_bounds__(256) gelu_forward_bf16_io(bf16* y, const bf16* x, int n) {
-    activation_detail::map<1, 1>({y}, {x}, n, [](float (&o)[1], const float (&v)[1]) { o[0] = gelu_tanh(v[0]); });
-}
-
-// gelu_backward_bf16_io — dx = bf16(dy · gelu'(x)). dx, x: [n] bf16; dy: [n] fp32.
-extern "C" __global__ void __launch_bounds__(256) gelu_backward_bf16_io(bf16* dx, const float* dy, const bf16* x, int n) {
-    activation_detail::map_backward_bf16<1, 1>({dx}, dy, {x}, n, [](float (&o)[1], const float (&v)[2]) { o[0] = v[0] * gelu_tanh_derivative(v[1]); });
-}
 
 // relu_forward_bf16_io — relu_forward with x and y bf16 (exact). y, x: [n] bf16; y may alias x.
 extern "C" __global__ void __launch_bounds__(256) relu_forward_bf16_io(bf16* y, const bf16* x, int n) {

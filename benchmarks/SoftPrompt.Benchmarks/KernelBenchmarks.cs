@@ -17,7 +17,7 @@ public class KernelBenchmarks
     private int batch, sequence, channels, heads, rows, vocab, targetRows, promptLength;
     private DeviceBuffer<float> x = null!, y = null!, mean = null!, rstd = null!, weight = null!, bias = null!, dx = null!;
     private DeviceBuffer<float> qkv = null!, attention = null!, lse = null!, dqkv = null!, scratch = null!;
-    private DeviceBuffer<float> logits = null!, rowLoss = null!, wide = null!, prompts = null!, promptGrad = null!, m = null!, v = null!, norm = null!;
+    private DeviceBuffer<float> logits = null!, rowLoss = null!, prompts = null!, promptGrad = null!, m = null!, v = null!, norm = null!;
     private DeviceBuffer<int> targets = null!, promptIndex = null!, promptOffsets = null!, fullToShared = null!, reduceStarts = null!, reduceIndex = null!;
     private int sharedRows;
 
@@ -41,7 +41,7 @@ public class KernelBenchmarks
         mean = Random(rows); rstd = Random(rows); weight = Random(channels); bias = Random(channels);
         qkv = Random((long)rows * 3 * channels); attention = Random((long)rows * channels); lse = Random((long)rows * heads);
         dqkv = Random((long)rows * 3 * channels); scratch = Random((long)rows * heads);
-        logits = Random((long)targetRows * vocab); rowLoss = Random(targetRows); wide = Random((long)rows * 4 * channels);
+        logits = Random((long)targetRows * vocab); rowLoss = Random(targetRows);
         prompts = Random((long)promptLength * channels); promptGrad = Random((long)promptLength * channels);
         m = Random((long)promptLength * channels); v = Random((long)promptLength * channels, 0.001f); norm = Random(GradientNorm.ScratchLength);
         targets = device.Allocate<int>(targetRows);
@@ -95,9 +95,6 @@ public class KernelBenchmarks
 
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void AttentionBackwardKernel() => Repeat(() => FusedQkvAttention.Backward(device, dqkv.Span, y.Span, qkv.Span, attention.Span, lse.Span, scratch.Span, batch, sequence, channels, heads));
-
-    [Benchmark(OperationsPerInvoke = Repeats)]
-    public void GeluForwardKernel() => Repeat(() => GeluForward.Launch(device, wide.Span, wide.Span.Slice(0, wide.Length)));
 
     [Benchmark(OperationsPerInvoke = Repeats)]
     public void CrossEntropyKernel() => Repeat(() => CrossEntropy.Launch(device, logits.Span, rowLoss.Span, targets.Span, targetRows, vocab, vocab, 0f));

@@ -1,7 +1,7 @@
 namespace SoftPrompt.Cuda.Kernels;
 
-// Launchers of kernels/activation.cu: GELU, ReLU, gated GELU and SwiGLU forward and backward (mirrors of Cpu/GeluOps,
-// ReluOps, GatedGeluOps, SwiGluOps), and the bias(+residual) fill before a beta = 1 GEMM. Grid-stride kernels: 256
+// Launchers of kernels/activation.cu: ReLU, gated GELU and SwiGLU forward and backward (mirrors of Cpu/ReluOps,
+// GatedGeluOps, SwiGluOps); GPT-2's GELU is a GEMM epilogue (IComputeDevice.GemmEpilogue). Grid-stride kernels: 256
 // threads, at most LaunchChecks.MaxGridStrideBlocks blocks, float4 when every buffer is aligned.
 
 /// <summary>The checks and the grid every elementwise activation kernel shares.</summary>
@@ -78,51 +78,6 @@ internal static class Elementwise
     }
 
     private static bool Overlap(ulong a, long aBytes, ulong b, long bBytes) => a < b + (ulong)bBytes && b < a + (ulong)aBytes;
-}
-
-/// <summary>gelu_forward: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GeluOps.Forward); n = x.Length, y [≥ n]; y may alias x.</summary>
-internal static class GeluForward
-{
-    public const string Name = "gelu_forward";
-
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> x)
-    {
-        if (Elementwise.Shape(Name, "y x", x.Length, 1, out int n, y, x) is { } shape)
-            KernelStubs.gelu_forward(device, shape, y: y, x: x, n: n);
-    }
-
-    /// <summary>gelu_forward_bf16: the same with y bf16 [≥ n] (rounded to nearest even: the down projection's GEMM operand).</summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> x)
-    {
-        if (Elementwise.Bf16Shape("gelu_forward_bf16", "x", x.Length, out int n, y, x) is { } shape)
-            KernelStubs.gelu_forward_bf16(device, shape, y: y, x: x, n: n);
-    }
-
-    /// <summary>gelu_forward_bf16_io: x and y bf16 [≥ n], n = x.Length (the saved bf16 pre-activation of c_fc in, c_proj's operand out).</summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<ushort> x)
-    {
-        if (Elementwise.Bf16IoShape("gelu_forward_bf16_io", "y x", x.Length, out int n, y, x) is { } shape)
-            KernelStubs.gelu_forward_bf16_io(device, shape, y: y, x: x, n: n);
-    }
-}
-
-/// <summary>gelu_backward: dx = dy·gelu'(x) (GeluOps.Backward); n = x.Length, dx and dy [≥ n]; dx may alias dy.</summary>
-internal static class GeluBackward
-{
-    public const string Name = "gelu_backward";
-
-    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<float> dy, DeviceSpan<float> x)
-    {
-        if (Elementwise.Shape(Name, "dx dy x", x.Length, 1, out int n, dx, dy, x) is { } shape)
-            KernelStubs.gelu_backward(device, shape, dx: dx, dy: dy, x: x, n: n);
-    }
-
-    /// <summary>gelu_backward_bf16_io: dx = bf16(dy·gelu'(x)) with x and dx bf16, dy fp32; n = x.Length. dx may not overlap dy.</summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> dx, DeviceSpan<float> dy, DeviceSpan<ushort> x)
-    {
-        if (Elementwise.Bf16IoBackwardShape("gelu_backward_bf16_io", "dx x", x.Length, 1, out int n, dy, dx, x) is { } shape)
-            KernelStubs.gelu_backward_bf16_io(device, shape, dx: dx, dy: dy, x: x, n: n);
-    }
 }
 
 /// <summary>relu_forward: y = max(x, 0) (ReluOps.Forward); n = x.Length, y [≥ n]; y may alias x.</summary>
