@@ -2,8 +2,8 @@
 // FlashAttention-2 style, for head sizes 64 and 128. Same semantics, parameters and outputs as attention.cu's kernels
 // (causal, T5 relative bias from table + bucket_by_offset, per-row key lengths, row strides, scale, Tq ≠ Tk; lse and
 // the backward's dsum as there); the launchers (src/SoftPrompt/Cuda/Kernels/Attention.cs) pick these kernels when the
-// engine runs in bf16 precision (bf16 spans) and hs ∈ {64, 128}. Tests:
-// tests/SoftPrompt.Tests/Kernels/TensorCoreAttentionTests.cs.
+// engine runs in bf16 precision (bf16 spans) and hs ∈ {64, 128}. Tests (tests/SoftPrompt.Tests/Kernels/):
+// T5KernelAttentionTests.TensorCores.cs, GroupedQueryTensorCoreAttentionTests.cs, Bf16StorageAttentionTests.cs.
 //
 // Storage: q, k, v and out are bf16 in memory (what the engines keep in bf16 precision: q, k, v straight from bf16 GEMM
 // outputs, out written bf16 — rounded once from the fp32 accumulator — for the output projection's bf16 GEMM and saved
