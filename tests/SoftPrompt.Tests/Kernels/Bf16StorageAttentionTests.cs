@@ -105,6 +105,46 @@ public sealed class Bf16StorageAttentionTests(DeviceKind kind) : KernelTestBase(
         AssertBitEqual(dv, dv32, "dv");
     }
 
+    // out's one rounding, seen exactly: q = 0 makes every score 0, so with 4 visible keys each row of out is the mean of v's
+    // 4 rows, computed exactly in fp32 (every P is 1, the row sum 4). Each column's v rows are 1, 1, 1 + δ, 1 with δ bf16
+    // exact, so the mean 1 + δ/4 is known and its bf16 rounding too: the two ties must round to even (1 + 3·2^-8 up to
+    // 1 + 2^-6, 1 + 2^-8 down to 1), the non-ties to nearest (1 + 3·2^-9 up to 1 + 2^-7, 1 + 2^-9 down to 1).
+    // Truncation, rounding half up or a rounding before the division would give other bits. The tolerance of
+    // Bf16StorageMatchesTheCpuOps (4 bf16 units) cannot see one unit, hence the exact case, at the tensor-core head sizes
+    // and one SIMT head size.
+    [TestCase(64)]
+    [TestCase(128)]
+    [TestCase(32)]
+    public void OutIsTheMeanOfVRoundedToNearestEven(int headSize)
+    {
+        const int queries = 3, keys = 4;
+        //                      δ          mean 1 + δ/4     its bf16 (round to nearest even)
+        (float Delta, ushort Bits)[] columns =
+        [
+            (3f / 64, 0x3F82),   // 1 + 3·2^-8: a tie, up to the even 1 + 2^-6 (truncation: 1 + 2^-7)
+            (1f / 64, 0x3F80),   // 1 + 2^-8:   a tie, down to the even 1 (rounding half up: 1 + 2^-7)
+            (3f / 128, 0x3F81),  // 1 + 3·2^-9: nearest is 1 + 2^-7 (truncation: 1)
+            (1f / 128, 0x3F80),  // 1 + 2^-9:   nearest is 1
+        ];
+        var v = new ushort[keys * headSize];
+        for (int t = 0; t < keys; t++)
+            for (int j = 0; j < headSize; j++) v[t * headSize + j] = Bits(t == 2 ? 1f + columns[j % columns.Length].Delta : 1f);
+        using var q = Put(new ushort[queries * headSize]);
+        using var k = Put(Enumerable.Range(0, keys * headSize).Select(i => Bits(MathF.Sin(i))).ToArray());
+        using var vBuffer = Put(v);
+        using var output = Put(Enumerable.Repeat((ushort)0x7FC0, queries * headSize).ToArray());
+        using var lse = Put(new float[queries]);
+        AttentionForward.Launch(Device, output.Span, headSize, lse.Span, q.Span, headSize, k.Span, headSize, vBuffer.Span, headSize, default, default, default,
+            1, queries, keys, 1, headSize, causal: false, scale: 1f);
+        var actual = output.Read();
+        for (int i = 0; i < actual.Length; i++)
+        {
+            ushort expected = columns[i % headSize % columns.Length].Bits;
+            if (actual[i] != expected)
+                Assert.Fail($"out[{i / headSize}, {i % headSize}] = 0x{actual[i]:X4}, expected 0x{expected:X4} (hs {headSize})");
+        }
+    }
+
     [Test]
     public void Bf16OverloadsCheckShapesAndAliasing()
     {
