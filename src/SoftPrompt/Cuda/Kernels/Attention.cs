@@ -88,9 +88,6 @@ internal static class AttentionShape
     /// <summary>The bf16 view of a span the generic launchers know to hold bf16 (T is ushort there).</summary>
     public static DeviceSpan<ushort> Bf16<T>(DeviceSpan<T> span) where T : unmanaged => new(span.Address, span.Length);
 
-    /// <summary>The fp32 view of a span the generic launchers know to hold fp32 (T is float there).</summary>
-    public static DeviceSpan<float> Fp32<T>(DeviceSpan<T> span) where T : unmanaged => new(span.Address, span.Length);
-
     /// <summary>Whether two byte ranges share a byte (an empty range shares none).</summary>
     public static bool Overlap((ulong Start, ulong End) a, (ulong Start, ulong End) b) =>
         a.Start < a.End && b.Start < b.End && a.Start < b.End && b.Start < a.End;
@@ -211,15 +208,9 @@ internal static class AttentionForward
             return;
         }
         int padded = AttentionShape.Padded(headSize);
-        var simt = new LaunchShape(grid, AttentionShape.Threads, SharedBytes(padded));
-        if (bf16)
-            KernelStubs.attention_forward_bf16(device, headSizeTile: padded, simt,
-                @out: AttentionShape.Bf16(output), lse: logSumExp, q: AttentionShape.Bf16(q), k: AttentionShape.Bf16(k), v: AttentionShape.Bf16(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
-                out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-        else
-            KernelStubs.attention_forward(device, headSizeTile: padded, simt,
-                @out: AttentionShape.Fp32(output), lse: logSumExp, q: AttentionShape.Fp32(q), k: AttentionShape.Fp32(k), v: AttentionShape.Fp32(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
-                out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+        KernelStubs.attention_forward(device, headSizeTile: padded, new LaunchShape(grid, AttentionShape.Threads, SharedBytes(padded)),
+            @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
+            out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
     }
 }
 
@@ -349,36 +340,17 @@ internal static class AttentionBackward
         var dqSimt = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(queryLength, outer), headBlocks), AttentionShape.Threads, DqSharedBytes(padded));
         var dkvSimt = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(keyLength, outer), headBlocks), AttentionShape.Threads, DkvSharedBytes(padded));
         // Both kernels take one parameter list (each ignores the other's outputs).
-        if (bf16)
-        {
-            DeviceSpan<ushort> q16 = AttentionShape.Bf16(q), k16 = AttentionShape.Bf16(k), v16 = AttentionShape.Bf16(v), out16 = AttentionShape.Bf16(output);
-            if (hasQueries)
-                KernelStubs.attention_backward_dq_bf16(device, headSizeTile: padded, dqSimt,
-                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
-                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-            KernelStubs.attention_backward_dkv_bf16(device, headSizeTile: padded, dkvSimt,
-                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
+        if (hasQueries)
+            KernelStubs.attention_backward_dq(device, headSizeTile: padded, dqSimt,
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
                 table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                 dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
                 Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-            return;
-        }
-        {
-            DeviceSpan<float> q32 = AttentionShape.Fp32(q), k32 = AttentionShape.Fp32(k), v32 = AttentionShape.Fp32(v), out32 = AttentionShape.Fp32(output);
-            if (hasQueries)
-                KernelStubs.attention_backward_dq(device, headSizeTile: padded, dqSimt,
-                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
-                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-            KernelStubs.attention_backward_dkv(device, headSizeTile: padded, dkvSimt,
-                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
-                table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-        }
+        KernelStubs.attention_backward_dkv(device, headSizeTile: padded, dkvSimt,
+            dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+            table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+            dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+            Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
     }
 }
 
