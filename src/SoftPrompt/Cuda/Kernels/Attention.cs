@@ -13,7 +13,7 @@ namespace SoftPrompt.Cuda.Kernels;
 // slice of a wider buffer. Spans may be longer than needed (slices of capacity-sized plans); a span of length 0 means
 // "absent" where documented.
 // fp32 spans (DeviceSpan<float> q, k, v, out) always run those fp32 SIMT kernels. bf16 precision keeps bf16 in memory:
-// the overloads taking DeviceSpan<ushort> q, k, v and out (the forward writes out in bf16; lse, dout and the gradients
+// the launchers called with DeviceSpan<ushort> q, k, v and out (the forward writes out in bf16; lse, dout and the gradients
 // stay fp32) run the *_bf16 kernels — at hs 64 / 128 those of kernels/attention_tc.cu (the same semantics on bf16
 // mma.sync with fp32 accumulation; AttentionTensorCores; 70,656 / 85,888 bytes of dynamic shared memory, which
 // CudaDevice opts into; an sm_86/89 part allows 99 KB per block, so both fit), the SIMT kernels reading bf16 at every
@@ -156,30 +156,16 @@ internal static class AttentionForward
         return (uint)(sizeof(float) * ((QueryTile + 2 * keyTile) * (padded + 4) + QueryTile * (keyTile + 8) + QueryTile + keyTile));
     }
 
-    public static void Launch(IComputeDevice device, DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp,
-        DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
-        Run(device, output, outStride, logSumExp, q, qStride, k, kStride, v, vStride, biasTable, bucketByOffset, keyLengths,
-            batch, queryLength, keyLength, heads, headSize, causal, scale, keyValueHeads);
-
     /// <summary>
-    /// bf16 precision with bf16 in memory: q, k, v read as bf16 and out written as bf16 (rounded to nearest even once, from
-    /// the fp32 accumulator); lse fp32. Tensor cores at hs 64 and 128 (attention_tc_forward_bf16), the fp32 SIMT kernels
-    /// reading bf16 at other head sizes (attention_forward_bf16: fp32 arithmetic on the bf16 values). Otherwise as above.
+    /// T is the storage type of q, k, v and out: float (fp32 in memory: the SIMT kernels) or ushort (bf16 precision with
+    /// bf16 in memory: q, k, v read as bf16 and out written as bf16, rounded to nearest even once from the fp32
+    /// accumulator; lse fp32; tensor cores at hs 64 and 128 (attention_tc_forward_bf16), the SIMT kernels reading bf16 at
+    /// other head sizes (attention_forward_bf16: fp32 arithmetic on the bf16 values)).
     /// </summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> output, int outStride, DeviceSpan<float> logSumExp,
-        DeviceSpan<ushort> q, int qStride, DeviceSpan<ushort> k, int kStride, DeviceSpan<ushort> v, int vStride,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
-        Run(device, output, outStride, logSumExp, q, qStride, k, kStride, v, vStride, biasTable, bucketByOffset, keyLengths,
-            batch, queryLength, keyLength, heads, headSize, causal, scale, keyValueHeads);
-
-    // T: float (fp32 in memory: the SIMT kernels) or ushort (bf16 in memory: tensor cores where the head size has them).
-    private static void Run<T>(IComputeDevice device, DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp,
+    public static void Launch<T>(IComputeDevice device, DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp,
         DeviceSpan<T> q, int qStride, DeviceSpan<T> k, int kStride, DeviceSpan<T> v, int vStride,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads) where T : unmanaged
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) where T : unmanaged
     {
         bool bf16 = typeof(T) == typeof(ushort);
         if (keyValueHeads == 0) keyValueHeads = heads;
@@ -246,36 +232,18 @@ internal static class AttentionBackward
         return (uint)(sizeof(float) * ((2 * outer + 2 * InnerTile) * (padded + 4) + 2 * outer * (InnerTile + 8) + 2 * InnerTile + InnerTile + outer));
     }
 
-    public static void Launch(IComputeDevice device,
-        DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
-        DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
-        DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
-        Run(device, dq, dqStride, dk, dkStride, dv, dvStride, dout, doutStride, q, qStride, k, kStride, v, vStride, output, outStride, logSumExp, scratch,
-            biasTable, bucketByOffset, keyLengths, batch, queryLength, keyLength, heads, headSize, causal, scale, keyValueHeads);
-
     /// <summary>
-    /// bf16 precision with bf16 in memory: q, k, v and the forward's out read as bf16 (as the bf16 forward saved them);
-    /// dout, lse, scratch and dq, dk, dv fp32 (the gradients are summed over shared prompt rows afterwards). Tensor cores at
-    /// hs 64 and 128, the SIMT kernels reading bf16 elsewhere. Otherwise as above.
+    /// T is the storage type of q, k, v and the forward's out: float (fp32 in memory: the SIMT kernels) or ushort (bf16
+    /// precision with bf16 in memory, read as the bf16 forward saved them; tensor cores at hs 64 and 128, the SIMT kernels
+    /// reading bf16 elsewhere). dout, lse, scratch and dq, dk, dv are fp32 either way (the gradients are summed over
+    /// shared prompt rows afterwards).
     /// </summary>
-    public static void Launch(IComputeDevice device,
-        DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
-        DeviceSpan<ushort> q, int qStride, DeviceSpan<ushort> k, int kStride, DeviceSpan<ushort> v, int vStride,
-        DeviceSpan<ushort> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
-        Run(device, dq, dqStride, dk, dkStride, dv, dvStride, dout, doutStride, q, qStride, k, kStride, v, vStride, output, outStride, logSumExp, scratch,
-            biasTable, bucketByOffset, keyLengths, batch, queryLength, keyLength, heads, headSize, causal, scale, keyValueHeads);
-
-    // T: float (fp32 in memory: the SIMT kernels) or ushort (bf16 in memory: tensor cores where the head size has them).
-    private static void Run<T>(IComputeDevice device,
+    public static void Launch<T>(IComputeDevice device,
         DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
         DeviceSpan<T> q, int qStride, DeviceSpan<T> k, int kStride, DeviceSpan<T> v, int vStride,
         DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads) where T : unmanaged
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) where T : unmanaged
     {
         bool bf16 = typeof(T) == typeof(ushort);
         if (keyValueHeads == 0) keyValueHeads = heads;
@@ -370,9 +338,9 @@ internal static class FusedQkvAttention
         return channels / heads;
     }
 
-    /// <summary>bf16 precision, bf16 in memory: out [B·T, C] (bf16) and lse [B, H, T] from qkv [B·T, 3C] (bf16).</summary>
-    public static void Forward(IComputeDevice device, DeviceSpan<ushort> output, DeviceSpan<float> logSumExp, DeviceSpan<ushort> qkv,
-        int batch, int sequence, int channels, int heads, float? scale = null)
+    /// <summary>out [B·T, C] and lse [B, H, T] from qkv [B·T, 3C]; qkv and out fp32 (T float) or bf16 (T ushort: bf16 precision).</summary>
+    public static void Forward<T>(IComputeDevice device, DeviceSpan<T> output, DeviceSpan<float> logSumExp, DeviceSpan<T> qkv,
+        int batch, int sequence, int channels, int heads, float? scale = null) where T : unmanaged
     {
         int hs = HeadSize(AttentionForward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionForward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
@@ -381,33 +349,12 @@ internal static class FusedQkvAttention
             default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
     }
 
-    /// <summary>out [B·T, C] and lse [B, H, T] from qkv [B·T, 3C].</summary>
-    public static void Forward(IComputeDevice device, DeviceSpan<float> output, DeviceSpan<float> logSumExp, DeviceSpan<float> qkv,
-        int batch, int sequence, int channels, int heads, float? scale = null)
-    {
-        int hs = HeadSize(AttentionForward.Name, channels, heads), c3 = 3 * channels;
-        LaunchChecks.AtLeast(AttentionForward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
-        if (sequence == 0) return;
-        AttentionForward.Launch(device, output, channels, logSumExp, qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
-    }
-
-    /// <summary>dqkv [B·T, 3C] (overwritten) from dout [B·T, C] and the forward's qkv, out and lse; scratch [B·H·T].</summary>
-    public static void Backward(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<float> qkv, DeviceSpan<float> output,
-        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null)
-    {
-        int hs = HeadSize(AttentionBackward.Name, channels, heads), c3 = 3 * channels;
-        LaunchChecks.AtLeast(AttentionBackward.Name, dqkv, (long)batch * sequence * c3, "dqkv [B·T, 3C]");
-        LaunchChecks.AtLeast(AttentionBackward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
-        if (sequence == 0) return;
-        AttentionBackward.Launch(device, dqkv, c3, Slice(dqkv, channels), c3, Slice(dqkv, 2 * channels), c3, dout, channels,
-            qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3, output, channels, logSumExp, scratch,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
-    }
-
-    /// <summary>bf16 precision, bf16 in memory: dqkv [B·T, 3C] (fp32, overwritten) from dout [B·T, C] (fp32) and the bf16 forward's qkv and out.</summary>
-    public static void Backward(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<ushort> qkv, DeviceSpan<ushort> output,
-        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null)
+    /// <summary>
+    /// dqkv [B·T, 3C] (fp32, overwritten) from dout [B·T, C] (fp32) and the forward's qkv and out (fp32, or bf16 for the
+    /// bf16 forward: T ushort) and lse; scratch [B·H·T].
+    /// </summary>
+    public static void Backward<T>(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<T> qkv, DeviceSpan<T> output,
+        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null) where T : unmanaged
     {
         int hs = HeadSize(AttentionBackward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionBackward.Name, dqkv, (long)batch * sequence * c3, "dqkv [B·T, 3C]");
