@@ -5,7 +5,7 @@
 // CPU references: src/SoftPrompt/Cpu/BiasedAttentionOps.cs (+ RelativePositionOps.Bias), and AttentionOps.cs for
 // GPT-2's fused layout. Launchers: src/SoftPrompt/Cuda/Kernels/Attention.cs. Tests:
 // tests/SoftPrompt.Tests/Kernels/AttentionKernelTests.cs (GPT-2 cases) and T5KernelAttentionTests.cs (the rest).
-// The bf16 tensor-core variant for hs 64 / 128 (same parameters and semantics): attention_tc.cu; shared helpers:
+// The bf16 tensor-core variant for hs 64 / 128 (same parameters and semantics, bf16 in memory only): attention_tc.cu; shared helpers:
 // attention_common.cuh. Every kernel also comes with q, k, v and out bf16 in memory (attention_*_bf16_hsNN, same
 // parameters otherwise): bf16 precision at the head sizes without tensor-core kernels; values widened exactly on load,
 // out rounded to nearest even on store, the arithmetic as in fp32.

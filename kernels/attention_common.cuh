@@ -83,7 +83,7 @@ namespace attention_tc_tiles {
 
 using attention_common::kThreads;
 
-// Staging of activations (T = float, or bf16 in memory) into bf16 tiles, in two steps so that the global loads of the
+// Staging of activations (bf16 q, k, v, or the fp32 dout) into bf16 tiles, in two steps so that the global loads of the
 // next tile overlap the tensor-core work on this one: stage_rows issues the cp.async copies (16 bytes: 4 floats or 8
 // bf16) of rows [0, rows) of a [ROWS][D] tile of T into a landing buffer (plain loads and stores when `vec` is false: an
 // unaligned pointer or stride); after the cp_async_wait and a __syncthreads, land_rows rounds fp32 to bf16 (RNE), or

@@ -2,24 +2,23 @@
 // FlashAttention-2 style, for head sizes 64 and 128. Same semantics, parameters and outputs as attention.cu's kernels
 // (causal, T5 relative bias from table + bucket_by_offset, per-row key lengths, row strides, scale, Tq ≠ Tk; lse and
 // the backward's dsum as there); the launchers (src/SoftPrompt/Cuda/Kernels/Attention.cs) pick these kernels when the
-// engine runs in bf16 precision and hs ∈ {64, 128}, the fp32 ones otherwise. Tests:
-// tests/SoftPrompt.Tests/Kernels/TensorCoreAttentionTests.cs.
+// engine runs in bf16 precision (bf16 spans) and hs ∈ {64, 128}. Tests (tests/SoftPrompt.Tests/Kernels/):
+// T5KernelAttentionTests.TensorCores.cs, GroupedQueryTensorCoreAttentionTests.cs, Bf16StorageAttentionTests.cs.
 //
-// Storage: every kernel comes twice, with the same parameters but for the types of q, k, v and out: fp32 in memory
-// (attention_tc_*_hsNN) or bf16 in memory (attention_tc_*_bf16_hsNN, what the engines use in bf16 precision: q, k, v
-// straight from bf16 GEMM outputs, out written bf16 — rounded once from the fp32 accumulator — for the output
-// projection's bf16 GEMM and saved for the backward). lse, dsum, dout and dq, dk, dv are fp32 in both (the gradients are
-// summed over shared prompt rows afterwards). attention.cu's SIMT kernels have the same pair (attention_*_bf16_hsNN) for
-// the other head sizes, so an engine has one bf16 path whatever its head size.
-// Precision: q, k, v (and dout in the backward) become bf16 (RNE; exact when already bf16) when staged into shared
-// memory; P (and dS in the backward) are rounded to bf16 as mma operands; every product is accumulated in fp32, and
+// Storage: q, k, v and out are bf16 in memory (what the engines keep in bf16 precision: q, k, v straight from bf16 GEMM
+// outputs, out written bf16 — rounded once from the fp32 accumulator — for the output projection's bf16 GEMM and saved
+// for the backward). lse, dsum, dout and dq, dk, dv are fp32 (the gradients are summed over shared prompt rows
+// afterwards). fp32 q/k/v run attention.cu's SIMT kernels; attention.cu also has bf16-storage kernels
+// (attention_*_bf16_hsNN) for the other head sizes, so an engine has one bf16 path whatever its head size.
+// Precision: dout (in the backward) becomes bf16 (RNE) when staged into shared memory (q, k, v already are); P (and
+// dS in the backward) are rounded to bf16 as mma operands; every product is accumulated in fp32, and
 // scale, bias, masks, softmax (running max / sum), lse and D = rowsum(dout ∘ out) are fp32. The scale multiplies the
 // fp32 scores (not q), so any scale costs no extra rounding.
 //
 // Layout: a block is 4 warps; each warp owns 16 consecutive rows of the block's 64-row "outer" tile (query rows in the
 // forward and dq kernels, key rows in the dkv kernel) and keeps their accumulators in mma C fragments. The "inner"
 // operands (K and V, or Q and dO) stream through shared memory in tiles of BC rows: while the warps multiply tile j
-// (bf16), cp.async brings tile j + 1 (fp32 or bf16, as stored) into a landing buffer, which is rounded (or copied) into
+// (bf16), cp.async brings tile j + 1 (bf16; dO fp32) into a landing buffer, which is copied (dO rounded) into
 // the bf16 tiles at the top of the next iteration (attention_tc_tiles::stage_rows / land_rows in attention_common.cuh). Score tiles never leave the
 // registers: the C fragments of S become the A fragments of P·V (c_to_a). Grouped-query K/V are read in place
 // (Args::kv_head); the dkv kernel sums a kv head's gradient over its group inside the block (no repeated K/V, no atomics). The bias of a score tile is looked up once
@@ -35,8 +34,9 @@ using namespace attention_tc_tiles;
 
 constexpr int BR = 64;  // outer rows per block: 4 warps × 16
 
-// Elements of T per 16-byte cp.async chunk: hs and every row stride must be multiples of it for the vector path.
-template <typename T> constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+// bf16 elements per 16-byte cp.async chunk: hs and every row stride must be multiples of it for the vector path (the
+// fp32 dout, dq, dk, dv then are too).
+constexpr int kVec = 16 / static_cast<int>(sizeof(bf16));
 
 // Key (forward, dq) or query (dkv) rows per streamed tile: 64 at D = 64; 32 at D = 128, which keeps the fp32 landing
 // buffers and the registers of the D = 128 accumulators in bounds.
@@ -60,8 +60,8 @@ __device__ __forceinline__ int frag_col(int n, int e) { return 8 * n + 2 * stati
 // ── forward ──
 // Block: query rows [q0, q0 + 64) of head (b, h); key tiles of BC rows up to the key length (and the diagonal).
 // Shared: sQ [64][D+8], sK, sV [BC][D+8] bf16; landing [2][BC][D] fp32; sB [64 + BC − 1].
-template <int D, typename T>
-__device__ __forceinline__ void forward(T* __restrict__ out, int out_stride, float* __restrict__ lse, const Args<T> a) {
+template <int D>
+__device__ __forceinline__ void forward(bf16* __restrict__ out, int out_stride, float* __restrict__ lse, const Args<bf16> a) {
     constexpr int BC = kInner<D>, LD = D + 8;
     bf16* sQ = dynamic_smem<bf16>();
     bf16* sK = sQ + 2 * BR * LD;  // (the dq kernel's sdO slot stays unused here)
@@ -72,15 +72,15 @@ __device__ __forceinline__ void forward(T* __restrict__ out, int out_stride, flo
     const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
     const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;  // longest rows first
     const int keys = key_limit(a.key_lengths, b, a.Tk), rows = min(BR, a.Tq - q0);
-    const bool vec = vector_ok<kVec<T>>(hs | a.q_stride | a.k_stride | a.v_stride | out_stride, a.q, a.k, a.v, out);
+    const bool vec = vector_ok<kVec>(hs | a.q_stride | a.k_stride | a.v_stride | out_stride, a.q, a.k, a.v, out);
     const long long q_rows = static_cast<long long>(b) * a.Tq + q0;  // row (b, q0) of q / out
     const int hk = a.kv_head(h);  // grouped-query attention: the group's kv head, read in place
-    const T* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + hk * hs;
-    const T* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
+    const bf16* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + hk * hs;
+    const bf16* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
     const int key_end = a.causal ? min(keys, q0 + BR) : keys;  // keys 0 .. key_end − 1 are visible to some row
     const int tiles = ceil_div(key_end, BC);
-    T* slot_k = reinterpret_cast<T*>(landing);  // the landing buffer's two fp32-sized slots, holding T
-    T* slot_v = reinterpret_cast<T*>(landing + BC * D);
+    bf16* slot_k = reinterpret_cast<bf16*>(landing);  // the landing buffer's two fp32-sized slots, holding bf16
+    bf16* slot_v = reinterpret_cast<bf16*>(landing + BC * D);
 
     // Q goes through the landing buffer once, before the first K/V tile is issued into it.
     load_rows_now<BR, D, LD>(sQ, landing, a.q + q_rows * a.q_stride + h * hs, a.q_stride, rows, vec);
@@ -159,10 +159,10 @@ __device__ __forceinline__ void forward(T* __restrict__ out, int out_stride, flo
 // Block: query rows [q0, q0 + 64) of head (b, h); key tiles of BC rows as the forward. P = exp(s − lse) and
 // dP = dO·Vᵀ recomputed per tile, dS = P ∘ (dP − D), dq += dS·K; dq = scale·dq at the end.
 // Shared: sQ, sdO [64][D+8], sK, sV [BC][D+8] bf16; landing [2][BC][D] fp32; sB [64 + BC − 1]; sL, sD [64].
-template <int D, typename T>
+template <int D>
 __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_stride, float* __restrict__ dsum, const float* __restrict__ dout,
-                                            int dout_stride, const T* __restrict__ out, int out_stride, const float* __restrict__ lse,
-                                            const Args<T> a) {
+                                            int dout_stride, const bf16* __restrict__ out, int out_stride, const float* __restrict__ lse,
+                                            const Args<bf16> a) {
     constexpr int BC = kInner<D>, LD = D + 8;
     bf16* sQ = dynamic_smem<bf16>();
     bf16* sdO = sQ + BR * LD;
@@ -176,21 +176,21 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
     const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
     const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;
     const int keys = key_limit(a.key_lengths, b, a.Tk), rows = min(BR, a.Tq - q0);
-    const bool vec = vector_ok<kVec<T>>(hs | a.q_stride | a.k_stride | a.v_stride | dq_stride | dout_stride, a.q, a.k, a.v, dq, dout);
+    const bool vec = vector_ok<kVec>(hs | a.q_stride | a.k_stride | a.v_stride | dq_stride | dout_stride, a.q, a.k, a.v, dq, dout);
     const long long q_rows = static_cast<long long>(b) * a.Tq + q0;
     const int hk = a.kv_head(h);  // grouped-query attention: the group's kv head, read in place
-    const T* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + hk * hs;
-    const T* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
+    const bf16* kh = a.k + static_cast<long long>(b) * a.Tk * a.k_stride + hk * hs;
+    const bf16* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
     const int key_end = a.causal ? min(keys, q0 + BR) : keys;
     const int tiles = ceil_div(key_end, BC);
-    T* slot_k = reinterpret_cast<T*>(landing);
-    T* slot_v = reinterpret_cast<T*>(landing + BC * D);
+    bf16* slot_k = reinterpret_cast<bf16*>(landing);
+    bf16* slot_v = reinterpret_cast<bf16*>(landing + BC * D);
 
     // D_i = dout_i · out_i in fp32 (one warp per row, this warp's 16 rows), saved for the dK/dV kernel; lse_i.
     for (int r = r0; r < r0 + 16; ++r) {
         float x = 0.0f;
         if (r < rows) {
-            const T* o_row = out + (q_rows + r) * out_stride + h * hs;
+            const bf16* o_row = out + (q_rows + r) * out_stride + h * hs;
             const float* d_row = dout + (q_rows + r) * dout_stride + h * hs;
             for (int c = lane; c < hs; c += 32) x = fmaf(d_row[c], load_value(o_row + c), x);
         }
@@ -253,10 +253,10 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
 // Pᵀ = exp(Sᵀ − lse), dSᵀ = Pᵀ ∘ (dPᵀ − D); dv += Pᵀ·dO, dk += dSᵀ·Q, summed in the fp32 accumulators over every
 // tile of every head of the group; dk = scale·dk at the end. Keys at or past the key length, and keys no query sees, get 0.
 // Shared: sK, sV [64][D+8], sQ, sdO [BC][D+8] bf16; landing [2][BC][D] fp32; sB [BC + 64 − 1]; sL, sD [BC].
-template <int D, typename T>
+template <int D>
 __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stride, float* __restrict__ dv, int dv_stride,
                                              const float* __restrict__ dout, int dout_stride, const float* __restrict__ lse,
-                                             const float* __restrict__ dsum, const Args<T> a) {
+                                             const float* __restrict__ dsum, const Args<bf16> a) {
     constexpr int BC = kInner<D>, LD = D + 8;
     bf16* sK = dynamic_smem<bf16>();
     bf16* sV = sK + BR * LD;
@@ -270,9 +270,9 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
     const int hs = a.hs, bkv = static_cast<int>(blockIdx.y), b = bkv / a.Hkv, hk = bkv - b * a.Hkv, group = a.H / a.Hkv;
     const int k0 = static_cast<int>(blockIdx.x) * BR;
     const int keys = key_limit(a.key_lengths, b, a.Tk), rows = min(BR, a.Tk - k0), valid = max(0, min(BR, keys - k0));
-    const bool vec = vector_ok<kVec<T>>(hs | a.q_stride | a.k_stride | a.v_stride | dk_stride | dv_stride | dout_stride, a.q, a.k, a.v, dk, dv, dout);
+    const bool vec = vector_ok<kVec>(hs | a.q_stride | a.k_stride | a.v_stride | dk_stride | dv_stride | dout_stride, a.q, a.k, a.v, dk, dv, dout);
     const long long k_rows = static_cast<long long>(b) * a.Tk + k0;
-    const T* q_b = a.q + static_cast<long long>(b) * a.Tq * a.q_stride;
+    const bf16* q_b = a.q + static_cast<long long>(b) * a.Tq * a.q_stride;
     const float* do_b = dout + static_cast<long long>(b) * a.Tq * dout_stride;
     const int q_begin = valid == 0 ? a.Tq : a.causal ? k0 / BC * BC : 0;  // no visible key: no query tile
     const int head_tiles = ceil_div(a.Tq - q_begin, BC), tiles = group * head_tiles;
@@ -280,7 +280,7 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
     const int h0 = hk * group;
     auto stage_tile = [&](int j) {
         const int h = h0 + j / head_tiles, qt = q_begin + (j % head_tiles) * BC;
-        stage_rows<BC, D>(reinterpret_cast<T*>(landing), q_b + static_cast<long long>(qt) * a.q_stride + h * hs, a.q_stride, min(BC, a.Tq - qt), vec);
+        stage_rows<BC, D>(reinterpret_cast<bf16*>(landing), q_b + static_cast<long long>(qt) * a.q_stride + h * hs, a.q_stride, min(BC, a.Tq - qt), vec);
         stage_rows<BC, D>(landing + BC * D, do_b + static_cast<long long>(qt) * dout_stride + h * hs, dout_stride, min(BC, a.Tq - qt), vec);
     };
 
@@ -295,7 +295,7 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
         const long long bh = static_cast<long long>(b) * a.H + h;
         cp_async_wait<0>();
         __syncthreads();
-        land_rows<BC, D, LD>(sQ, reinterpret_cast<const T*>(landing), queries);
+        land_rows<BC, D, LD>(sQ, reinterpret_cast<const bf16*>(landing), queries);
         land_rows<BC, D, LD>(sdO, landing + BC * D, queries);
         load_bias<BC, BR>(sB, a.table, a.bucket_by_offset, qt, k0, a.Tq, a.Tk, a.H, h);  // query qt + c, key k0 + r
         for (int c = static_cast<int>(threadIdx.x); c < BC; c += kThreads) {
@@ -340,78 +340,42 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
 // BC = 64 at D = 64 and 32 at D = 128: 70,656 / 85,888 bytes (attention_tc_detail::shared_bytes<D>; more than the default
 // 48 KB, which CudaDevice opts into per kernel).
 
-// attention_tc_forward_hs{64,128} — out [B, Tq, ·] and lse [B, H, Tq] as attention_forward_hs*.
+// attention_tc_forward_bf16_hs{64,128} — out [B, Tq, ·] (bf16) and lse [B, H, Tq] as attention_forward_bf16_hs*.
 //   Grid: (ceil(Tq / 64), B·H); block x handles query rows [q0, q0 + 64), q0 = (gridDim.x − 1 − x)·64, of head
 //   blockIdx.y = b·H + h, over key tiles of BC rows up to the key length (and the diagonal when causal).
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_hs64(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
-    using namespace attention_tc_detail;
-    assert(hs == 64);
-    forward<64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
-}
-
 extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_bf16_hs64(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 64);
     forward<64>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_hs128(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
-    using namespace attention_tc_detail;
-    assert(hs == 128);
-    forward<128>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
-}
-
 extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_forward_bf16_hs128(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 128);
     forward<128>(out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
 
-// attention_tc_backward_dq_hs{64,128} — dq and dsum (D = rowsum(dout ∘ out)) as attention_backward_dq_hs*.
+// attention_tc_backward_dq_bf16_hs{64,128} — dq and dsum (D = rowsum(dout ∘ out)) as attention_backward_dq_bf16_hs*.
 //   Grid: (ceil(Tq / 64), B·H); block x handles query rows [q0, q0 + 64), q0 = (gridDim.x − 1 − x)·64.
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
-    using namespace attention_tc_detail;
-    assert(hs == 64);
-    backward_dq<64>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
-}
-
 extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_bf16_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 64);
     backward_dq<64>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
-extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
-    using namespace attention_tc_detail;
-    assert(hs == 128);
-    backward_dq<128>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
-}
-
 extern "C" __global__ void __launch_bounds__(128, 2) attention_tc_backward_dq_bf16_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 128);
     backward_dq<128>(dq, dq_stride, dsum, dout, dout_stride, out, out_stride, lse, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
 
-// attention_tc_backward_dkv_hs{64,128} — dk and dv as attention_backward_dkv_hs* (after the dq kernel's dsum), each kv
+// attention_tc_backward_dkv_bf16_hs{64,128} — dk and dv as attention_backward_dkv_bf16_hs* (after the dq kernel's dsum), each kv
 //   head's summed over its group's query heads inside the block, in increasing head order.
 //   Grid: (ceil(Tk / 64), B·Hkv); block x handles key rows [64x, 64x + 64) of kv head blockIdx.y = b·Hkv + hk, over
 //   the query tiles of BC rows of each of its group's heads.
-extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
-    using namespace attention_tc_detail;
-    assert(hs == 64);
-    backward_dkv<64>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
-}
-
 extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_bf16_hs64(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 64);
     backward_dkv<64>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
 }
-extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const float* __restrict__ out, const float* __restrict__ lse, const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
-    using namespace attention_tc_detail;
-    assert(hs == 128);
-    backward_dkv<128>(dk, dk_stride, dv, dv_stride, dout, dout_stride, lse, dsum, inputs(q, k, v, table, bucket_by_offset, key_lengths, q_stride, k_stride, v_stride, Tq, Tk, H, hs, causal, scale, Hkv));
-}
-
 extern "C" __global__ void __launch_bounds__(128, 1) attention_tc_backward_dkv_bf16_hs128(float* __restrict__ dq, float* __restrict__ dk, float* __restrict__ dv, float* __restrict__ dsum, const float* __restrict__ dout, const bf16* __restrict__ out, const float* __restrict__ lse, const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v, const float* __restrict__ table, const int* __restrict__ bucket_by_offset, const int* __restrict__ key_lengths, int dq_stride, int dk_stride, int dv_stride, int dout_stride, int out_stride, int q_stride, int k_stride, int v_stride, int Tq, int Tk, int H, int Hkv, int hs, int causal, float scale) {
     using namespace attention_tc_detail;
     assert(hs == 128);

@@ -1,3 +1,4 @@
+using SoftPrompt.Checkpoints;
 using SoftPrompt.Models.T5;
 using BenchmarkDotNet.Attributes;
 using SoftPrompt.Cuda;
@@ -6,7 +7,8 @@ using SoftPrompt.Cuda.Kernels;
 namespace SoftPrompt.Benchmarks;
 
 /// <summary>
-/// The attention kernels (kernels/attention.cu, and attention_tc.cu with TensorCores), forward and backward separately, at model shapes: GPT-2's fused-qkv
+/// The attention kernels (kernels/attention.cu in fp32; with Bf16Storage, q, k, v and out bf16 in memory: attention_tc.cu's
+/// tensor-core kernels at hs 64 / 128, attention.cu's bf16 SIMT kernels at hs 16), forward and backward separately, at model shapes: GPT-2's fused-qkv
 /// causal attention (<see cref="FusedQkvAttention"/>: gpt2-small's hs 64, an hs-128 and an hs-16 shape) and T5-base's
 /// encoder self-attention (bias + key lengths), decoder self-attention (causal + bias) and cross-attention (key lengths,
 /// Tq ≠ Tk), H = 12, hs = 64. Useful FLOPs of a forward: 2·B·H·T·(T+1)·hs causal (q·kᵀ and P·v over the visible
@@ -37,14 +39,15 @@ public class AttentionKernelBenchmarks
     [ParamsAllValues]
     public Shape Case { get; set; }
 
-    /// <summary>Ask for the bf16 tensor-core kernels (kernels/attention_tc.cu; used at hs 64 and 128, else the fp32 ones).</summary>
+    /// <summary>q, k, v and out bf16 in memory (an engine in bf16 precision: the tensor-core kernels at hs 64 and 128).</summary>
     [Params(false, true)]
-    public bool TensorCores { get; set; }
+    public bool Bf16Storage { get; set; }
 
     private IComputeDevice device = null!;
     private int batch, queryLength, keyLength, heads, headSize, a;
     private bool fused, causal;
     private DeviceBuffer<float> q = null!, kv = null!, output = null!, lse = null!, dout = null!, dq = null!, dk = null!, dv = null!, scratch = null!, table = null!;
+    private DeviceBuffer<ushort> q16 = null!, kv16 = null!, output16 = null!;
     private DeviceBuffer<int> buckets = null!, lengths = null!;
 
     [GlobalSetup]
@@ -73,10 +76,22 @@ public class AttentionKernelBenchmarks
             buffer.CopyFrom(host);
             return buffer;
         }
+        DeviceBuffer<ushort> RandomBf16(long n)
+        {
+            var host = new ushort[n];
+            for (long i = 0; i < n; i++) host[i] = ElementConversion.SingleToBFloat16((float)(random.NextDouble() * 2 - 1));
+            var buffer = device.Allocate<ushort>(Math.Max(n, 1));
+            buffer.CopyFrom(host);
+            return buffer;
+        }
         // GPT-2: q is the fused qkv [B·T, 3C] and dq the fused dqkv; T5: q [B·Tq, A] and kv [B·Tk, 2A] (k, v at columns 0, A).
+        // q16, kv16, output16: the same shapes in bf16 (Bf16Storage).
         q = Random(queries * (fused ? 3 * a : a));
         kv = Random(fused ? 0 : keys * 2 * a);
         output = Random(queries * a);
+        q16 = RandomBf16(Bf16Storage ? queries * (fused ? 3 * a : a) : 0);
+        kv16 = RandomBf16(Bf16Storage && !fused ? keys * 2 * a : 0);
+        output16 = RandomBf16(Bf16Storage ? queries * a : 0);
         lse = Random(queries * heads);
         dout = Random(queries * a);
         dq = Random(queries * (fused ? 3 * a : a));
@@ -103,27 +118,39 @@ public class AttentionKernelBenchmarks
     {
         if (fused)
         {
-            FusedQkvAttention.Forward(device, output.Span, lse.Span, q.Span, batch, queryLength, a, heads, tensorCores: TensorCores);
+            if (Bf16Storage) FusedQkvAttention.Forward(device, output16.Span, lse.Span, q16.Span, batch, queryLength, a, heads);
+            else FusedQkvAttention.Forward(device, output.Span, lse.Span, q.Span, batch, queryLength, a, heads);
             return;
         }
         bool bias = Case != Shape.T5Cross, keyLengths = Case != Shape.T5Decoder;
-        AttentionForward.Launch(device, output.Span, a, lse.Span, q.Span, a, kv.Span, 2 * a, kv.Span.Slice(a), 2 * a,
-            bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
-            batch, queryLength, keyLength, heads, headSize, causal, 1f, TensorCores);
+        if (Bf16Storage)
+            AttentionForward.Launch(device, output16.Span, a, lse.Span, q16.Span, a, kv16.Span, 2 * a, kv16.Span.Slice(a), 2 * a,
+                bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
+                batch, queryLength, keyLength, heads, headSize, causal, 1f);
+        else
+            AttentionForward.Launch(device, output.Span, a, lse.Span, q.Span, a, kv.Span, 2 * a, kv.Span.Slice(a), 2 * a,
+                bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
+                batch, queryLength, keyLength, heads, headSize, causal, 1f);
     }
 
     private void LaunchBackward()
     {
         if (fused)
         {
-            FusedQkvAttention.Backward(device, dq.Span, dout.Span, q.Span, output.Span, lse.Span, scratch.Span, batch, queryLength, a, heads,
-                tensorCores: TensorCores);
+            if (Bf16Storage)
+                FusedQkvAttention.Backward(device, dq.Span, dout.Span, q16.Span, output16.Span, lse.Span, scratch.Span, batch, queryLength, a, heads);
+            else FusedQkvAttention.Backward(device, dq.Span, dout.Span, q.Span, output.Span, lse.Span, scratch.Span, batch, queryLength, a, heads);
             return;
         }
         bool bias = Case != Shape.T5Cross, keyLengths = Case != Shape.T5Decoder;
-        AttentionBackward.Launch(device, dq.Span, a, dk.Span, a, dv.Span, a, dout.Span, a, q.Span, a, kv.Span, 2 * a, kv.Span.Slice(a), 2 * a,
-            output.Span, a, lse.Span, scratch.Span, bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
-            batch, queryLength, keyLength, heads, headSize, causal, 1f, TensorCores);
+        if (Bf16Storage)
+            AttentionBackward.Launch(device, dq.Span, a, dk.Span, a, dv.Span, a, dout.Span, a, q16.Span, a, kv16.Span, 2 * a, kv16.Span.Slice(a), 2 * a,
+                output16.Span, a, lse.Span, scratch.Span, bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
+                batch, queryLength, keyLength, heads, headSize, causal, 1f);
+        else
+            AttentionBackward.Launch(device, dq.Span, a, dk.Span, a, dv.Span, a, dout.Span, a, q.Span, a, kv.Span, 2 * a, kv.Span.Slice(a), 2 * a,
+                output.Span, a, lse.Span, scratch.Span, bias ? table.Span : default, bias ? buckets.Span : default, keyLengths ? lengths.Span : default,
+                batch, queryLength, keyLength, heads, headSize, causal, 1f);
     }
 
     [Benchmark(OperationsPerInvoke = Repeats)]

@@ -614,21 +614,6 @@ EMU_API int emu_kernel_arg_count(int kernel) {
 EMU_API const uint32_t* emu_kernel_arg_sizes(int kernel) {
     return kernel >= 0 && kernel < emu::kernel_table_size ? emu::kernel_table[kernel].arg_sizes : nullptr;
 }
-// All kernel names, one per line.
-EMU_API const char* emu_kernel_names() {
-    static const std::string names = [] {
-        std::string s;
-        for (int i = 0; i < emu::kernel_table_size; ++i) s += std::string(emu::kernel_table[i].name) + "\n";
-        return s;
-    }();
-    return names.c_str();
-}
-EMU_API int emu_find_kernel(const char* name) {
-    if (name == nullptr) return -1;
-    for (int i = 0; i < emu::kernel_table_size; ++i)
-        if (std::strcmp(emu::kernel_table[i].name, name) == 0) return i;
-    return -1;
-}
 // The last error of emu_launch on this thread ("" when none); valid until the next emu_launch on this thread.
 EMU_API const char* emu_last_error() { return emu::last_error.c_str(); }
 

@@ -16,7 +16,8 @@ namespace SoftPrompt.Generators;
 /// named as the .cu names them, in its order — and which packs them into the launch's argument array in that order.
 /// Launchers pass those arguments by name (<see cref="KernelStubAnalyzer"/> insists), so the packing cannot disagree
 /// with the kernel. Kernels compiled once per head size (<c>name_hsNN</c>, same parameters) also get one stub for the
-/// family, <c>name(device, headSizeTile, shape, …)</c>. The class is not partial: no hand-written code can join it.
+/// family, <c>name(device, headSizeTile, shape, …)</c>; a kernel or family with a bf16-storage twin <c>name_bf16</c> also gets
+/// <c>name&lt;TStorage&gt;(…)</c>, which picks one of the two by the storage type. The class is not partial: no hand-written code can join it.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
 public sealed class KernelStubGenerator : IIncrementalGenerator
@@ -90,7 +91,9 @@ public sealed class KernelStubGenerator : IIncrementalGenerator
         s.AppendLine("/// </summary>");
         s.AppendLine("internal static unsafe class KernelStubs");
         s.AppendLine("{");
-        var members = kernels.Select(Stub).Concat(Families(kernels).Select(family => Family(family.Key, family.Value))).ToList();
+        var families = Families(kernels);
+        var members = kernels.Select(Stub).Concat(families.Select(family => Family(family.Key, family.Value)))
+            .Concat(StoragePairs(kernels, families).Select(Storage)).ToList();
         for (int i = 0; i < members.Count; i++)
             (i == 0 ? s : s.AppendLine()).Append(members[i]);
         s.AppendLine("}");
@@ -128,6 +131,47 @@ public sealed class KernelStubGenerator : IIncrementalGenerator
             s.AppendLine($"            case {tile}: {kernel.Name}(device, shape, {forward}); return;");
         s.AppendLine($"            default: throw new global::System.ArgumentOutOfRangeException(nameof(headSizeTile), headSizeTile, \"{family} is compiled for head-size tiles {tiles} only.\");");
         s.AppendLine("        }");
+        s.AppendLine("    }");
+        return s.ToString();
+    }
+
+    /// <summary>
+    /// A kernel (or head-size family) <c>X</c> with a twin <c>X_bf16</c> whose parameters are the same but for some
+    /// float* that are bf16* there (<c>Varies</c>): one stub <c>X&lt;TStorage&gt;</c> for both, those parameters as
+    /// <c>DeviceSpan&lt;TStorage&gt;</c>, so a launcher generic over the storage type has one call site per kernel.
+    /// </summary>
+    private static IEnumerable<(string Name, bool HeadSizeTile, ImmutableArray<KernelParameter> Parameters, bool[] Varies)> StoragePairs(
+        IReadOnlyList<KernelDeclaration> kernels, Dictionary<string, IReadOnlyList<(int Tile, KernelDeclaration Kernel)>> families)
+    {
+        var callables = kernels.ToDictionary(k => k.Name, k => (HeadSizeTile: false, k.Parameters), StringComparer.Ordinal);
+        foreach (var family in families) callables[family.Key] = (true, family.Value[0].Kernel.Parameters);
+        foreach (var callable in callables.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            var (name, fp32) = (callable.Key, callable.Value);
+            if (!callables.TryGetValue(name + "_bf16", out var bf16) || bf16.HeadSizeTile != fp32.HeadSizeTile
+                || bf16.Parameters.Length != fp32.Parameters.Length) continue;
+            bool twins = fp32.Parameters.Zip(bf16.Parameters, (a, b) => a.Name == b.Name && (a.CType == b.CType || (a.CType == "float*" && b.CType == "bf16*"))).All(x => x);
+            bool[] varies = fp32.Parameters.Select((p, i) => p.CType != bf16.Parameters[i].CType).ToArray();
+            if (twins && varies.Any(v => v)) yield return (name, fp32.HeadSizeTile, fp32.Parameters, varies);
+        }
+    }
+
+    private static string Storage((string Name, bool HeadSizeTile, ImmutableArray<KernelParameter> Parameters, bool[] Varies) pair)
+    {
+        var s = new StringBuilder();
+        var parameters = pair.Parameters;
+        string Forward(string type) => string.Join(", ", parameters.Select((p, i) => pair.Varies[i]
+            ? $"{Id(p.Name)}: new global::SoftPrompt.Cuda.DeviceSpan<{type}>({Id(p.Name)}.Address, {Id(p.Name)}.Length)"
+            : $"{Id(p.Name)}: {Id(p.Name)}"));
+        string declare = string.Concat(parameters.Select((p, i) => $", {(pair.Varies[i] ? "global::SoftPrompt.Cuda.DeviceSpan<TStorage>" : p.StubType)} {Id(p.Name)}"));
+        string tile = pair.HeadSizeTile ? " int headSizeTile," : "", passTile = pair.HeadSizeTile ? " headSizeTile," : "";
+        string varying = string.Join(", ", parameters.Where((p, i) => pair.Varies[i]).Select(p => p.Name));
+        s.AppendLine($"    /// <summary>{pair.Name} (TStorage float: fp32 in memory) or {pair.Name}_bf16 (TStorage ushort: bf16 in memory) for {varying}.</summary>");
+        s.AppendLine($"    public static void {pair.Name}<TStorage>(global::SoftPrompt.Cuda.IComputeDevice device,{tile} global::SoftPrompt.Cuda.Kernels.LaunchShape shape{declare}) where TStorage : unmanaged");
+        s.AppendLine("    {");
+        s.AppendLine($"        if (typeof(TStorage) == typeof(float)) {pair.Name}(device,{passTile} shape, {Forward("float")});");
+        s.AppendLine($"        else if (typeof(TStorage) == typeof(ushort)) {pair.Name}_bf16(device,{passTile} shape, {Forward("ushort")});");
+        s.AppendLine($"        else throw new global::System.ArgumentException($\"{pair.Name}: the storage type {{typeof(TStorage).Name}} is neither float (fp32) nor ushort (bf16).\", nameof(TStorage));");
         s.AppendLine("    }");
         return s.ToString();
     }

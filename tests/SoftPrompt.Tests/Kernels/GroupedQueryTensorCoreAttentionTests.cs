@@ -10,8 +10,8 @@ namespace SoftPrompt.Tests.Kernels;
 /// reads kv head h / (H / Hkv), and the dkv kernel sums each kv head's gradient over its group) against a float64 CPU
 /// reference that repeats k and v per query head (<see cref="GroupedQueryOps.Repeat{T}"/>), runs
 /// <see cref="BiasedAttentionOps"/> and sums the group's gradients back (<see cref="GroupedQueryOps.Sum{T}"/>). GQA and MQA
-/// groupings at both head sizes; q, k, v and dout exactly bf16, so what remains is the kernels' rounding of P and dS.
-/// Outputs start as NaN (every element must be written).
+/// groupings at both head sizes; q, k, v and out bf16 in memory (the launchers' bf16-storage overloads), dout exactly
+/// bf16, so what remains is the kernels' rounding of P, dS and out. Outputs start as NaN (every element must be written).
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
@@ -33,23 +33,27 @@ public sealed class GroupedQueryTensorCoreAttentionTests(DeviceKind kind) : Kern
         float[] Random(int n, int seed) => [.. RandomFloats(n, seed).Select(RoundToBf16)];
         float[] q = Random(rows * a, 1), k = Random(rows * kv, 2), v = Random(rows * kv, 3), dout = Random(rows * a, 4);
         int[] lengths = keyLengths ? [.. Enumerable.Range(0, batch).Select(b => b == 0 ? sequence : 1 + (sequence - 1) / (b + 1))] : [];
-        var expected = Reference(q, k, v, dout, lengths, batch, sequence, heads, keyValueHeads, headSize);
+        var expected = Reference(q, k, v, dout, lengths, batch, sequence, heads, keyValueHeads, headSize, null);
 
-        using var dq = Put(q); using var dk = Put(k); using var dv = Put(v); using var ddout = Put(dout);
+        static ushort[] Bf16(float[] x) => [.. x.Select(GemmReference.ToBf16)];
+        using var dq = Put(Bf16(q)); using var dk = Put(Bf16(k)); using var dv = Put(Bf16(v)); using var ddout = Put(dout);
         using var dlengths = Put(keyLengths ? lengths : new[] { 0 });
         var lengthSpan = keyLengths ? dlengths.Span : default;
-        using var output = Put(Filled(rows * a)); using var lse = Put(Filled(rows * heads)); using var scratch = Put(Filled(rows * heads));
+        using var output = Put(Bf16(Filled(rows * a))); using var lse = Put(Filled(rows * heads)); using var scratch = Put(Filled(rows * heads));
         AttentionForward.Launch(Device, output.Span, a, lse.Span, dq.Span, a, dk.Span, kv, dv.Span, kv, default, default, lengthSpan,
-            batch, sequence, sequence, heads, headSize, causal: true, scale: 1f, tensorCores: true, keyValueHeads: keyValueHeads);
-        AssertNear(output.Read(), expected.Out, "out");
+            batch, sequence, sequence, heads, headSize, causal: true, scale: 1f, keyValueHeads: keyValueHeads);
+        float[] kernelOut = [.. output.Read().Select(GemmReference.FromBf16)];
+        AssertNear(kernelOut, expected.Out, "out");
         AssertNear(lse.Read(), expected.Lse, "lse");
+        // The backward reads the kernel's bf16 out (D = rowsum(dout ∘ out)): the reference gets the same out.
+        expected = Reference(q, k, v, dout, lengths, batch, sequence, heads, keyValueHeads, headSize, kernelOut);
 
         float[] Backward(out float[] gq, out float[] gk)
         {
             using var gradQ = Put(Filled(rows * a)); using var gradK = Put(Filled(rows * kv)); using var gradV = Put(Filled(rows * kv));
             AttentionBackward.Launch(Device, gradQ.Span, a, gradK.Span, kv, gradV.Span, kv, ddout.Span, a, dq.Span, a, dk.Span, kv, dv.Span, kv,
                 output.Span, a, lse.Span, scratch.Span, default, default, lengthSpan, batch, sequence, sequence, heads, headSize, causal: true, scale: 1f,
-                tensorCores: true, keyValueHeads: keyValueHeads);
+                keyValueHeads: keyValueHeads);
             (gq, gk) = (gradQ.Read(), gradK.Read());
             return gradV.Read();
         }
@@ -66,17 +70,19 @@ public sealed class GroupedQueryTensorCoreAttentionTests(DeviceKind kind) : Kern
     }
 
     [Test]
-    public void GroupsAreRefusedWhereOnlyTheFp32KernelsRun()
+    public void GroupsAreRefusedWhereTheTensorCoreKernelsDoNotRun()
     {
-        using var x = Put(new float[2 * 8 * 4 * 32]);
-        Assert.That(() => AttentionForward.Launch(Device, x.Span, 128, x.Span, x.Span, 128, x.Span, 64, x.Span, 64, default, default, default,
-            2, 8, 8, 4, 32, causal: true, scale: 1f, tensorCores: true, keyValueHeads: 2),
-            Throws.ArgumentException.With.Message.Contains("tensor-core kernels only"), "head size 32: the fp32 kernels");
-        Assert.That(() => AttentionForward.Launch(Device, x.Span, 256, x.Span, x.Span, 256, x.Span, 128, x.Span, 128, default, default, default,
-            1, 8, 8, 4, 64, causal: true, scale: 1f, tensorCores: false, keyValueHeads: 2),
-            Throws.ArgumentException.With.Message.Contains("tensor-core kernels only"), "fp32 precision");
-        Assert.That(() => AttentionForward.Launch(Device, x.Span, 256, x.Span, x.Span, 256, x.Span, 192, x.Span, 192, default, default, default,
-            1, 8, 8, 4, 64, causal: true, scale: 1f, tensorCores: true, keyValueHeads: 3),
+        using var x = Put(new float[2 * 8 * 4 * 64]);
+        using var x16 = Put(new ushort[2 * 8 * 4 * 64]);
+        using var lse = Put(new float[2 * 8 * 4]);
+        Assert.That(() => AttentionForward.Launch(Device, x16.Span, 128, lse.Span, x16.Span, 128, x16.Span, 64, x16.Span, 64, default, default, default,
+            2, 8, 8, 4, 32, causal: true, scale: 1f, keyValueHeads: 2),
+            Throws.ArgumentException.With.Message.Contains("only by the tensor-core kernels").And.Message.Contains("head size is 32"), "bf16 at head size 32: the SIMT kernels");
+        Assert.That(() => AttentionForward.Launch(Device, x.Span, 256, lse.Span, x.Span, 256, x.Span, 128, x.Span, 128, default, default, default,
+            1, 8, 8, 4, 64, causal: true, scale: 1f, keyValueHeads: 2),
+            Throws.ArgumentException.With.Message.Contains("only by the tensor-core kernels").And.Message.Contains("are fp32"), "fp32 spans: the SIMT kernels");
+        Assert.That(() => AttentionForward.Launch(Device, x16.Span, 256, lse.Span, x16.Span, 256, x16.Span, 192, x16.Span, 192, default, default, default,
+            1, 8, 8, 4, 64, causal: true, scale: 1f, keyValueHeads: 3),
             Throws.ArgumentException.With.Message.Contains("not a multiple"), "4 heads over 3 groups");
     }
 
@@ -88,7 +94,7 @@ public sealed class GroupedQueryTensorCoreAttentionTests(DeviceKind kind) : Kern
     }
 
     private static (float[] Out, float[] Lse, float[] Dq, float[] Dk, float[] Dv) Reference(float[] q, float[] k, float[] v, float[] dout, int[] lengths,
-        int batch, int sequence, int heads, int keyValueHeads, int headSize)
+        int batch, int sequence, int heads, int keyValueHeads, int headSize, float[]? kernelOut)
     {
         int rows = batch * sequence, a = heads * headSize, kv = keyValueHeads * headSize;
         double[] Wide(float[] narrow)
@@ -102,7 +108,8 @@ public sealed class GroupedQueryTensorCoreAttentionTests(DeviceKind kind) : Kern
         var lse = new double[rows * heads];
         BiasedAttentionOps.Forward<double>(output, lse, q64, k64, v64, [], lengths, batch, sequence, sequence, heads, headSize, causal: true, 1.0);
         double[] dq = new double[rows * a], dkWide = new double[rows * a], dvWide = new double[rows * a], dk = new double[rows * kv], dv = new double[rows * kv];
-        BiasedAttentionOps.Backward<double>(dq, dkWide, dvWide, dout64, q64, k64, v64, output, lse, [], lengths, batch, sequence, sequence, heads, headSize,
+        double[] saved = kernelOut is null ? output : [.. kernelOut.Select(x => (double)x)];
+        BiasedAttentionOps.Backward<double>(dq, dkWide, dvWide, dout64, q64, k64, v64, saved, lse, [], lengths, batch, sequence, sequence, heads, headSize,
             causal: true, 1.0);
         GroupedQueryOps.Sum<double>(dk, dkWide, rows, heads, keyValueHeads, headSize);
         GroupedQueryOps.Sum<double>(dv, dvWide, rows, heads, keyValueHeads, headSize);

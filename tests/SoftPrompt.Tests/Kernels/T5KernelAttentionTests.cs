@@ -2,6 +2,7 @@ using SoftPrompt.Cpu;
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Kernels;
 using SoftPrompt.Models.T5;
+using SoftPrompt.Tests.Cuda;
 using SoftPrompt.Tests.Emulation;
 
 namespace SoftPrompt.Tests.Kernels;
@@ -44,8 +45,11 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
         float[] Q, float[] K, float[] V, float[] Dout, float[] Out, float[] Lse, float[] Dq, float[] Dk, float[] Dv)
     {
         public int A => H * Hs;
-        /// <summary>Run the bf16 tensor-core kernels (attention_tc.cu) and compare with <see cref="Bf16Tolerance"/>.</summary>
-        public bool TensorCores { get; init; }
+        /// <summary>
+        /// q, k, v and out bf16 in memory (the launchers' DeviceSpan&lt;ushort&gt; overloads: the bf16 tensor-core kernels of
+        /// attention_tc.cu at hs 64 and 128); compared with <see cref="Bf16Tolerance"/>.
+        /// </summary>
+        public bool Bf16Storage { get; init; }
         public bool Causal => Kind == Kind.Decoder;
         public bool HasBias => Kind != Kind.Cross;
         public override string ToString() =>
@@ -124,7 +128,7 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
         for (int i = 0; i < expected.Length; i++)
         {
             double err = Math.Abs((double)actual[i] - expected[i]);
-            double tolerance = c.TensorCores ? looseness * Bf16Tolerance(what) * Math.Max(maxAbs, 1)
+            double tolerance = c.Bf16Storage ? looseness * Bf16Tolerance(what) * Math.Max(maxAbs, 1)
                 : looseness * (2e-5 * Math.Max(maxAbs, 1) + 1e-4 * Math.Abs(expected[i]));
             if (!(err <= tolerance))
                 Assert.Fail($"{what}[{i}] = {actual[i]:R}, expected {expected[i]:R} (error {err:E2}, tolerance {tolerance:E2}, max |x| {maxAbs:G4}; {c})");
@@ -133,54 +137,50 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
         TestContext.Out.WriteLine($"{what}: max error {maxErr:E2}, max |x| = {maxAbs:G4}");
     }
 
-    /// <summary>q, k, v on the device in one of the layouts, with their row strides.</summary>
+    /// <summary>q, k, v on the device in one of the layouts, with their row strides: fp32 (Q, K, V) or, for a case with
+    /// <see cref="Case.Bf16Storage"/>, the same values rounded to bf16 (Q16, K16, V16).</summary>
     private sealed class Inputs : IDisposable
     {
         private readonly List<IDisposable> owned = [];
         public DeviceSpan<float> Q, K, V;
+        public DeviceSpan<ushort> Q16, K16, V16;
         public int QStride, KStride, VStride;
 
         public Inputs(T5KernelAttentionTests test, Case c, Layout layout)
+        {
+            if (c.Bf16Storage) (Q16, K16, V16) = Place<ushort>(c, layout, host => Own(test.Put(host.Select(GemmReference.ToBf16).ToArray())));
+            else (Q, K, V) = Place<float>(c, layout, host => Own(test.Put(host)));
+        }
+
+        private DeviceSpan<T> Own<T>(DeviceArray<T> buffer) where T : unmanaged
+        {
+            owned.Add(buffer);
+            return buffer.Span;
+        }
+
+        private (DeviceSpan<T> Q, DeviceSpan<T> K, DeviceSpan<T> V) Place<T>(Case c, Layout layout, Func<float[], DeviceSpan<T>> put) where T : unmanaged
         {
             int a = c.A;
             switch (layout)
             {
                 case Layout.Packed when c.Kind != Kind.Cross:
                 {
-                    var qkv = test.Put(Interleave(c.B * c.Tq, a, 3 * a, c.Q, c.K, c.V));
-                    owned.Add(qkv);
-                    Q = qkv.Span;
-                    K = qkv.Span.Slice(a);
-                    V = qkv.Span.Slice(2 * a);
+                    var qkv = put(Interleave(c.B * c.Tq, a, 3 * a, c.Q, c.K, c.V));
                     QStride = KStride = VStride = 3 * a;
-                    break;
+                    return (qkv, qkv.Slice(a), qkv.Slice(2 * a));
                 }
                 case Layout.Packed:
                 {
-                    var q = test.Put(c.Q);
-                    var kv = test.Put(Interleave(c.B * c.Tk, a, 2 * a, c.K, c.V));
-                    owned.Add(q);
-                    owned.Add(kv);
-                    (Q, QStride) = (q.Span, a);
-                    K = kv.Span;
-                    V = kv.Span.Slice(a);
+                    var kv = put(Interleave(c.B * c.Tk, a, 2 * a, c.K, c.V));
+                    QStride = a;
                     KStride = VStride = 2 * a;
-                    break;
+                    return (put(c.Q), kv, kv.Slice(a));
                 }
                 default:
                 {
                     int stride = layout == Layout.Padded ? a + 3 : a;
-                    DeviceSpan<float> One(float[] data, int rows)
-                    {
-                        var buffer = test.Put(Interleave(rows, a, stride, data));
-                        owned.Add(buffer);
-                        return buffer.Span;
-                    }
-                    Q = One(c.Q, c.B * c.Tq);
-                    K = One(c.K, c.B * c.Tk);
-                    V = One(c.V, c.B * c.Tk);
                     QStride = KStride = VStride = stride;
-                    break;
+                    return (put(Interleave(c.B * c.Tq, a, stride, c.Q)), put(Interleave(c.B * c.Tk, a, stride, c.K)), put(Interleave(c.B * c.Tk, a, stride, c.V)));
                 }
             }
         }
@@ -230,16 +230,21 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
 
     /// <summary>
     /// One device buffer of [rows, stride] holding one or more [rows, A] tensors at column offsets (an interleaved
-    /// layout); every other column is a sentinel that no kernel may write.
+    /// layout); every other column is a sentinel that no kernel may write. fp32, or bf16 (<c>bf16</c>: Part16, read back
+    /// widened to fp32).
     /// </summary>
     private sealed class Block : IDisposable
     {
-        private const float Sentinel = 12345.5f;
-        private readonly DeviceArray<float> buffer;
+        private const float Sentinel = 12288f;  // exact in bf16 too
+        private readonly DeviceArray<float>? buffer;
+        private readonly DeviceArray<ushort>? buffer16;
         private readonly int rows, stride, a;
         private readonly int[] offsets;
 
         public Block(T5KernelAttentionTests test, int rows, int a, int stride, params (int Offset, float[]? Data)[] parts)
+            : this(test, false, rows, a, stride, parts) { }
+
+        public Block(T5KernelAttentionTests test, bool bf16, int rows, int a, int stride, params (int Offset, float[]? Data)[] parts)
         {
             (this.rows, this.stride, this.a) = (rows, stride, a);
             offsets = parts.Select(p => p.Offset).ToArray();
@@ -247,16 +252,18 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
             foreach (var (offset, data) in parts)
                 for (int r = 0; r < rows; r++)
                     for (int c = 0; c < a; c++) host[r * stride + offset + c] = data is null ? float.NaN : data[r * a + c];
-            buffer = test.Put(host);
+            if (bf16) buffer16 = test.Put(host.Select(GemmReference.ToBf16).ToArray());
+            else buffer = test.Put(host);
         }
 
         public int Stride => stride;
-        public DeviceSpan<float> Part(int i) => buffer.Span.Slice(offsets[i]);
+        public DeviceSpan<float> Part(int i) => buffer!.Span.Slice(offsets[i]);
+        public DeviceSpan<ushort> Part16(int i) => buffer16!.Span.Slice(offsets[i]);
 
         /// <summary>Part i as a dense [rows, A] array, after checking that no column outside the parts was written.</summary>
         public float[] Read(int i)
         {
-            float[] all = buffer.Read();
+            float[] all = buffer16 is null ? buffer!.Read() : [.. buffer16.Read().Select(GemmReference.FromBf16)];
             for (int r = 0; r < rows; r++)
                 for (int c = 0; c < stride; c++)
                     if (!offsets.Any(o => c >= o && c < o + a) && all[r * stride + c] != Sentinel)
@@ -266,10 +273,15 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
             return x;
         }
 
-        public void Dispose() => buffer.Dispose();
+        public void Dispose()
+        {
+            buffer?.Dispose();
+            buffer16?.Dispose();
+        }
     }
 
-    /// <summary>out and dout (dout holds the case's values), dq, dk, dv on the device in one of the output layouts.</summary>
+    /// <summary>out and dout (dout holds the case's values), dq, dk, dv on the device in one of the output layouts; out bf16
+    /// for a case with <see cref="Case.Bf16Storage"/> (then interleaved out and dout sit in two buffers of the same stride).</summary>
     private sealed class Results : IDisposable
     {
         private readonly List<Block> owned = [];
@@ -283,8 +295,17 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
             switch (layout)
             {
                 case Outputs.Interleaved:
-                    outBlock = doutBlock = Own(new Block(test, queries, a, 2 * a, (0, null), (a, c.Dout)));
-                    (outPart, doutPart) = (0, 1);
+                    if (c.Bf16Storage)
+                    {
+                        outBlock = Own(new Block(test, true, queries, a, 2 * a, (0, null)));
+                        doutBlock = Own(new Block(test, queries, a, 2 * a, (a, c.Dout)));
+                        (outPart, doutPart) = (0, 0);
+                    }
+                    else
+                    {
+                        outBlock = doutBlock = Own(new Block(test, queries, a, 2 * a, (0, null), (a, c.Dout)));
+                        (outPart, doutPart) = (0, 1);
+                    }
                     if (c.Tq == c.Tk)
                     {
                         dqBlock = dkBlock = dvBlock = Own(new Block(test, queries, a, 3 * a, (0, null), (a, null), (2 * a, null)));
@@ -299,7 +320,7 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
                     break;
                 default:
                     int stride = layout == Outputs.Padded ? a + 3 : a;
-                    outBlock = Own(new Block(test, queries, a, stride, (0, null)));
+                    outBlock = Own(new Block(test, c.Bf16Storage, queries, a, stride, (0, null)));
                     doutBlock = Own(new Block(test, queries, a, stride, (0, c.Dout)));
                     dqBlock = Own(new Block(test, queries, a, stride, (0, null)));
                     dkBlock = Own(new Block(test, keys, a, stride, (0, null)));
@@ -309,6 +330,7 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
         }
 
         public DeviceSpan<float> Out => outBlock.Part(outPart);
+        public DeviceSpan<ushort> Out16 => outBlock.Part16(outPart);
         public int OutStride => outBlock.Stride;
         public DeviceSpan<float> Dout => doutBlock.Part(doutPart);
         public int DoutStride => doutBlock.Stride;
@@ -328,14 +350,27 @@ public sealed partial class T5KernelAttentionTests(DeviceKind kind) : KernelTest
         }
     }
 
-    private void Forward(Case c, Inputs x, Bias bias, Results r, DeviceSpan<float> lse) =>
-        AttentionForward.Launch(Device, r.Out, r.OutStride, lse, x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride,
-            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale, c.TensorCores);
+    private void Forward(Case c, Inputs x, Bias bias, Results r, DeviceSpan<float> lse)
+    {
+        if (c.Bf16Storage)
+            AttentionForward.Launch(Device, r.Out16, r.OutStride, lse, x.Q16, x.QStride, x.K16, x.KStride, x.V16, x.VStride,
+                bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale);
+        else
+            AttentionForward.Launch(Device, r.Out, r.OutStride, lse, x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride,
+                bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale);
+    }
 
-    private void Backward(Case c, Inputs x, Bias bias, Results r, DeviceSpan<float> lse, DeviceSpan<float> scratch) =>
-        AttentionBackward.Launch(Device, r.Dq, r.DqStride, r.Dk, r.DkStride, r.Dv, r.DvStride, r.Dout, r.DoutStride,
-            x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride, r.Out, r.OutStride, lse, scratch,
-            bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale, c.TensorCores);
+    private void Backward(Case c, Inputs x, Bias bias, Results r, DeviceSpan<float> lse, DeviceSpan<float> scratch)
+    {
+        if (c.Bf16Storage)
+            AttentionBackward.Launch(Device, r.Dq, r.DqStride, r.Dk, r.DkStride, r.Dv, r.DvStride, r.Dout, r.DoutStride,
+                x.Q16, x.QStride, x.K16, x.KStride, x.V16, x.VStride, r.Out16, r.OutStride, lse, scratch,
+                bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale);
+        else
+            AttentionBackward.Launch(Device, r.Dq, r.DqStride, r.Dk, r.DkStride, r.Dv, r.DvStride, r.Dout, r.DoutStride,
+                x.Q, x.QStride, x.K, x.KStride, x.V, x.VStride, r.Out, r.OutStride, lse, scratch,
+                bias.Table, bias.Buckets, bias.Lengths, c.B, c.Tq, c.Tk, c.H, c.Hs, c.Causal, c.Scale);
+    }
 
     // The backward from the given out (written into the results' out) and lse, on fresh NaN-filled gradients.
     private (float[] Dq, float[] Dk, float[] Dv) RunBackward(Case c, Inputs x, Bias bias, float[] output, DeviceSpan<float> lse, Outputs layout = Outputs.Dense)

@@ -86,68 +86,42 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
 
     public void CopyToDevice<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged
     {
-        if (profiler is null) { CopyToDeviceNow(source, destination); return; }
-        int begin = profiler.Begin();
-        CopyToDeviceNow(source, destination);
-        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyHostToDevice), begin);
-    }
-
-    private void CopyToDeviceNow<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination) where T : unmanaged
-    {
+        int begin = profiler?.Begin() ?? 0;
         RequireSameLength(source.Length, destination.Length, "host → device");
         ThrowIfDisposed();
-        if (source.IsEmpty) return;
-        fixed (T* host = source) library.Copy((void*)destination.Address, host, (nuint)destination.ByteLength);
+        if (!source.IsEmpty)
+            fixed (T* host = source) library.Copy((void*)destination.Address, host, (nuint)destination.ByteLength);
+        profiler?.End(DeviceOp.Transfer(DeviceOpKind.CopyHostToDevice), begin);
     }
 
     public void CopyToHost<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged
     {
-        if (profiler is null) { CopyToHostNow(source, destination); return; }
-        int begin = profiler.Begin();
-        CopyToHostNow(source, destination);
-        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToHost), begin);
-    }
-
-    private void CopyToHostNow<T>(DeviceSpan<T> source, Span<T> destination) where T : unmanaged
-    {
+        int begin = profiler?.Begin() ?? 0;
         RequireSameLength(destination.Length, source.Length, "device → host");
         ThrowIfDisposed();
-        if (destination.IsEmpty) return;
-        fixed (T* host = destination) library.Copy(host, (void*)source.Address, (nuint)source.ByteLength);
+        if (!destination.IsEmpty)
+            fixed (T* host = destination) library.Copy(host, (void*)source.Address, (nuint)source.ByteLength);
+        profiler?.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToHost), begin);
     }
 
     public void CopyDeviceToDevice<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged
     {
-        if (profiler is null) { CopyDeviceToDeviceNow(source, destination); return; }
-        int begin = profiler.Begin();
-        CopyDeviceToDeviceNow(source, destination);
-        profiler.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToDevice), begin);
-    }
-
-    private void CopyDeviceToDeviceNow<T>(DeviceSpan<T> source, DeviceSpan<T> destination) where T : unmanaged
-    {
+        int begin = profiler?.Begin() ?? 0;
         RequireSameLength(source.Length, destination.Length, "device → device");
         ThrowIfDisposed();
-        if (source.Length == 0) return;
         ulong bytes = (ulong)source.ByteLength;
-        if (source.Address < destination.Address + bytes && destination.Address < source.Address + bytes)
+        if (source.Length > 0 && source.Address < destination.Address + bytes && destination.Address < source.Address + bytes)
             throw new ArgumentException($"Device → device copy of {source.Length} elements between overlapping ranges 0x{source.Address:x} and 0x{destination.Address:x}.");
-        library.Copy((void*)destination.Address, (void*)source.Address, (nuint)bytes);
+        if (source.Length > 0) library.Copy((void*)destination.Address, (void*)source.Address, (nuint)bytes);
+        profiler?.End(DeviceOp.Transfer(DeviceOpKind.CopyDeviceToDevice), begin);
     }
 
     public void Zero<T>(DeviceSpan<T> destination) where T : unmanaged
     {
-        if (profiler is null) { ZeroNow(destination); return; }
-        int begin = profiler.Begin();
-        ZeroNow(destination);
-        profiler.End(DeviceOp.Transfer(DeviceOpKind.Memset), begin);
-    }
-
-    private void ZeroNow<T>(DeviceSpan<T> destination) where T : unmanaged
-    {
+        int begin = profiler?.Begin() ?? 0;
         ThrowIfDisposed();
-        if (destination.Length == 0) return;
-        library.Fill((void*)destination.Address, 0, (nuint)destination.ByteLength);
+        if (destination.Length > 0) library.Fill((void*)destination.Address, 0, (nuint)destination.ByteLength);
+        profiler?.End(DeviceOp.Transfer(DeviceOpKind.Memset), begin);
     }
 
     /// <exception cref="CudaException">No kernel of that name in the emulator library.</exception>
@@ -167,62 +141,38 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     /// <exception cref="CudaException">The kernel failed (assert, __trap, deadlock) or the launch is malformed.</exception>
     public void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
     {
-        if (profiler is null) { LaunchNow(kernel, grid, block, sharedMemoryBytes, arguments, argumentCount); return; }
-        int begin = profiler.Begin();
-        LaunchNow(kernel, grid, block, sharedMemoryBytes, arguments, argumentCount);
-        profiler.End(DeviceOp.Kernel(kernel.Name), begin);
-    }
-
-    private void LaunchNow(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)
-    {
+        int begin = profiler?.Begin() ?? 0;
         ArgumentNullException.ThrowIfNull(kernel);
         ThrowIfDisposed();
         if (argumentCount < 0 || (argumentCount > 0 && arguments == null))
             throw new ArgumentException($"Launch of {kernel.Name}: {argumentCount} arguments but no argument pointer array.", nameof(arguments));
         string? error = library.Launch((int)kernel.Handle, grid, block, sharedMemoryBytes, arguments, argumentCount);
         if (error is not null) throw new CudaException($"Emulated launch of {kernel.Name} (grid {Format(grid)}, block {Format(block)}, {sharedMemoryBytes} bytes shared) failed: {error}");
+        profiler?.End(DeviceOp.Kernel(kernel.Name), begin);
     }
 
     public void Gemm(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount = 1)
     {
-        if (profiler is null) { GemmNow(m, n, k, alpha, a, b, beta, c, batchCount); return; }
-        int begin = profiler.Begin();
-        GemmNow(m, n, k, alpha, a, b, beta, c, batchCount);
-        profiler.End(DeviceOp.Gemm(DeviceOpKind.GemmFp32, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
-    }
-
-    private void GemmNow(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, int batchCount)
-    {
+        int begin = profiler?.Begin() ?? 0;
         ThrowIfDisposed();
         EmulatedGemm.Run(m, n, k, alpha, a, b, beta, c, batchCount);
+        profiler?.End(DeviceOp.Gemm(DeviceOpKind.GemmFp32, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
     }
 
     public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount = 1)
     {
-        if (profiler is null) { GemmBf16Now(m, n, k, alpha, a, b, beta, c, batchCount); return; }
-        int begin = profiler.Begin();
-        GemmBf16Now(m, n, k, alpha, a, b, beta, c, batchCount);
-        profiler.End(DeviceOp.Gemm(DeviceOpKind.GemmBf16, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
-    }
-
-    private void GemmBf16Now(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, int batchCount)
-    {
+        int begin = profiler?.Begin() ?? 0;
         ThrowIfDisposed();
         EmulatedGemm.RunBf16(m, n, k, alpha, a, b, beta, c, batchCount);
+        profiler?.End(DeviceOp.Gemm(DeviceOpKind.GemmBf16, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
     }
 
     public void GemmBf16(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount = 1)
     {
-        if (profiler is null) { GemmBf16ToBf16Now(m, n, k, alpha, a, b, beta, c, batchCount); return; }
-        int begin = profiler.Begin();
-        GemmBf16ToBf16Now(m, n, k, alpha, a, b, beta, c, batchCount);
-        profiler.End(DeviceOp.Gemm(DeviceOpKind.GemmBf16ToBf16, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
-    }
-
-    private void GemmBf16ToBf16Now(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, int batchCount)
-    {
+        int begin = profiler?.Begin() ?? 0;
         ThrowIfDisposed();
         EmulatedGemm.RunBf16(m, n, k, alpha, a, b, beta, c, batchCount);
+        profiler?.End(DeviceOp.Gemm(DeviceOpKind.GemmBf16ToBf16, m, n, k, a.Transposed, b.Transposed, batchCount), begin);
     }
 
     public void GemmEpilogue(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue)

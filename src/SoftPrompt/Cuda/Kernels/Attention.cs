@@ -12,12 +12,12 @@ namespace SoftPrompt.Cuda.Kernels;
 // so sm_80/86 parts run them too). Every [rows, ·] operand comes with its row stride (≥ H·hs), so it may be a column
 // slice of a wider buffer. Spans may be longer than needed (slices of capacity-sized plans); a span of length 0 means
 // "absent" where documented.
-// With tensorCores (the device engines pass their bf16 flag) and hs 64 or 128, the same launchers run kernels/attention_tc.cu
-// instead: the same semantics on bf16 mma.sync with fp32 accumulation (AttentionTensorCores; 70,656 / 85,888 bytes of
-// dynamic shared memory, which CudaDevice opts into; an sm_86/89 part allows 99 KB per block, so both fit).
-// bf16 precision with bf16 in memory: the overloads taking DeviceSpan<ushort> q, k, v and out (the forward writes out in
-// bf16; lse, dout and the gradients stay fp32) run the *_bf16 kernels — tensor cores at hs 64 / 128, the SIMT kernels
-// reading bf16 at every other head size — so an engine's bf16 path is one call whatever its head size.
+// fp32 spans (DeviceSpan<float> q, k, v, out) always run those fp32 SIMT kernels. bf16 precision keeps bf16 in memory:
+// the launchers called with DeviceSpan<ushort> q, k, v and out (the forward writes out in bf16; lse, dout and the gradients
+// stay fp32) run the *_bf16 kernels — at hs 64 / 128 those of kernels/attention_tc.cu (the same semantics on bf16
+// mma.sync with fp32 accumulation; AttentionTensorCores; 70,656 / 85,888 bytes of dynamic shared memory, which
+// CudaDevice opts into; an sm_86/89 part allows 99 KB per block, so both fit), the SIMT kernels reading bf16 at every
+// other head size — so an engine's bf16 path is one call whatever its head size.
 
 /// <summary>Shape checks, pointers and the padded-head-size dispatch shared by the attention launchers.</summary>
 internal static class AttentionShape
@@ -27,10 +27,11 @@ internal static class AttentionShape
 
     /// <summary>
     /// Validates the shape, scale, key/value heads and input strides; returns A = H·hs and the k/v width Hkv·hs.
-    /// <paramref name="keyValueHeads"/> other than H (grouped-query heads read in place) needs the tensor-core kernels.
+    /// <paramref name="keyValueHeads"/> other than H (grouped-query heads read in place) needs the tensor-core kernels:
+    /// bf16 storage (<paramref name="bf16Storage"/>) at hs 64 or 128.
     /// </summary>
     public static (int Width, int KeyValueWidth) Widths(string kernel, int batch, int queryLength, int keyLength, int heads, int keyValueHeads, int headSize,
-        int qStride, int kStride, int vStride, float scale, bool tensorCores)
+        int qStride, int kStride, int vStride, float scale, bool bf16Storage)
     {
         LaunchChecks.NotBelow(kernel, batch, 0);
         LaunchChecks.NotBelow(kernel, queryLength, 0);
@@ -47,8 +48,8 @@ internal static class AttentionShape
         {
             if (keyValueHeads < 1 || heads % keyValueHeads != 0)
                 throw new ArgumentException($"{kernel}: {heads} query heads are not a multiple of {keyValueHeads} key/value heads.", nameof(keyValueHeads));
-            if (!tensorCores || !AttentionTensorCores.Supports(headSize))
-                throw new ArgumentException($"{kernel}: grouped-query heads ({heads} query, {keyValueHeads} key/value) are read in place by the bf16 tensor-core kernels only (head size 64 or 128); at head size {headSize} or in fp32, repeat k and v per query head first (RepeatKeyValueHeads).", nameof(keyValueHeads));
+            if (!bf16Storage || !AttentionTensorCores.Supports(headSize))
+                throw new ArgumentException($"{kernel}: grouped-query heads ({heads} query, {keyValueHeads} key/value) are read in place only by the tensor-core kernels, which take bf16 q, k, v (the DeviceSpan<ushort> overloads) at head size 64 or 128; here the head size is {headSize} and q, k, v are {(bf16Storage ? "bf16" : "fp32")}: repeat k and v per query head first (RepeatKeyValueHeads).", nameof(keyValueHeads));
         }
         long width = (long)heads * headSize, kvWidth = (long)keyValueHeads * headSize;
         if (qStride < width || kStride < kvWidth || vStride < kvWidth)
@@ -87,9 +88,6 @@ internal static class AttentionShape
     /// <summary>The bf16 view of a span the generic launchers know to hold bf16 (T is ushort there).</summary>
     public static DeviceSpan<ushort> Bf16<T>(DeviceSpan<T> span) where T : unmanaged => new(span.Address, span.Length);
 
-    /// <summary>The fp32 view of a span the generic launchers know to hold fp32 (T is float there).</summary>
-    public static DeviceSpan<float> Fp32<T>(DeviceSpan<T> span) where T : unmanaged => new(span.Address, span.Length);
-
     /// <summary>Whether two byte ranges share a byte (an empty range shares none).</summary>
     public static bool Overlap((ulong Start, ulong End) a, (ulong Start, ulong End) b) =>
         a.Start < a.End && b.Start < b.End && a.Start < b.End && b.Start < a.End;
@@ -105,10 +103,10 @@ internal static class AttentionShape
 }
 
 /// <summary>
-/// The bf16 tensor-core variants of kernels/attention_tc.cu (attention_tc_forward / _backward_dq / _backward_dkv, hs 64
-/// and 128): same parameters, semantics and outputs as the fp32 kernels; q, k, v, dout and the probabilities are
-/// rounded to bf16 as mma operands, everything else is fp32. The launchers use them when asked for tensor cores (an
-/// engine in bf16 precision) and hs ∈ {64, 128}. Only they take keyValueHeads &lt; heads (grouped-query attention): k, v,
+/// The bf16 tensor-core kernels of kernels/attention_tc.cu (attention_tc_forward_bf16 / _backward_dq_bf16 /
+/// _backward_dkv_bf16, hs 64 and 128): same parameters, semantics and outputs as the SIMT kernels, with q, k, v and out
+/// bf16 in memory; dout and the probabilities are rounded to bf16 as mma operands, everything else is fp32. The
+/// launchers run them for bf16 spans at hs ∈ {64, 128}. Only they take keyValueHeads &lt; heads (grouped-query attention): k, v,
 /// dk and dv then hold Hkv heads per row, read and written in place (the dkv kernel sums each kv head's group itself).
 /// </summary>
 internal static class AttentionTensorCores
@@ -158,34 +156,20 @@ internal static class AttentionForward
         return (uint)(sizeof(float) * ((QueryTile + 2 * keyTile) * (padded + 4) + QueryTile * (keyTile + 8) + QueryTile + keyTile));
     }
 
-    public static void Launch(IComputeDevice device, DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp,
-        DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0) =>
-        Run(device, output, outStride, logSumExp, q, qStride, k, kStride, v, vStride, biasTable, bucketByOffset, keyLengths,
-            batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores, keyValueHeads);
-
     /// <summary>
-    /// bf16 precision with bf16 in memory: q, k, v read as bf16 and out written as bf16 (rounded to nearest even once, from
-    /// the fp32 accumulator); lse fp32. Tensor cores at hs 64 and 128 (attention_tc_forward_bf16), the fp32 SIMT kernels
-    /// reading bf16 at other head sizes (attention_forward_bf16: fp32 arithmetic on the bf16 values). Otherwise as above.
+    /// T is the storage type of q, k, v and out: float (fp32 in memory: the SIMT kernels) or ushort (bf16 precision with
+    /// bf16 in memory: q, k, v read as bf16 and out written as bf16, rounded to nearest even once from the fp32
+    /// accumulator; lse fp32; tensor cores at hs 64 and 128 (attention_tc_forward_bf16), the SIMT kernels reading bf16 at
+    /// other head sizes (attention_forward_bf16: fp32 arithmetic on the bf16 values)).
     /// </summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> output, int outStride, DeviceSpan<float> logSumExp,
-        DeviceSpan<ushort> q, int qStride, DeviceSpan<ushort> k, int kStride, DeviceSpan<ushort> v, int vStride,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
-        Run(device, output, outStride, logSumExp, q, qStride, k, kStride, v, vStride, biasTable, bucketByOffset, keyLengths,
-            batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores: true, keyValueHeads);
-
-    // T: float (fp32 in memory) or ushort (bf16 in memory, always tensor cores where the head size has them).
-    private static void Run<T>(IComputeDevice device, DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp,
+    public static void Launch<T>(IComputeDevice device, DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp,
         DeviceSpan<T> q, int qStride, DeviceSpan<T> k, int kStride, DeviceSpan<T> v, int vStride,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores, int keyValueHeads) where T : unmanaged
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) where T : unmanaged
     {
         bool bf16 = typeof(T) == typeof(ushort);
         if (keyValueHeads == 0) keyValueHeads = heads;
-        var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, tensorCores);
+        var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, bf16);
         AttentionShape.OutputStride(Name, outStride, width, "out");
         long queries = (long)batch * queryLength, keys = (long)batch * keyLength;
         LaunchChecks.AtLeast(Name, output, AttentionShape.Strided(queries, outStride, width), "out [B, Tq, ·] at outStride");
@@ -201,29 +185,18 @@ internal static class AttentionForward
             throw new ArgumentException($"{Name}: output must not alias q, k or v.", nameof(output));
         var grid = new Dim3((uint)AttentionShape.Tiles(queryLength, QueryTile), (uint)(batch * heads));
         int causalFlag = causal ? 1 : 0;
-        if (tensorCores && AttentionTensorCores.Supports(headSize))
+        if (bf16 && AttentionTensorCores.Supports(headSize))
         {
             var tc = new LaunchShape(grid, AttentionShape.Threads, AttentionTensorCores.SharedBytes(headSize));
-            if (bf16)
-                KernelStubs.attention_tc_forward_bf16(device, headSizeTile: headSize, tc,
-                    @out: AttentionShape.Bf16(output), lse: logSumExp, q: AttentionShape.Bf16(q), k: AttentionShape.Bf16(k), v: AttentionShape.Bf16(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
-                    out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
-            else
-                KernelStubs.attention_tc_forward(device, headSizeTile: headSize, tc,
-                    @out: AttentionShape.Fp32(output), lse: logSumExp, q: AttentionShape.Fp32(q), k: AttentionShape.Fp32(k), v: AttentionShape.Fp32(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
-                    out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
+            KernelStubs.attention_tc_forward_bf16(device, headSizeTile: headSize, tc,
+                @out: AttentionShape.Bf16(output), lse: logSumExp, q: AttentionShape.Bf16(q), k: AttentionShape.Bf16(k), v: AttentionShape.Bf16(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
+                out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
             return;
         }
         int padded = AttentionShape.Padded(headSize);
-        var simt = new LaunchShape(grid, AttentionShape.Threads, SharedBytes(padded));
-        if (bf16)
-            KernelStubs.attention_forward_bf16(device, headSizeTile: padded, simt,
-                @out: AttentionShape.Bf16(output), lse: logSumExp, q: AttentionShape.Bf16(q), k: AttentionShape.Bf16(k), v: AttentionShape.Bf16(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
-                out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-        else
-            KernelStubs.attention_forward(device, headSizeTile: padded, simt,
-                @out: AttentionShape.Fp32(output), lse: logSumExp, q: AttentionShape.Fp32(q), k: AttentionShape.Fp32(k), v: AttentionShape.Fp32(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
-                out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
+        KernelStubs.attention_forward(device, headSizeTile: padded, new LaunchShape(grid, AttentionShape.Threads, SharedBytes(padded)),
+            @out: output, lse: logSumExp, q: q, k: k, v: v, table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
+            out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
     }
 }
 
@@ -259,40 +232,22 @@ internal static class AttentionBackward
         return (uint)(sizeof(float) * ((2 * outer + 2 * InnerTile) * (padded + 4) + 2 * outer * (InnerTile + 8) + 2 * InnerTile + InnerTile + outer));
     }
 
-    public static void Launch(IComputeDevice device,
-        DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
-        DeviceSpan<float> q, int qStride, DeviceSpan<float> k, int kStride, DeviceSpan<float> v, int vStride,
-        DeviceSpan<float> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores = false, int keyValueHeads = 0) =>
-        Run(device, dq, dqStride, dk, dkStride, dv, dvStride, dout, doutStride, q, qStride, k, kStride, v, vStride, output, outStride, logSumExp, scratch,
-            biasTable, bucketByOffset, keyLengths, batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores, keyValueHeads);
-
     /// <summary>
-    /// bf16 precision with bf16 in memory: q, k, v and the forward's out read as bf16 (as the bf16 forward saved them);
-    /// dout, lse, scratch and dq, dk, dv fp32 (the gradients are summed over shared prompt rows afterwards). Tensor cores at
-    /// hs 64 and 128, the SIMT kernels reading bf16 elsewhere. Otherwise as above.
+    /// T is the storage type of q, k, v and the forward's out: float (fp32 in memory: the SIMT kernels) or ushort (bf16
+    /// precision with bf16 in memory, read as the bf16 forward saved them; tensor cores at hs 64 and 128, the SIMT kernels
+    /// reading bf16 elsewhere). dout, lse, scratch and dq, dk, dv are fp32 either way (the gradients are summed over
+    /// shared prompt rows afterwards).
     /// </summary>
-    public static void Launch(IComputeDevice device,
-        DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
-        DeviceSpan<ushort> q, int qStride, DeviceSpan<ushort> k, int kStride, DeviceSpan<ushort> v, int vStride,
-        DeviceSpan<ushort> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
-        DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) =>
-        Run(device, dq, dqStride, dk, dkStride, dv, dvStride, dout, doutStride, q, qStride, k, kStride, v, vStride, output, outStride, logSumExp, scratch,
-            biasTable, bucketByOffset, keyLengths, batch, queryLength, keyLength, heads, headSize, causal, scale, tensorCores: true, keyValueHeads);
-
-    // T: float (fp32 in memory) or ushort (bf16 in memory, always tensor cores where the head size has them).
-    private static void Run<T>(IComputeDevice device,
+    public static void Launch<T>(IComputeDevice device,
         DeviceSpan<float> dq, int dqStride, DeviceSpan<float> dk, int dkStride, DeviceSpan<float> dv, int dvStride, DeviceSpan<float> dout, int doutStride,
         DeviceSpan<T> q, int qStride, DeviceSpan<T> k, int kStride, DeviceSpan<T> v, int vStride,
         DeviceSpan<T> output, int outStride, DeviceSpan<float> logSumExp, DeviceSpan<float> scratch,
         DeviceSpan<float> biasTable, DeviceSpan<int> bucketByOffset, DeviceSpan<int> keyLengths,
-        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, bool tensorCores, int keyValueHeads) where T : unmanaged
+        int batch, int queryLength, int keyLength, int heads, int headSize, bool causal, float scale, int keyValueHeads = 0) where T : unmanaged
     {
         bool bf16 = typeof(T) == typeof(ushort);
         if (keyValueHeads == 0) keyValueHeads = heads;
-        var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, tensorCores);
+        var (width, kvWidth) = AttentionShape.Widths(Name, batch, queryLength, keyLength, heads, keyValueHeads, headSize, qStride, kStride, vStride, scale, bf16);
         AttentionShape.OutputStride(Name, dqStride, width, "dq");
         AttentionShape.OutputStride(Name, dkStride, kvWidth, "dk");
         AttentionShape.OutputStride(Name, dvStride, kvWidth, "dv");
@@ -328,38 +283,22 @@ internal static class AttentionBackward
             throw new ArgumentException($"{Name}: dq, dk and dv must not alias dout, q, k, v or out (both kernels read them).", nameof(dq));
         int causalFlag = causal ? 1 : 0;
         uint headBlocks = (uint)(batch * heads);
-        if (tensorCores && AttentionTensorCores.Supports(headSize))
+        if (bf16 && AttentionTensorCores.Supports(headSize))
         {
             uint bytes = AttentionTensorCores.SharedBytes(headSize);
             const int tile = AttentionTensorCores.OuterTile;
             var dqShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(queryLength, tile), headBlocks), AttentionShape.Threads, bytes);
             // The dkv kernel: one block per (key tile, b·Hkv + kv head), each summing its group's query heads.
             var dkvShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), (uint)(batch * keyValueHeads)), AttentionShape.Threads, bytes);
-            if (bf16)
-            {
-                DeviceSpan<ushort> q16 = AttentionShape.Bf16(q), k16 = AttentionShape.Bf16(k), v16 = AttentionShape.Bf16(v), out16 = AttentionShape.Bf16(output);
-                if (hasQueries)
-                    KernelStubs.attention_tc_backward_dq_bf16(device, headSizeTile: headSize, dqShape,
-                        dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
-                        table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                        dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                        Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
-                KernelStubs.attention_tc_backward_dkv_bf16(device, headSizeTile: headSize, dkvShape,
+            DeviceSpan<ushort> q16 = AttentionShape.Bf16(q), k16 = AttentionShape.Bf16(k), v16 = AttentionShape.Bf16(v), out16 = AttentionShape.Bf16(output);
+            if (hasQueries)
+                KernelStubs.attention_tc_backward_dq_bf16(device, headSizeTile: headSize, dqShape,
                     dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
                     table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                     dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
                     Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
-                return;
-            }
-            DeviceSpan<float> q32 = AttentionShape.Fp32(q), k32 = AttentionShape.Fp32(k), v32 = AttentionShape.Fp32(v), out32 = AttentionShape.Fp32(output);
-            if (hasQueries)
-                KernelStubs.attention_tc_backward_dq(device, headSizeTile: headSize, dqShape,
-                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
-                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                    Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
-            KernelStubs.attention_tc_backward_dkv(device, headSizeTile: headSize, dkvShape,
-                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
+            KernelStubs.attention_tc_backward_dkv_bf16(device, headSizeTile: headSize, dkvShape,
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
                 table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                 dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
                 Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
@@ -369,36 +308,17 @@ internal static class AttentionBackward
         var dqSimt = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(queryLength, outer), headBlocks), AttentionShape.Threads, DqSharedBytes(padded));
         var dkvSimt = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(keyLength, outer), headBlocks), AttentionShape.Threads, DkvSharedBytes(padded));
         // Both kernels take one parameter list (each ignores the other's outputs).
-        if (bf16)
-        {
-            DeviceSpan<ushort> q16 = AttentionShape.Bf16(q), k16 = AttentionShape.Bf16(k), v16 = AttentionShape.Bf16(v), out16 = AttentionShape.Bf16(output);
-            if (hasQueries)
-                KernelStubs.attention_backward_dq_bf16(device, headSizeTile: padded, dqSimt,
-                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
-                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-            KernelStubs.attention_backward_dkv_bf16(device, headSizeTile: padded, dkvSimt,
-                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out16, lse: logSumExp, q: q16, k: k16, v: v16,
+        if (hasQueries)
+            KernelStubs.attention_backward_dq(device, headSizeTile: padded, dqSimt,
+                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
                 table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
                 dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
                 Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-            return;
-        }
-        {
-            DeviceSpan<float> q32 = AttentionShape.Fp32(q), k32 = AttentionShape.Fp32(k), v32 = AttentionShape.Fp32(v), out32 = AttentionShape.Fp32(output);
-            if (hasQueries)
-                KernelStubs.attention_backward_dq(device, headSizeTile: padded, dqSimt,
-                    dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
-                    table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                    dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                    Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-            KernelStubs.attention_backward_dkv(device, headSizeTile: padded, dkvSimt,
-                dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: out32, lse: logSumExp, q: q32, k: k32, v: v32,
-                table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
-                dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
-                Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
-        }
+        KernelStubs.attention_backward_dkv(device, headSizeTile: padded, dkvSimt,
+            dq: dq, dk: dk, dv: dv, dsum: scratch, dout: dout, @out: output, lse: logSumExp, q: q, k: k, v: v,
+            table: table, bucket_by_offset: buckets, key_lengths: keyLengths, dq_stride: dqStride, dk_stride: dkStride, dv_stride: dvStride,
+            dout_stride: doutStride, out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride,
+            Tq: queryLength, Tk: keyLength, H: heads, hs: headSize, causal: causalFlag, scale: scale);
     }
 }
 
@@ -418,9 +338,9 @@ internal static class FusedQkvAttention
         return channels / heads;
     }
 
-    /// <summary>bf16 precision, bf16 in memory: out [B·T, C] (bf16) and lse [B, H, T] from qkv [B·T, 3C] (bf16).</summary>
-    public static void Forward(IComputeDevice device, DeviceSpan<ushort> output, DeviceSpan<float> logSumExp, DeviceSpan<ushort> qkv,
-        int batch, int sequence, int channels, int heads, float? scale = null)
+    /// <summary>out [B·T, C] and lse [B, H, T] from qkv [B·T, 3C]; qkv and out fp32 (T float) or bf16 (T ushort: bf16 precision).</summary>
+    public static void Forward<T>(IComputeDevice device, DeviceSpan<T> output, DeviceSpan<float> logSumExp, DeviceSpan<T> qkv,
+        int batch, int sequence, int channels, int heads, float? scale = null) where T : unmanaged
     {
         int hs = HeadSize(AttentionForward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionForward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
@@ -429,34 +349,12 @@ internal static class FusedQkvAttention
             default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs));
     }
 
-    /// <summary>out [B·T, C] and lse [B, H, T] from qkv [B·T, 3C].</summary>
-    public static void Forward(IComputeDevice device, DeviceSpan<float> output, DeviceSpan<float> logSumExp, DeviceSpan<float> qkv,
-        int batch, int sequence, int channels, int heads, float? scale = null, bool tensorCores = false)
-    {
-        int hs = HeadSize(AttentionForward.Name, channels, heads), c3 = 3 * channels;
-        LaunchChecks.AtLeast(AttentionForward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
-        if (sequence == 0) return;
-        AttentionForward.Launch(device, output, channels, logSumExp, qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs), tensorCores);
-    }
-
-    /// <summary>dqkv [B·T, 3C] (overwritten) from dout [B·T, C] and the forward's qkv, out and lse; scratch [B·H·T].</summary>
-    public static void Backward(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<float> qkv, DeviceSpan<float> output,
-        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null,
-        bool tensorCores = false)
-    {
-        int hs = HeadSize(AttentionBackward.Name, channels, heads), c3 = 3 * channels;
-        LaunchChecks.AtLeast(AttentionBackward.Name, dqkv, (long)batch * sequence * c3, "dqkv [B·T, 3C]");
-        LaunchChecks.AtLeast(AttentionBackward.Name, qkv, (long)batch * sequence * c3, "qkv [B·T, 3C]");
-        if (sequence == 0) return;
-        AttentionBackward.Launch(device, dqkv, c3, Slice(dqkv, channels), c3, Slice(dqkv, 2 * channels), c3, dout, channels,
-            qkv, c3, Slice(qkv, channels), c3, Slice(qkv, 2 * channels), c3, output, channels, logSumExp, scratch,
-            default, default, default, batch, sequence, sequence, heads, hs, causal: true, scale ?? 1f / MathF.Sqrt(hs), tensorCores);
-    }
-
-    /// <summary>bf16 precision, bf16 in memory: dqkv [B·T, 3C] (fp32, overwritten) from dout [B·T, C] (fp32) and the bf16 forward's qkv and out.</summary>
-    public static void Backward(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<ushort> qkv, DeviceSpan<ushort> output,
-        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null)
+    /// <summary>
+    /// dqkv [B·T, 3C] (fp32, overwritten) from dout [B·T, C] (fp32) and the forward's qkv and out (fp32, or bf16 for the
+    /// bf16 forward: T ushort) and lse; scratch [B·H·T].
+    /// </summary>
+    public static void Backward<T>(IComputeDevice device, DeviceSpan<float> dqkv, DeviceSpan<float> dout, DeviceSpan<T> qkv, DeviceSpan<T> output,
+        DeviceSpan<float> logSumExp, DeviceSpan<float> scratch, int batch, int sequence, int channels, int heads, float? scale = null) where T : unmanaged
     {
         int hs = HeadSize(AttentionBackward.Name, channels, heads), c3 = 3 * channels;
         LaunchChecks.AtLeast(AttentionBackward.Name, dqkv, (long)batch * sequence * c3, "dqkv [B·T, 3C]");

@@ -54,7 +54,7 @@ public static partial class KernelAbi
     /// <summary>
     /// Every launch stub of the generated <c>KernelStubs</c>: a static method <c>kernel(IComputeDevice, LaunchShape,
     /// parameters…)</c> named after its kernel. The family stubs, which take a head-size tile before the shape and call
-    /// the per-tile stubs, are not kernels of their own.
+    /// the per-tile stubs, and the storage-generic stubs, which call the fp32 or bf16 one, are not kernels of their own.
     /// </summary>
     public static IReadOnlyList<LauncherSignature> FindLaunchers()
     {
@@ -62,6 +62,7 @@ public static partial class KernelAbi
         foreach (var method in typeof(KernelStubs).GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
         {
             var parameters = method.GetParameters();
+            if (method.IsGenericMethodDefinition) continue;
             if (parameters.Length < 2 || parameters[0].ParameterType != typeof(IComputeDevice) || parameters[1].ParameterType != typeof(LaunchShape)) continue;
             result.Add(new LauncherSignature(method.Name, parameters.Skip(2).Select(p => p.ParameterType).ToList(), $"{nameof(KernelStubs)}.{method.Name}"));
         }
