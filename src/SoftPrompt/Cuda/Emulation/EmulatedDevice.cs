@@ -177,29 +177,26 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
 
     public void GemmEpilogue(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue)
     {
+        int begin = profiler?.Begin() ?? 0;
         ThrowIfDisposed();
-        if (profiler is null) { EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue); return; }
-        int begin = profiler.Begin();
         EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue);
-        profiler.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Fp32, false, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
+        profiler?.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Fp32, false, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
     }
 
     public void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue)
     {
+        int begin = profiler?.Begin() ?? 0;
         ThrowIfDisposed();
-        if (profiler is null) { EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue); return; }
-        int begin = profiler.Begin();
         EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue);
-        profiler.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Bf16, false, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
+        profiler?.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Bf16, false, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
     }
 
     public void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, Bf16GemmOperand d, GemmEpilogue<ushort> epilogue)
     {
+        int begin = profiler?.Begin() ?? 0;
         ThrowIfDisposed();
-        if (profiler is null) { EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue); return; }
-        int begin = profiler.Begin();
         EmulatedGemmEpilogue.Run(m, n, k, alpha, a, b, beta, c, d, epilogue);
-        profiler.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Bf16, true, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
+        profiler?.End(DeviceOp.GemmWithEpilogue(GemmEpilogueOps.Label(GemmEpilogueOps.Arithmetic.Bf16, true, epilogue.Kind), m, n, k, a.Transposed, b.Transposed), begin);
     }
 
     public void Synchronize() => ThrowIfDisposed();
