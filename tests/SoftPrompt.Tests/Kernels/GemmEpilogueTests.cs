@@ -6,8 +6,9 @@ namespace SoftPrompt.Tests.Kernels;
 
 /// <summary>
 /// <see cref="IComputeDevice.GemmEpilogue(int, int, int, float, GemmOperand, GemmOperand, float, GemmOperand, GemmOperand, GemmEpilogue{float})"/>
-/// and its bf16 overloads against a float64 reference of cuBLASLt's documented semantics: v = alpha·op(A)·op(B) + beta·C
-/// in fp32, the epilogue on v, one rounding to D's type (and aux's). The Gpu twin runs the same cases through cuBLASLt.
+/// and its bf16 overloads against a float64 reference of cuBLASLt's semantics: v = alpha·op(A)·op(B) + beta·C in fp32, the
+/// epilogue on v, rounded to D's type (and aux's); with a bf16 D, v and GELU's input are bf16-rounded first, as an H200
+/// computes it. The Gpu twin runs the same cases through cuBLASLt.
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
@@ -65,7 +66,11 @@ public sealed class GemmEpilogueTests(DeviceKind kind) : KernelTestBase(kind)
                 v = 0.9 * v;  // alpha
                 v += beta * c[row * ldd + col];
                 magnitude = 0.9 * magnitude + Math.Abs(beta * c[row * ldd + col]) + Math.Abs(bias[col]);
+                // A bf16 D: the epilogue works in D's type (measured on an H200): the sum rounded to bf16 first, GELU on the
+                // bf16-rounded v + bias. Rounding only at the end, or GELU before rounding, misses these on a GPU.
+                if (bf16Out) v = GemmReference.FromBf16(GemmReference.ToBf16((float)v));
                 double pre = v + bias[col];
+                if (bf16Out && epilogue != GemmEpilogueKind.Bias) pre = GemmReference.FromBf16(GemmReference.ToBf16((float)pre));
                 double expected = epilogue switch
                 {
                     GemmEpilogueKind.Bias => pre,

@@ -44,7 +44,11 @@ public sealed class DeviceCachedDecodingTests(DeviceKind kind)
     }
 
     // bf16: the cached step's GEMMs read the norm and MLP-activation outputs that their kernels wrote in bf16, as the full
-    // forward's do, so the two agree as closely as in fp32 (measured ≤ 1.5e-6 on logits of a few units).
+    // forward's do, so on the emulator the two agree as closely as in fp32 (measured ≤ 1.5e-6 on logits of a few units).
+    // On a GPU cuBLAS picks other kernels for the one-row decoding GEMMs than for the full forward's, whose fp32 sums differ
+    // in the last bits, and a bf16 output flips where a sum lies near a rounding midpoint: an H200 measured 6.1e-3 on
+    // GPT-2's logits of about 1 (its bf16-output epilogue GEMMs round twice), Llama within 1e-4.
+    private const double Bf16GpuTolerance = 2e-2;
     [TestCaseSource(nameof(Engines))]
     public void Bf16SessionLogitsMatchABf16FullForward(string family)
     {
@@ -57,7 +61,7 @@ public sealed class DeviceCachedDecodingTests(DeviceKind kind)
             var actual = new float[2 * engine.VocabSize];
             session.NextTokenLogits([0, 1], actual);
             var expected = DecoderOnlyDecodingChecks.FullLogits(engine, sequences);
-            Assert.That(actual, Is.EqualTo(expected).Within(1e-4), $"step {step}");
+            Assert.That(actual, Is.EqualTo(expected).Within(kind == DeviceKind.Emulated ? 1e-4 : Bf16GpuTolerance), $"step {step}");
             TestContext.Out.WriteLine($"step {step}: max |cached − full| {actual.Zip(expected).Max(p => Math.Abs(p.First - p.Second)):E2}, max |logit| {expected.Max(Math.Abs):G3}");
             for (int s = 0; s < 2; s++)
             {

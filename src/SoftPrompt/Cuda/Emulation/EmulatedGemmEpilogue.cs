@@ -1,11 +1,13 @@
 namespace SoftPrompt.Cuda.Emulation;
 
 /// <summary>
-/// The emulated device's GEMM with an epilogue, as cuBLASLt documents it (see <see cref="Interop.CublasLtEpilogue"/>'s
+/// The emulated device's GEMM with an epilogue, as cuBLASLt computes it (see <see cref="Interop.CublasLtEpilogue"/>'s
 /// file): v = alpha·op(A)·op(B) + beta·C summed in fp32 (bf16 A, B, C widened exactly; the bias is in D's type), then per element of D[m, n]
 /// Bias: v + bias[col]; GeluBias: gelu(v + bias[col]); GeluAuxBias: the same, with aux = v + bias[col] stored in aux's
-/// type; DGelu: v · gelu'(aux). Each result is rounded once to D's type (nearest even for bf16). GELU is the tanh
-/// approximation evaluated in fp32 as the gelu kernels do. The operands are checked as on the GPU (<see cref="GemmMapping"/>),
+/// type; DGelu: v · gelu'(aux), each result rounded to D's type (nearest even for bf16). With a bf16 D the epilogue works
+/// in D's type, as measured on an H200 (cuBLAS 13.1: all five elements that missed a one-rounding reference matched this
+/// bit for bit): v is rounded to bf16 first, and GELU reads the bf16-rounded v + bias (the value GeluAuxBias saves).
+/// GELU is the tanh approximation evaluated in fp32. The operands are checked as on the GPU (<see cref="GemmMapping"/>),
 /// including that D and aux do not overlap A or B, which the GPU would read while writing them (here it would not show).
 /// </summary>
 internal static unsafe class EmulatedGemmEpilogue
@@ -94,19 +96,17 @@ internal static unsafe class EmulatedGemmEpilogue
             for (int col = 0; col < n; col++)
             {
                 // The bias is in D's type (bf16 widened exactly).
-                float sum = v[row * n + col], result, b = kind == GemmEpilogueKind.DGelu ? 0f : bf16 ? Widen(((ushort*)bias)[col]) : ((float*)bias)[col];
+                float sum = bf16 ? Widen(Round(v[row * n + col])) : v[row * n + col], result;
+                float b = kind == GemmEpilogueKind.DGelu ? 0f : bf16 ? Widen(((ushort*)bias)[col]) : ((float*)bias)[col];
                 long at = (long)row * ldaux + col;
                 switch (kind)
                 {
                     case GemmEpilogueKind.Bias:
                         result = sum + b;
                         break;
-                    case GemmEpilogueKind.GeluBias:
-                        result = Gelu(sum + b);
-                        break;
-                    case GemmEpilogueKind.GeluAuxBias:
-                        float pre = sum + b;
-                        if (bf16) ((ushort*)aux)[at] = Round(pre); else ((float*)aux)[at] = pre;
+                    case GemmEpilogueKind.GeluBias or GemmEpilogueKind.GeluAuxBias:
+                        float pre = bf16 ? Widen(Round(sum + b)) : sum + b;
+                        if (kind == GemmEpilogueKind.GeluAuxBias) { if (bf16) ((ushort*)aux)[at] = Round(pre); else ((float*)aux)[at] = pre; }
                         result = Gelu(pre);
                         break;
                     default:
