@@ -42,8 +42,8 @@ compare() {  # compare LIMIT NAME SETTINGS...: the PyTorch comparison table for 
 }
 settings=(); for s in ${COMPARE_SETTINGS:-gpt2-small:16:256:100 gpt2-medium:16:256:100 llama3.2-1b:8:256:100:4}; do settings+=(--setting "$s"); done
 compare "${COMPARE_TIMEOUT:-270}" step-compare "${settings[@]}"
-extra=(); for s in ${COMPARE_EXTRA_SETTINGS:-gpt2-large:16:256:100 t5-base:16:256:100}; do extra+=(--setting "$s"); done
-compare "${COMPARE_EXTRA_TIMEOUT:-150}" step-compare-extra "${extra[@]}" --no-compile
+extra=(); for s in ${COMPARE_EXTRA_SETTINGS:-gpt2-large:16:256:100 t5-base:16:256:100 t5-xl:16:256:100 llama3-8b:8:512:100:4}; do extra+=(--setting "$s"); done
+compare "${COMPARE_EXTRA_TIMEOUT:-300}" step-compare-extra "${extra[@]}" --no-compile
 b() { step "${BENCH_TIMEOUT:-60}" "bench $*" ./softprompt bench --device cuda --steps 10 --json "$@" >> "$out/bench.jsonl" 2>> "$out/bench.err"; }
 b --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100 --precision tf32
 b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4 --precision bf16 --ensemble 5
