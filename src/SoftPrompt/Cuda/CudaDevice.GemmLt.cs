@@ -28,7 +28,7 @@ public sealed unsafe partial class CudaDevice
             beta, Matrix(c.Data, c.LeadingDimension, c.Transposed, c.BatchStride), Matrix(d.Data, d.LeadingDimension, d.Transposed, d.BatchStride),
             epilogue.Kind, epilogue.Bias.Address, epilogue.Bias.Length, Matrix(epilogue.Aux, epilogue.AuxLeadingDimension, false, 0), CudaDataType.R16BF, CudaDataType.R32F, CublasComputeType.Compute32F);
 
-    /// <summary>Row-major bf16 D = epilogue(alpha·op(A)·op(B) + beta·C) with bf16 A, B, C and aux: fp32 throughout, each output rounded once.</summary>
+    /// <summary>Row-major bf16 D = epilogue(alpha·op(A)·op(B) + beta·C) with bf16 A, B, C and aux: fp32 sums, the epilogue in bf16 (see IComputeDevice).</summary>
     public void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, Bf16GemmOperand d, GemmEpilogue<ushort> epilogue) =>
         Lt(m, n, k, alpha, Matrix(a.Data, a.LeadingDimension, a.Transposed, a.BatchStride), Matrix(b.Data, b.LeadingDimension, b.Transposed, b.BatchStride),
             beta, Matrix(c.Data, c.LeadingDimension, c.Transposed, c.BatchStride), Matrix(d.Data, d.LeadingDimension, d.Transposed, d.BatchStride),

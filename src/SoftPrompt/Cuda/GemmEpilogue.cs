@@ -1,7 +1,7 @@
 namespace SoftPrompt.Cuda;
 
 /// <summary>
-/// What a GEMM does to its fp32 result v = alpha·op(A)·op(B) + beta·C before the one rounding to D's type
+/// What a GEMM does to its fp32 result v = alpha·op(A)·op(B) + beta·C before the rounding to D's type (a bf16 D rounds v first)
 /// (cuBLASLt's epilogues of the same names; <see cref="Interop.CublasLtEpilogue"/> has the values and the sources).
 /// </summary>
 public enum GemmEpilogueKind

@@ -77,7 +77,7 @@ public interface IComputeDevice : IDisposable
     void GemmEpilogue(int m, int n, int k, float alpha, GemmOperand a, GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue);
     /// <summary>As the fp32 <see cref="GemmEpilogue(int, int, int, float, GemmOperand, GemmOperand, float, GemmOperand, GemmOperand, GemmEpilogue{float})"/> with bf16 A and B (tensor cores, fp32 sums).</summary>
     void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, GemmOperand c, GemmOperand d, GemmEpilogue<float> epilogue);
-    /// <summary>As above with bf16 A, B, C, D and aux: every value fp32 until D (and aux) are rounded once to nearest even.</summary>
+    /// <summary>As above with bf16 A, B, C, D and aux, the epilogue in D's type as cuBLASLt does it: v rounded to bf16, then the bias, GELU of the bf16-rounded pre-activation (aux), each result rounded to nearest even.</summary>
     void GemmEpilogue(int m, int n, int k, float alpha, Bf16GemmOperand a, Bf16GemmOperand b, float beta, Bf16GemmOperand c, Bf16GemmOperand d, GemmEpilogue<ushort> epilogue);
 
     void Synchronize();

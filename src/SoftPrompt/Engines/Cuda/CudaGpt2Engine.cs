@@ -114,7 +114,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         var shared = p.Inputs.SharedRows;
         int n = step.Shared, c = config.Embedding, inner = config.Inner;
         // d(pre-activation) = (dResidual · c_projᵀ) ⊙ gelu'(pre-activation) in one GEMM, into c_fc's input-gradient operand
-        // (bf16 in bf16 precision: the GEMM's fp32 result times gelu' of the widened bf16 pre-activation, rounded once).
+        // (bf16 in bf16 precision: the GEMM's result, rounded to bf16, times gelu' of the bf16 pre-activation, rounded again).
         long wide = (long)n * inner;
         GemmInput dHidden;
         if (bf16)
@@ -166,7 +166,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         => WeightGemm(n, outDim, inDim, x, weight, outDim, weightTransposed: false, residual.Length == 0 ? 0f : 1f, residual, y, outDim, GemmEpilogue<float>.WithBias(bias));
 
     /// <summary>
-    /// y [n, out] bf16 = x [n, in] · W [in, out] + bias (Conv1D, bf16 W and bias): the fp32 sum plus the widened bias, rounded once (c_attn's
+    /// y [n, out] bf16 = x [n, in] · W [in, out] + bias (Conv1D, bf16 W and bias): the sum rounded to bf16, plus the bias, rounded again (cuBLASLt's bf16 epilogue; c_attn's
     /// q|k|v, which only attention reads).
     /// </summary>
     private void LinearToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<ushort> bias, int n, int inDim, int outDim)

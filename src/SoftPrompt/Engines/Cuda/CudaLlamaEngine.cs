@@ -116,8 +116,8 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
     }
 
     /// <summary>
-    /// y [n, outDim] bf16 = x · Wᵀ + b (bf16 W and b), or x · Wᵀ when <paramref name="bias"/> is empty: the fp32 sum plus the
-    /// widened bias, rounded once (the bias is the GEMM's epilogue; PyTorch's bf16 linear adds its bf16 bias likewise).
+    /// y [n, outDim] bf16 = x · Wᵀ + b (bf16 W and b), or x · Wᵀ when <paramref name="bias"/> is empty (one rounding); with a bias the sum rounded to bf16,
+    /// plus the bias, rounded again (the bias is the GEMM's epilogue; PyTorch's bf16 linear on a GPU adds its bias likewise).
     /// </summary>
     private void ProjectToBf16(DeviceSpan<ushort> y, GemmInput x, DeviceMatrix weight, DeviceSpan<ushort> bias, int n, int inDim, int outDim)
     {
