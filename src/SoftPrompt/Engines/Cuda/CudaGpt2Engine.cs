@@ -174,7 +174,8 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
 
     /// <summary>
     /// c_fc: gelu(x · W + bias) into the plan's wide buffer (c_proj's operand, bf16 in bf16 precision) and x · W + bias into the
-    /// layer's saved pre-activation, from one GEMM whose epilogue applies GELU to the fp32 sum before either is rounded.
+    /// layer's saved pre-activation, from one GEMM (in bf16 precision GELU reads the bf16 pre-activation it saves, as cuBLASLt
+    /// computes a bf16 epilogue; in fp32 it reads the fp32 sum).
     /// </summary>
     private GemmInput LinearGelu(Gpt2DevicePlan.Layer s, Gpt2DevicePlan p, GemmInput x, DeviceMatrix weight, DeviceMatrix bias, int n, int inDim, int outDim)
     {
