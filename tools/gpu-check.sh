@@ -2,7 +2,8 @@
 # One-shot GPU verification from the self-contained bundle (for a GPU machine without the .NET SDK):
 #   tools/gpu-check.sh artifacts/softprompt-bundle-linux-x64.tar.xz OUTDIR
 # A lent GPU comes for minutes, so the steps run in order of value and each starts only if its time limit still fits
-# before the deadline (GPU_CHECK_SECONDS, default 540; GPU_CHECK_SKIP="NAME …" leaves steps out): doctor; every Category("Gpu") test; the demo on cuda (fp32 and
+# before the deadline (GPU_CHECK_SECONDS, default 540; GPU_CHECK_SKIP="NAME …" leaves steps out): doctor; the LM head's GEMM
+# shapes through cuBLAS (tools/bench/head_gemm_shapes.py: vocabulary padded or not, row chunks); every Category("Gpu") test; the demo on cuda (fp32 and
 # bf16); `bench --profile` (device time per kernel and GEMM shape of one step: gpt2-small and llama3.2-1b, bf16); the PyTorch comparison (tools/bench/step_compare.py: ours, PyTorch eager and torch.compile interleaved, one
 # table; COMPARE_PRECISIONS, COMPARE_SETTINGS, COMPARE_EXTRA_SETTINGS, COMPARE_RUN_TIMEOUT per run: torch.compile of t5-base took over 90 s); `softprompt bench` at further shapes; the
 # BenchmarkDotNet kernel benchmarks (per-kernel times). What was skipped for time is printed as such.
@@ -25,6 +26,7 @@ echo "library dirs: $libdirs" > "$out/env.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv > "$out/nvidia.txt" 2>&1
 python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))' >> "$out/env.txt" 2>&1
 step 30 doctor ./softprompt doctor > "$out/doctor.txt" 2>&1
+step 40 head-gemms python3 tools/bench/head_gemm_shapes.py > "$out/head-gemms.txt" 2>&1
 SOFTPROMPT_REQUIRE_GPU=1 step "${GPU_TEST_TIMEOUT:-170}" gpu-tests ./SoftPrompt.Tests --progress off --filter "TestCategory=Gpu" --output Detailed > "$out/gpu-tests.txt" 2>&1
 step 45 demo-cuda ./softprompt demo --device cuda > "$out/demo-cuda.txt" 2>&1
 step 45 demo-cuda-bf16 ./softprompt demo --device cuda --precision bf16 > "$out/demo-cuda-bf16.txt" 2>&1
@@ -49,7 +51,7 @@ b --shape gpt2-small --batch-size 16 --seq-len 256 --prompt-length 100 --precisi
 b --shape gpt2-small --batch-size 16 --seq-len 128 --prompt-length 20 --targets 4 --precision bf16 --ensemble 5
 BENCH_TIMEOUT=120 b --shape llama3-8b --batch-size 8 --seq-len 512 --prompt-length 100 --targets 4 --precision bf16
 step "${BDN_TIMEOUT:-200}" bdn ./SoftPrompt.Benchmarks --filter '*KernelBenchmarks*' --inProcess --job short > "$out/bdn.txt" 2>&1
-for f in env.txt nvidia.txt doctor.txt steps.txt skipped.txt demo-cuda.txt demo-cuda-bf16.txt bench.jsonl bench.err step-compare.md step-compare-extra.md; do
+for f in env.txt nvidia.txt doctor.txt steps.txt skipped.txt demo-cuda.txt demo-cuda-bf16.txt head-gemms.txt bench.jsonl bench.err step-compare.md step-compare-extra.md; do
   [ -f "$out/$f" ] && { echo "== $f"; tail -c 2500 "$out/$f"; }
 done
 for f in profile-gpt2-small.txt profile-llama3.2-1b.txt; do
