@@ -78,12 +78,14 @@ __device__ __forceinline__ RowSplit split_row(const float* row, int n) {
 //   if gradient_scale != 0: g[r, v] = (softmax(logits[r])[v] − (v == targets[r])) · gradient_scale for v < V, written
 //   over logits[r, v] when gradient is null, else as bf16(g) (round to nearest even, bit for bit to_bf16 of the fp32
 //   value the in-place path writes) into gradient[r, v], the logits left as they are: the operand of a bf16 GEMM made
-//   without a conversion pass. Neither path writes a padding column.
+//   without a conversion pass. The in-place path never writes a padding column.
 //   Grid: R blocks, one row each; block: 32..1024 threads (the launcher scales it with V). Pass 1 reads the row once
 //   with an online (single-pass) max + sum of exp per thread, float4 over the 16-byte-aligned middle of the row; the
 //   block merges the partial states deterministically; pass 2 (only with a gradient) reads the row again and writes
 //   the gradient (bf16: four values in 8 bytes where the row's middle is 8-byte aligned, as with a stride that is a
 //   multiple of 4). Saves nothing: the gradient replaces the logits or goes to the caller's bf16 buffer.
+//   The bf16 gradient's padding columns [V, stride) are written with 0: the LM head's bf16 GEMM d(h) = d(logits)·W runs
+//   over the padded width (its weight's padding rows are 0 too), so that its K is a whole number of tiles.
 extern "C" __global__ void __launch_bounds__(1024) cross_entropy(float* __restrict__ logits, bf16* __restrict__ gradient, float* __restrict__ row_loss, const int* __restrict__ targets, int rows, int vocab, int stride, float gradient_scale) {
     using namespace loss_detail;
     const int r = static_cast<int>(blockIdx.x);
@@ -127,6 +129,7 @@ extern "C" __global__ void __launch_bounds__(1024) cross_entropy(float* __restri
             }
         }
         if (t < split.tail) out[tail_start + t] = to_bf16(grad(row[tail_start + t], tail_start + t));
+        for (int v = vocab + t; v < stride; v += threads) out[v] = to_bf16(0.0f);
         return;
     }
     if (t < split.head) row[t] = grad(row[t], t);

@@ -159,13 +159,19 @@ public sealed class ArenaCarver
 
     /// <summary>
     /// A frozen weight matrix of <paramref name="count"/> elements: as <see cref="Upload(string, long, TensorValues?)"/> in fp32,
-    /// or stored bf16 when <paramref name="bf16"/> (<see cref="TensorValues.CopyToBf16"/>).
+    /// or stored bf16 when <paramref name="bf16"/> (<see cref="TensorValues.CopyToBf16"/>). A bf16 matrix carved with
+    /// <paramref name="zeroPadding"/> elements more holds zeros there (rows a GEMM may run over to keep its shape whole).
     /// </summary>
-    internal DeviceMatrix UploadMatrix(string name, long count, TensorValues? values, bool bf16)
+    internal DeviceMatrix UploadMatrix(string name, long count, TensorValues? values, bool bf16, long zeroPadding = 0)
     {
         if (!bf16) return Upload(name, count, values);
-        var span = Take<ushort>(name, count);
-        if (NeedsValues(name, count, values?.Count, values)) values.CopyToBf16(device!, span);
+        ArgumentOutOfRangeException.ThrowIfNegative(zeroPadding);
+        var span = Take<ushort>(name, checked(count + zeroPadding));
+        if (NeedsValues(name, count, values?.Count, values))
+        {
+            values.CopyToBf16(device!, span.Slice(0, count));
+            if (zeroPadding > 0) device!.Zero(span.Slice(count, zeroPadding));
+        }
         return DeviceMatrix.OfBf16(span);
     }
 

@@ -9,7 +9,7 @@ namespace SoftPrompt.Tests.Engines;
 
 /// <summary>
 /// The LM head in bf16 precision: a bf16 head weight (tied: a bf16 copy beside the fp32 embedding table; untied: lm_head
-/// stored only in bf16) multiplied on bf16 operands, and logit rows padded to a multiple of 8.
+/// stored only in bf16, with zero rows up to the logit stride) multiplied on bf16 operands, and logit rows padded to a multiple of 64.
 /// </summary>
 [TestFixture(DeviceKind.Emulated)]
 [TestFixture(DeviceKind.Gpu, Category = "Gpu")]
@@ -91,14 +91,15 @@ public sealed class Bf16HeadTests(DeviceKind kind)
         var fp32 = DeviceMemoryPlan.Measure(gpt2, gpt2Batch, gpt2Layout);
         var bf16 = DeviceMemoryPlan.Measure(gpt2, gpt2Batch, gpt2Layout, Precision.Bf16);
         long table = (long)gpt2.VocabSize * gpt2.Embedding;
+        int stride = DeviceLanguageModelHead.PaddedStride(gpt2.VocabSize);
+        Assert.That(stride, Is.EqualTo(50304), "V = 50257 padded to a multiple of 64");
         Assert.That(Bytes(bf16, "wte"), Is.EqualTo(4 * table).Within(DeviceArena.Alignment), "bf16: wte in fp32 for the lookup");
-        Assert.That(Bytes(bf16, "lm_head (bf16 copy of wte)"), Is.EqualTo(2 * table).Within(DeviceArena.Alignment), "bf16: the head's bf16 copy of wte");
+        Assert.That(Bytes(bf16, "lm_head (bf16 copy of wte)"), Is.EqualTo(2L * stride * gpt2.Embedding).Within(DeviceArena.Alignment),
+            "bf16: the head's bf16 copy of wte, with zero rows up to the logit stride");
         Assert.That(Bytes(fp32, "lm_head (bf16 copy of wte)"), Is.Zero, "fp32: the head reads wte itself");
         Assert.That(Bytes(fp32, "head.target_hidden_bf16") + Bytes(fp32, "head.logit_gradient_bf16"), Is.Zero, "fp32: no bf16 head operands");
         Assert.That(Bytes(bf16, "head.logit_gradient_bf16") * 2, Is.EqualTo(Bytes(bf16, "head.logits")).Within(DeviceArena.Alignment),
             "bf16: d(logits) in bf16, the logits' shape");
-        int stride = DeviceLanguageModelHead.PaddedStride(gpt2.VocabSize);
-        Assert.That(stride, Is.EqualTo(50264));
         Assert.That(Bytes(fp32, "head.logits") % (4L * stride), Is.Zero, "fp32: whole logit rows of the padded stride");
         Assert.That(Bytes(bf16, "head.logits") % (4L * stride), Is.Zero, "bf16: whole logit rows of the padded stride");
 

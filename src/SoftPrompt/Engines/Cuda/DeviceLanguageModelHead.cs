@@ -9,8 +9,11 @@ namespace SoftPrompt.Engines;
 /// cross-entropy, the loss summed on the device (the one value a step waits for), and each target's d(h). The engine
 /// says where its targets are (<see cref="SetTargets"/>: each one's id, batch row and the hidden row it is predicted
 /// from) and folds the per-target gradients back onto its own rows. Its tensors are carved from the plan's arena.
-/// Logit rows are padded to <see cref="LogitStride"/> (a multiple of 8 elements) so every GEMM on them is aligned (GPT-2's
-/// V = 50257 is odd, which keeps cuBLAS off its fast kernels); the padding columns are never read as logits.
+/// Logit rows are padded to <see cref="LogitStride"/> (a multiple of 64 elements: GPT-2's V = 50257 becomes 50304, as llm.c
+/// pads it) so every GEMM on them is aligned; the padding columns are never read as logits. A bf16 head weight carries zero
+/// rows up to the stride (<see cref="UploadWeight"/>), and its GEMMs run over the padded width: N of the logits GEMM and K
+/// of d(h)'s are then whole tiles (an odd V keeps cuBLAS off its fast kernels), the padding logits come out 0 and the loss
+/// kernel writes their bf16 gradient as 0.
 /// With a bf16 head weight (bf16 precision) it runs as PyTorch's bf16 autocast does: the gathered hidden rows scaled and rounded to
 /// bf16, logits from a bf16 tensor-core GEMM in fp32, the loss in fp32, and d(logits) written in bf16 by the loss kernel
 /// itself for the bf16 GEMM that makes d(h).
@@ -51,8 +54,15 @@ internal sealed class DeviceLanguageModelHead
         argmax = new int[LogitRows];
     }
 
-    /// <summary>The row stride of the logits: V rounded up to 8 elements (16 bytes of bf16, 32 of fp32).</summary>
-    public static int PaddedStride(int vocab) => checked((vocab + 7) / 8 * 8);
+    /// <summary>The row stride of the logits: V rounded up to 64 elements (128 bytes of bf16).</summary>
+    public static int PaddedStride(int vocab) => checked((vocab + 63) / 64 * 64);
+
+    /// <summary>
+    /// The head weight [V, d] of a family's weights: fp32 as stored, or bf16 with zero rows up to <see cref="PaddedStride"/>
+    /// (a few hundred KiB at most), which the head's bf16 GEMMs run over.
+    /// </summary>
+    internal static DeviceMatrix UploadWeight(ArenaCarver carve, string name, long vocab, long width, TensorValues? values, bool bf16) =>
+        carve.UploadMatrix(name, vocab * width, values, bf16, zeroPadding: bf16 ? (PaddedStride(checked((int)vocab)) - vocab) * width : 0);
 
     public int LogitRows { get; }
     public int LogitStride { get; }
@@ -114,7 +124,7 @@ internal sealed class DeviceLanguageModelHead
                 var logitGradient = withGradient ? LogitGradientBf16.Slice(0, logits.Length) : default;
                 CrossEntropy.Launch(device, logits, lossRows, targetIds, chunk, vocab, stride, scale, logitGradient);
                 if (withGradient)
-                    device.GemmBf16(chunk, d, vocab, logitScale, new Bf16GemmOperand(logitGradient, stride), new Bf16GemmOperand(weight.Bf16, d), 0f, new GemmOperand(chunkGradient, d));
+                    device.GemmBf16(chunk, d, GemmColumns(weight), logitScale, new Bf16GemmOperand(logitGradient, stride), new Bf16GemmOperand(weight.Bf16, d), 0f, new GemmOperand(chunkGradient, d));
             }
             else
             {
@@ -182,7 +192,7 @@ internal sealed class DeviceLanguageModelHead
             // Scaled before rounding, as PyTorch does (T5 v1.0's d^-0.5): the GEMM then multiplies by 1.
             var operand = TargetHiddenBf16.Slice(0, (long)chunk * d);
             HeadGatherBf16.Launch(device, operand, hidden, rows, chunk, d, logitScale);
-            device.GemmBf16(chunk, vocab, d, 1f, new Bf16GemmOperand(operand, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
+            device.GemmBf16(chunk, GemmColumns(weight), d, 1f, new Bf16GemmOperand(operand, d), new Bf16GemmOperand(weight.Bf16, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
         }
         else
         {
@@ -191,6 +201,14 @@ internal sealed class DeviceLanguageModelHead
             device.Gemm(chunk, vocab, d, logitScale, new GemmOperand(gathered, d), new GemmOperand(weight.Fp32, d, Transposed: true), 0f, new GemmOperand(logits, LogitStride));
         }
         return logits;
+    }
+
+    /// <summary>The vocabulary width the head's GEMMs run over: <see cref="LogitStride"/> for a weight carrying the zero padding rows, else V.</summary>
+    private int GemmColumns(DeviceMatrix weight)
+    {
+        if (weight.Length == (long)LogitStride * width) return LogitStride;
+        if (weight.Length == (long)vocab * width) return vocab;
+        throw new ArgumentException($"The LM head weight holds {weight.Length} elements; a [{vocab}, {width}] head needs {(long)vocab * width} (or {(long)LogitStride * width} with its zero padding rows).", nameof(weight));
     }
 
     /// <summary>

@@ -24,8 +24,8 @@ internal sealed class Gpt2DeviceWeights : IDisposable
         // In bf16 the head is a bf16 matrix (its GEMMs on tensor cores, as PyTorch's bf16 autocast runs it). Tied, it is a bf16
         // copy of wte beside the fp32 table: the embedding lookup and the prompt initialisation read wte in fp32.
         HeadWeight = config.TiedEmbeddings
-            ? bf16 ? carve.UploadMatrix("lm_head (bf16 copy of wte)", vocab * c, W(w => w.TokenEmbedding, "wte.weight", vocab, c), bf16: true) : TokenEmbedding
-            : carve.UploadMatrix("lm_head", vocab * c, W(w => w.LanguageModelHead, "lm_head.weight", vocab, c), bf16);
+            ? bf16 ? DeviceLanguageModelHead.UploadWeight(carve, "lm_head (bf16 copy of wte)", vocab, c, W(w => w.TokenEmbedding, "wte.weight", vocab, c), bf16: true) : TokenEmbedding
+            : DeviceLanguageModelHead.UploadWeight(carve, "lm_head", vocab, c, W(w => w.LanguageModelHead, "lm_head.weight", vocab, c), bf16);
         PositionEmbedding = carve.Upload("wpe", config.MaxPositions * c, W(w => w.PositionEmbedding, "wpe.weight", config.MaxPositions, c));
         FinalNormWeight = carve.Upload("ln_f.weight", c, W(w => w.FinalNormWeight, "ln_f.weight", c));
         FinalNormBias = carve.Upload("ln_f.bias", c, W(w => w.FinalNormBias, "ln_f.bias", c));

@@ -27,8 +27,8 @@ internal sealed class LlamaDeviceWeights : IDisposable
         // In bf16 the head is a bf16 matrix (its GEMMs on tensor cores, as PyTorch's bf16 autocast runs it). Tied, it is a bf16
         // copy of embed_tokens beside the fp32 table: the embedding lookup and the prompt initialisation read it in fp32.
         HeadWeight = config.TiedEmbeddings
-            ? bf16 ? carve.UploadMatrix("lm_head (bf16 copy of embed_tokens)", vocab * d, W(w => w.TokenEmbedding, "embed_tokens.weight", vocab, d), bf16: true) : TokenEmbedding
-            : carve.UploadMatrix("lm_head", vocab * d, W(w => w.LanguageModelHead, LlamaCheckpoint.LanguageModelHead, vocab, d), bf16);
+            ? bf16 ? DeviceLanguageModelHead.UploadWeight(carve, "lm_head (bf16 copy of embed_tokens)", vocab, d, W(w => w.TokenEmbedding, "embed_tokens.weight", vocab, d), bf16: true) : TokenEmbedding
+            : DeviceLanguageModelHead.UploadWeight(carve, "lm_head", vocab, d, W(w => w.LanguageModelHead, LlamaCheckpoint.LanguageModelHead, vocab, d), bf16);
         FinalNormWeight = carve.Upload("norm", d, W(w => w.FinalNormWeight, "norm.weight", d));
         long table = (long)config.SequenceLimit * (config.HeadSize / 2);
         RopeCos = carve.Upload("rope.cos", table, cos);

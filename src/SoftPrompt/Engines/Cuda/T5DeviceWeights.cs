@@ -37,8 +37,8 @@ internal sealed class T5DeviceWeights : IDisposable
         // In bf16 the head is a bf16 matrix (its GEMMs on tensor cores, as PyTorch's bf16 autocast runs it). Tied (v1.0), it is a
         // bf16 copy of shared beside the fp32 table: the embedding lookup and the prompt initialisation read shared in fp32.
         Head = config.TiedEmbeddings
-            ? bf16 ? M("lm_head (bf16 copy of shared)", w => w.TokenEmbedding, Shared, vocab, d) : TokenEmbedding
-            : M("lm_head", w => w.LanguageModelHead, LanguageModelHead, vocab, d);
+            ? bf16 ? DeviceLanguageModelHead.UploadWeight(carve, "lm_head (bf16 copy of shared)", vocab, d, W(w => w.TokenEmbedding, Shared, vocab, d), bf16: true) : TokenEmbedding
+            : DeviceLanguageModelHead.UploadWeight(carve, "lm_head", vocab, d, W(w => w.LanguageModelHead, LanguageModelHead, vocab, d), bf16);
         EncoderRelativeBias = V("encoder.relative_attention_bias", w => w.EncoderRelativeBias, T5TensorNames.EncoderRelativeBias, config.RelativeBuckets, config.Heads);
         DecoderRelativeBias = V("decoder.relative_attention_bias", w => w.DecoderRelativeBias, T5TensorNames.DecoderRelativeBias, config.RelativeBuckets, config.Heads);
         EncoderFinalNormWeight = V("encoder.final_layer_norm", w => w.EncoderFinalNormWeight, EncoderFinalNorm, d);
