@@ -116,6 +116,22 @@ public sealed class Bf16HeadTests(DeviceKind kind)
         Assert.That(llamaBf16.Arenas.SelectMany(a => a.Tensors).Count(t => t.Name.StartsWith("lm_head", StringComparison.Ordinal)), Is.EqualTo(1), "no fp32 lm_head beside it");
     }
 
+    [Test]
+    public void TheHeadsChunksAreOfOneSizeAndCoverEveryTarget()
+    {
+        // gpt2-small's head at the README's benchmark (16 rows × 255 targets): 256 MiB of fp32 logits and bf16 gradient rows.
+        var head = DeviceArena.Measure("head", carve => new DeviceLanguageModelHead(carve, 768, 50257, 4080, bf16: true));
+        Assert.That(head.LogitRows, Is.EqualTo((1 << 28) / (50304 * 6)));
+        Assert.That(head.BalancedChunk(4080), Is.EqualTo(816), "5 chunks of 816, not 4 of 889 and a tail of 524");
+        foreach (int count in new[] { 1, 2, 888, 889, 890, 1777, 1778, 1779, 4080, 100_000 })
+        {
+            int chunk = head.BalancedChunk(count), chunks = (count + chunk - 1) / chunk;
+            Assert.That(chunk, Is.InRange(1, head.LogitRows), $"{count} rows: a chunk fits the logit buffer");
+            Assert.That(chunks, Is.EqualTo((count + head.LogitRows - 1) / head.LogitRows), $"{count} rows: no more chunks than the buffer needs");
+            Assert.That(count - (chunks - 1) * chunk, Is.GreaterThan(chunk - chunks), $"{count} rows: the last chunk is about as long as the others");
+        }
+    }
+
     private static long Bytes(DeviceMemoryPlan plan, string tensor) =>
         plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Name == tensor).Sum(t => t.Bytes);
 }

@@ -105,9 +105,10 @@ internal sealed class DeviceLanguageModelHead
     {
         int d = width, count = TargetCount, stride = LogitStride;
         float scale = withGradient ? gradientWeight / count : 0f;
-        for (int start = 0; start < count; start += LogitRows)
+        int rowsPerChunk = BalancedChunk(count);
+        for (int start = 0; start < count; start += rowsPerChunk)
         {
-            int chunk = Math.Min(LogitRows, count - start);
+            int chunk = Math.Min(rowsPerChunk, count - start);
             var logits = ChunkLogits(hidden, weight, logitScale, start, chunk);
             if (countGreedyMatches)
             {
@@ -160,9 +161,10 @@ internal sealed class DeviceLanguageModelHead
     /// </summary>
     public void NextTokens(DeviceSpan<float> hidden, DeviceMatrix weight, float logitScale, int rows, Span<float> logits, Span<int> tokens)
     {
-        for (int start = 0; start < rows; start += LogitRows)
+        int rowsPerChunk = BalancedChunk(rows);
+        for (int start = 0; start < rows; start += rowsPerChunk)
         {
-            int chunk = Math.Min(LogitRows, rows - start);
+            int chunk = Math.Min(rowsPerChunk, rows - start);
             var chunkLogits = ChunkLogits(hidden, weight, logitScale, start, chunk);
             if (tokens.IsEmpty)
             {
@@ -177,6 +179,17 @@ internal sealed class DeviceLanguageModelHead
                 device.CopyToHost(argmaxIndices.Slice(0, chunk), tokens.Slice(start, chunk));
             }
         }
+    }
+
+    /// <summary>
+    /// Rows per chunk for <paramref name="count"/> rows: as few chunks as <see cref="LogitRows"/> allows, all of about one size
+    /// (4080 targets in 889-row chunks: 5 × 816 rather than 4 × 889 and a 524-row tail, whose GEMMs ran at two thirds the speed).
+    /// </summary>
+    internal int BalancedChunk(int count)
+    {
+        if (count <= LogitRows) return Math.Max(count, 1);
+        int chunks = (count + LogitRows - 1) / LogitRows;
+        return (count + chunks - 1) / chunks;
     }
 
     /// <summary>Logits [chunk, LogitStride] (V used) of hidden rows [start, start + chunk).</summary>
