@@ -24,6 +24,13 @@ internal static class BatchChecks
         }
     }
 
+    /// <summary>ScoreRows' buffers: one log-likelihood per batch row, and one match count per row when counted.</summary>
+    public static void ScoreBuffers(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches)
+    {
+        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
+        if (!rowGreedyMatches.IsEmpty && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
+    }
+
     /// <summary>Decoder-only: the whole sequence (prompt region + tokens) must fit the model's positions.</summary>
     public static void DecoderOnly(TokenBatch batch, PromptLayout? prompts, int vocabSize, int maxPositions, bool requireTargets)
     {

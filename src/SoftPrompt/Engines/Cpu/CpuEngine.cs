@@ -89,10 +89,8 @@ public abstract class CpuEngine<T> : IPromptEngine where T : unmanaged, IBinaryF
 
     public void ScoreRows(TokenBatch batch, Span<float> rowLogLikelihood, Span<int> rowGreedyMatches = default)
     {
-        if (rowLogLikelihood.Length < batch.Rows) throw new ArgumentException($"Score buffer holds {rowLogLikelihood.Length} rows, the batch has {batch.Rows}.");
-        bool matches = !rowGreedyMatches.IsEmpty;
-        if (matches && rowGreedyMatches.Length < batch.Rows) throw new ArgumentException($"Match buffer holds {rowGreedyMatches.Length} rows, the batch has {batch.Rows}.");
-        RunForward(batch, withGradient: false, countGreedyMatches: matches, languageModelHead: true);
+        BatchChecks.ScoreBuffers(batch, rowLogLikelihood, rowGreedyMatches);
+        RunForward(batch, withGradient: false, countGreedyMatches: !rowGreedyMatches.IsEmpty, languageModelHead: true);
         Head.ScoreRows(batch.Rows, rowLogLikelihood, rowGreedyMatches);
     }
 
