@@ -87,8 +87,7 @@ using attention_common::kThreads;
 // next tile overlap the tensor-core work on this one: stage_rows issues the cp.async copies (16 bytes: 4 floats or 8
 // bf16) of rows [0, rows) of a [ROWS][D] tile of T into a landing buffer (plain loads and stores when `vec` is false: an
 // unaligned pointer or stride); after the cp_async_wait and a __syncthreads, land_rows rounds fp32 to bf16 (RNE), or
-// copies bf16 as is, into the tile the mma loop reads, with zeros for rows ≥ rows. The landing buffer is sized for
-// fp32 (a slot of ROWS·D floats), so a bf16 slot uses half of it.
+// copies bf16 as is, into the tile the mma loop reads, with zeros for rows ≥ rows. A slot holds ROWS·D elements of T.
 template <int ROWS, int D, typename T>
 __device__ __forceinline__ void stage_rows(T* __restrict__ landing, const T* __restrict__ src, int stride, int rows, bool vec) {
     constexpr int kVec = 16 / static_cast<int>(sizeof(T)), kChunks = D / kVec;
@@ -123,17 +122,23 @@ __device__ __forceinline__ void land_rows(bf16* __restrict__ tile, const bf16* _
     }
 }
 
-// A tile loaded once, before the streamed ones (the block's outer Q, dO, K or V): staged through the landing buffer
-// (which must hold ROWS·D floats and have nothing in flight) and waited for at once.
-template <int ROWS, int D, int LD, typename T>
-__device__ __forceinline__ void load_rows_now(bf16* __restrict__ tile, float* __restrict__ landing, const T* __restrict__ src,
-                                              int stride, int rows, bool vec) {
-    T* slot = reinterpret_cast<T*>(landing);
-    stage_rows<ROWS, D>(slot, src, stride, rows, vec);
-    cp_async_wait_all();
-    __syncthreads();
-    land_rows<ROWS, D, LD>(tile, slot, rows);
-    __syncthreads();  // the landing buffer is free again
+// Rows [0, rows) of a bf16 [ROWS][D] block straight into the padded bf16 tile the mma loop reads, by cp.async (no
+// landing buffer: nothing to convert), zeros for rows ≥ rows; plain loads and stores when `vec` is false. The copies
+// join the caller's next cp_async_commit group: the tile is ready after the cp_async_wait covering it and a
+// __syncthreads, so its loads overlap whatever the block does before that wait.
+template <int ROWS, int D, int LD>
+__device__ __forceinline__ void stage_tile(bf16* __restrict__ tile, const bf16* __restrict__ src, int stride, int rows, bool vec) {
+    constexpr int kChunks = D / 8;
+    for (int idx = static_cast<int>(threadIdx.x); idx < ROWS * kChunks; idx += kThreads) {
+        const int r = idx / kChunks, c = (idx % kChunks) * 8;
+        bf16* dst = tile + r * LD + c;
+        const bf16* p = src + static_cast<long long>(r) * stride + c;
+        if (r >= rows) *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+        else if (vec) cp_async_16(dst, p);
+        else
+#pragma unroll
+            for (int i = 0; i < 8; ++i) dst[i] = p[i];
+    }
 }
 
 // A fragment of rows [r0, r0 + 16), k columns [k0, k0 + 16) of a row-major bf16 tile (ldmatrix matrices: rows +8 for

@@ -19,7 +19,9 @@
 // forward and dq kernels, key rows in the dkv kernel) and keeps their accumulators in mma C fragments. The "inner"
 // operands (K and V, or Q and dO) stream through shared memory in tiles of BC rows: while the warps multiply tile j
 // (bf16), cp.async brings tile j + 1 (bf16; dO fp32) into a landing buffer, which is copied (dO rounded) into
-// the bf16 tiles at the top of the next iteration (attention_tc_tiles::stage_rows / land_rows in attention_common.cuh). Score tiles never leave the
+// the bf16 tiles at the top of the next iteration (attention_tc_tiles::stage_rows / land_rows in attention_common.cuh).
+// The outer bf16 tiles (Q, or K and V) are copied by cp.async straight into their tiles in the same group as the first
+// streamed tile (stage_tile), so their loads overlap the first tile's and, in the dq kernel, the D prologue. Score tiles never leave the
 // registers: the C fragments of S become the A fragments of P·V (c_to_a). Grouped-query K/V are read in place
 // (Args::kv_head); the dkv kernel sums a kv head's gradient over its group inside the block (no repeated K/V, no atomics). The bias of a score tile is looked up once
 // per tile into the BR + BC − 1 diagonals it crosses (load_bias), as in attention.cu. Deterministic: no atomics.
@@ -42,15 +44,22 @@ constexpr int kVec = 16 / static_cast<int>(sizeof(bf16));
 // buffers and the registers of the D = 128 accumulators in bounds.
 template <int D> constexpr int kInner = D == 64 ? 64 : 32;
 
-// Shared memory of every kernel: three or four bf16 tiles, the fp32 landing buffer of two inner tiles, the bias
-// diagonals and two per-row float vectors (lse and D; the forward ignores them).
-static_assert(2 * kInner<64> * 64 >= BR * 64 && 2 * kInner<128> * 128 >= BR * 128, "the landing buffer holds one outer tile");
-
+// Shared memory. Forward and dq: four bf16 tiles (sQ, sdO — unused by the forward —, sK, sV), the landing buffer of
+// two bf16 inner tiles (K and V) and the bias diagonals. dkv: four bf16 tiles, the landing buffer of two inner tiles
+// sized for fp32 (the streamed dout is fp32; Q uses half of its slot), the bias diagonals and two per-query vectors
+// (lse and D). The launcher computes the same sizes (AttentionTensorCores.QuerySharedBytes / KeySharedBytes).
 template <int D>
-constexpr int shared_bytes() {
+constexpr int query_shared_bytes() {
+    constexpr int BC = kInner<D>, LD = D + 8;
+    return 2 * (2 * BR * LD + 2 * BC * LD) + 2 * (2 * BC * D) + 4 * (BR + BC);
+}
+template <int D>
+constexpr int key_shared_bytes() {
     constexpr int BC = kInner<D>, LD = D + 8;
     return 2 * (2 * BR * LD + 2 * BC * LD) + 4 * (2 * BC * D + BR + BC + 2 * BR);
 }
+static_assert(query_shared_bytes<64>() == 53760 && query_shared_bytes<128>() == 68992, "the header comment and the launcher");
+static_assert(key_shared_bytes<64>() == 70656 && key_shared_bytes<128>() == 85888, "the header comment and the launcher");
 
 // The score s of C-fragment element e (0..3) of column block n, for the tile's row r and column c (tile-local), with
 // scale and bias; −∞ when `masked`.
@@ -59,15 +68,16 @@ __device__ __forceinline__ int frag_col(int n, int e) { return 8 * n + 2 * stati
 
 // ── forward ──
 // Block: query rows [q0, q0 + 64) of head (b, h); key tiles of BC rows up to the key length (and the diagonal).
-// Shared: sQ [64][D+8], sK, sV [BC][D+8] bf16; landing [2][BC][D] fp32; sB [64 + BC − 1].
+// Shared: sQ [64][D+8], (unused [64][D+8]), sK, sV [BC][D+8] bf16; landing [2][BC][D] bf16; sB [64 + BC − 1].
 template <int D>
 __device__ __forceinline__ void forward(bf16* __restrict__ out, int out_stride, float* __restrict__ lse, const Args<bf16> a) {
     constexpr int BC = kInner<D>, LD = D + 8;
     bf16* sQ = dynamic_smem<bf16>();
     bf16* sK = sQ + 2 * BR * LD;  // (the dq kernel's sdO slot stays unused here)
     bf16* sV = sK + BC * LD;
-    float* landing = reinterpret_cast<float*>(sV + BC * LD);
-    float* sB = landing + 2 * BC * D;
+    bf16* slot_k = sV + BC * LD;  // the landing buffer: two bf16 slots
+    bf16* slot_v = slot_k + BC * D;
+    float* sB = reinterpret_cast<float*>(slot_v + BC * D);
     const int warp = static_cast<int>(warp_id()), r0 = 16 * warp;
     const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
     const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;  // longest rows first
@@ -79,11 +89,8 @@ __device__ __forceinline__ void forward(bf16* __restrict__ out, int out_stride, 
     const bf16* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
     const int key_end = a.causal ? min(keys, q0 + BR) : keys;  // keys 0 .. key_end − 1 are visible to some row
     const int tiles = ceil_div(key_end, BC);
-    bf16* slot_k = reinterpret_cast<bf16*>(landing);  // the landing buffer's two fp32-sized slots, holding bf16
-    bf16* slot_v = reinterpret_cast<bf16*>(landing + BC * D);
 
-    // Q goes through the landing buffer once, before the first K/V tile is issued into it.
-    load_rows_now<BR, D, LD>(sQ, landing, a.q + q_rows * a.q_stride + h * hs, a.q_stride, rows, vec);
+    stage_tile<BR, D, LD>(sQ, a.q + q_rows * a.q_stride + h * hs, a.q_stride, rows, vec);  // ready with K/V tile 0
     stage_rows<BC, D>(slot_k, kh, a.k_stride, min(BC, keys), vec);
     stage_rows<BC, D>(slot_v, vh, a.v_stride, min(BC, keys), vec);
     cp_async_commit();
@@ -155,10 +162,67 @@ __device__ __forceinline__ void forward(bf16* __restrict__ out, int out_stride, 
     }
 }
 
+// The dq kernel's prologue for the warp's rows [r0, r0 + 16) of the block (query rows q0 + r): D = rowsum(dout ∘ out)
+// in fp32, written to dsum, and dout rounded to bf16 (RNE) into rows r of sdO (zeros, and D = lse = 0, for r ≥ rows).
+// Two lanes per row (lane 2x + half: row r0 + x), each loading 8-column chunks (i & 3) + 4·half + 8·(i >> 2),
+// i < D / 16 (the chunks of one store instruction fall in 8 different bank groups), 4 chunks of loads in flight, then
+// one shuffle joins the halves: the 16 rows run side by side instead of 16 dependent load-and-reduce chains. Returns
+// D and lse of this lane's mma fragment rows r0 + lane / 4 (lo) and r0 + lane / 4 + 8 (hi).
+template <int D, int LD>
+__device__ __forceinline__ void dout_rows(bf16* __restrict__ sdO, float& d_lo, float& d_hi, float& lse_lo, float& lse_hi,
+                                          float* __restrict__ dsum, const float* __restrict__ dout, int dout_stride,
+                                          const bf16* __restrict__ out, int out_stride, const float* __restrict__ lse, int Tq,
+                                          int bh, long long q_rows, int q0, int r0, int rows, int column0) {
+    const int lane = static_cast<int>(lane_id()), half = lane & 1, r = r0 + (lane >> 1);
+    const bool live = r < rows;
+    const bool vec = vector_ok<kVec>(dout_stride | out_stride | column0, dout, out);
+    const float* d_row = dout + (q_rows + r) * dout_stride + column0;  // dereferenced only when live
+    const bf16* o_row = out + (q_rows + r) * out_stride + column0;
+    float sum = 0.0f;
+#pragma unroll
+    for (int i0 = 0; i0 < D / 16; i0 += 4) {
+        float dv[4][8] = {}, ov[4][8] = {};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int c = 8 * (i + 4 * half + 2 * i0);  // chunk (i0 + i) & 3 = i, 8·(i0 >> 2) = 2·i0
+            if (!live) continue;
+            if (vec) {
+                load_vec<4>(*reinterpret_cast<float(*)[4]>(dv[i]), d_row + c);
+                load_vec<4>(*reinterpret_cast<float(*)[4]>(dv[i] + 4), d_row + c + 4);
+                load_vec<4>(*reinterpret_cast<float(*)[4]>(ov[i]), o_row + c);
+                load_vec<4>(*reinterpret_cast<float(*)[4]>(ov[i] + 4), o_row + c + 4);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                    dv[i][e] = d_row[c + e];
+                    ov[i][e] = load_value(o_row + c + e);
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int c = 8 * (i + 4 * half + 2 * i0);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) sum = fmaf(dv[i][e], ov[i][e], sum);
+            *reinterpret_cast<uint4*>(sdO + r * LD + c) = make_uint4(pack_bf16x2(dv[i][0], dv[i][1]), pack_bf16x2(dv[i][2], dv[i][3]),
+                                                                     pack_bf16x2(dv[i][4], dv[i][5]), pack_bf16x2(dv[i][6], dv[i][7]));
+        }
+    }
+    sum += warp_shfl_xor(sum, 1);  // both lanes of the row get the same sum (addition commutes exactly)
+    const long long at = static_cast<long long>(bh) * Tq + q0 + r;
+    const float row_lse = live ? ldg(lse + at) : 0.0f;
+    if (live && half == 0) dsum[at] = sum;
+    const int g = lane >> 2;  // fragment rows r0 + g and r0 + g + 8 belong to lanes 2g and 2g + 16
+    d_lo = warp_shfl(sum, 2 * g);
+    d_hi = warp_shfl(sum, 2 * g + 16);
+    lse_lo = warp_shfl(row_lse, 2 * g);
+    lse_hi = warp_shfl(row_lse, 2 * g + 16);
+}
+
 // ── backward, step 1: dQ and D = rowsum(dout ∘ out) ──
 // Block: query rows [q0, q0 + 64) of head (b, h); key tiles of BC rows as the forward. P = exp(s − lse) and
 // dP = dO·Vᵀ recomputed per tile, dS = P ∘ (dP − D), dq += dS·K; dq = scale·dq at the end.
-// Shared: sQ, sdO [64][D+8], sK, sV [BC][D+8] bf16; landing [2][BC][D] fp32; sB [64 + BC − 1]; sL, sD [64].
+// Shared: sQ, sdO [64][D+8], sK, sV [BC][D+8] bf16; landing [2][BC][D] bf16; sB [64 + BC − 1].
 template <int D>
 __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_stride, float* __restrict__ dsum, const float* __restrict__ dout,
                                             int dout_stride, const bf16* __restrict__ out, int out_stride, const float* __restrict__ lse,
@@ -168,11 +232,10 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
     bf16* sdO = sQ + BR * LD;
     bf16* sK = sdO + BR * LD;
     bf16* sV = sK + BC * LD;
-    float* landing = reinterpret_cast<float*>(sV + BC * LD);
-    float* sB = landing + 2 * BC * D;
-    float* sL = sB + BR + BC;
-    float* sD = sL + BR;
-    const int lane = static_cast<int>(lane_id()), warp = static_cast<int>(warp_id()), r0 = 16 * warp;
+    bf16* slot_k = sV + BC * LD;  // the landing buffer: two bf16 slots
+    bf16* slot_v = slot_k + BC * D;
+    float* sB = reinterpret_cast<float*>(slot_v + BC * D);
+    const int warp = static_cast<int>(warp_id()), r0 = 16 * warp;
     const int hs = a.hs, bh = static_cast<int>(blockIdx.y), b = bh / a.H, h = bh - b * a.H;
     const int q0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * BR;
     const int keys = key_limit(a.key_lengths, b, a.Tk), rows = min(BR, a.Tq - q0);
@@ -183,32 +246,18 @@ __device__ __forceinline__ void backward_dq(float* __restrict__ dq, int dq_strid
     const bf16* vh = a.v + static_cast<long long>(b) * a.Tk * a.v_stride + hk * hs;
     const int key_end = a.causal ? min(keys, q0 + BR) : keys;
     const int tiles = ceil_div(key_end, BC);
-    bf16* slot_k = reinterpret_cast<bf16*>(landing);
-    bf16* slot_v = reinterpret_cast<bf16*>(landing + BC * D);
 
-    // D_i = dout_i · out_i in fp32 (one warp per row, this warp's 16 rows), saved for the dK/dV kernel; lse_i.
-    for (int r = r0; r < r0 + 16; ++r) {
-        float x = 0.0f;
-        if (r < rows) {
-            const bf16* o_row = out + (q_rows + r) * out_stride + h * hs;
-            const float* d_row = dout + (q_rows + r) * dout_stride + h * hs;
-            for (int c = lane; c < hs; c += 32) x = fmaf(d_row[c], load_value(o_row + c), x);
-        }
-        x = warp_reduce_sum(x);
-        if (lane == 0) {
-            sD[r] = x;
-            sL[r] = r < rows ? lse[static_cast<long long>(bh) * a.Tq + q0 + r] : 0.0f;
-            if (r < rows) dsum[static_cast<long long>(bh) * a.Tq + q0 + r] = x;
-        }
-    }
-    load_rows_now<BR, D, LD>(sQ, landing, a.q + q_rows * a.q_stride + h * hs, a.q_stride, rows, vec);
-    load_rows_now<BR, D, LD>(sdO, landing, dout + q_rows * dout_stride + h * hs, dout_stride, rows, vec);
+    stage_tile<BR, D, LD>(sQ, a.q + q_rows * a.q_stride + h * hs, a.q_stride, rows, vec);  // ready with K/V tile 0
     stage_rows<BC, D>(slot_k, kh, a.k_stride, min(BC, keys), vec);
     stage_rows<BC, D>(slot_v, vh, a.v_stride, min(BC, keys), vec);
     cp_async_commit();
 
-    const int g = lane >> 2;
-    const float lse2[2] = {sL[r0 + g] * kLog2e, sL[r0 + g + 8] * kLog2e}, d_row[2] = {sD[r0 + g], sD[r0 + g + 8]};
+    // While those land: D_i = dout_i · out_i in fp32 (saved for the dK/dV kernel) and the bf16 sdO, each warp its own
+    // 16 rows (the only ones it reads), from one pass over dout.
+    float d_lo, d_hi, lse_lo, lse_hi;
+    dout_rows<D, LD>(sdO, d_lo, d_hi, lse_lo, lse_hi, dsum, dout, dout_stride, out, out_stride, lse, a.Tq, bh, q_rows, q0, r0, rows, h * hs);
+
+    const float lse2[2] = {lse_lo * kLog2e, lse_hi * kLog2e}, d_row[2] = {d_lo, d_hi};
     float acc[D / 8][4] = {};
     for (int j = 0; j < tiles; ++j) {
         const int k0 = j * BC, valid = min(BC, keys - k0);
@@ -278,15 +327,15 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
     const int head_tiles = ceil_div(a.Tq - q_begin, BC), tiles = group * head_tiles;
     // Streamed tile j: query head h0 + j / head_tiles, query rows from q_begin + (j % head_tiles)·BC.
     const int h0 = hk * group;
-    auto stage_tile = [&](int j) {
+    auto stage_query_tile = [&](int j) {
         const int h = h0 + j / head_tiles, qt = q_begin + (j % head_tiles) * BC;
         stage_rows<BC, D>(reinterpret_cast<bf16*>(landing), q_b + static_cast<long long>(qt) * a.q_stride + h * hs, a.q_stride, min(BC, a.Tq - qt), vec);
         stage_rows<BC, D>(landing + BC * D, do_b + static_cast<long long>(qt) * dout_stride + h * hs, dout_stride, min(BC, a.Tq - qt), vec);
     };
 
-    load_rows_now<BR, D, LD>(sK, landing, a.k + k_rows * a.k_stride + hk * hs, a.k_stride, valid, vec);
-    load_rows_now<BR, D, LD>(sV, landing, a.v + k_rows * a.v_stride + hk * hs, a.v_stride, valid, vec);
-    if (tiles > 0) stage_tile(0);
+    stage_tile<BR, D, LD>(sK, a.k + k_rows * a.k_stride + hk * hs, a.k_stride, valid, vec);  // ready with query tile 0
+    stage_tile<BR, D, LD>(sV, a.v + k_rows * a.v_stride + hk * hs, a.v_stride, valid, vec);
+    if (tiles > 0) stage_query_tile(0);
     cp_async_commit();
 
     float acc_k[D / 8][4] = {}, acc_v[D / 8][4] = {};
@@ -303,7 +352,7 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
             sD[c] = c < queries ? dsum[bh * a.Tq + qt + c] : 0.0f;
         }
         __syncthreads();
-        if (j + 1 < tiles) stage_tile(j + 1);
+        if (j + 1 < tiles) stage_query_tile(j + 1);
         cp_async_commit();
 
         float s[BC / 8][4] = {}, dp[BC / 8][4] = {};  // transposed: rows are keys, columns queries
@@ -336,9 +385,10 @@ __device__ __forceinline__ void backward_dkv(float* __restrict__ dk, int dk_stri
 // the key/value heads (grouped-query attention: H a multiple of Hkv; Hkv = H for ordinary multi-head attention): k, v,
 // dk and dv hold Hkv heads per row (query head h reads kv head h / (H / Hkv) in place, never repeated in memory), q, out,
 // dout, dq, lse and dsum hold H. Each requires hs = 64 (the _hs64 entry) or hs = 128 (_hs128). Block: 128 threads (4 warps × 16 rows of a 64-row
-// tile). Dynamic shared memory (all three kernels): 2·(2·64·(D+8) + 2·BC·(D+8)) + 4·(2·BC·D + 3·64 + BC) bytes with
-// BC = 64 at D = 64 and 32 at D = 128: 70,656 / 85,888 bytes (attention_tc_detail::shared_bytes<D>; more than the default
-// 48 KB, which CudaDevice opts into per kernel).
+// tile). Dynamic shared memory, with BC = 64 at D = 64 and 32 at D = 128 (more than the default 48 KB, which
+// CudaDevice opts into per kernel): forward and dq 2·(2·64·(D+8) + 2·BC·(D+8)) + 2·2·BC·D + 4·(64 + BC) bytes =
+// 53,760 / 68,992 (attention_tc_detail::query_shared_bytes<D>); dkv 2·(2·64·(D+8) + 2·BC·(D+8)) + 4·(2·BC·D + 3·64 + BC)
+// = 70,656 / 85,888 (key_shared_bytes<D>).
 
 // attention_tc_forward_bf16_hs{64,128} — out [B, Tq, ·] (bf16) and lse [B, H, Tq] as attention_forward_bf16_hs*.
 //   Grid: (ceil(Tq / 64), B·H); block x handles query rows [q0, q0 + 64), q0 = (gridDim.x − 1 − x)·64, of head

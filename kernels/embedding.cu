@@ -35,6 +35,36 @@ __device__ __forceinline__ void copy_indexed_row(T* __restrict__ destination, co
     copy_row(destination + to * channels, source + from * channels, channels, vec);
 }
 
+// gather_sum_rows: a warp owns kSumSlice channels of its row (4 per lane) and loads kSumBatch source rows at a time.
+constexpr int kSumSlice = 4 * SP_WARP_SIZE, kSumBatch = 8;
+
+// A lane's 4 channels of a slice: consecutive (one float4) on the vector path, else 32 apart (coalesced scalars);
+// channels past C are neither loaded nor stored (their values stay whatever the caller put there).
+struct SliceColumns {
+    int c0, step, channels;
+    bool vec;
+    __device__ __forceinline__ SliceColumns(int slice, int lane, int channels_, bool vec_)
+        : c0(slice * kSumSlice + (vec_ ? 4 * lane : lane)), step(vec_ ? 1 : SP_WARP_SIZE), channels(channels_), vec(vec_) {}
+    __device__ __forceinline__ void load(float (&v)[4], const float* __restrict__ row) const {
+        if (vec) {
+            if (c0 < channels) load_vec<4>(v, row + c0);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                if (c0 + j * step < channels) v[j] = row[c0 + j * step];
+        }
+    }
+    __device__ __forceinline__ void store(float* __restrict__ row, const float (&v)[4]) const {
+        if (vec) {
+            if (c0 < channels) store_vec<4>(row + c0, v);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                if (c0 + j * step < channels) row[c0 + j * step] = v[j];
+        }
+    }
+};
+
 }  // namespace embedding_detail
 
 // embedding_forward — token embeddings with soft prompts spliced in front, plus position embeddings.
@@ -162,35 +192,39 @@ extern "C" __global__ void __launch_bounds__(256) scatter_rows(float* __restrict
 //   reduction behind shared prompt positions: a prompt position's gradient is the sum over the batch rows that read it.
 //   destination: [rows, C]; source: [source_rows, C] (source_rows for the emulator's range assert); starts: [rows + 1];
 //   index: [starts[rows]].
-//   Grid: ceil(rows / 8) blocks; block: 256 threads = 8 warps, one warp per destination row; the lanes stride the
-//   channels (float4 when C % 4 == 0 and both buffers are 16-byte aligned). Each element's adds happen in entry order,
-//   so the result is bit-identical to a CPU loop over the entries.
+//   Grid: ceil(rows · ceil(C / 128) / 8) blocks; block: 256 threads = 8 warps, one warp per (row, 128-channel slice):
+//   warp w sums slice w % slices of row w / slices, each lane 4 of its channels (a float4 when C % 4 == 0 and both
+//   buffers are 16-byte aligned, else 4 channels 32 apart). A row with many entries (a prompt position shared by the
+//   whole batch) is thus spread over C / 128 warps instead of one. The lanes load 32 of the row's indices at once and
+//   pass them round by shuffles; the source rows are loaded 8 at a time (independent loads in flight) and added in
+//   entry order, so each element's sum is bit-identical to a CPU loop over the entries.
 extern "C" __global__ void __launch_bounds__(256) gather_sum_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ starts, const int* __restrict__ index, int rows, int channels, int source_rows, int accumulate) {
     using namespace embedding_detail;
-    const int r = grid_warp();
-    if (r >= rows) return;
+    const int slices = ceil_div(channels, kSumSlice), w = grid_warp(), r = w / slices;
+    if (r >= rows) return;  // whole warps: the shuffles below see every lane
+    const int lane = static_cast<int>(lane_id());
+    const SliceColumns cols(w - r * slices, lane, channels, (channels & 3) == 0 && aligned16(destination) && aligned16(source));
     const int first = ldg(starts + r), last = ldg(starts + r + 1);
     float* out = destination + static_cast<long long>(r) * channels;
-    const int lane = static_cast<int>(lane_id());
-    if ((channels & 3) == 0 && aligned16(destination) && aligned16(source)) {
-        for (int c = 4 * lane; c < channels; c += 4 * SP_WARP_SIZE) {
-            float4 acc = accumulate ? load_float4(out + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            for (int i = first; i < last; ++i) {
-                const int s = ldg(index + i);
-                assert(s >= 0 && s < source_rows);
-                acc = add4(acc, load_float4(source + static_cast<long long>(s) * channels + c));
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (accumulate) cols.load(acc, out);
+    for (int base = first; base < last; base += SP_WARP_SIZE) {
+        const int n = min(SP_WARP_SIZE, last - base);  // the same on every lane
+        const int mine = lane < n ? ldg(index + base + lane) : 0;
+        assert(mine >= 0 && mine < source_rows);
+        for (int i = 0; i < n; i += kSumBatch) {
+            float v[kSumBatch][4] = {};
+#pragma unroll
+            for (int u = 0; u < kSumBatch; ++u) {
+                const int s = warp_shfl(mine, i + u);  // i + u < 32: i is a multiple of kSumBatch below n ≤ 32
+                if (i + u < n) cols.load(v[u], source + static_cast<long long>(s) * channels);
             }
-            store_float4(out + c, acc);
-        }
-    } else {
-        for (int c = lane; c < channels; c += SP_WARP_SIZE) {
-            float acc = accumulate ? out[c] : 0.0f;
-            for (int i = first; i < last; ++i) {
-                const int s = ldg(index + i);
-                assert(s >= 0 && s < source_rows);
-                acc += source[static_cast<long long>(s) * channels + c];
-            }
-            out[c] = acc;
+#pragma unroll
+            for (int u = 0; u < kSumBatch; ++u)  // entry order; a missing entry is skipped, not "+ 0" (−0 stays −0)
+                if (i + u < n)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) acc[j] += v[u][j];
         }
     }
+    cols.store(out, acc);
 }

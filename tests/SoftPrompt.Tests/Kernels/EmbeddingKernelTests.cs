@@ -205,20 +205,24 @@ public sealed class EmbeddingKernelTests(DeviceKind kind) : KernelTestBase(kind)
         Assert.That(read[^1], Is.EqualTo((ushort)0xffff), "the element after the rows is untouched");
     }
 
-    //       rows  C  sources accumulate offset
-    [TestCase(1, 1, 1, false, 0)]
-    [TestCase(7, 33, 20, false, 0)]
-    [TestCase(9, 64, 30, true, 0)]    // float4 path
-    [TestCase(9, 64, 30, true, 1)]    // scalar path
-    [TestCase(5, 769, 12, false, 0)]
-    public void GatherSumRowsAddsEachRowsEntriesInOrder(int rows, int channels, int sourceRows, bool accumulate, int offset)
+    //       rows  C  sources accumulate offset most entries
+    [TestCase(1, 1, 1, false, 0, 5)]
+    [TestCase(7, 33, 20, false, 0, 5)]
+    [TestCase(9, 64, 30, true, 0, 5)]    // float4 path
+    [TestCase(9, 64, 30, true, 1, 5)]    // scalar path
+    [TestCase(5, 769, 12, false, 0, 5)]
+    // Rows with up to 70 entries (more than one 32-index batch, not a multiple of the 8 loads in flight) over three
+    // 128-channel slices, the last one partial: float4 and scalar paths.
+    [TestCase(4, 300, 50, true, 0, 70)]
+    [TestCase(4, 300, 50, false, 1, 70)]
+    public void GatherSumRowsAddsEachRowsEntriesInOrder(int rows, int channels, int sourceRows, bool accumulate, int offset, int maxEntries)
     {
         var rng = new Random(31);
         var starts = new int[rows + 1];
         var index = new List<int>();
         for (int r = 0; r < rows; r++)
         {
-            int count = r % 4 == 2 ? 0 : rng.Next(1, 6);  // some rows have no entries
+            int count = r % 4 == 2 ? 0 : rng.Next(1, maxEntries + 1);  // some rows have no entries
             for (int i = 0; i < count; i++) index.Add(rng.Next(sourceRows));
             starts[r + 1] = index.Count;
         }

@@ -15,7 +15,7 @@ namespace SoftPrompt.Cuda.Kernels;
 // fp32 spans (DeviceSpan<float> q, k, v, out) always run those fp32 SIMT kernels. bf16 precision keeps bf16 in memory:
 // the launchers called with DeviceSpan<ushort> q, k, v and out (the forward writes out in bf16; lse, dout and the gradients
 // stay fp32) run the *_bf16 kernels — at hs 64 / 128 those of kernels/attention_tc.cu (the same semantics on bf16
-// mma.sync with fp32 accumulation; AttentionTensorCores; 70,656 / 85,888 bytes of dynamic shared memory, which
+// mma.sync with fp32 accumulation; AttentionTensorCores; at most 70,656 / 85,888 bytes of dynamic shared memory, which
 // CudaDevice opts into; an sm_86/89 part allows 99 KB per block, so both fit), the SIMT kernels reading bf16 at every
 // other head size — so an engine's bf16 path is one call whatever its head size.
 
@@ -120,10 +120,22 @@ internal static class AttentionTensorCores
     public static int InnerTile(int headSize) => headSize == 64 ? 64 : 32;
 
     /// <summary>
-    /// Every kernel's dynamic shared memory: bf16 tiles of 2·64 + 2·BC rows (stride hs + 8), the fp32 landing buffer of
-    /// two inner tiles, the bias diagonals and two per-row vectors: 70,656 bytes at hs 64, 85,888 at hs 128.
+    /// The forward and dq kernels' dynamic shared memory (query_shared_bytes in the kernel): bf16 tiles of 2·64 + 2·BC
+    /// rows (stride hs + 8), the bf16 landing buffer of two inner tiles (K, V) and the bias diagonals: 53,760 bytes at hs
+    /// 64, 68,992 at hs 128.
     /// </summary>
-    public static uint SharedBytes(int headSize)
+    public static uint QuerySharedBytes(int headSize)
+    {
+        int inner = InnerTile(headSize), ld = headSize + 8;
+        return (uint)(2 * (2 * OuterTile * ld + 2 * inner * ld) + 2 * 2 * inner * headSize + sizeof(float) * (OuterTile + inner));
+    }
+
+    /// <summary>
+    /// The dkv kernel's dynamic shared memory (key_shared_bytes): the same tiles, a landing buffer of two inner tiles
+    /// sized for fp32 (the streamed dout), the bias diagonals and two per-query vectors: 70,656 bytes at hs 64, 85,888
+    /// at hs 128.
+    /// </summary>
+    public static uint KeySharedBytes(int headSize)
     {
         int inner = InnerTile(headSize), ld = headSize + 8;
         return (uint)(2 * (2 * OuterTile * ld + 2 * inner * ld) + sizeof(float) * (2 * inner * headSize + 3 * OuterTile + inner));
@@ -187,7 +199,7 @@ internal static class AttentionForward
         int causalFlag = causal ? 1 : 0;
         if (bf16 && AttentionTensorCores.Supports(headSize))
         {
-            var tc = new LaunchShape(grid, AttentionShape.Threads, AttentionTensorCores.SharedBytes(headSize));
+            var tc = new LaunchShape(grid, AttentionShape.Threads, AttentionTensorCores.QuerySharedBytes(headSize));
             KernelStubs.attention_tc_forward_bf16(device, headSizeTile: headSize, tc,
                 @out: AttentionShape.Bf16(output), lse: logSumExp, q: AttentionShape.Bf16(q), k: AttentionShape.Bf16(k), v: AttentionShape.Bf16(v), table: table, bucket_by_offset: buckets, key_lengths: keyLengths,
                 out_stride: outStride, q_stride: qStride, k_stride: kStride, v_stride: vStride, Tq: queryLength, Tk: keyLength, H: heads, Hkv: keyValueHeads, hs: headSize, causal: causalFlag, scale: scale);
@@ -285,11 +297,12 @@ internal static class AttentionBackward
         uint headBlocks = (uint)(batch * heads);
         if (bf16 && AttentionTensorCores.Supports(headSize))
         {
-            uint bytes = AttentionTensorCores.SharedBytes(headSize);
             const int tile = AttentionTensorCores.OuterTile;
-            var dqShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(queryLength, tile), headBlocks), AttentionShape.Threads, bytes);
+            var dqShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(queryLength, tile), headBlocks), AttentionShape.Threads,
+                AttentionTensorCores.QuerySharedBytes(headSize));
             // The dkv kernel: one block per (key tile, b·Hkv + kv head), each summing its group's query heads.
-            var dkvShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), (uint)(batch * keyValueHeads)), AttentionShape.Threads, bytes);
+            var dkvShape = new LaunchShape(new Dim3((uint)AttentionShape.Tiles(keyLength, tile), (uint)(batch * keyValueHeads)), AttentionShape.Threads,
+                AttentionTensorCores.KeySharedBytes(headSize));
             DeviceSpan<ushort> q16 = AttentionShape.Bf16(q), k16 = AttentionShape.Bf16(k), v16 = AttentionShape.Bf16(v), out16 = AttentionShape.Bf16(output);
             if (hasQueries)
                 KernelStubs.attention_tc_backward_dq_bf16(device, headSizeTile: headSize, dqShape,

@@ -145,12 +145,14 @@ internal static class ScatterRows
 /// <summary>
 /// gather_sum_rows: destination[r, :] (= or +=) Σ over i in [starts[r], starts[r + 1]), in order, of source[index[i], :]
 /// (rows with no entries get 0, or keep their value when accumulating). destination [rows, C]; source [·, C];
-/// starts [rows + 1]; index [starts[rows]]. Deterministic: bit-identical to a loop over the entries.
+/// starts [rows + 1]; index [starts[rows]]. Deterministic: bit-identical to a loop over the entries. One warp per (row,
+/// 128-channel slice), so a row shared by the whole batch is spread over C / 128 warps.
 /// </summary>
 internal static class GatherSumRows
 {
     public const string Name = "gather_sum_rows";
-    public const int Threads = 256;  // one warp per destination row
+    public const int Threads = 256;
+    public const int SliceChannels = 128;  // one warp per (destination row, slice of this many channels): kSumSlice in the kernel
 
     public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> starts, DeviceSpan<int> index,
         int rows, int channels, bool accumulate)
@@ -163,6 +165,7 @@ internal static class GatherSumRows
         LaunchChecks.AtLeast(Name, source, channels, "[source rows ≥ 1, C]");
         int sourceRows = (int)Math.Min(int.MaxValue, source.Length / channels);
         int accumulateFlag = accumulate ? 1 : 0;
-        KernelStubs.gather_sum_rows(device, new(LaunchChecks.WarpPerRowBlocks(rows, Threads), Threads), destination: destination, source: source, starts: starts, index: index, rows: rows, channels: channels, source_rows: sourceRows, accumulate: accumulateFlag);
+        int warps = checked(rows * ((channels + SliceChannels - 1) / SliceChannels));
+        KernelStubs.gather_sum_rows(device, new(LaunchChecks.WarpPerRowBlocks(warps, Threads), Threads), destination: destination, source: source, starts: starts, index: index, rows: rows, channels: channels, source_rows: sourceRows, accumulate: accumulateFlag);
     }
 }
