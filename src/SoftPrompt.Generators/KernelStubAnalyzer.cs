@@ -8,14 +8,13 @@ using Microsoft.CodeAnalysis.Operations;
 namespace SoftPrompt.Generators;
 
 /// <summary>
-/// SP0001: a kernel argument passed to a <c>KernelStubs</c> method by position — it must be named as the .cu file names
+/// SP0001: a kernel argument passed to a <c>KernelStubs</c> method (or the tests' stubs, <see cref="KernelStubsType"/>) by position — it must be named as the .cu file names
 /// it, so that two swapped arguments of one type show as swapped names. SP0002: <c>IComputeDevice.Launch</c> called
 /// (or taken as a delegate) outside the generated stubs — arguments packed by hand can disagree with the kernel.
 /// </summary>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class KernelStubAnalyzer : DiagnosticAnalyzer
 {
-    public const string StubsType = "SoftPrompt.Cuda.Kernels.KernelStubs";
     public const string ShapeType = "SoftPrompt.Cuda.Kernels.LaunchShape";
     public const string DeviceType = "SoftPrompt.Cuda.IComputeDevice";
 
@@ -45,7 +44,8 @@ public sealed class KernelStubAnalyzer : DiagnosticAnalyzer
     {
         var invocation = (IInvocationOperation)context.Operation;
         var method = invocation.TargetMethod;
-        if (method.ContainingType.ToDisplayString() == StubsType)
+        string type = method.ContainingType.ToDisplayString();
+        if (type == KernelStubsType.Default || type == KernelStubsType.Of(context.Options.AnalyzerConfigOptionsProvider))
         {
             int shape = method.Parameters.FirstOrDefault(p => p.Type.ToDisplayString() == ShapeType)?.Ordinal ?? -1;
             foreach (var argument in invocation.Arguments)
@@ -62,7 +62,7 @@ public sealed class KernelStubAnalyzer : DiagnosticAnalyzer
     private static void ReportIfLaunch(OperationAnalysisContext context, IMethodSymbol method)
     {
         if (method.Name != "Launch" || !IsDevice(method.ContainingType)) return;
-        if (context.ContainingSymbol.ContainingType?.ToDisplayString() == StubsType) return;
+        if (context.ContainingSymbol.ContainingType?.ToDisplayString() == KernelStubsType.Of(context.Options.AnalyzerConfigOptionsProvider)) return;
         context.ReportDiagnostic(Diagnostic.Create(HandPackedLaunch, context.Operation.Syntax.GetLocation()));
     }
 

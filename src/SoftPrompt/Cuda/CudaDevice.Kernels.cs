@@ -13,6 +13,7 @@ public sealed unsafe partial class CudaDevice
     private readonly Func<string?>? loadPtx;
     private readonly Func<ComputeCapability, byte[]?>? loadCubin;
     private CudaModule? module;
+    private readonly List<CudaModule> addedModules = [];
     // The dynamic shared memory limit already raised per kernel, so the attribute is set once, not every launch.
     private readonly Dictionary<nint, uint> dynamicSharedLimits = [];
 
@@ -44,7 +45,26 @@ public sealed unsafe partial class CudaDevice
         }
     }
 
-    public KernelFunction GetKernel(string name) => Kernels.GetFunction(name);
+    /// <summary>The kernel <paramref name="name"/> of the project's module, or else of a module added by <see cref="AddKernelModule"/>.</summary>
+    public KernelFunction GetKernel(string name)
+    {
+        if (addedModules.Count == 0) return Kernels.GetFunction(name);
+        if (Kernels.TryGetFunction(name) is { } kernel) return kernel;
+        foreach (var added in addedModules)
+            if (added.TryGetFunction(name) is { } found) return found;
+        return Kernels.GetFunction(name);
+    }
+
+    /// <summary>
+    /// Lets <see cref="GetKernel"/> (so the launch stubs) find the kernels of <paramref name="added"/> too: the tests
+    /// add their test-only kernel module so. The device owns it from here and disposes it with the context.
+    /// </summary>
+    public void AddKernelModule(CudaModule added)
+    {
+        ArgumentNullException.ThrowIfNull(added);
+        ThrowIfDisposed();
+        addedModules.Add(added);
+    }
 
     /// <summary>Loads another module from PTX text into this device's context (tests, tools, the doctor's launch check).</summary>
     public CudaModule LoadModule(string ptx, string origin = "PTX module")

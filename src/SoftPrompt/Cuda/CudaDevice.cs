@@ -186,6 +186,7 @@ public sealed unsafe partial class CudaDevice : IComputeDevice
         CudaDriver.cuStreamSynchronize(streamValue);
         profiler?.Dispose();
         module?.Dispose();
+        foreach (var added in addedModules) added.Dispose();
         DisposeLt();
         blas.Dispose();
         stream.Dispose();

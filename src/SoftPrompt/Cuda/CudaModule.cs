@@ -15,6 +15,8 @@ public sealed unsafe class CudaModule : IDisposable
     private readonly CudaDevice device;
     private readonly CudaModuleHandle handle;
     private readonly Dictionary<string, KernelFunction> functions = new(StringComparer.Ordinal);
+    // Names another module holds (a device with added modules asks each in turn), so a miss costs the driver once.
+    private readonly HashSet<string> missing = new(StringComparer.Ordinal);
 
     private CudaModule(CudaDevice device, CudaModuleHandle handle, string infoLog, double jitMilliseconds)
     {
@@ -85,10 +87,17 @@ public sealed unsafe class CudaModule : IDisposable
     }
 
     /// <summary>The kernel named <paramref name="name"/> (its extern "C" name); looked up once and cached.</summary>
-    public KernelFunction GetFunction(string name)
+    public KernelFunction GetFunction(string name) =>
+        TryGetFunction(name) ?? throw new CudaException(
+            $"Kernel '{name}' is not in the kernel module — the name must match an extern \"C\" __global__ function; " +
+            "rebuild the kernels (./build.sh kernels) if it was added recently");
+
+    /// <summary>The kernel named <paramref name="name"/>, or null when this module has none of that name.</summary>
+    public KernelFunction? TryGetFunction(string name)
     {
         ObjectDisposedException.ThrowIf(handle.IsClosed, this);
         if (functions.TryGetValue(name, out var known)) return known;
+        if (missing.Contains(name)) return null;
         device.MakeCurrent();
         nint function;
         var utf8 = Encoding.UTF8.GetBytes(name + "\0");
@@ -96,8 +105,10 @@ public sealed unsafe class CudaModule : IDisposable
         fixed (byte* p = utf8)
             result = CudaDriver.cuModuleGetFunction(&function, handle.DangerousGetHandle(), p);
         if (result == CuResult.NotFound)
-            throw new CudaException($"Kernel '{name}' is not in the kernel module — the name must match an extern \"C\" __global__ function; " +
-                                    "rebuild the kernels (./build.sh kernels) if it was added recently");
+        {
+            missing.Add(name);
+            return null;
+        }
         CudaCheck.Driver(result, $"cuModuleGetFunction({name})");
         var kernel = new KernelFunction(name, function, Attribute(function, CuFunctionAttribute.MaxThreadsPerBlock, name));
         functions.Add(name, kernel);

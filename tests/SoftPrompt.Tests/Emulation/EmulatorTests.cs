@@ -2,6 +2,7 @@ using System.Diagnostics;
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Tests.Kernels;
 
 namespace SoftPrompt.Tests.Emulation;
 

@@ -1,6 +1,7 @@
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Emulation;
 using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Tests.Kernels;
 
 namespace SoftPrompt.Tests.Emulation;
 
@@ -75,34 +76,56 @@ public sealed class KernelAbiTests
         Assert.That(stubs.Keys, Does.Contain("attention_forward_hs64").And.Not.Contain("attention_forward"), "a family stub is no kernel of its own");
     }
 
+    /// <summary>The product's kernel module (kernels/) and the tests' own (tests/kernels/), each with its stubs class.</summary>
+    public enum Module { Product, Tests }
+
+    private static string? Ptx(Module module) => module == Module.Product ? EmbeddedPtx.Load() : TestKernelModule.Ptx;
+
+    private static EmulatorLibrary Emulator(Module module) => module == Module.Product ? EmulatorLibrary.Load() : TestKernelModule.LoadEmulator();
+
+    private static IReadOnlyList<LauncherSignature> Launchers(Module module) =>
+        module == Module.Product ? KernelAbi.FindLaunchers() : KernelAbi.FindLaunchers(typeof(TestKernelStubs));
+
     [Test]
-    public void EmbeddedPtxEntriesMatchTheLaunchers()
+    public void ThePtxModulesHoldNoKernelOfTheOther()
     {
-        string? ptx = EmbeddedPtx.Load();
+        Assert.That(EmbeddedPtx.ResourceNames(), Is.EqualTo(new[] { EmbeddedPtx.ResourceName }), "one kernel module in the library");
+        var product = KernelAbi.FindLaunchers().Select(l => l.Kernel);
+        var tests = KernelAbi.FindLaunchers(typeof(TestKernelStubs)).Select(l => l.Kernel).ToList();
+        Assert.That(tests, Does.Contain("selftest_mma").And.Not.Contain("selftest_block_sum"));
+        Assert.That(product, Does.Contain("selftest_block_sum").And.Not.Contain("selftest_mma"), "test-only kernels stay out of the library");
+    }
+
+    [TestCase(Module.Product)]
+    [TestCase(Module.Tests)]
+    public void EmbeddedPtxEntriesMatchTheLaunchers(Module module)
+    {
+        string? ptx = Ptx(module);
         if (ptx is null) Assert.Ignore(EmbeddedPtx.NotBuiltMessage);
-        Assert.That(EmbeddedPtx.ResourceNames(), Is.EqualTo(new[] { EmbeddedPtx.ResourceName }), "one kernel module");
         var entries = KernelAbi.ParsePtx(ptx);
         Assert.That(entries, Is.Not.Empty);
-        Assert.That(KernelAbi.CheckPtx(entries, KernelAbi.FindLaunchers()), Is.Empty);
+        Assert.That(KernelAbi.CheckPtx(entries, Launchers(module)), Is.Empty);
     }
 
-    [Test]
-    public void EmulatorKernelsMatchTheLaunchers()
+    [TestCase(Module.Product)]
+    [TestCase(Module.Tests)]
+    public void EmulatorKernelsMatchTheLaunchers(Module module)
     {
         if (!EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? EmulatorLibrary.NotBuiltMessage);
-        var library = EmulatorLibrary.Load();
+        var library = Emulator(module);
         Assert.That(library.Kernels, Is.Not.Empty);
-        Assert.That(KernelAbi.CheckEmulator(library.Kernels.Select(k => (k.Name, k.ParameterSizes)), KernelAbi.FindLaunchers()), Is.Empty);
+        Assert.That(KernelAbi.CheckEmulator(library.Kernels.Select(k => (k.Name, k.ParameterSizes)), Launchers(module)), Is.Empty);
     }
 
-    [Test]
-    public void EmulatorAndPtxHoldTheSameKernels()
+    [TestCase(Module.Product)]
+    [TestCase(Module.Tests)]
+    public void EmulatorAndPtxHoldTheSameKernels(Module module)
     {
-        string? ptx = EmbeddedPtx.Load();
+        string? ptx = Ptx(module);
         if (ptx is null) Assert.Ignore(EmbeddedPtx.NotBuiltMessage);
         if (!EmulatedDevice.IsAvailable(out string? reason)) Assert.Ignore(reason ?? EmulatorLibrary.NotBuiltMessage);
         var fromPtx = KernelAbi.ParsePtx(ptx).Select(e => (e.Name, Sizes: string.Join(",", e.Parameters.Select(p => p.Size)))).OrderBy(e => e.Name, StringComparer.Ordinal);
-        var fromEmulator = EmulatorLibrary.Load().Kernels.Select(k => (k.Name, Sizes: string.Join(",", k.ParameterSizes))).OrderBy(e => e.Name, StringComparer.Ordinal);
+        var fromEmulator = Emulator(module).Kernels.Select(k => (k.Name, Sizes: string.Join(",", k.ParameterSizes))).OrderBy(e => e.Name, StringComparer.Ordinal);
         Assert.That(fromEmulator, Is.EqualTo(fromPtx));
     }
 }

@@ -1,5 +1,6 @@
 using SoftPrompt.Cuda;
 using SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Tests.Kernels;
 
 namespace SoftPrompt.Tests.Emulation;
 

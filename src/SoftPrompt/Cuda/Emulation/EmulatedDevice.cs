@@ -17,6 +17,9 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     private readonly EmulatorLibrary library;
     private readonly Dictionary<ulong, long> allocations = [];
     private readonly Dictionary<string, KernelFunction> kernels = new(StringComparer.Ordinal);
+    private readonly List<EmulatorLibrary> addedLibraries = [];
+    // What a KernelFunction's handle indexes: the library that holds the kernel and its index in that library's table.
+    private readonly List<(EmulatorLibrary Library, int Index)> launchable = [];
     private bool disposed;
 
     /// <summary>Opens the emulator library at <paramref name="libraryPath"/>, or the default one (<see cref="EmulatorLibrary"/>).</summary>
@@ -129,12 +132,34 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
     {
         ThrowIfDisposed();
         if (kernels.TryGetValue(name, out var function)) return function;
-        var kernel = library.Find(name) ?? throw new CudaException(
+        var (holder, kernel) = Find(name);
+        if (kernel is null) throw new CudaException(
             $"Kernel '{name}' is not in the emulator library {library.Path} ({library.Kernels.Count} kernels): rebuild with ./build.sh kernels, " +
             "and check that the kernel is declared as extern \"C\" __global__ void name( on one line.");
-        function = new KernelFunction(name, kernel.Index, 1024);
+        function = new KernelFunction(name, launchable.Count, 1024);
+        launchable.Add((holder, kernel.Index));
         kernels[name] = function;
         return function;
+    }
+
+    // A separate method: a lambda over name would allocate its closure on every GetKernel, cached or not.
+    private (EmulatorLibrary Library, EmulatedKernel? Kernel) Find(string name)
+    {
+        if (library.Find(name) is { } kernel) return (library, kernel);
+        foreach (var added in addedLibraries)
+            if (added.Find(name) is { } found) return (added, found);
+        return (library, null);
+    }
+
+    /// <summary>
+    /// Lets <see cref="GetKernel"/> (so the launch stubs) find the kernels of <paramref name="added"/> too: the tests add
+    /// their test-only kernel module so. Its kernels run on this device's memory (both libraries allocate from malloc).
+    /// </summary>
+    public void AddKernelLibrary(EmulatorLibrary added)
+    {
+        ArgumentNullException.ThrowIfNull(added);
+        ThrowIfDisposed();
+        addedLibraries.Add(added);
     }
 
     /// <summary>Runs the launch to completion before returning.</summary>
@@ -146,7 +171,8 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
         ThrowIfDisposed();
         if (argumentCount < 0 || (argumentCount > 0 && arguments == null))
             throw new ArgumentException($"Launch of {kernel.Name}: {argumentCount} arguments but no argument pointer array.", nameof(arguments));
-        string? error = library.Launch((int)kernel.Handle, grid, block, sharedMemoryBytes, arguments, argumentCount);
+        var (holder, index) = launchable[(int)kernel.Handle];
+        string? error = holder.Launch(index, grid, block, sharedMemoryBytes, arguments, argumentCount);
         if (error is not null) throw new CudaException($"Emulated launch of {kernel.Name} (grid {Format(grid)}, block {Format(block)}, {sharedMemoryBytes} bytes shared) failed: {error}");
         profiler?.End(DeviceOp.Kernel(kernel.Name), begin);
     }

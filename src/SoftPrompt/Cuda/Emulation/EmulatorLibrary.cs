@@ -123,6 +123,16 @@ public sealed unsafe class EmulatorLibrary
             searched = $"{PathVariable}={fromEnvironment}";
             return File.Exists(fromEnvironment) ? fromEnvironment : null;
         }
+        return Locate(FileName, AsanFileName, System.IO.Path.Combine("kernels", "build", "emu"), out searched);
+    }
+
+    /// <summary>
+    /// The emulator library <paramref name="fileName"/> (or <paramref name="asanFileName"/> under the ASan runtime) in
+    /// <c>emu/</c> next to the assembly, next to the assembly, or in <paramref name="buildFolder"/> of the enclosing
+    /// source tree; null when none is there. The tests find their test-only kernel module's library so.
+    /// </summary>
+    public static string? Locate(string fileName, string asanFileName, string buildFolder, out string searched)
+    {
         var directories = new List<string>();
         string baseDirectory = AppContext.BaseDirectory;
         directories.Add(System.IO.Path.Combine(baseDirectory, "emu"));
@@ -130,12 +140,12 @@ public sealed unsafe class EmulatorLibrary
         for (var dir = new DirectoryInfo(baseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(System.IO.Path.Combine(dir.FullName, "kernels", "build-kernels.sh")))
             {
-                directories.Add(System.IO.Path.Combine(dir.FullName, "kernels", "build", "emu"));
+                directories.Add(System.IO.Path.Combine(dir.FullName, buildFolder));
                 break;
             }
         searched = string.Join(", ", directories);
         // Under the ASan runtime prefer the ASan build; the plain build also runs there (unchecked).
-        string[] names = AsanRuntimeLoaded ? [AsanFileName, FileName] : [FileName];
+        string[] names = AsanRuntimeLoaded ? [asanFileName, fileName] : [fileName];
         foreach (string name in names)
             foreach (string dir in directories)
             {

@@ -56,15 +56,18 @@ public static partial class KernelAbi
     /// parameters…)</c> named after its kernel. The family stubs, which take a head-size tile before the shape and call
     /// the per-tile stubs, and the storage-generic stubs, which call the fp32 or bf16 one, are not kernels of their own.
     /// </summary>
-    public static IReadOnlyList<LauncherSignature> FindLaunchers()
+    public static IReadOnlyList<LauncherSignature> FindLaunchers() => FindLaunchers(typeof(KernelStubs));
+
+    /// <summary>The launch stubs of another generated stubs class (the tests' test-only kernel module).</summary>
+    public static IReadOnlyList<LauncherSignature> FindLaunchers(Type stubs)
     {
         var result = new List<LauncherSignature>();
-        foreach (var method in typeof(KernelStubs).GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+        foreach (var method in stubs.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
         {
             var parameters = method.GetParameters();
             if (method.IsGenericMethodDefinition) continue;
             if (parameters.Length < 2 || parameters[0].ParameterType != typeof(IComputeDevice) || parameters[1].ParameterType != typeof(LaunchShape)) continue;
-            result.Add(new LauncherSignature(method.Name, parameters.Skip(2).Select(p => p.ParameterType).ToList(), $"{nameof(KernelStubs)}.{method.Name}"));
+            result.Add(new LauncherSignature(method.Name, parameters.Skip(2).Select(p => p.ParameterType).ToList(), $"{stubs.Name}.{method.Name}"));
         }
         return result;
     }

@@ -51,25 +51,19 @@ internal static class LayerNormForward
 {
     public const string Name = "layernorm_forward";
 
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
-        DeviceSpan<float> weight, DeviceSpan<float> bias, int rows, int channels, float epsilon)
+    /// <summary>
+    /// y fp32 (TStorage float), or bf16 (ushort: layernorm_forward_bf16, the fp32 result rounded to nearest even: a bf16
+    /// GEMM's operand); mean, rstd fp32 either way.
+    /// </summary>
+    public static void Launch<TStorage>(IComputeDevice device, DeviceSpan<TStorage> y, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
+        DeviceSpan<float> weight, DeviceSpan<float> bias, int rows, int channels, float epsilon) where TStorage : unmanaged
     {
-        LaunchChecks.AtLeast(Name, bias, channels, "[C]");
-        LaunchChecks.AbsentOrAtLeast(Name, mean, rows, "[N]");
-        if (!NormLaunch.CheckForward(Name, y, rstd, x, weight, rows, channels)) return;
-        if (y.Address == x.Address) throw new ArgumentException($"{Name}: y must not alias x (the backward needs x).", nameof(y));
-        KernelStubs.layernorm_forward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, mean: mean, rstd: rstd, x: x, weight: weight, bias: bias, rows: rows, channels: channels, epsilon: epsilon);
-    }
-
-    /// <summary>layernorm_forward_bf16: the same with y bf16 [N, C] (the fp32 result rounded to nearest even: a bf16 GEMM's operand); mean, rstd fp32.</summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> mean, DeviceSpan<float> rstd, DeviceSpan<float> x,
-        DeviceSpan<float> weight, DeviceSpan<float> bias, int rows, int channels, float epsilon)
-    {
-        const string name = "layernorm_forward_bf16";
+        string name = typeof(TStorage) == typeof(float) ? Name : Name + "_bf16";
         LaunchChecks.AtLeast(name, bias, channels, "[C]");
         LaunchChecks.AbsentOrAtLeast(name, mean, rows, "[N]");
         if (!NormLaunch.CheckForward(name, y, rstd, x, weight, rows, channels)) return;
-        KernelStubs.layernorm_forward_bf16(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, mean: mean, rstd: rstd, x: x, weight: weight, bias: bias, rows: rows, channels: channels, epsilon: epsilon);
+        if (typeof(TStorage) == typeof(float) && y.Address == x.Address) throw new ArgumentException($"{Name}: y must not alias x (the backward needs x).", nameof(y));
+        KernelStubs.layernorm_forward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, mean: mean, rstd: rstd, x: x, weight: weight, bias: bias, rows: rows, channels: channels, epsilon: epsilon);
     }
 }
 
@@ -99,20 +93,12 @@ internal static class RmsNormForward
 {
     public const string Name = "rmsnorm_forward";
 
-    public static void Launch(IComputeDevice device, DeviceSpan<float> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight,
-        int rows, int channels, float epsilon)
+    /// <summary>y fp32 (TStorage float), or bf16 (ushort: rmsnorm_forward_bf16, rounded to nearest even: a bf16 GEMM's operand); rstd fp32 either way.</summary>
+    public static void Launch<TStorage>(IComputeDevice device, DeviceSpan<TStorage> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight,
+        int rows, int channels, float epsilon) where TStorage : unmanaged
     {
-        if (!NormLaunch.CheckForward(Name, y, rstd, x, weight, rows, channels)) return;
+        if (!NormLaunch.CheckForward(typeof(TStorage) == typeof(float) ? Name : Name + "_bf16", y, rstd, x, weight, rows, channels)) return;
         KernelStubs.rmsnorm_forward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, rstd: rstd, x: x, weight: weight, rows: rows, channels: channels, epsilon: epsilon);
-    }
-
-    /// <summary>rmsnorm_forward_bf16: the same with y bf16 [N, C] (rounded to nearest even: a bf16 GEMM's operand); rstd fp32.</summary>
-    public static void Launch(IComputeDevice device, DeviceSpan<ushort> y, DeviceSpan<float> rstd, DeviceSpan<float> x, DeviceSpan<float> weight,
-        int rows, int channels, float epsilon)
-    {
-        const string name = "rmsnorm_forward_bf16";
-        if (!NormLaunch.CheckForward(name, y, rstd, x, weight, rows, channels)) return;
-        KernelStubs.rmsnorm_forward_bf16(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), y: y, rstd: rstd, x: x, weight: weight, rows: rows, channels: channels, epsilon: epsilon);
     }
 }
 

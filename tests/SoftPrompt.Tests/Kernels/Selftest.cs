@@ -1,27 +1,10 @@
-namespace SoftPrompt.Cuda.Kernels;
+using SoftPrompt.Cuda;
+using SoftPrompt.Cuda.Kernels;
 
-// Launchers of kernels/selftest.cu — one static class per kernel, named after it. The pattern every kernel follows:
-//   * Name: the extern "C" name; the launch configuration (threads, grid, shared memory) is decided here, and only here;
-//   * the launch goes through the generated KernelStubs.<kernel>, its arguments named as the .cu file names them;
-//   * shapes are validated at this boundary with messages that name the kernel and the fix.
+namespace SoftPrompt.Tests.Kernels;
 
-/// <summary>selftest_block_sum: blockSums[b] = Σ x[b·256 .. b·256+255] (block reduction via shuffles + shared memory).</summary>
-internal static class SelftestBlockSum
-{
-    public const string Name = "selftest_block_sum";
-    public const int Threads = 256;
-
-    public static int Blocks(long n) => checked((int)((n + Threads - 1) / Threads));
-
-    public static void Launch(IComputeDevice device, DeviceSpan<float> x, DeviceSpan<float> blockSums)
-    {
-        int n = checked((int)x.Length);
-        int blocks = Blocks(n);
-        if (blockSums.Length < blocks) throw new ArgumentException($"{Name}: {n} elements need {blocks} block sums, the output holds {blockSums.Length}.", nameof(blockSums));
-        if (n == 0) return;
-        KernelStubs.selftest_block_sum(device, new(blocks, Threads), x: x, block_sums: blockSums, n: n);
-    }
-}
+// Launchers of tests/kernels/selftest.cu (the test-only kernel module), through its generated TestKernelStubs; the
+// pattern is the product's (src/SoftPrompt/Cuda/Kernels/Doctor.cs).
 
 /// <summary>selftest_warp_ops: every warp primitive; out is [n, 8], votes is [n / 32, 4]; n a multiple of <see cref="Threads"/>.</summary>
 internal static class SelftestWarpOps
@@ -35,7 +18,7 @@ internal static class SelftestWarpOps
         if (n == 0 || n % Threads != 0) throw new ArgumentException($"{Name}: the input length {n} must be a positive multiple of {Threads}.", nameof(x));
         if (output.Length != 8 * n || votes.Length != 4 * (n / 32))
             throw new ArgumentException($"{Name}: outputs must hold [{n}, 8] and [{n / 32}, 4] elements, not {output.Length} and {votes.Length}.");
-        KernelStubs.selftest_warp_ops(device, new(checked((int)(n / Threads)), Threads), x: x, @out: output, votes: votes);
+        TestKernelStubs.selftest_warp_ops(device, new(checked((int)(n / Threads)), Threads), x: x, @out: output, votes: votes);
     }
 }
 
@@ -53,7 +36,7 @@ internal static class SelftestHistogram
         if (bins is < 1 or > MaxBins) throw new ArgumentException($"{Name}: {bins} bins; 1 to {MaxBins} are supported.", nameof(counts));
         if (n == 0) return;
         int blocks = Math.Min(MaxBlocks, (n + Threads - 1) / Threads);
-        KernelStubs.selftest_histogram(device, new(blocks, Threads), values: values, n: n, counts: counts, bins: bins);
+        TestKernelStubs.selftest_histogram(device, new(blocks, Threads), values: values, n: n, counts: counts, bins: bins);
     }
 }
 
@@ -68,7 +51,7 @@ internal static class SelftestAtomics
         if (result.Length != 4) throw new ArgumentException($"{Name}: the result holds 4 ints, not {result.Length}.", nameof(result));
         int n = checked((int)values.Length);
         if (n == 0) return;
-        KernelStubs.selftest_atomics(device, new((n + Threads - 1) / Threads, Threads), values: values, n: n, result: result);
+        TestKernelStubs.selftest_atomics(device, new((n + Threads - 1) / Threads, Threads), values: values, n: n, result: result);
     }
 }
 
@@ -83,7 +66,7 @@ internal static class SelftestReverse
         if (input.Length != output.Length) throw new ArgumentException($"{Name}: input {input.Length} and output {output.Length} elements differ.");
         int n = checked((int)input.Length);
         if (n == 0) return;
-        KernelStubs.selftest_reverse(device, new((n + Threads - 1) / Threads, Threads), @in: input, @out: output, n: n);
+        TestKernelStubs.selftest_reverse(device, new((n + Threads - 1) / Threads, Threads), @in: input, @out: output, n: n);
     }
 }
 
@@ -102,7 +85,7 @@ internal static class SelftestScan
         ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, 1024);
         int n = checked((int)input.Length);
         if (n == 0) return;
-        KernelStubs.selftest_scan(device, new((n + threads - 1) / threads, threads, SharedBytes(threads)), @in: input, @out: output, n: n);
+        TestKernelStubs.selftest_scan(device, new((n + threads - 1) / threads, threads, SharedBytes(threads)), @in: input, @out: output, n: n);
     }
 }
 
@@ -123,7 +106,7 @@ internal static class SelftestConvert
         if (bf16.Length != n || fp16.Length != n || back.Length != 2L * n || math.Length != 6L * n)
             throw new ArgumentException($"{Name}: outputs must hold {n}, {n}, {2 * n} and {6 * n} elements.");
         if (n == 0) return;
-        KernelStubs.selftest_convert(device, new((n / 4 + Threads - 1) / Threads, Threads), @in: input, bf16_out: bf16, fp16_out: fp16, back: back, math: math, n: n);
+        TestKernelStubs.selftest_convert(device, new((n / 4 + Threads - 1) / Threads, Threads), @in: input, bf16_out: bf16, fp16_out: fp16, back: back, math: math, n: n);
     }
 }
 
@@ -139,7 +122,7 @@ internal static class SelftestPack
         int n = checked((int)(pairs.Length / 2));
         if (output.Length != 2L * n) throw new ArgumentException($"{Name}: {n} pairs need {2 * n} outputs, not {output.Length}.", nameof(output));
         if (n == 0) return;
-        KernelStubs.selftest_pack(device, new((n + Threads - 1) / Threads, Threads), x: pairs, @out: output, n: n);
+        TestKernelStubs.selftest_pack(device, new((n + Threads - 1) / Threads, Threads), x: pairs, @out: output, n: n);
     }
 }
 
@@ -157,7 +140,7 @@ internal static class SelftestMma
         long problems = a.Length / (4 * Threads);
         if (problems == 0 || a.Length != problems * 4 * Threads || b.Length != problems * 2 * Threads || c.Length != a.Length || d.Length != a.Length)
             throw new ArgumentException($"{Name}: fragments must hold [problems, 32, 4], [problems, 32, 2], [problems, 32, 4] and [problems, 32, 4] values, not {a.Length}, {b.Length}, {c.Length} and {d.Length}.");
-        KernelStubs.selftest_mma(device, new(checked((int)problems), Threads), a: a, b: b, c: c, d: d, use_fp16: fp16 ? 1 : 0);
+        TestKernelStubs.selftest_mma(device, new(checked((int)problems), Threads), a: a, b: b, c: c, d: d, use_fp16: fp16 ? 1 : 0);
     }
 }
 
@@ -174,7 +157,7 @@ internal static class SelftestLdmatrix
     {
         if (tile.Length != TileRows * 8 || rows.Length != 32 || output.Length != 32 * 12)
             throw new ArgumentException($"{Name}: tile, rows and output must hold {TileRows * 8}, 32 and {32 * 12} values, not {tile.Length}, {rows.Length} and {output.Length}.");
-        KernelStubs.selftest_ldmatrix(device, new(1, 32), tile: tile, rows: rows, @out: output);
+        TestKernelStubs.selftest_ldmatrix(device, new(1, 32), tile: tile, rows: rows, @out: output);
     }
 }
 
@@ -188,7 +171,7 @@ internal static class SelftestCpAsync
     {
         if (source.Length != Elements || output.Length != Elements)
             throw new ArgumentException($"{Name}: source and output hold {Elements} floats, not {source.Length} and {output.Length}.");
-        KernelStubs.selftest_cp_async(device, new(1, 64), src: source, @out: output);
+        TestKernelStubs.selftest_cp_async(device, new(1, 64), src: source, @out: output);
     }
 }
 
@@ -209,7 +192,7 @@ internal static class SelftestGemmBf16
             throw new ArgumentException($"{Name}: m = {m} and n = {n} must be positive multiples of {Tile}, k = {k} of {Step}.");
         if (a.Length != (long)m * k || b.Length != (long)k * n || c.Length != (long)m * n)
             throw new ArgumentException($"{Name}: a, b and c must hold {(long)m * k}, {(long)k * n} and {(long)m * n} values, not {a.Length}, {b.Length} and {c.Length}.");
-        KernelStubs.selftest_gemm_bf16(device, new(new Dim3((uint)(n / Tile), (uint)(m / Tile)), Threads), a: a, b: b, c: c, m: m, n: n, k: k);
+        TestKernelStubs.selftest_gemm_bf16(device, new(new Dim3((uint)(n / Tile), (uint)(m / Tile)), Threads), a: a, b: b, c: c, m: m, n: n, k: k);
     }
 }
 
@@ -221,7 +204,7 @@ internal static class SelftestOobWrite
     public static void Launch(IComputeDevice device, DeviceSpan<float> output)
     {
         int n = checked((int)output.Length);
-        KernelStubs.selftest_oob_write(device, new(1, 32), @out: output, n: n);
+        TestKernelStubs.selftest_oob_write(device, new(1, 32), @out: output, n: n);
     }
 }
 
@@ -235,7 +218,7 @@ internal static class SelftestAssertNonneg
     {
         int n = checked((int)x.Length);
         if (n == 0) return;
-        KernelStubs.selftest_assert_nonneg(device, new((n + Threads - 1) / Threads, Threads), x: x, n: n);
+        TestKernelStubs.selftest_assert_nonneg(device, new((n + Threads - 1) / Threads, Threads), x: x, n: n);
     }
 }
 
@@ -247,7 +230,7 @@ internal static class SelftestDivergentBarrier
     public static void Launch(IComputeDevice device, DeviceSpan<uint> output)
     {
         if (output.Length < 64) throw new ArgumentException($"{Name}: the output holds 64 values.", nameof(output));
-        KernelStubs.selftest_divergent_barrier(device, new(1, 64), @out: output);
+        TestKernelStubs.selftest_divergent_barrier(device, new(1, 64), @out: output);
     }
 }
 
@@ -259,7 +242,7 @@ internal static class SelftestCpAsyncNoWait
     public static void Launch(IComputeDevice device, DeviceSpan<float> source, DeviceSpan<float> output)
     {
         if (source.Length != 256 || output.Length != 256) throw new ArgumentException($"{Name}: source and output hold 256 floats.");
-        KernelStubs.selftest_cp_async_no_wait(device, new(1, 64), src: source, @out: output);
+        TestKernelStubs.selftest_cp_async_no_wait(device, new(1, 64), src: source, @out: output);
     }
 }
 
@@ -271,6 +254,6 @@ internal static class SelftestMmaHalfWarp
     public static void Launch(IComputeDevice device, DeviceSpan<float> output)
     {
         if (output.Length < 64) throw new ArgumentException($"{Name}: the output holds [16, 4] values.", nameof(output));
-        KernelStubs.selftest_mma_half_warp(device, new(1, 32), d: output);
+        TestKernelStubs.selftest_mma_half_warp(device, new(1, 32), d: output);
     }
 }

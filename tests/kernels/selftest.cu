@@ -1,18 +1,8 @@
-// selftest.cu — small kernels that exercise every piece of common.cuh, on the GPU and in the emulator alike.
-// Launchers: src/SoftPrompt/Cuda/Kernels/SelftestKernels.cs. Tests: tests/SoftPrompt.Tests/Emulation/.
+// selftest.cu — small kernels that exercise every piece of common.cuh, on the GPU and in the emulator alike: the
+// test-only kernel module (kernels/build-kernels.sh builds it beside the product's; only the tests load it).
+// Launchers: tests/SoftPrompt.Tests/Kernels/Selftest.cs. Tests: tests/SoftPrompt.Tests/Emulation/.
 // They double as the examples to copy when writing a new kernel file.
 #include "common.cuh"
-
-// selftest_block_sum — block reduction with warp shuffles + shared memory (block_reduce_sum).
-//   x: [n] fp32, block_sums: [gridDim.x] fp32.
-//   Grid: ceil(n / blockDim.x) blocks; block: 256 threads (any multiple of 32 ≤ 1024); one element per thread.
-//   block_sums[b] = Σ x[b·blockDim.x + t] over the block's elements (missing tail elements count as 0).
-extern "C" __global__ void __launch_bounds__(1024) selftest_block_sum(const float* __restrict__ x, float* __restrict__ block_sums, int n) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    const float v = i < n ? x[i] : 0.0f;
-    const float total = block_reduce_sum(v);
-    if (threadIdx.x == 0) block_sums[blockIdx.x] = total;
-}
 
 // selftest_warp_ops — every warp primitive, one output row per thread.
 //   x: [n] fp32 with n = gridDim.x · blockDim.x (whole warps); out: [n, 8] fp32; votes: [n / 32, 4] u32.
