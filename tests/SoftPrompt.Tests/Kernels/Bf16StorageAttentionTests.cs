@@ -81,6 +81,18 @@ public sealed class Bf16StorageAttentionTests(DeviceKind kind) : KernelTestBase(
         AssertNear(dv, withOut.Dv, "dv", c);
     }
 
+    /// <summary>
+    /// The benchmark shapes' attention, one batch row of it: gpt2-small (12 heads of 64 over 100 + 256 positions, the fused
+    /// qkv) and llama3.2-1b's grouped-query layout (4 query heads per kv head, head size 64; 8 of its 32 query heads). Six
+    /// query blocks and six key tiles, so every block of the causal schedule and a partial last tile run, at the strides
+    /// and offsets of the real tensors.
+    /// </summary>
+    [Category("Slow")]
+    [TestCase(Layout.Packed, 12, 12, 0.125f)]
+    [TestCase(Layout.Separate, 8, 2, 0.125f)]
+    public void TheBenchmarkShapesMatchTheCpuOps(Layout layout, int heads, int keyValueHeads, float scale) =>
+        Bf16StorageMatchesTheCpuOps(Kind.Causal, layout, 1, 356, 356, heads, keyValueHeads, 64, false, scale);
+
     // The SIMT kernels reading bf16 do the fp32 SIMT kernels' arithmetic on the same (bf16-exact) values: nothing may
     // differ but out's one rounding. Catches a wrong rounding mode, a stride or offset of the bf16 views, and any drift
     // between the variants. (Head sizes 64 / 128 run the tensor-core kernels in bf16, which have no fp32 twin.)

@@ -245,6 +245,49 @@ public sealed class EmbeddingKernelTests(DeviceKind kind) : KernelTestBase(kind)
         AssertBitEqual(dDestination.Read(), expected, "destination");
     }
 
+    /// <summary>
+    /// gpt2-small's reverse pass at the README's benchmark (16 rows × (100 prompt + 256 tokens)): the qkv gradient [16·356,
+    /// 2304] of the full layout folded onto the 100 + 16·256 shared rows, each prompt row the sum of the 16 batch rows'
+    /// gradients at its position, each token row its one row — at the real counts, strides and index ranges.
+    /// </summary>
+    [Test]
+    public void GatherSumRowsFoldsTheBenchmarkShapesPromptGradient()
+    {
+        const int batch = 16, prompt = 100, tokens = 256, channels = 3 * 768, sequence = prompt + tokens;
+        int rows = prompt + batch * tokens, sourceRows = batch * sequence;
+        var starts = new int[rows + 1];
+        var index = new int[sourceRows];
+        int entries = 0;
+        for (int p = 0; p < prompt; p++)
+        {
+            for (int b = 0; b < batch; b++) index[entries++] = b * sequence + p;
+            starts[p + 1] = entries;
+        }
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < tokens; t++)
+            {
+                index[entries++] = b * sequence + prompt + t;
+                starts[prompt + b * tokens + t + 1] = entries;
+            }
+        Assert.That(entries, Is.EqualTo(sourceRows));
+        float[] source = RandomFloats(sourceRows * channels, 34, -3f, 3f);
+        var expected = new float[rows * channels];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < channels; c++)
+            {
+                float acc = 0f;
+                for (int i = starts[r]; i < starts[r + 1]; i++) acc += source[(long)index[i] * channels + c];
+                expected[(long)r * channels + c] = acc;
+            }
+
+        using var dDestination = Put(new float[rows * channels]);
+        using var dSource = Put(source);
+        using var dStarts = Put(starts);
+        using var dIndex = Put(index);
+        GatherSumRows.Launch(Device, dDestination.Span, dSource.Span, dStarts.Span, dIndex.Span, rows, channels, accumulate: false);
+        AssertBitEqual(dDestination.Read(), expected, "destination");
+    }
+
     [Test]
     public void LaunchersRejectSpansShorterThanTheShapes()
     {
