@@ -132,6 +132,77 @@ public sealed class Bf16HeadTests(DeviceKind kind)
         }
     }
 
+    /// <summary>
+    /// The bf16 head at GPT-2's vocabulary (its weight padded to 50304 zero-filled rows) with more targets than its logit
+    /// buffer holds (1000 targets, 889 rows: two chunks of 500), read from scattered hidden rows: the loss and every
+    /// target's d(h) against float64 on the same bf16 operands. A chunk reading or writing another chunk's rows, a target
+    /// row's hidden row mixed up, or a GEMM over padding holding anything but zeros moves them far past the tolerance.
+    /// </summary>
+    [Test]
+    public void ManyTargetsAtGpt2sVocabularyRunInChunksOverThePaddedHead()
+    {
+        const int vocab = 50257, d = 64, targets = 1000, hiddenRows = 1200;
+        const float gradientWeight = 3f;
+        var rng = new Random(12);
+        float[] weight = [.. Enumerable.Range(0, vocab * d).Select(_ => (float)(rng.NextDouble() - 0.5) * 0.5f)];
+        float[] hidden = [.. Enumerable.Range(0, hiddenRows * d).Select(_ => (float)(rng.NextDouble() - 0.5) * 4f)];
+        int[] ids = [.. Enumerable.Range(0, targets).Select(_ => rng.Next(vocab))];
+        int[] rows = [.. Enumerable.Range(0, targets).Select(t => (t * 7 + 3) % hiddenRows)];
+
+        using var device = TestDevices.Open(kind);
+        DeviceArena? weightArena = null, headArena = null;
+        var headWeight = DeviceArena.Allocate(device, "head weight", carve =>
+        {
+            weightArena = carve.Arena;
+            return DeviceLanguageModelHead.UploadWeight(carve, "lm_head", vocab, d, TensorValues.Of(weight), bf16: true);
+        });
+        using var weights = weightArena;
+        var head = DeviceArena.Allocate(device, "head", carve => { headArena = carve.Arena; return new DeviceLanguageModelHead(carve, d, vocab, targets, bf16: true); });
+        using var headMemory = headArena;
+        Assert.That(head.LogitRows, Is.LessThan(targets), "the targets take more than one chunk");
+        Assert.That(head.LogitStride, Is.EqualTo(50304));
+        Assert.That(headWeight.Length, Is.EqualTo(50304L * d), "the bf16 weight carries the zero rows up to the stride");
+        using var dHidden = device.Upload(hidden);
+        using var dGradient = device.Allocate<float>((long)targets * d);
+        ids.CopyTo(head.HostTargetIds, 0);
+        rows.CopyTo(head.HostHiddenRows, 0);
+        head.SetTargets(targets);
+        float loss = head.Run(dHidden.Span, headWeight, 1f, dGradient.Span, gradientWeight, withGradient: true, countGreedyMatches: false);
+        float[] gradient = dGradient.Download();
+
+        // float64 on the bf16 operands; d(logits) rounded to bf16 as the loss kernel writes it.
+        double[] w16 = [.. weight.Select(x => (double)Bf16(x))], h16 = [.. hidden.Select(x => (double)Bf16(x))];
+        double expectedLoss = 0, error = 0, norm = 0;
+        var logits = new double[vocab];
+        for (int t = 0; t < targets; t++)
+        {
+            int row = rows[t];
+            for (int v = 0; v < vocab; v++)
+            {
+                double sum = 0;
+                for (int k = 0; k < d; k++) sum += h16[row * d + k] * w16[v * d + k];
+                logits[v] = sum;
+            }
+            double max = logits.Max(), z = logits.Sum(x => Math.Exp(x - max));
+            expectedLoss += max + Math.Log(z) - logits[ids[t]];
+            var dh = new double[d];
+            for (int v = 0; v < vocab; v++)
+            {
+                double g = (Math.Exp(logits[v] - max) / z - (v == ids[t] ? 1 : 0)) * gradientWeight / targets;
+                double rounded = Bf16((float)g);
+                for (int k = 0; k < d; k++) dh[k] += rounded * w16[v * d + k];
+            }
+            for (int k = 0; k < d; k++)
+            {
+                error += Math.Pow(gradient[t * d + k] - dh[k], 2);
+                norm += dh[k] * dh[k];
+            }
+        }
+        expectedLoss /= targets;
+        Assert.That(loss, Is.EqualTo(expectedLoss).Within(1e-5 * expectedLoss), "mean loss over both chunks");
+        Assert.That(Math.Sqrt(error / norm), Is.LessThan(1e-3), "every target's d(h) (relative L2)");
+    }
+
     private static long Bytes(DeviceMemoryPlan plan, string tensor) =>
         plan.Arenas.SelectMany(a => a.Tensors).Where(t => t.Name == tensor).Sum(t => t.Bytes);
 }
