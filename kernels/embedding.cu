@@ -45,25 +45,61 @@ struct SliceColumns {
     bool vec;
     __device__ __forceinline__ SliceColumns(int slice, int lane, int channels_, bool vec_)
         : c0(slice * kSumSlice + (vec_ ? 4 * lane : lane)), step(vec_ ? 1 : SP_WARP_SIZE), channels(channels_), vec(vec_) {}
-    __device__ __forceinline__ void load(float (&v)[4], const float* __restrict__ row) const {
+    template <typename T>
+    __device__ __forceinline__ void load(float (&v)[4], const T* __restrict__ row) const {
         if (vec) {
             if (c0 < channels) load_vec<4>(v, row + c0);
         } else {
 #pragma unroll
             for (int j = 0; j < 4; ++j)
-                if (c0 + j * step < channels) v[j] = row[c0 + j * step];
+                if (c0 + j * step < channels) v[j] = load_value(row + c0 + j * step);
         }
     }
-    __device__ __forceinline__ void store(float* __restrict__ row, const float (&v)[4]) const {
+    // float, or bf16 (each value rounded to nearest even: store_vec / store_value).
+    template <typename OUT>
+    __device__ __forceinline__ void store(OUT* __restrict__ row, const float (&v)[4]) const {
         if (vec) {
             if (c0 < channels) store_vec<4>(row + c0, v);
         } else {
 #pragma unroll
             for (int j = 0; j < 4; ++j)
-                if (c0 + j * step < channels) row[c0 + j * step] = v[j];
+                if (c0 + j * step < channels) store_value(row + c0 + j * step, v[j]);
         }
     }
 };
+
+// gather_sum_rows for an fp32 or bf16 destination: the sum is fp32 in entry order either way, stored once.
+template <typename OUT>
+__device__ __forceinline__ void gather_sum_row_slice(OUT* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ starts,
+                                                     const int* __restrict__ index, int rows, int channels, int source_rows, int accumulate) {
+    const int slices = ceil_div(channels, kSumSlice), w = grid_warp(), r = w / slices;
+    if (r >= rows) return;  // whole warps: the shuffles below see every lane
+    const int lane = static_cast<int>(lane_id());
+    const SliceColumns cols(w - r * slices, lane, channels, (channels & 3) == 0 && aligned16(destination) && aligned16(source));
+    const int first = ldg(starts + r), last = ldg(starts + r + 1);
+    OUT* out = destination + static_cast<long long>(r) * channels;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (accumulate) cols.load(acc, out);  // fp32 only: the bf16 kernel passes 0 (accumulating in bf16 would round twice)
+    for (int base = first; base < last; base += SP_WARP_SIZE) {
+        const int n = min(SP_WARP_SIZE, last - base);  // the same on every lane
+        const int mine = lane < n ? ldg(index + base + lane) : 0;
+        assert(mine >= 0 && mine < source_rows);
+        for (int i = 0; i < n; i += kSumBatch) {
+            float v[kSumBatch][4] = {};
+#pragma unroll
+            for (int u = 0; u < kSumBatch; ++u) {
+                const int s = warp_shfl(mine, i + u);  // i + u < 32: i is a multiple of kSumBatch below n ≤ 32
+                if (i + u < n) cols.load(v[u], source + static_cast<long long>(s) * channels);
+            }
+#pragma unroll
+            for (int u = 0; u < kSumBatch; ++u)  // entry order; a missing entry is skipped, not "+ 0" (−0 stays −0)
+                if (i + u < n)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) acc[j] += v[u][j];
+        }
+    }
+    cols.store(out, acc);
+}
 
 }  // namespace embedding_detail
 
@@ -199,32 +235,13 @@ extern "C" __global__ void __launch_bounds__(256) scatter_rows(float* __restrict
 //   pass them round by shuffles; the source rows are loaded 8 at a time (independent loads in flight) and added in
 //   entry order, so each element's sum is bit-identical to a CPU loop over the entries.
 extern "C" __global__ void __launch_bounds__(256) gather_sum_rows(float* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ starts, const int* __restrict__ index, int rows, int channels, int source_rows, int accumulate) {
-    using namespace embedding_detail;
-    const int slices = ceil_div(channels, kSumSlice), w = grid_warp(), r = w / slices;
-    if (r >= rows) return;  // whole warps: the shuffles below see every lane
-    const int lane = static_cast<int>(lane_id());
-    const SliceColumns cols(w - r * slices, lane, channels, (channels & 3) == 0 && aligned16(destination) && aligned16(source));
-    const int first = ldg(starts + r), last = ldg(starts + r + 1);
-    float* out = destination + static_cast<long long>(r) * channels;
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (accumulate) cols.load(acc, out);
-    for (int base = first; base < last; base += SP_WARP_SIZE) {
-        const int n = min(SP_WARP_SIZE, last - base);  // the same on every lane
-        const int mine = lane < n ? ldg(index + base + lane) : 0;
-        assert(mine >= 0 && mine < source_rows);
-        for (int i = 0; i < n; i += kSumBatch) {
-            float v[kSumBatch][4] = {};
-#pragma unroll
-            for (int u = 0; u < kSumBatch; ++u) {
-                const int s = warp_shfl(mine, i + u);  // i + u < 32: i is a multiple of kSumBatch below n ≤ 32
-                if (i + u < n) cols.load(v[u], source + static_cast<long long>(s) * channels);
-            }
-#pragma unroll
-            for (int u = 0; u < kSumBatch; ++u)  // entry order; a missing entry is skipped, not "+ 0" (−0 stays −0)
-                if (i + u < n)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) acc[j] += v[u][j];
-        }
-    }
-    cols.store(out, acc);
+    embedding_detail::gather_sum_row_slice(destination, source, starts, index, rows, channels, source_rows, accumulate);
+}
+
+// gather_sum_rows_bf16 — gather_sum_rows with destination in bf16 ([rows, C]) and no accumulation: each element is the
+//   same fp32 sum in entry order, rounded once to nearest even, so the result is bit for bit to_bf16 of gather_sum_rows'
+//   (the operand of a bf16 GEMM, made without a convert_to_bf16 pass). The vector path needs destination 8-byte aligned
+//   (checked as 16). Grid and block as gather_sum_rows.
+extern "C" __global__ void __launch_bounds__(256) gather_sum_rows_bf16(bf16* __restrict__ destination, const float* __restrict__ source, const int* __restrict__ starts, const int* __restrict__ index, int rows, int channels, int source_rows) {
+    embedding_detail::gather_sum_row_slice(destination, source, starts, index, rows, channels, source_rows, 0);
 }

@@ -104,10 +104,11 @@ __device__ __forceinline__ void forward_row(OUT* y, float* __restrict__ mean, fl
 }
 
 // Backward of one row by one warp, ADDED into dx. g = dy·w, x̂ = (x − mean)·rstd (x·rstd for RMS);
-// CENTERED: dx += rstd·(g − mean(g) − x̂·mean(g·x̂)); RMS: dx += rstd·(g − x̂·mean(g·x̂)).
+// CENTERED: dx += rstd·(g − mean(g) − x̂·mean(g·x̂)); RMS: dx += rstd·(g − x̂·mean(g·x̂)). dx_bf16 non-null: the updated
+// dx row also goes there rounded to bf16 (the next GEMM's operand, from the values just stored).
 template <bool CENTERED, int VEC, int SLOTS>
-__device__ __forceinline__ void backward_row(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight,
-                                             float m, float s, int row, int channels) {
+__device__ __forceinline__ void backward_row(float* __restrict__ dx, bf16* __restrict__ dx_bf16, const float* __restrict__ dy, const float* __restrict__ x,
+                                             const float* __restrict__ weight, float m, float s, int row, int channels) {
     const long long offset = static_cast<long long>(row) * channels;
     float* dxr = dx + offset;
     const float count = static_cast<float>(channels);
@@ -139,6 +140,7 @@ __device__ __forceinline__ void backward_row(float* __restrict__ dx, const float
             else out[j] += s * (dv[j] * w[j] - xv[j] * s * mean_gx);
         }
         store_vec<VEC>(dxr + c, out);
+        if (dx_bf16) store_vec<VEC>(dx_bf16 + offset + c, out);
     });
 }
 
@@ -160,17 +162,18 @@ __device__ __forceinline__ void forward(OUT* y, float* mean, float* rstd, const 
 }
 
 template <bool CENTERED>
-__device__ __forceinline__ void backward(float* dx, const float* dy, const float* x, const float* weight, const float* mean, const float* rstd, int rows, int channels) {
+__device__ __forceinline__ void backward(float* dx, bf16* dx_bf16, const float* dy, const float* x, const float* weight, const float* mean, const float* rstd,
+                                         int rows, int channels) {
     const int row = grid_warp();
     if (row >= rows) return;  // whole warps exit together: the row is warp-uniform
     const float m = CENTERED ? ldg(mean + row) : 0.0f, s = ldg(rstd + row);
-    const bool vec = (channels & 3) == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(weight);
+    const bool vec = (channels & 3) == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(weight) && aligned16(dx_bf16);
     if (vec) {
-        if (channels <= 4 * SP_WARP_SIZE * 8) backward_row<CENTERED, 4, 8>(dx, dy, x, weight, m, s, row, channels);
-        else backward_row<CENTERED, 4, 0>(dx, dy, x, weight, m, s, row, channels);
+        if (channels <= 4 * SP_WARP_SIZE * 8) backward_row<CENTERED, 4, 8>(dx, dx_bf16, dy, x, weight, m, s, row, channels);
+        else backward_row<CENTERED, 4, 0>(dx, dx_bf16, dy, x, weight, m, s, row, channels);
     } else {
-        if (channels <= SP_WARP_SIZE * 32) backward_row<CENTERED, 1, 32>(dx, dy, x, weight, m, s, row, channels);
-        else backward_row<CENTERED, 1, 0>(dx, dy, x, weight, m, s, row, channels);
+        if (channels <= SP_WARP_SIZE * 32) backward_row<CENTERED, 1, 32>(dx, dx_bf16, dy, x, weight, m, s, row, channels);
+        else backward_row<CENTERED, 1, 0>(dx, dx_bf16, dy, x, weight, m, s, row, channels);
     }
 }
 
@@ -194,7 +197,15 @@ extern "C" __global__ void __launch_bounds__(256) layernorm_forward_bf16(bf16* y
 //   dx, dy, x: [N, C] (dx must not alias dy or x); weight: [C]; mean, rstd: [N] from layernorm_forward.
 //   Grid: ceil(N / 8) blocks; block: 256 threads = 8 warps, one warp per row.
 extern "C" __global__ void __launch_bounds__(256) layernorm_backward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ mean, const float* __restrict__ rstd, int rows, int channels) {
-    norm_detail::backward<true>(dx, dy, x, weight, mean, rstd, rows, channels);
+    norm_detail::backward<true>(dx, nullptr, dy, x, weight, mean, rstd, rows, channels);
+}
+
+// layernorm_backward_bf16 — layernorm_backward that also writes the updated dx in bf16: dx_bf16 [N, C] = to_bf16(dx after
+//   the add), rounded once to nearest even, bit for bit convert_to_bf16 of layernorm_backward's dx without that pass (the
+//   residual gradient stays fp32 in dx; the copy is the operand of the GEMM that reads it next). dx_bf16 must not alias
+//   the others. Grid and block as layernorm_backward.
+extern "C" __global__ void __launch_bounds__(256) layernorm_backward_bf16(float* __restrict__ dx, bf16* __restrict__ dx_bf16, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ mean, const float* __restrict__ rstd, int rows, int channels) {
+    norm_detail::backward<true>(dx, dx_bf16, dy, x, weight, mean, rstd, rows, channels);
 }
 
 // rmsnorm_forward — y = x·rstd·weight over the last axis, rstd = 1/sqrt(mean(x²) + epsilon); saves rstd for the backward.
@@ -213,5 +224,5 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_forward_bf16(bf16* y, 
 //   dx, dy, x: [N, C] (dx must not alias dy or x); weight: [C]; rstd: [N] from rmsnorm_forward.
 //   Grid: ceil(N / 8) blocks; block: 256 threads = 8 warps, one warp per row.
 extern "C" __global__ void __launch_bounds__(256) rmsnorm_backward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, int rows, int channels) {
-    norm_detail::backward<false>(dx, dy, x, weight, nullptr, rstd, rows, channels);
+    norm_detail::backward<false>(dx, nullptr, dy, x, weight, nullptr, rstd, rows, channels);
 }

@@ -157,15 +157,37 @@ internal static class GatherSumRows
     public static void Launch(IComputeDevice device, DeviceSpan<float> destination, DeviceSpan<float> source, DeviceSpan<int> starts, DeviceSpan<int> index,
         int rows, int channels, bool accumulate)
     {
-        LaunchChecks.NotBelow(Name, rows, 0);
-        LaunchChecks.NotBelow(Name, channels, 1);
-        LaunchChecks.AtLeast(Name, destination, (long)rows * channels, "[rows, C]");
-        LaunchChecks.AtLeast(Name, starts, rows + 1L, "[rows + 1]");
-        if (rows == 0) return;
-        LaunchChecks.AtLeast(Name, source, channels, "[source rows ≥ 1, C]");
-        int sourceRows = (int)Math.Min(int.MaxValue, source.Length / channels);
+        if (!Check(Name, destination, source, starts, rows, channels, out int sourceRows)) return;
         int accumulateFlag = accumulate ? 1 : 0;
-        int warps = checked(rows * ((channels + SliceChannels - 1) / SliceChannels));
-        KernelStubs.gather_sum_rows(device, new(LaunchChecks.WarpPerRowBlocks(warps, Threads), Threads), destination: destination, source: source, starts: starts, index: index, rows: rows, channels: channels, source_rows: sourceRows, accumulate: accumulateFlag);
+        KernelStubs.gather_sum_rows(device, Grid(rows, channels), destination: destination, source: source, starts: starts, index: index, rows: rows, channels: channels, source_rows: sourceRows, accumulate: accumulateFlag);
     }
+
+    /// <summary>
+    /// gather_sum_rows_bf16: the same fp32 sums stored in bf16 (each rounded once to nearest even: bit for bit
+    /// convert_to_bf16 of the fp32 launch's result), never accumulating — the operand of the bf16 GEMM that reads it.
+    /// </summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<ushort> destination, DeviceSpan<float> source, DeviceSpan<int> starts, DeviceSpan<int> index,
+        int rows, int channels)
+    {
+        const string name = Name + "_bf16";
+        if (!Check(name, destination, source, starts, rows, channels, out int sourceRows)) return;
+        KernelStubs.gather_sum_rows_bf16(device, Grid(rows, channels), destination: destination, source: source, starts: starts, index: index, rows: rows, channels: channels, source_rows: sourceRows);
+    }
+
+    private static bool Check<TOut>(string name, DeviceSpan<TOut> destination, DeviceSpan<float> source, DeviceSpan<int> starts, int rows, int channels, out int sourceRows)
+        where TOut : unmanaged
+    {
+        LaunchChecks.NotBelow(name, rows, 0);
+        LaunchChecks.NotBelow(name, channels, 1);
+        LaunchChecks.AtLeast(name, destination, (long)rows * channels, "[rows, C]");
+        LaunchChecks.AtLeast(name, starts, rows + 1L, "[rows + 1]");
+        sourceRows = 0;
+        if (rows == 0) return false;
+        LaunchChecks.AtLeast(name, source, channels, "[source rows ≥ 1, C]");
+        sourceRows = (int)Math.Min(int.MaxValue, source.Length / channels);
+        return true;
+    }
+
+    private static LaunchShape Grid(int rows, int channels) =>
+        new(LaunchChecks.WarpPerRowBlocks(checked(rows * ((channels + SliceChannels - 1) / SliceChannels)), Threads), Threads);
 }

@@ -100,8 +100,24 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
     private protected override void FinalNormBackward(DeviceSpan<float> dResidual)
     {
         var p = plan!;
-        LayerNormBackward.Launch(device, dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalMean, p.FinalRstd, step.Shared, config.Embedding);
+        NormBackward(dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalMean, p.FinalRstd, roundsForGemm: true);
     }
+
+    /// <summary>
+    /// A LayerNorm's input gradient added into dResidual; in bf16 precision with <paramref name="roundsForGemm"/> also rounded
+    /// into the plan's ResidualGradientBf16 by the same kernel, for the c_proj input-gradient GEMM that reads it next.
+    /// </summary>
+    private void NormBackward(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> mean,
+        DeviceSpan<float> rstd, bool roundsForGemm)
+    {
+        int n = step.Shared, c = config.Embedding;
+        if (bf16 && roundsForGemm) LayerNormBackward.Launch(device, dResidual, plan!.ResidualGradientBf16, dy, x, weight, mean, rstd, n, c);
+        else LayerNormBackward.Launch(device, dResidual, dy, x, weight, mean, rstd, n, c);
+    }
+
+    /// <summary>dResidual as a GEMM operand: its bf16 copy from the LayerNorm backward that last updated it (bf16 precision), else itself.</summary>
+    private GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual) =>
+        bf16 ? GemmInput.OfBf16(plan!.ResidualGradientBf16.Slice(0, (long)step.Shared * config.Embedding)) : dResidual;
 
     // The zero row FullToSharedOrZero points repeated prompt positions at.
     private protected override void BeginBackward() => device.Zero(plan!.Projection.Slice((long)step.Shared * config.Embedding, config.Embedding));
@@ -120,7 +136,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         if (bf16)
         {
             var d = p.WideBf16.Slice(0, wide);
-            WeightGemm(n, inner, c, dResidual, w.FcProjectionWeight, c, weightTransposed: true, d, inner, GemmEpilogue<ushort>.GeluGradient(s.HiddenBf16, p.HiddenStride));
+            WeightGemm(n, inner, c, ResidualGradientOperand(dResidual), w.FcProjectionWeight, c, weightTransposed: true, d, inner, GemmEpilogue<ushort>.GeluGradient(s.HiddenBf16, p.HiddenStride));
             dHidden = GemmInput.OfBf16(d);
         }
         else
@@ -130,8 +146,8 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
             dHidden = d;
         }
         Conv1DInputGradient(p.Norm, dHidden, w.FcWeight, n, c, inner);
-        LayerNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
-        Conv1DInputGradient(p.Projection, dResidual, w.AttentionProjectionWeight, n, c, c);
+        NormBackward(dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, roundsForGemm: true);
+        Conv1DInputGradient(p.Projection, ResidualGradientOperand(dResidual), w.AttentionProjectionWeight, n, c, c);
         // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the
         // first row using it); every row's key/value gradients at its prompt positions then add up on the shared row.
         GatherRows.Launch(device, p.GradientAttentionFull, p.Projection, shared.FullToSharedOrZero, step.Full, c);
@@ -150,9 +166,13 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
             FusedQkvAttention.Backward(device, p.GradientQkvFull, p.GradientAttentionFull, p.QkvFull, p.AttentionFull, s.LogSumExp, p.AttentionScratch,
                 step.Rows, step.Sequence, c, config.Heads, scale);
         }
-        GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
-        Conv1DInputGradient(p.Norm, p.GradientQkv, w.QkvWeight, n, c, 3 * c);
-        LayerNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c);
+        // q|k|v's gradient is only c_attn's GEMM operand: in bf16 the reduction rounds it into that operand itself.
+        var dQkv = GemmInputBuffer(p.GradientQkv, (long)n * 3 * c);
+        if (bf16) GatherSumRows.Launch(device, dQkv.Bf16, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c);
+        else GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
+        Conv1DInputGradient(p.Norm, dQkv, w.QkvWeight, n, c, 3 * c);
+        // Below layer 0 the next reader of dResidual is the embeddings' backward, not a GEMM.
+        NormBackward(dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, roundsForGemm: layer > 0);
     }
 
     private protected override void DisposeModel()

@@ -50,7 +50,7 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         // The [n, inner] MLP activation: c_fc's GEMM writes GELU's output there forward (c_proj's operand), and the reverse pass's
         // GEMM through c_proj writes d(pre-activation) there (c_fc's input-gradient operand); bf16 in bf16 precision.
         Projection = F("projection", (n + 1) * c); Wide = F("wide", bf16 ? 0 : n * inner); WideBf16 = carve.Take<ushort>("wide_bf16", bf16 ? n * inner : 0);
-        GradientQkv = F("gradient_qkv", n * 3 * c); AttentionScratch = F("attention_scratch", n * heads);
+        GradientQkv = F("gradient_qkv", bf16 ? 0 : n * 3 * c); AttentionScratch = F("attention_scratch", n * heads);
         // Attention's full layout holds q|k|v and its output in the storage type of the precision (bf16: as the GEMMs write them).
         QkvFull = F("qkv_full", bf16 ? 0 : n * 3 * c); QkvFullBf16 = carve.Take<ushort>("qkv_full_bf16", bf16 ? n * 3 * c : 0);
         GradientQkvFull = F("gradient_qkv_full", n * 3 * c);
@@ -59,6 +59,9 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         // The bf16 LayerNorm outputs and the bf16 copies of fp32 GEMM operands (at most q|k|v's gradient, [n, 3c]); the MLP's
         // wide operands have wide_bf16, since a GEMM may not write where its operand is.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * 3 * c : 0);
+        // The residual gradient rounded by the LayerNorm backward that updates it, for the GEMM that reads it next (c_proj's, in
+        // this layer or the one below): its own buffer, since a recomputed forward writes bf16_operands between the two.
+        ResidualGradientBf16 = carve.Take<ushort>("residual_gradient_bf16", bf16 ? n * c : 0);
     }
 
     /// <summary>
@@ -82,6 +85,7 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
     /// <summary>[n, inner]: GELU's output forward, d(pre-activation) backward (fp32 precision; <see cref="WideBf16"/> in bf16).</summary>
     public DeviceSpan<float> Wide { get; }
     public DeviceSpan<ushort> WideBf16 { get; }
+    /// <summary>[n, 3c]: q|k|v's gradient summed over shared rows (fp32 precision; in bf16 it goes straight into <see cref="Bf16Operands"/>).</summary>
     public DeviceSpan<float> GradientQkv { get; }
     public DeviceSpan<float> AttentionScratch { get; }
     /// <summary>Full-layout [rows·sequence, ·] scratch for attention: its qkv and output gathered from the shared rows (fp32, or bf16 in bf16 precision), and their gradients.</summary>
@@ -93,6 +97,8 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
     public DeviceSpan<float> GradientAttentionFull { get; }
     /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
     public DeviceSpan<ushort> Bf16Operands { get; }
+    /// <summary>[n, c] bf16 copy of the residual gradient written by each LayerNorm backward in bf16 precision (else empty).</summary>
+    public DeviceSpan<ushort> ResidualGradientBf16 { get; }
 
     public override DeviceSpan<float> BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
     /// <summary>GradientAttentionFull is free outside the reverse pass's attention, and fp32 in both precisions.</summary>
