@@ -226,3 +226,11 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_forward_bf16(bf16* y, 
 extern "C" __global__ void __launch_bounds__(256) rmsnorm_backward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, int rows, int channels) {
     norm_detail::backward<false>(dx, nullptr, dy, x, weight, nullptr, rstd, rows, channels);
 }
+
+// rmsnorm_backward_bf16 — rmsnorm_backward that also writes the updated dx in bf16: dx_bf16 [N, C] = to_bf16(dx after the
+//   add), rounded once to nearest even, bit for bit convert_to_bf16 of rmsnorm_backward's dx without that pass (the residual
+//   gradient stays fp32 in dx; the copy is the operand of the GEMM that reads it next). dx_bf16 must not alias the others.
+//   Grid and block as rmsnorm_backward.
+extern "C" __global__ void __launch_bounds__(256) rmsnorm_backward_bf16(float* __restrict__ dx, bf16* __restrict__ dx_bf16, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, int rows, int channels) {
+    norm_detail::backward<false>(dx, dx_bf16, dy, x, weight, nullptr, rstd, rows, channels);
+}

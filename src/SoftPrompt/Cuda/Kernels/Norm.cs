@@ -131,4 +131,17 @@ internal static class RmsNormBackward
         if (!NormLaunch.CheckBackward(Name, dx, dy, x, weight, rstd, rows, channels)) return;
         KernelStubs.rmsnorm_backward(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), dx: dx, dy: dy, x: x, weight: weight, rstd: rstd, rows: rows, channels: channels);
     }
+
+    /// <summary>
+    /// rmsnorm_backward_bf16: the same, and the updated dx also into dxBf16 [N, C] rounded once to nearest even (bit for
+    /// bit convert_to_bf16 of dx after the fp32 launch): the residual gradient stays fp32, the copy is the next bf16 GEMM's operand.
+    /// </summary>
+    public static void Launch(IComputeDevice device, DeviceSpan<float> dx, DeviceSpan<ushort> dxBf16, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight,
+        DeviceSpan<float> rstd, int rows, int channels)
+    {
+        const string name = Name + "_bf16";
+        LaunchChecks.AtLeast(name, dxBf16, (long)rows * channels, "[N, C]");
+        if (!NormLaunch.CheckBackward(name, dx, dy, x, weight, rstd, rows, channels)) return;
+        KernelStubs.rmsnorm_backward_bf16(device, new(NormLaunch.Blocks(rows), NormLaunch.Threads), dx: dx, dx_bf16: dxBf16, dy: dy, x: x, weight: weight, rstd: rstd, rows: rows, channels: channels);
+    }
 }

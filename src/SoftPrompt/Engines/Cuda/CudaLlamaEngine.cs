@@ -141,7 +141,38 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
     private protected override void FinalNormBackward(DeviceSpan<float> dResidual)
     {
         var p = plan!;
-        RmsNormBackward.Launch(device, dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalRstd, step.Shared, config.Embedding);
+        NormBackward(dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalRstd, roundsForGemm: true);
+    }
+
+    /// <summary>
+    /// An RMSNorm's input gradient added into dResidual; in bf16 precision with <paramref name="roundsForGemm"/> also rounded
+    /// into the plan's ResidualGradientBf16 by the same kernel, for the down or o_proj input-gradient GEMM that reads it next.
+    /// </summary>
+    private void NormBackward(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> rstd, bool roundsForGemm)
+    {
+        int n = step.Shared, d = config.Embedding;
+        if (bf16 && roundsForGemm) RmsNormBackward.Launch(device, dResidual, plan!.ResidualGradientBf16, dy, x, weight, rstd, n, d);
+        else RmsNormBackward.Launch(device, dResidual, dy, x, weight, rstd, n, d);
+    }
+
+    /// <summary>dResidual as a GEMM operand: its bf16 copy from the RMSNorm backward that last updated it (bf16 precision), else itself.</summary>
+    private GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual) =>
+        bf16 ? GemmInput.OfBf16(plan!.ResidualGradientBf16.Slice(0, (long)step.Shared * config.Embedding)) : dResidual;
+
+    /// <summary>
+    /// x's input gradient from one of q/k/v's output gradients (fp32, full layout): summed over the shared rows straight into
+    /// the GEMM's operand (bf16: rounded by the reduction, into bf16_operands, which the GEMM then reads at once), else into
+    /// <paramref name="fp32"/>; added into p.Norm when <paramref name="accumulate"/>.
+    /// </summary>
+    private void ProjectionInputGradient(DeviceSpan<float> fp32, DeviceSpan<float> fullGradient, DeviceMatrix weight, int outDim, bool accumulate)
+    {
+        var p = plan!;
+        var shared = p.Inputs.SharedRows;
+        int n = step.Shared;
+        var dy = GemmInputBuffer(fp32, (long)n * outDim);
+        if (bf16) GatherSumRows.Launch(device, dy.Bf16, fullGradient, shared.ReduceStarts, shared.ReduceIndex, n, outDim);
+        else GatherSumRows.Launch(device, fp32, fullGradient, shared.ReduceStarts, shared.ReduceIndex, n, outDim, accumulate: false);
+        InputGradient(p.Norm, dy, weight, n, config.Embedding, outDim, accumulate);
     }
 
     // The zero row FullToSharedOrZero points repeated prompt positions at.
@@ -195,7 +226,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         int heads = config.Heads, kvHeads = config.KeyValueHeads, hd = config.HeadSize, att = config.AttentionSize, kv = config.KeyValueSize, ff = config.Intermediate;
         var s = p.Layers[layer];
         var w = weights.Layers[layer];
-        InputGradient(p.Wide, dResidual, w.Down, n, ff, d);
+        InputGradient(p.Wide, ResidualGradientOperand(dResidual), w.Down, n, ff, d);
         // In bf16 SwiGLU writes its input gradients in bf16 where the gate/up input-gradient GEMMs read them.
         var dGate = GemmInputBuffer(p.GradientGate, (long)n * ff);
         var dUp = bf16 ? GemmInput.OfBf16(p.GradientUpBf16) : p.GradientUp;
@@ -203,11 +234,11 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         else SwiGluBackward.Launch(device, p.GradientGate, p.GradientUp, p.Wide, s.Gate, s.Up, n * ff);
         InputGradient(p.Norm, dGate, w.Gate, n, d, ff);
         InputGradient(p.Norm, dUp, w.Up, n, d, ff, accumulate: true);
-        RmsNormBackward.Launch(device, dResidual, p.Norm, s.Middle, w.MlpNormWeight, s.Rstd2, n, d);
+        NormBackward(dResidual, p.Norm, s.Middle, w.MlpNormWeight, s.Rstd2, roundsForGemm: true);
 
         // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the first
         // row using it); every row's gradients at its prompt positions then add up on the shared row.
-        InputGradient(p.GradientAttention, dResidual, w.Output, n, att, d);
+        InputGradient(p.GradientAttention, ResidualGradientOperand(dResidual), w.Output, n, att, d);
         GatherRows.Launch(device, p.GradientAttentionFull, p.GradientAttention, shared.FullToSharedOrZero, full, att);
         FullAttentionInputs(p, s);
         // In place, the kernel writes each kv head's gradient (summed over its group) into the narrow gradient buffers;
@@ -236,13 +267,12 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         }
         RopeBackward.Launch(device, p.GradientQueryFull, weights.RopeCos, weights.RopeSin, rows, seq, heads, hd, attentionScale);
         RopeBackward.Launch(device, dKeys, weights.RopeCos, weights.RopeSin, rows, seq, kvHeads, hd, 1f);
-        GatherSumRows.Launch(device, p.GradientQuery, p.GradientQueryFull, shared.ReduceStarts, shared.ReduceIndex, n, att, accumulate: false);
-        GatherSumRows.Launch(device, p.KeyNarrow, dKeys, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
-        GatherSumRows.Launch(device, p.ValueNarrow, dValues, shared.ReduceStarts, shared.ReduceIndex, n, kv, accumulate: false);
-        InputGradient(p.Norm, p.GradientQuery, w.Query, n, d, att);
-        InputGradient(p.Norm, p.KeyNarrow, w.Key, n, d, kv, accumulate: true);
-        InputGradient(p.Norm, p.ValueNarrow, w.Value, n, d, kv, accumulate: true);
-        RmsNormBackward.Launch(device, dResidual, p.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, n, d);
+        // In bf16 the three share bf16_operands: each reduction is read by its GEMM before the next one writes.
+        ProjectionInputGradient(p.GradientQuery, p.GradientQueryFull, w.Query, att, accumulate: false);
+        ProjectionInputGradient(p.KeyNarrow, dKeys, w.Key, kv, accumulate: true);
+        ProjectionInputGradient(p.ValueNarrow, dValues, w.Value, kv, accumulate: true);
+        // Below layer 0 the next reader of dResidual is the embeddings' backward, not a GEMM.
+        NormBackward(dResidual, p.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, roundsForGemm: layer > 0);
     }
 
     private protected override void DisposeModel()

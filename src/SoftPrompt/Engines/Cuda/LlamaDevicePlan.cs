@@ -56,8 +56,9 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         FinalRstd = F("norm.rstd", n);
 
         carve.Kind = DeviceMemoryKind.Workspace;
-        KeyNarrow = F("k_narrow", n * kv); ValueNarrow = F("v_narrow", n * kv); Wide = F("wide", n * ff);
-        GradientQuery = F("gradient_q", n * a); GradientAttention = F("gradient_attention", (n + 1) * a);
+        // q/k/v's output gradients summed over the shared rows: in bf16 the reduction writes them into bf16_operands instead.
+        KeyNarrow = F32("k_narrow", n * kv); ValueNarrow = F32("v_narrow", n * kv); Wide = F("wide", n * ff);
+        GradientQuery = F32("gradient_q", n * a); GradientAttention = F("gradient_attention", (n + 1) * a);
         // In bf16 SwiGLU's input gradients are only the gate/up input-gradient GEMMs' operands: d(gate) goes into
         // bf16_operands, d(up) into its own bf16 buffer.
         GradientGate = F("gradient_gate", bf16 ? 0 : n * ff); GradientUp = F("gradient_up", bf16 ? 0 : n * ff);
@@ -79,6 +80,9 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         FullScratch = F("full_scratch", n * d);
         // A GEMM's activation operand: [n, d] into q/k/v/gate/up (and out of o, down backward), [n, a] into o, [n, ff] into down.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
+        // The residual gradient rounded by the RMSNorm backward that updates it, for the GEMM that reads it next (o_proj's,
+        // or down's in the layer below): its own buffer, since a recomputed forward writes bf16_operands between the two.
+        ResidualGradientBf16 = B16("residual_gradient", n * d);
     }
 
     /// <summary>Whether attention reads each query head's kv head in place: bf16 on the tensor-core kernels (head size 64 or 128).</summary>
@@ -90,6 +94,8 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
 
     /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
     public DeviceSpan<ushort> Bf16Operands { get; }
+    /// <summary>[n, d] bf16 copy of the residual gradient written by each RMSNorm backward in bf16 precision (else empty).</summary>
+    public DeviceSpan<ushort> ResidualGradientBf16 { get; }
 
     /// <summary>Longest sequence a batch may have (the zero position table's length).</summary>
     public int Sequence { get; }
@@ -106,6 +112,7 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
 
     public Layer[] Layers { get; }
     public DeviceSpan<float> FinalRstd { get; }
+    /// <summary>fp32 precision: q/k/v's output gradients summed over the shared rows, the input-gradient GEMMs' operands (bf16: empty, see <see cref="Bf16Operands"/>).</summary>
     public DeviceSpan<float> KeyNarrow { get; }
     public DeviceSpan<float> ValueNarrow { get; }
     public DeviceSpan<float> Wide { get; }
