@@ -115,9 +115,6 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         else LayerNormBackward.Launch(device, dResidual, dy, x, weight, mean, rstd, n, c);
     }
 
-    /// <summary>dResidual as a GEMM operand: its bf16 copy from the LayerNorm backward that last updated it (bf16 precision), else itself.</summary>
-    private GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual) =>
-        bf16 ? GemmInput.OfBf16(plan!.ResidualGradientBf16.Slice(0, (long)step.Shared * config.Embedding)) : dResidual;
 
     // The zero row FullToSharedOrZero points repeated prompt positions at.
     private protected override void BeginBackward() => device.Zero(plan!.Projection.Slice((long)step.Shared * config.Embedding, config.Embedding));

@@ -155,9 +155,6 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         else RmsNormBackward.Launch(device, dResidual, dy, x, weight, rstd, n, d);
     }
 
-    /// <summary>dResidual as a GEMM operand: its bf16 copy from the RMSNorm backward that last updated it (bf16 precision), else itself.</summary>
-    private GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual) =>
-        bf16 ? GemmInput.OfBf16(plan!.ResidualGradientBf16.Slice(0, (long)step.Shared * config.Embedding)) : dResidual;
 
     /// <summary>
     /// x's input gradient from one of q/k/v's output gradients (fp32, full layout): summed over the shared rows straight into

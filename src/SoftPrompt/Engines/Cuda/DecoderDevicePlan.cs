@@ -23,6 +23,10 @@ internal abstract class DecoderDevicePlan : IDisposable
         Norm = carve.Take<float>("norm", n * d);
         Gradient = carve.Take<float>("gradient", n * d);
         GradientNext = carve.Take<float>("gradient_next", n * d);
+        // The residual gradient rounded by the norm backward that updates it, for the GEMM that reads it next (the
+        // projection into the residual stream, in this layer or the one below): its own buffer, since a recomputed forward
+        // writes the family's bf16 operand buffer between the two.
+        ResidualGradientBf16 = carve.Take<ushort>("residual_gradient_bf16", bf16 ? n * d : 0);
         Inputs = new DecoderBatchInputs(carve, rows, positions, layout);
         Head = new DeviceLanguageModelHead(carve, width, vocab, positions, bf16);
     }
@@ -45,6 +49,8 @@ internal abstract class DecoderDevicePlan : IDisposable
     /// <summary>d(loss)/d(final norm output), then the residual stream's gradient on the way back.</summary>
     public DeviceSpan<float> Gradient { get; }
     public DeviceSpan<float> GradientNext { get; }
+    /// <summary>bf16 precision only: <see cref="Gradient"/>'s bf16 copy, written by the norm backward that last updated it.</summary>
+    public DeviceSpan<ushort> ResidualGradientBf16 { get; }
 
     /// <summary>Block <paramref name="layer"/>'s input; <see cref="Final"/> past the last block.</summary>
     public abstract DeviceSpan<float> BlockInput(int layer);

@@ -30,6 +30,10 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
     private protected abstract DecoderDevicePlan PlanFor(TokenBatch batch);
     /// <summary>The plan of the last forward pass.</summary>
     private protected abstract DecoderDevicePlan CurrentPlan { get; }
+
+    /// <summary>dResidual as a GEMM operand: its bf16 copy from the norm backward that last updated it (bf16 precision), else itself.</summary>
+    private protected GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual) =>
+        bf16 ? GemmInput.OfBf16(CurrentPlan.ResidualGradientBf16.Slice(0, (long)step.Shared * EmbeddingSize)) : dResidual;
     private protected sealed override DeviceLanguageModelHead Head => CurrentPlan.Head;
     private protected abstract DeviceSpan<float> TokenEmbedding { get; }
     /// <summary>[sequence, d] added at each position by the embedding kernel (GPT-2's wpe; zeros where positions rotate q and k instead).</summary>

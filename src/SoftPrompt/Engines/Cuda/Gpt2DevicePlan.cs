@@ -59,9 +59,6 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
         // The bf16 LayerNorm outputs and the bf16 copies of fp32 GEMM operands (at most q|k|v's gradient, [n, 3c]); the MLP's
         // wide operands have wide_bf16, since a GEMM may not write where its operand is.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * 3 * c : 0);
-        // The residual gradient rounded by the LayerNorm backward that updates it, for the GEMM that reads it next (c_proj's, in
-        // this layer or the one below): its own buffer, since a recomputed forward writes bf16_operands between the two.
-        ResidualGradientBf16 = carve.Take<ushort>("residual_gradient_bf16", bf16 ? n * c : 0);
     }
 
     /// <summary>
@@ -97,8 +94,6 @@ internal sealed class Gpt2DevicePlan : DecoderDevicePlan
     public DeviceSpan<float> GradientAttentionFull { get; }
     /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
     public DeviceSpan<ushort> Bf16Operands { get; }
-    /// <summary>[n, c] bf16 copy of the residual gradient written by each LayerNorm backward in bf16 precision (else empty).</summary>
-    public DeviceSpan<ushort> ResidualGradientBf16 { get; }
 
     public override DeviceSpan<float> BlockInput(int layer) => layer < Layers.Length ? Layers[layer].Input : Final;
     /// <summary>GradientAttentionFull is free outside the reverse pass's attention, and fp32 in both precisions.</summary>

@@ -80,9 +80,6 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
         FullScratch = F("full_scratch", n * d);
         // A GEMM's activation operand: [n, d] into q/k/v/gate/up (and out of o, down backward), [n, a] into o, [n, ff] into down.
         Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
-        // The residual gradient rounded by the RMSNorm backward that updates it, for the GEMM that reads it next (o_proj's,
-        // or down's in the layer below): its own buffer, since a recomputed forward writes bf16_operands between the two.
-        ResidualGradientBf16 = B16("residual_gradient", n * d);
     }
 
     /// <summary>Whether attention reads each query head's kv head in place: bf16 on the tensor-core kernels (head size 64 or 128).</summary>
@@ -94,8 +91,6 @@ internal sealed class LlamaDevicePlan : DecoderDevicePlan
 
     /// <summary>The bf16 copy of a GEMM's activation operand when the weights are bf16 (else empty).</summary>
     public DeviceSpan<ushort> Bf16Operands { get; }
-    /// <summary>[n, d] bf16 copy of the residual gradient written by each RMSNorm backward in bf16 precision (else empty).</summary>
-    public DeviceSpan<ushort> ResidualGradientBf16 { get; }
 
     /// <summary>Longest sequence a batch may have (the zero position table's length).</summary>
     public int Sequence { get; }
