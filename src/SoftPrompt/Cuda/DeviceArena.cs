@@ -175,6 +175,27 @@ public sealed class ArenaCarver
         return DeviceMatrix.OfBf16(span);
     }
 
+    /// <summary>
+    /// Frozen matrices stacked one after another in one tensor (each part's rows right after the previous part's), so one
+    /// GEMM can multiply by all of them at once; each part is checked and uploaded under its own name.
+    /// </summary>
+    internal DeviceMatrix UploadStackedMatrix(string name, bool bf16, params (string Name, long Count, TensorValues? Values)[] parts)
+    {
+        long total = parts.Sum(part => part.Count);
+        var stacked = bf16 ? DeviceMatrix.OfBf16(Take<ushort>(name, total)) : Take<float>(name, total);
+        long start = 0;
+        foreach (var (partName, count, values) in parts)
+        {
+            if (NeedsValues(partName, count, values?.Count, values))
+            {
+                if (bf16) values.CopyToBf16(device!, stacked.Bf16.Slice(start, count));
+                else values.CopyTo(device!, stacked.Fp32.Slice(start, count));
+            }
+            start += count;
+        }
+        return stacked;
+    }
+
     /// <summary>A frozen fp32 tensor of <paramref name="count"/> elements, written from <paramref name="values"/> once the arena is allocated (null while measuring).</summary>
     internal DeviceSpan<float> Upload(string name, long count, TensorValues? values)
     {

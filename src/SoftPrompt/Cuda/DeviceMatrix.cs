@@ -10,4 +10,7 @@ public readonly record struct DeviceMatrix(DeviceSpan<float> Fp32, DeviceSpan<us
 
     public static implicit operator DeviceMatrix(DeviceSpan<float> fp32) => new(fp32, default, false);
     public static DeviceMatrix OfBf16(DeviceSpan<ushort> bf16) => new(default, bf16, true);
+
+    /// <summary>Elements [start, start + length): e.g. a block of whole rows of a row-major matrix.</summary>
+    public DeviceMatrix Slice(long start, long length) => IsBf16 ? OfBf16(Bf16.Slice(start, length)) : Fp32.Slice(start, length);
 }

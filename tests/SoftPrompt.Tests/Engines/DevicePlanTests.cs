@@ -70,7 +70,8 @@ public sealed class DevicePlanTests
         var t5 = plan.Arenas[1];
         var decoderLayer = t5.Tensors.Where(t => t.Name.StartsWith("decoder.block.0.", StringComparison.Ordinal)).ToList();
         long nd = 4L * 64, a = config.AttentionSize;
-        Assert.That(decoderLayer.Count(t => t.Bytes == nd * a * sizeof(float)), Is.EqualTo(6), "q, k, v, output of self-attention and q, output of cross-attention");
+        Assert.That(decoderLayer.Count(t => t.Bytes == nd * a * sizeof(float)), Is.EqualTo(3), "self-attention's output, cross-attention's q and output");
+        Assert.That(decoderLayer.Count(t => t.Bytes == nd * 3 * a * sizeof(float)), Is.EqualTo(1), "self-attention's q, k, v (one GEMM's output)");
     }
 
     private static TokenBatch Batch(IModelConfig config, PromptLayout layout, int rows, int inputs, int targets)

@@ -66,10 +66,10 @@ public sealed partial class CudaT5Engine
         for (int l = 0; l < config.DecoderLayers; l++)
         {
             var w = weights.DecoderLayers[l].CrossAttention;
-            ProjectForDecodeAttention(p.GradientKey, encoderOutput, w.Key, ne);
-            ScatterRows.Launch(device, decoding.CrossKeyCache[l], p.GradientKey, cacheRows, ne, att);
-            ProjectForDecodeAttention(p.GradientKey, encoderOutput, w.Value, ne);
-            ScatterRows.Launch(device, decoding.CrossValueCache[l], p.GradientKey, cacheRows, ne, att);
+            ProjectForDecodeAttention(p.GradientProjections, encoderOutput, w.Key, ne);
+            ScatterRows.Launch(device, decoding.CrossKeyCache[l], p.GradientProjections, cacheRows, ne, att);
+            ProjectForDecodeAttention(p.GradientProjections, encoderOutput, w.Value, ne);
+            ScatterRows.Launch(device, decoding.CrossValueCache[l], p.GradientProjections, cacheRows, ne, att);
         }
     }
 

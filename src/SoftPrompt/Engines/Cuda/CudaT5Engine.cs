@@ -201,7 +201,9 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
         var ca = s.CrossAttention;
         var normed = RmsNormForGemm(p.Norm, s.Rstd2, s.Middle1, w.CrossAttentionNormWeight, nd, d, eps);
-        ProjectQueryKeyValue(ca, w.CrossAttention, normed, nd, EncoderOutputOperand(p), ne);
+        // Cross-attention: q from the decoder, k and v (one GEMM) from the encoder's output.
+        ProjectTo(ca.Fp32.Query, ca.Bf16.Query, normed, w.CrossAttention.Query, nd, att);
+        ProjectTo(ca.Fp32.KeyValue, ca.Bf16.KeyValue, EncoderOutputOperand(p), w.CrossAttention.KeyValue, ne, 2 * att);
         Attend(ca, default, default, p.EncoderLengths.Slice(0, rows), decoderLength, encoderLength, causal: false);
         Residual(s.Middle2, s.Middle1, AttentionOutput(ca), w.CrossAttention.Output, nd, att, d);
 
@@ -264,7 +266,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
         var dDecoder = p.DecoderGradient.Slice(0, (long)nd * d);
         device.Zero(dDecoder);
-        RmsNormBackward.Launch(device, dDecoder, p.DecoderOutputGradient, p.DecoderFinal, weights.DecoderFinalNormWeight, p.DecoderFinalRstd, nd, d);
+        NormBackward(dDecoder, p.DecoderOutputGradient, p.DecoderFinal, weights.DecoderFinalNormWeight, p.DecoderFinalRstd, nd);
         var dEncoderOutput = p.EncoderOutputGradient.Slice(0, (long)ne * d);
         device.Zero(dEncoderOutput);
         for (int l = config.DecoderLayers - 1; l >= 0; l--)
@@ -272,17 +274,16 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             if (p.Recomputes) DecoderLayerForward(p, l, recomputing: true);
             var s = p.Decoder[l];
             var w = weights.DecoderLayers[l];
-            FeedForwardBackward(p, dDecoder, s.FeedForward, w.FeedForward, nd);
-            RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Middle2, w.FeedForwardNormWeight, s.Rstd3, nd, d);
+            FeedForwardBackward(p, ResidualGradientOperand(dDecoder, nd), s.FeedForward, w.FeedForward, nd);
+            NormBackward(dDecoder, p.Norm, s.Middle2, w.FeedForwardNormWeight, s.Rstd3, nd);
 
             var ca = s.CrossAttention;
-            InputGradient(p.GradientAttention, dDecoder, w.CrossAttention.Output, nd, att, d);
-            AttendBackward(p, ca, default, default, encoderKeys, decoderLength, encoderLength, causal: false);
-            InputGradient(p.Norm, p.GradientQuery, w.CrossAttention.Query, nd, d, att);
-            RmsNormBackward.Launch(device, dDecoder, p.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd, d);
+            InputGradient(p.GradientAttention, ResidualGradientOperand(dDecoder, nd), w.CrossAttention.Output, nd, att, d);
+            var dProjections = AttendBackward(p, ca, default, default, encoderKeys, decoderLength, encoderLength, causal: false);
+            InputGradient(p.Norm, dProjections.Query, w.CrossAttention.Query, nd, d, att);
+            NormBackward(dDecoder, p.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd);
             // Every decoder layer reads the same encoder output: its k and v gradients add up there.
-            InputGradient(dEncoderOutput, p.GradientKey, w.CrossAttention.Key, ne, d, att, accumulate: true);
-            InputGradient(dEncoderOutput, p.GradientValue, w.CrossAttention.Value, ne, d, att, accumulate: true);
+            InputGradient(dEncoderOutput, dProjections.KeyValue, w.CrossAttention.KeyValue, ne, d, 2 * att, accumulate: true);
 
             SelfAttentionBackward(p, dDecoder, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, decoderLength,
                 weights.DecoderRelativeBias, p.DecoderBuckets, default, causal: true);
@@ -290,22 +291,37 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
         var dEncoder = p.EncoderGradient.Slice(0, (long)ne * d);
         device.Zero(dEncoder);
-        RmsNormBackward.Launch(device, dEncoder, dEncoderOutput, p.EncoderFinal, weights.EncoderFinalNormWeight, p.EncoderFinalRstd, ne, d);
+        NormBackward(dEncoder, dEncoderOutput, p.EncoderFinal, weights.EncoderFinalNormWeight, p.EncoderFinalRstd, ne);
         for (int l = config.Layers - 1; l >= 0; l--)
         {
             if (p.Recomputes) EncoderLayerForward(p, l, recomputing: true);
             var s = p.Encoder[l];
             var w = weights.EncoderLayers[l];
-            FeedForwardBackward(p, dEncoder, s.FeedForward, w.FeedForward, ne);
-            RmsNormBackward.Launch(device, dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
+            FeedForwardBackward(p, ResidualGradientOperand(dEncoder, ne), s.FeedForward, w.FeedForward, ne);
+            NormBackward(dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne);
             SelfAttentionBackward(p, dEncoder, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
                 weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, causal: false);
         }
         PromptGradient.Launch(device, state.Gradient, dEncoder, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, encoderLength, d, accumulate);
     }
 
+    /// <summary>
+    /// An RMS norm's input gradient added into the residual gradient dResidual [n, d]; in bf16 precision the same kernel
+    /// rounds the updated gradient into the plan's ResidualGradientBf16, the operand of the o or wo input-gradient GEMM that
+    /// reads it next (<see cref="ResidualGradientOperand"/>).
+    /// </summary>
+    private void NormBackward(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> rstd, int n)
+    {
+        if (bf16) RmsNormBackward.Launch(device, dResidual, plan!.ResidualGradientBf16, dy, x, weight, rstd, n, config.Embedding);
+        else RmsNormBackward.Launch(device, dResidual, dy, x, weight, rstd, n, config.Embedding);
+    }
+
+    /// <summary>The residual gradient [n, d] as a GEMM operand: in bf16 precision the copy the last <see cref="NormBackward"/> rounded.</summary>
+    private GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual, int n) =>
+        bf16 ? GemmInput.OfBf16(plan!.ResidualGradientBf16.Slice(0, (long)n * config.Embedding)) : dResidual;
+
     /// <summary>p.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>
-    private void FeedForwardBackward(T5DevicePlan p, DeviceSpan<float> dOut, T5DevicePlan.FeedForwardSaved saved, T5DeviceWeights.FeedForward w, int n)
+    private void FeedForwardBackward(T5DevicePlan p, GemmInput dOut, T5DevicePlan.FeedForwardSaved saved, T5DeviceWeights.FeedForward w, int n)
     {
         int d = config.Embedding, ff = config.FeedForwardSize;
         long count = (long)n * ff;
@@ -338,29 +354,19 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     {
         int n = rows * length, d = config.Embedding, att = config.AttentionSize;
         var normed = RmsNormForGemm(p.Norm, rstd, input, normWeight, n, d, (float)config.LayerNormEpsilon);
-        ProjectQueryKeyValue(a, w, normed, n, normed, n);
+        ProjectTo(a.Fp32.QueryKeyValue, a.Bf16.QueryKeyValue, normed, w.QueryKeyValue, n, 3 * att);
         Attend(a, bias, buckets, keyLengths, length, length, causal);
         Residual(output, input, AttentionOutput(a), w.Output, n, att, d);
     }
 
     /// <summary>
-    /// a's q [nq, a] from <paramref name="queryInput"/> [nq, d], k and v [nk, a] from <paramref name="keyInput"/> [nk, d]
-    /// (the same norm output in self-attention; the decoder's and the encoder output in cross-attention): in bf16
-    /// precision bf16 GEMM outputs, each fp32 sum rounded once, as PyTorch's bf16 autocast keeps them.
+    /// y [n, width] = x · Wᵀ into <paramref name="fp32"/>, or in bf16 precision into <paramref name="bf16Output"/> (each fp32
+    /// sum rounded once, as PyTorch's bf16 autocast keeps q, k and v).
     /// </summary>
-    private void ProjectQueryKeyValue(T5DevicePlan.Attention a, T5DeviceWeights.Attention w, GemmInput queryInput, int nq, GemmInput keyInput, int nk)
+    private void ProjectTo(DeviceSpan<float> fp32, DeviceSpan<ushort> bf16Output, GemmInput x, DeviceMatrix weight, int n, int width)
     {
-        int d = config.Embedding, att = config.AttentionSize;
-        if (bf16)
-        {
-            ProjectToBf16(a.QueryBf16, queryInput, w.Query, nq, d, att);
-            ProjectToBf16(a.KeyBf16, keyInput, w.Key, nk, d, att);
-            ProjectToBf16(a.ValueBf16, keyInput, w.Value, nk, d, att);
-            return;
-        }
-        Project(a.Query, queryInput, w.Query, nq, d, att);
-        Project(a.Key, keyInput, w.Key, nk, d, att);
-        Project(a.Value, keyInput, w.Value, nk, d, att);
+        if (bf16) ProjectToBf16(bf16Output, x, weight, n, config.Embedding, width);
+        else Project(fp32, x, weight, n, config.Embedding, width);
     }
 
     /// <summary>The attention output as the o projection's operand: in bf16 precision the bf16 tensor attention wrote, read as it is.</summary>
@@ -371,12 +377,10 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         T5DevicePlan.Attention a, T5DeviceWeights.Attention w, int length, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, bool causal)
     {
         int n = rows * length, d = config.Embedding, att = config.AttentionSize;
-        InputGradient(p.GradientAttention, dResidual, w.Output, n, att, d);
-        AttendBackward(p, a, bias, buckets, keyLengths, length, length, causal);
-        InputGradient(p.Norm, p.GradientQuery, w.Query, n, d, att);
-        InputGradient(p.Norm, p.GradientKey, w.Key, n, d, att, accumulate: true);
-        InputGradient(p.Norm, p.GradientValue, w.Value, n, d, att, accumulate: true);
-        RmsNormBackward.Launch(device, dResidual, p.Norm, input, normWeight, rstd, n, d);
+        InputGradient(p.GradientAttention, ResidualGradientOperand(dResidual, n), w.Output, n, att, d);
+        var dProjections = AttendBackward(p, a, bias, buckets, keyLengths, length, length, causal);
+        InputGradient(p.Norm, dProjections.QueryKeyValue, w.QueryKeyValue, n, d, 3 * att);
+        NormBackward(dResidual, p.Norm, input, normWeight, rstd, n);
     }
 
     /// <summary>
@@ -387,25 +391,39 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
     {
         int att = config.AttentionSize;
         if (bf16)
-            AttentionForward.Launch(device, a.OutputBf16, att, a.LogSumExp, a.QueryBf16, att, a.KeyBf16, att, a.ValueBf16, att, bias, buckets, keyLengths,
-                rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+        {
+            var x = a.Bf16;
+            AttentionForward.Launch(device, a.OutputBf16, att, a.LogSumExp, x.Queries, x.QueryStride, x.Keys, x.KeyValueStride, x.Values, x.KeyValueStride,
+                bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+        }
         else
-            AttentionForward.Launch(device, a.Output, att, a.LogSumExp, a.Query, att, a.Key, att, a.Value, att, bias, buckets, keyLengths,
-                rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+        {
+            var x = a.Fp32;
+            AttentionForward.Launch(device, a.Output, att, a.LogSumExp, x.Queries, x.QueryStride, x.Keys, x.KeyValueStride, x.Values, x.KeyValueStride,
+                bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+        }
     }
 
-    /// <summary>p.GradientQuery, GradientKey, GradientValue from p.GradientAttention = d(loss)/d(a.Output).</summary>
-    private void AttendBackward(T5DevicePlan p, T5DevicePlan.Attention a, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths,
-        int queryLength, int keyLength, bool causal)
+    /// <summary>d(q, k, v) from p.GradientAttention = d(loss)/d(a.Output), into p.GradientProjections laid out as a's q, k and v.</summary>
+    private T5DevicePlan.Projections<float> AttendBackward(T5DevicePlan p, T5DevicePlan.Attention a, DeviceSpan<float> bias, DeviceSpan<int> buckets,
+        DeviceSpan<int> keyLengths, int queryLength, int keyLength, bool causal)
     {
         int att = config.AttentionSize;
+        var g = T5DevicePlan.Projections<float>.Over(p.GradientProjections, a.Fp32.IsSelf, (long)rows * queryLength, (long)rows * keyLength, att);
         if (bf16)
-            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, a.QueryBf16, att, a.KeyBf16, att,
-                a.ValueBf16, att, a.OutputBf16, att, a.LogSumExp, p.AttentionScratch, bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize,
-                causal, scale: 1f);
+        {
+            var x = a.Bf16;
+            AttentionBackward.Launch(device, g.Queries, g.QueryStride, g.Keys, g.KeyValueStride, g.Values, g.KeyValueStride, p.GradientAttention, att,
+                x.Queries, x.QueryStride, x.Keys, x.KeyValueStride, x.Values, x.KeyValueStride, a.OutputBf16, att, a.LogSumExp, p.AttentionScratch,
+                bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+        }
         else
-            AttentionBackward.Launch(device, p.GradientQuery, att, p.GradientKey, att, p.GradientValue, att, p.GradientAttention, att, a.Query, att, a.Key, att,
-                a.Value, att, a.Output, att, a.LogSumExp, p.AttentionScratch, bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize,
-                causal, scale: 1f);
+        {
+            var x = a.Fp32;
+            AttentionBackward.Launch(device, g.Queries, g.QueryStride, g.Keys, g.KeyValueStride, g.Values, g.KeyValueStride, p.GradientAttention, att,
+                x.Queries, x.QueryStride, x.Keys, x.KeyValueStride, x.Values, x.KeyValueStride, a.Output, att, a.LogSumExp, p.AttentionScratch,
+                bias, buckets, keyLengths, rows, queryLength, keyLength, config.Heads, config.HeadSize, causal, scale: 1f);
+        }
+        return g;
     }
 }

@@ -39,27 +39,35 @@ internal sealed class T5DevicePlan : IDisposable
         FeedForwardSaved Ff(string at, long rowsLength) => new(F(at + "ff.hidden", bf16 ? 0 : rowsLength * ff), F(at + "ff.linear", bf16 ? 0 : rowsLength * gatedFf),
             carve.Take<ushort>(at + "ff.hidden_bf16", bf16 ? rowsLength * ff : 0), carve.Take<ushort>(at + "ff.linear_bf16", bf16 ? rowsLength * gatedFf : 0));
         // q, k, v and the attention output: fp32, or in bf16 precision bf16 GEMM outputs (and a bf16 attention output) kept in bf16.
+        // Self-attention's q, k and v are one [n, 3a] GEMM output; cross-attention's q [nd, a] and k, v [ne, 2a] two.
         DeviceSpan<ushort> H(string name, long count) => carve.Take<ushort>(name + "_bf16", bf16 ? count : 0);
         DeviceSpan<float> Fp32(string name, long count) => F(name, bf16 ? 0 : count);
-        Attention Att(string at, long queryLength, long keyLength)
+        Projections<T> Self<T>(DeviceSpan<T> qkv) where T : unmanaged => new(true, qkv, default, default, (int)a);
+        Projections<T> Cross<T>(DeviceSpan<T> q, DeviceSpan<T> kv) where T : unmanaged => new(false, default, q, kv, (int)a);
+        Attention SelfAtt(string at, long length)
         {
-            long queries = rows * queryLength * a, keys = rows * keyLength * a;
-            return new(Fp32(at + "q", queries), Fp32(at + "k", keys), Fp32(at + "v", keys), Fp32(at + "output", queries), F(at + "logsumexp", rows * heads * queryLength),
-                H(at + "q", queries), H(at + "k", keys), H(at + "v", keys), H(at + "output", queries));
+            long n = rows * length;
+            return new(Self(Fp32(at + "qkv", n * 3 * a)), Self(H(at + "qkv", n * 3 * a)), Fp32(at + "output", n * a), H(at + "output", n * a),
+                F(at + "logsumexp", rows * heads * length));
+        }
+        Attention CrossAtt(string at)
+        {
+            return new(Cross(Fp32(at + "q", nd * a), Fp32(at + "kv", ne * 2 * a)), Cross(H(at + "q", nd * a), H(at + "kv", ne * 2 * a)),
+                Fp32(at + "output", nd * a), H(at + "output", nd * a), F(at + "logsumexp", rows * heads * decoderLength));
         }
 
         carve.Kind = DeviceMemoryKind.Activations;
         EncoderLayer SavedEncoder(int? layer)
         {
             string at = RecomputedLayers.Prefix("encoder.block", layer);
-            return new(default, F(at + "self.rstd", ne), Att(at + "self.", encoderLength, encoderLength), F(at + "middle", ne * d),
+            return new(default, F(at + "self.rstd", ne), SelfAtt(at + "self.", encoderLength), F(at + "middle", ne * d),
                 F(at + "ff.rstd", ne), Ff(at, ne));
         }
         DecoderLayer SavedDecoder(int? layer)
         {
             string at = RecomputedLayers.Prefix("decoder.block", layer);
-            return new(default, F(at + "self.rstd", nd), Att(at + "self.", decoderLength, decoderLength), F(at + "middle1", nd * d),
-                F(at + "cross.rstd", nd), Att(at + "cross.", decoderLength, encoderLength), F(at + "middle2", nd * d), F(at + "ff.rstd", nd), Ff(at, nd));
+            return new(default, F(at + "self.rstd", nd), SelfAtt(at + "self.", decoderLength), F(at + "middle1", nd * d),
+                F(at + "cross.rstd", nd), CrossAtt(at + "cross."), F(at + "middle2", nd * d), F(at + "ff.rstd", nd), Ff(at, nd));
         }
         Encoder = RecomputedLayers.Carve(config.Layers, recomputes, l => F($"encoder.block.{l}.input", ne * d), SavedEncoder, (saved, input) => saved with { Input = input });
         Decoder = RecomputedLayers.Carve(config.DecoderLayers, recomputes, l => F($"decoder.block.{l}.input", nd * d), SavedDecoder, (saved, input) => saved with { Input = input });
@@ -75,15 +83,17 @@ internal sealed class T5DevicePlan : IDisposable
         // In bf16 the activation's input gradients are only wi's (wi_0's, wi_1's) input-gradient GEMM operands: d(hidden)
         // goes into bf16_operands, d(linear) into its own bf16 buffer.
         GradientLinearBf16 = carve.Take<ushort>("gradient_linear_bf16", bf16 ? n * gatedFf : 0);
-        GradientAttention = F("gradient_attention", n * a); GradientQuery = F("gradient_q", n * a);
-        GradientKey = F("gradient_k", n * a); GradientValue = F("gradient_v", n * a);
+        // d(q, k, v) laid out as the forward's projections: self-attention's [n, 3a]; cross-attention's dq [nd, a], then dk, dv [ne, 2a].
+        GradientAttention = F("gradient_attention", n * a); GradientProjections = F("gradient_qkv", Math.Max(n * 3 * a, nd * a + ne * 2 * a));
+        // In bf16 the residual gradient's copy each norm's backward rounds for the o / wo input-gradient GEMM that reads it next.
+        ResidualGradientBf16 = carve.Take<ushort>("residual_gradient_bf16", bf16 ? n * d : 0);
         AttentionScratch = F("attention_scratch", rows * heads * longest);
         DecoderOutputGradient = F("gradient_decoder_output", nd * d); DecoderGradient = F("gradient_decoder", nd * d);
         EncoderOutputGradient = F("gradient_encoder_output", ne * d); EncoderGradient = F("gradient_encoder", ne * d);
         ZeroPositions = carve.Zeroed<float>("zero_positions", longest * d);
         Head = new DeviceLanguageModelHead(carve, config.Embedding, config.VocabSize, (int)nd, bf16);
-        // A GEMM's activation operand: [n, d], [n, a] or [n, ff] rows of either stack.
-        Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(a, ff)) : 0);
+        // A GEMM's activation operand: [n, d], [n, 3a] or [n, ff] rows of either stack.
+        Bf16Operands = carve.Take<ushort>("bf16_operands", bf16 ? n * Math.Max(d, Math.Max(3 * a, ff)) : 0);
 
         EncoderTokens = I("encoder_tokens", ne); DecoderTokens = I("decoder_tokens", nd);
         PromptIndex = I("prompt_index", rows); EncoderLengths = I("encoder_lengths", rows);
@@ -113,11 +123,33 @@ internal sealed class T5DevicePlan : IDisposable
     public int DecoderBucketLength { get; set; } = -1;
 
     /// <summary>
-    /// q [nq, a], k and v [nk, a], attention output before the o projection [nq, a], logsumexp [rows, H, Tq]: in fp32
-    /// precision <see cref="Query"/> … <see cref="Output"/>, in bf16 <see cref="QueryBf16"/> … <see cref="OutputBf16"/>; the others empty.
+    /// q, k, v, the attention output before the o projection [nq, a] and logsumexp [rows, H, Tq]: in fp32 precision
+    /// <see cref="Fp32"/> and <see cref="Output"/>, in bf16 <see cref="Bf16"/> and <see cref="OutputBf16"/>; the others empty.
     /// </summary>
-    public readonly record struct Attention(DeviceSpan<float> Query, DeviceSpan<float> Key, DeviceSpan<float> Value, DeviceSpan<float> Output, DeviceSpan<float> LogSumExp,
-        DeviceSpan<ushort> QueryBf16, DeviceSpan<ushort> KeyBf16, DeviceSpan<ushort> ValueBf16, DeviceSpan<ushort> OutputBf16);
+    public readonly record struct Attention(Projections<float> Fp32, Projections<ushort> Bf16, DeviceSpan<float> Output, DeviceSpan<ushort> OutputBf16,
+        DeviceSpan<float> LogSumExp);
+
+    /// <summary>
+    /// Where an attention's q, k and v are: self-attention's in one [n, 3a] tensor (<see cref="QueryKeyValue"/>: q, k, v
+    /// column blocks of each row, one GEMM's output), cross-attention's q in <see cref="Query"/> [nd, a] and k, v in
+    /// <see cref="KeyValue"/> [ne, 2a]; the unused ones empty. A gradient buffer laid out the same way is read through <see cref="Over"/>.
+    /// </summary>
+    public readonly record struct Projections<T>(bool IsSelf, DeviceSpan<T> QueryKeyValue, DeviceSpan<T> Query, DeviceSpan<T> KeyValue, int Width) where T : unmanaged
+    {
+        public int QueryStride => IsSelf ? 3 * Width : Width;
+        public int KeyValueStride => IsSelf ? 3 * Width : 2 * Width;
+        public DeviceSpan<T> Queries => IsSelf ? QueryKeyValue : Query;
+        public DeviceSpan<T> Keys => IsSelf ? ColumnsFrom(QueryKeyValue, Width) : KeyValue;
+        public DeviceSpan<T> Values => IsSelf ? ColumnsFrom(QueryKeyValue, 2 * Width) : ColumnsFrom(KeyValue, Width);
+
+        /// <summary>The same layout over <paramref name="buffer"/>: self-attention's [nq, 3a], or cross-attention's dq [nq, a] followed by dk, dv [nk, 2a].</summary>
+        public static Projections<T> Over(DeviceSpan<T> buffer, bool self, long queries, long keys, int width) => self
+            ? new(true, buffer.Slice(0, queries * 3 * width), default, default, width)
+            : new(false, default, buffer.Slice(0, queries * width), buffer.Slice(queries * width, keys * 2 * width), width);
+
+        // A column block starting at offset (its rows keep the tensor's stride); empty when the tensor is.
+        private static DeviceSpan<T> ColumnsFrom(DeviceSpan<T> tensor, int offset) => tensor.Length > offset ? tensor.Slice(offset) : default;
+    }
     /// <summary>
     /// The feed-forward's saved pre-activations [n, ff]: wi's output (v1.1: wi_0's) and wi_1's (v1.1 only), in fp32
     /// precision <see cref="Hidden"/> and <see cref="Linear"/>, in bf16 <see cref="HiddenBf16"/> and <see cref="LinearBf16"/>; the others empty.
@@ -146,9 +178,10 @@ internal sealed class T5DevicePlan : IDisposable
     /// <summary>[n, ff] bf16: d(wi_1's output) in bf16 precision of a gated feed-forward (else empty).</summary>
     public DeviceSpan<ushort> GradientLinearBf16 { get; }
     public DeviceSpan<float> GradientAttention { get; }
-    public DeviceSpan<float> GradientQuery { get; }
-    public DeviceSpan<float> GradientKey { get; }
-    public DeviceSpan<float> GradientValue { get; }
+    /// <summary>d(q, k, v) in the layout of the attention's <see cref="Projections{T}"/> (also the cached decoder's scratch for cross-attention k and v).</summary>
+    public DeviceSpan<float> GradientProjections { get; }
+    /// <summary>[n, d] bf16: the residual gradient rounded by the norm backward that updated it (bf16 precision; else empty).</summary>
+    public DeviceSpan<ushort> ResidualGradientBf16 { get; }
     public DeviceSpan<float> AttentionScratch { get; }
     public DeviceSpan<float> DecoderOutputGradient { get; }
     public DeviceSpan<float> DecoderGradient { get; }

@@ -25,9 +25,14 @@ internal sealed class T5DeviceWeights : IDisposable
         DeviceMatrix M(string arenaName, Func<T5Weights<float>, float[]?> host, string name, long rows, long columns) =>
             carve.UploadMatrix(arenaName, rows * columns, W(host, name, rows, columns), bf16);
         // The host weights of a block's attention or feed-forward: the checkpoint's prefix says which block, the selector where it is.
-        Attention Att(string at, string prefix, Func<T5Weights<float>, T5AttentionWeights<float>> host) => new(
-            M(at + "q", w => host(w).Query, prefix + "q.weight", a, d), M(at + "k", w => host(w).Key, prefix + "k.weight", a, d),
-            M(at + "v", w => host(w).Value, prefix + "v.weight", a, d), M(at + "o", w => host(w).Output, prefix + "o.weight", d, a));
+        // q, k and v stacked [3a, d]: self-attention projects with all three in one GEMM, cross-attention with q, then k and v together.
+        Attention Att(string at, string prefix, Func<T5Weights<float>, T5AttentionWeights<float>> host)
+        {
+            (string, long, TensorValues?) Part(string name, Func<T5AttentionWeights<float>, float[]?> selector) =>
+                (at + name, a * d, W(w => selector(host(w)), prefix + name + ".weight", a, d));
+            var qkv = carve.UploadStackedMatrix(at + "qkv", bf16, Part("q", h => h.Query), Part("k", h => h.Key), Part("v", h => h.Value));
+            return new(qkv, a * d, M(at + "o", w => host(w).Output, prefix + "o.weight", d, a));
+        }
         FeedForward Ff(string at, string prefix, Func<T5Weights<float>, T5FeedForwardWeights<float>> host) => config.IsGated
             ? new(M(at + "wi_0", w => host(w).Input, prefix + "wi_0.weight", ff, d), M(at + "wi_1", w => host(w).Linear, prefix + "wi_1.weight", ff, d),
                 M(at + "wo", w => host(w).Output, prefix + "wo.weight", d, ff))
@@ -67,7 +72,14 @@ internal sealed class T5DeviceWeights : IDisposable
         }
     }
 
-    public readonly record struct Attention(DeviceMatrix Query, DeviceMatrix Key, DeviceMatrix Value, DeviceMatrix Output);
+    /// <summary>QueryKeyValue: q, k and v stacked [3a, d] (<see cref="Query"/>, <see cref="Key"/>, <see cref="Value"/>, <see cref="KeyValue"/> are its row blocks); Output: o [d, a].</summary>
+    public readonly record struct Attention(DeviceMatrix QueryKeyValue, long ProjectionElements, DeviceMatrix Output)
+    {
+        public DeviceMatrix Query => QueryKeyValue.Slice(0, ProjectionElements);
+        public DeviceMatrix Key => QueryKeyValue.Slice(ProjectionElements, ProjectionElements);
+        public DeviceMatrix Value => QueryKeyValue.Slice(2 * ProjectionElements, ProjectionElements);
+        public DeviceMatrix KeyValue => QueryKeyValue.Slice(ProjectionElements, 2 * ProjectionElements);
+    }
     /// <summary>Input: wi or wi_0 [ff, d]; Linear: wi_1 [ff, d] (empty for v1.0); Output: wo [d, ff].</summary>
     public readonly record struct FeedForward(DeviceMatrix Input, DeviceMatrix Linear, DeviceMatrix Output);
     public readonly record struct EncoderLayer(DeviceSpan<float> SelfAttentionNormWeight, Attention SelfAttention, DeviceSpan<float> FeedForwardNormWeight, FeedForward FeedForward);
