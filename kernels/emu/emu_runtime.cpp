@@ -3,7 +3,8 @@
 // * Each CUDA thread of a block is a fiber with its own stack (mmap'ed once per worker and reused; a guard page
 //   below each). All fibers of a block run on one OS thread; a fiber runs until it reaches __syncthreads, a warp
 //   operation or its end, then switches back to the block's scheduler. Scheduling is deterministic
-//   (round-robin sweeps in thread-rank order).
+//   (round-robin sweeps in thread-rank order, or in reverse rank order: SOFTPROMPT_EMU_ORDER=reverse or
+//   emu_set_reverse_order; a shared-memory hand-off that lacks its barrier reads stale data in one of the two orders).
 // * __syncthreads releases the block when every non-exited thread arrived; a warp operation releases the warp
 //   when every non-exited lane of the warp arrived (values are exchanged through double-buffered slots).
 //   If nothing can run while threads are still waiting, the launch fails with a deadlock report.
@@ -25,6 +26,7 @@
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -106,6 +108,7 @@ struct Launch {
     uint64_t total = 0;
     std::atomic<uint64_t> next{0};
     std::atomic<bool> failed{false};
+    bool reverse_order = false;
     std::mutex mutex;
     std::string error;
 
@@ -399,10 +402,11 @@ void run_block(Worker& w, Launch& launch, uint64_t linear_block) {
         prepare_fiber(f);
     }
 
+    const bool reverse = launch.reverse_order;
     while (b.done < b.threads && !b.failed) {
         bool ran = false;
-        for (unsigned i = 0; i < b.threads && !b.failed; ++i) {
-            Fiber& f = w.fibers[i];
+        for (unsigned j = 0; j < b.threads && !b.failed; ++j) {
+            Fiber& f = w.fibers[reverse ? b.threads - 1 - j : j];
             if (f.state != State::Runnable) continue;
             f.started = true;
             resume(w, f);
@@ -489,6 +493,15 @@ Pool& pool() {
         return new Pool(n - 1);
     }();
     return *p;
+}
+
+// Whether blocks sweep their threads in reverse rank order (SOFTPROMPT_EMU_ORDER=reverse at load; emu_set_reverse_order).
+std::atomic<bool>& reverse_order() {
+    static std::atomic<bool> reverse{[] {
+        const char* s = std::getenv("SOFTPROMPT_EMU_ORDER");
+        return s != nullptr && std::strcmp(s, "reverse") == 0;
+    }()};
+    return reverse;
 }
 
 std::mutex& launch_mutex() {
@@ -604,6 +617,8 @@ EMU_API int emu_abi_version() { return 1; }
 EMU_API int emu_is_asan() { return EMU_ASAN; }
 EMU_API int emu_worker_threads() { return static_cast<int>(emu::pool().threads()); }
 EMU_API int emu_kernel_count() { return emu::kernel_table_size; }
+// Sets whether later launches sweep each block's threads in reverse rank order; returns the previous setting.
+EMU_API int emu_set_reverse_order(int reverse) { return emu::reverse_order().exchange(reverse != 0) ? 1 : 0; }
 
 EMU_API const char* emu_kernel_name(int kernel) {
     return kernel >= 0 && kernel < emu::kernel_table_size ? emu::kernel_table[kernel].name : nullptr;
@@ -646,6 +661,7 @@ EMU_API int emu_launch(int kernel, uint32_t gx, uint32_t gy, uint32_t gz, uint32
     launch.block = dim3(bx, by, bz);
     launch.smem = shared_bytes;
     launch.total = static_cast<uint64_t>(gx) * gy * gz;
+    launch.reverse_order = emu::reverse_order().load();
     emu::pool().run(launch);
     if (launch.failed.load()) return emu::set_error(launch.error);
     return 0;

@@ -303,6 +303,16 @@ extern "C" __global__ void __launch_bounds__(64) selftest_cp_async_no_wait(const
     for (int e = t; e < 256; e += 64) out[e] = tile[e];
 }
 
+// selftest_missing_barrier — thread 0 writes a shared value that every thread then reads, with no __syncthreads between:
+// a race on a GPU. The emulator's forward sweep runs thread 0 first (the race hides); its reverse sweep runs it last,
+// so the other threads read the 0xFF fill.
+//   out: [64] int. Grid: 1; block: 64.
+extern "C" __global__ void __launch_bounds__(64) selftest_missing_barrier(int* __restrict__ out) {
+    SHARED(int, value, 1);
+    if (threadIdx.x == 0) value[0] = 42;
+    out[threadIdx.x] = value[0];
+}
+
 // selftest_mma_half_warp — lanes 16-31 exit, the rest call mma: the emulator must refuse the partial warp.
 //   d: [32, 4] fp32. Grid: 1; block: 32.
 extern "C" __global__ void selftest_mma_half_warp(float* d) {

@@ -60,6 +60,29 @@ public sealed class EmulatorTests
     }
 
     [Test]
+    public void AMissingBarrierHidesInOneThreadOrderAndShowsInTheOther()
+    {
+        using var output = device.Allocate<int>(64);
+        bool reverse = device.ReverseThreadOrder;
+        try
+        {
+            device.ReverseThreadOrder = false;
+            SelftestMissingBarrier.Launch(device, output.Span);
+            Assert.That(output.Download(), Is.All.EqualTo(42), "forward: thread 0 writes before the others read, as if the barrier were there");
+            device.ReverseThreadOrder = true;
+            Assert.That(device.ReverseThreadOrder, Is.True);
+            SelftestMissingBarrier.Launch(device, output.Span);
+            var values = output.Download();
+            Assert.That(values[0], Is.EqualTo(42));
+            Assert.That(values[1..], Is.All.EqualTo(-1), "reverse: threads 63 … 1 read before thread 0 writes, the 0xFF fill");
+        }
+        finally
+        {
+            device.ReverseThreadOrder = reverse;
+        }
+    }
+
+    [Test]
     public void AnMmaReachedByPartOfTheWarpIsAnError()
     {
         using var output = device.Allocate<float>(64);

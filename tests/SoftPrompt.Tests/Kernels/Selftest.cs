@@ -246,6 +246,18 @@ internal static class SelftestCpAsyncNoWait
     }
 }
 
+/// <summary>selftest_missing_barrier: a shared-memory hand-off from thread 0 without its barrier (64 threads). Emulator tests only.</summary>
+internal static class SelftestMissingBarrier
+{
+    public const string Name = "selftest_missing_barrier";
+
+    public static void Launch(IComputeDevice device, DeviceSpan<int> output)
+    {
+        if (output.Length != 64) throw new ArgumentException($"{Name}: the output holds 64 values.", nameof(output));
+        TestKernelStubs.selftest_missing_barrier(device, new(1, 64), @out: output);
+    }
+}
+
 /// <summary>selftest_mma_half_warp: an mma reached by only 16 lanes of the warp. Emulator tests only.</summary>
 internal static class SelftestMmaHalfWarp
 {

@@ -162,6 +162,20 @@ public sealed unsafe class EmulatedDevice : IComputeDevice
         addedLibraries.Add(added);
     }
 
+    /// <summary>
+    /// <see cref="EmulatorLibrary.ReverseThreadOrder"/> of this device's library and the added ones (process-wide): run a
+    /// kernel's tests in both orders to expose a missing barrier.
+    /// </summary>
+    public bool ReverseThreadOrder
+    {
+        get => library.ReverseThreadOrder;
+        set
+        {
+            library.ReverseThreadOrder = value;
+            foreach (var added in addedLibraries) added.ReverseThreadOrder = value;
+        }
+    }
+
     /// <summary>Runs the launch to completion before returning.</summary>
     /// <exception cref="CudaException">The kernel failed (assert, __trap, deadlock) or the launch is malformed.</exception>
     public void Launch(KernelFunction kernel, Dim3 grid, Dim3 block, uint sharedMemoryBytes, void** arguments, int argumentCount)

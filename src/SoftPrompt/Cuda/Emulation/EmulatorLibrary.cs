@@ -29,6 +29,7 @@ public sealed unsafe class EmulatorLibrary
     private readonly delegate* unmanaged<void*, int, nuint, void> fill;
     private readonly delegate* unmanaged<nuint, nuint, void*> alloc;
     private readonly delegate* unmanaged<void*, void> free;
+    private readonly delegate* unmanaged<int, int> setReverseOrder;
     private readonly Dictionary<string, EmulatedKernel> byName = new(StringComparer.Ordinal);
 
     private EmulatorLibrary(string path, nint handle)
@@ -52,6 +53,7 @@ public sealed unsafe class EmulatorLibrary
         free = (delegate* unmanaged<void*, void>)Export<nint>("emu_free");
         IsAddressSanitized = ((delegate* unmanaged<int>)Export<nint>("emu_is_asan"))() != 0;
         var workerThreads = (delegate* unmanaged<int>)Export<nint>("emu_worker_threads");
+        setReverseOrder = (delegate* unmanaged<int, int>)Export<nint>("emu_set_reverse_order");
         var count = ((delegate* unmanaged<int>)Export<nint>("emu_kernel_count"))();
         var name = (delegate* unmanaged<int, byte*>)Export<nint>("emu_kernel_name");
         var argCount = (delegate* unmanaged<int, int>)Export<nint>("emu_kernel_arg_count");
@@ -78,6 +80,17 @@ public sealed unsafe class EmulatorLibrary
     /// <summary>OS threads that run blocks (SOFTPROMPT_EMU_THREADS, default min(cores, 8)).</summary>
     public int WorkerThreads { get; }
     public IReadOnlyList<EmulatedKernel> Kernels { get; }
+
+    /// <summary>
+    /// Whether later launches of this library's kernels sweep each block's threads in reverse rank order (process-wide;
+    /// SOFTPROMPT_EMU_ORDER=reverse sets it at load). Threads run from one barrier or warp operation to the next in
+    /// sweep order, so a shared-memory hand-off that lacks its barrier reads stale data in one of the two orders.
+    /// </summary>
+    public bool ReverseThreadOrder
+    {
+        get { int previous = setReverseOrder(0); setReverseOrder(previous); return previous != 0; }
+        set => setReverseOrder(value ? 1 : 0);
+    }
 
     public EmulatedKernel? Find(string name) => byName.GetValueOrDefault(name);
 
