@@ -71,12 +71,12 @@ public sealed unsafe partial class CudaDevice
     private static CublasStatus SetPointers(nint desc, GemmEpilogueKind epilogue, ulong bias, ulong aux, out string? attribute)
     {
         attribute = null;
-        if (epilogue != GemmEpilogueKind.DGelu)
+        if (epilogue.HasBias())
         {
             var status = CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.BiasPointer, &bias, (nuint)sizeof(ulong));
             if (status != CublasStatus.Success) { attribute = "BIAS_POINTER"; return status; }
         }
-        if (epilogue is GemmEpilogueKind.GeluAuxBias or GemmEpilogueKind.DGelu)
+        if (epilogue.HasAux())
         {
             var status = CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.EpilogueAuxPointer, &aux, (nuint)sizeof(ulong));
             if (status != CublasStatus.Success) { attribute = "EPILOGUE_AUX_POINTER"; return status; }
@@ -99,12 +99,12 @@ public sealed unsafe partial class CudaDevice
             Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.TransA, &transA, sizeof(int)), "cublasLtMatmulDescSetAttribute(TRANSA)");
             Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.TransB, &transB, sizeof(int)), "cublasLtMatmulDescSetAttribute(TRANSB)");
             Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.Epilogue, &epilogue, sizeof(uint)), "cublasLtMatmulDescSetAttribute(EPILOGUE)");
-            if (key.Epilogue != GemmEpilogueKind.DGelu)
+            if (key.Epilogue.HasBias())
             {
                 int biasType = (int)key.DType;  // an fp32 bias with a bf16 D is rejected (CUBLAS_STATUS_INVALID_VALUE, H200, cuBLAS 13)
                 Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.BiasDataType, &biasType, sizeof(int)), "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
             }
-            if (key.Epilogue is GemmEpilogueKind.GeluAuxBias or GemmEpilogueKind.DGelu)
+            if (key.Epilogue.HasAux())
             {
                 long auxLd = key.AuxLd;
                 Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.EpilogueAuxLd, &auxLd, sizeof(long)), "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)");
@@ -195,6 +195,7 @@ public sealed unsafe partial class CudaDevice
         GemmEpilogueKind.GeluBias => CublasLtEpilogue.GeluBias,
         GemmEpilogueKind.GeluAuxBias => CublasLtEpilogue.GeluAuxBias,
         GemmEpilogueKind.DGelu => CublasLtEpilogue.DGelu,
+        GemmEpilogueKind.None => CublasLtEpilogue.Default,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown GEMM epilogue."),
     };
 

@@ -14,6 +14,14 @@ public enum GemmEpilogueKind
     GeluAuxBias,
     /// <summary>D = v · gelu'(Aux): the input gradient of GELU, with Aux the saved pre-activation (an input). No bias.</summary>
     DGelu,
+    /// <summary>D = v, nothing more: for a C apart from D (a residual added into a new tensor), which plain cuBLAS cannot do.</summary>
+    None,
+}
+
+internal static class GemmEpilogueKinds
+{
+    public static bool HasBias(this GemmEpilogueKind kind) => kind is GemmEpilogueKind.Bias or GemmEpilogueKind.GeluBias or GemmEpilogueKind.GeluAuxBias;
+    public static bool HasAux(this GemmEpilogueKind kind) => kind is GemmEpilogueKind.GeluAuxBias or GemmEpilogueKind.DGelu;
 }
 
 /// <summary>
@@ -30,7 +38,8 @@ public readonly record struct GemmEpilogue<T>(GemmEpilogueKind Kind, DeviceSpan<
     public static GemmEpilogue<T> GeluSavingPreActivation(DeviceSpan<T> bias, DeviceSpan<T> preActivation, int leadingDimension) =>
         new(GemmEpilogueKind.GeluAuxBias, bias, preActivation, leadingDimension);
     public static GemmEpilogue<T> GeluGradient(DeviceSpan<T> preActivation, int leadingDimension) => new(GemmEpilogueKind.DGelu, default, preActivation, leadingDimension);
+    public static GemmEpilogue<T> Plain => new(GemmEpilogueKind.None);
 
-    public bool HasBias => Kind != GemmEpilogueKind.DGelu;
-    public bool HasAux => Kind is GemmEpilogueKind.GeluAuxBias or GemmEpilogueKind.DGelu;
+    public bool HasBias => Kind.HasBias();
+    public bool HasAux => Kind.HasAux();
 }

@@ -68,7 +68,7 @@ internal static class GemmMapping
                 throw new ArgumentException($"GEMM input c has leading dimension {c.LeadingDimension}, output d {d.LeadingDimension}: cuBLASLt reads C with D's layout, make them equal.", nameof(c));
             Validate("c", c, m, n, 1, m, n, k);
         }
-        bool hasBias = epilogue != GemmEpilogueKind.DGelu, hasAux = epilogue is GemmEpilogueKind.GeluAuxBias or GemmEpilogueKind.DGelu;
+        bool hasBias = epilogue.HasBias(), hasAux = epilogue.HasAux();
         if (hasBias && biasLength < n)
             throw new ArgumentException($"GEMM epilogue {epilogue}: the bias holds {biasLength} elements, the output d has {n} columns (m={m}, n={n}, k={k}).", "bias");
         if (hasAux)

@@ -4,7 +4,7 @@ namespace SoftPrompt.Cuda.Emulation;
 /// The emulated device's GEMM with an epilogue, as cuBLASLt computes it (see <see cref="Interop.CublasLtEpilogue"/>'s
 /// file): v = alpha·op(A)·op(B) + beta·C summed in fp32 (bf16 A, B, C widened exactly; the bias is in D's type), then per element of D[m, n]
 /// Bias: v + bias[col]; GeluBias: gelu(v + bias[col]); GeluAuxBias: the same, with aux = v + bias[col] stored in aux's
-/// type; DGelu: v · gelu'(aux), each result rounded to D's type (nearest even for bf16). With a bf16 D the epilogue works
+/// type; DGelu: v · gelu'(aux); None: v, each result rounded to D's type (nearest even for bf16). With a bf16 D the epilogue works
 /// in D's type, as measured on an H200 (cuBLAS 13.1: all five elements that missed a one-rounding reference matched this
 /// bit for bit): v is rounded to bf16 first, and GELU reads the bf16-rounded v + bias (the value GeluAuxBias saves).
 /// GELU is the tanh approximation evaluated in fp32. The operands are checked as on the GPU (<see cref="GemmMapping"/>),
@@ -97,7 +97,7 @@ internal static unsafe class EmulatedGemmEpilogue
             {
                 // The bias is in D's type (bf16 widened exactly).
                 float sum = bf16 ? Widen(Round(v[row * n + col])) : v[row * n + col], result;
-                float b = kind == GemmEpilogueKind.DGelu ? 0f : bf16 ? Widen(((ushort*)bias)[col]) : ((float*)bias)[col];
+                float b = !kind.HasBias() ? 0f : bf16 ? Widen(((ushort*)bias)[col]) : ((float*)bias)[col];
                 long at = (long)row * ldaux + col;
                 switch (kind)
                 {
@@ -109,8 +109,11 @@ internal static unsafe class EmulatedGemmEpilogue
                         if (kind == GemmEpilogueKind.GeluAuxBias) { if (bf16) ((ushort*)aux)[at] = Round(pre); else ((float*)aux)[at] = pre; }
                         result = Gelu(pre);
                         break;
-                    default:
+                    case GemmEpilogueKind.DGelu:
                         result = sum * GeluDerivative(bf16 ? Widen(((ushort*)aux)[at]) : ((float*)aux)[at]);
+                        break;
+                    default:
+                        result = sum;
                         break;
                 }
                 long to = (long)row * ldd + col;

@@ -28,6 +28,7 @@ internal static class GemmEpilogueOps
         GemmEpilogueKind.Bias => "bias",
         GemmEpilogueKind.GeluBias => "gelu_bias",
         GemmEpilogueKind.GeluAuxBias => "gelu_aux_bias",
-        _ => "dgelu",
+        GemmEpilogueKind.DGelu => "dgelu",
+        _ => "c",
     };
 }

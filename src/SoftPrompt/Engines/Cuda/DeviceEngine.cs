@@ -128,12 +128,9 @@ public abstract class DeviceEngine : IDeviceEngine
     private protected void Project(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, int n, int inDim, int outDim, bool accumulate = false)
         => WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, accumulate ? 1f : 0f, y);
 
-    /// <summary>y [n, outDim] = residual + x · Wᵀ: the residual is copied in first, the GEMM accumulates onto it.</summary>
+    /// <summary>y [n, outDim] = residual + x · Wᵀ in one GEMM that reads the residual as its C and writes y (no copy of it first).</summary>
     private protected void Residual(DeviceSpan<float> y, DeviceSpan<float> residual, GemmInput x, DeviceMatrix weight, int n, int inDim, int outDim)
-    {
-        device.CopyDeviceToDevice(residual.Slice(0, (long)n * outDim), y.Slice(0, (long)n * outDim));
-        Project(y, x, weight, n, inDim, outDim, accumulate: true);
-    }
+        => WeightGemm(n, outDim, inDim, x, weight, inDim, weightTransposed: true, 1f, residual, y, outDim, GemmEpilogue<float>.Plain);
 
     /// <summary>
     /// y [n, outDim] bf16 (=, or += when accumulating) x [n, inDim] · Wᵀ with a bf16 W, summed in fp32 and rounded once: a
