@@ -17,9 +17,12 @@ public sealed partial class CudaT5Engine
 
     internal T5Config Config => config;
 
-    /// <summary>The widths of T5's cached decoder step: self and cross attention share them; the bf16 operands are the engine plan's.</summary>
+    /// <summary>
+    /// The widths of T5's cached decoder step: the query buffer holds self-attention's q|k|v (one GEMM through the stacked
+    /// weights; k and v read from it by stride) and then cross-attention's q; the bf16 operands are the engine plan's.
+    /// </summary>
     internal DecodingShape DecodingShape => new(config.DecoderLayers, config.Embedding, config.Heads, config.Heads, config.HeadSize,
-        QueryWidth: config.AttentionSize, KeyValueWidth: config.AttentionSize, config.FeedForwardSize, InnerBuffers: config.IsGated ? 2 : 1,
+        QueryWidth: 3 * config.AttentionSize, KeyValueWidth: 0, config.FeedForwardSize, InnerBuffers: config.IsGated ? 2 : 1,
         RotaryTables: false, Bf16OperandWidth: 0, Bf16Head: bf16, Bf16Inner: bf16);
 
     /// <summary>
@@ -66,9 +69,9 @@ public sealed partial class CudaT5Engine
         for (int l = 0; l < config.DecoderLayers; l++)
         {
             var w = weights.DecoderLayers[l].CrossAttention;
-            ProjectForDecodeAttention(p.GradientProjections, encoderOutput, w.Key, ne);
+            ProjectForDecodeAttention(p.GradientProjections, encoderOutput, w.Key, ne, att);
             ScatterRows.Launch(device, decoding.CrossKeyCache[l], p.GradientProjections, cacheRows, ne, att);
-            ProjectForDecodeAttention(p.GradientProjections, encoderOutput, w.Value, ne);
+            ProjectForDecodeAttention(p.GradientProjections, encoderOutput, w.Value, ne, att);
             ScatterRows.Launch(device, decoding.CrossValueCache[l], p.GradientProjections, cacheRows, ne, att);
         }
     }
@@ -94,16 +97,14 @@ public sealed partial class CudaT5Engine
         {
             var w = weights.DecoderLayers[l];
             RmsNormForward.Launch(device, p.Norm, p.Rstd, x, w.SelfAttentionNormWeight, n, d, eps);
-            ProjectForDecodeAttention(p.Query, p.Norm, w.SelfAttention.Query, n);
-            ProjectForDecodeAttention(p.Key, p.Norm, w.SelfAttention.Key, n);
-            ProjectForDecodeAttention(p.Value, p.Norm, w.SelfAttention.Value, n);
-            KeyValueCacheAppend.Launch(device, p.KeyCache[l], p.ValueCache[l], p.Key, att, p.Value, att, ix.RowKeys, n, att, att);
-            DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.KeyCache[l], p.ValueCache[l], att, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
+            ProjectForDecodeAttention(p.Query, p.Norm, w.SelfAttention.QueryKeyValue, n, 3 * att);
+            KeyValueCacheAppend.Launch(device, p.KeyCache[l], p.ValueCache[l], p.Query.Slice(att), 3 * att, p.Query.Slice(2 * att), 3 * att, ix.RowKeys, n, att, att);
+            DecodeAttention.Launch(device, p.Attention, att, p.Query, 3 * att, p.KeyCache[l], p.ValueCache[l], att, ix.RowKeys, p.PartialOut, p.PartialMax, p.PartialSum,
                 n, heads, heads, hs, selfSize, selfSplits, scale: 1f, p.DistanceBias, p.BiasDistances);
             Residual(y, x, p.Attention, w.SelfAttention.Output, n, att, d);
 
             RmsNormForward.Launch(device, p.Norm, p.Rstd, y, w.CrossAttentionNormWeight, n, d, eps);
-            ProjectForDecodeAttention(p.Query, p.Norm, w.CrossAttention.Query, n);
+            ProjectForDecodeAttention(p.Query, p.Norm, w.CrossAttention.Query, n, att);
             DecodeAttention.Launch(device, p.Attention, att, p.Query, att, p.CrossKeyCache[l], p.CrossValueCache[l], att, ix.CrossRowKeys, p.PartialOut, p.PartialMax,
                 p.PartialSum, n, heads, heads, hs, crossSize, crossSplits, scale: 1f);
             Residual(x, y, p.Attention, w.CrossAttention.Output, n, att, d);
@@ -116,13 +117,13 @@ public sealed partial class CudaT5Engine
     }
 
     /// <summary>
-    /// y [n, a] = x [n, d] · Wᵀ for decode attention (fp32, its caches too): in bf16 precision rounded to the bf16 values
+    /// y [n, width] = x [n, d] · Wᵀ for decode attention (fp32, its caches too): in bf16 precision rounded to the bf16 values
     /// the full forward's bf16 q, k and v GEMM outputs hold, so the cached step's logits stay that pass's.
     /// </summary>
-    private void ProjectForDecodeAttention(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, int n)
+    private void ProjectForDecodeAttention(DeviceSpan<float> y, GemmInput x, DeviceMatrix weight, int n, int width)
     {
-        long count = (long)n * config.AttentionSize;
-        Project(y, x, weight, n, config.Embedding, config.AttentionSize);
+        long count = (long)n * width;
+        Project(y, x, weight, n, config.Embedding, width);
         if (bf16) RoundToBf16.Launch(device, y.Slice(0, count), y.Slice(0, count));
     }
 
