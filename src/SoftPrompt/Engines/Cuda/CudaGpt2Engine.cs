@@ -27,7 +27,6 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         this.weights = Gpt2DeviceWeights.Upload(device, config, weights, bf16);
     }
 
-
     private protected override DeviceSpan<ushort> Bf16Operands => runningDecoding?.Bf16Operands ?? plan!.Bf16Operands;
 
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
@@ -89,7 +88,6 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         Linear(p.BlockInput(layer + 1), s.Middle, activated, w.FcProjectionWeight, w.FcProjectionBias, n, inner, c);
     }
 
-
     private protected override void FinalNormForward()
     {
         var p = plan!;
@@ -100,21 +98,8 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
     private protected override void FinalNormBackward(DeviceSpan<float> dResidual)
     {
         var p = plan!;
-        NormBackward(dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalMean, p.FinalRstd, roundsForGemm: true);
+        LayerNormBackwardForGemm(dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalMean, p.FinalRstd, step.Shared, config.Embedding);
     }
-
-    /// <summary>
-    /// A LayerNorm's input gradient added into dResidual; in bf16 precision with <paramref name="roundsForGemm"/> also rounded
-    /// into the plan's ResidualGradientBf16 by the same kernel, for the c_proj input-gradient GEMM that reads it next.
-    /// </summary>
-    private void NormBackward(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> mean,
-        DeviceSpan<float> rstd, bool roundsForGemm)
-    {
-        int n = step.Shared, c = config.Embedding;
-        if (bf16 && roundsForGemm) LayerNormBackward.Launch(device, dResidual, plan!.ResidualGradientBf16, dy, x, weight, mean, rstd, n, c);
-        else LayerNormBackward.Launch(device, dResidual, dy, x, weight, mean, rstd, n, c);
-    }
-
 
     // The zero row FullToSharedOrZero points repeated prompt positions at.
     private protected override void BeginBackward() => device.Zero(plan!.Projection.Slice((long)step.Shared * config.Embedding, config.Embedding));
@@ -143,7 +128,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
             dHidden = d;
         }
         Conv1DInputGradient(p.Norm, dHidden, w.FcWeight, n, c, inner);
-        NormBackward(dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, roundsForGemm: true);
+        LayerNormBackwardForGemm(dResidual, p.Norm, s.Middle, w.Norm2Weight, s.Mean2, s.Rstd2, n, c);
         Conv1DInputGradient(p.Projection, ResidualGradientOperand(dResidual), w.AttentionProjectionWeight, n, c, c);
         // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the
         // first row using it); every row's key/value gradients at its prompt positions then add up on the shared row.
@@ -169,7 +154,7 @@ public sealed partial class CudaGpt2Engine : DecoderOnlyDeviceEngine
         else GatherSumRows.Launch(device, p.GradientQkv, p.GradientQkvFull, shared.ReduceStarts, shared.ReduceIndex, n, 3 * c, accumulate: false);
         Conv1DInputGradient(p.Norm, dQkv, w.QkvWeight, n, c, 3 * c);
         // Below layer 0 the next reader of dResidual is the embeddings' backward, not a GEMM.
-        NormBackward(dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, roundsForGemm: layer > 0);
+        LayerNormBackwardForGemm(dResidual, p.Norm, s.Input, w.Norm1Weight, s.Mean1, s.Rstd1, n, c, roundsForGemm: layer > 0);
     }
 
     private protected override void DisposeModel()

@@ -34,7 +34,6 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         attentionScale = 1f / MathF.Sqrt(config.HeadSize);
     }
 
-
     private protected override DeviceSpan<ushort> Bf16Operands => runningDecoding?.Bf16Operands ?? plan!.Bf16Operands;
 
     private protected override DecoderDevicePlan CurrentPlan => plan ?? throw new InvalidOperationException("Run a batch first.");
@@ -141,20 +140,8 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
     private protected override void FinalNormBackward(DeviceSpan<float> dResidual)
     {
         var p = plan!;
-        NormBackward(dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalRstd, roundsForGemm: true);
+        RmsNormBackwardForGemm(dResidual, p.Gradient, p.Final, weights.FinalNormWeight, p.FinalRstd, step.Shared, config.Embedding);
     }
-
-    /// <summary>
-    /// An RMSNorm's input gradient added into dResidual; in bf16 precision with <paramref name="roundsForGemm"/> also rounded
-    /// into the plan's ResidualGradientBf16 by the same kernel, for the down or o_proj input-gradient GEMM that reads it next.
-    /// </summary>
-    private void NormBackward(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> rstd, bool roundsForGemm)
-    {
-        int n = step.Shared, d = config.Embedding;
-        if (bf16 && roundsForGemm) RmsNormBackward.Launch(device, dResidual, plan!.ResidualGradientBf16, dy, x, weight, rstd, n, d);
-        else RmsNormBackward.Launch(device, dResidual, dy, x, weight, rstd, n, d);
-    }
-
 
     /// <summary>
     /// x's input gradient from one of q/k/v's output gradients (fp32, full layout): summed over the shared rows straight into
@@ -231,7 +218,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         else SwiGluBackward.Launch(device, p.GradientGate, p.GradientUp, p.Wide, s.Gate, s.Up, n * ff);
         InputGradient(p.Norm, dGate, w.Gate, n, d, ff);
         InputGradient(p.Norm, dUp, w.Up, n, d, ff, accumulate: true);
-        NormBackward(dResidual, p.Norm, s.Middle, w.MlpNormWeight, s.Rstd2, roundsForGemm: true);
+        RmsNormBackwardForGemm(dResidual, p.Norm, s.Middle, w.MlpNormWeight, s.Rstd2, n, d);
 
         // Attention's backward on the full layout: a shared prompt position's output gradient enters once (from the first
         // row using it); every row's gradients at its prompt positions then add up on the shared row.
@@ -269,7 +256,7 @@ public sealed partial class CudaLlamaEngine : DecoderOnlyDeviceEngine
         ProjectionInputGradient(p.KeyNarrow, dKeys, w.Key, kv, accumulate: true);
         ProjectionInputGradient(p.ValueNarrow, dValues, w.Value, kv, accumulate: true);
         // Below layer 0 the next reader of dResidual is the embeddings' backward, not a GEMM.
-        NormBackward(dResidual, p.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, roundsForGemm: layer > 0);
+        RmsNormBackwardForGemm(dResidual, p.Norm, s.Input, w.AttentionNormWeight, s.Rstd1, n, d, roundsForGemm: layer > 0);
     }
 
     private protected override void DisposeModel()

@@ -32,6 +32,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
 
     private protected override DeviceSpan<ushort> Bf16Operands => plan!.Bf16Operands;
+    private protected override DeviceSpan<ushort> ResidualGradientBf16 => plan!.ResidualGradientBf16;
 
     /// <summary>Whether the current plan recomputes each layer in the reverse pass (<see cref="Recomputation"/>).</summary>
     public override bool RecomputesActivations => plan?.Recomputes ?? throw new InvalidOperationException("Run a batch first.");
@@ -266,7 +267,7 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
         var dDecoder = p.DecoderGradient.Slice(0, (long)nd * d);
         device.Zero(dDecoder);
-        NormBackward(dDecoder, p.DecoderOutputGradient, p.DecoderFinal, weights.DecoderFinalNormWeight, p.DecoderFinalRstd, nd);
+        RmsNormBackwardForGemm(dDecoder, p.DecoderOutputGradient, p.DecoderFinal, weights.DecoderFinalNormWeight, p.DecoderFinalRstd, nd, d);
         var dEncoderOutput = p.EncoderOutputGradient.Slice(0, (long)ne * d);
         device.Zero(dEncoderOutput);
         for (int l = config.DecoderLayers - 1; l >= 0; l--)
@@ -274,14 +275,14 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
             if (p.Recomputes) DecoderLayerForward(p, l, recomputing: true);
             var s = p.Decoder[l];
             var w = weights.DecoderLayers[l];
-            FeedForwardBackward(p, ResidualGradientOperand(dDecoder, nd), s.FeedForward, w.FeedForward, nd);
-            NormBackward(dDecoder, p.Norm, s.Middle2, w.FeedForwardNormWeight, s.Rstd3, nd);
+            FeedForwardBackward(p, ResidualGradientOperand(dDecoder, (long)nd * d), s.FeedForward, w.FeedForward, nd);
+            RmsNormBackwardForGemm(dDecoder, p.Norm, s.Middle2, w.FeedForwardNormWeight, s.Rstd3, nd, d);
 
             var ca = s.CrossAttention;
-            InputGradient(p.GradientAttention, ResidualGradientOperand(dDecoder, nd), w.CrossAttention.Output, nd, att, d);
+            InputGradient(p.GradientAttention, ResidualGradientOperand(dDecoder, (long)nd * d), w.CrossAttention.Output, nd, att, d);
             var dProjections = AttendBackward(p, ca, default, default, encoderKeys, decoderLength, encoderLength, causal: false);
             InputGradient(p.Norm, dProjections.Query, w.CrossAttention.Query, nd, d, att);
-            NormBackward(dDecoder, p.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd);
+            RmsNormBackwardForGemm(dDecoder, p.Norm, s.Middle1, w.CrossAttentionNormWeight, s.Rstd2, nd, d);
             // Every decoder layer reads the same encoder output: its k and v gradients add up there.
             InputGradient(dEncoderOutput, dProjections.KeyValue, w.CrossAttention.KeyValue, ne, d, 2 * att, accumulate: true);
 
@@ -291,34 +292,19 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
 
         var dEncoder = p.EncoderGradient.Slice(0, (long)ne * d);
         device.Zero(dEncoder);
-        NormBackward(dEncoder, dEncoderOutput, p.EncoderFinal, weights.EncoderFinalNormWeight, p.EncoderFinalRstd, ne);
+        RmsNormBackwardForGemm(dEncoder, dEncoderOutput, p.EncoderFinal, weights.EncoderFinalNormWeight, p.EncoderFinalRstd, ne, d);
         for (int l = config.Layers - 1; l >= 0; l--)
         {
             if (p.Recomputes) EncoderLayerForward(p, l, recomputing: true);
             var s = p.Encoder[l];
             var w = weights.EncoderLayers[l];
-            FeedForwardBackward(p, ResidualGradientOperand(dEncoder, ne), s.FeedForward, w.FeedForward, ne);
-            NormBackward(dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne);
+            FeedForwardBackward(p, ResidualGradientOperand(dEncoder, (long)ne * d), s.FeedForward, w.FeedForward, ne);
+            RmsNormBackwardForGemm(dEncoder, p.Norm, s.Middle, w.FeedForwardNormWeight, s.Rstd2, ne, d);
             SelfAttentionBackward(p, dEncoder, s.Input, s.Rstd1, w.SelfAttentionNormWeight, s.SelfAttention, w.SelfAttention, encoderLength,
                 weights.EncoderRelativeBias, p.EncoderBuckets, encoderKeys, causal: false);
         }
         PromptGradient.Launch(device, state.Gradient, dEncoder, p.PromptIndex.Slice(0, rows), state.Offsets, state.Layout!.TotalLength, rows, encoderLength, d, accumulate);
     }
-
-    /// <summary>
-    /// An RMS norm's input gradient added into the residual gradient dResidual [n, d]; in bf16 precision the same kernel
-    /// rounds the updated gradient into the plan's ResidualGradientBf16, the operand of the o or wo input-gradient GEMM that
-    /// reads it next (<see cref="ResidualGradientOperand"/>).
-    /// </summary>
-    private void NormBackward(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight, DeviceSpan<float> rstd, int n)
-    {
-        if (bf16) RmsNormBackward.Launch(device, dResidual, plan!.ResidualGradientBf16, dy, x, weight, rstd, n, config.Embedding);
-        else RmsNormBackward.Launch(device, dResidual, dy, x, weight, rstd, n, config.Embedding);
-    }
-
-    /// <summary>The residual gradient [n, d] as a GEMM operand: in bf16 precision the copy the last <see cref="NormBackward"/> rounded.</summary>
-    private GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual, int n) =>
-        bf16 ? GemmInput.OfBf16(plan!.ResidualGradientBf16.Slice(0, (long)n * config.Embedding)) : dResidual;
 
     /// <summary>p.Norm [n, d] = d(feed-forward input) from dOut [n, d], through wo, the activation and wi (and wi_1).</summary>
     private void FeedForwardBackward(T5DevicePlan p, GemmInput dOut, T5DevicePlan.FeedForwardSaved saved, T5DeviceWeights.FeedForward w, int n)
@@ -377,10 +363,10 @@ public sealed partial class CudaT5Engine : DeviceEngine, IEncoderDecoderEngine
         T5DevicePlan.Attention a, T5DeviceWeights.Attention w, int length, DeviceSpan<float> bias, DeviceSpan<int> buckets, DeviceSpan<int> keyLengths, bool causal)
     {
         int n = rows * length, d = config.Embedding, att = config.AttentionSize;
-        InputGradient(p.GradientAttention, ResidualGradientOperand(dResidual, n), w.Output, n, att, d);
+        InputGradient(p.GradientAttention, ResidualGradientOperand(dResidual, (long)n * d), w.Output, n, att, d);
         var dProjections = AttendBackward(p, a, bias, buckets, keyLengths, length, length, causal);
         InputGradient(p.Norm, dProjections.QueryKeyValue, w.QueryKeyValue, n, d, 3 * att);
-        NormBackward(dResidual, p.Norm, input, normWeight, rstd, n);
+        RmsNormBackwardForGemm(dResidual, p.Norm, input, normWeight, rstd, n, d);
     }
 
     /// <summary>

@@ -31,9 +31,9 @@ public abstract class DecoderOnlyDeviceEngine : DeviceEngine, IDeviceEngine
     /// <summary>The plan of the last forward pass.</summary>
     private protected abstract DecoderDevicePlan CurrentPlan { get; }
 
-    /// <summary>dResidual as a GEMM operand: its bf16 copy from the norm backward that last updated it (bf16 precision), else itself.</summary>
-    private protected GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual) =>
-        bf16 ? GemmInput.OfBf16(CurrentPlan.ResidualGradientBf16.Slice(0, (long)step.Shared * EmbeddingSize)) : dResidual;
+    private protected sealed override DeviceSpan<ushort> ResidualGradientBf16 => CurrentPlan.ResidualGradientBf16;
+    /// <summary>dResidual [shared rows, d] as a GEMM operand (<see cref="DeviceEngine.ResidualGradientOperand"/>).</summary>
+    private protected GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual) => ResidualGradientOperand(dResidual, (long)step.Shared * EmbeddingSize);
     private protected sealed override DeviceLanguageModelHead Head => CurrentPlan.Head;
     private protected abstract DeviceSpan<float> TokenEmbedding { get; }
     /// <summary>[sequence, d] added at each position by the embedding kernel (GPT-2's wpe; zeros where positions rotate q and k instead).</summary>

@@ -146,6 +146,13 @@ public abstract class DeviceEngine : IDeviceEngine
     /// <summary>The current plan's room for a bf16 copy of a GEMM's activation operand (empty while the weights are fp32).</summary>
     private protected virtual DeviceSpan<ushort> Bf16Operands => default;
 
+    /// <summary>The current plan's bf16 copy of the residual gradient, written by the norm backward that last updated it (empty while the weights are fp32).</summary>
+    private protected virtual DeviceSpan<ushort> ResidualGradientBf16 => default;
+
+    /// <summary>The residual gradient [n, width] as the operand of the GEMM that reads it next: in bf16 precision the copy the last norm backward rounded.</summary>
+    private protected GemmInput ResidualGradientOperand(DeviceSpan<float> dResidual, long count) =>
+        bf16 ? GemmInput.OfBf16(ResidualGradientBf16.Slice(0, count)) : dResidual;
+
     // Which activations are bf16 in bf16 precision, decided here once. An activation that only bf16 GEMMs read is written
     // in bf16 by the kernel that makes it, into Bf16Operands: the norm outputs (LayerNorm, RMSNorm, T5's RMS norm) and the
     // MLP activation outputs (GELU, ReLU, gated GELU, SwiGLU) — bit for bit what convert_to_bf16 made of their fp32 form,
@@ -205,6 +212,26 @@ public abstract class DeviceEngine : IDeviceEngine
         if (bf16) RmsNormForward.Launch(device, normed.Bf16, rstd, x, weight, n, d, epsilon);
         else RmsNormForward.Launch(device, fp32, rstd, x, weight, n, d, epsilon);
         return normed;
+    }
+
+    /// <summary>
+    /// A LayerNorm's input gradient added into the residual gradient dResidual [n, c]; in bf16 precision with
+    /// <paramref name="roundsForGemm"/> the same kernel also rounds the updated gradient into <see cref="ResidualGradientBf16"/>,
+    /// for the GEMM that reads it next (<see cref="ResidualGradientOperand"/>).
+    /// </summary>
+    private protected void LayerNormBackwardForGemm(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight,
+        DeviceSpan<float> mean, DeviceSpan<float> rstd, int n, int c, bool roundsForGemm = true)
+    {
+        if (bf16 && roundsForGemm) LayerNormBackward.Launch(device, dResidual, ResidualGradientBf16, dy, x, weight, mean, rstd, n, c);
+        else LayerNormBackward.Launch(device, dResidual, dy, x, weight, mean, rstd, n, c);
+    }
+
+    /// <summary>The same for an RMSNorm (Llama's, T5's).</summary>
+    private protected void RmsNormBackwardForGemm(DeviceSpan<float> dResidual, DeviceSpan<float> dy, DeviceSpan<float> x, DeviceSpan<float> weight,
+        DeviceSpan<float> rstd, int n, int d, bool roundsForGemm = true)
+    {
+        if (bf16 && roundsForGemm) RmsNormBackward.Launch(device, dResidual, ResidualGradientBf16, dy, x, weight, rstd, n, d);
+        else RmsNormBackward.Launch(device, dResidual, dy, x, weight, rstd, n, d);
     }
 
     /// <summary>
